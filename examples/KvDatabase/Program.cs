@@ -1,0 +1,35 @@
+// kvdb: a key-value store that answers one datagram with one datagram.
+//   "SET key value" -> "OK"      "GET key" -> "VALUE value" or "NOT_FOUND"      "DEL key" -> "OK"
+// Usage: kvdb [PORT]   (default 6379)
+using System.Net;
+using System.Text;
+using Norman.Client;
+
+int port = args.Length > 0 && int.TryParse(args[0], out int p) ? p : 6379;
+var store = new Dictionary<string, string>();
+
+using var socket = new NormanUdpSocket();
+socket.Bind(port);
+Console.WriteLine($"kvdb: serving on udp {socket.LocalEndPoint}");
+Console.Out.Flush();
+
+var buffer = new byte[NormanUdpSocket.MaxPayload];
+while (true)
+{
+    int length = socket.Receive(buffer, out IPEndPoint from);
+    var words = Encoding.UTF8.GetString(buffer, 0, length).Split(' ', 3);
+    string reply = (words[0].ToUpperInvariant(), words.Length) switch
+    {
+        ("SET", 3) => Set(words[1], words[2]),
+        ("GET", 2) => store.TryGetValue(words[1], out var value) ? $"VALUE {value}" : "NOT_FOUND",
+        ("DEL", 2) => store.Remove(words[1]) ? "OK" : "NOT_FOUND",
+        _ => "ERROR usage: SET key value | GET key | DEL key",
+    };
+    socket.SendTo(Encoding.UTF8.GetBytes(reply), from);
+}
+
+string Set(string key, string value)
+{
+    store[key] = value;
+    return "OK";
+}

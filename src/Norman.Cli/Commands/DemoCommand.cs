@@ -1,0 +1,178 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Norman.Daemon;
+using Norman.Daemon.Control;
+
+namespace Norman.Cli.Commands;
+
+/// <summary>
+/// `norman demo`: the story of DESIGN.md on the virtual wire. A daemon (in this process, with the simulated peer
+/// host at the far end of its wire), Alice's database and Bob's bulk sender as processes of their own, traffic both
+/// ways, and `norman ss -lp` answering who owns which port. Cleans up everything it started.
+/// </summary>
+public static class DemoCommand
+{
+    private const ushort DatabasePort = 6379;
+    private const ushort SinkPort = 9000;
+
+    public static Command Create()
+    {
+        var seconds = new Option<double>("--seconds") { Description = "How long Bob's app sends.", DefaultValueFactory = _ => 3 };
+        var command = new Command("demo", "Run the story: a database and Bob's bulk sender on Norman, and the admin's view of them.\n\nExample:\n  norman demo")
+        {
+            seconds,
+        };
+        command.SetAction(async (result, _) => await RunAsync(result.GetValue(seconds)));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(double bobSeconds)
+    {
+        string directory = Path.Combine(Path.GetTempPath(), $"norman-demo-{Environment.ProcessId}");
+        Directory.CreateDirectory(directory);
+        string socketPath = Path.Combine(directory, "norman.sock");
+        var started = new List<Process>();
+        var options = new DaemonOptions { SocketPath = socketPath, LineRateBitsPerSecond = 1_000_000_000 };
+        Step("Alice starts Norman on a 1 Gbit/s virtual wire (the peer host is 198.18.0.2):",
+            $"norman up --socket {socketPath} --line-rate 1G");
+        var daemon = NormanDaemon.Start(options, NullLog.Instance);
+        var peer = daemon.Peer!;
+        peer.SinkOnPort(SinkPort);
+        Console.WriteLine($"normand: port {daemon.Engine.Port.Name}, address {daemon.Engine.Host}, MAC {daemon.Engine.Host.Mac}");
+        try
+        {
+            Step("Alice's database starts, on Norman's kernel-bypass pipes:", $"NORMAN_SOCKET={socketPath} kvdb {DatabasePort}");
+            var database = Launch("kvdb", [DatabasePort.ToString(CultureInfo.InvariantCulture)], socketPath, started);
+            Console.WriteLine(await FirstLineAsync(database));
+
+            Step("A client on the peer host queries the database:", "(peer 198.18.0.2) SET / GET over UDP");
+            var quiet = Query(peer, 200, "quiet");
+            Console.WriteLine($"  200 requests answered; round trip p50 {quiet.P50:F0} µs, p99 {quiet.P99:F0} µs");
+
+            Step("Bob's app starts sending bulk traffic to the peer host:",
+                $"NORMAN_SOCKET={socketPath} bobapp 198.18.0.2 {SinkPort} --seconds {bobSeconds}");
+            var bob = Launch("bobapp", ["198.18.0.2", SinkPort.ToString(CultureInfo.InvariantCulture), "--seconds", bobSeconds.ToString(CultureInfo.InvariantCulture)], socketPath, started);
+            Console.WriteLine(await FirstLineAsync(bob));
+            var busy = Query(peer, 200, "busy");
+            Console.WriteLine($"  with Bob sending: round trip p50 {busy.P50:F0} µs, p99 {busy.P99:F0} µs");
+
+            Step("Alice asks: which application holds which port?", "norman ss -lp");
+            Console.Write(await RunSelfAsync(["ss", "-lp", "--socket", socketPath]));
+            Step("…and who listens on the database's port?", $"norman ss -lpn sport = :{DatabasePort}");
+            Console.Write(await RunSelfAsync(["ss", "-lpn", "--socket", socketPath, "sport", "=", $":{DatabasePort}"]));
+
+            if (!bob.WaitForExit(TimeSpan.FromSeconds(bobSeconds + 15)))
+            {
+                throw new TimeoutException("bobapp did not finish in time.");
+            }
+            Console.WriteLine((await bob.StandardOutput.ReadToEndAsync()).TrimEnd());
+            long wireBytes = daemon.Engine.Counters.PortTxBytes;
+            Console.WriteLine($"  the wire carried {wireBytes * 8 / 1e6:F0} Mbit from this host; the peer received {peer.ReceivedUdpPackets} datagrams");
+        }
+        finally
+        {
+            foreach (var process in started)
+            {
+                if (!process.HasExited)
+                {
+                    process.Kill();
+                }
+                process.WaitForExit(5000);
+                process.Dispose();
+            }
+            await daemon.DisposeAsync();
+            Directory.Delete(directory, recursive: true);
+        }
+        int leftovers = Directory.GetFiles("/proc/self/fd").Count(fd => LinkTarget(fd).StartsWith("/memfd:norman", StringComparison.Ordinal));
+        Step("The demo stopped everything it started:", "");
+        Console.WriteLine($"  {started.Count} application processes ended, daemon stopped, {leftovers} Norman memfds left open.");
+        return leftovers == 0 ? 0 : 1;
+    }
+
+    private static void Step(string story, string command)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"# {story}");
+        if (command.Length > 0)
+        {
+            Console.WriteLine($"$ {command}");
+        }
+    }
+
+    private static (double P50, double P99) Query(Norman.Daemon.Dataplane.Ports.SimulatedPeer peer, int count, string tag)
+    {
+        var samples = new List<double>(count);
+        for (int i = 0; i < count; i++)
+        {
+            string request = i % 2 == 0 ? $"SET {tag}{i} value{i}" : $"GET {tag}{i - 1}";
+            long start = Stopwatch.GetTimestamp();
+            peer.SendUdp(40000, DatabasePort, Encoding.UTF8.GetBytes(request));
+            var reply = peer.TakeDatagram(TimeSpan.FromSeconds(5))
+                ?? throw new TimeoutException($"The database did not answer '{request}' within 5 s.");
+            samples.Add(Stopwatch.GetElapsedTime(start).TotalMicroseconds);
+            string expected = i % 2 == 0 ? "OK" : $"VALUE value{i - 1}";
+            string answer = Encoding.UTF8.GetString(reply.Payload);
+            if (answer != expected)
+            {
+                throw new InvalidOperationException($"The database answered '{answer}' to '{request}', not '{expected}'.");
+            }
+        }
+        samples.Sort();
+        return (samples[count / 2], samples[(int)(count * 0.99)]);
+    }
+
+    private static Process Launch(string program, string[] arguments, string socketPath, List<Process> started)
+    {
+        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, program))
+        {
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+        start.Environment["NORMAN_SOCKET"] = socketPath;
+        var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {program}.");
+        started.Add(process);
+        return process;
+    }
+
+    private static async Task<string> FirstLineAsync(Process process)
+    {
+        var line = process.StandardOutput.ReadLineAsync();
+        if (await Task.WhenAny(line, Task.Delay(TimeSpan.FromSeconds(20))) != line || line.Result is null)
+        {
+            throw new TimeoutException($"{process.StartInfo.FileName} did not start within 20 s.");
+        }
+        return line.Result;
+    }
+
+    private static async Task<string> RunSelfAsync(string[] arguments)
+    {
+        var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+        using var process = Process.Start(start)!;
+        string output = await process.StandardOutput.ReadToEndAsync();
+        string errors = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return output + errors;
+    }
+
+    private static string LinkTarget(string path)
+    {
+        try
+        {
+            return new FileInfo(path).LinkTarget ?? "";
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+}

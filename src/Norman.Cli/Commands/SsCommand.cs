@@ -1,0 +1,158 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Norman.Client;
+using Norman.Core.Protocol;
+
+namespace Norman.Cli.Commands;
+
+/// <summary>`norman ss`: Norman's sockets, with ss's options, columns and filter, so "who listens on port 80?" has an answer.</summary>
+public static class SsCommand
+{
+    public static Command Create()
+    {
+        var socket = new Option<string?>("--socket", "-S") { Description = "The daemon's control socket (default: $NORMAN_SOCKET, else /run/norman/norman.sock)." };
+        var listening = new Option<bool>("--listening", "-l") { Description = "Display only listening sockets (for UDP: unconnected ones)." };
+        var all = new Option<bool>("--all", "-a") { Description = "Display listening and non-listening sockets." };
+        var udp = new Option<bool>("--udp", "-u") { Description = "Display UDP sockets." };
+        var tcp = new Option<bool>("--tcp", "-t") { Description = "Display TCP sockets." };
+        var processes = new Option<bool>("--processes", "-p") { Description = "Show the process using each socket." };
+        var numeric = new Option<bool>("--numeric", "-n") { Description = "Do not resolve port numbers to service names." };
+        var extended = new Option<bool>("--extended", "-e") { Description = "Show the owner's uid and packet counters." };
+        var noHeader = new Option<bool>("--no-header", "-H") { Description = "Suppress the header line." };
+        var json = new Option<bool>("--json") { Description = "Print the sockets as JSON." };
+        var filter = new Argument<string[]>("FILTER") { Description = "An ss filter, e.g. sport = :80, dport != :53, src 198.18.0.1.", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("ss", "Show Norman's sockets, as ss shows the kernel's.\n\nExamples:\n  norman ss -lp                 # who listens on which port\n  norman ss -lpn sport = :80    # who listens on port 80\n  norman ss -a --json")
+        {
+            socket, listening, all, udp, tcp, processes, numeric, extended, noHeader, json, filter,
+        };
+        command.SetAction(result =>
+        {
+            SsFilter predicate;
+            try
+            {
+                predicate = SsFilter.Parse(result.GetValue(filter) ?? []);
+            }
+            catch (FormatException error)
+            {
+                Console.Error.WriteLine($"norman ss: {error.Message}");
+                return 2;
+            }
+            List<SocketInfo> sockets;
+            try
+            {
+                using var control = ControlChannel.Connect(result.GetValue(socket));
+                sockets = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Sockets }).Sockets ?? [];
+            }
+            catch (NormanException error)
+            {
+                Console.Error.WriteLine($"norman ss: {error.Message}");
+                return 1;
+            }
+            bool showAll = result.GetValue(all);
+            bool onlyListening = result.GetValue(listening);
+            bool wantUdp = result.GetValue(udp), wantTcp = result.GetValue(tcp);
+            var shown = sockets.Where(s =>
+                    (showAll || (onlyListening ? s.State == "UNCONN" || s.State == "LISTEN" : s.State != "UNCONN" && s.State != "LISTEN"))
+                    && ((!wantUdp && !wantTcp) || (wantUdp && s.Protocol == "udp") || (wantTcp && s.Protocol == "tcp"))
+                    && predicate.Matches(s))
+                .ToList();
+            if (result.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(shown, ControlJson.Default.ListSocketInfo));
+                return 0;
+            }
+            Console.Write(Format(shown, result.GetValue(processes), result.GetValue(numeric), result.GetValue(extended), !result.GetValue(noHeader)));
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>ss's columns: Netid State Recv-Q Send-Q Local Address:Port Peer Address:Port Process.</summary>
+    public static string Format(IReadOnlyList<SocketInfo> sockets, bool processes, bool numeric, bool extended, bool header)
+    {
+        var rows = new List<string[]>();
+        if (header)
+        {
+            rows.Add(["Netid", "State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", processes || extended ? "Process" : ""]);
+        }
+        foreach (var s in sockets)
+        {
+            var last = new StringBuilder();
+            if (processes && s.Pid != 0)
+            {
+                last.Append(CultureInfo.InvariantCulture, $"users:((\"{s.ProcessName}\",pid={s.Pid}))");
+            }
+            if (extended)
+            {
+                last.Append(CultureInfo.InvariantCulture, $"{(last.Length > 0 ? " " : "")}uid:{s.Uid} rx:{s.RxPackets} tx:{s.TxPackets}");
+                foreach (var (reason, count) in s.Drops)
+                {
+                    last.Append(CultureInfo.InvariantCulture, $" drop_{reason}:{count}");
+                }
+            }
+            rows.Add([
+                s.Protocol, s.State,
+                s.RecvQ.ToString(CultureInfo.InvariantCulture), s.SendQ.ToString(CultureInfo.InvariantCulture),
+                $"{s.LocalAddress}:{PortName(s.LocalPort, s.Protocol, numeric)}",
+                s.RemotePort == 0 ? "0.0.0.0:*" : $"{s.RemoteAddress}:{PortName(s.RemotePort, s.Protocol, numeric)}",
+                last.ToString(),
+            ]);
+        }
+        var widths = new int[7];
+        foreach (var row in rows)
+        {
+            for (int c = 0; c < row.Length; c++)
+            {
+                widths[c] = Math.Max(widths[c], row[c].Length);
+            }
+        }
+        var text = new StringBuilder();
+        foreach (var row in rows)
+        {
+            var line = new StringBuilder();
+            for (int c = 0; c < row.Length; c++)
+            {
+                line.Append(row[c].PadRight(widths[c]));
+                line.Append(c < row.Length - 1 ? "  " : "");
+            }
+            text.AppendLine(line.ToString().TrimEnd());
+        }
+        return text.ToString();
+    }
+
+    private static string PortName(int port, string protocol, bool numeric) =>
+        numeric ? port.ToString(CultureInfo.InvariantCulture) : ServiceNames.Lookup(port, protocol) ?? port.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>Port → service name from /etc/services, as ss shows them without -n.</summary>
+internal static class ServiceNames
+{
+    private static readonly Lazy<Dictionary<(int, string), string>> Table = new(Load);
+
+    public static string? Lookup(int port, string protocol) => Table.Value.GetValueOrDefault((port, protocol));
+
+    private static Dictionary<(int, string), string> Load()
+    {
+        var table = new Dictionary<(int, string), string>();
+        if (!File.Exists("/etc/services"))
+        {
+            return table;
+        }
+        foreach (var line in File.ReadLines("/etc/services"))
+        {
+            var fields = line.Split('#')[0].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length < 2)
+            {
+                continue;
+            }
+            var portProtocol = fields[1].Split('/');
+            if (portProtocol.Length == 2 && int.TryParse(portProtocol[0], out int port))
+            {
+                table.TryAdd((port, portProtocol[1]), fields[0]);
+            }
+        }
+        return table;
+    }
+}

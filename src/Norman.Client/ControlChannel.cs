@@ -1,0 +1,129 @@
+using System.Net.Sockets;
+using Norman.Core.Protocol;
+using Norman.Core.Shm;
+
+namespace Norman.Client;
+
+/// <summary>
+/// A blocking connection to the daemon's control socket: one request, one response, in order. Responses that
+/// grant a socket carry its memfd and eventfd as SCM_RIGHTS, which <see cref="Call"/> hands back.
+/// Closing it tells the daemon to release every socket made over it.
+/// </summary>
+public sealed class ControlChannel : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly object _gate = new();
+    private long _nextId = 1;
+
+    private ControlChannel(Socket socket, string path)
+    {
+        _socket = socket;
+        Path = path;
+    }
+
+    public string Path { get; }
+
+    /// <summary>Connects to the daemon at <paramref name="path"/> (default: $NORMAN_SOCKET, else /run/norman/norman.sock).</summary>
+    public static ControlChannel Connect(string? path = null)
+    {
+        string resolved = ControlProtocol.ResolveSocketPath(path);
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            socket.Connect(new UnixDomainSocketEndPoint(resolved));
+            return new ControlChannel(socket, resolved);
+        }
+        catch (SocketException error)
+        {
+            socket.Dispose();
+            string why = error.SocketErrorCode switch
+            {
+                SocketError.AddressNotAvailable or SocketError.ConnectionRefused when File.Exists(resolved) =>
+                    "its socket file exists but nobody listens (a daemon that died?)",
+                SocketError.AccessDenied => "permission denied on the socket file",
+                _ when !File.Exists(resolved) => "there is no socket file",
+                _ => error.Message,
+            };
+            throw new NormanDaemonUnavailableException(
+                $"The Norman daemon is not running at {resolved} ({why}). Start it with `norman up`, " +
+                $"or point {ControlProtocol.SocketPathVariable} at the socket of the daemon you started.", error);
+        }
+    }
+
+    /// <summary>Sends a request and waits for its response; a refusal becomes a <see cref="NormanException"/>.</summary>
+    public ControlResponse Call(ControlRequest request, List<int>? receivedFds = null)
+    {
+        lock (_gate)
+        {
+            request.Id = _nextId++;
+            var fds = receivedFds ?? new List<int>();
+            ControlResponse response;
+            try
+            {
+                _socket.Send(ControlProtocol.Encode(request));
+                response = ReadResponse(fds);
+            }
+            catch (Exception error) when (error is SocketException or IOException or ObjectDisposedException)
+            {
+                FdPassing.CloseAll(fds);
+                throw new NormanDaemonUnavailableException(
+                    $"Lost the Norman daemon at {Path} ({error.Message}): it stopped or restarted. Open the socket again once it is back.", error);
+            }
+            if (receivedFds is null)
+            {
+                FdPassing.CloseAll(fds);
+            }
+            if (!response.Ok)
+            {
+                FdPassing.CloseAll(fds);
+                receivedFds?.Clear();
+                var refusal = response.Error ?? new ControlError("EIO", "The daemon refused without saying why.");
+                throw new NormanException(refusal.Code, refusal.Message);
+            }
+            return response;
+        }
+    }
+
+    private ControlResponse ReadResponse(List<int> fds)
+    {
+        var prefix = new byte[4];
+        ReadExactly(prefix, fds);
+        var body = new byte[ControlProtocol.ReadLength(prefix)];
+        ReadExactly(body, fds);
+        return ControlProtocol.DecodeResponse(body);
+    }
+
+    private void ReadExactly(Span<byte> buffer, List<int> fds)
+    {
+        int read = 0;
+        while (read < buffer.Length)
+        {
+            int got = FdPassing.Receive((int)_socket.Handle, buffer[read..], fds);
+            if (got == 0)
+            {
+                throw new IOException("the daemon closed the control connection");
+            }
+            read += got;
+        }
+    }
+
+    /// <summary>True once the daemon has closed the connection (it stopped or crashed). Never blocks.</summary>
+    public bool IsDaemonGone()
+    {
+        try
+        {
+            if (!_socket.Poll(0, SelectMode.SelectRead))
+            {
+                return false;
+            }
+            // Readable with nothing to read means end of stream: the daemon sends nothing unasked.
+            return _socket.Available == 0;
+        }
+        catch (Exception error) when (error is SocketException or ObjectDisposedException)
+        {
+            return true;
+        }
+    }
+
+    public void Dispose() => _socket.Dispose();
+}

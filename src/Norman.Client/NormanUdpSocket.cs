@@ -1,0 +1,370 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net;
+using Norman.Core.Packets;
+using Norman.Core.Pipes;
+using Norman.Core.Protocol;
+using Norman.Core.Shm;
+
+namespace Norman.Client;
+
+/// <summary>
+/// A UDP socket whose datagrams go through a Norman daemon's shared-memory pipes: one control call to bind,
+/// then no system call per packet. Three ways to use it:
+/// <list type="bullet">
+/// <item>busy-polling and zero-copy: <see cref="GetSendBuffer"/>/<see cref="CommitSendTo"/>/<see cref="Flush"/> and
+/// <see cref="TryPeek"/>/<see cref="Release"/>;</item>
+/// <item>blocking: <c>SendTo</c> and <see cref="Receive"/>, which spin briefly, then sleep on an eventfd;</item>
+/// <item>async: <see cref="ReceiveAsync"/>.</item>
+/// </list>
+/// Not thread-safe: one sender thread and one receiver thread at most, as a pipe has one producer and one consumer.
+/// </summary>
+public sealed class NormanUdpSocket : IDisposable
+{
+    /// <summary>The largest payload: a 1500-byte MTU less the IPv4 and UDP headers; Norman does not fragment.</summary>
+    public const int MaxPayload = 1500 - UdpPacketBuilder.HeaderLengthV4;
+    private const int ReleaseBatch = 32;
+    private static readonly long SpinTicks = Stopwatch.Frequency / 20_000; // 50 µs
+
+    private readonly ControlChannel _control;
+    private SharedMemory? _region;
+    private EventFd? _wakeup;
+    private RingConsumer? _rx;
+    private RingProducer? _tx;
+    private long _socketId;
+    private NetAddress _source;
+    private ushort _identification;
+    private int _unreleased;
+    private bool _disposed;
+
+    /// <summary>Connects to the daemon (at <paramref name="controlSocketPath"/>, $NORMAN_SOCKET or /run/norman/norman.sock).</summary>
+    public NormanUdpSocket(string? controlSocketPath = null) => _control = ControlChannel.Connect(controlSocketPath);
+
+    public IPEndPoint? LocalEndPoint { get; private set; }
+    public IPEndPoint? RemoteEndPoint { get; private set; }
+    public bool IsBound => _region is not null;
+    public ushort LocalPort => (ushort)(LocalEndPoint?.Port ?? 0);
+
+    /// <summary>Binds to a port (0 picks a free one) on the host's address or the wildcard.</summary>
+    public void Bind(int port, IPAddress? address = null, int slotCount = PipeLayout.DefaultSlotCount) =>
+        Bind(new IPEndPoint(address ?? IPAddress.Any, port), slotCount);
+
+    public unsafe void Bind(IPEndPoint endPoint, int slotCount = PipeLayout.DefaultSlotCount)
+    {
+        ThrowIfDisposed();
+        if (IsBound)
+        {
+            throw new NormanException("EINVAL", $"This socket is already bound to {LocalEndPoint}.");
+        }
+        var fds = new List<int>();
+        var response = _control.Call(new ControlRequest
+        {
+            Op = ControlProtocol.Ops.Bind,
+            Protocol = "udp",
+            Address = endPoint.Address.ToString(),
+            Port = endPoint.Port,
+            SlotCount = slotCount,
+        }, fds);
+        var grant = response.Socket!;
+        if (fds.Count != 2)
+        {
+            FdPassing.CloseAll(fds);
+            throw new NormanException("EPROTO", $"The daemon sent {fds.Count} descriptors with the bind, not 2: a daemon of another release?");
+        }
+        _region = SharedMemory.Map(fds[0], grant.RegionBytes);
+        _wakeup = EventFd.Adopt(fds[1]);
+        byte* rxRing = _region.Address + PipeLayout.RxRingOffset;
+        byte* txRing = _region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize);
+        if (!RingInitializer.Matches(rxRing, grant.SlotCount, grant.SlotSize) || !RingInitializer.Matches(txRing, grant.SlotCount, grant.SlotSize))
+        {
+            throw new NormanException("EPROTO", "The pipe memory does not match the daemon's description: a daemon of another release?");
+        }
+        _rx = new RingConsumer(rxRing, grant.SlotCount, grant.SlotSize);
+        _tx = new RingProducer(txRing, grant.SlotCount, grant.SlotSize);
+        _socketId = grant.SocketId;
+        _source = NetAddress.Parse(grant.SourceAddress);
+        LocalEndPoint = new IPEndPoint(IPAddress.Parse(grant.LocalAddress), grant.LocalPort);
+    }
+
+    /// <summary>Fixes the remote end: sends go there, and only its datagrams are received. Binds a free port first if needed.</summary>
+    public void Connect(IPEndPoint remote)
+    {
+        ThrowIfDisposed();
+        if (!IsBound)
+        {
+            Bind(0);
+        }
+        _control.Call(new ControlRequest
+        {
+            Op = ControlProtocol.Ops.Connect,
+            SocketId = _socketId,
+            RemoteAddress = remote.Address.ToString(),
+            RemotePort = remote.Port,
+        });
+        RemoteEndPoint = remote;
+    }
+
+    // ---------------- Sending ----------------
+
+    /// <summary>
+    /// The payload area of the next free TX slot (up to <see cref="MaxPayload"/> bytes), or empty when the pipe is
+    /// full. Write the payload there, then <see cref="CommitSendTo"/>; <see cref="Flush"/> publishes the batch.
+    /// </summary>
+    public Span<byte> GetSendBuffer()
+    {
+        var slot = Tx.Claim();
+        return slot.IsEmpty ? slot : slot.Slice(UdpPacketBuilder.HeaderLengthV4, MaxPayload);
+    }
+
+    /// <summary>Completes the slot from <see cref="GetSendBuffer"/> as a datagram to the given destination (not yet published).</summary>
+    public void CommitSendTo(int payloadLength, NetAddress destination, ushort destinationPort)
+    {
+        if ((uint)payloadLength > MaxPayload)
+        {
+            throw new ArgumentOutOfRangeException(nameof(payloadLength), $"A datagram carries at most {MaxPayload} bytes (MTU 1500; Norman does not fragment).");
+        }
+        var slot = Tx.Claim();
+        if (slot.IsEmpty)
+        {
+            throw new InvalidOperationException("CommitSendTo without a buffer from GetSendBuffer: the TX pipe is full.");
+        }
+        int length = UdpPacketBuilder.WriteHeaders(slot, _source, LocalPort, destination, destinationPort, payloadLength, _identification++);
+        Tx.Commit(length);
+    }
+
+    /// <summary>Completes the slot as a datagram to the connected remote.</summary>
+    public void CommitSend(int payloadLength)
+    {
+        var remote = RemoteEndPoint ?? throw new NormanException("EDESTADDRREQ", "This socket is not connected: use CommitSendTo with a destination, or Connect first.");
+        CommitSendTo(payloadLength, NetAddress.From(remote.Address), (ushort)remote.Port);
+    }
+
+    /// <summary>Publishes every committed datagram to the dataplane with one store.</summary>
+    public void Flush() => Tx.Publish();
+
+    /// <summary>Copies and sends one datagram if the pipe has room; publishes at once.</summary>
+    public bool TrySendTo(ReadOnlySpan<byte> payload, NetAddress destination, ushort destinationPort)
+    {
+        var buffer = GetSendBuffer();
+        if (buffer.IsEmpty)
+        {
+            return false;
+        }
+        if (payload.Length > MaxPayload)
+        {
+            throw new ArgumentOutOfRangeException(nameof(payload), $"A datagram carries at most {MaxPayload} bytes (MTU 1500; Norman does not fragment).");
+        }
+        payload.CopyTo(buffer);
+        CommitSendTo(payload.Length, destination, destinationPort);
+        Tx.Publish();
+        return true;
+    }
+
+    /// <summary>Sends one datagram, waiting (spin, then yield) while the TX pipe is full.</summary>
+    public void SendTo(ReadOnlySpan<byte> payload, IPEndPoint destination, TimeSpan? timeout = null) =>
+        SendTo(payload, NetAddress.From(destination.Address), (ushort)destination.Port, timeout);
+
+    public void SendTo(ReadOnlySpan<byte> payload, NetAddress destination, ushort destinationPort, TimeSpan? timeout = null)
+    {
+        ThrowIfDisposed();
+        long deadline = Deadline(timeout);
+        var wait = new SpinWait();
+        while (!TrySendTo(payload, destination, destinationPort))
+        {
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                throw new TimeoutException($"The TX pipe of {LocalEndPoint} stayed full: the dataplane is not draining it (line rate reached, or the daemon is stuck).");
+            }
+            ThrowIfDaemonGone();
+            wait.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
+    /// <summary>Sends to the connected remote.</summary>
+    public void Send(ReadOnlySpan<byte> payload, TimeSpan? timeout = null)
+    {
+        var remote = RemoteEndPoint ?? throw new NormanException("EDESTADDRREQ", "This socket is not connected: use SendTo, or Connect first.");
+        SendTo(payload, remote, timeout);
+    }
+
+    // ---------------- Receiving ----------------
+
+    /// <summary>The oldest received datagram, in place, without waiting. Call <see cref="Release"/> when done with it.</summary>
+    public bool TryPeek(out ReceivedDatagram datagram)
+    {
+        var rx = Rx;
+        while (rx.Available() > 0)
+        {
+            var packet = rx.Peek();
+            if (TryParse(packet, out datagram))
+            {
+                return true;
+            }
+            rx.Advance(); // The daemon only delivers well-formed datagrams; skip anything else rather than stall.
+        }
+        rx.Publish();
+        _unreleased = 0;
+        datagram = default;
+        return false;
+    }
+
+    /// <summary>Gives the slot of the datagram from <see cref="TryPeek"/> back; slots return to the daemon in batches.</summary>
+    public void Release()
+    {
+        var rx = Rx;
+        rx.Advance();
+        if (++_unreleased >= ReleaseBatch)
+        {
+            rx.Publish();
+            _unreleased = 0;
+        }
+    }
+
+    /// <summary>Copies the next datagram into <paramref name="buffer"/> if one is there; returns its length or -1.</summary>
+    public int TryReceive(Span<byte> buffer, out NetAddress source, out ushort sourcePort)
+    {
+        if (!TryPeek(out var datagram))
+        {
+            source = default;
+            sourcePort = 0;
+            return -1;
+        }
+        int length = Math.Min(buffer.Length, datagram.Payload.Length);
+        datagram.Payload[..length].CopyTo(buffer);
+        source = datagram.Source;
+        sourcePort = datagram.SourcePort;
+        Release();
+        return length;
+    }
+
+    /// <summary>
+    /// Waits for the next datagram and copies it into <paramref name="buffer"/> (truncating, as recv does).
+    /// Spins for 50 µs, then sleeps on the eventfd so an idle application uses no CPU.
+    /// </summary>
+    public int Receive(Span<byte> buffer, out IPEndPoint source, TimeSpan? timeout = null)
+    {
+        ThrowIfDisposed();
+        long deadline = Deadline(timeout);
+        long spinUntil = Stopwatch.GetTimestamp() + SpinTicks;
+        while (true)
+        {
+            int length = TryReceive(buffer, out var address, out ushort port);
+            if (length >= 0)
+            {
+                source = new IPEndPoint(address.ToIPAddress(), port);
+                return length;
+            }
+            long now = Stopwatch.GetTimestamp();
+            if (now < spinUntil)
+            {
+                Thread.SpinWait(20);
+                continue;
+            }
+            if (now > deadline)
+            {
+                throw new TimeoutException($"No datagram arrived on {LocalEndPoint} within {timeout}.");
+            }
+            if (Rx.PrepareToSleep())
+            {
+                int sliceMs = (int)Math.Clamp((deadline - now) * 1000 / Stopwatch.Frequency, 1, 200);
+                if (!_wakeup!.Wait(sliceMs))
+                {
+                    ThrowIfDaemonGone();
+                }
+            }
+        }
+    }
+
+    /// <summary>Waits asynchronously for the next datagram; no thread is held while it sleeps.</summary>
+    public async ValueTask<NormanDatagram> ReceiveAsync(CancellationToken cancellation = default)
+    {
+        ThrowIfDisposed();
+        var buffer = new byte[MaxPayload];
+        long spinUntil = Stopwatch.GetTimestamp() + SpinTicks;
+        while (true)
+        {
+            int length = TryReceive(buffer, out var address, out ushort port);
+            if (length >= 0)
+            {
+                return new NormanDatagram(buffer.AsSpan(0, length).ToArray(), new IPEndPoint(address.ToIPAddress(), port));
+            }
+            if (Stopwatch.GetTimestamp() < spinUntil)
+            {
+                Thread.SpinWait(20);
+                continue;
+            }
+            if (Rx.PrepareToSleep())
+            {
+                var woken = WakeupReactor.Instance.WaitAsync(_wakeup!.Fd, cancellation);
+                if (await Task.WhenAny(woken, Task.Delay(200, cancellation)) != woken)
+                {
+                    ThrowIfDaemonGone();
+                }
+                cancellation.ThrowIfCancellationRequested();
+                _wakeup.Wait(0);
+            }
+        }
+    }
+
+    private static bool TryParse(ReadOnlySpan<byte> packet, out ReceivedDatagram datagram)
+    {
+        datagram = default;
+        if (packet.Length < UdpPacketBuilder.HeaderLengthV4 || (packet[0] >> 4) != 4)
+        {
+            return false;
+        }
+        int headerLength = (packet[0] & 0x0F) * 4;
+        if (headerLength < Ipv4Header.Size || packet.Length < headerLength + UdpHeader.Size)
+        {
+            return false;
+        }
+        var udp = packet[headerLength..];
+        int udpLength = BinaryPrimitives.ReadUInt16BigEndian(udp[4..]);
+        if (udpLength < UdpHeader.Size || udpLength > udp.Length)
+        {
+            return false;
+        }
+        datagram = new ReceivedDatagram(udp[UdpHeader.Size..udpLength], NetAddress.ReadV4(packet[12..]), BinaryPrimitives.ReadUInt16BigEndian(udp));
+        return true;
+    }
+
+    private RingConsumer Rx => _rx ?? throw NotBound();
+    private RingProducer Tx => _tx ?? throw NotBound();
+
+    private NormanException NotBound() => _disposed
+        ? new NormanException("EBADF", "This socket is closed.")
+        : new NormanException("EINVAL", "Bind (or Connect) the socket before sending or receiving.");
+
+    private static long Deadline(TimeSpan? timeout) =>
+        timeout is { } t ? Stopwatch.GetTimestamp() + (long)(t.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
+
+    private void ThrowIfDaemonGone()
+    {
+        if (_control.IsDaemonGone())
+        {
+            throw new NormanDaemonUnavailableException(
+                $"The Norman daemon at {_control.Path} went away (stopped, restarted or crashed); this socket is dead. Open a new one once it is back.");
+        }
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
+
+    /// <summary>Closes the socket: the daemon frees its port and memory at once.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        if (_wakeup is not null)
+        {
+            WakeupReactor.ForgetIfStarted(_wakeup.Fd);
+        }
+        _control.Dispose();
+        _wakeup?.Dispose();
+        _region?.Dispose();
+        _rx = null;
+        _tx = null;
+    }
+}

@@ -1,0 +1,60 @@
+namespace Norman.Core.Pipes;
+
+/// <summary>
+/// The layout of one ring in shared memory: the pipe ABI between an application and the dataplane.
+/// Offsets only, no logic. Indices are free-running 32-bit counters, masked only when a slot is addressed.
+/// <code>
+///  ring (RingBytes(slotCount, slotSize) bytes, 128-byte aligned)
+///  0    ┌─────────────────────────────┐ producer line: written by the producer only
+///       │ u32 producer index          │
+///  128  ├─────────────────────────────┤ consumer line: written by the consumer only
+///       │ u32 consumer index          │
+///       │ u32 needs-wakeup (0/1)      │ set by a consumer about to sleep on its eventfd
+///  256  ├─────────────────────────────┤ descriptor: written once by the daemon
+///       │ u32 magic 'NRMP', u32 version, u32 slot count, u32 slot size
+///  384  ├─────────────────────────────┤ slots[slot count], slot size bytes each
+///       │ u32 length │ u32 flags │ u64 reserved │ data (slot size − 16 bytes): one IP packet
+///       └─────────────────────────────┘
+///  socket region = RX ring (daemon → application) then TX ring (application → daemon)
+/// </code>
+/// Each line is 128 bytes, not 64, so that the adjacent-line prefetcher does not couple the two sides.
+/// </summary>
+public static class PipeLayout
+{
+    public const uint Magic = 0x504D524E; // "NRMP" read as little-endian bytes
+    public const uint Version = 1;
+    public const int LineSize = 128;
+
+    public const int ProducerIndexOffset = 0;
+    public const int ConsumerIndexOffset = LineSize;
+    public const int NeedsWakeupOffset = LineSize + 4;
+    public const int MagicOffset = 2 * LineSize;
+    public const int VersionOffset = MagicOffset + 4;
+    public const int SlotCountOffset = MagicOffset + 8;
+    public const int SlotSizeOffset = MagicOffset + 12;
+    public const int SlotsOffset = 3 * LineSize;
+
+    public const int SlotHeaderSize = 16;
+    public const int SlotLengthOffset = 0;
+    public const int SlotFlagsOffset = 4;
+
+    public const int DefaultSlotCount = 1024;
+    /// <summary>2 KiB slots hold a 1500-byte MTU packet with room to spare, and keep slots cache-line aligned.</summary>
+    public const int DefaultSlotSize = 2048;
+    public const int MinSlotCount = 2;
+    public const int MaxSlotCount = 1 << 16;
+
+    public static int SlotDataCapacity(int slotSize) => slotSize - SlotHeaderSize;
+
+    public static long RingBytes(int slotCount, int slotSize) => SlotsOffset + (long)slotCount * slotSize;
+
+    public static long SocketRegionBytes(int slotCount, int slotSize) => 2 * RingBytes(slotCount, slotSize);
+
+    public static long RxRingOffset => 0;
+
+    public static long TxRingOffset(int slotCount, int slotSize) => RingBytes(slotCount, slotSize);
+
+    public static bool IsValidGeometry(int slotCount, int slotSize) =>
+        slotCount is >= MinSlotCount and <= MaxSlotCount && (slotCount & (slotCount - 1)) == 0
+        && slotSize is >= 256 and <= 65536 && slotSize % 64 == 0;
+}

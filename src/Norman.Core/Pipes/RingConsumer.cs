@@ -1,0 +1,107 @@
+using System.Runtime.CompilerServices;
+
+namespace Norman.Core.Pipes;
+
+/// <summary>
+/// The consuming side of a single-producer/single-consumer ring (see <see cref="PipeLayout"/>).
+/// Peek at the oldest slot, use it, advance; <see cref="Publish"/> returns a whole batch of slots with one ordered store.
+/// Every index and length read from shared memory is checked: an impossible producer index or slot length is
+/// reported and counted, never followed.
+/// </summary>
+public sealed unsafe class RingConsumer
+{
+    private readonly byte* _ring;
+    private readonly byte* _slots;
+    private readonly uint _mask;
+    private readonly uint _capacity;
+    private readonly int _slotSize;
+    private uint _consumer;
+    private uint _cachedProducer;
+    private uint _published;
+
+    public RingConsumer(byte* ring, int slotCount, int slotSize)
+    {
+        _ring = ring;
+        _slots = ring + PipeLayout.SlotsOffset;
+        _capacity = (uint)slotCount;
+        _mask = (uint)slotCount - 1;
+        _slotSize = slotSize;
+        DataCapacity = PipeLayout.SlotDataCapacity(slotSize);
+    }
+
+    public int DataCapacity { get; }
+
+    /// <summary>Times the producer's index was impossible (ahead of us by more than the ring, or behind us).</summary>
+    public long CorruptProducerIndex { get; private set; }
+
+    /// <summary>Slots whose length was larger than a slot can hold.</summary>
+    public long CorruptSlotLength { get; private set; }
+
+    /// <summary>Packets ready to read; refreshes the producer's index (one acquire load) when the cached one is used up.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Available()
+    {
+        uint available = _cachedProducer - _consumer;
+        if (available != 0)
+        {
+            return (int)available;
+        }
+        uint producer = Volatile.Read(ref *(uint*)(_ring + PipeLayout.ProducerIndexOffset));
+        if (producer - _consumer > _capacity)
+        {
+            CorruptProducerIndex++;
+            return 0;
+        }
+        _cachedProducer = producer;
+        return (int)(producer - _consumer);
+    }
+
+    /// <summary>
+    /// The packet in the oldest unread slot. The length is read once; a length past the slot is counted, and
+    /// the slot comes back as empty (the caller advances past it). Only call when <see cref="Available"/> &gt; 0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ReadOnlySpan<byte> Peek()
+    {
+        byte* slot = _slots + (long)(_consumer & _mask) * _slotSize;
+        uint length = Volatile.Read(ref *(uint*)(slot + PipeLayout.SlotLengthOffset));
+        if (length > (uint)DataCapacity)
+        {
+            CorruptSlotLength++;
+            return ReadOnlySpan<byte>.Empty;
+        }
+        return new ReadOnlySpan<byte>(slot + PipeLayout.SlotHeaderSize, (int)length);
+    }
+
+    /// <summary>Marks the oldest slot read; the producer may reuse it after the next <see cref="Publish"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Advance() => _consumer++;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Publish()
+    {
+        if (_published == _consumer)
+        {
+            return;
+        }
+        Volatile.Write(ref *(uint*)(_ring + PipeLayout.ConsumerIndexOffset), _consumer);
+        _published = _consumer;
+    }
+
+    /// <summary>
+    /// Asks the producer to signal the eventfd at its next publish, then re-checks the ring.
+    /// Returns true when it is safe to sleep (still empty); false when data arrived meanwhile (the request is withdrawn).
+    /// </summary>
+    public bool PrepareToSleep()
+    {
+        ref uint flag = ref *(uint*)(_ring + PipeLayout.NeedsWakeupOffset);
+        Volatile.Write(ref flag, 1);
+        Interlocked.MemoryBarrier();
+        if (Available() == 0)
+        {
+            return true;
+        }
+        Volatile.Write(ref flag, 0);
+        return false;
+    }
+}

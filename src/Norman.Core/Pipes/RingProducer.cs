@@ -1,0 +1,144 @@
+using System.Runtime.CompilerServices;
+
+namespace Norman.Core.Pipes;
+
+/// <summary>
+/// The producing side of a single-producer/single-consumer ring (see <see cref="PipeLayout"/>).
+/// Claim a slot, write into it, commit; <see cref="Publish"/> makes a whole batch visible with one ordered store.
+/// The consumer's index is read from shared memory only when the cached copy says the ring is full, and is checked:
+/// a consumer that reports an impossible index (a hostile or crashed application) makes the ring look full.
+/// </summary>
+public sealed unsafe class RingProducer
+{
+    private readonly byte* _ring;
+    private readonly byte* _slots;
+    private readonly uint _mask;
+    private readonly uint _capacity;
+    private readonly int _slotSize;
+    private uint _producer;
+    private uint _cachedConsumer;
+    private uint _published;
+
+    public RingProducer(byte* ring, int slotCount, int slotSize)
+    {
+        _ring = ring;
+        _slots = ring + PipeLayout.SlotsOffset;
+        _capacity = (uint)slotCount;
+        _mask = (uint)slotCount - 1;
+        _slotSize = slotSize;
+        DataCapacity = PipeLayout.SlotDataCapacity(slotSize);
+    }
+
+    /// <summary>The largest packet a slot holds.</summary>
+    public int DataCapacity { get; }
+
+    /// <summary>How many times the consumer's index was found impossible (counted once per observation).</summary>
+    public long CorruptConsumerIndex { get; private set; }
+
+    /// <summary>Slots free for writing, refreshing the consumer's index from shared memory only if needed.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int FreeSlots()
+    {
+        uint free = _capacity - (_producer - _cachedConsumer);
+        if (free != 0)
+        {
+            return (int)free;
+        }
+        RefreshConsumer();
+        return (int)(_capacity - (_producer - _cachedConsumer));
+    }
+
+    /// <summary>The data area of the next free slot, or an empty span when the ring is full.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Span<byte> Claim()
+    {
+        if (FreeSlots() == 0)
+        {
+            return Span<byte>.Empty;
+        }
+        return new Span<byte>(SlotAddress(_producer) + PipeLayout.SlotHeaderSize, DataCapacity);
+    }
+
+    /// <summary>Commits the claimed slot with the given length; it becomes visible at the next <see cref="Publish"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Commit(int length)
+    {
+        byte* slot = SlotAddress(_producer);
+        *(uint*)(slot + PipeLayout.SlotLengthOffset) = (uint)length;
+        *(uint*)(slot + PipeLayout.SlotFlagsOffset) = 0;
+        _producer++;
+    }
+
+    /// <summary>Copies a whole packet into the next slot; false when full or too long.</summary>
+    public bool TryWrite(ReadOnlySpan<byte> packet)
+    {
+        if (packet.Length > DataCapacity)
+        {
+            return false;
+        }
+        var slot = Claim();
+        if (slot.IsEmpty)
+        {
+            return false;
+        }
+        packet.CopyTo(slot);
+        Commit(packet.Length);
+        return true;
+    }
+
+    /// <summary>True when slots were committed since the last publish.</summary>
+    public bool HasUnpublished => _published != _producer;
+
+    /// <summary>Publishes every committed slot with one release store, so the consumer sees their contents first.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Publish()
+    {
+        if (_published == _producer)
+        {
+            return;
+        }
+        Volatile.Write(ref *(uint*)(_ring + PipeLayout.ProducerIndexOffset), _producer);
+        _published = _producer;
+    }
+
+    /// <summary>
+    /// After a publish: true if the consumer asked to be woken. Clears the request; the caller then signals the eventfd.
+    /// The full fence pairs with the consumer's fence between setting the flag and re-checking the ring (Dekker),
+    /// so either the consumer sees our index or we see its flag.
+    /// </summary>
+    public bool TakeWakeupRequest()
+    {
+        Interlocked.MemoryBarrier();
+        ref uint flag = ref *(uint*)(_ring + PipeLayout.NeedsWakeupOffset);
+        if (Volatile.Read(ref flag) == 0)
+        {
+            return false;
+        }
+        Volatile.Write(ref flag, 0);
+        return true;
+    }
+
+    /// <summary>Packets committed and not yet consumed, as far as the producer knows.</summary>
+    public int Occupancy
+    {
+        get
+        {
+            RefreshConsumer();
+            return (int)(_producer - _cachedConsumer);
+        }
+    }
+
+    private void RefreshConsumer()
+    {
+        uint consumer = Volatile.Read(ref *(uint*)(_ring + PipeLayout.ConsumerIndexOffset));
+        // The consumer can be neither ahead of us nor more than a ring behind; anything else is corruption.
+        if (_producer - consumer > _capacity)
+        {
+            CorruptConsumerIndex++;
+            return;
+        }
+        _cachedConsumer = consumer;
+    }
+
+    private byte* SlotAddress(uint index) => _slots + (long)(index & _mask) * _slotSize;
+}

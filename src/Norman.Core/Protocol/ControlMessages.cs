@@ -1,0 +1,95 @@
+using System.Text.Json.Serialization;
+
+namespace Norman.Core.Protocol;
+
+/// <summary>
+/// A request on the control socket. One shape for every operation keeps the protocol easy to read in a capture
+/// and easy to script against; <see cref="Op"/> says which fields matter (see docs/control-protocol.md).
+/// </summary>
+public sealed class ControlRequest
+{
+    /// <summary>The protocol version the caller speaks; the daemon refuses versions it does not know.</summary>
+    public int Version { get; set; } = ControlProtocol.Version;
+    public long Id { get; set; }
+    public string Op { get; set; } = "";
+
+    public string? Protocol { get; set; }
+    public string? Address { get; set; }
+    public int? Port { get; set; }
+    public long? SocketId { get; set; }
+    public string? RemoteAddress { get; set; }
+    public int? RemotePort { get; set; }
+    public int? SlotCount { get; set; }
+}
+
+/// <summary>The daemon's answer to one <see cref="ControlRequest"/>, with the same id.</summary>
+public sealed class ControlResponse
+{
+    public int Version { get; set; } = ControlProtocol.Version;
+    public long Id { get; set; }
+    public bool Ok { get; set; }
+    public ControlError? Error { get; set; }
+    public SocketGrant? Socket { get; set; }
+    public List<SocketInfo>? Sockets { get; set; }
+    public DaemonInfo? Daemon { get; set; }
+    public Dictionary<string, long>? Counters { get; set; }
+}
+
+/// <summary>A refused operation: an errno-like code for programs and a sentence for people that says what to do.</summary>
+public sealed record ControlError(string Code, string Message);
+
+/// <summary>
+/// What a successful bind gives the application. The memfd holding both rings and the RX eventfd travel with this
+/// message as SCM_RIGHTS, in that order.
+/// </summary>
+public sealed class SocketGrant
+{
+    public long SocketId { get; set; }
+    public string LocalAddress { get; set; } = "";
+    public int LocalPort { get; set; }
+    /// <summary>The source address the socket's packets must carry: its own, or the host's when bound to the wildcard.</summary>
+    public string SourceAddress { get; set; } = "";
+    public int SlotCount { get; set; }
+    public int SlotSize { get; set; }
+    public long RegionBytes { get; set; }
+}
+
+/// <summary>One socket as <c>norman ss</c> shows it.</summary>
+public sealed class SocketInfo
+{
+    public long Id { get; set; }
+    public string Protocol { get; set; } = "udp";
+    public string State { get; set; } = "UNCONN";
+    public string LocalAddress { get; set; } = "";
+    public int LocalPort { get; set; }
+    public string RemoteAddress { get; set; } = "";
+    public int RemotePort { get; set; }
+    public int Pid { get; set; }
+    public int Uid { get; set; }
+    public string ProcessName { get; set; } = "";
+    public string CommandLine { get; set; } = "";
+    public long RecvQ { get; set; }
+    public long SendQ { get; set; }
+    public long RxPackets { get; set; }
+    public long RxBytes { get; set; }
+    public long TxPackets { get; set; }
+    public long TxBytes { get; set; }
+    public Dictionary<string, long> Drops { get; set; } = new();
+}
+
+/// <summary>Who the daemon is, for <c>hello</c>: version, addresses and port.</summary>
+public sealed class DaemonInfo
+{
+    public string Version { get; set; } = "";
+    public int Pid { get; set; }
+    public string Port { get; set; } = "";
+    public string Address { get; set; } = "";
+    public string Mac { get; set; } = "";
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = false)]
+[JsonSerializable(typeof(ControlRequest))]
+[JsonSerializable(typeof(ControlResponse))]
+[JsonSerializable(typeof(List<SocketInfo>))]
+public sealed partial class ControlJson : JsonSerializerContext;

@@ -1,0 +1,74 @@
+using System.Buffers.Binary;
+using System.Text.Json;
+
+namespace Norman.Core.Protocol;
+
+/// <summary>
+/// The control socket's framing: each message is a 4-byte little-endian length and that many bytes of UTF-8 JSON.
+/// Operation names and error codes live here so that daemon, client and CLI spell them once.
+/// </summary>
+public static class ControlProtocol
+{
+    public const int Version = 1;
+    public const int MaxMessageBytes = 16 << 20;
+    public const string DefaultSocketPath = "/run/norman/norman.sock";
+    public const string SocketPathVariable = "NORMAN_SOCKET";
+
+    public static class Ops
+    {
+        public const string Hello = "hello";
+        public const string Bind = "bind";
+        public const string Connect = "connect";
+        public const string Close = "close";
+        public const string Sockets = "sockets";
+        public const string Counters = "counters";
+    }
+
+    public static class Errors
+    {
+        public const string AddressInUse = "EADDRINUSE";
+        public const string PermissionDenied = "EACCES";
+        public const string AddressNotAvailable = "EADDRNOTAVAIL";
+        public const string InvalidArgument = "EINVAL";
+        public const string NoSuchSocket = "EBADF";
+        public const string NoPortsLeft = "EAGAIN";
+        public const string TooManySockets = "EMFILE";
+        public const string Unsupported = "EPROTONOSUPPORT";
+        public const string BadVersion = "EPROTO";
+    }
+
+    /// <summary>The control socket path: the explicit one, else $NORMAN_SOCKET, else /run/norman/norman.sock.</summary>
+    public static string ResolveSocketPath(string? explicitPath) =>
+        !string.IsNullOrEmpty(explicitPath) ? explicitPath
+        : Environment.GetEnvironmentVariable(SocketPathVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment
+        : DefaultSocketPath;
+
+    public static byte[] Encode(ControlRequest request) => Frame(JsonSerializer.SerializeToUtf8Bytes(request, ControlJson.Default.ControlRequest));
+
+    public static byte[] Encode(ControlResponse response) => Frame(JsonSerializer.SerializeToUtf8Bytes(response, ControlJson.Default.ControlResponse));
+
+    public static ControlRequest DecodeRequest(ReadOnlySpan<byte> json) =>
+        JsonSerializer.Deserialize(json, ControlJson.Default.ControlRequest) ?? throw new JsonException("empty request");
+
+    public static ControlResponse DecodeResponse(ReadOnlySpan<byte> json) =>
+        JsonSerializer.Deserialize(json, ControlJson.Default.ControlResponse) ?? throw new JsonException("empty response");
+
+    /// <summary>Reads a frame's length prefix; throws on a length no honest peer sends.</summary>
+    public static int ReadLength(ReadOnlySpan<byte> prefix)
+    {
+        int length = BinaryPrimitives.ReadInt32LittleEndian(prefix);
+        if (length <= 0 || length > MaxMessageBytes)
+        {
+            throw new InvalidDataException($"control message of {length} bytes: not a Norman peer, or a corrupt stream");
+        }
+        return length;
+    }
+
+    private static byte[] Frame(byte[] json)
+    {
+        var frame = new byte[4 + json.Length];
+        BinaryPrimitives.WriteInt32LittleEndian(frame, json.Length);
+        json.CopyTo(frame, 4);
+        return frame;
+    }
+}

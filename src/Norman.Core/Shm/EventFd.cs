@@ -1,0 +1,57 @@
+namespace Norman.Core.Shm;
+
+/// <summary>
+/// A non-blocking eventfd: the dataplane signals it (never blocking) when a sleeping application has data;
+/// the application waits on it with poll. Both ends share one open file, passed over the control socket.
+/// </summary>
+public sealed unsafe class EventFd : IDisposable
+{
+    private int _fd;
+
+    private EventFd(int fd) => _fd = fd;
+
+    public int Fd => _fd;
+
+    public static EventFd Create()
+    {
+        int fd = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
+        if (fd < 0)
+        {
+            int errno = Libc.LastError;
+            throw new IOException($"eventfd failed: {Libc.ErrorText(errno)} (errno {errno}).");
+        }
+        return new EventFd(fd);
+    }
+
+    /// <summary>Takes ownership of an eventfd received from the daemon.</summary>
+    public static EventFd Adopt(int fd) => new(fd);
+
+    /// <summary>Adds one to the counter; a full counter (never in practice) is ignored: the waiter is awake anyway.</summary>
+    public void Signal()
+    {
+        ulong one = 1;
+        Libc.Write(_fd, &one, sizeof(ulong));
+    }
+
+    /// <summary>Waits until signalled or the timeout passes; consumes the signal. Returns true if it was signalled.</summary>
+    public bool Wait(int timeoutMilliseconds)
+    {
+        var poll = new Libc.PollFd { Fd = _fd, Events = Libc.POLLIN };
+        int ready = Libc.Poll(&poll, 1, timeoutMilliseconds);
+        if (ready <= 0)
+        {
+            return false;
+        }
+        ulong value;
+        return Libc.Read(_fd, &value, sizeof(ulong)) == sizeof(ulong);
+    }
+
+    public void Dispose()
+    {
+        if (_fd >= 0)
+        {
+            Libc.Close(_fd);
+            _fd = -1;
+        }
+    }
+}

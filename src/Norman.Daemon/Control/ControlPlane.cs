@@ -1,0 +1,165 @@
+using Norman.Core.Packets;
+using Norman.Core.Pipes;
+using Norman.Core.Protocol;
+using Norman.Daemon.Dataplane;
+
+namespace Norman.Daemon.Control;
+
+/// <summary>
+/// The kernel's half of normand: it alone decides who may open which socket, creates the shared memory, tells
+/// the dataplane what to serve and releases everything a departed application held.
+/// Each handler takes the caller's kernel-given identity and a request, and returns a response (and fds to pass).
+/// </summary>
+public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo info, int defaultSlotCount, ILogSink log)
+{
+    public SocketTable Sockets => sockets;
+
+    public async Task<(ControlResponse Response, int[] Fds)> HandleAsync(ControlSession session, ControlRequest request)
+    {
+        if (request.Version != ControlProtocol.Version)
+        {
+            throw new ControlException(ControlProtocol.Errors.BadVersion,
+                $"This daemon speaks control protocol version {ControlProtocol.Version}, the caller {request.Version}: use a client library and daemon of the same Norman release.");
+        }
+        var response = new ControlResponse { Id = request.Id, Ok = true };
+        switch (request.Op)
+        {
+            case ControlProtocol.Ops.Hello:
+                response.Daemon = info;
+                return (response, []);
+            case ControlProtocol.Ops.Bind:
+                var socket = await BindAsync(session, request);
+                response.Socket = new SocketGrant
+                {
+                    SocketId = socket.Id,
+                    LocalAddress = socket.LocalAddress.ToString(),
+                    LocalPort = socket.LocalPort,
+                    SourceAddress = (socket.LocalAddress.IsUnspecified ? engine.Host.Address : socket.LocalAddress).ToString(),
+                    SlotCount = socket.SlotCount,
+                    SlotSize = socket.SlotSize,
+                    RegionBytes = socket.Region.Length,
+                };
+                return (response, [socket.Region.Fd, socket.Wakeup.Fd]);
+            case ControlProtocol.Ops.Connect:
+                await ConnectAsync(session, request);
+                return (response, []);
+            case ControlProtocol.Ops.Close:
+                await CloseAsync(session, OwnedSocket(session, request));
+                return (response, []);
+            case ControlProtocol.Ops.Sockets:
+                response.Sockets = sockets.Snapshot().Select(s => Describe(s, session.Identity)).ToList();
+                return (response, []);
+            case ControlProtocol.Ops.Counters:
+                response.Counters = engine.Counters.Snapshot();
+                response.Counters["sockets"] = sockets.Count;
+                return (response, []);
+            default:
+                throw new ControlException(ControlProtocol.Errors.InvalidArgument,
+                    $"Unknown operation '{request.Op}'. Known: hello, bind, connect, close, sockets, counters.");
+        }
+    }
+
+    private async Task<NormanSocket> BindAsync(ControlSession session, ControlRequest request)
+    {
+        byte protocol = (request.Protocol ?? "udp").ToLowerInvariant() switch
+        {
+            "udp" => IpProtocols.Udp,
+            "tcp" => throw new ControlException(ControlProtocol.Errors.Unsupported, "TCP sockets are not available yet; Norman carries UDP today."),
+            var other => throw new ControlException(ControlProtocol.Errors.Unsupported, $"Unknown protocol '{other}': use udp."),
+        };
+        var address = ParseAddress(request.Address ?? "0.0.0.0");
+        int slotCount = request.SlotCount ?? defaultSlotCount;
+        if (!PipeLayout.IsValidGeometry(slotCount, PipeLayout.DefaultSlotSize))
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument,
+                $"A pipe of {slotCount} slots is not allowed: use a power of two from {PipeLayout.MinSlotCount} to {PipeLayout.MaxSlotCount}.");
+        }
+        var identity = session.Identity;
+        var socket = sockets.Bind(identity, protocol, address, request.Port ?? 0,
+            (id, port) => new NormanSocket(id, identity, protocol, address.IsUnspecified ? NetAddress.FromV4(0) : address, port, slotCount, PipeLayout.DefaultSlotSize));
+        session.Own(socket);
+        var add = new AddSocketCommand(socket.Pipe);
+        engine.Post(add);
+        await add.Applied;
+        log.Info($"bind udp {socket.LocalAddress}:{socket.LocalPort} by {identity.ProcessName} (pid {identity.Pid}, uid {identity.Uid})");
+        return socket;
+    }
+
+    private async Task ConnectAsync(ControlSession session, ControlRequest request)
+    {
+        var socket = OwnedSocket(session, request);
+        var remote = ParseAddress(request.RemoteAddress ?? throw new ControlException(ControlProtocol.Errors.InvalidArgument, "connect needs remoteAddress."));
+        int port = request.RemotePort ?? 0;
+        if (port is <= 0 or > 65535 || remote.IsUnspecified)
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument, $"Cannot connect to {remote}:{port}: give a real address and a port from 1 to 65535.");
+        }
+        // As Linux does, a wildcard-bound socket takes the host's address as its source once connected.
+        var local = socket.LocalAddress.IsUnspecified ? engine.Host.Address : socket.LocalAddress;
+        var connect = new ConnectSocketCommand(socket.Pipe, local, remote, (ushort)port);
+        engine.Post(connect);
+        await connect.Applied;
+        socket.RemoteAddress = remote;
+        socket.RemotePort = (ushort)port;
+    }
+
+    /// <summary>Releases a socket: its port at once, its memory once the dataplane has stopped serving it.</summary>
+    public async Task CloseAsync(ControlSession session, NormanSocket socket)
+    {
+        sockets.Remove(socket);
+        session.Disown(socket);
+        var remove = new RemoveSocketCommand(socket.Pipe);
+        engine.Post(remove);
+        await remove.Applied;
+        socket.Dispose();
+        log.Info($"close udp {socket.LocalAddress}:{socket.LocalPort} of {socket.Owner.ProcessName} (pid {socket.Owner.Pid})");
+    }
+
+    private NormanSocket OwnedSocket(ControlSession session, ControlRequest request)
+    {
+        long id = request.SocketId ?? throw new ControlException(ControlProtocol.Errors.InvalidArgument, "This operation needs socketId.");
+        return session.Find(id) ?? throw new ControlException(ControlProtocol.Errors.NoSuchSocket,
+            $"Socket {id} is not one of this connection's sockets.");
+    }
+
+    private static NetAddress ParseAddress(string text)
+    {
+        try
+        {
+            return NetAddress.Parse(text);
+        }
+        catch (FormatException error)
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
+        }
+    }
+
+    /// <summary>What ss shows. As on Linux, process details of other users' sockets are shown only to root.</summary>
+    private static SocketInfo Describe(NormanSocket socket, PeerIdentity viewer)
+    {
+        bool showProcess = viewer.IsRoot || viewer.Uid == socket.Owner.Uid;
+        var counters = socket.Pipe.Counters;
+        return new SocketInfo
+        {
+            Id = socket.Id,
+            Protocol = IpProtocols.Name(socket.Pipe.Protocol),
+            State = socket.RemotePort != 0 ? "ESTAB" : "UNCONN",
+            LocalAddress = socket.LocalAddress.ToString(),
+            LocalPort = socket.LocalPort,
+            RemoteAddress = socket.RemotePort != 0 ? socket.RemoteAddress.ToString() : "*",
+            RemotePort = socket.RemotePort,
+            Pid = showProcess ? socket.Owner.Pid : 0,
+            Uid = socket.Owner.Uid,
+            ProcessName = showProcess ? socket.Owner.ProcessName : "",
+            CommandLine = showProcess ? socket.Owner.CommandLine : "",
+            RecvQ = socket.RxQueued,
+            SendQ = socket.TxQueued,
+            RxPackets = counters.RxPackets,
+            RxBytes = counters.RxBytes,
+            TxPackets = counters.TxPackets,
+            TxBytes = counters.TxBytes,
+            Drops = counters.DropSnapshot(),
+        };
+    }
+
+}

@@ -1,0 +1,66 @@
+using System.Globalization;
+using System.Net.Sockets;
+
+namespace Norman.Daemon.Control;
+
+/// <summary>
+/// Who is at the other end of a control connection, as the kernel tells it (SO_PEERCRED) and /proc describes
+/// the process — never what the caller says about itself.
+/// </summary>
+public sealed record PeerIdentity(int Pid, int Uid, int Gid, string ProcessName, string CommandLine, string Cgroup, bool CanBindPrivilegedPorts)
+{
+    private const int SolSocket = 1;
+    private const int SoPeerCred = 17;
+    private const int CapNetBindService = 10;
+
+    public bool IsRoot => Uid == 0;
+
+    public static PeerIdentity Of(Socket connection)
+    {
+        Span<byte> credentials = stackalloc byte[12];
+        connection.GetRawSocketOption(SolSocket, SoPeerCred, credentials);
+        int pid = BitConverter.ToInt32(credentials);
+        int uid = BitConverter.ToInt32(credentials[4..]);
+        int gid = BitConverter.ToInt32(credentials[8..]);
+        return FromProc(pid, uid, gid);
+    }
+
+    /// <summary>Reads the process's name, command line, cgroup and capabilities; a process gone meanwhile reads as empty.</summary>
+    public static PeerIdentity FromProc(int pid, int uid, int gid)
+    {
+        string name = ReadProc(pid, "comm").TrimEnd('\n');
+        string commandLine = ReadProc(pid, "cmdline").Replace('\0', ' ').TrimEnd();
+        string cgroup = ReadProc(pid, "cgroup").Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault()?.Split(':', 3).LastOrDefault() ?? "";
+        bool canBind = HasCapability(ReadProc(pid, "status"), CapNetBindService);
+        return new PeerIdentity(pid, uid, gid, name, commandLine, cgroup, canBind);
+    }
+
+    private static bool HasCapability(string status, int capability)
+    {
+        foreach (var line in status.Split('\n'))
+        {
+            if (line.StartsWith("CapEff:", StringComparison.Ordinal)
+                && ulong.TryParse(line.AsSpan(7).Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong effective))
+            {
+                return (effective & (1UL << capability)) != 0;
+            }
+        }
+        return false;
+    }
+
+    private static string ReadProc(int pid, string file)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/{file}");
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return "";
+        }
+    }
+}

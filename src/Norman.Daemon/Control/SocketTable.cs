@@ -1,0 +1,130 @@
+using Norman.Core.Packets;
+using Norman.Core.Protocol;
+
+namespace Norman.Daemon.Control;
+
+/// <summary>
+/// The control plane's socket table and its bind rules, as Linux has them: one socket per protocol and port
+/// (a wildcard bind conflicts with every address), ports below ip_unprivileged_port_start need
+/// CAP_NET_BIND_SERVICE, port 0 picks a free port from the ephemeral range, and a uid may hold only so many sockets.
+/// </summary>
+public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4096)
+{
+    public const int EphemeralFirst = 32768;
+    public const int EphemeralLast = 60999;
+
+    private readonly object _gate = new();
+    private readonly Dictionary<long, NormanSocket> _byId = new();
+    private readonly Dictionary<(byte Protocol, ushort Port), NormanSocket> _byPort = new();
+    private long _nextId = 1;
+    private int _nextEphemeral = EphemeralFirst + Random.Shared.Next(EphemeralLast - EphemeralFirst);
+
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _byId.Count;
+            }
+        }
+    }
+
+    public static int UnprivilegedPortStart()
+    {
+        try
+        {
+            return int.Parse(File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException)
+        {
+            return 1024;
+        }
+    }
+
+    /// <summary>Checks the rules and reserves the port; the factory makes the socket under the same lock.</summary>
+    public NormanSocket Bind(PeerIdentity caller, byte protocol, NetAddress address, int port, Func<long, ushort, NormanSocket> create)
+    {
+        if (!address.IsUnspecified && address != hostAddress)
+        {
+            throw new ControlException(ControlProtocol.Errors.AddressNotAvailable,
+                $"Cannot bind to {address}: it is not this host's address. Bind to {hostAddress} or 0.0.0.0.");
+        }
+        if (port is < 0 or > 65535)
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument, $"Port {port} is out of range: use 0 to 65535 (0 picks a free port).");
+        }
+        int privilegedBelow = UnprivilegedPortStart();
+        if (port != 0 && port < privilegedBelow && !caller.CanBindPrivilegedPorts)
+        {
+            throw new ControlException(ControlProtocol.Errors.PermissionDenied,
+                $"Permission denied: binding port {port} needs root or CAP_NET_BIND_SERVICE (ports below {privilegedBelow} are privileged). " +
+                $"Use a port of {privilegedBelow} or more, or grant the capability: setcap cap_net_bind_service=+ep <program>.");
+        }
+        lock (_gate)
+        {
+            int held = _byId.Values.Count(s => s.Owner.Uid == caller.Uid);
+            if (held >= maxSocketsPerUid)
+            {
+                throw new ControlException(ControlProtocol.Errors.TooManySockets,
+                    $"uid {caller.Uid} already holds {held} Norman sockets, the limit. Close some, or raise the daemon's --max-sockets-per-uid.");
+            }
+            ushort chosen = port == 0 ? PickEphemeral(protocol) : (ushort)port;
+            if (_byPort.TryGetValue((protocol, chosen), out var holder))
+            {
+                throw new ControlException(ControlProtocol.Errors.AddressInUse,
+                    $"Address already in use: {IpProtocols.Name(protocol)} port {chosen} is held by {holder.Owner.ProcessName} (pid {holder.Owner.Pid}). " +
+                    "Pick another port, or stop that process (norman ss -lp shows who holds what).");
+            }
+            var socket = create(_nextId++, chosen);
+            socket.LocalAddress = address.IsUnspecified ? NetAddress.FromV4(0) : address;
+            _byId[socket.Id] = socket;
+            _byPort[(protocol, chosen)] = socket;
+            return socket;
+        }
+    }
+
+    private ushort PickEphemeral(byte protocol)
+    {
+        int range = EphemeralLast - EphemeralFirst + 1;
+        for (int tried = 0; tried < range; tried++)
+        {
+            int candidate = _nextEphemeral;
+            _nextEphemeral = candidate == EphemeralLast ? EphemeralFirst : candidate + 1;
+            if (!_byPort.ContainsKey((protocol, (ushort)candidate)))
+            {
+                return (ushort)candidate;
+            }
+        }
+        throw new ControlException(ControlProtocol.Errors.NoPortsLeft,
+            $"No free port left in the ephemeral range {EphemeralFirst}-{EphemeralLast}. Close sockets, or bind an explicit port.");
+    }
+
+    public NormanSocket? Find(long id)
+    {
+        lock (_gate)
+        {
+            return _byId.GetValueOrDefault(id);
+        }
+    }
+
+    /// <summary>Forgets a socket: its port is free again at once. The caller releases its memory once the dataplane lets go.</summary>
+    public void Remove(NormanSocket socket)
+    {
+        lock (_gate)
+        {
+            if (_byId.Remove(socket.Id))
+            {
+                _byPort.Remove((socket.Pipe.Protocol, socket.LocalPort));
+            }
+        }
+    }
+
+    public List<NormanSocket> Snapshot()
+    {
+        lock (_gate)
+        {
+            return _byId.Values.OrderBy(s => s.Id).ToList();
+        }
+    }
+}

@@ -1,0 +1,40 @@
+using Norman.Core.Pipes;
+using Norman.Core.Protocol;
+
+namespace Norman.Daemon;
+
+/// <summary>How a daemon is started; `norman up` fills it from its flags.</summary>
+public sealed class DaemonOptions
+{
+    /// <summary>The control socket; null means $NORMAN_SOCKET or /run/norman/norman.sock.</summary>
+    public string? SocketPath { get; set; }
+
+    /// <summary>"virtual" (the simulated peer host) for now.</summary>
+    public string Port { get; set; } = "virtual";
+
+    /// <summary>This host's IPv4 address and prefix. 198.18.0.0/15 is the range set aside for benchmarking (RFC 2544).</summary>
+    public string Address { get; set; } = "198.18.0.1/24";
+
+    /// <summary>The simulated peer's address on the virtual wire.</summary>
+    public string PeerAddress { get; set; } = "198.18.0.2";
+
+    public string? Gateway { get; set; }
+
+    /// <summary>This host's MAC; null picks a random locally administered one.</summary>
+    public string? Mac { get; set; }
+
+    /// <summary>The wire's line rate in bits per second; 0 for none.</summary>
+    public long LineRateBitsPerSecond { get; set; } = 10_000_000_000;
+
+    public int SlotCount { get; set; } = PipeLayout.DefaultSlotCount;
+    public int MaxSocketsPerUid { get; set; } = 4096;
+    public bool VerifyChecksums { get; set; } = true;
+
+    /// <summary>Who may connect to the control socket. Like socket(2), any user may open sockets; the daemon checks each operation.</summary>
+    public UnixFileMode SocketMode { get; set; } =
+        UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
+
+    public bool Verbose { get; set; }
+
+    public string ResolvedSocketPath => ControlProtocol.ResolveSocketPath(SocketPath);
+}

@@ -1,0 +1,39 @@
+using Norman.Core.Packets;
+
+namespace Norman.Daemon.Dataplane;
+
+/// <summary>
+/// A change the control plane asks of the dataplane. Commands queue up and are applied by the dataplane thread
+/// between batches, so the dataplane's tables need no lock; <see cref="Applied"/> completes once it is in force.
+/// </summary>
+public abstract class DataplaneCommand
+{
+    private readonly TaskCompletionSource _applied = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public Task Applied => _applied.Task;
+
+    internal void Complete() => _applied.TrySetResult();
+
+    internal void Fail(Exception error) => _applied.TrySetException(error);
+}
+
+/// <summary>Start serving a socket: its flow key goes into the flow table.</summary>
+public sealed class AddSocketCommand(PipeSocket socket) : DataplaneCommand
+{
+    public PipeSocket Socket { get; } = socket;
+}
+
+/// <summary>Stop serving a socket; once applied, its shared memory may be unmapped.</summary>
+public sealed class RemoveSocketCommand(PipeSocket socket) : DataplaneCommand
+{
+    public PipeSocket Socket { get; } = socket;
+}
+
+/// <summary>Connect a UDP socket: it now receives only from the remote, under its 5-tuple.</summary>
+public sealed class ConnectSocketCommand(PipeSocket socket, NetAddress localAddress, NetAddress remoteAddress, ushort remotePort) : DataplaneCommand
+{
+    public PipeSocket Socket { get; } = socket;
+    public NetAddress LocalAddress { get; } = localAddress;
+    public NetAddress RemoteAddress { get; } = remoteAddress;
+    public ushort RemotePort { get; } = remotePort;
+}

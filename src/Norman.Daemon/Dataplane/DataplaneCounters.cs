@@ -1,0 +1,61 @@
+namespace Norman.Daemon.Dataplane;
+
+/// <summary>
+/// The dataplane's own counters. Written by the dataplane thread only, with plain stores; readers on other threads
+/// see values at most a batch old (64-bit stores are atomic on the platforms .NET runs Norman on).
+/// </summary>
+public sealed class DataplaneCounters
+{
+    private readonly long[] _drops = new long[DropReasons.Count];
+
+    public long PortRxPackets;
+    public long PortRxBytes;
+    public long PortTxPackets;
+    public long PortTxBytes;
+    public long DeliveredPackets;
+    public long SentPackets;
+    public long ArpRepliesSent;
+    public long ArpRequestsSent;
+    public long EchoRepliesSent;
+    public long PortUnreachableSent;
+    public long Batches;
+    public long Wakeups;
+
+    public void Drop(DropReason reason) => _drops[(int)reason]++;
+
+    public long Drops(DropReason reason) => Volatile.Read(ref _drops[(int)reason]);
+
+    public long TotalDrops()
+    {
+        long total = 0;
+        foreach (long count in _drops)
+        {
+            total += count;
+        }
+        return total;
+    }
+
+    public Dictionary<string, long> Snapshot()
+    {
+        var result = new Dictionary<string, long>
+        {
+            ["port_rx_packets"] = PortRxPackets,
+            ["port_rx_bytes"] = PortRxBytes,
+            ["port_tx_packets"] = PortTxPackets,
+            ["port_tx_bytes"] = PortTxBytes,
+            ["delivered_packets"] = DeliveredPackets,
+            ["sent_packets"] = SentPackets,
+            ["arp_replies_sent"] = ArpRepliesSent,
+            ["arp_requests_sent"] = ArpRequestsSent,
+            ["echo_replies_sent"] = EchoRepliesSent,
+            ["port_unreachable_sent"] = PortUnreachableSent,
+            ["batches"] = Batches,
+            ["wakeups"] = Wakeups,
+        };
+        for (int i = 1; i < DropReasons.Count; i++)
+        {
+            result["drop_" + DropReasons.Name((DropReason)i)] = _drops[i];
+        }
+        return result;
+    }
+}

@@ -1,0 +1,71 @@
+namespace Norman.Daemon.Dataplane;
+
+/// <summary>
+/// Every reason the dataplane drops a packet; each has a counter. Parse failures come first in the same order
+/// as <see cref="Norman.Core.Packets.ParseError"/> so one maps onto the other by value.
+/// </summary>
+public enum DropReason
+{
+    None = 0,
+    TruncatedEthernet,
+    TruncatedVlan,
+    TooManyVlanTags,
+    UnknownEtherType,
+    TruncatedArp,
+    MalformedArp,
+    TruncatedIp,
+    BadIpVersion,
+    BadIpHeaderLength,
+    BadIpTotalLength,
+    BadIpChecksum,
+    TruncatedIpv6ExtensionHeader,
+    TooManyIpv6ExtensionHeaders,
+    TruncatedTransport,
+    BadUdpLength,
+    BadTcpHeaderLength,
+
+    NotForThisHost,
+    BadUdpChecksum,
+    NoSocket,
+    UnsupportedProtocol,
+    IpFragment,
+    RxPipeFull,
+
+    TxCorruptIndex,
+    TxCorruptLength,
+    TxMalformed,
+    TxSpoofedSource,
+    TxTooBig,
+    NeighbourUnreachable,
+    HostTxFull,
+}
+
+public static class DropReasons
+{
+    public const int Count = (int)DropReason.HostTxFull + 1;
+
+    private static readonly string[] Names = BuildNames();
+
+    /// <summary>snake_case, as Prometheus labels and JSON keys want it.</summary>
+    public static string Name(DropReason reason) => Names[(int)reason];
+
+    private static string[] BuildNames()
+    {
+        var names = new string[Count];
+        for (int i = 0; i < Count; i++)
+        {
+            string pascal = ((DropReason)i).ToString();
+            var builder = new System.Text.StringBuilder();
+            foreach (char c in pascal)
+            {
+                if (char.IsUpper(c) && builder.Length > 0)
+                {
+                    builder.Append('_');
+                }
+                builder.Append(char.ToLowerInvariant(c));
+            }
+            names[i] = builder.ToString();
+        }
+        return names;
+    }
+}

@@ -1,0 +1,216 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Norman.Daemon.Dataplane.Ports;
+using Norman.Daemon.Dataplane.Stages;
+
+namespace Norman.Daemon.Dataplane;
+
+/// <summary>
+/// The dataplane: one breath of <see cref="DoWork"/> pulls a batch from the port and pushes it through the ingress
+/// stages into the sockets' RX pipes, then gathers a batch from the TX pipes and pushes it through the egress stages
+/// to the port. Time is read once per breath; control commands are applied between breaths. Nothing here allocates,
+/// locks or calls an interface per packet.
+/// <code>
+///  port ─▶ parse ─▶ host (ARP, ping) ─▶ demux ─▶ deliver ─▶ RX pipes
+///  TX pipes ─▶ schedule (copy out) ─▶ validate (anti-spoofing) ─▶ neighbour (L2) ─▶ port
+/// </code>
+/// </summary>
+public sealed class Engine
+{
+    private readonly IPort _port;
+    private readonly ConcurrentQueue<DataplaneCommand> _commands = new();
+    private readonly PacketBatch _rx = new();
+    private readonly PacketBatch _tx = new();
+    private readonly SocketSet _sockets = new();
+    private readonly FlowTable _flows;
+    private readonly ParseStage _parse;
+    private readonly HostStage _host;
+    private readonly DemuxStage _demux;
+    private readonly DeliverStage _deliver;
+    private readonly PipeScheduler _scheduler;
+    private readonly ValidateStage _validate;
+    private readonly NeighbourStage _neighbour;
+    private readonly object _postGate = new();
+    private bool _halted;
+    private long _breaths;
+
+    public Engine(IPort port, HostInterface host, int initialFlowCapacity = 1 << 12)
+    {
+        _port = port;
+        Host = host;
+        Neighbours = new NeighbourTable(Stopwatch.Frequency);
+        _flows = new FlowTable(initialFlowCapacity);
+        _parse = new ParseStage(Counters, host);
+        _host = new HostStage(Counters, host, Neighbours);
+        _demux = new DemuxStage(Counters, _flows, _host, Stopwatch.Frequency);
+        _deliver = new DeliverStage(Counters, _sockets);
+        _scheduler = new PipeScheduler(Counters, _sockets);
+        _validate = new ValidateStage(Counters, _sockets, host);
+        _neighbour = new NeighbourStage(Counters, _sockets, host, Neighbours, _host);
+    }
+
+    public HostInterface Host { get; }
+    public IPort Port => _port;
+    public DataplaneCounters Counters { get; } = new();
+    public NeighbourTable Neighbours { get; }
+
+    /// <summary>Verify UDP checksums on receive, as the kernel does (ethtool's rx checksumming, done on this core).</summary>
+    public bool VerifyChecksums { get => _demux.VerifyChecksums; set => _demux.VerifyChecksums = value; }
+
+    /// <summary>Sockets served now; read it on the dataplane thread or when it is stopped.</summary>
+    public int SocketCount => _sockets.Count;
+    public int FlowCount => _flows.Count;
+
+    /// <summary>
+    /// Queues a command for the dataplane thread; await its <see cref="DataplaneCommand.Applied"/>. Once the engine
+    /// is halted it is applied at once, so a socket closed during shutdown is still released.
+    /// The lock is the control plane's only: the dataplane thread never takes it.
+    /// </summary>
+    public void Post(DataplaneCommand command)
+    {
+        lock (_postGate)
+        {
+            if (_halted)
+            {
+                ApplyOne(command);
+                return;
+            }
+            _commands.Enqueue(command);
+        }
+    }
+
+    /// <summary>One breath. Returns the packets moved, so the idle strategy knows whether to back off.</summary>
+    public int DoWork()
+    {
+        long now = Stopwatch.GetTimestamp();
+        _breaths++;
+        if (!_commands.IsEmpty)
+        {
+            ApplyCommands();
+        }
+        int work = Receive(now);
+        work += Transmit(now);
+        return work;
+    }
+
+    private int Receive(long now)
+    {
+        _rx.Clear();
+        int received = _port.Receive(_rx, now);
+        if (received == 0)
+        {
+            return 0;
+        }
+        Counters.PortRxPackets += received;
+        for (int i = 0; i < _rx.Count; i++)
+        {
+            Counters.PortRxBytes += _rx.Length(i);
+        }
+        _parse.Run(_rx);
+        _host.Run(_rx);
+        _demux.Run(_rx, now);
+        _deliver.Run(_rx, _breaths, now);
+        Counters.Batches++;
+        return received;
+    }
+
+    private int Transmit(long now)
+    {
+        _tx.Clear();
+        FlushOutbox();
+        if (_neighbour.Waiting > 0)
+        {
+            _neighbour.Release(_tx, now);
+        }
+        long budget = _port.TransmitBudget(now);
+        int first = _tx.Count;
+        _scheduler.Run(_tx, budget);
+        if (_tx.Count > first)
+        {
+            _validate.Run(_tx, first);
+            _neighbour.Run(_tx, first, now);
+        }
+        FlushOutbox();
+        if (_tx.Count == 0)
+        {
+            return 0;
+        }
+        _port.Transmit(_tx, now);
+        int sent = 0;
+        for (int i = 0; i < _tx.Count; i++)
+        {
+            if (!_tx.IsDone(i))
+            {
+                sent++;
+                Counters.PortTxBytes += _tx.Length(i);
+            }
+        }
+        Counters.PortTxPackets += sent;
+        return _tx.Count;
+    }
+
+    private void FlushOutbox()
+    {
+        var outbox = _host.Outbox;
+        while (outbox.Count > 0 && !_tx.IsFull)
+        {
+            var frame = outbox.Peek();
+            frame.CopyTo(_tx.NextBuffer());
+            _tx.Append(frame.Length);
+            outbox.Pop();
+        }
+    }
+
+    private void ApplyCommands()
+    {
+        while (_commands.TryDequeue(out var command))
+        {
+            ApplyOne(command);
+        }
+    }
+
+    private void ApplyOne(DataplaneCommand command)
+    {
+        try
+        {
+            Apply(command);
+            command.Complete();
+        }
+        catch (Exception error)
+        {
+            command.Fail(error);
+        }
+    }
+
+    private void Apply(DataplaneCommand command)
+    {
+        switch (command)
+        {
+            case AddSocketCommand add:
+                _sockets.Add(add.Socket);
+                _flows.Set(add.Socket.Key, add.Socket.Slot);
+                break;
+            case RemoveSocketCommand remove when remove.Socket.Slot >= 0:
+                _flows.Remove(remove.Socket.Key);
+                _sockets.Remove(remove.Socket);
+                break;
+            case ConnectSocketCommand connect when connect.Socket.Slot >= 0:
+                _flows.Remove(connect.Socket.Key);
+                connect.Socket.LocalAddress = connect.LocalAddress;
+                connect.Socket.RemoteAddress = connect.RemoteAddress;
+                connect.Socket.RemotePort = connect.RemotePort;
+                _flows.Set(connect.Socket.Key, connect.Socket.Slot);
+                break;
+        }
+    }
+
+    /// <summary>Called once the dataplane thread has stopped: applies what is queued, and every later command at once.</summary>
+    public void Halt()
+    {
+        lock (_postGate)
+        {
+            _halted = true;
+            ApplyCommands();
+        }
+    }
+}

@@ -1,0 +1,57 @@
+using Norman.Core.Packets;
+
+namespace Norman.Daemon.Dataplane;
+
+/// <summary>
+/// Up to <see cref="Capacity"/> frames in the dataplane's own pinned memory, with their lengths and parse results.
+/// A plain fixed structure like BESS's: stages walk it by index, nothing is allocated per packet.
+/// </summary>
+public sealed class PacketBatch
+{
+    public const int Capacity = 32;
+    /// <summary>Room for an Ethernet header, two VLAN tags and the largest packet a pipe slot holds.</summary>
+    public const int FrameSize = 2048 + 64;
+
+    private readonly byte[] _memory = GC.AllocateArray<byte>(Capacity * FrameSize, pinned: true);
+    private readonly int[] _lengths = new int[Capacity];
+    private readonly ParsedPacket[] _parsed = new ParsedPacket[Capacity];
+    private readonly bool[] _done = new bool[Capacity];
+    private readonly int[] _socketSlot = new int[Capacity];
+
+    public int Count { get; private set; }
+    public bool IsFull => Count == Capacity;
+
+    /// <summary>The whole buffer of frame i, to write a frame into before <see cref="Append"/>.</summary>
+    public Span<byte> Buffer(int index) => _memory.AsSpan(index * FrameSize, FrameSize);
+
+    /// <summary>The next free buffer.</summary>
+    public Span<byte> NextBuffer() => Buffer(Count);
+
+    /// <summary>Accepts the frame written into <see cref="NextBuffer"/>.</summary>
+    public void Append(int length)
+    {
+        _lengths[Count] = length;
+        _done[Count] = false;
+        _socketSlot[Count] = -1;
+        Count++;
+    }
+
+    /// <summary>True once a stage has finished with the packet (dropped it, or answered it itself); later stages skip it.</summary>
+    public bool IsDone(int index) => _done[index];
+
+    public void MarkDone(int index) => _done[index] = true;
+
+    /// <summary>The socket the packet belongs to: its destination on ingress, its sender on egress; -1 for none.</summary>
+    public ref int SocketSlot(int index) => ref _socketSlot[index];
+
+    /// <summary>Sets the length of a frame whose bytes a stage rewrote.</summary>
+    public void SetLength(int index, int length) => _lengths[index] = length;
+
+    public Span<byte> Frame(int index) => _memory.AsSpan(index * FrameSize, _lengths[index]);
+
+    public int Length(int index) => _lengths[index];
+
+    public ref ParsedPacket Parsed(int index) => ref _parsed[index];
+
+    public void Clear() => Count = 0;
+}

@@ -1,0 +1,48 @@
+using Norman.Core.Packets;
+using Norman.Core.Pipes;
+using Norman.Core.Shm;
+
+namespace Norman.Daemon.Dataplane;
+
+/// <summary>
+/// The dataplane's view of one socket: its flow key, its two rings in the application's shared memory, the
+/// eventfd that wakes the application, and its counters. Created by the control plane, then owned by the
+/// dataplane thread from the moment it is added until it is removed.
+/// </summary>
+public sealed unsafe class PipeSocket
+{
+    public PipeSocket(long id, byte protocol, NetAddress localAddress, ushort localPort, SharedMemory region, EventFd wakeup,
+        int slotCount, int slotSize)
+    {
+        Id = id;
+        Protocol = protocol;
+        LocalAddress = localAddress;
+        LocalPort = localPort;
+        Rx = new RingProducer(region.Address + PipeLayout.RxRingOffset, slotCount, slotSize);
+        Tx = new RingConsumer(region.Address + PipeLayout.TxRingOffset(slotCount, slotSize), slotCount, slotSize);
+        Wakeup = wakeup;
+    }
+
+    public long Id { get; }
+    public byte Protocol { get; }
+    public NetAddress LocalAddress { get; internal set; }
+    public ushort LocalPort { get; }
+    /// <summary>Set by connect; changed only on the dataplane thread.</summary>
+    public NetAddress RemoteAddress { get; internal set; }
+    public ushort RemotePort { get; internal set; }
+    public bool IsConnected => RemotePort != 0;
+
+    public RingProducer Rx { get; }
+    public RingConsumer Tx { get; }
+    public EventFd Wakeup { get; }
+    public SocketCounters Counters { get; } = new();
+
+    /// <summary>The slot in the engine's socket array; the value stored in the flow table.</summary>
+    internal int Slot { get; set; } = -1;
+    /// <summary>The batch in which this socket last received, so its RX ring is published once per batch.</summary>
+    internal long TouchedInBatch { get; set; } = -1;
+
+    public FlowKey Key => IsConnected
+        ? new FlowKey(Protocol, LocalAddress, LocalPort, RemoteAddress, RemotePort)
+        : FlowKey.Listener(Protocol, LocalAddress, LocalPort);
+}

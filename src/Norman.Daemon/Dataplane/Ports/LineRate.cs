@@ -1,0 +1,87 @@
+using System.Diagnostics;
+
+namespace Norman.Daemon.Dataplane.Ports;
+
+/// <summary>
+/// A token bucket at a wire's line rate, in bytes as they occupy the wire: each frame also costs its FCS (4),
+/// preamble and inter-frame gap (20), and is padded to Ethernet's minimum, so a 10 Gbit/s virtual wire carries
+/// 14.88 Mpps of minimum frames, as a real one does. Zero bits per second means no limit.
+/// </summary>
+public sealed class LineRate
+{
+    public const int PerFrameOverhead = 24;
+    public const int MinimumFrame = 60;
+
+    private readonly double _bytesPerTick;
+    private readonly double _burstBytes;
+    private double _tokens;
+    private long _lastRefill;
+
+    public LineRate(long bitsPerSecond)
+    {
+        BitsPerSecond = bitsPerSecond;
+        _bytesPerTick = bitsPerSecond / 8.0 / Stopwatch.Frequency;
+        // A millisecond of line rate, and at least a full batch of maximum frames, so batching never starves.
+        _burstBytes = Math.Max(bitsPerSecond / 8.0 / 1000, PacketBatch.Capacity * (1514 + PerFrameOverhead));
+        _tokens = _burstBytes;
+        _lastRefill = Stopwatch.GetTimestamp();
+    }
+
+    public long BitsPerSecond { get; }
+    public bool IsUnlimited => BitsPerSecond <= 0;
+
+    public static int WireBytes(int frameLength) => Math.Max(frameLength, MinimumFrame) + PerFrameOverhead;
+
+    public long Budget(long now)
+    {
+        if (IsUnlimited)
+        {
+            return long.MaxValue;
+        }
+        _tokens = Math.Min(_burstBytes, _tokens + (now - _lastRefill) * _bytesPerTick);
+        _lastRefill = now;
+        return _tokens <= 0 ? 0 : (long)_tokens;
+    }
+
+    /// <summary>Charges a frame; tokens may go negative (host replies are never held back), and are repaid over time.</summary>
+    public void Charge(int frameLength)
+    {
+        if (!IsUnlimited)
+        {
+            _tokens -= WireBytes(frameLength);
+        }
+    }
+
+    /// <summary>Charges bytes already counted as they occupy the wire (see <see cref="WireBytes"/>).</summary>
+    public void ChargeWireBytes(long wireBytes)
+    {
+        if (!IsUnlimited)
+        {
+            _tokens -= wireBytes;
+        }
+    }
+
+    /// <summary>Parses "10G", "1g", "100M", "2.5Gbit", "0" (unlimited) into bits per second.</summary>
+    public static long Parse(string text)
+    {
+        string value = text.Trim().ToLowerInvariant();
+        foreach (string suffix in new[] { "bit/s", "bps", "bit" })
+        {
+            if (value.EndsWith(suffix, StringComparison.Ordinal))
+            {
+                value = value[..^suffix.Length];
+            }
+        }
+        double multiplier = 1;
+        if (value.Length > 0 && "kmgt".Contains(value[^1], StringComparison.Ordinal))
+        {
+            multiplier = value[^1] switch { 'k' => 1e3, 'm' => 1e6, 'g' => 1e9, _ => 1e12 };
+            value = value[..^1];
+        }
+        if (!double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double number) || number < 0)
+        {
+            throw new FormatException($"'{text}' is not a line rate: write it like 10G, 1g, 100M or 0 for no limit.");
+        }
+        return (long)(number * multiplier);
+    }
+}

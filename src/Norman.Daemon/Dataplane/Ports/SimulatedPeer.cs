@@ -1,0 +1,227 @@
+using System.Collections.Concurrent;
+using Norman.Core.Packets;
+
+namespace Norman.Daemon.Dataplane.Ports;
+
+/// <summary>
+/// The host at the far end of the virtual wire: its own MAC and IP, it answers ARP and ping, echoes UDP on the
+/// ports it is told to, keeps what it receives for tests to read, and sources UDP floods for the benchmark.
+/// Its wire-facing methods run on the dataplane thread; the Send*/Take* methods are for any other thread.
+/// </summary>
+public sealed class SimulatedPeer
+{
+    /// <summary>How many received datagrams are kept for tests; beyond that they are only counted.</summary>
+    public const int MaxKeptDatagrams = 65536;
+
+    private readonly ConcurrentQueue<byte[]> _injected = new();
+    private readonly FrameQueue _replies = new(256);
+    private readonly BlockingCollection<PeerDatagram> _kept = new(new ConcurrentQueue<PeerDatagram>(), MaxKeptDatagrams);
+    // Copy-on-write, so the dataplane thread reads it without a lock.
+    private volatile ushort[] _echoPorts = [];
+    private volatile ushort[] _sinkPorts = [];
+    private readonly byte[] _flood = new byte[PacketBatch.FrameSize];
+    private int _floodLength;
+    private long _floodRemaining;
+    private int _identification;
+
+    public SimulatedPeer(MacAddress mac, NetAddress address)
+    {
+        Mac = mac;
+        Address = address;
+    }
+
+    public MacAddress Mac { get; }
+    public NetAddress Address { get; }
+
+    /// <summary>Norman's MAC and address as the peer has learned them (from ARP, or from any frame Norman sent).</summary>
+    public MacAddress HostMac { get; set; }
+    public NetAddress HostAddress { get; set; }
+
+    /// <summary>Keep received UDP datagrams for <see cref="TakeDatagram"/>; off for benchmarks, which only count.</summary>
+    public bool KeepDatagrams { get; set; } = true;
+
+    public long ReceivedUdpPackets;
+    public long ReceivedUdpBytes;
+    public long ReceivedFrames;
+    public long ReceivedEchoReplies;
+    public long ReceivedPortUnreachable;
+    public long DroppedReplies;
+
+    // ---- Any thread ----
+
+    public void EchoOnPort(ushort port)
+    {
+        _echoPorts = [.. _echoPorts, port];
+    }
+
+    /// <summary>Datagrams to this port are only counted, never kept: a discard service for bulk senders.</summary>
+    public void SinkOnPort(ushort port) => _sinkPorts = [.. _sinkPorts, port];
+
+    /// <summary>Queues a UDP datagram from the peer to Norman.</summary>
+    public void SendUdp(ushort sourcePort, ushort destinationPort, ReadOnlySpan<byte> payload, NetAddress? destination = null)
+    {
+        var frame = new byte[EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV4 + payload.Length];
+        BuildUdp(frame, sourcePort, destination ?? HostAddress, destinationPort, payload);
+        _injected.Enqueue(frame);
+    }
+
+    /// <summary>Queues a raw frame as if it arrived on the wire (malformed ones included).</summary>
+    public void SendFrame(byte[] frame) => _injected.Enqueue(frame);
+
+    /// <summary>Queues an ICMP echo request to Norman's address.</summary>
+    public void SendPing(ushort identifier, ushort sequence, ReadOnlySpan<byte> payload)
+    {
+        int icmpLength = IcmpHeader.Size + payload.Length;
+        var frame = new byte[EthernetHeader.Size + Ipv4Header.Size + icmpLength];
+        EthernetHeader.Write(frame, HostMac, Mac, EtherTypes.IPv4);
+        var ip = frame.AsSpan(EthernetHeader.Size);
+        Ipv4Header.Write(ip, IpProtocols.Icmp, Address.V4, HostAddress.V4, Ipv4Header.Size + icmpLength, NextIdentification());
+        var icmp = ip[Ipv4Header.Size..];
+        ref var header = ref IcmpHeader.At(icmp);
+        header.Type = IcmpHeader.EchoRequestV4;
+        header.Identifier = identifier;
+        header.Sequence = sequence;
+        payload.CopyTo(icmp[IcmpHeader.Size..]);
+        header.Checksum = InternetChecksum.Compute(icmp);
+        _injected.Enqueue(frame);
+    }
+
+    /// <summary>Sends <paramref name="count"/> copies of one datagram as fast as the line rate allows (the benchmark's source).</summary>
+    public void StartFlood(ushort sourcePort, ushort destinationPort, int payloadLength, long count)
+    {
+        Span<byte> payload = stackalloc byte[payloadLength];
+        payload.Fill(0x5A);
+        _floodLength = BuildUdp(_flood, sourcePort, HostAddress, destinationPort, payload);
+        Volatile.Write(ref _floodRemaining, count);
+    }
+
+    public long FloodRemaining => Volatile.Read(ref _floodRemaining);
+
+    /// <summary>Waits for the next UDP datagram the peer received; null when the timeout passes first.</summary>
+    public PeerDatagram? TakeDatagram(TimeSpan timeout) => _kept.TryTake(out var datagram, timeout) ? datagram : null;
+
+    // ---- Dataplane thread ----
+
+    /// <summary>Frames the peer puts on the wire: replies first, then injected frames, then the flood.</summary>
+    internal int Produce(PacketBatch batch, ref long budget)
+    {
+        int produced = 0;
+        while (!batch.IsFull && _replies.Count > 0 && budget > 0)
+        {
+            var frame = _replies.Peek();
+            frame.CopyTo(batch.NextBuffer());
+            batch.Append(frame.Length);
+            budget -= LineRate.WireBytes(frame.Length);
+            _replies.Pop();
+            produced++;
+        }
+        while (!batch.IsFull && budget > 0 && _injected.TryDequeue(out var injected))
+        {
+            int length = Math.Min(injected.Length, PacketBatch.FrameSize);
+            injected.AsSpan(0, length).CopyTo(batch.NextBuffer());
+            batch.Append(length);
+            budget -= LineRate.WireBytes(length);
+            produced++;
+        }
+        while (!batch.IsFull && budget > 0 && _floodRemaining > 0)
+        {
+            _flood.AsSpan(0, _floodLength).CopyTo(batch.NextBuffer());
+            batch.Append(_floodLength);
+            budget -= LineRate.WireBytes(_floodLength);
+            Volatile.Write(ref _floodRemaining, _floodRemaining - 1);
+            produced++;
+        }
+        return produced;
+    }
+
+    /// <summary>A frame Norman put on the wire: the peer reacts as a small host would.</summary>
+    internal void Accept(ReadOnlySpan<byte> frame)
+    {
+        ReceivedFrames++;
+        if (PacketParser.Parse(frame, out var packet) != ParseError.None)
+        {
+            return;
+        }
+        var destinationMac = EthernetHeader.Destination(frame);
+        if (destinationMac != Mac && !destinationMac.IsBroadcast)
+        {
+            return;
+        }
+        switch (packet.Kind)
+        {
+            case PacketKind.Arp:
+                AcceptArp(frame[packet.NetworkOffset..]);
+                break;
+            case PacketKind.Udp when packet.Destination == Address:
+                AcceptUdp(frame, packet);
+                break;
+            case PacketKind.Icmp when packet.Destination == Address:
+                if (packet.IcmpType == IcmpHeader.EchoReplyV4)
+                {
+                    ReceivedEchoReplies++;
+                }
+                else if (packet.IcmpType == IcmpHeader.DestinationUnreachableV4 && packet.IcmpCode == IcmpHeader.PortUnreachableCode)
+                {
+                    ReceivedPortUnreachable++;
+                }
+                break;
+        }
+    }
+
+    private void AcceptArp(ReadOnlySpan<byte> arp)
+    {
+        if (ArpPacket.TargetIp(arp) != Address)
+        {
+            return;
+        }
+        HostMac = ArpPacket.SenderMac(arp);
+        HostAddress = ArpPacket.SenderIp(arp);
+        if (System.Runtime.InteropServices.MemoryMarshal.AsRef<ArpPacket>(arp).Operation != ArpPacket.Request)
+        {
+            return;
+        }
+        var reply = _replies.Reserve();
+        if (reply.IsEmpty)
+        {
+            DroppedReplies++;
+            return;
+        }
+        _replies.Commit(ControlFrames.ArpReply(reply, Mac, Address, HostMac, HostAddress));
+    }
+
+    private void AcceptUdp(ReadOnlySpan<byte> frame, in ParsedPacket packet)
+    {
+        ReceivedUdpPackets++;
+        ReceivedUdpBytes += packet.PayloadLength;
+        var payload = frame[packet.PayloadOffset..packet.PacketEnd];
+        if (Array.IndexOf(_echoPorts, packet.DestinationPort) >= 0)
+        {
+            var reply = _replies.Reserve();
+            if (reply.IsEmpty)
+            {
+                DroppedReplies++;
+                return;
+            }
+            _replies.Commit(BuildUdp(reply, packet.DestinationPort, packet.Source, packet.SourcePort, payload));
+            return;
+        }
+        if (KeepDatagrams && Array.IndexOf(_sinkPorts, packet.DestinationPort) < 0)
+        {
+            _kept.TryAdd(new PeerDatagram(packet.Source, packet.SourcePort, packet.DestinationPort, payload.ToArray()));
+        }
+    }
+
+    private int BuildUdp(Span<byte> frame, ushort sourcePort, NetAddress destination, ushort destinationPort, ReadOnlySpan<byte> payload)
+    {
+        EthernetHeader.Write(frame, HostMac, Mac, EtherTypes.IPv4);
+        var ip = frame[EthernetHeader.Size..];
+        payload.CopyTo(ip[UdpPacketBuilder.HeaderLengthV4..]);
+        int length = UdpPacketBuilder.WriteHeaders(ip, Address, sourcePort, destination, destinationPort, payload.Length, NextIdentification());
+        return EthernetHeader.Size + length;
+    }
+
+    private ushort NextIdentification() => (ushort)Interlocked.Increment(ref _identification);
+}
+
+/// <summary>A UDP datagram the simulated peer received.</summary>
+public sealed record PeerDatagram(NetAddress Source, ushort SourcePort, ushort DestinationPort, byte[] Payload);

@@ -1,0 +1,50 @@
+namespace Norman.Daemon.Dataplane;
+
+/// <summary>
+/// The sockets the dataplane serves, by slot (the number the flow table stores), plus a dense list of the
+/// active ones for the TX scheduler to walk. Changed only on the dataplane thread, between batches.
+/// </summary>
+public sealed class SocketSet
+{
+    private PipeSocket?[] _bySlot = new PipeSocket?[64];
+    private PipeSocket[] _active = new PipeSocket[64];
+    private readonly Stack<int> _freeSlots = new();
+    private int _nextSlot;
+
+    public int Count { get; private set; }
+
+    public PipeSocket this[int slot] => _bySlot[slot]!;
+
+    /// <summary>The i-th active socket, 0 ≤ i &lt; <see cref="Count"/>.</summary>
+    public PipeSocket Active(int index) => _active[index];
+
+    public void Add(PipeSocket socket)
+    {
+        int slot = _freeSlots.Count > 0 ? _freeSlots.Pop() : _nextSlot++;
+        if (slot >= _bySlot.Length)
+        {
+            Array.Resize(ref _bySlot, _bySlot.Length * 2);
+        }
+        if (Count == _active.Length)
+        {
+            Array.Resize(ref _active, _active.Length * 2);
+        }
+        socket.Slot = slot;
+        _bySlot[slot] = socket;
+        _active[Count++] = socket;
+    }
+
+    public void Remove(PipeSocket socket)
+    {
+        int index = Array.IndexOf(_active, socket, 0, Count);
+        if (index < 0)
+        {
+            return;
+        }
+        _active[index] = _active[Count - 1];
+        _active[--Count] = null!;
+        _bySlot[socket.Slot] = null;
+        _freeSlots.Push(socket.Slot);
+        socket.Slot = -1;
+    }
+}

@@ -1,0 +1,121 @@
+using System.Runtime.InteropServices;
+using Norman.Core.Packets;
+using Norman.Daemon.Dataplane.Ports;
+
+namespace Norman.Daemon.Dataplane.Stages;
+
+/// <summary>
+/// Ingress: the duties the kernel does on its own behalf. Answers ARP for our address and learns the asker,
+/// answers ping, and drops what is not for this host or not yet carried (other protocols, fragments), counted.
+/// Frames it sends wait in <see cref="Outbox"/> for the egress side of the same breath.
+/// </summary>
+public sealed class HostStage(DataplaneCounters counters, HostInterface host, NeighbourTable neighbours)
+{
+    public FrameQueue Outbox { get; } = new(64);
+
+    public void Run(PacketBatch batch)
+    {
+        for (int i = 0; i < batch.Count; i++)
+        {
+            if (batch.IsDone(i))
+            {
+                continue;
+            }
+            ref var packet = ref batch.Parsed(i);
+            if (packet.Kind == PacketKind.Arp)
+            {
+                HandleArp(batch.Frame(i), packet);
+                batch.MarkDone(i);
+                continue;
+            }
+            if (packet.IpVersion != 4 || !host.IsOurs(packet.Destination))
+            {
+                counters.Drop(packet.IpVersion == 6 ? DropReason.UnsupportedProtocol : DropReason.NotForThisHost);
+                batch.MarkDone(i);
+                continue;
+            }
+            if (packet.IsFragment)
+            {
+                counters.Drop(DropReason.IpFragment);
+                batch.MarkDone(i);
+                continue;
+            }
+            switch (packet.Kind)
+            {
+                case PacketKind.Udp:
+                    break;
+                case PacketKind.Icmp when packet.IcmpType == IcmpHeader.EchoRequestV4:
+                    ReplyToPing(batch.Frame(i), packet);
+                    batch.MarkDone(i);
+                    break;
+                default:
+                    counters.Drop(DropReason.UnsupportedProtocol);
+                    batch.MarkDone(i);
+                    break;
+            }
+        }
+    }
+
+    private void HandleArp(ReadOnlySpan<byte> frame, in ParsedPacket packet)
+    {
+        var arp = frame[packet.NetworkOffset..];
+        if (!host.IsOurs(ArpPacket.TargetIp(arp)))
+        {
+            return;
+        }
+        var senderMac = ArpPacket.SenderMac(arp);
+        var senderIp = ArpPacket.SenderIp(arp);
+        // Learn only from ARP that names us, as Linux does: a stranger's chatter does not fill the table.
+        neighbours.Learn(senderIp.V4, senderMac);
+        if (MemoryMarshal.AsRef<ArpPacket>(arp).Operation != ArpPacket.Request)
+        {
+            return;
+        }
+        var reply = Outbox.Reserve();
+        if (reply.IsEmpty)
+        {
+            counters.Drop(DropReason.HostTxFull);
+            return;
+        }
+        Outbox.Commit(ControlFrames.ArpReply(reply, host.Mac, host.Address, senderMac, senderIp));
+        counters.ArpRepliesSent++;
+    }
+
+    private void ReplyToPing(ReadOnlySpan<byte> frame, in ParsedPacket packet)
+    {
+        var reply = Outbox.Reserve();
+        if (reply.IsEmpty || packet.PacketEnd - packet.TransportOffset + EthernetHeader.Size + Ipv4Header.Size > reply.Length)
+        {
+            counters.Drop(DropReason.HostTxFull);
+            return;
+        }
+        Outbox.Commit(ControlFrames.EchoReplyV4(frame, packet, reply, host.Mac));
+        counters.EchoRepliesSent++;
+    }
+
+    /// <summary>Queues an ARP request for a next hop (the neighbour stage asks).</summary>
+    public void RequestArp(NetAddress target)
+    {
+        var request = Outbox.Reserve();
+        if (request.IsEmpty)
+        {
+            counters.Drop(DropReason.HostTxFull);
+            return;
+        }
+        Outbox.Commit(ControlFrames.ArpRequest(request, host.Mac, host.Address, target));
+        counters.ArpRequestsSent++;
+    }
+
+    /// <summary>Queues an ICMP port unreachable for a datagram no socket wanted.</summary>
+    public void SendPortUnreachable(ReadOnlySpan<byte> frame, in ParsedPacket packet)
+    {
+        var message = Outbox.Reserve();
+        if (message.IsEmpty)
+        {
+            counters.Drop(DropReason.HostTxFull);
+            return;
+        }
+        Outbox.Commit(ControlFrames.PortUnreachableV4(frame, packet, message, host.Mac));
+        counters.PortUnreachableSent++;
+    }
+}

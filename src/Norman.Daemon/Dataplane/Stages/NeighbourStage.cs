@@ -1,0 +1,112 @@
+using Norman.Core.Packets;
+using Norman.Daemon.Dataplane.Ports;
+
+namespace Norman.Daemon.Dataplane.Stages;
+
+/// <summary>
+/// Egress: layer 2, as the kernel owns it. Picks the next hop (the destination on our subnet, else the gateway),
+/// finds its MAC in the neighbour table and writes the Ethernet header. A packet whose next hop is still being
+/// asked for waits in a small queue (Linux keeps a few per neighbour too) and leaves when the answer comes; one
+/// whose neighbour never answers is a counted drop.
+/// </summary>
+public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets, HostInterface host, NeighbourTable neighbours, HostStage hostStage)
+{
+    private readonly FrameQueue _waiting = new(64);
+
+    public int Waiting => _waiting.Count;
+
+    /// <summary>Puts waiting packets whose neighbour has answered back into the batch (called before new ones are gathered).</summary>
+    public void Release(PacketBatch batch, long now)
+    {
+        for (int n = _waiting.Count; n > 0 && !batch.IsFull; n--)
+        {
+            var frame = _waiting.Peek();
+            Parse(frame, out var packet);
+            var result = Resolve(packet.Destination, now, out var mac);
+            if (result == NeighbourTable.Lookup.Pending)
+            {
+                var again = _waiting.Reserve();
+                frame.CopyTo(again);
+                _waiting.Commit(frame.Length);
+            }
+            else if (result == NeighbourTable.Lookup.Resolved)
+            {
+                frame.CopyTo(batch.NextBuffer());
+                EthernetHeader.Write(batch.NextBuffer(), mac, host.Mac, EtherTypes.IPv4);
+                batch.Append(frame.Length);
+                batch.SocketSlot(batch.Count - 1) = -1;
+                counters.SentPackets++;
+            }
+            else
+            {
+                counters.Drop(DropReason.NeighbourUnreachable);
+            }
+            _waiting.Pop();
+        }
+    }
+
+    public void Run(PacketBatch batch, int first, long now)
+    {
+        for (int i = first; i < batch.Count; i++)
+        {
+            if (batch.IsDone(i))
+            {
+                continue;
+            }
+            var frame = batch.Frame(i);
+            var socket = sockets[batch.SocketSlot(i)];
+            var result = Resolve(batch.Parsed(i).Destination, now, out var mac);
+            if (result == NeighbourTable.Lookup.Resolved)
+            {
+                EthernetHeader.Write(frame, mac, host.Mac, EtherTypes.IPv4);
+                socket.Counters.TxPackets++;
+                socket.Counters.TxBytes += batch.Parsed(i).PayloadLength;
+                counters.SentPackets++;
+                continue;
+            }
+            batch.MarkDone(i);
+            var wait = result == NeighbourTable.Lookup.Pending ? _waiting.Reserve() : Span<byte>.Empty;
+            if (wait.IsEmpty)
+            {
+                socket.Counters.Drop(DropReason.NeighbourUnreachable);
+                counters.Drop(DropReason.NeighbourUnreachable);
+                continue;
+            }
+            frame.CopyTo(wait);
+            _waiting.Commit(frame.Length);
+            socket.Counters.TxPackets++;
+            socket.Counters.TxBytes += batch.Parsed(i).PayloadLength;
+        }
+    }
+
+    private NeighbourTable.Lookup Resolve(NetAddress destination, long now, out MacAddress mac)
+    {
+        if (host.IsBroadcast(destination))
+        {
+            mac = MacAddress.Broadcast;
+            return NeighbourTable.Lookup.Resolved;
+        }
+        NetAddress nextHop;
+        if (host.IsOnLink(destination))
+        {
+            nextHop = destination;
+        }
+        else if (host.Gateway is { } gateway)
+        {
+            nextHop = gateway;
+        }
+        else
+        {
+            mac = default;
+            return NeighbourTable.Lookup.Failed;
+        }
+        var result = neighbours.Resolve(nextHop.V4, now, out mac, out bool shouldProbe);
+        if (shouldProbe)
+        {
+            hostStage.RequestArp(nextHop);
+        }
+        return result;
+    }
+
+    private static void Parse(ReadOnlySpan<byte> frame, out ParsedPacket packet) => PacketParser.Parse(frame, out packet);
+}

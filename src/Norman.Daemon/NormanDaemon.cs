@@ -1,0 +1,95 @@
+using Norman.Core.Packets;
+using Norman.Core.Protocol;
+using Norman.Daemon.Control;
+using Norman.Daemon.Dataplane;
+using Norman.Daemon.Dataplane.Ports;
+
+namespace Norman.Daemon;
+
+/// <summary>
+/// normand: the control plane and the dataplane in one process. Start it, use it, dispose it; `norman up` runs one
+/// until a signal, tests and the benchmark run one in-process.
+/// </summary>
+public sealed class NormanDaemon : IAsyncDisposable
+{
+    private readonly DataplaneRunner _runner;
+    private readonly ControlServer _server;
+    private bool _disposed;
+
+    private NormanDaemon(Engine engine, DataplaneRunner runner, ControlServer server, ControlPlane plane, SimulatedPeer? peer)
+    {
+        Engine = engine;
+        _runner = runner;
+        _server = server;
+        Control = plane;
+        Peer = peer;
+    }
+
+    public Engine Engine { get; }
+    public ControlPlane Control { get; }
+    /// <summary>The host at the far end of a virtual wire; null on other ports.</summary>
+    public SimulatedPeer? Peer { get; }
+    public string SocketPath => _server.Path;
+    public long DataplaneAllocatedBytes => _runner.AllocatedBytes;
+    public Exception? DataplaneFailure => _runner.Failure;
+
+    public static NormanDaemon Start(DaemonOptions options, ILogSink? log = null)
+    {
+        log ??= new StderrLog(options.Verbose);
+        var (address, prefix) = HostInterface.ParseCidr(options.Address);
+        var mac = options.Mac is null ? MacAddress.NewLocal() : MacAddress.Parse(options.Mac);
+        var host = new HostInterface(mac, address, prefix, options.Gateway is null ? null : NetAddress.Parse(options.Gateway));
+        var (port, peer) = CreatePort(options, host);
+        var engine = new Engine(port, host) { VerifyChecksums = options.VerifyChecksums };
+        var runner = new DataplaneRunner(engine);
+        var info = new DaemonInfo
+        {
+            Version = typeof(NormanDaemon).Assembly.GetName().Version?.ToString() ?? "0",
+            Pid = Environment.ProcessId,
+            Port = port.Name,
+            Address = host.ToString(),
+            Mac = mac.ToString(),
+        };
+        var plane = new ControlPlane(engine, new SocketTable(address, options.MaxSocketsPerUid), info, options.SlotCount, log);
+        runner.Start();
+        try
+        {
+            var server = ControlServer.Start(options.ResolvedSocketPath, plane, log, options.SocketMode);
+            return new NormanDaemon(engine, runner, server, plane, peer);
+        }
+        catch
+        {
+            runner.Stop();
+            port.Dispose();
+            throw;
+        }
+    }
+
+    private static (IPort Port, SimulatedPeer? Peer) CreatePort(DaemonOptions options, HostInterface host)
+    {
+        if (options.Port == "virtual")
+        {
+            var peer = new SimulatedPeer(MacAddress.NewLocal(), NetAddress.Parse(options.PeerAddress))
+            {
+                // The peer has "already resolved" us, as if it had ARPed: its frames can flow from the first one.
+                HostMac = host.Mac,
+                HostAddress = host.Address,
+            };
+            return (new VirtualPort(peer, options.LineRateBitsPerSecond), peer);
+        }
+        throw new ArgumentException($"Unknown port '{options.Port}': use virtual.");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        // Control first, so departing sessions release their sockets through a still-running dataplane.
+        await _server.DisposeAsync();
+        _runner.Stop();
+        Engine.Port.Dispose();
+    }
+}
