@@ -69,7 +69,7 @@ public static class DemoCommand
             }
             Console.WriteLine((await bob.StandardOutput.ReadToEndAsync()).TrimEnd());
             long wireBytes = daemon.Engine.Counters.PortTxBytes;
-            Console.WriteLine($"  the wire carried {wireBytes * 8 / 1e6:F0} Mbit from this host; the peer received {peer.ReceivedUdpPackets} datagrams");
+            Console.WriteLine($"  the wire carried {wireBytes * 8 / 1e6:F0} Mbit from this host; the peer's discard port received {peer.SunkPackets} of Bob's datagrams");
         }
         finally
         {

@@ -30,9 +30,13 @@ public sealed class Engine
     private readonly PipeScheduler _scheduler;
     private readonly ValidateStage _validate;
     private readonly NeighbourStage _neighbour;
+    private readonly List<(RemoveSocketCommand Command, long Deadline)> _closing = new();
     private readonly object _postGate = new();
     private bool _halted;
     private long _breaths;
+
+    /// <summary>How long a closed socket's TX pipe may keep draining before it is dropped with the socket.</summary>
+    public const int CloseDrainMilliseconds = 200;
 
     public Engine(IPort port, HostInterface host, int initialFlowCapacity = 1 << 12)
     {
@@ -90,6 +94,10 @@ public sealed class Engine
         }
         int work = Receive(now);
         work += Transmit(now);
+        if (_closing.Count > 0)
+        {
+            FinishClosing(now);
+        }
         return work;
     }
 
@@ -173,8 +181,10 @@ public sealed class Engine
     {
         try
         {
-            Apply(command);
-            command.Complete();
+            if (Apply(command))
+            {
+                command.Complete();
+            }
         }
         catch (Exception error)
         {
@@ -182,7 +192,8 @@ public sealed class Engine
         }
     }
 
-    private void Apply(DataplaneCommand command)
+    /// <summary>Applies a command; false when it completes later (a closing socket still draining).</summary>
+    private bool Apply(DataplaneCommand command)
     {
         switch (command)
         {
@@ -190,6 +201,12 @@ public sealed class Engine
                 _sockets.Add(add.Socket);
                 _flows.Set(add.Socket.Key, add.Socket.Slot);
                 break;
+            case RemoveSocketCommand remove when remove.Socket.Slot >= 0 && !_halted:
+                // Nothing more is delivered to it; what it already sent still leaves, as a kernel's send queue
+                // does on close. The command completes once its TX pipe is empty (or the drain time is up).
+                _flows.Remove(remove.Socket.Key);
+                _closing.Add((remove, Stopwatch.GetTimestamp() + Stopwatch.Frequency * CloseDrainMilliseconds / 1000));
+                return false;
             case RemoveSocketCommand remove when remove.Socket.Slot >= 0:
                 _flows.Remove(remove.Socket.Key);
                 _sockets.Remove(remove.Socket);
@@ -202,6 +219,21 @@ public sealed class Engine
                 _flows.Set(connect.Socket.Key, connect.Socket.Slot);
                 break;
         }
+        return true;
+    }
+
+    private void FinishClosing(long now)
+    {
+        for (int i = _closing.Count - 1; i >= 0; i--)
+        {
+            var (command, deadline) = _closing[i];
+            if (command.Socket.Tx.Available() == 0 || now > deadline || _halted)
+            {
+                _sockets.Remove(command.Socket);
+                _closing.RemoveAt(i);
+                command.Complete();
+            }
+        }
     }
 
     /// <summary>Called once the dataplane thread has stopped: applies what is queued, and every later command at once.</summary>
@@ -211,6 +243,7 @@ public sealed class Engine
         {
             _halted = true;
             ApplyCommands();
+            FinishClosing(Stopwatch.GetTimestamp());
         }
     }
 }

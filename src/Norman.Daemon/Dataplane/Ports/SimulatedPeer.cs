@@ -41,6 +41,8 @@ public sealed class SimulatedPeer
     public bool KeepDatagrams { get; set; } = true;
 
     public long ReceivedUdpPackets;
+    /// <summary>Datagrams that arrived on a <see cref="SinkOnPort"/> port.</summary>
+    public long SunkPackets;
     public long ReceivedUdpBytes;
     public long ReceivedFrames;
     public long ReceivedEchoReplies;
@@ -205,7 +207,12 @@ public sealed class SimulatedPeer
             _replies.Commit(BuildUdp(reply, packet.DestinationPort, packet.Source, packet.SourcePort, payload));
             return;
         }
-        if (KeepDatagrams && Array.IndexOf(_sinkPorts, packet.DestinationPort) < 0)
+        if (Array.IndexOf(_sinkPorts, packet.DestinationPort) >= 0)
+        {
+            SunkPackets++;
+            return;
+        }
+        if (KeepDatagrams)
         {
             _kept.TryAdd(new PeerDatagram(packet.Source, packet.SourcePort, packet.DestinationPort, payload.ToArray()));
         }
