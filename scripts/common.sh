@@ -1,0 +1,27 @@
+# Shared by ./run-demo, ./run-tests and ./run-bench: installs what is missing, then builds.
+# Debian packages are installed only when absent, so a fresh machine gets everything and a prepared one is not slowed.
+
+ensure_packages() {
+  local missing=()
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "norman: installing ${missing[*]}" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_dotnet() {
+  if ! command -v dotnet >/dev/null 2>&1; then
+    echo "norman: the .NET 10 SDK is needed (https://dot.net); install it and run this again." >&2
+    exit 1
+  fi
+  export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+}
+
+build() {
+  dotnet build "$@" -c Release --nologo -v quiet -clp:ErrorsOnly
+}

@@ -1,0 +1,42 @@
+using System.Diagnostics;
+
+namespace Norman.Integration.Tests;
+
+public sealed class DemoTests
+{
+    [Fact]
+    public async Task The_demo_runs_to_its_end_alone_in_under_a_minute_and_leaves_nothing_behind()
+    {
+        var clock = Stopwatch.StartNew();
+        var start = new ProcessStartInfo(AppProcess.BesideTests("norman")) { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add("demo");
+        start.ArgumentList.Add("--seconds");
+        start.ArgumentList.Add("2");
+        using var demo = Process.Start(start)!;
+        var output = demo.StandardOutput.ReadToEndAsync();
+        var errors = demo.StandardError.ReadToEndAsync();
+        await demo.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+
+        Assert.True(demo.ExitCode == 0, $"demo exited {demo.ExitCode}: {await errors}\n{await output}");
+        Assert.True(clock.Elapsed < TimeSpan.FromMinutes(1));
+        string text = await output;
+        Assert.Matches(@"udp\s+UNCONN.*users:\(\(""kvdb"",pid=\d+\)\)", text);
+        Assert.Matches(@"users:\(\(""bobapp"",pid=\d+\)\)", text);
+        Assert.Contains("0 Norman memfds left open", text);
+        Assert.DoesNotContain(Directory.GetDirectories("/proc"), IsDemoApplication);
+        Assert.False(Directory.Exists(Path.Combine(Path.GetTempPath(), $"norman-demo-{demo.Id}")));
+    }
+
+    private static bool IsDemoApplication(string procDirectory)
+    {
+        try
+        {
+            string exe = new FileInfo(Path.Combine(procDirectory, "exe")).LinkTarget ?? "";
+            return exe.StartsWith(AppContext.BaseDirectory, StringComparison.Ordinal) && (exe.EndsWith("/kvdb") || exe.EndsWith("/bobapp"));
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+}
