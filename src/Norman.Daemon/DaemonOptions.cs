@@ -36,5 +36,11 @@ public sealed class DaemonOptions
 
     public bool Verbose { get; set; }
 
+    /// <summary>The CPU the dataplane thread is pinned to; null leaves it to the scheduler.</summary>
+    public int? DataplaneCpu { get; set; }
+
+    /// <summary>Never sleep when idle (spin and yield only): lowest latency, a whole core always busy.</summary>
+    public bool BusyPoll { get; set; }
+
     public string ResolvedSocketPath => ControlProtocol.ResolveSocketPath(SocketPath);
 }

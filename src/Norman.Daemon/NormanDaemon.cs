@@ -41,7 +41,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         var host = new HostInterface(mac, address, prefix, options.Gateway is null ? null : NetAddress.Parse(options.Gateway));
         var (port, peer) = CreatePort(options, host);
         var engine = new Engine(port, host) { VerifyChecksums = options.VerifyChecksums };
-        var runner = new DataplaneRunner(engine);
+        var runner = new DataplaneRunner(engine, options.DataplaneCpu, options.BusyPoll);
         var info = new DaemonInfo
         {
             Version = typeof(NormanDaemon).Assembly.GetName().Version?.ToString() ?? "0",

@@ -21,10 +21,12 @@ public static class UpCommand
         var slots = new Option<int>("--slots") { Description = "Slots in each socket's RX and TX pipe (a power of two).", DefaultValueFactory = _ => defaults.SlotCount };
         var maxSockets = new Option<int>("--max-sockets-per-uid") { Description = "Sockets one user may hold.", DefaultValueFactory = _ => defaults.MaxSocketsPerUid };
         var noChecksum = new Option<bool>("--no-rx-checksum") { Description = "Do not verify UDP checksums on receive (as `ethtool -K rx off`)." };
+        var cpu = new Option<int?>("--cpu") { Description = "Pin the dataplane thread to this CPU (it busy-polls: give it a core of its own)." };
+        var busyPoll = new Option<bool>("--busy-poll") { Description = "Never let the dataplane sleep when idle: lowest latency, one core always busy." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log every bind, close and refusal to stderr." };
         var command = new Command("up", "Run the Norman daemon (control plane and dataplane) in the foreground.\n\nExample:\n  norman up --socket /tmp/norman.sock --line-rate 1G -v")
         {
-            socket, port, address, peer, gateway, mac, lineRate, slots, maxSockets, noChecksum, verbose,
+            socket, port, address, peer, gateway, mac, lineRate, slots, maxSockets, noChecksum, cpu, busyPoll, verbose,
         };
         command.SetAction(async (result, cancellation) =>
         {
@@ -41,6 +43,8 @@ public static class UpCommand
                 MaxSocketsPerUid = result.GetValue(maxSockets),
                 VerifyChecksums = !result.GetValue(noChecksum),
                 Verbose = result.GetValue(verbose),
+                DataplaneCpu = result.GetValue(cpu),
+                BusyPoll = result.GetValue(busyPoll),
             };
             return await RunAsync(options, cancellation);
         });

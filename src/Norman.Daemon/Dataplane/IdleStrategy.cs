@@ -14,7 +14,11 @@ public sealed partial class IdleStrategy
     public const int MinSleepMicroseconds = 20;
     public const int MaxSleepMicroseconds = 1000;
 
+    private readonly bool _neverSleep;
     private int _idleBreaths;
+
+    /// <summary>With <paramref name="neverSleep"/>, idle breaths spin and yield but never sleep: a core given over to the dataplane.</summary>
+    public IdleStrategy(bool neverSleep = false) => _neverSleep = neverSleep;
     private int _sleepMicroseconds = MinSleepMicroseconds;
 
     public void Idle(int workDone)
@@ -30,7 +34,7 @@ public sealed partial class IdleStrategy
         {
             Thread.SpinWait(8);
         }
-        else if (_idleBreaths < SpinBreaths + YieldBreaths)
+        else if (_idleBreaths < SpinBreaths + YieldBreaths || _neverSleep)
         {
             Thread.Yield();
         }

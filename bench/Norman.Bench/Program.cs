@@ -1,0 +1,80 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Norman.Bench;
+
+// norman-bench: runs every scenario several times and reports medians with min and max.
+var quick = new Option<bool>("--quick") { Description = "Fewer packets and runs: a smoke run in well under two minutes." };
+var runs = new Option<int>("--runs") { Description = "Runs of each scenario (the median is reported).", DefaultValueFactory = _ => 5 };
+var json = new Option<string>("--json") { Description = "Where to write the flat JSON figures.", DefaultValueFactory = _ => "bench/results/latest.json" };
+var markdown = new Option<string>("--markdown") { Description = "Where to write the markdown table.", DefaultValueFactory = _ => "bench/results/latest.md" };
+var root = new RootCommand("Norman's benchmark: packets per second through the dataplane on the virtual wire.") { quick, runs, json, markdown };
+root.SetAction(result =>
+{
+    bool isQuick = result.GetValue(quick);
+    int runCount = isQuick ? 3 : Math.Max(1, result.GetValue(runs));
+    long packets64 = isQuick ? 500_000 : 4_000_000;
+    long packets1500 = isQuick ? 200_000 : 1_000_000;
+    var figures = new List<Measurement>();
+    long allocated = 0;
+    // Warm-up, not counted: the JIT's tiers and every one-time initialisation happen here.
+    DataplaneScenarios.PeerToApplication(64, 200_000);
+    DataplaneScenarios.ApplicationToPeer(64, 200_000);
+    foreach (int frame in new[] { 64, 1500 })
+    {
+        long packets = frame == 64 ? packets64 : packets1500;
+        var rx = new Measurement($"norman_peer_to_app_mpps_{frame}", $"peer → dataplane → application, {frame}-byte frames", "Mpps");
+        var rxNs = new Measurement($"norman_peer_to_app_ns_per_packet_{frame}", $"dataplane core time per packet handled (delivered or dropped), peer → application, {frame}-byte frames", "ns");
+        var rxDrops = new Measurement($"norman_peer_to_app_drops_{frame}", $"packets dropped (application slower than the wire), {frame}-byte frames", "packets");
+        var tx = new Measurement($"norman_app_to_peer_mpps_{frame}", $"application → dataplane → peer, {frame}-byte frames", "Mpps");
+        var txNs = new Measurement($"norman_app_to_peer_ns_per_packet_{frame}", $"dataplane core time per packet, application → peer, {frame}-byte frames", "ns");
+        for (int run = 0; run < runCount; run++)
+        {
+            var (rxPps, drops, rxAllocated) = DataplaneScenarios.PeerToApplication(frame, packets);
+            rx.Add(rxPps / 1e6);
+            rxNs.Add(1e9 / DataplaneScenarios.LastProcessedPps);
+            rxDrops.Add(drops);
+            var (txPps, _, txAllocated) = DataplaneScenarios.ApplicationToPeer(frame, packets);
+            tx.Add(txPps / 1e6);
+            txNs.Add(1e9 / txPps);
+            allocated += rxAllocated + txAllocated;
+            Console.Error.WriteLine($"run {run + 1}/{runCount}, {frame}-byte frames: peer→app {rxPps / 1e6:F2} Mpps ({drops} dropped), app→peer {txPps / 1e6:F2} Mpps; dataplane allocated {rxAllocated} + {txAllocated} bytes");
+        }
+        figures.AddRange([rx, rxNs, rxDrops, tx, txNs]);
+    }
+    var alloc = new Measurement("hot_loop_alloc_bytes", "bytes allocated by the dataplane thread over every run", "bytes");
+    alloc.Add(allocated);
+    figures.Add(alloc);
+    Write(figures, result.GetValue(json)!, result.GetValue(markdown)!, isQuick, runCount);
+    return 0;
+});
+return root.Parse(args).Invoke();
+
+static void Write(List<Measurement> figures, string jsonPath, string markdownPath, bool quick, int runs)
+{
+    var flat = new Dictionary<string, double>();
+    foreach (var figure in figures)
+    {
+        flat[figure.Key] = Math.Round(figure.Median, 4);
+        flat[figure.Key + "_min"] = Math.Round(figure.Min, 4);
+        flat[figure.Key + "_max"] = Math.Round(figure.Max, 4);
+    }
+    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(jsonPath))!);
+    File.WriteAllText(jsonPath, JsonSerializer.Serialize(flat, new JsonSerializerOptions { WriteIndented = true }));
+
+    var table = new StringBuilder();
+    table.AppendLine(CultureInfo.InvariantCulture, $"Norman benchmark, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, {(quick ? "--quick, " : "")}{runs} runs (median [min–max])");
+    table.AppendLine();
+    table.AppendLine("| figure | median | min | max | unit | key |");
+    table.AppendLine("|---|---:|---:|---:|---|---|");
+    foreach (var f in figures)
+    {
+        table.AppendLine(CultureInfo.InvariantCulture, $"| {f.Description} | {f.Median:0.###} | {f.Min:0.###} | {f.Max:0.###} | {f.Unit} | `{f.Key}` |");
+    }
+    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(markdownPath))!);
+    File.WriteAllText(markdownPath, table.ToString());
+    Console.Write(table.ToString());
+    Console.WriteLine();
+    Console.WriteLine($"written: {jsonPath}, {markdownPath}");
+}
