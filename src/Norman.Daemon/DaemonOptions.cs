@@ -9,7 +9,7 @@ public sealed class DaemonOptions
     /// <summary>The control socket; null means $NORMAN_SOCKET or /run/norman/norman.sock.</summary>
     public string? SocketPath { get; set; }
 
-    /// <summary>"virtual" (the simulated peer host) for now.</summary>
+    /// <summary>"virtual" (a wire to the simulated peer host) or "wire:NAME" (a wire shared with another daemon).</summary>
     public string Port { get; set; } = "virtual";
 
     /// <summary>This host's IPv4 address and prefix. 198.18.0.0/15 is the range set aside for benchmarking (RFC 2544).</summary>

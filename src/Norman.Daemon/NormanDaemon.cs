@@ -77,7 +77,11 @@ public sealed class NormanDaemon : IAsyncDisposable
             };
             return (new VirtualPort(peer, options.LineRateBitsPerSecond), peer);
         }
-        throw new ArgumentException($"Unknown port '{options.Port}': use virtual.");
+        if (options.Port.StartsWith("wire:", StringComparison.Ordinal))
+        {
+            return (new SharedWirePort(options.Port["wire:".Length..], options.LineRateBitsPerSecond), null);
+        }
+        throw new ArgumentException($"Unknown port '{options.Port}': use virtual, or wire:NAME to share a wire with another daemon.");
     }
 
     public async ValueTask DisposeAsync()

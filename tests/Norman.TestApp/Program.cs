@@ -1,5 +1,6 @@
 // norman-testapp: an application process for the integration tests, honest or hostile on demand.
 //   bind PORT            bind, print "bound PORT", hold the socket until stdin closes
+//   request HOST PORT N  connect to HOST:PORT, send N numbered datagrams, print "replies R" (R echoed right)
 //   hostile PORT N       bind through the raw control protocol, then write N rounds of garbage into every
 //                        index and length of its own pipes, printing "done N"
 //   forge PORT SPORT     bind PORT through the raw protocol, then send the peer one datagram claiming source
@@ -22,6 +23,22 @@ try
             Console.WriteLine($"bound {socket.LocalPort}");
             Console.Out.Flush();
             Console.In.ReadToEnd();
+            return 0;
+        }
+        case "request":
+        {
+            // request HOST PORT COUNT: send COUNT datagrams, wait for each reply, print "replies N".
+            using var socket = new NormanUdpSocket();
+            socket.Connect(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(args[1]), int.Parse(args[2])));
+            var buffer = new byte[NormanUdpSocket.MaxPayload];
+            int replies = 0;
+            for (int i = 0; i < int.Parse(args[3]); i++)
+            {
+                socket.Send(BitConverter.GetBytes(i));
+                int length = socket.Receive(buffer, out _, TimeSpan.FromSeconds(10));
+                replies += length == 4 && BitConverter.ToInt32(buffer) == i ? 1 : 0;
+            }
+            Console.WriteLine($"replies {replies}");
             return 0;
         }
         case "hostile":

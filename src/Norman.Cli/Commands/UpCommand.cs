@@ -12,7 +12,7 @@ public static class UpCommand
     {
         var defaults = new DaemonOptions();
         var socket = new Option<string?>("--socket", "-S") { Description = "Control socket path (default: $NORMAN_SOCKET, else /run/norman/norman.sock)." };
-        var port = new Option<string>("--port") { Description = "The wire: 'virtual' (an in-process wire to a simulated peer host).", DefaultValueFactory = _ => defaults.Port };
+        var port = new Option<string>("--port") { Description = "The wire: 'virtual' (an in-process wire to a simulated peer host), or 'wire:NAME' (a wire shared with another daemon on this machine: two hosts, no root).", DefaultValueFactory = _ => defaults.Port };
         var address = new Option<string>("--address") { Description = "This host's IPv4 address and prefix on the wire.", DefaultValueFactory = _ => defaults.Address };
         var peer = new Option<string>("--peer") { Description = "The simulated peer's address (virtual port).", DefaultValueFactory = _ => defaults.PeerAddress };
         var gateway = new Option<string?>("--gateway") { Description = "Next hop for addresses off the subnet." };

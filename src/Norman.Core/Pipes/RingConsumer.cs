@@ -19,7 +19,11 @@ public sealed unsafe class RingConsumer
     private uint _cachedProducer;
     private uint _published;
 
-    public RingConsumer(byte* ring, int slotCount, int slotSize)
+    /// <summary>
+    /// A consumer over a ring; <paramref name="skipStale"/> starts at the producer's current index and publishes
+    /// it, discarding what a previous consumer left unread (a shared wire reclaimed after a restart).
+    /// </summary>
+    public RingConsumer(byte* ring, int slotCount, int slotSize, bool skipStale = false)
     {
         _ring = ring;
         _slots = ring + PipeLayout.SlotsOffset;
@@ -27,6 +31,11 @@ public sealed unsafe class RingConsumer
         _mask = (uint)slotCount - 1;
         _slotSize = slotSize;
         DataCapacity = PipeLayout.SlotDataCapacity(slotSize);
+        if (skipStale)
+        {
+            _consumer = _published = _cachedProducer = Volatile.Read(ref *(uint*)(ring + PipeLayout.ProducerIndexOffset));
+            Volatile.Write(ref *(uint*)(ring + PipeLayout.ConsumerIndexOffset), _consumer);
+        }
     }
 
     public int DataCapacity { get; }

@@ -19,7 +19,11 @@ public sealed unsafe class RingProducer
     private uint _cachedConsumer;
     private uint _published;
 
-    public RingProducer(byte* ring, int slotCount, int slotSize)
+    /// <summary>
+    /// A producer over a ring; <paramref name="resume"/> continues a ring another producer left (a shared wire
+    /// reclaimed after a restart) from the indices in memory, instead of from zero.
+    /// </summary>
+    public RingProducer(byte* ring, int slotCount, int slotSize, bool resume = false)
     {
         _ring = ring;
         _slots = ring + PipeLayout.SlotsOffset;
@@ -27,6 +31,11 @@ public sealed unsafe class RingProducer
         _mask = (uint)slotCount - 1;
         _slotSize = slotSize;
         DataCapacity = PipeLayout.SlotDataCapacity(slotSize);
+        if (resume)
+        {
+            _producer = _published = _cachedConsumer = Volatile.Read(ref *(uint*)(ring + PipeLayout.ProducerIndexOffset));
+            RefreshConsumer();
+        }
     }
 
     /// <summary>The largest packet a slot holds.</summary>

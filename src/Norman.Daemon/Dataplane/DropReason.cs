@@ -38,11 +38,12 @@ public enum DropReason
     TxTooBig,
     NeighbourUnreachable,
     HostTxFull,
+    PortTxFull,
 }
 
 public static class DropReasons
 {
-    public const int Count = (int)DropReason.HostTxFull + 1;
+    public const int Count = (int)DropReason.PortTxFull + 1;
 
     private static readonly string[] Names = BuildNames();
 

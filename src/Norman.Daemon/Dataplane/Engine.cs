@@ -147,8 +147,12 @@ public sealed class Engine
         {
             return 0;
         }
-        _port.Transmit(_tx, now);
-        int sent = 0;
+        int wireFull = _port.Transmit(_tx, now);
+        for (int i = 0; i < wireFull; i++)
+        {
+            Counters.Drop(DropReason.PortTxFull);
+        }
+        int sent = -wireFull;
         for (int i = 0; i < _tx.Count; i++)
         {
             if (!_tx.IsDone(i))

@@ -15,6 +15,6 @@ public interface IPort : IDisposable
     /// <summary>Bytes of frames the line rate lets the port take now (long.MaxValue when unlimited).</summary>
     long TransmitBudget(long now);
 
-    /// <summary>Sends every frame of the batch that no stage marked done.</summary>
-    void Transmit(PacketBatch batch, long now);
+    /// <summary>Sends every frame of the batch that no stage marked done; returns how many it had to drop (wire full).</summary>
+    int Transmit(PacketBatch batch, long now);
 }

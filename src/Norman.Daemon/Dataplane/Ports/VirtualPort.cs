@@ -33,7 +33,7 @@ public sealed class VirtualPort : IPort
 
     public long TransmitBudget(long now) => _toPeer.Budget(now);
 
-    public void Transmit(PacketBatch batch, long now)
+    public int Transmit(PacketBatch batch, long now)
     {
         for (int i = 0; i < batch.Count; i++)
         {
@@ -45,6 +45,7 @@ public sealed class VirtualPort : IPort
             _toPeer.Charge(frame.Length);
             Peer.Accept(frame);
         }
+        return 0;
     }
 
     public void Dispose()
