@@ -6,32 +6,23 @@ using Norman.Daemon.Dataplane;
 namespace Norman.Integration.Tests;
 
 /// <summary>The acceptance of the foundation: real application processes on a daemon's virtual wire.</summary>
-public sealed class ApplicationProcessTests : IAsyncLifetime
+public sealed class ApplicationProcessTests : DaemonTest
 {
     /// <summary>nobody and nogroup on Debian (65534): numeric, since setpriv does not look a group up by a user name.</summary>
     private const string NobodyUid = "65534";
-    private DaemonFixture _daemon = null!;
-
-    public Task InitializeAsync()
-    {
-        _daemon = new DaemonFixture();
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync() => await _daemon.DisposeAsync();
 
     [Fact]
     public void An_echo_server_process_gets_the_peers_datagrams_and_its_replies_reach_the_peer_byte_for_byte()
     {
-        using var echo = _daemon.Start("echo-server", "5000");
+        using var echo = Daemon.Start("echo-server", "5000");
         Assert.Contains("listening on udp 0.0.0.0:5000", echo.ReadLine());
         var random = new Random(5000);
         foreach (int size in new[] { 0, 1, 64, 512, 1000, 1472 })
         {
             var payload = new byte[size];
             random.NextBytes(payload);
-            _daemon.Peer.SendUdp(40000, 5000, payload);
-            var reply = _daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10));
+            Daemon.Peer.SendUdp(40000, 5000, payload);
+            var reply = Daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10));
             Assert.NotNull(reply);
             Assert.Equal(payload, reply.Payload);
             Assert.Equal(5000, reply.SourcePort);
@@ -42,22 +33,22 @@ public sealed class ApplicationProcessTests : IAsyncLifetime
     [Fact]
     public void Two_applications_each_get_only_their_own_port_and_a_second_bind_is_refused_clearly()
     {
-        using var first = _daemon.Start("echo-server", "5000");
-        using var second = _daemon.Start("echo-server", "5001");
+        using var first = Daemon.Start("echo-server", "5000");
+        using var second = Daemon.Start("echo-server", "5001");
         first.ReadLine();
         second.ReadLine();
         for (int i = 0; i < 50; i++)
         {
-            _daemon.Peer.SendUdp(40000, (ushort)(5000 + i % 2), BitConverter.GetBytes(5000 + i % 2));
+            Daemon.Peer.SendUdp(40000, (ushort)(5000 + i % 2), BitConverter.GetBytes(5000 + i % 2));
         }
         for (int i = 0; i < 50; i++)
         {
-            var reply = _daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10));
+            var reply = Daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10));
             Assert.NotNull(reply);
             Assert.Equal(reply.SourcePort, BitConverter.ToInt32(reply.Payload));
         }
 
-        using var intruder = _daemon.Start("norman-testapp", "bind", "5000");
+        using var intruder = Daemon.Start("norman-testapp", "bind", "5000");
         string refusal = intruder.ReadLine();
         Assert.StartsWith("error EADDRINUSE", refusal);
         Assert.Contains("echo-server", refusal);
@@ -67,21 +58,21 @@ public sealed class ApplicationProcessTests : IAsyncLifetime
     [Fact]
     public async Task Norman_ss_lp_names_each_listening_process_by_pid_and_its_json_parses()
     {
-        using var echo = _daemon.Start("echo-server", "5000");
-        using var database = _daemon.Start("kvdb", "6379");
+        using var echo = Daemon.Start("echo-server", "5000");
+        using var database = Daemon.Start("kvdb", "6379");
         echo.ReadLine();
         database.ReadLine();
 
-        string table = await RunNormanAsync("ss", "-lpn", "--socket", _daemon.SocketPath);
+        string table = await RunNormanAsync("ss", "-lpn", "--socket", Daemon.SocketPath);
         Assert.Contains($"users:((\"echo-server\",pid={echo.Pid}))", table);
         Assert.Contains($"users:((\"kvdb\",pid={database.Pid}))", table);
         Assert.Matches(@"udp\s+UNCONN\s+0\s+0\s+0\.0\.0\.0:5000\s", table);
 
-        string filtered = await RunNormanAsync("ss", "-lpn", "--socket", _daemon.SocketPath, "sport", "=", ":6379");
+        string filtered = await RunNormanAsync("ss", "-lpn", "--socket", Daemon.SocketPath, "sport", "=", ":6379");
         Assert.Contains("kvdb", filtered);
         Assert.DoesNotContain("echo-server", filtered);
 
-        var sockets = JsonSerializer.Deserialize(await RunNormanAsync("ss", "-la", "--json", "--socket", _daemon.SocketPath), ControlJson.Default.ListSocketInfo)!;
+        var sockets = JsonSerializer.Deserialize(await RunNormanAsync("ss", "-la", "--json", "--socket", Daemon.SocketPath), ControlJson.Default.ListSocketInfo)!;
         Assert.Contains(sockets, s => s.LocalPort == 5000 && s.Pid == echo.Pid && s.ProcessName == "echo-server");
         Assert.Contains(sockets, s => s.LocalPort == 6379 && s.Pid == database.Pid && s.ProcessName == "kvdb");
     }
@@ -90,69 +81,69 @@ public sealed class ApplicationProcessTests : IAsyncLifetime
     public void A_killed_application_frees_its_port_within_a_second_and_the_daemon_its_memory()
     {
         var baseline = DaemonResources.Measure();
-        using var victim = _daemon.Start("echo-server", "5000");
+        using var victim = Daemon.Start("echo-server", "5000");
         victim.ReadLine();
         Assert.True(DaemonResources.Measure().Memfds > baseline.Memfds);
 
         victim.KillHard();
         var killedAt = Stopwatch.StartNew();
-        Assert.True(WaitFor(() => _daemon.Daemon.Control.Sockets.Count == 0));
+        Assert.True(WaitFor(() => Daemon.Daemon.Control.Sockets.Count == 0));
         Assert.True(killedAt.Elapsed < TimeSpan.FromSeconds(1), $"the port was held {killedAt.Elapsed} after the kill");
-        using var successor = _daemon.Start("norman-testapp", "bind", "5000");
+        using var successor = Daemon.Start("norman-testapp", "bind", "5000");
         Assert.Equal("bound 5000", successor.ReadLine());
         successor.Dispose();
-        Assert.True(WaitFor(() => DaemonResources.Measure() == baseline && _daemon.Daemon.Control.Sockets.Count == 0),
+        Assert.True(WaitFor(() => DaemonResources.Measure() == baseline && Daemon.Daemon.Control.Sockets.Count == 0),
             $"daemon resources {DaemonResources.Measure()} did not return to {baseline}");
     }
 
     [RootFact]
     public void A_port_below_1024_is_refused_to_an_unprivileged_user()
     {
-        using var nobody = AppProcess.Start("norman-testapp", _daemon.SocketPath, NobodyUid, "bind", "80");
+        using var nobody = AppProcess.Start("norman-testapp", Daemon.SocketPath, NobodyUid, "bind", "80");
         string line = nobody.ReadLine();
         Assert.StartsWith("error EACCES", line);
         Assert.Contains("port 80", line);
 
-        using var unprivilegedPort = AppProcess.Start("norman-testapp", _daemon.SocketPath, NobodyUid, "bind", "8080");
+        using var unprivilegedPort = AppProcess.Start("norman-testapp", Daemon.SocketPath, NobodyUid, "bind", "8080");
         Assert.Equal("bound 8080", unprivilegedPort.ReadLine());
 
-        using var root = _daemon.Start("norman-testapp", "bind", "80");
+        using var root = Daemon.Start("norman-testapp", "bind", "80");
         Assert.Equal("bound 80", root.ReadLine());
     }
 
     [Fact]
     public void A_client_scribbling_on_its_pipe_indices_is_counted_and_the_others_are_served()
     {
-        using var echo = _daemon.Start("echo-server", "5000");
+        using var echo = Daemon.Start("echo-server", "5000");
         echo.ReadLine();
-        using var hostile = _daemon.Start("norman-testapp", "hostile", "6666", "200000");
+        using var hostile = Daemon.Start("norman-testapp", "hostile", "6666", "200000");
         Assert.Equal("bound 6666", hostile.ReadLine());
         for (int i = 0; i < 200; i++)
         {
-            _daemon.Peer.SendUdp(40000, 6666, BitConverter.GetBytes(i));
-            _daemon.Peer.SendUdp(40000, 5000, BitConverter.GetBytes(i));
-            var reply = _daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10));
+            Daemon.Peer.SendUdp(40000, 6666, BitConverter.GetBytes(i));
+            Daemon.Peer.SendUdp(40000, 5000, BitConverter.GetBytes(i));
+            var reply = Daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10));
             Assert.NotNull(reply);
             Assert.Equal(i, BitConverter.ToInt32(reply.Payload));
         }
         Assert.Equal("done 200000", hostile.ReadLine(60));
 
-        var counters = _daemon.Daemon.Engine.Counters;
+        var counters = Daemon.Daemon.Engine.Counters;
         long rejected = counters.Drops(DropReason.TxCorruptIndex) + counters.Drops(DropReason.TxCorruptLength) + counters.Drops(DropReason.TxMalformed);
         Assert.True(rejected > 0, "the hostile client's garbage was not counted");
-        Assert.Null(_daemon.Daemon.DataplaneFailure);
+        Assert.Null(Daemon.Daemon.DataplaneFailure);
     }
 
     [Fact]
     public void A_forged_source_port_is_dropped_and_counted_while_the_honest_datagram_leaves()
     {
-        using var forger = _daemon.Start("norman-testapp", "forge", "5000", "53");
+        using var forger = Daemon.Start("norman-testapp", "forge", "5000", "53");
         forger.ReadLine();
-        var honest = _daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10));
+        var honest = Daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10));
         Assert.NotNull(honest);
         Assert.Equal(5000, honest.SourcePort);
-        Assert.Null(_daemon.Peer.TakeDatagram(TimeSpan.FromMilliseconds(200)));
-        Assert.Equal(1, _daemon.Daemon.Engine.Counters.Drops(DropReason.TxSpoofedSource));
+        Assert.Null(Daemon.Peer.TakeDatagram(TimeSpan.FromMilliseconds(200)));
+        Assert.Equal(1, Daemon.Daemon.Engine.Counters.Drops(DropReason.TxSpoofedSource));
     }
 
     internal static async Task<string> RunNormanAsync(params string[] arguments)

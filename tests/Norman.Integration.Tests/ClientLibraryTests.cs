@@ -5,22 +5,13 @@ using Norman.Core.Packets;
 namespace Norman.Integration.Tests;
 
 /// <summary>NormanUdpSocket in this process against a daemon in this process: the API's promises and its errors.</summary>
-public sealed class ClientLibraryTests : IAsyncLifetime
+public sealed class ClientLibraryTests : DaemonTest
 {
-    private DaemonFixture _daemon = null!;
-
-    public Task InitializeAsync()
-    {
-        _daemon = new DaemonFixture();
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync() => await _daemon.DisposeAsync();
 
     [Fact]
     public void Without_a_daemon_the_error_names_the_path_and_says_what_to_do()
     {
-        string path = Path.Combine(_daemon.Directory, "nobody-here.sock");
+        string path = Path.Combine(Daemon.Directory, "nobody-here.sock");
         var error = Assert.Throws<NormanDaemonUnavailableException>(() => new NormanUdpSocket(path));
         Assert.Contains(path, error.Message);
         Assert.Contains("norman up", error.Message);
@@ -29,7 +20,7 @@ public sealed class ClientLibraryTests : IAsyncLifetime
     [Fact]
     public async Task A_sleeping_receiver_is_woken_by_the_eventfd_and_gets_the_datagram()
     {
-        using var socket = new NormanUdpSocket(_daemon.SocketPath);
+        using var socket = new NormanUdpSocket(Daemon.SocketPath);
         socket.Bind(5000);
         var buffer = new byte[100];
         var receiver = Task.Run(() =>
@@ -39,22 +30,22 @@ public sealed class ClientLibraryTests : IAsyncLifetime
         });
         // Only once the receiver sleeps (it asked for a wake-up) does the peer send, so the eventfd path is taken.
         Assert.True(ApplicationProcessTests.WaitFor(() => NeedsWakeup(socket)), "the receiver never went to sleep");
-        _daemon.Peer.SendUdp(40000, 5000, "wake up"u8);
+        Daemon.Peer.SendUdp(40000, 5000, "wake up"u8);
 
         var (length, from) = await receiver.WaitAsync(TimeSpan.FromSeconds(20));
         Assert.Equal("wake up"u8.ToArray(), buffer[..length]);
         Assert.Equal(new IPEndPoint(IPAddress.Parse("198.18.0.2"), 40000), from);
-        Assert.True(_daemon.Daemon.Engine.Counters.Wakeups >= 1);
+        Assert.True(Daemon.Daemon.Engine.Counters.Wakeups >= 1);
     }
 
     [Fact]
     public async Task ReceiveAsync_completes_when_a_datagram_arrives()
     {
-        using var socket = new NormanUdpSocket(_daemon.SocketPath);
+        using var socket = new NormanUdpSocket(Daemon.SocketPath);
         socket.Bind(5000);
         var receive = socket.ReceiveAsync(new CancellationTokenSource(TimeSpan.FromSeconds(20)).Token).AsTask();
         Assert.True(ApplicationProcessTests.WaitFor(() => NeedsWakeup(socket)));
-        _daemon.Peer.SendUdp(40000, 5000, "async"u8);
+        Daemon.Peer.SendUdp(40000, 5000, "async"u8);
 
         var datagram = await receive;
         Assert.Equal("async"u8.ToArray(), datagram.Payload);
@@ -64,17 +55,17 @@ public sealed class ClientLibraryTests : IAsyncLifetime
     [Fact]
     public void A_connected_socket_hears_only_its_remote_and_sends_there()
     {
-        using var socket = new NormanUdpSocket(_daemon.SocketPath);
+        using var socket = new NormanUdpSocket(Daemon.SocketPath);
         socket.Connect(new IPEndPoint(IPAddress.Parse("198.18.0.2"), 7000));
-        _daemon.Peer.SendUdp(7001, socket.LocalPort, "stranger"u8);
-        _daemon.Peer.SendUdp(7000, socket.LocalPort, "friend"u8);
+        Daemon.Peer.SendUdp(7001, socket.LocalPort, "stranger"u8);
+        Daemon.Peer.SendUdp(7000, socket.LocalPort, "friend"u8);
         var buffer = new byte[64];
         int length = socket.Receive(buffer, out var from, TimeSpan.FromSeconds(10));
         Assert.Equal("friend", System.Text.Encoding.ASCII.GetString(buffer, 0, length));
         Assert.Equal(7000, from.Port);
 
         socket.Send("reply"u8);
-        var sent = _daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10));
+        var sent = Daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10));
         Assert.Equal((ushort?)7000, sent?.DestinationPort);
         Assert.Equal(DaemonFixture.HostAddress, sent?.Source);
     }
@@ -82,11 +73,11 @@ public sealed class ClientLibraryTests : IAsyncLifetime
     [Fact]
     public void Port_zero_picks_an_ephemeral_port_and_a_foreign_address_is_refused()
     {
-        using var socket = new NormanUdpSocket(_daemon.SocketPath);
+        using var socket = new NormanUdpSocket(Daemon.SocketPath);
         socket.Bind(0);
         Assert.InRange(socket.LocalPort, 32768, 60999);
 
-        using var other = new NormanUdpSocket(_daemon.SocketPath);
+        using var other = new NormanUdpSocket(Daemon.SocketPath);
         var error = Assert.Throws<NormanException>(() => other.Bind(5000, IPAddress.Parse("203.0.113.9")));
         Assert.Equal("EADDRNOTAVAIL", error.Code);
     }
@@ -94,9 +85,9 @@ public sealed class ClientLibraryTests : IAsyncLifetime
     [Fact]
     public async Task When_the_daemon_goes_away_the_next_call_says_so()
     {
-        using var socket = new NormanUdpSocket(_daemon.SocketPath);
+        using var socket = new NormanUdpSocket(Daemon.SocketPath);
         socket.Bind(5000);
-        await _daemon.Daemon.DisposeAsync();
+        await Daemon.Daemon.DisposeAsync();
 
         var error = Assert.Throws<NormanDaemonUnavailableException>(() => socket.Receive(new byte[10], out _, TimeSpan.FromSeconds(10)));
         Assert.Contains("went away", error.Message);

@@ -58,11 +58,9 @@ catch (NormanException error)
 
 static unsafe int Hostile(int port, int rounds)
 {
-    using var control = ControlChannel.Connect();
-    var fds = new List<int>();
-    var grant = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = "udp", Port = port }, fds).Socket!;
-    using var region = SharedMemory.Map(fds[0], grant.RegionBytes);
-    Libc_Close(fds[1]);
+    var (control, grant, region) = RawBind(port);
+    using var keep = control;
+    using var memory = region;
     Console.WriteLine($"bound {grant.LocalPort}");
     Console.Out.Flush();
     var random = new Random(port);
@@ -90,11 +88,9 @@ static unsafe int Hostile(int port, int rounds)
 static unsafe int Forge(int port, ushort forgedPort)
 {
     // The raw protocol, as a hostile program would use it: the library would never write a wrong source port.
-    using var control = ControlChannel.Connect();
-    var fds = new List<int>();
-    var grant = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = "udp", Port = port }, fds).Socket!;
-    using var region = SharedMemory.Map(fds[0], grant.RegionBytes);
-    Libc_Close(fds[1]);
+    var (control, grant, region) = RawBind(port);
+    using var keep = control;
+    using var memory = region;
     var tx = new RingProducer(region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize), grant.SlotCount, grant.SlotSize);
     var source = NetAddress.Parse(grant.SourceAddress);
     var peer = NetAddress.Parse("198.18.0.2");
@@ -111,4 +107,13 @@ static unsafe int Forge(int port, ushort forgedPort)
     return 0;
 }
 
-static void Libc_Close(int fd) => new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true).Dispose();
+// Binds through the raw control protocol and maps the pipes, as a program that does not use the library would.
+static (ControlChannel Control, SocketGrant Grant, SharedMemory Region) RawBind(int port)
+{
+    var control = ControlChannel.Connect();
+    var fds = new List<int>();
+    var grant = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = "udp", Port = port }, fds).Socket!;
+    var region = SharedMemory.Map(fds[0], grant.RegionBytes);
+    new Microsoft.Win32.SafeHandles.SafeFileHandle(fds[1], ownsHandle: true).Dispose();
+    return (control, grant, region);
+}

@@ -71,9 +71,17 @@ public static class UpCommand
         Console.WriteLine($"normand: control socket {daemon.SocketPath}; port {daemon.Engine.Port.Name} ({daemon.Engine.Host}, {rate}" +
             (daemon.Peer is { } peer ? $", peer {peer.Address})" : ")"));
         Console.WriteLine("normand: running; stop with Ctrl-C or SIGTERM.");
-        await stop.Task;
+        while (!stop.Task.IsCompleted && daemon.DataplaneFailure is null)
+        {
+            await Task.WhenAny(stop.Task, Task.Delay(500));
+        }
         await daemon.DisposeAsync();
+        if (daemon.DataplaneFailure is { } failure)
+        {
+            Console.Error.WriteLine($"normand: the dataplane stopped on an internal error; this is a bug, please report it with this trace:\n{failure}");
+            return 70; // EX_SOFTWARE
+        }
         Console.WriteLine("normand: stopped.");
-        return daemon.DataplaneFailure is null ? 0 : 1;
+        return 0;
     }
 }

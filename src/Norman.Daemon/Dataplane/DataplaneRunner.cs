@@ -50,8 +50,10 @@ public sealed class DataplaneRunner : IDisposable
         }
         catch (Exception error)
         {
-            // A bug, not bad input: bad input is a counted drop. Record it so the daemon can report and stop.
+            // A bug, not bad input: bad input is a counted drop. Record it so the daemon can report and stop,
+            // and halt the engine so that control calls waiting on a command are not left hanging.
             Failure = error;
+            _engine.Halt();
         }
     }
 
