@@ -9,8 +9,11 @@ public sealed class DaemonOptions
     /// <summary>The control socket; null means $NORMAN_SOCKET or /run/norman/norman.sock.</summary>
     public string? SocketPath { get; set; }
 
-    /// <summary>"virtual" (a wire to the simulated peer host) or "wire:NAME" (a wire shared with another daemon).</summary>
+    /// <summary>"virtual" (a wire to the simulated peer host), "wire:NAME" (a wire shared with another daemon) or "tap:DEVICE".</summary>
     public string Port { get; set; } = "virtual";
+
+    /// <summary>For a TAP port: the network namespace to move the device into (the peer's side lives there).</summary>
+    public string? Namespace { get; set; }
 
     /// <summary>This host's IPv4 address and prefix. 198.18.0.0/15 is the range set aside for benchmarking (RFC 2544).</summary>
     public string Address { get; set; } = "198.18.0.1/24";

@@ -77,11 +77,15 @@ public sealed class NormanDaemon : IAsyncDisposable
             };
             return (new VirtualPort(peer, options.LineRateBitsPerSecond), peer);
         }
+        if (options.Port.StartsWith("tap:", StringComparison.Ordinal))
+        {
+            return (new TapPort(options.Port["tap:".Length..], options.Namespace, options.LineRateBitsPerSecond), null);
+        }
         if (options.Port.StartsWith("wire:", StringComparison.Ordinal))
         {
             return (new SharedWirePort(options.Port["wire:".Length..], options.LineRateBitsPerSecond), null);
         }
-        throw new ArgumentException($"Unknown port '{options.Port}': use virtual, or wire:NAME to share a wire with another daemon.");
+        throw new ArgumentException($"Unknown port '{options.Port}': use virtual, wire:NAME (a wire shared with another daemon) or tap:DEVICE.");
     }
 
     public async ValueTask DisposeAsync()

@@ -12,7 +12,8 @@ public static class UpCommand
     {
         var defaults = new DaemonOptions();
         var socket = new Option<string?>("--socket", "-S") { Description = "Control socket path (default: $NORMAN_SOCKET, else /run/norman/norman.sock)." };
-        var port = new Option<string>("--port") { Description = "The wire: 'virtual' (an in-process wire to a simulated peer host), or 'wire:NAME' (a wire shared with another daemon on this machine: two hosts, no root).", DefaultValueFactory = _ => defaults.Port };
+        var port = new Option<string>("--port") { Description = "The wire: 'virtual' (an in-process wire to a simulated peer host), 'wire:NAME' (a wire shared with another daemon on this machine: two hosts, no root), or 'tap:DEVICE' (a TAP device: the Linux kernel is the peer; needs CAP_NET_ADMIN).", DefaultValueFactory = _ => defaults.Port };
+        var netns = new Option<string?>("--netns") { Description = "For a TAP port: move the device into this network namespace (the peer's side)." };
         var address = new Option<string>("--address") { Description = "This host's IPv4 address and prefix on the wire.", DefaultValueFactory = _ => defaults.Address };
         var peer = new Option<string>("--peer") { Description = "The simulated peer's address (virtual port).", DefaultValueFactory = _ => defaults.PeerAddress };
         var gateway = new Option<string?>("--gateway") { Description = "Next hop for addresses off the subnet." };
@@ -26,7 +27,7 @@ public static class UpCommand
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log every bind, close and refusal to stderr." };
         var command = new Command("up", "Run the Norman daemon (control plane and dataplane) in the foreground.\n\nExample:\n  norman up --socket /tmp/norman.sock --line-rate 1G -v")
         {
-            socket, port, address, peer, gateway, mac, lineRate, slots, maxSockets, noChecksum, cpu, busyPoll, verbose,
+            socket, port, netns, address, peer, gateway, mac, lineRate, slots, maxSockets, noChecksum, cpu, busyPoll, verbose,
         };
         command.SetAction(async (result, cancellation) =>
         {
@@ -34,6 +35,7 @@ public static class UpCommand
             {
                 SocketPath = result.GetValue(socket),
                 Port = result.GetValue(port)!,
+                Namespace = result.GetValue(netns),
                 Address = result.GetValue(address)!,
                 PeerAddress = result.GetValue(peer)!,
                 Gateway = result.GetValue(gateway),

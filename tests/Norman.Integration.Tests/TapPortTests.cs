@@ -1,0 +1,158 @@
+using Norman.Daemon;
+using Norman.Daemon.Control;
+using Norman.Daemon.Dataplane;
+
+namespace Norman.Integration.Tests;
+
+/// <summary>
+/// Norman on a TAP device whose other side is the Linux kernel of a test namespace (198.18.1.2/24), checked with
+/// the real ping, socat and tshark. Norman is 198.18.1.1/24; every address lives inside the namespaces.
+/// </summary>
+public sealed class TapPortTests : IAsyncLifetime
+{
+    private const string NormanAddress = "198.18.1.1";
+    private const string PeerAddress = "198.18.1.2";
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), $"norman-tap-{Guid.NewGuid():N}");
+    private readonly string _device = $"nrm{Guid.NewGuid().ToString("N")[..8]}";
+    private TestNamespace? _peer;
+    private NormanDaemon? _daemon;
+
+    private string SocketPath => Path.Combine(_directory, "norman.sock");
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    /// <summary>Builds the test host lazily, so skipped tests create nothing.</summary>
+    private TestNamespace Peer(string? gateway = null)
+    {
+        if (_peer is not null)
+        {
+            return _peer;
+        }
+        Directory.CreateDirectory(_directory);
+        _peer = new TestNamespace("peer");
+        _daemon = NormanDaemon.Start(new DaemonOptions
+        {
+            SocketPath = SocketPath,
+            Port = $"tap:{_device}",
+            Namespace = _peer.Name,
+            Address = $"{NormanAddress}/24",
+            Gateway = gateway,
+            LineRateBitsPerSecond = 0,
+        }, NullLog.Instance);
+        _peer.Run("ip", "addr", "add", $"{PeerAddress}/24", "dev", _device);
+        return _peer;
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_daemon is not null)
+        {
+            await _daemon.DisposeAsync();
+        }
+        _peer?.Dispose();
+        if (Directory.Exists(_directory))
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+    }
+
+    [NetnsFact]
+    public void The_kernels_ping_gets_replies_from_Norman()
+    {
+        var peer = Peer();
+        string output = peer.Run("ping", "-c", "3", "-i", "0.2", "-W", "5", NormanAddress);
+        Assert.Contains("3 received", output);
+        Assert.Equal(3, _daemon!.Engine.Counters.EchoRepliesSent);
+    }
+
+    [NetnsFact]
+    public async Task Stopping_the_daemon_removes_the_TAP_device_it_created()
+    {
+        var peer = Peer();
+        Assert.Contains(_device, peer.Run("ip", "-o", "link", "show"));
+        await _daemon!.DisposeAsync();
+        Assert.DoesNotContain(_device, peer.Run("ip", "-o", "link", "show"));
+    }
+
+    [NetnsFact]
+    public void A_socat_client_talks_to_the_echo_example_byte_for_byte()
+    {
+        var peer = Peer();
+        using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000");
+        Assert.Contains("listening", echo.ReadLine());
+        foreach (string message in new[] { "hello norman\n", new string('x', 1400) + "\n" })
+        {
+            var (code, output, errors) = peer.Try(message, "socat", "-t", "2", "-", $"UDP:{NormanAddress}:7000");
+            Assert.True(code == 0, errors);
+            Assert.Equal(message, output);
+        }
+    }
+
+    [NetnsFact]
+    public void A_Norman_application_reaches_a_kernel_server_it_never_talked_to()
+    {
+        var peer = Peer();
+        var server = peer.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP4-RECVFROM:9000,fork", "PIPE");
+        using var client = AppProcess.Start("norman-testapp", SocketPath, null, "request", PeerAddress, "9000", "20");
+        Assert.Equal("replies 20", client.ReadLine());
+        Assert.True(_daemon!.Engine.Counters.ArpRequestsSent >= 1);
+    }
+
+    [NetnsFact]
+    public void A_datagram_to_a_closed_port_makes_the_client_see_connection_refused()
+    {
+        var peer = Peer();
+        var (code, _, errors) = peer.Try("anyone there?\n", "socat", "-t", "2", "-", $"UDP:{NormanAddress}:9999");
+        Assert.NotEqual(0, code);
+        Assert.Contains("Connection refused", errors);
+        Assert.True(_daemon!.Engine.Counters.PortUnreachableSent >= 1);
+    }
+
+    [NetnsFact]
+    public void A_Norman_application_reaches_a_host_behind_the_gateway()
+    {
+        var peer = Peer(gateway: PeerAddress);
+        using var far = new TestNamespace("far");
+        string veth = $"nrv{Guid.NewGuid().ToString("N")[..8]}";
+        peer.Run("ip", "link", "add", veth, "type", "veth", "peer", "name", veth + "f", "netns", far.Name);
+        peer.Run("ip", "addr", "add", "198.18.2.1/24", "dev", veth);
+        peer.Run("ip", "link", "set", veth, "up");
+        peer.Run("sysctl", "-qw", "net.ipv4.ip_forward=1");
+        far.Run("ip", "addr", "add", "198.18.2.2/24", "dev", veth + "f");
+        far.Run("ip", "link", "set", veth + "f", "up");
+        far.Run("ip", "route", "add", "default", "via", "198.18.2.1");
+        var server = far.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP4-RECVFROM:9100,fork", "PIPE");
+
+        using var client = AppProcess.Start("norman-testapp", SocketPath, null, "request", "198.18.2.2", "9100", "10");
+        Assert.Equal("replies 10", client.ReadLine());
+    }
+
+    [NetnsFact]
+    public void Tshark_on_the_peer_side_decodes_every_frame_Norman_sent_with_good_checksums()
+    {
+        var peer = Peer();
+        string capture = Path.Combine(_directory, "peer.pcapng");
+        var tshark = peer.StartAndWaitFor("Capturing on", "tshark", "-i", _device, "-w", capture);
+        using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000");
+        echo.ReadLine();
+        peer.Run("ping", "-c", "2", "-i", "0.2", NormanAddress);
+        for (int size = 1; size <= 1400; size += 233)
+        {
+            peer.Try(new string('n', size), "socat", "-t", "1", "-", $"UDP:{NormanAddress}:7000");
+        }
+        peer.Try("closed\n", "socat", "-t", "1", "-", $"UDP:{NormanAddress}:9999");
+        Host.Run("kill", "-INT", tshark.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(tshark.WaitForExit(TimeSpan.FromSeconds(20)));
+
+        string[] checks = ["-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE"];
+        string fromNorman = Host.Run(["tshark", "-r", capture, .. checks, "-Y", $"eth.src == {_daemon!.Engine.Host.Mac}", "-T", "fields", "-e", "frame.protocols"]);
+        var protocols = fromNorman.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains(protocols, p => p.EndsWith(":arp", StringComparison.Ordinal));
+        Assert.Contains(protocols, p => p.Contains(":icmp", StringComparison.Ordinal));
+        Assert.True(protocols.Count(p => p.Contains(":udp:data", StringComparison.Ordinal)) >= 7, fromNorman);
+        string bad = Host.Run(["tshark", "-r", capture, .. checks, "-Y",
+            $"eth.src == {_daemon.Engine.Host.Mac} && (ip.checksum.status == 0 || udp.checksum.status == 0 || icmp.checksum.status == 0 || _ws.malformed || _ws.expert.severity >= 6291456)"]);
+        Assert.True(bad.Trim().Length == 0, $"tshark found bad frames from Norman:\n{bad}");
+        Assert.Equal(0, _daemon.Engine.Counters.Drops(DropReason.PortTxFull));
+    }
+}

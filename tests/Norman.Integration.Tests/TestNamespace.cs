@@ -1,0 +1,126 @@
+using System.Diagnostics;
+
+namespace Norman.Integration.Tests;
+
+/// <summary>
+/// A test host: a network namespace the test creates, with every address inside it, deleted on dispose
+/// (with whatever interfaces it holds).
+/// </summary>
+public sealed class TestNamespace : IDisposable
+{
+    private readonly List<Process> _background = new();
+
+    public TestNamespace(string role)
+    {
+        Name = $"nrm-{role}-{Guid.NewGuid().ToString("N")[..8]}";
+        Host.Run("ip", "netns", "add", Name);
+        Run("ip", "link", "set", "lo", "up");
+    }
+
+    public string Name { get; }
+
+    /// <summary>Runs a command inside the namespace and returns its output; fails the test on a non-zero exit.</summary>
+    public string Run(params string[] command) => Host.Run(["ip", "netns", "exec", Name, .. command]);
+
+    /// <summary>Runs a command inside the namespace, returning exit code, stdout and stderr.</summary>
+    public (int ExitCode, string Output, string Errors) Try(string? input, params string[] command) =>
+        Host.Try(input, ["ip", "netns", "exec", Name, .. command]);
+
+    /// <summary>Starts a long-running command inside the namespace; the namespace kills it (by its pid) on dispose.</summary>
+    public Process Start(params string[] command)
+    {
+        var process = Host.Start(["ip", "netns", "exec", Name, .. command]);
+        _background.Add(process);
+        return process;
+    }
+
+    /// <summary>Starts a command and waits until its stderr shows <paramref name="ready"/> (socat -d -d says when it listens).</summary>
+    public Process StartAndWaitFor(string ready, params string[] command)
+    {
+        var process = Start(command);
+        var clock = Stopwatch.StartNew();
+        var seen = new System.Text.StringBuilder();
+        while (clock.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            var line = process.StandardError.ReadLineAsync();
+            if (!line.Wait(TimeSpan.FromSeconds(20) - clock.Elapsed) || line.Result is null)
+            {
+                break;
+            }
+            seen.AppendLine(line.Result);
+            if (line.Result.Contains(ready, StringComparison.Ordinal))
+            {
+                return process;
+            }
+        }
+        throw new TimeoutException($"`{string.Join(' ', command)}` never said '{ready}'; it said: {seen}");
+    }
+
+    public void Dispose()
+    {
+        foreach (var process in _background)
+        {
+            try
+            {
+                if (!process.HasExited)
+                {
+                    process.Kill(entireProcessTree: true);
+                    process.WaitForExit(5000);
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // Already disposed by the test.
+            }
+            process.Dispose();
+        }
+        Host.Try(null, "ip", "netns", "del", Name);
+    }
+}
+
+/// <summary>Runs commands on the host, bounded in time.</summary>
+public static class Host
+{
+    public static string Run(params string[] command)
+    {
+        var (code, output, errors) = Try(null, command);
+        if (code != 0)
+        {
+            throw new InvalidOperationException($"`{string.Join(' ', command)}` exited {code}: {errors}{output}");
+        }
+        return output;
+    }
+
+    public static (int ExitCode, string Output, string Errors) Try(string? input, params string[] command)
+    {
+        using var process = Start(command, redirectInput: input is not null);
+        if (input is not null)
+        {
+            process.StandardInput.Write(input);
+            process.StandardInput.Close();
+        }
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"`{string.Join(' ', command)}` did not finish within 60 s");
+        }
+        return (process.ExitCode, output.Result, errors.Result);
+    }
+
+    public static Process Start(string[] command, bool redirectInput = false)
+    {
+        var start = new ProcessStartInfo(command[0])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = redirectInput,
+        };
+        foreach (var argument in command.Skip(1))
+        {
+            start.ArgumentList.Add(argument);
+        }
+        return Process.Start(start)!;
+    }
+}
