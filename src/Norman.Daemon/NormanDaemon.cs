@@ -81,11 +81,15 @@ public sealed class NormanDaemon : IAsyncDisposable
         {
             return (new TapPort(options.Port["tap:".Length..], options.Namespace, options.LineRateBitsPerSecond), null);
         }
+        if (options.Port.StartsWith("afpacket:", StringComparison.Ordinal))
+        {
+            return (new AfPacketPort(options.Port["afpacket:".Length..], options.LineRateBitsPerSecond), null);
+        }
         if (options.Port.StartsWith("wire:", StringComparison.Ordinal))
         {
             return (new SharedWirePort(options.Port["wire:".Length..], options.LineRateBitsPerSecond), null);
         }
-        throw new ArgumentException($"Unknown port '{options.Port}': use virtual, wire:NAME (a wire shared with another daemon) or tap:DEVICE.");
+        throw new ArgumentException($"Unknown port '{options.Port}': use virtual, wire:NAME (a wire shared with another daemon), tap:DEVICE or afpacket:INTERFACE.");
     }
 
     public async ValueTask DisposeAsync()

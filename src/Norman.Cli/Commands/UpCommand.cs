@@ -12,7 +12,7 @@ public static class UpCommand
     {
         var defaults = new DaemonOptions();
         var socket = new Option<string?>("--socket", "-S") { Description = "Control socket path (default: $NORMAN_SOCKET, else /run/norman/norman.sock)." };
-        var port = new Option<string>("--port") { Description = "The wire: 'virtual' (an in-process wire to a simulated peer host), 'wire:NAME' (a wire shared with another daemon on this machine: two hosts, no root), or 'tap:DEVICE' (a TAP device: the Linux kernel is the peer; needs CAP_NET_ADMIN).", DefaultValueFactory = _ => defaults.Port };
+        var port = new Option<string>("--port") { Description = "The wire: 'virtual' (an in-process wire to a simulated peer host), 'wire:NAME' (a wire shared with another daemon on this machine: two hosts, no root), 'tap:DEVICE' (a TAP device: the Linux kernel is the peer; needs CAP_NET_ADMIN), or 'afpacket:INTERFACE' (an existing interface through TPACKET_V3 rings; needs CAP_NET_RAW).", DefaultValueFactory = _ => defaults.Port };
         var netns = new Option<string?>("--netns") { Description = "For a TAP port: move the device into this network namespace (the peer's side)." };
         var address = new Option<string>("--address") { Description = "This host's IPv4 address and prefix on the wire.", DefaultValueFactory = _ => defaults.Address };
         var peer = new Option<string>("--peer") { Description = "The simulated peer's address (virtual port).", DefaultValueFactory = _ => defaults.PeerAddress };

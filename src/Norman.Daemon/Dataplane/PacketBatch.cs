@@ -16,6 +16,7 @@ public sealed class PacketBatch
     private readonly int[] _lengths = new int[Capacity];
     private readonly ParsedPacket[] _parsed = new ParsedPacket[Capacity];
     private readonly bool[] _done = new bool[Capacity];
+    private readonly bool[] _checksumTrusted = new bool[Capacity];
     private readonly int[] _socketSlot = new int[Capacity];
 
     public int Count { get; private set; }
@@ -32,6 +33,7 @@ public sealed class PacketBatch
     {
         _lengths[Count] = length;
         _done[Count] = false;
+        _checksumTrusted[Count] = false;
         _socketSlot[Count] = -1;
         Count++;
     }
@@ -40,6 +42,14 @@ public sealed class PacketBatch
     public bool IsDone(int index) => _done[index];
 
     public void MarkDone(int index) => _done[index] = true;
+
+    /// <summary>
+    /// True when the port vouches for the frame's transport checksum (the kernel verified it, or the frame was made
+    /// on this host with the checksum left to offload), as the kernel's CHECKSUM_UNNECESSARY/PARTIAL say.
+    /// </summary>
+    public bool IsChecksumTrusted(int index) => _checksumTrusted[index];
+
+    public void MarkChecksumTrusted(int index) => _checksumTrusted[index] = true;
 
     /// <summary>The socket the packet belongs to: its destination on ingress, its sender on egress; -1 for none.</summary>
     public ref int SocketSlot(int index) => ref _socketSlot[index];

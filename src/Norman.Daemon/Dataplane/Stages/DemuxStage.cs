@@ -29,7 +29,7 @@ public sealed class DemuxStage(DataplaneCounters counters, FlowTable flows, Host
             }
             ref var packet = ref batch.Parsed(i);
             var frame = batch.Frame(i);
-            if (VerifyChecksums && !UdpPacketBuilder.HasValidChecksum(frame, packet))
+            if (VerifyChecksums && !batch.IsChecksumTrusted(i) && !UdpPacketBuilder.HasValidChecksum(frame, packet))
             {
                 counters.Drop(DropReason.BadUdpChecksum);
                 batch.MarkDone(i);

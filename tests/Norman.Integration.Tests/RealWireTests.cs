@@ -5,15 +5,17 @@ using Norman.Daemon.Dataplane;
 namespace Norman.Integration.Tests;
 
 /// <summary>
-/// Norman on a TAP device whose other side is the Linux kernel of a test namespace (198.18.1.2/24), checked with
+/// Norman on a real wire whose other side is the Linux kernel of a test namespace (198.18.1.2/24), checked with
 /// the real ping, socat and tshark. Norman is 198.18.1.1/24; every address lives inside the namespaces.
+/// The same tests run over a TAP device and over a veth pair through AF_PACKET.
 /// </summary>
-public sealed class TapPortTests : IAsyncLifetime
+public abstract class RealWireTests : IAsyncLifetime
 {
     private const string NormanAddress = "198.18.1.1";
     private const string PeerAddress = "198.18.1.2";
     private readonly string _directory = Path.Combine(Path.GetTempPath(), $"norman-tap-{Guid.NewGuid():N}");
-    private readonly string _device = $"nrm{Guid.NewGuid().ToString("N")[..8]}";
+    /// <summary>The interface on the peer's side of the wire, inside its namespace.</summary>
+    protected readonly string _device = $"nrm{Guid.NewGuid().ToString("N")[..8]}";
     private TestNamespace? _peer;
     private NormanDaemon? _daemon;
 
@@ -22,7 +24,7 @@ public sealed class TapPortTests : IAsyncLifetime
     public Task InitializeAsync() => Task.CompletedTask;
 
     /// <summary>Builds the test host lazily, so skipped tests create nothing.</summary>
-    private TestNamespace Peer(string? gateway = null)
+    protected TestNamespace Peer(string? gateway = null)
     {
         if (_peer is not null)
         {
@@ -30,18 +32,24 @@ public sealed class TapPortTests : IAsyncLifetime
         }
         Directory.CreateDirectory(_directory);
         _peer = new TestNamespace("peer");
-        _daemon = NormanDaemon.Start(new DaemonOptions
+        var options = new DaemonOptions
         {
             SocketPath = SocketPath,
-            Port = $"tap:{_device}",
-            Namespace = _peer.Name,
             Address = $"{NormanAddress}/24",
             Gateway = gateway,
             LineRateBitsPerSecond = 0,
-        }, NullLog.Instance);
+        };
+        ConnectWire(_peer, options);
+        _daemon = NormanDaemon.Start(options, NullLog.Instance);
         _peer.Run("ip", "addr", "add", $"{PeerAddress}/24", "dev", _device);
+        _peer.Run("ip", "link", "set", _device, "up");
         return _peer;
     }
+
+    /// <summary>Sets the daemon's port so that its wire ends at <see cref="_device"/> in the peer's namespace.</summary>
+    protected abstract void ConnectWire(TestNamespace peer, DaemonOptions options);
+
+    protected NormanDaemon Daemon => _daemon!;
 
     public async Task DisposeAsync()
     {
@@ -63,15 +71,6 @@ public sealed class TapPortTests : IAsyncLifetime
         string output = peer.Run("ping", "-c", "3", "-i", "0.2", "-W", "5", NormanAddress);
         Assert.Contains("3 received", output);
         Assert.Equal(3, _daemon!.Engine.Counters.EchoRepliesSent);
-    }
-
-    [NetnsFact]
-    public async Task Stopping_the_daemon_removes_the_TAP_device_it_created()
-    {
-        var peer = Peer();
-        Assert.Contains(_device, peer.Run("ip", "-o", "link", "show"));
-        await _daemon!.DisposeAsync();
-        Assert.DoesNotContain(_device, peer.Run("ip", "-o", "link", "show"));
     }
 
     [NetnsFact]
@@ -154,5 +153,35 @@ public sealed class TapPortTests : IAsyncLifetime
             $"eth.src == {_daemon.Engine.Host.Mac} && (ip.checksum.status == 0 || udp.checksum.status == 0 || icmp.checksum.status == 0 || _ws.malformed || _ws.expert.severity >= 6291456)"]);
         Assert.True(bad.Trim().Length == 0, $"tshark found bad frames from Norman:\n{bad}");
         Assert.Equal(0, _daemon.Engine.Counters.Drops(DropReason.PortTxFull));
+    }
+}
+
+public sealed class TapWireTests : RealWireTests
+{
+    protected override void ConnectWire(TestNamespace peer, DaemonOptions options)
+    {
+        options.Port = $"tap:{_device}";
+        options.Namespace = peer.Name;
+    }
+
+    [NetnsFact]
+    public async Task Stopping_the_daemon_removes_the_TAP_device_it_created()
+    {
+        var peer = Peer();
+        Assert.Contains(_device, peer.Run("ip", "-o", "link", "show"));
+        await Daemon.DisposeAsync();
+        Assert.DoesNotContain(_device, peer.Run("ip", "-o", "link", "show"));
+    }
+}
+
+public sealed class AfPacketWireTests : RealWireTests
+{
+    /// <summary>A veth pair: Norman attaches to the end in the host's namespace, the other end is the peer's.</summary>
+    protected override void ConnectWire(TestNamespace peer, DaemonOptions options)
+    {
+        string hostEnd = _device + "h";
+        Host.Run("ip", "link", "add", hostEnd, "type", "veth", "peer", "name", _device, "netns", peer.Name);
+        Host.Run("ip", "link", "set", hostEnd, "up");
+        options.Port = $"afpacket:{hostEnd}";
     }
 }

@@ -1,0 +1,274 @@
+using System.Runtime.InteropServices;
+
+namespace Norman.Daemon.Dataplane.Ports;
+
+/// <summary>
+/// An existing interface (a veth into a test namespace, or a real NIC) through an AF_PACKET socket: a TPACKET_V3
+/// memory-mapped RX ring, read block by block with no system call per packet, and sendmmsg for a whole TX batch.
+/// The interface is put in promiscuous mode so that Norman's own MAC reaches it, as a NIC would be told to.
+/// <code>
+///  RX ring: BlockCount blocks of BlockSize bytes, shared with the kernel
+///  block: tpacket_block_desc { u32 version, u32 offset_to_priv, hdr_v1 { u32 block_status, u32 num_pkts,
+///         u32 offset_to_first_pkt, u32 blk_len, u64 seq, ts first, ts last } }
+///         then packets: tpacket3_hdr { u32 next_offset, u32 sec, u32 nsec, u32 snaplen, u32 len, u32 status,
+///         u16 mac, u16 net, … } + frame at mac
+///  a block belongs to us while block_status has TP_STATUS_USER; writing TP_STATUS_KERNEL gives it back.
+/// </code>
+/// </summary>
+public sealed unsafe partial class AfPacketPort : IPort
+{
+    public const int BlockSize = 1 << 18;
+    public const int BlockCount = 64;
+    private const int FrameSize = 2048;
+    /// <summary>A block partly filled is handed over after this many milliseconds: the latency floor when traffic is light.</summary>
+    private const int BlockTimeoutMs = 1;
+
+    private const int AfPacket = 17, SockRaw = 3, SockNonblock = 0x800, SockCloexec = 0x80000;
+    private const ushort EthPAll = 0x0003;
+    private const int SolPacket = 263;
+    private const int PacketAddMembership = 1, PacketRxRing = 5, PacketVersion = 10, PacketIgnoreOutgoing = 23;
+    private const int TpacketV3 = 2;
+    private const ushort PacketMrPromisc = 1;
+    private const uint TpStatusKernel = 0, TpStatusUser = 1, TpStatusCsumNotReady = 0x8, TpStatusCsumValid = 0x80;
+    private const int BlockStatusOffset = 8, NumPacketsOffset = 12, FirstPacketOffset = 16;
+    private const int MsgHdrSize = 56, MmsgHdrSize = 64;
+
+    private readonly int _fd;
+    private readonly byte* _ring;
+    private readonly long _ringBytes;
+    private readonly LineRate _lineRate;
+    private readonly byte* _messages;
+    private readonly byte* _iovecs;
+    private int _block;
+    private int _packetsLeftInBlock = -1;
+    private byte* _nextPacket;
+    private bool _disposed;
+
+    public AfPacketPort(string device, long lineRateBitsPerSecond)
+    {
+        Device = device;
+        int ifindex = InterfaceIndex(device);
+        _fd = Socket(AfPacket, SockRaw | SockNonblock | SockCloexec, Htons(EthPAll));
+        if (_fd < 0)
+        {
+            throw Failure("socket(AF_PACKET)", "An AF_PACKET port needs root or CAP_NET_RAW.");
+        }
+        try
+        {
+            SetOption(PacketVersion, TpacketV3, "PACKET_VERSION");
+            SetOption(PacketIgnoreOutgoing, 1, "PACKET_IGNORE_OUTGOING");
+            var request = stackalloc uint[7];
+            request[0] = BlockSize;
+            request[1] = BlockCount;
+            request[2] = FrameSize;
+            request[3] = (uint)((long)BlockSize * BlockCount / FrameSize);
+            request[4] = BlockTimeoutMs;
+            request[5] = 0;
+            request[6] = 0;
+            if (SetSockOpt(_fd, SolPacket, PacketRxRing, request, 7 * sizeof(uint)) != 0)
+            {
+                throw Failure("setsockopt(PACKET_RX_RING)", "");
+            }
+            _ringBytes = (long)BlockSize * BlockCount;
+            void* ring = Mmap(null, (nuint)_ringBytes, 0x1 | 0x2, 0x01 /* MAP_SHARED */, _fd, 0);
+            if (ring == (void*)-1)
+            {
+                throw Failure("mmap of the RX ring", "");
+            }
+            _ring = (byte*)ring;
+            var address = stackalloc byte[20]; // sockaddr_ll
+            new Span<byte>(address, 20).Clear();
+            *(ushort*)address = AfPacket;
+            *(ushort*)(address + 2) = Htons(EthPAll);
+            *(int*)(address + 4) = ifindex;
+            if (Bind(_fd, address, 20) != 0)
+            {
+                throw Failure($"bind to {device}", "");
+            }
+            var membership = stackalloc byte[16]; // packet_mreq
+            new Span<byte>(membership, 16).Clear();
+            *(int*)membership = ifindex;
+            *(ushort*)(membership + 4) = PacketMrPromisc;
+            if (SetSockOpt(_fd, SolPacket, PacketAddMembership, membership, 16) != 0)
+            {
+                throw Failure("PACKET_ADD_MEMBERSHIP (promiscuous)", "");
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+        _messages = (byte*)NativeMemory.AllocZeroed((nuint)(MmsgHdrSize * PacketBatch.Capacity));
+        _iovecs = (byte*)NativeMemory.AllocZeroed((nuint)(16 * PacketBatch.Capacity));
+        _lineRate = new LineRate(lineRateBitsPerSecond);
+        Name = $"afpacket:{device}";
+    }
+
+    public string Name { get; }
+    public string Device { get; }
+
+    /// <summary>The interface's own MAC, from sysfs.</summary>
+    public static string InterfaceMac(string device) => File.ReadAllText($"/sys/class/net/{device}/address").Trim();
+
+    public int Receive(PacketBatch batch, long now)
+    {
+        int received = 0;
+        while (!batch.IsFull)
+        {
+            if (_packetsLeftInBlock <= 0 && !TakeBlock())
+            {
+                break;
+            }
+            // tpacket3_hdr: next_offset @0, snaplen @12, status @20, mac @24. The kernel wrote it; lengths are still checked.
+            uint snapLength = *(uint*)(_nextPacket + 12);
+            uint status = *(uint*)(_nextPacket + 20);
+            ushort macOffset = *(ushort*)(_nextPacket + 24);
+            if (snapLength <= PacketBatch.FrameSize && macOffset + snapLength <= BlockSize)
+            {
+                new ReadOnlySpan<byte>(_nextPacket + macOffset, (int)snapLength).CopyTo(batch.NextBuffer());
+                batch.Append((int)snapLength);
+                if ((status & (TpStatusCsumNotReady | TpStatusCsumValid)) != 0)
+                {
+                    // Made on this host with the checksum left to offload (a veth peer), or checked by the NIC.
+                    batch.MarkChecksumTrusted(batch.Count - 1);
+                }
+                received++;
+            }
+            uint nextOffset = *(uint*)_nextPacket;
+            _nextPacket += nextOffset;
+            if (--_packetsLeftInBlock == 0)
+            {
+                ReleaseBlock();
+            }
+        }
+        return received;
+    }
+
+    private bool TakeBlock()
+    {
+        byte* block = _ring + (long)_block * BlockSize;
+        if ((Volatile.Read(ref *(uint*)(block + BlockStatusOffset)) & TpStatusUser) == 0)
+        {
+            return false;
+        }
+        _packetsLeftInBlock = (int)*(uint*)(block + NumPacketsOffset);
+        _nextPacket = block + *(uint*)(block + FirstPacketOffset);
+        if (_packetsLeftInBlock == 0)
+        {
+            ReleaseBlock();
+            return false;
+        }
+        return true;
+    }
+
+    private void ReleaseBlock()
+    {
+        byte* block = _ring + (long)_block * BlockSize;
+        Volatile.Write(ref *(uint*)(block + BlockStatusOffset), TpStatusKernel);
+        _block = (_block + 1) % BlockCount;
+        _packetsLeftInBlock = -1;
+    }
+
+    public long TransmitBudget(long now) => _lineRate.Budget(now);
+
+    public int Transmit(PacketBatch batch, long now)
+    {
+        int count = 0;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            if (batch.IsDone(i))
+            {
+                continue;
+            }
+            var frame = batch.Frame(i);
+            _lineRate.Charge(frame.Length);
+            byte* iovec = _iovecs + count * 16;
+            // The batch's memory is pinned, so its address holds for the system call.
+            *(byte**)iovec = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref MemoryMarshal.GetReference(frame));
+            *(nuint*)(iovec + 8) = (nuint)frame.Length;
+            byte* message = _messages + count * MmsgHdrSize;
+            new Span<byte>(message, MmsgHdrSize).Clear();
+            *(byte**)(message + 16) = iovec;   // msg_iov
+            *(nuint*)(message + 24) = 1;        // msg_iovlen
+            count++;
+        }
+        int sent = 0;
+        while (sent < count)
+        {
+            int result = SendMmsg(_fd, _messages + sent * MmsgHdrSize, (uint)(count - sent), 0);
+            if (result <= 0)
+            {
+                break; // The interface's queue is full (EAGAIN) or it is down: the rest are counted as dropped.
+            }
+            sent += result;
+        }
+        return count - sent;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        if (_ring != null)
+        {
+            Munmap(_ring, (nuint)_ringBytes);
+        }
+        if (_fd >= 0)
+        {
+            Close(_fd);
+        }
+        NativeMemory.Free(_messages);
+        NativeMemory.Free(_iovecs);
+    }
+
+    private void SetOption(int option, int value, string name)
+    {
+        if (SetSockOpt(_fd, SolPacket, option, &value, sizeof(int)) != 0)
+        {
+            throw Failure($"setsockopt({name})", "");
+        }
+    }
+
+    private static int InterfaceIndex(string device)
+    {
+        string path = $"/sys/class/net/{device}/ifindex";
+        if (!File.Exists(path))
+        {
+            throw new InvalidOperationException($"There is no interface '{device}' (see `ip link`). An afpacket port attaches to an existing one.");
+        }
+        return int.Parse(File.ReadAllText(path).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static InvalidOperationException Failure(string call, string hint)
+    {
+        int errno = Marshal.GetLastPInvokeError();
+        return new InvalidOperationException($"{call} failed: {Marshal.GetPInvokeErrorMessage(errno)}. {hint}".TrimEnd());
+    }
+
+    private static ushort Htons(ushort value) => (ushort)((value << 8) | (value >> 8));
+
+    [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
+    private static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
+    private static partial int SetSockOpt(int fd, int level, int name, void* value, int length);
+
+    [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
+    private static partial int Bind(int fd, void* address, int length);
+
+    [LibraryImport("libc", EntryPoint = "mmap", SetLastError = true)]
+    private static partial void* Mmap(void* address, nuint length, int protection, int flags, int fd, long offset);
+
+    [LibraryImport("libc", EntryPoint = "munmap", SetLastError = true)]
+    private static partial int Munmap(void* address, nuint length);
+
+    [LibraryImport("libc", EntryPoint = "sendmmsg", SetLastError = true)]
+    private static partial int SendMmsg(int fd, void* messages, uint count, int flags);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
+}
