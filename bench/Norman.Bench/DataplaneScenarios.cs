@@ -89,7 +89,9 @@ public static class DataplaneScenarios
         {
             daemon.Peer!.KeepDatagrams = false;
             daemon.Peer.SinkOnPort(9);
-            daemon.Engine.Neighbours.Learn(daemon.Peer.Address.V4, daemon.Peer.Mac);
+            var neighbour = new Norman.Daemon.Dataplane.AddNeighbourCommand(daemon.Peer.Address, daemon.Peer.Mac);
+            daemon.Engine.Post(neighbour);
+            neighbour.Applied.GetAwaiter().GetResult();
             using var socket = new NormanUdpSocket(options.SocketPath);
             socket.Bind(5000);
             long allocatedBefore = daemon.DataplaneAllocatedBytes;

@@ -37,3 +37,10 @@ public sealed class ConnectSocketCommand(PipeSocket socket, NetAddress localAddr
     public NetAddress RemoteAddress { get; } = remoteAddress;
     public ushort RemotePort { get; } = remotePort;
 }
+
+/// <summary>Add a permanent neighbour entry (a static ARP entry).</summary>
+public sealed class AddNeighbourCommand(NetAddress address, MacAddress mac) : DataplaneCommand
+{
+    public NetAddress Address { get; } = address;
+    public MacAddress Mac { get; } = mac;
+}

@@ -16,6 +16,7 @@ public sealed class DataplaneCounters
     public long SentPackets;
     public long ArpRepliesSent;
     public long ArpRequestsSent;
+    public long GratuitousArpSent;
     public long EchoRepliesSent;
     public long PortUnreachableSent;
     public long Batches;
@@ -47,6 +48,7 @@ public sealed class DataplaneCounters
             ["sent_packets"] = SentPackets,
             ["arp_replies_sent"] = ArpRepliesSent,
             ["arp_requests_sent"] = ArpRequestsSent,
+            ["gratuitous_arp_sent"] = GratuitousArpSent,
             ["echo_replies_sent"] = EchoRepliesSent,
             ["port_unreachable_sent"] = PortUnreachableSent,
             ["batches"] = Batches,

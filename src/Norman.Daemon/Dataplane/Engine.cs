@@ -51,6 +51,7 @@ public sealed class Engine
         _scheduler = new PipeScheduler(Counters, _sockets);
         _validate = new ValidateStage(Counters, _sockets, host);
         _neighbour = new NeighbourStage(Counters, _sockets, host, Neighbours, _host);
+        _host.AnnounceAddress();
     }
 
     /// <summary>Bytes allocated on the dataplane thread while applying control commands (not per packet).</summary>
@@ -119,7 +120,7 @@ public sealed class Engine
             Counters.PortRxBytes += _rx.Length(i);
         }
         _parse.Run(_rx);
-        _host.Run(_rx);
+        _host.Run(_rx, now);
         _demux.Run(_rx, now);
         _deliver.Run(_rx, _breaths, now);
         Counters.Batches++;
@@ -218,6 +219,9 @@ public sealed class Engine
             case RemoveSocketCommand remove when remove.Socket.Slot >= 0:
                 _flows.Remove(remove.Socket.Key);
                 _sockets.Remove(remove.Socket);
+                break;
+            case AddNeighbourCommand neighbour:
+                Neighbours.AddPermanent(neighbour.Address.V4, neighbour.Mac);
                 break;
             case ConnectSocketCommand connect when connect.Socket.Slot >= 0:
                 _flows.Remove(connect.Socket.Key);

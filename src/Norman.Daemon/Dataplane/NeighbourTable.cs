@@ -3,20 +3,34 @@ using Norman.Core.Packets;
 namespace Norman.Daemon.Dataplane;
 
 /// <summary>
-/// IPv4 address → MAC, as the kernel's neighbour table. Entries are learned from ARP replies and from requests
-/// addressed to us. An unresolved next hop is asked for again at most once a second; packets for it wait in their
-/// pipe (they are not consumed) until it resolves, and are dropped once it has failed three times.
-/// Bounded: at most <see cref="MaxEntries"/> addresses, so a flood of ARP cannot grow it.
+/// IPv4 address → MAC, as the kernel's neighbour table, with its states:
+/// <list type="bullet">
+/// <item>incomplete: asked for (an ARP request at most once a second); packets for it wait; after
+/// <see cref="MaxProbes"/> unanswered requests it has failed, and its packets are dropped, until a fresh round
+/// of probes a second later;</item>
+/// <item>reachable: answered within <see cref="ReachableSeconds"/>;</item>
+/// <item>stale: older than that; still used, and re-confirmed with a request at most once a second; after
+/// <see cref="MaxProbes"/> unanswered requests it is forgotten (expired) and resolved afresh.</item>
+/// </list>
+/// Entries are learned from ARP replies and from requests addressed to us. Bounded: at most
+/// <see cref="MaxEntries"/> addresses, so a flood of ARP cannot grow it.
 /// </summary>
 public sealed class NeighbourTable
 {
     public const int MaxEntries = 4096;
     public const int MaxProbes = 3;
+    /// <summary>Linux's base_reachable_time is 30 s (randomised between 15 and 45).</summary>
+    public const int ReachableSeconds = 30;
 
     private readonly Dictionary<uint, Entry> _entries = new(MaxEntries);
     private readonly long _retryTicks;
+    private readonly long _reachableTicks;
 
-    public NeighbourTable(long ticksPerSecond) => _retryTicks = ticksPerSecond;
+    public NeighbourTable(long ticksPerSecond)
+    {
+        _retryTicks = ticksPerSecond;
+        _reachableTicks = ticksPerSecond * ReachableSeconds;
+    }
 
     public int Count => _entries.Count;
 
@@ -35,49 +49,71 @@ public sealed class NeighbourTable
         public bool Resolved;
         public int Probes;
         public long LastProbe;
+        public long ConfirmedAt;
+        public bool Permanent;
     }
 
-    /// <summary>Finds the MAC of <paramref name="address"/>; <paramref name="shouldProbe"/> says when to send an ARP request now.</summary>
+    /// <summary>Finds the MAC of <paramref name="address"/>; <paramref name="shouldProbe"/> says to send an ARP request now.</summary>
     public Lookup Resolve(uint address, long now, out MacAddress mac, out bool shouldProbe)
     {
         shouldProbe = false;
-        if (_entries.TryGetValue(address, out var entry))
+        if (!_entries.TryGetValue(address, out var entry))
         {
-            mac = entry.Mac;
-            if (entry.Resolved)
+            mac = default;
+            if (_entries.Count >= MaxEntries)
             {
-                return Lookup.Resolved;
+                return Lookup.Failed;
             }
-            if (now - entry.LastProbe < _retryTicks)
-            {
-                return entry.Probes >= MaxProbes ? Lookup.Failed : Lookup.Pending;
-            }
-            // A failed entry gets a fresh round of probes after the retry interval, as Linux's FAILED state does.
-            entry.Probes = entry.Probes >= MaxProbes ? 1 : entry.Probes + 1;
-            entry.LastProbe = now;
-            _entries[address] = entry;
+            _entries[address] = new Entry { Probes = 1, LastProbe = now };
             shouldProbe = true;
             return Lookup.Pending;
         }
-        mac = default;
-        if (_entries.Count >= MaxEntries)
+        mac = entry.Mac;
+        bool canProbe = now - entry.LastProbe >= _retryTicks;
+        if (entry.Resolved)
         {
-            return Lookup.Failed;
+            if (entry.Permanent || now - entry.ConfirmedAt <= _reachableTicks || !canProbe)
+            {
+                return Lookup.Resolved;
+            }
+            if (entry.Probes >= MaxProbes)
+            {
+                // Stale and silent through every probe: expired. Start over as a new, incomplete entry.
+                _entries[address] = new Entry { Probes = 1, LastProbe = now };
+                shouldProbe = true;
+                return Lookup.Pending;
+            }
+            entry.Probes++;
+            entry.LastProbe = now;
+            _entries[address] = entry;
+            shouldProbe = true;
+            return Lookup.Resolved;
         }
-        _entries[address] = new Entry { Probes = 1, LastProbe = now };
+        if (!canProbe)
+        {
+            return entry.Probes >= MaxProbes ? Lookup.Failed : Lookup.Pending;
+        }
+        // A failed entry gets a fresh round of probes after the retry interval, as Linux's FAILED state does.
+        entry.Probes = entry.Probes >= MaxProbes ? 1 : entry.Probes + 1;
+        entry.LastProbe = now;
+        _entries[address] = entry;
         shouldProbe = true;
         return Lookup.Pending;
     }
 
-    /// <summary>Records an address's MAC, from an ARP reply or a request that named us.</summary>
-    public void Learn(uint address, MacAddress mac)
+    /// <summary>Records an address's MAC, from an ARP reply or a request that named us: reachable as of now.</summary>
+    public void Learn(uint address, MacAddress mac, long now)
     {
-        if (!_entries.ContainsKey(address) && _entries.Count >= MaxEntries)
+        if (!_entries.TryGetValue(address, out var existing) && _entries.Count >= MaxEntries || existing.Permanent)
         {
             return;
         }
-        _entries[address] = new Entry { Mac = mac, Resolved = true };
+        _entries[address] = new Entry { Mac = mac, Resolved = true, ConfirmedAt = now, LastProbe = now };
     }
+
+    /// <summary>A static entry, as `ip neigh add … nud permanent`: never probed, never replaced by ARP.</summary>
+    public void AddPermanent(uint address, MacAddress mac) =>
+        _entries[address] = new Entry { Mac = mac, Resolved = true, Permanent = true };
 
     public bool TryGet(uint address, out MacAddress mac)
     {

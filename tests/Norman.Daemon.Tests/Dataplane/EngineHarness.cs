@@ -63,7 +63,11 @@ public sealed class EngineHarness : IDisposable
     }
 
     /// <summary>Makes the peer known to the neighbour table, as if it had answered our ARP.</summary>
-    public void ResolvePeer() => Engine.Neighbours.Learn(PeerAddress.V4, Peer.Mac);
+    public void ResolvePeer()
+    {
+        Engine.Post(new AddNeighbourCommand(PeerAddress, Peer.Mac));
+        Breathe();
+    }
 
     public void Dispose()
     {

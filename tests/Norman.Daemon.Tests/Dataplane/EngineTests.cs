@@ -48,6 +48,14 @@ public sealed class EngineTests : IDisposable
     }
 
     [Fact]
+    public void The_host_announces_its_address_with_a_gratuitous_arp_when_it_starts()
+    {
+        _wire.Breathe();
+        Assert.Equal(1, _wire.Engine.Counters.GratuitousArpSent);
+        Assert.Equal(1, _wire.Peer.ReceivedGratuitousArp);
+    }
+
+    [Fact]
     public void The_host_answers_arp_and_ping()
     {
         var request = new byte[ControlFrames.MinimumFrameLength];

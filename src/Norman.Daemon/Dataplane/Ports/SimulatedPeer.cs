@@ -46,6 +46,7 @@ public sealed class SimulatedPeer
     public long ReceivedUdpBytes;
     public long ReceivedFrames;
     public long ReceivedEchoReplies;
+    public long ReceivedGratuitousArp;
     public long ReceivedPortUnreachable;
     public long DroppedReplies;
 
@@ -172,6 +173,15 @@ public sealed class SimulatedPeer
 
     private void AcceptArp(ReadOnlySpan<byte> arp)
     {
+        if (ArpPacket.SenderIp(arp) == ArpPacket.TargetIp(arp))
+        {
+            ReceivedGratuitousArp++;
+            if (ArpPacket.SenderIp(arp) == HostAddress)
+            {
+                HostMac = ArpPacket.SenderMac(arp);
+            }
+            return;
+        }
         if (ArpPacket.TargetIp(arp) != Address)
         {
             return;

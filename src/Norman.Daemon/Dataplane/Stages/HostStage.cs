@@ -13,7 +13,7 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
 {
     public FrameQueue Outbox { get; } = new(64);
 
-    public void Run(PacketBatch batch)
+    public void Run(PacketBatch batch, long now)
     {
         for (int i = 0; i < batch.Count; i++)
         {
@@ -24,7 +24,7 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
             ref var packet = ref batch.Parsed(i);
             if (packet.Kind == PacketKind.Arp)
             {
-                HandleArp(batch.Frame(i), packet);
+                HandleArp(batch.Frame(i), packet, now);
                 batch.MarkDone(i);
                 continue;
             }
@@ -56,7 +56,7 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         }
     }
 
-    private void HandleArp(ReadOnlySpan<byte> frame, in ParsedPacket packet)
+    private void HandleArp(ReadOnlySpan<byte> frame, in ParsedPacket packet, long now)
     {
         var arp = frame[packet.NetworkOffset..];
         if (!host.IsOurs(ArpPacket.TargetIp(arp)))
@@ -66,7 +66,7 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         var senderMac = ArpPacket.SenderMac(arp);
         var senderIp = ArpPacket.SenderIp(arp);
         // Learn only from ARP that names us, as Linux does: a stranger's chatter does not fill the table.
-        neighbours.Learn(senderIp.V4, senderMac);
+        neighbours.Learn(senderIp.V4, senderMac, now);
         if (MemoryMarshal.AsRef<ArpPacket>(arp).Operation != ArpPacket.Request)
         {
             return;
@@ -104,6 +104,21 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         }
         Outbox.Commit(ControlFrames.ArpRequest(request, host.Mac, host.Address, target));
         counters.ArpRequestsSent++;
+    }
+
+    /// <summary>
+    /// Announces our address with a gratuitous ARP (a request for our own address, broadcast), as a host does when
+    /// an interface comes up, so that neighbours holding an old MAC for it update their tables.
+    /// </summary>
+    public void AnnounceAddress()
+    {
+        var announcement = Outbox.Reserve();
+        if (announcement.IsEmpty)
+        {
+            return;
+        }
+        Outbox.Commit(ControlFrames.ArpRequest(announcement, host.Mac, host.Address, host.Address));
+        counters.GratuitousArpSent++;
     }
 
     /// <summary>Queues an ICMP port unreachable for a datagram no socket wanted.</summary>

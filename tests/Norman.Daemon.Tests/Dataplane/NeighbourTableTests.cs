@@ -1,0 +1,73 @@
+using Norman.Core.Packets;
+using Norman.Daemon.Dataplane;
+
+namespace Norman.Daemon.Tests.Dataplane;
+
+public sealed class NeighbourTableTests
+{
+    private const long Second = 1000;
+    private static readonly MacAddress Mac = MacAddress.Parse("02:00:00:00:00:09");
+    private readonly NeighbourTable _table = new(Second);
+
+    [Fact]
+    public void An_unknown_address_is_asked_for_once_a_second_and_fails_after_three_silent_probes()
+    {
+        Assert.Equal(NeighbourTable.Lookup.Pending, _table.Resolve(9, 0, out _, out bool probe));
+        Assert.True(probe);
+        Assert.Equal(NeighbourTable.Lookup.Pending, _table.Resolve(9, 500, out _, out probe));
+        Assert.False(probe);
+        Assert.Equal(NeighbourTable.Lookup.Pending, _table.Resolve(9, 1000, out _, out probe));
+        Assert.True(probe);
+        Assert.Equal(NeighbourTable.Lookup.Pending, _table.Resolve(9, 2000, out _, out probe));
+        Assert.True(probe);
+        Assert.Equal(NeighbourTable.Lookup.Failed, _table.Resolve(9, 2500, out _, out probe));
+        Assert.False(probe);
+        Assert.Equal(NeighbourTable.Lookup.Pending, _table.Resolve(9, 3000, out _, out probe));
+        Assert.True(probe); // a fresh round, as Linux's FAILED state allows
+    }
+
+    [Fact]
+    public void An_answer_resolves_and_a_stale_entry_is_reconfirmed_then_expires_if_silent()
+    {
+        _table.Resolve(9, 0, out _, out _);
+        _table.Learn(9, Mac, 100);
+        Assert.Equal(NeighbourTable.Lookup.Resolved, _table.Resolve(9, 200, out var mac, out bool probe));
+        Assert.Equal(Mac, mac);
+        Assert.False(probe);
+
+        long stale = 100 + NeighbourTable.ReachableSeconds * Second + 1;
+        Assert.Equal(NeighbourTable.Lookup.Resolved, _table.Resolve(9, stale, out _, out probe));
+        Assert.True(probe);
+        Assert.Equal(NeighbourTable.Lookup.Resolved, _table.Resolve(9, stale + Second, out _, out probe));
+        Assert.True(probe);
+        Assert.Equal(NeighbourTable.Lookup.Resolved, _table.Resolve(9, stale + 2 * Second, out _, out probe));
+        Assert.True(probe);
+        Assert.Equal(NeighbourTable.Lookup.Pending, _table.Resolve(9, stale + 3 * Second, out _, out probe));
+        Assert.True(probe);
+
+        _table.Learn(9, Mac, stale + 3 * Second + 10);
+        Assert.Equal(NeighbourTable.Lookup.Resolved, _table.Resolve(9, stale + 3 * Second + 20, out _, out probe));
+        Assert.False(probe);
+    }
+
+    [Fact]
+    public void A_permanent_entry_is_never_probed_nor_overwritten()
+    {
+        _table.AddPermanent(9, Mac);
+        _table.Learn(9, MacAddress.Parse("02:00:00:00:00:66"), 0);
+        Assert.Equal(NeighbourTable.Lookup.Resolved, _table.Resolve(9, 1000 * Second, out var mac, out bool probe));
+        Assert.Equal(Mac, mac);
+        Assert.False(probe);
+    }
+
+    [Fact]
+    public void The_table_is_bounded()
+    {
+        for (uint address = 0; address < NeighbourTable.MaxEntries + 100; address++)
+        {
+            _table.Learn(address, Mac, 0);
+        }
+        Assert.Equal(NeighbourTable.MaxEntries, _table.Count);
+        Assert.Equal(NeighbourTable.Lookup.Failed, _table.Resolve(uint.MaxValue, 0, out _, out _));
+    }
+}
