@@ -1,56 +1,84 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Norman.Daemon;
-using Norman.Daemon.Dataplane.Ports;
 
 namespace Norman.Cli.Commands;
 
-/// <summary>`norman up`: runs the daemon in the foreground until SIGINT or SIGTERM.</summary>
+/// <summary>
+/// `norman up`: runs the daemon in the foreground until SIGINT or SIGTERM. Settings come from the config file
+/// (/etc/norman/norman.conf, or --config), and a flag given on the command line overrides the file.
+/// </summary>
 public static class UpCommand
 {
     public static Command Create()
     {
-        var defaults = new DaemonOptions();
-        var socket = new Option<string?>("--socket", "-S") { Description = "Control socket path (default: $NORMAN_SOCKET, else /run/norman/norman.sock)." };
-        var port = new Option<string>("--port") { Description = "The wire: 'virtual' (an in-process wire to a simulated peer host), 'wire:NAME' (a wire shared with another daemon on this machine: two hosts, no root), 'tap:DEVICE' (a TAP device: the Linux kernel is the peer; needs CAP_NET_ADMIN), or 'afpacket:INTERFACE' (an existing interface through TPACKET_V3 rings; needs CAP_NET_RAW).", DefaultValueFactory = _ => defaults.Port };
-        var netns = new Option<string?>("--netns") { Description = "For a TAP port: move the device into this network namespace (the peer's side)." };
-        var address = new Option<string>("--address") { Description = "This host's IPv4 address and prefix on the wire.", DefaultValueFactory = _ => defaults.Address };
-        var peer = new Option<string>("--peer") { Description = "The simulated peer's address (virtual port).", DefaultValueFactory = _ => defaults.PeerAddress };
-        var gateway = new Option<string?>("--gateway") { Description = "Next hop for addresses off the subnet." };
-        var mac = new Option<string?>("--mac") { Description = "This host's MAC (default: random, locally administered)." };
-        var lineRate = new Option<string>("--line-rate") { Description = "The wire's line rate, e.g. 10G, 1G, 100M; 0 for none.", DefaultValueFactory = _ => "10G" };
-        var slots = new Option<int>("--slots") { Description = "Slots in each socket's RX and TX pipe (a power of two).", DefaultValueFactory = _ => defaults.SlotCount };
-        var maxSockets = new Option<int>("--max-sockets-per-uid") { Description = "Sockets one user may hold.", DefaultValueFactory = _ => defaults.MaxSocketsPerUid };
-        var noChecksum = new Option<bool>("--no-rx-checksum") { Description = "Do not verify UDP checksums on receive (as `ethtool -K rx off`)." };
-        var cpu = new Option<int?>("--cpu") { Description = "Pin the dataplane thread to this CPU (it busy-polls: give it a core of its own)." };
-        var busyPoll = new Option<bool>("--busy-poll") { Description = "Never let the dataplane sleep when idle: lowest latency, one core always busy." };
-        var verbose = new Option<bool>("--verbose", "-v") { Description = "Log every bind, close and refusal to stderr." };
-        var command = new Command("up", "Run the Norman daemon (control plane and dataplane) in the foreground.\n\nExample:\n  norman up --socket /tmp/norman.sock --line-rate 1G -v")
+        var config = new Option<string?>("--config", "-c")
         {
-            socket, port, netns, address, peer, gateway, mac, lineRate, slots, maxSockets, noChecksum, cpu, busyPoll, verbose,
+            Description = $"Config file: one 'name = value' a line, names as these flags (default {DaemonSettings.DefaultConfigPath}, if it exists).",
         };
+        var command = new Command("up", "Run the Norman daemon (control plane and dataplane) in the foreground.\n\n" +
+            "Examples:\n  norman up --socket /tmp/norman.sock --line-rate 1G -v\n" +
+            "  norman up --port tap:norman0 --address 198.18.1.1/24 --gateway 198.18.1.254\n" +
+            "  norman up --port afpacket:eth1 --address 198.18.1.1/24 --busy-poll --cpu 1")
+        {
+            config,
+        };
+        var flags = new List<(DaemonSettings.Setting Setting, Option Option)>();
+        foreach (var setting in DaemonSettings.All)
+        {
+            Option option = setting.IsSwitch
+                ? new Option<bool>("--" + setting.Name) { Description = setting.Description }
+                : new Option<string>("--" + setting.Name) { Description = setting.Description };
+            if (setting.Name == "verbose")
+            {
+                option.Aliases.Add("-v");
+            }
+            if (setting.Name == "socket")
+            {
+                option.Aliases.Add("-S");
+            }
+            command.Options.Add(option);
+            flags.Add((setting, option));
+        }
         command.SetAction(async (result, cancellation) =>
         {
-            var options = new DaemonOptions
+            DaemonOptions options;
+            try
             {
-                SocketPath = result.GetValue(socket),
-                Port = result.GetValue(port)!,
-                Namespace = result.GetValue(netns),
-                Address = result.GetValue(address)!,
-                PeerAddress = result.GetValue(peer)!,
-                Gateway = result.GetValue(gateway),
-                Mac = result.GetValue(mac),
-                LineRateBitsPerSecond = LineRate.Parse(result.GetValue(lineRate)!),
-                SlotCount = result.GetValue(slots),
-                MaxSocketsPerUid = result.GetValue(maxSockets),
-                VerifyChecksums = !result.GetValue(noChecksum),
-                Verbose = result.GetValue(verbose),
-                DataplaneCpu = result.GetValue(cpu),
-                BusyPoll = result.GetValue(busyPoll),
-            };
+                options = Resolve(result, result.GetValue(config), flags);
+            }
+            catch (Exception error) when (error is FormatException or IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"norman up: {error.Message}");
+                return 2;
+            }
             return await RunAsync(options, cancellation);
         });
         return command;
+    }
+
+    /// <summary>Defaults, then the config file, then the flags given on the command line.</summary>
+    public static DaemonOptions Resolve(ParseResult result, string? configPath, List<(DaemonSettings.Setting Setting, Option Option)> flags)
+    {
+        var options = new DaemonOptions();
+        string? path = configPath ?? (File.Exists(DaemonSettings.DefaultConfigPath) ? DaemonSettings.DefaultConfigPath : null);
+        if (path is not null)
+        {
+            foreach (var (name, (value, line)) in DaemonSettings.ReadFile(path))
+            {
+                DaemonSettings.Apply(options, name, value, $"{path}:{line}");
+            }
+        }
+        foreach (var (setting, option) in flags)
+        {
+            if (result.GetResult(option) is not { Implicit: false })
+            {
+                continue;
+            }
+            string value = option is Option<bool> flag ? (result.GetValue(flag) ? "yes" : "no") : result.GetValue((Option<string>)option)!;
+            DaemonSettings.Apply(options, setting.Name, value, $"--{setting.Name}");
+        }
+        return options;
     }
 
     private static async Task<int> RunAsync(DaemonOptions options, CancellationToken cancellation)

@@ -1,0 +1,92 @@
+using System.Globalization;
+using Norman.Daemon.Dataplane.Ports;
+
+namespace Norman.Daemon;
+
+/// <summary>
+/// Every setting of the daemon, once: its name (the same in /etc/norman/norman.conf and as a `norman up` flag),
+/// what it means, and how its text applies to <see cref="DaemonOptions"/>. The CLI builds its flags from this
+/// list and the config file is read against it, so the two cannot drift apart.
+/// </summary>
+public static class DaemonSettings
+{
+    public const string DefaultConfigPath = "/etc/norman/norman.conf";
+
+    public sealed record Setting(string Name, string Description, bool IsSwitch, Action<DaemonOptions, string> Apply);
+
+    public static readonly IReadOnlyList<Setting> All =
+    [
+        new("socket", "Control socket path (default: $NORMAN_SOCKET, else /run/norman/norman.sock).", false, (o, v) => o.SocketPath = v),
+        new("port", "The wire: 'virtual' (an in-process wire to a simulated peer host; the default), 'wire:NAME' (a wire shared " +
+            "with another daemon on this machine: two hosts, no root), 'tap:DEVICE' (a TAP device: the Linux kernel is the peer; " +
+            "needs CAP_NET_ADMIN) or 'afpacket:INTERFACE' (an existing interface through TPACKET_V3 rings; needs CAP_NET_RAW).", false, (o, v) => o.Port = v),
+        new("netns", "For a TAP port: move the device into this network namespace (the peer's side).", false, (o, v) => o.Namespace = v),
+        new("address", "This host's IPv4 address and prefix on the wire (default 198.18.0.1/24).", false, (o, v) => o.Address = v),
+        new("peer", "The simulated peer's address on a virtual port (default 198.18.0.2).", false, (o, v) => o.PeerAddress = v),
+        new("gateway", "Next hop for addresses off the subnet.", false, (o, v) => o.Gateway = v),
+        new("mac", "This host's MAC (default: random, locally administered).", false, (o, v) => o.Mac = v),
+        new("line-rate", "The wire's line rate, e.g. 10G, 1G, 100M; 0 for none (default 10G).", false, (o, v) => o.LineRateBitsPerSecond = LineRate.Parse(v)),
+        new("slots", "Slots in each socket's RX and TX pipe, a power of two (default 1024).", false, (o, v) => o.SlotCount = Integer(v)),
+        new("max-sockets-per-uid", "Sockets one user may hold (default 4096).", false, (o, v) => o.MaxSocketsPerUid = Integer(v)),
+        new("socket-mode", "Permissions of the control socket, octal (default 0666: any user may open sockets, as with socket(2)).", false,
+            (o, v) => o.SocketMode = (UnixFileMode)Convert.ToInt32(v, 8)),
+        new("cpu", "Pin the dataplane thread to this CPU (it busy-polls: give it a core of its own).", false, (o, v) => o.DataplaneCpu = Integer(v)),
+        new("busy-poll", "Never let the dataplane sleep when idle: lowest latency, one core always busy.", true, (o, v) => o.BusyPoll = Switch(v)),
+        new("no-rx-checksum", "Do not verify UDP checksums on receive (as `ethtool -K rx off`).", true, (o, v) => o.VerifyChecksums = !Switch(v)),
+        new("verbose", "Log every bind, close and refusal to stderr.", true, (o, v) => o.Verbose = Switch(v)),
+    ];
+
+    /// <summary>
+    /// Reads a config file: one "name = value" a line, '#' starts a comment, names as the flags without "--".
+    /// Returns the values by name; an unknown name or a line without '=' is refused with its line number.
+    /// </summary>
+    public static Dictionary<string, (string Value, int Line)> ReadFile(string path)
+    {
+        var values = new Dictionary<string, (string, int)>();
+        int number = 0;
+        foreach (var raw in File.ReadLines(path))
+        {
+            number++;
+            string line = raw.Split('#', 2)[0].Trim();
+            if (line.Length == 0)
+            {
+                continue;
+            }
+            int equals = line.IndexOf('=');
+            if (equals <= 0)
+            {
+                throw new FormatException($"{path}:{number}: expected 'name = value', found '{raw.Trim()}'.");
+            }
+            string name = line[..equals].Trim();
+            if (!All.Any(s => s.Name == name))
+            {
+                throw new FormatException($"{path}:{number}: unknown setting '{name}'. Known: {string.Join(", ", All.Select(s => s.Name))}.");
+            }
+            values[name] = (line[(equals + 1)..].Trim(), number);
+        }
+        return values;
+    }
+
+    /// <summary>Applies one setting's text, naming where it came from if the value is bad.</summary>
+    public static void Apply(DaemonOptions options, string name, string value, string origin)
+    {
+        var setting = All.Single(s => s.Name == name);
+        try
+        {
+            setting.Apply(options, value);
+        }
+        catch (Exception error) when (error is FormatException or OverflowException or ArgumentException)
+        {
+            throw new FormatException($"{origin}: bad value '{value}' for {name}: {error.Message}", error);
+        }
+    }
+
+    private static int Integer(string text) => int.Parse(text, NumberStyles.Integer, CultureInfo.InvariantCulture);
+
+    private static bool Switch(string text) => text.ToLowerInvariant() switch
+    {
+        "yes" or "true" or "on" or "1" => true,
+        "no" or "false" or "off" or "0" => false,
+        _ => throw new FormatException("write yes or no"),
+    };
+}

@@ -1,0 +1,92 @@
+using Norman.Daemon;
+
+namespace Norman.Integration.Tests;
+
+/// <summary>`norman up` as a process: config file, flags over the file, errors that name the line.</summary>
+public sealed class UpCommandTests : IDisposable
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), $"norman-up-{Guid.NewGuid():N}");
+
+    public UpCommandTests() => Directory.CreateDirectory(_directory);
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    [Fact]
+    public void Settings_come_from_the_config_file_and_a_flag_overrides_the_file()
+    {
+        string socket = Path.Combine(_directory, "n.sock");
+        string config = Path.Combine(_directory, "norman.conf");
+        File.WriteAllText(config, $"# test\nsocket = {socket}\naddress = 198.18.5.1/24   # trailing comment\nline-rate = 1G\n");
+        using var daemon = AppProcess.Start("norman", socket, null, "up", "--config", config, "--line-rate", "2G");
+        string banner = daemon.ReadLine();
+        Assert.Contains($"control socket {socket}", banner);
+        Assert.Contains("198.18.5.1/24", banner);
+        Assert.Contains("line rate 2 Gbit/s", banner);
+    }
+
+    [Fact]
+    public async Task A_bad_config_line_is_refused_with_its_file_and_line_number()
+    {
+        string config = Path.Combine(_directory, "bad.conf");
+        File.WriteAllText(config, "address = 198.18.5.1/24\nlinerate = 1G\n");
+        var (code, output) = await RunAsync("up", "--config", config);
+        Assert.Equal(2, code);
+        Assert.Contains($"{config}:2: unknown setting 'linerate'", output);
+
+        File.WriteAllText(config, "line-rate = fast\n");
+        (code, output) = await RunAsync("up", "--config", config);
+        Assert.Equal(2, code);
+        Assert.Contains($"{config}:1: bad value 'fast' for line-rate", output);
+    }
+
+    [Fact]
+    public void SIGTERM_stops_the_daemon_cleanly_and_its_clients_are_told()
+    {
+        string socketPath = Path.Combine(_directory, "n.sock");
+        using var daemon = AppProcess.Start("norman", socketPath, null, "up", "--socket", socketPath);
+        daemon.ReadLine();
+        using var socket = new Norman.Client.NormanUdpSocket(socketPath);
+        socket.Bind(5000);
+
+        Host.Run("kill", "-TERM", daemon.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(daemon.Process.WaitForExit(TimeSpan.FromSeconds(20)));
+        Assert.Equal(0, daemon.Process.ExitCode);
+        Assert.False(File.Exists(socketPath), "the control socket was left behind");
+        var error = Assert.Throws<Norman.Client.NormanDaemonUnavailableException>(() => socket.Receive(new byte[8], out _, TimeSpan.FromSeconds(10)));
+        Assert.Contains(socketPath, error.Message);
+    }
+
+    [Fact]
+    public async Task Up_help_documents_every_setting()
+    {
+        var (code, help) = await RunAsync("up", "--help");
+        Assert.Equal(0, code);
+        Assert.All(DaemonSettings.All, setting => Assert.Contains("--" + setting.Name, help));
+        Assert.Contains("--config", help);
+    }
+
+    [Fact]
+    public async Task A_second_daemon_on_the_same_socket_is_refused_clearly()
+    {
+        string socket = Path.Combine(_directory, "n.sock");
+        using var first = AppProcess.Start("norman", socket, null, "up", "--socket", socket);
+        first.ReadLine();
+        var (code, output) = await RunAsync("up", "--socket", socket);
+        Assert.Equal(1, code);
+        Assert.Contains("Another Norman daemon is already listening", output);
+    }
+
+    private static async Task<(int Code, string Output)> RunAsync(params string[] arguments)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo(AppProcess.BesideTests("norman")) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+        return (process.ExitCode, await output + await errors);
+    }
+}
