@@ -5,6 +5,23 @@ using System.Text.Json;
 using Norman.Bench;
 
 // norman-bench: runs every scenario several times and reports medians with min and max.
+// Helper modes, run by the benchmark itself inside network namespaces:
+//   kernel-recv PORT SECONDS | kernel-send DEVICE DEST PORT PAYLOAD SECONDS | norman-send DEVICE DEST PORT PAYLOAD SECONDS
+switch (args.FirstOrDefault())
+{
+    case "kernel-recv":
+        KernelUdp.Receive(int.Parse(args[1], CultureInfo.InvariantCulture), double.Parse(args[2], CultureInfo.InvariantCulture));
+        return 0;
+    case "kernel-send":
+        KernelUdp.Send(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(args[2]), int.Parse(args[3], CultureInfo.InvariantCulture)),
+            int.Parse(args[4], CultureInfo.InvariantCulture), double.Parse(args[5], CultureInfo.InvariantCulture));
+        return 0;
+    case "norman-send":
+        RealWireScenarios.NormanSend(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture),
+            int.Parse(args[4], CultureInfo.InvariantCulture), double.Parse(args[5], CultureInfo.InvariantCulture));
+        return 0;
+}
+
 var quick = new Option<bool>("--quick") { Description = "Fewer packets and runs: a smoke run in well under two minutes." };
 var runs = new Option<int>("--runs") { Description = "Runs of each scenario (the median is reported).", DefaultValueFactory = _ => 5 };
 var json = new Option<string>("--json") { Description = "Where to write the flat JSON figures.", DefaultValueFactory = _ => "bench/results/latest.json" };
@@ -42,6 +59,22 @@ root.SetAction(result =>
             Console.Error.WriteLine($"run {run + 1}/{runCount}, {frame}-byte frames: peer→app {rxPps / 1e6:F2} Mpps ({drops} dropped), app→peer {txPps / 1e6:F2} Mpps; dataplane allocated {rxAllocated} + {txAllocated} bytes");
         }
         figures.AddRange([rx, rxNs, rxDrops, tx, txNs]);
+    }
+    if (RealWireScenarios.WhyNot() is { } why)
+    {
+        Console.Error.WriteLine($"skipping the veth scenarios (kernel baseline, afpacket): {why}");
+    }
+    else
+    {
+        double wireSeconds = isQuick ? 1 : 2;
+        var kernel = new Measurement("kernel_udp_pps_0rules", "Linux UDP, sendmmsg → veth → recvmmsg between two namespaces, 64-byte frames, no rules", "pps");
+        var afpacket = new Measurement("norman_afpacket_tx_pps_64", "Norman application → dataplane → AF_PACKET → veth → Linux recvmmsg, 64-byte frames", "pps");
+        for (int run = 0; run < runCount; run++)
+        {
+            kernel.Add(RealWireScenarios.Run(norman: false, DataplaneScenarios.PayloadFor(64), wireSeconds));
+            afpacket.Add(RealWireScenarios.Run(norman: true, DataplaneScenarios.PayloadFor(64), wireSeconds));
+        }
+        figures.AddRange([kernel, afpacket]);
     }
     var alloc = new Measurement("hot_loop_alloc_bytes", "bytes allocated by the dataplane thread over every run", "bytes");
     alloc.Add(allocated);

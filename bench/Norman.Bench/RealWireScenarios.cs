@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using Norman.Client;
+using Norman.Core.Packets;
+using Norman.Daemon;
+using Norman.Daemon.Control;
+
+namespace Norman.Bench;
+
+/// <summary>
+/// Scenario D and Norman's afpacket mode, in one run: two network namespaces joined by a veth pair, a UDP
+/// receiver (the kernel's, recvmmsg) in one, and in the other either the kernel's sendmmsg or a Norman
+/// application sending through a daemon attached to the veth by AF_PACKET. Needs root; skipped otherwise.
+/// </summary>
+public static class RealWireScenarios
+{
+    private const string SenderAddress = "198.18.3.1";
+    private const string ReceiverAddress = "198.18.3.2";
+    private const string NormanAddress = "198.18.3.3";
+    private const int Port = 9000;
+
+    public static string? WhyNot() =>
+        Environment.UserName != "root" ? "needs root to create network namespaces"
+        : !File.Exists("/usr/sbin/ip") && !File.Exists("/sbin/ip") && !File.Exists("/usr/bin/ip") && !File.Exists("/bin/ip") ? "needs iproute2's ip"
+        : null;
+
+    /// <summary>Runs one sender against the kernel receiver; returns datagrams received per second.</summary>
+    public static double Run(bool norman, int payload, double seconds)
+    {
+        string id = Guid.NewGuid().ToString("N")[..6];
+        string senderNs = $"nrmb-s-{id}", receiverNs = $"nrmb-r-{id}", veth = $"nrmb{id}";
+        try
+        {
+            Ip("netns", "add", senderNs);
+            Ip("netns", "add", receiverNs);
+            Ip("link", "add", veth + "s", "netns", senderNs, "type", "veth", "peer", "name", veth + "r", "netns", receiverNs);
+            Ip("-n", senderNs, "addr", "add", $"{SenderAddress}/24", "dev", veth + "s");
+            Ip("-n", receiverNs, "addr", "add", $"{ReceiverAddress}/24", "dev", veth + "r");
+            Ip("-n", senderNs, "link", "set", veth + "s", "up");
+            Ip("-n", receiverNs, "link", "set", veth + "r", "up");
+            string self = Environment.ProcessPath!;
+            using var receiver = Start(receiverNs, self, "kernel-recv", Port.ToString(CultureInfo.InvariantCulture), (seconds + 1.5).ToString(CultureInfo.InvariantCulture));
+            if (receiver.StandardOutput.ReadLine() != "ready")
+            {
+                throw new InvalidOperationException("the kernel receiver did not start");
+            }
+            string mode = norman ? "norman-send" : "kernel-send";
+            using var sender = Start(senderNs, self, mode, veth + "s", ReceiverAddress, Port.ToString(CultureInfo.InvariantCulture),
+                payload.ToString(CultureInfo.InvariantCulture), seconds.ToString(CultureInfo.InvariantCulture));
+            string sent = sender.StandardOutput.ReadToEnd();
+            sender.WaitForExit();
+            string received = receiver.StandardOutput.ReadToEnd();
+            receiver.WaitForExit();
+            long count = long.Parse(received.Split(' ')[1], CultureInfo.InvariantCulture);
+            Console.Error.WriteLine($"  {mode}: {sent.Trim()}, {received.Trim()}");
+            return count / seconds;
+        }
+        finally
+        {
+            Try("netns", "del", senderNs);
+            Try("netns", "del", receiverNs);
+        }
+    }
+
+    /// <summary>The sender side of Norman's afpacket mode: a daemon on the veth, an application thread sending through it.</summary>
+    public static void NormanSend(string device, string destination, int port, int payload, double seconds)
+    {
+        string directory = Path.Combine(Path.GetTempPath(), $"norman-bench-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(directory);
+        var options = new DaemonOptions
+        {
+            SocketPath = Path.Combine(directory, "norman.sock"),
+            Port = $"afpacket:{device}",
+            Address = $"{NormanAddress}/24",
+            LineRateBitsPerSecond = 0,
+            BusyPoll = true,
+        };
+        var daemon = NormanDaemon.Start(options, NullLog.Instance);
+        try
+        {
+            using var socket = new NormanUdpSocket(options.SocketPath);
+            socket.Connect(new IPEndPoint(IPAddress.Parse(destination), port));
+            // One datagram and its answer-less ARP first, so the measured run starts resolved.
+            socket.Send(new byte[payload]);
+            var target = NetAddress.Parse(destination);
+            long sent = 0;
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed.TotalSeconds < seconds)
+            {
+                for (int i = 0; i < 64 && !socket.GetSendBuffer().IsEmpty; i++)
+                {
+                    socket.CommitSendTo(payload, target, (ushort)port);
+                    sent++;
+                }
+                socket.Flush();
+            }
+            Console.WriteLine($"sent {sent} (dataplane dropped {daemon.Engine.Counters.TotalDrops()})");
+        }
+        finally
+        {
+            daemon.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static Process Start(string ns, string program, params string[] arguments)
+    {
+        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true };
+        foreach (var argument in new[] { "netns", "exec", ns, program }.Concat(arguments))
+        {
+            start.ArgumentList.Add(argument);
+        }
+        return Process.Start(start)!;
+    }
+
+    private static void Ip(params string[] arguments)
+    {
+        using var process = Process.Start(new ProcessStartInfo("ip", arguments) { RedirectStandardError = true })!;
+        string errors = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"ip {string.Join(' ', arguments)}: {errors}");
+        }
+    }
+
+    private static void Try(params string[] arguments)
+    {
+        using var process = Process.Start(new ProcessStartInfo("ip", arguments) { RedirectStandardError = true })!;
+        process.StandardError.ReadToEnd();
+        process.WaitForExit();
+    }
+}
