@@ -23,6 +23,9 @@ public sealed class DaemonOptions
 
     public string? Gateway { get; set; }
 
+    /// <summary>An IPv6 address (with prefix) the host answers neighbour solicitations and ping for; none by default.</summary>
+    public string? Address6 { get; set; }
+
     /// <summary>This host's MAC; null picks a random locally administered one.</summary>
     public string? Mac { get; set; }
 

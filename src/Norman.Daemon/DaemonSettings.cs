@@ -22,6 +22,8 @@ public static class DaemonSettings
             "needs CAP_NET_ADMIN) or 'afpacket:INTERFACE' (an existing interface through TPACKET_V3 rings; needs CAP_NET_RAW).", false, (o, v) => o.Port = v),
         new("netns", "For a TAP port: move the device into this network namespace (the peer's side).", false, (o, v) => o.Namespace = v),
         new("address", "This host's IPv4 address and prefix on the wire (default 198.18.0.1/24).", false, (o, v) => o.Address = v),
+        new("address6", "An IPv6 address for this host (e.g. 2001:db8:1::1/64): it answers neighbour solicitations and ping for it; " +
+            "IPv6 datagrams are not carried yet.", false, (o, v) => o.Address6 = v),
         new("peer", "The simulated peer's address on a virtual port (default 198.18.0.2).", false, (o, v) => o.PeerAddress = v),
         new("gateway", "Next hop for addresses off the subnet.", false, (o, v) => o.Gateway = v),
         new("mac", "This host's MAC (default: random, locally administered).", false, (o, v) => o.Mac = v),

@@ -38,7 +38,8 @@ public sealed class NormanDaemon : IAsyncDisposable
         log ??= new StderrLog(options.Verbose);
         var (address, prefix) = HostInterface.ParseCidr(options.Address);
         var mac = options.Mac is null ? MacAddress.NewLocal() : MacAddress.Parse(options.Mac);
-        var host = new HostInterface(mac, address, prefix, options.Gateway is null ? null : NetAddress.Parse(options.Gateway));
+        var host = new HostInterface(mac, address, prefix, options.Gateway is null ? null : NetAddress.Parse(options.Gateway),
+            options.Address6 is null ? null : NetAddress.Parse(options.Address6.Split('/')[0]));
         var (port, peer) = CreatePort(options, host);
         var engine = new Engine(port, host) { VerifyChecksums = options.VerifyChecksums };
         var runner = new DataplaneRunner(engine, options.DataplaneCpu, options.BusyPoll);

@@ -13,6 +13,7 @@ public abstract class RealWireTests : IAsyncLifetime
 {
     private const string NormanAddress = "198.18.1.1";
     private const string PeerAddress = "198.18.1.2";
+    private const string NormanAddress6 = "2001:db8:1::1";
     private readonly string _directory = Path.Combine(Path.GetTempPath(), $"norman-tap-{Guid.NewGuid():N}");
     /// <summary>The interface on the peer's side of the wire, inside its namespace.</summary>
     protected readonly string _device = $"nrm{Guid.NewGuid().ToString("N")[..8]}";
@@ -36,12 +37,14 @@ public abstract class RealWireTests : IAsyncLifetime
         {
             SocketPath = SocketPath,
             Address = $"{NormanAddress}/24",
+            Address6 = $"{NormanAddress6}/64",
             Gateway = gateway,
             LineRateBitsPerSecond = 0,
         };
         ConnectWire(_peer, options);
         _daemon = NormanDaemon.Start(options, NullLog.Instance);
         _peer.Run("ip", "addr", "add", $"{PeerAddress}/24", "dev", _device);
+        _peer.Run("ip", "addr", "add", "2001:db8:1::2/64", "dev", _device, "nodad");
         _peer.Run("ip", "link", "set", _device, "up");
         return _peer;
     }
@@ -71,6 +74,16 @@ public abstract class RealWireTests : IAsyncLifetime
         string output = peer.Run("ping", "-c", "3", "-i", "0.2", "-W", "5", NormanAddress);
         Assert.Contains("3 received", output);
         Assert.Equal(3, _daemon!.Engine.Counters.EchoRepliesSent);
+    }
+
+    [NetnsFact]
+    public void The_kernels_ping6_finds_Norman_by_neighbour_discovery_and_gets_replies()
+    {
+        var peer = Peer();
+        string output = peer.Run("ping", "-6", "-c", "3", "-i", "0.2", "-W", "5", NormanAddress6);
+        Assert.Contains("3 received", output);
+        Assert.True(Daemon.Engine.Counters.NeighbourAdvertisementsSent >= 1);
+        Assert.Contains(Daemon.Engine.Host.Mac.ToString(), peer.Run("ip", "-6", "neigh", "show", NormanAddress6));
     }
 
     [NetnsFact]
@@ -135,6 +148,7 @@ public abstract class RealWireTests : IAsyncLifetime
         using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000");
         echo.ReadLine();
         peer.Run("ping", "-c", "2", "-i", "0.2", NormanAddress);
+        peer.Run("ping", "-6", "-c", "2", "-i", "0.2", NormanAddress6);
         for (int size = 1; size <= 1400; size += 233)
         {
             peer.Try(new string('n', size), "socat", "-t", "1", "-", $"UDP:{NormanAddress}:7000");
@@ -147,10 +161,11 @@ public abstract class RealWireTests : IAsyncLifetime
         string fromNorman = Host.Run(["tshark", "-r", capture, .. checks, "-Y", $"eth.src == {_daemon!.Engine.Host.Mac}", "-T", "fields", "-e", "frame.protocols"]);
         var protocols = fromNorman.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Contains(protocols, p => p.EndsWith(":arp", StringComparison.Ordinal));
-        Assert.Contains(protocols, p => p.Contains(":icmp", StringComparison.Ordinal));
+        Assert.Contains(protocols, p => p.Contains(":ip:icmp", StringComparison.Ordinal));
+        Assert.Contains(protocols, p => p.Contains(":ipv6:icmpv6", StringComparison.Ordinal));
         Assert.True(protocols.Count(p => p.Contains(":udp:data", StringComparison.Ordinal)) >= 7, fromNorman);
         string bad = Host.Run(["tshark", "-r", capture, .. checks, "-Y",
-            $"eth.src == {_daemon.Engine.Host.Mac} && (ip.checksum.status == 0 || udp.checksum.status == 0 || icmp.checksum.status == 0 || _ws.malformed || _ws.expert.severity >= 6291456)"]);
+            $"eth.src == {_daemon.Engine.Host.Mac} && (ip.checksum.status == 0 || udp.checksum.status == 0 || icmp.checksum.status == 0 || icmpv6.checksum.status == 0 || _ws.malformed || _ws.expert.severity >= 6291456)"]);
         Assert.True(bad.Trim().Length == 0, $"tshark found bad frames from Norman:\n{bad}");
         Assert.Equal(0, _daemon.Engine.Counters.Drops(DropReason.PortTxFull));
     }

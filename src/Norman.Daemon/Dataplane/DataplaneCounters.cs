@@ -17,6 +17,7 @@ public sealed class DataplaneCounters
     public long ArpRepliesSent;
     public long ArpRequestsSent;
     public long GratuitousArpSent;
+    public long NeighbourAdvertisementsSent;
     public long EchoRepliesSent;
     public long PortUnreachableSent;
     public long Batches;
@@ -49,6 +50,7 @@ public sealed class DataplaneCounters
             ["arp_replies_sent"] = ArpRepliesSent,
             ["arp_requests_sent"] = ArpRequestsSent,
             ["gratuitous_arp_sent"] = GratuitousArpSent,
+            ["neighbour_advertisements_sent"] = NeighbourAdvertisementsSent,
             ["echo_replies_sent"] = EchoRepliesSent,
             ["port_unreachable_sent"] = PortUnreachableSent,
             ["batches"] = Batches,

@@ -2,9 +2,21 @@ using Norman.Core.Packets;
 
 namespace Norman.Daemon.Dataplane;
 
-/// <summary>The host's own identity on the wire: its MAC, its IPv4 address and prefix, and its gateway.</summary>
-public sealed record HostInterface(MacAddress Mac, NetAddress Address, int PrefixLength, NetAddress? Gateway = null)
+/// <summary>
+/// The host's own identity on the wire: its MAC, its IPv4 address and prefix, its gateway, and optionally an
+/// IPv6 address (for which it answers neighbour solicitations and ping).
+/// </summary>
+public sealed record HostInterface(MacAddress Mac, NetAddress Address, int PrefixLength, NetAddress? Gateway = null, NetAddress? Address6 = null)
 {
+    /// <summary>ff02::1:ffXX:XXXX, where neighbours ask for our IPv6 address (RFC 4291).</summary>
+    public NetAddress? SolicitedNode6 => Address6 is { } address
+        ? new NetAddress(0xFF02_0000_0000_0000UL, 0x0000_0001_FF00_0000UL | (address.Low & 0xFF_FFFF))
+        : null;
+
+    /// <summary>True for the Ethernet multicast groups an IPv6 host listens to: all-nodes and our solicited-node group.</summary>
+    public bool ListensTo(MacAddress destination) =>
+        Address6 is { } address && (destination.Value == 0x3333_0000_0001UL || destination.Value == (0x3333_FF00_0000UL | (address.Low & 0xFF_FFFF)));
+
     public uint Netmask => PrefixLength == 0 ? 0 : uint.MaxValue << (32 - PrefixLength);
 
     public bool IsOnLink(NetAddress destination) => (destination.V4 & Netmask) == (Address.V4 & Netmask);

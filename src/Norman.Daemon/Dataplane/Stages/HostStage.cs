@@ -28,9 +28,15 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
                 batch.MarkDone(i);
                 continue;
             }
-            if (packet.IpVersion != 4 || !host.IsOurs(packet.Destination))
+            if (packet.IpVersion == 6)
             {
-                counters.Drop(packet.IpVersion == 6 ? DropReason.UnsupportedProtocol : DropReason.NotForThisHost);
+                HandleIpv6(batch.Frame(i), packet);
+                batch.MarkDone(i);
+                continue;
+            }
+            if (!host.IsOurs(packet.Destination))
+            {
+                counters.Drop(DropReason.NotForThisHost);
                 batch.MarkDone(i);
                 continue;
             }
@@ -79,6 +85,41 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         }
         Outbox.Commit(ControlFrames.ArpReply(reply, host.Mac, host.Address, senderMac, senderIp));
         counters.ArpRepliesSent++;
+    }
+
+    /// <summary>IPv6 is answered, not carried: neighbour solicitations for our address and ping, when one is configured.</summary>
+    private void HandleIpv6(ReadOnlySpan<byte> frame, in ParsedPacket packet)
+    {
+        if (host.Address6 is not { } ours || (packet.Destination != ours && packet.Destination != host.SolicitedNode6))
+        {
+            counters.Drop(DropReason.NotForThisHost);
+            return;
+        }
+        if (packet.Kind != PacketKind.IcmpV6)
+        {
+            counters.Drop(DropReason.UnsupportedProtocol);
+            return;
+        }
+        var reply = Outbox.Reserve();
+        if (reply.IsEmpty || packet.PacketEnd - packet.NetworkOffset + EthernetHeader.Size > reply.Length)
+        {
+            counters.Drop(DropReason.HostTxFull);
+            return;
+        }
+        if (Icmpv6Frames.SolicitedTarget(frame, packet) == ours)
+        {
+            Outbox.Commit(Icmpv6Frames.Advertisement(frame, packet, reply, host.Mac, ours));
+            counters.NeighbourAdvertisementsSent++;
+        }
+        else if (packet.IcmpType == IcmpHeader.EchoRequestV6 && packet.Destination == ours)
+        {
+            Outbox.Commit(Icmpv6Frames.EchoReply(frame, packet, reply, host.Mac));
+            counters.EchoRepliesSent++;
+        }
+        else
+        {
+            counters.Drop(DropReason.UnsupportedProtocol);
+        }
     }
 
     private void ReplyToPing(ReadOnlySpan<byte> frame, in ParsedPacket packet)

@@ -18,7 +18,7 @@ public sealed class ParseStage(DataplaneCounters counters, HostInterface host)
                 continue;
             }
             var destination = EthernetHeader.Destination(frame);
-            if (destination != host.Mac && !destination.IsBroadcast)
+            if (destination != host.Mac && !destination.IsBroadcast && !host.ListensTo(destination))
             {
                 counters.Drop(DropReason.NotForThisHost);
                 batch.MarkDone(i);
