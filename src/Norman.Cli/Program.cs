@@ -5,6 +5,7 @@ var root = new RootCommand("Norman: kernel-bypass networking that the administra
 {
     UpCommand.Create(),
     SsCommand.Create(),
+    FilterCommand.Create(),
     DemoCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

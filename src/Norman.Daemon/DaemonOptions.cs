@@ -42,6 +42,9 @@ public sealed class DaemonOptions
 
     public bool Verbose { get; set; }
 
+    /// <summary>Where the filter policy is kept and restored from at start; none keeps it in memory only.</summary>
+    public string? PolicyFile { get; set; }
+
     /// <summary>The CPU the dataplane thread is pinned to; null leaves it to the scheduler.</summary>
     public int? DataplaneCpu { get; set; }
 

@@ -51,7 +51,18 @@ public sealed class NormanDaemon : IAsyncDisposable
             Address = host.ToString(),
             Mac = mac.ToString(),
         };
-        var plane = new ControlPlane(engine, new SocketTable(address, options.MaxSocketsPerUid), info, options.SlotCount, log);
+        var names = new Policy.AppNames();
+        Policy.PolicyStore policy;
+        try
+        {
+            policy = new Policy.PolicyStore(engine, names, options.PolicyFile);
+        }
+        catch
+        {
+            port.Dispose();
+            throw;
+        }
+        var plane = new ControlPlane(engine, new SocketTable(address, options.MaxSocketsPerUid), info, options.SlotCount, log, policy, names);
         runner.Start();
         try
         {

@@ -20,6 +20,15 @@ public sealed class ControlRequest
     public string? RemoteAddress { get; set; }
     public int? RemotePort { get; set; }
     public int? SlotCount { get; set; }
+
+    /// <summary>filter operations: the chain (ingress, egress), a rule's words, a rule's handle, a policy.</summary>
+    public string? Chain { get; set; }
+    public List<string>? Rule { get; set; }
+    public long? Handle { get; set; }
+    public bool? Insert { get; set; }
+    public string? Policy { get; set; }
+    /// <summary>filter-restore: the lines of a policy file.</summary>
+    public List<string>? Lines { get; set; }
 }
 
 /// <summary>The daemon's answer to one <see cref="ControlRequest"/>, with the same id.</summary>
@@ -33,6 +42,28 @@ public sealed class ControlResponse
     public List<SocketInfo>? Sockets { get; set; }
     public DaemonInfo? Daemon { get; set; }
     public Dictionary<string, long>? Counters { get; set; }
+    public FilterInfo? Filter { get; set; }
+}
+
+/// <summary>The filtering policy as `norman filter list` shows it.</summary>
+public sealed class FilterInfo
+{
+    public string IngressPolicy { get; set; } = "accept";
+    public string EgressPolicy { get; set; } = "accept";
+    public long Generation { get; set; }
+    public List<RuleInfo> Rules { get; set; } = new();
+    /// <summary>filter-save: the policy in the file format.</summary>
+    public List<string>? Lines { get; set; }
+}
+
+/// <summary>One rule with its counters.</summary>
+public sealed class RuleInfo
+{
+    public long Handle { get; set; }
+    public string Chain { get; set; } = "";
+    public string Rule { get; set; } = "";
+    public long Packets { get; set; }
+    public long Bytes { get; set; }
 }
 
 /// <summary>A refused operation: an errno-like code for programs and a sentence for people that says what to do.</summary>
@@ -92,4 +123,5 @@ public sealed class DaemonInfo
 [JsonSerializable(typeof(ControlRequest))]
 [JsonSerializable(typeof(ControlResponse))]
 [JsonSerializable(typeof(List<SocketInfo>))]
+[JsonSerializable(typeof(FilterInfo))]
 public sealed partial class ControlJson : JsonSerializerContext;

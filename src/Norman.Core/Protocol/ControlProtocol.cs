@@ -22,6 +22,13 @@ public static class ControlProtocol
         public const string Close = "close";
         public const string Sockets = "sockets";
         public const string Counters = "counters";
+        public const string FilterList = "filter-list";
+        public const string FilterAdd = "filter-add";
+        public const string FilterDelete = "filter-delete";
+        public const string FilterFlush = "filter-flush";
+        public const string FilterPolicy = "filter-policy";
+        public const string FilterSave = "filter-save";
+        public const string FilterRestore = "filter-restore";
     }
 
     public static class Errors
@@ -35,6 +42,8 @@ public static class ControlProtocol
         public const string TooManySockets = "EMFILE";
         public const string Unsupported = "EPROTONOSUPPORT";
         public const string BadVersion = "EPROTO";
+        public const string NotPermitted = "EPERM";
+        public const string NotFound = "ENOENT";
     }
 
     /// <summary>The control socket path: the explicit one, else $NORMAN_SOCKET, else /run/norman/norman.sock.</summary>

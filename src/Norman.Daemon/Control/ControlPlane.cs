@@ -2,6 +2,8 @@ using Norman.Core.Packets;
 using Norman.Core.Pipes;
 using Norman.Core.Protocol;
 using Norman.Daemon.Dataplane;
+using Norman.Daemon.Policy;
+using Norman.Daemon.Policy.Bpf;
 
 namespace Norman.Daemon.Control;
 
@@ -10,7 +12,8 @@ namespace Norman.Daemon.Control;
 /// the dataplane what to serve and releases everything a departed application held.
 /// Each handler takes the caller's kernel-given identity and a request, and returns a response (and fds to pass).
 /// </summary>
-public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo info, int defaultSlotCount, ILogSink log)
+public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo info, int defaultSlotCount, ILogSink log,
+    PolicyStore policy, AppNames appNames)
 {
     public SocketTable Sockets => sockets;
 
@@ -53,10 +56,79 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 response.Counters = engine.Counters.Snapshot();
                 response.Counters["sockets"] = sockets.Count;
                 return (response, []);
+            case ControlProtocol.Ops.FilterList:
+                response.Filter = DescribeFilter();
+                return (response, []);
+            case ControlProtocol.Ops.FilterSave:
+                response.Filter = new FilterInfo { Lines = policy.Save().ToList() };
+                return (response, []);
+            case ControlProtocol.Ops.FilterAdd or ControlProtocol.Ops.FilterDelete or ControlProtocol.Ops.FilterFlush
+                or ControlProtocol.Ops.FilterPolicy or ControlProtocol.Ops.FilterRestore:
+                ChangeFilter(session.Identity, request);
+                response.Filter = DescribeFilter();
+                return (response, []);
             default:
                 throw new ControlException(ControlProtocol.Errors.InvalidArgument,
-                    $"Unknown operation '{request.Op}'. Known: hello, bind, connect, close, sockets, counters.");
+                    $"Unknown operation '{request.Op}'. Known: hello, bind, connect, close, sockets, counters, filter-*.");
         }
+    }
+
+    private void ChangeFilter(PeerIdentity caller, ControlRequest request)
+    {
+        if (!caller.CanAdminister)
+        {
+            throw new ControlException(ControlProtocol.Errors.NotPermitted,
+                $"Operation not permitted: changing the filter policy needs root or CAP_NET_ADMIN, and {caller.ProcessName} runs as uid {caller.Uid}. " +
+                "Run it with sudo.");
+        }
+        try
+        {
+            switch (request.Op)
+            {
+                case ControlProtocol.Ops.FilterAdd:
+                    var rule = policy.Add(PolicyStore.ParseChain(request.Chain ?? ""), request.Rule ?? [], request.Insert ?? false);
+                    log.Info($"filter: {caller.ProcessName} (pid {caller.Pid}, uid {caller.Uid}) added to {request.Chain}: {rule} (handle {rule.Handle})");
+                    break;
+                case ControlProtocol.Ops.FilterDelete:
+                    if (!policy.Delete(request.Handle ?? -1))
+                    {
+                        throw new ControlException(ControlProtocol.Errors.NotFound, $"There is no rule with handle {request.Handle}: `norman filter list` shows the handles.");
+                    }
+                    break;
+                case ControlProtocol.Ops.FilterFlush:
+                    policy.Flush(request.Chain is null ? null : PolicyStore.ParseChain(request.Chain));
+                    break;
+                case ControlProtocol.Ops.FilterPolicy:
+                    policy.SetPolicy(PolicyStore.ParseChain(request.Chain ?? ""), Enum.Parse<FilterAction>(request.Policy ?? "", ignoreCase: true));
+                    break;
+                case ControlProtocol.Ops.FilterRestore:
+                    policy.Restore(request.Lines ?? [], "the restored policy");
+                    break;
+            }
+        }
+        catch (Exception error) when (error is FormatException or ArgumentException or PcapFilterException)
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
+        }
+    }
+
+    private FilterInfo DescribeFilter()
+    {
+        var listing = policy.List();
+        return new FilterInfo
+        {
+            IngressPolicy = listing.IngressPolicy.ToString().ToLowerInvariant(),
+            EgressPolicy = listing.EgressPolicy.ToString().ToLowerInvariant(),
+            Generation = listing.Generation,
+            Rules = listing.Rules.Select(r => new RuleInfo
+            {
+                Handle = r.Rule.Handle,
+                Chain = r.Rule.Chain.ToString().ToLowerInvariant(),
+                Rule = r.Rule.ToString(),
+                Packets = Volatile.Read(ref r.Counters.Packets),
+                Bytes = Volatile.Read(ref r.Counters.Bytes),
+            }).ToList(),
+        };
     }
 
     private async Task<NormanSocket> BindAsync(ControlSession session, ControlRequest request)
@@ -76,7 +148,8 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         }
         var identity = session.Identity;
         var socket = sockets.Bind(identity, protocol, address, request.Port ?? 0,
-            (id, port) => new NormanSocket(id, identity, protocol, address.IsUnspecified ? NetAddress.FromV4(0) : address, port, slotCount, PipeLayout.DefaultSlotSize));
+            (id, port) => new NormanSocket(id, identity, protocol, address.IsUnspecified ? NetAddress.FromV4(0) : address, port, slotCount,
+                PipeLayout.DefaultSlotSize, appNames.IdOf(identity.ProcessName)));
         session.Own(socket);
         var add = new AddSocketCommand(socket.Pipe);
         engine.Post(add);

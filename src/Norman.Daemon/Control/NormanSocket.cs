@@ -11,7 +11,7 @@ namespace Norman.Daemon.Control;
 /// </summary>
 public sealed unsafe class NormanSocket : IDisposable
 {
-    public NormanSocket(long id, PeerIdentity owner, byte protocol, NetAddress localAddress, ushort localPort, int slotCount, int slotSize)
+    public NormanSocket(long id, PeerIdentity owner, byte protocol, NetAddress localAddress, ushort localPort, int slotCount, int slotSize, int appId = -1)
     {
         Id = id;
         Owner = owner;
@@ -29,7 +29,13 @@ public sealed unsafe class NormanSocket : IDisposable
             Region.Dispose();
             throw;
         }
-        Pipe = new PipeSocket(id, protocol, localAddress, localPort, Region, Wakeup, slotCount, slotSize);
+        Pipe = new PipeSocket(id, protocol, localAddress, localPort, Region, Wakeup, slotCount, slotSize)
+        {
+            AppId = appId,
+            OwnerUid = owner.Uid,
+            OwnerGid = owner.Gid,
+            OwnerPid = owner.Pid,
+        };
     }
 
     public long Id { get; }

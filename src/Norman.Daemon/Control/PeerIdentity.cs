@@ -7,11 +7,13 @@ namespace Norman.Daemon.Control;
 /// Who is at the other end of a control connection, as the kernel tells it (SO_PEERCRED) and /proc describes
 /// the process — never what the caller says about itself.
 /// </summary>
-public sealed record PeerIdentity(int Pid, int Uid, int Gid, string ProcessName, string CommandLine, string Cgroup, bool CanBindPrivilegedPorts)
+public sealed record PeerIdentity(int Pid, int Uid, int Gid, string ProcessName, string CommandLine, string Cgroup, bool CanBindPrivilegedPorts,
+    bool CanAdminister = false)
 {
     private const int SolSocket = 1;
     private const int SoPeerCred = 17;
     private const int CapNetBindService = 10;
+    private const int CapNetAdmin = 12;
 
     public bool IsRoot => Uid == 0;
 
@@ -31,8 +33,10 @@ public sealed record PeerIdentity(int Pid, int Uid, int Gid, string ProcessName,
         string name = ReadProc(pid, "comm").TrimEnd('\n');
         string commandLine = ReadProc(pid, "cmdline").Replace('\0', ' ').TrimEnd();
         string cgroup = ReadProc(pid, "cgroup").Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault()?.Split(':', 3).LastOrDefault() ?? "";
-        bool canBind = HasCapability(ReadProc(pid, "status"), CapNetBindService);
-        return new PeerIdentity(pid, uid, gid, name, commandLine, cgroup, canBind);
+        string status = ReadProc(pid, "status");
+        // Changing the policy is network administration: root, or CAP_NET_ADMIN, as nft and tc require.
+        return new PeerIdentity(pid, uid, gid, name, commandLine, cgroup, HasCapability(status, CapNetBindService),
+            uid == 0 || HasCapability(status, CapNetAdmin));
     }
 
     private static bool HasCapability(string status, int capability)

@@ -39,11 +39,13 @@ public enum DropReason
     NeighbourUnreachable,
     HostTxFull,
     PortTxFull,
+    FilteredIngress,
+    FilteredEgress,
 }
 
 public static class DropReasons
 {
-    public const int Count = (int)DropReason.PortTxFull + 1;
+    public const int Count = (int)DropReason.FilteredEgress + 1;
 
     private static readonly string[] Names = BuildNames();
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Norman.Daemon.Dataplane.Ports;
 using Norman.Daemon.Dataplane.Stages;
+using Norman.Daemon.Policy;
 
 namespace Norman.Daemon.Dataplane;
 
@@ -11,8 +12,8 @@ namespace Norman.Daemon.Dataplane;
 /// to the port. Time is read once per breath; control commands are applied between breaths. Nothing here allocates,
 /// locks or calls an interface per packet.
 /// <code>
-///  port ─▶ parse ─▶ host (ARP, ping) ─▶ demux ─▶ deliver ─▶ RX pipes
-///  TX pipes ─▶ schedule (copy out) ─▶ validate (anti-spoofing) ─▶ neighbour (L2) ─▶ port
+///  port ─▶ parse ─▶ demux ─▶ filter (ingress) ─▶ host (ARP, ping, unreachable) ─▶ deliver ─▶ RX pipes
+///  TX pipes ─▶ schedule (copy out) ─▶ validate (anti-spoofing) ─▶ filter (egress) ─▶ neighbour (L2) ─▶ port
 /// </code>
 /// </summary>
 public sealed class Engine
@@ -30,6 +31,10 @@ public sealed class Engine
     private readonly PipeScheduler _scheduler;
     private readonly ValidateStage _validate;
     private readonly NeighbourStage _neighbour;
+    private readonly FilterStage _ingressFilter;
+    private readonly FilterStage _egressFilter;
+    private PolicySnapshot _policy = PolicySnapshot.Empty;
+    private volatile PolicySnapshot? _publishedPolicy;
     private readonly List<(RemoveSocketCommand Command, long Deadline)> _closing = new();
     private readonly object _postGate = new();
     private bool _halted;
@@ -45,12 +50,14 @@ public sealed class Engine
         Neighbours = new NeighbourTable(Stopwatch.Frequency);
         _flows = new FlowTable(initialFlowCapacity);
         _parse = new ParseStage(Counters, host);
-        _host = new HostStage(Counters, host, Neighbours);
-        _demux = new DemuxStage(Counters, _flows, _host, Stopwatch.Frequency);
+        _host = new HostStage(Counters, host, Neighbours, Stopwatch.Frequency);
+        _demux = new DemuxStage(Counters, _flows, host);
         _deliver = new DeliverStage(Counters, _sockets);
         _scheduler = new PipeScheduler(Counters, _sockets);
         _validate = new ValidateStage(Counters, _sockets, host);
         _neighbour = new NeighbourStage(Counters, _sockets, host, Neighbours, _host);
+        _ingressFilter = new FilterStage(Chain.Ingress, Counters, _sockets, _host);
+        _egressFilter = new FilterStage(Chain.Egress, Counters, _sockets, _host);
         _host.AnnounceAddress();
     }
 
@@ -68,6 +75,15 @@ public sealed class Engine
     /// <summary>Sockets served now; read it on the dataplane thread or when it is stopped.</summary>
     public int SocketCount => _sockets.Count;
     public int FlowCount => _flows.Count;
+
+    /// <summary>The policy the dataplane runs now (read on the dataplane thread, or for display).</summary>
+    public PolicySnapshot Policy => _policy;
+
+    /// <summary>
+    /// Publishes a new policy with one ordered store; the dataplane takes it at its next batch boundary, so no
+    /// packet sees half of one ruleset and half of another, and none is lost by the swap.
+    /// </summary>
+    public void Publish(PolicySnapshot policy) => _publishedPolicy = policy;
 
     /// <summary>
     /// Queues a command for the dataplane thread; await its <see cref="DataplaneCommand.Applied"/>. Once the engine
@@ -92,6 +108,11 @@ public sealed class Engine
     {
         long now = Stopwatch.GetTimestamp();
         _breaths++;
+        var published = _publishedPolicy;
+        if (published is not null && !ReferenceEquals(published, _policy))
+        {
+            _policy = published;
+        }
         if (!_commands.IsEmpty || _closing.Count > 0)
         {
             // Cold work between batches; what it allocates (completing a command wakes its awaiter) is
@@ -120,8 +141,9 @@ public sealed class Engine
             Counters.PortRxBytes += _rx.Length(i);
         }
         _parse.Run(_rx);
+        _demux.Run(_rx);
+        _ingressFilter.Run(_rx, 0, _policy);
         _host.Run(_rx, now);
-        _demux.Run(_rx, now);
         _deliver.Run(_rx, _breaths, now);
         Counters.Batches++;
         return received;
@@ -141,6 +163,7 @@ public sealed class Engine
         if (_tx.Count > first)
         {
             _validate.Run(_tx, first);
+            _egressFilter.Run(_tx, first, _policy);
             _neighbour.Run(_tx, first, now);
         }
         FlushOutbox();

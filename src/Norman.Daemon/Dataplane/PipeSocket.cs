@@ -24,6 +24,12 @@ public sealed unsafe class PipeSocket
     }
 
     public long Id { get; }
+
+    /// <summary>Who owns the socket, for `app`, `uid`, `gid` and `pid` matches; set before the dataplane sees it.</summary>
+    public int AppId { get; init; } = -1;
+    public int OwnerUid { get; init; } = -1;
+    public int OwnerGid { get; init; } = -1;
+    public int OwnerPid { get; init; } = -1;
     public byte Protocol { get; }
     public NetAddress LocalAddress { get; internal set; }
     public ushort LocalPort { get; }

@@ -4,11 +4,27 @@ namespace Norman.Daemon.Tests.Dataplane;
 
 public sealed class AllocationTests
 {
-    [Fact]
-    public void The_dataplane_loop_allocates_nothing_over_a_million_packets_each_way()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_dataplane_loop_allocates_nothing_over_a_million_packets_each_way(bool withPolicy)
     {
         using var wire = new EngineHarness(slotCount: 1024);
         wire.ResolvePeer();
+        if (withPolicy)
+        {
+            // 100 rules that do not match, a pcap rule and a counting rule that do, in both chains.
+            var policy = new Norman.Daemon.Policy.PolicyStore(wire.Engine, wire.Names, null);
+            foreach (var chain in new[] { Norman.Daemon.Policy.Chain.Ingress, Norman.Daemon.Policy.Chain.Egress })
+            {
+                for (int port = 1; port <= 100; port++)
+                {
+                    policy.Add(chain, ["udp", "dport", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "drop"]);
+                }
+                policy.Add(chain, ["pcap", "udp and not port 53", "count"]);
+                policy.Add(chain, ["app", "testapp", "accept"]);
+            }
+        }
         wire.Peer.KeepDatagrams = false;
         var app = wire.Bind(5000);
         const int Packets = 1_000_000;

@@ -3,6 +3,7 @@ using Norman.Core.Pipes;
 using Norman.Daemon.Control;
 using Norman.Daemon.Dataplane;
 using Norman.Daemon.Dataplane.Ports;
+using Norman.Daemon.Policy;
 
 namespace Norman.Daemon.Tests.Dataplane;
 
@@ -28,10 +29,13 @@ public sealed class EngineHarness : IDisposable
     public Engine Engine { get; }
     public SimulatedPeer Peer { get; }
 
-    public AppSide Bind(ushort port, NetAddress? address = null)
+    public AppNames Names { get; } = new();
+
+    public AppSide Bind(ushort port, NetAddress? address = null, string app = "testapp", int uid = 1000)
     {
-        var owner = new PeerIdentity(Environment.ProcessId, 1000, 1000, "testapp", "testapp", "/", false);
-        var socket = new NormanSocket(_sockets.Count + 1, owner, IpProtocols.Udp, address ?? NetAddress.FromV4(0), port, SlotCount, PipeLayout.DefaultSlotSize);
+        var owner = new PeerIdentity(Environment.ProcessId, uid, uid, app, app, "/", false);
+        var socket = new NormanSocket(_sockets.Count + 1, owner, IpProtocols.Udp, address ?? NetAddress.FromV4(0), port, SlotCount,
+            PipeLayout.DefaultSlotSize, Names.IdOf(app));
         socket.LocalAddress = address ?? NetAddress.FromV4(0);
         _sockets.Add(socket);
         Engine.Post(new AddSocketCommand(socket.Pipe));

@@ -3,33 +3,26 @@ using Norman.Core.Packets;
 namespace Norman.Daemon.Dataplane.Stages;
 
 /// <summary>
-/// Ingress: finds each datagram's socket in the flow table — a connected socket's 5-tuple first, then a listener
-/// on our address, then a wildcard listener — and checks its UDP checksum as a kernel does. A datagram for a
-/// closed port is dropped and answered with ICMP port unreachable, at most <see cref="UnreachablePerSecond"/> a second.
+/// Ingress: finds the socket of each datagram for this host — a connected socket's 5-tuple first, then a listener
+/// on our address, then a wildcard listener — and checks its UDP checksum as a kernel does. It only looks up: the
+/// filter then sees the packet with its owner, and the host stage answers datagrams that found no socket.
 /// </summary>
-public sealed class DemuxStage(DataplaneCounters counters, FlowTable flows, HostStage hostStage, long ticksPerSecond)
+public sealed class DemuxStage(DataplaneCounters counters, FlowTable flows, HostInterface host)
 {
-    /// <summary>Linux's default icmp_msgs_per_sec, with its burst of 50.</summary>
-    public const int UnreachablePerSecond = 1000;
-    private const int UnreachableBurst = 50;
     private static readonly NetAddress AnyV4 = NetAddress.FromV4(0);
-
-    private double _unreachableTokens = UnreachableBurst;
-    private long _lastRefill;
 
     public bool VerifyChecksums { get; set; } = true;
 
-    public void Run(PacketBatch batch, long now)
+    public void Run(PacketBatch batch)
     {
         for (int i = 0; i < batch.Count; i++)
         {
-            if (batch.IsDone(i))
+            ref var packet = ref batch.Parsed(i);
+            if (batch.IsDone(i) || packet.Kind != PacketKind.Udp || packet.IpVersion != 4 || packet.IsFragment || !host.IsOurs(packet.Destination))
             {
                 continue;
             }
-            ref var packet = ref batch.Parsed(i);
-            var frame = batch.Frame(i);
-            if (VerifyChecksums && !batch.IsChecksumTrusted(i) && !UdpPacketBuilder.HasValidChecksum(frame, packet))
+            if (VerifyChecksums && !batch.IsChecksumTrusted(i) && !UdpPacketBuilder.HasValidChecksum(batch.Frame(i), packet))
             {
                 counters.Drop(DropReason.BadUdpChecksum);
                 batch.MarkDone(i);
@@ -40,26 +33,7 @@ public sealed class DemuxStage(DataplaneCounters counters, FlowTable flows, Host
                 || flows.TryGet(FlowKey.Listener(packet.Protocol, AnyV4, packet.DestinationPort), out slot))
             {
                 batch.SocketSlot(i) = slot;
-                continue;
-            }
-            counters.Drop(DropReason.NoSocket);
-            batch.MarkDone(i);
-            if (TakeUnreachableToken(now))
-            {
-                hostStage.SendPortUnreachable(frame, packet);
             }
         }
-    }
-
-    private bool TakeUnreachableToken(long now)
-    {
-        _unreachableTokens = Math.Min(UnreachableBurst, _unreachableTokens + (now - _lastRefill) * (double)UnreachablePerSecond / ticksPerSecond);
-        _lastRefill = now;
-        if (_unreachableTokens < 1)
-        {
-            return false;
-        }
-        _unreachableTokens--;
-        return true;
     }
 }

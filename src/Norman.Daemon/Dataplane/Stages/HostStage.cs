@@ -5,12 +5,21 @@ using Norman.Daemon.Dataplane.Ports;
 namespace Norman.Daemon.Dataplane.Stages;
 
 /// <summary>
-/// Ingress: the duties the kernel does on its own behalf. Answers ARP for our address and learns the asker,
-/// answers ping, and drops what is not for this host or not yet carried (other protocols, fragments), counted.
-/// Frames it sends wait in <see cref="Outbox"/> for the egress side of the same breath.
+/// Ingress, after the filter: the duties the kernel does on its own behalf. Answers ARP for our address and learns
+/// the asker, answers ping (and IPv6 neighbour discovery), answers a datagram that found no socket with ICMP port
+/// unreachable (at most <see cref="UnreachablePerSecond"/> a second, as Linux), and drops what is not for this host
+/// or not yet carried (other protocols, fragments), counted. Frames it sends wait in <see cref="Outbox"/> for the
+/// egress side of the same breath.
 /// </summary>
-public sealed class HostStage(DataplaneCounters counters, HostInterface host, NeighbourTable neighbours)
+public sealed class HostStage(DataplaneCounters counters, HostInterface host, NeighbourTable neighbours, long ticksPerSecond)
 {
+    /// <summary>Linux's default icmp_msgs_per_sec, with its burst of 50.</summary>
+    public const int UnreachablePerSecond = 1000;
+    private const int UnreachableBurst = 50;
+
+    private double _unreachableTokens = UnreachableBurst;
+    private long _lastRefill;
+
     public FrameQueue Outbox { get; } = new(64);
 
     public void Run(PacketBatch batch, long now)
@@ -48,6 +57,14 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
             }
             switch (packet.Kind)
             {
+                case PacketKind.Udp when batch.SocketSlot(i) < 0:
+                    counters.Drop(DropReason.NoSocket);
+                    batch.MarkDone(i);
+                    if (TakeUnreachableToken(now))
+                    {
+                        SendPortUnreachable(batch.Frame(i), packet);
+                    }
+                    break;
                 case PacketKind.Udp:
                     break;
                 case PacketKind.Icmp when packet.IcmpType == IcmpHeader.EchoRequestV4:
@@ -162,7 +179,19 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         counters.GratuitousArpSent++;
     }
 
-    /// <summary>Queues an ICMP port unreachable for a datagram no socket wanted.</summary>
+    private bool TakeUnreachableToken(long now)
+    {
+        _unreachableTokens = Math.Min(UnreachableBurst, _unreachableTokens + (now - _lastRefill) * (double)UnreachablePerSecond / ticksPerSecond);
+        _lastRefill = now;
+        if (_unreachableTokens < 1)
+        {
+            return false;
+        }
+        _unreachableTokens--;
+        return true;
+    }
+
+    /// <summary>Queues an ICMP port unreachable for a datagram no socket wanted, or one a reject rule refused.</summary>
     public void SendPortUnreachable(ReadOnlySpan<byte> frame, in ParsedPacket packet)
     {
         var message = Outbox.Reserve();

@@ -1,0 +1,184 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Norman.Client;
+using Norman.Core.Protocol;
+
+namespace Norman.Cli.Commands;
+
+/// <summary>
+/// `norman filter`: the firewall on Norman's path, in words an nft user reads at sight.
+/// list, add, insert, delete, flush, policy, save, restore.
+/// </summary>
+public static class FilterCommand
+{
+    private const string RuleHelp = "RULE: [ip saddr|daddr CIDR] [udp|tcp|icmp] [sport|dport P[-Q]] [app NAME] [uid N] [gid N] [pid N] " +
+        "[pcap \"EXPR\"] accept|drop|reject|count";
+
+    public static Command Create()
+    {
+        var socket = new Option<string?>("--socket", "-S") { Description = "The daemon's control socket.", Recursive = true };
+        var command = new Command("filter", "Show and change the filter policy: two chains, ingress and egress, first match wins.\n\n" +
+            "Examples:\n  norman filter add egress app bobapp drop\n  norman filter add ingress udp dport 80 reject\n" +
+            "  norman filter insert ingress ip saddr 198.18.0.0/24 accept\n  norman filter policy ingress drop\n  norman filter list\n\n" + RuleHelp)
+        {
+            socket,
+        };
+        command.Subcommands.Add(List(socket));
+        command.Subcommands.Add(Change("add", "Append a rule to a chain.", socket, insert: false));
+        command.Subcommands.Add(Change("insert", "Insert a rule at the top of a chain.", socket, insert: true));
+        command.Subcommands.Add(Delete(socket));
+        command.Subcommands.Add(Flush(socket));
+        command.Subcommands.Add(Policy(socket));
+        command.Subcommands.Add(Save(socket));
+        command.Subcommands.Add(Restore(socket));
+        return command;
+    }
+
+    private static Command List(Option<string?> socket)
+    {
+        var json = new Option<bool>("--json") { Description = "Print the policy as JSON." };
+        var list = new Command("list", "List both chains with each rule's handle and packet and byte counters.") { json };
+        list.SetAction(result => Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterList }, response =>
+        {
+            if (result.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(response.Filter!, ControlJson.Default.FilterInfo));
+            }
+            else
+            {
+                Console.Write(Format(response.Filter!));
+            }
+        }));
+        return list;
+    }
+
+    private static Command Change(string name, string description, Option<string?> socket, bool insert)
+    {
+        var chain = new Argument<string>("CHAIN") { Description = "ingress or egress." };
+        var rule = new Argument<string[]>("RULE") { Description = RuleHelp, Arity = ArgumentArity.OneOrMore };
+        var change = new Command(name, description) { chain, rule };
+        change.SetAction(result => Call(result, socket, new ControlRequest
+        {
+            Op = ControlProtocol.Ops.FilterAdd,
+            Chain = result.GetValue(chain),
+            Rule = result.GetValue(rule)!.ToList(),
+            Insert = insert,
+        }, response => Console.Write(Format(response.Filter!))));
+        return change;
+    }
+
+    private static Command Delete(Option<string?> socket)
+    {
+        var handle = new Argument<long>("HANDLE") { Description = "The rule's handle, as `norman filter list` shows it." };
+        var delete = new Command("delete", "Delete a rule by its handle.") { handle };
+        delete.SetAction(result => Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterDelete, Handle = result.GetValue(handle) }, _ => { }));
+        return delete;
+    }
+
+    private static Command Flush(Option<string?> socket)
+    {
+        var chain = new Argument<string?>("CHAIN") { Description = "ingress or egress; both if left out.", Arity = ArgumentArity.ZeroOrOne };
+        var flush = new Command("flush", "Delete every rule of a chain (or of both); policies stay.") { chain };
+        flush.SetAction(result => Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterFlush, Chain = result.GetValue(chain) }, _ => { }));
+        return flush;
+    }
+
+    private static Command Policy(Option<string?> socket)
+    {
+        var chain = new Argument<string>("CHAIN") { Description = "ingress or egress." };
+        var action = new Argument<string>("POLICY") { Description = "accept or drop: what happens to a packet no rule decided." };
+        var policy = new Command("policy", "Set a chain's default policy.") { chain, action };
+        policy.SetAction(result => Call(result, socket, new ControlRequest
+        {
+            Op = ControlProtocol.Ops.FilterPolicy,
+            Chain = result.GetValue(chain),
+            Policy = result.GetValue(action),
+        }, _ => { }));
+        return policy;
+    }
+
+    private static Command Save(Option<string?> socket)
+    {
+        var save = new Command("save", "Print the policy in the file format that restore reads (and normand keeps in its policy file).");
+        save.SetAction(result => Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterSave }, response =>
+        {
+            foreach (var line in response.Filter!.Lines!)
+            {
+                Console.WriteLine(line);
+            }
+        }));
+        return save;
+    }
+
+    private static Command Restore(Option<string?> socket)
+    {
+        var file = new Argument<string>("FILE") { Description = "A policy file, as save prints it; - for standard input." };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Show what would change, and change nothing." };
+        var restore = new Command("restore", "Replace the whole policy with a file's, in one swap (alias: apply).") { file, dryRun };
+        restore.Aliases.Add("apply");
+        restore.SetAction(result =>
+        {
+            string path = result.GetValue(file)!;
+            var lines = (path == "-" ? Console.In.ReadToEnd() : File.ReadAllText(path)).Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+            if (result.GetValue(dryRun))
+            {
+                return Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterSave }, response =>
+                {
+                    var current = Meaningful(response.Filter!.Lines!);
+                    var wanted = Meaningful(lines);
+                    foreach (var gone in current.Except(wanted))
+                    {
+                        Console.WriteLine($"- {gone}");
+                    }
+                    foreach (var added in wanted.Except(current))
+                    {
+                        Console.WriteLine($"+ {added}");
+                    }
+                });
+            }
+            return Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterRestore, Lines = lines }, response => Console.Write(Format(response.Filter!)));
+        });
+        return restore;
+    }
+
+    private static List<string> Meaningful(IEnumerable<string> lines) =>
+        lines.Select(l => l.Split('#', 2)[0].Trim()).Where(l => l.Length > 0).ToList();
+
+    /// <summary>nft-like: each chain with its policy, each rule with its handle and counters.</summary>
+    public static string Format(FilterInfo filter)
+    {
+        var text = new StringBuilder();
+        foreach (var (chain, policy) in new[] { ("ingress", filter.IngressPolicy), ("egress", filter.EgressPolicy) })
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"chain {chain} {{ policy {policy}");
+            foreach (var rule in filter.Rules.Where(r => r.Chain == chain))
+            {
+                text.AppendLine(CultureInfo.InvariantCulture, $"    {rule.Rule,-50} # handle {rule.Handle}, packets {rule.Packets} bytes {rule.Bytes}");
+            }
+            text.AppendLine("}");
+        }
+        return text.ToString();
+    }
+
+    private static int Call(ParseResult result, Option<string?> socket, ControlRequest request, Action<ControlResponse> show)
+    {
+        try
+        {
+            using var control = ControlChannel.Connect(result.GetValue(socket));
+            show(control.Call(request));
+            return 0;
+        }
+        catch (NormanException error)
+        {
+            Console.Error.WriteLine($"norman filter: {error.Message}");
+            return error.Code == "EPERM" ? 77 : 1;
+        }
+        catch (IOException error)
+        {
+            Console.Error.WriteLine($"norman filter: {error.Message}");
+            return 1;
+        }
+    }
+}

@@ -1,0 +1,102 @@
+using System.Runtime.CompilerServices;
+using Norman.Core.Packets;
+using Norman.Daemon.Dataplane;
+using Norman.Daemon.Policy.Bpf;
+
+namespace Norman.Daemon.Policy;
+
+/// <summary>A rule's packet and byte counters; they outlive policy swaps, kept by the rule's handle.</summary>
+public sealed class RuleCounters
+{
+    public long Packets;
+    public long Bytes;
+}
+
+/// <summary>
+/// A rule as the dataplane runs it: every match flattened into fields, tested cheapest first; the pcap
+/// expression, if any, compiled to native code; an application name turned into the number its sockets carry.
+/// </summary>
+public sealed unsafe class CompiledRule
+{
+    private readonly byte _protocol;
+    private readonly uint _sourceNetwork, _sourceMask, _destinationNetwork, _destinationMask;
+    private readonly bool _matchSource, _matchDestination;
+    private readonly ushort _sourceLow, _sourceHigh, _destinationLow, _destinationHigh;
+    private readonly int _appId, _uid, _gid, _pid;
+    private readonly bool _matchOwner;
+    private readonly BpfFunction? _pcap;
+
+    public CompiledRule(FilterRule rule, int appId, RuleCounters counters)
+    {
+        Rule = rule;
+        Counters = counters;
+        Action = rule.Action;
+        _protocol = rule.Protocol;
+        (_matchSource, _sourceNetwork, _sourceMask) = Network(rule.SourceNetwork, rule.SourcePrefix);
+        (_matchDestination, _destinationNetwork, _destinationMask) = Network(rule.DestinationNetwork, rule.DestinationPrefix);
+        _sourceLow = rule.SourcePortLow;
+        _sourceHigh = rule.SourcePortHigh;
+        _destinationLow = rule.DestinationPortLow;
+        _destinationHigh = rule.DestinationPortHigh;
+        _appId = rule.App is null ? -1 : appId;
+        _uid = rule.Uid ?? -1;
+        _gid = rule.Gid ?? -1;
+        _pid = rule.Pid ?? -1;
+        _matchOwner = _appId != -1 || _uid != -1 || _gid != -1 || _pid != -1;
+        _pcap = rule.Pcap is null ? null : BpfCompiler.Compile(PcapFilter.Compile(rule.Pcap));
+    }
+
+    public FilterRule Rule { get; }
+    public FilterAction Action { get; }
+    public RuleCounters Counters { get; }
+
+    /// <summary>Whether the packet matches every part of the rule. <paramref name="socket"/> is its owner, if any.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Matches(ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket)
+    {
+        if (_protocol != 0 && packet.Protocol != _protocol)
+        {
+            return false;
+        }
+        if (_matchSource && (!packet.Source.IsV4 || (packet.Source.V4 & _sourceMask) != _sourceNetwork))
+        {
+            return false;
+        }
+        if (_matchDestination && (!packet.Destination.IsV4 || (packet.Destination.V4 & _destinationMask) != _destinationNetwork))
+        {
+            return false;
+        }
+        if (packet.SourcePort < _sourceLow || packet.SourcePort > _sourceHigh
+            || packet.DestinationPort < _destinationLow || packet.DestinationPort > _destinationHigh)
+        {
+            return false;
+        }
+        if (_matchOwner)
+        {
+            if (socket is null
+                || (_appId != -1 && socket.AppId != _appId) || (_uid != -1 && socket.OwnerUid != _uid)
+                || (_gid != -1 && socket.OwnerGid != _gid) || (_pid != -1 && socket.OwnerPid != _pid))
+            {
+                return false;
+            }
+        }
+        if (_pcap is not null)
+        {
+            fixed (byte* bytes = frame)
+            {
+                return _pcap(bytes, frame.Length, frame.Length) != 0;
+            }
+        }
+        return true;
+    }
+
+    private static (bool, uint, uint) Network(NetAddress network, int prefix)
+    {
+        if (prefix < 0)
+        {
+            return (false, 0, 0);
+        }
+        uint mask = prefix == 0 ? 0 : uint.MaxValue << (32 - prefix);
+        return (true, network.V4 & mask, mask);
+    }
+}

@@ -1,0 +1,101 @@
+using System.Globalization;
+using System.Text;
+using Norman.Core.Packets;
+
+namespace Norman.Daemon.Policy;
+
+/// <summary>The two chains: packets arriving for this host's sockets, and packets its sockets send.</summary>
+public enum Chain
+{
+    Ingress,
+    Egress,
+}
+
+/// <summary>What a rule (or a chain's policy) does with a packet it matches.</summary>
+public enum FilterAction
+{
+    Accept,
+    Drop,
+    /// <summary>Drop, and tell the sender: ICMP port unreachable for an arriving datagram.</summary>
+    Reject,
+    /// <summary>Count the packet and go on to the next rule.</summary>
+    Count,
+}
+
+/// <summary>
+/// One filter rule, as an administrator wrote it and as the dataplane matches it. Every match is optional;
+/// a rule with none matches every packet. Addresses and ports are the packet's own (source and destination),
+/// as in nftables; <c>app</c>, <c>uid</c>, <c>gid</c> and <c>pid</c> match the process that owns the socket the
+/// packet belongs to — its destination on ingress, its sender on egress.
+/// </summary>
+public sealed record FilterRule
+{
+    public long Handle { get; init; }
+    public Chain Chain { get; init; }
+    public byte Protocol { get; init; }
+    public NetAddress SourceNetwork { get; init; }
+    public int SourcePrefix { get; init; } = -1;
+    public NetAddress DestinationNetwork { get; init; }
+    public int DestinationPrefix { get; init; } = -1;
+    public ushort SourcePortLow { get; init; }
+    public ushort SourcePortHigh { get; init; } = ushort.MaxValue;
+    public ushort DestinationPortLow { get; init; }
+    public ushort DestinationPortHigh { get; init; } = ushort.MaxValue;
+    public string? App { get; init; }
+    public int? Uid { get; init; }
+    public int? Gid { get; init; }
+    public int? Pid { get; init; }
+    /// <summary>A libpcap expression the whole frame must match.</summary>
+    public string? Pcap { get; init; }
+    public FilterAction Action { get; init; }
+
+    /// <summary>The rule in the syntax <see cref="FilterRuleParser"/> reads, so that list, save and restore agree.</summary>
+    public override string ToString()
+    {
+        var text = new StringBuilder();
+        if (SourcePrefix >= 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"ip saddr {SourceNetwork}/{SourcePrefix} ");
+        }
+        if (DestinationPrefix >= 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"ip daddr {DestinationNetwork}/{DestinationPrefix} ");
+        }
+        if (Protocol != 0)
+        {
+            text.Append(IpProtocols.Name(Protocol)).Append(' ');
+        }
+        AppendRange(text, "sport", SourcePortLow, SourcePortHigh);
+        AppendRange(text, "dport", DestinationPortLow, DestinationPortHigh);
+        if (App is not null)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"app {App} ");
+        }
+        if (Uid is { } uid)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"uid {uid} ");
+        }
+        if (Gid is { } gid)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"gid {gid} ");
+        }
+        if (Pid is { } pid)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"pid {pid} ");
+        }
+        if (Pcap is not null)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"pcap \"{Pcap}\" ");
+        }
+        return text.Append(Action.ToString().ToLowerInvariant()).ToString();
+    }
+
+    private static void AppendRange(StringBuilder text, string name, ushort low, ushort high)
+    {
+        if (low == 0 && high == ushort.MaxValue)
+        {
+            return;
+        }
+        text.Append(low == high ? string.Create(CultureInfo.InvariantCulture, $"{name} {low} ") : string.Create(CultureInfo.InvariantCulture, $"{name} {low}-{high} "));
+    }
+}

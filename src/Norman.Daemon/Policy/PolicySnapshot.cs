@@ -1,0 +1,55 @@
+using Norman.Core.Packets;
+using Norman.Daemon.Dataplane;
+
+namespace Norman.Daemon.Policy;
+
+/// <summary>
+/// The whole filtering policy at one moment, compiled and immutable. The control plane builds a new one off the
+/// dataplane thread and publishes it with one reference store; the dataplane picks it up between batches, so a
+/// packet sees one ruleset or the other, never half of each.
+/// </summary>
+public sealed class PolicySnapshot
+{
+    public static readonly PolicySnapshot Empty = new(0, FilterAction.Accept, FilterAction.Accept, [], []);
+
+    public PolicySnapshot(long generation, FilterAction ingressPolicy, FilterAction egressPolicy, CompiledRule[] ingress, CompiledRule[] egress)
+    {
+        Generation = generation;
+        IngressPolicy = ingressPolicy;
+        EgressPolicy = egressPolicy;
+        Ingress = ingress;
+        Egress = egress;
+    }
+
+    public long Generation { get; }
+    public FilterAction IngressPolicy { get; }
+    public FilterAction EgressPolicy { get; }
+    public CompiledRule[] Ingress { get; }
+    public CompiledRule[] Egress { get; }
+
+    /// <summary>True when a chain accepts everything: no rules and an accepting policy, so the stage can skip it.</summary>
+    public bool IsOpen(Chain chain) => chain == Chain.Ingress
+        ? Ingress.Length == 0 && IngressPolicy == FilterAction.Accept
+        : Egress.Length == 0 && EgressPolicy == FilterAction.Accept;
+
+    /// <summary>First match wins; count rules count and go on; no match means the chain's policy.</summary>
+    public FilterAction Evaluate(Chain chain, ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket)
+    {
+        var rules = chain == Chain.Ingress ? Ingress : Egress;
+        for (int r = 0; r < rules.Length; r++)
+        {
+            var rule = rules[r];
+            if (!rule.Matches(frame, packet, socket))
+            {
+                continue;
+            }
+            rule.Counters.Packets++;
+            rule.Counters.Bytes += frame.Length;
+            if (rule.Action != FilterAction.Count)
+            {
+                return rule.Action;
+            }
+        }
+        return chain == Chain.Ingress ? IngressPolicy : EgressPolicy;
+    }
+}

@@ -1,0 +1,229 @@
+using System.Globalization;
+using Norman.Daemon.Control;
+using Norman.Daemon.Dataplane;
+using Norman.Daemon.Policy.Bpf;
+
+namespace Norman.Daemon.Policy;
+
+/// <summary>
+/// The control plane's filtering policy: the rules of both chains with their handles, and each chain's policy.
+/// Every change is compiled off the dataplane thread into a new <see cref="PolicySnapshot"/> (a bad pcap expression
+/// fails here, before anything changes), published in one swap, and written to the policy file (temp, then rename),
+/// from which the daemon restores it when it starts.
+/// </summary>
+public sealed class PolicyStore
+{
+    private readonly object _gate = new();
+    private readonly Engine _engine;
+    private readonly AppNames _names;
+    private readonly string? _file;
+    private List<FilterRule> _rules = new();
+    private readonly Dictionary<long, RuleCounters> _counters = new();
+    private FilterAction _ingressPolicy = FilterAction.Accept;
+    private FilterAction _egressPolicy = FilterAction.Accept;
+    private long _nextHandle = 1;
+    private long _generation;
+
+    public PolicyStore(Engine engine, AppNames names, string? file)
+    {
+        _engine = engine;
+        _names = names;
+        _file = file;
+        if (file is not null && File.Exists(file))
+        {
+            Restore(File.ReadAllLines(file), file);
+        }
+    }
+
+    public sealed record Listing(FilterAction IngressPolicy, FilterAction EgressPolicy, long Generation, IReadOnlyList<(FilterRule Rule, RuleCounters Counters)> Rules);
+
+    public FilterRule Add(Chain chain, IReadOnlyList<string> words, bool atTop = false)
+    {
+        lock (_gate)
+        {
+            var rule = FilterRuleParser.Parse(chain, words) with { Handle = _nextHandle };
+            var rules = new List<FilterRule>(_rules);
+            if (atTop)
+            {
+                int first = rules.FindIndex(r => r.Chain == chain);
+                rules.Insert(first < 0 ? rules.Count : first, rule);
+            }
+            else
+            {
+                rules.Add(rule);
+            }
+            Commit(rules, _ingressPolicy, _egressPolicy);
+            _nextHandle++;
+            return rule;
+        }
+    }
+
+    public bool Delete(long handle)
+    {
+        lock (_gate)
+        {
+            var rules = _rules.Where(r => r.Handle != handle).ToList();
+            if (rules.Count == _rules.Count)
+            {
+                return false;
+            }
+            Commit(rules, _ingressPolicy, _egressPolicy);
+            return true;
+        }
+    }
+
+    /// <summary>Removes every rule of one chain, or of both; chain policies stay.</summary>
+    public void Flush(Chain? chain)
+    {
+        lock (_gate)
+        {
+            Commit(_rules.Where(r => chain is not null && r.Chain != chain).ToList(), _ingressPolicy, _egressPolicy);
+        }
+    }
+
+    public void SetPolicy(Chain chain, FilterAction action)
+    {
+        if (action is not (FilterAction.Accept or FilterAction.Drop))
+        {
+            throw new FormatException("A chain's policy is accept or drop.");
+        }
+        lock (_gate)
+        {
+            Commit(_rules, chain == Chain.Ingress ? action : _ingressPolicy, chain == Chain.Egress ? action : _egressPolicy);
+        }
+    }
+
+    public Listing List()
+    {
+        lock (_gate)
+        {
+            return new Listing(_ingressPolicy, _egressPolicy, _generation, _rules.Select(r => (r, _counters[r.Handle])).ToList());
+        }
+    }
+
+    /// <summary>The policy as lines of the file format: what `norman filter save` prints and restore reads.</summary>
+    public IReadOnlyList<string> Save()
+    {
+        lock (_gate)
+        {
+            return Lines(_rules, _ingressPolicy, _egressPolicy);
+        }
+    }
+
+    /// <summary>Replaces the whole policy with the one in <paramref name="lines"/>, all or nothing.</summary>
+    public void Restore(IReadOnlyList<string> lines, string origin)
+    {
+        lock (_gate)
+        {
+            var rules = new List<FilterRule>();
+            var ingress = FilterAction.Accept;
+            var egress = FilterAction.Accept;
+            long handle = _nextHandle;
+            for (int n = 0; n < lines.Count; n++)
+            {
+                var words = FilterRuleParser.Words(lines[n].Split('#', 2)[0]);
+                if (words.Count == 0)
+                {
+                    continue;
+                }
+                try
+                {
+                    if (words is ["policy", var chainName, var action])
+                    {
+                        var chain = ParseChain(chainName);
+                        var value = Enum.Parse<FilterAction>(action, ignoreCase: true);
+                        if (value is not (FilterAction.Accept or FilterAction.Drop))
+                        {
+                            throw new FormatException("a chain's policy is accept or drop");
+                        }
+                        (ingress, egress) = chain == Chain.Ingress ? (value, egress) : (ingress, value);
+                    }
+                    else if (words is ["add", var chainName2, ..])
+                    {
+                        rules.Add(FilterRuleParser.Parse(ParseChain(chainName2), words.Skip(2).ToList()) with { Handle = handle++ });
+                    }
+                    else
+                    {
+                        throw new FormatException("expected 'policy CHAIN accept|drop' or 'add CHAIN RULE'");
+                    }
+                }
+                catch (Exception error) when (error is FormatException or ArgumentException)
+                {
+                    throw new FormatException($"{origin}:{n + 1}: {error.Message}", error);
+                }
+            }
+            try
+            {
+                Commit(rules, ingress, egress);
+            }
+            catch (PcapFilterException error)
+            {
+                throw new FormatException($"{origin}: {error.Message}", error);
+            }
+            _nextHandle = handle;
+        }
+    }
+
+    public static Chain ParseChain(string name) => name.ToLowerInvariant() switch
+    {
+        "ingress" or "input" => Chain.Ingress,
+        "egress" or "output" => Chain.Egress,
+        _ => throw new FormatException($"'{name}' is not a chain: use ingress or egress."),
+    };
+
+    private void Commit(List<FilterRule> rules, FilterAction ingress, FilterAction egress)
+    {
+        CompiledRule Compile(FilterRule rule)
+        {
+            if (!_counters.TryGetValue(rule.Handle, out var counters))
+            {
+                counters = new RuleCounters();
+            }
+            return new CompiledRule(rule, rule.App is null ? -1 : _names.IdOf(rule.App), counters);
+        }
+        // Compile everything first: a bad expression throws here, and nothing has changed yet.
+        var ingressRules = rules.Where(r => r.Chain == Chain.Ingress).Select(Compile).ToArray();
+        var egressRules = rules.Where(r => r.Chain == Chain.Egress).Select(Compile).ToArray();
+        var snapshot = new PolicySnapshot(_generation + 1, ingress, egress, ingressRules, egressRules);
+        Persist(Lines(rules, ingress, egress));
+        foreach (var compiled in ingressRules.Concat(egressRules))
+        {
+            _counters[compiled.Rule.Handle] = compiled.Counters;
+        }
+        foreach (var gone in _counters.Keys.Where(h => rules.All(r => r.Handle != h)).ToList())
+        {
+            _counters.Remove(gone);
+        }
+        _rules = rules;
+        _ingressPolicy = ingress;
+        _egressPolicy = egress;
+        _generation = snapshot.Generation;
+        _engine.Publish(snapshot);
+    }
+
+    private static List<string> Lines(List<FilterRule> rules, FilterAction ingress, FilterAction egress)
+    {
+        var lines = new List<string>
+        {
+            "# Norman filter policy: restored when normand starts; `norman filter save` prints it.",
+            $"policy ingress {ingress.ToString().ToLowerInvariant()}",
+            $"policy egress {egress.ToString().ToLowerInvariant()}",
+        };
+        lines.AddRange(rules.Select(r => string.Create(CultureInfo.InvariantCulture, $"add {r.Chain.ToString().ToLowerInvariant()} {r}")));
+        return lines;
+    }
+
+    /// <summary>Write to a temporary file, then rename over the old one: a crash leaves the old policy or the new, never half.</summary>
+    private void Persist(List<string> lines)
+    {
+        if (_file is null)
+        {
+            return;
+        }
+        string directory = Path.GetDirectoryName(Path.GetFullPath(_file))!;
+        Directory.CreateDirectory(directory);
+        string temporary = Path.Combine(directory, $".{Path.GetFileName(_file)}.{Environment.ProcessId}.tmp");
+        File.WriteAllLines(temporary, lines);
+        File.Move(temporary, _file, overwrite: true);
+    }
+}

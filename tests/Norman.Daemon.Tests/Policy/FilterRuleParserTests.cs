@@ -1,0 +1,49 @@
+using Norman.Core.Packets;
+using Norman.Daemon.Policy;
+
+namespace Norman.Daemon.Tests.Policy;
+
+public sealed class FilterRuleParserTests
+{
+    private static FilterRule Parse(string line) => FilterRuleParser.Parse(Chain.Ingress, FilterRuleParser.Words(line));
+
+    [Theory]
+    [InlineData("udp dport 80 drop")]
+    [InlineData("app bobapp drop")]
+    [InlineData("ip saddr 198.18.0.0/24 udp dport 5000-6000 accept")]
+    [InlineData("ip daddr 198.18.0.1/32 tcp sport 1024-65535 reject")]
+    [InlineData("uid 1000 gid 100 pid 42 count")]
+    [InlineData("pcap \"udp and greater 200\" drop")]
+    [InlineData("icmp accept")]
+    [InlineData("drop")]
+    public void A_rule_reads_back_as_it_was_written(string line) => Assert.Equal(line, Parse(line).ToString());
+
+    [Fact]
+    public void Fields_land_where_they_belong()
+    {
+        var rule = Parse("ip saddr 198.18.0.77/24 udp sport 53 dport 1000-2000 app kvdb reject");
+        Assert.Equal(NetAddress.Parse("198.18.0.0"), rule.SourceNetwork);
+        Assert.Equal(24, rule.SourcePrefix);
+        Assert.Equal(IpProtocols.Udp, rule.Protocol);
+        Assert.Equal((53, 53), ((int)rule.SourcePortLow, (int)rule.SourcePortHigh));
+        Assert.Equal((1000, 2000), ((int)rule.DestinationPortLow, (int)rule.DestinationPortHigh));
+        Assert.Equal("kvdb", rule.App);
+        Assert.Equal(FilterAction.Reject, rule.Action);
+    }
+
+    [Theory]
+    [InlineData("udp dport 80", "no action")]
+    [InlineData("udp dport eighty drop", "'eighty'")]
+    [InlineData("dport 80 drop", "Ports need a protocol")]
+    [InlineData("ip saddr 300.1.1.1 drop", "'300.1.1.1'")]
+    [InlineData("ip saddr 10.0.0.0/40 drop", "prefix length")]
+    [InlineData("udp dport 90-80 drop", "low ≤ high")]
+    [InlineData("drop udp", "nothing may follow")]
+    [InlineData("frobnicate drop", "'frobnicate'")]
+    [InlineData("app", "ends where a process name")]
+    public void A_mistake_names_the_word_and_what_was_expected(string line, string expected)
+    {
+        var error = Assert.Throws<FormatException>(() => Parse(line));
+        Assert.Contains(expected, error.Message);
+    }
+}

@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Norman.Core.Protocol;
+
+namespace Norman.Integration.Tests;
+
+/// <summary>`norman filter` as the administrator (and a user who is not one) runs it, against a daemon.</summary>
+public sealed class FilterCommandTests : DaemonTest
+{
+    [Fact]
+    public async Task Root_adds_rules_that_list_shows_with_handles_and_counters_and_json_parses()
+    {
+        using var web = Daemon.Start("echo-server", "8080");
+        web.ReadLine();
+        await Norman("filter", "add", "ingress", "udp", "dport", "8080", "drop");
+        await Norman("filter", "insert", "ingress", "ip", "saddr", "198.18.0.0/24", "count");
+        Daemon.Peer.SendUdp(40000, 8080, "GET /"u8);
+        Assert.True(ApplicationProcessTests.WaitFor(() => Daemon.Daemon.Engine.Counters.Drops(global::Norman.Daemon.Dataplane.DropReason.FilteredIngress) == 1));
+
+        string list = await Norman("filter", "list");
+        Assert.Matches(@"chain ingress \{ policy accept\s+ip saddr 198\.18\.0\.0/24 count\s+# handle 2, packets 1 bytes \d+\s+udp dport 8080 drop\s+# handle 1, packets 1", list);
+        var json = JsonSerializer.Deserialize(await Norman("filter", "list", "--json"), ControlJson.Default.FilterInfo)!;
+        Assert.Equal(["ip saddr 198.18.0.0/24 count", "udp dport 8080 drop"], json.Rules.Select(r => r.Rule));
+        Assert.Null(Daemon.Peer.TakeDatagram(TimeSpan.FromMilliseconds(100)));
+
+        await Norman("filter", "delete", "1");
+        Daemon.Peer.SendUdp(40000, 8080, "GET /"u8);
+        Assert.NotNull(Daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10)));
+    }
+
+    [RootFact]
+    public void A_user_who_is_not_an_administrator_is_refused_clearly()
+    {
+        using var nobody = AppProcess.Start("norman", Daemon.SocketPath, "65534", "filter", "--socket", Daemon.SocketPath, "add", "ingress", "drop");
+        Assert.True(nobody.Process.WaitForExit(TimeSpan.FromSeconds(30)));
+        Assert.Equal(77, nobody.Process.ExitCode);
+        Assert.Contains("needs root or CAP_NET_ADMIN", nobody.Process.StandardError.ReadToEnd());
+        Assert.Empty(Daemon.Daemon.Engine.Policy.Ingress);
+    }
+
+    [Fact]
+    public async Task A_bad_pcap_expression_is_refused_with_libpcaps_message_and_nothing_changes()
+    {
+        var (code, output) = await Try("filter", "add", "ingress", "pcap", "port eleventy", "drop");
+        Assert.Equal(1, code);
+        Assert.Contains("bad filter expression 'port eleventy'", output);
+        Assert.Empty(Daemon.Daemon.Engine.Policy.Ingress);
+    }
+
+    [Fact]
+    public async Task Save_and_restore_round_trip_and_dry_run_shows_the_difference()
+    {
+        await Norman("filter", "add", "egress", "app", "bobapp", "drop");
+        string saved = await Norman("filter", "save");
+        string file = Path.Combine(Daemon.Directory, "policy.rules");
+        File.WriteAllText(file, saved.Replace("policy ingress accept", "policy ingress drop") + "add ingress udp dport 6379 accept\n");
+
+        string diff = await Norman("filter", "restore", "--dry-run", file);
+        Assert.Contains("- policy ingress accept", diff);
+        Assert.Contains("+ policy ingress drop", diff);
+        Assert.Contains("+ add ingress udp dport 6379 accept", diff);
+        Assert.Empty(Daemon.Daemon.Engine.Policy.Ingress);
+
+        await Norman("filter", "restore", file);
+        Assert.Contains("add ingress udp dport 6379 accept", await Norman("filter", "save"));
+        Assert.Contains("policy ingress drop", await Norman("filter", "save"));
+    }
+
+    private async Task<string> Norman(params string[] arguments)
+    {
+        var (code, output) = await Try(arguments);
+        Assert.True(code == 0, $"norman {string.Join(' ', arguments)} exited {code}: {output}");
+        return output;
+    }
+
+    private async Task<(int, string)> Try(params string[] arguments)
+    {
+        var start = new ProcessStartInfo(AppProcess.BesideTests("norman")) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+        start.Environment["NORMAN_SOCKET"] = Daemon.SocketPath;
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+        return (process.ExitCode, await output + await errors);
+    }
+}
