@@ -42,6 +42,9 @@ public sealed class DaemonOptions
 
     public bool Verbose { get; set; }
 
+    /// <summary>Members of this group (by gid) may change the policy, besides root and holders of CAP_NET_ADMIN.</summary>
+    public int? AdminGroup { get; set; }
+
     /// <summary>Where the filter policy is kept and restored from at start; none keeps it in memory only.</summary>
     public string? PolicyFile { get; set; }
 

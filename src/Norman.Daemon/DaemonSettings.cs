@@ -32,6 +32,8 @@ public static class DaemonSettings
         new("max-sockets-per-uid", "Sockets one user may hold (default 4096).", false, (o, v) => o.MaxSocketsPerUid = Integer(v)),
         new("socket-mode", "Permissions of the control socket, octal (default 0666: any user may open sockets, as with socket(2)).", false,
             (o, v) => o.SocketMode = (UnixFileMode)Convert.ToInt32(v, 8)),
+        new("admin-group", "A group (gid) whose members may change the policy, besides root and CAP_NET_ADMIN.", false,
+            (o, v) => o.AdminGroup = Integer(v)),
         new("policy-file", "Where the filter policy is saved on every change and restored from at start (e.g. /var/lib/norman/policy.rules).", false,
             (o, v) => o.PolicyFile = v),
         new("cpu", "Pin the dataplane thread to this CPU (it busy-polls: give it a core of its own).", false, (o, v) => o.DataplaneCpu = Integer(v)),

@@ -62,7 +62,7 @@ public sealed class NormanDaemon : IAsyncDisposable
             port.Dispose();
             throw;
         }
-        var plane = new ControlPlane(engine, new SocketTable(address, options.MaxSocketsPerUid), info, options.SlotCount, log, policy, names);
+        var plane = new ControlPlane(engine, new SocketTable(address, options.MaxSocketsPerUid), info, options.SlotCount, log, policy, names, options.AdminGroup);
         runner.Start();
         try
         {

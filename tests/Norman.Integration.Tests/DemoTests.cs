@@ -23,6 +23,9 @@ public sealed class DemoTests
         Assert.Matches(@"udp\s+UNCONN.*users:\(\(""kvdb"",pid=\d+\)\)", text);
         Assert.Matches(@"users:\(\(""bobapp"",pid=\d+\)\)", text);
         Assert.Contains("0 Norman memfds left open", text);
+        Assert.Matches(@"users:\(\(""rogue-httpd"",pid=\d+\)\)", text);
+        Assert.Contains("the request was refused", text);
+        Assert.Matches(@"app rogue-httpd reject\s+# handle 1, packets [1-9]", text);
         Assert.DoesNotContain(Directory.GetDirectories("/proc"), IsDemoApplication);
         Assert.False(Directory.Exists(Path.Combine(Path.GetTempPath(), $"norman-demo-{demo.Id}")));
     }
@@ -32,7 +35,7 @@ public sealed class DemoTests
         try
         {
             string exe = new FileInfo(Path.Combine(procDirectory, "exe")).LinkTarget ?? "";
-            return exe.StartsWith(AppContext.BaseDirectory, StringComparison.Ordinal) && (exe.EndsWith("/kvdb") || exe.EndsWith("/bobapp"));
+            return exe.StartsWith(AppContext.BaseDirectory, StringComparison.Ordinal) && (exe.EndsWith("/kvdb") || exe.EndsWith("/bobapp") || exe.EndsWith("/rogue-httpd"));
         }
         catch (Exception error) when (error is IOException or UnauthorizedAccessException)
         {

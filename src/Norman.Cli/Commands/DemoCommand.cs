@@ -10,7 +10,8 @@ namespace Norman.Cli.Commands;
 /// <summary>
 /// `norman demo`: the story of DESIGN.md on the virtual wire. A daemon (in this process, with the simulated peer
 /// host at the far end of its wire), Alice's database and Bob's bulk sender as processes of their own, traffic both
-/// ways, and `norman ss -lp` answering who owns which port. Cleans up everything it started.
+/// ways, and `norman ss -lp` answering who owns which port; then a rogue web server, found with ss and blocked with
+/// one filter rule by application name. Cleans up everything it started.
 /// </summary>
 public static class DemoCommand
 {
@@ -34,7 +35,8 @@ public static class DemoCommand
         Directory.CreateDirectory(directory);
         string socketPath = Path.Combine(directory, "norman.sock");
         var started = new List<Process>();
-        var options = new DaemonOptions { SocketPath = socketPath, LineRateBitsPerSecond = 1_000_000_000 };
+        // The demo's user administers its own daemon (as the admin group), so the filter step works without root.
+        var options = new DaemonOptions { SocketPath = socketPath, LineRateBitsPerSecond = 1_000_000_000, AdminGroup = CurrentGid() };
         Step("Alice starts Norman on a 1 Gbit/s virtual wire (the peer host is 198.18.0.2):",
             $"norman up --socket {socketPath} --line-rate 1G");
         var daemon = NormanDaemon.Start(options, NullLog.Instance);
@@ -63,6 +65,8 @@ public static class DemoCommand
             Step("…and who listens on the database's port?", $"norman ss -lpn sport = :{DatabasePort}");
             Console.Write(await RunSelfAsync(["ss", "-lpn", "--socket", socketPath, "sport", "=", $":{DatabasePort}"]));
 
+            await RogueServerAsync(peer, socketPath, started);
+
             if (!bob.WaitForExit(TimeSpan.FromSeconds(bobSeconds + 15)))
             {
                 throw new TimeoutException("bobapp did not finish in time.");
@@ -89,6 +93,52 @@ public static class DemoCommand
         Step("The demo stopped everything it started:", "");
         Console.WriteLine($"  {started.Count} application processes ended, daemon stopped, {leftovers} Norman memfds left open.");
         return leftovers == 0 ? 0 : 1;
+    }
+
+    /// <summary>The second half of the story: a server nobody wanted, found with ss and stopped with one rule.</summary>
+    private static async Task RogueServerAsync(Norman.Daemon.Dataplane.Ports.SimulatedPeer peer, string socketPath, List<Process> started)
+    {
+        // Port 80 needs root or CAP_NET_BIND_SERVICE, for the rogue as for anyone; without them the story uses 8080.
+        ushort port = Environment.UserName == "root" ? (ushort)80 : (ushort)8080;
+        Step("Someone who guessed a weak password starts a web server:", $"rogue-httpd {port}");
+        var rogue = Launch("rogue-httpd", [port.ToString(CultureInfo.InvariantCulture)], socketPath, started);
+        Console.WriteLine(await FirstLineAsync(rogue));
+        peer.SendUdp(41000, port, "GET / HTTP/1.0\r\n\r\n"u8);
+        var page = peer.TakeDatagram(TimeSpan.FromSeconds(5)) ?? throw new TimeoutException("rogue-httpd did not answer.");
+        Console.WriteLine($"  the peer host's request was answered: {Encoding.ASCII.GetString(page.Payload).Split('\r')[0]}");
+
+        Step($"Alice asks: which application is listening on port {port}?", $"norman ss -lp sport = :{port}");
+        Console.Write(await RunSelfAsync(["ss", "-lp", "--socket", socketPath, "sport", "=", $":{port}"]));
+
+        Step("Alice blocks it by application name — its packets never reach the kernel, but they cross Norman:",
+            "norman filter add ingress app rogue-httpd reject");
+        Console.Write(await RunSelfAsync(["filter", "--socket", socketPath, "add", "ingress", "app", "rogue-httpd", "reject"]));
+
+        long refusedBefore = peer.ReceivedPortUnreachable;
+        peer.SendUdp(41000, port, "GET / HTTP/1.0\r\n\r\n"u8);
+        var blocked = peer.TakeDatagram(TimeSpan.FromSeconds(1));
+        Step("The peer host asks again:", "");
+        Console.WriteLine(blocked is null && peer.ReceivedPortUnreachable > refusedBefore
+            ? "  no page; the request was refused (ICMP port unreachable), as iptables' REJECT would"
+            : "  UNEXPECTED: the rogue server still answered");
+        if (blocked is not null)
+        {
+            throw new InvalidOperationException("The filter rule did not stop the rogue server.");
+        }
+        Step("…and the filter shows what it stopped:", "norman filter list");
+        Console.Write(await RunSelfAsync(["filter", "--socket", socketPath, "list"]));
+    }
+
+    private static int CurrentGid()
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+        {
+            if (line.StartsWith("Gid:", StringComparison.Ordinal))
+            {
+                return int.Parse(line.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+            }
+        }
+        return 0;
     }
 
     private static void Step(string story, string command)

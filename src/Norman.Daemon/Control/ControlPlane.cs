@@ -13,7 +13,7 @@ namespace Norman.Daemon.Control;
 /// Each handler takes the caller's kernel-given identity and a request, and returns a response (and fds to pass).
 /// </summary>
 public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo info, int defaultSlotCount, ILogSink log,
-    PolicyStore policy, AppNames appNames)
+    PolicyStore policy, AppNames appNames, int? adminGroup = null)
 {
     public SocketTable Sockets => sockets;
 
@@ -75,11 +75,12 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
 
     private void ChangeFilter(PeerIdentity caller, ControlRequest request)
     {
-        if (!caller.CanAdminister)
+        if (!caller.CanAdminister && !(adminGroup is { } group && caller.InGroup(group)))
         {
             throw new ControlException(ControlProtocol.Errors.NotPermitted,
-                $"Operation not permitted: changing the filter policy needs root or CAP_NET_ADMIN, and {caller.ProcessName} runs as uid {caller.Uid}. " +
-                "Run it with sudo.");
+                $"Operation not permitted: changing the filter policy needs root or CAP_NET_ADMIN" +
+                (adminGroup is { } g ? $" or membership of group {g}" : "") +
+                $", and {caller.ProcessName} runs as uid {caller.Uid}. Run it with sudo.");
         }
         try
         {

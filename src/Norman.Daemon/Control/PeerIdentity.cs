@@ -8,8 +8,11 @@ namespace Norman.Daemon.Control;
 /// the process — never what the caller says about itself.
 /// </summary>
 public sealed record PeerIdentity(int Pid, int Uid, int Gid, string ProcessName, string CommandLine, string Cgroup, bool CanBindPrivilegedPorts,
-    bool CanAdminister = false)
+    bool CanAdminister = false, IReadOnlyList<int>? Groups = null)
 {
+    /// <summary>True when the process's primary or a supplementary group is <paramref name="gid"/>.</summary>
+    public bool InGroup(int gid) => Gid == gid || (Groups?.Contains(gid) ?? false);
+
     private const int SolSocket = 1;
     private const int SoPeerCred = 17;
     private const int CapNetBindService = 10;
@@ -36,7 +39,7 @@ public sealed record PeerIdentity(int Pid, int Uid, int Gid, string ProcessName,
         string status = ReadProc(pid, "status");
         // Changing the policy is network administration: root, or CAP_NET_ADMIN, as nft and tc require.
         return new PeerIdentity(pid, uid, gid, name, commandLine, cgroup, HasCapability(status, CapNetBindService),
-            uid == 0 || HasCapability(status, CapNetAdmin));
+            uid == 0 || HasCapability(status, CapNetAdmin), SupplementaryGroups(status));
     }
 
     private static bool HasCapability(string status, int capability)
@@ -50,6 +53,25 @@ public sealed record PeerIdentity(int Pid, int Uid, int Gid, string ProcessName,
             }
         }
         return false;
+    }
+
+    private static List<int> SupplementaryGroups(string status)
+    {
+        var groups = new List<int>();
+        foreach (var line in status.Split('\n'))
+        {
+            if (line.StartsWith("Groups:", StringComparison.Ordinal))
+            {
+                foreach (var word in line[7..].Split(' ', '\t', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    if (int.TryParse(word, NumberStyles.None, CultureInfo.InvariantCulture, out int group))
+                    {
+                        groups.Add(group);
+                    }
+                }
+            }
+        }
+        return groups;
     }
 
     private static string ReadProc(int pid, string file)
