@@ -55,6 +55,8 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             case ControlProtocol.Ops.Counters:
                 response.Counters = engine.Counters.Snapshot();
                 response.Counters["sockets"] = sockets.Count;
+                response.Counters["conntrack_flows"] = engine.Conntrack.Count;
+                response.Counters["conntrack_table_full"] = engine.Conntrack.TableFull;
                 return (response, []);
             case ControlProtocol.Ops.FilterList:
                 response.Filter = DescribeFilter();

@@ -43,7 +43,7 @@ public sealed class Engine
     /// <summary>How long a closed socket's TX pipe may keep draining before it is dropped with the socket.</summary>
     public const int CloseDrainMilliseconds = 200;
 
-    public Engine(IPort port, HostInterface host, int initialFlowCapacity = 1 << 12)
+    public Engine(IPort port, HostInterface host, int initialFlowCapacity = 1 << 12, int maxTrackedFlows = 65536)
     {
         _port = port;
         Host = host;
@@ -56,8 +56,9 @@ public sealed class Engine
         _scheduler = new PipeScheduler(Counters, _sockets);
         _validate = new ValidateStage(Counters, _sockets, host);
         _neighbour = new NeighbourStage(Counters, _sockets, host, Neighbours, _host);
-        _ingressFilter = new FilterStage(Chain.Ingress, Counters, _sockets, _host);
-        _egressFilter = new FilterStage(Chain.Egress, Counters, _sockets, _host);
+        Conntrack = new Conntrack(maxTrackedFlows, Stopwatch.Frequency);
+        _ingressFilter = new FilterStage(Chain.Ingress, Counters, _sockets, _host, Conntrack);
+        _egressFilter = new FilterStage(Chain.Egress, Counters, _sockets, _host, Conntrack);
         _host.AnnounceAddress();
     }
 
@@ -65,6 +66,7 @@ public sealed class Engine
     public long CommandAllocatedBytes { get; private set; }
 
     public HostInterface Host { get; }
+    public Conntrack Conntrack { get; }
     public IPort Port => _port;
     public DataplaneCounters Counters { get; } = new();
     public NeighbourTable Neighbours { get; }
@@ -124,6 +126,10 @@ public sealed class Engine
         }
         int work = Receive(now);
         work += Transmit(now);
+        if (_policy.UsesConntrack)
+        {
+            Conntrack.Sweep(now);
+        }
         return work;
     }
 
@@ -142,7 +148,7 @@ public sealed class Engine
         }
         _parse.Run(_rx);
         _demux.Run(_rx);
-        _ingressFilter.Run(_rx, 0, _policy);
+        _ingressFilter.Run(_rx, 0, _policy, now);
         _host.Run(_rx, now);
         _deliver.Run(_rx, _breaths, now);
         Counters.Batches++;
@@ -163,7 +169,7 @@ public sealed class Engine
         if (_tx.Count > first)
         {
             _validate.Run(_tx, first);
-            _egressFilter.Run(_tx, first, _policy);
+            _egressFilter.Run(_tx, first, _policy, now);
             _neighbour.Run(_tx, first, now);
         }
         FlushOutbox();

@@ -15,8 +15,20 @@ public sealed class FlowTable
     private int[] _values;
     private int _mask;
 
-    public FlowTable(int initialCapacity = 1 << 12)
+    private readonly int _maxCount;
+
+    /// <summary>
+    /// A table that starts with room for <paramref name="initialCapacity"/> slots; with <paramref name="maxCount"/>
+    /// it is sized for that many entries once and never grows (a table the dataplane fills itself, which must not
+    /// allocate), and <see cref="TryAdd"/> refuses past it.
+    /// </summary>
+    public FlowTable(int initialCapacity = 1 << 12, int maxCount = int.MaxValue)
     {
+        _maxCount = maxCount;
+        if (maxCount != int.MaxValue)
+        {
+            initialCapacity = Math.Max(initialCapacity, (int)Math.Min(1L << 30, (long)maxCount * 10 / 7 + 1));
+        }
         int capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(16, initialCapacity));
         _keys = new FlowKey[capacity];
         _values = new int[capacity];
@@ -72,6 +84,17 @@ public sealed class FlowTable
         _keys[index] = key;
         _values[index] = value;
         Count++;
+    }
+
+    /// <summary>Adds a new key without ever growing the table; false when it holds <c>maxCount</c> entries already.</summary>
+    public bool TryAdd(in FlowKey key, int value)
+    {
+        if (Count >= _maxCount)
+        {
+            return false;
+        }
+        Set(key, value);
+        return true;
     }
 
     public bool Remove(in FlowKey key)

@@ -24,6 +24,7 @@ public sealed unsafe class CompiledRule
     private readonly ushort _sourceLow, _sourceHigh, _destinationLow, _destinationHigh;
     private readonly int _appId, _uid, _gid, _pid;
     private readonly bool _matchOwner;
+    private readonly ConnectionState _states;
     private readonly BpfFunction? _pcap;
 
     public CompiledRule(FilterRule rule, int appId, RuleCounters counters)
@@ -43,17 +44,23 @@ public sealed unsafe class CompiledRule
         _gid = rule.Gid ?? -1;
         _pid = rule.Pid ?? -1;
         _matchOwner = _appId != -1 || _uid != -1 || _gid != -1 || _pid != -1;
+        _states = rule.CtStates;
         _pcap = rule.Pcap is null ? null : BpfCompiler.Compile(PcapFilter.Compile(rule.Pcap));
     }
 
     public FilterRule Rule { get; }
     public FilterAction Action { get; }
+    public bool UsesConntrack => _states != ConnectionState.None;
     public RuleCounters Counters { get; }
 
     /// <summary>Whether the packet matches every part of the rule. <paramref name="socket"/> is its owner, if any.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool Matches(ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket)
+    public bool Matches(ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket, ConnectionState state)
     {
+        if (_states != ConnectionState.None && (_states & state) == 0)
+        {
+            return false;
+        }
         if (_protocol != 0 && packet.Protocol != _protocol)
         {
             return false;

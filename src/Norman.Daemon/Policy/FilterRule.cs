@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Norman.Core.Packets;
+using Norman.Daemon.Dataplane;
 
 namespace Norman.Daemon.Policy;
 
@@ -45,6 +46,8 @@ public sealed record FilterRule
     public int? Uid { get; init; }
     public int? Gid { get; init; }
     public int? Pid { get; init; }
+    /// <summary>Connection-tracking states, any of which matches; None matches every packet.</summary>
+    public ConnectionState CtStates { get; init; }
     /// <summary>A libpcap expression the whole frame must match.</summary>
     public string? Pcap { get; init; }
     public FilterAction Action { get; init; }
@@ -82,6 +85,13 @@ public sealed record FilterRule
         if (Pid is { } pid)
         {
             text.Append(CultureInfo.InvariantCulture, $"pid {pid} ");
+        }
+        if (CtStates != ConnectionState.None)
+        {
+            var names = Enum.GetValues<ConnectionState>()
+                .Where(s => s != ConnectionState.None && CtStates.HasFlag(s))
+                .Select(s => s.ToString().ToLowerInvariant());
+            text.Append(CultureInfo.InvariantCulture, $"ct state {string.Join(',', names)} ");
         }
         if (Pcap is not null)
         {

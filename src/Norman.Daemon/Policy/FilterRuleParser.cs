@@ -1,5 +1,6 @@
 using System.Globalization;
 using Norman.Core.Packets;
+using Norman.Daemon.Dataplane;
 
 namespace Norman.Daemon.Policy;
 
@@ -7,7 +8,7 @@ namespace Norman.Daemon.Policy;
 /// Reads a rule in Norman's filter syntax, close to nft's so that an nftables user reads it at sight:
 /// <code>
 ///   [ip saddr CIDR] [ip daddr CIDR] [udp|tcp|icmp] [sport P[-Q]] [dport P[-Q]]
-///   [app NAME] [uid N] [gid N] [pid N] [pcap "EXPRESSION"]  accept|drop|reject|count
+///   [app NAME] [uid N] [gid N] [pid N] [ct state S[,S…]] [pcap "EXPRESSION"]  accept|drop|reject|count
 /// </code>
 /// e.g. <c>udp dport 80 drop</c>, <c>app bobapp drop</c>, <c>ip saddr 198.18.0.0/24 udp dport 5000-6000 accept</c>,
 /// <c>pcap "udp and len &gt; 1000" count</c>. A mistake names the word it stumbled on and what was expected there.
@@ -60,6 +61,25 @@ public static class FilterRuleParser
                 case "pid":
                     rule = rule with { Pid = Number(Next(words, ref i, "a pid")) };
                     break;
+                case "ct":
+                    if (Next(words, ref i, "'state' after 'ct'") != "state")
+                    {
+                        throw Error(words[i], "'state' after 'ct'");
+                    }
+                    var states = ConnectionState.None;
+                    foreach (var name in Next(words, ref i, "states like established,related").Split(',', StringSplitOptions.RemoveEmptyEntries))
+                    {
+                        states |= name switch
+                        {
+                            "new" => ConnectionState.New,
+                            "established" => ConnectionState.Established,
+                            "related" => ConnectionState.Related,
+                            "invalid" => ConnectionState.Invalid,
+                            _ => throw Error(name, "a connection state: new, established, related or invalid"),
+                        };
+                    }
+                    rule = rule with { CtStates = states };
+                    break;
                 case "pcap":
                     rule = rule with { Pcap = Next(words, ref i, "a libpcap expression in quotes, like \"udp port 53\"").Trim('"') };
                     break;
@@ -67,7 +87,7 @@ public static class FilterRuleParser
                     action = Enum.Parse<FilterAction>(word, ignoreCase: true);
                     break;
                 default:
-                    throw Error(word, "a match (ip saddr/daddr, udp, tcp, icmp, sport, dport, app, uid, gid, pid, pcap) or an action (accept, drop, reject, count)");
+                    throw Error(word, "a match (ip saddr/daddr, udp, tcp, icmp, sport, dport, app, uid, gid, pid, ct state, pcap) or an action (accept, drop, reject, count)");
             }
         }
         if ((rule.SourcePortLow != 0 || rule.SourcePortHigh != ushort.MaxValue || rule.DestinationPortLow != 0 || rule.DestinationPortHigh != ushort.MaxValue)

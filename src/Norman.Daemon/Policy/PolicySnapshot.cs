@@ -19,7 +19,11 @@ public sealed class PolicySnapshot
         EgressPolicy = egressPolicy;
         Ingress = ingress;
         Egress = egress;
+        UsesConntrack = ingress.Any(r => r.UsesConntrack) || egress.Any(r => r.UsesConntrack);
     }
+
+    /// <summary>True when a rule matches on ct state: only then does the dataplane track connections (as nf_conntrack loads when used).</summary>
+    public bool UsesConntrack { get; }
 
     public long Generation { get; }
     public FilterAction IngressPolicy { get; }
@@ -33,13 +37,13 @@ public sealed class PolicySnapshot
         : Egress.Length == 0 && EgressPolicy == FilterAction.Accept;
 
     /// <summary>First match wins; count rules count and go on; no match means the chain's policy.</summary>
-    public FilterAction Evaluate(Chain chain, ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket)
+    public FilterAction Evaluate(Chain chain, ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket, ConnectionState state)
     {
         var rules = chain == Chain.Ingress ? Ingress : Egress;
         for (int r = 0; r < rules.Length; r++)
         {
             var rule = rules[r];
-            if (!rule.Matches(frame, packet, socket))
+            if (!rule.Matches(frame, packet, socket, state))
             {
                 continue;
             }

@@ -13,7 +13,7 @@ public sealed class AllocationTests
         wire.ResolvePeer();
         if (withPolicy)
         {
-            // 100 rules that do not match, a pcap rule and a counting rule that do, in both chains.
+            // 100 rules that do not match, a pcap rule and a counting rule that do, connection tracking, in both chains.
             var policy = new Norman.Daemon.Policy.PolicyStore(wire.Engine, wire.Names, null);
             foreach (var chain in new[] { Norman.Daemon.Policy.Chain.Ingress, Norman.Daemon.Policy.Chain.Egress })
             {
@@ -22,6 +22,7 @@ public sealed class AllocationTests
                     policy.Add(chain, ["udp", "dport", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "drop"]);
                 }
                 policy.Add(chain, ["pcap", "udp and not port 53", "count"]);
+                policy.Add(chain, ["ct", "state", "invalid", "drop"]);
                 policy.Add(chain, ["app", "testapp", "accept"]);
             }
         }

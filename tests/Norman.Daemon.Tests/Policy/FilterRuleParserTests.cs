@@ -15,6 +15,8 @@ public sealed class FilterRuleParserTests
     [InlineData("uid 1000 gid 100 pid 42 count")]
     [InlineData("pcap \"udp and greater 200\" drop")]
     [InlineData("icmp accept")]
+    [InlineData("ct state established,related accept")]
+    [InlineData("udp ct state new,invalid drop")]
     [InlineData("drop")]
     public void A_rule_reads_back_as_it_was_written(string line) => Assert.Equal(line, Parse(line).ToString());
 
@@ -41,6 +43,7 @@ public sealed class FilterRuleParserTests
     [InlineData("drop udp", "nothing may follow")]
     [InlineData("frobnicate drop", "'frobnicate'")]
     [InlineData("app", "ends where a process name")]
+    [InlineData("ct state open accept", "'open'")]
     public void A_mistake_names_the_word_and_what_was_expected(string line, string expected)
     {
         var error = Assert.Throws<FormatException>(() => Parse(line));

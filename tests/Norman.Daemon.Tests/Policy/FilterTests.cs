@@ -95,6 +95,30 @@ public sealed class FilterTests : IDisposable
     }
 
     [Fact]
+    public void With_policy_drop_and_ct_state_established_replies_come_in_and_unsolicited_packets_do_not()
+    {
+        _wire.Peer.EchoOnPort(7);
+        var app = _wire.Bind(5000);
+        _policy.SetPolicy(Chain.Ingress, FilterAction.Drop);
+        Rule("ingress", "ct state established,related accept");
+
+        _wire.Peer.SendUdp(40000, 5000, "unsolicited"u8);
+        _wire.Breathe();
+        Assert.Empty(app.ReceiveAll());
+
+        app.Send("question"u8, EngineHarness.HostAddress, 5000, EngineHarness.PeerAddress, 7);
+        _wire.Breathe();
+        var reply = Assert.Single(app.ReceiveAll());
+        Assert.Equal("question"u8.ToArray(), reply.Payload);
+
+        _wire.Peer.SendUdp(40001, 5000, "from another port"u8);
+        _wire.Breathe();
+        Assert.Empty(app.ReceiveAll());
+        Assert.Equal(1, _wire.Engine.Conntrack.Count);
+        Assert.Equal(2, _wire.Engine.Counters.Drops(DropReason.FilteredIngress));
+    }
+
+    [Fact]
     public void A_pcap_expression_rule_matches_what_libpcap_would()
     {
         var app = _wire.Bind(5000);

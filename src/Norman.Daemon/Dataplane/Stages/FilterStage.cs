@@ -7,18 +7,21 @@ namespace Norman.Daemon.Dataplane.Stages;
 /// Ingress (after demultiplexing, so a packet's owner is known) and egress (after validation): runs the chain of
 /// the current <see cref="PolicySnapshot"/> over every IP packet. Drop and reject are counted drops against the
 /// owning socket; reject on ingress also answers a datagram with ICMP port unreachable, as iptables' REJECT does.
-/// A chain with no rules and an accepting policy costs one test per batch.
+/// A chain with no rules and an accepting policy costs one test per batch. When a rule matches on ct state,
+/// every packet's connection state is looked up first and every accepted packet tracked.
 /// </summary>
-public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketSet sockets, HostStage host)
+public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketSet sockets, HostStage host, Conntrack conntrack)
 {
+    private readonly bool _outbound = chain == Chain.Egress;
     private readonly DropReason _reason = chain == Chain.Ingress ? DropReason.FilteredIngress : DropReason.FilteredEgress;
 
-    public void Run(PacketBatch batch, int first, PolicySnapshot policy)
+    public void Run(PacketBatch batch, int first, PolicySnapshot policy, long now)
     {
-        if (policy.IsOpen(chain))
+        if (policy.IsOpen(chain) && !policy.UsesConntrack)
         {
             return;
         }
+        bool track = policy.UsesConntrack;
         for (int i = first; i < batch.Count; i++)
         {
             ref var packet = ref batch.Parsed(i);
@@ -29,9 +32,14 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             int slot = batch.SocketSlot(i);
             var socket = slot >= 0 ? sockets[slot] : null;
             var frame = batch.Frame(i);
-            var verdict = policy.Evaluate(chain, frame, packet, socket);
+            var state = track ? conntrack.StateOf(frame, packet, _outbound, now) : ConnectionState.None;
+            var verdict = policy.Evaluate(chain, frame, packet, socket, state);
             if (verdict == FilterAction.Accept)
             {
+                if (track)
+                {
+                    conntrack.Track(packet, _outbound, now);
+                }
                 continue;
             }
             counters.Drop(_reason);

@@ -1,0 +1,167 @@
+using System.Buffers.Binary;
+using Norman.Core.Packets;
+
+namespace Norman.Daemon.Dataplane;
+
+/// <summary>The connection-tracking states a filter rule can match, as nftables names them.</summary>
+[Flags]
+public enum ConnectionState : byte
+{
+    None = 0,
+    New = 1,
+    Established = 2,
+    Related = 4,
+    Invalid = 8,
+}
+
+/// <summary>
+/// Connection tracking for the filter's <c>ct state</c>, as the kernel's conntrack does it for UDP: a flow's first
+/// packet is new, and once a packet has gone the other way the flow is established, in both directions; an ICMP
+/// error quoting a tracked flow is related, one quoting nothing known is invalid. Flows are keyed from this host's
+/// side (local address and port, remote address and port) and expire after <see cref="UnrepliedSeconds"/> without
+/// a reply or <see cref="EstablishedSeconds"/> idle. The table is sized once and never grows: when it is full, new
+/// flows are not tracked (and stay new), counted, as Linux's "table full". Used by the dataplane thread only.
+/// </summary>
+public sealed class Conntrack
+{
+    public const int UnrepliedSeconds = 30;
+    public const int EstablishedSeconds = 120;
+    private const int SweepEvery = 1024;
+    private const int SweepSlots = 256;
+
+    private readonly FlowTable _flows;
+    private readonly Entry[] _entries;
+    private readonly FlowKey[] _keys;
+    private readonly Stack<int> _free;
+    private readonly long _unrepliedTicks;
+    private readonly long _establishedTicks;
+    private long _breaths;
+    private int _sweepCursor;
+
+    private struct Entry
+    {
+        public bool InUse;
+        public bool OriginLocal;
+        public bool Replied;
+        public long LastSeen;
+    }
+
+    public Conntrack(int maxFlows, long ticksPerSecond)
+    {
+        _flows = new FlowTable(16, maxFlows);
+        _entries = new Entry[maxFlows];
+        _keys = new FlowKey[maxFlows];
+        _free = new Stack<int>(maxFlows);
+        for (int i = maxFlows - 1; i >= 0; i--)
+        {
+            _free.Push(i);
+        }
+        _unrepliedTicks = ticksPerSecond * UnrepliedSeconds;
+        _establishedTicks = ticksPerSecond * EstablishedSeconds;
+    }
+
+    public int Count => _flows.Count;
+    public long TableFull { get; private set; }
+
+    /// <summary>The state of a packet before the filter decides on it. <paramref name="outbound"/>: sent by one of our sockets.</summary>
+    public ConnectionState StateOf(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound, long now)
+    {
+        if (packet.Kind is PacketKind.Udp or PacketKind.Tcp)
+        {
+            if (!_flows.TryGet(KeyOf(packet, outbound), out int index) || Expired(index, now))
+            {
+                return ConnectionState.New;
+            }
+            ref var entry = ref _entries[index];
+            return entry.Replied || entry.OriginLocal != outbound ? ConnectionState.Established : ConnectionState.New;
+        }
+        if (packet.Kind == PacketKind.Icmp && !outbound && packet.IcmpType is 3 or 11 or 12)
+        {
+            return Related(frame, packet, now);
+        }
+        return ConnectionState.New;
+    }
+
+    /// <summary>Records a packet the filter let through: creates its flow, or refreshes it (and marks it replied).</summary>
+    public void Track(in ParsedPacket packet, bool outbound, long now)
+    {
+        if (packet.Kind is not (PacketKind.Udp or PacketKind.Tcp))
+        {
+            return;
+        }
+        var key = KeyOf(packet, outbound);
+        bool found = _flows.TryGet(key, out int index);
+        if (found && !Expired(index, now))
+        {
+            ref var entry = ref _entries[index];
+            entry.Replied |= entry.OriginLocal != outbound;
+            entry.LastSeen = now;
+            return;
+        }
+        if (found)
+        {
+            Release(index);
+        }
+        if (_free.Count == 0 || !_flows.TryAdd(key, _free.Peek()))
+        {
+            TableFull++;
+            return;
+        }
+        index = _free.Pop();
+        _keys[index] = key;
+        _entries[index] = new Entry { InUse = true, OriginLocal = outbound, LastSeen = now };
+    }
+
+    /// <summary>Reclaims a few expired flows every so often, so the work per breath stays bounded.</summary>
+    public void Sweep(long now)
+    {
+        if (++_breaths % SweepEvery != 0)
+        {
+            return;
+        }
+        for (int n = 0; n < SweepSlots; n++)
+        {
+            _sweepCursor = (_sweepCursor + 1) % _entries.Length;
+            if (_entries[_sweepCursor].InUse && Expired(_sweepCursor, now))
+            {
+                Release(_sweepCursor);
+            }
+        }
+    }
+
+    private ConnectionState Related(ReadOnlySpan<byte> frame, in ParsedPacket packet, long now)
+    {
+        // The ICMP error quotes the IP header and the first 8 bytes of the packet we sent.
+        var quoted = frame[packet.PayloadOffset..packet.PacketEnd];
+        if (quoted.Length < Ipv4Header.Size + 8 || quoted[0] >> 4 != 4)
+        {
+            return ConnectionState.Invalid;
+        }
+        int headerLength = (quoted[0] & 0x0F) * 4;
+        byte protocol = quoted[9];
+        if (headerLength < Ipv4Header.Size || quoted.Length < headerLength + 4 || protocol is not (IpProtocols.Udp or IpProtocols.Tcp))
+        {
+            return ConnectionState.Invalid;
+        }
+        var key = new FlowKey(protocol, NetAddress.ReadV4(quoted[12..]), BinaryPrimitives.ReadUInt16BigEndian(quoted[headerLength..]),
+            NetAddress.ReadV4(quoted[16..]), BinaryPrimitives.ReadUInt16BigEndian(quoted[(headerLength + 2)..]));
+        return _flows.TryGet(key, out int index) && !Expired(index, now) ? ConnectionState.Related : ConnectionState.Invalid;
+    }
+
+    private bool Expired(int index, long now)
+    {
+        ref var entry = ref _entries[index];
+        return now - entry.LastSeen > (entry.Replied ? _establishedTicks : _unrepliedTicks);
+    }
+
+    private void Release(int index)
+    {
+        _flows.Remove(_keys[index]);
+        _entries[index] = default;
+        _free.Push(index);
+    }
+
+    private static FlowKey KeyOf(in ParsedPacket packet, bool outbound) => outbound
+        ? new FlowKey(packet.Protocol, packet.Source, packet.SourcePort, packet.Destination, packet.DestinationPort)
+        : new FlowKey(packet.Protocol, packet.Destination, packet.DestinationPort, packet.Source, packet.SourcePort);
+}

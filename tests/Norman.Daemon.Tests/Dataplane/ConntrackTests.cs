@@ -1,0 +1,84 @@
+using Norman.Core.Packets;
+using Norman.Daemon.Dataplane;
+
+namespace Norman.Daemon.Tests.Dataplane;
+
+public sealed class ConntrackTests
+{
+    private const long Second = 1000;
+    private static readonly NetAddress Us = NetAddress.Parse("198.18.0.1");
+    private static readonly NetAddress Them = NetAddress.Parse("198.18.0.2");
+    private readonly Conntrack _conntrack = new(4, Second);
+
+    private static ParsedPacket Udp(bool outbound, ushort ourPort = 5000, ushort theirPort = 53) => new()
+    {
+        Kind = PacketKind.Udp,
+        IpVersion = 4,
+        Protocol = IpProtocols.Udp,
+        Source = outbound ? Us : Them,
+        Destination = outbound ? Them : Us,
+        SourcePort = outbound ? ourPort : theirPort,
+        DestinationPort = outbound ? theirPort : ourPort,
+    };
+
+    [Fact]
+    public void A_flow_is_new_until_a_packet_goes_the_other_way_then_established_both_ways()
+    {
+        Assert.Equal(ConnectionState.New, _conntrack.StateOf([], Udp(true), true, 0));
+        _conntrack.Track(Udp(true), true, 0);
+        Assert.Equal(ConnectionState.New, _conntrack.StateOf([], Udp(true), true, 1));
+        Assert.Equal(ConnectionState.Established, _conntrack.StateOf([], Udp(false), false, 2));
+        _conntrack.Track(Udp(false), false, 2);
+        Assert.Equal(ConnectionState.Established, _conntrack.StateOf([], Udp(true), true, 3));
+        Assert.Equal(ConnectionState.New, _conntrack.StateOf([], Udp(false, theirPort: 54), false, 3));
+    }
+
+    [Fact]
+    public void Flows_expire_sooner_unreplied_than_established()
+    {
+        _conntrack.Track(Udp(true), true, 0);
+        Assert.Equal(ConnectionState.New, _conntrack.StateOf([], Udp(false), false, (Conntrack.UnrepliedSeconds + 1) * Second));
+
+        _conntrack.Track(Udp(true, ourPort: 6000), true, 0);
+        _conntrack.Track(Udp(false, ourPort: 6000), false, 1);
+        Assert.Equal(ConnectionState.Established, _conntrack.StateOf([], Udp(false, ourPort: 6000), false, (Conntrack.UnrepliedSeconds + 1) * Second));
+        Assert.Equal(ConnectionState.New, _conntrack.StateOf([], Udp(false, ourPort: 6000), false, (Conntrack.EstablishedSeconds + 2) * Second));
+    }
+
+    [Fact]
+    public void A_full_table_tracks_no_more_and_says_so()
+    {
+        for (ushort port = 1; port <= 6; port++)
+        {
+            _conntrack.Track(Udp(true, ourPort: port), true, 0);
+        }
+        Assert.Equal(4, _conntrack.Count);
+        Assert.Equal(2, _conntrack.TableFull);
+    }
+
+    [Fact]
+    public void An_icmp_error_quoting_a_tracked_flow_is_related_and_one_quoting_nothing_is_invalid()
+    {
+        _conntrack.Track(Udp(true), true, 0);
+        Assert.Equal(ConnectionState.Related, _conntrack.StateOf(Unreachable(5000), ParseUnreachable(5000), false, 1));
+        Assert.Equal(ConnectionState.Invalid, _conntrack.StateOf(Unreachable(5999), ParseUnreachable(5999), false, 1));
+    }
+
+    private static byte[] Unreachable(ushort ourPort)
+    {
+        var offending = new byte[EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV4 + 4];
+        EthernetHeader.Write(offending, MacAddress.Parse("02:00:00:00:00:02"), MacAddress.Parse("02:00:00:00:00:01"), EtherTypes.IPv4);
+        UdpPacketBuilder.WriteHeaders(offending.AsSpan(EthernetHeader.Size), Us, ourPort, Them, 53, 4);
+        PacketParser.Parse(offending, out var parsed);
+        // The peer's answer to the datagram we sent: from them to us, quoting it.
+        var icmp = new byte[128];
+        int length = ControlFrames.PortUnreachableV4(offending, parsed, icmp, MacAddress.Parse("02:00:00:00:00:02"));
+        return icmp[..length];
+    }
+
+    private static ParsedPacket ParseUnreachable(ushort ourPort)
+    {
+        PacketParser.Parse(Unreachable(ourPort), out var packet);
+        return packet;
+    }
+}
