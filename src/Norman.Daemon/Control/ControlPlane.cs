@@ -57,6 +57,8 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 response.Counters["sockets"] = sockets.Count;
                 response.Counters["conntrack_flows"] = engine.Conntrack.Count;
                 response.Counters["conntrack_table_full"] = engine.Conntrack.TableFull;
+                response.Counters["verdict_cache_hits"] = engine.IngressVerdicts.Hits + engine.EgressVerdicts.Hits;
+                response.Counters["verdict_cache_misses"] = engine.IngressVerdicts.Misses + engine.EgressVerdicts.Misses;
                 return (response, []);
             case ControlProtocol.Ops.FilterList:
                 response.Filter = DescribeFilter();

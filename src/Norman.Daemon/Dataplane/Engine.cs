@@ -67,6 +67,8 @@ public sealed class Engine
 
     public HostInterface Host { get; }
     public Conntrack Conntrack { get; }
+    public VerdictCache IngressVerdicts => _ingressFilter.Cache;
+    public VerdictCache EgressVerdicts => _egressFilter.Cache;
     public IPort Port => _port;
     public DataplaneCounters Counters { get; } = new();
     public NeighbourTable Neighbours { get; }

@@ -51,6 +51,9 @@ public sealed unsafe class CompiledRule
     public FilterRule Rule { get; }
     public FilterAction Action { get; }
     public bool UsesConntrack => _states != ConnectionState.None;
+
+    /// <summary>True when the rule decides by the 5-tuple and the owning socket alone (no pcap, no ct state).</summary>
+    public bool DependsOnFlowOnly => _pcap is null && _states == ConnectionState.None;
     public RuleCounters Counters { get; }
 
     /// <summary>Whether the packet matches every part of the rule. <paramref name="socket"/> is its owner, if any.</summary>

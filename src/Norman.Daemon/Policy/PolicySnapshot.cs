@@ -20,7 +20,15 @@ public sealed class PolicySnapshot
         Ingress = ingress;
         Egress = egress;
         UsesConntrack = ingress.Any(r => r.UsesConntrack) || egress.Any(r => r.UsesConntrack);
+        IngressCacheable = ingress.All(r => r.DependsOnFlowOnly);
+        EgressCacheable = egress.All(r => r.DependsOnFlowOnly);
     }
+
+    /// <summary>True when every rule of the chain decides by flow and owner alone, so its verdicts can be cached per flow.</summary>
+    public bool IsCacheable(Chain chain) => chain == Chain.Ingress ? IngressCacheable : EgressCacheable;
+
+    private bool IngressCacheable { get; }
+    private bool EgressCacheable { get; }
 
     /// <summary>True when a rule matches on ct state: only then does the dataplane track connections (as nf_conntrack loads when used).</summary>
     public bool UsesConntrack { get; }
@@ -35,6 +43,38 @@ public sealed class PolicySnapshot
     public bool IsOpen(Chain chain) => chain == Chain.Ingress
         ? Ingress.Length == 0 && IngressPolicy == FilterAction.Accept
         : Egress.Length == 0 && EgressPolicy == FilterAction.Accept;
+
+    public CompiledRule[] Rules(Chain chain) => chain == Chain.Ingress ? Ingress : Egress;
+
+    /// <summary>
+    /// Evaluates as <see cref="Evaluate"/> does, and also notes which rules matched (up to the span's length;
+    /// <paramref name="matchedCount"/> may exceed it, and then the verdict must not be cached).
+    /// </summary>
+    public FilterAction EvaluateNoting(Chain chain, ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket, Span<int> matched, out int matchedCount)
+    {
+        var rules = Rules(chain);
+        matchedCount = 0;
+        for (int r = 0; r < rules.Length; r++)
+        {
+            var rule = rules[r];
+            if (!rule.Matches(frame, packet, socket, ConnectionState.None))
+            {
+                continue;
+            }
+            rule.Counters.Packets++;
+            rule.Counters.Bytes += frame.Length;
+            if (matchedCount < matched.Length)
+            {
+                matched[matchedCount] = r;
+            }
+            matchedCount++;
+            if (rule.Action != FilterAction.Count)
+            {
+                return rule.Action;
+            }
+        }
+        return chain == Chain.Ingress ? IngressPolicy : EgressPolicy;
+    }
 
     /// <summary>First match wins; count rules count and go on; no match means the chain's policy.</summary>
     public FilterAction Evaluate(Chain chain, ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket, ConnectionState state)

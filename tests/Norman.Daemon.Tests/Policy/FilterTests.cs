@@ -119,6 +119,56 @@ public sealed class FilterTests : IDisposable
     }
 
     [Fact]
+    public void An_established_flow_is_decided_by_the_verdict_cache_and_every_packet_still_counts()
+    {
+        var app = _wire.Bind(5000);
+        for (int port = 1; port <= 1000; port++)
+        {
+            Rule("ingress", $"udp dport {port} drop");
+        }
+        Rule("ingress", "ip saddr 198.18.0.0/24 count");
+        Rule("ingress", "udp dport 5000 accept");
+        for (int i = 0; i < 10; i++)
+        {
+            _wire.Peer.SendUdp(40000, 5000, "x"u8);
+            _wire.Breathe();
+        }
+
+        Assert.Equal(10, app.ReceiveAll().Count);
+        Assert.Equal(9, _wire.Engine.IngressVerdicts.Hits);
+        Assert.Equal(1, _wire.Engine.IngressVerdicts.Misses);
+        Assert.Equal(10, RuleCount(1000));
+        Assert.Equal(10, RuleCount(1001));
+
+        _policy.Add(Chain.Ingress, ["udp", "dport", "5000", "drop"], atTop: true);
+        _wire.Peer.SendUdp(40000, 5000, "x"u8);
+        _wire.Breathe();
+        Assert.Empty(app.ReceiveAll()); // the new generation is not served from the old cache
+    }
+
+    [Fact]
+    public void A_swap_under_load_loses_no_packet_that_both_rulesets_accept()
+    {
+        var app = _wire.Bind(5000);
+        const int Packets = 20_000;
+        _wire.Peer.KeepDatagrams = false;
+        _wire.Peer.StartFlood(40000, 5000, 18, Packets);
+        long received = 0;
+        for (int breath = 0; breath < Packets && received < Packets; breath++)
+        {
+            // Every few batches a new ruleset, which accepts this flow by another rule each time.
+            if (breath % 3 == 0)
+            {
+                _policy.Restore([breath % 2 == 0 ? "add ingress udp dport 5000 accept" : "add ingress ip saddr 198.18.0.2/32 accept", "policy ingress drop"], "swap");
+            }
+            _wire.Engine.DoWork();
+            received += app.ReceiveAll().Count;
+        }
+        Assert.Equal(Packets, received);
+        Assert.Equal(0, _wire.Engine.Counters.TotalDrops());
+    }
+
+    [Fact]
     public void A_pcap_expression_rule_matches_what_libpcap_would()
     {
         var app = _wire.Bind(5000);

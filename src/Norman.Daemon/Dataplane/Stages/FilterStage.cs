@@ -13,6 +13,8 @@ namespace Norman.Daemon.Dataplane.Stages;
 public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketSet sockets, HostStage host, Conntrack conntrack)
 {
     private readonly bool _outbound = chain == Chain.Egress;
+
+    public VerdictCache Cache { get; } = new();
     private readonly DropReason _reason = chain == Chain.Ingress ? DropReason.FilteredIngress : DropReason.FilteredEgress;
 
     public void Run(PacketBatch batch, int first, PolicySnapshot policy, long now)
@@ -22,6 +24,9 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             return;
         }
         bool track = policy.UsesConntrack;
+        bool cacheable = policy.IsCacheable(chain);
+        var rules = policy.Rules(chain);
+        Span<int> matched = stackalloc int[VerdictCache.MaxMatchedRules];
         for (int i = first; i < batch.Count; i++)
         {
             ref var packet = ref batch.Parsed(i);
@@ -32,8 +37,24 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             int slot = batch.SocketSlot(i);
             var socket = slot >= 0 ? sockets[slot] : null;
             var frame = batch.Frame(i);
-            var state = track ? conntrack.StateOf(frame, packet, _outbound, now) : ConnectionState.None;
-            var verdict = policy.Evaluate(chain, frame, packet, socket, state);
+            FilterAction verdict;
+            long socketId = socket?.Id ?? 0;
+            if (cacheable && packet.Kind is PacketKind.Udp or PacketKind.Tcp)
+            {
+                if (!Cache.TryGet(packet, socketId, policy, rules, frame.Length, out verdict))
+                {
+                    verdict = policy.EvaluateNoting(chain, frame, packet, socket, matched, out int matchedCount);
+                    if (matchedCount <= matched.Length)
+                    {
+                        Cache.Store(packet, socketId, policy, verdict, matched[..matchedCount]);
+                    }
+                }
+            }
+            else
+            {
+                var state = track ? conntrack.StateOf(frame, packet, _outbound, now) : ConnectionState.None;
+                verdict = policy.Evaluate(chain, frame, packet, socket, state);
+            }
             if (verdict == FilterAction.Accept)
             {
                 if (track)

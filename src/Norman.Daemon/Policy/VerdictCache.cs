@@ -1,0 +1,75 @@
+using System.Runtime.CompilerServices;
+using Norman.Core.Packets;
+using Norman.Daemon.Dataplane;
+
+namespace Norman.Daemon.Policy;
+
+/// <summary>
+/// Remembers, per flow, what a chain decided: the verdict and the rules that matched (for their counters), keyed
+/// by the 5-tuple, the owning socket and the policy generation, so an established flow costs one hash lookup
+/// however many rules there are. Direct-mapped and fixed in size (a collision just re-evaluates); a new policy
+/// generation makes every entry stale at once. Only for chains whose rules depend on nothing but the flow and its
+/// owner (no pcap expression, no ct state). Used by the dataplane thread only.
+/// </summary>
+public sealed class VerdictCache
+{
+    public const int MaxMatchedRules = 4;
+    private const int Size = 1 << 14;
+
+    private readonly Entry[] _entries = new Entry[Size];
+
+    public long Hits { get; private set; }
+    public long Misses { get; private set; }
+
+    private struct Entry
+    {
+        public FlowKey Key;
+        public long Generation;
+        public long SocketId;
+        public FilterAction Verdict;
+        public byte MatchedCount;
+        public int Rule0, Rule1, Rule2, Rule3;
+    }
+
+    /// <summary>The cached verdict for this packet's flow, counting the rules that decided it; false on a miss.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryGet(in ParsedPacket packet, long socketId, PolicySnapshot policy, CompiledRule[] rules, int frameLength, out FilterAction verdict)
+    {
+        var key = new FlowKey(packet.Protocol, packet.Source, packet.SourcePort, packet.Destination, packet.DestinationPort);
+        ref var entry = ref _entries[(int)key.Hash() & (Size - 1)];
+        if (entry.Generation != policy.Generation || entry.SocketId != socketId || entry.Key != key)
+        {
+            Misses++;
+            verdict = default;
+            return false;
+        }
+        Hits++;
+        for (int m = 0; m < entry.MatchedCount; m++)
+        {
+            var counters = rules[m switch { 0 => entry.Rule0, 1 => entry.Rule1, 2 => entry.Rule2, _ => entry.Rule3 }].Counters;
+            counters.Packets++;
+            counters.Bytes += frameLength;
+        }
+        verdict = entry.Verdict;
+        return true;
+    }
+
+    public void Store(in ParsedPacket packet, long socketId, PolicySnapshot policy, FilterAction verdict, ReadOnlySpan<int> matched)
+    {
+        if (matched.Length > MaxMatchedRules)
+        {
+            return;
+        }
+        var key = new FlowKey(packet.Protocol, packet.Source, packet.SourcePort, packet.Destination, packet.DestinationPort);
+        ref var entry = ref _entries[(int)key.Hash() & (Size - 1)];
+        entry.Key = key;
+        entry.Generation = policy.Generation;
+        entry.SocketId = socketId;
+        entry.Verdict = verdict;
+        entry.MatchedCount = (byte)matched.Length;
+        entry.Rule0 = matched.Length > 0 ? matched[0] : 0;
+        entry.Rule1 = matched.Length > 1 ? matched[1] : 0;
+        entry.Rule2 = matched.Length > 2 ? matched[2] : 0;
+        entry.Rule3 = matched.Length > 3 ? matched[3] : 0;
+    }
+}
