@@ -17,10 +17,15 @@ public static class DataplaneScenarios
     /// <summary>Payload of a 64-byte Ethernet frame (60 on the wire plus a 4-byte FCS), and of a 1500-byte IP packet.</summary>
     public static int PayloadFor(int frameSize) => frameSize == 64 ? 64 - 4 - EthernetHeader.Size - UdpPacketBuilder.HeaderLengthV4 : 1500 - UdpPacketBuilder.HeaderLengthV4;
 
-    public static (double Pps, long Drops, long AllocatedBytes) PeerToApplication(int frameSize, long packets)
+    /// <summary><paramref name="rules"/> ingress rules that this flow does not match come before the verdict (the policy: accept).</summary>
+    public static (double Pps, long Drops, long AllocatedBytes) PeerToApplication(int frameSize, long packets, int rules = 0)
     {
         return WithDaemon((daemon, socket) =>
         {
+            if (rules > 0)
+            {
+                daemon.Policy.Restore(Enumerable.Range(0, rules).Select(i => $"add ingress udp dport {10000 + i % 50000} sport {i / 50000 + 1} drop").ToList(), "bench");
+            }
             var peer = daemon.Peer!;
             long received = 0;
             var clock = Stopwatch.StartNew();

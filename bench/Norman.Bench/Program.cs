@@ -60,6 +60,15 @@ root.SetAction(result =>
         }
         figures.AddRange([rx, rxNs, rxDrops, tx, txNs]);
     }
+    foreach (int rules in isQuick ? new[] { 1000 } : new[] { 100, 1000, 10000 })
+    {
+        var withRules = new Measurement($"norman_rules{rules}_mpps_64", $"peer → application, 64-byte frames, {rules} ingress rules before the verdict", "Mpps");
+        for (int run = 0; run < runCount; run++)
+        {
+            withRules.Add(DataplaneScenarios.PeerToApplication(64, packets64, rules).Pps / 1e6);
+        }
+        figures.Add(withRules);
+    }
     if (RealWireScenarios.WhyNot() is { } why)
     {
         Console.Error.WriteLine($"skipping the veth scenarios (kernel baseline, afpacket): {why}");
@@ -75,6 +84,20 @@ root.SetAction(result =>
             afpacket.Add(RealWireScenarios.Run(norman: true, DataplaneScenarios.PayloadFor(64), wireSeconds));
         }
         figures.AddRange([kernel, afpacket]);
+        foreach (var firewall in new[] { RealWireScenarios.KernelFirewall.Iptables, RealWireScenarios.KernelFirewall.Nftables })
+        {
+            foreach (int rules in isQuick ? new[] { 1000 } : new[] { 1000, 10000 })
+            {
+                string name = firewall == RealWireScenarios.KernelFirewall.Iptables ? "iptables" : "nft";
+                var withRules = new Measurement($"kernel_udp_pps_{rules / 1000}k_{name}",
+                    $"Linux UDP over veth, {rules} {name} rules before the verdict, 64-byte frames", "pps");
+                for (int run = 0; run < runCount; run++)
+                {
+                    withRules.Add(RealWireScenarios.Run(norman: false, DataplaneScenarios.PayloadFor(64), wireSeconds, rules, firewall));
+                }
+                figures.Add(withRules);
+            }
+        }
     }
     var alloc = new Measurement("hot_loop_alloc_bytes", "bytes allocated by the dataplane thread over every run", "bytes");
     alloc.Add(allocated);

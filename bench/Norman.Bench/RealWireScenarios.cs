@@ -25,8 +25,19 @@ public static class RealWireScenarios
         : !File.Exists("/usr/sbin/ip") && !File.Exists("/sbin/ip") && !File.Exists("/usr/bin/ip") && !File.Exists("/bin/ip") ? "needs iproute2's ip"
         : null;
 
-    /// <summary>Runs one sender against the kernel receiver; returns datagrams received per second.</summary>
-    public static double Run(bool norman, int payload, double seconds)
+    /// <summary>Which of the kernel's firewalls holds the receiver's rules.</summary>
+    public enum KernelFirewall
+    {
+        None,
+        Iptables,
+        Nftables,
+    }
+
+    /// <summary>
+    /// Runs one sender against the kernel receiver; returns datagrams received per second. With
+    /// <paramref name="rules"/>, the receiver's INPUT chain first holds that many rules the flow does not match.
+    /// </summary>
+    public static double Run(bool norman, int payload, double seconds, int rules = 0, KernelFirewall firewall = KernelFirewall.None)
     {
         string id = Guid.NewGuid().ToString("N")[..6];
         string senderNs = $"nrmb-s-{id}", receiverNs = $"nrmb-r-{id}", veth = $"nrmb{id}";
@@ -39,6 +50,10 @@ public static class RealWireScenarios
             Ip("-n", receiverNs, "addr", "add", $"{ReceiverAddress}/24", "dev", veth + "r");
             Ip("-n", senderNs, "link", "set", veth + "s", "up");
             Ip("-n", receiverNs, "link", "set", veth + "r", "up");
+            if (rules > 0)
+            {
+                LoadRules(receiverNs, rules, firewall);
+            }
             string self = Environment.ProcessPath!;
             using var receiver = Start(receiverNs, self, "kernel-recv", Port.ToString(CultureInfo.InvariantCulture), (seconds + 1.5).ToString(CultureInfo.InvariantCulture));
             if (receiver.StandardOutput.ReadLine() != "ready")
@@ -101,6 +116,46 @@ public static class RealWireScenarios
         {
             daemon.DisposeAsync().AsTask().GetAwaiter().GetResult();
             Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static void LoadRules(string ns, int rules, KernelFirewall firewall)
+    {
+        var script = new System.Text.StringBuilder();
+        string[] command;
+        if (firewall == KernelFirewall.Iptables)
+        {
+            script.AppendLine("*filter");
+            for (int i = 0; i < rules; i++)
+            {
+                script.AppendLine(CultureInfo.InvariantCulture, $"-A INPUT -p udp --sport {i / 50000 + 1} --dport {10000 + i % 50000} -j DROP");
+            }
+            script.AppendLine("COMMIT");
+            command = ["ip", "netns", "exec", ns, "iptables-legacy-restore"];
+        }
+        else
+        {
+            script.AppendLine("table ip filter {\n chain input {\n  type filter hook input priority 0; policy accept;");
+            for (int i = 0; i < rules; i++)
+            {
+                script.AppendLine(CultureInfo.InvariantCulture, $"  udp sport {i / 50000 + 1} udp dport {10000 + i % 50000} drop");
+            }
+            script.AppendLine(" }\n}");
+            command = ["ip", "netns", "exec", ns, "nft", "-f", "-"];
+        }
+        var start = new ProcessStartInfo(command[0]) { RedirectStandardInput = true, RedirectStandardError = true };
+        foreach (var argument in command.Skip(1))
+        {
+            start.ArgumentList.Add(argument);
+        }
+        using var process = Process.Start(start)!;
+        process.StandardInput.Write(script.ToString());
+        process.StandardInput.Close();
+        string errors = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"loading {rules} {firewall} rules failed: {errors}");
         }
     }
 

@@ -16,8 +16,9 @@ public sealed class NormanDaemon : IAsyncDisposable
     private readonly ControlServer _server;
     private bool _disposed;
 
-    private NormanDaemon(Engine engine, DataplaneRunner runner, ControlServer server, ControlPlane plane, SimulatedPeer? peer)
+    private NormanDaemon(Engine engine, DataplaneRunner runner, ControlServer server, ControlPlane plane, SimulatedPeer? peer, Policy.PolicyStore policy)
     {
+        Policy = policy;
         Engine = engine;
         _runner = runner;
         _server = server;
@@ -26,6 +27,8 @@ public sealed class NormanDaemon : IAsyncDisposable
     }
 
     public Engine Engine { get; }
+    /// <summary>The filter policy, for in-process callers (the benchmark); tools go through the control socket.</summary>
+    public Policy.PolicyStore Policy { get; }
     public ControlPlane Control { get; }
     /// <summary>The host at the far end of a virtual wire; null on other ports.</summary>
     public SimulatedPeer? Peer { get; }
@@ -67,7 +70,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         try
         {
             var server = ControlServer.Start(options.ResolvedSocketPath, plane, log, options.SocketMode);
-            return new NormanDaemon(engine, runner, server, plane, peer);
+            return new NormanDaemon(engine, runner, server, plane, peer, policy);
         }
         catch
         {
