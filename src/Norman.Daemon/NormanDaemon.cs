@@ -14,11 +14,15 @@ public sealed class NormanDaemon : IAsyncDisposable
 {
     private readonly DataplaneRunner _runner;
     private readonly ControlServer _server;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _logDrain;
     private bool _disposed;
 
-    private NormanDaemon(Engine engine, DataplaneRunner runner, ControlServer server, ControlPlane plane, SimulatedPeer? peer, Policy.PolicyStore policy)
+    private NormanDaemon(Engine engine, DataplaneRunner runner, ControlServer server, ControlPlane plane, SimulatedPeer? peer, Policy.PolicyStore policy,
+        ILogSink log)
     {
         Policy = policy;
+        _logDrain = DrainPacketLogAsync(log, _stopping.Token);
         Engine = engine;
         _runner = runner;
         _server = server;
@@ -70,7 +74,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         try
         {
             var server = ControlServer.Start(options.ResolvedSocketPath, plane, log, options.SocketMode);
-            return new NormanDaemon(engine, runner, server, plane, peer, policy);
+            return new NormanDaemon(engine, runner, server, plane, peer, policy, log);
         }
         catch
         {
@@ -107,6 +111,26 @@ public sealed class NormanDaemon : IAsyncDisposable
         throw new ArgumentException($"Unknown port '{options.Port}': use virtual, wire:NAME (a wire shared with another daemon), tap:DEVICE or afpacket:INTERFACE.");
     }
 
+    /// <summary>Writes what `log` rules saw to the daemon's log, four times a second, until the daemon stops.</summary>
+    private async Task DrainPacketLogAsync(ILogSink log, CancellationToken stopping)
+    {
+        try
+        {
+            while (!stopping.IsCancellationRequested)
+            {
+                await Task.Delay(250, stopping);
+                foreach (var line in Policy.DrainLog())
+                {
+                    log.Packet(line);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (_disposed)
@@ -114,6 +138,8 @@ public sealed class NormanDaemon : IAsyncDisposable
             return;
         }
         _disposed = true;
+        _stopping.Cancel();
+        await _logDrain;
         // Control first, so departing sessions release their sockets through a still-running dataplane.
         await _server.DisposeAsync();
         _runner.Stop();

@@ -154,7 +154,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         var identity = session.Identity;
         var socket = sockets.Bind(identity, protocol, address, request.Port ?? 0,
             (id, port) => new NormanSocket(id, identity, protocol, address.IsUnspecified ? NetAddress.FromV4(0) : address, port, slotCount,
-                PipeLayout.DefaultSlotSize, appNames.IdOf(identity.ProcessName)));
+                PipeLayout.DefaultSlotSize, appNames.IdOf(identity.ProcessName), appNames.IdOf(AppNames.CgroupKey(identity.Cgroup))));
         session.Own(socket);
         var add = new AddSocketCommand(socket.Pipe);
         engine.Post(add);

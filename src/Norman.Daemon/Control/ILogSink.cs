@@ -5,6 +5,8 @@ public interface ILogSink
 {
     void Info(string message);
     void Warn(string message);
+    /// <summary>A packet a `log` rule matched (always written, as the kernel's LOG target writes to the kernel log).</summary>
+    void Packet(string message);
 }
 
 /// <summary>Writes "normand: level: message" lines to stderr, as a journal picks them up from a systemd unit.</summary>
@@ -19,6 +21,8 @@ public sealed class StderrLog(bool verbose) : ILogSink
     }
 
     public void Warn(string message) => Console.Error.WriteLine($"normand: warning: {message}");
+
+    public void Packet(string message) => Console.Error.WriteLine($"normand: filter: {message}");
 }
 
 public sealed class NullLog : ILogSink
@@ -30,6 +34,10 @@ public sealed class NullLog : ILogSink
     }
 
     public void Warn(string message)
+    {
+    }
+
+    public void Packet(string message)
     {
     }
 }

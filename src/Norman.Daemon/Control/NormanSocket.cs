@@ -11,7 +11,8 @@ namespace Norman.Daemon.Control;
 /// </summary>
 public sealed unsafe class NormanSocket : IDisposable
 {
-    public NormanSocket(long id, PeerIdentity owner, byte protocol, NetAddress localAddress, ushort localPort, int slotCount, int slotSize, int appId = -1)
+    public NormanSocket(long id, PeerIdentity owner, byte protocol, NetAddress localAddress, ushort localPort, int slotCount, int slotSize,
+        int appId = -1, int cgroupId = -1)
     {
         Id = id;
         Owner = owner;
@@ -35,6 +36,7 @@ public sealed unsafe class NormanSocket : IDisposable
             OwnerUid = owner.Uid,
             OwnerGid = owner.Gid,
             OwnerPid = owner.Pid,
+            CgroupId = cgroupId,
         };
     }
 

@@ -30,6 +30,7 @@ public sealed unsafe class PipeSocket
     public int OwnerUid { get; init; } = -1;
     public int OwnerGid { get; init; } = -1;
     public int OwnerPid { get; init; } = -1;
+    public int CgroupId { get; init; } = -1;
     public byte Protocol { get; }
     public NetAddress LocalAddress { get; internal set; }
     public ushort LocalPort { get; }

@@ -8,6 +8,25 @@ public sealed class AppNames
 {
     private readonly Dictionary<string, int> _ids = new(StringComparer.Ordinal);
 
+    /// <summary>Cgroup paths share the numbering with process names, kept apart by this prefix.</summary>
+    public static string CgroupKey(string path) => "cgroup:" + path;
+
+    /// <summary>The name behind a number ("?" for none), for logs.</summary>
+    public string NameOf(int id)
+    {
+        lock (_ids)
+        {
+            foreach (var (name, value) in _ids)
+            {
+                if (value == id)
+                {
+                    return name;
+                }
+            }
+            return "?";
+        }
+    }
+
     public int IdOf(string name)
     {
         lock (_ids)

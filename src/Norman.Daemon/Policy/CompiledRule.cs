@@ -25,9 +25,15 @@ public sealed unsafe class CompiledRule
     private readonly int _appId, _uid, _gid, _pid;
     private readonly bool _matchOwner;
     private readonly ConnectionState _states;
+    private readonly int _icmpType;
+    private readonly byte _tcpFlags, _tcpMask;
+    private readonly int _lengthLow, _lengthHigh;
+    private readonly int _cgroupId;
+    private readonly TokenBucket? _limit;
+    private readonly TokenBucket? _logLimit;
     private readonly BpfFunction? _pcap;
 
-    public CompiledRule(FilterRule rule, int appId, RuleCounters counters)
+    public CompiledRule(FilterRule rule, int appId, RuleCounters counters, int cgroupId = -1)
     {
         Rule = rule;
         Counters = counters;
@@ -45,6 +51,15 @@ public sealed unsafe class CompiledRule
         _pid = rule.Pid ?? -1;
         _matchOwner = _appId != -1 || _uid != -1 || _gid != -1 || _pid != -1;
         _states = rule.CtStates;
+        _icmpType = rule.IcmpType;
+        _tcpFlags = rule.TcpFlags;
+        _tcpMask = rule.TcpFlagsMask != 0 ? rule.TcpFlagsMask : rule.TcpFlags;
+        _lengthLow = rule.LengthLow;
+        _lengthHigh = rule.LengthHigh;
+        _cgroupId = rule.Cgroup is null ? -1 : cgroupId;
+        _matchOwner |= _cgroupId != -1;
+        _limit = rule.LimitRate > 0 ? new TokenBucket(rule.LimitRate, rule.LimitBurst) : null;
+        _logLimit = rule.Action == FilterAction.Log ? new TokenBucket(PacketLog.PerRulePerSecond, PacketLog.PerRulePerSecond) : null;
         _pcap = rule.Pcap is null ? null : BpfCompiler.Compile(PcapFilter.Compile(rule.Pcap));
     }
 
@@ -53,7 +68,8 @@ public sealed unsafe class CompiledRule
     public bool UsesConntrack => _states != ConnectionState.None;
 
     /// <summary>True when the rule decides by the 5-tuple and the owning socket alone (no pcap, no ct state).</summary>
-    public bool DependsOnFlowOnly => _pcap is null && _states == ConnectionState.None;
+    public bool DependsOnFlowOnly => _pcap is null && _states == ConnectionState.None && _limit is null
+        && Action != FilterAction.Log && _lengthLow == 0 && _lengthHigh == int.MaxValue && _tcpMask == 0 && _icmpType < 0;
     public RuleCounters Counters { get; }
 
     /// <summary>Whether the packet matches every part of the rule. <paramref name="socket"/> is its owner, if any.</summary>
@@ -76,6 +92,19 @@ public sealed unsafe class CompiledRule
         {
             return false;
         }
+        if (_icmpType >= 0 && (packet.Kind != PacketKind.Icmp || packet.IcmpType != _icmpType))
+        {
+            return false;
+        }
+        if (_tcpMask != 0 && (packet.Kind != PacketKind.Tcp || (packet.TcpFlags & _tcpMask) != _tcpFlags))
+        {
+            return false;
+        }
+        int ipLength = packet.IpLength;
+        if (ipLength < _lengthLow || ipLength > _lengthHigh)
+        {
+            return false;
+        }
         if (packet.SourcePort < _sourceLow || packet.SourcePort > _sourceHigh
             || packet.DestinationPort < _destinationLow || packet.DestinationPort > _destinationHigh)
         {
@@ -85,7 +114,8 @@ public sealed unsafe class CompiledRule
         {
             if (socket is null
                 || (_appId != -1 && socket.AppId != _appId) || (_uid != -1 && socket.OwnerUid != _uid)
-                || (_gid != -1 && socket.OwnerGid != _gid) || (_pid != -1 && socket.OwnerPid != _pid))
+                || (_gid != -1 && socket.OwnerGid != _gid) || (_pid != -1 && socket.OwnerPid != _pid)
+                || (_cgroupId != -1 && socket.CgroupId != _cgroupId))
             {
                 return false;
             }
@@ -94,11 +124,23 @@ public sealed unsafe class CompiledRule
         {
             fixed (byte* bytes = frame)
             {
-                return _pcap(bytes, frame.Length, frame.Length) != 0;
+                if (_pcap(bytes, frame.Length, frame.Length) == 0)
+                {
+                    return false;
+                }
             }
+        }
+        // Last, so that only packets matching everything else take tokens.
+        if (_limit is not null)
+        {
+            bool within = _limit.Take(Rule.LimitBytes ? ipLength : 1, System.Diagnostics.Stopwatch.GetTimestamp());
+            return within != Rule.LimitOver;
         }
         return true;
     }
+
+    /// <summary>For a log rule: whether this packet may be logged (at most <see cref="PacketLog.PerRulePerSecond"/> a second).</summary>
+    public bool MayLog(long now) => _logLimit?.Take(1, now) ?? false;
 
     private static (bool, uint, uint) Network(NetAddress network, int prefix)
     {

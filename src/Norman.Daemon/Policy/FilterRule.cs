@@ -21,6 +21,8 @@ public enum FilterAction
     Reject,
     /// <summary>Count the packet and go on to the next rule.</summary>
     Count,
+    /// <summary>Log the packet (rate-limited) with its owner, and go on to the next rule.</summary>
+    Log,
 }
 
 /// <summary>
@@ -46,6 +48,24 @@ public sealed record FilterRule
     public int? Uid { get; init; }
     public int? Gid { get; init; }
     public int? Pid { get; init; }
+    /// <summary>The owner's cgroup path, as /proc/PID/cgroup shows it (e.g. /system.slice/kvdb.service).</summary>
+    public string? Cgroup { get; init; }
+    /// <summary>ICMP type (echo-request = 8…); -1 for any.</summary>
+    public int IcmpType { get; init; } = -1;
+    /// <summary>TCP flags that must be set, within <see cref="TcpFlagsMask"/> (all flags when the mask is 0).</summary>
+    public byte TcpFlags { get; init; }
+    public byte TcpFlagsMask { get; init; }
+    /// <summary>IP packet length range (iptables' -m length).</summary>
+    public int LengthLow { get; init; }
+    public int LengthHigh { get; init; } = int.MaxValue;
+    /// <summary>A rate limit, in packets (or bytes, with <see cref="LimitBytes"/>) per second; 0 for none.</summary>
+    public long LimitRate { get; init; }
+    public long LimitBurst { get; init; }
+    public bool LimitBytes { get; init; }
+    /// <summary>True for "limit rate over": match the packets beyond the rate instead of those within it.</summary>
+    public bool LimitOver { get; init; }
+    /// <summary>For a log rule: text put before each logged line.</summary>
+    public string? LogPrefix { get; init; }
     /// <summary>Connection-tracking states, any of which matches; None matches every packet.</summary>
     public ConnectionState CtStates { get; init; }
     /// <summary>A libpcap expression the whole frame must match.</summary>
@@ -68,11 +88,28 @@ public sealed record FilterRule
         {
             text.Append(IpProtocols.Name(Protocol)).Append(' ');
         }
+        if (IcmpType >= 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"type {FilterRuleParser.IcmpTypeName(IcmpType)} ");
+        }
+        if (TcpFlags != 0 || TcpFlagsMask != 0)
+        {
+            text.Append("flags ").Append(FilterRuleParser.TcpFlagNames(TcpFlags));
+            if (TcpFlagsMask != 0)
+            {
+                text.Append(" / ").Append(FilterRuleParser.TcpFlagNames(TcpFlagsMask));
+            }
+            text.Append(' ');
+        }
         AppendRange(text, "sport", SourcePortLow, SourcePortHigh);
         AppendRange(text, "dport", DestinationPortLow, DestinationPortHigh);
         if (App is not null)
         {
             text.Append(CultureInfo.InvariantCulture, $"app {App} ");
+        }
+        if (Cgroup is not null)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"cgroup {Cgroup} ");
         }
         if (Uid is { } uid)
         {
@@ -93,11 +130,27 @@ public sealed record FilterRule
                 .Select(s => s.ToString().ToLowerInvariant());
             text.Append(CultureInfo.InvariantCulture, $"ct state {string.Join(',', names)} ");
         }
+        if (LengthLow != 0 || LengthHigh != int.MaxValue)
+        {
+            text.Append(LengthLow == LengthHigh ? string.Create(CultureInfo.InvariantCulture, $"length {LengthLow} ")
+                : LengthHigh == int.MaxValue ? string.Create(CultureInfo.InvariantCulture, $"length {LengthLow}- ")
+                : string.Create(CultureInfo.InvariantCulture, $"length {LengthLow}-{LengthHigh} "));
+        }
+        if (LimitRate > 0)
+        {
+            string unit = LimitBytes ? "bytes" : "packets";
+            text.Append(CultureInfo.InvariantCulture, $"limit rate {(LimitOver ? "over " : "")}{LimitRate} {unit}/second burst {LimitBurst} ");
+        }
         if (Pcap is not null)
         {
             text.Append(CultureInfo.InvariantCulture, $"pcap \"{Pcap}\" ");
         }
-        return text.Append(Action.ToString().ToLowerInvariant()).ToString();
+        text.Append(Action.ToString().ToLowerInvariant());
+        if (LogPrefix is not null)
+        {
+            text.Append(CultureInfo.InvariantCulture, $" prefix \"{LogPrefix}\"");
+        }
+        return text.ToString();
     }
 
     private static void AppendRange(StringBuilder text, string name, ushort low, ushort high)

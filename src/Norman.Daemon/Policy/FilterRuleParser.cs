@@ -8,7 +8,9 @@ namespace Norman.Daemon.Policy;
 /// Reads a rule in Norman's filter syntax, close to nft's so that an nftables user reads it at sight:
 /// <code>
 ///   [ip saddr CIDR] [ip daddr CIDR] [udp|tcp|icmp] [sport P[-Q]] [dport P[-Q]]
-///   [app NAME] [uid N] [gid N] [pid N] [ct state S[,S…]] [pcap "EXPRESSION"]  accept|drop|reject|count
+///   [icmp type T] [tcp flags F[,F…] [/ MASK]] [length N[-M]] [app NAME] [uid N] [gid N] [pid N] [cgroup PATH]
+///   [ct state S[,S…]] [limit rate [over] N/second [burst M]] [pcap "EXPRESSION"]
+///   accept|drop|reject|count|log [prefix "TEXT"]
 /// </code>
 /// e.g. <c>udp dport 80 drop</c>, <c>app bobapp drop</c>, <c>ip saddr 198.18.0.0/24 udp dport 5000-6000 accept</c>,
 /// <c>pcap "udp and len &gt; 1000" count</c>. A mistake names the word it stumbled on and what was expected there.
@@ -22,9 +24,9 @@ public static class FilterRuleParser
         for (int i = 0; i < words.Count; i++)
         {
             string word = words[i];
-            if (action is not null)
+            if (action is not null && !(action == FilterAction.Log && word == "prefix"))
             {
-                throw Error(word, "nothing may follow the action");
+                throw Error(word, "nothing may follow the action (but a log prefix)");
             }
             switch (word)
             {
@@ -83,12 +85,46 @@ public static class FilterRuleParser
                 case "pcap":
                     rule = rule with { Pcap = Next(words, ref i, "a libpcap expression in quotes, like \"udp port 53\"").Trim('"') };
                     break;
-                case "accept" or "drop" or "reject" or "count":
-                    action = Enum.Parse<FilterAction>(word, ignoreCase: true);
+                case "type":
+                    rule = rule with { IcmpType = IcmpType(Next(words, ref i, "an ICMP type, like echo-request or 8")) };
                     break;
+                case "flags":
+                    byte flags = TcpFlagsOf(Next(words, ref i, "TCP flags, like syn or syn,ack"));
+                    byte mask = 0;
+                    if (i + 1 < words.Count && words[i + 1] == "/")
+                    {
+                        i++;
+                        mask = TcpFlagsOf(Next(words, ref i, "the flags to look at, like syn,ack,rst"));
+                    }
+                    rule = rule with { TcpFlags = flags, TcpFlagsMask = mask };
+                    break;
+                case "length":
+                    var (lengthLow, lengthHigh) = LengthRange(Next(words, ref i, "an IP length or range, like 1000- or 64-128"));
+                    rule = rule with { LengthLow = lengthLow, LengthHigh = lengthHigh };
+                    break;
+                case "cgroup":
+                    rule = rule with { Cgroup = Next(words, ref i, "a cgroup path, like /system.slice/kvdb.service") };
+                    break;
+                case "limit":
+                    rule = Limit(rule, words, ref i);
+                    break;
+                case "prefix" when action == FilterAction.Log:
+                    rule = rule with { LogPrefix = Next(words, ref i, "the log prefix in quotes") };
+                    continue;
+                case "accept" or "drop" or "reject" or "count" or "log":
+                    action = Enum.Parse<FilterAction>(word, ignoreCase: true);
+                    continue;
                 default:
                     throw Error(word, "a match (ip saddr/daddr, udp, tcp, icmp, sport, dport, app, uid, gid, pid, ct state, pcap) or an action (accept, drop, reject, count)");
             }
+        }
+        if (rule.IcmpType >= 0 && rule.Protocol != IpProtocols.Icmp)
+        {
+            throw new FormatException("An ICMP type needs the protocol: write 'icmp type echo-request'.");
+        }
+        if ((rule.TcpFlags != 0 || rule.TcpFlagsMask != 0) && rule.Protocol != IpProtocols.Tcp)
+        {
+            throw new FormatException("TCP flags need the protocol: write 'tcp flags syn'.");
         }
         if ((rule.SourcePortLow != 0 || rule.SourcePortHigh != ushort.MaxValue || rule.DestinationPortLow != 0 || rule.DestinationPortHigh != ushort.MaxValue)
             && rule.Protocol is not (IpProtocols.Udp or IpProtocols.Tcp))
@@ -96,6 +132,115 @@ public static class FilterRuleParser
             throw new FormatException("Ports need a protocol: write 'udp dport 53' or 'tcp dport 80'.");
         }
         return rule with { Action = action ?? throw new FormatException("The rule has no action: end it with accept, drop, reject or count.") };
+    }
+
+    private static readonly (string Name, int Type)[] IcmpTypes =
+    [
+        ("echo-reply", 0), ("destination-unreachable", 3), ("source-quench", 4), ("redirect", 5), ("echo-request", 8),
+        ("router-advertisement", 9), ("router-solicitation", 10), ("time-exceeded", 11), ("parameter-problem", 12),
+        ("timestamp-request", 13), ("timestamp-reply", 14),
+    ];
+
+    private static readonly (string Name, byte Bit)[] TcpFlagBits =
+        [("fin", 0x01), ("syn", 0x02), ("rst", 0x04), ("psh", 0x08), ("ack", 0x10), ("urg", 0x20), ("ecn", 0x40), ("cwr", 0x80)];
+
+    public static string IcmpTypeName(int type) =>
+        IcmpTypes.FirstOrDefault(t => t.Type == type).Name ?? type.ToString(CultureInfo.InvariantCulture);
+
+    public static string TcpFlagNames(byte flags) =>
+        string.Join(',', TcpFlagBits.Where(f => (flags & f.Bit) != 0).Select(f => f.Name));
+
+    private static int IcmpType(string text) =>
+        IcmpTypes.FirstOrDefault(t => t.Name == text) is { Name: not null } known ? known.Type
+        : byte.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out byte number) ? number
+        : throw Error(text, $"an ICMP type: {string.Join(", ", IcmpTypes.Select(t => t.Name))}, or a number");
+
+    private static byte TcpFlagsOf(string text)
+    {
+        byte flags = 0;
+        foreach (var name in text.Split(',', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var bit = TcpFlagBits.FirstOrDefault(f => f.Name == name);
+            flags |= bit.Name is null ? throw Error(name, $"a TCP flag: {string.Join(", ", TcpFlagBits.Select(f => f.Name))}") : bit.Bit;
+        }
+        return flags;
+    }
+
+    private static (int, int) LengthRange(string text)
+    {
+        var parts = text.Split('-');
+        if (parts.Length > 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int low))
+        {
+            throw Error(text, "an IP length or range, like 100, 1000- or 64-128");
+        }
+        if (parts.Length == 1)
+        {
+            return (low, low);
+        }
+        if (parts[1].Length == 0)
+        {
+            return (low, int.MaxValue);
+        }
+        return int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int high) && high >= low
+            ? (low, high)
+            : throw Error(text, "a range low-high with low ≤ high");
+    }
+
+    /// <summary>limit rate [over] N/second | N/minute | N UNIT/second (UNIT: bytes, kbytes, mbytes) [burst M]</summary>
+    private static FilterRule Limit(FilterRule rule, IReadOnlyList<string> words, ref int i)
+    {
+        if (Next(words, ref i, "'rate' after 'limit'") != "rate")
+        {
+            throw Error(words[i], "'rate' after 'limit'");
+        }
+        string token = Next(words, ref i, "a rate, like 100/second or 1 mbytes/second");
+        bool over = token == "over";
+        if (over)
+        {
+            token = Next(words, ref i, "a rate, like 100/second or 1 mbytes/second");
+        }
+        string amount = token, per;
+        long multiplier = 1;
+        bool bytes = false;
+        if (token.Contains('/'))
+        {
+            (amount, per) = (token.Split('/')[0], token.Split('/')[1]);
+        }
+        else
+        {
+            var unit = Next(words, ref i, "a unit, like mbytes/second").Split('/');
+            if (unit.Length != 2)
+            {
+                throw Error(words[i], "UNIT/second or UNIT/minute");
+            }
+            (multiplier, bytes) = unit[0] switch
+            {
+                "packets" => (1L, false),
+                "bytes" => (1L, true),
+                "kbytes" => (1024L, true),
+                "mbytes" => (1024L * 1024, true),
+                _ => throw Error(unit[0], "packets, bytes, kbytes or mbytes"),
+            };
+            per = unit[1];
+        }
+        if (!long.TryParse(amount, NumberStyles.None, CultureInfo.InvariantCulture, out long rate) || rate == 0)
+        {
+            throw Error(amount, "a positive rate");
+        }
+        rate *= multiplier;
+        long perSecond = per switch
+        {
+            "second" => rate,
+            "minute" => Math.Max(1, rate / 60),
+            _ => throw Error(per, "second or minute"),
+        };
+        long burst = bytes ? perSecond : Math.Max(1, perSecond / 10);
+        if (i + 1 < words.Count && words[i + 1] == "burst")
+        {
+            i++;
+            burst = Number(Next(words, ref i, "a burst size")) * (bytes ? multiplier : 1);
+        }
+        return rule with { LimitRate = perSecond, LimitBurst = burst, LimitBytes = bytes, LimitOver = over };
     }
 
     /// <summary>Splits a rule line into words, keeping a quoted pcap expression whole.</summary>

@@ -10,10 +10,11 @@ namespace Norman.Daemon.Policy;
 /// </summary>
 public sealed class PolicySnapshot
 {
-    public static readonly PolicySnapshot Empty = new(0, FilterAction.Accept, FilterAction.Accept, [], []);
+    public static readonly PolicySnapshot Empty = new(0, FilterAction.Accept, FilterAction.Accept, [], [], new PacketLog());
 
-    public PolicySnapshot(long generation, FilterAction ingressPolicy, FilterAction egressPolicy, CompiledRule[] ingress, CompiledRule[] egress)
+    public PolicySnapshot(long generation, FilterAction ingressPolicy, FilterAction egressPolicy, CompiledRule[] ingress, CompiledRule[] egress, PacketLog log)
     {
+        Log = log;
         Generation = generation;
         IngressPolicy = ingressPolicy;
         EgressPolicy = egressPolicy;
@@ -34,6 +35,7 @@ public sealed class PolicySnapshot
     public bool UsesConntrack { get; }
 
     public long Generation { get; }
+    public PacketLog Log { get; }
     public FilterAction IngressPolicy { get; }
     public FilterAction EgressPolicy { get; }
     public CompiledRule[] Ingress { get; }
@@ -89,6 +91,14 @@ public sealed class PolicySnapshot
             }
             rule.Counters.Packets++;
             rule.Counters.Bytes += frame.Length;
+            if (rule.Action == FilterAction.Log)
+            {
+                if (rule.MayLog(System.Diagnostics.Stopwatch.GetTimestamp()))
+                {
+                    Log.Write(rule.Rule.Handle, chain, packet, packet.IpLength, socket);
+                }
+                continue;
+            }
             if (rule.Action != FilterAction.Count)
             {
                 return rule.Action;

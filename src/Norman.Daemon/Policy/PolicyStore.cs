@@ -24,6 +24,8 @@ public sealed class PolicyStore
     private long _nextHandle = 1;
     private long _generation;
 
+    public PacketLog Log { get; } = new();
+
     public PolicyStore(Engine engine, AppNames names, string? file)
     {
         _engine = engine;
@@ -36,6 +38,16 @@ public sealed class PolicyStore
     }
 
     public sealed record Listing(FilterAction IngressPolicy, FilterAction EgressPolicy, long Generation, IReadOnlyList<(FilterRule Rule, RuleCounters Counters)> Rules);
+
+    /// <summary>The log lines of `log` rules since the last call, for the daemon's log.</summary>
+    public List<string> DrainLog()
+    {
+        lock (_gate)
+        {
+            var prefixes = _rules.Where(r => r.LogPrefix is not null).ToDictionary(r => r.Handle, r => r.LogPrefix! + " ");
+            return Log.Drain(_names.NameOf, handle => prefixes.GetValueOrDefault(handle, ""));
+        }
+    }
 
     public FilterRule Add(Chain chain, IReadOnlyList<string> words, bool atTop = false)
     {
@@ -179,12 +191,13 @@ public sealed class PolicyStore
             {
                 counters = new RuleCounters();
             }
-            return new CompiledRule(rule, rule.App is null ? -1 : _names.IdOf(rule.App), counters);
+            return new CompiledRule(rule, rule.App is null ? -1 : _names.IdOf(rule.App), counters,
+                rule.Cgroup is null ? -1 : _names.IdOf(AppNames.CgroupKey(rule.Cgroup)));
         }
         // Compile everything first: a bad expression throws here, and nothing has changed yet.
         var ingressRules = rules.Where(r => r.Chain == Chain.Ingress).Select(Compile).ToArray();
         var egressRules = rules.Where(r => r.Chain == Chain.Egress).Select(Compile).ToArray();
-        var snapshot = new PolicySnapshot(_generation + 1, ingress, egress, ingressRules, egressRules);
+        var snapshot = new PolicySnapshot(_generation + 1, ingress, egress, ingressRules, egressRules, Log);
         Persist(Lines(rules, ingress, egress));
         foreach (var compiled in ingressRules.Concat(egressRules))
         {

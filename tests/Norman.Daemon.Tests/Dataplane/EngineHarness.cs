@@ -31,11 +31,11 @@ public sealed class EngineHarness : IDisposable
 
     public AppNames Names { get; } = new();
 
-    public AppSide Bind(ushort port, NetAddress? address = null, string app = "testapp", int uid = 1000)
+    public AppSide Bind(ushort port, NetAddress? address = null, string app = "testapp", int uid = 1000, string cgroup = "/user.slice")
     {
-        var owner = new PeerIdentity(Environment.ProcessId, uid, uid, app, app, "/", false);
+        var owner = new PeerIdentity(Environment.ProcessId, uid, uid, app, app, cgroup, false);
         var socket = new NormanSocket(_sockets.Count + 1, owner, IpProtocols.Udp, address ?? NetAddress.FromV4(0), port, SlotCount,
-            PipeLayout.DefaultSlotSize, Names.IdOf(app));
+            PipeLayout.DefaultSlotSize, Names.IdOf(app), Names.IdOf(AppNames.CgroupKey(cgroup)));
         socket.LocalAddress = address ?? NetAddress.FromV4(0);
         _sockets.Add(socket);
         Engine.Post(new AddSocketCommand(socket.Pipe));

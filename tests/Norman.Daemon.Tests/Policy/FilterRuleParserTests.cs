@@ -16,9 +16,27 @@ public sealed class FilterRuleParserTests
     [InlineData("pcap \"udp and greater 200\" drop")]
     [InlineData("icmp accept")]
     [InlineData("ct state established,related accept")]
+    [InlineData("icmp type echo-request drop")]
+    [InlineData("tcp flags syn / syn,ack drop")]
+    [InlineData("length 1000- drop")]
+    [InlineData("length 64-128 count")]
+    [InlineData("cgroup /system.slice/kvdb.service drop")]
+    [InlineData("udp dport 5000 limit rate over 100 packets/second burst 10 drop")]
+    [InlineData("limit rate 1048576 bytes/second burst 65536 accept")]
+    [InlineData("udp dport 53 log prefix \"dns\"")]
     [InlineData("udp ct state new,invalid drop")]
     [InlineData("drop")]
     public void A_rule_reads_back_as_it_was_written(string line) => Assert.Equal(line, Parse(line).ToString());
+
+    [Fact]
+    public void Rates_are_read_in_packets_or_bytes_per_second()
+    {
+        var rule = Parse("limit rate over 1 mbytes/second drop");
+        Assert.Equal(1024 * 1024, rule.LimitRate);
+        Assert.True(rule.LimitBytes);
+        Assert.True(rule.LimitOver);
+        Assert.Equal(60, Parse("limit rate 3600/minute accept").LimitRate);
+    }
 
     [Fact]
     public void Fields_land_where_they_belong()
@@ -44,6 +62,9 @@ public sealed class FilterRuleParserTests
     [InlineData("frobnicate drop", "'frobnicate'")]
     [InlineData("app", "ends where a process name")]
     [InlineData("ct state open accept", "'open'")]
+    [InlineData("type echo-request drop", "needs the protocol")]
+    [InlineData("tcp flags syn,push drop", "'push'")]
+    [InlineData("limit rate 10/hour accept", "'hour'")]
     public void A_mistake_names_the_word_and_what_was_expected(string line, string expected)
     {
         var error = Assert.Throws<FormatException>(() => Parse(line));

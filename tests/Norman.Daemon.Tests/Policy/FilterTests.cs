@@ -169,6 +169,95 @@ public sealed class FilterTests : IDisposable
     }
 
     [Fact]
+    public void An_icmp_type_rule_stops_ping()
+    {
+        Rule("ingress", "icmp type echo-request drop");
+        _wire.Peer.SendPing(1, 1, "ping"u8);
+        _wire.Breathe();
+        Assert.Equal(0, _wire.Peer.ReceivedEchoReplies);
+        Assert.Equal(1, RuleCount(0));
+    }
+
+    [Fact]
+    public void A_length_rule_drops_large_packets_only()
+    {
+        var app = _wire.Bind(5000);
+        Rule("ingress", "length 1000- drop");
+        _wire.Peer.SendUdp(40000, 5000, new byte[100]);
+        _wire.Peer.SendUdp(40000, 5000, new byte[1200]);
+        _wire.Breathe();
+        Assert.Equal(100, Assert.Single(app.ReceiveAll()).Payload.Length);
+    }
+
+    [Fact]
+    public void A_cgroup_rule_matches_the_owners_cgroup()
+    {
+        var service = _wire.Bind(5000, cgroup: "/system.slice/kvdb.service");
+        var user = _wire.Bind(5001, cgroup: "/user.slice");
+        Rule("ingress", "cgroup /system.slice/kvdb.service drop");
+        _wire.Peer.SendUdp(40000, 5000, "a"u8);
+        _wire.Peer.SendUdp(40000, 5001, "b"u8);
+        _wire.Breathe();
+        Assert.Empty(service.ReceiveAll());
+        Assert.Single(user.ReceiveAll());
+    }
+
+    [Fact]
+    public void A_rate_limit_lets_the_burst_through_and_drops_what_is_over()
+    {
+        var app = _wire.Bind(5000);
+        Rule("ingress", "udp dport 5000 limit rate over 5/second burst 5 drop");
+        for (int i = 0; i < 20; i++)
+        {
+            _wire.Peer.SendUdp(40000, 5000, "x"u8);
+        }
+        _wire.Breathe();
+        Assert.Equal(5, app.ReceiveAll().Count);
+        Assert.Equal(15, RuleCount(0));
+    }
+
+    [Fact]
+    public void A_log_rule_logs_with_the_owning_application_and_goes_on()
+    {
+        var app = _wire.Bind(5000, app: "kvdb");
+        Rule("ingress", "udp dport 5000 log prefix \"db:\"");
+        Rule("ingress", "udp dport 5000 drop");
+        _wire.Peer.SendUdp(40000, 5000, "GET x"u8);
+        _wire.Breathe();
+
+        Assert.Empty(app.ReceiveAll());
+        var line = Assert.Single(_policy.DrainLog());
+        Assert.Contains("db: ingress handle 1: udp 198.18.0.2:40000 > 198.18.0.1:5000", line);
+        Assert.Contains("app kvdb", line);
+        Assert.Empty(_policy.DrainLog());
+    }
+
+    [Fact]
+    public void A_tcp_flags_rule_counts_syns_and_not_acks()
+    {
+        Rule("ingress", "tcp flags syn / syn,ack count");
+        _wire.Peer.SendFrame(TcpFrame(TcpHeader.Syn));
+        _wire.Peer.SendFrame(TcpFrame(TcpHeader.Ack));
+        _wire.Peer.SendFrame(TcpFrame(TcpHeader.Syn | TcpHeader.Ack));
+        _wire.Breathe();
+        Assert.Equal(1, RuleCount(0));
+    }
+
+    private byte[] TcpFrame(byte flags)
+    {
+        var frame = new byte[EthernetHeader.Size + Ipv4Header.Size + TcpHeader.Size];
+        EthernetHeader.Write(frame, _wire.Engine.Host.Mac, _wire.Peer.Mac, EtherTypes.IPv4);
+        Ipv4Header.Write(frame.AsSpan(EthernetHeader.Size), IpProtocols.Tcp, EngineHarness.PeerAddress.V4, EngineHarness.HostAddress.V4,
+            Ipv4Header.Size + TcpHeader.Size, 1);
+        var tcp = frame.AsSpan(EthernetHeader.Size + Ipv4Header.Size);
+        tcp[1] = 80;
+        tcp[3] = 80;
+        tcp[12] = 0x50;
+        tcp[13] = flags;
+        return frame;
+    }
+
+    [Fact]
     public void A_pcap_expression_rule_matches_what_libpcap_would()
     {
         var app = _wire.Bind(5000);

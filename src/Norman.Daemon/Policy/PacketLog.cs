@@ -1,0 +1,78 @@
+using System.Globalization;
+using Norman.Core.Packets;
+using Norman.Daemon.Dataplane;
+
+namespace Norman.Daemon.Policy;
+
+/// <summary>
+/// Packets that `log` rules saw, on their way from the dataplane to the daemon's log. The dataplane writes fixed
+/// records into a ring (no allocation, no lock, never blocks: a full ring drops the record and counts it); the
+/// control plane drains it and writes one line per packet, naming the owning application, as the kernel's
+/// LOG target writes to the kernel log. Each rule logs at most <see cref="PerRulePerSecond"/> packets a second.
+/// </summary>
+public sealed class PacketLog
+{
+    public const int PerRulePerSecond = 10;
+    private const int Capacity = 1024;
+
+    private readonly Record[] _records = new Record[Capacity];
+    private long _written;
+    private long _read;
+
+    public long Dropped { get; private set; }
+
+    private struct Record
+    {
+        public long Handle;
+        public Chain Chain;
+        public FilterAction Verdict;
+        public byte Protocol;
+        public NetAddress Source, Destination;
+        public ushort SourcePort, DestinationPort;
+        public int Length;
+        public long SocketId;
+        public int OwnerPid;
+        public int AppId;
+    }
+
+    /// <summary>Dataplane thread: records a packet a log rule matched.</summary>
+    public void Write(long handle, Chain chain, in ParsedPacket packet, int length, PipeSocket? socket)
+    {
+        long written = _written;
+        if (written - Volatile.Read(ref _read) >= Capacity)
+        {
+            Dropped++;
+            return;
+        }
+        ref var record = ref _records[written % Capacity];
+        record.Handle = handle;
+        record.Chain = chain;
+        record.Protocol = packet.Protocol;
+        record.Source = packet.Source;
+        record.Destination = packet.Destination;
+        record.SourcePort = packet.SourcePort;
+        record.DestinationPort = packet.DestinationPort;
+        record.Length = length;
+        record.SocketId = socket?.Id ?? 0;
+        record.OwnerPid = socket?.OwnerPid ?? 0;
+        record.AppId = socket?.AppId ?? -1;
+        Volatile.Write(ref _written, written + 1);
+    }
+
+    /// <summary>Control plane: formats what was written since the last call, oldest first.</summary>
+    public List<string> Drain(Func<int, string> appName, Func<long, string> prefix)
+    {
+        var lines = new List<string>();
+        long written = Volatile.Read(ref _written);
+        for (long at = _read; at < written; at++)
+        {
+            var r = _records[at % Capacity];
+            string owner = r.SocketId == 0 ? "no socket" : $"app {appName(r.AppId)} pid {r.OwnerPid}";
+            lines.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{prefix(r.Handle)}{r.Chain.ToString().ToLowerInvariant()} handle {r.Handle}: {IpProtocols.Name(r.Protocol)} " +
+                $"{r.Source}:{r.SourcePort} > {r.Destination}:{r.DestinationPort} len {r.Length} ({owner})"));
+        }
+        Volatile.Write(ref _read, written);
+        return lines;
+    }
+}
