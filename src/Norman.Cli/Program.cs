@@ -6,6 +6,7 @@ var root = new RootCommand("Norman: kernel-bypass networking that the administra
     UpCommand.Create(),
     SsCommand.Create(),
     FilterCommand.Create(),
+    TraceCommand.Create(),
     DemoCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

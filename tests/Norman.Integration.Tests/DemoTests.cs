@@ -26,6 +26,7 @@ public sealed class DemoTests
         Assert.Matches(@"users:\(\(""rogue-httpd"",pid=\d+\)\)", text);
         Assert.Contains("the request was refused", text);
         Assert.Matches(@"app rogue-httpd reject\s+# handle 1, packets [1-9]", text);
+        Assert.Contains("verdict reject (rule 1)", text);
         Assert.DoesNotContain(Directory.GetDirectories("/proc"), IsDemoApplication);
         Assert.False(Directory.Exists(Path.Combine(Path.GetTempPath(), $"norman-demo-{demo.Id}")));
     }

@@ -28,6 +28,25 @@ public sealed class FilterCommandTests : DaemonTest
         Assert.NotNull(Daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10)));
     }
 
+    [Fact]
+    public async Task Trace_walks_the_rules_over_a_described_packet_and_names_its_owner()
+    {
+        using var web = Daemon.Start("echo-server", "8080");
+        web.ReadLine();
+        await Norman("filter", "add", "ingress", "ip", "saddr", "198.18.0.0/24", "count");
+        await Norman("filter", "add", "ingress", "udp", "dport", "53", "drop");
+        await Norman("filter", "add", "ingress", "app", "echo-server", "reject");
+
+        string trace = await Norman("trace", "ingress", "udp", "saddr", "198.18.0.2", "sport", "40000", "dport", "8080");
+        Assert.Contains($"trace ingress udp 198.18.0.2:40000 > 198.18.0.1:8080 len 28 (app echo-server pid {web.Pid}", trace);
+        Assert.Matches(@"rule ip saddr 198\.18\.0\.0/24 count\s+\(handle 1\)\s+match → count", trace);
+        Assert.Matches(@"rule udp dport 53 drop\s+\(handle 2\)\s+no match", trace);
+        Assert.Matches(@"rule app echo-server reject\s+\(handle 3\)\s+match → reject", trace);
+        Assert.Contains("verdict reject (rule 3)", trace);
+        Assert.Contains("verdict policy accept", await Norman("trace", "ingress", "udp", "dport", "9999"));
+        Assert.Equal(0, Daemon.Daemon.Policy.List().Rules[0].Counters.Packets); // tracing counts nothing
+    }
+
     [RootFact]
     public void A_user_who_is_not_an_administrator_is_refused_clearly()
     {

@@ -127,6 +127,8 @@ public static class DemoCommand
         }
         Step("…and the filter shows what it stopped:", "norman filter list");
         Console.Write(await RunSelfAsync(["filter", "--socket", socketPath, "list"]));
+        Step("Which rule decides a request to that port, and why?", $"norman trace ingress udp dport {port}");
+        Console.Write(await RunSelfAsync(["trace", "--socket", socketPath, "ingress", "udp", "dport", port.ToString(CultureInfo.InvariantCulture)]));
     }
 
     private static int CurrentGid()

@@ -43,6 +43,24 @@ public sealed class ControlResponse
     public DaemonInfo? Daemon { get; set; }
     public Dictionary<string, long>? Counters { get; set; }
     public FilterInfo? Filter { get; set; }
+    public TraceInfo? Trace { get; set; }
+}
+
+/// <summary>What `norman trace` shows: the packet, its owner, each rule walked, the verdict.</summary>
+public sealed class TraceInfo
+{
+    public string Packet { get; set; } = "";
+    public string Owner { get; set; } = "";
+    public List<TraceStep> Steps { get; set; } = new();
+    public string Verdict { get; set; } = "";
+}
+
+public sealed class TraceStep
+{
+    public long Handle { get; set; }
+    public string Rule { get; set; } = "";
+    public bool Matched { get; set; }
+    public string Note { get; set; } = "";
 }
 
 /// <summary>The filtering policy as `norman filter list` shows it.</summary>
@@ -124,4 +142,5 @@ public sealed class DaemonInfo
 [JsonSerializable(typeof(ControlResponse))]
 [JsonSerializable(typeof(List<SocketInfo>))]
 [JsonSerializable(typeof(FilterInfo))]
+[JsonSerializable(typeof(TraceInfo))]
 public sealed partial class ControlJson : JsonSerializerContext;

@@ -29,6 +29,7 @@ public static class ControlProtocol
         public const string FilterPolicy = "filter-policy";
         public const string FilterSave = "filter-save";
         public const string FilterRestore = "filter-restore";
+        public const string FilterTrace = "filter-trace";
     }
 
     public static class Errors

@@ -63,6 +63,9 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             case ControlProtocol.Ops.FilterList:
                 response.Filter = DescribeFilter();
                 return (response, []);
+            case ControlProtocol.Ops.FilterTrace:
+                response.Trace = Trace(request);
+                return (response, []);
             case ControlProtocol.Ops.FilterSave:
                 response.Filter = new FilterInfo { Lines = policy.Save().ToList() };
                 return (response, []);
@@ -112,6 +115,31 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             }
         }
         catch (Exception error) when (error is FormatException or ArgumentException or PcapFilterException)
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
+        }
+    }
+
+    private TraceInfo Trace(ControlRequest request)
+    {
+        try
+        {
+            var chain = PolicyStore.ParseChain(request.Chain ?? "");
+            var (frame, packet) = PacketTrace.Build(chain, request.Rule ?? [], engine.Host.Address);
+            // The owner, as the dataplane would find it: the socket bound to the packet's port on our side.
+            ushort ourPort = chain == Chain.Ingress ? packet.DestinationPort : packet.SourcePort;
+            var owner = sockets.Snapshot().FirstOrDefault(s => s.LocalPort == ourPort && s.Pipe.Protocol == packet.Protocol);
+            string ownerText = owner is null ? "no socket" : $"app {owner.Owner.ProcessName} pid {owner.Owner.Pid} uid {owner.Owner.Uid}";
+            var result = PacketTrace.Run(engine.Policy, chain, frame, packet, owner?.Pipe, ownerText);
+            return new TraceInfo
+            {
+                Packet = result.Packet,
+                Owner = result.Owner,
+                Verdict = result.Verdict,
+                Steps = result.Steps.Select(s => new TraceStep { Handle = s.Handle, Rule = s.Rule, Matched = s.Matched, Note = s.Note }).ToList(),
+            };
+        }
+        catch (FormatException error)
         {
             throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
         }
