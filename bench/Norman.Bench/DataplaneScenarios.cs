@@ -18,10 +18,16 @@ public static class DataplaneScenarios
     public static int PayloadFor(int frameSize) => frameSize == 64 ? 64 - 4 - EthernetHeader.Size - UdpPacketBuilder.HeaderLengthV4 : 1500 - UdpPacketBuilder.HeaderLengthV4;
 
     /// <summary><paramref name="rules"/> ingress rules that this flow does not match come before the verdict (the policy: accept).</summary>
-    public static (double Pps, long Drops, long AllocatedBytes) PeerToApplication(int frameSize, long packets, int rules = 0)
+    public static (double Pps, long Drops, long AllocatedBytes) PeerToApplication(int frameSize, long packets, int rules = 0, int setSize = 0)
     {
         return WithDaemon((daemon, socket) =>
         {
+            if (setSize > 0)
+            {
+                // A set of addresses the peer is not among, and one rule that looks the source up in it.
+                daemon.Policy.AddSet("blocked", "ipv4_addr", Enumerable.Range(0, setSize).Select(i => $"203.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}").ToList());
+                daemon.Policy.Add(Norman.Daemon.Policy.Chain.Ingress, ["ip", "saddr", "@blocked", "drop"]);
+            }
             if (rules > 0)
             {
                 daemon.Policy.Restore(Enumerable.Range(0, rules).Select(i => $"add ingress udp dport {10000 + i % 50000} sport {i / 50000 + 1} drop").ToList(), "bench");

@@ -69,6 +69,12 @@ root.SetAction(result =>
         }
         figures.Add(withRules);
     }
+    var set = new Measurement("norman_set10k_mpps_64", "peer → application, 64-byte frames, a rule looking the source up in a 10,000-address set", "Mpps");
+    for (int run = 0; run < runCount; run++)
+    {
+        set.Add(DataplaneScenarios.PeerToApplication(64, packets64, setSize: 10_000).Pps / 1e6);
+    }
+    figures.Add(set);
     if (RealWireScenarios.WhyNot() is { } why)
     {
         Console.Error.WriteLine($"skipping the veth scenarios (kernel baseline, afpacket): {why}");

@@ -9,4 +9,5 @@ var root = new RootCommand("Norman: kernel-bypass networking that the administra
     TraceCommand.Create(),
     DemoCommand.Create(),
 };
-return await root.Parse(args).InvokeAsync();
+// "@name" is a set in a filter rule, not a response file: turn response files off.
+return await root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null }).InvokeAsync();

@@ -47,6 +47,21 @@ public sealed class FilterCommandTests : DaemonTest
         Assert.Equal(0, Daemon.Daemon.Policy.List().Rules[0].Counters.Packets); // tracing counts nothing
     }
 
+    [Fact]
+    public async Task Sets_are_made_filled_and_used_from_the_command_line()
+    {
+        await Norman("filter", "set", "add", "blocked", "ipv4_addr", "203.0.113.7");
+        await Norman("filter", "element", "add", "blocked", "203.0.113.9", "198.18.0.2");
+        await Norman("filter", "add", "ingress", "ip", "saddr", "@blocked", "drop");
+        string list = await Norman("filter", "list");
+        Assert.Contains("ip saddr @blocked drop", list);
+        Assert.Contains("set blocked { type ipv4_addr; 3 elements }", list);
+        Assert.Contains("verdict drop (rule 1)", await Norman("trace", "ingress", "udp", "saddr", "198.18.0.2", "dport", "5000"));
+        var (code, output) = await Try("filter", "set", "delete", "blocked");
+        Assert.Equal(1, code);
+        Assert.Contains("used by rule 1", output);
+    }
+
     [RootFact]
     public void A_user_who_is_not_an_administrator_is_refused_clearly()
     {

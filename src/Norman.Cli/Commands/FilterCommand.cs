@@ -13,8 +13,9 @@ namespace Norman.Cli.Commands;
 /// </summary>
 public static class FilterCommand
 {
-    private const string RuleHelp = "RULE: [ip saddr|daddr CIDR] [udp|tcp|icmp] [sport|dport P[-Q]] [app NAME] [uid N] [gid N] [pid N] " +
-        "[pcap \"EXPR\"] accept|drop|reject|count";
+    private const string RuleHelp = "RULE: [ip saddr|daddr CIDR|@SET] [udp|tcp|icmp] [sport|dport P[-Q]|@SET] [icmp type T] [tcp flags F[,F] [/ MASK]] " +
+        "[length N[-M]] [app NAME] [uid N] [gid N] [pid N] [cgroup PATH] [ct state S[,S]] [limit rate [over] N/second [burst M]] " +
+        "[pcap \"EXPR\"] accept|drop|reject|count|log [prefix \"TEXT\"]";
 
     public static Command Create()
     {
@@ -32,6 +33,8 @@ public static class FilterCommand
         command.Subcommands.Add(Flush(socket));
         command.Subcommands.Add(Policy(socket));
         command.Subcommands.Add(Save(socket));
+        command.Subcommands.Add(Sets(socket));
+        command.Subcommands.Add(Elements(socket));
         command.Subcommands.Add(Restore(socket));
         return command;
     }
@@ -99,6 +102,48 @@ public static class FilterCommand
         return policy;
     }
 
+    private static Command Sets(Option<string?> socket)
+    {
+        var name = new Argument<string>("NAME") { Description = "The set's name; rules refer to it as @NAME." };
+        var type = new Argument<string>("TYPE") { Description = "ipv4_addr (addresses) or inet_service (ports)." };
+        var elements = new Argument<string[]>("ELEMENTS") { Description = "Addresses or ports to put in it.", Arity = ArgumentArity.ZeroOrMore };
+        var add = new Command("add", "Create a named set (or add to it).\n\nExample:\n  norman filter set add blocked ipv4_addr 203.0.113.7 203.0.113.9\n" +
+            "  norman filter add ingress ip saddr @blocked drop") { name, type, elements };
+        add.SetAction(result => Call(result, socket, new ControlRequest
+        {
+            Op = ControlProtocol.Ops.FilterSetAdd,
+            SetName = result.GetValue(name),
+            SetType = result.GetValue(type),
+            Elements = (result.GetValue(elements) ?? []).ToList(),
+        }, _ => { }));
+        var deleteName = new Argument<string>("NAME") { Description = "The set to delete (no rule may use it)." };
+        var delete = new Command("delete", "Delete a named set.") { deleteName };
+        delete.SetAction(result => Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterSetDelete, SetName = result.GetValue(deleteName) }, _ => { }));
+        return new Command("set", "Named sets of addresses or ports, matched with one lookup (like nft sets or ipset).") { add, delete };
+    }
+
+    private static Command Elements(Option<string?> socket)
+    {
+        Command Change(string verb, string op, string description)
+        {
+            var name = new Argument<string>("NAME") { Description = "The set." };
+            var elements = new Argument<string[]>("ELEMENTS") { Description = "Addresses or ports.", Arity = ArgumentArity.OneOrMore };
+            var change = new Command(verb, description) { name, elements };
+            change.SetAction(result => Call(result, socket, new ControlRequest
+            {
+                Op = op,
+                SetName = result.GetValue(name),
+                Elements = result.GetValue(elements)!.ToList(),
+            }, _ => { }));
+            return change;
+        }
+        return new Command("element", "Add or delete elements of a named set, in one swap.")
+        {
+            Change("add", ControlProtocol.Ops.FilterElementAdd, "Add elements to a set."),
+            Change("delete", ControlProtocol.Ops.FilterElementDelete, "Delete elements from a set."),
+        };
+    }
+
     private static Command Save(Option<string?> socket)
     {
         var save = new Command("save", "Print the policy in the file format that restore reads (and normand keeps in its policy file).");
@@ -158,6 +203,10 @@ public static class FilterCommand
                 text.AppendLine(CultureInfo.InvariantCulture, $"    {rule.Rule,-50} # handle {rule.Handle}, packets {rule.Packets} bytes {rule.Bytes}");
             }
             text.AppendLine("}");
+        }
+        foreach (var set in filter.Sets)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"set {set.Name} {{ type {set.Type}; {set.Elements} elements }}");
         }
         return text.ToString();
     }

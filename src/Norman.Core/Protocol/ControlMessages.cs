@@ -27,6 +27,10 @@ public sealed class ControlRequest
     public long? Handle { get; set; }
     public bool? Insert { get; set; }
     public string? Policy { get; set; }
+    /// <summary>filter-set-* and filter-element-*: the set, its type (ipv4_addr, inet_service), its elements.</summary>
+    public string? SetName { get; set; }
+    public string? SetType { get; set; }
+    public List<string>? Elements { get; set; }
     /// <summary>filter-restore: the lines of a policy file.</summary>
     public List<string>? Lines { get; set; }
 }
@@ -70,8 +74,17 @@ public sealed class FilterInfo
     public string EgressPolicy { get; set; } = "accept";
     public long Generation { get; set; }
     public List<RuleInfo> Rules { get; set; } = new();
+    public List<SetInfo> Sets { get; set; } = new();
     /// <summary>filter-save: the policy in the file format.</summary>
     public List<string>? Lines { get; set; }
+}
+
+/// <summary>A named set, with how many elements it holds.</summary>
+public sealed class SetInfo
+{
+    public string Name { get; set; } = "";
+    public string Type { get; set; } = "";
+    public int Elements { get; set; }
 }
 
 /// <summary>One rule with its counters.</summary>

@@ -30,6 +30,10 @@ public static class ControlProtocol
         public const string FilterSave = "filter-save";
         public const string FilterRestore = "filter-restore";
         public const string FilterTrace = "filter-trace";
+        public const string FilterSetAdd = "filter-set-add";
+        public const string FilterSetDelete = "filter-set-delete";
+        public const string FilterElementAdd = "filter-element-add";
+        public const string FilterElementDelete = "filter-element-delete";
     }
 
     public static class Errors

@@ -70,7 +70,8 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 response.Filter = new FilterInfo { Lines = policy.Save().ToList() };
                 return (response, []);
             case ControlProtocol.Ops.FilterAdd or ControlProtocol.Ops.FilterDelete or ControlProtocol.Ops.FilterFlush
-                or ControlProtocol.Ops.FilterPolicy or ControlProtocol.Ops.FilterRestore:
+                or ControlProtocol.Ops.FilterPolicy or ControlProtocol.Ops.FilterRestore or ControlProtocol.Ops.FilterSetAdd
+                or ControlProtocol.Ops.FilterSetDelete or ControlProtocol.Ops.FilterElementAdd or ControlProtocol.Ops.FilterElementDelete:
                 ChangeFilter(session.Identity, request);
                 response.Filter = DescribeFilter();
                 return (response, []);
@@ -111,6 +112,15 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                     break;
                 case ControlProtocol.Ops.FilterRestore:
                     policy.Restore(request.Lines ?? [], "the restored policy");
+                    break;
+                case ControlProtocol.Ops.FilterSetAdd:
+                    policy.AddSet(request.SetName ?? "", request.SetType ?? "", request.Elements ?? []);
+                    break;
+                case ControlProtocol.Ops.FilterSetDelete:
+                    policy.DeleteSet(request.SetName ?? "");
+                    break;
+                case ControlProtocol.Ops.FilterElementAdd or ControlProtocol.Ops.FilterElementDelete:
+                    policy.ChangeElements(request.SetName ?? "", request.Elements ?? [], request.Op == ControlProtocol.Ops.FilterElementDelete);
                     break;
             }
         }
@@ -161,6 +171,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 Packets = Volatile.Read(ref r.Counters.Packets),
                 Bytes = Volatile.Read(ref r.Counters.Bytes),
             }).ToList(),
+            Sets = policy.Sets().Select(s => new SetInfo { Name = s.Name, Type = s.KindName, Elements = s.Elements.Count }).ToList(),
         };
     }
 

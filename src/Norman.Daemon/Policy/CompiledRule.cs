@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Runtime.CompilerServices;
 using Norman.Core.Packets;
 using Norman.Daemon.Dataplane;
@@ -31,10 +32,18 @@ public sealed unsafe class CompiledRule
     private readonly int _cgroupId;
     private readonly TokenBucket? _limit;
     private readonly TokenBucket? _logLimit;
+    private readonly FrozenSet<uint>? _sourceSet, _destinationSet, _sourcePortSet, _destinationPortSet;
     private readonly BpfFunction? _pcap;
 
-    public CompiledRule(FilterRule rule, int appId, RuleCounters counters, int cgroupId = -1)
+    public CompiledRule(FilterRule rule, int appId, RuleCounters counters, int cgroupId = -1,
+        Func<string, SetKind, FrozenSet<uint>>? sets = null)
     {
+        FrozenSet<uint>? Set(string? name, SetKind kind) =>
+            name is null ? null : (sets ?? throw new FormatException($"There is no set '{name}'."))(name, kind);
+        _sourceSet = Set(rule.SourceSet, SetKind.Addresses);
+        _destinationSet = Set(rule.DestinationSet, SetKind.Addresses);
+        _sourcePortSet = Set(rule.SourcePortSet, SetKind.Ports);
+        _destinationPortSet = Set(rule.DestinationPortSet, SetKind.Ports);
         Rule = rule;
         Counters = counters;
         Action = rule.Action;
@@ -102,6 +111,13 @@ public sealed unsafe class CompiledRule
         }
         int ipLength = packet.IpLength;
         if (ipLength < _lengthLow || ipLength > _lengthHigh)
+        {
+            return false;
+        }
+        if ((_sourceSet is not null && (!packet.Source.IsV4 || !_sourceSet.Contains(packet.Source.V4)))
+            || (_destinationSet is not null && (!packet.Destination.IsV4 || !_destinationSet.Contains(packet.Destination.V4)))
+            || (_sourcePortSet is not null && !_sourcePortSet.Contains(packet.SourcePort))
+            || (_destinationPortSet is not null && !_destinationPortSet.Contains(packet.DestinationPort)))
         {
             return false;
         }

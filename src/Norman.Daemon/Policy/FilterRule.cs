@@ -48,6 +48,11 @@ public sealed record FilterRule
     public int? Uid { get; init; }
     public int? Gid { get; init; }
     public int? Pid { get; init; }
+    /// <summary>Named sets the packet's source or destination address, or port, must be in (<c>@name</c>).</summary>
+    public string? SourceSet { get; init; }
+    public string? DestinationSet { get; init; }
+    public string? SourcePortSet { get; init; }
+    public string? DestinationPortSet { get; init; }
     /// <summary>The owner's cgroup path, as /proc/PID/cgroup shows it (e.g. /system.slice/kvdb.service).</summary>
     public string? Cgroup { get; init; }
     /// <summary>ICMP type (echo-request = 8…); -1 for any.</summary>
@@ -80,9 +85,17 @@ public sealed record FilterRule
         {
             text.Append(CultureInfo.InvariantCulture, $"ip saddr {SourceNetwork}/{SourcePrefix} ");
         }
+        if (SourceSet is not null)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"ip saddr @{SourceSet} ");
+        }
         if (DestinationPrefix >= 0)
         {
             text.Append(CultureInfo.InvariantCulture, $"ip daddr {DestinationNetwork}/{DestinationPrefix} ");
+        }
+        if (DestinationSet is not null)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"ip daddr @{DestinationSet} ");
         }
         if (Protocol != 0)
         {
@@ -102,7 +115,15 @@ public sealed record FilterRule
             text.Append(' ');
         }
         AppendRange(text, "sport", SourcePortLow, SourcePortHigh);
+        if (SourcePortSet is not null)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"sport @{SourcePortSet} ");
+        }
         AppendRange(text, "dport", DestinationPortLow, DestinationPortHigh);
+        if (DestinationPortSet is not null)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"dport @{DestinationPortSet} ");
+        }
         if (App is not null)
         {
             text.Append(CultureInfo.InvariantCulture, $"app {App} ");

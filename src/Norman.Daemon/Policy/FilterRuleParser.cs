@@ -7,7 +7,7 @@ namespace Norman.Daemon.Policy;
 /// <summary>
 /// Reads a rule in Norman's filter syntax, close to nft's so that an nftables user reads it at sight:
 /// <code>
-///   [ip saddr CIDR] [ip daddr CIDR] [udp|tcp|icmp] [sport P[-Q]] [dport P[-Q]]
+///   [ip saddr CIDR|@SET] [ip daddr CIDR|@SET] [udp|tcp|icmp] [sport P[-Q]|@SET] [dport P[-Q]|@SET]
 ///   [icmp type T] [tcp flags F[,F…] [/ MASK]] [length N[-M]] [app NAME] [uid N] [gid N] [pid N] [cgroup PATH]
 ///   [ct state S[,S…]] [limit rate [over] N/second [burst M]] [pcap "EXPRESSION"]
 ///   accept|drop|reject|count|log [prefix "TEXT"]
@@ -32,7 +32,18 @@ public static class FilterRuleParser
             {
                 case "ip":
                     string field = Next(words, ref i, "saddr or daddr");
-                    var (network, prefix) = Cidr(Next(words, ref i, "an address or network, like 198.18.0.0/24"));
+                    string target = Next(words, ref i, "an address or network, like 198.18.0.0/24, or a set, like @blocked");
+                    if (target.StartsWith('@'))
+                    {
+                        rule = field switch
+                        {
+                            "saddr" => rule with { SourceSet = target[1..] },
+                            "daddr" => rule with { DestinationSet = target[1..] },
+                            _ => throw Error(field, "saddr or daddr after 'ip'"),
+                        };
+                        break;
+                    }
+                    var (network, prefix) = Cidr(target);
                     rule = field switch
                     {
                         "saddr" => rule with { SourceNetwork = network, SourcePrefix = prefix },
@@ -42,6 +53,12 @@ public static class FilterRuleParser
                     break;
                 case "udp" or "tcp" or "icmp":
                     rule = rule with { Protocol = word switch { "udp" => IpProtocols.Udp, "tcp" => IpProtocols.Tcp, _ => IpProtocols.Icmp } };
+                    break;
+                case "sport" when i + 1 < words.Count && words[i + 1].StartsWith('@'):
+                    rule = rule with { SourcePortSet = words[++i][1..] };
+                    break;
+                case "dport" when i + 1 < words.Count && words[i + 1].StartsWith('@'):
+                    rule = rule with { DestinationPortSet = words[++i][1..] };
                     break;
                 case "sport":
                     var (sourceLow, sourceHigh) = PortRange(Next(words, ref i, "a port or range, like 53 or 1000-2000"));
@@ -126,7 +143,8 @@ public static class FilterRuleParser
         {
             throw new FormatException("TCP flags need the protocol: write 'tcp flags syn'.");
         }
-        if ((rule.SourcePortLow != 0 || rule.SourcePortHigh != ushort.MaxValue || rule.DestinationPortLow != 0 || rule.DestinationPortHigh != ushort.MaxValue)
+        if ((rule.SourcePortLow != 0 || rule.SourcePortHigh != ushort.MaxValue || rule.DestinationPortLow != 0 || rule.DestinationPortHigh != ushort.MaxValue
+                || rule.SourcePortSet is not null || rule.DestinationPortSet is not null)
             && rule.Protocol is not (IpProtocols.Udp or IpProtocols.Tcp))
         {
             throw new FormatException("Ports need a protocol: write 'udp dport 53' or 'tcp dport 80'.");

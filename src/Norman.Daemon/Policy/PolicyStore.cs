@@ -18,6 +18,7 @@ public sealed class PolicyStore
     private readonly AppNames _names;
     private readonly string? _file;
     private List<FilterRule> _rules = new();
+    private Dictionary<string, NamedSet> _sets = new();
     private readonly Dictionary<long, RuleCounters> _counters = new();
     private FilterAction _ingressPolicy = FilterAction.Accept;
     private FilterAction _egressPolicy = FilterAction.Accept;
@@ -70,6 +71,90 @@ public sealed class PolicyStore
         }
     }
 
+    /// <summary>Creates a set (or adds to it, if it exists with the same type).</summary>
+    public void AddSet(string name, string kind, IReadOnlyList<string> elements)
+    {
+        lock (_gate)
+        {
+            var sets = new Dictionary<string, NamedSet>(_sets);
+            var set = sets.TryGetValue(name, out var existing) ? Copy(existing) : new NamedSet(name, NamedSet.ParseKind(kind));
+            if (set.KindName != kind)
+            {
+                throw new FormatException($"Set '{name}' exists and holds {set.KindName}.");
+            }
+            sets[name] = set;
+            AddTo(set, elements);
+            Commit(_rules, _ingressPolicy, _egressPolicy, sets);
+        }
+    }
+
+    public void DeleteSet(string name)
+    {
+        lock (_gate)
+        {
+            if (!_sets.ContainsKey(name))
+            {
+                throw new FormatException($"There is no set '{name}'.");
+            }
+            var user = _rules.FirstOrDefault(r => new[] { r.SourceSet, r.DestinationSet, r.SourcePortSet, r.DestinationPortSet }.Contains(name));
+            if (user is not null)
+            {
+                throw new FormatException($"Set '{name}' is used by rule {user.Handle} ({user}): delete the rule first.");
+            }
+            var sets = new Dictionary<string, NamedSet>(_sets);
+            sets.Remove(name);
+            Commit(_rules, _ingressPolicy, _egressPolicy, sets);
+        }
+    }
+
+    /// <summary>Adds (or, with <paramref name="remove"/>, removes) elements of an existing set, in one swap.</summary>
+    public void ChangeElements(string name, IReadOnlyList<string> elements, bool remove)
+    {
+        lock (_gate)
+        {
+            var set = Copy(_sets.GetValueOrDefault(name) ?? throw new FormatException($"There is no set '{name}'."));
+            if (remove)
+            {
+                foreach (var element in elements)
+                {
+                    set.Elements.Remove(set.ParseElement(element));
+                }
+            }
+            else
+            {
+                AddTo(set, elements);
+            }
+            Commit(_rules, _ingressPolicy, _egressPolicy, new Dictionary<string, NamedSet>(_sets) { [name] = set });
+        }
+    }
+
+    public IReadOnlyList<NamedSet> Sets()
+    {
+        lock (_gate)
+        {
+            return _sets.Values.OrderBy(s => s.Name, StringComparer.Ordinal).ToList();
+        }
+    }
+
+    private static NamedSet Copy(NamedSet set)
+    {
+        var copy = new NamedSet(set.Name, set.Kind);
+        copy.Elements.UnionWith(set.Elements);
+        return copy;
+    }
+
+    private static void AddTo(NamedSet set, IReadOnlyList<string> elements)
+    {
+        foreach (var element in elements)
+        {
+            set.Elements.Add(set.ParseElement(element));
+        }
+        if (set.Elements.Count > NamedSet.MaxElements)
+        {
+            throw new FormatException($"Set '{set.Name}' would hold {set.Elements.Count} elements; the limit is {NamedSet.MaxElements}.");
+        }
+    }
+
     public bool Delete(long handle)
     {
         lock (_gate)
@@ -118,7 +203,7 @@ public sealed class PolicyStore
     {
         lock (_gate)
         {
-            return Lines(_rules, _ingressPolicy, _egressPolicy);
+            return Lines(_rules, _ingressPolicy, _egressPolicy, _sets);
         }
     }
 
@@ -128,6 +213,7 @@ public sealed class PolicyStore
         lock (_gate)
         {
             var rules = new List<FilterRule>();
+            var sets = new Dictionary<string, NamedSet>();
             var ingress = FilterAction.Accept;
             var egress = FilterAction.Accept;
             long handle = _nextHandle;
@@ -150,13 +236,25 @@ public sealed class PolicyStore
                         }
                         (ingress, egress) = chain == Chain.Ingress ? (value, egress) : (ingress, value);
                     }
+                    else if (words is ["set", var setName, var kind])
+                    {
+                        sets[setName] = new NamedSet(setName, NamedSet.ParseKind(kind));
+                    }
+                    else if (words is ["element", var elementSet, ..])
+                    {
+                        var set = sets.GetValueOrDefault(elementSet) ?? throw new FormatException($"element for set '{elementSet}' before 'set {elementSet} TYPE'");
+                        foreach (var element in words.Skip(2))
+                        {
+                            set.Elements.Add(set.ParseElement(element));
+                        }
+                    }
                     else if (words is ["add", var chainName2, ..])
                     {
                         rules.Add(FilterRuleParser.Parse(ParseChain(chainName2), words.Skip(2).ToList()) with { Handle = handle++ });
                     }
                     else
                     {
-                        throw new FormatException("expected 'policy CHAIN accept|drop' or 'add CHAIN RULE'");
+                        throw new FormatException("expected 'policy CHAIN accept|drop', 'set NAME TYPE', 'element NAME …' or 'add CHAIN RULE'");
                     }
                 }
                 catch (Exception error) when (error is FormatException or ArgumentException)
@@ -166,9 +264,9 @@ public sealed class PolicyStore
             }
             try
             {
-                Commit(rules, ingress, egress);
+                Commit(rules, ingress, egress, sets);
             }
-            catch (PcapFilterException error)
+            catch (Exception error) when (error is PcapFilterException or FormatException)
             {
                 throw new FormatException($"{origin}: {error.Message}", error);
             }
@@ -183,8 +281,28 @@ public sealed class PolicyStore
         _ => throw new FormatException($"'{name}' is not a chain: use ingress or egress."),
     };
 
-    private void Commit(List<FilterRule> rules, FilterAction ingress, FilterAction egress)
+    private void Commit(List<FilterRule> rules, FilterAction ingress, FilterAction egress) => Commit(rules, ingress, egress, _sets);
+
+    private void Commit(List<FilterRule> rules, FilterAction ingress, FilterAction egress, Dictionary<string, NamedSet> sets)
     {
+        var frozen = new Dictionary<string, System.Collections.Frozen.FrozenSet<uint>>();
+        System.Collections.Frozen.FrozenSet<uint> SetOf(string name, SetKind kind)
+        {
+            if (!sets.TryGetValue(name, out var set))
+            {
+                throw new FormatException($"There is no set '{name}': create it with `norman filter set add {name} " +
+                    $"{(kind == SetKind.Addresses ? "ipv4_addr" : "inet_service")}`.");
+            }
+            if (set.Kind != kind)
+            {
+                throw new FormatException($"Set '{name}' holds {set.KindName}, which this match cannot use.");
+            }
+            if (!frozen.TryGetValue(name, out var elements))
+            {
+                frozen[name] = elements = set.Freeze();
+            }
+            return elements;
+        }
         CompiledRule Compile(FilterRule rule)
         {
             if (!_counters.TryGetValue(rule.Handle, out var counters))
@@ -192,13 +310,13 @@ public sealed class PolicyStore
                 counters = new RuleCounters();
             }
             return new CompiledRule(rule, rule.App is null ? -1 : _names.IdOf(rule.App), counters,
-                rule.Cgroup is null ? -1 : _names.IdOf(AppNames.CgroupKey(rule.Cgroup)));
+                rule.Cgroup is null ? -1 : _names.IdOf(AppNames.CgroupKey(rule.Cgroup)), SetOf);
         }
         // Compile everything first: a bad expression throws here, and nothing has changed yet.
         var ingressRules = rules.Where(r => r.Chain == Chain.Ingress).Select(Compile).ToArray();
         var egressRules = rules.Where(r => r.Chain == Chain.Egress).Select(Compile).ToArray();
         var snapshot = new PolicySnapshot(_generation + 1, ingress, egress, ingressRules, egressRules, Log);
-        Persist(Lines(rules, ingress, egress));
+        Persist(Lines(rules, ingress, egress, sets));
         foreach (var compiled in ingressRules.Concat(egressRules))
         {
             _counters[compiled.Rule.Handle] = compiled.Counters;
@@ -208,13 +326,14 @@ public sealed class PolicyStore
             _counters.Remove(gone);
         }
         _rules = rules;
+        _sets = sets;
         _ingressPolicy = ingress;
         _egressPolicy = egress;
         _generation = snapshot.Generation;
         _engine.Publish(snapshot);
     }
 
-    private static List<string> Lines(List<FilterRule> rules, FilterAction ingress, FilterAction egress)
+    private static List<string> Lines(List<FilterRule> rules, FilterAction ingress, FilterAction egress, Dictionary<string, NamedSet> sets)
     {
         var lines = new List<string>
         {
@@ -222,6 +341,14 @@ public sealed class PolicyStore
             $"policy ingress {ingress.ToString().ToLowerInvariant()}",
             $"policy egress {egress.ToString().ToLowerInvariant()}",
         };
+        foreach (var set in sets.Values.OrderBy(s => s.Name, StringComparer.Ordinal))
+        {
+            lines.Add($"set {set.Name} {set.KindName}");
+            foreach (var chunk in set.Elements.Order().Chunk(64))
+            {
+                lines.Add($"element {set.Name} {string.Join(' ', chunk.Select(set.FormatElement))}");
+            }
+        }
         lines.AddRange(rules.Select(r => string.Create(CultureInfo.InvariantCulture, $"add {r.Chain.ToString().ToLowerInvariant()} {r}")));
         return lines;
     }

@@ -17,6 +17,8 @@ public sealed class FilterRuleParserTests
     [InlineData("icmp accept")]
     [InlineData("ct state established,related accept")]
     [InlineData("icmp type echo-request drop")]
+    [InlineData("ip saddr @blocked drop")]
+    [InlineData("ip daddr @servers udp dport @web accept")]
     [InlineData("tcp flags syn / syn,ack drop")]
     [InlineData("length 1000- drop")]
     [InlineData("length 64-128 count")]

@@ -169,6 +169,46 @@ public sealed class FilterTests : IDisposable
     }
 
     [Fact]
+    public void A_set_of_ten_thousand_addresses_is_matched_and_changed_in_one_swap()
+    {
+        var app = _wire.Bind(5000);
+        var addresses = Enumerable.Range(0, 10_000).Select(i => $"203.0.{i / 256}.{i % 256}").ToList();
+        _policy.AddSet("blocked", "ipv4_addr", addresses);
+        Rule("ingress", "ip saddr @blocked drop");
+        _wire.Peer.SendUdp(40000, 5000, "before"u8);
+        _wire.Breathe();
+        Assert.Single(app.ReceiveAll());
+
+        _policy.ChangeElements("blocked", ["198.18.0.2"], remove: false);
+        _wire.Peer.SendUdp(40000, 5000, "blocked"u8);
+        _wire.Breathe();
+        Assert.Empty(app.ReceiveAll());
+        Assert.Equal(10_001, _policy.Sets().Single().Elements.Count);
+
+        _policy.ChangeElements("blocked", ["198.18.0.2"], remove: true);
+        _wire.Peer.SendUdp(40000, 5000, "after"u8);
+        _wire.Breathe();
+        Assert.Single(app.ReceiveAll());
+    }
+
+    [Fact]
+    public void A_port_set_matches_ports_and_sets_in_use_or_missing_are_refused()
+    {
+        var app = _wire.Bind(5000);
+        _policy.AddSet("web", "inet_service", ["80", "443", "5000"]);
+        Rule("ingress", "udp dport @web drop");
+        _wire.Peer.SendUdp(40000, 5000, "x"u8);
+        _wire.Breathe();
+        Assert.Empty(app.ReceiveAll());
+
+        Assert.Contains("used by rule", Assert.Throws<FormatException>(() => _policy.DeleteSet("web")).Message);
+        Assert.Contains("no set 'nope'", Assert.Throws<FormatException>(() => Rule("ingress", "ip saddr @nope drop")).Message);
+        Assert.Contains("holds inet_service", Assert.Throws<FormatException>(() => Rule("ingress", "ip saddr @web drop")).Message);
+        Assert.Throws<FormatException>(() => _policy.AddSet("web", "inet_service", ["eighty"]));
+        Assert.Equal(3, _policy.Sets().Single().Elements.Count);
+    }
+
+    [Fact]
     public void An_icmp_type_rule_stops_ping()
     {
         Rule("ingress", "icmp type echo-request drop");
@@ -311,6 +351,8 @@ public sealed class FilterTests : IDisposable
             var first = new PolicyStore(_wire.Engine, _wire.Names, file);
             first.Add(Chain.Egress, FilterRuleParser.Words("app bobapp drop"));
             first.Add(Chain.Ingress, FilterRuleParser.Words("pcap \"udp port 53\" reject"));
+            first.AddSet("blocked", "ipv4_addr", ["203.0.113.7", "203.0.113.9"]);
+            first.Add(Chain.Ingress, FilterRuleParser.Words("ip saddr @blocked drop"));
             first.SetPolicy(Chain.Ingress, FilterAction.Drop);
 
             var restored = new PolicyStore(_wire.Engine, _wire.Names, file);
