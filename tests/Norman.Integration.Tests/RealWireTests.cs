@@ -121,6 +121,17 @@ public abstract class RealWireTests : IAsyncLifetime
     }
 
     [NetnsFact]
+    public void A_tcp_reject_rule_makes_the_real_nc_see_connection_refused()
+    {
+        var peer = Peer();
+        Daemon.Policy.Add(global::Norman.Daemon.Policy.Chain.Ingress, ["tcp", "dport", "80", "reject"]);
+        var (code, output, errors) = peer.Try(null, "nc", "-z", "-v", "-w", "5", NormanAddress, "80");
+        Assert.NotEqual(0, code);
+        Assert.Contains("Connection refused", output + errors);
+        Assert.Equal(1, Daemon.Engine.Counters.TcpResetsSent);
+    }
+
+    [NetnsFact]
     public void A_Norman_application_reaches_a_host_behind_the_gateway()
     {
         var peer = Peer(gateway: PeerAddress);

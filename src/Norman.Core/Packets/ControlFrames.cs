@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace Norman.Core.Packets;
 
 /// <summary>
@@ -58,6 +60,33 @@ public static class ControlFrames
         offending.Slice(parsed.NetworkOffset, quoted).CopyTo(icmp[IcmpHeader.Size..]);
         header.Checksum = InternetChecksum.Compute(icmp);
         return Pad(frame, EthernetHeader.Size + Ipv4Header.Size + icmpLength);
+    }
+
+    /// <summary>
+    /// A TCP reset answering a segment, as RFC 9293 says a closed port answers: with the segment's ACK number as
+    /// its sequence number when the segment had ACK, else RST+ACK acknowledging everything the segment occupied.
+    /// </summary>
+    public static int TcpResetV4(ReadOnlySpan<byte> offending, in ParsedPacket parsed, Span<byte> frame, MacAddress ourMac)
+    {
+        ref readonly var segment = ref TcpHeader.At(offending[parsed.TransportOffset..]);
+        int payload = parsed.PacketEnd - parsed.PayloadOffset;
+        bool hadAck = (segment.Flags & TcpHeader.Ack) != 0;
+        uint occupied = (uint)payload + ((segment.Flags & TcpHeader.Syn) != 0 ? 1u : 0) + ((segment.Flags & TcpHeader.Fin) != 0 ? 1u : 0);
+        EthernetHeader.Write(frame, EthernetHeader.Source(offending), ourMac, EtherTypes.IPv4);
+        var ip = frame[EthernetHeader.Size..];
+        Ipv4Header.Write(ip, IpProtocols.Tcp, parsed.Destination.V4, parsed.Source.V4, Ipv4Header.Size + TcpHeader.Size, 0);
+        var tcp = ip.Slice(Ipv4Header.Size, TcpHeader.Size);
+        tcp.Clear();
+        BinaryPrimitives.WriteUInt16BigEndian(tcp, parsed.DestinationPort);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], parsed.SourcePort);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp[4..], hadAck ? segment.Acknowledgement : 0);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp[8..], hadAck ? 0 : segment.Sequence + occupied);
+        tcp[12] = 0x50;
+        tcp[13] = hadAck ? TcpHeader.Rst : (byte)(TcpHeader.Rst | TcpHeader.Ack);
+        ushort checksum = InternetChecksum.Transport(
+            InternetChecksum.PseudoHeaderV4(parsed.Destination.V4, parsed.Source.V4, IpProtocols.Tcp, TcpHeader.Size), tcp, IpProtocols.Tcp);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], checksum);
+        return Pad(frame, EthernetHeader.Size + Ipv4Header.Size + TcpHeader.Size);
     }
 
     private static int Pad(Span<byte> frame, int length)

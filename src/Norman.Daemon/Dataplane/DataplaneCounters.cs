@@ -20,6 +20,7 @@ public sealed class DataplaneCounters
     public long NeighbourAdvertisementsSent;
     public long EchoRepliesSent;
     public long PortUnreachableSent;
+    public long TcpResetsSent;
     public long Batches;
     public long Wakeups;
 
@@ -53,6 +54,7 @@ public sealed class DataplaneCounters
             ["neighbour_advertisements_sent"] = NeighbourAdvertisementsSent,
             ["echo_replies_sent"] = EchoRepliesSent,
             ["port_unreachable_sent"] = PortUnreachableSent,
+            ["tcp_resets_sent"] = TcpResetsSent,
             ["batches"] = Batches,
             ["wakeups"] = Wakeups,
         };

@@ -208,6 +208,38 @@ public sealed class FilterTests : IDisposable
         Assert.Equal(3, _policy.Sets().Single().Elements.Count);
     }
 
+    [Theory]
+    [InlineData("ip daddr 198.18.0.1/32 udp dport 5000-5001 drop", true, true, false)]
+    [InlineData("udp sport 40000-40001 dport 5001 drop", false, true, false)]
+    [InlineData("ip daddr 198.18.9.0/24 drop", false, false, false)]
+    public void Addresses_and_port_ranges_decide_which_packets_drop(string rule, bool first, bool second, bool third)
+    {
+        var a = _wire.Bind(5000);
+        var b = _wire.Bind(5001);
+        var c = _wire.Bind(5002);
+        Rule("ingress", rule);
+        _wire.Peer.SendUdp(40000, 5000, "a"u8);
+        _wire.Peer.SendUdp(40000, 5001, "b"u8);
+        _wire.Peer.SendUdp(40000, 5002, "c"u8);
+        _wire.Breathe();
+        Assert.Equal(first, a.ReceiveAll().Count == 0);
+        Assert.Equal(second, b.ReceiveAll().Count == 0);
+        Assert.Equal(third, c.ReceiveAll().Count == 0);
+    }
+
+    [Fact]
+    public void Gid_and_pid_rules_match_the_owner()
+    {
+        var app = _wire.Bind(5000, uid: 1234);
+        Rule("egress", $"pid {Environment.ProcessId} count");
+        Rule("egress", "gid 1234 drop");
+        app.Send("x"u8, EngineHarness.HostAddress, 5000, EngineHarness.PeerAddress, 9000);
+        _wire.Breathe();
+        Assert.Null(_wire.Peer.TakeDatagram(TimeSpan.Zero));
+        Assert.Equal(1, RuleCount(0));
+        Assert.Equal(1, RuleCount(1));
+    }
+
     [Fact]
     public void An_icmp_type_rule_stops_ping()
     {
@@ -270,6 +302,16 @@ public sealed class FilterTests : IDisposable
         Assert.Contains("db: ingress handle 1: udp 198.18.0.2:40000 > 198.18.0.1:5000", line);
         Assert.Contains("app kvdb", line);
         Assert.Empty(_policy.DrainLog());
+    }
+
+    [Fact]
+    public void A_tcp_reject_answers_the_peer_with_a_reset()
+    {
+        Rule("ingress", "tcp dport 80 reject");
+        _wire.Peer.SendFrame(TcpFrame(TcpHeader.Syn));
+        _wire.Breathe();
+        Assert.Equal(1, _wire.Engine.Counters.TcpResetsSent);
+        Assert.Equal(1, _wire.Peer.ReceivedTcpResets);
     }
 
     [Fact]

@@ -47,6 +47,8 @@ public sealed class SimulatedPeer
     public long ReceivedFrames;
     public long ReceivedEchoReplies;
     public long ReceivedGratuitousArp;
+    /// <summary>TCP resets with a correct checksum.</summary>
+    public long ReceivedTcpResets;
     public long ReceivedPortUnreachable;
     public long DroppedReplies;
 
@@ -157,6 +159,14 @@ public sealed class SimulatedPeer
                 break;
             case PacketKind.Udp when packet.Destination == Address:
                 AcceptUdp(frame, packet);
+                break;
+            case PacketKind.Tcp when packet.Destination == Address && (packet.TcpFlags & TcpHeader.Rst) != 0:
+                var segment = frame[packet.TransportOffset..packet.PacketEnd];
+                if (InternetChecksum.Fold(InternetChecksum.Add(
+                        InternetChecksum.PseudoHeaderV4(packet.Source.V4, packet.Destination.V4, IpProtocols.Tcp, segment.Length), segment)) == 0)
+                {
+                    ReceivedTcpResets++;
+                }
                 break;
             case PacketKind.Icmp when packet.Destination == Address:
                 if (packet.IcmpType == IcmpHeader.EchoReplyV4)

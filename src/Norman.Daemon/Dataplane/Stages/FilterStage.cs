@@ -6,7 +6,8 @@ namespace Norman.Daemon.Dataplane.Stages;
 /// <summary>
 /// Ingress (after demultiplexing, so a packet's owner is known) and egress (after validation): runs the chain of
 /// the current <see cref="PolicySnapshot"/> over every IP packet. Drop and reject are counted drops against the
-/// owning socket; reject on ingress also answers a datagram with ICMP port unreachable, as iptables' REJECT does.
+/// owning socket; reject on ingress also answers a datagram with ICMP port unreachable and a TCP segment with a
+/// reset, as iptables' REJECT does.
 /// A chain with no rules and an accepting policy costs one test per batch. When a rule matches on ct state,
 /// every packet's connection state is looked up first and every accepted packet tracked.
 /// </summary>
@@ -66,9 +67,16 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             counters.Drop(_reason);
             socket?.Counters.Drop(_reason);
             batch.MarkDone(i);
-            if (verdict == FilterAction.Reject && chain == Chain.Ingress && packet.Kind == PacketKind.Udp && packet.IpVersion == 4)
+            if (verdict == FilterAction.Reject && chain == Chain.Ingress && packet.IpVersion == 4)
             {
-                host.SendPortUnreachable(frame, packet);
+                if (packet.Kind == PacketKind.Udp)
+                {
+                    host.SendPortUnreachable(frame, packet);
+                }
+                else if (packet.Kind == PacketKind.Tcp && (packet.TcpFlags & TcpHeader.Rst) == 0)
+                {
+                    host.SendTcpReset(frame, packet);
+                }
             }
         }
     }

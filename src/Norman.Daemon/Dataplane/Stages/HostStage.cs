@@ -164,6 +164,19 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         counters.ArpRequestsSent++;
     }
 
+    /// <summary>Queues a TCP reset for a segment a reject rule refused.</summary>
+    public void SendTcpReset(ReadOnlySpan<byte> frame, in ParsedPacket packet)
+    {
+        var reset = Outbox.Reserve();
+        if (reset.IsEmpty)
+        {
+            counters.Drop(DropReason.HostTxFull);
+            return;
+        }
+        Outbox.Commit(ControlFrames.TcpResetV4(frame, packet, reset, host.Mac));
+        counters.TcpResetsSent++;
+    }
+
     /// <summary>
     /// Announces our address with a gratuitous ARP (a request for our own address, broadcast), as a host does when
     /// an interface comes up, so that neighbours holding an old MAC for it update their tables.
