@@ -87,6 +87,18 @@ public abstract class RealWireTests : IAsyncLifetime
     }
 
     [NetnsFact]
+    public void An_ip6_rule_stops_ping6_from_that_network()
+    {
+        var peer = Peer();
+        Daemon.Policy.Add(global::Norman.Daemon.Policy.Chain.Ingress, ["ip6", "saddr", "2001:db8:1::/64", "icmpv6", "drop"]);
+        var (code, output, _) = peer.Try(null, "ping", "-6", "-c", "1", "-W", "1", NormanAddress6);
+        Assert.NotEqual(0, code);
+        Assert.Contains("0 received", output);
+        Assert.True(Daemon.Policy.List().Rules[0].Counters.Packets >= 1);
+        Assert.Contains("1 received", peer.Run("ping", "-c", "1", "-W", "5", NormanAddress)); // IPv4 is untouched
+    }
+
+    [NetnsFact]
     public void A_socat_client_talks_to_the_echo_example_byte_for_byte()
     {
         var peer = Peer();

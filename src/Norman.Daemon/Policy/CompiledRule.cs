@@ -22,6 +22,7 @@ public sealed unsafe class CompiledRule
     private readonly byte _protocol;
     private readonly uint _sourceNetwork, _sourceMask, _destinationNetwork, _destinationMask;
     private readonly bool _matchSource, _matchDestination;
+    private readonly Network6? _source6, _destination6;
     private readonly ushort _sourceLow, _sourceHigh, _destinationLow, _destinationHigh;
     private readonly int _appId, _uid, _gid, _pid;
     private readonly bool _matchOwner;
@@ -48,8 +49,22 @@ public sealed unsafe class CompiledRule
         Counters = counters;
         Action = rule.Action;
         _protocol = rule.Protocol;
-        (_matchSource, _sourceNetwork, _sourceMask) = Network(rule.SourceNetwork, rule.SourcePrefix);
-        (_matchDestination, _destinationNetwork, _destinationMask) = Network(rule.DestinationNetwork, rule.DestinationPrefix);
+        if (rule.SourcePrefix >= 0 && !rule.SourceNetwork.IsV4)
+        {
+            _source6 = new Network6(rule.SourceNetwork, rule.SourcePrefix);
+        }
+        else
+        {
+            (_matchSource, _sourceNetwork, _sourceMask) = Network(rule.SourceNetwork, rule.SourcePrefix);
+        }
+        if (rule.DestinationPrefix >= 0 && !rule.DestinationNetwork.IsV4)
+        {
+            _destination6 = new Network6(rule.DestinationNetwork, rule.DestinationPrefix);
+        }
+        else
+        {
+            (_matchDestination, _destinationNetwork, _destinationMask) = Network(rule.DestinationNetwork, rule.DestinationPrefix);
+        }
         _sourceLow = rule.SourcePortLow;
         _sourceHigh = rule.SourcePortHigh;
         _destinationLow = rule.DestinationPortLow;
@@ -98,6 +113,10 @@ public sealed unsafe class CompiledRule
             return false;
         }
         if (_matchDestination && (!packet.Destination.IsV4 || (packet.Destination.V4 & _destinationMask) != _destinationNetwork))
+        {
+            return false;
+        }
+        if ((_source6 is not null && !_source6.Contains(packet.Source)) || (_destination6 is not null && !_destination6.Contains(packet.Destination)))
         {
             return false;
         }
@@ -157,6 +176,22 @@ public sealed unsafe class CompiledRule
 
     /// <summary>For a log rule: whether this packet may be logged (at most <see cref="PacketLog.PerRulePerSecond"/> a second).</summary>
     public bool MayLog(long now) => _logLimit?.Take(1, now) ?? false;
+
+    /// <summary>An IPv6 network as masked halves.</summary>
+    private sealed class Network6
+    {
+        private readonly ulong _high, _low, _maskHigh, _maskLow;
+
+        public Network6(NetAddress network, int prefix)
+        {
+            (_maskHigh, _maskLow) = FilterRuleParser.Mask6(prefix);
+            _high = network.High & _maskHigh;
+            _low = network.Low & _maskLow;
+        }
+
+        public bool Contains(NetAddress address) =>
+            !address.IsV4 && (address.High & _maskHigh) == _high && (address.Low & _maskLow) == _low;
+    }
 
     private static (bool, uint, uint) Network(NetAddress network, int prefix)
     {

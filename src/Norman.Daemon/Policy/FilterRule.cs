@@ -83,7 +83,7 @@ public sealed record FilterRule
         var text = new StringBuilder();
         if (SourcePrefix >= 0)
         {
-            text.Append(CultureInfo.InvariantCulture, $"ip saddr {SourceNetwork}/{SourcePrefix} ");
+            text.Append(CultureInfo.InvariantCulture, $"{(SourceNetwork.IsV4 ? "ip" : "ip6")} saddr {SourceNetwork}/{SourcePrefix} ");
         }
         if (SourceSet is not null)
         {
@@ -91,7 +91,7 @@ public sealed record FilterRule
         }
         if (DestinationPrefix >= 0)
         {
-            text.Append(CultureInfo.InvariantCulture, $"ip daddr {DestinationNetwork}/{DestinationPrefix} ");
+            text.Append(CultureInfo.InvariantCulture, $"{(DestinationNetwork.IsV4 ? "ip" : "ip6")} daddr {DestinationNetwork}/{DestinationPrefix} ");
         }
         if (DestinationSet is not null)
         {
@@ -99,7 +99,7 @@ public sealed record FilterRule
         }
         if (Protocol != 0)
         {
-            text.Append(IpProtocols.Name(Protocol)).Append(' ');
+            text.Append(Protocol == IpProtocols.IcmpV6 ? "icmpv6" : IpProtocols.Name(Protocol)).Append(' ');
         }
         if (IcmpType >= 0)
         {

@@ -7,7 +7,7 @@ namespace Norman.Daemon.Policy;
 /// <summary>
 /// Reads a rule in Norman's filter syntax, close to nft's so that an nftables user reads it at sight:
 /// <code>
-///   [ip saddr CIDR|@SET] [ip daddr CIDR|@SET] [udp|tcp|icmp] [sport P[-Q]|@SET] [dport P[-Q]|@SET]
+///   [ip|ip6 saddr CIDR|@SET] [ip|ip6 daddr CIDR|@SET] [udp|tcp|icmp|icmpv6] [sport P[-Q]|@SET] [dport P[-Q]|@SET]
 ///   [icmp type T] [tcp flags F[,F…] [/ MASK]] [length N[-M]] [app NAME] [uid N] [gid N] [pid N] [cgroup PATH]
 ///   [ct state S[,S…]] [limit rate [over] N/second [burst M]] [pcap "EXPRESSION"]
 ///   accept|drop|reject|count|log [prefix "TEXT"]
@@ -30,7 +30,8 @@ public static class FilterRuleParser
             }
             switch (word)
             {
-                case "ip":
+                case "ip" or "ip6":
+                    bool v6 = word == "ip6";
                     string field = Next(words, ref i, "saddr or daddr");
                     string target = Next(words, ref i, "an address or network, like 198.18.0.0/24, or a set, like @blocked");
                     if (target.StartsWith('@'))
@@ -43,7 +44,7 @@ public static class FilterRuleParser
                         };
                         break;
                     }
-                    var (network, prefix) = Cidr(target);
+                    var (network, prefix) = v6 ? Cidr6(target) : Cidr(target);
                     rule = field switch
                     {
                         "saddr" => rule with { SourceNetwork = network, SourcePrefix = prefix },
@@ -51,8 +52,11 @@ public static class FilterRuleParser
                         _ => throw Error(field, "saddr or daddr after 'ip'"),
                     };
                     break;
-                case "udp" or "tcp" or "icmp":
-                    rule = rule with { Protocol = word switch { "udp" => IpProtocols.Udp, "tcp" => IpProtocols.Tcp, _ => IpProtocols.Icmp } };
+                case "udp" or "tcp" or "icmp" or "icmpv6" or "icmp6":
+                    rule = rule with
+                    {
+                        Protocol = word switch { "udp" => IpProtocols.Udp, "tcp" => IpProtocols.Tcp, "icmp" => IpProtocols.Icmp, _ => IpProtocols.IcmpV6 },
+                    };
                     break;
                 case "sport" when i + 1 < words.Count && words[i + 1].StartsWith('@'):
                     rule = rule with { SourcePortSet = words[++i][1..] };
@@ -313,6 +317,28 @@ public static class FilterRuleParser
         uint mask = prefix == 0 ? 0 : uint.MaxValue << (32 - prefix);
         return (NetAddress.FromV4(NetAddress.From(address).V4 & mask), prefix);
     }
+
+    private static (NetAddress, int) Cidr6(string text)
+    {
+        var parts = text.Split('/');
+        if (!System.Net.IPAddress.TryParse(parts[0], out var address) || address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6)
+        {
+            throw Error(text, "an IPv6 address or network, like 2001:db8::/32");
+        }
+        int prefix = 128;
+        if (parts.Length > 2 || (parts.Length == 2 && (!int.TryParse(parts[1], out prefix) || prefix is < 0 or > 128)))
+        {
+            throw Error(text, "a prefix length from 0 to 128");
+        }
+        var (maskHigh, maskLow) = Mask6(prefix);
+        var network = NetAddress.From(address);
+        return (new NetAddress(network.High & maskHigh, network.Low & maskLow), prefix);
+    }
+
+    /// <summary>The 128-bit mask of an IPv6 prefix, as two halves.</summary>
+    public static (ulong High, ulong Low) Mask6(int prefix) =>
+        (prefix == 0 ? 0 : prefix >= 64 ? ulong.MaxValue : ulong.MaxValue << (64 - prefix),
+         prefix <= 64 ? 0 : prefix == 128 ? ulong.MaxValue : ulong.MaxValue << (128 - prefix));
 
     private static (ushort, ushort) PortRange(string text)
     {
