@@ -48,6 +48,34 @@ public sealed class FilterCommandTests : DaemonTest
     }
 
     [Fact]
+    public async Task A_live_trace_shows_the_next_packets_rules_verdicts_and_owner_in_both_directions()
+    {
+        using var web = Daemon.Start("echo-server", "8080");
+        web.ReadLine();
+        await Norman("filter", "add", "ingress", "udp", "dport", "8080", "count");
+        await Norman("filter", "add", "egress", "app", "echo-server", "accept");
+        var start = new ProcessStartInfo(AppProcess.BesideTests("norman")) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "trace", "--live", "-c", "2", "--timeout", "30", "udp", "port", "8080" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+        start.Environment["NORMAN_SOCKET"] = Daemon.SocketPath;
+        using var trace = Process.Start(start)!;
+        Assert.StartsWith("tracing the next 2 packets", await trace.StandardError.ReadLineAsync());
+
+        Daemon.Peer.SendUdp(40000, 8080, "traced"u8);
+        string output = await trace.StandardOutput.ReadToEndAsync();
+        await trace.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+
+        Assert.Contains($"trace ingress udp 198.18.0.2:40000 > 198.18.0.1:8080 len 34 (app echo-server pid {web.Pid})", output);
+        Assert.Contains("rule udp dport 8080 count (handle 1) match", output);
+        Assert.Contains("verdict accept (policy)", output);
+        Assert.Contains($"trace egress udp 198.18.0.1:8080 > 198.18.0.2:40000 len 34 (app echo-server pid {web.Pid})", output);
+        Assert.Contains("verdict accept (rule 2)", output);
+        Assert.Null(Daemon.Daemon.Engine.Trace);
+    }
+
+    [Fact]
     public async Task Sets_are_made_filled_and_used_from_the_command_line()
     {
         await Norman("filter", "set", "add", "blocked", "ipv4_addr", "203.0.113.7");

@@ -31,6 +31,9 @@ public sealed class ControlRequest
     public string? SetName { get; set; }
     public string? SetType { get; set; }
     public List<string>? Elements { get; set; }
+    /// <summary>filter-trace-start: a libpcap expression and how many packets to trace.</summary>
+    public string? Expression { get; set; }
+    public int? Count { get; set; }
     /// <summary>filter-restore: the lines of a policy file.</summary>
     public List<string>? Lines { get; set; }
 }
@@ -57,6 +60,9 @@ public sealed class TraceInfo
     public string Owner { get; set; } = "";
     public List<TraceStep> Steps { get; set; } = new();
     public string Verdict { get; set; } = "";
+    /// <summary>Live trace: packets traced since the last poll, and how many are still to come.</summary>
+    public List<string>? Events { get; set; }
+    public int Remaining { get; set; }
 }
 
 public sealed class TraceStep

@@ -30,6 +30,9 @@ public static class ControlProtocol
         public const string FilterSave = "filter-save";
         public const string FilterRestore = "filter-restore";
         public const string FilterTrace = "filter-trace";
+        public const string FilterTraceStart = "filter-trace-start";
+        public const string FilterTracePoll = "filter-trace-poll";
+        public const string FilterTraceStop = "filter-trace-stop";
         public const string FilterSetAdd = "filter-set-add";
         public const string FilterSetDelete = "filter-set-delete";
         public const string FilterElementAdd = "filter-element-add";

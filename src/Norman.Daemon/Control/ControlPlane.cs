@@ -66,6 +66,25 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             case ControlProtocol.Ops.FilterTrace:
                 response.Trace = Trace(request);
                 return (response, []);
+            case ControlProtocol.Ops.FilterTraceStart:
+                RequireAdministrator(session.Identity, "tracing live traffic");
+                try
+                {
+                    engine.Trace = new TraceTap(request.Expression ?? "ip or ip6", Math.Clamp(request.Count ?? 10, 1, 100_000));
+                }
+                catch (PcapFilterException error)
+                {
+                    throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
+                }
+                response.Trace = new TraceInfo { Remaining = engine.Trace.Remaining, Events = [] };
+                return (response, []);
+            case ControlProtocol.Ops.FilterTracePoll:
+                response.Trace = PollTrace();
+                return (response, []);
+            case ControlProtocol.Ops.FilterTraceStop:
+                RequireAdministrator(session.Identity, "tracing live traffic");
+                engine.Trace = null;
+                return (response, []);
             case ControlProtocol.Ops.FilterSave:
                 response.Filter = new FilterInfo { Lines = policy.Save().ToList() };
                 return (response, []);
@@ -81,15 +100,49 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         }
     }
 
-    private void ChangeFilter(PeerIdentity caller, ControlRequest request)
+    private void RequireAdministrator(PeerIdentity caller, string what)
     {
         if (!caller.CanAdminister && !(adminGroup is { } group && caller.InGroup(group)))
         {
             throw new ControlException(ControlProtocol.Errors.NotPermitted,
-                $"Operation not permitted: changing the filter policy needs root or CAP_NET_ADMIN" +
+                $"Operation not permitted: {what} needs root or CAP_NET_ADMIN" +
                 (adminGroup is { } g ? $" or membership of group {g}" : "") +
                 $", and {caller.ProcessName} runs as uid {caller.Uid}. Run it with sudo.");
         }
+    }
+
+    private TraceInfo PollTrace()
+    {
+        var tap = engine.Trace;
+        if (tap is null)
+        {
+            return new TraceInfo { Events = [], Remaining = 0 };
+        }
+        var rules = policy.List().Rules.ToDictionary(r => r.Rule.Handle, r => r.Rule.ToString());
+        var events = new List<string>();
+        foreach (var r in tap.Take())
+        {
+            var text = new System.Text.StringBuilder();
+            string owner = r.SocketId == 0 ? "no socket" : $"app {appNames.NameOf(r.AppId)} pid {r.OwnerPid}";
+            text.Append($"trace {r.Chain.ToString().ToLowerInvariant()} {IpProtocols.Name(r.Protocol)} {r.Source}:{r.SourcePort} > {r.Destination}:{r.DestinationPort} len {r.Length} ({owner})");
+            for (int m = 0; m < Math.Min(r.MatchedCount, TraceTap.MaxMatched); m++)
+            {
+                long handle = TraceTap.MatchedAt(r, m);
+                text.Append($"\n  rule {rules.GetValueOrDefault(handle, "(since deleted)")} (handle {handle}) match");
+            }
+            text.Append($"\n  verdict {r.Verdict.ToString().ToLowerInvariant()}" + (r.DecidedBy == 0 ? " (policy)" : $" (rule {r.DecidedBy})"));
+            events.Add(text.ToString());
+        }
+        if (tap.Remaining == 0 && events.Count == 0)
+        {
+            engine.Trace = null;
+        }
+        return new TraceInfo { Events = events, Remaining = tap.Remaining };
+    }
+
+    private void ChangeFilter(PeerIdentity caller, ControlRequest request)
+    {
+        RequireAdministrator(caller, "changing the filter policy");
         try
         {
             switch (request.Op)

@@ -35,6 +35,7 @@ public sealed class Engine
     private readonly FilterStage _egressFilter;
     private PolicySnapshot _policy = PolicySnapshot.Empty;
     private volatile PolicySnapshot? _publishedPolicy;
+    private volatile TraceTap? _trace;
     private readonly List<(RemoveSocketCommand Command, long Deadline)> _closing = new();
     private readonly object _postGate = new();
     private bool _halted;
@@ -88,6 +89,9 @@ public sealed class Engine
     /// packet sees half of one ruleset and half of another, and none is lost by the swap.
     /// </summary>
     public void Publish(PolicySnapshot policy) => _publishedPolicy = policy;
+
+    /// <summary>Starts (or, with null, stops) a live trace; the dataplane sees it from its next batch.</summary>
+    public TraceTap? Trace { get => _trace; set => _trace = value; }
 
     /// <summary>
     /// Queues a command for the dataplane thread; await its <see cref="DataplaneCommand.Applied"/>. Once the engine
@@ -150,7 +154,7 @@ public sealed class Engine
         }
         _parse.Run(_rx);
         _demux.Run(_rx);
-        _ingressFilter.Run(_rx, 0, _policy, now);
+        _ingressFilter.Run(_rx, 0, _policy, now, _trace);
         _host.Run(_rx, now);
         _deliver.Run(_rx, _breaths, now);
         Counters.Batches++;
@@ -171,7 +175,7 @@ public sealed class Engine
         if (_tx.Count > first)
         {
             _validate.Run(_tx, first);
-            _egressFilter.Run(_tx, first, _policy, now);
+            _egressFilter.Run(_tx, first, _policy, now, _trace);
             _neighbour.Run(_tx, first, now);
         }
         FlushOutbox();

@@ -78,6 +78,38 @@ public sealed class PolicySnapshot
         return chain == Chain.Ingress ? IngressPolicy : EgressPolicy;
     }
 
+    /// <summary>Evaluates as <see cref="Evaluate"/> does (counters, logs, limits included), noting every match in a trace record.</summary>
+    public FilterAction EvaluateTraced(Chain chain, ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket, ConnectionState state,
+        ref TraceTap.Record record)
+    {
+        var rules = Rules(chain);
+        for (int r = 0; r < rules.Length; r++)
+        {
+            var rule = rules[r];
+            if (!rule.Matches(frame, packet, socket, state))
+            {
+                continue;
+            }
+            TraceTap.NoteMatch(ref record, rule.Rule.Handle);
+            rule.Counters.Packets++;
+            rule.Counters.Bytes += frame.Length;
+            if (rule.Action == FilterAction.Log)
+            {
+                if (rule.MayLog(System.Diagnostics.Stopwatch.GetTimestamp()))
+                {
+                    Log.Write(rule.Rule.Handle, chain, packet, packet.IpLength, socket);
+                }
+                continue;
+            }
+            if (rule.Action != FilterAction.Count)
+            {
+                record.DecidedBy = rule.Rule.Handle;
+                return rule.Action;
+            }
+        }
+        return chain == Chain.Ingress ? IngressPolicy : EgressPolicy;
+    }
+
     /// <summary>First match wins; count rules count and go on; no match means the chain's policy.</summary>
     public FilterAction Evaluate(Chain chain, ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket, ConnectionState state)
     {

@@ -16,11 +16,34 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
     private readonly bool _outbound = chain == Chain.Egress;
 
     public VerdictCache Cache { get; } = new();
+    private FilterAction Traced(TraceTap trace, PolicySnapshot policy, ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket, ConnectionState state)
+    {
+        ref var record = ref trace.Begin(out bool ok);
+        if (!ok)
+        {
+            return policy.Evaluate(chain, frame, packet, socket, state);
+        }
+        var verdict = policy.EvaluateTraced(chain, frame, packet, socket, state, ref record);
+        record.Chain = chain;
+        record.Protocol = packet.Protocol;
+        record.Source = packet.Source;
+        record.Destination = packet.Destination;
+        record.SourcePort = packet.SourcePort;
+        record.DestinationPort = packet.DestinationPort;
+        record.Length = packet.IpLength;
+        record.SocketId = socket?.Id ?? 0;
+        record.OwnerPid = socket?.OwnerPid ?? 0;
+        record.AppId = socket?.AppId ?? -1;
+        record.Verdict = verdict;
+        trace.Commit();
+        return verdict;
+    }
+
     private readonly DropReason _reason = chain == Chain.Ingress ? DropReason.FilteredIngress : DropReason.FilteredEgress;
 
-    public void Run(PacketBatch batch, int first, PolicySnapshot policy, long now)
+    public void Run(PacketBatch batch, int first, PolicySnapshot policy, long now, TraceTap? trace = null)
     {
-        if (policy.IsOpen(chain) && !policy.UsesConntrack)
+        if (policy.IsOpen(chain) && !policy.UsesConntrack && trace is null)
         {
             return;
         }
@@ -40,7 +63,11 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             var frame = batch.Frame(i);
             FilterAction verdict;
             long socketId = socket?.Id ?? 0;
-            if (cacheable && packet.Kind is PacketKind.Udp or PacketKind.Tcp)
+            if (trace is not null && trace.Wants(frame))
+            {
+                verdict = Traced(trace, policy, frame, packet, socket, track ? conntrack.StateOf(frame, packet, _outbound, now) : ConnectionState.None);
+            }
+            else if (cacheable && packet.Kind is PacketKind.Udp or PacketKind.Tcp)
             {
                 if (!Cache.TryGet(packet, socketId, policy, rules, frame.Length, out verdict))
                 {

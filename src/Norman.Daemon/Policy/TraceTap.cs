@@ -1,0 +1,121 @@
+using Norman.Core.Packets;
+using Norman.Daemon.Dataplane;
+using Norman.Daemon.Policy.Bpf;
+
+namespace Norman.Daemon.Policy;
+
+/// <summary>
+/// `norman trace --live`: for the next <see cref="Remaining"/> packets matching a libpcap expression, the filter
+/// stages record every rule that matched and what decided, with the packet's owner, as `nft monitor trace` shows.
+/// The dataplane fills fixed records in a ring (no allocation, no lock; a full ring drops the record, counted);
+/// the control plane reads them out for the tool.
+/// </summary>
+public sealed unsafe class TraceTap
+{
+    public const int MaxMatched = 8;
+    private const int Capacity = 256;
+
+    private readonly BpfFunction _filter;
+    private readonly Record[] _records = new Record[Capacity];
+    private long _written;
+    private long _read;
+    private int _remaining;
+
+    public TraceTap(string expression, int count)
+    {
+        _filter = BpfCompiler.Compile(PcapFilter.Compile(expression));
+        Expression = expression;
+        _remaining = count;
+    }
+
+    public string Expression { get; }
+    public int Remaining => Volatile.Read(ref _remaining);
+    public long Dropped { get; private set; }
+
+    public struct Record
+    {
+        public Chain Chain;
+        public byte Protocol;
+        public NetAddress Source, Destination;
+        public ushort SourcePort, DestinationPort;
+        public int Length;
+        public long SocketId;
+        public int OwnerPid;
+        public int AppId;
+        public FilterAction Verdict;
+        /// <summary>The rule that decided, or 0 for the chain's policy.</summary>
+        public long DecidedBy;
+        public int MatchedCount;
+        public long Matched0, Matched1, Matched2, Matched3, Matched4, Matched5, Matched6, Matched7;
+    }
+
+    /// <summary>Dataplane: whether this packet is to be traced (and one fewer remains).</summary>
+    public bool Wants(ReadOnlySpan<byte> frame)
+    {
+        if (_remaining <= 0)
+        {
+            return false;
+        }
+        fixed (byte* bytes = frame)
+        {
+            if (_filter(bytes, frame.Length, frame.Length) == 0)
+            {
+                return false;
+            }
+        }
+        Volatile.Write(ref _remaining, _remaining - 1);
+        return true;
+    }
+
+    /// <summary>Dataplane: a slot to fill for a traced packet, or null when the ring is full.</summary>
+    public ref Record Begin(out bool ok)
+    {
+        if (_written - Volatile.Read(ref _read) >= Capacity)
+        {
+            Dropped++;
+            ok = false;
+            return ref _records[0];
+        }
+        ok = true;
+        ref var record = ref _records[_written % Capacity];
+        record = default;
+        return ref record;
+    }
+
+    public void Commit() => Volatile.Write(ref _written, _written + 1);
+
+    public static void NoteMatch(ref Record record, long handle)
+    {
+        switch (record.MatchedCount)
+        {
+            case 0: record.Matched0 = handle; break;
+            case 1: record.Matched1 = handle; break;
+            case 2: record.Matched2 = handle; break;
+            case 3: record.Matched3 = handle; break;
+            case 4: record.Matched4 = handle; break;
+            case 5: record.Matched5 = handle; break;
+            case 6: record.Matched6 = handle; break;
+            case 7: record.Matched7 = handle; break;
+        }
+        record.MatchedCount++;
+    }
+
+    /// <summary>Control plane: the records written since the last call.</summary>
+    public List<Record> Take()
+    {
+        var taken = new List<Record>();
+        long written = Volatile.Read(ref _written);
+        for (long at = _read; at < written; at++)
+        {
+            taken.Add(_records[at % Capacity]);
+        }
+        Volatile.Write(ref _read, written);
+        return taken;
+    }
+
+    public static long MatchedAt(in Record record, int index) => index switch
+    {
+        0 => record.Matched0, 1 => record.Matched1, 2 => record.Matched2, 3 => record.Matched3,
+        4 => record.Matched4, 5 => record.Matched5, 6 => record.Matched6, _ => record.Matched7,
+    };
+}
