@@ -15,11 +15,9 @@ public sealed class PacketLog
     public const int PerRulePerSecond = 10;
     private const int Capacity = 1024;
 
-    private readonly Record[] _records = new Record[Capacity];
-    private long _written;
-    private long _read;
+    private readonly RecordRing<Record> _ring = new(Capacity);
 
-    public long Dropped { get; private set; }
+    public long Dropped => _ring.Dropped;
 
     private struct Record
     {
@@ -38,13 +36,11 @@ public sealed class PacketLog
     /// <summary>Dataplane thread: records a packet a log rule matched.</summary>
     public void Write(long handle, Chain chain, in ParsedPacket packet, int length, PipeSocket? socket)
     {
-        long written = _written;
-        if (written - Volatile.Read(ref _read) >= Capacity)
+        ref var record = ref _ring.Begin(out bool ok);
+        if (!ok)
         {
-            Dropped++;
             return;
         }
-        ref var record = ref _records[written % Capacity];
         record.Handle = handle;
         record.Chain = chain;
         record.Protocol = packet.Protocol;
@@ -56,23 +52,20 @@ public sealed class PacketLog
         record.SocketId = socket?.Id ?? 0;
         record.OwnerPid = socket?.OwnerPid ?? 0;
         record.AppId = socket?.AppId ?? -1;
-        Volatile.Write(ref _written, written + 1);
+        _ring.Commit();
     }
 
     /// <summary>Control plane: formats what was written since the last call, oldest first.</summary>
     public List<string> Drain(Func<int, string> appName, Func<long, string> prefix)
     {
         var lines = new List<string>();
-        long written = Volatile.Read(ref _written);
-        for (long at = _read; at < written; at++)
+        foreach (var r in _ring.Take())
         {
-            var r = _records[at % Capacity];
             string owner = r.SocketId == 0 ? "no socket" : $"app {appName(r.AppId)} pid {r.OwnerPid}";
             lines.Add(string.Create(CultureInfo.InvariantCulture,
                 $"{prefix(r.Handle)}{r.Chain.ToString().ToLowerInvariant()} handle {r.Handle}: {IpProtocols.Name(r.Protocol)} " +
                 $"{r.Source}:{r.SourcePort} > {r.Destination}:{r.DestinationPort} len {r.Length} ({owner})"));
         }
-        Volatile.Write(ref _read, written);
         return lines;
     }
 }

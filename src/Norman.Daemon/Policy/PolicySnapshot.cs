@@ -48,72 +48,22 @@ public sealed class PolicySnapshot
 
     public CompiledRule[] Rules(Chain chain) => chain == Chain.Ingress ? Ingress : Egress;
 
-    /// <summary>
-    /// Evaluates as <see cref="Evaluate"/> does, and also notes which rules matched (up to the span's length;
-    /// <paramref name="matchedCount"/> may exceed it, and then the verdict must not be cached).
-    /// </summary>
-    public FilterAction EvaluateNoting(Chain chain, ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket, Span<int> matched, out int matchedCount)
-    {
-        var rules = Rules(chain);
-        matchedCount = 0;
-        for (int r = 0; r < rules.Length; r++)
-        {
-            var rule = rules[r];
-            if (!rule.Matches(frame, packet, socket, ConnectionState.None))
-            {
-                continue;
-            }
-            rule.Counters.Packets++;
-            rule.Counters.Bytes += frame.Length;
-            if (matchedCount < matched.Length)
-            {
-                matched[matchedCount] = r;
-            }
-            matchedCount++;
-            if (rule.Action != FilterAction.Count)
-            {
-                return rule.Action;
-            }
-        }
-        return chain == Chain.Ingress ? IngressPolicy : EgressPolicy;
-    }
-
-    /// <summary>Evaluates as <see cref="Evaluate"/> does (counters, logs, limits included), noting every match in a trace record.</summary>
-    public FilterAction EvaluateTraced(Chain chain, ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket, ConnectionState state,
-        ref TraceTap.Record record)
-    {
-        var rules = Rules(chain);
-        for (int r = 0; r < rules.Length; r++)
-        {
-            var rule = rules[r];
-            if (!rule.Matches(frame, packet, socket, state))
-            {
-                continue;
-            }
-            TraceTap.NoteMatch(ref record, rule.Rule.Handle);
-            rule.Counters.Packets++;
-            rule.Counters.Bytes += frame.Length;
-            if (rule.Action == FilterAction.Log)
-            {
-                if (rule.MayLog(System.Diagnostics.Stopwatch.GetTimestamp()))
-                {
-                    Log.Write(rule.Rule.Handle, chain, packet, packet.IpLength, socket);
-                }
-                continue;
-            }
-            if (rule.Action != FilterAction.Count)
-            {
-                record.DecidedBy = rule.Rule.Handle;
-                return rule.Action;
-            }
-        }
-        return chain == Chain.Ingress ? IngressPolicy : EgressPolicy;
-    }
-
-    /// <summary>First match wins; count rules count and go on; no match means the chain's policy.</summary>
+    /// <summary>First match wins; count and log rules do their work and go on; no match means the chain's policy.</summary>
     public FilterAction Evaluate(Chain chain, ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket, ConnectionState state)
     {
-        var rules = chain == Chain.Ingress ? Ingress : Egress;
+        var none = default(NoObserver);
+        return Evaluate(chain, frame, packet, socket, state, ref none);
+    }
+
+    /// <summary>
+    /// The one evaluation loop, telling <paramref name="observer"/> each rule that matched and the one that decided.
+    /// A struct observer, so that the JIT compiles one specialised loop per kind of watcher and none costs a call.
+    /// </summary>
+    public FilterAction Evaluate<TObserver>(Chain chain, ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket,
+        ConnectionState state, ref TObserver observer)
+        where TObserver : IRuleObserver, allows ref struct
+    {
+        var rules = Rules(chain);
         for (int r = 0; r < rules.Length; r++)
         {
             var rule = rules[r];
@@ -121,6 +71,7 @@ public sealed class PolicySnapshot
             {
                 continue;
             }
+            observer.Matched(r, rule.Rule.Handle);
             rule.Counters.Packets++;
             rule.Counters.Bytes += frame.Length;
             if (rule.Action == FilterAction.Log)
@@ -133,6 +84,7 @@ public sealed class PolicySnapshot
             }
             if (rule.Action != FilterAction.Count)
             {
+                observer.Decided(rule.Rule.Handle);
                 return rule.Action;
             }
         }

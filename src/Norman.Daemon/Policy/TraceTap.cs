@@ -16,9 +16,7 @@ public sealed unsafe class TraceTap
     private const int Capacity = 256;
 
     private readonly BpfFunction _filter;
-    private readonly Record[] _records = new Record[Capacity];
-    private long _written;
-    private long _read;
+    private readonly RecordRing<Record> _ring = new(Capacity);
     private int _remaining;
 
     public TraceTap(string expression, int count)
@@ -30,7 +28,7 @@ public sealed unsafe class TraceTap
 
     public string Expression { get; }
     public int Remaining => Volatile.Read(ref _remaining);
-    public long Dropped { get; private set; }
+    public long Dropped => _ring.Dropped;
 
     public struct Record
     {
@@ -67,22 +65,10 @@ public sealed unsafe class TraceTap
         return true;
     }
 
-    /// <summary>Dataplane: a slot to fill for a traced packet, or null when the ring is full.</summary>
-    public ref Record Begin(out bool ok)
-    {
-        if (_written - Volatile.Read(ref _read) >= Capacity)
-        {
-            Dropped++;
-            ok = false;
-            return ref _records[0];
-        }
-        ok = true;
-        ref var record = ref _records[_written % Capacity];
-        record = default;
-        return ref record;
-    }
+    /// <summary>Dataplane: the record to fill for a traced packet; <paramref name="ok"/> false when the ring is full.</summary>
+    public ref Record Begin(out bool ok) => ref _ring.Begin(out ok);
 
-    public void Commit() => Volatile.Write(ref _written, _written + 1);
+    public void Commit() => _ring.Commit();
 
     public static void NoteMatch(ref Record record, long handle)
     {
@@ -101,17 +87,7 @@ public sealed unsafe class TraceTap
     }
 
     /// <summary>Control plane: the records written since the last call.</summary>
-    public List<Record> Take()
-    {
-        var taken = new List<Record>();
-        long written = Volatile.Read(ref _written);
-        for (long at = _read; at < written; at++)
-        {
-            taken.Add(_records[at % Capacity]);
-        }
-        Volatile.Write(ref _read, written);
-        return taken;
-    }
+    public List<Record> Take() => _ring.Take();
 
     public static long MatchedAt(in Record record, int index) => index switch
     {

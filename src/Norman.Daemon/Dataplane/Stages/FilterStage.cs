@@ -23,7 +23,8 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
         {
             return policy.Evaluate(chain, frame, packet, socket, state);
         }
-        var verdict = policy.EvaluateTraced(chain, frame, packet, socket, state, ref record);
+        var recorder = new TraceRecorder(ref record);
+        var verdict = policy.Evaluate(chain, frame, packet, socket, state, ref recorder);
         record.Chain = chain;
         record.Protocol = packet.Protocol;
         record.Source = packet.Source;
@@ -71,10 +72,11 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             {
                 if (!Cache.TryGet(packet, socketId, policy, rules, frame.Length, out verdict))
                 {
-                    verdict = policy.EvaluateNoting(chain, frame, packet, socket, matched, out int matchedCount);
-                    if (matchedCount <= matched.Length)
+                    var recorder = new MatchRecorder(matched);
+                    verdict = policy.Evaluate(chain, frame, packet, socket, ConnectionState.None, ref recorder);
+                    if (recorder.Count <= matched.Length)
                     {
-                        Cache.Store(packet, socketId, policy, verdict, matched[..matchedCount]);
+                        Cache.Store(packet, socketId, policy, verdict, recorder.Indexes);
                     }
                 }
             }
