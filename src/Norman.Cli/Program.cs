@@ -7,6 +7,7 @@ var root = new RootCommand("Norman: kernel-bypass networking that the administra
     SsCommand.Create(),
     FilterCommand.Create(),
     TraceCommand.Create(),
+    CaptureCommand.Create(),
     DemoCommand.Create(),
 };
 // "@name" is a set in a filter rule, not a response file: turn response files off.

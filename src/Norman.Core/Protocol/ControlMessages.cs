@@ -34,6 +34,9 @@ public sealed class ControlRequest
     /// <summary>filter-trace-start: a libpcap expression and how many packets to trace.</summary>
     public string? Expression { get; set; }
     public int? Count { get; set; }
+    /// <summary>capture-start: snap length, and only this application's packets.</summary>
+    public int? SnapLength { get; set; }
+    public string? App { get; set; }
     /// <summary>filter-restore: the lines of a policy file.</summary>
     public List<string>? Lines { get; set; }
 }
@@ -51,6 +54,21 @@ public sealed class ControlResponse
     public Dictionary<string, long>? Counters { get; set; }
     public FilterInfo? Filter { get; set; }
     public TraceInfo? Trace { get; set; }
+    public CaptureInfo? Capture { get; set; }
+}
+
+/// <summary>A capture: its ring's geometry (the memfd and eventfd ride along) and its counters.</summary>
+public sealed class CaptureInfo
+{
+    public long TapId { get; set; }
+    public int SlotCount { get; set; }
+    public int SlotSize { get; set; }
+    public long RegionBytes { get; set; }
+    public int SnapLength { get; set; }
+    public long Captured { get; set; }
+    public long Dropped { get; set; }
+    /// <summary>True when the caller may see only its own user's packets.</summary>
+    public bool OwnPacketsOnly { get; set; }
 }
 
 /// <summary>What `norman trace` shows: the packet, its owner, each rule walked, the verdict.</summary>

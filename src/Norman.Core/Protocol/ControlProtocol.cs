@@ -31,6 +31,8 @@ public static class ControlProtocol
         public const string FilterRestore = "filter-restore";
         public const string FilterTrace = "filter-trace";
         public const string FilterTraceStart = "filter-trace-start";
+        public const string CaptureStart = "capture-start";
+        public const string CaptureStats = "capture-stats";
         public const string FilterTracePoll = "filter-trace-poll";
         public const string FilterTraceStop = "filter-trace-stop";
         public const string FilterSetAdd = "filter-set-add";

@@ -78,6 +78,15 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 }
                 response.Trace = new TraceInfo { Remaining = engine.Trace.Remaining, Events = [] };
                 return (response, []);
+            case ControlProtocol.Ops.CaptureStart:
+                var tap = await StartCaptureAsync(session, request);
+                response.Capture = DescribeCapture(tap, !IsAdministrator(session.Identity));
+                return (response, [tap.Region.Fd, tap.Wakeup.Fd]);
+            case ControlProtocol.Ops.CaptureStats:
+                var mine = session.FindTap(request.Handle ?? -1)
+                    ?? throw new ControlException(ControlProtocol.Errors.NoSuchSocket, $"Capture {request.Handle} is not one of this connection's.");
+                response.Capture = DescribeCapture(mine, mine.OnlyUid >= 0);
+                return (response, []);
             case ControlProtocol.Ops.FilterTracePoll:
                 response.Trace = PollTrace();
                 return (response, []);
@@ -100,9 +109,61 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         }
     }
 
+    private long _nextTapId;
+
+    private bool IsAdministrator(PeerIdentity caller) => caller.CanAdminister || (adminGroup is { } group && caller.InGroup(group));
+
+    private async Task<Capture.CaptureTap> StartCaptureAsync(ControlSession session, ControlRequest request)
+    {
+        var caller = session.Identity;
+        string direction = request.Chain ?? "any";
+        if (direction is not ("ingress" or "egress" or "any"))
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument, $"'{direction}' is not a capture point: use ingress, egress or any.");
+        }
+        Capture.CaptureTap tap;
+        try
+        {
+            // An ordinary user sees only their own sockets' packets, as they could see them in their own process.
+            tap = new Capture.CaptureTap(Interlocked.Increment(ref _nextTapId), request.Expression ?? "", request.SnapLength ?? 262144,
+                direction is "ingress" or "any", direction is "egress" or "any", IsAdministrator(caller) ? -1 : caller.Uid,
+                request.App is null ? -1 : appNames.IdOf(request.App));
+        }
+        catch (PcapFilterException error)
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
+        }
+        session.Own(tap);
+        var add = new AddTapCommand(tap);
+        engine.Post(add);
+        await add.Applied;
+        log.Info($"capture {tap.Id} '{tap.Expression}' on {direction} by {caller.ProcessName} (pid {caller.Pid}, uid {caller.Uid})");
+        return tap;
+    }
+
+    public async Task StopCaptureAsync(Capture.CaptureTap tap)
+    {
+        var remove = new RemoveTapCommand(tap);
+        engine.Post(remove);
+        await remove.Applied;
+        tap.Dispose();
+    }
+
+    private static CaptureInfo DescribeCapture(Capture.CaptureTap tap, bool ownOnly) => new()
+    {
+        TapId = tap.Id,
+        SlotCount = Norman.Core.Capture.CaptureRecord.SlotCount,
+        SlotSize = Norman.Core.Capture.CaptureRecord.SlotSize,
+        RegionBytes = tap.Region.Length,
+        SnapLength = tap.SnapLength,
+        Captured = Volatile.Read(ref tap.Captured),
+        Dropped = Volatile.Read(ref tap.Dropped),
+        OwnPacketsOnly = ownOnly,
+    };
+
     private void RequireAdministrator(PeerIdentity caller, string what)
     {
-        if (!caller.CanAdminister && !(adminGroup is { } group && caller.InGroup(group)))
+        if (!IsAdministrator(caller))
         {
             throw new ControlException(ControlProtocol.Errors.NotPermitted,
                 $"Operation not permitted: {what} needs root or CAP_NET_ADMIN" +

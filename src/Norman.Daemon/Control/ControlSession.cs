@@ -12,6 +12,23 @@ namespace Norman.Daemon.Control;
 public sealed class ControlSession(Socket connection, PeerIdentity identity, ControlPlane plane, ILogSink log)
 {
     private readonly Dictionary<long, NormanSocket> _owned = new();
+    private readonly List<Capture.CaptureTap> _taps = new();
+
+    public void Own(Capture.CaptureTap tap)
+    {
+        lock (_taps)
+        {
+            _taps.Add(tap);
+        }
+    }
+
+    public Capture.CaptureTap? FindTap(long id)
+    {
+        lock (_taps)
+        {
+            return _taps.FirstOrDefault(t => t.Id == id);
+        }
+    }
 
     public PeerIdentity Identity { get; } = identity;
 
@@ -121,6 +138,16 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         foreach (var socket in owned)
         {
             await plane.CloseAsync(this, socket);
+        }
+        List<Capture.CaptureTap> taps;
+        lock (_taps)
+        {
+            taps = _taps.ToList();
+            _taps.Clear();
+        }
+        foreach (var tap in taps)
+        {
+            await plane.StopCaptureAsync(tap);
         }
     }
 }

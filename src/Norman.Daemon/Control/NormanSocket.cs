@@ -37,6 +37,7 @@ public sealed unsafe class NormanSocket : IDisposable
             OwnerGid = owner.Gid,
             OwnerPid = owner.Pid,
             CgroupId = cgroupId,
+            OwnerName = System.Text.Encoding.ASCII.GetBytes(owner.ProcessName.Length > 16 ? owner.ProcessName[..16] : owner.ProcessName),
         };
     }
 

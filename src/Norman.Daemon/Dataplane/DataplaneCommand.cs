@@ -44,3 +44,15 @@ public sealed class AddNeighbourCommand(NetAddress address, MacAddress mac) : Da
     public NetAddress Address { get; } = address;
     public MacAddress Mac { get; } = mac;
 }
+
+/// <summary>Start feeding a capture tap.</summary>
+public sealed class AddTapCommand(Norman.Daemon.Capture.CaptureTap tap) : DataplaneCommand
+{
+    public Norman.Daemon.Capture.CaptureTap Tap { get; } = tap;
+}
+
+/// <summary>Stop feeding a capture tap; once applied, its memory may be unmapped.</summary>
+public sealed class RemoveTapCommand(Norman.Daemon.Capture.CaptureTap tap) : DataplaneCommand
+{
+    public Norman.Daemon.Capture.CaptureTap Tap { get; } = tap;
+}

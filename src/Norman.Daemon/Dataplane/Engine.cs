@@ -36,6 +36,8 @@ public sealed class Engine
     private PolicySnapshot _policy = PolicySnapshot.Empty;
     private volatile PolicySnapshot? _publishedPolicy;
     private volatile TraceTap? _trace;
+    private Norman.Daemon.Capture.CaptureTap[] _taps = [];
+    private long _unixNanoseconds;
     private readonly List<(RemoveSocketCommand Command, long Deadline)> _closing = new();
     private readonly object _postGate = new();
     private bool _halted;
@@ -68,6 +70,8 @@ public sealed class Engine
 
     public HostInterface Host { get; }
     public Conntrack Conntrack { get; }
+    /// <summary>Capture taps the dataplane feeds (read racily, for display and tests).</summary>
+    public int TapCount => Volatile.Read(ref _taps).Length;
     public VerdictCache IngressVerdicts => _ingressFilter.Cache;
     public VerdictCache EgressVerdicts => _egressFilter.Cache;
     public IPort Port => _port;
@@ -116,6 +120,11 @@ public sealed class Engine
     {
         long now = Stopwatch.GetTimestamp();
         _breaths++;
+        if (_taps.Length > 0)
+        {
+            // Read once per breath: packets of one batch share a timestamp, as they share a poll.
+            _unixNanoseconds = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
+        }
         var published = _publishedPolicy;
         if (published is not null && !ReferenceEquals(published, _policy))
         {
@@ -154,6 +163,10 @@ public sealed class Engine
         }
         _parse.Run(_rx);
         _demux.Run(_rx);
+        if (_taps.Length > 0)
+        {
+            Tap(_rx, 0, Norman.Core.Capture.CaptureRecord.Inbound);
+        }
         _ingressFilter.Run(_rx, 0, _policy, now, _trace);
         _host.Run(_rx, now);
         _deliver.Run(_rx, _breaths, now);
@@ -183,6 +196,10 @@ public sealed class Engine
         {
             return 0;
         }
+        if (_taps.Length > 0)
+        {
+            Tap(_tx, 0, Norman.Core.Capture.CaptureRecord.Outbound);
+        }
         int wireFull = _port.Transmit(_tx, now);
         for (int i = 0; i < wireFull; i++)
         {
@@ -199,6 +216,30 @@ public sealed class Engine
         }
         Counters.PortTxPackets += sent;
         return _tx.Count;
+    }
+
+    /// <summary>Offers every live frame of the batch to every capture tap, then publishes each tap's ring once.</summary>
+    private void Tap(PacketBatch batch, int first, byte direction)
+    {
+        var taps = _taps;
+        for (int i = first; i < batch.Count; i++)
+        {
+            if (batch.IsDone(i))
+            {
+                continue;
+            }
+            int slot = batch.SocketSlot(i);
+            var owner = slot >= 0 ? _sockets[slot] : null;
+            var frame = batch.Frame(i);
+            for (int t = 0; t < taps.Length; t++)
+            {
+                taps[t].Offer(frame, direction, owner, _unixNanoseconds);
+            }
+        }
+        for (int t = 0; t < taps.Length; t++)
+        {
+            taps[t].Flush();
+        }
     }
 
     private void FlushOutbox()
@@ -254,6 +295,12 @@ public sealed class Engine
             case RemoveSocketCommand remove when remove.Socket.Slot >= 0:
                 _flows.Remove(remove.Socket.Key);
                 _sockets.Remove(remove.Socket);
+                break;
+            case AddTapCommand add:
+                _taps = [.. _taps, add.Tap];
+                break;
+            case RemoveTapCommand remove:
+                _taps = _taps.Where(t => t != remove.Tap).ToArray();
                 break;
             case AddNeighbourCommand neighbour:
                 Neighbours.AddPermanent(neighbour.Address.V4, neighbour.Mac);

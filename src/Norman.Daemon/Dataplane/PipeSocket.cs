@@ -31,6 +31,8 @@ public sealed unsafe class PipeSocket
     public int OwnerGid { get; init; } = -1;
     public int OwnerPid { get; init; } = -1;
     public int CgroupId { get; init; } = -1;
+    /// <summary>The owner's process name as ASCII bytes (at most 16), for capture records.</summary>
+    public byte[] OwnerName { get; init; } = [];
     public byte Protocol { get; }
     public NetAddress LocalAddress { get; internal set; }
     public ushort LocalPort { get; }

@@ -18,6 +18,10 @@ public sealed class SocketSet
     /// <summary>The i-th active socket, 0 ≤ i &lt; <see cref="Count"/>.</summary>
     public PipeSocket Active(int index) => _active[index];
 
+    /// <summary>True when the slot still holds the socket with this id (masked to 40 bits).</summary>
+    public bool IsCurrent(int slot, long maskedId) =>
+        slot >= 0 && slot < _bySlot.Length && _bySlot[slot] is { } socket && (socket.Id & 0xFF_FFFF_FFFF) == maskedId;
+
     public void Add(PipeSocket socket)
     {
         int slot = _freeSlots.Count > 0 ? _freeSlots.Pop() : _nextSlot++;

@@ -25,6 +25,9 @@ public sealed class AllocationTests
                 policy.Add(chain, ["ct", "state", "invalid", "drop"]);
                 policy.Add(chain, ["app", "testapp", "accept"]);
             }
+            // And a capture of everything UDP that nobody reads: its ring fills and then counts drops.
+            var tap = new Norman.Daemon.Capture.CaptureTap(1, "udp", 128, inbound: true, outbound: true, onlyUid: -1, onlyAppId: -1);
+            wire.Engine.Post(new Norman.Daemon.Dataplane.AddTapCommand(tap));
         }
         wire.Peer.KeepDatagrams = false;
         var app = wire.Bind(5000);

@@ -8,6 +8,7 @@ public sealed class FrameQueue
 {
     private readonly byte[] _memory;
     private readonly int[] _lengths;
+    private readonly long[] _tags;
     private readonly int _frameSize;
     private int _head;
     private int _count;
@@ -16,6 +17,7 @@ public sealed class FrameQueue
     {
         _memory = GC.AllocateArray<byte>(capacity * frameSize, pinned: true);
         _lengths = new int[capacity];
+        _tags = new long[capacity];
         _frameSize = frameSize;
     }
 
@@ -26,11 +28,15 @@ public sealed class FrameQueue
     public Span<byte> Reserve() =>
         _count == _lengths.Length ? Span<byte>.Empty : _memory.AsSpan(((_head + _count) % _lengths.Length) * _frameSize, _frameSize);
 
-    public void Commit(int length)
+    /// <summary>Accepts the frame written into <see cref="Reserve"/>, with a number the owner wants back (<see cref="PeekTag"/>).</summary>
+    public void Commit(int length, long tag = 0)
     {
         _lengths[(_head + _count) % _lengths.Length] = length;
+        _tags[(_head + _count) % _lengths.Length] = tag;
         _count++;
     }
+
+    public long PeekTag() => _tags[_head];
 
     public ReadOnlySpan<byte> Peek() => _memory.AsSpan(_head * _frameSize, _lengths[_head]);
 

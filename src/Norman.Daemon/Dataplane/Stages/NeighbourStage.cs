@@ -21,20 +21,21 @@ public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets
         for (int n = _waiting.Count; n > 0 && !batch.IsFull; n--)
         {
             var frame = _waiting.Peek();
+            long owner = _waiting.PeekTag();
             Parse(frame, out var packet);
             var result = Resolve(packet.Destination, now, out var mac);
             if (result == NeighbourTable.Lookup.Pending)
             {
                 var again = _waiting.Reserve();
                 frame.CopyTo(again);
-                _waiting.Commit(frame.Length);
+                _waiting.Commit(frame.Length, owner);
             }
             else if (result == NeighbourTable.Lookup.Resolved)
             {
                 frame.CopyTo(batch.NextBuffer());
                 EthernetHeader.Write(batch.NextBuffer(), mac, host.Mac, EtherTypes.IPv4);
                 batch.Append(frame.Length);
-                batch.SocketSlot(batch.Count - 1) = -1;
+                batch.SocketSlot(batch.Count - 1) = OwnerSlot(owner);
                 counters.SentPackets++;
             }
             else
@@ -73,7 +74,8 @@ public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets
                 continue;
             }
             frame.CopyTo(wait);
-            _waiting.Commit(frame.Length);
+            // Remember the sender (slot and id: the slot may belong to another socket by the time the frame leaves).
+            _waiting.Commit(frame.Length, (long)socket.Slot << 40 | (socket.Id & 0xFF_FFFF_FFFF));
             socket.Counters.TxPackets++;
             socket.Counters.TxBytes += batch.Parsed(i).PayloadLength;
         }
@@ -106,6 +108,12 @@ public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets
             hostStage.RequestArp(nextHop);
         }
         return result;
+    }
+
+    private int OwnerSlot(long owner)
+    {
+        int slot = (int)(owner >> 40);
+        return sockets.IsCurrent(slot, owner & 0xFF_FFFF_FFFF) ? slot : -1;
     }
 
     private static void Parse(ReadOnlySpan<byte> frame, out ParsedPacket packet) => PacketParser.Parse(frame, out packet);

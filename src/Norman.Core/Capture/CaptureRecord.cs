@@ -1,0 +1,54 @@
+using System.Buffers.Binary;
+using System.Text;
+
+namespace Norman.Core.Capture;
+
+/// <summary>
+/// One captured packet in a capture ring slot (the ring itself is a <see cref="Pipes.PipeLayout"/> ring in a
+/// memfd the daemon hands to the capturing process). Written by the dataplane, read by `norman capture`.
+/// <code>
+///  0   u64 timestamp (Unix nanoseconds)   8   u32 wire length   12  u8 direction (0 in, 1 out)  13 u8 reserved[3]
+///  16  i32 owner pid (0: none)            20  i32 owner uid     24  owner process name, 16 bytes, NUL-padded
+///  40  reserved (8)                       48  the frame, as captured (at most the snap length)
+/// </code>
+/// </summary>
+public static class CaptureRecord
+{
+    public const int HeaderSize = 48;
+    public const int SlotSize = 2112;
+    public const int SlotCount = 4096;
+    public const int MaxSnapLength = SlotSize - 16 - HeaderSize;
+    public const byte Inbound = 0;
+    public const byte Outbound = 1;
+
+    public static void WriteHeader(Span<byte> slot, long unixNanoseconds, int wireLength, byte direction, int pid, int uid, ReadOnlySpan<byte> processName)
+    {
+        BinaryPrimitives.WriteInt64LittleEndian(slot, unixNanoseconds);
+        BinaryPrimitives.WriteInt32LittleEndian(slot[8..], wireLength);
+        slot[12] = direction;
+        slot[13] = slot[14] = slot[15] = 0;
+        BinaryPrimitives.WriteInt32LittleEndian(slot[16..], pid);
+        BinaryPrimitives.WriteInt32LittleEndian(slot[20..], uid);
+        var name = slot.Slice(24, 16);
+        name.Clear();
+        processName[..Math.Min(processName.Length, 16)].CopyTo(name);
+        slot.Slice(40, 8).Clear();
+    }
+
+    /// <summary>A record read back, copied out of the ring.</summary>
+    public readonly record struct Packet(long UnixNanoseconds, int WireLength, byte Direction, int Pid, int Uid, string ProcessName, byte[] Frame);
+
+    public static Packet Read(ReadOnlySpan<byte> slot)
+    {
+        var name = slot.Slice(24, 16);
+        int end = name.IndexOf((byte)0);
+        return new Packet(
+            BinaryPrimitives.ReadInt64LittleEndian(slot),
+            BinaryPrimitives.ReadInt32LittleEndian(slot[8..]),
+            slot[12],
+            BinaryPrimitives.ReadInt32LittleEndian(slot[16..]),
+            BinaryPrimitives.ReadInt32LittleEndian(slot[20..]),
+            Encoding.ASCII.GetString(end < 0 ? name : name[..end]),
+            slot[HeaderSize..].ToArray());
+    }
+}

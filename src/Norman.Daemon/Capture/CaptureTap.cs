@@ -1,0 +1,115 @@
+using Norman.Core.Capture;
+using Norman.Core.Pipes;
+using Norman.Core.Shm;
+using Norman.Daemon.Dataplane;
+using Norman.Daemon.Policy.Bpf;
+
+namespace Norman.Daemon.Capture;
+
+/// <summary>
+/// A capture on the dataplane's path, as tcpdump's socket is on the kernel's: a libpcap filter, a snap length, the
+/// directions it sees, and its own ring in shared memory towards the capturing process. A full ring never slows
+/// the dataplane: the packet is simply not captured, and counted, as tcpdump's "dropped by kernel". An ordinary
+/// user's tap sees only that user's sockets.
+/// </summary>
+public sealed unsafe class CaptureTap : IDisposable
+{
+    private readonly RingProducer _ring;
+    private readonly BpfFunction? _filter;
+    private bool _touched;
+
+    public CaptureTap(long id, string expression, int snapLength, bool inbound, bool outbound, int onlyUid, int onlyAppId)
+    {
+        Id = id;
+        Expression = expression;
+        _filter = expression.Length == 0 ? null : BpfCompiler.Compile(PcapFilter.Compile(expression));
+        SnapLength = Math.Clamp(snapLength, 1, CaptureRecord.MaxSnapLength);
+        Inbound = inbound;
+        Outbound = outbound;
+        OnlyUid = onlyUid;
+        OnlyAppId = onlyAppId;
+        Region = SharedMemory.Create($"norman:capture:{id}", PipeLayout.RingBytes(CaptureRecord.SlotCount, CaptureRecord.SlotSize));
+        try
+        {
+            RingInitializer.Initialize(Region.Address, CaptureRecord.SlotCount, CaptureRecord.SlotSize);
+            Wakeup = EventFd.Create();
+        }
+        catch
+        {
+            Region.Dispose();
+            throw;
+        }
+        _ring = new RingProducer(Region.Address, CaptureRecord.SlotCount, CaptureRecord.SlotSize);
+    }
+
+    public long Id { get; }
+    public string Expression { get; }
+    public int SnapLength { get; }
+    public bool Inbound { get; }
+    public bool Outbound { get; }
+    /// <summary>-1 for every user's packets; else only packets of sockets this uid owns.</summary>
+    public int OnlyUid { get; }
+    public int OnlyAppId { get; }
+    public SharedMemory Region { get; }
+    public EventFd Wakeup { get; } = null!;
+
+    /// <summary>Packets the filter kept and the ring took.</summary>
+    public long Captured;
+    /// <summary>Packets the filter kept that the ring had no room for.</summary>
+    public long Dropped;
+
+    /// <summary>Dataplane: captures the frame if it passes the tap's direction, owner and filter.</summary>
+    public void Offer(ReadOnlySpan<byte> frame, byte direction, PipeSocket? owner, long unixNanoseconds)
+    {
+        if ((direction == CaptureRecord.Inbound ? !Inbound : !Outbound)
+            || (OnlyUid >= 0 && owner?.OwnerUid != OnlyUid)
+            || (OnlyAppId >= 0 && owner?.AppId != OnlyAppId))
+        {
+            return;
+        }
+        if (_filter is not null)
+        {
+            fixed (byte* bytes = frame)
+            {
+                if (_filter(bytes, frame.Length, frame.Length) == 0)
+                {
+                    return;
+                }
+            }
+        }
+        var slot = _ring.Claim();
+        if (slot.IsEmpty)
+        {
+            Dropped++;
+            return;
+        }
+        int captured = Math.Min(frame.Length, SnapLength);
+        CaptureRecord.WriteHeader(slot, unixNanoseconds, frame.Length, direction, owner?.OwnerPid ?? 0, owner?.OwnerUid ?? -1,
+            owner is null ? ReadOnlySpan<byte>.Empty : owner.OwnerName);
+        frame[..captured].CopyTo(slot[CaptureRecord.HeaderSize..]);
+        _ring.Commit(CaptureRecord.HeaderSize + captured);
+        Captured++;
+        _touched = true;
+    }
+
+    /// <summary>Dataplane, once per batch: publishes what was captured and wakes a sleeping reader.</summary>
+    public void Flush()
+    {
+        if (!_touched)
+        {
+            return;
+        }
+        _touched = false;
+        _ring.Publish();
+        if (_ring.TakeWakeupRequest())
+        {
+            Wakeup.Signal();
+        }
+    }
+
+    public void Dispose()
+    {
+        Wakeup?.Dispose();
+        Region.Dispose();
+    }
+}

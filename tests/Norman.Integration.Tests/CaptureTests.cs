@@ -1,0 +1,210 @@
+using System.Diagnostics;
+using System.Text;
+using Norman.Cli.Capture;
+using Norman.Client;
+using Norman.Core.Capture;
+using Norman.Core.Packets;
+using Norman.Core.Pipes;
+using Norman.Core.Protocol;
+using Norman.Core.Shm;
+
+namespace Norman.Integration.Tests;
+
+/// <summary>`norman capture` against a daemon, its files read by the real tcpdump and tshark.</summary>
+public sealed class CaptureTests : DaemonTest
+{
+    [Fact]
+    public async Task Files_open_in_tcpdump_and_tshark_with_every_payload_and_the_application_in_pcapng_comments()
+    {
+        using var echo = Daemon.Start("echo-server", "7000");
+        echo.ReadLine();
+        string pcap = Path.Combine(Daemon.Directory, "echo.pcap");
+        string pcapng = Path.Combine(Daemon.Directory, "echo.pcapng");
+        using var plain = StartCapture("-c", "6", "-w", pcap, "udp", "port", "7000");
+        using var tagged = StartCapture("-c", "6", "-w", pcapng, "--pcapng", "udp", "port", "7000");
+        var payloads = new[] { "first", "second", new string('x', 1400) };
+        foreach (var payload in payloads)
+        {
+            Daemon.Peer.SendUdp(40000, 7000, Encoding.ASCII.GetBytes(payload));
+            Assert.NotNull(Daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10)));
+        }
+        string summary = await FinishAsync(plain);
+        await FinishAsync(tagged);
+        Assert.Contains("6 packets captured", summary);
+        Assert.Contains("0 packets dropped by kernel", summary);
+
+        var (code, output, errors) = Host.Try(null, "tcpdump", "-n", "-r", pcap);
+        Assert.Equal(0, code);
+        Assert.Equal(6, output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.DoesNotContain("warning", errors, StringComparison.OrdinalIgnoreCase);
+        string fields = Host.Run("tshark", "-r", pcapng, "-T", "fields", "-e", "frame.comment", "-e", "udp.payload", "-e", "frame.p2p_dir");
+        var rows = fields.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(6, rows.Length);
+        Assert.All(rows, row => Assert.StartsWith($"app=echo-server pid={echo.Pid} uid=", row));
+        foreach (var payload in payloads)
+        {
+            Assert.Equal(2, rows.Count(r => r.Contains(Convert.ToHexString(Encoding.ASCII.GetBytes(payload)).ToLowerInvariant(), StringComparison.Ordinal)));
+        }
+        var check = Host.Try(null, "tshark", "-r", pcapng, "-o", "udp.check_checksum:TRUE", "-Y", "udp.checksum.status == 0 || _ws.malformed");
+        Assert.Equal("", check.Output.Trim());
+    }
+
+    [Fact]
+    public async Task Text_lines_read_like_tcpdumps_and_name_the_application()
+    {
+        using var echo = Daemon.Start("echo-server", "7000");
+        echo.ReadLine();
+        using var capture = StartCapture("-c", "2", "-i", "ingress");
+        Daemon.Peer.SendUdp(40000, 7000, "hello"u8);
+        Daemon.Peer.SendPing(1, 1, "ping"u8);
+        string output = await capture.StandardOutput.ReadToEndAsync();
+        await capture.WaitForExitAsync();
+        Assert.Matches(@"^\d\d:\d\d:\d\d\.\d{6} IP 198\.18\.0\.2\.40000 > 198\.18\.0\.1\.7000: UDP, length 5 \(app echo-server pid \d+ uid \d+\)", output);
+        Assert.Contains("IP 198.18.0.2 > 198.18.0.1: ICMP echo request, length 12", output);
+    }
+
+    [Fact]
+    public void Twenty_expressions_keep_what_tcpdump_keeps_from_an_unfiltered_capture_of_the_same_traffic()
+    {
+        string[] expressions =
+        [
+            "udp", "tcp", "icmp", "not tcp", "host 198.18.0.2", "src host 198.18.0.2", "dst host 198.18.0.1", "net 198.18.0.0/24",
+            "port 5000", "src port 40001", "dst port 5001", "portrange 5000-5003", "udp and not port 5000", "icmp[icmptype] == icmp-echo",
+            "tcp[tcpflags] & tcp-syn != 0", "len > 200", "less 100", "greater 1000", "ip[8] == 64", "icmp or (ether src " + Daemon.Peer.Mac + " and tcp)",
+            "(udp or tcp) and dst portrange 5001-5002", "udp[8:2] = 0x4142", "ip proto 17 and ip[2:2] > 100",
+        ];
+        using var control = ControlChannel.Connect(Daemon.SocketPath);
+        var all = Open(control, "");
+        var filtered = expressions.Select(e => Open(control, e)).ToList();
+
+        var random = new Random(6);
+        for (int i = 0; i < 400; i++)
+        {
+            int size = random.Next(4) == 0 ? random.Next(900, 1400) : random.Next(0, 120);
+            var payload = new byte[size];
+            random.NextBytes(payload);
+            if (size >= 2 && i % 5 == 0)
+            {
+                payload[0] = 0x41;
+                payload[1] = 0x42;
+            }
+            switch (i % 4)
+            {
+                case 0 or 1: Daemon.Peer.SendUdp((ushort)(40000 + i % 3), (ushort)(5000 + i % 4), payload); break;
+                case 2: Daemon.Peer.SendPing((ushort)i, 1, payload.AsSpan(0, Math.Min(size, 64))); break;
+                default: Daemon.Peer.SendFrame(TcpSegment((byte)(i % 3 == 0 ? TcpHeader.Syn : TcpHeader.Ack), (ushort)(5000 + i % 4))); break;
+            }
+        }
+        Assert.True(ApplicationProcessTests.WaitFor(() => Daemon.Daemon.Engine.Counters.PortRxPackets >= 400));
+        var everything = all.Drain();
+        Assert.InRange(everything.Count, 400, 2000);
+        string file = Path.Combine(Daemon.Directory, "all.pcap");
+        using (var stream = File.Create(file))
+        {
+            var writer = new PcapWriter(stream, CaptureRecord.MaxSnapLength);
+            foreach (var packet in everything)
+            {
+                writer.Write(packet);
+            }
+            writer.Finish();
+        }
+        int strictSubsets = 0;
+        for (int e = 0; e < expressions.Length; e++)
+        {
+            var kept = filtered[e].Drain().Select(p => Convert.ToHexString(p.Frame)).Order().ToList();
+            string selected = Path.Combine(Daemon.Directory, $"selected-{e}.pcap");
+            Host.Run("tcpdump", "-r", file, "-w", selected, expressions[e]);
+            var reference = ReadPcap(selected).Select(Convert.ToHexString).Order().ToList();
+            Assert.True(reference.Count > 0, $"'{expressions[e]}' selects nothing from the traffic: the test would prove little");
+            Assert.True(reference.SequenceEqual(kept), $"'{expressions[e]}': tcpdump keeps {reference.Count} packets, norman capture {kept.Count}, or other ones");
+            strictSubsets += reference.Count < everything.Count ? 1 : 0;
+        }
+        Assert.True(strictSubsets >= 18, $"only {strictSubsets} expressions tell packets apart");
+    }
+
+    /// <summary>The frames of a classic pcap file, as tcpdump -w writes them.</summary>
+    private static List<byte[]> ReadPcap(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        var frames = new List<byte[]>();
+        for (int at = 24; at + 16 <= bytes.Length;)
+        {
+            int captured = BitConverter.ToInt32(bytes, at + 8);
+            frames.Add(bytes[(at + 16)..(at + 16 + captured)]);
+            at += 16 + captured;
+        }
+        return frames;
+    }
+
+    private byte[] TcpSegment(byte flags, ushort port)
+    {
+        var frame = new byte[EthernetHeader.Size + Ipv4Header.Size + TcpHeader.Size];
+        EthernetHeader.Write(frame, Daemon.Daemon.Engine.Host.Mac, Daemon.Peer.Mac, EtherTypes.IPv4);
+        Ipv4Header.Write(frame.AsSpan(EthernetHeader.Size), IpProtocols.Tcp, DaemonFixture.PeerAddress.V4, DaemonFixture.HostAddress.V4,
+            Ipv4Header.Size + TcpHeader.Size, 1);
+        var tcp = frame.AsSpan(EthernetHeader.Size + Ipv4Header.Size);
+        tcp[0] = 0x9C;
+        tcp[2] = (byte)(port >> 8);
+        tcp[3] = (byte)port;
+        tcp[12] = 0x50;
+        tcp[13] = flags;
+        return frame;
+    }
+
+    private sealed unsafe class Tap(SharedMemory region, RingConsumer ring) : IDisposable
+    {
+        public List<CaptureRecord.Packet> Drain()
+        {
+            var packets = new List<CaptureRecord.Packet>();
+            int available;
+            while ((available = ring.Available()) > 0)
+            {
+                for (int i = 0; i < available; i++)
+                {
+                    packets.Add(CaptureRecord.Read(ring.Peek()));
+                    ring.Advance();
+                }
+                ring.Publish();
+            }
+            return packets;
+        }
+
+        public void Dispose() => region.Dispose();
+    }
+
+    private static unsafe Tap Open(ControlChannel control, string expression)
+    {
+        var fds = new List<int>();
+        var capture = control.Call(new ControlRequest { Op = ControlProtocol.Ops.CaptureStart, Chain = "ingress", Expression = expression }, fds).Capture!;
+        var region = SharedMemory.Map(fds[0], capture.RegionBytes);
+        new Microsoft.Win32.SafeHandles.SafeFileHandle(fds[1], ownsHandle: true).Dispose();
+        return new Tap(region, new RingConsumer(region.Address, capture.SlotCount, capture.SlotSize));
+    }
+
+    private Process StartCapture(params string[] arguments)
+    {
+        var start = new ProcessStartInfo(AppProcess.BesideTests("norman")) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "capture", "--timeout", "30" }.Concat(arguments))
+        {
+            start.ArgumentList.Add(argument);
+        }
+        start.Environment["NORMAN_SOCKET"] = Daemon.SocketPath;
+        var process = Process.Start(start)!;
+        // The capture is in place once the daemon has the tap: wait for it, not for time.
+        Assert.True(ApplicationProcessTests.WaitFor(() => TapCount() > _taps), "the capture never started");
+        _taps = TapCount();
+        return process;
+    }
+
+    private int _taps;
+
+    private int TapCount() => (int)Daemon.Daemon.Engine.TapCount;
+
+    private static async Task<string> FinishAsync(Process capture)
+    {
+        string errors = await capture.StandardError.ReadToEndAsync();
+        await capture.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+        Assert.True(capture.ExitCode == 0, errors);
+        return errors;
+    }
+}
