@@ -64,6 +64,53 @@ public sealed class CaptureTests : DaemonTest
     }
 
     [Fact]
+    public async Task A_pcap_stream_on_standard_output_is_read_by_tcpdump_and_p_app_keeps_one_application()
+    {
+        using var echo = Daemon.Start("echo-server", "7000");
+        using var database = Daemon.Start("kvdb", "6379");
+        echo.ReadLine();
+        database.ReadLine();
+        string file = Path.Combine(Daemon.Directory, "stream.pcap");
+        // norman capture -w - | tcpdump -r -, through a shell pipe as a user types it.
+        string norman = AppProcess.BesideTests("norman");
+        var start = new ProcessStartInfo("sh") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add($"'{norman}' capture --timeout 30 -c 2 -p app=kvdb -w - | tcpdump -n -r - -w '{file}'");
+        start.Environment["NORMAN_SOCKET"] = Daemon.SocketPath;
+        using var pipeline = Process.Start(start)!;
+        Assert.True(ApplicationProcessTests.WaitFor(() => Daemon.Daemon.Engine.TapCount == 1));
+        Daemon.Peer.SendUdp(40000, 7000, "to echo"u8);
+        Daemon.Peer.SendUdp(40000, 6379, "GET x"u8);
+        await pipeline.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+        Assert.Equal(0, pipeline.ExitCode);
+
+        var frames = ReadPcap(file);
+        Assert.Equal(2, frames.Count);
+        Assert.All(frames, frame =>
+        {
+            PacketParser.Parse(frame, out var packet);
+            Assert.True(packet.DestinationPort == 6379 || packet.SourcePort == 6379, "a packet that is not kvdb's was captured");
+        });
+    }
+
+    [RootFact]
+    public async Task An_ordinary_user_captures_only_their_own_applications()
+    {
+        using var rootsEcho = Daemon.Start("echo-server", "7000");
+        rootsEcho.ReadLine();
+        using var nobodysEcho = AppProcess.Start("echo-server", Daemon.SocketPath, "65534", "7001");
+        nobodysEcho.ReadLine();
+        using var capture = AppProcess.Start("norman", Daemon.SocketPath, "65534", "capture", "--timeout", "30", "-c", "2", "udp");
+        Assert.True(ApplicationProcessTests.WaitFor(() => Daemon.Daemon.Engine.TapCount == 1));
+        Daemon.Peer.SendUdp(40000, 7000, "root's"u8);
+        Daemon.Peer.SendUdp(40000, 7001, "nobody's"u8);
+        string output = await capture.Process.StandardOutput.ReadToEndAsync();
+        Assert.DoesNotContain(".7000:", output);
+        Assert.Contains("198.18.0.1.7001: UDP", output);
+        Assert.Contains("198.18.0.1.7001 > 198.18.0.2.40000: UDP", output);
+    }
+
+    [Fact]
     public void Twenty_expressions_keep_what_tcpdump_keeps_from_an_unfiltered_capture_of_the_same_traffic()
     {
         string[] expressions =

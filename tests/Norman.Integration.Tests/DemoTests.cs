@@ -27,6 +27,17 @@ public sealed class DemoTests
         Assert.Contains("the request was refused", text);
         Assert.Matches(@"app rogue-httpd reject\s+# handle 1, packets [1-9]", text);
         Assert.Contains("verdict reject (rule 1)", text);
+        Assert.Contains("2 packets captured", text);
+        var pcapng = System.Text.RegularExpressions.Regex.Match(text, @"--pcapng -w (\S+\.pcapng)").Groups[1].Value;
+        try
+        {
+            string comments = Host.Run("tshark", "-r", pcapng, "-T", "fields", "-e", "frame.comment");
+            Assert.Equal(2, comments.Split('\n', StringSplitOptions.RemoveEmptyEntries).Count(c => c.StartsWith("app=rogue-httpd pid=", StringComparison.Ordinal)));
+        }
+        finally
+        {
+            File.Delete(pcapng);
+        }
         Assert.DoesNotContain(Directory.GetDirectories("/proc"), IsDemoApplication);
         Assert.False(Directory.Exists(Path.Combine(Path.GetTempPath(), $"norman-demo-{demo.Id}")));
     }

@@ -65,7 +65,7 @@ public static class DemoCommand
             Step("…and who listens on the database's port?", $"norman ss -lpn sport = :{DatabasePort}");
             Console.Write(await RunSelfAsync(["ss", "-lpn", "--socket", socketPath, "sport", "=", $":{DatabasePort}"]));
 
-            await RogueServerAsync(peer, socketPath, started);
+            await RogueServerAsync(daemon, socketPath, started);
 
             if (!bob.WaitForExit(TimeSpan.FromSeconds(bobSeconds + 15)))
             {
@@ -96,16 +96,30 @@ public static class DemoCommand
     }
 
     /// <summary>The second half of the story: a server nobody wanted, found with ss and stopped with one rule.</summary>
-    private static async Task RogueServerAsync(Norman.Daemon.Dataplane.Ports.SimulatedPeer peer, string socketPath, List<Process> started)
+    private static async Task RogueServerAsync(NormanDaemon daemon, string socketPath, List<Process> started)
     {
+        var peer = daemon.Peer!;
         // Port 80 needs root or CAP_NET_BIND_SERVICE, for the rogue as for anyone; without them the story uses 8080.
         ushort port = Environment.UserName == "root" ? (ushort)80 : (ushort)8080;
         Step("Someone who guessed a weak password starts a web server:", $"rogue-httpd {port}");
         var rogue = Launch("rogue-httpd", [port.ToString(CultureInfo.InvariantCulture)], socketPath, started);
         Console.WriteLine(await FirstLineAsync(rogue));
+
+        string pcapng = Path.Combine(Path.GetTempPath(), $"norman-demo-rogue-{Environment.ProcessId}.pcapng");
+        Step("Alice records what it says, each packet tagged with its application (the kernel never saw these packets):",
+            $"norman capture -c 2 -p app=rogue-httpd --pcapng -w {pcapng}");
+        var capture = StartSelf(["capture", "--socket", socketPath, "--timeout", "20", "-c", "2", "-p", "app=rogue-httpd", "--pcapng", "-w", pcapng]);
+        for (var clock = Stopwatch.StartNew(); daemon.Engine.TapCount == 0 && clock.Elapsed < TimeSpan.FromSeconds(20);)
+        {
+            await Task.Delay(10); // the capture is a process of its own: wait until its tap is in the dataplane
+        }
         peer.SendUdp(41000, port, "GET / HTTP/1.0\r\n\r\n"u8);
         var page = peer.TakeDatagram(TimeSpan.FromSeconds(5)) ?? throw new TimeoutException("rogue-httpd did not answer.");
         Console.WriteLine($"  the peer host's request was answered: {Encoding.ASCII.GetString(page.Payload).Split('\r')[0]}");
+        Console.Write(await capture.StandardError.ReadToEndAsync());
+        await capture.WaitForExitAsync();
+        Console.WriteLine($"  open it with:  tshark -r {pcapng} -T fields -e frame.comment -e udp.payload");
+        Console.WriteLine($"           or:  wireshark {pcapng}      or:  tcpdump -n -r {pcapng}");
 
         Step($"Alice asks: which application is listening on port {port}?", $"norman ss -lp sport = :{port}");
         Console.Write(await RunSelfAsync(["ss", "-lp", "--socket", socketPath, "sport", "=", $":{port}"]));
@@ -202,14 +216,19 @@ public static class DemoCommand
         return line.Result;
     }
 
-    private static async Task<string> RunSelfAsync(string[] arguments)
+    private static Process StartSelf(string[] arguments)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
         }
-        using var process = Process.Start(start)!;
+        return Process.Start(start)!;
+    }
+
+    private static async Task<string> RunSelfAsync(string[] arguments)
+    {
+        using var process = StartSelf(arguments);
         string output = await process.StandardOutput.ReadToEndAsync();
         string errors = await process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
