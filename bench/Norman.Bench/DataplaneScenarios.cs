@@ -17,11 +17,27 @@ public static class DataplaneScenarios
     /// <summary>Payload of a 64-byte Ethernet frame (60 on the wire plus a 4-byte FCS), and of a 1500-byte IP packet.</summary>
     public static int PayloadFor(int frameSize) => frameSize == 64 ? 64 - 4 - EthernetHeader.Size - UdpPacketBuilder.HeaderLengthV4 : 1500 - UdpPacketBuilder.HeaderLengthV4;
 
+    /// <summary>Capture drops counted by the last run's tap (packets the capture ring had no room for).</summary>
+    public static long LastCaptureDrops { get; private set; }
+
     /// <summary><paramref name="rules"/> ingress rules that this flow does not match come before the verdict (the policy: accept).</summary>
-    public static (double Pps, long Drops, long AllocatedBytes) PeerToApplication(int frameSize, long packets, int rules = 0, int setSize = 0)
+    /// <remarks>
+    /// With <paramref name="captureFilter"/>, a capture tap with that libpcap filter is in the path; nobody reads its
+    /// ring (the slowest reader there is), so once full it can only count drops.
+    /// </remarks>
+    public static (double Pps, long Drops, long AllocatedBytes) PeerToApplication(int frameSize, long packets, int rules = 0, int setSize = 0,
+        string? captureFilter = null)
     {
         return WithDaemon((daemon, socket) =>
         {
+            Norman.Daemon.Capture.CaptureTap? tap = null;
+            if (captureFilter is not null)
+            {
+                tap = new Norman.Daemon.Capture.CaptureTap(1, captureFilter, 96, inbound: true, outbound: true, onlyUid: -1, onlyAppId: -1);
+                var add = new Norman.Daemon.Dataplane.AddTapCommand(tap);
+                daemon.Engine.Post(add);
+                add.Applied.GetAwaiter().GetResult();
+            }
             if (setSize > 0)
             {
                 // A set of addresses the peer is not among, and one rule that looks the source up in it.
@@ -53,6 +69,7 @@ public static class DataplaneScenarios
             }
             double seconds = clock.Elapsed.TotalSeconds;
             LastProcessedPps = daemon.Engine.Counters.PortRxPackets / seconds;
+            LastCaptureDrops = tap?.Dropped ?? 0;
             return (received / seconds, daemon.Engine.Counters.TotalDrops());
         });
     }

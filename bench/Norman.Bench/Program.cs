@@ -69,6 +69,23 @@ root.SetAction(result =>
         }
         figures.Add(withRules);
     }
+    // Capture: a tap whose filter matches nothing, against the same run without one; and a tap of everything
+    // that nobody reads, which must cost the data path nothing but the capture its drops.
+    var noTap = new Measurement("norman_capture_baseline_mpps_64", "peer → application, 64-byte frames, no capture (baseline of the two below)", "Mpps");
+    var idleTap = new Measurement("norman_capture_nomatch_mpps_64", "peer → application, 64-byte frames, a capture whose filter matches nothing (tcp port 9)", "Mpps");
+    var slowTap = new Measurement("norman_capture_slowreader_mpps_64", "peer → application, 64-byte frames, a capture of everything that nobody reads", "Mpps");
+    var slowDrops = new Measurement("norman_capture_slowreader_datapath_drops", "packets the data path lost with the unread capture (RX pipe full included)", "packets");
+    var captureDrops = new Measurement("norman_capture_slowreader_capture_drops", "packets the unread capture could not take (counted, as tcpdump's dropped by kernel)", "packets");
+    for (int run = 0; run < runCount; run++)
+    {
+        noTap.Add(DataplaneScenarios.PeerToApplication(64, packets64).Pps / 1e6);
+        idleTap.Add(DataplaneScenarios.PeerToApplication(64, packets64, captureFilter: "tcp port 9").Pps / 1e6);
+        var slow = DataplaneScenarios.PeerToApplication(64, packets64, captureFilter: "");
+        slowTap.Add(slow.Pps / 1e6);
+        slowDrops.Add(slow.Drops);
+        captureDrops.Add(DataplaneScenarios.LastCaptureDrops);
+    }
+    figures.AddRange([noTap, idleTap, slowTap, slowDrops, captureDrops]);
     var set = new Measurement("norman_set10k_mpps_64", "peer → application, 64-byte frames, a rule looking the source up in a 10,000-address set", "Mpps");
     for (int run = 0; run < runCount; run++)
     {
