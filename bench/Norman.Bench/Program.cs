@@ -86,6 +86,15 @@ root.SetAction(result =>
         captureDrops.Add(DataplaneScenarios.LastCaptureDrops);
     }
     figures.AddRange([noTap, idleTap, slowTap, slowDrops, captureDrops]);
+    // The same comparison on one thread, with no scheduler between the dataplane and the reader.
+    var engineAlone = new Measurement("engine_ns_per_packet_64", "engine alone, one thread: ns per 64-byte packet, peer → RX pipe", "ns");
+    var engineTap = new Measurement("engine_capture_nomatch_ns_per_packet_64", "engine alone, one thread: ns per packet with a capture matching nothing", "ns");
+    for (int run = 0; run < runCount; run++)
+    {
+        engineAlone.Add(EngineOnlyScenario.NanosecondsPerPacket(packets64, null));
+        engineTap.Add(EngineOnlyScenario.NanosecondsPerPacket(packets64, "tcp port 9"));
+    }
+    figures.AddRange([engineAlone, engineTap]);
     var set = new Measurement("norman_set10k_mpps_64", "peer → application, 64-byte frames, a rule looking the source up in a 10,000-address set", "Mpps");
     for (int run = 0; run < runCount; run++)
     {
