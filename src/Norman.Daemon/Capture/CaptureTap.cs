@@ -58,15 +58,36 @@ public sealed unsafe class CaptureTap : IDisposable
     /// <summary>Packets the filter kept that the ring had no room for.</summary>
     public long Dropped;
 
-    /// <summary>Dataplane: captures the frame if it passes the tap's direction, owner and filter.</summary>
-    public void Offer(ReadOnlySpan<byte> frame, byte direction, PipeSocket? owner, long unixNanoseconds)
+    /// <summary>
+    /// Dataplane, once per batch and direction: captures each live frame that passes the tap's owner restriction
+    /// and filter, then publishes the ring. One call per batch, and the direction tested once, keep an idle tap cheap.
+    /// </summary>
+    public void OfferBatch(PacketBatch batch, byte direction, SocketSet sockets, long unixNanoseconds)
     {
-        if ((direction == CaptureRecord.Inbound ? !Inbound : !Outbound)
-            || (OnlyUid >= 0 && owner?.OwnerUid != OnlyUid)
-            || (OnlyAppId >= 0 && owner?.AppId != OnlyAppId))
+        if (direction == CaptureRecord.Inbound ? !Inbound : !Outbound)
         {
             return;
         }
+        bool restricted = OnlyUid >= 0 || OnlyAppId >= 0;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            if (batch.IsDone(i))
+            {
+                continue;
+            }
+            int slot = batch.SocketSlot(i);
+            var owner = slot >= 0 ? sockets[slot] : null;
+            if (restricted && ((OnlyUid >= 0 && owner?.OwnerUid != OnlyUid) || (OnlyAppId >= 0 && owner?.AppId != OnlyAppId)))
+            {
+                continue;
+            }
+            Offer(batch.Frame(i), direction, owner, unixNanoseconds);
+        }
+        Flush();
+    }
+
+    private void Offer(ReadOnlySpan<byte> frame, byte direction, PipeSocket? owner, long unixNanoseconds)
+    {
         if (_filter is not null)
         {
             fixed (byte* bytes = frame)
@@ -92,8 +113,8 @@ public sealed unsafe class CaptureTap : IDisposable
         _touched = true;
     }
 
-    /// <summary>Dataplane, once per batch: publishes what was captured and wakes a sleeping reader.</summary>
-    public void Flush()
+    /// <summary>Publishes what was captured and wakes a sleeping reader.</summary>
+    private void Flush()
     {
         if (!_touched)
         {

@@ -165,7 +165,7 @@ public sealed class Engine
         _demux.Run(_rx);
         if (_taps.Length > 0)
         {
-            Tap(_rx, 0, Norman.Core.Capture.CaptureRecord.Inbound);
+            Tap(_rx, Norman.Core.Capture.CaptureRecord.Inbound);
         }
         _ingressFilter.Run(_rx, 0, _policy, now, _trace);
         _host.Run(_rx, now);
@@ -198,7 +198,7 @@ public sealed class Engine
         }
         if (_taps.Length > 0)
         {
-            Tap(_tx, 0, Norman.Core.Capture.CaptureRecord.Outbound);
+            Tap(_tx, Norman.Core.Capture.CaptureRecord.Outbound);
         }
         int wireFull = _port.Transmit(_tx, now);
         for (int i = 0; i < wireFull; i++)
@@ -218,27 +218,13 @@ public sealed class Engine
         return _tx.Count;
     }
 
-    /// <summary>Offers every live frame of the batch to every capture tap, then publishes each tap's ring once.</summary>
-    private void Tap(PacketBatch batch, int first, byte direction)
+    /// <summary>Offers the batch to every capture tap; each takes what passes its filter and publishes its ring.</summary>
+    private void Tap(PacketBatch batch, byte direction)
     {
         var taps = _taps;
-        for (int i = first; i < batch.Count; i++)
-        {
-            if (batch.IsDone(i))
-            {
-                continue;
-            }
-            int slot = batch.SocketSlot(i);
-            var owner = slot >= 0 ? _sockets[slot] : null;
-            var frame = batch.Frame(i);
-            for (int t = 0; t < taps.Length; t++)
-            {
-                taps[t].Offer(frame, direction, owner, _unixNanoseconds);
-            }
-        }
         for (int t = 0; t < taps.Length; t++)
         {
-            taps[t].Flush();
+            taps[t].OfferBatch(batch, direction, _sockets, _unixNanoseconds);
         }
     }
 
