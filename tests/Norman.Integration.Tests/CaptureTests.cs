@@ -111,6 +111,28 @@ public sealed class CaptureTests : DaemonTest
     }
 
     [Fact]
+    public async Task A_capture_before_the_filter_marks_what_it_dropped_and_one_after_the_filter_does_not_see_it()
+    {
+        using var open = Daemon.Start("echo-server", "7001");
+        open.ReadLine();
+        Daemon.Daemon.Policy.Add(global::Norman.Daemon.Policy.Chain.Ingress, ["udp", "dport", "7000", "drop"]);
+        string pcapng = Path.Combine(Daemon.Directory, "marked.pcapng");
+        using var before = StartCapture("-c", "1", "-i", "ingress", "--pcapng", "-w", pcapng, "udp", "port", "7000");
+        using var beforeText = StartCapture("-c", "1", "-i", "ingress", "udp", "port", "7000");
+        using var after = StartCapture("-c", "1", "-i", "ingress", "--after-filter", "udp");
+        Daemon.Peer.SendUdp(40000, 7000, "blocked"u8);
+        Daemon.Peer.SendUdp(40000, 7001, "allowed"u8);
+        await FinishAsync(before);
+        string marked = await beforeText.StandardOutput.ReadToEndAsync();
+        string passed = await after.StandardOutput.ReadToEndAsync();
+
+        Assert.Contains("198.18.0.1.7000: UDP, length 7 [dropped by rule 1]", marked);
+        Assert.Contains("198.18.0.1.7001: UDP, length 7", passed);
+        Assert.DoesNotContain(".7000:", passed);
+        Assert.Contains("verdict=drop rule=1", Host.Run("tshark", "-r", pcapng, "-T", "fields", "-e", "frame.comment"));
+    }
+
+    [Fact]
     public void Twenty_expressions_keep_what_tcpdump_keeps_from_an_unfiltered_capture_of_the_same_traffic()
     {
         string[] expressions =

@@ -16,9 +16,9 @@ public sealed class PcapngWriter(Stream output, int snapLength) : ICaptureWriter
     public void Write(in CaptureRecord.Packet packet)
     {
         WriteHeaders();
-        byte[] comment = packet.Pid == 0
-            ? Encoding.UTF8.GetBytes("no socket (host traffic)")
-            : Encoding.UTF8.GetBytes($"app={packet.ProcessName} pid={packet.Pid} uid={packet.Uid}");
+        string owner = packet.Pid == 0 ? "no socket (host traffic)" : $"app={packet.ProcessName} pid={packet.Pid} uid={packet.Uid}";
+        byte[] comment = Encoding.UTF8.GetBytes(packet.Verdict == 0 ? owner
+            : $"{owner} verdict={(packet.Verdict == 2 ? "reject" : "drop")} rule={packet.Rule}");
         int dataPadded = Pad4(packet.Frame.Length);
         int optionsLength = 4 + Pad4(comment.Length) + 4 + 4 + 4; // comment, epb_flags, end of options
         int total = 28 + dataPadded + optionsLength + 4;

@@ -24,6 +24,10 @@ public sealed class TcpdumpLines(TextWriter output, bool linkLayer, bool ascii, 
         }
         line.Append(Describe(frame, packet.WireLength));
         line.Append(packet.Pid == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $" (app {packet.ProcessName} pid {packet.Pid} uid {packet.Uid})"));
+        if (packet.Verdict != 0)
+        {
+            line.Append(" [").Append(packet.VerdictText).Append(']');
+        }
         output.WriteLine(line.ToString());
         if ((ascii || hex) && PacketParser.Parse(frame, out var parsed) == ParseError.None)
         {

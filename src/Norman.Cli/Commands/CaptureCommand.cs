@@ -30,13 +30,14 @@ public static class CaptureCommand
         var ascii = new Option<bool>("-A") { Description = "Print each packet in ASCII." };
         var hex = new Option<bool>("-X") { Description = "Print each packet in hex and ASCII." };
         var app = new Option<string?>("-p") { Description = "Only this application's packets: app=NAME." };
+        var afterFilter = new Option<bool>("--after-filter") { Description = "Capture on ingress after the filter: only what it let through (by default packets it stopped are captured too, marked)." };
         var timeout = new Option<double>("--timeout") { Description = "Stop after this many seconds (0: never).", DefaultValueFactory = _ => 0 };
         var expression = new Argument<string[]>("EXPRESSION") { Description = "A libpcap filter expression, as tcpdump takes.", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("capture", "Capture Norman's traffic as tcpdump does, each packet tagged with its application.\n\n" +
             "Examples:\n  norman capture -c 10 udp port 80\n  norman capture -w web.pcapng --pcapng -p app=rogue-httpd\n" +
             "  norman capture -w - | tcpdump -r -")
         {
-            socket, point, file, pcapng, count, snap, numeric, verbose, linkLayer, ascii, hex, app, timeout, expression,
+            socket, point, file, pcapng, count, snap, numeric, verbose, linkLayer, ascii, hex, app, afterFilter, timeout, expression,
         };
         command.SetAction(async (result, cancellation) =>
         {
@@ -48,6 +49,7 @@ public static class CaptureCommand
                 Expression = string.Join(' ', result.GetValue(expression) ?? []),
                 SnapLength = result.GetValue(snap),
                 App = appName,
+                AfterFilter = result.GetValue(afterFilter),
             };
             try
             {

@@ -7,9 +7,10 @@ namespace Norman.Core.Capture;
 /// One captured packet in a capture ring slot (the ring itself is a <see cref="Pipes.PipeLayout"/> ring in a
 /// memfd the daemon hands to the capturing process). Written by the dataplane, read by `norman capture`.
 /// <code>
-///  0   u64 timestamp (Unix nanoseconds)   8   u32 wire length   12  u8 direction (0 in, 1 out)  13 u8 reserved[3]
+///  0   u64 timestamp (Unix nanoseconds)   8   u32 wire length   12  u8 direction (0 in, 1 out)
+///  13  u8 filter verdict (0: passed, 1: dropped, 2: rejected)   14  u8 reserved[2]
 ///  16  i32 owner pid (0: none)            20  i32 owner uid     24  owner process name, 16 bytes, NUL-padded
-///  40  reserved (8)                       48  the frame, as captured (at most the snap length)
+///  40  i64 handle of the rule that decided (0: the chain's policy)   48  the frame, as captured (at most the snap length)
 /// </code>
 /// </summary>
 public static class CaptureRecord
@@ -21,22 +22,29 @@ public static class CaptureRecord
     public const byte Inbound = 0;
     public const byte Outbound = 1;
 
-    public static void WriteHeader(Span<byte> slot, long unixNanoseconds, int wireLength, byte direction, int pid, int uid, ReadOnlySpan<byte> processName)
+    public static void WriteHeader(Span<byte> slot, long unixNanoseconds, int wireLength, byte direction, int pid, int uid, ReadOnlySpan<byte> processName,
+        byte verdict = 0, long rule = 0)
     {
         BinaryPrimitives.WriteInt64LittleEndian(slot, unixNanoseconds);
         BinaryPrimitives.WriteInt32LittleEndian(slot[8..], wireLength);
         slot[12] = direction;
-        slot[13] = slot[14] = slot[15] = 0;
+        slot[13] = verdict;
+        slot[14] = slot[15] = 0;
         BinaryPrimitives.WriteInt32LittleEndian(slot[16..], pid);
         BinaryPrimitives.WriteInt32LittleEndian(slot[20..], uid);
         var name = slot.Slice(24, 16);
         name.Clear();
         processName[..Math.Min(processName.Length, 16)].CopyTo(name);
-        slot.Slice(40, 8).Clear();
+        BinaryPrimitives.WriteInt64LittleEndian(slot[40..], rule);
     }
 
     /// <summary>A record read back, copied out of the ring.</summary>
-    public readonly record struct Packet(long UnixNanoseconds, int WireLength, byte Direction, int Pid, int Uid, string ProcessName, byte[] Frame);
+    public readonly record struct Packet(long UnixNanoseconds, int WireLength, byte Direction, int Pid, int Uid, string ProcessName, byte[] Frame,
+        byte Verdict = 0, long Rule = 0)
+    {
+        /// <summary>"dropped by rule 3", "rejected by the policy", or empty for a packet the filter let through.</summary>
+        public string VerdictText => Verdict == 0 ? "" : $"{(Verdict == 2 ? "rejected" : "dropped")} by {(Rule == 0 ? "the policy" : $"rule {Rule}")}";
+    }
 
     public static Packet Read(ReadOnlySpan<byte> slot)
     {
@@ -49,6 +57,8 @@ public static class CaptureRecord
             BinaryPrimitives.ReadInt32LittleEndian(slot[16..]),
             BinaryPrimitives.ReadInt32LittleEndian(slot[20..]),
             Encoding.ASCII.GetString(end < 0 ? name : name[..end]),
-            slot[HeaderSize..].ToArray());
+            slot[HeaderSize..].ToArray(),
+            slot[13],
+            BinaryPrimitives.ReadInt64LittleEndian(slot[40..]));
     }
 }

@@ -37,6 +37,8 @@ public sealed class ControlRequest
     /// <summary>capture-start: snap length, and only this application's packets.</summary>
     public int? SnapLength { get; set; }
     public string? App { get; set; }
+    /// <summary>capture-start: record only what the filter let through (by default, also what it stopped, marked).</summary>
+    public bool? AfterFilter { get; set; }
     /// <summary>filter-restore: the lines of a policy file.</summary>
     public List<string>? Lines { get; set; }
 }

@@ -18,8 +18,9 @@ public sealed unsafe class CaptureTap : IDisposable
     private readonly BpfFunction? _filter;
     private bool _touched;
 
-    public CaptureTap(long id, string expression, int snapLength, bool inbound, bool outbound, int onlyUid, int onlyAppId)
+    public CaptureTap(long id, string expression, int snapLength, bool inbound, bool outbound, int onlyUid, int onlyAppId, bool afterFilter = false)
     {
+        AfterFilter = afterFilter;
         Id = id;
         Expression = expression;
         _filter = expression.Length == 0 ? null : BpfCompiler.Compile(PcapFilter.Compile(expression));
@@ -50,6 +51,11 @@ public sealed unsafe class CaptureTap : IDisposable
     /// <summary>-1 for every user's packets; else only packets of sockets this uid owns.</summary>
     public int OnlyUid { get; }
     public int OnlyAppId { get; }
+    /// <summary>
+    /// False (the default): the tap sits before the ingress filter and also records what the filter stopped, marked
+    /// with the verdict and the deciding rule. True: it records only what the filter let through.
+    /// </summary>
+    public bool AfterFilter { get; }
     public SharedMemory Region { get; }
     public EventFd Wakeup { get; } = null!;
 
@@ -71,7 +77,8 @@ public sealed unsafe class CaptureTap : IDisposable
         bool restricted = OnlyUid >= 0 || OnlyAppId >= 0;
         for (int i = 0; i < batch.Count; i++)
         {
-            if (batch.IsDone(i))
+            byte verdict = batch.FilterVerdict(i);
+            if (batch.IsDone(i) && (verdict == 0 || AfterFilter))
             {
                 continue;
             }
@@ -81,12 +88,12 @@ public sealed unsafe class CaptureTap : IDisposable
             {
                 continue;
             }
-            Offer(batch.Frame(i), direction, owner, unixNanoseconds);
+            Offer(batch.Frame(i), direction, owner, unixNanoseconds, verdict, verdict == 0 ? 0 : batch.DecidingRule(i));
         }
         Flush();
     }
 
-    private void Offer(ReadOnlySpan<byte> frame, byte direction, PipeSocket? owner, long unixNanoseconds)
+    private void Offer(ReadOnlySpan<byte> frame, byte direction, PipeSocket? owner, long unixNanoseconds, byte verdict, long rule)
     {
         if (_filter is not null)
         {
@@ -106,7 +113,7 @@ public sealed unsafe class CaptureTap : IDisposable
         }
         int captured = Math.Min(frame.Length, SnapLength);
         CaptureRecord.WriteHeader(slot, unixNanoseconds, frame.Length, direction, owner?.OwnerPid ?? 0, owner?.OwnerUid ?? -1,
-            owner is null ? ReadOnlySpan<byte>.Empty : owner.OwnerName);
+            owner is null ? ReadOnlySpan<byte>.Empty : owner.OwnerName, verdict, rule);
         frame[..captured].CopyTo(slot[CaptureRecord.HeaderSize..]);
         _ring.Commit(CaptureRecord.HeaderSize + captured);
         Captured++;

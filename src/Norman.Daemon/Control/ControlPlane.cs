@@ -127,7 +127,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             // An ordinary user sees only their own sockets' packets, as they could see them in their own process.
             tap = new Capture.CaptureTap(Interlocked.Increment(ref _nextTapId), request.Expression ?? "", request.SnapLength ?? 262144,
                 direction is "ingress" or "any", direction is "egress" or "any", IsAdministrator(caller) ? -1 : caller.Uid,
-                request.App is null ? -1 : appNames.IdOf(request.App));
+                request.App is null ? -1 : appNames.IdOf(request.App), request.AfterFilter ?? false);
         }
         catch (PcapFilterException error)
         {

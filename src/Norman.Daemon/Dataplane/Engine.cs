@@ -163,11 +163,12 @@ public sealed class Engine
         }
         _parse.Run(_rx);
         _demux.Run(_rx);
+        _ingressFilter.Run(_rx, 0, _policy, now, _trace);
         if (_taps.Length > 0)
         {
+            // After the filter, which marks what it stopped: a tap "before the filter" still sees those, with the verdict.
             Tap(_rx, Norman.Core.Capture.CaptureRecord.Inbound);
         }
-        _ingressFilter.Run(_rx, 0, _policy, now, _trace);
         _host.Run(_rx, now);
         _deliver.Run(_rx, _breaths, now);
         Counters.Batches++;

@@ -18,6 +18,8 @@ public sealed class PacketBatch
     private readonly bool[] _done = new bool[Capacity];
     private readonly bool[] _checksumTrusted = new bool[Capacity];
     private readonly int[] _socketSlot = new int[Capacity];
+    private readonly byte[] _filterVerdict = new byte[Capacity];
+    private readonly long[] _decidingRule = new long[Capacity];
 
     public int Count { get; private set; }
     public bool IsFull => Count == Capacity;
@@ -34,6 +36,8 @@ public sealed class PacketBatch
         _lengths[Count] = length;
         _done[Count] = false;
         _checksumTrusted[Count] = false;
+        _filterVerdict[Count] = 0;
+        _decidingRule[Count] = 0;
         _socketSlot[Count] = -1;
         Count++;
     }
@@ -50,6 +54,18 @@ public sealed class PacketBatch
     public bool IsChecksumTrusted(int index) => _checksumTrusted[index];
 
     public void MarkChecksumTrusted(int index) => _checksumTrusted[index] = true;
+
+    /// <summary>What the filter did with a packet it stopped (0: it did not; 1: dropped; 2: rejected), and the rule's handle (0: the policy).</summary>
+    public byte FilterVerdict(int index) => _filterVerdict[index];
+
+    public long DecidingRule(int index) => _decidingRule[index];
+
+    public void MarkFiltered(int index, byte verdict, long rule)
+    {
+        _filterVerdict[index] = verdict;
+        _decidingRule[index] = rule;
+        _done[index] = true;
+    }
 
     /// <summary>The socket the packet belongs to: its destination on ingress, its sender on egress; -1 for none.</summary>
     public ref int SocketSlot(int index) => ref _socketSlot[index];

@@ -29,6 +29,9 @@ public ref struct MatchRecorder(Span<int> indexes) : IRuleObserver
 
     public readonly ReadOnlySpan<int> Indexes => _indexes[..Math.Min(Count, _indexes.Length)];
 
+    /// <summary>The rule that decided (0: the chain's policy).</summary>
+    public long DecidedBy { get; private set; }
+
     public void Matched(int index, long handle)
     {
         if (Count < _indexes.Length)
@@ -38,9 +41,19 @@ public ref struct MatchRecorder(Span<int> indexes) : IRuleObserver
         Count++;
     }
 
-    public readonly void Decided(long handle)
+    public void Decided(long handle) => DecidedBy = handle;
+}
+
+/// <summary>Notes only which rule decided.</summary>
+public struct DecisionRecorder : IRuleObserver
+{
+    public long DecidedBy { get; private set; }
+
+    public readonly void Matched(int index, long handle)
     {
     }
+
+    public void Decided(long handle) => DecidedBy = handle;
 }
 
 /// <summary>Writes the rules that matched and the deciding rule into a live-trace record.</summary>

@@ -28,12 +28,14 @@ public sealed class VerdictCache
         public long SocketId;
         public FilterAction Verdict;
         public byte MatchedCount;
+        public long DecidedBy;
         public int Rule0, Rule1, Rule2, Rule3;
     }
 
     /// <summary>The cached verdict for this packet's flow, counting the rules that decided it; false on a miss.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool TryGet(in ParsedPacket packet, long socketId, PolicySnapshot policy, CompiledRule[] rules, int frameLength, out FilterAction verdict)
+    public bool TryGet(in ParsedPacket packet, long socketId, PolicySnapshot policy, CompiledRule[] rules, int frameLength, out FilterAction verdict,
+        out long decidedBy)
     {
         var key = new FlowKey(packet.Protocol, packet.Source, packet.SourcePort, packet.Destination, packet.DestinationPort);
         ref var entry = ref _entries[(int)key.Hash() & (Size - 1)];
@@ -41,6 +43,7 @@ public sealed class VerdictCache
         {
             Misses++;
             verdict = default;
+            decidedBy = 0;
             return false;
         }
         Hits++;
@@ -51,10 +54,11 @@ public sealed class VerdictCache
             counters.Bytes += frameLength;
         }
         verdict = entry.Verdict;
+        decidedBy = entry.DecidedBy;
         return true;
     }
 
-    public void Store(in ParsedPacket packet, long socketId, PolicySnapshot policy, FilterAction verdict, ReadOnlySpan<int> matched)
+    public void Store(in ParsedPacket packet, long socketId, PolicySnapshot policy, FilterAction verdict, long decidedBy, ReadOnlySpan<int> matched)
     {
         if (matched.Length > MaxMatchedRules)
         {
@@ -66,6 +70,7 @@ public sealed class VerdictCache
         entry.Generation = policy.Generation;
         entry.SocketId = socketId;
         entry.Verdict = verdict;
+        entry.DecidedBy = decidedBy;
         entry.MatchedCount = (byte)matched.Length;
         entry.Rule0 = matched.Length > 0 ? matched[0] : 0;
         entry.Rule1 = matched.Length > 1 ? matched[1] : 0;

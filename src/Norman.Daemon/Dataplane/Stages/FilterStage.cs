@@ -16,12 +16,16 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
     private readonly bool _outbound = chain == Chain.Egress;
 
     public VerdictCache Cache { get; } = new();
-    private FilterAction Traced(TraceTap trace, PolicySnapshot policy, ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket, ConnectionState state)
+    private FilterAction Traced(TraceTap trace, PolicySnapshot policy, ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket,
+        ConnectionState state, out long decidedBy)
     {
         ref var record = ref trace.Begin(out bool ok);
         if (!ok)
         {
-            return policy.Evaluate(chain, frame, packet, socket, state);
+            var decision = default(DecisionRecorder);
+            var unrecorded = policy.Evaluate(chain, frame, packet, socket, state, ref decision);
+            decidedBy = decision.DecidedBy;
+            return unrecorded;
         }
         var recorder = new TraceRecorder(ref record);
         var verdict = policy.Evaluate(chain, frame, packet, socket, state, ref recorder);
@@ -36,6 +40,7 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
         record.OwnerPid = socket?.OwnerPid ?? 0;
         record.AppId = socket?.AppId ?? -1;
         record.Verdict = verdict;
+        decidedBy = record.DecidedBy;
         trace.Commit();
         return verdict;
     }
@@ -63,27 +68,32 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             var socket = slot >= 0 ? sockets[slot] : null;
             var frame = batch.Frame(i);
             FilterAction verdict;
+            long decidedBy = 0;
             long socketId = socket?.Id ?? 0;
             if (trace is not null && trace.Wants(frame))
             {
-                verdict = Traced(trace, policy, frame, packet, socket, track ? conntrack.StateOf(frame, packet, _outbound, now) : ConnectionState.None);
+                verdict = Traced(trace, policy, frame, packet, socket, track ? conntrack.StateOf(frame, packet, _outbound, now) : ConnectionState.None,
+                    out decidedBy);
             }
             else if (cacheable && packet.Kind is PacketKind.Udp or PacketKind.Tcp)
             {
-                if (!Cache.TryGet(packet, socketId, policy, rules, frame.Length, out verdict))
+                if (!Cache.TryGet(packet, socketId, policy, rules, frame.Length, out verdict, out decidedBy))
                 {
                     var recorder = new MatchRecorder(matched);
                     verdict = policy.Evaluate(chain, frame, packet, socket, ConnectionState.None, ref recorder);
+                    decidedBy = recorder.DecidedBy;
                     if (recorder.Count <= matched.Length)
                     {
-                        Cache.Store(packet, socketId, policy, verdict, recorder.Indexes);
+                        Cache.Store(packet, socketId, policy, verdict, decidedBy, recorder.Indexes);
                     }
                 }
             }
             else
             {
                 var state = track ? conntrack.StateOf(frame, packet, _outbound, now) : ConnectionState.None;
-                verdict = policy.Evaluate(chain, frame, packet, socket, state);
+                var decision = default(DecisionRecorder);
+                verdict = policy.Evaluate(chain, frame, packet, socket, state, ref decision);
+                decidedBy = decision.DecidedBy;
             }
             if (verdict == FilterAction.Accept)
             {
@@ -95,7 +105,8 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             }
             counters.Drop(_reason);
             socket?.Counters.Drop(_reason);
-            batch.MarkDone(i);
+            // Done, but remembered: a capture placed before the filter still records it, with what decided.
+            batch.MarkFiltered(i, verdict == FilterAction.Reject ? (byte)2 : (byte)1, decidedBy);
             if (verdict == FilterAction.Reject && chain == Chain.Ingress && packet.IpVersion == 4)
             {
                 if (packet.Kind == PacketKind.Udp)
