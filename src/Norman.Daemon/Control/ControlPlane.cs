@@ -184,8 +184,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         foreach (var r in tap.Take())
         {
             var text = new System.Text.StringBuilder();
-            string owner = r.SocketId == 0 ? "no socket" : $"app {appNames.NameOf(r.AppId)} pid {r.OwnerPid}";
-            text.Append($"trace {r.Chain.ToString().ToLowerInvariant()} {IpProtocols.Name(r.Protocol)} {r.Source}:{r.SourcePort} > {r.Destination}:{r.DestinationPort} len {r.Length} ({owner})");
+            text.Append($"trace {r.Packet.Describe()} ({r.Packet.Owner(appNames.NameOf)})");
             for (int m = 0; m < Math.Min(r.MatchedCount, TraceTap.MaxMatched); m++)
             {
                 long handle = TraceTap.MatchedAt(r, m);

@@ -22,19 +22,11 @@ public sealed class PacketLog
     private struct Record
     {
         public long Handle;
-        public Chain Chain;
-        public FilterAction Verdict;
-        public byte Protocol;
-        public NetAddress Source, Destination;
-        public ushort SourcePort, DestinationPort;
-        public int Length;
-        public long SocketId;
-        public int OwnerPid;
-        public int AppId;
+        public PacketSummary Packet;
     }
 
     /// <summary>Dataplane thread: records a packet a log rule matched.</summary>
-    public void Write(long handle, Chain chain, in ParsedPacket packet, int length, PipeSocket? socket)
+    public void Write(long handle, Chain chain, in ParsedPacket packet, PipeSocket? socket)
     {
         ref var record = ref _ring.Begin(out bool ok);
         if (!ok)
@@ -42,16 +34,7 @@ public sealed class PacketLog
             return;
         }
         record.Handle = handle;
-        record.Chain = chain;
-        record.Protocol = packet.Protocol;
-        record.Source = packet.Source;
-        record.Destination = packet.Destination;
-        record.SourcePort = packet.SourcePort;
-        record.DestinationPort = packet.DestinationPort;
-        record.Length = length;
-        record.SocketId = socket?.Id ?? 0;
-        record.OwnerPid = socket?.OwnerPid ?? 0;
-        record.AppId = socket?.AppId ?? -1;
+        record.Packet.Fill(chain, packet, socket);
         _ring.Commit();
     }
 
@@ -61,10 +44,10 @@ public sealed class PacketLog
         var lines = new List<string>();
         foreach (var r in _ring.Take())
         {
-            string owner = r.SocketId == 0 ? "no socket" : $"app {appName(r.AppId)} pid {r.OwnerPid}";
+            string chainAndRest = r.Packet.Describe();
+            int space = chainAndRest.IndexOf(' ');
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"{prefix(r.Handle)}{r.Chain.ToString().ToLowerInvariant()} handle {r.Handle}: {IpProtocols.Name(r.Protocol)} " +
-                $"{r.Source}:{r.SourcePort} > {r.Destination}:{r.DestinationPort} len {r.Length} ({owner})"));
+                $"{prefix(r.Handle)}{chainAndRest[..space]} handle {r.Handle}:{chainAndRest[space..]} ({r.Packet.Owner(appName)})"));
         }
         return lines;
     }

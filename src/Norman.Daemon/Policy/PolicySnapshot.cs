@@ -78,7 +78,7 @@ public sealed class PolicySnapshot
             {
                 if (rule.MayLog(System.Diagnostics.Stopwatch.GetTimestamp()))
                 {
-                    Log.Write(rule.Rule.Handle, chain, packet, packet.IpLength, socket);
+                    Log.Write(rule.Rule.Handle, chain, packet, socket);
                 }
                 continue;
             }

@@ -32,14 +32,7 @@ public sealed unsafe class TraceTap
 
     public struct Record
     {
-        public Chain Chain;
-        public byte Protocol;
-        public NetAddress Source, Destination;
-        public ushort SourcePort, DestinationPort;
-        public int Length;
-        public long SocketId;
-        public int OwnerPid;
-        public int AppId;
+        public PacketSummary Packet;
         public FilterAction Verdict;
         /// <summary>The rule that decided, or 0 for the chain's policy.</summary>
         public long DecidedBy;

@@ -29,16 +29,7 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
         }
         var recorder = new TraceRecorder(ref record);
         var verdict = policy.Evaluate(chain, frame, packet, socket, state, ref recorder);
-        record.Chain = chain;
-        record.Protocol = packet.Protocol;
-        record.Source = packet.Source;
-        record.Destination = packet.Destination;
-        record.SourcePort = packet.SourcePort;
-        record.DestinationPort = packet.DestinationPort;
-        record.Length = packet.IpLength;
-        record.SocketId = socket?.Id ?? 0;
-        record.OwnerPid = socket?.OwnerPid ?? 0;
-        record.AppId = socket?.AppId ?? -1;
+        record.Packet.Fill(chain, packet, socket);
         record.Verdict = verdict;
         decidedBy = record.DecidedBy;
         trace.Commit();
