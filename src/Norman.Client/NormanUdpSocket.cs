@@ -35,6 +35,8 @@ public sealed class NormanUdpSocket : IDisposable
     private NetAddress _source;
     private ushort _identification;
     private int _unreleased;
+    /// <summary>Where async receives copy a datagram out of the pipe (one receiver per socket, so one buffer).</summary>
+    private readonly byte[] _asyncBuffer = new byte[MaxPayload];
     private bool _disposed;
 
     /// <summary>Connects to the daemon (at <paramref name="controlSocketPath"/>, $NORMAN_SOCKET or /run/norman/norman.sock).</summary>
@@ -279,7 +281,7 @@ public sealed class NormanUdpSocket : IDisposable
     public async ValueTask<NormanDatagram> ReceiveAsync(CancellationToken cancellation = default)
     {
         ThrowIfDisposed();
-        var buffer = new byte[MaxPayload];
+        var buffer = _asyncBuffer;
         long spinUntil = Stopwatch.GetTimestamp() + SpinTicks;
         while (true)
         {

@@ -11,7 +11,6 @@ public readonly record struct MacAddress(ulong Value)
     public static readonly MacAddress Zero = new(0);
 
     public bool IsBroadcast => Value == Broadcast.Value;
-    public bool IsMulticast => (Value & 0x0100_0000_0000UL) != 0;
 
     public static MacAddress Read(ReadOnlySpan<byte> source) =>
         new(((ulong)BinaryPrimitives.ReadUInt16BigEndian(source) << 32) | BinaryPrimitives.ReadUInt32BigEndian(source[2..]));

@@ -13,8 +13,6 @@ public readonly record struct NetAddress(ulong High, ulong Low)
 {
     private const ulong V4MappedLow = 0x0000_FFFF_0000_0000UL;
 
-    public static readonly NetAddress Any = default;
-
     public bool IsV4 => High == 0 && (Low & 0xFFFF_FFFF_0000_0000UL) == V4MappedLow;
     public bool IsUnspecified => High == 0 && (Low == 0 || Low == V4MappedLow);
 

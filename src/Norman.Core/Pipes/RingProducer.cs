@@ -95,9 +95,6 @@ public sealed unsafe class RingProducer
         return true;
     }
 
-    /// <summary>True when slots were committed since the last publish.</summary>
-    public bool HasUnpublished => _published != _producer;
-
     /// <summary>Publishes every committed slot with one release store, so the consumer sees their contents first.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Publish()
@@ -125,16 +122,6 @@ public sealed unsafe class RingProducer
         }
         Volatile.Write(ref flag, 0);
         return true;
-    }
-
-    /// <summary>Packets committed and not yet consumed, as far as the producer knows.</summary>
-    public int Occupancy
-    {
-        get
-        {
-            RefreshConsumer();
-            return (int)(_producer - _cachedConsumer);
-        }
     }
 
     private void RefreshConsumer()

@@ -95,9 +95,6 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "recvmsg", SetLastError = true)]
     public static partial nint RecvMsg(int socket, MsgHdr* message, int flags);
 
-    [LibraryImport("libc", EntryPoint = "fstat", SetLastError = true)]
-    public static partial int Fstat(int fd, byte* statBuffer);
-
     public const int EPOLL_CTL_ADD = 1;
     public const int EPOLL_CTL_DEL = 2;
     public const int EPOLL_CTL_MOD = 3;

@@ -170,7 +170,7 @@ public sealed class Engine
             Tap(_rx, Norman.Core.Capture.CaptureRecord.Inbound);
         }
         _host.Run(_rx, now);
-        _deliver.Run(_rx, _breaths, now);
+        _deliver.Run(_rx, _breaths);
         Counters.Batches++;
         return received;
     }

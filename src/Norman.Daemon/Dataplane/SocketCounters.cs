@@ -8,7 +8,6 @@ public sealed class SocketCounters
     public long TxPackets;
     public long TxBytes;
     public long Wakeups;
-    public long LastActivityTimestamp;
     private readonly long[] _drops = new long[DropReasons.Count];
 
     public void Drop(DropReason reason) => _drops[(int)reason]++;

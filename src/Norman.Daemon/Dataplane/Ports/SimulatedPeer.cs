@@ -44,7 +44,6 @@ public sealed class SimulatedPeer
     /// <summary>Datagrams that arrived on a <see cref="SinkOnPort"/> port.</summary>
     public long SunkPackets;
     public long ReceivedUdpBytes;
-    public long ReceivedFrames;
     public long ReceivedEchoReplies;
     public long ReceivedGratuitousArp;
     /// <summary>TCP resets with a correct checksum.</summary>
@@ -100,8 +99,6 @@ public sealed class SimulatedPeer
         Volatile.Write(ref _floodRemaining, count);
     }
 
-    public long FloodRemaining => Volatile.Read(ref _floodRemaining);
-
     /// <summary>Waits for the next UDP datagram the peer received; null when the timeout passes first.</summary>
     public PeerDatagram? TakeDatagram(TimeSpan timeout) => _kept.TryTake(out var datagram, timeout) ? datagram : null;
 
@@ -142,7 +139,6 @@ public sealed class SimulatedPeer
     /// <summary>A frame Norman put on the wire: the peer reacts as a small host would.</summary>
     internal void Accept(ReadOnlySpan<byte> frame)
     {
-        ReceivedFrames++;
         if (PacketParser.Parse(frame, out var packet) != ParseError.None)
         {
             return;

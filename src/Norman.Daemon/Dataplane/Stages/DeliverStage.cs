@@ -9,7 +9,7 @@ public sealed class DeliverStage(DataplaneCounters counters, SocketSet sockets)
 {
     private readonly int[] _touched = new int[PacketBatch.Capacity];
 
-    public void Run(PacketBatch batch, long batchNumber, long now)
+    public void Run(PacketBatch batch, long batchNumber)
     {
         int touchedCount = 0;
         for (int i = 0; i < batch.Count; i++)
@@ -36,7 +36,6 @@ public sealed class DeliverStage(DataplaneCounters counters, SocketSet sockets)
             if (socket.TouchedInBatch != batchNumber)
             {
                 socket.TouchedInBatch = batchNumber;
-                socket.Counters.LastActivityTimestamp = now;
                 _touched[touchedCount++] = socket.Slot;
             }
         }

@@ -94,10 +94,9 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         {
             return;
         }
-        var reply = Outbox.Reserve();
+        var reply = ReserveOwnFrame();
         if (reply.IsEmpty)
         {
-            counters.Drop(DropReason.HostTxFull);
             return;
         }
         Outbox.Commit(ControlFrames.ArpReply(reply, host.Mac, host.Address, senderMac, senderIp));
@@ -117,10 +116,10 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
             counters.Drop(DropReason.UnsupportedProtocol);
             return;
         }
-        var reply = Outbox.Reserve();
-        if (reply.IsEmpty || packet.PacketEnd - packet.NetworkOffset + EthernetHeader.Size > reply.Length)
+        // A reply is never longer than the request it answers, and both fit a frame buffer.
+        var reply = ReserveOwnFrame();
+        if (reply.IsEmpty)
         {
-            counters.Drop(DropReason.HostTxFull);
             return;
         }
         if (Icmpv6Frames.SolicitedTarget(frame, packet) == ours)
@@ -141,10 +140,9 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
 
     private void ReplyToPing(ReadOnlySpan<byte> frame, in ParsedPacket packet)
     {
-        var reply = Outbox.Reserve();
-        if (reply.IsEmpty || packet.PacketEnd - packet.TransportOffset + EthernetHeader.Size + Ipv4Header.Size > reply.Length)
+        var reply = ReserveOwnFrame();
+        if (reply.IsEmpty)
         {
-            counters.Drop(DropReason.HostTxFull);
             return;
         }
         Outbox.Commit(ControlFrames.EchoReplyV4(frame, packet, reply, host.Mac));
@@ -154,10 +152,9 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
     /// <summary>Queues an ARP request for a next hop (the neighbour stage asks).</summary>
     public void RequestArp(NetAddress target)
     {
-        var request = Outbox.Reserve();
+        var request = ReserveOwnFrame();
         if (request.IsEmpty)
         {
-            counters.Drop(DropReason.HostTxFull);
             return;
         }
         Outbox.Commit(ControlFrames.ArpRequest(request, host.Mac, host.Address, target));
@@ -167,10 +164,9 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
     /// <summary>Queues a TCP reset for a segment a reject rule refused.</summary>
     public void SendTcpReset(ReadOnlySpan<byte> frame, in ParsedPacket packet)
     {
-        var reset = Outbox.Reserve();
+        var reset = ReserveOwnFrame();
         if (reset.IsEmpty)
         {
-            counters.Drop(DropReason.HostTxFull);
             return;
         }
         Outbox.Commit(ControlFrames.TcpResetV4(frame, packet, reset, host.Mac));
@@ -183,13 +179,24 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
     /// </summary>
     public void AnnounceAddress()
     {
-        var announcement = Outbox.Reserve();
+        var announcement = ReserveOwnFrame();
         if (announcement.IsEmpty)
         {
             return;
         }
         Outbox.Commit(ControlFrames.ArpRequest(announcement, host.Mac, host.Address, host.Address));
         counters.GratuitousArpSent++;
+    }
+
+    /// <summary>Room in the outbox for one frame of the host's own; empty, and the drop counted, when it is full.</summary>
+    private Span<byte> ReserveOwnFrame()
+    {
+        var frame = Outbox.Reserve();
+        if (frame.IsEmpty)
+        {
+            counters.Drop(DropReason.HostTxFull);
+        }
+        return frame;
     }
 
     private bool TakeUnreachableToken(long now)
@@ -207,10 +214,9 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
     /// <summary>Queues an ICMP port unreachable for a datagram no socket wanted, or one a reject rule refused.</summary>
     public void SendPortUnreachable(ReadOnlySpan<byte> frame, in ParsedPacket packet)
     {
-        var message = Outbox.Reserve();
+        var message = ReserveOwnFrame();
         if (message.IsEmpty)
         {
-            counters.Drop(DropReason.HostTxFull);
             return;
         }
         Outbox.Commit(ControlFrames.PortUnreachableV4(frame, packet, message, host.Mac));

@@ -22,7 +22,7 @@ public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets
         {
             var frame = _waiting.Peek();
             long owner = _waiting.PeekTag();
-            Parse(frame, out var packet);
+            PacketParser.Parse(frame, out var packet);
             var result = Resolve(packet.Destination, now, out var mac);
             if (result == NeighbourTable.Lookup.Pending)
             {
@@ -115,6 +115,4 @@ public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets
         int slot = (int)(owner >> 40);
         return sockets.IsCurrent(slot, owner & 0xFF_FFFF_FFFF) ? slot : -1;
     }
-
-    private static void Parse(ReadOnlySpan<byte> frame, out ParsedPacket packet) => PacketParser.Parse(frame, out packet);
 }

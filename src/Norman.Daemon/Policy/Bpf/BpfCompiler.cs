@@ -89,14 +89,8 @@ public static class BpfCompiler
     {
         switch (i.Mode)
         {
-            case BpfCodes.Imm:
-                il.Emit(OpCodes.Ldc_I4, unchecked((int)i.K));
-                break;
-            case BpfCodes.Len:
-                il.Emit(OpCodes.Ldarg_2);
-                break;
-            case BpfCodes.Mem:
-                il.Emit(OpCodes.Ldloc, memory[i.K]);
+            case BpfCodes.Imm or BpfCodes.Len or BpfCodes.Mem:
+                EmitRegisterSource(il, i, memory);
                 break;
             default:
                 int width = i.SizeBits == BpfCodes.W ? 4 : i.SizeBits == BpfCodes.H ? 2 : 1;
@@ -149,14 +143,8 @@ public static class BpfCompiler
     {
         switch (i.Mode)
         {
-            case BpfCodes.Imm:
-                il.Emit(OpCodes.Ldc_I4, unchecked((int)i.K));
-                break;
-            case BpfCodes.Len:
-                il.Emit(OpCodes.Ldarg_2);
-                break;
-            case BpfCodes.Mem:
-                il.Emit(OpCodes.Ldloc, memory[i.K]);
+            case BpfCodes.Imm or BpfCodes.Len or BpfCodes.Mem:
+                EmitRegisterSource(il, i, memory);
                 break;
             default: // MSH: X = 4 * (P[k] & 0xf), the IPv4 header length idiom
                 il.Emit(OpCodes.Ldc_I8, (long)i.K + 1);
@@ -175,6 +163,23 @@ public static class BpfCompiler
                 break;
         }
         il.Emit(OpCodes.Stloc, x);
+    }
+
+    /// <summary>Pushes what LD and LDX share: an immediate, the wire length, or a scratch memory word.</summary>
+    private static void EmitRegisterSource(ILGenerator il, BpfInstruction i, LocalBuilder[] memory)
+    {
+        switch (i.Mode)
+        {
+            case BpfCodes.Imm:
+                il.Emit(OpCodes.Ldc_I4, unchecked((int)i.K));
+                break;
+            case BpfCodes.Len:
+                il.Emit(OpCodes.Ldarg_2);
+                break;
+            default:
+                il.Emit(OpCodes.Ldloc, memory[i.K]);
+                break;
+        }
     }
 
     private static void EmitAlu(ILGenerator il, BpfInstruction i, LocalBuilder a, LocalBuilder x, Label reject)
