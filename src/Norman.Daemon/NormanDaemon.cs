@@ -19,9 +19,10 @@ public sealed class NormanDaemon : IAsyncDisposable
     private bool _disposed;
 
     private NormanDaemon(Engine engine, DataplaneRunner runner, ControlServer server, ControlPlane plane, SimulatedPeer? peer, Policy.PolicyStore policy,
-        ILogSink log)
+        Qos.QosStore qos, ILogSink log)
     {
         Policy = policy;
+        Qos = qos;
         _logDrain = DrainPacketLogAsync(log, _stopping.Token);
         Engine = engine;
         _runner = runner;
@@ -33,6 +34,8 @@ public sealed class NormanDaemon : IAsyncDisposable
     public Engine Engine { get; }
     /// <summary>The filter policy, for in-process callers (the benchmark); tools go through the control socket.</summary>
     public Policy.PolicyStore Policy { get; }
+    /// <summary>The QoS classes, for in-process callers (the benchmark, the demo's chart); tools use the control socket.</summary>
+    public Qos.QosStore Qos { get; }
     public ControlPlane Control { get; }
     /// <summary>The host at the far end of a virtual wire; null on other ports.</summary>
     public SimulatedPeer? Peer { get; }
@@ -60,24 +63,30 @@ public sealed class NormanDaemon : IAsyncDisposable
         };
         var names = new Policy.AppNames();
         Policy.PolicyStore policy;
+        var qos = new Qos.QosStore(engine, names) { LineRateBits = options.LineRateBitsPerSecond };
         try
         {
-            policy = new Policy.PolicyStore(engine, names, options.PolicyFile);
+            policy = new Policy.PolicyStore(engine, names, options.PolicyFile, qos);
         }
         catch
         {
+            qos.Dispose();
             port.Dispose();
             throw;
         }
-        var plane = new ControlPlane(engine, new SocketTable(address, options.MaxSocketsPerUid), info, options.SlotCount, log, policy, names, options.AdminGroup);
+        var plane = new ControlPlane(engine, new SocketTable(address, options.MaxSocketsPerUid), info, options.SlotCount, log, policy, names, options.AdminGroup)
+        {
+            Qos = qos,
+        };
         runner.Start();
         try
         {
             var server = ControlServer.Start(options.ResolvedSocketPath, plane, log, options.SocketMode);
-            return new NormanDaemon(engine, runner, server, plane, peer, policy, log);
+            return new NormanDaemon(engine, runner, server, plane, peer, policy, qos, log);
         }
         catch
         {
+            qos.Dispose();
             runner.Stop();
             port.Dispose();
             throw;
@@ -143,6 +152,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         // Control first, so departing sessions release their sockets through a still-running dataplane.
         await _server.DisposeAsync();
         _runner.Stop();
+        Qos.Dispose();
         Engine.Port.Dispose();
     }
 }

@@ -39,6 +39,8 @@ public sealed class ControlRequest
     public string? App { get; set; }
     /// <summary>capture-start: record only what the filter let through (by default, also what it stopped, marked).</summary>
     public bool? AfterFilter { get; set; }
+    /// <summary>qos-*: the class a change is about (its settings, or a match, ride in <see cref="Rule"/>).</summary>
+    public string? Class { get; set; }
     /// <summary>filter-restore: the lines of a policy file.</summary>
     public List<string>? Lines { get; set; }
 }
@@ -57,6 +59,46 @@ public sealed class ControlResponse
     public FilterInfo? Filter { get; set; }
     public TraceInfo? Trace { get; set; }
     public CaptureInfo? Capture { get; set; }
+    public QosInfo? Qos { get; set; }
+}
+
+/// <summary>What `norman qos show` shows: the port's line rate and every class with its counters.</summary>
+public sealed class QosInfo
+{
+    public long LineRateBits { get; set; }
+    public List<QosClassInfo> Classes { get; set; } = new();
+}
+
+/// <summary>One QoS class: its settings (0 or -1 for none), its matches, and what it did.</summary>
+public sealed class QosClassInfo
+{
+    public string Name { get; set; } = "";
+    /// <summary>The class in `norman qos add` words.</summary>
+    public string Spec { get; set; } = "";
+    public int Band { get; set; }
+    public int Weight { get; set; }
+    public long RateBits { get; set; }
+    public long CeilBits { get; set; }
+    public long BurstBytes { get; set; }
+    public int Dscp { get; set; }
+    public long PoliceBits { get; set; }
+    public List<QosMatchInfo> Matches { get; set; } = new();
+    /// <summary>Bits and packets per second sent over the last second.</summary>
+    public double SentBitsPerSecond { get; set; }
+    public double SentPacketsPerSecond { get; set; }
+    public long Packets { get; set; }
+    public long Bytes { get; set; }
+    /// <summary>Packets dropped by ingress policing.</summary>
+    public long Drops { get; set; }
+    /// <summary>Packets waiting in the class's TX pipes.</summary>
+    public long Backlog { get; set; }
+    public long Overlimits { get; set; }
+}
+
+public sealed class QosMatchInfo
+{
+    public long Handle { get; set; }
+    public string Match { get; set; } = "";
 }
 
 /// <summary>A capture: its ring's geometry (the memfd and eventfd ride along) and its counters.</summary>
@@ -182,4 +224,5 @@ public sealed class DaemonInfo
 [JsonSerializable(typeof(List<SocketInfo>))]
 [JsonSerializable(typeof(FilterInfo))]
 [JsonSerializable(typeof(TraceInfo))]
+[JsonSerializable(typeof(QosInfo))]
 public sealed partial class ControlJson : JsonSerializerContext;

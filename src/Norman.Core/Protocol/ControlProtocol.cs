@@ -39,6 +39,12 @@ public static class ControlProtocol
         public const string FilterSetDelete = "filter-set-delete";
         public const string FilterElementAdd = "filter-element-add";
         public const string FilterElementDelete = "filter-element-delete";
+        public const string QosShow = "qos-show";
+        public const string QosAdd = "qos-add";
+        public const string QosChange = "qos-change";
+        public const string QosDelete = "qos-delete";
+        public const string QosMatchAdd = "qos-match-add";
+        public const string QosMatchDelete = "qos-match-delete";
     }
 
     public static class Errors

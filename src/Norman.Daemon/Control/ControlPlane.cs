@@ -17,6 +17,9 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
 {
     public SocketTable Sockets => sockets;
 
+    /// <summary>The QoS classes `norman qos` shows and changes.</summary>
+    public Qos.QosStore? Qos { get; init; }
+
     public async Task<(ControlResponse Response, int[] Fds)> HandleAsync(ControlSession session, ControlRequest request)
     {
         if (request.Version != ControlProtocol.Version)
@@ -103,9 +106,17 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 ChangeFilter(session.Identity, request);
                 response.Filter = DescribeFilter();
                 return (response, []);
+            case ControlProtocol.Ops.QosShow:
+                response.Qos = DescribeQos();
+                return (response, []);
+            case ControlProtocol.Ops.QosAdd or ControlProtocol.Ops.QosChange or ControlProtocol.Ops.QosDelete
+                or ControlProtocol.Ops.QosMatchAdd or ControlProtocol.Ops.QosMatchDelete:
+                ChangeQos(session.Identity, request);
+                response.Qos = DescribeQos();
+                return (response, []);
             default:
                 throw new ControlException(ControlProtocol.Errors.InvalidArgument,
-                    $"Unknown operation '{request.Op}'. Known: hello, bind, connect, close, sockets, counters, filter-*.");
+                    $"Unknown operation '{request.Op}'. Known: hello, bind, connect, close, sockets, counters, filter-*, capture-*, qos-*.");
         }
     }
 
@@ -242,6 +253,68 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
         }
     }
+
+    private Qos.QosStore QosStore => Qos ?? throw new ControlException(ControlProtocol.Errors.Unsupported, "This daemon has no QoS.");
+
+    private void ChangeQos(PeerIdentity caller, ControlRequest request)
+    {
+        RequireAdministrator(caller, "changing QoS classes");
+        var qos = QosStore;
+        string who = $"{caller.ProcessName} (pid {caller.Pid}, uid {caller.Uid})";
+        try
+        {
+            switch (request.Op)
+            {
+                case ControlProtocol.Ops.QosAdd or ControlProtocol.Ops.QosChange:
+                    var changed = qos.AddOrChange(request.Class ?? "", request.Rule ?? [], request.Op == ControlProtocol.Ops.QosChange);
+                    log.Info($"qos: {who} {(request.Op == ControlProtocol.Ops.QosAdd ? "added" : "changed")} class {changed}");
+                    break;
+                case ControlProtocol.Ops.QosDelete:
+                    qos.DeleteClass(request.Class ?? "");
+                    log.Info($"qos: {who} deleted class {request.Class}");
+                    break;
+                case ControlProtocol.Ops.QosMatchAdd:
+                    var match = qos.AddMatch(request.Class ?? "", request.Rule ?? []);
+                    log.Info($"qos: {who} added match {match} to class {match.ClassName} (handle {match.Handle})");
+                    break;
+                case ControlProtocol.Ops.QosMatchDelete:
+                    if (!qos.DeleteMatch(request.Handle ?? -1))
+                    {
+                        throw new ControlException(ControlProtocol.Errors.NotFound, $"There is no match with handle {request.Handle}: `norman qos show` lists them.");
+                    }
+                    break;
+            }
+        }
+        catch (Exception error) when (error is FormatException or ArgumentException)
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
+        }
+    }
+
+    private QosInfo DescribeQos() => new()
+    {
+        LineRateBits = QosStore.LineRateBits,
+        Classes = QosStore.Show().Select(view => new QosClassInfo
+        {
+            Name = view.Class.Name,
+            Spec = view.Class.ToString(),
+            Band = view.Class.Band,
+            Weight = view.Class.Weight,
+            RateBits = view.Class.RateBits,
+            CeilBits = view.Class.CeilBits,
+            BurstBytes = view.Class.BurstBytes,
+            Dscp = view.Class.Dscp,
+            PoliceBits = view.Class.PoliceBits,
+            Matches = view.Matches.Select(m => new QosMatchInfo { Handle = m.Handle, Match = m.ToString() }).ToList(),
+            SentBitsPerSecond = Math.Round(view.BitsPerSecond),
+            SentPacketsPerSecond = Math.Round(view.PacketsPerSecond),
+            Packets = Volatile.Read(ref view.Counters.Packets),
+            Bytes = Volatile.Read(ref view.Counters.Bytes),
+            Drops = Volatile.Read(ref view.Counters.PolicedDrops),
+            Backlog = Math.Max(0, Volatile.Read(ref view.Counters.Backlog)),
+            Overlimits = Volatile.Read(ref view.Counters.Overlimits),
+        }).ToList(),
+    };
 
     private TraceInfo Trace(ControlRequest request)
     {

@@ -41,11 +41,13 @@ public enum DropReason
     PortTxFull,
     FilteredIngress,
     FilteredEgress,
+    /// <summary>Received above its QoS class's policing rate.</summary>
+    Policed,
 }
 
 public static class DropReasons
 {
-    public const int Count = (int)DropReason.FilteredEgress + 1;
+    public const int Count = (int)DropReason.Policed + 1;
 
     private static readonly string[] Names = BuildNames();
 

@@ -3,17 +3,18 @@ using System.Diagnostics;
 using Norman.Daemon.Dataplane.Ports;
 using Norman.Daemon.Dataplane.Stages;
 using Norman.Daemon.Policy;
+using Norman.Daemon.Qos;
 
 namespace Norman.Daemon.Dataplane;
 
 /// <summary>
-/// The dataplane: one breath of <see cref="DoWork"/> pulls a batch from the port and pushes it through the ingress
+/// The dataplane: one breath of <see cref="DoWork()"/> pulls a batch from the port and pushes it through the ingress
 /// stages into the sockets' RX pipes, then gathers a batch from the TX pipes and pushes it through the egress stages
 /// to the port. Time is read once per breath; control commands are applied between breaths. Nothing here allocates,
 /// locks or calls an interface per packet.
 /// <code>
-///  port ─▶ parse ─▶ demux ─▶ filter (ingress) ─▶ host (ARP, ping, unreachable) ─▶ deliver ─▶ RX pipes
-///  TX pipes ─▶ schedule (copy out) ─▶ validate (anti-spoofing) ─▶ filter (egress) ─▶ neighbour (L2) ─▶ port
+///  port ─▶ parse ─▶ demux ─▶ filter (ingress) ─▶ police (QoS) ─▶ host (ARP, ping, unreachable) ─▶ deliver ─▶ RX pipes
+///  TX pipes ─▶ schedule (QoS classes; copy out) ─▶ validate (anti-spoofing) ─▶ filter (egress) ─▶ neighbour (L2) ─▶ port
 /// </code>
 /// </summary>
 public sealed class Engine
@@ -29,12 +30,16 @@ public sealed class Engine
     private readonly DemuxStage _demux;
     private readonly DeliverStage _deliver;
     private readonly PipeScheduler _scheduler;
+    private readonly QosScheduler _qosScheduler;
+    private readonly PoliceStage _police;
     private readonly ValidateStage _validate;
     private readonly NeighbourStage _neighbour;
     private readonly FilterStage _ingressFilter;
     private readonly FilterStage _egressFilter;
     private PolicySnapshot _policy = PolicySnapshot.Empty;
     private volatile PolicySnapshot? _publishedPolicy;
+    private QosSnapshot _qos = QosSnapshot.Empty;
+    private volatile QosSnapshot? _publishedQos;
     private volatile TraceTap? _trace;
     private Norman.Daemon.Capture.CaptureTap[] _taps = [];
     private long _unixNanoseconds;
@@ -57,6 +62,8 @@ public sealed class Engine
         _demux = new DemuxStage(Counters, _flows, host);
         _deliver = new DeliverStage(Counters, _sockets);
         _scheduler = new PipeScheduler(Counters, _sockets);
+        _qosScheduler = new QosScheduler(Counters, _sockets, host);
+        _police = new PoliceStage(Counters, _sockets, host);
         _validate = new ValidateStage(Counters, _sockets, host);
         _neighbour = new NeighbourStage(Counters, _sockets, host, Neighbours, _host);
         Conntrack = new Conntrack(maxTrackedFlows, Stopwatch.Frequency);
@@ -94,6 +101,12 @@ public sealed class Engine
     /// </summary>
     public void Publish(PolicySnapshot policy) => _publishedPolicy = policy;
 
+    /// <summary>Publishes new QoS classes, taken at the next batch boundary as a filter policy is.</summary>
+    public void Publish(QosSnapshot qos) => _publishedQos = qos;
+
+    /// <summary>The QoS classes the dataplane runs now (for display).</summary>
+    public QosSnapshot Qos => _qos;
+
     /// <summary>Starts (or, with null, stops) a live trace; the dataplane sees it from its next batch.</summary>
     public TraceTap? Trace { get => _trace; set => _trace = value; }
 
@@ -116,9 +129,11 @@ public sealed class Engine
     }
 
     /// <summary>One breath. Returns the packets moved, so the idle strategy knows whether to back off.</summary>
-    public int DoWork()
+    public int DoWork() => DoWork(Stopwatch.GetTimestamp());
+
+    /// <summary>One breath at a given time (a Stopwatch timestamp): tests drive rates on a clock of their own.</summary>
+    public int DoWork(long now)
     {
-        long now = Stopwatch.GetTimestamp();
         _breaths++;
         if (_taps.Length > 0)
         {
@@ -129,6 +144,11 @@ public sealed class Engine
         if (published is not null && !ReferenceEquals(published, _policy))
         {
             _policy = published;
+        }
+        var qos = _publishedQos;
+        if (qos is not null && !ReferenceEquals(qos, _qos))
+        {
+            _qos = qos;
         }
         if (!_commands.IsEmpty || _closing.Count > 0)
         {
@@ -169,6 +189,10 @@ public sealed class Engine
             // After the filter, which marks what it stopped: a tap "before the filter" still sees those, with the verdict.
             Tap(_rx, Norman.Core.Capture.CaptureRecord.Inbound);
         }
+        if (_qos.Polices)
+        {
+            _police.Run(_rx, _qos, now);
+        }
         _host.Run(_rx, now);
         _deliver.Run(_rx, _breaths);
         Counters.Batches++;
@@ -185,7 +209,14 @@ public sealed class Engine
         }
         long budget = _port.TransmitBudget(now);
         int first = _tx.Count;
-        _scheduler.Run(_tx, budget);
+        if (_qos.IsTrivial)
+        {
+            _scheduler.Run(_tx, budget);
+        }
+        else
+        {
+            _qosScheduler.Run(_tx, budget, _qos, now);
+        }
         if (_tx.Count > first)
         {
             _validate.Run(_tx, first);

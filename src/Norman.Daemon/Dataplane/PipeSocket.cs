@@ -51,6 +51,15 @@ public sealed unsafe class PipeSocket
     /// <summary>The batch in which this socket last received, so its RX ring is published once per batch.</summary>
     internal long TouchedInBatch { get; set; } = -1;
 
+    /// <summary>The QoS class (an index into the snapshot's classes) and the QoS generation it was chosen in.</summary>
+    internal int QosClass;
+    internal long QosGeneration = -1;
+    /// <summary>The QoS scheduler's per-breath list of a class's sockets with packets waiting, and how many.</summary>
+    internal PipeSocket? NextInClass;
+    internal int QosWaiting;
+    /// <summary>The socket's position in this breath's walk over the sockets, so a class's turns rotate among them.</summary>
+    internal int QosOrder;
+
     public FlowKey Key => IsConnected
         ? new FlowKey(Protocol, LocalAddress, LocalPort, RemoteAddress, RemotePort)
         : FlowKey.Listener(Protocol, LocalAddress, LocalPort);

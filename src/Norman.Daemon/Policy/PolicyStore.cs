@@ -17,6 +17,7 @@ public sealed class PolicyStore
     private readonly Engine _engine;
     private readonly AppNames _names;
     private readonly string? _file;
+    private readonly Qos.QosStore? _qos;
     private List<FilterRule> _rules = new();
     private Dictionary<string, NamedSet> _sets = new();
     private readonly Dictionary<long, RuleCounters> _counters = new();
@@ -27,11 +28,17 @@ public sealed class PolicyStore
 
     public PacketLog Log { get; } = new();
 
-    public PolicyStore(Engine engine, AppNames names, string? file)
+    /// <summary>Restores the policy file, if there is one; QoS classes, if given, are kept in it too (`qos …` lines).</summary>
+    public PolicyStore(Engine engine, AppNames names, string? file, Qos.QosStore? qos = null)
     {
         _engine = engine;
         _names = names;
         _file = file;
+        _qos = qos;
+        if (qos is not null)
+        {
+            qos.Changed = PersistNow;
+        }
         if (file is not null && File.Exists(file))
         {
             Restore(File.ReadAllLines(file), file);
@@ -203,7 +210,8 @@ public sealed class PolicyStore
     {
         lock (_gate)
         {
-            return Lines(_rules, _ingressPolicy, _egressPolicy, _sets);
+            var lines = Lines(_rules, _ingressPolicy, _egressPolicy, _sets);
+            return _qos is null ? lines : [.. lines, .. _qos.Lines()];
         }
     }
 
@@ -217,6 +225,7 @@ public sealed class PolicyStore
             var ingress = FilterAction.Accept;
             var egress = FilterAction.Accept;
             long handle = _nextHandle;
+            var qosLines = new List<(List<string>, string)>();
             for (int n = 0; n < lines.Count; n++)
             {
                 var words = FilterRuleParser.Words(lines[n].Split('#', 2)[0]);
@@ -226,7 +235,11 @@ public sealed class PolicyStore
                 }
                 try
                 {
-                    if (words is ["policy", var chainName, var action])
+                    if (words is ["qos", .. var qosWords] && _qos is not null)
+                    {
+                        qosLines.Add((qosWords, $"{origin}:{n + 1}"));
+                    }
+                    else if (words is ["policy", var chainName, var action])
                     {
                         var chain = ParseChain(chainName);
                         var value = Enum.Parse<FilterAction>(action, ignoreCase: true);
@@ -264,6 +277,12 @@ public sealed class PolicyStore
             }
             try
             {
+                // QoS first: it checks everything before it changes anything, and so does the filter's commit.
+                // A file without `qos` lines (a filter-only one) leaves the classes as they are.
+                if (qosLines.Count > 0)
+                {
+                    _qos!.Restore(qosLines);
+                }
                 Commit(rules, ingress, egress, sets);
             }
             catch (Exception error) when (error is PcapFilterException or FormatException)
@@ -353,6 +372,15 @@ public sealed class PolicyStore
         return lines;
     }
 
+    /// <summary>Writes the policy file as it stands (the QoS store calls this after each of its changes).</summary>
+    public void PersistNow()
+    {
+        lock (_gate)
+        {
+            Persist(Lines(_rules, _ingressPolicy, _egressPolicy, _sets));
+        }
+    }
+
     /// <summary>Write to a temporary file, then rename over the old one: a crash leaves the old policy or the new, never half.</summary>
     private void Persist(List<string> lines)
     {
@@ -363,7 +391,7 @@ public sealed class PolicyStore
         string directory = Path.GetDirectoryName(Path.GetFullPath(_file))!;
         Directory.CreateDirectory(directory);
         string temporary = Path.Combine(directory, $".{Path.GetFileName(_file)}.{Environment.ProcessId}.tmp");
-        File.WriteAllLines(temporary, lines);
+        File.WriteAllLines(temporary, _qos is null ? lines : lines.Concat(_qos.Lines()));
         File.Move(temporary, _file, overwrite: true);
     }
 }

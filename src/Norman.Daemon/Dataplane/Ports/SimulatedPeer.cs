@@ -230,7 +230,7 @@ public sealed class SimulatedPeer
         }
         if (KeepDatagrams)
         {
-            _kept.TryAdd(new PeerDatagram(packet.Source, packet.SourcePort, packet.DestinationPort, payload.ToArray()));
+            _kept.TryAdd(new PeerDatagram(packet.Source, packet.SourcePort, packet.DestinationPort, payload.ToArray(), frame[packet.NetworkOffset + 1] >> 2));
         }
     }
 
@@ -246,5 +246,5 @@ public sealed class SimulatedPeer
     private ushort NextIdentification() => (ushort)Interlocked.Increment(ref _identification);
 }
 
-/// <summary>A UDP datagram the simulated peer received.</summary>
-public sealed record PeerDatagram(NetAddress Source, ushort SourcePort, ushort DestinationPort, byte[] Payload);
+/// <summary>A UDP datagram the simulated peer received, with the DSCP its IPv4 header carried.</summary>
+public sealed record PeerDatagram(NetAddress Source, ushort SourcePort, ushort DestinationPort, byte[] Payload, int Dscp = 0);

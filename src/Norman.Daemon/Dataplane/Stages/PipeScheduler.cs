@@ -1,13 +1,12 @@
-using Norman.Core.Packets;
 using Norman.Daemon.Dataplane.Ports;
 
 namespace Norman.Daemon.Dataplane.Stages;
 
 /// <summary>
-/// Egress, first stage: chooses which TX pipes to serve (round robin, up to <see cref="Quantum"/> packets a socket
-/// a turn, within the port's line-rate budget) and copies each packet out of shared memory into the dataplane's
-/// own buffer before anything looks at it — the DMA read — so the application cannot change it after the check.
-/// A packet that does not fit the budget stays in its pipe for the next breath.
+/// Egress, first stage, when no QoS class is configured: serves the TX pipes round robin, up to
+/// <see cref="Quantum"/> packets a socket a turn, within the port's line-rate budget, copying each packet out of
+/// shared memory before anything looks at it (see <see cref="TxPipeReader"/>). A packet that does not fit the
+/// budget stays in its pipe for the next breath. With classes, <see cref="QosScheduler"/> serves instead.
 /// </summary>
 public sealed class PipeScheduler(DataplaneCounters counters, SocketSet sockets)
 {
@@ -32,46 +31,24 @@ public sealed class PipeScheduler(DataplaneCounters counters, SocketSet sockets)
 
     private long Drain(PipeSocket socket, PacketBatch batch, long budget)
     {
-        var tx = socket.Tx;
-        long badIndexBefore = tx.CorruptProducerIndex;
-        int available = tx.Available();
-        if (tx.CorruptProducerIndex != badIndexBefore)
+        int waiting = TxPipeReader.Waiting(socket, counters);
+        for (int taken = 0; taken < Quantum && !batch.IsFull; taken++)
         {
-            Drop(socket, DropReason.TxCorruptIndex);
-            return budget;
-        }
-        int taken = 0;
-        while (taken < available && taken < Quantum && !batch.IsFull)
-        {
-            long badLengthBefore = tx.CorruptSlotLength;
-            var packet = tx.Peek();
-            if (packet.IsEmpty)
+            int frameLength = TxPipeReader.HeadFrameLength(socket, counters, ref waiting);
+            if (frameLength == 0)
             {
-                Drop(socket, tx.CorruptSlotLength != badLengthBefore ? DropReason.TxCorruptLength : DropReason.TxMalformed);
-                tx.Advance();
-                taken++;
-                continue;
+                break;
             }
-            int frameLength = EthernetHeader.Size + packet.Length;
             long wireBytes = LineRate.WireBytes(frameLength);
             if (wireBytes > budget)
             {
                 break;
             }
-            packet.CopyTo(batch.NextBuffer()[EthernetHeader.Size..]);
-            batch.Append(frameLength);
-            batch.SocketSlot(batch.Count - 1) = socket.Slot;
-            tx.Advance();
+            TxPipeReader.CopyHead(socket, batch, frameLength);
+            waiting--;
             budget -= wireBytes;
-            taken++;
         }
-        tx.Publish();
+        socket.Tx.Publish();
         return budget;
-    }
-
-    private void Drop(PipeSocket socket, DropReason reason)
-    {
-        socket.Counters.Drop(reason);
-        counters.Drop(reason);
     }
 }

@@ -1,0 +1,275 @@
+using Norman.Core.Packets;
+using Norman.Daemon.Dataplane.Ports;
+using Norman.Daemon.Qos;
+
+namespace Norman.Daemon.Dataplane.Stages;
+
+/// <summary>
+/// Egress, first stage, with QoS classes: chooses which TX pipes to serve, HTB-like on a flat tree whose root is the
+/// port's line rate. Each breath:
+/// <list type="number">
+/// <item>every socket with packets waiting joins its class's list (one pass over the sockets, as without QoS);</item>
+/// <item>guarantees: band by band (0 first), each class sends while it is under its rate;</item>
+/// <item>sharing: band by band, the classes under their ceiling share what the line has left by deficit round robin
+/// (quantum = weight × one full frame), so a higher band takes all it wants before a lower one sends. What a class
+/// borrows here is charged to its ceiling only: it gets its rate, plus its weight's share of what is left.</item>
+/// </list>
+/// Inside a class its sockets take turns packet by packet. Work per breath grows with the sockets and the classes
+/// that have packets waiting, never with the classes configured. Packets are copied out of the pipe before they are
+/// looked at (see <see cref="TxPipeReader"/>) and marked with the class's DSCP.
+/// </summary>
+public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, HostInterface host)
+{
+    /// <summary>The line's budget could not take the next packet: nothing more leaves this breath.</summary>
+    private bool _lineFull;
+
+    public void Run(PacketBatch batch, long budget, QosSnapshot qos, long now)
+    {
+        int count = sockets.Count;
+        if (count == 0)
+        {
+            return;
+        }
+        _lineFull = false;
+        Gather(qos, count, now);
+        for (int band = 0; band < TrafficClass.Bands && !batch.IsFull && !_lineFull; band++)
+        {
+            ServeGuarantees(qos, band, batch, ref budget);
+        }
+        for (int band = 0; band < TrafficClass.Bands && !batch.IsFull && !_lineFull; band++)
+        {
+            ShareBand(qos, band, batch, ref budget);
+        }
+        Release(qos);
+    }
+
+    /// <summary>Puts every socket with packets waiting on its class's list, and each such class on its band's list.</summary>
+    private void Gather(QosSnapshot qos, int count, long now)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            var socket = sockets.Active(i);
+            socket.QosOrder = i;
+            int waiting = TxPipeReader.Waiting(socket, counters);
+            if (waiting == 0)
+            {
+                continue;
+            }
+            var @class = qos.ClassOf(socket, host.Address);
+            socket.QosWaiting = waiting;
+            @class.Enqueue(socket);
+            if (!@class.Active)
+            {
+                @class.Active = true;
+                @class.Counters.Backlog = 0;
+                @class.Refill(now);
+                qos.BandClasses[@class.Band][qos.BandCount[@class.Band]++] = @class.Index;
+            }
+            @class.Counters.Backlog += waiting;
+        }
+        for (int band = 0; band < TrafficClass.Bands; band++)
+        {
+            if (qos.BandCount[band] > 1)
+            {
+                // Round robin needs one order every breath: by class index (no allocation; few classes are active).
+                Array.Sort(qos.BandClasses[band], 0, qos.BandCount[band]);
+            }
+        }
+    }
+
+    private void ServeGuarantees(QosSnapshot qos, int band, PacketBatch batch, ref long budget)
+    {
+        var members = qos.BandClasses[band];
+        for (int m = 0; m < qos.BandCount[band] && !batch.IsFull && !_lineFull; m++)
+        {
+            var @class = qos.Classes[members[m]];
+            while (@class.UnderRate && @class.UnderCeil && !batch.IsFull)
+            {
+                if (!SendOne(@class, batch, ref budget, long.MaxValue))
+                {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// <summary>Deficit round robin among the band's classes under their ceiling, resuming an interrupted turn.</summary>
+    private void ShareBand(QosSnapshot qos, int band, PacketBatch batch, ref long budget)
+    {
+        int members = qos.BandCount[band];
+        if (members == 0)
+        {
+            return;
+        }
+        var classes = qos.BandClasses[band];
+        int start = 0;
+        int resume = qos.BandResume[band];
+        while (start < members && classes[start] < resume)
+        {
+            start++;
+        }
+        start %= members;
+        // Each pass gives every class one turn; stop when a pass sends nothing (all empty, capped or out of line).
+        for (bool sent = true; sent;)
+        {
+            sent = false;
+            for (int k = 0; k < members; k++)
+            {
+                int position = (start + k) % members;
+                var @class = qos.Classes[classes[position]];
+                if (@class.FirstSocket is null)
+                {
+                    continue;
+                }
+                if (!@class.UnderCeil)
+                {
+                    @class.Counters.Overlimits++;
+                    continue;
+                }
+                if (!@class.TurnOpen)
+                {
+                    @class.Deficit += @class.Quantum;
+                    @class.TurnOpen = true;
+                }
+                while (@class.FirstSocket is not null && @class.UnderCeil && !batch.IsFull && SendOne(@class, batch, ref budget, @class.Deficit))
+                {
+                    sent = true;
+                }
+                if (batch.IsFull || _lineFull)
+                {
+                    // Interrupted inside this class's turn: the next breath resumes it before the others.
+                    qos.BandResume[band] = @class.Index;
+                    return;
+                }
+                @class.TurnOpen = false;
+                if (@class.FirstSocket is null)
+                {
+                    @class.Deficit = 0;
+                }
+            }
+        }
+        qos.BandResume[band] = -1;
+    }
+
+    /// <summary>
+    /// Sends the head packet of the class's first socket if it fits the line's budget and <paramref name="allowance"/>
+    /// (the class's deficit in round robin), then moves that socket to the back of the class's list.
+    /// </summary>
+    private bool SendOne(ClassState @class, PacketBatch batch, ref long budget, long allowance)
+    {
+        if (!@class.Rotated)
+        {
+            @class.RotateToNextTurn();
+        }
+        while (@class.FirstSocket is { } socket)
+        {
+            int frameLength = TxPipeReader.HeadFrameLength(socket, counters, ref socket.QosWaiting);
+            if (frameLength == 0)
+            {
+                Unlink(@class, socket);
+                continue;
+            }
+            long wireBytes = LineRate.WireBytes(frameLength);
+            if (wireBytes > budget)
+            {
+                _lineFull = true;
+                return false;
+            }
+            if (wireBytes > allowance)
+            {
+                return false;
+            }
+            TxPipeReader.CopyHead(socket, batch, frameLength);
+            if (@class.Tos >= 0)
+            {
+                MarkDscp(batch.Frame(batch.Count - 1), @class.Tos);
+            }
+            socket.QosWaiting--;
+            budget -= wireBytes;
+            if (allowance != long.MaxValue)
+            {
+                @class.Deficit -= wireBytes;
+            }
+            @class.Charge(wireBytes, onGuarantee: allowance == long.MaxValue);
+            @class.Counters.Packets++;
+            @class.Counters.Bytes += frameLength;
+            @class.Counters.Backlog--;
+            @class.LastServedOrder = socket.QosOrder;
+            Unlink(@class, socket);
+            if (socket.QosWaiting == 0)
+            {
+                // The count seen at the gather is spent: look again, so a pipe the application keeps full never
+                // looks empty to round robin (which would forfeit the class's deficit).
+                socket.QosWaiting = TxPipeReader.Waiting(socket, counters);
+            }
+            if (socket.QosWaiting > 0)
+            {
+                @class.Enqueue(socket);
+            }
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>Removes the class's first socket from this breath's list.</summary>
+    private static void Unlink(ClassState @class, PipeSocket socket)
+    {
+        @class.FirstSocket = socket.NextInClass;
+        if (@class.FirstSocket is null)
+        {
+            @class.LastSocket = null;
+        }
+        socket.NextInClass = null;
+    }
+
+    /// <summary>Publishes every served pipe's consumer index and empties the per-breath lists.</summary>
+    private void Release(QosSnapshot qos)
+    {
+        int count = sockets.Count;
+        for (int i = 0; i < count; i++)
+        {
+            var socket = sockets.Active(i);
+            socket.NextInClass = null;
+            socket.Tx.Publish();
+        }
+        for (int band = 0; band < TrafficClass.Bands; band++)
+        {
+            var members = qos.BandClasses[band];
+            for (int m = 0; m < qos.BandCount[band]; m++)
+            {
+                var @class = qos.Classes[members[m]];
+                @class.Active = false;
+                @class.Rotated = false;
+                @class.FirstSocket = null;
+                @class.LastSocket = null;
+            }
+            qos.BandCount[band] = 0;
+        }
+    }
+
+    /// <summary>Writes the DSCP into an IPv4 header's TOS byte (ECN kept) and patches the header checksum (RFC 1624).</summary>
+    private static void MarkDscp(Span<byte> frame, int tos)
+    {
+        var ip = frame[EthernetHeader.Size..];
+        if (ip.Length < Ipv4Header.Size || (ip[0] >> 4) != 4)
+        {
+            return;
+        }
+        byte old = ip[1];
+        byte marked = (byte)(tos | (old & 0x03));
+        if (old == marked)
+        {
+            return;
+        }
+        ip[1] = marked;
+        // HC' = ~(~HC + ~m + m'), over the 16-bit word holding version/IHL and TOS.
+        ushort oldWord = (ushort)((ip[0] << 8) | old);
+        ushort newWord = (ushort)((ip[0] << 8) | marked);
+        uint sum = (uint)(~((ip[10] << 8) | ip[11]) & 0xFFFF) + (uint)(~oldWord & 0xFFFF) + newWord;
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        ushort checksum = (ushort)~sum;
+        ip[10] = (byte)(checksum >> 8);
+        ip[11] = (byte)checksum;
+    }
+}

@@ -1,0 +1,62 @@
+using Norman.Core.Packets;
+
+namespace Norman.Daemon.Dataplane.Stages;
+
+/// <summary>
+/// What both TX schedulers do with one socket's pipe: count what is waiting (a corrupt producer index is a counted
+/// drop), look at the head packet (corrupt lengths and malformed slots are skipped and counted), and copy it into
+/// the dataplane's own buffer — the DMA read — before anything inspects it.
+/// </summary>
+public static class TxPipeReader
+{
+    /// <summary>Packets waiting in the socket's TX pipe; 0 (and a counted drop) when its producer index is corrupt.</summary>
+    public static int Waiting(PipeSocket socket, DataplaneCounters counters)
+    {
+        var tx = socket.Tx;
+        long badIndexBefore = tx.CorruptProducerIndex;
+        int available = tx.Available();
+        if (tx.CorruptProducerIndex != badIndexBefore)
+        {
+            Drop(socket, counters, DropReason.TxCorruptIndex);
+            return 0;
+        }
+        return available;
+    }
+
+    /// <summary>
+    /// The head packet's length as a frame, skipping (and counting) bad slots; 0 when none of the
+    /// <paramref name="waiting"/> packets is left. Each skipped slot is one fewer waiting.
+    /// </summary>
+    public static int HeadFrameLength(PipeSocket socket, DataplaneCounters counters, ref int waiting)
+    {
+        var tx = socket.Tx;
+        while (waiting > 0)
+        {
+            long badLengthBefore = tx.CorruptSlotLength;
+            var packet = tx.Peek();
+            if (!packet.IsEmpty)
+            {
+                return EthernetHeader.Size + packet.Length;
+            }
+            Drop(socket, counters, tx.CorruptSlotLength != badLengthBefore ? DropReason.TxCorruptLength : DropReason.TxMalformed);
+            tx.Advance();
+            waiting--;
+        }
+        return 0;
+    }
+
+    /// <summary>Copies the head packet behind a room for the Ethernet header, owned by the socket, and frees its slot.</summary>
+    public static void CopyHead(PipeSocket socket, PacketBatch batch, int frameLength)
+    {
+        socket.Tx.Peek().CopyTo(batch.NextBuffer()[EthernetHeader.Size..]);
+        batch.Append(frameLength);
+        batch.SocketSlot(batch.Count - 1) = socket.Slot;
+        socket.Tx.Advance();
+    }
+
+    private static void Drop(PipeSocket socket, DataplaneCounters counters, DropReason reason)
+    {
+        socket.Counters.Drop(reason);
+        counters.Drop(reason);
+    }
+}

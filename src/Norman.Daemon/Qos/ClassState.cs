@@ -1,0 +1,159 @@
+using System.Diagnostics;
+using Norman.Daemon.Dataplane;
+using Norman.Daemon.Dataplane.Ports;
+
+namespace Norman.Daemon.Qos;
+
+/// <summary>
+/// A class as the dataplane runs it: its settings in wire bytes and timestamp ticks, its two token buckets (HTB's
+/// rate and ceil), its deficit for round robin inside its band, its policing bucket, and this breath's list of
+/// sockets with something to send. Owned by the dataplane thread once published.
+/// </summary>
+public sealed class ClassState
+{
+    /// <summary>Deficit round robin's quantum for weight 1: one full frame as it occupies the wire.</summary>
+    public const int QuantumPerWeight = 1514 + LineRate.PerFrameOverhead;
+
+    private readonly double _ratePerTick, _ceilPerTick, _policePerTick;
+    private readonly double _rateBurst, _ceilBurst, _policeBurst;
+    private double _policeTokens;
+    private long _lastRefill, _lastPolice;
+
+    public ClassState(TrafficClass settings, int index, ClassCounters counters)
+    {
+        Settings = settings;
+        Index = index;
+        Counters = counters;
+        Band = settings.Band;
+        Quantum = settings.Weight * QuantumPerWeight;
+        Tos = settings.Dscp < 0 ? -1 : settings.Dscp << 2;
+        HasRate = settings.RateBits > 0;
+        HasCeil = settings.CeilBits > 0;
+        (_ratePerTick, _rateBurst) = Bucket(settings.RateBits, settings.BurstBytes);
+        (_ceilPerTick, _ceilBurst) = Bucket(settings.CeilBits, settings.BurstBytes);
+        (_policePerTick, _policeBurst) = Bucket(settings.PoliceBits, settings.BurstBytes);
+        RateTokens = _rateBurst;
+        CeilTokens = _ceilBurst;
+        _policeTokens = _policeBurst;
+    }
+
+    public TrafficClass Settings { get; }
+    public int Index { get; }
+    public int Band { get; }
+    public int Quantum { get; }
+    /// <summary>The TOS byte's DSCP bits to write (ECN bits kept), or -1.</summary>
+    public int Tos { get; }
+    public bool HasRate { get; }
+    public bool HasCeil { get; }
+    public bool Polices => _policePerTick > 0;
+    public ClassCounters Counters { get; }
+
+    public double RateTokens;
+    public double CeilTokens;
+    public long Deficit;
+    /// <summary>True while the class is inside its round-robin turn (its quantum granted, not yet spent).</summary>
+    public bool TurnOpen;
+
+    // This breath's sockets with packets waiting: an intrusive list through PipeSocket.NextInClass.
+    public PipeSocket? FirstSocket;
+    public PipeSocket? LastSocket;
+    public bool Active;
+    /// <summary>Whose turn inside the class is next: the socket after the one served last (by walk order).</summary>
+    public int LastServedOrder = -1;
+    public bool Rotated;
+
+    /// <summary>A millisecond of the rate (and at least two full frames) unless the class sets its own burst.</summary>
+    private static (double PerTick, double Burst) Bucket(long bits, long burstBytes)
+    {
+        if (bits <= 0)
+        {
+            return (0, 0);
+        }
+        double bytesPerSecond = bits / 8.0;
+        double burst = burstBytes > 0 ? burstBytes : Math.Max(bytesPerSecond / 1000, 2 * QuantumPerWeight);
+        return (bytesPerSecond / Stopwatch.Frequency, burst);
+    }
+
+    /// <summary>Adds the tokens earned since the last refill, up to each bucket's burst.</summary>
+    public void Refill(long now)
+    {
+        if (_lastRefill != 0)
+        {
+            long elapsed = now - _lastRefill;
+            RateTokens = Math.Min(_rateBurst, RateTokens + elapsed * _ratePerTick);
+            CeilTokens = Math.Min(_ceilBurst, CeilTokens + elapsed * _ceilPerTick);
+        }
+        _lastRefill = now;
+    }
+
+    /// <summary>May send on its guarantee: it has one and has not spent it.</summary>
+    public bool UnderRate => HasRate && RateTokens > 0;
+
+    /// <summary>May send at all: no ceiling but the line, or tokens left under it.</summary>
+    public bool UnderCeil => !HasCeil || CeilTokens > 0;
+
+    /// <summary>
+    /// Every packet costs the ceiling; only what was sent on the guarantee costs the rate, so that borrowing the
+    /// line's leftovers never eats into the class's guarantee.
+    /// </summary>
+    public void Charge(long wireBytes, bool onGuarantee)
+    {
+        if (onGuarantee)
+        {
+            RateTokens -= wireBytes;
+        }
+        CeilTokens -= wireBytes;
+    }
+
+    /// <summary>Ingress policing: true when a received frame of this size is within the class's policing rate.</summary>
+    public bool PoliceAdmits(long wireBytes, long now)
+    {
+        if (_lastPolice != 0)
+        {
+            _policeTokens = Math.Min(_policeBurst, _policeTokens + (now - _lastPolice) * _policePerTick);
+        }
+        _lastPolice = now;
+        if (_policeTokens < wireBytes)
+        {
+            return false;
+        }
+        _policeTokens -= wireBytes;
+        return true;
+    }
+
+    /// <summary>
+    /// Once a breath, before the class first sends: moves the sockets up to the one served last to the back of the
+    /// list, so that its sockets take turns across breaths, not only within one.
+    /// </summary>
+    public void RotateToNextTurn()
+    {
+        Rotated = true;
+        var head = FirstSocket;
+        if (head is null || LastSocket!.QosOrder <= LastServedOrder)
+        {
+            return; // nobody after the last served: start from the beginning
+        }
+        while (FirstSocket!.QosOrder <= LastServedOrder)
+        {
+            var moved = FirstSocket;
+            FirstSocket = moved.NextInClass;
+            moved.NextInClass = null;
+            LastSocket!.NextInClass = moved;
+            LastSocket = moved;
+        }
+    }
+
+    public void Enqueue(PipeSocket socket)
+    {
+        socket.NextInClass = null;
+        if (LastSocket is null)
+        {
+            FirstSocket = socket;
+        }
+        else
+        {
+            LastSocket.NextInClass = socket;
+        }
+        LastSocket = socket;
+    }
+}
