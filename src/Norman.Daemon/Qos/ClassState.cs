@@ -14,10 +14,10 @@ public sealed class ClassState
     /// <summary>Deficit round robin's quantum for weight 1: one full frame as it occupies the wire.</summary>
     public const int QuantumPerWeight = 1514 + LineRate.PerFrameOverhead;
 
-    private readonly double _ratePerTick, _ceilPerTick, _policePerTick;
-    private readonly double _rateBurst, _ceilBurst, _policeBurst;
-    private double _policeTokens;
-    private long _lastRefill, _lastPolice;
+    private readonly double _ratePerTick, _ceilPerTick;
+    private readonly double _rateBurst, _ceilBurst;
+    private readonly Policy.TokenBucket? _police;
+    private long _lastRefill;
 
     public ClassState(TrafficClass settings, int index, ClassCounters counters)
     {
@@ -31,10 +31,13 @@ public sealed class ClassState
         HasCeil = settings.CeilBits > 0;
         (_ratePerTick, _rateBurst) = Bucket(settings.RateBits, settings.BurstBytes);
         (_ceilPerTick, _ceilBurst) = Bucket(settings.CeilBits, settings.BurstBytes);
-        (_policePerTick, _policeBurst) = Bucket(settings.PoliceBits, settings.BurstBytes);
         RateTokens = _rateBurst;
         CeilTokens = _ceilBurst;
-        _policeTokens = _policeBurst;
+        if (settings.PoliceBits > 0)
+        {
+            var (_, policeBurst) = Bucket(settings.PoliceBits, settings.BurstBytes);
+            _police = new Policy.TokenBucket(settings.PoliceBits / 8, (long)policeBurst);
+        }
     }
 
     public TrafficClass Settings { get; }
@@ -45,7 +48,7 @@ public sealed class ClassState
     public int Tos { get; }
     public bool HasRate { get; }
     public bool HasCeil { get; }
-    public bool Polices => _policePerTick > 0;
+    public bool Polices => _police is not null;
     public ClassCounters Counters { get; }
 
     public double RateTokens;
@@ -106,20 +109,7 @@ public sealed class ClassState
     }
 
     /// <summary>Ingress policing: true when a received frame of this size is within the class's policing rate.</summary>
-    public bool PoliceAdmits(long wireBytes, long now)
-    {
-        if (_lastPolice != 0)
-        {
-            _policeTokens = Math.Min(_policeBurst, _policeTokens + (now - _lastPolice) * _policePerTick);
-        }
-        _lastPolice = now;
-        if (_policeTokens < wireBytes)
-        {
-            return false;
-        }
-        _policeTokens -= wireBytes;
-        return true;
-    }
+    public bool PoliceAdmits(long wireBytes, long now) => _police!.Take(wireBytes, now);
 
     /// <summary>
     /// Once a breath, before the class first sends: moves the sockets up to the one served last to the back of the

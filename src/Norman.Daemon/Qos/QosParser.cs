@@ -56,7 +56,17 @@ public static class QosParser
         {
             throw new FormatException("A match needs words, e.g. 'app kvdb' or 'uid 1000 sport 6379'.");
         }
-        var rule = FilterRuleParser.Parse(Chain.Egress, [.. words, "accept"]);
+        FilterRule rule;
+        try
+        {
+            rule = FilterRuleParser.Parse(Chain.Egress, [.. words, "accept"]);
+        }
+        catch (FormatException error) when (error.Message.Contains("no action", StringComparison.Ordinal))
+        {
+            // The last word wanted a value and took the "accept" the parser was given in its place.
+            throw new FormatException($"The match '{string.Join(' ', words)}' ends too soon: its last word needs a value, " +
+                "e.g. 'app kvdb', 'uid 1000', 'sport 6379'.", error);
+        }
         if (rule.Pcap is not null || rule.CtStates != ConnectionState.None || rule.LimitRate > 0 || rule.IcmpType >= 0
             || rule.TcpFlags != 0 || rule.TcpFlagsMask != 0 || rule.LengthLow != 0 || rule.LengthHigh != int.MaxValue
             || rule.SourceSet is not null || rule.DestinationSet is not null || rule.SourcePortSet is not null || rule.DestinationPortSet is not null)

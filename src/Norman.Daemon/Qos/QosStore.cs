@@ -28,6 +28,7 @@ public sealed class QosStore : IDisposable
     {
         _engine = engine;
         _names = names;
+        Commit(_classes, _matches, persist: false);
         _sampler = new Timer(_ => Sample(), null, 1000, 1000);
     }
 
@@ -36,6 +37,7 @@ public sealed class QosStore : IDisposable
 
     public sealed record ClassView(TrafficClass Class, ClassCounters Counters, double BitsPerSecond, double PacketsPerSecond, IReadOnlyList<ClassMatch> Matches);
 
+    /// <summary>The port's line rate: the classes' rates may not add up to more.</summary>
     public long LineRateBits { get; init; }
 
     /// <summary>Adds a class; with <paramref name="change"/>, changes an existing one (settings not named stay).</summary>

@@ -5,12 +5,24 @@ namespace Norman.Daemon.Tests.Dataplane;
 public sealed class AllocationTests
 {
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void The_dataplane_loop_allocates_nothing_over_a_million_packets_each_way(bool withPolicy)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public void The_dataplane_loop_allocates_nothing_over_a_million_packets_each_way(bool withPolicy, bool withQos)
     {
         using var wire = new EngineHarness(slotCount: 1024);
         wire.ResolvePeer();
+        using var qos = new Norman.Daemon.Qos.QosStore(wire.Engine, wire.Names);
+        if (withQos)
+        {
+            // The QoS scheduler instead of plain round robin: a priority class with a guarantee, a DSCP mark and
+            // (generous) ingress policing for the test's socket, and 8 weighted classes with ceilings beside it.
+            qos.AddOrChange("test", ["band", "0", "rate", "1G", "dscp", "ef", "police", "100G", "match", "app", "testapp"], change: false);
+            for (int i = 0; i < 8; i++)
+            {
+                qos.AddOrChange($"other{i}", ["weight", $"{i + 1}", "ceil", "1G", "match", "uid", $"{2000 + i}"], change: false);
+            }
+        }
         if (withPolicy)
         {
             // 100 rules that do not match, a pcap rule and a counting rule that do, connection tracking, in both chains.
