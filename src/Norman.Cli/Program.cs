@@ -6,6 +6,7 @@ var root = new RootCommand("Norman: kernel-bypass networking that the administra
     UpCommand.Create(),
     SsCommand.Create(),
     FilterCommand.Create(),
+    QosCommand.Create(),
     TraceCommand.Create(),
     CaptureCommand.Create(),
     DemoCommand.Create(),

@@ -96,7 +96,7 @@ public sealed class ClientLibraryTests : DaemonTest
     private static unsafe bool NeedsWakeup(NormanUdpSocket socket)
     {
         var field = typeof(NormanUdpSocket).GetField("_region", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!;
-        var region = (Norman.Core.Shm.SharedMemory)field.GetValue(socket)!;
-        return Volatile.Read(ref *(uint*)(region.Address + Norman.Core.Pipes.PipeLayout.NeedsWakeupOffset)) == 1;
+        var region = (global::Norman.Core.Shm.SharedMemory)field.GetValue(socket)!;
+        return Volatile.Read(ref *(uint*)(region.Address + global::Norman.Core.Pipes.PipeLayout.NeedsWakeupOffset)) == 1;
     }
 }

@@ -127,26 +127,4 @@ public sealed class FilterCommandTests : DaemonTest
         Assert.Contains("add ingress udp dport 6379 accept", await Norman("filter", "save"));
         Assert.Contains("policy ingress drop", await Norman("filter", "save"));
     }
-
-    private async Task<string> Norman(params string[] arguments)
-    {
-        var (code, output) = await Try(arguments);
-        Assert.True(code == 0, $"norman {string.Join(' ', arguments)} exited {code}: {output}");
-        return output;
-    }
-
-    private async Task<(int, string)> Try(params string[] arguments)
-    {
-        var start = new ProcessStartInfo(AppProcess.BesideTests("norman")) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-        start.Environment["NORMAN_SOCKET"] = Daemon.SocketPath;
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
-        return (process.ExitCode, await output + await errors);
-    }
 }

@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using Norman.Client;
 using Norman.Core.Protocol;
 
 namespace Norman.Cli.Commands;
@@ -211,23 +210,6 @@ public static class FilterCommand
         return text.ToString();
     }
 
-    private static int Call(ParseResult result, Option<string?> socket, ControlRequest request, Action<ControlResponse> show)
-    {
-        try
-        {
-            using var control = ControlChannel.Connect(result.GetValue(socket));
-            show(control.Call(request));
-            return 0;
-        }
-        catch (NormanException error)
-        {
-            Console.Error.WriteLine($"norman filter: {error.Message}");
-            return error.Code == "EPERM" ? 77 : 1;
-        }
-        catch (IOException error)
-        {
-            Console.Error.WriteLine($"norman filter: {error.Message}");
-            return 1;
-        }
-    }
+    private static int Call(ParseResult result, Option<string?> socket, ControlRequest request, Action<ControlResponse> show) =>
+        ControlCall.Run("norman filter", result, socket, request, show);
 }
