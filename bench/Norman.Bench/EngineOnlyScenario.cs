@@ -4,7 +4,6 @@ using Norman.Core.Pipes;
 using Norman.Daemon.Capture;
 using Norman.Daemon.Control;
 using Norman.Daemon.Dataplane;
-using Norman.Daemon.Dataplane.Ports;
 
 namespace Norman.Bench;
 
@@ -17,14 +16,7 @@ public static unsafe class EngineOnlyScenario
 {
     public static double NanosecondsPerPacket(long packets, string? captureFilter)
     {
-        var host = new HostInterface(MacAddress.Parse("02:00:00:00:00:01"), NetAddress.Parse("198.18.0.1"), 24);
-        var peer = new SimulatedPeer(MacAddress.Parse("02:00:00:00:00:02"), NetAddress.Parse("198.18.0.2"))
-        {
-            HostMac = host.Mac,
-            HostAddress = host.Address,
-            KeepDatagrams = false,
-        };
-        var engine = new Engine(new VirtualPort(peer, 0), host);
+        var (engine, peer, host) = BenchWire.Create();
         var owner = new PeerIdentity(Environment.ProcessId, 0, 0, "bench", "bench", "/", true);
         using var socket = new NormanSocket(1, owner, IpProtocols.Udp, NetAddress.FromV4(0), 5000, 1024, PipeLayout.DefaultSlotSize);
         engine.Post(new AddSocketCommand(socket.Pipe));

@@ -95,6 +95,19 @@ root.SetAction(result =>
         engineTap.Add(EngineOnlyScenario.NanosecondsPerPacket(packets64, "tcp port 9"));
     }
     figures.AddRange([engineAlone, engineTap]);
+    // QoS: the cost of choosing the next TX pipe, with no class (the default class alone) and with 1, 10 and 1,000 classes.
+    var schedulers = new[] { 0, 1, 10, 1000 }.Select(classes => (Classes: classes, Figure: new Measurement(
+        classes == 0 ? "qos_none_ns_per_packet_64" : $"qos_classes{classes}_ns_per_packet_64",
+        $"engine alone, one thread: ns per 64-byte packet from {QosSchedulerScenario.Sockets} full TX pipes to the wire, " +
+        (classes == 0 ? "no QoS class (round robin in the default class)" : $"{classes} QoS classes"), "ns"))).ToList();
+    for (int run = 0; run < runCount; run++)
+    {
+        foreach (var (classes, figure) in schedulers)
+        {
+            figure.Add(QosSchedulerScenario.NanosecondsPerPacket(packets64, classes));
+        }
+    }
+    figures.AddRange(schedulers.Select(s => s.Figure));
     var set = new Measurement("norman_set10k_mpps_64", "peer → application, 64-byte frames, a rule looking the source up in a 10,000-address set", "Mpps");
     for (int run = 0; run < runCount; run++)
     {

@@ -1,44 +1,58 @@
-// bobapp: sends full-size datagrams as fast as the pipe drains, batching on the zero-copy path.
-// Usage: bobapp DEST_IP DEST_PORT [--seconds S] [--size BYTES]
+// bobapp: sends full-size datagrams as fast as the pipes drain, batching on the zero-copy path; with --streams N it
+// sends over N sockets at once, as bulk tools (iperf -P, parallel downloads) do to take more of a shared link.
+// Usage: bobapp DEST_IP DEST_PORT [--seconds S] [--size BYTES] [--streams N]
 using System.Diagnostics;
-using System.Net;
 using Norman.Client;
 using Norman.Core.Packets;
 
 if (args.Length < 2)
 {
-    Console.Error.WriteLine("usage: bobapp DEST_IP DEST_PORT [--seconds S] [--size BYTES]");
+    Console.Error.WriteLine("usage: bobapp DEST_IP DEST_PORT [--seconds S] [--size BYTES] [--streams N]");
     return 2;
 }
 var destination = NetAddress.Parse(args[0]);
 ushort port = ushort.Parse(args[1]);
 double seconds = Option("--seconds", 5);
 int size = (int)Option("--size", NormanUdpSocket.MaxPayload);
+int streams = Math.Max(1, (int)Option("--streams", 1));
 
-using var socket = new NormanUdpSocket();
-socket.Bind(0);
-Console.WriteLine($"bobapp: sending {size}-byte datagrams from {socket.LocalEndPoint} to {args[0]}:{port} for {seconds} s");
+var sockets = new NormanUdpSocket[streams];
+for (int s = 0; s < streams; s++)
+{
+    sockets[s] = new NormanUdpSocket();
+    sockets[s].Bind(0);
+}
+Console.WriteLine($"bobapp: sending {size}-byte datagrams from {sockets[0].LocalEndPoint}{(streams > 1 ? $" and {streams - 1} more sockets" : "")} to {args[0]}:{port} for {seconds} s");
 Console.Out.Flush();
 
 long sent = 0;
 var clock = Stopwatch.StartNew();
 while (clock.Elapsed.TotalSeconds < seconds)
 {
-    int batch = 0;
-    for (var buffer = socket.GetSendBuffer(); !buffer.IsEmpty && batch < 32; buffer = socket.GetSendBuffer(), batch++)
+    int round = 0;
+    foreach (var socket in sockets)
     {
-        buffer[..size].Fill((byte)sent);
-        socket.CommitSendTo(size, destination, port);
-        sent++;
+        int batch = 0;
+        for (var buffer = socket.GetSendBuffer(); !buffer.IsEmpty && batch < 32; buffer = socket.GetSendBuffer(), batch++)
+        {
+            buffer[..size].Fill((byte)sent);
+            socket.CommitSendTo(size, destination, port);
+            sent++;
+        }
+        socket.Flush();
+        round += batch;
     }
-    socket.Flush();
-    if (batch == 0)
+    if (round == 0)
     {
         Thread.Yield();
     }
 }
 double rate = sent / clock.Elapsed.TotalSeconds;
 Console.WriteLine($"bobapp: sent {sent} datagrams, {rate:F0} per second, {rate * size * 8 / 1e6:F1} Mbit/s of payload");
+foreach (var socket in sockets)
+{
+    socket.Dispose();
+}
 return 0;
 
 double Option(string name, double fallback)

@@ -28,6 +28,7 @@ public sealed class DemoTests
         Assert.Matches(@"app rogue-httpd reject\s+# handle 1, packets [1-9]", text);
         Assert.Contains("verdict reject (rule 1)", text);
         Assert.Contains("2 packets captured", text);
+        AssertQosStory(text);
         var pcapng = System.Text.RegularExpressions.Regex.Match(text, @"--pcapng -w (\S+\.pcapng)").Groups[1].Value;
         try
         {
@@ -40,6 +41,31 @@ public sealed class DemoTests
         }
         Assert.DoesNotContain(Directory.GetDirectories("/proc"), IsDemoApplication);
         Assert.False(Directory.Exists(Path.Combine(Path.GetTempPath(), $"norman-demo-{demo.Id}")));
+    }
+
+    /// <summary>The database's share with Bob sending, then with one `norman qos` command, and the chart of both.</summary>
+    private static void AssertQosStory(string text)
+    {
+        Assert.Contains("$ norman qos add database band 0 match app kvdb", text);
+        double DatabaseMbps(string phase) => double.Parse(
+            System.Text.RegularExpressions.Regex.Match(text, $@"^  {phase}: database (\d+) Mbit/s", System.Text.RegularExpressions.RegexOptions.Multiline).Groups[1].Value,
+            System.Globalization.CultureInfo.InvariantCulture);
+        // Eight bulk sockets leave the database a ninth of the wire; in band 0 it gets all it asks for again.
+        Assert.True(DatabaseMbps("database first") > 1.5 * DatabaseMbps("Bob sending"), text);
+        Assert.True(DatabaseMbps("database first") > 0.9 * DatabaseMbps("quiet"), text);
+        Assert.Matches(@"database\s+0\s+1\s+-\s+line\s+-\s+-\s+\S+\s+[1-9]\d*\s+[1-9]\d*\s+0\s+\d+\s+#1 app kvdb", text);
+        string svg = System.Text.RegularExpressions.Regex.Match(text, @"the chart: (\S+\.svg)").Groups[1].Value;
+        try
+        {
+            var chart = System.Xml.Linq.XDocument.Load(svg);
+            Assert.Equal("svg", chart.Root!.Name.LocalName);
+            Assert.Equal(2, chart.Descendants().Count(e => e.Name.LocalName == "polyline"));
+            Assert.Contains(chart.Descendants(), e => e.Value == "database first");
+        }
+        finally
+        {
+            File.Delete(svg);
+        }
     }
 
     private static bool IsDemoApplication(string procDirectory)

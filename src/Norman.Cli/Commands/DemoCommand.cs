@@ -16,12 +16,12 @@ namespace Norman.Cli.Commands;
 public static class DemoCommand
 {
     private const ushort DatabasePort = 6379;
-    private const ushort SinkPort = 9000;
 
     public static Command Create()
     {
-        var seconds = new Option<double>("--seconds") { Description = "How long Bob's app sends.", DefaultValueFactory = _ => 3 };
-        var command = new Command("demo", "Run the story: a database and Bob's bulk sender on Norman, and the admin's view of them.\n\nExample:\n  norman demo")
+        var seconds = new Option<double>("--seconds") { Description = "How long each phase of the QoS story lasts.", DefaultValueFactory = _ => 2 };
+        var command = new Command("demo", "Run the story: a database and Bob's bulk sender on Norman, QoS between them, a rogue server found, " +
+            "captured and blocked; the administrator's view of each step.\n\nExample:\n  norman demo")
         {
             seconds,
         };
@@ -29,7 +29,7 @@ public static class DemoCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(double bobSeconds)
+    private static async Task<int> RunAsync(double phaseSeconds)
     {
         string directory = Path.Combine(Path.GetTempPath(), $"norman-demo-{Environment.ProcessId}");
         Directory.CreateDirectory(directory);
@@ -41,7 +41,6 @@ public static class DemoCommand
             $"norman up --socket {socketPath} --line-rate 1G");
         var daemon = NormanDaemon.Start(options, NullLog.Instance);
         var peer = daemon.Peer!;
-        peer.SinkOnPort(SinkPort);
         Console.WriteLine($"normand: port {daemon.Engine.Port.Name}, address {daemon.Engine.Host}, MAC {daemon.Engine.Host.Mac}");
         try
         {
@@ -49,16 +48,7 @@ public static class DemoCommand
             var database = Launch("kvdb", [DatabasePort.ToString(CultureInfo.InvariantCulture)], socketPath, started);
             Console.WriteLine(await FirstLineAsync(database));
 
-            Step("A client on the peer host queries the database:", "(peer 198.18.0.2) SET / GET over UDP");
-            var quiet = Query(peer, 200, "quiet");
-            Console.WriteLine($"  200 requests answered; round trip p50 {quiet.P50:F0} µs, p99 {quiet.P99:F0} µs");
-
-            Step("Bob's app starts sending bulk traffic to the peer host:",
-                $"NORMAN_SOCKET={socketPath} bobapp 198.18.0.2 {SinkPort} --seconds {bobSeconds}");
-            var bob = Launch("bobapp", ["198.18.0.2", SinkPort.ToString(CultureInfo.InvariantCulture), "--seconds", bobSeconds.ToString(CultureInfo.InvariantCulture)], socketPath, started);
-            Console.WriteLine(await FirstLineAsync(bob));
-            var busy = Query(peer, 200, "busy");
-            Console.WriteLine($"  with Bob sending: round trip p50 {busy.P50:F0} µs, p99 {busy.P99:F0} µs");
+            await DemoQosStory.RunAsync(daemon, socketPath, started, phaseSeconds);
 
             Step("Alice asks: which application holds which port?", "norman ss -lp");
             Console.Write(await RunSelfAsync(["ss", "-lp", "--socket", socketPath]));
@@ -67,7 +57,8 @@ public static class DemoCommand
 
             await RogueServerAsync(daemon, socketPath, started);
 
-            if (!bob.WaitForExit(TimeSpan.FromSeconds(bobSeconds + 15)))
+            var bob = started.Single(p => p.StartInfo.FileName.EndsWith("/bobapp", StringComparison.Ordinal));
+            if (!bob.WaitForExit(TimeSpan.FromSeconds(2 * phaseSeconds + 20)))
             {
                 throw new TimeoutException("bobapp did not finish in time.");
             }
@@ -157,7 +148,7 @@ public static class DemoCommand
         return 0;
     }
 
-    private static void Step(string story, string command)
+    internal static void Step(string story, string command)
     {
         Console.WriteLine();
         Console.WriteLine($"# {story}");
@@ -167,29 +158,7 @@ public static class DemoCommand
         }
     }
 
-    private static (double P50, double P99) Query(Norman.Daemon.Dataplane.Ports.SimulatedPeer peer, int count, string tag)
-    {
-        var samples = new List<double>(count);
-        for (int i = 0; i < count; i++)
-        {
-            string request = i % 2 == 0 ? $"SET {tag}{i} value{i}" : $"GET {tag}{i - 1}";
-            long start = Stopwatch.GetTimestamp();
-            peer.SendUdp(40000, DatabasePort, Encoding.UTF8.GetBytes(request));
-            var reply = peer.TakeDatagram(TimeSpan.FromSeconds(5))
-                ?? throw new TimeoutException($"The database did not answer '{request}' within 5 s.");
-            samples.Add(Stopwatch.GetElapsedTime(start).TotalMicroseconds);
-            string expected = i % 2 == 0 ? "OK" : $"VALUE value{i - 1}";
-            string answer = Encoding.UTF8.GetString(reply.Payload);
-            if (answer != expected)
-            {
-                throw new InvalidOperationException($"The database answered '{answer}' to '{request}', not '{expected}'.");
-            }
-        }
-        samples.Sort();
-        return (samples[count / 2], samples[(int)(count * 0.99)]);
-    }
-
-    private static Process Launch(string program, string[] arguments, string socketPath, List<Process> started)
+    internal static Process Launch(string program, string[] arguments, string socketPath, List<Process> started)
     {
         var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, program))
         {
@@ -206,7 +175,7 @@ public static class DemoCommand
         return process;
     }
 
-    private static async Task<string> FirstLineAsync(Process process)
+    internal static async Task<string> FirstLineAsync(Process process)
     {
         var line = process.StandardOutput.ReadLineAsync();
         if (await Task.WhenAny(line, Task.Delay(TimeSpan.FromSeconds(20))) != line || line.Result is null)
@@ -226,7 +195,7 @@ public static class DemoCommand
         return Process.Start(start)!;
     }
 
-    private static async Task<string> RunSelfAsync(string[] arguments)
+    internal static async Task<string> RunSelfAsync(string[] arguments)
     {
         using var process = StartSelf(arguments);
         string output = await process.StandardOutput.ReadToEndAsync();

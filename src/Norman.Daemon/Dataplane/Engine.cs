@@ -14,7 +14,7 @@ namespace Norman.Daemon.Dataplane;
 /// locks or calls an interface per packet.
 /// <code>
 ///  port ─▶ parse ─▶ demux ─▶ filter (ingress) ─▶ police (QoS) ─▶ host (ARP, ping, unreachable) ─▶ deliver ─▶ RX pipes
-///  TX pipes ─▶ schedule (QoS classes; copy out) ─▶ validate (anti-spoofing) ─▶ filter (egress) ─▶ neighbour (L2) ─▶ port
+///  TX pipes ─▶ schedule (QoS classes, round robin inside each; copy out) ─▶ validate (anti-spoofing) ─▶ filter (egress) ─▶ neighbour (L2) ─▶ port
 /// </code>
 /// </summary>
 public sealed class Engine
@@ -29,8 +29,7 @@ public sealed class Engine
     private readonly HostStage _host;
     private readonly DemuxStage _demux;
     private readonly DeliverStage _deliver;
-    private readonly PipeScheduler _scheduler;
-    private readonly QosScheduler _qosScheduler;
+    private readonly QosScheduler _scheduler;
     private readonly PoliceStage _police;
     private readonly ValidateStage _validate;
     private readonly NeighbourStage _neighbour;
@@ -61,8 +60,7 @@ public sealed class Engine
         _host = new HostStage(Counters, host, Neighbours, Stopwatch.Frequency);
         _demux = new DemuxStage(Counters, _flows, host);
         _deliver = new DeliverStage(Counters, _sockets);
-        _scheduler = new PipeScheduler(Counters, _sockets);
-        _qosScheduler = new QosScheduler(Counters, _sockets, host);
+        _scheduler = new QosScheduler(Counters, _sockets, host);
         _police = new PoliceStage(Counters, _sockets, host);
         _validate = new ValidateStage(Counters, _sockets, host);
         _neighbour = new NeighbourStage(Counters, _sockets, host, Neighbours, _host);
@@ -209,14 +207,7 @@ public sealed class Engine
         }
         long budget = _port.TransmitBudget(now);
         int first = _tx.Count;
-        if (_qos.IsTrivial)
-        {
-            _scheduler.Run(_tx, budget);
-        }
-        else
-        {
-            _qosScheduler.Run(_tx, budget, _qos, now);
-        }
+        _scheduler.Run(_tx, budget, _qos, now);
         if (_tx.Count > first)
         {
             _validate.Run(_tx, first);

@@ -21,8 +21,6 @@ public sealed class QosSnapshot
         Classes = classes;
         _matches = matches;
         DefaultIndex = Array.FindIndex(classes, c => c.Settings.Name == TrafficClass.DefaultName);
-        var only = classes[DefaultIndex].Settings;
-        IsTrivial = classes.Length == 1 && only.RateBits == 0 && only.CeilBits == 0 && only.Dscp < 0 && only.PoliceBits == 0;
         Polices = classes.Any(c => c.Polices);
         for (int band = 0; band < TrafficClass.Bands; band++)
         {
@@ -33,8 +31,6 @@ public sealed class QosSnapshot
     public long Generation { get; }
     public ClassState[] Classes { get; }
     public int DefaultIndex { get; }
-    /// <summary>Only a default class that changes nothing: the plain round-robin scheduler serves, at no extra cost.</summary>
-    public bool IsTrivial { get; }
     /// <summary>Some class polices what it receives.</summary>
     public bool Polices { get; }
 

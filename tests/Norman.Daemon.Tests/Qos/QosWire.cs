@@ -20,10 +20,12 @@ public sealed class QosWire : IDisposable
     public static readonly long StepTicks = Stopwatch.Frequency / 100_000; // 10 µs
 
     private readonly List<Sender> _senders = new();
-    private readonly byte[] _payload = new byte[Payload];
+    private readonly long _stepTicks;
 
-    public QosWire(long lineRate = LineRate)
+    /// <param name="stepTicks">Wire time between breaths; <see cref="StepTicks"/> (10 µs) unless a test needs finer.</param>
+    public QosWire(long lineRate = LineRate, long stepTicks = 0)
     {
+        _stepTicks = stepTicks > 0 ? stepTicks : StepTicks;
         Wire = new EngineHarness(lineRate, slotCount: 256);
         Wire.ResolvePeer();
         Wire.Peer.KeepDatagrams = false;
@@ -37,9 +39,9 @@ public sealed class QosWire : IDisposable
     public long Now { get; private set; }
 
     /// <summary>A sending application: saturating (rate 0) or offering <paramref name="wireBitsPerSecond"/>.</summary>
-    public Sender AddSender(ushort port, string app, long wireBitsPerSecond = 0)
+    public Sender AddSender(ushort port, string app, long wireBitsPerSecond = 0, int payload = Payload)
     {
-        var sender = new Sender(Wire.Bind(port, app: app), wireBitsPerSecond);
+        var sender = new Sender(Wire.Bind(port, app: app), wireBitsPerSecond, payload);
         _senders.Add(sender);
         return sender;
     }
@@ -47,17 +49,17 @@ public sealed class QosWire : IDisposable
     /// <summary>Runs <paramref name="seconds"/> of wire time; every <paramref name="sampleEvery"/> steps each sender's sent bytes are sampled.</summary>
     public void Run(double seconds, int sampleEvery = 1000)
     {
-        long steps = (long)(seconds * Stopwatch.Frequency / StepTicks);
+        long steps = (long)(seconds * Stopwatch.Frequency / _stepTicks);
         foreach (var sender in _senders.Where(s => s.Samples.Count == 0))
         {
             sender.Samples.Add(sender.SentWireBytes); // sample k is taken k × sampleEvery steps after the start
         }
         for (long step = 1; step <= steps; step++)
         {
-            Now += StepTicks;
+            Now += _stepTicks;
             foreach (var sender in _senders)
             {
-                sender.Offer(Now, _payload);
+                sender.Offer(Now);
             }
             Wire.Engine.DoWork(Now);
             if (step % sampleEvery == 0)
@@ -76,8 +78,10 @@ public sealed class QosWire : IDisposable
         Wire.Dispose();
     }
 
-    public sealed class Sender(AppSide app, long wireBitsPerSecond)
+    public sealed class Sender(AppSide app, long wireBitsPerSecond, int payloadLength)
     {
+        private readonly byte[] _payload = new byte[payloadLength];
+        private readonly int _wireBytesPerFrame = Math.Max(14 + 28 + payloadLength, 60) + 24;
         private double _credit;
         private long _last;
 
@@ -85,18 +89,19 @@ public sealed class QosWire : IDisposable
         public List<long> Samples { get; } = new();
 
         /// <summary>What the dataplane put on the wire for this socket, in wire bytes.</summary>
-        public long SentWireBytes => App.Socket.Pipe.Counters.TxPackets * WireBytesPerFrame;
+        public long SentWireBytes => App.Socket.Pipe.Counters.TxPackets * _wireBytesPerFrame;
 
-        /// <summary>Wire bits per second between two samples (each sample 10 ms apart by default).</summary>
+        /// <summary>Wire bits per second between two samples (each sample 1000 breaths apart: 10 ms at the default step).</summary>
         public double Rate(int fromSample, int toSample, double secondsPerSample = 0.01) =>
             (Samples[toSample] - Samples[fromSample]) * 8 / ((toSample - fromSample) * secondsPerSample);
 
-        public void Offer(long now, byte[] payload)
+        public void Offer(long now)
         {
+            var payload = _payload;
             int allowed = int.MaxValue;
             if (wireBitsPerSecond > 0)
             {
-                _credit += _last == 0 ? 0 : (now - _last) * (wireBitsPerSecond / 8.0 / WireBytesPerFrame) / Stopwatch.Frequency;
+                _credit += _last == 0 ? 0 : (now - _last) * (wireBitsPerSecond / 8.0 / _wireBytesPerFrame) / Stopwatch.Frequency;
                 _last = now;
                 _credit = Math.Min(_credit, 256);
                 allowed = (int)_credit;

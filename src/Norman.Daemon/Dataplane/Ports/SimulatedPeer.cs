@@ -23,6 +23,7 @@ public sealed class SimulatedPeer
     private int _floodLength;
     private long _floodRemaining;
     private int _identification;
+    private readonly RequestStream _requests = new();
 
     public SimulatedPeer(MacAddress mac, NetAddress address)
     {
@@ -99,15 +100,31 @@ public sealed class SimulatedPeer
         Volatile.Write(ref _floodRemaining, count);
     }
 
+    /// <summary>
+    /// Sends <paramref name="perSecond"/> requests a second to <paramref name="port"/> ("#N " then <paramref name="request"/>,
+    /// as kvdb answers with the same tag) and times each answer on the wire's clock; 0 stops. See <see cref="TakeRoundTrips"/>.
+    /// </summary>
+    public void StartRequests(ushort port, string request, double perSecond) => _requests.Start(port, request, perSecond);
+
+    /// <summary>Round trips (µs) of the requests answered since the last call, and how many were sent and answered in all.</summary>
+    public (double[] Microseconds, long Sent, long Answered) TakeRoundTrips() => _requests.Take();
+
     /// <summary>Waits for the next UDP datagram the peer received; null when the timeout passes first.</summary>
     public PeerDatagram? TakeDatagram(TimeSpan timeout) => _kept.TryTake(out var datagram, timeout) ? datagram : null;
 
     // ---- Dataplane thread ----
 
     /// <summary>Frames the peer puts on the wire: replies first, then injected frames, then the flood.</summary>
-    internal int Produce(PacketBatch batch, ref long budget)
+    internal int Produce(PacketBatch batch, ref long budget, long now)
     {
         int produced = 0;
+        while (!batch.IsFull && budget > 0 && _requests.Due(now))
+        {
+            int length = _requests.Write(batch.NextBuffer(), now, this);
+            batch.Append(length);
+            budget -= LineRate.WireBytes(length);
+            produced++;
+        }
         while (!batch.IsFull && _replies.Count > 0 && budget > 0)
         {
             var frame = _replies.Peek();
@@ -137,7 +154,7 @@ public sealed class SimulatedPeer
     }
 
     /// <summary>A frame Norman put on the wire: the peer reacts as a small host would.</summary>
-    internal void Accept(ReadOnlySpan<byte> frame)
+    internal void Accept(ReadOnlySpan<byte> frame, long now)
     {
         if (PacketParser.Parse(frame, out var packet) != ParseError.None)
         {
@@ -152,6 +169,9 @@ public sealed class SimulatedPeer
         {
             case PacketKind.Arp:
                 AcceptArp(frame[packet.NetworkOffset..]);
+                break;
+            case PacketKind.Udp when packet.Destination == Address && packet.SourcePort == _requests.Port:
+                _requests.Answered(frame[packet.PayloadOffset..packet.PacketEnd], now);
                 break;
             case PacketKind.Udp when packet.Destination == Address:
                 AcceptUdp(frame, packet);
@@ -234,7 +254,7 @@ public sealed class SimulatedPeer
         }
     }
 
-    private int BuildUdp(Span<byte> frame, ushort sourcePort, NetAddress destination, ushort destinationPort, ReadOnlySpan<byte> payload)
+    internal int BuildUdp(Span<byte> frame, ushort sourcePort, NetAddress destination, ushort destinationPort, ReadOnlySpan<byte> payload)
     {
         EthernetHeader.Write(frame, HostMac, Mac, EtherTypes.IPv4);
         var ip = frame[EthernetHeader.Size..];

@@ -26,7 +26,7 @@ public sealed class VirtualPort : IPort
     {
         long budget = _fromPeer.Budget(now);
         long before = budget;
-        int produced = Peer.Produce(batch, ref budget);
+        int produced = Peer.Produce(batch, ref budget, now);
         _fromPeer.ChargeWireBytes(before - budget);
         return produced;
     }
@@ -43,7 +43,7 @@ public sealed class VirtualPort : IPort
             }
             var frame = batch.Frame(i);
             _toPeer.Charge(frame.Length);
-            Peer.Accept(frame);
+            Peer.Accept(frame, now);
         }
         return 0;
     }

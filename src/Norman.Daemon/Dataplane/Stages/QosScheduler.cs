@@ -5,8 +5,9 @@ using Norman.Daemon.Qos;
 namespace Norman.Daemon.Dataplane.Stages;
 
 /// <summary>
-/// Egress, first stage, with QoS classes: chooses which TX pipes to serve, HTB-like on a flat tree whose root is the
-/// port's line rate. Each breath:
+/// Egress, first stage: chooses which TX pipes to serve, HTB-like on a flat tree whose root is the port's line rate.
+/// With no class configured every socket is in the default class, and this is round robin between pipes, one
+/// packet a turn. Each breath:
 /// <list type="number">
 /// <item>every socket with packets waiting joins its class's list (one pass over the sockets, as without QoS);</item>
 /// <item>guarantees: band by band (0 first), each class sends while it is under its rate;</item>
@@ -14,7 +15,9 @@ namespace Norman.Daemon.Dataplane.Stages;
 /// (quantum = weight × one full frame), so a higher band takes all it wants before a lower one sends. What a class
 /// borrows here is charged to its ceiling only: it gets its rate, plus its weight's share of what is left.</item>
 /// </list>
-/// Inside a class its sockets take turns packet by packet. Work per breath grows with the sockets and the classes
+/// Inside a class its sockets take turns packet by packet. When the line's budget cannot take the next packet, the
+/// breath ends: nothing behind it overtakes with a smaller one, so small packets do not win the line whenever it
+/// frees less room than a large one needs. Work per breath grows with the sockets and the classes
 /// that have packets waiting, never with the classes configured. Packets are copied out of the pipe before they are
 /// looked at (see <see cref="TxPipeReader"/>) and marked with the class's DSCP.
 /// </summary>

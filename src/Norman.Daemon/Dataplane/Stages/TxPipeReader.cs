@@ -3,7 +3,7 @@ using Norman.Core.Packets;
 namespace Norman.Daemon.Dataplane.Stages;
 
 /// <summary>
-/// What both TX schedulers do with one socket's pipe: count what is waiting (a corrupt producer index is a counted
+/// What the TX scheduler does with one socket's pipe: count what is waiting (a corrupt producer index is a counted
 /// drop), look at the head packet (corrupt lengths and malformed slots are skipped and counted), and copy it into
 /// the dataplane's own buffer — the DMA read — before anything inspects it.
 /// </summary>
