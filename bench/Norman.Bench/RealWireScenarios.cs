@@ -110,7 +110,7 @@ public static class RealWireScenarios
                 }
                 socket.Flush();
             }
-            Console.WriteLine($"sent {sent} (dataplane dropped {daemon.Engine.Counters.TotalDrops()})");
+            Console.WriteLine($"sent {sent} (dataplane dropped {daemon.Engine.Counters.TotalDrops()}: {string.Join(", ", daemon.Engine.Counters.Snapshot().Where(c => c.Value > 0 && c.Key.StartsWith("drop", StringComparison.Ordinal)).Select(c => $"{c.Key} {c.Value}"))})");
         }
         finally
         {

@@ -64,6 +64,29 @@ public sealed class CaptureTests : DaemonTest
     }
 
     [Fact]
+    public async Task Ctrl_C_ends_a_capture_with_tcpdumps_summary()
+    {
+        using var echo = Daemon.Start("echo-server", "7000");
+        echo.ReadLine();
+        using var capture = StartCapture("-i", "ingress", "udp");
+        for (int i = 0; i < 3; i++)
+        {
+            Daemon.Peer.SendUdp(40000, 7000, "hello"u8);
+            Assert.NotNull(await capture.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30)));
+        }
+        // SIGINT, as Ctrl-C sends it: the capture stops, prints the summary and exits as tcpdump does.
+        using (var interrupt = Process.Start("kill", ["-INT", capture.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await interrupt.WaitForExitAsync();
+        }
+        string errors = await capture.StandardError.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        await capture.WaitForExitAsync();
+        Assert.Contains("3 packets captured", errors);
+        Assert.Contains("0 packets dropped by kernel", errors);
+        Assert.Equal(0, capture.ExitCode);
+    }
+
+    [Fact]
     public async Task A_pcap_stream_on_standard_output_is_read_by_tcpdump_and_p_app_keeps_one_application()
     {
         using var echo = Daemon.Start("echo-server", "7000");

@@ -66,15 +66,18 @@ public sealed unsafe class CaptureTap : IDisposable
 
     /// <summary>
     /// Dataplane, once per batch and direction: captures each live frame that passes the tap's owner restriction
-    /// and filter, then publishes the ring. One call per batch, and the direction tested once, keep an idle tap cheap.
+    /// and filter, then publishes the ring. An idle tap must cost next to nothing, so a frame the filter refuses
+    /// costs one native filter call and no more: the owner is looked up, and the clock read (once a breath, into
+    /// <paramref name="unixNanoseconds"/> while it is 0), only for frames that are captured.
     /// </summary>
-    public void OfferBatch(PacketBatch batch, byte direction, SocketSet sockets, long unixNanoseconds)
+    public void OfferBatch(PacketBatch batch, byte direction, SocketSet sockets, ref long unixNanoseconds)
     {
         if (direction == CaptureRecord.Inbound ? !Inbound : !Outbound)
         {
             return;
         }
         bool restricted = OnlyUid >= 0 || OnlyAppId >= 0;
+        var filter = _filter;
         for (int i = 0; i < batch.Count; i++)
         {
             byte verdict = batch.FilterVerdict(i);
@@ -83,28 +86,35 @@ public sealed unsafe class CaptureTap : IDisposable
                 continue;
             }
             int slot = batch.SocketSlot(i);
-            var owner = slot >= 0 ? sockets[slot] : null;
+            var owner = restricted && slot >= 0 ? sockets[slot] : null;
             if (restricted && ((OnlyUid >= 0 && owner?.OwnerUid != OnlyUid) || (OnlyAppId >= 0 && owner?.AppId != OnlyAppId)))
             {
                 continue;
             }
-            Offer(batch.Frame(i), direction, owner, unixNanoseconds, verdict, verdict == 0 ? 0 : batch.DecidingRule(i));
+            var frame = batch.Frame(i);
+            if (filter is not null && !Passes(filter, frame))
+            {
+                continue;
+            }
+            if (unixNanoseconds == 0)
+            {
+                unixNanoseconds = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
+            }
+            Record(frame, direction, owner ?? (slot >= 0 ? sockets[slot] : null), unixNanoseconds, verdict, verdict == 0 ? 0 : batch.DecidingRule(i));
         }
         Flush();
     }
 
-    private void Offer(ReadOnlySpan<byte> frame, byte direction, PipeSocket? owner, long unixNanoseconds, byte verdict, long rule)
+    private static bool Passes(BpfFunction filter, ReadOnlySpan<byte> frame)
     {
-        if (_filter is not null)
+        fixed (byte* bytes = frame)
         {
-            fixed (byte* bytes = frame)
-            {
-                if (_filter(bytes, frame.Length, frame.Length) == 0)
-                {
-                    return;
-                }
-            }
+            return filter(bytes, frame.Length, frame.Length) != 0;
         }
+    }
+
+    private void Record(ReadOnlySpan<byte> frame, byte direction, PipeSocket? owner, long unixNanoseconds, byte verdict, long rule)
+    {
         var slot = _ring.Claim();
         if (slot.IsEmpty)
         {

@@ -133,11 +133,8 @@ public sealed class Engine
     public int DoWork(long now)
     {
         _breaths++;
-        if (_taps.Length > 0)
-        {
-            // Read once per breath: packets of one batch share a timestamp, as they share a poll.
-            _unixNanoseconds = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
-        }
+        // Packets of one breath share a timestamp, as they share a poll; the first tap that captures reads the clock.
+        _unixNanoseconds = 0;
         var published = _publishedPolicy;
         if (published is not null && !ReferenceEquals(published, _policy))
         {
@@ -247,7 +244,7 @@ public sealed class Engine
         var taps = _taps;
         for (int t = 0; t < taps.Length; t++)
         {
-            taps[t].OfferBatch(batch, direction, _sockets, _unixNanoseconds);
+            taps[t].OfferBatch(batch, direction, _sockets, ref _unixNanoseconds);
         }
     }
 

@@ -193,4 +193,26 @@ public sealed class EngineTests : IDisposable
         Assert.Equal(0, _wire.Engine.SocketCount);
         Assert.Equal(0, _wire.Engine.FlowCount);
     }
+
+    [Fact]
+    public void A_full_queue_of_packets_waiting_for_a_silent_neighbour_drops_the_excess_and_the_dataplane_goes_on()
+    {
+        var app = _wire.Bind(5000);
+        var silent = NetAddress.Parse("198.18.0.77"); // on the subnet; nobody answers its ARP
+        for (int breath = 0; breath < 4; breath++)
+        {
+            for (int i = 0; i < 32; i++)
+            {
+                app.Send("waiting"u8, EngineHarness.HostAddress, 5000, silent, 9000);
+            }
+            _wire.Engine.DoWork(); // a full batch every breath: the third finds the 64-frame queue full
+        }
+        _wire.Engine.DoWork();
+        _wire.Engine.DoWork();
+        Assert.Equal(0, app.Socket.Pipe.Tx.Available());
+        Assert.Equal(128 - 64, _wire.Engine.Counters.Drops(DropReason.NeighbourUnreachable));
+        _wire.Peer.SendUdp(40000, 5000, "still serving"u8);
+        _wire.Breathe();
+        Assert.Equal("still serving"u8.ToArray(), Assert.Single(app.ReceiveAll()).Payload);
+    }
 }

@@ -26,11 +26,15 @@ public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets
             var result = Resolve(packet.Destination, now, out var mac);
             if (result == NeighbourTable.Lookup.Pending)
             {
-                var again = _waiting.Reserve();
-                frame.CopyTo(again);
+                // Back to the end of the queue. Pop first: in a full queue the slot reserved next is the very one
+                // popped, so the frame is copied onto itself; before the fix a full queue had no slot to reserve
+                // and the copy threw, which stopped the dataplane.
+                _waiting.Pop();
+                frame.CopyTo(_waiting.Reserve());
                 _waiting.Commit(frame.Length, owner);
+                continue;
             }
-            else if (result == NeighbourTable.Lookup.Resolved)
+            if (result == NeighbourTable.Lookup.Resolved)
             {
                 frame.CopyTo(batch.NextBuffer());
                 EthernetHeader.Write(batch.NextBuffer(), mac, host.Mac, EtherTypes.IPv4);

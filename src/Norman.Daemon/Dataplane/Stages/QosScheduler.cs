@@ -198,16 +198,20 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             @class.Counters.Bytes += frameLength;
             @class.Counters.Backlog--;
             @class.LastServedOrder = socket.QosOrder;
-            Unlink(@class, socket);
             if (socket.QosWaiting == 0)
             {
                 // The count seen at the gather is spent: look again, so a pipe the application keeps full never
                 // looks empty to round robin (which would forfeit the class's deficit).
                 socket.QosWaiting = TxPipeReader.Waiting(socket, counters);
             }
-            if (socket.QosWaiting > 0)
+            if (socket.NextInClass is not null || socket.QosWaiting == 0)
             {
-                @class.Enqueue(socket);
+                // Its turn is over: to the back of the list, or off it. (Alone with more to send, it stays first.)
+                Unlink(@class, socket);
+                if (socket.QosWaiting > 0)
+                {
+                    @class.Enqueue(socket);
+                }
             }
             return true;
         }
