@@ -26,7 +26,9 @@ var quick = new Option<bool>("--quick") { Description = "Fewer packets and runs:
 var runs = new Option<int>("--runs") { Description = "Runs of each scenario (the median is reported).", DefaultValueFactory = _ => 5 };
 var json = new Option<string>("--json") { Description = "Where to write the flat JSON figures.", DefaultValueFactory = _ => "bench/results/latest.json" };
 var markdown = new Option<string>("--markdown") { Description = "Where to write the markdown table.", DefaultValueFactory = _ => "bench/results/latest.md" };
-var root = new RootCommand("Norman's benchmark: packets per second through the dataplane on the virtual wire.") { quick, runs, json, markdown };
+var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: dataplane, rules, capture, engine, qos, set, kernel. " +
+    "Example: --only engine qos", AllowMultipleArgumentsPerToken = true };
+var root = new RootCommand("Norman's benchmark: packets per second through the dataplane on the virtual wire.") { quick, runs, json, markdown, only };
 root.SetAction(result =>
 {
     bool isQuick = result.GetValue(quick);
@@ -35,10 +37,12 @@ root.SetAction(result =>
     long packets1500 = isQuick ? 200_000 : 1_000_000;
     var figures = new List<Measurement>();
     long allocated = 0;
+    var groups = result.GetValue(only) ?? [];
+    bool Runs(string group) => groups.Length == 0 || groups.Contains(group);
     // Warm-up, not counted: the JIT's tiers and every one-time initialisation happen here.
     DataplaneScenarios.PeerToApplication(64, 200_000);
     DataplaneScenarios.ApplicationToPeer(64, 200_000);
-    foreach (int frame in new[] { 64, 1500 })
+    foreach (int frame in Runs("dataplane") ? new[] { 64, 1500 } : [])
     {
         long packets = frame == 64 ? packets64 : packets1500;
         var rx = new Measurement($"norman_peer_to_app_mpps_{frame}", $"peer → dataplane → application, {frame}-byte frames", "Mpps");
@@ -60,7 +64,7 @@ root.SetAction(result =>
         }
         figures.AddRange([rx, rxNs, rxDrops, tx, txNs]);
     }
-    foreach (int rules in isQuick ? new[] { 1000 } : new[] { 100, 1000, 10000 })
+    foreach (int rules in !Runs("rules") ? [] : isQuick ? new[] { 1000 } : new[] { 100, 1000, 10000 })
     {
         var withRules = new Measurement($"norman_rules{rules}_mpps_64", $"peer → application, 64-byte frames, {rules} ingress rules before the verdict", "Mpps");
         for (int run = 0; run < runCount; run++)
@@ -76,7 +80,7 @@ root.SetAction(result =>
     var slowTap = new Measurement("norman_capture_slowreader_mpps_64", "peer → application, 64-byte frames, a capture of everything that nobody reads", "Mpps");
     var slowDrops = new Measurement("norman_capture_slowreader_datapath_drops", "packets the data path lost with the unread capture (RX pipe full included)", "packets");
     var captureDrops = new Measurement("norman_capture_slowreader_capture_drops", "packets the unread capture could not take (counted, as tcpdump's dropped by kernel)", "packets");
-    for (int run = 0; run < runCount; run++)
+    for (int run = 0; run < (Runs("capture") ? runCount : 0); run++)
     {
         noTap.Add(DataplaneScenarios.PeerToApplication(64, packets64).Pps / 1e6);
         idleTap.Add(DataplaneScenarios.PeerToApplication(64, packets64, captureFilter: "tcp port 9").Pps / 1e6);
@@ -85,36 +89,50 @@ root.SetAction(result =>
         slowDrops.Add(slow.Drops);
         captureDrops.Add(DataplaneScenarios.LastCaptureDrops);
     }
-    figures.AddRange([noTap, idleTap, slowTap, slowDrops, captureDrops]);
+    figures.AddRange(Runs("capture") ? [noTap, idleTap, slowTap, slowDrops, captureDrops] : []);
     // The same comparison on one thread, with no scheduler between the dataplane and the reader.
     var engineAlone = new Measurement("engine_ns_per_packet_64", "engine alone, one thread: ns per 64-byte packet, peer → RX pipe", "ns");
     var engineTap = new Measurement("engine_capture_nomatch_ns_per_packet_64", "engine alone, one thread: ns per packet with a capture matching nothing", "ns");
-    for (int run = 0; run < runCount; run++)
+    var tapCost = new Measurement("engine_capture_nomatch_cost_percent", "what a capture matching nothing adds to the engine's time per packet, each run against the run beside it", "%");
+    for (int run = 0; run < (Runs("engine") ? runCount : 0); run++)
     {
-        engineAlone.Add(EngineOnlyScenario.NanosecondsPerPacket(packets64, null));
-        engineTap.Add(EngineOnlyScenario.NanosecondsPerPacket(packets64, "tcp port 9"));
+        // In pairs, and each pair in both orders in turn: on a shared VM the machine's speed drifts over seconds,
+        // and the ratio of two neighbouring runs is steadier than either figure.
+        double alone = 0, tapped = 0;
+        foreach (bool withTap in run % 2 == 0 ? new[] { false, true } : [true, false])
+        {
+            double nanoseconds = EngineOnlyScenario.NanosecondsPerPacket(packets64, withTap ? "tcp port 9" : null);
+            (alone, tapped) = withTap ? (alone, nanoseconds) : (nanoseconds, tapped);
+        }
+        engineAlone.Add(alone);
+        engineTap.Add(tapped);
+        tapCost.Add((tapped / alone - 1) * 100);
     }
-    figures.AddRange([engineAlone, engineTap]);
+    figures.AddRange(Runs("engine") ? [engineAlone, engineTap, tapCost] : []);
     // QoS: the cost of choosing the next TX pipe, with no class (the default class alone) and with 1, 10 and 1,000 classes.
     var schedulers = new[] { 0, 1, 10, 1000 }.Select(classes => (Classes: classes, Figure: new Measurement(
         classes == 0 ? "qos_none_ns_per_packet_64" : $"qos_classes{classes}_ns_per_packet_64",
         $"engine alone, one thread: ns per 64-byte packet from {QosSchedulerScenario.Sockets} full TX pipes to the wire, " +
         (classes == 0 ? "no QoS class (round robin in the default class)" : $"{classes} QoS classes"), "ns"))).ToList();
-    for (int run = 0; run < runCount; run++)
+    for (int run = 0; run < (Runs("qos") ? runCount : 0); run++)
     {
         foreach (var (classes, figure) in schedulers)
         {
             figure.Add(QosSchedulerScenario.NanosecondsPerPacket(packets64, classes));
         }
     }
-    figures.AddRange(schedulers.Select(s => s.Figure));
+    figures.AddRange(Runs("qos") ? schedulers.Select(s => s.Figure) : []);
     var set = new Measurement("norman_set10k_mpps_64", "peer → application, 64-byte frames, a rule looking the source up in a 10,000-address set", "Mpps");
-    for (int run = 0; run < runCount; run++)
+    for (int run = 0; run < (Runs("set") ? runCount : 0); run++)
     {
         set.Add(DataplaneScenarios.PeerToApplication(64, packets64, setSize: 10_000).Pps / 1e6);
     }
-    figures.Add(set);
-    if (RealWireScenarios.WhyNot() is { } why)
+    figures.AddRange(Runs("set") ? [set] : []);
+    if (!Runs("kernel"))
+    {
+        // Not asked for.
+    }
+    else if (RealWireScenarios.WhyNot() is { } why)
     {
         Console.Error.WriteLine($"skipping the veth scenarios (kernel baseline, afpacket): {why}");
     }
