@@ -17,12 +17,15 @@ public sealed class EngineHarness : IDisposable
     public static readonly NetAddress PeerAddress = NetAddress.Parse("198.18.0.2");
     private readonly List<NormanSocket> _sockets = new();
 
-    public EngineHarness(long lineRate = 0, int slotCount = 64)
+    /// <param name="lineRate">The virtual wire's rate; 0 for none.</param>
+    /// <param name="slotCount">Slots in each socket's pipes.</param>
+    /// <param name="wireQueueTicks">The virtual wire's queue time (see <see cref="VirtualPort.QueueTicks"/>); 0 for its default.</param>
+    public EngineHarness(long lineRate = 0, int slotCount = 64, long wireQueueTicks = 0)
     {
         SlotCount = slotCount;
         var host = new HostInterface(MacAddress.Parse("02:00:00:00:00:01"), HostAddress, 24);
         Peer = new SimulatedPeer(MacAddress.Parse("02:00:00:00:00:02"), PeerAddress) { HostMac = host.Mac, HostAddress = HostAddress };
-        Engine = new Engine(new VirtualPort(Peer, lineRate), host);
+        Engine = new Engine(new VirtualPort(Peer, lineRate, wireQueueTicks), host);
     }
 
     public int SlotCount { get; }

@@ -26,7 +26,8 @@ public sealed class QosWire : IDisposable
     public QosWire(long lineRate = LineRate, long stepTicks = 0)
     {
         _stepTicks = stepTicks > 0 ? stepTicks : StepTicks;
-        Wire = new EngineHarness(lineRate, slotCount: 256);
+        // Breathing once a step, the wire needs a step's worth of frames queued ahead of it to stay busy.
+        Wire = new EngineHarness(lineRate, slotCount: 256, wireQueueTicks: 2 * _stepTicks);
         Wire.ResolvePeer();
         Wire.Peer.KeepDatagrams = false;
         Wire.Peer.SinkOnPort(SinkPort);
@@ -50,6 +51,9 @@ public sealed class QosWire : IDisposable
     public void Run(double seconds, int sampleEvery = 1000)
     {
         long steps = (long)(seconds * Stopwatch.Frequency / _stepTicks);
+        // Never behind the real clock: binding a socket breathes on it, and what left the port then is on the wire
+        // (and in every token bucket) in real time. From here on the wire's time is the test's own.
+        Now = Math.Max(Now, Stopwatch.GetTimestamp());
         foreach (var sender in _senders.Where(s => s.Samples.Count == 0))
         {
             sender.Samples.Add(sender.SentWireBytes); // sample k is taken k × sampleEvery steps after the start

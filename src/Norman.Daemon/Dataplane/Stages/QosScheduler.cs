@@ -23,6 +23,9 @@ namespace Norman.Daemon.Dataplane.Stages;
 /// </summary>
 public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, HostInterface host)
 {
+    /// <summary>Round-robin passes over a band in one breath, at most (a batch is 32 packets: far fewer are needed).</summary>
+    private const int MaxPasses = 2 * PacketBatch.Capacity;
+
     /// <summary>The line's budget could not take the next packet: nothing more leaves this breath.</summary>
     private bool _lineFull;
 
@@ -34,7 +37,10 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             return;
         }
         _lineFull = false;
-        Gather(qos, count, now);
+        if (!Gather(qos, count, now))
+        {
+            return; // nothing waits in any pipe: the common breath of a receiving host costs one look per pipe
+        }
         for (int band = 0; band < TrafficClass.Bands && !batch.IsFull && !_lineFull; band++)
         {
             ServeGuarantees(qos, band, batch, ref budget);
@@ -46,9 +52,10 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
         Release(qos);
     }
 
-    /// <summary>Puts every socket with packets waiting on its class's list, and each such class on its band's list.</summary>
-    private void Gather(QosSnapshot qos, int count, long now)
+    /// <summary>Puts every socket with packets waiting on its class's list, and each such class on its band's list; false if none has any.</summary>
+    private bool Gather(QosSnapshot qos, int count, long now)
     {
+        bool any = false;
         for (int i = 0; i < count; i++)
         {
             var socket = sockets.Active(i);
@@ -58,6 +65,7 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             {
                 continue;
             }
+            any = true;
             var @class = qos.ClassOf(socket, host.Address);
             socket.QosWaiting = waiting;
             @class.Enqueue(socket);
@@ -78,6 +86,7 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
                 Array.Sort(qos.BandClasses[band], 0, qos.BandCount[band]);
             }
         }
+        return any;
     }
 
     private void ServeGuarantees(QosSnapshot qos, int band, PacketBatch batch, ref long budget)
@@ -112,10 +121,12 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             start++;
         }
         start %= members;
-        // Each pass gives every class one turn; stop when a pass sends nothing (all empty, capped or out of line).
-        for (bool sent = true; sent;)
+        // Each pass gives every class one turn; stop when a pass makes no progress (all empty, capped or out of
+        // line). A class that only closed a turn its deficit could not pay for has made progress: the next pass
+        // gives it a fresh quantum, which always pays for a full frame. The pass count bounds it all the same.
+        for (int pass = 0, progress = 1; progress > 0 && pass < MaxPasses; pass++)
         {
-            sent = false;
+            progress = 0;
             for (int k = 0; k < members; k++)
             {
                 int position = (start + k) % members;
@@ -136,7 +147,7 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
                 }
                 while (@class.FirstSocket is not null && @class.UnderCeil && !batch.IsFull && SendOne(@class, batch, ref budget, @class.Deficit))
                 {
-                    sent = true;
+                    progress++;
                 }
                 if (batch.IsFull || _lineFull)
                 {
@@ -148,6 +159,10 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
                 if (@class.FirstSocket is null)
                 {
                     @class.Deficit = 0;
+                }
+                else if (@class.UnderCeil)
+                {
+                    progress++;
                 }
             }
         }
