@@ -43,6 +43,12 @@ public sealed class NormanUdpSocket : IDisposable
     public NormanUdpSocket(string? controlSocketPath = null) => _control = ControlChannel.Connect(controlSocketPath);
 
     public IPEndPoint? LocalEndPoint { get; private set; }
+
+    /// <summary>
+    /// The TOS byte of every datagram this socket sends, as setsockopt(IP_TOS) sets it: the DSCP in its top six bits
+    /// (<c>46 &lt;&lt; 2</c> for EF). QoS classes can match it (`dscp ef`); a class with a `dscp` setting rewrites it.
+    /// </summary>
+    public byte TypeOfService { get; set; }
     public IPEndPoint? RemoteEndPoint { get; private set; }
     public bool IsBound => _region is not null;
     public ushort LocalPort => (ushort)(LocalEndPoint?.Port ?? 0);
@@ -130,7 +136,7 @@ public sealed class NormanUdpSocket : IDisposable
         {
             throw new InvalidOperationException("CommitSendTo without a buffer from GetSendBuffer: the TX pipe is full.");
         }
-        int length = UdpPacketBuilder.WriteHeaders(slot, _source, LocalPort, destination, destinationPort, payloadLength, _identification++);
+        int length = UdpPacketBuilder.WriteHeaders(slot, _source, LocalPort, destination, destinationPort, payloadLength, _identification++, TypeOfService);
         Tx.Commit(length);
     }
 

@@ -71,6 +71,16 @@ public sealed class ClientLibraryTests : DaemonTest
     }
 
     [Fact]
+    public void TypeOfService_marks_what_the_socket_sends_as_IP_TOS_does()
+    {
+        using var socket = new NormanUdpSocket(Daemon.SocketPath);
+        socket.Bind(0);
+        socket.TypeOfService = 46 << 2; // DSCP EF
+        socket.SendTo("voice"u8, new IPEndPoint(IPAddress.Parse("198.18.0.2"), 7000));
+        Assert.Equal(46, Daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10))?.Dscp);
+    }
+
+    [Fact]
     public void Port_zero_picks_an_ephemeral_port_and_a_foreign_address_is_refused()
     {
         using var socket = new NormanUdpSocket(Daemon.SocketPath);

@@ -13,7 +13,7 @@ namespace Norman.Cli.Commands;
 public static class FilterCommand
 {
     private const string RuleHelp = "RULE: [ip saddr|daddr CIDR|@SET] [udp|tcp|icmp] [sport|dport P[-Q]|@SET] [icmp type T] [tcp flags F[,F] [/ MASK]] " +
-        "[length N[-M]] [app NAME] [uid N] [gid N] [pid N] [cgroup PATH] [ct state S[,S]] [limit rate [over] N/second [burst M]] " +
+        "[length N[-M]] [dscp D] [app NAME] [uid N] [gid N] [pid N] [cgroup PATH] [ct state S[,S]] [limit rate [over] N/second [burst M]] " +
         "[pcap \"EXPR\"] accept|drop|reject|count|log [prefix \"TEXT\"]";
 
     public static Command Create()

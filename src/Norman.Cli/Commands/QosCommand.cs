@@ -19,7 +19,7 @@ public static class QosCommand
         "[police R (drop what it receives above R)] [match MATCH]. Rates in bits per second: 100M, 1G, 800k.";
 
     private const string MatchHelp = "MATCH: filter words that choose sockets, as they send: [app NAME] [uid N] [gid N] [pid N] [cgroup PATH] " +
-        "[udp|tcp sport P[-Q] (the application's port)] [dport P] [ip saddr CIDR] [ip daddr CIDR].";
+        "[udp|tcp sport P[-Q] (the application's port)] [dport P] [ip saddr CIDR] [ip daddr CIDR] [dscp D (as its packets carry it)].";
 
     public static Command Create()
     {

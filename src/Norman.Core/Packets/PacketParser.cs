@@ -95,6 +95,7 @@ public static class PacketParser
             return ParseError.BadIpChecksum;
         }
         packet.IpVersion = 4;
+        packet.Dscp = (byte)(header.TypeOfService >> 2);
         packet.Protocol = header.Protocol;
         packet.Source = NetAddress.FromV4(header.Source);
         packet.Destination = NetAddress.FromV4(header.Destination);
@@ -122,6 +123,7 @@ public static class PacketParser
             return ParseError.BadIpTotalLength;
         }
         packet.IpVersion = 6;
+        packet.Dscp = (byte)(header.TrafficClass >> 2);
         packet.Source = Ipv6Header.Source(ip);
         packet.Destination = Ipv6Header.Destination(ip);
         packet.PacketEnd = (ushort)end;

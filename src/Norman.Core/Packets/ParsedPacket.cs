@@ -29,6 +29,8 @@ public struct ParsedPacket
     public byte IcmpType;
     public byte IcmpCode;
     public byte TcpFlags;
+    /// <summary>The DSCP: the top six bits of IPv4's TOS byte or IPv6's traffic class.</summary>
+    public byte Dscp;
 
     public readonly int IpLength => PacketEnd - NetworkOffset;
     public readonly int PayloadLength => PacketEnd - PayloadOffset;

@@ -28,6 +28,7 @@ public sealed unsafe class CompiledRule
     private readonly bool _matchOwner;
     private readonly ConnectionState _states;
     private readonly int _icmpType;
+    private readonly int _dscp;
     private readonly byte _tcpFlags, _tcpMask;
     private readonly int _lengthLow, _lengthHigh;
     private readonly int _cgroupId;
@@ -76,6 +77,7 @@ public sealed unsafe class CompiledRule
         _matchOwner = _appId != -1 || _uid != -1 || _gid != -1 || _pid != -1;
         _states = rule.CtStates;
         _icmpType = rule.IcmpType;
+        _dscp = rule.Dscp;
         _tcpFlags = rule.TcpFlags;
         _tcpMask = rule.TcpFlagsMask != 0 ? rule.TcpFlagsMask : rule.TcpFlags;
         _lengthLow = rule.LengthLow;
@@ -93,7 +95,7 @@ public sealed unsafe class CompiledRule
 
     /// <summary>True when the rule decides by the 5-tuple and the owning socket alone (no pcap, no ct state).</summary>
     public bool DependsOnFlowOnly => _pcap is null && _states == ConnectionState.None && _limit is null
-        && Action != FilterAction.Log && _lengthLow == 0 && _lengthHigh == int.MaxValue && _tcpMask == 0 && _icmpType < 0;
+        && Action != FilterAction.Log && _lengthLow == 0 && _lengthHigh == int.MaxValue && _tcpMask == 0 && _icmpType < 0 && _dscp < 0;
     public RuleCounters Counters { get; }
 
     /// <summary>Whether the packet matches every part of the rule. <paramref name="socket"/> is its owner, if any.</summary>
@@ -117,6 +119,10 @@ public sealed unsafe class CompiledRule
             return false;
         }
         if ((_source6 is not null && !_source6.Contains(packet.Source)) || (_destination6 is not null && !_destination6.Contains(packet.Destination)))
+        {
+            return false;
+        }
+        if (_dscp >= 0 && packet.Dscp != _dscp)
         {
             return false;
         }

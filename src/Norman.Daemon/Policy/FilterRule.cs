@@ -55,6 +55,8 @@ public sealed record FilterRule
     public string? DestinationPortSet { get; init; }
     /// <summary>The owner's cgroup path, as /proc/PID/cgroup shows it (e.g. /system.slice/kvdb.service).</summary>
     public string? Cgroup { get; init; }
+    /// <summary>The DSCP the packet carries (0–63); -1 for any.</summary>
+    public int Dscp { get; init; } = -1;
     /// <summary>ICMP type (echo-request = 8…); -1 for any.</summary>
     public int IcmpType { get; init; } = -1;
     /// <summary>TCP flags that must be set, within <see cref="TcpFlagsMask"/> (all flags when the mask is 0).</summary>
@@ -100,6 +102,10 @@ public sealed record FilterRule
         if (Protocol != 0)
         {
             text.Append(Protocol == IpProtocols.IcmpV6 ? "icmpv6" : IpProtocols.Name(Protocol)).Append(' ');
+        }
+        if (Dscp >= 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"dscp {Dscp} ");
         }
         if (IcmpType >= 0)
         {

@@ -8,7 +8,7 @@ namespace Norman.Daemon.Policy;
 /// Reads a rule in Norman's filter syntax, close to nft's so that an nftables user reads it at sight:
 /// <code>
 ///   [ip|ip6 saddr CIDR|@SET] [ip|ip6 daddr CIDR|@SET] [udp|tcp|icmp|icmpv6] [sport P[-Q]|@SET] [dport P[-Q]|@SET]
-///   [icmp type T] [tcp flags F[,F…] [/ MASK]] [length N[-M]] [app NAME] [uid N] [gid N] [pid N] [cgroup PATH]
+///   [icmp type T] [tcp flags F[,F…] [/ MASK]] [length N[-M]] [dscp D] [app NAME] [uid N] [gid N] [pid N] [cgroup PATH]
 ///   [ct state S[,S…]] [limit rate [over] N/second [burst M]] [pcap "EXPRESSION"]
 ///   accept|drop|reject|count|log [prefix "TEXT"]
 /// </code>
@@ -125,6 +125,9 @@ public static class FilterRuleParser
                     break;
                 case "cgroup":
                     rule = rule with { Cgroup = Next(words, ref i, "a cgroup path, like /system.slice/kvdb.service") };
+                    break;
+                case "dscp":
+                    rule = rule with { Dscp = Dscp(Next(words, ref i, "a DSCP: 0–63, ef, be, af11…af43 or cs0…cs7")) };
                     break;
                 case "limit":
                     rule = Limit(rule, words, ref i);
@@ -266,6 +269,33 @@ public static class FilterRuleParser
     }
 
     /// <summary>Splits a rule line into words, keeping a quoted pcap expression whole.</summary>
+    /// <summary>A DSCP number (0–63) or its name: ef, af11…af43, cs0…cs7, be.</summary>
+    public static int Dscp(string value)
+    {
+        string name = value.ToLowerInvariant();
+        if (int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out int number) && number <= 63)
+        {
+            return number;
+        }
+        if (name is "ef")
+        {
+            return 46;
+        }
+        if (name is "be")
+        {
+            return 0;
+        }
+        if (name.Length == 3 && name.StartsWith("cs", StringComparison.Ordinal) && name[2] is >= '0' and <= '7')
+        {
+            return (name[2] - '0') << 3;
+        }
+        if (name.Length == 4 && name.StartsWith("af", StringComparison.Ordinal) && name[2] is >= '1' and <= '4' && name[3] is >= '1' and <= '3')
+        {
+            return ((name[2] - '0') << 3) | ((name[3] - '0') << 1);
+        }
+        throw new FormatException($"'dscp {value}': a DSCP is 0–63 or a name: ef, be, af11…af43, cs0…cs7.");
+    }
+
     public static List<string> Words(string line)
     {
         var words = new List<string>();

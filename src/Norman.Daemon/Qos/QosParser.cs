@@ -41,7 +41,7 @@ public static class QosParser
                 "rate" => result with { RateBits = Rate(word, value) },
                 "ceil" => result with { CeilBits = Rate(word, value) },
                 "burst" => result with { BurstBytes = Bytes(value) },
-                "dscp" => result with { Dscp = Dscp(value) },
+                "dscp" => result with { Dscp = FilterRuleParser.Dscp(value) },
                 "police" => result with { PoliceBits = Rate(word, value) },
                 _ => throw new FormatException($"'{word}' is not a class setting: use band, weight, rate, ceil, burst, dscp, police or match."),
             };
@@ -72,7 +72,7 @@ public static class QosParser
             || rule.SourceSet is not null || rule.DestinationSet is not null || rule.SourcePortSet is not null || rule.DestinationPortSet is not null)
         {
             throw new FormatException("A QoS match chooses sockets, not packets: use app, uid, gid, pid, cgroup, udp|tcp, sport (the " +
-                "application's port), dport, ip saddr or ip daddr (its connected peer).");
+                "application's port), dport, ip saddr or ip daddr (its connected peer), dscp (as its packets carry it).");
         }
         return rule;
     }
@@ -121,32 +121,5 @@ public static class QosParser
         return long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long number) && number > 0
             ? number * multiplier
             : throw new FormatException($"'burst {value}': a burst is a size in bytes, like 30000, 64k or 1m.");
-    }
-
-    /// <summary>A DSCP number (0–63) or its name: ef, af11…af43, cs0…cs7, be.</summary>
-    public static int Dscp(string value)
-    {
-        string name = value.ToLowerInvariant();
-        if (int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out int number) && number <= 63)
-        {
-            return number;
-        }
-        if (name is "ef")
-        {
-            return 46;
-        }
-        if (name is "be")
-        {
-            return 0;
-        }
-        if (name.Length == 3 && name.StartsWith("cs", StringComparison.Ordinal) && name[2] is >= '0' and <= '7')
-        {
-            return (name[2] - '0') << 3;
-        }
-        if (name.Length == 4 && name.StartsWith("af", StringComparison.Ordinal) && name[2] is >= '1' and <= '4' && name[3] is >= '1' and <= '3')
-        {
-            return ((name[2] - '0') << 3) | ((name[3] - '0') << 1);
-        }
-        throw new FormatException($"'dscp {value}': a DSCP is 0–63 or a name: ef, be, af11…af43, cs0…cs7.");
     }
 }

@@ -41,13 +41,15 @@ public sealed class QosSnapshot
     public int[] BandResume { get; } = [-1, -1, -1, -1, -1, -1, -1, -1];
 
     /// <summary>
-    /// The socket's class: the first match that its owner, ports and addresses satisfy, seen as its packets leave.
+    /// The socket's class: the first match that its owner, ports and addresses satisfy, seen as its packets leave,
+    /// with the DSCP its packets carry (<paramref name="dscp"/>: as the first packet looked at carried it).
     /// Called on the dataplane thread once per socket and generation.
     /// </summary>
-    public int Classify(PipeSocket socket, NetAddress hostAddress)
+    public int Classify(PipeSocket socket, NetAddress hostAddress, byte dscp = 0)
     {
         var view = new ParsedPacket
         {
+            Dscp = dscp,
             Protocol = socket.Protocol,
             Source = socket.LocalAddress.IsUnspecified ? hostAddress : socket.LocalAddress,
             SourcePort = socket.LocalPort,
@@ -64,12 +66,15 @@ public sealed class QosSnapshot
         return DefaultIndex;
     }
 
-    /// <summary>The socket's class for this generation, classifying it first if the policy changed since.</summary>
-    public ClassState ClassOf(PipeSocket socket, NetAddress hostAddress)
+    /// <summary>
+    /// The socket's class for this generation, classifying it first if the policy changed since; <paramref name="dscp"/>
+    /// is that of the packet in hand (the head of its TX pipe, or one it receives).
+    /// </summary>
+    public ClassState ClassOf(PipeSocket socket, NetAddress hostAddress, byte dscp)
     {
         if (socket.QosGeneration != Generation)
         {
-            socket.QosClass = Classify(socket, hostAddress);
+            socket.QosClass = Classify(socket, hostAddress, dscp);
             socket.QosGeneration = Generation;
         }
         return Classes[socket.QosClass];

@@ -417,4 +417,23 @@ public sealed class FilterTests : IDisposable
         Assert.Throws<FormatException>(() => _policy.Restore(["add ingress pcap \"port eleventy\" drop"], "test.rules"));
         Assert.Equal(before, _policy.Save());
     }
+
+    [Fact]
+    public void A_dscp_match_takes_the_packets_that_carry_it_and_its_rules_are_not_cached_per_flow()
+    {
+        var app = _wire.Bind(5000);
+        Rule("ingress", "dscp af41 drop");
+        foreach (byte tos in new byte[] { 34 << 2, 0, 34 << 2 | 1 }) // AF41; best effort; AF41 with an ECN bit
+        {
+            var frame = new byte[14 + 28 + 4];
+            Norman.Core.Packets.EthernetHeader.Write(frame, _wire.Engine.Host.Mac, _wire.Peer.Mac, Norman.Core.Packets.EtherTypes.IPv4);
+            Norman.Core.Packets.UdpPacketBuilder.WriteHeaders(frame.AsSpan(14), EngineHarness.PeerAddress, 40000, EngineHarness.HostAddress, 5000, 4, tos: tos);
+            _wire.Peer.SendFrame(frame);
+        }
+        _wire.Breathe();
+        Assert.Single(app.ReceiveAll());
+        Assert.Equal(2, RuleCount(0));
+        Assert.Equal("dscp 34 drop", _policy.List().Rules[0].Rule.ToString());
+        Assert.False(_wire.Engine.Policy.IsCacheable(Chain.Ingress));
+    }
 }

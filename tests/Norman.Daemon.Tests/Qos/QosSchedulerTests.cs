@@ -156,4 +156,21 @@ public sealed class QosSchedulerTests
         Assert.Equal(46, received.Single(d => d!.SourcePort == 5000)!.Dscp);
         Assert.Equal(0, received.Single(d => d!.SourcePort == 5001)!.Dscp);
     }
+
+    [Fact]
+    public void A_dscp_match_puts_a_socket_in_a_class_by_the_dscp_its_packets_carry()
+    {
+        using var wire = new QosWire();
+        var marked = wire.Wire.Bind(5000, app: "voice");
+        var plain = wire.Wire.Bind(5001, app: "voice");
+        wire.Store.AddOrChange("voice", ["band", "0", "match", "dscp", "ef"], change: false);
+        var slot = marked.Tx.Claim();
+        marked.Tx.Commit(Norman.Core.Packets.UdpPacketBuilder.WriteHeaders(slot, EngineHarness.HostAddress, 5000, EngineHarness.PeerAddress, 4000, 0, tos: 46 << 2));
+        marked.Tx.Publish();
+        plain.Send([], EngineHarness.HostAddress, 5001, EngineHarness.PeerAddress, 4000);
+        wire.Run(0.001);
+        var classes = wire.Store.Show().ToDictionary(v => v.Class.Name, v => v.Counters.Packets);
+        Assert.Equal(1, classes["voice"]);
+        Assert.Equal(1, classes["default"]);
+    }
 }

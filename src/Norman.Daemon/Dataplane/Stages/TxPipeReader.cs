@@ -45,6 +45,19 @@ public static class TxPipeReader
         return 0;
     }
 
+    /// <summary>
+    /// The DSCP of the head packet, read in place (only to choose a class: what leaves is checked after the copy);
+    /// 0 when it is not a well-formed IPv4 or IPv6 header.
+    /// </summary>
+    public static byte HeadDscp(PipeSocket socket)
+    {
+        var packet = socket.Tx.Peek();
+        return packet.Length < 2 ? (byte)0
+            : (packet[0] >> 4) == 4 ? (byte)(packet[1] >> 2)
+            : (packet[0] >> 4) == 6 ? (byte)((((packet[0] & 0x0F) << 4) | (packet[1] >> 4)) >> 2)
+            : (byte)0;
+    }
+
     /// <summary>Copies the head packet behind a room for the Ethernet header, owned by the socket, and frees its slot.</summary>
     public static void CopyHead(PipeSocket socket, PacketBatch batch, int frameLength)
     {
