@@ -16,6 +16,7 @@ public sealed unsafe class CaptureTap : IDisposable
 {
     private readonly RingProducer _ring;
     private readonly BpfFunction? _filter;
+    private readonly ProtocolVerdicts? _byProtocol;
     private bool _touched;
 
     public CaptureTap(long id, string expression, int snapLength, bool inbound, bool outbound, int onlyUid, int onlyAppId, bool afterFilter = false)
@@ -23,7 +24,12 @@ public sealed unsafe class CaptureTap : IDisposable
         AfterFilter = afterFilter;
         Id = id;
         Expression = expression;
-        _filter = expression.Length == 0 ? null : BpfCompiler.Compile(PcapFilter.Compile(expression));
+        if (expression.Length > 0)
+        {
+            var program = PcapFilter.Compile(expression);
+            _filter = BpfCompiler.Compile(program);
+            _byProtocol = new ProtocolVerdicts(program);
+        }
         SnapLength = Math.Clamp(snapLength, 1, CaptureRecord.MaxSnapLength);
         Inbound = inbound;
         Outbound = outbound;
@@ -66,8 +72,9 @@ public sealed unsafe class CaptureTap : IDisposable
 
     /// <summary>
     /// Dataplane, once per batch and direction: captures each live frame that passes the tap's owner restriction
-    /// and filter, then publishes the ring. An idle tap must cost next to nothing, so a frame the filter refuses
-    /// costs one native filter call and no more: the owner is looked up, and the clock read (once a breath, into
+    /// and filter, then publishes the ring. An idle tap must cost next to nothing, so the cheapest test comes first:
+    /// a frame whose protocol alone settles the filter costs a table lookup (<see cref="ProtocolVerdicts"/>), any other
+    /// one a filter call; the owner is looked up, and the clock read (once a breath, into
     /// <paramref name="unixNanoseconds"/> while it is 0), only for frames that are captured.
     /// </summary>
     public void OfferBatch(PacketBatch batch, byte direction, SocketSet sockets, ref long unixNanoseconds)
@@ -78,8 +85,15 @@ public sealed unsafe class CaptureTap : IDisposable
         }
         bool restricted = OnlyUid >= 0 || OnlyAppId >= 0;
         var filter = _filter;
+        var byProtocol = _byProtocol;
         for (int i = 0; i < batch.Count; i++)
         {
+            var frame = batch.Frame(i);
+            var settled = byProtocol is null ? ProtocolVerdicts.Verdict.Accept : byProtocol.Of(frame);
+            if (settled == ProtocolVerdicts.Verdict.Reject)
+            {
+                continue;
+            }
             byte verdict = batch.FilterVerdict(i);
             if (batch.IsDone(i) && (verdict == 0 || AfterFilter))
             {
@@ -91,8 +105,7 @@ public sealed unsafe class CaptureTap : IDisposable
             {
                 continue;
             }
-            var frame = batch.Frame(i);
-            if (filter is not null && !Passes(filter, frame))
+            if (settled == ProtocolVerdicts.Verdict.Depends && !Passes(filter!, frame))
             {
                 continue;
             }

@@ -45,6 +45,37 @@ public sealed class BpfTests
         Assert.InRange(matched, 1, Corpus.Value.Count - 1);
     }
 
+    [Theory]
+    [MemberData(nameof(Expressions))]
+    public void What_a_program_decides_from_the_protocol_alone_is_what_libpcap_decides(string expression)
+    {
+        var verdicts = new ProtocolVerdicts(PcapFilter.Compile(expression));
+        using var libpcap = PcapFilter.Reference(expression);
+        foreach (var frame in Corpus.Value)
+        {
+            var verdict = verdicts.Of(frame.Bytes);
+            if (verdict != ProtocolVerdicts.Verdict.Depends)
+            {
+                Assert.True(libpcap.Matches(frame.Bytes, frame.WireLength) == (verdict == ProtocolVerdicts.Verdict.Accept),
+                    $"'{expression}' said {verdict} for {Convert.ToHexString(frame.Bytes)}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("tcp port 9", 17, ProtocolVerdicts.Verdict.Reject)] // a UDP frame is no TCP: rejected unread
+    [InlineData("tcp port 9", 6, ProtocolVerdicts.Verdict.Depends)] // a TCP frame: the ports decide
+    [InlineData("udp", 17, ProtocolVerdicts.Verdict.Accept)]
+    [InlineData("len > 100", 17, ProtocolVerdicts.Verdict.Depends)] // the length is never known in advance
+    [InlineData("ether broadcast", 17, ProtocolVerdicts.Verdict.Depends)] // nor any address
+    public void A_protocol_settles_what_it_can_and_no_more(string expression, byte protocol, ProtocolVerdicts.Verdict expected)
+    {
+        var frame = new byte[64];
+        frame[12] = 0x08; // IPv4
+        frame[23] = protocol;
+        Assert.Equal(expected, new ProtocolVerdicts(PcapFilter.Compile(expression)).Of(frame));
+    }
+
     [Fact]
     public void A_bad_expression_gets_libpcaps_own_message()
     {

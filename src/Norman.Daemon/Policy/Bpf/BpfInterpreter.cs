@@ -5,12 +5,21 @@ namespace Norman.Daemon.Policy.Bpf;
 /// <summary>
 /// Runs a classic BPF program over a packet, instruction by instruction, with libpcap's bpf_filter semantics:
 /// unsigned arithmetic, a load past the captured bytes or a division by zero rejects (returns 0). It exists to
-/// check the compiled code in tests; the dataplane runs <see cref="BpfCompiler"/>'s output.
+/// check the compiled code in tests, and (with a mask of the bytes known) to find what a program decides from a few
+/// header bytes alone (<see cref="ProtocolVerdicts"/>); the dataplane runs <see cref="BpfCompiler"/>'s output.
 /// </summary>
 public static class BpfInterpreter
 {
-    public static uint Run(BpfProgram program, ReadOnlySpan<byte> packet, int wireLength)
+    public static uint Run(BpfProgram program, ReadOnlySpan<byte> packet, int wireLength) =>
+        Run(program, packet, wireLength, [], out _);
+
+    /// <summary>
+    /// Runs the program reading only the bytes <paramref name="known"/> marks (all of them when it is empty);
+    /// <paramref name="readUnknown"/> says it needed another one (or the length), and the result then means nothing.
+    /// </summary>
+    public static uint Run(BpfProgram program, ReadOnlySpan<byte> packet, int wireLength, ReadOnlySpan<bool> known, out bool readUnknown)
     {
+        readUnknown = false;
         var code = program.Instructions;
         Span<uint> memory = stackalloc uint[BpfCodes.MemoryWords];
         uint a = 0, x = 0;
@@ -23,10 +32,18 @@ public static class BpfInterpreter
                     switch (i.Mode)
                     {
                         case BpfCodes.Imm: a = i.K; break;
+                        case BpfCodes.Len when !known.IsEmpty:
+                            readUnknown = true;
+                            return 0;
                         case BpfCodes.Len: a = (uint)wireLength; break;
                         case BpfCodes.Mem: a = memory[(int)i.K]; break;
                         default:
                             long offset = i.Mode == BpfCodes.Abs ? i.K : (long)x + i.K;
+                            if (!Known(known, offset, i.SizeBits == BpfCodes.W ? 4 : i.SizeBits == BpfCodes.H ? 2 : 1))
+                            {
+                                readUnknown = true;
+                                return 0;
+                            }
                             if (!Load(packet, offset, i.SizeBits, out a))
                             {
                                 return 0;
@@ -38,9 +55,17 @@ public static class BpfInterpreter
                     switch (i.Mode)
                     {
                         case BpfCodes.Imm: x = i.K; break;
+                        case BpfCodes.Len when !known.IsEmpty:
+                            readUnknown = true;
+                            return 0;
                         case BpfCodes.Len: x = (uint)wireLength; break;
                         case BpfCodes.Mem: x = memory[(int)i.K]; break;
                         default:
+                            if (!Known(known, i.K, 1))
+                            {
+                                readUnknown = true;
+                                return 0;
+                            }
                             if (i.K >= (uint)packet.Length)
                             {
                                 return 0;
@@ -98,6 +123,22 @@ public static class BpfInterpreter
                     break;
             }
         }
+    }
+
+    private static bool Known(ReadOnlySpan<bool> known, long offset, int width)
+    {
+        if (known.IsEmpty)
+        {
+            return true;
+        }
+        for (long b = offset; b < offset + width; b++)
+        {
+            if (b >= known.Length || !known[(int)b])
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static bool Load(ReadOnlySpan<byte> packet, long offset, int size, out uint value)
