@@ -94,14 +94,16 @@ root.SetAction(result =>
     var engineAlone = new Measurement("engine_ns_per_packet_64", "engine alone, one thread: ns per 64-byte packet, peer → RX pipe", "ns");
     var engineTap = new Measurement("engine_capture_nomatch_ns_per_packet_64", "engine alone, one thread: ns per packet with a capture matching nothing", "ns");
     var tapCost = new Measurement("engine_capture_nomatch_cost_percent", "what a capture matching nothing adds to the engine's time per packet (median of 21 alternating trials' ratios)", "%");
+    var methodFloor = new Measurement("engine_identical_engines_percent", "the same comparison between two identical engines: what the method reads as a cost when there is none", "%");
     for (int run = 0; run < (Runs("engine") ? runCount : 0); run++)
     {
-        var (alone, tapped, cost) = EngineOnlyScenario.CompareCapture(packets64, 21, "tcp port 9");
+        var (alone, tapped, cost) = EngineOnlyScenario.CompareCapture(packets64, 21, "tcp port 9", tappedFirst: run % 2 == 1);
         engineAlone.Add(alone);
         engineTap.Add(tapped);
         tapCost.Add(cost);
+        methodFloor.Add(EngineOnlyScenario.CompareCapture(packets64, 21, null, tappedFirst: run % 2 == 1).CostPercent);
     }
-    figures.AddRange(Runs("engine") ? [engineAlone, engineTap, tapCost] : []);
+    figures.AddRange(Runs("engine") ? [engineAlone, engineTap, tapCost, methodFloor] : []);
     // QoS: the cost of choosing the next TX pipe, with no class (the default class alone) and with 1, 10 and 1,000 classes.
     var schedulers = new[] { 0, 1, 10, 1000 }.Select(classes => (Classes: classes, Figure: new Measurement(
         classes == 0 ? "qos_none_ns_per_packet_64" : $"qos_classes{classes}_ns_per_packet_64",
