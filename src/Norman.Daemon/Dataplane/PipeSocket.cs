@@ -57,6 +57,9 @@ public sealed unsafe class PipeSocket
     /// <summary>The QoS scheduler's per-breath list of a class's sockets with packets waiting, and how many.</summary>
     internal PipeSocket? NextInClass;
     internal int QosWaiting;
+    /// <summary>Deficit round robin among a class's sockets: bytes it may still send in its turn, and whether the turn is on.</summary>
+    internal long QosDeficit;
+    internal bool QosTurnOpen;
     /// <summary>The socket's position in this breath's walk over the sockets, so a class's turns rotate among them.</summary>
     internal int QosOrder;
 

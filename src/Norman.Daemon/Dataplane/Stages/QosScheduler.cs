@@ -6,8 +6,8 @@ namespace Norman.Daemon.Dataplane.Stages;
 
 /// <summary>
 /// Egress, first stage: chooses which TX pipes to serve, HTB-like on a flat tree whose root is the port's line rate.
-/// With no class configured every socket is in the default class, and this is round robin between pipes, one
-/// packet a turn. Each breath:
+/// With no class configured every socket is in the default class, and this is deficit round robin between pipes,
+/// fair by bytes. Each breath:
 /// <list type="number">
 /// <item>every socket with packets waiting joins its class's list (one pass over the sockets, as without QoS);</item>
 /// <item>guarantees: band by band (0 first), each class sends while it is under its rate;</item>
@@ -15,7 +15,7 @@ namespace Norman.Daemon.Dataplane.Stages;
 /// (quantum = weight × one full frame), so a higher band takes all it wants before a lower one sends. What a class
 /// borrows here is charged to its ceiling only: it gets its rate, plus its weight's share of what is left.</item>
 /// </list>
-/// Inside a class its sockets take turns packet by packet. When the line's budget cannot take the next packet, the
+/// Inside a class its sockets take turns by deficit round robin, a full frame's bytes a turn. When the line's budget cannot take the next packet, the
 /// breath ends: nothing behind it overtakes with a smaller one, so small packets do not win the line whenever it
 /// frees less room than a large one needs. Work per breath grows with the sockets and the classes
 /// that have packets waiting, never with the classes configured. Packets are copied out of the pipe before they are
@@ -23,6 +23,9 @@ namespace Norman.Daemon.Dataplane.Stages;
 /// </summary>
 public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, HostInterface host)
 {
+    /// <summary>A socket's turn inside its class: one full frame's bytes on the wire.</summary>
+    private const int SocketQuantum = ClassState.QuantumPerWeight;
+
     /// <summary>Round-robin passes over a band in one breath, at most (a batch is 32 packets: far fewer are needed).</summary>
     private const int MaxPasses = 2 * PacketBatch.Capacity;
 
@@ -171,7 +174,9 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
 
     /// <summary>
     /// Sends the head packet of the class's first socket if it fits the line's budget and <paramref name="allowance"/>
-    /// (the class's deficit in round robin), then moves that socket to the back of the class's list.
+    /// (the class's deficit in round robin). Inside the class, sockets take turns by deficit round robin too, a full
+    /// frame's bytes a turn: fair by bytes as between classes, and a socket of small packets sends a run of them from
+    /// one pipe rather than one packet per pipe in turn, which would touch a different ring for every packet.
     /// </summary>
     private bool SendOne(ClassState @class, PacketBatch batch, ref long budget, long allowance)
     {
@@ -184,8 +189,14 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             int frameLength = TxPipeReader.HeadFrameLength(socket, counters, ref socket.QosWaiting);
             if (frameLength == 0)
             {
+                EndTurn(socket);
                 Unlink(@class, socket);
                 continue;
+            }
+            if (!socket.QosTurnOpen)
+            {
+                socket.QosDeficit += SocketQuantum;
+                socket.QosTurnOpen = true;
             }
             long wireBytes = LineRate.WireBytes(frameLength);
             if (wireBytes > budget)
@@ -197,12 +208,25 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             {
                 return false;
             }
+            if (wireBytes > socket.QosDeficit)
+            {
+                // Its turn is spent: the next socket's, or (alone) a new one of its own.
+                socket.QosTurnOpen = false;
+                @class.LastServedOrder = socket.QosOrder;
+                if (socket.NextInClass is not null)
+                {
+                    Unlink(@class, socket);
+                    @class.Enqueue(socket);
+                }
+                continue;
+            }
             TxPipeReader.CopyHead(socket, batch, frameLength);
             if (@class.Tos >= 0)
             {
                 MarkDscp(batch.Frame(batch.Count - 1), @class.Tos);
             }
             socket.QosWaiting--;
+            socket.QosDeficit -= wireBytes;
             budget -= wireBytes;
             if (allowance != long.MaxValue)
             {
@@ -212,25 +236,30 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             @class.Counters.Packets++;
             @class.Counters.Bytes += frameLength;
             @class.Counters.Backlog--;
-            @class.LastServedOrder = socket.QosOrder;
+            // Mid-turn, the next breath starts with this socket again; the rotation starts after the order given.
+            @class.LastServedOrder = socket.QosOrder - 1;
             if (socket.QosWaiting == 0)
             {
                 // The count seen at the gather is spent: look again, so a pipe the application keeps full never
-                // looks empty to round robin (which would forfeit the class's deficit).
+                // looks empty to round robin (which would forfeit its deficit).
                 socket.QosWaiting = TxPipeReader.Waiting(socket, counters);
             }
-            if (socket.NextInClass is not null || socket.QosWaiting == 0)
+            if (socket.QosWaiting == 0)
             {
-                // Its turn is over: to the back of the list, or off it. (Alone with more to send, it stays first.)
+                EndTurn(socket);
+                @class.LastServedOrder = socket.QosOrder;
                 Unlink(@class, socket);
-                if (socket.QosWaiting > 0)
-                {
-                    @class.Enqueue(socket);
-                }
             }
             return true;
         }
         return false;
+    }
+
+    /// <summary>A socket with nothing left to send loses what remained of its turn, as deficit round robin says.</summary>
+    private static void EndTurn(PipeSocket socket)
+    {
+        socket.QosTurnOpen = false;
+        socket.QosDeficit = 0;
     }
 
     /// <summary>Removes the class's first socket from this breath's list.</summary>
