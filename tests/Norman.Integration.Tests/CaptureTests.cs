@@ -156,6 +156,24 @@ public sealed class CaptureTests : DaemonTest
     }
 
     [Fact]
+    public async Task An_egress_capture_records_what_the_egress_filter_stopped_as_a_frame_tcpdump_reads()
+    {
+        using var echo = Daemon.Start("echo-server", "5500");
+        echo.ReadLine();
+        Daemon.Daemon.Policy.Add(global::Norman.Daemon.Policy.Chain.Egress, ["app", "echo-server", "drop"]);
+        string pcap = Path.Combine(Daemon.Directory, "egress.pcap");
+        using var capture = StartCapture("-c", "1", "-i", "egress", "-w", pcap, "udp");
+        Daemon.Peer.SendUdp(40000, 5500, "echo me"u8);
+        await FinishAsync(capture);
+        Assert.Null(Daemon.Peer.TakeDatagram(TimeSpan.FromMilliseconds(200))); // the filter stopped the echo
+        // It never reached the wire, so it has no next hop: the destination MAC is zero, the source ours.
+        var (code, output, errors) = Host.Try(null, "tcpdump", "-n", "-e", "-r", pcap);
+        Assert.True(code == 0, errors);
+        Assert.Contains($"{Daemon.Daemon.Engine.Host.Mac} > 00:00:00:00:00:00, ethertype IPv4 (0x0800)", output);
+        Assert.Contains("198.18.0.1.5500 > 198.18.0.2.40000: UDP, length 7", output); // (not port 7000-7009: tcpdump reads those as AFS)
+    }
+
+    [Fact]
     public void Twenty_expressions_keep_what_tcpdump_keeps_from_an_unfiltered_capture_of_the_same_traffic()
     {
         string[] expressions =

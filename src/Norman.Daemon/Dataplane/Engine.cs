@@ -218,6 +218,7 @@ public sealed class Engine
         }
         if (_taps.Length > 0)
         {
+            FrameWhatTheFilterStopped(_tx, first);
             Tap(_tx, Norman.Core.Capture.CaptureRecord.Outbound);
         }
         int wireFull = _port.Transmit(_tx, now);
@@ -236,6 +237,25 @@ public sealed class Engine
         }
         Counters.PortTxPackets += sent;
         return _tx.Count;
+    }
+
+    /// <summary>
+    /// Packets the egress filter stopped never reached the neighbour stage, which writes the Ethernet header: give them
+    /// one (from us, to no next hop: 00:00:00:00:00:00) so that a capture records a frame tcpdump reads, not the stale
+    /// bytes of whatever last used the buffer.
+    /// </summary>
+    private void FrameWhatTheFilterStopped(PacketBatch batch, int first)
+    {
+        for (int i = first; i < batch.Count; i++)
+        {
+            if (batch.FilterVerdict(i) != 0)
+            {
+                var frame = batch.Frame(i);
+                ushort etherType = frame.Length > Norman.Core.Packets.EthernetHeader.Size && frame[Norman.Core.Packets.EthernetHeader.Size] >> 4 == 6
+                    ? Norman.Core.Packets.EtherTypes.IPv6 : Norman.Core.Packets.EtherTypes.IPv4;
+                Norman.Core.Packets.EthernetHeader.Write(frame, Norman.Core.Packets.MacAddress.Zero, Host.Mac, etherType);
+            }
+        }
     }
 
     /// <summary>Offers the batch to every capture tap; each takes what passes its filter and publishes its ring.</summary>
