@@ -69,8 +69,7 @@ public static class DemoQosStory
     private static async Task<Phase> MeasureAsync(NormanDaemon daemon, string name, double seconds, QosChart chart, Stopwatch clock)
     {
         var peer = daemon.Peer!;
-        _ = peer.TakeRoundTrips(); // what answered before the phase belongs to the one before
-        var (_, sentBefore, answeredBefore) = peer.TakeRoundTrips();
+        long sentBefore = peer.TakeRoundTrips().Sent; // what was answered before the phase belongs to the one before
         double start = clock.Elapsed.TotalSeconds;
         var (database0, bob0) = SentBytes(daemon);
         var (database, bob) = (database0, bob0);
@@ -84,11 +83,13 @@ public static class DemoQosStory
             (database, bob, last) = (databaseNow, bobNow, now);
         }
         double elapsed = clock.Elapsed.TotalSeconds - start;
-        var (samples, sent, answered) = peer.TakeRoundTrips();
+        var (samples, requests, sent) = peer.TakeRoundTrips();
+        // Answered in the phase: of the requests sent in it, those whose answer came back before it ended.
+        long answered = requests.Count(r => r >= sentBefore && r < sent);
         Array.Sort(samples);
         double P(double q) => samples.Length == 0 ? double.NaN : samples[(int)Math.Min(samples.Length - 1, q * samples.Length)];
         var phase = new Phase((database - database0) * 8 / 1e6 / elapsed, (bob - bob0) * 8 / 1e6 / elapsed,
-            100.0 * (answered - answeredBefore) / Math.Max(1, sent - sentBefore), P(0.5), P(0.99));
+            100.0 * answered / Math.Max(1, sent - sentBefore), P(0.5), P(0.99));
         chart.AddPhase(start, name, phase.P50, phase.P99);
         Console.WriteLine($"  {name}: database {phase.DatabaseMbps:F0} Mbit/s, Bob's app {phase.BobMbps:F0} Mbit/s; " +
             $"{phase.AnsweredPercent:F1}% of requests answered, round trip p50 {QosChart.Duration(phase.P50)}, p99 {QosChart.Duration(phase.P99)}");

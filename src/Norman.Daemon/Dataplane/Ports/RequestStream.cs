@@ -16,6 +16,7 @@ public sealed class RequestStream
 
     private long[] _sentAt = [];
     private long[] _roundTrips = [];
+    private long[] _answeredSequences = [];
     private byte[] _request = [];
     private double _perTick;
     private double _credit;
@@ -34,9 +35,10 @@ public sealed class RequestStream
     {
         if (_roundTrips.Length == 0)
         {
-            // Only a peer that is asked for a request stream pays for its memory (8 MiB of samples).
+            // Only a peer that is asked for a request stream pays for its memory (16 MiB of samples).
             _sentAt = new long[InFlight];
             _roundTrips = new long[MaxSamples];
+            _answeredSequences = new long[MaxSamples];
         }
         _request = Encoding.ASCII.GetBytes(request);
         _credit = 0;
@@ -86,19 +88,26 @@ public sealed class RequestStream
         if (answered < MaxSamples)
         {
             _roundTrips[answered] = now - _sentAt[sequence & (InFlight - 1)];
+            _answeredSequences[answered] = sequence;
             Volatile.Write(ref _answered, answered + 1); // the sample first, then the count that publishes it
         }
     }
 
-    public (double[] Microseconds, long Sent, long Answered) Take()
+    /// <summary>
+    /// The round trips (µs) answered since the last call, with the number of the request each answers, and how many
+    /// requests were sent in all (the next request's number).
+    /// </summary>
+    public (double[] Microseconds, long[] Requests, long Sent) Take()
     {
         long answered = Volatile.Read(ref _answered);
         var samples = new double[answered - _taken];
+        var requests = new long[samples.Length];
         for (int i = 0; i < samples.Length; i++)
         {
             samples[i] = _roundTrips[_taken + i] * 1e6 / Stopwatch.Frequency;
+            requests[i] = _answeredSequences[_taken + i];
         }
         _taken = (int)answered;
-        return (samples, Volatile.Read(ref _sequence), answered);
+        return (samples, requests, Volatile.Read(ref _sequence));
     }
 }

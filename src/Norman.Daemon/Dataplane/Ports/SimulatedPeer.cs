@@ -106,8 +106,8 @@ public sealed class SimulatedPeer
     /// </summary>
     public void StartRequests(ushort port, string request, double perSecond) => _requests.Start(port, request, perSecond);
 
-    /// <summary>Round trips (µs) of the requests answered since the last call, and how many were sent and answered in all.</summary>
-    public (double[] Microseconds, long Sent, long Answered) TakeRoundTrips() => _requests.Take();
+    /// <summary>Round trips (µs) of the requests answered since the last call, the number of the request each answers, and how many were sent in all.</summary>
+    public (double[] Microseconds, long[] Requests, long Sent) TakeRoundTrips() => _requests.Take();
 
     /// <summary>Waits for the next UDP datagram the peer received; null when the timeout passes first.</summary>
     public PeerDatagram? TakeDatagram(TimeSpan timeout) => _kept.TryTake(out var datagram, timeout) ? datagram : null;
