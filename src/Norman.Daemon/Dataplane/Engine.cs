@@ -37,7 +37,7 @@ public sealed class Engine
     private readonly FilterStage _egressFilter;
     private PolicySnapshot _policy = PolicySnapshot.Empty;
     private volatile PolicySnapshot? _publishedPolicy;
-    private QosSnapshot _qos = QosSnapshot.Empty;
+    private QosSnapshot _qos = QosSnapshot.DefaultOnly();
     private volatile QosSnapshot? _publishedQos;
     private volatile TraceTap? _trace;
     private Norman.Daemon.Capture.CaptureTap[] _taps = [];

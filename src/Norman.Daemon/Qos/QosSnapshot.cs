@@ -11,7 +11,11 @@ namespace Norman.Daemon.Qos;
 /// </summary>
 public sealed class QosSnapshot
 {
-    public static readonly QosSnapshot Empty = new(0, [new ClassState(new TrafficClass(), 0, new ClassCounters())], []);
+    /// <summary>
+    /// The default class alone, for an engine no QoS store has spoken to yet. A new one each call: a snapshot holds
+    /// its dataplane's scheduling state, so two engines (two daemons, or tests, in one process) must never share one.
+    /// </summary>
+    public static QosSnapshot DefaultOnly() => new(0, [new ClassState(new TrafficClass(), 0, new ClassCounters())], []);
 
     private readonly (CompiledRule Rule, int Class)[] _matches;
 

@@ -215,4 +215,14 @@ public sealed class EngineTests : IDisposable
         _wire.Breathe();
         Assert.Equal("still serving"u8.ToArray(), Assert.Single(app.ReceiveAll()).Payload);
     }
+
+    [Fact]
+    public void Two_engines_never_share_the_scheduling_state_of_their_qos_snapshot()
+    {
+        // A snapshot carries its dataplane's per-breath lists and deficits: one shared by two dataplane threads
+        // would mix their sockets.
+        using var other = new EngineHarness();
+        Assert.NotSame(_wire.Engine.Qos, other.Engine.Qos);
+        Assert.NotSame(_wire.Engine.Qos.Classes[0], other.Engine.Qos.Classes[0]);
+    }
 }
