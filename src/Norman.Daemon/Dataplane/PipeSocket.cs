@@ -51,9 +51,12 @@ public sealed unsafe class PipeSocket
     /// <summary>The batch in which this socket last received, so its RX ring is published once per batch.</summary>
     internal long TouchedInBatch { get; set; } = -1;
 
-    /// <summary>The QoS class (an index into the snapshot's classes) and the QoS generation it was chosen in.</summary>
-    internal int QosClass;
-    internal long QosGeneration = -1;
+    /// <summary>
+    /// The QoS class chosen for what the socket sends, and for what it receives: the same but for a `dscp` match,
+    /// which looks at the packets of that direction.
+    /// </summary>
+    internal Qos.QosChoice SendingQos = Qos.QosChoice.None;
+    internal Qos.QosChoice ReceivingQos = Qos.QosChoice.None;
     /// <summary>The QoS scheduler's per-breath list of a class's sockets with packets waiting, and how many.</summary>
     internal PipeSocket? NextInClass;
     internal int QosWaiting;

@@ -46,8 +46,8 @@ public sealed class QosSnapshot
 
     /// <summary>
     /// The socket's class: the first match that its owner, ports and addresses satisfy, seen as its packets leave,
-    /// with the DSCP its packets carry (<paramref name="dscp"/>: as the first packet looked at carried it).
-    /// Called on the dataplane thread once per socket and generation.
+    /// with the DSCP <paramref name="dscp"/> (that of the first packet looked at in the direction at hand).
+    /// Called on the dataplane thread once per socket, direction and generation.
     /// </summary>
     public int Classify(PipeSocket socket, NetAddress hostAddress, byte dscp = 0)
     {
@@ -70,17 +70,19 @@ public sealed class QosSnapshot
         return DefaultIndex;
     }
 
-    /// <summary>
-    /// The socket's class for this generation, classifying it first if the policy changed since; <paramref name="dscp"/>
-    /// is that of the packet in hand (the head of its TX pipe, or one it receives).
-    /// </summary>
-    public ClassState ClassOf(PipeSocket socket, NetAddress hostAddress, byte dscp)
+    /// <summary>The class that schedules what the socket sends; chosen, if the policy changed, by the head of its TX pipe.</summary>
+    public ClassState SendingClassOf(PipeSocket socket, NetAddress hostAddress) => Classes[
+        socket.SendingQos.Generation == Generation ? socket.SendingQos.Class
+        : Choose(ref socket.SendingQos, socket, hostAddress, Dataplane.Stages.TxPipeReader.HeadDscp(socket))];
+
+    /// <summary>The class that polices what the socket receives; chosen, if the policy changed, by the packet in hand.</summary>
+    public ClassState ReceivingClassOf(PipeSocket socket, NetAddress hostAddress, byte dscp) => Classes[
+        socket.ReceivingQos.Generation == Generation ? socket.ReceivingQos.Class
+        : Choose(ref socket.ReceivingQos, socket, hostAddress, dscp)];
+
+    private int Choose(ref QosChoice choice, PipeSocket socket, NetAddress hostAddress, byte dscp)
     {
-        if (socket.QosGeneration != Generation)
-        {
-            socket.QosClass = Classify(socket, hostAddress, dscp);
-            socket.QosGeneration = Generation;
-        }
-        return Classes[socket.QosClass];
+        choice = new QosChoice(Classify(socket, hostAddress, dscp), Generation);
+        return choice.Class;
     }
 }

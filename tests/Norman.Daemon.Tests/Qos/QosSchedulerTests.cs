@@ -172,4 +172,27 @@ public sealed class QosSchedulerTests
         Assert.Equal(1, classes["voice"]);
         Assert.Equal(1, classes["default"]);
     }
+
+    [Fact]
+    public void A_dscp_match_polices_by_what_a_socket_receives_and_schedules_by_what_it_sends()
+    {
+        using var wire = new QosWire();
+        var app = wire.Wire.Bind(5000, app: "voice");
+        wire.Store.AddOrChange("voice", ["police", "1M", "match", "dscp", "ef"], change: false);
+        // It sends EF first, so it is scheduled in 'voice'…
+        var slot = app.Tx.Claim();
+        app.Tx.Commit(Norman.Core.Packets.UdpPacketBuilder.WriteHeaders(slot, EngineHarness.HostAddress, 5000, EngineHarness.PeerAddress, 4000, 0, tos: 46 << 2));
+        app.Tx.Publish();
+        wire.Run(0.001);
+        Assert.Equal(1, wire.Store.Show().Single(v => v.Class.Name == "voice").Counters.Packets);
+        // …but what it receives is best effort: not policed by the class its sending chose.
+        wire.Wire.Peer.StartFlood(40000, 5000, QosWire.Payload, 2000);
+        for (int i = 0; i < 100; i++)
+        {
+            wire.Run(0.001);
+            app.ReceiveAll();
+        }
+        Assert.Equal(0, app.Socket.Pipe.Counters.Drops(DropReason.Policed));
+        Assert.Equal(2000, app.Socket.Pipe.Counters.RxPackets);
+    }
 }

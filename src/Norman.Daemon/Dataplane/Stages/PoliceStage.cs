@@ -20,7 +20,7 @@ public sealed class PoliceStage(DataplaneCounters counters, SocketSet sockets, H
                 continue;
             }
             var socket = sockets[slot];
-            var @class = qos.ClassOf(socket, host.Address, batch.Parsed(i).Dscp);
+            var @class = qos.ReceivingClassOf(socket, host.Address, batch.Parsed(i).Dscp);
             if (!@class.Polices || @class.PoliceAdmits(LineRate.WireBytes(batch.Length(i)), now))
             {
                 continue;

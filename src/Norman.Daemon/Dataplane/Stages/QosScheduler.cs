@@ -69,7 +69,7 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
                 continue;
             }
             any = true;
-            var @class = qos.ClassOf(socket, host.Address, socket.QosGeneration == qos.Generation ? (byte)0 : TxPipeReader.HeadDscp(socket));
+            var @class = qos.SendingClassOf(socket, host.Address);
             socket.QosWaiting = waiting;
             @class.Enqueue(socket);
             if (!@class.Active)

@@ -47,7 +47,7 @@ public static class TxPipeReader
 
     /// <summary>
     /// The DSCP of the head packet, read in place (only to choose a class: what leaves is checked after the copy);
-    /// 0 when it is not a well-formed IPv4 or IPv6 header.
+    /// 0 when it is not a well-formed IPv4 or IPv6 header. Only for a pipe known to hold a packet.
     /// </summary>
     public static byte HeadDscp(PipeSocket socket)
     {
