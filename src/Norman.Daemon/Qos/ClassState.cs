@@ -57,13 +57,12 @@ public sealed class ClassState
     /// <summary>True while the class is inside its round-robin turn (its quantum granted, not yet spent).</summary>
     public bool TurnOpen;
 
-    // This breath's sockets with packets waiting: an intrusive list through PipeSocket.NextInClass.
+    // This breath's sockets with packets waiting: an intrusive list through PipeSocket.NextInClass; empty when the
+    // class has nothing to send (it is then on no band's list either).
     public PipeSocket? FirstSocket;
     public PipeSocket? LastSocket;
-    public bool Active;
     /// <summary>Whose turn inside the class is next: the socket after the one served last (by walk order).</summary>
     public int LastServedOrder = -1;
-    public bool Rotated;
 
     /// <summary>A millisecond of the rate (and at least two full frames) unless the class sets its own burst.</summary>
     private static (double PerTick, double Burst) Bucket(long bits, long burstBytes)
@@ -112,12 +111,11 @@ public sealed class ClassState
     public bool PoliceAdmits(long wireBytes, long now) => _police!.Take(wireBytes, now);
 
     /// <summary>
-    /// Once a breath, before the class first sends: moves the sockets up to the one served last to the back of the
+    /// Once a breath, when its list is complete: moves the sockets up to the one served last to the back of the
     /// list, so that its sockets take turns across breaths, not only within one.
     /// </summary>
     public void RotateToNextTurn()
     {
-        Rotated = true;
         var head = FirstSocket;
         if (head is null || LastSocket!.QosOrder <= LastServedOrder)
         {

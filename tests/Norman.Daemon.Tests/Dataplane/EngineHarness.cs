@@ -19,7 +19,7 @@ public sealed class EngineHarness : IDisposable
 
     /// <param name="lineRate">The virtual wire's rate; 0 for none.</param>
     /// <param name="slotCount">Slots in each socket's pipes.</param>
-    /// <param name="wireQueueTicks">The virtual wire's queue time (see <see cref="VirtualPort.QueueTicks"/>); 0 for its default.</param>
+    /// <param name="wireQueueTicks">The virtual wire's queue time (how far ahead of the wire it takes frames); 0 for its default.</param>
     public EngineHarness(long lineRate = 0, int slotCount = 64, long wireQueueTicks = 0)
     {
         SlotCount = slotCount;

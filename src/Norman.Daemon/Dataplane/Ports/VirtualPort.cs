@@ -8,7 +8,7 @@ namespace Norman.Daemon.Dataplane.Ports;
 /// Towards the peer the wire takes time as a real one does: a frame arrives once it has been serialised, after
 /// the frames before it (1,524 bytes take 12.2 µs at 1 Gbit/s), so a round trip on it includes what the wire
 /// costs and a frame that waits for another to finish is seen to wait. The port takes frames only while what it
-/// holds ends within <see cref="QueueTicks"/>, as a NIC's byte queue limit does: a deeper queue after the
+/// holds ends within a queue time (2 µs by default), as a NIC's byte queue limit does: a deeper queue after the
 /// scheduler would make a high-priority frame wait behind what was queued before it. With no line rate, frames
 /// arrive at once.
 /// </summary>
@@ -20,7 +20,7 @@ public sealed class VirtualPort : IPort
     private readonly long _queueTicks;
     private long _wireFreeAt;
 
-    /// <summary>The default of <see cref="QueueTicks"/>: 2 µs, about what a dataplane's breath takes when it is busy.</summary>
+    /// <summary>The default queue time: 2 µs, about what a dataplane's breath takes when it is busy.</summary>
     public static readonly long DefaultQueueTicks = Stopwatch.Frequency / 500_000;
 
     /// <param name="peer">The host at the far end.</param>
@@ -47,9 +47,6 @@ public sealed class VirtualPort : IPort
     public string Name => "virtual";
     public long LineRateBitsPerSecond { get; }
 
-    /// <summary>How far ahead of the wire the port takes frames (wire time, in Stopwatch ticks).</summary>
-    public long QueueTicks => _queueTicks;
-
     public int Receive(PacketBatch batch, long now)
     {
         Arrive(now);
@@ -60,7 +57,7 @@ public sealed class VirtualPort : IPort
         return produced;
     }
 
-    /// <summary>Bytes of frames the wire can start within <see cref="QueueTicks"/> from now (the last one may end later).</summary>
+    /// <summary>Bytes of frames the wire can start within the queue time from now (the last one may end later).</summary>
     public long TransmitBudget(long now)
     {
         if (_onTheWire is null)

@@ -71,10 +71,10 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             any = true;
             var @class = qos.SendingClassOf(socket, host.Address);
             socket.QosWaiting = waiting;
+            bool firstOfItsClass = @class.FirstSocket is null;
             @class.Enqueue(socket);
-            if (!@class.Active)
+            if (firstOfItsClass)
             {
-                @class.Active = true;
                 @class.Counters.Backlog = 0;
                 @class.Refill(now);
                 qos.BandClasses[@class.Band][qos.BandCount[@class.Band]++] = @class.Index;
@@ -83,10 +83,15 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
         }
         for (int band = 0; band < TrafficClass.Bands; band++)
         {
+            var members = qos.BandClasses[band];
             if (qos.BandCount[band] > 1)
             {
                 // Round robin needs one order every breath: by class index (no allocation; few classes are active).
-                Array.Sort(qos.BandClasses[band], 0, qos.BandCount[band]);
+                Array.Sort(members, 0, qos.BandCount[band]);
+            }
+            for (int m = 0; m < qos.BandCount[band]; m++)
+            {
+                qos.Classes[members[m]].RotateToNextTurn();
             }
         }
         return any;
@@ -180,10 +185,6 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     /// </summary>
     private bool SendOne(ClassState @class, PacketBatch batch, ref long budget, long allowance)
     {
-        if (!@class.Rotated)
-        {
-            @class.RotateToNextTurn();
-        }
         while (@class.FirstSocket is { } socket)
         {
             int frameLength = TxPipeReader.HeadFrameLength(socket, counters, ref socket.QosWaiting);
@@ -273,15 +274,16 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
         socket.NextInClass = null;
     }
 
-    /// <summary>Publishes every served pipe's consumer index and empties the per-breath lists.</summary>
+    /// <summary>
+    /// Publishes every served pipe's consumer index and empties the per-breath lists (a socket's own link is reset
+    /// when it is next enqueued).
+    /// </summary>
     private void Release(QosSnapshot qos)
     {
         int count = sockets.Count;
         for (int i = 0; i < count; i++)
         {
-            var socket = sockets.Active(i);
-            socket.NextInClass = null;
-            socket.Tx.Publish();
+            sockets.Active(i).Tx.Publish();
         }
         for (int band = 0; band < TrafficClass.Bands; band++)
         {
@@ -289,8 +291,6 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             for (int m = 0; m < qos.BandCount[band]; m++)
             {
                 var @class = qos.Classes[members[m]];
-                @class.Active = false;
-                @class.Rotated = false;
                 @class.FirstSocket = null;
                 @class.LastSocket = null;
             }
