@@ -210,8 +210,7 @@ public sealed class PolicyStore
     {
         lock (_gate)
         {
-            var lines = Lines(_rules, _ingressPolicy, _egressPolicy, _sets);
-            return _qos is null ? lines : [.. lines, .. _qos.Lines()];
+            return Lines(_rules, _ingressPolicy, _egressPolicy, _sets);
         }
     }
 
@@ -352,7 +351,8 @@ public sealed class PolicyStore
         _engine.Publish(snapshot);
     }
 
-    private static List<string> Lines(List<FilterRule> rules, FilterAction ingress, FilterAction egress, Dictionary<string, NamedSet> sets)
+    /// <summary>The file format: chain policies, sets, rules, and the QoS classes kept with them.</summary>
+    private List<string> Lines(List<FilterRule> rules, FilterAction ingress, FilterAction egress, Dictionary<string, NamedSet> sets)
     {
         var lines = new List<string>
         {
@@ -369,6 +369,7 @@ public sealed class PolicyStore
             }
         }
         lines.AddRange(rules.Select(r => string.Create(CultureInfo.InvariantCulture, $"add {r.Chain.ToString().ToLowerInvariant()} {r}")));
+        lines.AddRange(_qos?.Lines() ?? []);
         return lines;
     }
 
@@ -391,7 +392,7 @@ public sealed class PolicyStore
         string directory = Path.GetDirectoryName(Path.GetFullPath(_file))!;
         Directory.CreateDirectory(directory);
         string temporary = Path.Combine(directory, $".{Path.GetFileName(_file)}.{Environment.ProcessId}.tmp");
-        File.WriteAllLines(temporary, _qos is null ? lines : lines.Concat(_qos.Lines()));
+        File.WriteAllLines(temporary, lines);
         File.Move(temporary, _file, overwrite: true);
     }
 }
