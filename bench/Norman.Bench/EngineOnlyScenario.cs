@@ -42,14 +42,20 @@ public static unsafe class EngineOnlyScenario
         for (int t = 0; t < trials; t++)
         {
             // Each pair in both orders in turn, so that neither always runs on a warmer cache.
-            (aloneNs[t], tappedNs[t]) = t % 2 == 0 ? (alone.Run(perTrial), tapped.Run(perTrial)) : Swap(tapped.Run(perTrial), alone.Run(perTrial));
+            if (t % 2 == 0)
+            {
+                aloneNs[t] = alone.Run(perTrial);
+                tappedNs[t] = tapped.Run(perTrial);
+            }
+            else
+            {
+                tappedNs[t] = tapped.Run(perTrial);
+                aloneNs[t] = alone.Run(perTrial);
+            }
             ratios[t] = tappedNs[t] / aloneNs[t];
         }
         return (Median(aloneNs), Median(tappedNs), (Median(ratios) - 1) * 100);
     }
-
-    /// <summary>Takes the tapped figure first (as it was measured first), gives them back in the usual order.</summary>
-    private static (double, double) Swap(double tapped, double alone) => (alone, tapped);
 
     private static double Median(double[] values)
     {

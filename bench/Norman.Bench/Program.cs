@@ -73,65 +73,73 @@ root.SetAction(result =>
         }
         figures.Add(withRules);
     }
-    // Capture: a tap whose filter matches nothing, against the same run without one; and a tap of everything
-    // that nobody reads, which must cost the data path nothing but the capture its drops.
-    var noTap = new Measurement("norman_capture_baseline_mpps_64", "peer → application, 64-byte frames, no capture (baseline of the two below)", "Mpps");
-    var idleTap = new Measurement("norman_capture_nomatch_mpps_64", "peer → application, 64-byte frames, a capture whose filter matches nothing (tcp port 9)", "Mpps");
-    var slowTap = new Measurement("norman_capture_slowreader_mpps_64", "peer → application, 64-byte frames, a capture of everything that nobody reads", "Mpps");
-    var slowDrops = new Measurement("norman_capture_slowreader_datapath_drops", "packets the data path lost with the unread capture (RX pipe full included)", "packets");
-    var captureDrops = new Measurement("norman_capture_slowreader_capture_drops", "packets the unread capture could not take (counted, as tcpdump's dropped by kernel)", "packets");
-    for (int run = 0; run < (Runs("capture") ? runCount : 0); run++)
+    if (Runs("capture"))
     {
-        noTap.Add(DataplaneScenarios.PeerToApplication(64, packets64).Pps / 1e6);
-        idleTap.Add(DataplaneScenarios.PeerToApplication(64, packets64, captureFilter: "tcp port 9").Pps / 1e6);
-        var slow = DataplaneScenarios.PeerToApplication(64, packets64, captureFilter: "");
-        slowTap.Add(slow.Pps / 1e6);
-        slowDrops.Add(slow.Drops);
-        captureDrops.Add(DataplaneScenarios.LastCaptureDrops);
-    }
-    figures.AddRange(Runs("capture") ? [noTap, idleTap, slowTap, slowDrops, captureDrops] : []);
-    // The same comparison on one thread, with no scheduler between the dataplane and the reader.
-    var engineAlone = new Measurement("engine_ns_per_packet_64", "engine alone, one thread: ns per 64-byte packet, peer → RX pipe", "ns");
-    var engineTap = new Measurement("engine_capture_nomatch_ns_per_packet_64", "engine alone, one thread: ns per packet with a capture matching nothing", "ns");
-    var tapCost = new Measurement("engine_capture_nomatch_cost_percent", "what a capture matching nothing adds to the engine's time per packet (median of 21 alternating trials' ratios)", "%");
-    var methodFloor = new Measurement("engine_identical_engines_percent", "the same comparison between two identical engines: what the method reads as a cost when there is none", "%");
-    for (int run = 0; run < (Runs("engine") ? runCount : 0); run++)
-    {
-        var (alone, tapped, cost) = EngineOnlyScenario.CompareCapture(packets64, 21, "tcp port 9", tappedFirst: run % 2 == 1);
-        engineAlone.Add(alone);
-        engineTap.Add(tapped);
-        tapCost.Add(cost);
-        methodFloor.Add(EngineOnlyScenario.CompareCapture(packets64, 21, null, tappedFirst: run % 2 == 1).CostPercent);
-    }
-    figures.AddRange(Runs("engine") ? [engineAlone, engineTap, tapCost, methodFloor] : []);
-    // QoS: the cost of choosing the next TX pipe, with no class (the default class alone) and with 1, 10 and 1,000 classes.
-    var schedulers = new[] { 0, 1, 10, 1000 }.Select(classes => (Classes: classes, Figure: new Measurement(
-        classes == 0 ? "qos_none_ns_per_packet_64" : $"qos_classes{classes}_ns_per_packet_64",
-        $"engine alone, one thread: ns per 64-byte packet from {QosSchedulerScenario.Sockets} full TX pipes to the wire, " +
-        (classes == 0 ? "no QoS class (round robin in the default class)" : $"{classes} QoS classes"), "ns"))).ToList();
-    for (int run = 0; run < (Runs("qos") ? runCount : 0); run++)
-    {
-        foreach (var (classes, figure) in schedulers)
+        // Capture: a tap whose filter matches nothing, against the same run without one; and a tap of everything
+        // that nobody reads, which must cost the data path nothing but the capture its drops.
+        var noTap = new Measurement("norman_capture_baseline_mpps_64", "peer → application, 64-byte frames, no capture (baseline of the two below)", "Mpps");
+        var idleTap = new Measurement("norman_capture_nomatch_mpps_64", "peer → application, 64-byte frames, a capture whose filter matches nothing (tcp port 9)", "Mpps");
+        var slowTap = new Measurement("norman_capture_slowreader_mpps_64", "peer → application, 64-byte frames, a capture of everything that nobody reads", "Mpps");
+        var slowDrops = new Measurement("norman_capture_slowreader_datapath_drops", "packets the data path lost with the unread capture (RX pipe full included)", "packets");
+        var captureDrops = new Measurement("norman_capture_slowreader_capture_drops", "packets the unread capture could not take (counted, as tcpdump's dropped by kernel)", "packets");
+        for (int run = 0; run < runCount; run++)
         {
-            figure.Add(QosSchedulerScenario.NanosecondsPerPacket(packets64, classes));
+            noTap.Add(DataplaneScenarios.PeerToApplication(64, packets64).Pps / 1e6);
+            idleTap.Add(DataplaneScenarios.PeerToApplication(64, packets64, captureFilter: "tcp port 9").Pps / 1e6);
+            var slow = DataplaneScenarios.PeerToApplication(64, packets64, captureFilter: "");
+            slowTap.Add(slow.Pps / 1e6);
+            slowDrops.Add(slow.Drops);
+            captureDrops.Add(DataplaneScenarios.LastCaptureDrops);
         }
+        figures.AddRange([noTap, idleTap, slowTap, slowDrops, captureDrops]);
     }
-    figures.AddRange(Runs("qos") ? schedulers.Select(s => s.Figure) : []);
-    var set = new Measurement("norman_set10k_mpps_64", "peer → application, 64-byte frames, a rule looking the source up in a 10,000-address set", "Mpps");
-    for (int run = 0; run < (Runs("set") ? runCount : 0); run++)
+    if (Runs("engine"))
     {
-        set.Add(DataplaneScenarios.PeerToApplication(64, packets64, setSize: 10_000).Pps / 1e6);
+        // The same comparison on one thread, with no scheduler between the dataplane and the reader.
+        var engineAlone = new Measurement("engine_ns_per_packet_64", "engine alone, one thread: ns per 64-byte packet, peer → RX pipe", "ns");
+        var engineTap = new Measurement("engine_capture_nomatch_ns_per_packet_64", "engine alone, one thread: ns per packet with a capture matching nothing", "ns");
+        var tapCost = new Measurement("engine_capture_nomatch_cost_percent", "what a capture matching nothing adds to the engine's time per packet (median of 21 alternating trials' ratios)", "%");
+        var methodFloor = new Measurement("engine_identical_engines_percent", "the same comparison between two identical engines: what the method reads as a cost when there is none", "%");
+        for (int run = 0; run < runCount; run++)
+        {
+            var (alone, tapped, cost) = EngineOnlyScenario.CompareCapture(packets64, 21, "tcp port 9", tappedFirst: run % 2 == 1);
+            engineAlone.Add(alone);
+            engineTap.Add(tapped);
+            tapCost.Add(cost);
+            methodFloor.Add(EngineOnlyScenario.CompareCapture(packets64, 21, null, tappedFirst: run % 2 == 1).CostPercent);
+        }
+        figures.AddRange([engineAlone, engineTap, tapCost, methodFloor]);
     }
-    figures.AddRange(Runs("set") ? [set] : []);
-    if (!Runs("kernel"))
+    if (Runs("qos"))
     {
-        // Not asked for.
+        // QoS: the cost of choosing the next TX pipe, with no class (the default class alone) and with 1, 10 and 1,000 classes.
+        var schedulers = new[] { 0, 1, 10, 1000 }.Select(classes => (Classes: classes, Figure: new Measurement(
+            classes == 0 ? "qos_none_ns_per_packet_64" : $"qos_classes{classes}_ns_per_packet_64",
+            $"engine alone, one thread: ns per 64-byte packet from {QosSchedulerScenario.Sockets} full TX pipes to the wire, " +
+            (classes == 0 ? "no QoS class (round robin in the default class)" : $"{classes} QoS classes"), "ns"))).ToList();
+        for (int run = 0; run < runCount; run++)
+        {
+            foreach (var (classes, figure) in schedulers)
+            {
+                figure.Add(QosSchedulerScenario.NanosecondsPerPacket(packets64, classes));
+            }
+        }
+        figures.AddRange(schedulers.Select(s => s.Figure));
     }
-    else if (RealWireScenarios.WhyNot() is { } why)
+    if (Runs("set"))
+    {
+        var set = new Measurement("norman_set10k_mpps_64", "peer → application, 64-byte frames, a rule looking the source up in a 10,000-address set", "Mpps");
+        for (int run = 0; run < runCount; run++)
+        {
+            set.Add(DataplaneScenarios.PeerToApplication(64, packets64, setSize: 10_000).Pps / 1e6);
+        }
+        figures.AddRange([set]);
+    }
+    if (Runs("kernel") && RealWireScenarios.WhyNot() is { } why)
     {
         Console.Error.WriteLine($"skipping the veth scenarios (kernel baseline, afpacket): {why}");
     }
-    else
+    else if (Runs("kernel"))
     {
         double wireSeconds = isQuick ? 1 : 2;
         var kernel = new Measurement("kernel_udp_pps_0rules", "Linux UDP, sendmmsg → veth → recvmmsg between two namespaces, 64-byte frames, no rules", "pps");
