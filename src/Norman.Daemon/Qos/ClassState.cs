@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Norman.Daemon.Dataplane;
 using Norman.Daemon.Dataplane.Ports;
 
@@ -14,10 +13,8 @@ public sealed class ClassState
     /// <summary>Deficit round robin's quantum for weight 1: one full frame as it occupies the wire.</summary>
     public const int QuantumPerWeight = 1514 + LineRate.PerFrameOverhead;
 
-    private readonly double _ratePerTick, _ceilPerTick;
-    private readonly double _rateBurst, _ceilBurst;
+    private readonly LineRate _rate, _ceil;
     private readonly Policy.TokenBucket? _police;
-    private long _lastRefill;
 
     public ClassState(TrafficClass settings, int index, ClassCounters counters)
     {
@@ -28,15 +25,11 @@ public sealed class ClassState
         Quantum = settings.Weight * QuantumPerWeight;
         Tos = settings.Dscp < 0 ? -1 : settings.Dscp << 2;
         HasRate = settings.RateBits > 0;
-        HasCeil = settings.CeilBits > 0;
-        (_ratePerTick, _rateBurst) = Bucket(settings.RateBits, settings.BurstBytes);
-        (_ceilPerTick, _ceilBurst) = Bucket(settings.CeilBits, settings.BurstBytes);
-        RateTokens = _rateBurst;
-        CeilTokens = _ceilBurst;
+        _rate = new LineRate(settings.RateBits, Burst(settings.RateBits, settings.BurstBytes));
+        _ceil = new LineRate(settings.CeilBits, Burst(settings.CeilBits, settings.BurstBytes));
         if (settings.PoliceBits > 0)
         {
-            var (_, policeBurst) = Bucket(settings.PoliceBits, settings.BurstBytes);
-            _police = new Policy.TokenBucket(settings.PoliceBits / 8, (long)policeBurst);
+            _police = new Policy.TokenBucket(settings.PoliceBits / 8, Burst(settings.PoliceBits, settings.BurstBytes));
         }
     }
 
@@ -47,12 +40,9 @@ public sealed class ClassState
     /// <summary>The TOS byte's DSCP bits to write (ECN bits kept), or -1.</summary>
     public int Tos { get; }
     public bool HasRate { get; }
-    public bool HasCeil { get; }
     public bool Polices => _police is not null;
     public ClassCounters Counters { get; }
 
-    public double RateTokens;
-    public double CeilTokens;
     public long Deficit;
     /// <summary>True while the class is inside its round-robin turn (its quantum granted, not yet spent).</summary>
     public bool TurnOpen;
@@ -65,34 +55,21 @@ public sealed class ClassState
     public int LastServedOrder = -1;
 
     /// <summary>A millisecond of the rate (and at least two full frames) unless the class sets its own burst.</summary>
-    private static (double PerTick, double Burst) Bucket(long bits, long burstBytes)
-    {
-        if (bits <= 0)
-        {
-            return (0, 0);
-        }
-        double bytesPerSecond = bits / 8.0;
-        double burst = burstBytes > 0 ? burstBytes : Math.Max(bytesPerSecond / 1000, 2 * QuantumPerWeight);
-        return (bytesPerSecond / Stopwatch.Frequency, burst);
-    }
+    private static long Burst(long bits, long burstBytes) =>
+        burstBytes > 0 ? burstBytes : (long)Math.Max(bits / 8.0 / 1000, 2 * QuantumPerWeight);
 
-    /// <summary>Adds the tokens earned since the last refill, up to each bucket's burst.</summary>
+    /// <summary>Adds the tokens earned since the last refill, up to each bucket's burst (once a breath).</summary>
     public void Refill(long now)
     {
-        if (_lastRefill != 0)
-        {
-            long elapsed = now - _lastRefill;
-            RateTokens = Math.Min(_rateBurst, RateTokens + elapsed * _ratePerTick);
-            CeilTokens = Math.Min(_ceilBurst, CeilTokens + elapsed * _ceilPerTick);
-        }
-        _lastRefill = now;
+        _rate.Budget(now);
+        _ceil.Budget(now);
     }
 
     /// <summary>May send on its guarantee: it has one and has not spent it.</summary>
-    public bool UnderRate => HasRate && RateTokens > 0;
+    public bool UnderRate => HasRate && _rate.HasTokens;
 
     /// <summary>May send at all: no ceiling but the line, or tokens left under it.</summary>
-    public bool UnderCeil => !HasCeil || CeilTokens > 0;
+    public bool UnderCeil => _ceil.HasTokens;
 
     /// <summary>
     /// Every packet costs the ceiling; only what was sent on the guarantee costs the rate, so that borrowing the
@@ -102,9 +79,9 @@ public sealed class ClassState
     {
         if (onGuarantee)
         {
-            RateTokens -= wireBytes;
+            _rate.ChargeWireBytes(wireBytes);
         }
-        CeilTokens -= wireBytes;
+        _ceil.ChargeWireBytes(wireBytes);
     }
 
     /// <summary>Ingress policing: true when a received frame of this size is within the class's policing rate.</summary>

@@ -5,7 +5,8 @@ namespace Norman.Daemon.Dataplane.Ports;
 /// <summary>
 /// A token bucket at a wire's line rate, in bytes as they occupy the wire: each frame also costs its FCS (4),
 /// preamble and inter-frame gap (20), and is padded to Ethernet's minimum, so a 10 Gbit/s virtual wire carries
-/// 14.88 Mpps of minimum frames, as a real one does. Zero bits per second means no limit.
+/// 14.88 Mpps of minimum frames, as a real one does. Zero bits per second means no limit. QoS classes keep their
+/// rate and ceiling in two of these.
 /// </summary>
 public sealed class LineRate
 {
@@ -17,18 +18,23 @@ public sealed class LineRate
     private double _tokens;
     private long _lastRefill;
 
-    public LineRate(long bitsPerSecond)
+    /// <param name="bitsPerSecond">The rate; 0 for no limit.</param>
+    /// <param name="burstBytes">Bytes that may go at once; 0 for a millisecond of the rate and at least a full batch of
+    /// maximum frames, so batching never starves.</param>
+    public LineRate(long bitsPerSecond, long burstBytes = 0)
     {
         BitsPerSecond = bitsPerSecond;
         _bytesPerTick = bitsPerSecond / 8.0 / Stopwatch.Frequency;
-        // A millisecond of line rate, and at least a full batch of maximum frames, so batching never starves.
-        _burstBytes = Math.Max(bitsPerSecond / 8.0 / 1000, PacketBatch.Capacity * (1514 + PerFrameOverhead));
+        _burstBytes = burstBytes > 0 ? burstBytes : Math.Max(bitsPerSecond / 8.0 / 1000, PacketBatch.Capacity * (1514 + PerFrameOverhead));
         _tokens = _burstBytes;
         _lastRefill = Stopwatch.GetTimestamp();
     }
 
     public long BitsPerSecond { get; }
     public bool IsUnlimited => BitsPerSecond <= 0;
+
+    /// <summary>Something may be sent: no limit, or tokens left as of the last <see cref="Budget"/>.</summary>
+    public bool HasTokens => IsUnlimited || _tokens > 0;
 
     public static int WireBytes(int frameLength) => Math.Max(frameLength, MinimumFrame) + PerFrameOverhead;
 
