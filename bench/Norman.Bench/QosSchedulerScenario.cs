@@ -24,17 +24,14 @@ public static unsafe class QosSchedulerScenario
         engine.Post(new AddNeighbourCommand(peer.Address, peer.Mac));
         var names = new AppNames();
         using var qos = new QosStore(engine, names);
-        for (int c = 0; c < classes; c++)
+        // Guarantees that add up to 100 Mbit/s, ceilings far above: every class schedules in both phases. The sockets'
+        // ports are 5000…5015: classes past the 16th match nobody, and cost only if the scheduler walks them. All in
+        // one swap, as a policy file is restored.
+        qos.Restore(Enumerable.Range(0, classes).SelectMany(c => new[]
         {
-            // Guarantees that add up to 100 Mbit/s, ceilings far above: every class schedules in both phases.
-            qos.AddOrChange($"c{c}", ["band", (c % 3).ToString(), "weight", (1 + c % 7).ToString(), "rate", $"{100_000 / classes}k",
-                "ceil", "400G"], change: false);
-        }
-        for (int c = 0; c < classes; c++)
-        {
-            // The sockets' ports are 5000…5015: classes past the 16th match nobody, and cost only if the scheduler walks them.
-            qos.AddMatch($"c{c}", ["udp", "sport", (5000 + c % Sockets).ToString()]);
-        }
+            (new List<string> { "class", $"c{c}", "band", $"{c % 3}", "weight", $"{1 + c % 7}", "rate", $"{100_000 / classes}k", "ceil", "400G" }, "bench"),
+            (new List<string> { "match", $"c{c}", "udp", "sport", $"{5000 + c % Sockets}" }, "bench"),
+        }).ToList());
         var owner = new PeerIdentity(Environment.ProcessId, 0, 0, "bench", "bench", "/", true);
         var sockets = new NormanSocket[Sockets];
         var tx = new RingProducer[Sockets];
