@@ -57,6 +57,18 @@ public static unsafe class EngineOnlyScenario
         return (Median(aloneNs), Median(tappedNs), (Median(ratios) - 1) * 100);
     }
 
+    /// <summary>
+    /// One engine, with a capture filtered by <paramref name="captureFilter"/> or none (null), that floods
+    /// <paramref name="warmUp"/> packets and then <paramref name="packets"/> more: the unit
+    /// <see cref="InstructionCounts"/> runs under callgrind.
+    /// </summary>
+    public static void RunOnce(string? captureFilter, long warmUp, long packets)
+    {
+        using var rig = new Rig(captureFilter);
+        rig.Run(warmUp);
+        rig.Run(packets);
+    }
+
     private static double Median(double[] values)
     {
         var sorted = values.Order().ToArray();

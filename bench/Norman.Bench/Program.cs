@@ -7,6 +7,7 @@ using Norman.Bench;
 // norman-bench: runs every scenario several times and reports medians with min and max.
 // Helper modes, run by the benchmark itself inside network namespaces:
 //   kernel-recv PORT SECONDS | kernel-send DEVICE DEST PORT PAYLOAD SECONDS | norman-send DEVICE DEST PORT PAYLOAD SECONDS
+// and, under callgrind: engine-once FILTER|- WARMUP PACKETS
 switch (args.FirstOrDefault())
 {
     case "kernel-recv":
@@ -15,6 +16,10 @@ switch (args.FirstOrDefault())
     case "kernel-send":
         KernelUdp.Send(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(args[2]), int.Parse(args[3], CultureInfo.InvariantCulture)),
             int.Parse(args[4], CultureInfo.InvariantCulture), double.Parse(args[5], CultureInfo.InvariantCulture));
+        return 0;
+    case "engine-once":
+        EngineOnlyScenario.RunOnce(args[1] == "-" ? null : args[1], long.Parse(args[2], CultureInfo.InvariantCulture),
+            long.Parse(args[3], CultureInfo.InvariantCulture));
         return 0;
     case "norman-send":
         RealWireScenarios.NormanSend(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture),
@@ -26,7 +31,7 @@ var quick = new Option<bool>("--quick") { Description = "Fewer packets and runs:
 var runs = new Option<int>("--runs") { Description = "Runs of each scenario (the median is reported).", DefaultValueFactory = _ => 5 };
 var json = new Option<string>("--json") { Description = "Where to write the flat JSON figures.", DefaultValueFactory = _ => "bench/results/latest.json" };
 var markdown = new Option<string>("--markdown") { Description = "Where to write the markdown table.", DefaultValueFactory = _ => "bench/results/latest.md" };
-var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: dataplane, rules, capture, engine, qos, set, kernel. " +
+var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: dataplane, rules, capture, engine, instructions, qos, set, kernel. " +
     "Example: --only engine qos", AllowMultipleArgumentsPerToken = true };
 var root = new RootCommand("Norman's benchmark: packets per second through the dataplane on the virtual wire.") { quick, runs, json, markdown, only };
 root.SetAction(result =>
@@ -109,6 +114,27 @@ root.SetAction(result =>
             methodFloor.Add(EngineOnlyScenario.CompareCapture(packets64, 21, null, tappedFirst: run % 2 == 1).CostPercent);
         }
         figures.AddRange([engineAlone, engineTap, tapCost, methodFloor]);
+    }
+    // Instruction counts: exact where timing on a shared machine is not, but a minute and a half of valgrind, so
+    // not part of --quick unless asked for by name.
+    if ((isQuick ? groups.Contains("instructions") : Runs("instructions")) && InstructionCounts.WhyNot() is { } noCounts)
+    {
+        Console.Error.WriteLine($"skipping the instruction counts: {noCounts}");
+    }
+    else if (isQuick ? groups.Contains("instructions") : Runs("instructions"))
+    {
+        // Counts repeat to within a few instructions in a million packets: one run each is the figure.
+        const long counted = 100_000;
+        double alone = InstructionCounts.PerPacket(null, counted);
+        double tapped = InstructionCounts.PerPacket("tcp port 9", counted);
+        var aloneFigure = new Measurement("engine_instructions_per_packet_64", "engine alone: instructions per 64-byte packet, peer → RX pipe (callgrind, no tiers)", "instructions");
+        var tappedFigure = new Measurement("engine_capture_nomatch_instructions_per_packet_64", "the same with a capture matching nothing (tcp port 9)", "instructions");
+        var cost = new Measurement("engine_capture_nomatch_instructions_percent", "what a capture matching nothing adds to the engine's instructions per packet", "%");
+        aloneFigure.Add(alone);
+        tappedFigure.Add(tapped);
+        cost.Add((tapped / alone - 1) * 100);
+        Console.Error.WriteLine($"instructions per packet: {alone:F1} alone, {tapped:F1} with a capture matching nothing ({(tapped / alone - 1) * 100:+0.0;-0.0}%)");
+        figures.AddRange([aloneFigure, tappedFigure, cost]);
     }
     if (Runs("qos"))
     {

@@ -72,14 +72,19 @@ public sealed unsafe class CaptureTap : IDisposable
 
     /// <summary>
     /// Dataplane, once per batch and direction: captures each live frame that passes the tap's owner restriction
-    /// and filter, then publishes the ring. An idle tap must cost next to nothing, so the cheapest test comes first:
-    /// a frame whose protocol alone settles the filter costs a table lookup (<see cref="ProtocolVerdicts"/>), any other
+    /// and filter, then publishes the ring. An idle tap must cost next to nothing, so the cheapest tests come first:
+    /// a batch whose every protocol (<paramref name="mix"/>) the filter rejects unread is passed over whole; in
+    /// another, a frame whose protocol alone settles the filter costs a table lookup (<see cref="ProtocolVerdicts"/>), any other
     /// one a filter call; the owner is looked up, and the clock read (once a breath, into
     /// <paramref name="unixNanoseconds"/> while it is 0), only for frames that are captured.
     /// </summary>
-    public void OfferBatch(PacketBatch batch, byte direction, SocketSet sockets, ref long unixNanoseconds)
+    public void OfferBatch(PacketBatch batch, in ProtocolMix mix, byte direction, SocketSet sockets, ref long unixNanoseconds)
     {
         if (direction == CaptureRecord.Inbound ? !Inbound : !Outbound)
+        {
+            return;
+        }
+        if (_byProtocol is { } table && !mix.Other && (mix.Ipv4 & table.Ipv4MayKeep) == 0 && (mix.Ipv6 & table.Ipv6MayKeep) == 0)
         {
             return;
         }

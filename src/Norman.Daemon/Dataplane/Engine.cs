@@ -262,9 +262,10 @@ public sealed class Engine
     private void Tap(PacketBatch batch, byte direction)
     {
         var taps = _taps;
+        var mix = Norman.Daemon.Capture.ProtocolMix.Of(batch);
         for (int t = 0; t < taps.Length; t++)
         {
-            taps[t].OfferBatch(batch, direction, _sockets, ref _unixNanoseconds);
+            taps[t].OfferBatch(batch, mix, direction, _sockets, ref _unixNanoseconds);
         }
     }
 

@@ -77,6 +77,15 @@ public sealed class PacketBatch
 
     public int Length(int index) => _lengths[index];
 
+    /// <summary>The frames' lengths, in order: for a stage that walks every frame's first bytes and nothing else.</summary>
+    public ReadOnlySpan<int> Lengths => _lengths.AsSpan(0, Count);
+
+    /// <summary>
+    /// Every frame's buffer, one after another, <see cref="FrameSize"/> bytes apart: with <see cref="Lengths"/>, a walk
+    /// over the frames' headers that checks each length once instead of building a span per frame.
+    /// </summary>
+    public ReadOnlySpan<byte> Buffers => _memory;
+
     public ref ParsedPacket Parsed(int index) => ref _parsed[index];
 
     public void Clear() => Count = 0;

@@ -20,7 +20,8 @@ public sealed class ProtocolVerdicts
         Accept,
     }
 
-    private const int MinimumFrame = 24; // both bytes read below are inside every frame this is used for
+    /// <summary>Both bytes read are inside every frame this is used for.</summary>
+    public const int MinimumFrame = 24;
     private readonly Verdict[] _ipv4 = new Verdict[256];
     private readonly Verdict[] _ipv6 = new Verdict[256];
 
@@ -42,6 +43,25 @@ public sealed class ProtocolVerdicts
                 table[protocol] = readUnknown ? Verdict.Depends : result == 0 ? Verdict.Reject : Verdict.Accept;
             }
         }
+        Ipv4MayKeep = Fold(_ipv4);
+        Ipv6MayKeep = Fold(_ipv6);
+    }
+
+    /// <summary>Bit p % 64 set: an IPv4 frame of some protocol ≡ p (mod 64) is not rejected unread.</summary>
+    public ulong Ipv4MayKeep { get; }
+    public ulong Ipv6MayKeep { get; }
+
+    private static ulong Fold(Verdict[] table)
+    {
+        ulong mask = 0;
+        for (int protocol = 0; protocol < table.Length; protocol++)
+        {
+            if (table[protocol] != Verdict.Reject)
+            {
+                mask |= 1UL << (protocol % 64);
+            }
+        }
+        return mask;
     }
 
     /// <summary>The decision for this frame if its protocol settles it; <see cref="Verdict.Depends"/> otherwise.</summary>
