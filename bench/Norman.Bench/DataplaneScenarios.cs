@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Numerics;
 using Norman.Client;
 using Norman.Core.Packets;
 using Norman.Daemon;
@@ -25,8 +26,12 @@ public static class DataplaneScenarios
     /// With <paramref name="captureFilter"/>, a capture tap with that libpcap filter is in the path; nobody reads its
     /// ring (the slowest reader there is), so once full it can only count drops.
     /// </remarks>
+    /// <remarks>
+    /// <paramref name="conntrack"/> adds a rule that asks connection tracking about every packet (`ct state invalid
+    /// drop`, which this flow never is); <paramref name="qosClasses"/> sets up that many QoS classes, matched by port.
+    /// </remarks>
     public static (double Pps, long Drops, long AllocatedBytes) PeerToApplication(int frameSize, long packets, int rules = 0, int setSize = 0,
-        string? captureFilter = null)
+        string? captureFilter = null, bool conntrack = false, int qosClasses = 0, int flows = 1)
     {
         return WithDaemon((daemon, socket) =>
         {
@@ -48,10 +53,23 @@ public static class DataplaneScenarios
             {
                 daemon.Policy.Restore(Enumerable.Range(0, rules).Select(i => $"add ingress udp dport {10000 + i % 50000} sport {i / 50000 + 1} drop").ToList(), "bench");
             }
+            if (conntrack)
+            {
+                daemon.Policy.Add(Norman.Daemon.Policy.Chain.Ingress, ["ct", "state", "invalid", "drop"]);
+            }
+            if (qosClasses > 0)
+            {
+                daemon.Qos.Restore(Enumerable.Range(0, qosClasses).SelectMany(c => new[]
+                {
+                    (new List<string> { "class", $"c{c}", "band", $"{c % 3}", "weight", $"{1 + c % 7}" }, "bench"),
+                    (new List<string> { "match", $"c{c}", "udp", "sport", $"{5000 + c}" }, "bench"),
+                }).ToList());
+            }
             var peer = daemon.Peer!;
             long received = 0;
+            long cpuBefore = ThreadCpuClock.Nanoseconds();
             var clock = Stopwatch.StartNew();
-            peer.StartFlood(40000, socket.LocalPort, PayloadFor(frameSize), packets);
+            peer.StartFlood(40000, socket.LocalPort, PayloadFor(frameSize), packets, flows);
             var deadline = TimeSpan.FromSeconds(60);
             while (clock.Elapsed < deadline)
             {
@@ -68,14 +86,69 @@ public static class DataplaneScenarios
                 }
             }
             double seconds = clock.Elapsed.TotalSeconds;
+            LastApplicationCpuNs = (double)(ThreadCpuClock.Nanoseconds() - cpuBefore) / Math.Max(1, received);
             LastProcessedPps = daemon.Engine.Counters.PortRxPackets / seconds;
             LastCaptureDrops = tap?.Dropped ?? 0;
+            LastTrackedFlows = daemon.Engine.Conntrack.Count;
+            LastConntrackBytesPerFlow = (double)daemon.Engine.Conntrack.BytesAllocated / daemon.Engine.Conntrack.Capacity;
             return (received / seconds, daemon.Engine.Counters.TotalDrops());
-        });
+        }, options => options.MaxTrackedFlows = Math.Max(options.MaxTrackedFlows, (int)BitOperations.RoundUpToPowerOf2((uint)flows)));
     }
+
+    /// <summary>Flows connection tracking held at the end of the last <see cref="PeerToApplication"/> run.</summary>
+    public static int LastTrackedFlows { get; private set; }
+
+    /// <summary>Connection tracking's memory per flow it can hold, in the last run (all taken at start).</summary>
+    public static double LastConntrackBytesPerFlow { get; private set; }
 
     /// <summary>Packets the dataplane handled (delivered or dropped) per second of the last <see cref="PeerToApplication"/> run.</summary>
     public static double LastProcessedPps { get; private set; }
+
+    /// <summary>The application thread's CPU time per packet it received in the last <see cref="PeerToApplication"/> run (it busy-polls).</summary>
+    public static double LastApplicationCpuNs { get; private set; }
+
+    /// <summary>
+    /// Scenario E: <paramref name="count"/> requests, one at a time, from the application to the peer's echo port and
+    /// back (application → dataplane → wire → peer → wire → dataplane → application), the application busy-polling
+    /// for each answer as a kernel-bypass application does.
+    /// </summary>
+    public static RoundTrips NormanRoundTrips(int payload, int count)
+    {
+        RoundTrips? result = null;
+        WithDaemon((daemon, socket) =>
+        {
+            const ushort echoPort = 7;
+            daemon.Peer!.EchoOnPort(echoPort);
+            var peer = daemon.Peer.Address;
+            var times = new List<double>(count);
+            int warmUp = count / 10;
+            Span<byte> request = stackalloc byte[payload];
+            var limit = Stopwatch.StartNew();
+            for (int i = 0; i < count + warmUp && limit.Elapsed < TimeSpan.FromSeconds(60); i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                while (!socket.TrySendTo(request, peer, echoPort))
+                {
+                }
+                bool answered = false;
+                while (!answered && Stopwatch.GetElapsedTime(start) < TimeSpan.FromSeconds(1))
+                {
+                    if (socket.TryPeek(out _))
+                    {
+                        socket.Release();
+                        answered = true;
+                    }
+                }
+                if (answered && i >= warmUp)
+                {
+                    times.Add(Stopwatch.GetElapsedTime(start).TotalMicroseconds);
+                }
+            }
+            result = new RoundTrips([.. times]);
+            return (0, daemon.Engine.Counters.TotalDrops());
+        });
+        return result!;
+    }
 
     public static (double Pps, long Drops, long AllocatedBytes) ApplicationToPeer(int frameSize, long packets)
     {
@@ -105,13 +178,19 @@ public static class DataplaneScenarios
         });
     }
 
-    private static (double, long, long) WithDaemon(Func<NormanDaemon, NormanUdpSocket, (double Pps, long Drops)> run)
+    /// <summary>
+    /// Runs <paramref name="run"/> against a fresh daemon on an unlimited virtual wire (or as
+    /// <paramref name="configure"/> changes it) with one socket bound to port 5000; returns its figures and what the
+    /// dataplane thread allocated meanwhile.
+    /// </summary>
+    internal static (double, long, long) WithDaemon(Func<NormanDaemon, NormanUdpSocket, (double Pps, long Drops)> run, Action<DaemonOptions>? configure = null)
     {
         string directory = Path.Combine(Path.GetTempPath(), $"norman-bench-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
         // As a kernel-bypass deployment would, the dataplane has a core of its own (the last one).
         var options = new DaemonOptions { SocketPath = Path.Combine(directory, "norman.sock"), LineRateBitsPerSecond = 0,
             BusyPoll = true };
+        configure?.Invoke(options);
         var daemon = NormanDaemon.Start(options, NullLog.Instance);
         try
         {

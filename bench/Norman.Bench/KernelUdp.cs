@@ -42,6 +42,63 @@ public static unsafe partial class KernelUdp
         return received;
     }
 
+    /// <summary>Answers each datagram on the port with the same bytes until <paramref name="seconds"/> pass; prints "ready" once bound.</summary>
+    public static void Echo(int port, double seconds)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        socket.ReceiveTimeout = 100;
+        socket.Bind(new IPEndPoint(IPAddress.Any, port));
+        Console.WriteLine("ready");
+        Console.Out.Flush();
+        var buffer = new byte[2048];
+        EndPoint from = new IPEndPoint(IPAddress.Any, 0);
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed.TotalSeconds < seconds)
+        {
+            try
+            {
+                int length = socket.ReceiveFrom(buffer, ref from);
+                socket.SendTo(buffer.AsSpan(0, length), from);
+            }
+            catch (SocketException error) when (error.SocketErrorCode == SocketError.TimedOut || error.SocketErrorCode == SocketError.WouldBlock)
+            {
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends <paramref name="count"/> requests one at a time, each after the previous answer, and prints the round
+    /// trips' "p50 p99 p99.9" in microseconds: blocking sockets, as a kernel application waits.
+    /// </summary>
+    public static void Ping(IPEndPoint destination, int payload, int count)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        socket.ReceiveTimeout = 1000;
+        socket.Connect(destination);
+        var request = new byte[payload];
+        var answer = new byte[2048];
+        var times = new List<double>(count);
+        int warmUp = count / 10;
+        for (int i = 0; i < count + warmUp; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            socket.Send(request);
+            try
+            {
+                socket.Receive(answer);
+            }
+            catch (SocketException)
+            {
+                continue; // lost: counted by its absence
+            }
+            if (i >= warmUp)
+            {
+                times.Add(Stopwatch.GetElapsedTime(start).TotalMicroseconds);
+            }
+        }
+        Console.WriteLine(new RoundTrips([.. times]).ToLine());
+    }
+
     /// <summary>Sends datagrams of <paramref name="payload"/> bytes to the destination for the given time; prints "sent N".</summary>
     public static long Send(IPEndPoint destination, int payload, double seconds)
     {

@@ -8,6 +8,7 @@ using Norman.Bench;
 // norman-bench: runs every scenario several times and reports medians with min and max.
 // Helper modes, run by the benchmark itself inside network namespaces:
 //   kernel-recv PORT SECONDS | kernel-send DEVICE DEST PORT PAYLOAD SECONDS | norman-send DEVICE DEST PORT PAYLOAD SECONDS
+//   kernel-echo PORT SECONDS | kernel-ping DEST PORT PAYLOAD COUNT | raw-ring-consume RING LENGTH PACKETS
 // and, under callgrind: engine-once FILTER|- WARMUP PACKETS
 switch (args.FirstOrDefault())
 {
@@ -17,6 +18,16 @@ switch (args.FirstOrDefault())
     case "kernel-send":
         KernelUdp.Send(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(args[2]), int.Parse(args[3], CultureInfo.InvariantCulture)),
             int.Parse(args[4], CultureInfo.InvariantCulture), double.Parse(args[5], CultureInfo.InvariantCulture));
+        return 0;
+    case "kernel-echo":
+        KernelUdp.Echo(int.Parse(args[1], CultureInfo.InvariantCulture), double.Parse(args[2], CultureInfo.InvariantCulture));
+        return 0;
+    case "kernel-ping":
+        KernelUdp.Ping(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(args[1]), int.Parse(args[2], CultureInfo.InvariantCulture)),
+            int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture));
+        return 0;
+    case "raw-ring-consume":
+        RawRingScenario.Consume(args[1], long.Parse(args[2], CultureInfo.InvariantCulture), long.Parse(args[3], CultureInfo.InvariantCulture));
         return 0;
     case "engine-once":
         EngineOnlyScenario.RunOnce(args[1] == "-" ? null : args[1], long.Parse(args[2], CultureInfo.InvariantCulture),
@@ -32,7 +43,7 @@ var quick = new Option<bool>("--quick") { Description = "Fewer packets and runs:
 var runs = new Option<int>("--runs") { Description = "Runs of each scenario (the median is reported).", DefaultValueFactory = _ => 5 };
 var json = new Option<string>("--json") { Description = "Where to write the flat JSON figures.", DefaultValueFactory = _ => "bench/results/latest.json" };
 var markdown = new Option<string>("--markdown") { Description = "Where to write the markdown table.", DefaultValueFactory = _ => "bench/results/latest.md" };
-var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: dataplane, rules, capture, engine, instructions, qos, set, kernel. " +
+var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: ring, dataplane, policy, rules, capture, engine, instructions, qos, set, kernel, latency, scale, control. " +
     "Example: --only engine qos", AllowMultipleArgumentsPerToken = true };
 var root = new RootCommand("Norman's benchmark: packets per second through the dataplane on the virtual wire.") { quick, runs, json, markdown, only };
 root.SetAction(result =>
@@ -51,16 +62,18 @@ root.SetAction(result =>
     foreach (int frame in Runs("dataplane") ? new[] { 64, 1500 } : [])
     {
         long packets = frame == 64 ? packets64 : packets1500;
-        var rx = new Measurement($"norman_peer_to_app_mpps_{frame}", $"peer → dataplane → application, {frame}-byte frames", "Mpps");
-        var rxNs = new Measurement($"norman_peer_to_app_ns_per_packet_{frame}", $"dataplane core time per packet handled (delivered or dropped), peer → application, {frame}-byte frames", "ns");
-        var rxDrops = new Measurement($"norman_peer_to_app_drops_{frame}", $"packets dropped (application slower than the wire), {frame}-byte frames", "packets");
-        var tx = new Measurement($"norman_app_to_peer_mpps_{frame}", $"application → dataplane → peer, {frame}-byte frames", "Mpps");
-        var txNs = new Measurement($"norman_app_to_peer_ns_per_packet_{frame}", $"dataplane core time per packet, application → peer, {frame}-byte frames", "ns");
+        var rx = new Measurement($"norman_nopolicy_mpps_{frame}", $"B: peer → dataplane → application, {frame}-byte frames, no policy", "Mpps");
+        var rxNs = new Measurement($"norman_nopolicy_ns_per_packet_{frame}", $"B: dataplane core time per packet handled (delivered or dropped), peer → application, {frame}-byte frames", "ns");
+        var rxApp = new Measurement($"norman_nopolicy_app_cpu_ns_{frame}", $"B: the application thread's CPU time per packet received (it busy-polls), {frame}-byte frames", "ns");
+        var rxDrops = new Measurement($"norman_nopolicy_drops_{frame}", $"B: packets dropped (application slower than the wire), {frame}-byte frames", "packets");
+        var tx = new Measurement($"norman_app_to_peer_mpps_{frame}", $"B: application → dataplane → peer, {frame}-byte frames", "Mpps");
+        var txNs = new Measurement($"norman_app_to_peer_ns_per_packet_{frame}", $"B: dataplane core time per packet, application → peer, {frame}-byte frames", "ns");
         for (int run = 0; run < runCount; run++)
         {
             var (rxPps, drops, rxAllocated) = DataplaneScenarios.PeerToApplication(frame, packets);
             rx.Add(rxPps / 1e6);
             rxNs.Add(1e9 / DataplaneScenarios.LastProcessedPps);
+            rxApp.Add(DataplaneScenarios.LastApplicationCpuNs);
             rxDrops.Add(drops);
             var (txPps, _, txAllocated) = DataplaneScenarios.ApplicationToPeer(frame, packets);
             tx.Add(txPps / 1e6);
@@ -68,7 +81,15 @@ root.SetAction(result =>
             allocated += rxAllocated + txAllocated;
             Console.Error.WriteLine($"run {run + 1}/{runCount}, {frame}-byte frames: peer→app {rxPps / 1e6:F2} Mpps ({drops} dropped), app→peer {txPps / 1e6:F2} Mpps; dataplane allocated {rxAllocated} + {txAllocated} bytes");
         }
-        figures.AddRange([rx, rxNs, rxDrops, tx, txNs]);
+        figures.AddRange([rx, rxNs, rxApp, rxDrops, tx, txNs]);
+    }
+    if (Runs("ring"))
+    {
+        figures.AddRange(ComparisonScenarios.RawRing(runCount, packets64, packets1500));
+    }
+    if (Runs("policy"))
+    {
+        figures.AddRange(ComparisonScenarios.EveryPolicy(runCount, packets64, bytes => allocated += bytes));
     }
     foreach (int rules in !Runs("rules") ? [] : isQuick ? new[] { 1000 } : new[] { 100, 1000, 10000 })
     {
@@ -214,6 +235,18 @@ root.SetAction(result =>
                 figures.Add(withRules);
             }
         }
+    }
+    if (Runs("latency"))
+    {
+        figures.AddRange(ComparisonScenarios.Latency(runCount, isQuick ? 5_000 : 50_000));
+    }
+    if (Runs("scale"))
+    {
+        figures.AddRange(ComparisonScenarios.Scale(runCount, packets64, isQuick));
+    }
+    if (Runs("control"))
+    {
+        figures.AddRange(ComparisonScenarios.Control(runCount, isQuick));
     }
     var alloc = new Measurement("hot_loop_alloc_bytes", "bytes allocated by the dataplane thread over every run", "bytes");
     alloc.Add(allocated);

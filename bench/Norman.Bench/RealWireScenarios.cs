@@ -43,13 +43,7 @@ public static class RealWireScenarios
         string senderNs = $"nrmb-s-{id}", receiverNs = $"nrmb-r-{id}", veth = $"nrmb{id}";
         try
         {
-            Ip("netns", "add", senderNs);
-            Ip("netns", "add", receiverNs);
-            Ip("link", "add", veth + "s", "netns", senderNs, "type", "veth", "peer", "name", veth + "r", "netns", receiverNs);
-            Ip("-n", senderNs, "addr", "add", $"{SenderAddress}/24", "dev", veth + "s");
-            Ip("-n", receiverNs, "addr", "add", $"{ReceiverAddress}/24", "dev", veth + "r");
-            Ip("-n", senderNs, "link", "set", veth + "s", "up");
-            Ip("-n", receiverNs, "link", "set", veth + "r", "up");
+            CreateHosts(senderNs, receiverNs, veth);
             if (rules > 0)
             {
                 LoadRules(receiverNs, rules, firewall);
@@ -70,6 +64,38 @@ public static class RealWireScenarios
             long count = long.Parse(received.Split(' ')[1], CultureInfo.InvariantCulture);
             Console.Error.WriteLine($"  {mode}: {sent.Trim()}, {received.Trim()}");
             return count / seconds;
+        }
+        finally
+        {
+            Try("netns", "del", senderNs);
+            Try("netns", "del", receiverNs);
+        }
+    }
+
+    /// <summary>
+    /// Scenario E's kernel side: round trips of <paramref name="count"/> requests from one namespace to an echo server in
+    /// the other, over veth, through the kernel's UDP on both ends.
+    /// </summary>
+    public static (double P50, double P99, double P999) KernelRoundTrips(int payload, int count)
+    {
+        string id = Guid.NewGuid().ToString("N")[..6];
+        string senderNs = $"nrmb-s-{id}", receiverNs = $"nrmb-r-{id}", veth = $"nrmb{id}";
+        try
+        {
+            CreateHosts(senderNs, receiverNs, veth);
+            string self = Environment.ProcessPath!;
+            using var echo = Start(receiverNs, self, "kernel-echo", Port.ToString(CultureInfo.InvariantCulture), "60");
+            if (echo.StandardOutput.ReadLine() != "ready")
+            {
+                throw new InvalidOperationException("the kernel echo server did not start");
+            }
+            using var ping = Start(senderNs, self, "kernel-ping", ReceiverAddress, Port.ToString(CultureInfo.InvariantCulture),
+                payload.ToString(CultureInfo.InvariantCulture), count.ToString(CultureInfo.InvariantCulture));
+            string line = ping.StandardOutput.ReadToEnd().Trim();
+            ping.WaitForExit();
+            echo.Kill();
+            echo.WaitForExit();
+            return RoundTrips.Parse(line);
         }
         finally
         {
@@ -117,6 +143,18 @@ public static class RealWireScenarios
             daemon.DisposeAsync().AsTask().GetAwaiter().GetResult();
             Directory.Delete(directory, recursive: true);
         }
+    }
+
+    /// <summary>Two namespaces joined by a veth pair (VETHs in the sender's, VETHr in the receiver's), addressed and up.</summary>
+    private static void CreateHosts(string senderNs, string receiverNs, string veth)
+    {
+        Ip("netns", "add", senderNs);
+        Ip("netns", "add", receiverNs);
+        Ip("link", "add", veth + "s", "netns", senderNs, "type", "veth", "peer", "name", veth + "r", "netns", receiverNs);
+        Ip("-n", senderNs, "addr", "add", $"{SenderAddress}/24", "dev", veth + "s");
+        Ip("-n", receiverNs, "addr", "add", $"{ReceiverAddress}/24", "dev", veth + "r");
+        Ip("-n", senderNs, "link", "set", veth + "s", "up");
+        Ip("-n", receiverNs, "link", "set", veth + "r", "up");
     }
 
     private static void LoadRules(string ns, int rules, KernelFirewall firewall)

@@ -33,6 +33,9 @@ public sealed class DaemonOptions
     public long LineRateBitsPerSecond { get; set; } = 10_000_000_000;
 
     public int SlotCount { get; set; } = PipeLayout.DefaultSlotCount;
+
+    /// <summary>Flows connection tracking holds at most, as nf_conntrack_max; its memory is taken at start.</summary>
+    public int MaxTrackedFlows { get; set; } = 65536;
     public int MaxSocketsPerUid { get; set; } = 4096;
     public bool VerifyChecksums { get; set; } = true;
 

@@ -51,7 +51,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         var host = new HostInterface(mac, address, prefix, options.Gateway is null ? null : NetAddress.Parse(options.Gateway),
             options.Address6 is null ? null : NetAddress.Parse(options.Address6.Split('/')[0]));
         var (port, peer) = CreatePort(options, host);
-        var engine = new Engine(port, host) { VerifyChecksums = options.VerifyChecksums };
+        var engine = new Engine(port, host, maxTrackedFlows: options.MaxTrackedFlows) { VerifyChecksums = options.VerifyChecksums };
         var runner = new DataplaneRunner(engine, options.DataplaneCpu, options.BusyPoll);
         var info = new DaemonInfo
         {

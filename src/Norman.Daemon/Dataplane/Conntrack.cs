@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
 using Norman.Core.Packets;
 
@@ -61,6 +62,12 @@ public sealed class Conntrack
     }
 
     public int Count => _flows.Count;
+
+    /// <summary>Memory the table holds, all of it taken at start: the hash table, the entries, their keys and the free list.</summary>
+    public long BytesAllocated => _flows.BytesAllocated + (long)_entries.Length * (Unsafe.SizeOf<Entry>() + Unsafe.SizeOf<FlowKey>() + sizeof(int));
+
+    /// <summary>Flows the table can hold.</summary>
+    public int Capacity => _entries.Length;
     public long TableFull { get; private set; }
 
     /// <summary>The state of a packet before the filter decides on it. <paramref name="outbound"/>: sent by one of our sockets.</summary>

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using Norman.Core.Packets;
 
@@ -22,6 +23,9 @@ public sealed class SimulatedPeer
     private readonly byte[] _flood = new byte[PacketBatch.FrameSize];
     private int _floodLength;
     private long _floodRemaining;
+    private int _floodFlows = 1;
+    private int _floodPorts = 1;
+    private long _floodSequence;
     private int _identification;
     private readonly RequestStream _requests = new();
 
@@ -92,12 +96,44 @@ public sealed class SimulatedPeer
     }
 
     /// <summary>Sends <paramref name="count"/> copies of one datagram as fast as the line rate allows (the benchmark's source).</summary>
-    public void StartFlood(ushort sourcePort, ushort destinationPort, int payloadLength, long count)
+    /// <remarks>
+    /// With <paramref name="flows"/> or <paramref name="destinationPorts"/> above 1, packet k comes from flow k mod
+    /// flows (a source port and, past 60,000 flows, a source address of its own: <see cref="FloodSource"/>) to port
+    /// destinationPort + k mod destinationPorts, without a UDP checksum (optional over IPv4), so that the peer's cost
+    /// per packet stays the same whatever the count.
+    /// </remarks>
+    public void StartFlood(ushort sourcePort, ushort destinationPort, int payloadLength, long count, int flows = 1, int destinationPorts = 1)
     {
         Span<byte> payload = stackalloc byte[payloadLength];
         payload.Fill(0x5A);
         _floodLength = BuildUdp(_flood, sourcePort, HostAddress, destinationPort, payload);
+        _floodFlows = Math.Max(1, flows);
+        _floodPorts = Math.Max(1, destinationPorts);
+        _floodSequence = 0;
+        if (_floodFlows > 1 || _floodPorts > 1)
+        {
+            UdpHeader.At(_flood.AsSpan(EthernetHeader.Size + Ipv4Header.Size)).Checksum = 0;
+        }
         Volatile.Write(ref _floodRemaining, count);
+    }
+
+    /// <summary>The source address and port of flood flow <paramref name="flow"/>: the peer's port space, then the next address's.</summary>
+    public (NetAddress Address, ushort Port) FloodSource(int flow) =>
+        (NetAddress.FromV4(Address.V4 + (uint)(flow / FlowsPerAddress)), (ushort)(1024 + flow % FlowsPerAddress));
+
+    private const int FlowsPerAddress = 60_000;
+
+    /// <summary>Rewrites the flood's template, copied into <paramref name="frame"/>, into packet <paramref name="sequence"/> of a many-flow flood.</summary>
+    private void VaryFlood(Span<byte> frame, long sequence)
+    {
+        var ip = frame[EthernetHeader.Size..];
+        var (source, sourcePort) = FloodSource((int)(sequence % _floodFlows));
+        source.WriteV4(ip[12..16]);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[Ipv4Header.Size..], sourcePort);
+        ushort destinationPort = BinaryPrimitives.ReadUInt16BigEndian(_flood.AsSpan(EthernetHeader.Size + Ipv4Header.Size + 2));
+        BinaryPrimitives.WriteUInt16BigEndian(ip[(Ipv4Header.Size + 2)..], (ushort)(destinationPort + sequence % _floodPorts));
+        ip[10] = ip[11] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], InternetChecksum.Compute(ip[..Ipv4Header.Size]));
     }
 
     /// <summary>
@@ -145,6 +181,10 @@ public sealed class SimulatedPeer
         while (!batch.IsFull && budget > 0 && _floodRemaining > 0)
         {
             _flood.AsSpan(0, _floodLength).CopyTo(batch.NextBuffer());
+            if (_floodFlows > 1 || _floodPorts > 1)
+            {
+                VaryFlood(batch.NextBuffer(), _floodSequence++);
+            }
             batch.Append(_floodLength);
             budget -= LineRate.WireBytes(_floodLength);
             Volatile.Write(ref _floodRemaining, _floodRemaining - 1);

@@ -1,0 +1,89 @@
+using System.Diagnostics;
+using Norman.Client;
+
+namespace Norman.Bench;
+
+/// <summary>
+/// Scenario F, the sockets' side: the peer floods N sockets in turn (one destination port each) and one application
+/// thread drains them all in turn, as an event loop serving N sockets would; and what an idle socket costs in memory.
+/// </summary>
+public static class SocketScaleScenario
+{
+    /// <summary>Packets per second the application received from <paramref name="sockets"/> sockets together.</summary>
+    public static double PacketsPerSecond(int sockets, long packets)
+    {
+        double pps = 0;
+        DataplaneScenarios.WithDaemon((daemon, first) =>
+        {
+            var all = new List<NormanUdpSocket> { first };
+            try
+            {
+                for (int i = 1; i < sockets; i++)
+                {
+                    var socket = new NormanUdpSocket(daemon.SocketPath);
+                    all.Add(socket);
+                    socket.Bind(first.LocalPort + i);
+                }
+                long received = 0;
+                var clock = Stopwatch.StartNew();
+                daemon.Peer!.StartFlood(40000, first.LocalPort, DataplaneScenarios.PayloadFor(64), packets, destinationPorts: sockets);
+                while (clock.Elapsed < TimeSpan.FromSeconds(60) && received + daemon.Engine.Counters.TotalDrops() < packets)
+                {
+                    foreach (var socket in all)
+                    {
+                        for (int batch = 0; batch < 64 && socket.TryPeek(out _); batch++)
+                        {
+                            socket.Release();
+                            received++;
+                        }
+                    }
+                }
+                pps = received / clock.Elapsed.TotalSeconds;
+                return (pps, daemon.Engine.Counters.TotalDrops());
+            }
+            finally
+            {
+                foreach (var socket in all.Skip(1))
+                {
+                    socket.Dispose();
+                }
+            }
+        });
+        return pps;
+    }
+
+    /// <summary>
+    /// Resident memory (daemon and application in this one process) that each of <paramref name="sockets"/> idle
+    /// bound sockets adds: its two pipes as far as they are touched, and both sides' objects.
+    /// </summary>
+    public static double ResidentBytesPerIdleSocket(int sockets)
+    {
+        double perSocket = 0;
+        DataplaneScenarios.WithDaemon((daemon, first) =>
+        {
+            var all = new List<NormanUdpSocket>();
+            try
+            {
+                GC.Collect();
+                long before = Process.GetCurrentProcess().WorkingSet64;
+                for (int i = 1; i <= sockets; i++)
+                {
+                    var socket = new NormanUdpSocket(daemon.SocketPath);
+                    all.Add(socket);
+                    socket.Bind(first.LocalPort + i);
+                }
+                GC.Collect();
+                perSocket = (double)(Process.GetCurrentProcess().WorkingSet64 - before) / sockets;
+                return (0, 0);
+            }
+            finally
+            {
+                foreach (var socket in all)
+                {
+                    socket.Dispose();
+                }
+            }
+        }, options => options.MaxSocketsPerUid = Math.Max(options.MaxSocketsPerUid, sockets + 16));
+        return perSocket;
+    }
+}
