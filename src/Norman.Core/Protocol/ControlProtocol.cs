@@ -60,6 +60,8 @@ public static class ControlProtocol
         public const string BadVersion = "EPROTO";
         public const string NotPermitted = "EPERM";
         public const string NotFound = "ENOENT";
+        /// <summary>The change is in force but the daemon could not save it (the policy file).</summary>
+        public const string IoError = "EIO";
     }
 
     /// <summary>The control socket path: the explicit one, else $NORMAN_SOCKET, else /run/norman/norman.sock.</summary>

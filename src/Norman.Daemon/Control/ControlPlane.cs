@@ -252,6 +252,10 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         {
             throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
         }
+        catch (IOException error)
+        {
+            throw new ControlException(ControlProtocol.Errors.IoError, error.Message);
+        }
     }
 
     private Qos.QosStore QosStore => Qos ?? throw new ControlException(ControlProtocol.Errors.Unsupported, "This daemon has no QoS.");
@@ -288,6 +292,10 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         catch (Exception error) when (error is FormatException or ArgumentException)
         {
             throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
+        }
+        catch (IOException error)
+        {
+            throw new ControlException(ControlProtocol.Errors.IoError, error.Message);
         }
     }
 

@@ -334,12 +334,12 @@ public sealed class PolicyStore
         var ingressRules = rules.Where(r => r.Chain == Chain.Ingress).Select(Compile).ToArray();
         var egressRules = rules.Where(r => r.Chain == Chain.Egress).Select(Compile).ToArray();
         var snapshot = new PolicySnapshot(_generation + 1, ingress, egress, ingressRules, egressRules, Log);
-        Persist(Lines(rules, ingress, egress, sets));
         foreach (var compiled in ingressRules.Concat(egressRules))
         {
             _counters[compiled.Rule.Handle] = compiled.Counters;
         }
-        foreach (var gone in _counters.Keys.Where(h => rules.All(r => r.Handle != h)).ToList())
+        var kept = rules.Select(r => r.Handle).ToHashSet();
+        foreach (var gone in _counters.Keys.Where(h => !kept.Contains(h)).ToList())
         {
             _counters.Remove(gone);
         }
@@ -348,7 +348,9 @@ public sealed class PolicyStore
         _ingressPolicy = ingress;
         _egressPolicy = egress;
         _generation = snapshot.Generation;
+        // In force first, then on disk: the dataplane does not wait for the file (a 10,000-rule file takes tens of ms).
         _engine.Publish(snapshot);
+        Persist();
     }
 
     /// <summary>The file format: chain policies, sets, rules, and the QoS classes kept with them.</summary>
@@ -378,21 +380,29 @@ public sealed class PolicyStore
     {
         lock (_gate)
         {
-            Persist(Lines(_rules, _ingressPolicy, _egressPolicy, _sets));
+            Persist();
         }
     }
 
     /// <summary>Write to a temporary file, then rename over the old one: a crash leaves the old policy or the new, never half.</summary>
-    private void Persist(List<string> lines)
+    private void Persist()
     {
         if (_file is null)
         {
             return;
         }
-        string directory = Path.GetDirectoryName(Path.GetFullPath(_file))!;
-        Directory.CreateDirectory(directory);
-        string temporary = Path.Combine(directory, $".{Path.GetFileName(_file)}.{Environment.ProcessId}.tmp");
-        File.WriteAllLines(temporary, lines);
-        File.Move(temporary, _file, overwrite: true);
+        try
+        {
+            string directory = Path.GetDirectoryName(Path.GetFullPath(_file))!;
+            Directory.CreateDirectory(directory);
+            string temporary = Path.Combine(directory, $".{Path.GetFileName(_file)}.{Environment.ProcessId}.tmp");
+            File.WriteAllLines(temporary, Lines(_rules, _ingressPolicy, _egressPolicy, _sets));
+            File.Move(temporary, _file, overwrite: true);
+        }
+        catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"The policy is in force but could not be saved to {_file}: {error.Message} " +
+                "Fix the file's directory or permissions; the next change saves it again.", error);
+        }
     }
 }

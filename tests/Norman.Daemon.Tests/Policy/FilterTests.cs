@@ -408,6 +408,18 @@ public sealed class FilterTests : IDisposable
     }
 
     [Fact]
+    public void A_policy_that_cannot_be_saved_is_in_force_and_the_error_says_so()
+    {
+        // A file under /dev/null: its directory can never be made, whoever runs the test.
+        var store = new PolicyStore(_wire.Engine, _wire.Names, "/dev/null/norman/policy.rules");
+        var error = Assert.Throws<IOException>(() => store.Add(Chain.Ingress, FilterRuleParser.Words("udp dport 80 drop")));
+        Assert.Contains("in force but could not be saved to /dev/null/norman/policy.rules", error.Message);
+        Assert.Single(store.List().Rules);
+        _wire.Engine.DoWork(); // the dataplane takes the published policy at its next batch
+        Assert.Single(_wire.Engine.Policy.Ingress);
+    }
+
+    [Fact]
     public void A_bad_policy_file_is_refused_with_its_line_and_the_policy_in_force_stays()
     {
         Rule("ingress", "udp dport 80 drop");
