@@ -37,6 +37,12 @@ public sealed class UpCommandTests : IDisposable
         (code, output) = await RunAsync("up", "--config", config);
         Assert.Equal(2, code);
         Assert.Contains($"{config}:1: bad value 'fast' for line-rate", output);
+
+        File.WriteAllText(config, "conntrack-max = 0\n");
+        (code, output) = await RunAsync("up", "--config", config);
+        Assert.Equal(2, code);
+        Assert.Contains($"{config}:1: bad value '0' for conntrack-max", output);
+        Assert.Contains("use 1 to 67108864 flows", output);
     }
 
     [Fact]

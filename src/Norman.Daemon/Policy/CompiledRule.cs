@@ -93,8 +93,11 @@ public sealed unsafe class CompiledRule
     public FilterAction Action { get; }
     public bool UsesConntrack => _states != ConnectionState.None;
 
-    /// <summary>True when the rule decides by the 5-tuple and the owning socket alone (no pcap, no ct state).</summary>
-    public bool DependsOnFlowOnly => _pcap is null && _states == ConnectionState.None && _limit is null
+    /// <summary>
+    /// True when the rule decides by the 5-tuple, the owning socket and the flow's conntrack state alone (no pcap, no
+    /// rate limit, nothing read from the packet's other bytes): its verdict for a flow in a state can be cached.
+    /// </summary>
+    public bool DependsOnFlowAndState => _pcap is null && _limit is null
         && Action != FilterAction.Log && _lengthLow == 0 && _lengthHigh == int.MaxValue && _tcpMask == 0 && _icmpType < 0 && _dscp < 0;
     public RuleCounters Counters { get; }
 

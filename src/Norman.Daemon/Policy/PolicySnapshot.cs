@@ -21,11 +21,11 @@ public sealed class PolicySnapshot
         Ingress = ingress;
         Egress = egress;
         UsesConntrack = ingress.Any(r => r.UsesConntrack) || egress.Any(r => r.UsesConntrack);
-        IngressCacheable = ingress.All(r => r.DependsOnFlowOnly);
-        EgressCacheable = egress.All(r => r.DependsOnFlowOnly);
+        IngressCacheable = ingress.All(r => r.DependsOnFlowAndState);
+        EgressCacheable = egress.All(r => r.DependsOnFlowAndState);
     }
 
-    /// <summary>True when every rule of the chain decides by flow and owner alone, so its verdicts can be cached per flow.</summary>
+    /// <summary>True when every rule of the chain decides by flow, owner and conntrack state alone, so its verdicts can be cached per flow and state.</summary>
     public bool IsCacheable(Chain chain) => chain == Chain.Ingress ? IngressCacheable : EgressCacheable;
 
     private bool IngressCacheable { get; }

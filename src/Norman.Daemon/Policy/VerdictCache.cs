@@ -6,10 +6,10 @@ namespace Norman.Daemon.Policy;
 
 /// <summary>
 /// Remembers, per flow, what a chain decided: the verdict and the rules that matched (for their counters), keyed
-/// by the 5-tuple, the owning socket and the policy generation, so an established flow costs one hash lookup
-/// however many rules there are. Direct-mapped and fixed in size (a collision just re-evaluates); a new policy
-/// generation makes every entry stale at once. Only for chains whose rules depend on nothing but the flow and its
-/// owner (no pcap expression, no ct state). Used by the dataplane thread only.
+/// by the 5-tuple, the owning socket, the flow's conntrack state and the policy generation, so an established flow
+/// costs one hash lookup however many rules there are. Direct-mapped and fixed in size (a collision just
+/// re-evaluates); a new policy generation makes every entry stale at once. Only for chains whose rules depend on
+/// nothing but the flow, its owner and its state (no pcap expression, no rate limit). Used by the dataplane thread only.
 /// </summary>
 public sealed class VerdictCache
 {
@@ -27,6 +27,7 @@ public sealed class VerdictCache
         public long Generation;
         public long SocketId;
         public FilterAction Verdict;
+        public ConnectionState State;
         public byte MatchedCount;
         public long DecidedBy;
         public int Rule0, Rule1, Rule2, Rule3;
@@ -34,12 +35,12 @@ public sealed class VerdictCache
 
     /// <summary>The cached verdict for this packet's flow, counting the rules that decided it; false on a miss.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool TryGet(in ParsedPacket packet, long socketId, PolicySnapshot policy, CompiledRule[] rules, int frameLength, out FilterAction verdict,
-        out long decidedBy)
+    public bool TryGet(in ParsedPacket packet, long socketId, ConnectionState state, PolicySnapshot policy, CompiledRule[] rules, int frameLength,
+        out FilterAction verdict, out long decidedBy)
     {
         var key = new FlowKey(packet.Protocol, packet.Source, packet.SourcePort, packet.Destination, packet.DestinationPort);
         ref var entry = ref _entries[(int)key.Hash() & (Size - 1)];
-        if (entry.Generation != policy.Generation || entry.SocketId != socketId || entry.Key != key)
+        if (entry.Generation != policy.Generation || entry.SocketId != socketId || entry.State != state || entry.Key != key)
         {
             Misses++;
             verdict = default;
@@ -58,7 +59,8 @@ public sealed class VerdictCache
         return true;
     }
 
-    public void Store(in ParsedPacket packet, long socketId, PolicySnapshot policy, FilterAction verdict, long decidedBy, ReadOnlySpan<int> matched)
+    public void Store(in ParsedPacket packet, long socketId, ConnectionState state, PolicySnapshot policy, FilterAction verdict, long decidedBy,
+        ReadOnlySpan<int> matched)
     {
         if (matched.Length > MaxMatchedRules)
         {
@@ -69,6 +71,7 @@ public sealed class VerdictCache
         entry.Key = key;
         entry.Generation = policy.Generation;
         entry.SocketId = socketId;
+        entry.State = state;
         entry.Verdict = verdict;
         entry.DecidedBy = decidedBy;
         entry.MatchedCount = (byte)matched.Length;

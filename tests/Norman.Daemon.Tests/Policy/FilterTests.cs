@@ -119,6 +119,36 @@ public sealed class FilterTests : IDisposable
     }
 
     [Fact]
+    public void A_chain_with_ct_state_is_cached_per_flow_and_state_so_a_flow_that_becomes_established_is_let_in()
+    {
+        _wire.Peer.EchoOnPort(7);
+        var app = _wire.Bind(5000);
+        _policy.SetPolicy(Chain.Ingress, FilterAction.Drop);
+        for (int port = 1; port <= 100; port++)
+        {
+            Rule("ingress", $"udp dport {port} drop");
+        }
+        Rule("ingress", "ct state established accept");
+        for (int i = 0; i < 3; i++)
+        {
+            _wire.Peer.SendUdp(7, 5000, "unsolicited"u8);
+            _wire.Breathe();
+        }
+        Assert.Empty(app.ReceiveAll());
+        Assert.True(_wire.Engine.Policy.IsCacheable(Chain.Ingress));
+        Assert.Equal(2, _wire.Engine.IngressVerdicts.Hits); // the new flow's drop, from the cache after the first
+
+        // The application asks the peer's echo port: the same 5-tuple, now established, is let in.
+        app.Send("question"u8, EngineHarness.HostAddress, 5000, EngineHarness.PeerAddress, 7);
+        _wire.Breathe();
+        Assert.Single(app.ReceiveAll());
+        _wire.Peer.SendUdp(7, 5000, "again"u8);
+        _wire.Breathe();
+        Assert.Single(app.ReceiveAll());
+        Assert.Equal(3, _wire.Engine.IngressVerdicts.Hits);
+    }
+
+    [Fact]
     public void An_established_flow_is_decided_by_the_verdict_cache_and_every_packet_still_counts()
     {
         var app = _wire.Bind(5000);

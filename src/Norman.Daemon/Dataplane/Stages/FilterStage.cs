@@ -68,14 +68,16 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             }
             else if (cacheable && packet.Kind is PacketKind.Udp or PacketKind.Tcp)
             {
-                if (!Cache.TryGet(packet, socketId, policy, rules, frame.Length, out verdict, out decidedBy))
+                // The flow's state is part of the key: one conntrack lookup instead of the whole chain.
+                var state = track ? conntrack.StateOf(frame, packet, _outbound, now) : ConnectionState.None;
+                if (!Cache.TryGet(packet, socketId, state, policy, rules, frame.Length, out verdict, out decidedBy))
                 {
                     var recorder = new MatchRecorder(matched);
-                    verdict = policy.Evaluate(chain, frame, packet, socket, ConnectionState.None, ref recorder);
+                    verdict = policy.Evaluate(chain, frame, packet, socket, state, ref recorder);
                     decidedBy = recorder.DecidedBy;
                     if (recorder.Count <= matched.Length)
                     {
-                        Cache.Store(packet, socketId, policy, verdict, decidedBy, recorder.Indexes);
+                        Cache.Store(packet, socketId, state, policy, verdict, decidedBy, recorder.Indexes);
                     }
                 }
             }
