@@ -32,7 +32,6 @@ public sealed class Conntrack
 
     private readonly FlowTable _flows;
     private readonly Entry[] _entries;
-    private readonly FlowKey[] _keys;
     private readonly Stack<int> _free;
     private readonly long _unrepliedTicks;
     private readonly long _establishedTicks;
@@ -51,7 +50,6 @@ public sealed class Conntrack
     {
         _flows = new FlowTable(16, maxFlows);
         _entries = new Entry[maxFlows];
-        _keys = new FlowKey[maxFlows];
         _free = new Stack<int>(maxFlows);
         for (int i = maxFlows - 1; i >= 0; i--)
         {
@@ -63,8 +61,8 @@ public sealed class Conntrack
 
     public int Count => _flows.Count;
 
-    /// <summary>Memory the table holds, all of it taken at start: the hash table, the entries, their keys and the free list.</summary>
-    public long BytesAllocated => _flows.BytesAllocated + (long)_entries.Length * (Unsafe.SizeOf<Entry>() + Unsafe.SizeOf<FlowKey>() + sizeof(int));
+    /// <summary>Memory the table holds, all of it taken at start: the hash table (keys and entry numbers), the entries and the free list.</summary>
+    public long BytesAllocated => _flows.BytesAllocated + (long)_entries.Length * (Unsafe.SizeOf<Entry>() + sizeof(int));
 
     /// <summary>Flows the table can hold.</summary>
     public int Capacity => _entries.Length;
@@ -107,7 +105,7 @@ public sealed class Conntrack
         }
         if (found)
         {
-            Release(index);
+            Release(key, index);
         }
         if (_free.Count == 0 || !_flows.TryAdd(key, _free.Peek()))
         {
@@ -115,7 +113,6 @@ public sealed class Conntrack
             return;
         }
         index = _free.Pop();
-        _keys[index] = key;
         _entries[index] = new Entry { InUse = true, OriginLocal = outbound, LastSeen = now };
     }
 
@@ -126,12 +123,13 @@ public sealed class Conntrack
         {
             return;
         }
+        // Over the table's slots, where the keys are: a flow that a removal shifts past the cursor waits a lap.
         for (int n = 0; n < SweepSlots; n++)
         {
-            _sweepCursor = (_sweepCursor + 1) % _entries.Length;
-            if (_entries[_sweepCursor].InUse && Expired(_sweepCursor, now))
+            _sweepCursor = (_sweepCursor + 1) % _flows.Capacity;
+            if (_flows.TryGetSlot(_sweepCursor, out var key, out int index) && Expired(index, now))
             {
-                Release(_sweepCursor);
+                Release(key, index);
             }
         }
     }
@@ -161,9 +159,9 @@ public sealed class Conntrack
         return now - entry.LastSeen > (entry.Replied ? _establishedTicks : _unrepliedTicks);
     }
 
-    private void Release(int index)
+    private void Release(in FlowKey key, int index)
     {
-        _flows.Remove(_keys[index]);
+        _flows.Remove(key);
         _entries[index] = default;
         _free.Push(index);
     }

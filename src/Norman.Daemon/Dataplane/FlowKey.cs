@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Norman.Core.Packets;
 
 namespace Norman.Daemon.Dataplane;
@@ -7,6 +8,9 @@ namespace Norman.Daemon.Dataplane;
 /// What the demultiplexer looks a packet up by, from the host's side: protocol, local and remote address and port.
 /// A listener's key has a zero remote; a wildcard listener's also has an unspecified local address.
 /// </summary>
+/// <remarks>Laid out by the runtime (addresses first, no padding between the small fields): 40 bytes rather than 56, in
+/// tables of a million flows.</remarks>
+[StructLayout(LayoutKind.Auto)]
 public readonly record struct FlowKey(byte Protocol, NetAddress LocalAddress, ushort LocalPort, NetAddress RemoteAddress, ushort RemotePort)
 {
     public static FlowKey Listener(byte protocol, NetAddress localAddress, ushort localPort) =>

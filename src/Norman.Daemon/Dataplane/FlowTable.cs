@@ -1,21 +1,29 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Norman.Daemon.Dataplane;
 
 /// <summary>
-/// An open-addressing hash table from <see cref="FlowKey"/> to a socket slot, owned by the dataplane thread.
-/// Linear probing over parallel arrays; deletion shifts entries back instead of leaving tombstones, so lookups
-/// stay short however long the table lives. It doubles when 70% full: that allocates, but only when a socket
-/// is added (a control command), never while forwarding.
+/// An open-addressing hash table from <see cref="FlowKey"/> to a non-negative int (a socket slot, a conntrack entry),
+/// owned by the dataplane thread. Linear probing over one array of slots, key and value side by side, so that a
+/// lookup in a table far larger than the caches misses once, not twice; deletion shifts entries back instead of
+/// leaving tombstones, so lookups stay short however long the table lives. It doubles when 70% full: that
+/// allocates, but only when a socket is added (a control command), never while forwarding.
 /// </summary>
 public sealed class FlowTable
 {
     private const int Empty = -1;
-    private FlowKey[] _keys;
-    private int[] _values;
+    private Slot[] _slots;
     private int _mask;
 
     private readonly int _maxCount;
+
+    [StructLayout(LayoutKind.Auto)]
+    private struct Slot
+    {
+        public FlowKey Key;
+        public int Value;
+    }
 
     /// <summary>
     /// A table that starts with room for <paramref name="initialCapacity"/> slots; with <paramref name="maxCount"/>
@@ -30,17 +38,15 @@ public sealed class FlowTable
             initialCapacity = Math.Max(initialCapacity, (int)Math.Min(1L << 30, (long)maxCount * 10 / 7 + 1));
         }
         int capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(16, initialCapacity));
-        _keys = new FlowKey[capacity];
-        _values = new int[capacity];
-        Array.Fill(_values, Empty);
+        _slots = NewSlots(capacity);
         _mask = capacity - 1;
     }
 
     public int Count { get; private set; }
-    public int Capacity => _keys.Length;
+    public int Capacity => _slots.Length;
 
-    /// <summary>Bytes of table per entry at the current size (keys and values, not counting the socket).</summary>
-    public long BytesAllocated => (long)_keys.Length * (Unsafe.SizeOf<FlowKey>() + sizeof(int));
+    /// <summary>Bytes the table holds at its current size (keys and values, not what the values stand for).</summary>
+    public long BytesAllocated => (long)_slots.Length * Unsafe.SizeOf<Slot>();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryGet(in FlowKey key, out int value)
@@ -48,41 +54,49 @@ public sealed class FlowTable
         int index = (int)key.Hash() & _mask;
         while (true)
         {
-            int found = _values[index];
-            if (found == Empty)
+            ref var slot = ref _slots[index];
+            if (slot.Value == Empty)
             {
                 value = Empty;
                 return false;
             }
-            if (_keys[index] == key)
+            if (slot.Key == key)
             {
-                value = found;
+                value = slot.Value;
                 return true;
             }
             index = (index + 1) & _mask;
         }
     }
 
+    /// <summary>The entry in slot <paramref name="index"/> (0 to <see cref="Capacity"/> − 1), if any: for a sweeper that walks the table.</summary>
+    public bool TryGetSlot(int index, out FlowKey key, out int value)
+    {
+        ref var slot = ref _slots[index];
+        key = slot.Key;
+        value = slot.Value;
+        return value != Empty;
+    }
+
     /// <summary>Adds or replaces. Values must be non-negative.</summary>
     public void Set(in FlowKey key, int value)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(value);
-        if ((Count + 1) * 10 > _keys.Length * 7)
+        if ((Count + 1) * 10 > _slots.Length * 7)
         {
             Grow();
         }
         int index = (int)key.Hash() & _mask;
-        while (_values[index] != Empty)
+        while (_slots[index].Value != Empty)
         {
-            if (_keys[index] == key)
+            if (_slots[index].Key == key)
             {
-                _values[index] = value;
+                _slots[index].Value = value;
                 return;
             }
             index = (index + 1) & _mask;
         }
-        _keys[index] = key;
-        _values[index] = value;
+        _slots[index] = new Slot { Key = key, Value = value };
         Count++;
     }
 
@@ -102,11 +116,11 @@ public sealed class FlowTable
         int index = (int)key.Hash() & _mask;
         while (true)
         {
-            if (_values[index] == Empty)
+            if (_slots[index].Value == Empty)
             {
                 return false;
             }
-            if (_keys[index] == key)
+            if (_slots[index].Key == key)
             {
                 break;
             }
@@ -115,38 +129,40 @@ public sealed class FlowTable
         // Backward-shift deletion: move later entries of the probe run into the hole when their home allows it.
         int hole = index;
         int next = (hole + 1) & _mask;
-        while (_values[next] != Empty)
+        while (_slots[next].Value != Empty)
         {
-            int home = (int)_keys[next].Hash() & _mask;
+            int home = (int)_slots[next].Key.Hash() & _mask;
             bool canMove = hole <= next ? home <= hole || home > next : home <= hole && home > next;
             if (canMove)
             {
-                _keys[hole] = _keys[next];
-                _values[hole] = _values[next];
+                _slots[hole] = _slots[next];
                 hole = next;
             }
             next = (next + 1) & _mask;
         }
-        _keys[hole] = default;
-        _values[hole] = Empty;
+        _slots[hole] = new Slot { Value = Empty };
         Count--;
         return true;
     }
 
+    private static Slot[] NewSlots(int capacity)
+    {
+        var slots = new Slot[capacity];
+        slots.AsSpan().Fill(new Slot { Value = Empty });
+        return slots;
+    }
+
     private void Grow()
     {
-        var oldKeys = _keys;
-        var oldValues = _values;
-        _keys = new FlowKey[oldKeys.Length * 2];
-        _values = new int[oldKeys.Length * 2];
-        Array.Fill(_values, Empty);
-        _mask = _keys.Length - 1;
+        var old = _slots;
+        _slots = NewSlots(old.Length * 2);
+        _mask = _slots.Length - 1;
         Count = 0;
-        for (int i = 0; i < oldKeys.Length; i++)
+        foreach (var slot in old)
         {
-            if (oldValues[i] != Empty)
+            if (slot.Value != Empty)
             {
-                Set(oldKeys[i], oldValues[i]);
+                Set(slot.Key, slot.Value);
             }
         }
     }
