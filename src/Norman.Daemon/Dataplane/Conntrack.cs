@@ -87,6 +87,16 @@ public sealed class Conntrack
         return ConnectionState.New;
     }
 
+    /// <summary>Prefetches the flow's slot: called for a whole batch before its packets are looked up one by one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Prefetch(in ParsedPacket packet, bool outbound)
+    {
+        if (packet.Kind is PacketKind.Udp or PacketKind.Tcp)
+        {
+            _flows.Prefetch(KeyOf(packet, outbound));
+        }
+    }
+
     /// <summary>Records a packet the filter let through: creates its flow, or refreshes it (and marks it replied).</summary>
     public void Track(in ParsedPacket packet, bool outbound, long now)
     {

@@ -48,6 +48,17 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
         bool cacheable = policy.IsCacheable(chain);
         var rules = policy.Rules(chain);
         Span<int> matched = stackalloc int[VerdictCache.MaxMatchedRules];
+        if (track && trace is null)
+        {
+            // Memory first: with many flows each lookup would wait for its slot; asked for all at once, they overlap.
+            for (int i = first; i < batch.Count; i++)
+            {
+                if (!batch.IsDone(i))
+                {
+                    conntrack.Prefetch(batch.Parsed(i), _outbound);
+                }
+            }
+        }
         for (int i = first; i < batch.Count; i++)
         {
             ref var packet = ref batch.Parsed(i);
