@@ -21,18 +21,24 @@ public static partial class InstructionCounts
     public static string? WhyNot() =>
         File.Exists("/usr/bin/valgrind") ? null : "valgrind is not installed (apt install valgrind)";
 
-    /// <summary>Instructions per 64-byte packet, peer → RX pipe, with a capture filtered by <paramref name="captureFilter"/> (null: none).</summary>
-    public static double PerPacket(string? captureFilter, long packets)
+    /// <summary>
+    /// Instructions per 64-byte packet, peer → RX pipe, with a capture filtered by <paramref name="captureFilter"/>
+    /// (null: none), and the same per method (the profile: where a packet's instructions go).
+    /// </summary>
+    public static (double Total, Dictionary<string, double> ByMethod) PerPacket(string? captureFilter, long packets)
     {
-        long once = Count(captureFilter, packets);
-        long twice = Count(captureFilter, 2 * packets);
-        return (double)(twice - once) / packets;
+        var (once, onceMethods) = Count(captureFilter, packets);
+        var (twice, twiceMethods) = Count(captureFilter, 2 * packets);
+        var byMethod = twiceMethods.ToDictionary(m => m.Key, m => (double)(m.Value - onceMethods.GetValueOrDefault(m.Key)) / packets);
+        return ((double)(twice - once) / packets, byMethod);
     }
 
-    private static long Count(string? captureFilter, long packets)
+    private static (long Total, Dictionary<string, long> ByMethod) Count(string? captureFilter, long packets)
     {
+        string output = Path.Combine(Path.GetTempPath(), $"norman-callgrind-{Guid.NewGuid():N}.out");
         var start = new ProcessStartInfo("valgrind") { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var argument in new[] { "--tool=callgrind", "--callgrind-out-file=/dev/null", Environment.ProcessPath!, "engine-once",
+        foreach (var argument in new[] { "--tool=callgrind", $"--callgrind-out-file={output}", "--dump-instr=yes", "--compress-pos=no",
+            "--compress-strings=no", Environment.ProcessPath!, "engine-once",
             captureFilter ?? "-", WarmUp.ToString(CultureInfo.InvariantCulture), packets.ToString(CultureInfo.InvariantCulture) })
         {
             start.ArgumentList.Add(argument);
@@ -44,22 +50,34 @@ public static partial class InstructionCounts
         start.Environment["DOTNET_JitEnableOptionalRelocs"] = "0";
         // Valgrind translates code once; W^X would remap each JIT-written page twice, slowly, for nothing here.
         start.Environment["DOTNET_EnableWriteXorExecute"] = "0";
+        // The runtime names its JIT-compiled code in /tmp/perf-PID.map, for the profile.
+        start.Environment["DOTNET_PerfMapEnabled"] = "1";
         using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(Limit))
+        string perfMap = $"/tmp/perf-{process.Id}.map";
+        try
         {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"callgrind did not finish {packets} packets within {Limit.TotalMinutes} minutes");
+            var standardOutput = process.StandardOutput.ReadToEndAsync();
+            var errors = process.StandardError.ReadToEndAsync();
+            if (!process.WaitForExit(Limit))
+            {
+                process.Kill(entireProcessTree: true);
+                throw new TimeoutException($"callgrind did not finish {packets} packets within {Limit.TotalMinutes} minutes");
+            }
+            string text = errors.Result;
+            _ = standardOutput.Result;
+            var collected = Collected().Match(text);
+            if (process.ExitCode != 0 || !collected.Success)
+            {
+                throw new InvalidOperationException($"callgrind failed (exit {process.ExitCode}): {text[^Math.Min(text.Length, 2000)..]}");
+            }
+            return (long.Parse(collected.Groups[1].Value, CultureInfo.InvariantCulture), CallgrindProfile.ByMethod(output, perfMap));
         }
-        string text = errors.Result;
-        _ = output.Result;
-        var collected = Collected().Match(text);
-        if (process.ExitCode != 0 || !collected.Success)
+        finally
         {
-            throw new InvalidOperationException($"callgrind failed (exit {process.ExitCode}): {text[^Math.Min(text.Length, 2000)..]}");
+            File.Delete(output);
+            File.Delete(perfMap);
+            File.Delete($"/tmp/perfinfo-{process.Id}.map");
         }
-        return long.Parse(collected.Groups[1].Value, CultureInfo.InvariantCulture);
     }
 
     [GeneratedRegex(@"Collected\s*:\s*(\d+)")]

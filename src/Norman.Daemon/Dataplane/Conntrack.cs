@@ -69,14 +69,24 @@ public sealed class Conntrack
     public long TableFull { get; private set; }
 
     /// <summary>The state of a packet before the filter decides on it. <paramref name="outbound"/>: sent by one of our sockets.</summary>
-    public ConnectionState StateOf(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound, long now)
+    public ConnectionState StateOf(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound, long now) =>
+        StateOf(frame, packet, outbound, now, out _);
+
+    /// <summary>
+    /// The state of a packet before the filter decides on it. <paramref name="outbound"/>: sent by one of our sockets.
+    /// <paramref name="flow"/> is its live flow's entry, or -1: hand it to <see cref="Track"/> for the same packet, so
+    /// that a packet of a known flow is looked up once, not twice.
+    /// </summary>
+    public ConnectionState StateOf(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound, long now, out int flow)
     {
+        flow = -1;
         if (packet.Kind is PacketKind.Udp or PacketKind.Tcp)
         {
             if (!_flows.TryGet(KeyOf(packet, outbound), out int index) || Expired(index, now))
             {
                 return ConnectionState.New;
             }
+            flow = index;
             ref var entry = ref _entries[index];
             return entry.Replied || entry.OriginLocal != outbound ? ConnectionState.Established : ConnectionState.New;
         }
@@ -98,10 +108,18 @@ public sealed class Conntrack
     }
 
     /// <summary>Records a packet the filter let through: creates its flow, or refreshes it (and marks it replied).</summary>
-    public void Track(in ParsedPacket packet, bool outbound, long now)
+    public void Track(in ParsedPacket packet, bool outbound, long now, int flow = -1)
     {
         if (packet.Kind is not (PacketKind.Udp or PacketKind.Tcp))
         {
+            return;
+        }
+        if (flow >= 0)
+        {
+            // Found live by StateOf for this very packet: nothing has run on the table since.
+            ref var known = ref _entries[flow];
+            known.Replied |= known.OriginLocal != outbound;
+            known.LastSeen = now;
             return;
         }
         var key = KeyOf(packet, outbound);

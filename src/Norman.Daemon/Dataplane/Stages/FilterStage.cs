@@ -72,15 +72,16 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             FilterAction verdict;
             long decidedBy = 0;
             long socketId = socket?.Id ?? 0;
+            int flow = -1;
             if (trace is not null && trace.Wants(frame))
             {
-                verdict = Traced(trace, policy, frame, packet, socket, track ? conntrack.StateOf(frame, packet, _outbound, now) : ConnectionState.None,
+                verdict = Traced(trace, policy, frame, packet, socket, track ? conntrack.StateOf(frame, packet, _outbound, now, out flow) : ConnectionState.None,
                     out decidedBy);
             }
             else if (cacheable && packet.Kind is PacketKind.Udp or PacketKind.Tcp)
             {
                 // The flow's state is part of the key: one conntrack lookup instead of the whole chain.
-                var state = track ? conntrack.StateOf(frame, packet, _outbound, now) : ConnectionState.None;
+                var state = track ? conntrack.StateOf(frame, packet, _outbound, now, out flow) : ConnectionState.None;
                 if (!Cache.TryGet(packet, socketId, state, policy, rules, frame.Length, out verdict, out decidedBy))
                 {
                     var recorder = new MatchRecorder(matched);
@@ -94,7 +95,7 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             }
             else
             {
-                var state = track ? conntrack.StateOf(frame, packet, _outbound, now) : ConnectionState.None;
+                var state = track ? conntrack.StateOf(frame, packet, _outbound, now, out flow) : ConnectionState.None;
                 var decision = default(DecisionRecorder);
                 verdict = policy.Evaluate(chain, frame, packet, socket, state, ref decision);
                 decidedBy = decision.DecidedBy;
@@ -103,7 +104,7 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             {
                 if (track)
                 {
-                    conntrack.Track(packet, _outbound, now);
+                    conntrack.Track(packet, _outbound, now, flow);
                 }
                 continue;
             }
