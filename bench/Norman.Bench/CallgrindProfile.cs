@@ -43,7 +43,7 @@ public static class CallgrindProfile
             {
                 continue;
             }
-            ulong address = ulong.Parse(parts[0].AsSpan(2), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+            ulong address = Hex(parts[0]);
             long cost = long.Parse(parts[2], CultureInfo.InvariantCulture);
             int at = Array.BinarySearch(starts, address);
             at = at >= 0 ? at : ~at - 1;
@@ -61,13 +61,15 @@ public static class CallgrindProfile
             var parts = line.Split(' ', 3);
             if (parts.Length == 3)
             {
-                methods.Add((ulong.Parse(parts[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
-                    ulong.Parse(parts[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture), Shorten(parts[2])));
+                methods.Add((Hex(parts[0]), Hex(parts[1]), Shorten(parts[2])));
             }
         }
         methods.Sort((a, b) => a.Start.CompareTo(b.Start));
         return methods;
     }
+
+    private static ulong Hex(string text) =>
+        ulong.Parse(text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? text.AsSpan(2) : text, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
 
     /// <summary>"instance bool [Norman.Daemon] Norman.Daemon.Dataplane.FlowTable::TryGet(…)[Optimized]" → "FlowTable::TryGet".</summary>
     private static string Shorten(string name)
