@@ -29,7 +29,7 @@ public static class DaemonSettings
         new("mac", "This host's MAC (default: random, locally administered).", false, (o, v) => o.Mac = v),
         new("line-rate", "The port's line rate (any port: virtual, tap, afpacket); the dataplane sends no faster and QoS shapes to it. E.g. 10G, 1G, 100M; 0 for none (default 10G).", false, (o, v) => o.LineRateBitsPerSecond = LineRate.Parse(v)),
         new("slots", "Slots in each socket's RX and TX pipe, a power of two (default 1024).", false, (o, v) => o.SlotCount = Integer(v)),
-        new("conntrack-max", "Flows connection tracking holds at most, as nf_conntrack_max (default 65536; about 140 bytes each, taken at start).", false,
+        new("conntrack-max", "Flows connection tracking holds at most, as nf_conntrack_max (default 65536; 116 bytes each, taken at start).", false,
             (o, v) => o.MaxTrackedFlows = Within(Integer(v), 1, 1 << 26, "flows")),
         new("max-sockets-per-uid", "Sockets one user may hold (default 4096).", false, (o, v) => o.MaxSocketsPerUid = Integer(v)),
         new("socket-mode", "Permissions of the control socket, octal (default 0666: any user may open sockets, as with socket(2)).", false,
