@@ -24,7 +24,7 @@ public sealed class Engine
     private readonly PacketBatch _rx = new();
     private readonly PacketBatch _tx = new();
     private readonly SocketSet _sockets = new();
-    private readonly FlowTable _flows;
+    private readonly SocketLookup _lookup;
     private readonly ParseStage _parse;
     private readonly HostStage _host;
     private readonly DemuxStage _demux;
@@ -55,10 +55,10 @@ public sealed class Engine
         _port = port;
         Host = host;
         Neighbours = new NeighbourTable(Stopwatch.Frequency);
-        _flows = new FlowTable(initialFlowCapacity);
+        _lookup = new SocketLookup(initialFlowCapacity);
         _parse = new ParseStage(Counters, host);
         _host = new HostStage(Counters, host, Neighbours, Stopwatch.Frequency);
-        _demux = new DemuxStage(Counters, _flows, host);
+        _demux = new DemuxStage(Counters, _lookup, host);
         _deliver = new DeliverStage(Counters, _sockets);
         _scheduler = new QosScheduler(Counters, _sockets, host);
         _police = new PoliceStage(Counters, _sockets, host);
@@ -88,7 +88,7 @@ public sealed class Engine
 
     /// <summary>Sockets served now; read it on the dataplane thread or when it is stopped.</summary>
     public int SocketCount => _sockets.Count;
-    public int FlowCount => _flows.Count;
+    public int FlowCount => _lookup.Count;
 
     /// <summary>The policy the dataplane runs now (read on the dataplane thread, or for display).</summary>
     public PolicySnapshot Policy => _policy;
@@ -311,16 +311,16 @@ public sealed class Engine
         {
             case AddSocketCommand add:
                 _sockets.Add(add.Socket);
-                _flows.Set(add.Socket.Key, add.Socket.Slot);
+                _lookup.Add(add.Socket.Key, add.Socket.Slot);
                 break;
             case RemoveSocketCommand remove when remove.Socket.Slot >= 0 && !_halted:
                 // Nothing more is delivered to it; what it already sent still leaves, as a kernel's send queue
                 // does on close. The command completes once its TX pipe is empty (or the drain time is up).
-                _flows.Remove(remove.Socket.Key);
+                _lookup.Remove(remove.Socket.Key);
                 _closing.Add((remove, Stopwatch.GetTimestamp() + Stopwatch.Frequency * CloseDrainMilliseconds / 1000));
                 return false;
             case RemoveSocketCommand remove when remove.Socket.Slot >= 0:
-                _flows.Remove(remove.Socket.Key);
+                _lookup.Remove(remove.Socket.Key);
                 _sockets.Remove(remove.Socket);
                 break;
             case AddTapCommand add:
@@ -333,11 +333,11 @@ public sealed class Engine
                 Neighbours.AddPermanent(neighbour.Address.V4, neighbour.Mac);
                 break;
             case ConnectSocketCommand connect when connect.Socket.Slot >= 0:
-                _flows.Remove(connect.Socket.Key);
+                _lookup.Remove(connect.Socket.Key);
                 connect.Socket.LocalAddress = connect.LocalAddress;
                 connect.Socket.RemoteAddress = connect.RemoteAddress;
                 connect.Socket.RemotePort = connect.RemotePort;
-                _flows.Set(connect.Socket.Key, connect.Socket.Slot);
+                _lookup.Add(connect.Socket.Key, connect.Socket.Slot);
                 break;
         }
         return true;

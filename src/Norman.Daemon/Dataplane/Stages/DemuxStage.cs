@@ -7,10 +7,8 @@ namespace Norman.Daemon.Dataplane.Stages;
 /// on our address, then a wildcard listener — and checks its UDP checksum as a kernel does. It only looks up: the
 /// filter then sees the packet with its owner, and the host stage answers datagrams that found no socket.
 /// </summary>
-public sealed class DemuxStage(DataplaneCounters counters, FlowTable flows, HostInterface host)
+public sealed class DemuxStage(DataplaneCounters counters, SocketLookup sockets, HostInterface host)
 {
-    private static readonly NetAddress AnyV4 = NetAddress.FromV4(0);
-
     public bool VerifyChecksums { get; set; } = true;
 
     public void Run(PacketBatch batch)
@@ -28,9 +26,7 @@ public sealed class DemuxStage(DataplaneCounters counters, FlowTable flows, Host
                 batch.MarkDone(i);
                 continue;
             }
-            if (flows.TryGet(new FlowKey(packet.Protocol, packet.Destination, packet.DestinationPort, packet.Source, packet.SourcePort), out int slot)
-                || flows.TryGet(FlowKey.Listener(packet.Protocol, packet.Destination, packet.DestinationPort), out slot)
-                || flows.TryGet(FlowKey.Listener(packet.Protocol, AnyV4, packet.DestinationPort), out slot))
+            if (sockets.TryFind(packet.Protocol, packet.Destination, packet.DestinationPort, packet.Source, packet.SourcePort, out int slot))
             {
                 batch.SocketSlot(i) = slot;
             }

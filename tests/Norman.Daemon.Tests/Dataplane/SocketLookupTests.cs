@@ -1,0 +1,39 @@
+using Norman.Core.Packets;
+using Norman.Daemon.Dataplane;
+
+namespace Norman.Daemon.Tests.Dataplane;
+
+public sealed class SocketLookupTests
+{
+    private static readonly NetAddress Ours = NetAddress.Parse("198.18.0.1");
+    private static readonly NetAddress Peer = NetAddress.Parse("198.18.0.2");
+
+    private static int Find(SocketLookup lookup, ushort sourcePort, ushort destinationPort = 5000) =>
+        lookup.TryFind(IpProtocols.Udp, Ours, destinationPort, Peer, sourcePort, out int slot) ? slot : -1;
+
+    [Fact]
+    public void A_connected_socket_comes_first_then_one_bound_to_the_address_then_the_wildcard_as_sockets_come_and_go()
+    {
+        var lookup = new SocketLookup(16);
+        var wildcard = FlowKey.Listener(IpProtocols.Udp, NetAddress.FromV4(0), 5000);
+        var bound = FlowKey.Listener(IpProtocols.Udp, Ours, 5000);
+        var connected = new FlowKey(IpProtocols.Udp, Ours, 5000, Peer, 7);
+        lookup.Add(wildcard, 1);
+        Assert.Equal(1, Find(lookup, 7));
+        lookup.Add(bound, 2);
+        lookup.Add(connected, 3);
+        lookup.Add(connected, 3); // the same key again replaces: it must not count twice
+        Assert.Equal(3, Find(lookup, 7));
+        Assert.Equal(2, Find(lookup, 8));
+        Assert.Equal(-1, Find(lookup, 7, destinationPort: 5001));
+
+        lookup.Remove(bound);
+        Assert.Equal(1, Find(lookup, 8));
+        Assert.Equal(3, Find(lookup, 7));
+        lookup.Remove(connected);
+        Assert.Equal(1, Find(lookup, 7));
+        lookup.Add(connected, 4); // counted again after its removal: found, not skipped
+        Assert.Equal(4, Find(lookup, 7));
+        Assert.Equal(2, lookup.Count);
+    }
+}
