@@ -78,6 +78,31 @@ public sealed class ApplicationProcessTests : DaemonTest
     }
 
     [Fact]
+    public async Task Norman_ss_kernel_shows_a_kernel_socket_beside_a_norman_socket_with_the_path_each_takes()
+    {
+        using var echo = Daemon.Start("echo-server", "5000");
+        echo.ReadLine();
+        using var kernelSocket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork,
+            System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);
+        kernelSocket.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        int kernelPort = ((System.Net.IPEndPoint)kernelSocket.LocalEndPoint!).Port;
+
+        string table = await RunNormanAsync("ss", "-lpn", "--kernel", "--socket", Daemon.SocketPath);
+        Assert.Matches(@"Path\s+Netid\s+State", table);
+        Assert.Matches($@"norman\s+udp\s+UNCONN\s+0\s+0\s+0\.0\.0\.0:5000\s.*\(\(""echo-server"",pid={echo.Pid}\)\)", table);
+        Assert.Matches($@"kernel\s+udp\s+UNCONN\s+0\s+0\s+127\.0\.0\.1:{kernelPort}\s.*pid={Environment.ProcessId}\)", table);
+
+        // The same filter on both stacks: who holds port 5000? Only Norman's echo server.
+        string filtered = await RunNormanAsync("ss", "-lpn", "--kernel", "--socket", Daemon.SocketPath, "sport", "=", ":5000");
+        Assert.Contains("echo-server", filtered);
+        Assert.DoesNotContain($":{kernelPort}", filtered);
+
+        var sockets = JsonSerializer.Deserialize(await RunNormanAsync("ss", "-la", "--kernel", "--json", "--socket", Daemon.SocketPath), ControlJson.Default.ListSocketInfo)!;
+        Assert.Contains(sockets, s => s.Path == "kernel" && s.LocalPort == kernelPort && s.Protocol == "udp");
+        Assert.Contains(sockets, s => s.Path == "norman" && s.LocalPort == 5000);
+    }
+
+    [Fact]
     public void A_killed_application_frees_its_port_within_a_second_and_the_daemon_its_memory()
     {
         var baseline = DaemonResources.Measure();

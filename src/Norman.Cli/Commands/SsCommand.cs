@@ -22,10 +22,11 @@ public static class SsCommand
         var extended = new Option<bool>("--extended", "-e") { Description = "Show the owner's uid and packet counters." };
         var noHeader = new Option<bool>("--no-header", "-H") { Description = "Suppress the header line." };
         var json = new Option<bool>("--json") { Description = "Print the sockets as JSON." };
+        var kernel = new Option<bool>("--kernel") { Description = "Also list the Linux kernel's own UDP and TCP sockets (from /proc/net), with a Path column: which stack each is on." };
         var filter = new Argument<string[]>("FILTER") { Description = "An ss filter, e.g. sport = :80, dport != :53, src 198.18.0.1.", Arity = ArgumentArity.ZeroOrMore };
-        var command = new Command("ss", "Show Norman's sockets, as ss shows the kernel's.\n\nExamples:\n  norman ss -lp                 # who listens on which port\n  norman ss -lpn sport = :80    # who listens on port 80\n  norman ss -a --json")
+        var command = new Command("ss", "Show Norman's sockets, as ss shows the kernel's.\n\nExamples:\n  norman ss -lp                 # who listens on which port\n  norman ss -lpn sport = :80    # who listens on port 80\n  norman ss -lpn --kernel sport = :80   # on either stack\n  norman ss -a --json")
         {
-            socket, listening, all, udp, tcp, processes, numeric, extended, noHeader, json, filter,
+            socket, listening, all, udp, tcp, processes, numeric, extended, noHeader, json, kernel, filter,
         };
         command.SetAction(result =>
         {
@@ -39,16 +40,29 @@ public static class SsCommand
                 Console.Error.WriteLine($"norman ss: {error.Message}");
                 return 2;
             }
+            bool withKernel = result.GetValue(kernel);
             List<SocketInfo> sockets;
             try
             {
                 using var control = ControlChannel.Connect(result.GetValue(socket));
                 sockets = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Sockets }).Sockets ?? [];
             }
+            catch (NormanException error) when (withKernel)
+            {
+                Console.Error.WriteLine($"norman ss: {error.Message} Showing the kernel's sockets only.");
+                sockets = [];
+            }
             catch (NormanException error)
             {
                 Console.Error.WriteLine($"norman ss: {error.Message}");
                 return 1;
+            }
+            if (withKernel)
+            {
+                sockets.ForEach(s => s.Path = "norman");
+                var theirs = KernelSockets.Read(result.GetValue(processes));
+                theirs.ForEach(s => s.Path = "kernel");
+                sockets.AddRange(theirs);
             }
             bool showAll = result.GetValue(all);
             bool onlyListening = result.GetValue(listening);
@@ -73,9 +87,11 @@ public static class SsCommand
     public static string Format(IReadOnlyList<SocketInfo> sockets, bool processes, bool numeric, bool extended, bool header)
     {
         var rows = new List<string[]>();
+        bool paths = sockets.Any(s => s.Path is not null);
         if (header)
         {
-            rows.Add(["Netid", "State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", processes || extended ? "Process" : ""]);
+            rows.Add([.. paths ? ["Path"] : Array.Empty<string>(), "Netid", "State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port",
+                processes || extended ? "Process" : ""]);
         }
         foreach (var s in sockets)
         {
@@ -93,14 +109,15 @@ public static class SsCommand
                 }
             }
             rows.Add([
+                .. paths ? [s.Path ?? ""] : Array.Empty<string>(),
                 s.Protocol, s.State,
                 s.RecvQ.ToString(CultureInfo.InvariantCulture), s.SendQ.ToString(CultureInfo.InvariantCulture),
-                $"{s.LocalAddress}:{PortName(s.LocalPort, s.Protocol, numeric)}",
-                s.RemotePort == 0 ? "0.0.0.0:*" : $"{s.RemoteAddress}:{PortName(s.RemotePort, s.Protocol, numeric)}",
+                $"{Bracketed(s.LocalAddress)}:{PortName(s.LocalPort, s.Protocol, numeric)}",
+                s.RemotePort == 0 ? (s.RemoteAddress.Contains(':') ? "[::]:*" : "0.0.0.0:*") : $"{Bracketed(s.RemoteAddress)}:{PortName(s.RemotePort, s.Protocol, numeric)}",
                 last.ToString(),
             ]);
         }
-        var widths = new int[7];
+        var widths = new int[rows.Count == 0 ? 0 : rows.Max(r => r.Length)];
         foreach (var row in rows)
         {
             for (int c = 0; c < row.Length; c++)
@@ -121,6 +138,9 @@ public static class SsCommand
         }
         return text.ToString();
     }
+
+    /// <summary>An IPv6 address in brackets before its port, as ss writes it: [::1]:53.</summary>
+    private static string Bracketed(string address) => address.Contains(':') ? $"[{address}]" : address;
 
     private static string PortName(int port, string protocol, bool numeric) =>
         numeric ? port.ToString(CultureInfo.InvariantCulture) : ServiceNames.Lookup(port, protocol) ?? port.ToString(CultureInfo.InvariantCulture);

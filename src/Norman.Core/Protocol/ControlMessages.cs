@@ -205,6 +205,8 @@ public sealed class SocketInfo
     public long TxPackets { get; set; }
     public long TxBytes { get; set; }
     public Dictionary<string, long> Drops { get; set; } = new();
+    /// <summary>Which stack the socket is on, in `norman ss --kernel`: "norman", or "kernel" (read from /proc/net).</summary>
+    public string? Path { get; set; }
 }
 
 /// <summary>Who the daemon is, for <c>hello</c>: version, addresses and port.</summary>
