@@ -7,6 +7,7 @@ var root = new RootCommand("Norman: kernel-bypass networking that the administra
     SsCommand.Create(),
     FilterCommand.Create(),
     QosCommand.Create(),
+    StatsCommand.Create(),
     TraceCommand.Create(),
     CaptureCommand.Create(),
     DemoCommand.Create(),

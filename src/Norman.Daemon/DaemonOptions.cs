@@ -51,6 +51,9 @@ public sealed class DaemonOptions
     /// <summary>Where the filter policy is kept and restored from at start; none keeps it in memory only.</summary>
     public string? PolicyFile { get; set; }
 
+    /// <summary>Where to serve Prometheus metrics (ADDRESS:PORT, loopback advised); null for nowhere.</summary>
+    public string? Metrics { get; set; }
+
     /// <summary>The CPU the dataplane thread is pinned to; null leaves it to the scheduler.</summary>
     public int? DataplaneCpu { get; set; }
 

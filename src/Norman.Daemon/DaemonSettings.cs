@@ -38,6 +38,8 @@ public static class DaemonSettings
             (o, v) => o.AdminGroup = Integer(v)),
         new("policy-file", "Where the filter policy is saved on every change and restored from at start (e.g. /var/lib/norman/policy.rules).", false,
             (o, v) => o.PolicyFile = v),
+        new("metrics", "Serve Prometheus metrics over HTTP at this address and port, e.g. 127.0.0.1:9469 (GET /metrics); off by default. " +
+            "It shows every socket's process: keep it on loopback.", false, (o, v) => o.Metrics = v),
         new("cpu", "Pin the dataplane thread to this CPU (it busy-polls: give it a core of its own).", false, (o, v) => o.DataplaneCpu = Integer(v)),
         new("busy-poll", "Never let the dataplane sleep when idle: lowest latency, one core always busy.", true, (o, v) => o.BusyPoll = Switch(v)),
         new("no-rx-checksum", "Do not verify UDP checksums on receive (as `ethtool -K rx off`).", true, (o, v) => o.VerifyChecksums = !Switch(v)),

@@ -37,6 +37,8 @@ public sealed class NormanDaemon : IAsyncDisposable
     /// <summary>The QoS classes, for in-process callers (the benchmark, the demo's chart); tools use the control socket.</summary>
     public Qos.QosStore Qos { get; }
     public ControlPlane Control { get; }
+    /// <summary>The Prometheus endpoint, when `--metrics` asked for one.</summary>
+    public Observability.MetricsServer? Metrics { get; private init; }
     /// <summary>The host at the far end of a virtual wire; null on other ports.</summary>
     public SimulatedPeer? Peer { get; }
     public string SocketPath => _server.Path;
@@ -82,7 +84,18 @@ public sealed class NormanDaemon : IAsyncDisposable
         try
         {
             var server = ControlServer.Start(options.ResolvedSocketPath, plane, log, options.SocketMode);
-            return new NormanDaemon(engine, runner, server, plane, peer, policy, qos, log);
+            try
+            {
+                // The endpoint sees as root does: every socket's process, as the administrator who opted in asked.
+                var metrics = options.Metrics is null ? null
+                    : new Observability.MetricsServer(options.Metrics, () => plane.Stats(new PeerIdentity(Environment.ProcessId, 0, 0, "metrics", "", "/", true, true)));
+                return new NormanDaemon(engine, runner, server, plane, peer, policy, qos, log) { Metrics = metrics };
+            }
+            catch
+            {
+                server.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                throw;
+            }
         }
         catch
         {
@@ -149,6 +162,10 @@ public sealed class NormanDaemon : IAsyncDisposable
         _disposed = true;
         _stopping.Cancel();
         await _logDrain;
+        if (Metrics is not null)
+        {
+            await Metrics.DisposeAsync();
+        }
         // Control first, so departing sessions release their sockets through a still-running dataplane.
         await _server.DisposeAsync();
         _runner.Stop();

@@ -100,6 +100,10 @@ public static class UpCommand
         var rate = options.LineRateBitsPerSecond == 0 ? "no line rate" : $"line rate {options.LineRateBitsPerSecond / 1e9:0.###} Gbit/s";
         Console.WriteLine($"normand: control socket {daemon.SocketPath}; port {daemon.Engine.Port.Name} ({daemon.Engine.Host}, {rate}" +
             (daemon.Peer is { } peer ? $", peer {peer.Address})" : ")"));
+        if (daemon.Metrics is { } metrics)
+        {
+            Console.WriteLine($"normand: Prometheus metrics at http://{metrics.Endpoint}/metrics");
+        }
         Console.WriteLine("normand: running; stop with Ctrl-C or SIGTERM.");
         while (!stop.Task.IsCompleted && daemon.DataplaneFailure is null)
         {

@@ -60,6 +60,17 @@ public sealed class ControlResponse
     public TraceInfo? Trace { get; set; }
     public CaptureInfo? Capture { get; set; }
     public QosInfo? Qos { get; set; }
+    public StatsInfo? Stats { get; set; }
+}
+
+/// <summary>Every counter at once, for `norman stats` and the Prometheus endpoint: the dataplane's (drops by reason
+/// among them), each socket's, each filter rule's and each QoS class's.</summary>
+public sealed class StatsInfo
+{
+    public Dictionary<string, long> Counters { get; set; } = new();
+    public List<SocketInfo> Sockets { get; set; } = new();
+    public List<RuleInfo> Rules { get; set; } = new();
+    public List<QosClassInfo> Classes { get; set; } = new();
 }
 
 /// <summary>What `norman qos show` shows: the port's line rate and every class with its counters.</summary>

@@ -22,6 +22,7 @@ public static class ControlProtocol
         public const string Close = "close";
         public const string Sockets = "sockets";
         public const string Counters = "counters";
+        public const string Stats = "stats";
         public const string FilterList = "filter-list";
         public const string FilterAdd = "filter-add";
         public const string FilterDelete = "filter-delete";

@@ -56,12 +56,10 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 response.Sockets = sockets.Snapshot().Select(s => Describe(s, session.Identity)).ToList();
                 return (response, []);
             case ControlProtocol.Ops.Counters:
-                response.Counters = engine.Counters.Snapshot();
-                response.Counters["sockets"] = sockets.Count;
-                response.Counters["conntrack_flows"] = engine.Conntrack.Count;
-                response.Counters["conntrack_table_full"] = engine.Conntrack.TableFull;
-                response.Counters["verdict_cache_hits"] = engine.IngressVerdicts.Hits + engine.EgressVerdicts.Hits;
-                response.Counters["verdict_cache_misses"] = engine.IngressVerdicts.Misses + engine.EgressVerdicts.Misses;
+                response.Counters = Counters();
+                return (response, []);
+            case ControlProtocol.Ops.Stats:
+                response.Stats = Stats(session.Identity);
                 return (response, []);
             case ControlProtocol.Ops.FilterList:
                 response.Filter = DescribeFilter();
@@ -348,6 +346,27 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
         }
     }
+
+    /// <summary>The dataplane's counters, with the socket count, conntrack's and the verdict caches'.</summary>
+    public Dictionary<string, long> Counters()
+    {
+        var counters = engine.Counters.Snapshot();
+        counters["sockets"] = sockets.Count;
+        counters["conntrack_flows"] = engine.Conntrack.Count;
+        counters["conntrack_table_full"] = engine.Conntrack.TableFull;
+        counters["verdict_cache_hits"] = engine.IngressVerdicts.Hits + engine.EgressVerdicts.Hits;
+        counters["verdict_cache_misses"] = engine.IngressVerdicts.Misses + engine.EgressVerdicts.Misses;
+        return counters;
+    }
+
+    /// <summary>Every counter, the sockets' as <paramref name="viewer"/> may see them (as `norman ss` shows them).</summary>
+    public StatsInfo Stats(PeerIdentity viewer) => new()
+    {
+        Counters = Counters(),
+        Sockets = sockets.Snapshot().Select(s => Describe(s, viewer)).ToList(),
+        Rules = DescribeFilter().Rules,
+        Classes = Qos is null ? [] : DescribeQos().Classes,
+    };
 
     private FilterInfo DescribeFilter()
     {
