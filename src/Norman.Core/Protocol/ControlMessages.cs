@@ -216,6 +216,10 @@ public sealed class SocketInfo
     public long TxPackets { get; set; }
     public long TxBytes { get; set; }
     public Dictionary<string, long> Drops { get; set; } = new();
+    /// <summary>Slots in each of its pipes: Recv-Q and Send-Q out of this is how full they are.</summary>
+    public int SlotCount { get; set; }
+    /// <summary>The QoS class that schedules what it sends; null before its first packet was classified.</summary>
+    public string? QosClass { get; set; }
     /// <summary>Which stack the socket is on, in `norman ss --kernel`: "norman", or "kernel" (read from /proc/net).</summary>
     public string? Path { get; set; }
 }

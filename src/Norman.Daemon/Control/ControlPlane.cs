@@ -53,7 +53,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 await CloseAsync(session, OwnedSocket(session, request));
                 return (response, []);
             case ControlProtocol.Ops.Sockets:
-                response.Sockets = sockets.Snapshot().Select(s => Describe(s, session.Identity)).ToList();
+                response.Sockets = sockets.Snapshot().Select(s => Describe(s, session.Identity, engine.Qos)).ToList();
                 return (response, []);
             case ControlProtocol.Ops.Counters:
                 response.Counters = Counters();
@@ -363,7 +363,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
     public StatsInfo Stats(PeerIdentity viewer) => new()
     {
         Counters = Counters(),
-        Sockets = sockets.Snapshot().Select(s => Describe(s, viewer)).ToList(),
+        Sockets = sockets.Snapshot().Select(s => Describe(s, viewer, engine.Qos)).ToList(),
         Rules = DescribeFilter().Rules,
         Classes = Qos is null ? [] : DescribeQos().Classes,
     };
@@ -465,8 +465,10 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
     }
 
     /// <summary>What ss shows. As on Linux, process details of other users' sockets are shown only to root.</summary>
-    private static SocketInfo Describe(NormanSocket socket, PeerIdentity viewer)
+    private static SocketInfo Describe(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos)
     {
+        // Read racily, for display: the dataplane classifies a socket when it first schedules it under a policy.
+        var choice = socket.Pipe.SendingQos;
         bool showProcess = viewer.IsRoot || viewer.Uid == socket.Owner.Uid;
         var counters = socket.Pipe.Counters;
         return new SocketInfo
@@ -489,6 +491,8 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             TxPackets = counters.TxPackets,
             TxBytes = counters.TxBytes,
             Drops = counters.DropSnapshot(),
+            SlotCount = socket.SlotCount,
+            QosClass = choice.Generation == qos.Generation && choice.Class < qos.Classes.Length ? qos.Classes[choice.Class].Settings.Name : null,
         };
     }
 
