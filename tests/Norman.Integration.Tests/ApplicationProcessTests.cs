@@ -78,6 +78,20 @@ public sealed class ApplicationProcessTests : DaemonTest
     }
 
     [Fact]
+    public async Task Norman_ss_i_shows_each_sockets_pipes_wakeups_last_activity_and_class()
+    {
+        using var echo = Daemon.Start("echo-server", "5000");
+        echo.ReadLine();
+        string idle = await RunNormanAsync("ss", "-lni", "--socket", Daemon.SocketPath);
+        Assert.Matches(@"\tpipe rx:0/1024 tx:0/1024 slot:2048B wakeups:0 last_rx:never last_tx:never class:-", idle);
+
+        Daemon.Peer.SendUdp(40000, 5000, "hello"u8);
+        Assert.NotNull(Daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(5))); // echoed: the socket received and sent
+        string busy = await RunNormanAsync("ss", "-lni", "--socket", Daemon.SocketPath);
+        Assert.Matches(@"udp\s+UNCONN.*0\.0\.0\.0:5000.*\n\tpipe rx:0/1024 tx:0/1024 slot:2048B wakeups:1 last_rx:\d+ms ago last_tx:\d+ms ago class:default", busy);
+    }
+
+    [Fact]
     public async Task Norman_ss_kernel_shows_a_kernel_socket_beside_a_norman_socket_with_the_path_each_takes()
     {
         using var echo = Daemon.Start("echo-server", "5000");

@@ -20,13 +20,14 @@ public static class SsCommand
         var processes = new Option<bool>("--processes", "-p") { Description = "Show the process using each socket." };
         var numeric = new Option<bool>("--numeric", "-n") { Description = "Do not resolve port numbers to service names." };
         var extended = new Option<bool>("--extended", "-e") { Description = "Show the owner's uid and packet counters." };
+        var info = new Option<bool>("--info", "-i") { Description = "Show each socket's pipes (occupancy and size), wake-ups, drops, last activity and QoS class, on a line of its own." };
         var noHeader = new Option<bool>("--no-header", "-H") { Description = "Suppress the header line." };
         var json = new Option<bool>("--json") { Description = "Print the sockets as JSON." };
         var kernel = new Option<bool>("--kernel") { Description = "Also list the Linux kernel's own UDP and TCP sockets (from /proc/net), with a Path column: which stack each is on." };
         var filter = new Argument<string[]>("FILTER") { Description = "An ss filter, e.g. sport = :80, dport != :53, src 198.18.0.1.", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("ss", "Show Norman's sockets, as ss shows the kernel's.\n\nExamples:\n  norman ss -lp                 # who listens on which port\n  norman ss -lpn sport = :80    # who listens on port 80\n  norman ss -lpn --kernel sport = :80   # on either stack\n  norman ss -a --json")
         {
-            socket, listening, all, udp, tcp, processes, numeric, extended, noHeader, json, kernel, filter,
+            socket, listening, all, udp, tcp, processes, numeric, extended, info, noHeader, json, kernel, filter,
         };
         command.SetAction(result =>
         {
@@ -77,14 +78,15 @@ public static class SsCommand
                 Console.WriteLine(JsonSerializer.Serialize(shown, ControlJson.Default.ListSocketInfo));
                 return 0;
             }
-            Console.Write(Format(shown, result.GetValue(processes), result.GetValue(numeric), result.GetValue(extended), !result.GetValue(noHeader)));
+            Console.Write(Format(shown, result.GetValue(processes), result.GetValue(numeric), result.GetValue(extended), !result.GetValue(noHeader),
+                result.GetValue(info)));
             return 0;
         });
         return command;
     }
 
     /// <summary>ss's columns: Netid State Recv-Q Send-Q Local Address:Port Peer Address:Port Process.</summary>
-    public static string Format(IReadOnlyList<SocketInfo> sockets, bool processes, bool numeric, bool extended, bool header)
+    public static string Format(IReadOnlyList<SocketInfo> sockets, bool processes, bool numeric, bool extended, bool header, bool info = false)
     {
         var rows = new List<string[]>();
         bool paths = sockets.Any(s => s.Path is not null);
@@ -126,8 +128,9 @@ public static class SsCommand
             }
         }
         var text = new StringBuilder();
-        foreach (var row in rows)
+        for (int r = 0; r < rows.Count; r++)
         {
+            var row = rows[r];
             var line = new StringBuilder();
             for (int c = 0; c < row.Length; c++)
             {
@@ -135,8 +138,28 @@ public static class SsCommand
                 line.Append(c < row.Length - 1 ? "  " : "");
             }
             text.AppendLine(line.ToString().TrimEnd());
+            int index = header ? r - 1 : r;
+            if (info && index >= 0 && sockets[index].Path != "kernel")
+            {
+                text.Append('\t').AppendLine(Detail(sockets[index]));
+            }
         }
         return text.ToString();
+    }
+
+    /// <summary>ss -i's second line, for a Norman socket: its pipes, wake-ups, drops, last activity and QoS class.</summary>
+    private static string Detail(SocketInfo s)
+    {
+        static string Ago(long milliseconds) => milliseconds < 0 ? "never" : string.Create(CultureInfo.InvariantCulture, $"{milliseconds}ms ago");
+        var detail = new StringBuilder();
+        detail.Append(CultureInfo.InvariantCulture, $"pipe rx:{s.RecvQ}/{s.SlotCount} tx:{s.SendQ}/{s.SlotCount} slot:{s.SlotSize}B");
+        detail.Append(CultureInfo.InvariantCulture, $" wakeups:{s.Wakeups} last_rx:{Ago(s.LastReceiveMilliseconds)} last_tx:{Ago(s.LastSendMilliseconds)}");
+        detail.Append(CultureInfo.InvariantCulture, $" class:{s.QosClass ?? "-"}");
+        foreach (var (reason, count) in s.Drops)
+        {
+            detail.Append(CultureInfo.InvariantCulture, $" drop_{reason}:{count}");
+        }
+        return detail.ToString();
     }
 
     /// <summary>An IPv6 address in brackets before its port, as ss writes it: [::1]:53.</summary>

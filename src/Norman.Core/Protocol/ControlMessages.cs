@@ -218,6 +218,13 @@ public sealed class SocketInfo
     public Dictionary<string, long> Drops { get; set; } = new();
     /// <summary>Slots in each of its pipes: Recv-Q and Send-Q out of this is how full they are.</summary>
     public int SlotCount { get; set; }
+    /// <summary>Bytes a slot holds (the largest datagram the pipe carries, with its headers).</summary>
+    public int SlotSize { get; set; }
+    /// <summary>Times the dataplane woke the application (it slept on its eventfd with packets arriving).</summary>
+    public long Wakeups { get; set; }
+    /// <summary>Milliseconds since the dataplane last delivered to it, and last sent for it; -1 for never.</summary>
+    public long LastReceiveMilliseconds { get; set; } = -1;
+    public long LastSendMilliseconds { get; set; } = -1;
     /// <summary>The QoS class that schedules what it sends; null before its first packet was classified.</summary>
     public string? QosClass { get; set; }
     /// <summary>Which stack the socket is on, in `norman ss --kernel`: "norman", or "kernel" (read from /proc/net).</summary>

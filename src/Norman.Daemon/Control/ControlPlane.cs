@@ -465,6 +465,10 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
     }
 
     /// <summary>What ss shows. As on Linux, process details of other users' sockets are shown only to root.</summary>
+    /// <summary>Milliseconds since a Stopwatch timestamp; -1 for one never taken (0).</summary>
+    private static long Age(long ticks) =>
+        ticks == 0 ? -1 : (long)System.Diagnostics.Stopwatch.GetElapsedTime(ticks).TotalMilliseconds;
+
     private static SocketInfo Describe(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos)
     {
         // Read racily, for display: the dataplane classifies a socket when it first schedules it under a policy.
@@ -492,6 +496,10 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             TxBytes = counters.TxBytes,
             Drops = counters.DropSnapshot(),
             SlotCount = socket.SlotCount,
+            SlotSize = socket.SlotSize,
+            Wakeups = counters.Wakeups,
+            LastReceiveMilliseconds = Age(counters.LastRxTicks),
+            LastSendMilliseconds = Age(counters.LastTxTicks),
             QosClass = choice.Generation == qos.Generation && choice.Class < qos.Classes.Length ? qos.Classes[choice.Class].Settings.Name : null,
         };
     }

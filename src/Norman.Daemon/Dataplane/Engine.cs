@@ -189,7 +189,7 @@ public sealed class Engine
             _police.Run(_rx, _qos, now);
         }
         _host.Run(_rx, now);
-        _deliver.Run(_rx, _breaths);
+        _deliver.Run(_rx, _breaths, now);
         Counters.Batches++;
         return received;
     }

@@ -8,6 +8,9 @@ public sealed class SocketCounters
     public long TxPackets;
     public long TxBytes;
     public long Wakeups;
+    /// <summary>When (Stopwatch ticks) the dataplane last delivered to the socket, and last sent for it; 0 for never.</summary>
+    public long LastRxTicks;
+    public long LastTxTicks;
     private readonly long[] _drops = new long[DropReasons.Count];
 
     public void Drop(DropReason reason) => _drops[(int)reason]++;

@@ -9,7 +9,7 @@ public sealed class DeliverStage(DataplaneCounters counters, SocketSet sockets)
 {
     private readonly int[] _touched = new int[PacketBatch.Capacity];
 
-    public void Run(PacketBatch batch, long batchNumber)
+    public void Run(PacketBatch batch, long batchNumber, long now)
     {
         int touchedCount = 0;
         for (int i = 0; i < batch.Count; i++)
@@ -43,6 +43,7 @@ public sealed class DeliverStage(DataplaneCounters counters, SocketSet sockets)
         {
             var socket = sockets[_touched[t]];
             socket.Rx.Publish();
+            socket.Counters.LastRxTicks = now;
             if (socket.Rx.TakeWakeupRequest())
             {
                 socket.Wakeup.Signal();

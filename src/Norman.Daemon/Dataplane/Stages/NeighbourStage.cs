@@ -66,6 +66,7 @@ public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets
                 EthernetHeader.Write(frame, mac, host.Mac, EtherTypes.IPv4);
                 socket.Counters.TxPackets++;
                 socket.Counters.TxBytes += batch.Parsed(i).PayloadLength;
+                socket.Counters.LastTxTicks = now;
                 counters.SentPackets++;
                 continue;
             }
@@ -82,6 +83,7 @@ public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets
             _waiting.Commit(frame.Length, (long)socket.Slot << 40 | (socket.Id & 0xFF_FFFF_FFFF));
             socket.Counters.TxPackets++;
             socket.Counters.TxBytes += batch.Parsed(i).PayloadLength;
+            socket.Counters.LastTxTicks = now;
         }
     }
 
