@@ -28,7 +28,7 @@ public sealed class DeliverStage(DataplaneCounters counters, SocketSet sockets)
                 counters.Drop(DropReason.RxPipeFull);
                 continue;
             }
-            ip.CopyTo(slot);
+            Norman.Core.Memory.PacketCopy.To(ip, slot);
             socket.Rx.Commit(ip.Length);
             socket.Counters.RxPackets++;
             socket.Counters.RxBytes += packet.PayloadLength;

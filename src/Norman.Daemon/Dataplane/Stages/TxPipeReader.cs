@@ -61,7 +61,7 @@ public static class TxPipeReader
     /// <summary>Copies the head packet behind a room for the Ethernet header, owned by the socket, and frees its slot.</summary>
     public static void CopyHead(PipeSocket socket, PacketBatch batch, int frameLength)
     {
-        socket.Tx.Peek().CopyTo(batch.NextBuffer()[EthernetHeader.Size..]);
+        Norman.Core.Memory.PacketCopy.To(socket.Tx.Peek(), batch.NextBuffer()[EthernetHeader.Size..]);
         batch.Append(frameLength);
         batch.SocketSlot(batch.Count - 1) = socket.Slot;
         socket.Tx.Advance();
