@@ -58,13 +58,14 @@ public static unsafe class EngineOnlyScenario
     }
 
     /// <summary>
-    /// One engine, with a capture filtered by <paramref name="captureFilter"/> or none (null), that floods
+    /// One engine, with a capture filtered by <paramref name="captureFilter"/> or none (null) and, with
+    /// <paramref name="conntrack"/>, a rule that makes connection tracking see every packet, that floods
     /// <paramref name="warmUp"/> packets and then <paramref name="packets"/> more: the unit
     /// <see cref="InstructionCounts"/> runs under callgrind.
     /// </summary>
-    public static void RunOnce(string? captureFilter, long warmUp, long packets)
+    public static void RunOnce(string? captureFilter, long warmUp, long packets, bool conntrack = false)
     {
-        using var rig = new Rig(captureFilter);
+        using var rig = new Rig(captureFilter, conntrack);
         rig.Run(warmUp);
         rig.Run(packets);
     }
@@ -84,9 +85,15 @@ public static unsafe class EngineOnlyScenario
         private readonly RingConsumer _rx;
         private readonly CaptureTap? _tap;
 
-        public Rig(string? captureFilter)
+        public Rig(string? captureFilter, bool conntrack = false)
         {
             (_engine, _peer, _) = BenchWire.Create();
+            if (conntrack)
+            {
+                // A rule that asks connection tracking about every packet, which this flow never matches.
+                new Norman.Daemon.Policy.PolicyStore(_engine, new Norman.Daemon.Policy.AppNames(), null)
+                    .Add(Norman.Daemon.Policy.Chain.Ingress, ["ct", "state", "invalid", "drop"]);
+            }
             var owner = new PeerIdentity(Environment.ProcessId, 0, 0, "bench", "bench", "/", true);
             _socket = new NormanSocket(1, owner, IpProtocols.Udp, NetAddress.FromV4(0), 5000, 1024, PipeLayout.DefaultSlotSize);
             _engine.Post(new AddSocketCommand(_socket.Pipe));

@@ -23,23 +23,24 @@ public static partial class InstructionCounts
 
     /// <summary>
     /// Instructions per 64-byte packet, peer → RX pipe, with a capture filtered by <paramref name="captureFilter"/>
-    /// (null: none), and the same per method (the profile: where a packet's instructions go).
+    /// (null: none), with connection tracking asked about every packet if <paramref name="conntrack"/>, and the same
+    /// per method (the profile: where a packet's instructions go).
     /// </summary>
-    public static (double Total, Dictionary<string, double> ByMethod) PerPacket(string? captureFilter, long packets)
+    public static (double Total, Dictionary<string, double> ByMethod) PerPacket(string? captureFilter, long packets, bool conntrack = false)
     {
-        var (once, onceMethods) = Count(captureFilter, packets);
-        var (twice, twiceMethods) = Count(captureFilter, 2 * packets);
+        var (once, onceMethods) = Count(captureFilter, packets, conntrack);
+        var (twice, twiceMethods) = Count(captureFilter, 2 * packets, conntrack);
         var byMethod = twiceMethods.ToDictionary(m => m.Key, m => (double)(m.Value - onceMethods.GetValueOrDefault(m.Key)) / packets);
         return ((double)(twice - once) / packets, byMethod);
     }
 
-    private static (long Total, Dictionary<string, long> ByMethod) Count(string? captureFilter, long packets)
+    private static (long Total, Dictionary<string, long> ByMethod) Count(string? captureFilter, long packets, bool conntrack)
     {
         string output = Path.Combine(Path.GetTempPath(), $"norman-callgrind-{Guid.NewGuid():N}.out");
         var start = new ProcessStartInfo("valgrind") { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var argument in new[] { "--tool=callgrind", $"--callgrind-out-file={output}", "--dump-instr=yes", "--compress-pos=no",
             "--compress-strings=no", Environment.ProcessPath!, "engine-once",
-            captureFilter ?? "-", WarmUp.ToString(CultureInfo.InvariantCulture), packets.ToString(CultureInfo.InvariantCulture) })
+            captureFilter ?? "-", WarmUp.ToString(CultureInfo.InvariantCulture), packets.ToString(CultureInfo.InvariantCulture), conntrack ? "conntrack" : "-" })
         {
             start.ArgumentList.Add(argument);
         }

@@ -9,7 +9,7 @@ using Norman.Bench;
 // Helper modes, run by the benchmark itself inside network namespaces:
 //   kernel-recv PORT SECONDS | kernel-send DEVICE DEST PORT PAYLOAD SECONDS | norman-send DEVICE DEST PORT PAYLOAD SECONDS
 //   kernel-echo PORT SECONDS | kernel-ping DEST PORT PAYLOAD COUNT | raw-ring-consume RING LENGTH PACKETS
-// and, under callgrind: engine-once FILTER|- WARMUP PACKETS
+// and, under callgrind: engine-once FILTER|- WARMUP PACKETS [conntrack]
 switch (args.FirstOrDefault())
 {
     case "kernel-recv":
@@ -31,7 +31,7 @@ switch (args.FirstOrDefault())
         return 0;
     case "engine-once":
         EngineOnlyScenario.RunOnce(args[1] == "-" ? null : args[1], long.Parse(args[2], CultureInfo.InvariantCulture),
-            long.Parse(args[3], CultureInfo.InvariantCulture));
+            long.Parse(args[3], CultureInfo.InvariantCulture), conntrack: args.Length > 4 && args[4] == "conntrack");
         return 0;
     case "norman-send":
         RealWireScenarios.NormanSend(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture),
@@ -160,7 +160,7 @@ root.SetAction(result =>
         }
         figures.AddRange([engineAlone, engineTap, tapCost, methodFloor]);
     }
-    // Instruction counts: exact where timing on a shared machine is not, but a minute and a half of valgrind, so
+    // Instruction counts: exact where timing on a shared machine is not, but two minutes of valgrind, so
     // not part of --quick unless asked for by name.
     if ((isQuick ? groups.Contains("instructions") : Runs("instructions")) && InstructionCounts.WhyNot() is { } noCounts)
     {
@@ -181,11 +181,13 @@ root.SetAction(result =>
         var aloneFigure = new Measurement("engine_instructions_per_packet_64", "engine alone: instructions per 64-byte packet, peer → RX pipe (callgrind, no tiers)", "instructions");
         var tappedFigure = new Measurement("engine_capture_nomatch_instructions_per_packet_64", "the same with a capture matching nothing (tcp port 9)", "instructions");
         var cost = new Measurement("engine_capture_nomatch_instructions_percent", "what a capture matching nothing adds to the engine's instructions per packet", "%");
+        var tracked = new Measurement("engine_conntrack_instructions_per_packet_64", "the same with connection tracking asked about every packet (a `ct state invalid drop` rule)", "instructions");
+        tracked.Add(InstructionCounts.PerPacket(null, counted, conntrack: true).Total);
         aloneFigure.Add(alone);
         tappedFigure.Add(tapped);
         cost.Add((tapped / alone - 1) * 100);
         Console.Error.WriteLine($"instructions per packet: {alone:F1} alone, {tapped:F1} with a capture matching nothing ({(tapped / alone - 1) * 100:+0.0;-0.0}%)");
-        figures.AddRange([aloneFigure, tappedFigure, cost]);
+        figures.AddRange([aloneFigure, tappedFigure, cost, tracked]);
     }
     if (Runs("qos"))
     {

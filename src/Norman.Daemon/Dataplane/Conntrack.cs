@@ -69,20 +69,26 @@ public sealed class Conntrack
     public long TableFull { get; private set; }
 
     /// <summary>The state of a packet before the filter decides on it. <paramref name="outbound"/>: sent by one of our sockets.</summary>
-    public ConnectionState StateOf(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound, long now) =>
-        StateOf(frame, packet, outbound, now, out _);
+    public ConnectionState StateOf(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound, long now)
+    {
+        var key = KeyOf(packet, outbound);
+        return StateOf(frame, packet, outbound, now, key, key.Hash(), out _);
+    }
 
     /// <summary>
     /// The state of a packet before the filter decides on it. <paramref name="outbound"/>: sent by one of our sockets.
     /// <paramref name="flow"/> is its live flow's entry, or -1: hand it to <see cref="Track"/> for the same packet, so
     /// that a packet of a known flow is looked up once, not twice.
     /// </summary>
-    public ConnectionState StateOf(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound, long now, out int flow)
+    /// <paramref name="key"/> is <see cref="KeyOf"/> the packet and <paramref name="hash"/> its hash, computed once per
+    /// packet by the caller for every table that wants them.
+    public ConnectionState StateOf(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound, long now, in FlowKey key, ulong hash,
+        out int flow)
     {
         flow = -1;
         if (packet.Kind is PacketKind.Udp or PacketKind.Tcp)
         {
-            if (!_flows.TryGet(KeyOf(packet, outbound), out int index) || Expired(index, now))
+            if (!_flows.TryGet(key, hash, out int index) || Expired(index, now))
             {
                 return ConnectionState.New;
             }
@@ -97,15 +103,9 @@ public sealed class Conntrack
         return ConnectionState.New;
     }
 
-    /// <summary>Prefetches the flow's slot: called for a whole batch before its packets are looked up one by one.</summary>
+    /// <summary>Prefetches the slot of the flow with this hash: called for a whole batch before its packets are looked up one by one.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Prefetch(in ParsedPacket packet, bool outbound)
-    {
-        if (packet.Kind is PacketKind.Udp or PacketKind.Tcp)
-        {
-            _flows.Prefetch(KeyOf(packet, outbound));
-        }
-    }
+    public void Prefetch(ulong hash) => _flows.Prefetch(hash);
 
     /// <summary>Records a packet the filter let through: creates its flow, or refreshes it (and marks it replied).</summary>
     public void Track(in ParsedPacket packet, bool outbound, long now, int flow = -1)
@@ -194,7 +194,9 @@ public sealed class Conntrack
         _free.Push(index);
     }
 
-    private static FlowKey KeyOf(in ParsedPacket packet, bool outbound) => outbound
+    /// <summary>A flow's key from our side: our address and port first, whichever way the packet goes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static FlowKey KeyOf(in ParsedPacket packet, bool outbound) => outbound
         ? new FlowKey(packet.Protocol, packet.Source, packet.SourcePort, packet.Destination, packet.DestinationPort)
         : new FlowKey(packet.Protocol, packet.Destination, packet.DestinationPort, packet.Source, packet.SourcePort);
 }

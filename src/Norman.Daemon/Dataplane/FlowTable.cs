@@ -50,9 +50,13 @@ public sealed class FlowTable
     public long BytesAllocated => (long)_slots.Length * Unsafe.SizeOf<Slot>();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool TryGet(in FlowKey key, out int value)
+    public bool TryGet(in FlowKey key, out int value) => TryGet(key, key.Hash(), out value);
+
+    /// <summary>A lookup whose key's <see cref="FlowKey.Hash"/> the caller has already computed (once for several tables).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryGet(in FlowKey key, ulong hash, out int value)
     {
-        int index = (int)key.Hash() & _mask;
+        int index = (int)hash & _mask;
         while (true)
         {
             ref var slot = ref _slots[index];
@@ -71,16 +75,16 @@ public sealed class FlowTable
     }
 
     /// <summary>
-    /// Asks the CPU to bring the key's home slot into the cache now, so that a lookup a little later (after the rest
+    /// Asks the CPU to bring the home slot of the key with this hash into the cache now, so that a lookup a little later (after the rest
     /// of the batch has been prefetched) does not wait for memory: a table of a million flows is far larger than the
     /// caches. A prefetch never faults, so the slot's address may go stale if the table grows meanwhile.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public unsafe void Prefetch(in FlowKey key)
+    public unsafe void Prefetch(ulong hash)
     {
         if (Sse.IsSupported)
         {
-            Sse.Prefetch0(Unsafe.AsPointer(ref _slots[(int)key.Hash() & _mask]));
+            Sse.Prefetch0(Unsafe.AsPointer(ref _slots[(int)hash & _mask]));
         }
     }
 

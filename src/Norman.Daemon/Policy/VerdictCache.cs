@@ -6,7 +6,7 @@ namespace Norman.Daemon.Policy;
 
 /// <summary>
 /// Remembers, per flow, what a chain decided: the verdict and the rules that matched (for their counters), keyed
-/// by the 5-tuple, the owning socket, the flow's conntrack state and the policy generation, so an established flow
+/// by the 5-tuple (as conntrack keys it, our side first, with the hash the filter computed once for both), the owning socket, the flow's conntrack state and the policy generation, so an established flow
 /// costs one hash lookup however many rules there are. Direct-mapped and fixed in size (a collision just
 /// re-evaluates); a new policy generation makes every entry stale at once. Only for chains whose rules depend on
 /// nothing but the flow, its owner and its state (no pcap expression, no rate limit). Used by the dataplane thread only.
@@ -35,11 +35,10 @@ public sealed class VerdictCache
 
     /// <summary>The cached verdict for this packet's flow, counting the rules that decided it; false on a miss.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool TryGet(in ParsedPacket packet, long socketId, ConnectionState state, PolicySnapshot policy, CompiledRule[] rules, int frameLength,
+    public bool TryGet(in FlowKey key, ulong hash, long socketId, ConnectionState state, PolicySnapshot policy, CompiledRule[] rules, int frameLength,
         out FilterAction verdict, out long decidedBy)
     {
-        var key = new FlowKey(packet.Protocol, packet.Source, packet.SourcePort, packet.Destination, packet.DestinationPort);
-        ref var entry = ref _entries[(int)key.Hash() & (Size - 1)];
+        ref var entry = ref _entries[(int)hash & (Size - 1)];
         if (entry.Generation != policy.Generation || entry.SocketId != socketId || entry.State != state || entry.Key != key)
         {
             Misses++;
@@ -59,15 +58,14 @@ public sealed class VerdictCache
         return true;
     }
 
-    public void Store(in ParsedPacket packet, long socketId, ConnectionState state, PolicySnapshot policy, FilterAction verdict, long decidedBy,
+    public void Store(in FlowKey key, ulong hash, long socketId, ConnectionState state, PolicySnapshot policy, FilterAction verdict, long decidedBy,
         ReadOnlySpan<int> matched)
     {
         if (matched.Length > MaxMatchedRules)
         {
             return;
         }
-        var key = new FlowKey(packet.Protocol, packet.Source, packet.SourcePort, packet.Destination, packet.DestinationPort);
-        ref var entry = ref _entries[(int)key.Hash() & (Size - 1)];
+        ref var entry = ref _entries[(int)hash & (Size - 1)];
         entry.Key = key;
         entry.Generation = policy.Generation;
         entry.SocketId = socketId;
