@@ -26,8 +26,8 @@ public static class FilterCommand
             socket,
         };
         command.Subcommands.Add(List(socket));
-        command.Subcommands.Add(Change("add", "Append a rule to a chain.", socket, insert: false));
-        command.Subcommands.Add(Change("insert", "Insert a rule at the top of a chain.", socket, insert: true));
+        command.Subcommands.Add(Change("add", "Append a rule to a chain.\n\nExamples:\n  norman filter add ingress udp dport 80 drop\n  norman filter add egress app bobapp drop", socket, insert: false));
+        command.Subcommands.Add(Change("insert", "Insert a rule at the top of a chain.\n\nExample:\n  norman filter insert ingress ip saddr 198.18.0.0/24 accept", socket, insert: true));
         command.Subcommands.Add(Delete(socket));
         command.Subcommands.Add(Flush(socket));
         command.Subcommands.Add(Policy(socket));
@@ -41,7 +41,7 @@ public static class FilterCommand
     private static Command List(Option<string?> socket)
     {
         var json = new Option<bool>("--json") { Description = "Print the policy as JSON." };
-        var list = new Command("list", "List both chains with each rule's handle and packet and byte counters.") { json };
+        var list = new Command("list", "List both chains with each rule's handle and packet and byte counters.\n\nExamples:\n  norman filter list\n  norman filter list --json") { json };
         list.SetAction(result => Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterList }, response =>
         {
             if (result.GetValue(json))
@@ -74,7 +74,7 @@ public static class FilterCommand
     private static Command Delete(Option<string?> socket)
     {
         var handle = new Argument<long>("HANDLE") { Description = "The rule's handle, as `norman filter list` shows it." };
-        var delete = new Command("delete", "Delete a rule by its handle.") { handle };
+        var delete = new Command("delete", "Delete a rule by its handle (`norman filter list` shows them).\n\nExample:\n  norman filter delete 3") { handle };
         delete.SetAction(result => Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterDelete, Handle = result.GetValue(handle) }, _ => { }));
         return delete;
     }
@@ -82,7 +82,7 @@ public static class FilterCommand
     private static Command Flush(Option<string?> socket)
     {
         var chain = new Argument<string?>("CHAIN") { Description = "ingress or egress; both if left out.", Arity = ArgumentArity.ZeroOrOne };
-        var flush = new Command("flush", "Delete every rule of a chain (or of both); policies stay.") { chain };
+        var flush = new Command("flush", "Delete every rule of a chain (or of both); policies stay.\n\nExamples:\n  norman filter flush ingress\n  norman filter flush") { chain };
         flush.SetAction(result => Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterFlush, Chain = result.GetValue(chain) }, _ => { }));
         return flush;
     }
@@ -91,7 +91,7 @@ public static class FilterCommand
     {
         var chain = new Argument<string>("CHAIN") { Description = "ingress or egress." };
         var action = new Argument<string>("POLICY") { Description = "accept or drop: what happens to a packet no rule decided." };
-        var policy = new Command("policy", "Set a chain's default policy.") { chain, action };
+        var policy = new Command("policy", "Set a chain's default policy.\n\nExample:\n  norman filter policy ingress drop") { chain, action };
         policy.SetAction(result => Call(result, socket, new ControlRequest
         {
             Op = ControlProtocol.Ops.FilterPolicy,
@@ -116,9 +116,9 @@ public static class FilterCommand
             Elements = (result.GetValue(elements) ?? []).ToList(),
         }, _ => { }));
         var deleteName = new Argument<string>("NAME") { Description = "The set to delete (no rule may use it)." };
-        var delete = new Command("delete", "Delete a named set.") { deleteName };
+        var delete = new Command("delete", "Delete a named set.\n\nExample:\n  norman filter set delete blocked") { deleteName };
         delete.SetAction(result => Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterSetDelete, SetName = result.GetValue(deleteName) }, _ => { }));
-        return new Command("set", "Named sets of addresses or ports, matched with one lookup (like nft sets or ipset).") { add, delete };
+        return new Command("set", "Named sets of addresses or ports, matched with one lookup (like nft sets or ipset).\n\nExample:\n  norman filter set add blocked ipv4_addr 203.0.113.7") { add, delete };
     }
 
     private static Command Elements(Option<string?> socket)
@@ -136,16 +136,16 @@ public static class FilterCommand
             }, _ => { }));
             return change;
         }
-        return new Command("element", "Add or delete elements of a named set, in one swap.")
+        return new Command("element", "Add or delete elements of a named set, in one swap.\n\nExample:\n  norman filter element add blocked 203.0.113.10")
         {
-            Change("add", ControlProtocol.Ops.FilterElementAdd, "Add elements to a set."),
-            Change("delete", ControlProtocol.Ops.FilterElementDelete, "Delete elements from a set."),
+            Change("add", ControlProtocol.Ops.FilterElementAdd, "Add elements to a set.\n\nExample:\n  norman filter element add blocked 203.0.113.10"),
+            Change("delete", ControlProtocol.Ops.FilterElementDelete, "Delete elements from a set.\n\nExample:\n  norman filter element delete blocked 203.0.113.10"),
         };
     }
 
     private static Command Save(Option<string?> socket)
     {
-        var save = new Command("save", "Print the policy in the file format that restore reads (and normand keeps in its policy file).");
+        var save = new Command("save", "Print the policy in the file format that restore reads (and normand keeps in its policy file).\n\nExample:\n  norman filter save > policy.rules");
         save.SetAction(result => Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterSave }, response =>
         {
             foreach (var line in response.Filter!.Lines!)
@@ -160,7 +160,7 @@ public static class FilterCommand
     {
         var file = new Argument<string>("FILE") { Description = "A policy file, as save prints it; - for standard input." };
         var dryRun = new Option<bool>("--dry-run") { Description = "Show what would change, and change nothing." };
-        var restore = new Command("restore", "Replace the whole policy with a file's, in one swap (alias: apply).") { file, dryRun };
+        var restore = new Command("restore", "Replace the whole policy with a file's, in one swap (alias: apply).\n\nExamples:\n  norman filter restore policy.rules\n  norman filter restore --dry-run policy.rules") { file, dryRun };
         restore.Aliases.Add("apply");
         restore.SetAction(result =>
         {

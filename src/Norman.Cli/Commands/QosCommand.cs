@@ -32,8 +32,8 @@ public static class QosCommand
             socket,
         };
         command.Subcommands.Add(Show(socket));
-        command.Subcommands.Add(Change("add", ControlProtocol.Ops.QosAdd, "Add a class (and, after 'match', its first match).", socket));
-        command.Subcommands.Add(Change("change", ControlProtocol.Ops.QosChange, "Change a class's settings; those not named stay.", socket));
+        command.Subcommands.Add(Change("add", ControlProtocol.Ops.QosAdd, "Add a class (and, after 'match', its first match).\n\nExample:\n  norman qos add database band 0 match app kvdb", socket));
+        command.Subcommands.Add(Change("change", ControlProtocol.Ops.QosChange, "Change a class's settings; those not named stay.\n\nExample:\n  norman qos change database rate 200M", socket));
         command.Subcommands.Add(Delete(socket));
         command.Subcommands.Add(Matches(socket));
         return command;
@@ -76,7 +76,7 @@ public static class QosCommand
     private static Command Delete(Option<string?> socket)
     {
         var className = new Argument<string>("CLASS") { Description = "The class to delete; its matches go with it." };
-        var delete = new Command("delete", "Delete a class and its matches; its sockets go back to the default class.") { className };
+        var delete = new Command("delete", "Delete a class and its matches; its sockets go back to the default class.\n\nExample:\n  norman qos delete database") { className };
         delete.SetAction(result => Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.QosDelete, Class = result.GetValue(className) }, _ => { }));
         return delete;
     }
@@ -94,9 +94,9 @@ public static class QosCommand
             Rule = result.GetValue(words)!.ToList(),
         }, response => Print(response.Qos!)));
         var handle = new Argument<long>("HANDLE") { Description = "The match's handle, as `norman qos show` prints it (#N)." };
-        var delete = new Command("delete", "Delete a match by its handle.") { handle };
+        var delete = new Command("delete", "Delete a match by its handle (`norman qos show` lists them).\n\nExample:\n  norman qos match delete 2") { handle };
         delete.SetAction(result => Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.QosMatchDelete, Handle = result.GetValue(handle) }, _ => { }));
-        return new Command("match", "Add or delete the matches that put sockets into classes.") { add, delete };
+        return new Command("match", "Add or delete the matches that put sockets into classes.\n\nExample:\n  norman qos match add database uid 1001") { add, delete };
     }
 
     /// <summary>One row a class, tc -s class show's figures as columns; matches with their handles in the last.</summary>
