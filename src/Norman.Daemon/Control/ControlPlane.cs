@@ -212,37 +212,45 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
     private void ChangeFilter(PeerIdentity caller, ControlRequest request)
     {
         RequireAdministrator(caller, "changing the filter policy");
+        string who = $"{caller.ProcessName} (pid {caller.Pid}, uid {caller.Uid})";
         try
         {
             switch (request.Op)
             {
                 case ControlProtocol.Ops.FilterAdd:
                     var rule = policy.Add(PolicyStore.ParseChain(request.Chain ?? ""), request.Rule ?? [], request.Insert ?? false);
-                    log.Info($"filter: {caller.ProcessName} (pid {caller.Pid}, uid {caller.Uid}) added to {request.Chain}: {rule} (handle {rule.Handle})");
+                    log.Info($"filter: {who} added to {request.Chain}: {rule} (handle {rule.Handle})");
                     break;
                 case ControlProtocol.Ops.FilterDelete:
                     if (!policy.Delete(request.Handle ?? -1))
                     {
                         throw new ControlException(ControlProtocol.Errors.NotFound, $"There is no rule with handle {request.Handle}: `norman filter list` shows the handles.");
                     }
+                    log.Info($"filter: {who} deleted rule {request.Handle}");
                     break;
                 case ControlProtocol.Ops.FilterFlush:
                     policy.Flush(request.Chain is null ? null : PolicyStore.ParseChain(request.Chain));
+                    log.Info($"filter: {who} flushed {request.Chain ?? "both chains"}");
                     break;
                 case ControlProtocol.Ops.FilterPolicy:
                     policy.SetPolicy(PolicyStore.ParseChain(request.Chain ?? ""), Enum.Parse<FilterAction>(request.Policy ?? "", ignoreCase: true));
+                    log.Info($"filter: {who} set the {request.Chain} policy to {request.Policy}");
                     break;
                 case ControlProtocol.Ops.FilterRestore:
                     policy.Restore(request.Lines ?? [], "the restored policy");
+                    log.Info($"filter: {who} restored a policy of {policy.List().Rules.Count} rules");
                     break;
                 case ControlProtocol.Ops.FilterSetAdd:
                     policy.AddSet(request.SetName ?? "", request.SetType ?? "", request.Elements ?? []);
+                    log.Info($"filter: {who} added set {request.SetName} ({request.Elements?.Count ?? 0} elements)");
                     break;
                 case ControlProtocol.Ops.FilterSetDelete:
                     policy.DeleteSet(request.SetName ?? "");
+                    log.Info($"filter: {who} deleted set {request.SetName}");
                     break;
                 case ControlProtocol.Ops.FilterElementAdd or ControlProtocol.Ops.FilterElementDelete:
                     policy.ChangeElements(request.SetName ?? "", request.Elements ?? [], request.Op == ControlProtocol.Ops.FilterElementDelete);
+                    log.Info($"filter: {who} {(request.Op == ControlProtocol.Ops.FilterElementDelete ? "deleted" : "added")} {request.Elements?.Count ?? 0} elements of set {request.SetName}");
                     break;
             }
         }
