@@ -54,6 +54,10 @@ public static class DemoCommand
             Console.Write(await RunSelfAsync(["ss", "-lp", "--socket", socketPath]));
             Step("…and who listens on the database's port?", $"norman ss -lpn sport = :{DatabasePort}");
             Console.Write(await RunSelfAsync(["ss", "-lpn", "--socket", socketPath, "sport", "=", $":{DatabasePort}"]));
+            Step("One ss for both stacks: the kernel's own UDP listeners beside Norman's, and the path each takes:", "norman ss -lnu --kernel");
+            Console.Write(await RunSelfAsync(["ss", "-lnu", "--kernel", "--socket", socketPath]));
+            Step("What each socket did, every counter at once (Prometheus gets the same with `norman up --metrics`):", "norman stats");
+            Console.Write(await RunSelfAsync(["stats", "--socket", socketPath]));
 
             await RogueServerAsync(daemon, socketPath, started);
 
