@@ -43,11 +43,13 @@ public enum DropReason
     FilteredEgress,
     /// <summary>Received above its QoS class's policing rate.</summary>
     Policed,
+    /// <summary>ARP that would change the MAC of an address already resolved, outside an exchange Norman started.</summary>
+    ArpMacChange,
 }
 
 public static class DropReasons
 {
-    public const int Count = (int)DropReason.Policed + 1;
+    public const int Count = (int)DropReason.ArpMacChange + 1;
 
     private static readonly string[] Names = BuildNames();
 

@@ -12,8 +12,9 @@ namespace Norman.Daemon.Dataplane;
 /// <item>stale: older than that; still used, and re-confirmed with a request at most once a second; after
 /// <see cref="MaxProbes"/> unanswered requests it is forgotten (expired) and resolved afresh.</item>
 /// </list>
-/// Entries are learned from ARP replies and from requests addressed to us. Bounded: at most
-/// <see cref="MaxEntries"/> addresses, so a flood of ARP cannot grow it.
+/// Entries are learned from ARP replies and from requests addressed to us; a resolved address's MAC changes only by
+/// a reply to a request Norman sent to re-confirm it. Bounded: at most <see cref="MaxEntries"/> addresses, so a flood
+/// of ARP cannot grow it.
 /// </summary>
 public sealed class NeighbourTable
 {
@@ -101,14 +102,24 @@ public sealed class NeighbourTable
         return Lookup.Pending;
     }
 
-    /// <summary>Records an address's MAC, from an ARP reply or a request that named us: reachable as of now.</summary>
-    public void Learn(uint address, MacAddress mac, long now)
+    /// <summary>
+    /// Records an address's MAC, from an ARP reply or a request that named us: reachable as of now. An address already
+    /// resolved keeps its MAC unless this is a <paramref name="reply"/> while Norman is re-confirming it (an exchange it
+    /// started): anyone else's claim to it is refused, so that a forged ARP cannot divert its traffic. False when refused.
+    /// </summary>
+    public bool Learn(uint address, MacAddress mac, long now, bool reply)
     {
-        if (!_entries.TryGetValue(address, out var existing) && _entries.Count >= MaxEntries || existing.Permanent)
+        bool known = _entries.TryGetValue(address, out var existing);
+        if (!known && _entries.Count >= MaxEntries || existing.Permanent)
         {
-            return;
+            return false;
+        }
+        if (known && existing.Resolved && existing.Mac != mac && !(reply && existing.Probes > 0))
+        {
+            return false;
         }
         _entries[address] = new Entry { Mac = mac, Resolved = true, ConfirmedAt = now, LastProbe = now };
+        return true;
     }
 
     /// <summary>A static entry, as `ip neigh add … nud permanent`: never probed, never replaced by ARP.</summary>

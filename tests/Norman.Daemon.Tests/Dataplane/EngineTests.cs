@@ -86,6 +86,31 @@ public sealed class EngineTests : IDisposable
     }
 
     [Fact]
+    public void A_forged_arp_for_the_resolved_peer_is_refused_counted_and_traffic_still_reaches_the_real_peer()
+    {
+        var app = _wire.Bind(5000);
+        app.Send("first"u8, EngineHarness.HostAddress, 5000, EngineHarness.PeerAddress, 9000);
+        _wire.Breathe();
+        Assert.NotNull(_wire.Peer.TakeDatagram(TimeSpan.Zero)); // resolved by Norman's own ARP exchange
+
+        // Someone on the wire claims the peer's address, by a request naming us and by an unsolicited reply.
+        var attacker = MacAddress.Parse("02:66:66:66:66:66");
+        var frame = new byte[ControlFrames.MinimumFrameLength];
+        ControlFrames.ArpRequest(frame, attacker, EngineHarness.PeerAddress, EngineHarness.HostAddress);
+        _wire.Peer.SendFrame(frame.ToArray());
+        ControlFrames.ArpReply(frame, attacker, EngineHarness.PeerAddress, _wire.Engine.Host.Mac, EngineHarness.HostAddress);
+        _wire.Peer.SendFrame(frame.ToArray());
+        _wire.Breathe();
+
+        Assert.Equal(2, _wire.Engine.Counters.Drops(DropReason.ArpMacChange));
+        Assert.True(_wire.Engine.Neighbours.TryGet(EngineHarness.PeerAddress.V4, out var mac));
+        Assert.Equal(_wire.Peer.Mac, mac);
+        app.Send("second"u8, EngineHarness.HostAddress, 5000, EngineHarness.PeerAddress, 9000);
+        _wire.Breathe();
+        Assert.Equal("second"u8.ToArray(), _wire.Peer.TakeDatagram(TimeSpan.Zero)?.Payload); // the peer's MAC, not the attacker's
+    }
+
+    [Fact]
     public void A_wildcard_socket_sends_with_the_hosts_address()
     {
         _wire.ResolvePeer();

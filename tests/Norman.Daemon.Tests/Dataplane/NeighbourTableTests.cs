@@ -30,7 +30,7 @@ public sealed class NeighbourTableTests
     public void An_answer_resolves_and_a_stale_entry_is_reconfirmed_then_expires_if_silent()
     {
         _table.Resolve(9, 0, out _, out _);
-        _table.Learn(9, Mac, 100);
+        _table.Learn(9, Mac, 100, reply: true);
         Assert.Equal(NeighbourTable.Lookup.Resolved, _table.Resolve(9, 200, out var mac, out bool probe));
         Assert.Equal(Mac, mac);
         Assert.False(probe);
@@ -45,7 +45,7 @@ public sealed class NeighbourTableTests
         Assert.Equal(NeighbourTable.Lookup.Pending, _table.Resolve(9, stale + 3 * Second, out _, out probe));
         Assert.True(probe);
 
-        _table.Learn(9, Mac, stale + 3 * Second + 10);
+        _table.Learn(9, Mac, stale + 3 * Second + 10, reply: true);
         Assert.Equal(NeighbourTable.Lookup.Resolved, _table.Resolve(9, stale + 3 * Second + 20, out _, out probe));
         Assert.False(probe);
     }
@@ -54,10 +54,30 @@ public sealed class NeighbourTableTests
     public void A_permanent_entry_is_never_probed_nor_overwritten()
     {
         _table.AddPermanent(9, Mac);
-        _table.Learn(9, MacAddress.Parse("02:00:00:00:00:66"), 0);
+        Assert.False(_table.Learn(9, MacAddress.Parse("02:00:00:00:00:66"), 0, reply: true));
         Assert.Equal(NeighbourTable.Lookup.Resolved, _table.Resolve(9, 1000 * Second, out var mac, out bool probe));
         Assert.Equal(Mac, mac);
         Assert.False(probe);
+    }
+
+    [Fact]
+    public void A_resolved_address_keeps_its_mac_against_any_claim_but_a_reply_to_norman_s_own_reconfirmation()
+    {
+        var forged = MacAddress.Parse("02:00:00:00:00:66");
+        _table.Resolve(9, 0, out _, out _);
+        Assert.True(_table.Learn(9, Mac, 100, reply: true));
+        Assert.False(_table.Learn(9, forged, 200, reply: true)); // an unsolicited reply
+        Assert.False(_table.Learn(9, forged, 300, reply: false)); // a request naming us, or a gratuitous ARP
+        Assert.True(_table.Learn(9, Mac, 400, reply: false)); // the same MAC: a confirmation
+        Assert.True(_table.TryGet(9, out var mac) && mac == Mac);
+
+        // Stale: Norman asks again, and a reply to that exchange may move the address.
+        long stale = 400 + NeighbourTable.ReachableSeconds * Second + 1;
+        Assert.Equal(NeighbourTable.Lookup.Resolved, _table.Resolve(9, stale, out _, out bool probe));
+        Assert.True(probe);
+        Assert.False(_table.Learn(9, forged, stale + 1, reply: false)); // a request is still no answer
+        Assert.True(_table.Learn(9, forged, stale + 2, reply: true));
+        Assert.True(_table.TryGet(9, out mac) && mac == forged);
     }
 
     [Fact]
@@ -65,7 +85,7 @@ public sealed class NeighbourTableTests
     {
         for (uint address = 0; address < NeighbourTable.MaxEntries + 100; address++)
         {
-            _table.Learn(address, Mac, 0);
+            _table.Learn(address, Mac, 0, reply: false);
         }
         Assert.Equal(NeighbourTable.MaxEntries, _table.Count);
         Assert.Equal(NeighbourTable.Lookup.Failed, _table.Resolve(uint.MaxValue, 0, out _, out _));

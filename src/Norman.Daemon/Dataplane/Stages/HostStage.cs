@@ -89,8 +89,15 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         var senderMac = ArpPacket.SenderMac(arp);
         var senderIp = ArpPacket.SenderIp(arp);
         // Learn only from ARP that names us, as Linux does: a stranger's chatter does not fill the table.
-        neighbours.Learn(senderIp.V4, senderMac, now);
-        if (MemoryMarshal.AsRef<ArpPacket>(arp).Operation != ArpPacket.Request)
+        bool request = MemoryMarshal.AsRef<ArpPacket>(arp).Operation == ArpPacket.Request;
+        if (!neighbours.Learn(senderIp.V4, senderMac, now, reply: !request))
+        {
+            // A claim to an address we already know, from another MAC and outside an exchange we started: not
+            // believed, not answered (answering would teach the claimant's MAC our address as readily).
+            counters.Drop(DropReason.ArpMacChange);
+            return;
+        }
+        if (!request)
         {
             return;
         }
