@@ -40,7 +40,6 @@ public sealed class Conntrack
 
     private struct Entry
     {
-        public bool InUse;
         public bool OriginLocal;
         public bool Replied;
         public long LastSeen;
@@ -141,7 +140,7 @@ public sealed class Conntrack
             return;
         }
         index = _free.Pop();
-        _entries[index] = new Entry { InUse = true, OriginLocal = outbound, LastSeen = now };
+        _entries[index] = new Entry { OriginLocal = outbound, LastSeen = now };
     }
 
     /// <summary>Reclaims a few expired flows every so often, so the work per breath stays bounded.</summary>

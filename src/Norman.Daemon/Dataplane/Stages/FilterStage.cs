@@ -36,12 +36,6 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
         return verdict;
     }
 
-    private ConnectionState StateOf(ReadOnlySpan<byte> frame, in ParsedPacket packet, long now, out int flow)
-    {
-        var key = Conntrack.KeyOf(packet, _outbound);
-        return conntrack.StateOf(frame, packet, _outbound, now, key, key.Hash(), out flow);
-    }
-
     private readonly DropReason _reason = chain == Chain.Ingress ? DropReason.FilteredIngress : DropReason.FilteredEgress;
 
     public void Run(PacketBatch batch, int first, PolicySnapshot policy, long now, TraceTap? trace = null)
@@ -55,13 +49,15 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
         var rules = policy.Rules(chain);
         Span<int> matched = stackalloc int[VerdictCache.MaxMatchedRules];
         // One key and one hash per UDP/TCP packet, for conntrack and the verdict cache both.
+        Span<FlowKey> keys = stackalloc FlowKey[PacketBatch.Capacity];
         Span<ulong> hashes = stackalloc ulong[PacketBatch.Capacity];
         for (int i = first; i < batch.Count && (track || cacheable); i++)
         {
             ref var packet = ref batch.Parsed(i);
             if (!batch.IsDone(i) && packet.Kind is PacketKind.Udp or PacketKind.Tcp)
             {
-                hashes[i] = Conntrack.KeyOf(packet, _outbound).Hash();
+                keys[i] = Conntrack.KeyOf(packet, _outbound);
+                hashes[i] = keys[i].Hash();
                 if (track)
                 {
                     // Memory first: with many flows each lookup would wait for its slot; asked for all at once, they overlap.
@@ -85,28 +81,27 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             int flow = -1;
             if (trace is not null && trace.Wants(frame))
             {
-                verdict = Traced(trace, policy, frame, packet, socket, track ? StateOf(frame, packet, now, out flow) : ConnectionState.None,
-                    out decidedBy);
+                var state = track ? conntrack.StateOf(frame, packet, _outbound, now, keys[i], hashes[i], out flow) : ConnectionState.None;
+                verdict = Traced(trace, policy, frame, packet, socket, state, out decidedBy);
             }
             else if (cacheable && packet.Kind is PacketKind.Udp or PacketKind.Tcp)
             {
                 // The flow's state is part of the key: one conntrack lookup instead of the whole chain.
-                var key = Conntrack.KeyOf(packet, _outbound);
-                var state = track ? conntrack.StateOf(frame, packet, _outbound, now, key, hashes[i], out flow) : ConnectionState.None;
-                if (!Cache.TryGet(key, hashes[i], socketId, state, policy, rules, frame.Length, out verdict, out decidedBy))
+                var state = track ? conntrack.StateOf(frame, packet, _outbound, now, keys[i], hashes[i], out flow) : ConnectionState.None;
+                if (!Cache.TryGet(keys[i], hashes[i], socketId, state, policy, rules, frame.Length, out verdict, out decidedBy))
                 {
                     var recorder = new MatchRecorder(matched);
                     verdict = policy.Evaluate(chain, frame, packet, socket, state, ref recorder);
                     decidedBy = recorder.DecidedBy;
                     if (recorder.Count <= matched.Length)
                     {
-                        Cache.Store(key, hashes[i], socketId, state, policy, verdict, decidedBy, recorder.Indexes);
+                        Cache.Store(keys[i], hashes[i], socketId, state, policy, verdict, decidedBy, recorder.Indexes);
                     }
                 }
             }
             else
             {
-                var state = track ? StateOf(frame, packet, now, out flow) : ConnectionState.None;
+                var state = track ? conntrack.StateOf(frame, packet, _outbound, now, keys[i], hashes[i], out flow) : ConnectionState.None;
                 var decision = default(DecisionRecorder);
                 verdict = policy.Evaluate(chain, frame, packet, socket, state, ref decision);
                 decidedBy = decision.DecidedBy;
