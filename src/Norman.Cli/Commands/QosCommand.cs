@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Norman.Core.Protocol;
 using Spectre.Console;
+using static Norman.Cli.Commands.TableConsole;
 
 namespace Norman.Cli.Commands;
 
@@ -102,11 +103,7 @@ public static class QosCommand
     /// <summary>One row a class, tc -s class show's figures as columns; matches with their handles in the last.</summary>
     private static void Print(QosInfo qos)
     {
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
-        if (Console.IsOutputRedirected)
-        {
-            console.Profile.Width = 200; // a pipe or a file: no wrapping at 80 columns
-        }
+        var console = TableConsole.Create();
         console.WriteLine($"line rate {Rate(qos.LineRateBits, "none")}");
         var table = new Table().Border(TableBorder.Simple);
         foreach (var column in new[] { "class", "band", "weight", "rate", "ceil", "dscp", "police", "sent/s", "packets", "bytes", "drops", "backlog", "matches" })
@@ -134,7 +131,6 @@ public static class QosCommand
         console.Write(table);
     }
 
-    private static string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>Bits per second as tc prints them: 1Gbit, 250Mbit, 800Kbit, 12bit.</summary>
     private static string Rate(long bits, string none) => bits <= 0 ? none

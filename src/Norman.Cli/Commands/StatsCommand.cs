@@ -1,8 +1,8 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Text.Json;
 using Norman.Core.Protocol;
 using Spectre.Console;
+using static Norman.Cli.Commands.TableConsole;
 
 namespace Norman.Cli.Commands;
 
@@ -34,11 +34,7 @@ public static class StatsCommand
 
     private static void Print(StatsInfo stats, bool zeros)
     {
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
-        if (Console.IsOutputRedirected)
-        {
-            console.Profile.Width = 200; // a pipe or a file: no wrapping at 80 columns
-        }
+        var console = TableConsole.Create();
         var counters = Table("counter", "value");
         foreach (var (name, value) in stats.Counters.Where(c => zeros || c.Value != 0).OrderBy(c => c.Key.StartsWith("drop_", StringComparison.Ordinal)).ThenBy(c => c.Key, StringComparer.Ordinal))
         {
@@ -82,5 +78,4 @@ public static class StatsCommand
         return table;
     }
 
-    private static string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
 }
