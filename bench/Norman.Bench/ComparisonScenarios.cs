@@ -33,11 +33,11 @@ public static class ComparisonScenarios
             var dataplane = new Measurement($"norman_policy{rules / 1000}k_ns_per_packet_64", $"C: dataplane core time per packet handled, {rules} rules and every other policy on", "ns");
             for (int run = 0; run < runs; run++)
             {
-                var (pps, _, bytes) = DataplaneScenarios.PeerToApplication(64, packets, rules, setSize: 10_000, captureFilter: "tcp port 9",
+                var measured = DataplaneScenarios.PeerToApplication(64, packets, rules, setSize: 10_000, captureFilter: "tcp port 9",
                     conntrack: true, qosClasses: 10);
-                figure.Add(pps / 1e6);
-                dataplane.Add(1e9 / DataplaneScenarios.LastProcessedPps);
-                allocated(bytes);
+                figure.Add(measured.Pps / 1e6);
+                dataplane.Add(1e9 / measured.ProcessedPps);
+                allocated(measured.AllocatedBytes);
             }
             yield return figure;
             yield return dataplane;
@@ -77,6 +77,7 @@ public static class ComparisonScenarios
     /// <summary>F: throughput with 1 to 1,000,000 tracked flows and 1 to 1,000 sockets; memory per flow and per idle socket.</summary>
     public static IEnumerable<Measurement> Scale(int runs, long packets, bool quick)
     {
+        var perFlow = new Measurement("bytes_per_flow", "F: connection tracking's memory per flow it can hold (hash table at most 70% full, entry, free list)", "bytes");
         foreach (var (flows, name) in new[] { (1, "1"), (1_000, "1k"), (100_000, "100k"), (1_000_000, "1m") })
         {
             var figure = new Measurement($"flows_{name}_mpps", $"F: peer → application, 64-byte frames from {flows:N0} flows, each tracked by conntrack", "Mpps");
@@ -84,14 +85,17 @@ public static class ComparisonScenarios
             for (int run = 0; run < runs; run++)
             {
                 // At least two packets a flow, so that most lookups find their flow rather than create it.
-                figure.Add(DataplaneScenarios.PeerToApplication(64, Math.Max(packets, 2L * flows), conntrack: true, flows: flows).Pps / 1e6);
-                tracked.Add(DataplaneScenarios.LastTrackedFlows);
+                var measured = DataplaneScenarios.PeerToApplication(64, Math.Max(packets, 2L * flows), conntrack: true, flows: flows);
+                figure.Add(measured.Pps / 1e6);
+                tracked.Add(measured.TrackedFlows);
+                if (flows == 1_000_000)
+                {
+                    perFlow.Add(measured.ConntrackBytesPerFlow); // a table sized for a million flows
+                }
             }
             yield return figure;
             yield return tracked;
         }
-        var perFlow = new Measurement("bytes_per_flow", "F: connection tracking's memory per flow it can hold (hash table at most 70% full, entry, key, free list)", "bytes");
-        perFlow.Add(DataplaneScenarios.LastConntrackBytesPerFlow);
         yield return perFlow;
         foreach (int sockets in quick ? new[] { 1, 1000 } : new[] { 1, 10, 100, 1000 })
         {

@@ -9,9 +9,9 @@ public static class ControlScenarios
     /// <summary>Median microseconds to open a socket and bind it (control socket connect, bind request, pipes mapped).</summary>
     public static double SocketOpenMicroseconds(int count)
     {
-        var times = new double[count];
-        DataplaneScenarios.WithDaemon((daemon, first) =>
+        return DataplaneScenarios.WithDaemon((daemon, first) =>
         {
+            var times = new double[count];
             for (int i = 0; i < count; i++)
             {
                 long start = Stopwatch.GetTimestamp();
@@ -19,9 +19,8 @@ public static class ControlScenarios
                 socket.Bind(first.LocalPort + 1 + i);
                 times[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
             }
-            return (0, 0);
+            return new RoundTrips(times).Percentile(50);
         });
-        return new RoundTrips(times).Percentile(50);
     }
 
     /// <summary>
@@ -30,14 +29,8 @@ public static class ControlScenarios
     /// </summary>
     public static double PolicyApplyMilliseconds(int rules)
     {
-        double applyMs = 0;
-        var lines = RulesNotMatching(rules);
-        DataplaneScenarios.WithDaemon((daemon, _) =>
-        {
-            applyMs = Apply(daemon, lines);
-            return (0, 0);
-        });
-        return applyMs;
+        var lines = DataplaneScenarios.RulesNotMatching(rules);
+        return DataplaneScenarios.WithDaemon((daemon, _) => Apply(daemon, lines));
     }
 
     /// <summary>
@@ -49,14 +42,13 @@ public static class ControlScenarios
     /// </summary>
     public static (double ApplyMs, long Lost) PolicySwap(int rules, long packets)
     {
-        double applyMs = 0;
-        long lost = 0;
-        var lines = RulesNotMatching(rules);
-        DataplaneScenarios.WithDaemon((daemon, unused) =>
+        var lines = DataplaneScenarios.RulesNotMatching(rules);
+        return DataplaneScenarios.WithDaemon((daemon, unused) =>
         {
             using var socket = new NormanUdpSocket(daemon.SocketPath);
             socket.Bind(unused.LocalPort + 1, slotCount: 16384);
             long received = 0;
+            double applyMs = 0;
             Task? swap = null;
             var clock = Stopwatch.StartNew();
             daemon.Peer!.StartFlood(40000, socket.LocalPort, DataplaneScenarios.PayloadFor(64), packets);
@@ -76,14 +68,9 @@ public static class ControlScenarios
                 }
             }
             swap?.GetAwaiter().GetResult();
-            lost = packets - received;
-            return (0, daemon.Engine.Counters.TotalDrops());
+            return (applyMs, packets - received);
         }, options => options.LineRateBitsPerSecond = 100_000_000);
-        return (applyMs, lost);
     }
-
-    private static List<string> RulesNotMatching(int rules) =>
-        Enumerable.Range(0, rules).Select(i => $"add ingress udp dport {10000 + i % 50000} sport {i / 50000 + 1} drop").ToList();
 
     /// <summary>Restores the policy and waits until the dataplane runs it; milliseconds from the call.</summary>
     private static double Apply(Norman.Daemon.NormanDaemon daemon, List<string> lines)

@@ -18,8 +18,21 @@ public static class DataplaneScenarios
     /// <summary>Payload of a 64-byte Ethernet frame (60 on the wire plus a 4-byte FCS), and of a 1500-byte IP packet.</summary>
     public static int PayloadFor(int frameSize) => frameSize == 64 ? 64 - 4 - EthernetHeader.Size - UdpPacketBuilder.HeaderLengthV4 : 1500 - UdpPacketBuilder.HeaderLengthV4;
 
-    /// <summary>Capture drops counted by the last run's tap (packets the capture ring had no room for).</summary>
-    public static long LastCaptureDrops { get; private set; }
+    /// <summary>What one peer → application run measured.</summary>
+    /// <param name="Pps">Packets a second the application received.</param>
+    /// <param name="Drops">Packets the dataplane dropped (the application slower than the wire: its RX pipe full).</param>
+    /// <param name="AllocatedBytes">Bytes the dataplane thread allocated meanwhile.</param>
+    /// <param name="ProcessedPps">Packets a second the dataplane handled, delivered or dropped.</param>
+    /// <param name="ApplicationCpuNs">The application thread's CPU time per packet it received (it busy-polls).</param>
+    /// <param name="CaptureDrops">Packets the run's capture ring had no room for.</param>
+    /// <param name="TrackedFlows">Flows connection tracking held at the end.</param>
+    /// <param name="ConntrackBytesPerFlow">Connection tracking's memory per flow it can hold (all taken at start).</param>
+    public sealed record PeerRun(double Pps, long Drops, long AllocatedBytes, double ProcessedPps, double ApplicationCpuNs, long CaptureDrops,
+        int TrackedFlows, double ConntrackBytesPerFlow);
+
+    /// <summary>The benchmark's ingress rules: <paramref name="rules"/> distinct ones that its flows never match.</summary>
+    public static List<string> RulesNotMatching(int rules) =>
+        Enumerable.Range(0, rules).Select(i => $"add ingress udp dport {10000 + i % 50000} sport {i / 50000 + 1} drop").ToList();
 
     /// <summary><paramref name="rules"/> ingress rules that this flow does not match come before the verdict (the policy: accept).</summary>
     /// <remarks>
@@ -30,7 +43,7 @@ public static class DataplaneScenarios
     /// <paramref name="conntrack"/> adds a rule that asks connection tracking about every packet (`ct state invalid
     /// drop`, which this flow never is); <paramref name="qosClasses"/> sets up that many QoS classes, matched by port.
     /// </remarks>
-    public static (double Pps, long Drops, long AllocatedBytes) PeerToApplication(int frameSize, long packets, int rules = 0, int setSize = 0,
+    public static PeerRun PeerToApplication(int frameSize, long packets, int rules = 0, int setSize = 0,
         string? captureFilter = null, bool conntrack = false, int qosClasses = 0, int flows = 1)
     {
         return WithDaemon((daemon, socket) =>
@@ -51,7 +64,7 @@ public static class DataplaneScenarios
             }
             if (rules > 0)
             {
-                daemon.Policy.Restore(Enumerable.Range(0, rules).Select(i => $"add ingress udp dport {10000 + i % 50000} sport {i / 50000 + 1} drop").ToList(), "bench");
+                daemon.Policy.Restore(RulesNotMatching(rules), "bench");
             }
             if (conntrack)
             {
@@ -67,6 +80,7 @@ public static class DataplaneScenarios
             }
             var peer = daemon.Peer!;
             long received = 0;
+            long allocatedBefore = daemon.DataplaneAllocatedBytes;
             long cpuBefore = ThreadCpuClock.Nanoseconds();
             var clock = Stopwatch.StartNew();
             peer.StartFlood(40000, socket.LocalPort, PayloadFor(frameSize), packets, flows);
@@ -86,26 +100,12 @@ public static class DataplaneScenarios
                 }
             }
             double seconds = clock.Elapsed.TotalSeconds;
-            LastApplicationCpuNs = (double)(ThreadCpuClock.Nanoseconds() - cpuBefore) / Math.Max(1, received);
-            LastProcessedPps = daemon.Engine.Counters.PortRxPackets / seconds;
-            LastCaptureDrops = tap?.Dropped ?? 0;
-            LastTrackedFlows = daemon.Engine.Conntrack.Count;
-            LastConntrackBytesPerFlow = (double)daemon.Engine.Conntrack.BytesAllocated / daemon.Engine.Conntrack.Capacity;
-            return (received / seconds, daemon.Engine.Counters.TotalDrops());
+            var conntrackTable = daemon.Engine.Conntrack;
+            return new PeerRun(received / seconds, daemon.Engine.Counters.TotalDrops(), daemon.DataplaneAllocatedBytes - allocatedBefore,
+                daemon.Engine.Counters.PortRxPackets / seconds, (double)(ThreadCpuClock.Nanoseconds() - cpuBefore) / Math.Max(1, received),
+                tap?.Dropped ?? 0, conntrackTable.Count, (double)conntrackTable.BytesAllocated / conntrackTable.Capacity);
         }, options => options.MaxTrackedFlows = Math.Max(options.MaxTrackedFlows, (int)BitOperations.RoundUpToPowerOf2((uint)flows)));
     }
-
-    /// <summary>Flows connection tracking held at the end of the last <see cref="PeerToApplication"/> run.</summary>
-    public static int LastTrackedFlows { get; private set; }
-
-    /// <summary>Connection tracking's memory per flow it can hold, in the last run (all taken at start).</summary>
-    public static double LastConntrackBytesPerFlow { get; private set; }
-
-    /// <summary>Packets the dataplane handled (delivered or dropped) per second of the last <see cref="PeerToApplication"/> run.</summary>
-    public static double LastProcessedPps { get; private set; }
-
-    /// <summary>The application thread's CPU time per packet it received in the last <see cref="PeerToApplication"/> run (it busy-polls).</summary>
-    public static double LastApplicationCpuNs { get; private set; }
 
     /// <summary>
     /// Scenario E: <paramref name="count"/> requests, one at a time, from the application to the peer's echo port and
@@ -114,8 +114,7 @@ public static class DataplaneScenarios
     /// </summary>
     public static RoundTrips NormanRoundTrips(int payload, int count)
     {
-        RoundTrips? result = null;
-        WithDaemon((daemon, socket) =>
+        return WithDaemon((daemon, socket) =>
         {
             const ushort echoPort = 7;
             daemon.Peer!.EchoOnPort(echoPort);
@@ -144,10 +143,8 @@ public static class DataplaneScenarios
                     times.Add(Stopwatch.GetElapsedTime(start).TotalMicroseconds);
                 }
             }
-            result = new RoundTrips([.. times]);
-            return (0, daemon.Engine.Counters.TotalDrops());
+            return new RoundTrips([.. times]);
         });
-        return result!;
     }
 
     public static (double Pps, long Drops, long AllocatedBytes) ApplicationToPeer(int frameSize, long packets)
@@ -155,6 +152,7 @@ public static class DataplaneScenarios
         return WithDaemon((daemon, socket) =>
         {
             var peer = daemon.Peer!;
+            long allocatedBefore = daemon.DataplaneAllocatedBytes;
             int payload = PayloadFor(frameSize);
             var destination = NetAddress.Parse("198.18.0.2");
             long sent = 0;
@@ -174,16 +172,15 @@ public static class DataplaneScenarios
                 socket.Flush();
             }
             double seconds = clock.Elapsed.TotalSeconds;
-            return (Volatile.Read(ref peer.SunkPackets) / seconds, daemon.Engine.Counters.TotalDrops());
+            return (Volatile.Read(ref peer.SunkPackets) / seconds, daemon.Engine.Counters.TotalDrops(), daemon.DataplaneAllocatedBytes - allocatedBefore);
         });
     }
 
     /// <summary>
     /// Runs <paramref name="run"/> against a fresh daemon on an unlimited virtual wire (or as
-    /// <paramref name="configure"/> changes it) with one socket bound to port 5000; returns its figures and what the
-    /// dataplane thread allocated meanwhile.
+    /// <paramref name="configure"/> changes it) with one socket bound to port 5000; returns what it returns.
     /// </summary>
-    internal static (double, long, long) WithDaemon(Func<NormanDaemon, NormanUdpSocket, (double Pps, long Drops)> run, Action<DaemonOptions>? configure = null)
+    internal static T WithDaemon<T>(Func<NormanDaemon, NormanUdpSocket, T> run, Action<DaemonOptions>? configure = null)
     {
         string directory = Path.Combine(Path.GetTempPath(), $"norman-bench-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
@@ -201,9 +198,7 @@ public static class DataplaneScenarios
             neighbour.Applied.GetAwaiter().GetResult();
             using var socket = new NormanUdpSocket(options.SocketPath);
             socket.Bind(5000);
-            long allocatedBefore = daemon.DataplaneAllocatedBytes;
-            var (pps, drops) = run(daemon, socket);
-            return (pps, drops, daemon.DataplaneAllocatedBytes - allocatedBefore);
+            return run(daemon, socket);
         }
         finally
         {

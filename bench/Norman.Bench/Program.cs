@@ -70,16 +70,16 @@ root.SetAction(result =>
         var txNs = new Measurement($"norman_app_to_peer_ns_per_packet_{frame}", $"B: dataplane core time per packet, application → peer, {frame}-byte frames", "ns");
         for (int run = 0; run < runCount; run++)
         {
-            var (rxPps, drops, rxAllocated) = DataplaneScenarios.PeerToApplication(frame, packets);
-            rx.Add(rxPps / 1e6);
-            rxNs.Add(1e9 / DataplaneScenarios.LastProcessedPps);
-            rxApp.Add(DataplaneScenarios.LastApplicationCpuNs);
-            rxDrops.Add(drops);
+            var received = DataplaneScenarios.PeerToApplication(frame, packets);
+            rx.Add(received.Pps / 1e6);
+            rxNs.Add(1e9 / received.ProcessedPps);
+            rxApp.Add(received.ApplicationCpuNs);
+            rxDrops.Add(received.Drops);
             var (txPps, _, txAllocated) = DataplaneScenarios.ApplicationToPeer(frame, packets);
             tx.Add(txPps / 1e6);
             txNs.Add(1e9 / txPps);
-            allocated += rxAllocated + txAllocated;
-            Console.Error.WriteLine($"run {run + 1}/{runCount}, {frame}-byte frames: peer→app {rxPps / 1e6:F2} Mpps ({drops} dropped), app→peer {txPps / 1e6:F2} Mpps; dataplane allocated {rxAllocated} + {txAllocated} bytes");
+            allocated += received.AllocatedBytes + txAllocated;
+            Console.Error.WriteLine($"run {run + 1}/{runCount}, {frame}-byte frames: peer→app {received.Pps / 1e6:F2} Mpps ({received.Drops} dropped), app→peer {txPps / 1e6:F2} Mpps; dataplane allocated {received.AllocatedBytes} + {txAllocated} bytes");
         }
         figures.AddRange([rx, rxNs, rxApp, rxDrops, tx, txNs]);
     }
@@ -136,7 +136,7 @@ root.SetAction(result =>
                         var slow = DataplaneScenarios.PeerToApplication(64, packets64, captureFilter: "");
                         slowTap.Add(slow.Pps / 1e6);
                         slowDrops.Add(slow.Drops);
-                        captureDrops.Add(DataplaneScenarios.LastCaptureDrops);
+                        captureDrops.Add(slow.CaptureDrops);
                         break;
                 }
             }

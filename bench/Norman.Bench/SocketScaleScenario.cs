@@ -12,8 +12,7 @@ public static class SocketScaleScenario
     /// <summary>Packets per second the application received from <paramref name="sockets"/> sockets together.</summary>
     public static double PacketsPerSecond(int sockets, long packets)
     {
-        double pps = 0;
-        DataplaneScenarios.WithDaemon((daemon, first) =>
+        return DataplaneScenarios.WithDaemon((daemon, first) =>
         {
             var all = new List<NormanUdpSocket> { first };
             try
@@ -38,8 +37,7 @@ public static class SocketScaleScenario
                         }
                     }
                 }
-                pps = received / clock.Elapsed.TotalSeconds;
-                return (pps, daemon.Engine.Counters.TotalDrops());
+                return received / clock.Elapsed.TotalSeconds;
             }
             finally
             {
@@ -49,7 +47,6 @@ public static class SocketScaleScenario
                 }
             }
         });
-        return pps;
     }
 
     /// <summary>
@@ -58,8 +55,7 @@ public static class SocketScaleScenario
     /// </summary>
     public static double ResidentBytesPerIdleSocket(int sockets)
     {
-        double perSocket = 0;
-        DataplaneScenarios.WithDaemon((daemon, first) =>
+        return DataplaneScenarios.WithDaemon((daemon, first) =>
         {
             var all = new List<NormanUdpSocket>();
             try
@@ -73,8 +69,7 @@ public static class SocketScaleScenario
                     socket.Bind(first.LocalPort + i);
                 }
                 GC.Collect();
-                perSocket = (double)(Process.GetCurrentProcess().WorkingSet64 - before) / sockets;
-                return (0, 0);
+                return (double)(Process.GetCurrentProcess().WorkingSet64 - before) / sockets;
             }
             finally
             {
@@ -84,6 +79,5 @@ public static class SocketScaleScenario
                 }
             }
         }, options => options.MaxSocketsPerUid = Math.Max(options.MaxSocketsPerUid, sockets + 16));
-        return perSocket;
     }
 }
