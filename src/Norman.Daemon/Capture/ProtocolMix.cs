@@ -9,7 +9,7 @@ namespace Norman.Daemon.Capture;
 /// Which IP protocols a batch holds, coarsely (protocol number modulo 64, for IPv4 and IPv6 apart, and whether any
 /// frame is something else): worked out once per batch for every tap, so that a tap whose filter rejects each of
 /// them unread (<see cref="ProtocolVerdicts"/>) passes the batch over instead of looking at its frames one by one.
-/// It reads the same bytes as <see cref="ProtocolVerdicts.Of"/>, of every frame, whatever earlier stages decided.
+/// It reads each frame as <see cref="ProtocolVerdicts.Of"/> does (<see cref="ProtocolVerdicts.IpVersionOf"/>), whatever earlier stages decided.
 /// </summary>
 public readonly struct ProtocolMix
 {
@@ -30,25 +30,19 @@ public readonly struct ProtocolMix
     {
         ulong ipv4 = 0, ipv6 = 0;
         bool other = false;
-        // Every tap's cost starts here, for every frame: one length check each, no span (offsets 12–23 are inside
-        // any frame of MinimumFrame bytes, and every frame's buffer is FrameSize long).
+        // Every tap's cost starts here, for every frame: no span built, the buffers walked FrameSize apart.
         var lengths = batch.Lengths;
         ref byte frame = ref MemoryMarshal.GetReference(batch.Buffers);
         for (int i = 0; i < lengths.Length; i++, frame = ref Unsafe.Add(ref frame, PacketBatch.FrameSize))
         {
-            if (lengths[i] < ProtocolVerdicts.MinimumFrame)
+            var (version, protocol) = ProtocolVerdicts.IpVersionOf(ref frame, lengths[i]);
+            if (version == 4)
             {
-                other = true;
-                continue;
+                ipv4 |= 1UL << (protocol % 64);
             }
-            int etherType = Unsafe.Add(ref frame, 12) << 8 | Unsafe.Add(ref frame, 13);
-            if (etherType == 0x0800)
+            else if (version == 6)
             {
-                ipv4 |= 1UL << (Unsafe.Add(ref frame, 23) % 64);
-            }
-            else if (etherType == 0x86DD)
-            {
-                ipv6 |= 1UL << (Unsafe.Add(ref frame, 20) % 64);
+                ipv6 |= 1UL << (protocol % 64);
             }
             else
             {
