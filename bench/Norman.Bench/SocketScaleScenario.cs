@@ -46,8 +46,16 @@ public static class SocketScaleScenario
                     socket.Dispose();
                 }
             }
-        });
+        }, RoomFor(sockets));
     }
+
+    /// <summary>Raises the per-user limits so one user (the benchmark) may hold this many default sockets.</summary>
+    private static Action<Norman.Daemon.DaemonOptions> RoomFor(int sockets) => options =>
+    {
+        options.MaxSocketsPerUid = Math.Max(options.MaxSocketsPerUid, sockets + 16);
+        options.MaxPipeBytesPerUid = Math.Max(options.MaxPipeBytesPerUid, (sockets + 16) * Norman.Core.Pipes.PipeLayout.SocketRegionBytes(
+            Norman.Core.Pipes.PipeLayout.DefaultSlotCount, Norman.Core.Pipes.PipeLayout.DefaultSlotSize));
+    };
 
     /// <summary>
     /// Resident memory (daemon and application in this one process) that each of <paramref name="sockets"/> idle
@@ -78,6 +86,6 @@ public static class SocketScaleScenario
                     socket.Dispose();
                 }
             }
-        }, options => options.MaxSocketsPerUid = Math.Max(options.MaxSocketsPerUid, sockets + 16));
+        }, RoomFor(sockets));
     }
 }

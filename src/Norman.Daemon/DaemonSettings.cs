@@ -31,7 +31,9 @@ public static class DaemonSettings
         new("slots", "Slots in each socket's RX and TX pipe, a power of two (default 1024).", false, (o, v) => o.SlotCount = Integer(v)),
         new("conntrack-max", "Flows connection tracking holds at most, as nf_conntrack_max (default 65536; 116 bytes each, taken at start).", false,
             (o, v) => o.MaxTrackedFlows = Within(Integer(v), 1, 1 << 26, "flows")),
-        new("max-sockets-per-uid", "Sockets one user may hold (default 4096).", false, (o, v) => o.MaxSocketsPerUid = Integer(v)),
+        new("max-sockets-per-uid", "Sockets one user may hold (default 4096).", false, (o, v) => o.MaxSocketsPerUid = Within(Integer(v), 1, 1 << 20, "sockets")),
+        new("max-pipe-memory-per-uid", "Pipe memory one user's sockets may hold, e.g. 512M, 4G (default 1G; a default socket takes 4 MiB, " +
+            "backed as its slots fill).", false, (o, v) => o.MaxPipeBytesPerUid = ByteSize(v)),
         new("socket-mode", "Permissions of the control socket, octal (default 0666: any user may open sockets, as with socket(2)).", false,
             (o, v) => o.SocketMode = (UnixFileMode)Convert.ToInt32(v, 8)),
         new("admin-group", "A group (gid) whose members may change the policy, besides root and CAP_NET_ADMIN.", false,
@@ -89,6 +91,19 @@ public static class DaemonSettings
         {
             throw new FormatException($"{origin}: bad value '{value}' for {name}: {error.Message}", error);
         }
+    }
+
+    /// <summary>A size in bytes with an optional binary suffix: 4096, 512K, 64M, 2G.</summary>
+    private static long ByteSize(string text)
+    {
+        string digits = text.TrimEnd('K', 'k', 'M', 'm', 'G', 'g');
+        int shift = text.Length == digits.Length ? 0 : char.ToUpperInvariant(text[^1]) switch { 'K' => 10, 'M' => 20, _ => 30 };
+        long value = long.Parse(digits, NumberStyles.None, CultureInfo.InvariantCulture);
+        if (value <= 0 || value > (1L << 40) >> shift)
+        {
+            throw new ArgumentOutOfRangeException(nameof(text), "use 1 byte to 1T, e.g. 512M or 4G");
+        }
+        return value << shift;
     }
 
     private static int Integer(string text) => int.Parse(text, NumberStyles.Integer, CultureInfo.InvariantCulture);

@@ -76,7 +76,7 @@ public sealed class NormanDaemon : IAsyncDisposable
             port.Dispose();
             throw;
         }
-        var plane = new ControlPlane(engine, new SocketTable(address, options.MaxSocketsPerUid), info, options.SlotCount, log, policy, names, options.AdminGroup)
+        var plane = new ControlPlane(engine, new SocketTable(address, options.MaxSocketsPerUid, options.MaxPipeBytesPerUid), info, options.SlotCount, log, policy, names, options.AdminGroup)
         {
             Qos = qos,
         };

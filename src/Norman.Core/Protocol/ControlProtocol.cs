@@ -57,6 +57,7 @@ public static class ControlProtocol
         public const string NoSuchSocket = "EBADF";
         public const string NoPortsLeft = "EAGAIN";
         public const string TooManySockets = "EMFILE";
+        public const string OutOfMemory = "ENOMEM";
         public const string Unsupported = "EPROTONOSUPPORT";
         public const string BadVersion = "EPROTO";
         public const string NotPermitted = "EPERM";

@@ -27,6 +27,15 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             throw new ControlException(ControlProtocol.Errors.BadVersion,
                 $"This daemon speaks control protocol version {ControlProtocol.Version}, the caller {request.Version}: use a client library and daemon of the same Norman release.");
         }
+        if (!OperationPrivileges.All.TryGetValue(request.Op ?? "", out var privilege))
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument,
+                $"Unknown operation '{request.Op}'. Known: {string.Join(", ", OperationPrivileges.All.Keys)}.");
+        }
+        if (privilege.Needs == Privilege.Administrator)
+        {
+            RequireAdministrator(session.Identity, privilege.What);
+        }
         var response = new ControlResponse { Id = request.Id, Ok = true };
         switch (request.Op)
         {
@@ -68,7 +77,6 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 response.Trace = Trace(request);
                 return (response, []);
             case ControlProtocol.Ops.FilterTraceStart:
-                RequireAdministrator(session.Identity, "tracing live traffic");
                 try
                 {
                     engine.Trace = new TraceTap(request.Expression ?? "ip or ip6", Math.Clamp(request.Count ?? 10, 1, 100_000));
@@ -92,7 +100,6 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 response.Trace = PollTrace();
                 return (response, []);
             case ControlProtocol.Ops.FilterTraceStop:
-                RequireAdministrator(session.Identity, "tracing live traffic");
                 engine.Trace = null;
                 return (response, []);
             case ControlProtocol.Ops.FilterSave:
@@ -113,8 +120,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 response.Qos = DescribeQos();
                 return (response, []);
             default:
-                throw new ControlException(ControlProtocol.Errors.InvalidArgument,
-                    $"Unknown operation '{request.Op}'. Known: hello, bind, connect, close, sockets, counters, filter-*, capture-*, qos-*.");
+                throw new InvalidOperationException($"Operation '{request.Op}' is in the privilege table but has no handler.");
         }
     }
 
@@ -211,7 +217,6 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
 
     private void ChangeFilter(PeerIdentity caller, ControlRequest request)
     {
-        RequireAdministrator(caller, "changing the filter policy");
         string who = $"{caller.ProcessName} (pid {caller.Pid}, uid {caller.Uid})";
         try
         {
@@ -268,7 +273,6 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
 
     private void ChangeQos(PeerIdentity caller, ControlRequest request)
     {
-        RequireAdministrator(caller, "changing QoS classes");
         var qos = QosStore;
         string who = $"{caller.ProcessName} (pid {caller.Pid}, uid {caller.Uid})";
         try
@@ -412,7 +416,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 $"A pipe of {slotCount} slots is not allowed: use a power of two from {PipeLayout.MinSlotCount} to {PipeLayout.MaxSlotCount}.");
         }
         var identity = session.Identity;
-        var socket = sockets.Bind(identity, protocol, address, request.Port ?? 0,
+        var socket = sockets.Bind(identity, protocol, address, request.Port ?? 0, PipeLayout.SocketRegionBytes(slotCount, PipeLayout.DefaultSlotSize),
             (id, port) => new NormanSocket(id, identity, protocol, address.IsUnspecified ? NetAddress.FromV4(0) : address, port, slotCount,
                 PipeLayout.DefaultSlotSize, appNames.IdOf(identity.ProcessName), appNames.IdOf(AppNames.CgroupKey(identity.Cgroup))));
         session.Own(socket);
@@ -472,11 +476,11 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         }
     }
 
-    /// <summary>What ss shows. As on Linux, process details of other users' sockets are shown only to root.</summary>
     /// <summary>Milliseconds since a Stopwatch timestamp; -1 for one never taken (0).</summary>
     private static long Age(long ticks) =>
         ticks == 0 ? -1 : (long)System.Diagnostics.Stopwatch.GetElapsedTime(ticks).TotalMilliseconds;
 
+    /// <summary>What ss shows. As on Linux, process details of other users' sockets are shown only to root.</summary>
     private static SocketInfo Describe(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos)
     {
         // Read racily, for display: the dataplane classifies a socket when it first schedules it under a policy.

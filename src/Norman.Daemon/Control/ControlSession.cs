@@ -128,7 +128,8 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         return true;
     }
 
-    private async Task ReleaseAllAsync()
+    /// <summary>Releases every socket and capture the session holds, as when its connection closes.</summary>
+    public async Task ReleaseAllAsync()
     {
         List<NormanSocket> owned;
         lock (_owned)

@@ -6,10 +6,13 @@ namespace Norman.Daemon.Control;
 /// <summary>
 /// The control plane's socket table and its bind rules, as Linux has them: one socket per protocol and port
 /// (a wildcard bind conflicts with every address), ports below ip_unprivileged_port_start need
-/// CAP_NET_BIND_SERVICE, port 0 picks a free port from the ephemeral range, and a uid may hold only so many sockets.
+/// CAP_NET_BIND_SERVICE, port 0 picks a free port from the ephemeral range, and a uid may hold only so many sockets
+/// and so much pipe memory (the daemon backs every RX slot it fills, so a user's sockets are the daemon's memory).
 /// </summary>
-public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4096)
+public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4096, long maxPipeBytesPerUid = SocketTable.DefaultMaxPipeBytesPerUid)
 {
+    public const long DefaultMaxPipeBytesPerUid = 1L << 30;
+
     public const int EphemeralFirst = 32768;
     public const int EphemeralLast = 60999;
 
@@ -42,8 +45,11 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
         }
     }
 
-    /// <summary>Checks the rules and reserves the port; the factory makes the socket under the same lock.</summary>
-    public NormanSocket Bind(PeerIdentity caller, byte protocol, NetAddress address, int port, Func<long, ushort, NormanSocket> create)
+    /// <summary>
+    /// Checks the rules and reserves the port for a socket whose pipes take <paramref name="pipeBytes"/>; the factory
+    /// makes the socket under the same lock.
+    /// </summary>
+    public NormanSocket Bind(PeerIdentity caller, byte protocol, NetAddress address, int port, long pipeBytes, Func<long, ushort, NormanSocket> create)
     {
         if (!address.IsUnspecified && address != hostAddress)
         {
@@ -63,11 +69,26 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
         }
         lock (_gate)
         {
-            int held = _byId.Values.Count(s => s.Owner.Uid == caller.Uid);
+            int held = 0;
+            long heldBytes = 0;
+            foreach (var socket in _byId.Values)
+            {
+                if (socket.Owner.Uid == caller.Uid)
+                {
+                    held++;
+                    heldBytes += socket.Region.Length;
+                }
+            }
             if (held >= maxSocketsPerUid)
             {
                 throw new ControlException(ControlProtocol.Errors.TooManySockets,
                     $"uid {caller.Uid} already holds {held} Norman sockets, the limit. Close some, or raise the daemon's --max-sockets-per-uid.");
+            }
+            if (heldBytes + pipeBytes > maxPipeBytesPerUid)
+            {
+                throw new ControlException(ControlProtocol.Errors.OutOfMemory,
+                    $"uid {caller.Uid} already holds {heldBytes >> 20} MiB of Norman pipes and this socket needs {pipeBytes >> 20} MiB more; " +
+                    $"the limit is {maxPipeBytesPerUid >> 20} MiB. Close sockets, ask for fewer slots, or raise the daemon's --max-pipe-memory-per-uid.");
             }
             ushort chosen = port == 0 ? PickEphemeral(protocol) : (ushort)port;
             if (_byPort.TryGetValue((protocol, chosen), out var holder))
@@ -76,11 +97,11 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
                     $"Address already in use: {IpProtocols.Name(protocol)} port {chosen} is held by {holder.Owner.ProcessName} (pid {holder.Owner.Pid}). " +
                     "Pick another port, or stop that process (norman ss -lp shows who holds what).");
             }
-            var socket = create(_nextId++, chosen);
-            socket.LocalAddress = address.IsUnspecified ? NetAddress.FromV4(0) : address;
-            _byId[socket.Id] = socket;
-            _byPort[(protocol, chosen)] = socket;
-            return socket;
+            var created = create(_nextId++, chosen);
+            created.LocalAddress = address.IsUnspecified ? NetAddress.FromV4(0) : address;
+            _byId[created.Id] = created;
+            _byPort[(protocol, chosen)] = created;
+            return created;
         }
     }
 
