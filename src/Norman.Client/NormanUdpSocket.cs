@@ -25,8 +25,14 @@ public sealed class NormanUdpSocket : IDisposable
     public const int MaxPayload = 1500 - UdpPacketBuilder.HeaderLengthV4;
     private const int ReleaseBatch = 32;
     private static readonly long SpinTicks = Stopwatch.Frequency / 20_000; // 50 µs
+    /// <summary>How often a sender asks whether the daemon is still there: one system call a millisecond, not one a packet.</summary>
+    private static readonly long LivenessTicks = Stopwatch.Frequency / 1000;
+    private long _livenessCheckedAt;
 
-    private readonly ControlChannel _control;
+    private ControlChannel _control;
+    /// <summary>What the application asked for at bind, so <see cref="Reconnect"/> can ask again.</summary>
+    private IPEndPoint? _requestedEndPoint;
+    private int _slotCount;
     private SharedMemory? _region;
     private EventFd? _wakeup;
     private RingConsumer? _rx;
@@ -92,6 +98,61 @@ public sealed class NormanUdpSocket : IDisposable
         _socketId = grant.SocketId;
         _source = NetAddress.Parse(grant.SourceAddress);
         LocalEndPoint = new IPEndPoint(IPAddress.Parse(grant.LocalAddress), grant.LocalPort);
+        _requestedEndPoint = endPoint;
+        _slotCount = slotCount;
+    }
+
+    /// <summary>
+    /// After a <see cref="NormanDaemonUnavailableException"/> (the daemon restarted or crashed): waits up to
+    /// <paramref name="timeout"/> for a daemon on the same control socket, then binds this socket again to the port it
+    /// had (an ephemeral port, too: the same number, if still free) and connects it to the same remote. Datagrams in the
+    /// pipes when the daemon went away are lost, as a kernel loses its socket buffers when it reboots.
+    /// Throws <see cref="NormanDaemonUnavailableException"/> if no daemon came back in time, and the bind's own errors
+    /// (EADDRINUSE if another application took the port meanwhile).
+    /// </summary>
+    public void Reconnect(TimeSpan timeout)
+    {
+        ThrowIfDisposed();
+        var local = LocalEndPoint ?? throw new NormanException("EINVAL", "Only a socket that was bound can reconnect; bind it instead.");
+        var remote = RemoteEndPoint;
+        var requested = _requestedEndPoint!;
+        ReleasePipes();
+        LocalEndPoint = null;
+        RemoteEndPoint = null;
+        _control.Dispose();
+        long deadline = Deadline(timeout);
+        while (true)
+        {
+            try
+            {
+                _control = ControlChannel.Connect(_control.Path);
+                break;
+            }
+            catch (NormanDaemonUnavailableException) when (Stopwatch.GetTimestamp() < deadline)
+            {
+                // Waiting for the daemon's restart: a backoff, not a synchronisation.
+                Thread.Sleep(50);
+            }
+        }
+        Bind(new IPEndPoint(requested.Address, local.Port), _slotCount);
+        if (remote is not null)
+        {
+            Connect(remote);
+        }
+    }
+
+    private void ReleasePipes()
+    {
+        if (_wakeup is not null)
+        {
+            WakeupReactor.ForgetIfStarted(_wakeup.Fd);
+        }
+        _wakeup?.Dispose();
+        _region?.Dispose();
+        _wakeup = null;
+        _region = null;
+        _rx = null;
+        _tx = null;
     }
 
     /// <summary>Fixes the remote end: sends go there, and only its datagrams are received. Binds a free port first if needed.</summary>
@@ -147,8 +208,15 @@ public sealed class NormanUdpSocket : IDisposable
         CommitSendTo(payloadLength, NetAddress.From(remote.Address), (ushort)remote.Port);
     }
 
-    /// <summary>Publishes every committed datagram to the dataplane with one store.</summary>
-    public void Flush() => Tx.Publish();
+    /// <summary>
+    /// Publishes every committed datagram to the dataplane with one store. Throws
+    /// <see cref="NormanDaemonUnavailableException"/> if the daemon is gone (checked at most once a millisecond).
+    /// </summary>
+    public void Flush()
+    {
+        Tx.Publish();
+        ThrowIfDaemonGoneLately();
+    }
 
     /// <summary>Copies and sends one datagram if the pipe has room; publishes at once.</summary>
     public bool TrySendTo(ReadOnlySpan<byte> payload, NetAddress destination, ushort destinationPort)
@@ -164,7 +232,7 @@ public sealed class NormanUdpSocket : IDisposable
         }
         payload.CopyTo(buffer);
         CommitSendTo(payload.Length, destination, destinationPort);
-        Tx.Publish();
+        Flush();
         return true;
     }
 
@@ -346,12 +414,27 @@ public sealed class NormanUdpSocket : IDisposable
     private static long Deadline(TimeSpan? timeout) =>
         timeout is { } t ? Stopwatch.GetTimestamp() + (long)(t.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
 
+    /// <summary>
+    /// A sender's check that the daemon is alive, at most once a millisecond: a packet sent into the pipes of a dead
+    /// daemon is lost as a datagram can be, and the sender hears of it within the millisecond.
+    /// </summary>
+    private void ThrowIfDaemonGoneLately()
+    {
+        long now = Stopwatch.GetTimestamp();
+        if (now - _livenessCheckedAt > LivenessTicks)
+        {
+            _livenessCheckedAt = now;
+            ThrowIfDaemonGone();
+        }
+    }
+
     private void ThrowIfDaemonGone()
     {
         if (_control.IsDaemonGone())
         {
             throw new NormanDaemonUnavailableException(
-                $"The Norman daemon at {_control.Path} went away (stopped, restarted or crashed); this socket is dead. Open a new one once it is back.");
+                $"The Norman daemon at {_control.Path} went away (stopped, restarted or crashed); this socket's pipes are dead. " +
+                "Call Reconnect(timeout) to bind it again once the daemon is back, or open a new one.");
         }
     }
 
@@ -365,14 +448,7 @@ public sealed class NormanUdpSocket : IDisposable
             return;
         }
         _disposed = true;
-        if (_wakeup is not null)
-        {
-            WakeupReactor.ForgetIfStarted(_wakeup.Fd);
-        }
         _control.Dispose();
-        _wakeup?.Dispose();
-        _region?.Dispose();
-        _rx = null;
-        _tx = null;
+        ReleasePipes();
     }
 }

@@ -1,19 +1,19 @@
 namespace Norman.Integration.Tests;
 
-/// <summary>What the daemon (this process) holds for sockets: open memfds and mappings of them, read from /proc.</summary>
-public readonly record struct DaemonResources(int Memfds, int Mappings)
+/// <summary>What the daemon (this process) holds for sockets: open memfds, mappings of them and eventfds, read from /proc.</summary>
+public readonly record struct DaemonResources(int Memfds, int Mappings, int Eventfds)
 {
     public static DaemonResources Measure()
     {
         int memfds = 0;
+        int eventfds = 0;
         foreach (var fd in Directory.GetFiles("/proc/self/fd"))
         {
             try
             {
-                if ((new FileInfo(fd).LinkTarget ?? "").StartsWith("/memfd:norman", StringComparison.Ordinal))
-                {
-                    memfds++;
-                }
+                string target = new FileInfo(fd).LinkTarget ?? "";
+                memfds += target.StartsWith("/memfd:norman", StringComparison.Ordinal) ? 1 : 0;
+                eventfds += target == "anon_inode:[eventfd]" ? 1 : 0;
             }
             catch (IOException)
             {
@@ -21,6 +21,6 @@ public readonly record struct DaemonResources(int Memfds, int Mappings)
             }
         }
         int mappings = File.ReadLines("/proc/self/maps").Count(line => line.Contains("/memfd:norman", StringComparison.Ordinal));
-        return new DaemonResources(memfds, mappings);
+        return new DaemonResources(memfds, mappings, eventfds);
     }
 }

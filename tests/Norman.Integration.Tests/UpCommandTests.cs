@@ -62,6 +62,77 @@ public sealed class UpCommandTests : IDisposable
         Assert.Contains(socketPath, error.Message);
     }
 
+    /// <summary>
+    /// The daemon killed with SIGKILL while an administrator adds rules: every rule it acknowledged is in force after the
+    /// restart (saved before the answer, by temp-then-rename, so the file is never half-written); a client's next
+    /// sends say the daemon went away, and Reconnect binds the same port and connection on the new daemon.
+    /// </summary>
+    [RootFact]
+    public async Task A_daemon_killed_with_SIGKILL_restarts_with_every_acknowledged_rule_and_its_client_reconnects()
+    {
+        string socketPath = Path.Combine(_directory, "n.sock");
+        string policyFile = Path.Combine(_directory, "policy.rules");
+        string[] up = ["up", "--socket", socketPath, "--policy-file", policyFile];
+        var daemon = AppProcess.Start("norman", socketPath, null, up);
+        daemon.ReadLine();
+        using var client = new Norman.Client.NormanUdpSocket(socketPath);
+        client.Connect(new System.Net.IPEndPoint(System.Net.IPAddress.Parse("198.18.0.2"), 7));
+        int port = client.LocalPort;
+
+        int acknowledged = 0;
+        var adding = Task.Run(() =>
+        {
+            using var admin = Norman.Client.ControlChannel.Connect(socketPath);
+            for (int rule = 1; rule <= 100_000; rule++)
+            {
+                admin.Call(new Norman.Core.Protocol.ControlRequest
+                {
+                    Op = Norman.Core.Protocol.ControlProtocol.Ops.FilterAdd, Chain = "ingress",
+                    Rule = ["udp", "dport", rule.ToString(System.Globalization.CultureInfo.InvariantCulture), "drop"],
+                });
+                Volatile.Write(ref acknowledged, rule);
+            }
+        });
+        Assert.True(SpinWait.SpinUntil(() => Volatile.Read(ref acknowledged) >= 50, TimeSpan.FromSeconds(30)), "no rules were acknowledged");
+        daemon.KillHard();
+        Assert.True(daemon.Process.WaitForExit(TimeSpan.FromSeconds(10)));
+        await Assert.ThrowsAsync<Norman.Client.NormanDaemonUnavailableException>(() => adding);
+        int acknowledgedBeforeTheKill = Volatile.Read(ref acknowledged);
+        daemon.Dispose();
+
+        // The client's sends notice within a millisecond (no system call per packet); the error says what to do.
+        var lost = Assert.Throws<Norman.Client.NormanDaemonUnavailableException>(() =>
+        {
+            for (var clock = System.Diagnostics.Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(10);)
+            {
+                client.TrySendTo("into a dead daemon"u8, Norman.Core.Packets.NetAddress.Parse("198.18.0.2"), 7);
+            }
+        });
+        Assert.Contains("went away", lost.Message);
+        Assert.Contains("Reconnect", lost.Message);
+
+        using var restarted = AppProcess.Start("norman", socketPath, null, up);
+        Assert.Contains($"control socket {socketPath}", restarted.ReadLine());
+        var (code, listing) = await RunAsync("filter", "--socket", socketPath, "list", "--json");
+        Assert.Equal(0, code);
+        var rules = System.Text.Json.JsonSerializer.Deserialize(listing, Norman.Core.Protocol.ControlJson.Default.FilterInfo)!.Rules;
+        // Every acknowledged rule, in order; at most one more (saved, its answer lost in the kill).
+        Assert.InRange(rules.Count, acknowledgedBeforeTheKill, acknowledgedBeforeTheKill + 1);
+        Assert.Equal(Enumerable.Range(1, rules.Count).Select(r => $"udp dport {r} drop"), rules.Select(r => r.Rule));
+
+        client.Reconnect(TimeSpan.FromSeconds(10));
+        Assert.Equal(port, client.LocalPort);
+        Assert.True(client.TrySendTo("after the restart"u8, Norman.Core.Packets.NetAddress.Parse("198.18.0.2"), 7));
+        using var observer = Norman.Client.ControlChannel.Connect(socketPath);
+        Norman.Core.Protocol.SocketInfo? mine = null;
+        Assert.True(SpinWait.SpinUntil(() =>
+        {
+            mine = observer.Call(new Norman.Core.Protocol.ControlRequest { Op = Norman.Core.Protocol.ControlProtocol.Ops.Sockets }).Sockets!.Single();
+            return mine.TxPackets == 1;
+        }, TimeSpan.FromSeconds(10)), "the reconnected socket's datagram did not leave");
+        Assert.Equal((port, "198.18.0.2", 7, Environment.ProcessId), (mine!.LocalPort, mine.RemoteAddress, mine.RemotePort, mine.Pid));
+    }
+
     [Fact]
     public async Task Up_help_documents_every_setting()
     {

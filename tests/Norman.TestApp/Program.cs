@@ -5,6 +5,8 @@
 //                        index and length of its own pipes, printing "done N"
 //   forge PORT SPORT     bind PORT through the raw protocol, then send the peer one datagram claiming source
 //                        port SPORT and one with its true port
+//   churn                forever: open a socket on a free port, send the peer 100 datagrams, close it; prints
+//                        "cycle N" after each (a test kills it at some point of a cycle)
 // Errors print "error CODE: message" and exit 1.
 using Norman.Client;
 using Norman.Core.Packets;
@@ -40,6 +42,22 @@ try
             }
             Console.WriteLine($"replies {replies}");
             return 0;
+        }
+        case "churn":
+        {
+            var peer = NetAddress.Parse("198.18.0.2");
+            for (long cycle = 1; ; cycle++)
+            {
+                using (var socket = new NormanUdpSocket())
+                {
+                    socket.Bind(0);
+                    for (int i = 0; i < 100; i++)
+                    {
+                        socket.TrySendTo(BitConverter.GetBytes(i), peer, 9);
+                    }
+                }
+                Console.WriteLine($"cycle {cycle}");
+            }
         }
         case "hostile":
             return Hostile(int.Parse(args[1]), int.Parse(args[2]));
