@@ -13,6 +13,11 @@ public sealed class DataplaneCounters
     public long PortTxPackets;
     public long PortTxBytes;
     public long DeliveredPackets;
+    /// <summary>
+    /// Frames the host took for itself (ARP, ping, neighbour discovery), answered or learned from. With the deliveries
+    /// and the receive-side drops, they account for every frame the port received.
+    /// </summary>
+    public long HostFrames;
     public long SentPackets;
     public long ArpRepliesSent;
     public long ArpRequestsSent;
@@ -47,6 +52,7 @@ public sealed class DataplaneCounters
             ["port_tx_packets"] = PortTxPackets,
             ["port_tx_bytes"] = PortTxBytes,
             ["delivered_packets"] = DeliveredPackets,
+            ["host_frames"] = HostFrames,
             ["sent_packets"] = SentPackets,
             ["arp_replies_sent"] = ArpRepliesSent,
             ["arp_requests_sent"] = ArpRequestsSent,

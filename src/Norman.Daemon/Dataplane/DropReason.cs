@@ -45,11 +45,15 @@ public enum DropReason
     Policed,
     /// <summary>ARP that would change the MAC of an address already resolved, outside an exchange Norman started.</summary>
     ArpMacChange,
+    /// <summary>A received frame longer than the MTU allows (1500 bytes of IP, two VLAN tags): a jumbo frame, or a runaway.</summary>
+    FrameTooLong,
+    /// <summary>ARP from a new neighbour while the neighbour table is full of others' (a flood of forged requests).</summary>
+    NeighbourTableFull,
 }
 
 public static class DropReasons
 {
-    public const int Count = (int)DropReason.ArpMacChange + 1;
+    public const int Count = (int)DropReason.NeighbourTableFull + 1;
 
     private static readonly string[] Names = BuildNames();
 

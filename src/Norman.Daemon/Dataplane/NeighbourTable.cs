@@ -44,6 +44,16 @@ public sealed class NeighbourTable
         Failed,
     }
 
+    /// <summary>What <see cref="Learn"/> did with a claim.</summary>
+    public enum Learned
+    {
+        Yes,
+        /// <summary>Refused: the address is resolved to another MAC, and this is not the answer to our probe.</summary>
+        MacChangeRefused,
+        /// <summary>Refused: the table is full (of entries our own lookups have not been asked to make room for).</summary>
+        TableFull,
+    }
+
     private struct Entry
     {
         public MacAddress Mac;
@@ -52,6 +62,8 @@ public sealed class NeighbourTable
         public long LastProbe;
         public long ConfirmedAt;
         public bool Permanent;
+        /// <summary>Learned from someone else's request, not from an exchange we started: the first to go when full.</summary>
+        public bool Unsolicited;
     }
 
     /// <summary>Finds the MAC of <paramref name="address"/>; <paramref name="shouldProbe"/> says to send an ARP request now.</summary>
@@ -61,7 +73,7 @@ public sealed class NeighbourTable
         if (!_entries.TryGetValue(address, out var entry))
         {
             mac = default;
-            if (_entries.Count >= MaxEntries)
+            if (_entries.Count >= MaxEntries && !MakeRoom(now))
             {
                 return Lookup.Failed;
             }
@@ -107,19 +119,43 @@ public sealed class NeighbourTable
     /// resolved keeps its MAC unless this is a <paramref name="reply"/> while Norman is re-confirming it (an exchange it
     /// started): anyone else's claim to it is refused, so that a forged ARP cannot divert its traffic. False when refused.
     /// </summary>
-    public bool Learn(uint address, MacAddress mac, long now, bool reply)
+    public Learned Learn(uint address, MacAddress mac, long now, bool reply)
     {
         bool known = _entries.TryGetValue(address, out var existing);
-        if (!known && _entries.Count >= MaxEntries || existing.Permanent)
+        if (existing.Permanent)
         {
-            return false;
+            return Learned.MacChangeRefused;
+        }
+        if (!known && _entries.Count >= MaxEntries)
+        {
+            return Learned.TableFull;
         }
         if (known && existing.Resolved && existing.Mac != mac && !(reply && existing.Probes > 0))
         {
-            return false;
+            return Learned.MacChangeRefused;
         }
-        _entries[address] = new Entry { Mac = mac, Resolved = true, ConfirmedAt = now, LastProbe = now };
-        return true;
+        // Unsolicited until it answers a probe of ours (an entry our lookup made, or one we are re-confirming).
+        bool unsolicited = !known || (existing.Unsolicited && !(reply && existing.Probes > 0));
+        _entries[address] = new Entry { Mac = mac, Resolved = true, ConfirmedAt = now, LastProbe = now, Unsolicited = unsolicited };
+        return Learned.Yes;
+    }
+
+    /// <summary>
+    /// Makes room for a lookup of ours in a full table, as Linux's forced garbage collection does: an entry that only
+    /// others' requests put there, or one that went stale or failed, is forgotten. A flood of forged requests can fill
+    /// the table, but not keep Norman from resolving the neighbours it needs.
+    /// </summary>
+    private bool MakeRoom(long now)
+    {
+        foreach (var (address, entry) in _entries)
+        {
+            if (!entry.Permanent && (entry.Unsolicited || !entry.Resolved || now - entry.ConfirmedAt > _reachableTicks))
+            {
+                _entries.Remove(address);
+                return true;
+            }
+        }
+        return false;
     }
 
     /// <summary>A static entry, as `ip neigh add … nud permanent`: never probed, never replaced by ARP.</summary>

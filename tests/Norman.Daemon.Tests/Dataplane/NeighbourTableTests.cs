@@ -54,7 +54,7 @@ public sealed class NeighbourTableTests
     public void A_permanent_entry_is_never_probed_nor_overwritten()
     {
         _table.AddPermanent(9, Mac);
-        Assert.False(_table.Learn(9, MacAddress.Parse("02:00:00:00:00:66"), 0, reply: true));
+        Assert.NotEqual(NeighbourTable.Learned.Yes, _table.Learn(9, MacAddress.Parse("02:00:00:00:00:66"), 0, reply: true));
         Assert.Equal(NeighbourTable.Lookup.Resolved, _table.Resolve(9, 1000 * Second, out var mac, out bool probe));
         Assert.Equal(Mac, mac);
         Assert.False(probe);
@@ -65,29 +65,48 @@ public sealed class NeighbourTableTests
     {
         var forged = MacAddress.Parse("02:00:00:00:00:66");
         _table.Resolve(9, 0, out _, out _);
-        Assert.True(_table.Learn(9, Mac, 100, reply: true));
-        Assert.False(_table.Learn(9, forged, 200, reply: true)); // an unsolicited reply
-        Assert.False(_table.Learn(9, forged, 300, reply: false)); // a request naming us, or a gratuitous ARP
-        Assert.True(_table.Learn(9, Mac, 400, reply: false)); // the same MAC: a confirmation
+        Assert.Equal(NeighbourTable.Learned.Yes, _table.Learn(9, Mac, 100, reply: true));
+        Assert.NotEqual(NeighbourTable.Learned.Yes, _table.Learn(9, forged, 200, reply: true)); // an unsolicited reply
+        Assert.NotEqual(NeighbourTable.Learned.Yes, _table.Learn(9, forged, 300, reply: false)); // a request naming us, or a gratuitous ARP
+        Assert.Equal(NeighbourTable.Learned.Yes, _table.Learn(9, Mac, 400, reply: false)); // the same MAC: a confirmation
         Assert.True(_table.TryGet(9, out var mac) && mac == Mac);
 
         // Stale: Norman asks again, and a reply to that exchange may move the address.
         long stale = 400 + NeighbourTable.ReachableSeconds * Second + 1;
         Assert.Equal(NeighbourTable.Lookup.Resolved, _table.Resolve(9, stale, out _, out bool probe));
         Assert.True(probe);
-        Assert.False(_table.Learn(9, forged, stale + 1, reply: false)); // a request is still no answer
-        Assert.True(_table.Learn(9, forged, stale + 2, reply: true));
+        Assert.NotEqual(NeighbourTable.Learned.Yes, _table.Learn(9, forged, stale + 1, reply: false)); // a request is still no answer
+        Assert.Equal(NeighbourTable.Learned.Yes, _table.Learn(9, forged, stale + 2, reply: true));
         Assert.True(_table.TryGet(9, out mac) && mac == forged);
     }
 
     [Fact]
-    public void The_table_is_bounded()
+    public void A_flood_of_askers_fills_the_table_to_its_bound_but_our_own_lookups_still_find_room()
     {
-        for (uint address = 0; address < NeighbourTable.MaxEntries + 100; address++)
+        Assert.Equal(NeighbourTable.Lookup.Pending, _table.Resolve(9, 0, out _, out _));
+        Assert.Equal(NeighbourTable.Learned.Yes, _table.Learn(9, Mac, 1, reply: true)); // the peer we asked for
+        for (uint address = 100; address < 100 + NeighbourTable.MaxEntries + 100; address++)
         {
-            _table.Learn(address, Mac, 0, reply: false);
+            _table.Learn(address, Mac, 2, reply: false);
         }
         Assert.Equal(NeighbourTable.MaxEntries, _table.Count);
-        Assert.Equal(NeighbourTable.Lookup.Failed, _table.Resolve(uint.MaxValue, 0, out _, out _));
+        Assert.Equal(NeighbourTable.Learned.TableFull, _table.Learn(uint.MaxValue - 1, Mac, 3, reply: false));
+
+        // A neighbour we need takes the place of one that only asked; the one we resolved stays.
+        Assert.Equal(NeighbourTable.Lookup.Pending, _table.Resolve(uint.MaxValue, 4, out _, out bool probe));
+        Assert.True(probe);
+        Assert.Equal(NeighbourTable.MaxEntries, _table.Count);
+        Assert.True(_table.TryGet(9, out var mac) && mac == Mac);
+    }
+
+    [Fact]
+    public void A_table_full_of_neighbours_we_resolved_ourselves_and_still_reachable_refuses_a_new_lookup()
+    {
+        for (uint address = 0; address < NeighbourTable.MaxEntries; address++)
+        {
+            _table.Resolve(address, 0, out _, out _);
+            _table.Learn(address, Mac, 1, reply: true);
+        }
+        Assert.Equal(NeighbourTable.Lookup.Failed, _table.Resolve(uint.MaxValue, 2, out _, out _));
     }
 }

@@ -124,10 +124,12 @@ public sealed unsafe partial class AfPacketPort : IPort
             uint snapLength = *(uint*)(_nextPacket + 12);
             uint status = *(uint*)(_nextPacket + 20);
             ushort macOffset = *(ushort*)(_nextPacket + 24);
-            if (snapLength <= PacketBatch.FrameSize && macOffset + snapLength <= BlockSize)
+            if (macOffset + snapLength <= BlockSize)
             {
-                new ReadOnlySpan<byte>(_nextPacket + macOffset, (int)snapLength).CopyTo(batch.NextBuffer());
-                batch.Append((int)snapLength);
+                // A frame longer than a buffer (jumbo) comes in cut to the buffer, for the parse stage to count as too long.
+                int length = (int)Math.Min(snapLength, PacketBatch.FrameSize);
+                new ReadOnlySpan<byte>(_nextPacket + macOffset, length).CopyTo(batch.NextBuffer());
+                batch.Append(length);
                 if ((status & (TpStatusCsumNotReady | TpStatusCsumValid)) != 0)
                 {
                     // Made on this host with the checksum left to offload (a veth peer), or checked by the NIC.

@@ -87,7 +87,9 @@ public sealed unsafe partial class TapPort : IPort
             {
                 break; // EAGAIN: nothing more now. Other errors end the breath's reading too; the next breath retries.
             }
-            batch.Append((int)length);
+            // A frame longer than the buffer comes in cut to it (the parse stage counts it as too long); never trust
+            // the returned length past the buffer.
+            batch.Append((int)Math.Min(length, buffer.Length));
             received++;
         }
         return received;

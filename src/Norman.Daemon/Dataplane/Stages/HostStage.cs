@@ -84,19 +84,27 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         var arp = frame[packet.NetworkOffset..];
         if (!host.IsOurs(ArpPacket.TargetIp(arp)))
         {
+            // Other hosts' ARP on a shared segment: normal, but still a frame taken in and not used.
+            counters.Drop(DropReason.NotForThisHost);
             return;
         }
         var senderMac = ArpPacket.SenderMac(arp);
         var senderIp = ArpPacket.SenderIp(arp);
         // Learn only from ARP that names us, as Linux does: a stranger's chatter does not fill the table.
         bool request = MemoryMarshal.AsRef<ArpPacket>(arp).Operation == ArpPacket.Request;
-        if (!neighbours.Learn(senderIp.V4, senderMac, now, reply: !request))
+        switch (neighbours.Learn(senderIp.V4, senderMac, now, reply: !request))
         {
-            // A claim to an address we already know, from another MAC and outside an exchange we started: not
-            // believed, not answered (answering would teach the claimant's MAC our address as readily).
-            counters.Drop(DropReason.ArpMacChange);
-            return;
+            case NeighbourTable.Learned.MacChangeRefused:
+                // A claim to an address we already know, from another MAC and outside an exchange we started: not
+                // believed, not answered (answering would teach the claimant's MAC our address as readily).
+                counters.Drop(DropReason.ArpMacChange);
+                return;
+            case NeighbourTable.Learned.TableFull:
+                // Thousands of askers at once (a flood): not remembered, not answered; our own lookups still find room.
+                counters.Drop(DropReason.NeighbourTableFull);
+                return;
         }
+        counters.HostFrames++;
         if (!request)
         {
             return;
@@ -123,30 +131,34 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
             counters.Drop(DropReason.UnsupportedProtocol);
             return;
         }
+        bool solicitation = Icmpv6Frames.SolicitedTarget(frame, packet) == ours;
+        if (!solicitation && !(packet.IcmpType == IcmpHeader.EchoRequestV6 && packet.Destination == ours))
+        {
+            counters.Drop(DropReason.UnsupportedProtocol);
+            return;
+        }
+        counters.HostFrames++;
         // A reply is never longer than the request it answers, and both fit a frame buffer.
         var reply = ReserveOwnFrame();
         if (reply.IsEmpty)
         {
             return;
         }
-        if (Icmpv6Frames.SolicitedTarget(frame, packet) == ours)
+        if (solicitation)
         {
             Outbox.Commit(Icmpv6Frames.Advertisement(frame, packet, reply, host.Mac, ours));
             counters.NeighbourAdvertisementsSent++;
         }
-        else if (packet.IcmpType == IcmpHeader.EchoRequestV6 && packet.Destination == ours)
+        else
         {
             Outbox.Commit(Icmpv6Frames.EchoReply(frame, packet, reply, host.Mac));
             counters.EchoRepliesSent++;
-        }
-        else
-        {
-            counters.Drop(DropReason.UnsupportedProtocol);
         }
     }
 
     private void ReplyToPing(ReadOnlySpan<byte> frame, in ParsedPacket packet)
     {
+        counters.HostFrames++;
         var reply = ReserveOwnFrame();
         if (reply.IsEmpty)
         {
