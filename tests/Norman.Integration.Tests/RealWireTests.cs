@@ -162,6 +162,46 @@ public abstract class RealWireTests : IAsyncLifetime
         Assert.Equal("replies 10", client.ReadLine());
     }
 
+    /// <summary>What hostile_frames.py may send over this wire besides the families every wire carries.</summary>
+    protected virtual string[] HostileFrameOptions => [];
+
+    /// <summary>
+    /// Item 2 of the hardening issue on a real wire: scapy, in the peer's namespace, sends families of malformed
+    /// frames (each cut at every byte, wrong lengths, checksums, versions, fragments, VLAN stacks, IPv6 chains, ARP of
+    /// odd sizes, jumbo frames); every one of them is dropped and counted under the reason its family names.
+    /// </summary>
+    [NetnsFact]
+    public void Malformed_frames_sent_by_scapy_are_each_dropped_and_counted_under_their_reason()
+    {
+        var peer = Peer();
+        using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000");
+        echo.ReadLine();
+        if (HostileFrameOptions.Contains("--jumbo"))
+        {
+            peer.Run("ip", "link", "set", _device, "mtu", "9000");
+        }
+        var counters = _daemon!.Engine.Counters;
+        var before = Enum.GetValues<DropReason>().ToDictionary(r => DropReasons.Name(r), counters.Drops);
+
+        string sent = peer.Run(["/usr/bin/python3", AppProcess.BesideTests("wire/hostile_frames.py"), _device, _daemon.Engine.Host.Mac.ToString(),
+            NormanAddress, PeerAddress, NormanAddress6, "2001:db8:1::2", "7000", .. HostileFrameOptions]);
+        var families = sent.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => System.Text.Json.JsonDocument.Parse(line).RootElement)
+            .Select(f => (Family: f.GetProperty("family").GetString()!, Reason: f.GetProperty("reason").GetString()!, Frames: f.GetProperty("frames").GetInt32()))
+            .ToList();
+        var expected = families.GroupBy(f => f.Reason).ToDictionary(g => g.Key, g => (long)g.Sum(f => f.Frames));
+        Assert.All(expected.Keys, reason => Assert.Contains(reason, before.Keys));
+        var reasons = Enum.GetValues<DropReason>().ToDictionary(r => DropReasons.Name(r));
+        long Counted(string reason) => counters.Drops(reasons[reason]) - before[reason];
+        SpinWait.SpinUntil(() => expected.All(e => Counted(e.Key) >= e.Value), TimeSpan.FromSeconds(10));
+
+        Assert.All(expected, e => Assert.True(Counted(e.Key) == e.Value, $"{e.Key}: sent {e.Value}, counted {Counted(e.Key)}"));
+        Assert.Null(_daemon.DataplaneFailure);
+        peer.Run("ping", "-c", "1", "-W", "5", NormanAddress);
+        Console.WriteLine($"{families.Sum(f => f.Frames)} malformed frames from scapy, all counted: " +
+            string.Join(", ", families.Select(f => $"{f.Family} {f.Frames} ({f.Reason})")));
+    }
+
     [NetnsFact]
     public void Tshark_on_the_peer_side_decodes_every_frame_Norman_sent_with_good_checksums()
     {
@@ -196,6 +236,12 @@ public abstract class RealWireTests : IAsyncLifetime
 
 public sealed class TapWireTests : RealWireTests
 {
+    /// <summary>
+    /// A TAP's MTU can be raised to send jumbo frames, nothing marks its frames' checksums as checked, and no receiving
+    /// kernel stands between it and Norman to drop frames cut in their VLAN tag.
+    /// </summary>
+    protected override string[] HostileFrameOptions => ["--jumbo", "--bad-udp-checksums", "--short-vlan"];
+
     protected override void ConnectWire(TestNamespace peer, DaemonOptions options)
     {
         options.Port = $"tap:{_device}";

@@ -29,7 +29,8 @@ public sealed unsafe partial class AfPacketPort : IPort
     private const int PacketAddMembership = 1, PacketRxRing = 5, PacketVersion = 10, PacketIgnoreOutgoing = 23;
     private const int TpacketV3 = 2;
     private const ushort PacketMrPromisc = 1;
-    private const uint TpStatusKernel = 0, TpStatusUser = 1, TpStatusCsumNotReady = 0x8, TpStatusCsumValid = 0x80;
+    private const uint TpStatusKernel = 0, TpStatusUser = 1, TpStatusCsumNotReady = 0x8, TpStatusVlanValid = 0x10,
+        TpStatusVlanTpidValid = 0x40, TpStatusCsumValid = 0x80;
     private const int BlockStatusOffset = 8, NumPacketsOffset = 12, FirstPacketOffset = 16;
     private const int MsgHdrSize = 56, MmsgHdrSize = 64;
 
@@ -120,15 +121,18 @@ public sealed unsafe partial class AfPacketPort : IPort
             {
                 break;
             }
-            // tpacket3_hdr: next_offset @0, snaplen @12, status @20, mac @24. The kernel wrote it; lengths are still checked.
+            // tpacket3_hdr: next_offset @0, snaplen @12, status @20, mac @24, vlan_tci @32, vlan_tpid @36. The kernel
+            // wrote it; lengths are still checked.
             uint snapLength = *(uint*)(_nextPacket + 12);
             uint status = *(uint*)(_nextPacket + 20);
             ushort macOffset = *(ushort*)(_nextPacket + 24);
             if (macOffset + snapLength <= BlockSize)
             {
-                // A frame longer than a buffer (jumbo) comes in cut to the buffer, for the parse stage to count as too long.
-                int length = (int)Math.Min(snapLength, PacketBatch.FrameSize);
-                new ReadOnlySpan<byte>(_nextPacket + macOffset, length).CopyTo(batch.NextBuffer());
+                var frame = new ReadOnlySpan<byte>(_nextPacket + macOffset, (int)snapLength);
+                int length = (status & TpStatusVlanValid) != 0
+                    ? CopyRetagged(frame, batch.NextBuffer(), *(ushort*)(_nextPacket + 32),
+                        (status & TpStatusVlanTpidValid) != 0 ? *(ushort*)(_nextPacket + 36) : Norman.Core.Packets.EtherTypes.Vlan)
+                    : CopyCut(frame, batch.NextBuffer());
                 batch.Append(length);
                 if ((status & (TpStatusCsumNotReady | TpStatusCsumValid)) != 0)
                 {
@@ -145,6 +149,32 @@ public sealed unsafe partial class AfPacketPort : IPort
             }
         }
         return received;
+    }
+
+    /// <summary>
+    /// Copies a frame, cut to the buffer if longer (a jumbo frame, which the parse stage then counts as too long).
+    /// </summary>
+    private static int CopyCut(ReadOnlySpan<byte> frame, Span<byte> buffer)
+    {
+        int length = Math.Min(frame.Length, buffer.Length);
+        frame[..length].CopyTo(buffer);
+        return length;
+    }
+
+    /// <summary>
+    /// The kernel strips a received frame's outer VLAN tag into the ring's header (tp_vlan_tci, tp_vlan_tpid); as
+    /// tcpdump does, it is put back, so the dataplane sees the frame as it was on the wire.
+    /// </summary>
+    private static int CopyRetagged(ReadOnlySpan<byte> frame, Span<byte> buffer, ushort tci, ushort tpid)
+    {
+        if (frame.Length < 12)
+        {
+            return CopyCut(frame, buffer);
+        }
+        frame[..12].CopyTo(buffer);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(buffer[12..], tpid);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(buffer[14..], tci);
+        return 16 + CopyCut(frame[12..], buffer[16..]);
     }
 
     private bool TakeBlock()
