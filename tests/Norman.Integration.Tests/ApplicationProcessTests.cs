@@ -2,11 +2,12 @@ using System.Diagnostics;
 using System.Text.Json;
 using Norman.Core.Protocol;
 using Norman.Daemon.Dataplane;
+using Norman.Daemon.Dataplane.Ports;
 
 namespace Norman.Integration.Tests;
 
 /// <summary>The acceptance of the foundation: real application processes on a daemon's virtual wire.</summary>
-public sealed class ApplicationProcessTests : DaemonTest
+public sealed class ApplicationProcessTests(Xunit.Abstractions.ITestOutputHelper output) : DaemonTest
 {
     /// <summary>nobody and nogroup on Debian (65534): numeric, since setpriv does not look a group up by a user name.</summary>
     private const string NobodyUid = "65534";
@@ -150,27 +151,62 @@ public sealed class ApplicationProcessTests : DaemonTest
         Assert.Equal("bound 80", root.ReadLine());
     }
 
+    /// <summary>
+    /// Item 1 of the hardening issue: a client process that, for four million rounds, writes adversarial values into
+    /// every index, length and packet byte of its pipes, posts noise and forged packets and rewrites honest ones after
+    /// posting them. The daemon keeps running, an echo server beside it loses nothing, and not one packet leaves that
+    /// anti-spoofing (source address and port) or the policy (egress `udp dport 666 drop`) would refuse.
+    /// </summary>
     [Fact]
-    public void A_client_scribbling_on_its_pipe_indices_is_counted_and_the_others_are_served()
+    public async Task A_client_attacking_its_own_pipes_is_counted_by_reason_sends_nothing_refusable_and_harms_no_one()
     {
+        Daemon.Daemon.Policy.Add(global::Norman.Daemon.Policy.Chain.Egress, ["udp", "dport", "666", "drop"]);
         using var echo = Daemon.Start("echo-server", "5000");
         echo.ReadLine();
-        using var hostile = Daemon.Start("norman-testapp", "hostile", "6666", "200000");
+        using var hostile = Daemon.Start("norman-testapp", "hostile", "6666", "4000000");
         Assert.Equal("bound 6666", hostile.ReadLine());
-        for (int i = 0; i < 200; i++)
-        {
-            Daemon.Peer.SendUdp(40000, 6666, BitConverter.GetBytes(i));
-            Daemon.Peer.SendUdp(40000, 5000, BitConverter.GetBytes(i));
-            var reply = Daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10));
-            Assert.NotNull(reply);
-            Assert.Equal(i, BitConverter.ToInt32(reply.Payload));
-        }
-        Assert.Equal("done 200000", hostile.ReadLine(60));
+        var done = Task.Run(() => hostile.ReadLine(120));
 
+        // The echo server is served in lockstep all the while: every request answered, in order.
+        int exchanged = 0;
+        var echoed = new List<PeerDatagram>();
+        var others = new List<PeerDatagram>();
+        while (exchanged < 500 || !done.IsCompleted)
+        {
+            Daemon.Peer.SendUdp(40000, 5000, BitConverter.GetBytes(exchanged));
+            PeerDatagram? reply;
+            while ((reply = Daemon.Peer.TakeDatagram(TimeSpan.FromSeconds(10))) is { SourcePort: not 5000 })
+            {
+                others.Add(reply);
+            }
+            Assert.NotNull(reply);
+            Assert.Equal(exchanged, BitConverter.ToInt32(reply.Payload));
+            exchanged++;
+            Assert.True(exchanged < 1_000_000, "the hostile client never finished");
+        }
+        string report = await done;
+        Assert.StartsWith("done 4000000", report);
+        while (Daemon.Peer.TakeDatagram(TimeSpan.FromMilliseconds(500)) is { } late)
+        {
+            others.Add(late);
+        }
+
+        // What left from the hostile socket was what it may send: its own address and port, not to port 666.
+        Assert.All(others, d =>
+        {
+            Assert.Equal(DaemonFixture.HostAddress, d.Source);
+            Assert.Equal(6666, d.SourcePort);
+            Assert.NotEqual(666, d.DestinationPort);
+        });
         var counters = Daemon.Daemon.Engine.Counters;
-        long rejected = counters.Drops(DropReason.TxCorruptIndex) + counters.Drops(DropReason.TxCorruptLength) + counters.Drops(DropReason.TxMalformed);
-        Assert.True(rejected > 0, "the hostile client's garbage was not counted");
+        var reasons = new[] { DropReason.TxCorruptIndex, DropReason.TxCorruptLength, DropReason.TxMalformed, DropReason.TxSpoofedSource, DropReason.FilteredEgress };
+        Assert.All(reasons, r => Assert.True(counters.Drops(r) > 0, $"nothing counted as {DropReasons.Name(r)}"));
+        var echoSocket = Daemon.Daemon.Control.Sockets.Snapshot().Single(s => s.LocalPort == 5000);
+        Assert.DoesNotContain(echoSocket.Pipe.Counters.DropSnapshot(), d => d.Value > 0);
         Assert.Null(Daemon.Daemon.DataplaneFailure);
+        output.WriteLine($"hostile client: {report}");
+        output.WriteLine($"meanwhile {exchanged} echo round trips, none lost; {others.Count} datagrams left the hostile socket, all its own; refused: " +
+            string.Join(", ", reasons.Select(r => $"{DropReasons.Name(r)} {counters.Drops(r)}")));
     }
 
     [Fact]

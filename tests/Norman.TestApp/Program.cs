@@ -1,8 +1,8 @@
 // norman-testapp: an application process for the integration tests, honest or hostile on demand.
 //   bind PORT            bind, print "bound PORT", hold the socket until stdin closes
 //   request HOST PORT N  connect to HOST:PORT, send N numbered datagrams, print "replies R" (R echoed right)
-//   hostile PORT N       bind through the raw control protocol, then write N rounds of garbage into every
-//                        index and length of its own pipes, printing "done N"
+//   hostile PORT N       bind through the raw control protocol, then N rounds of adversarial writes into every
+//                        index, length and packet byte of its own pipes (see Hostile), printing "done N: …"
 //   forge PORT SPORT     bind PORT through the raw protocol, then send the peer one datagram claiming source
 //                        port SPORT and one with its true port
 //   churn                forever: open a socket on a free port, send the peer 100 datagrams, close it; prints
@@ -74,6 +74,10 @@ catch (NormanException error)
     return 1;
 }
 
+// For ROUNDS rounds, one adversarial act a round on its own pipes: indices (its own and the daemon's, the ring
+// descriptors too), slot lengths, noise posted as packets, forged packets (another source port or address, or a
+// destination the policy refuses), honest packets rewritten as forged right after they are posted, the RX side's
+// slots. Then prints "done ROUNDS" and what it tried, and holds the socket until stdin closes.
 static unsafe int Hostile(int port, int rounds)
 {
     var (control, grant, region) = RawBind(port);
@@ -83,21 +87,110 @@ static unsafe int Hostile(int port, int rounds)
     Console.Out.Flush();
     var random = new Random(port);
     long ringBytes = PipeLayout.RingBytes(grant.SlotCount, grant.SlotSize);
-    for (int round = 0; round < rounds; round++)
+    byte* rx = region.Address;
+    byte* tx = region.Address + ringBytes;
+    uint mask = (uint)grant.SlotCount - 1;
+    int capacity = PipeLayout.SlotDataCapacity(grant.SlotSize);
+    var source = NetAddress.Parse(grant.SourceAddress);
+    var peer = NetAddress.Parse("198.18.0.2");
+    string[] acts = ["indices", "lengths", "noise posted", "forged posted", "rewritten after posting", "rx side"];
+    var tried = new long[acts.Length];
+    byte* Slot(byte* ring, uint index) => ring + PipeLayout.SlotsOffset + (long)(index & mask) * grant.SlotSize;
+    uint[] adversarial = [0, 1, uint.MaxValue, uint.MaxValue - 1, 0x8000_0000, (uint)grant.SlotCount, (uint)grant.SlotCount + 1, (uint)capacity + 1];
+    uint Adversarial() => random.Next(2) == 0 ? adversarial[random.Next(adversarial.Length)] : (uint)random.Next() * 2 + (uint)random.Next(2);
+
+    // Writes an honest-looking packet into the daemon's next slot and posts it: the daemon's published consumer
+    // index says where (a scribbled one makes the post land nowhere sensible, which is allowed too).
+    uint Post(Action<Span<byte>> write, int length)
     {
-        foreach (long ring in new[] { 0L, ringBytes })
+        uint consumer = Volatile.Read(ref *(uint*)(tx + PipeLayout.ConsumerIndexOffset));
+        byte* slot = Slot(tx, consumer);
+        write(new Span<byte>(slot + PipeLayout.SlotHeaderSize, capacity));
+        *(uint*)(slot + PipeLayout.SlotLengthOffset) = (uint)length;
+        Volatile.Write(ref *(uint*)(tx + PipeLayout.ProducerIndexOffset), consumer + 1);
+        return consumer;
+    }
+
+    // Gives the daemon a moment to take a posted packet before the next scribble buries it (bounded: it may not).
+    void AwaitTaken(uint index)
+    {
+        for (int spin = 0; spin < 100_000 && Volatile.Read(ref *(uint*)(tx + PipeLayout.ConsumerIndexOffset)) == index; spin++)
         {
-            byte* start = region.Address + ring;
-            *(uint*)(start + PipeLayout.ProducerIndexOffset) = (uint)random.Next() * (uint)(round % 3);
-            *(uint*)(start + PipeLayout.ConsumerIndexOffset) = (uint)random.Next();
-            *(uint*)(start + PipeLayout.NeedsWakeupOffset) = (uint)random.Next(2);
-            int slot = random.Next(grant.SlotCount);
-            byte* slotAddress = start + PipeLayout.SlotsOffset + (long)slot * grant.SlotSize;
-            *(uint*)slotAddress = random.Next(4) == 0 ? (uint)random.Next() : (uint)random.Next(grant.SlotSize);
-            random.NextBytes(new Span<byte>(slotAddress + PipeLayout.SlotHeaderSize, 64));
+            Thread.SpinWait(10);
         }
     }
-    Console.WriteLine($"done {rounds}");
+
+    for (int round = 0; round < rounds; round++)
+    {
+        int act = random.Next(round % 64 == 0 ? acts.Length : 2);
+        tried[act]++;
+        switch (act)
+        {
+            case 0:
+            {
+                // The daemon's own published indices too, for a moment: it keeps its copies and never reads them back.
+                uint txConsumer = *(uint*)(tx + PipeLayout.ConsumerIndexOffset);
+                foreach (byte* ring in new[] { rx, tx })
+                {
+                    *(uint*)(ring + PipeLayout.ProducerIndexOffset) = Adversarial();
+                    *(uint*)(ring + PipeLayout.ConsumerIndexOffset) = Adversarial();
+                    *(uint*)(ring + PipeLayout.NeedsWakeupOffset) = Adversarial();
+                    *(uint*)(ring + PipeLayout.MagicOffset + 4 * random.Next(4)) = Adversarial();
+                }
+                *(uint*)(tx + PipeLayout.ConsumerIndexOffset) = txConsumer;
+                break;
+            }
+            case 1:
+                *(uint*)(Slot(tx, (uint)random.Next()) + PipeLayout.SlotLengthOffset) = Adversarial();
+                break;
+            case 2:
+            {
+                int length = random.Next(capacity + 1);
+                AwaitTaken(Post(slot => random.NextBytes(slot[..length]), length));
+                break;
+            }
+            case 3:
+            {
+                // Another source port, another source address, or a destination the administrator's policy refuses.
+                int lie = random.Next(3);
+                ushort sourcePort = lie == 0 ? (ushort)random.Next(1, 65536) : (ushort)grant.LocalPort;
+                if (sourcePort == grant.LocalPort && lie == 0)
+                {
+                    sourcePort++;
+                }
+                var from = lie == 1 ? NetAddress.FromV4((uint)random.Next() | 1) : source;
+                if (lie == 1 && from == source)
+                {
+                    from = NetAddress.Parse("198.18.0.99");
+                }
+                ushort destinationPort = lie == 2 ? (ushort)666 : (ushort)9;
+                AwaitTaken(Post(slot => UdpPacketBuilder.WriteHeaders(slot, from, sourcePort, peer, destinationPort, 16), UdpPacketBuilder.HeaderLengthV4 + 16));
+                break;
+            }
+            case 4:
+            {
+                // Honest when posted, forged a moment later: the daemon must check the copy it sends, not the pipe.
+                uint index = Post(slot => UdpPacketBuilder.WriteHeaders(slot, source, (ushort)grant.LocalPort, peer, 9, 16), UdpPacketBuilder.HeaderLengthV4 + 16);
+                byte* packet = Slot(tx, index) + PipeLayout.SlotHeaderSize;
+                for (int rewrite = 0; rewrite < 64; rewrite++)
+                {
+                    *(ushort*)(packet + 20) = (ushort)random.Next();          // the UDP source port
+                    *(ushort*)(packet + 22) = rewrite % 2 == 0 ? (ushort)0x9A02 : (ushort)0x0900; // dport 666, or 9
+                    packet[12 + random.Next(4)] = (byte)random.Next();        // the source address
+                }
+                AwaitTaken(index);
+                break;
+            }
+            case 5:
+            {
+                byte* slot = Slot(rx, (uint)random.Next());
+                *(uint*)(slot + PipeLayout.SlotLengthOffset) = Adversarial();
+                random.NextBytes(new Span<byte>(slot + PipeLayout.SlotHeaderSize, 64));
+                break;
+            }
+        }
+    }
+    Console.WriteLine($"done {rounds}: " + string.Join(", ", acts.Select((name, i) => $"{name} {tried[i]}")));
     Console.Out.Flush();
     Console.In.ReadToEnd();
     return 0;
