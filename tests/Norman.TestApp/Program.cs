@@ -5,6 +5,9 @@
 //                        index, length and packet byte of its own pipes (see Hostile), printing "done N: …"
 //   forge PORT SPORT     bind PORT through the raw protocol, then send the peer one datagram claiming source
 //                        port SPORT and one with its true port
+//   sessions N ROUNDS    N applications' worth of sockets, each on its own control connection (16-slot pipes), then
+//                        ROUNDS times over: close each and open a new one in its place, sending the peer a datagram
+//                        from it; prints "done BINDS" and holds the sockets until stdin closes
 //   churn                forever: open a socket on a free port, send the peer 100 datagrams, close it; prints
 //                        "cycle N" after each (a test kills it at some point of a cycle)
 // Errors print "error CODE: message" and exit 1.
@@ -41,6 +44,27 @@ try
                 replies += length == 4 && BitConverter.ToInt32(buffer) == i ? 1 : 0;
             }
             Console.WriteLine($"replies {replies}");
+            return 0;
+        }
+        case "sessions":
+        {
+            var peer = NetAddress.Parse("198.18.0.2");
+            var sockets = new NormanUdpSocket[int.Parse(args[1])];
+            int binds = 0;
+            for (int round = 0; round <= int.Parse(args[2]); round++)
+            {
+                for (int i = 0; i < sockets.Length; i++)
+                {
+                    sockets[i]?.Dispose();
+                    sockets[i] = new NormanUdpSocket();
+                    sockets[i].Bind(0, slotCount: 16);
+                    sockets[i].TrySendTo("churn"u8, peer, 9);
+                    binds++;
+                }
+            }
+            Console.WriteLine($"done {binds}");
+            Console.Out.Flush();
+            Console.In.ReadToEnd();
             return 0;
         }
         case "churn":
