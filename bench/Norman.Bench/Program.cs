@@ -10,8 +10,15 @@ using Norman.Bench;
 //   kernel-recv PORT SECONDS | kernel-send DEVICE DEST PORT PAYLOAD SECONDS | norman-send DEVICE DEST PORT PAYLOAD SECONDS
 //   kernel-echo PORT SECONDS | kernel-ping DEST PORT PAYLOAD COUNT | raw-ring-consume RING LENGTH PACKETS
 // and, under callgrind: engine-once FILTER|- WARMUP PACKETS [conntrack]
+// The soak, run by hand (not in CI): soak [SECONDS] (default 3600) — exit 0 when nothing was lost and nothing grew.
 switch (args.FirstOrDefault())
 {
+    case "soak":
+    {
+        var report = Soak.Run(TimeSpan.FromSeconds(args.Length > 1 ? double.Parse(args[1], CultureInfo.InvariantCulture) : 3600), Console.Error.WriteLine);
+        Console.WriteLine(report);
+        return report.Passed ? 0 : 1;
+    }
     case "kernel-recv":
         KernelUdp.Receive(int.Parse(args[1], CultureInfo.InvariantCulture), double.Parse(args[2], CultureInfo.InvariantCulture));
         return 0;

@@ -117,6 +117,9 @@ public sealed class SimulatedPeer
         Volatile.Write(ref _floodRemaining, count);
     }
 
+    /// <summary>Packets of the current flood still to send; 0 once it is done.</summary>
+    public long FloodRemaining => Volatile.Read(ref _floodRemaining);
+
     /// <summary>The source address and port of flood flow <paramref name="flow"/>: the peer's port space, then the next address's.</summary>
     public (NetAddress Address, ushort Port) FloodSource(int flow) =>
         (NetAddress.FromV4(Address.V4 + (uint)(flow / FlowsPerAddress)), (ushort)(1024 + flow % FlowsPerAddress));
