@@ -43,8 +43,9 @@ public static class DataplaneScenarios
     /// <paramref name="conntrack"/> adds a rule that asks connection tracking about every packet (`ct state invalid
     /// drop`, which this flow never is); <paramref name="qosClasses"/> sets up that many QoS classes, matched by port.
     /// </remarks>
+    /// <remarks><paramref name="beside"/> starts something that runs beside the flow, stopped when it is disposed.</remarks>
     public static PeerRun PeerToApplication(int frameSize, long packets, int rules = 0, int setSize = 0,
-        string? captureFilter = null, bool conntrack = false, int qosClasses = 0, int flows = 1)
+        string? captureFilter = null, bool conntrack = false, int qosClasses = 0, int flows = 1, Func<NormanDaemon, IDisposable>? beside = null)
     {
         return WithDaemon((daemon, socket) =>
         {
@@ -79,6 +80,7 @@ public static class DataplaneScenarios
                 }).ToList());
             }
             var peer = daemon.Peer!;
+            using var besideFlow = beside?.Invoke(daemon);
             long received = 0;
             long allocatedBefore = daemon.DataplaneAllocatedBytes;
             long cpuBefore = ThreadCpuClock.Nanoseconds();

@@ -9,6 +9,7 @@ using Norman.Bench;
 // Helper modes, run by the benchmark itself inside network namespaces:
 //   kernel-recv PORT SECONDS | kernel-send DEVICE DEST PORT PAYLOAD SECONDS | norman-send DEVICE DEST PORT PAYLOAD SECONDS
 //   kernel-echo PORT SECONDS | kernel-ping DEST PORT PAYLOAD COUNT | raw-ring-consume RING LENGTH PACKETS
+//   churn SOCKET APPLICATIONS (sockets closed and reopened until stdin closes)
 // and, under callgrind: engine-once FILTER|- WARMUP PACKETS [conntrack]
 // The soak, run by hand (not in CI): soak [SECONDS] (default 3600) — exit 0 when nothing was lost and nothing grew.
 switch (args.FirstOrDefault())
@@ -36,6 +37,9 @@ switch (args.FirstOrDefault())
     case "raw-ring-consume":
         RawRingScenario.Consume(args[1], long.Parse(args[2], CultureInfo.InvariantCulture), long.Parse(args[3], CultureInfo.InvariantCulture));
         return 0;
+    case "churn":
+        IsolationScenario.Run(args[1], int.Parse(args[2], CultureInfo.InvariantCulture));
+        return 0;
     case "engine-once":
         EngineOnlyScenario.RunOnce(args[1] == "-" ? null : args[1], long.Parse(args[2], CultureInfo.InvariantCulture),
             long.Parse(args[3], CultureInfo.InvariantCulture), conntrack: args.Length > 4 && args[4] == "conntrack");
@@ -50,7 +54,7 @@ var quick = new Option<bool>("--quick") { Description = "Fewer packets and runs:
 var runs = new Option<int>("--runs") { Description = "Runs of each scenario (the median is reported).", DefaultValueFactory = _ => 5 };
 var json = new Option<string>("--json") { Description = "Where to write the flat JSON figures.", DefaultValueFactory = _ => "bench/results/latest.json" };
 var markdown = new Option<string>("--markdown") { Description = "Where to write the markdown table.", DefaultValueFactory = _ => "bench/results/latest.md" };
-var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: ring, dataplane, policy, rules, capture, engine, instructions, qos, set, kernel, latency, scale, control. " +
+var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: ring, dataplane, policy, rules, capture, engine, instructions, qos, set, kernel, latency, scale, control, isolation. " +
     "Example: --only engine qos", AllowMultipleArgumentsPerToken = true };
 var root = new RootCommand("Norman's benchmark: packets per second through the dataplane on the virtual wire.") { quick, runs, json, markdown, only };
 root.SetAction(result =>
@@ -263,6 +267,10 @@ root.SetAction(result =>
     {
         figures.AddRange(ComparisonScenarios.Control(runCount, isQuick));
     }
+    if (Runs("isolation"))
+    {
+        figures.AddRange(IsolationScenario.Churn(runCount, packets64, 1000));
+    }
     var alloc = new Measurement("hot_loop_alloc_bytes", "bytes allocated by the dataplane thread over every run", "bytes");
     alloc.Add(allocated);
     figures.Add(alloc);
@@ -293,7 +301,7 @@ static void Write(List<Measurement> figures, string jsonPath, string markdownPat
         table.AppendLine(CultureInfo.InvariantCulture, $"| {f.Description} | {f.Median:0.###} | {f.Min:0.###} | {f.Max:0.###} | {f.Unit} | `{f.Key}` |");
     }
     table.AppendLine();
-    table.AppendLine("Targets (issue 7), each a ratio of two medians of this run:");
+    table.AppendLine("Targets (issues 7 and 8), each a ratio of two medians of this run:");
     table.AppendLine();
     table.Append(Targets.Table(figures));
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(markdownPath))!);

@@ -81,6 +81,9 @@ public sealed class Engine
     public VerdictCache EgressVerdicts => _egressFilter.Cache;
     public IPort Port => _port;
     public DataplaneCounters Counters { get; } = new();
+
+    /// <summary>TX pipes the scheduler has looked at, over every breath.</summary>
+    public long TxPipeLooks => _scheduler.Looks;
     public NeighbourTable Neighbours { get; }
 
     /// <summary>Verify UDP checksums on receive, as the kernel does (ethtool's rx checksumming, done on this core).</summary>
@@ -154,8 +157,8 @@ public sealed class Engine
             FinishClosing(now);
             CommandAllocatedBytes += GC.GetAllocatedBytesForCurrentThread() - before;
         }
-        int work = Receive(now);
-        work += Transmit(now);
+        int received = Receive(now);
+        int work = received + Transmit(now, busy: received > 0);
         if (_policy.UsesConntrack)
         {
             Conntrack.Sweep(now);
@@ -194,7 +197,8 @@ public sealed class Engine
         return received;
     }
 
-    private int Transmit(long now)
+    /// <summary>The egress half of a breath; when <paramref name="busy"/> (packets came in), the scheduler looks at busy pipes and a sweep of the others, not all.</summary>
+    private int Transmit(long now, bool busy)
     {
         _tx.Clear();
         FlushOutbox();
@@ -204,7 +208,7 @@ public sealed class Engine
         }
         long budget = _port.TransmitBudget(now);
         int first = _tx.Count;
-        _scheduler.Run(_tx, budget, _qos, now);
+        _scheduler.Run(_tx, budget, _qos, now, busy);
         if (_tx.Count > first)
         {
             _validate.Run(_tx, first);
@@ -311,6 +315,7 @@ public sealed class Engine
         {
             case AddSocketCommand add:
                 _sockets.Add(add.Socket);
+                _scheduler.Reserve(_sockets.Count);
                 _lookup.Add(add.Socket.Key, add.Socket.Slot);
                 break;
             case RemoveSocketCommand remove when remove.Socket.Slot >= 0 && !_halted:

@@ -9,7 +9,9 @@ namespace Norman.Daemon.Dataplane.Stages;
 /// With no class configured every socket is in the default class, and this is deficit round robin between pipes,
 /// fair by bytes. Each breath:
 /// <list type="number">
-/// <item>every socket with packets waiting joins its class's list (one pass over the sockets, as without QoS);</item>
+/// <item>every socket with packets waiting joins its class's list. When the dataplane is busy, a breath looks at the
+/// pipes that had packets at their last look and at <see cref="SweepPerBreath"/> others in turn, so a thousand idle
+/// sockets cost a busy breath 64 looks, not a thousand; an idle dataplane looks at every pipe, every breath;</item>
 /// <item>guarantees: band by band (0 first), each class sends while it is under its rate;</item>
 /// <item>sharing: band by band, the classes under their ceiling share what the line has left by deficit round robin
 /// (quantum = weight × one full frame), so a higher band takes all it wants before a lower one sends. What a class
@@ -29,10 +31,40 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     /// <summary>Round-robin passes over a band in one breath, at most (a batch is 32 packets: far fewer are needed).</summary>
     private const int MaxPasses = 2 * PacketBatch.Capacity;
 
+    /// <summary>Pipes without packets at their last look that a busy breath looks at, in turns.</summary>
+    public const int SweepPerBreath = 64;
+
     /// <summary>The line's budget could not take the next packet: nothing more leaves this breath.</summary>
     private bool _lineFull;
 
-    public void Run(PacketBatch batch, long budget, QosSnapshot qos, long now)
+    /// <summary>The walk positions of the pipes that had packets at their last look, and this breath's.</summary>
+    private int[] _busy = new int[64];
+    private int _busyCount;
+    private int[] _nextBusy = new int[64];
+    /// <summary>The walk positions a busy breath looks at, in walk order (the classes' turns rotate by it).</summary>
+    private int[] _looks = new int[64 + SweepPerBreath];
+    private int _sweepCursor;
+
+    /// <summary>TX pipes looked at, over every breath: what the sweep saves shows here.</summary>
+    public long Looks { get; private set; }
+
+    /// <summary>Room for this many sockets, taken when one is added (cold), so that no breath allocates.</summary>
+    public void Reserve(int sockets)
+    {
+        if (_busy.Length < sockets)
+        {
+            int size = Math.Max(sockets, 2 * _busy.Length);
+            Array.Resize(ref _busy, size);
+            _nextBusy = new int[size];
+            _looks = new int[size + SweepPerBreath];
+        }
+    }
+
+    /// <summary>
+    /// Fills <paramref name="batch"/> from the TX pipes within the line's <paramref name="budget"/>; when
+    /// <paramref name="busy"/> (packets came in this breath), looks only at the busy pipes and a sweep of the others.
+    /// </summary>
+    public void Run(PacketBatch batch, long budget, QosSnapshot qos, long now, bool busy)
     {
         int count = sockets.Count;
         if (count == 0)
@@ -40,9 +72,10 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             return;
         }
         _lineFull = false;
-        if (!Gather(qos, count, now))
+        Reserve(count); // normally done as each socket was added; here it only guards
+        if (!Gather(qos, count, now, busy || _busyCount > 0))
         {
-            return; // nothing waits in any pipe: the common breath of a receiving host costs one look per pipe
+            return; // nothing waits in the pipes looked at: the common breath of a receiving host
         }
         for (int band = 0; band < TrafficClass.Bands && !batch.IsFull && !_lineFull; band++)
         {
@@ -55,32 +88,48 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
         Release(qos);
     }
 
-    /// <summary>Puts every socket with packets waiting on its class's list, and each such class on its band's list; false if none has any.</summary>
-    private bool Gather(QosSnapshot qos, int count, long now)
+    /// <summary>
+    /// Puts every socket with packets waiting on its class's list, and each such class on its band's list; false if
+    /// none has any. With <paramref name="sweep"/> and more sockets than a sweep, only the busy pipes and the next
+    /// sweep of the others are looked at.
+    /// </summary>
+    private bool Gather(QosSnapshot qos, int count, long now, bool sweep)
     {
         bool any = false;
-        for (int i = 0; i < count; i++)
+        int nextBusy = 0;
+        if (!sweep || count <= SweepPerBreath + _busyCount)
         {
-            var socket = sockets.Active(i);
-            socket.QosOrder = i;
-            int waiting = TxPipeReader.Waiting(socket, counters);
-            if (waiting == 0)
+            for (int i = 0; i < count; i++)
             {
-                continue;
+                any |= Look(qos, i, now, ref nextBusy);
             }
-            any = true;
-            var @class = qos.SendingClassOf(socket, host.Address);
-            socket.QosWaiting = waiting;
-            bool firstOfItsClass = @class.FirstSocket is null;
-            @class.Enqueue(socket);
-            if (firstOfItsClass)
-            {
-                @class.Counters.Backlog = 0;
-                @class.Refill(now);
-                qos.BandClasses[@class.Band][qos.BandCount[@class.Band]++] = @class.Index;
-            }
-            @class.Counters.Backlog += waiting;
         }
+        else
+        {
+            int looks = 0;
+            for (int b = 0; b < _busyCount; b++)
+            {
+                if (_busy[b] < count)
+                {
+                    _looks[looks++] = _busy[b];
+                }
+            }
+            for (int k = 0; k < SweepPerBreath; k++)
+            {
+                _looks[looks++] = _sweepCursor;
+                _sweepCursor = _sweepCursor + 1 >= count ? 0 : _sweepCursor + 1;
+            }
+            Array.Sort(_looks, 0, looks);
+            for (int l = 0; l < looks; l++)
+            {
+                if (l == 0 || _looks[l] != _looks[l - 1])
+                {
+                    any |= Look(qos, _looks[l], now, ref nextBusy);
+                }
+            }
+        }
+        (_busy, _nextBusy) = (_nextBusy, _busy);
+        _busyCount = nextBusy;
         for (int band = 0; band < TrafficClass.Bands; band++)
         {
             var members = qos.BandClasses[band];
@@ -95,6 +144,32 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             }
         }
         return any;
+    }
+
+    /// <summary>Looks at the pipe at walk position <paramref name="i"/>: with packets waiting, it joins its class's list and the busy ones.</summary>
+    private bool Look(QosSnapshot qos, int i, long now, ref int nextBusy)
+    {
+        var socket = sockets.Active(i);
+        socket.QosOrder = i;
+        Looks++;
+        int waiting = TxPipeReader.Waiting(socket, counters);
+        if (waiting == 0)
+        {
+            return false;
+        }
+        _nextBusy[nextBusy++] = i;
+        var @class = qos.SendingClassOf(socket, host.Address);
+        socket.QosWaiting = waiting;
+        bool firstOfItsClass = @class.FirstSocket is null;
+        @class.Enqueue(socket);
+        if (firstOfItsClass)
+        {
+            @class.Counters.Backlog = 0;
+            @class.Refill(now);
+            qos.BandClasses[@class.Band][qos.BandCount[@class.Band]++] = @class.Index;
+        }
+        @class.Counters.Backlog += waiting;
+        return true;
     }
 
     private void ServeGuarantees(QosSnapshot qos, int band, PacketBatch batch, ref long budget)
