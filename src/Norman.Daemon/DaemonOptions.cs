@@ -37,6 +37,8 @@ public sealed class DaemonOptions
     /// <summary>Flows connection tracking holds at most, as nf_conntrack_max; its memory is taken at start.</summary>
     public int MaxTrackedFlows { get; set; } = 65536;
     public int MaxSocketsPerUid { get; set; } = 4096;
+    /// <summary>Control connections one user may hold open (each socket of the client library holds one).</summary>
+    public int MaxConnectionsPerUid { get; set; } = Control.ControlServer.DefaultMaxConnectionsPerUid;
     /// <summary>Bytes of pipe memory (both rings of every socket) one user may hold.</summary>
     public long MaxPipeBytesPerUid { get; set; } = Control.SocketTable.DefaultMaxPipeBytesPerUid;
     public bool VerifyChecksums { get; set; } = true;

@@ -32,6 +32,8 @@ public static class DaemonSettings
         new("conntrack-max", "Flows connection tracking holds at most, as nf_conntrack_max (default 65536; 116 bytes each, taken at start).", false,
             (o, v) => o.MaxTrackedFlows = Within(Integer(v), 1, 1 << 26, "flows")),
         new("max-sockets-per-uid", "Sockets one user may hold (default 4096).", false, (o, v) => o.MaxSocketsPerUid = Within(Integer(v), 1, 1 << 20, "sockets")),
+        new("max-connections-per-uid", "Control connections one user may hold open (default 8192; each socket of the client library holds one).", false,
+            (o, v) => o.MaxConnectionsPerUid = Within(Integer(v), 1, 1 << 20, "connections")),
         new("max-pipe-memory-per-uid", "Pipe memory one user's sockets may hold, e.g. 512M, 4G (default 1G; a default socket takes 4 MiB, " +
             "backed as its slots fill).", false, (o, v) => o.MaxPipeBytesPerUid = ByteSize(v)),
         new("socket-mode", "Permissions of the control socket, octal (default 0666: any user may open sockets, as with socket(2)).", false,

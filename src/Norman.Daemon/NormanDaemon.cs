@@ -83,7 +83,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         runner.Start();
         try
         {
-            var server = ControlServer.Start(options.ResolvedSocketPath, plane, log, options.SocketMode);
+            var server = ControlServer.Start(options.ResolvedSocketPath, plane, log, options.SocketMode, options.MaxConnectionsPerUid);
             try
             {
                 // The endpoint sees as root does: every socket's process, as the administrator who opted in asked.

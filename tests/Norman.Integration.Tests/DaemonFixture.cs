@@ -8,14 +8,16 @@ namespace Norman.Integration.Tests;
 /// <summary>A daemon in this process on a virtual wire, with its control socket in a fresh directory; removed on dispose.</summary>
 public sealed class DaemonFixture : IAsyncDisposable
 {
-    public DaemonFixture(long lineRate = 0)
+    public DaemonFixture(long lineRate = 0, Action<DaemonOptions>? configure = null)
     {
         Directory = Path.Combine(Path.GetTempPath(), $"norman-it-{Guid.NewGuid():N}");
         System.IO.Directory.CreateDirectory(Directory);
         // World-searchable, so an application run as nobody can reach the socket.
         File.SetUnixFileMode(Directory, (UnixFileMode)0b111_101_101);
         SocketPath = System.IO.Path.Combine(Directory, "norman.sock");
-        Daemon = NormanDaemon.Start(new DaemonOptions { SocketPath = SocketPath, LineRateBitsPerSecond = lineRate }, NullLog.Instance);
+        var options = new DaemonOptions { SocketPath = SocketPath, LineRateBitsPerSecond = lineRate };
+        configure?.Invoke(options);
+        Daemon = NormanDaemon.Start(options, NullLog.Instance);
     }
 
     public string Directory { get; }

@@ -126,6 +126,39 @@ public sealed class PrivilegeTests(ITestOutputHelper output) : DaemonTest
         output.WriteLine($"refused socket {fit + 1} of 256 MiB of uid 65534: {refusal.Message}");
     }
 
+    [Fact]
+    public async Task A_user_is_held_to_the_control_connection_limit_with_a_clear_error()
+    {
+        await using var daemon = new DaemonFixture(configure: options => options.MaxConnectionsPerUid = 3);
+        var held = Enumerable.Range(0, 3).Select(_ => new Norman.Client.NormanUdpSocket(daemon.SocketPath)).ToList();
+        held.ForEach(socket => socket.Bind(0));
+        using var fourth = new Norman.Client.NormanUdpSocket(daemon.SocketPath);
+        var refusal = Assert.Throws<Norman.Client.NormanException>(() => fourth.Bind(0));
+        Assert.Equal(ControlProtocol.Errors.TooManySockets, refusal.Code);
+        Assert.Contains("already holds 3 control connections", refusal.Message);
+        Assert.Contains("--max-connections-per-uid", refusal.Message);
+
+        // A closed connection makes room again (once the daemon has seen it close).
+        held[0].Dispose();
+        Norman.Client.NormanUdpSocket? fifth = null;
+        Assert.True(ApplicationProcessTests.WaitFor(() =>
+        {
+            fifth?.Dispose();
+            fifth = new Norman.Client.NormanUdpSocket(daemon.SocketPath);
+            try
+            {
+                fifth.Bind(0);
+                return true;
+            }
+            catch (Norman.Client.NormanException error) when (error.Code == ControlProtocol.Errors.TooManySockets)
+            {
+                return false;
+            }
+        }));
+        fifth!.Dispose();
+        held.ForEach(socket => socket.Dispose());
+    }
+
     private string QosText() => string.Join('\n', Daemon.Daemon.Qos.Show().Select(v => v.Class + " " + string.Join(',', v.Matches)));
 
     private Task<ControlResponse> As(PeerIdentity caller, ControlRequest request) => As(SessionOf(caller), request);

@@ -13,19 +13,26 @@ public sealed class ControlServer : IAsyncDisposable
     private readonly ILogSink _log;
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _sessions = new();
+    /// <summary>Open control connections by uid: a user may hold only so many (each is a descriptor in the daemon).</summary>
+    private readonly Dictionary<int, int> _connectionsByUid = new();
+    private readonly int _maxConnectionsPerUid;
     private Task? _acceptLoop;
 
-    private ControlServer(string path, Socket listener, ControlPlane plane, ILogSink log)
+    private ControlServer(string path, Socket listener, ControlPlane plane, ILogSink log, int maxConnectionsPerUid)
     {
         Path = path;
         _listener = listener;
         _plane = plane;
         _log = log;
+        _maxConnectionsPerUid = maxConnectionsPerUid;
     }
+
+    public const int DefaultMaxConnectionsPerUid = 8192;
 
     public string Path { get; }
 
-    public static ControlServer Start(string path, ControlPlane plane, ILogSink log, UnixFileMode mode)
+    public static ControlServer Start(string path, ControlPlane plane, ILogSink log, UnixFileMode mode,
+        int maxConnectionsPerUid = DefaultMaxConnectionsPerUid)
     {
         string directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         Directory.CreateDirectory(directory);
@@ -50,7 +57,7 @@ public sealed class ControlServer : IAsyncDisposable
             listener.Dispose();
             throw new InvalidOperationException($"Cannot listen on {path}: {error.Message}. Check that its directory is writable (or run as root for /run/norman).", error);
         }
-        var server = new ControlServer(path, listener, plane, log);
+        var server = new ControlServer(path, listener, plane, log, maxConnectionsPerUid);
         server._acceptLoop = server.AcceptLoopAsync();
         return server;
     }
@@ -93,11 +100,51 @@ public sealed class ControlServer : IAsyncDisposable
                 connection.Dispose();
                 continue;
             }
-            var session = new ControlSession(connection, identity, _plane, _log);
+            string? refusal = null;
+            lock (_connectionsByUid)
+            {
+                int open = _connectionsByUid.GetValueOrDefault(identity.Uid);
+                if (open >= _maxConnectionsPerUid)
+                {
+                    refusal = $"uid {identity.Uid} already holds {open} control connections to Norman, the limit (each socket of the client " +
+                        "library holds one). Close some sockets, or raise the daemon's --max-connections-per-uid.";
+                }
+                else
+                {
+                    _connectionsByUid[identity.Uid] = open + 1;
+                }
+            }
+            var session = new ControlSession(connection, identity, _plane, _log) { Refusal = refusal };
             lock (_sessions)
             {
                 _sessions.RemoveAll(t => t.IsCompleted);
-                _sessions.Add(Task.Run(() => session.RunAsync(_stopping.Token)));
+                _sessions.Add(Task.Run(() => RunAsync(session)));
+            }
+        }
+    }
+
+    private async Task RunAsync(ControlSession session)
+    {
+        try
+        {
+            await session.RunAsync(_stopping.Token);
+        }
+        finally
+        {
+            if (session.Refusal is null)
+            {
+                lock (_connectionsByUid)
+                {
+                    int open = _connectionsByUid[session.Identity.Uid] - 1;
+                    if (open == 0)
+                    {
+                        _connectionsByUid.Remove(session.Identity.Uid);
+                    }
+                    else
+                    {
+                        _connectionsByUid[session.Identity.Uid] = open;
+                    }
+                }
             }
         }
     }

@@ -32,6 +32,9 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
 
     public PeerIdentity Identity { get; } = identity;
 
+    /// <summary>Set when the connection is over a limit: its first request is answered with this, and it is closed.</summary>
+    public string? Refusal { get; init; }
+
     public void Own(NormanSocket socket)
     {
         lock (_owned)
@@ -73,6 +76,12 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
                 {
                     break;
                 }
+                if (Refusal is not null)
+                {
+                    FdPassing.Send((int)connection.Handle, ControlProtocol.Encode(Refused(0, ControlProtocol.Errors.TooManySockets, Refusal)), []);
+                    log.Info($"refused a control connection of {Identity.ProcessName} (pid {Identity.Pid}, uid {Identity.Uid}): {Refusal}");
+                    break;
+                }
                 var (response, fds) = await HandleAsync(body);
                 FdPassing.Send((int)connection.Handle, ControlProtocol.Encode(response), fds);
             }
@@ -97,7 +106,7 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         }
         catch (JsonException error)
         {
-            return (Refusal(0, ControlProtocol.Errors.InvalidArgument, $"Malformed control request: {error.Message}"), []);
+            return (Refused(0, ControlProtocol.Errors.InvalidArgument, $"Malformed control request: {error.Message}"), []);
         }
         try
         {
@@ -106,11 +115,11 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         catch (ControlException refused)
         {
             log.Info($"refused {request.Op} from {Identity.ProcessName} (pid {Identity.Pid}, uid {Identity.Uid}): {refused.Message}");
-            return (Refusal(request.Id, refused.Code, refused.Message), []);
+            return (Refused(request.Id, refused.Code, refused.Message), []);
         }
     }
 
-    private static ControlResponse Refusal(long id, string code, string message) =>
+    private static ControlResponse Refused(long id, string code, string message) =>
         new() { Id = id, Ok = false, Error = new ControlError(code, message) };
 
     private async Task<bool> ReadExactlyAsync(Memory<byte> buffer, CancellationToken stopping)
