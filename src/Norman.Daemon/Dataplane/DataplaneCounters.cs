@@ -14,7 +14,7 @@ public sealed class DataplaneCounters
     public long PortTxBytes;
     public long DeliveredPackets;
     /// <summary>
-    /// Frames the host took for itself (ARP, ping, neighbour discovery), answered or learned from. With the deliveries
+    /// Frames the host took for itself (ARP, others' ARP included, ping, neighbour discovery). With the deliveries
     /// and the receive-side drops, they account for every frame the port received.
     /// </summary>
     public long HostFrames;

@@ -84,8 +84,9 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         var arp = frame[packet.NetworkOffset..];
         if (!host.IsOurs(ArpPacket.TargetIp(arp)))
         {
-            // Other hosts' ARP on a shared segment: normal, but still a frame taken in and not used.
-            counters.Drop(DropReason.NotForThisHost);
+            // Other hosts' ARP on a shared segment (a gratuitous ARP, a request for a neighbour): read and let be, as a
+            // kernel's ARP does; not a drop.
+            counters.HostFrames++;
             return;
         }
         var senderMac = ArpPacket.SenderMac(arp);
