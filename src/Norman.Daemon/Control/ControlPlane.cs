@@ -405,8 +405,9 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         byte protocol = (request.Protocol ?? "udp").ToLowerInvariant() switch
         {
             "udp" => IpProtocols.Udp,
-            "tcp" => throw new ControlException(ControlProtocol.Errors.Unsupported, "TCP sockets are not available yet; Norman carries UDP today."),
-            var other => throw new ControlException(ControlProtocol.Errors.Unsupported, $"Unknown protocol '{other}': use udp."),
+            // The TCP stack is the application's (the client library's); the daemon carries its segments.
+            "tcp" => IpProtocols.Tcp,
+            var other => throw new ControlException(ControlProtocol.Errors.Unsupported, $"Unknown protocol '{other}': use udp or tcp."),
         };
         var address = ParseAddress(request.Address ?? "0.0.0.0");
         int slotCount = request.SlotCount ?? defaultSlotCount;
@@ -423,7 +424,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         var add = new AddSocketCommand(socket.Pipe);
         engine.Post(add);
         await add.Applied;
-        log.Info($"bind udp {socket.LocalAddress}:{socket.LocalPort} by {identity.ProcessName} (pid {identity.Pid}, uid {identity.Uid})");
+        log.Info($"bind {IpProtocols.Name(protocol)} {socket.LocalAddress}:{socket.LocalPort} by {identity.ProcessName} (pid {identity.Pid}, uid {identity.Uid})");
         return socket;
     }
 
@@ -454,7 +455,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         engine.Post(remove);
         await remove.Applied;
         socket.Dispose();
-        log.Info($"close udp {socket.LocalAddress}:{socket.LocalPort} of {socket.Owner.ProcessName} (pid {socket.Owner.Pid})");
+        log.Info($"close {IpProtocols.Name(socket.Pipe.Protocol)} {socket.LocalAddress}:{socket.LocalPort} of {socket.Owner.ProcessName} (pid {socket.Owner.Pid})");
     }
 
     private NormanSocket OwnedSocket(ControlSession session, ControlRequest request)
@@ -491,7 +492,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         {
             Id = socket.Id,
             Protocol = IpProtocols.Name(socket.Pipe.Protocol),
-            State = socket.RemotePort != 0 ? "ESTAB" : "UNCONN",
+            State = socket.RemotePort != 0 ? "ESTAB" : socket.Pipe.Protocol == IpProtocols.Tcp ? "LISTEN" : "UNCONN",
             LocalAddress = socket.LocalAddress.ToString(),
             LocalPort = socket.LocalPort,
             RemoteAddress = socket.RemotePort != 0 ? socket.RemoteAddress.ToString() : "*",

@@ -49,11 +49,13 @@ public enum DropReason
     FrameTooLong,
     /// <summary>ARP from a new neighbour while the neighbour table is full of others' (a flood of forged requests).</summary>
     NeighbourTableFull,
+    /// <summary>A TCP segment for this host whose checksum is wrong.</summary>
+    BadTcpChecksum,
 }
 
 public static class DropReasons
 {
-    public const int Count = (int)DropReason.NeighbourTableFull + 1;
+    public const int Count = (int)DropReason.BadTcpChecksum + 1;
 
     private static readonly string[] Names = BuildNames();
 

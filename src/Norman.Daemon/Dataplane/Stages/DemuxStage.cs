@@ -3,8 +3,8 @@ using Norman.Core.Packets;
 namespace Norman.Daemon.Dataplane.Stages;
 
 /// <summary>
-/// Ingress: finds the socket of each datagram for this host — a connected socket's 5-tuple first, then a listener
-/// on our address, then a wildcard listener — and checks its UDP checksum as a kernel does. It only looks up: the
+/// Ingress: finds the socket of each datagram or TCP segment for this host — a connected socket's 5-tuple first, then a listener
+/// on our address, then a wildcard listener — and checks its UDP or TCP checksum as a kernel does. It only looks up: the
 /// filter then sees the packet with its owner, and the host stage answers datagrams that found no socket.
 /// </summary>
 public sealed class DemuxStage(DataplaneCounters counters, SocketLookup sockets, HostInterface host)
@@ -16,13 +16,14 @@ public sealed class DemuxStage(DataplaneCounters counters, SocketLookup sockets,
         for (int i = 0; i < batch.Count; i++)
         {
             ref var packet = ref batch.Parsed(i);
-            if (batch.IsDone(i) || packet.Kind != PacketKind.Udp || packet.IpVersion != 4 || packet.IsFragment || !host.IsOurs(packet.Destination))
+            if (batch.IsDone(i) || packet.Kind is not (PacketKind.Udp or PacketKind.Tcp) || packet.IpVersion != 4 || packet.IsFragment
+                || !host.IsOurs(packet.Destination))
             {
                 continue;
             }
-            if (VerifyChecksums && !batch.IsChecksumTrusted(i) && !UdpPacketBuilder.HasValidChecksum(batch.Frame(i), packet))
+            if (VerifyChecksums && !batch.IsChecksumTrusted(i) && !HasValidChecksum(batch.Frame(i), packet))
             {
-                counters.Drop(DropReason.BadUdpChecksum);
+                counters.Drop(packet.Kind == PacketKind.Udp ? DropReason.BadUdpChecksum : DropReason.BadTcpChecksum);
                 batch.MarkDone(i);
                 continue;
             }
@@ -31,5 +32,16 @@ public sealed class DemuxStage(DataplaneCounters counters, SocketLookup sockets,
                 batch.SocketSlot(i) = slot;
             }
         }
+    }
+
+    private static bool HasValidChecksum(ReadOnlySpan<byte> frame, in ParsedPacket packet)
+    {
+        if (packet.Kind == PacketKind.Udp)
+        {
+            return UdpPacketBuilder.HasValidChecksum(frame, packet);
+        }
+        var segment = frame[packet.TransportOffset..packet.PacketEnd];
+        ulong pseudo = InternetChecksum.PseudoHeaderV4(packet.Source.V4, packet.Destination.V4, IpProtocols.Tcp, segment.Length);
+        return InternetChecksum.Fold(InternetChecksum.Add(pseudo, segment)) == 0;
     }
 }

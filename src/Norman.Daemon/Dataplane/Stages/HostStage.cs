@@ -7,7 +7,7 @@ namespace Norman.Daemon.Dataplane.Stages;
 /// <summary>
 /// Ingress, after the filter: the duties the kernel does on its own behalf. Answers ARP for our address and learns
 /// the asker, answers ping (and IPv6 neighbour discovery), answers a datagram that found no socket with ICMP port
-/// unreachable (at most <see cref="UnreachablePerSecond"/> a second, as Linux), and drops what is not for this host
+/// unreachable and a TCP segment with a reset (together at most <see cref="UnreachablePerSecond"/> a second), and drops what is not for this host
 /// or not yet carried (other protocols, fragments), counted. Frames it sends wait in <see cref="Outbox"/> for the
 /// egress side of the same breath.
 /// </summary>
@@ -66,6 +66,17 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
                     }
                     break;
                 case PacketKind.Udp:
+                    break;
+                case PacketKind.Tcp when batch.SocketSlot(i) < 0:
+                    // A closed port answers with a reset, as RFC 9293 says (not a reset, though: that would loop).
+                    counters.Drop(DropReason.NoSocket);
+                    batch.MarkDone(i);
+                    if ((packet.TcpFlags & TcpHeader.Rst) == 0 && TakeUnreachableToken(now))
+                    {
+                        SendTcpReset(batch.Frame(i), packet);
+                    }
+                    break;
+                case PacketKind.Tcp:
                     break;
                 case PacketKind.Icmp when packet.IcmpType == IcmpHeader.EchoRequestV4:
                     ReplyToPing(batch.Frame(i), packet);

@@ -1,0 +1,54 @@
+using System.Buffers.Binary;
+
+namespace Norman.Core.Packets;
+
+/// <summary>What a TCP segment says besides its payload: the fields a stack sets on every segment it sends.</summary>
+public readonly record struct TcpSegmentFields(uint Sequence, uint Acknowledgement, byte Flags, ushort Window);
+
+/// <summary>
+/// Writes IPv4 + TCP headers in front of a payload already in place (at <see cref="HeaderLength"/> plus the options'
+/// length), with both checksums, as the client library's TCP stack sends them and the tests forge them.
+/// </summary>
+public static class TcpSegmentBuilder
+{
+    public const int HeaderLength = Ipv4Header.Size + TcpHeader.Size;
+
+    /// <summary>The MSS option (kind 2) and window scale option (kind 3, after a NOP), as a SYN carries them: 8 bytes.</summary>
+    public static int WriteSynOptions(Span<byte> options, ushort mss, byte windowScale)
+    {
+        options[0] = 2;
+        options[1] = 4;
+        BinaryPrimitives.WriteUInt16BigEndian(options[2..], mss);
+        options[4] = 1;
+        options[5] = 3;
+        options[6] = 3;
+        options[7] = windowScale;
+        return 8;
+    }
+
+    /// <summary>
+    /// Writes the headers of a segment whose <paramref name="payloadLength"/> bytes follow the
+    /// <paramref name="options"/>; returns the IP packet's length. Options must be a multiple of 4 bytes.
+    /// </summary>
+    public static int Write(Span<byte> packet, NetAddress source, ushort sourcePort, NetAddress destination, ushort destinationPort,
+        TcpSegmentFields fields, ReadOnlySpan<byte> options, int payloadLength, ushort identification = 0)
+    {
+        int tcpLength = TcpHeader.Size + options.Length + payloadLength;
+        Ipv4Header.Write(packet, IpProtocols.Tcp, source.V4, destination.V4, Ipv4Header.Size + tcpLength, identification);
+        var tcp = packet.Slice(Ipv4Header.Size, tcpLength);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp, sourcePort);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], destinationPort);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp[4..], fields.Sequence);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp[8..], fields.Acknowledgement);
+        tcp[12] = (byte)((TcpHeader.Size + options.Length) / 4 << 4);
+        tcp[13] = fields.Flags;
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[14..], fields.Window);
+        tcp[16] = tcp[17] = 0;
+        tcp[18] = tcp[19] = 0;
+        options.CopyTo(tcp[TcpHeader.Size..]);
+        ushort checksum = InternetChecksum.Transport(
+            InternetChecksum.PseudoHeaderV4(source.V4, destination.V4, IpProtocols.Tcp, tcpLength), tcp, IpProtocols.Tcp);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], checksum);
+        return Ipv4Header.Size + tcpLength;
+    }
+}
