@@ -3,8 +3,6 @@ using System.Diagnostics;
 using System.Net;
 using Norman.Core.Packets;
 using Norman.Core.Pipes;
-using Norman.Core.Protocol;
-using Norman.Core.Shm;
 
 namespace Norman.Client;
 
@@ -33,12 +31,7 @@ public sealed class NormanUdpSocket : IDisposable
     /// <summary>What the application asked for at bind, so <see cref="Reconnect"/> can ask again.</summary>
     private IPEndPoint? _requestedEndPoint;
     private int _slotCount;
-    private SharedMemory? _region;
-    private EventFd? _wakeup;
-    private RingConsumer? _rx;
-    private RingProducer? _tx;
-    private long _socketId;
-    private NetAddress _source;
+    private SocketPipes? _pipes;
     private ushort _identification;
     private int _unreleased;
     /// <summary>Where async receives copy a datagram out of the pipe (one receiver per socket, so one buffer).</summary>
@@ -56,48 +49,22 @@ public sealed class NormanUdpSocket : IDisposable
     /// </summary>
     public byte TypeOfService { get; set; }
     public IPEndPoint? RemoteEndPoint { get; private set; }
-    public bool IsBound => _region is not null;
+    public bool IsBound => _pipes is not null;
     public ushort LocalPort => (ushort)(LocalEndPoint?.Port ?? 0);
 
     /// <summary>Binds to a port (0 picks a free one) on the host's address or the wildcard.</summary>
     public void Bind(int port, IPAddress? address = null, int slotCount = PipeLayout.DefaultSlotCount) =>
         Bind(new IPEndPoint(address ?? IPAddress.Any, port), slotCount);
 
-    public unsafe void Bind(IPEndPoint endPoint, int slotCount = PipeLayout.DefaultSlotCount)
+    public void Bind(IPEndPoint endPoint, int slotCount = PipeLayout.DefaultSlotCount)
     {
         ThrowIfDisposed();
         if (IsBound)
         {
             throw new NormanException("EINVAL", $"This socket is already bound to {LocalEndPoint}.");
         }
-        var fds = new List<int>();
-        var response = _control.Call(new ControlRequest
-        {
-            Op = ControlProtocol.Ops.Bind,
-            Protocol = "udp",
-            Address = endPoint.Address.ToString(),
-            Port = endPoint.Port,
-            SlotCount = slotCount,
-        }, fds);
-        var grant = response.Socket!;
-        if (fds.Count != 2)
-        {
-            FdPassing.CloseAll(fds);
-            throw new NormanException("EPROTO", $"The daemon sent {fds.Count} descriptors with the bind, not 2: a daemon of another release?");
-        }
-        _region = SharedMemory.Map(fds[0], grant.RegionBytes);
-        _wakeup = EventFd.Adopt(fds[1]);
-        byte* rxRing = _region.Address + PipeLayout.RxRingOffset;
-        byte* txRing = _region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize);
-        if (!RingInitializer.Matches(rxRing, grant.SlotCount, grant.SlotSize) || !RingInitializer.Matches(txRing, grant.SlotCount, grant.SlotSize))
-        {
-            throw new NormanException("EPROTO", "The pipe memory does not match the daemon's description: a daemon of another release?");
-        }
-        _rx = new RingConsumer(rxRing, grant.SlotCount, grant.SlotSize);
-        _tx = new RingProducer(txRing, grant.SlotCount, grant.SlotSize);
-        _socketId = grant.SocketId;
-        _source = NetAddress.Parse(grant.SourceAddress);
-        LocalEndPoint = new IPEndPoint(IPAddress.Parse(grant.LocalAddress), grant.LocalPort);
+        _pipes = SocketPipes.Bind(_control, "udp", endPoint, slotCount);
+        LocalEndPoint = _pipes.LocalEndPoint;
         _requestedEndPoint = endPoint;
         _slotCount = slotCount;
     }
@@ -143,16 +110,8 @@ public sealed class NormanUdpSocket : IDisposable
 
     private void ReleasePipes()
     {
-        if (_wakeup is not null)
-        {
-            WakeupReactor.ForgetIfStarted(_wakeup.Fd);
-        }
-        _wakeup?.Dispose();
-        _region?.Dispose();
-        _wakeup = null;
-        _region = null;
-        _rx = null;
-        _tx = null;
+        _pipes?.Dispose();
+        _pipes = null;
     }
 
     /// <summary>Fixes the remote end: sends go there, and only its datagrams are received. Binds a free port first if needed.</summary>
@@ -163,13 +122,7 @@ public sealed class NormanUdpSocket : IDisposable
         {
             Bind(0);
         }
-        _control.Call(new ControlRequest
-        {
-            Op = ControlProtocol.Ops.Connect,
-            SocketId = _socketId,
-            RemoteAddress = remote.Address.ToString(),
-            RemotePort = remote.Port,
-        });
+        _pipes!.Connect(_control, remote);
         RemoteEndPoint = remote;
     }
 
@@ -197,7 +150,7 @@ public sealed class NormanUdpSocket : IDisposable
         {
             throw new InvalidOperationException("CommitSendTo without a buffer from GetSendBuffer: the TX pipe is full.");
         }
-        int length = UdpPacketBuilder.WriteHeaders(slot, _source, LocalPort, destination, destinationPort, payloadLength, _identification++, TypeOfService);
+        int length = UdpPacketBuilder.WriteHeaders(slot, _pipes!.Source, LocalPort, destination, destinationPort, payloadLength, _identification++, TypeOfService);
         Tx.Commit(length);
     }
 
@@ -343,7 +296,7 @@ public sealed class NormanUdpSocket : IDisposable
             if (Rx.PrepareToSleep())
             {
                 int sliceMs = (int)Math.Clamp((deadline - now) * 1000 / Stopwatch.Frequency, 1, 200);
-                if (!_wakeup!.Wait(sliceMs))
+                if (!_pipes!.Wakeup.Wait(sliceMs))
                 {
                     ThrowIfDaemonGone();
                 }
@@ -371,13 +324,14 @@ public sealed class NormanUdpSocket : IDisposable
             }
             if (Rx.PrepareToSleep())
             {
-                var woken = WakeupReactor.Instance.WaitAsync(_wakeup!.Fd, cancellation);
+                var wakeup = _pipes!.Wakeup;
+                var woken = WakeupReactor.Instance.WaitAsync(wakeup.Fd, cancellation);
                 if (await Task.WhenAny(woken, Task.Delay(200, cancellation)) != woken)
                 {
                     ThrowIfDaemonGone();
                 }
                 cancellation.ThrowIfCancellationRequested();
-                _wakeup.Wait(0);
+                wakeup.Wait(0);
             }
         }
     }
@@ -404,8 +358,8 @@ public sealed class NormanUdpSocket : IDisposable
         return true;
     }
 
-    private RingConsumer Rx => _rx ?? throw NotBound();
-    private RingProducer Tx => _tx ?? throw NotBound();
+    private RingConsumer Rx => _pipes?.Rx ?? throw NotBound();
+    private RingProducer Tx => _pipes?.Tx ?? throw NotBound();
 
     private NormanException NotBound() => _disposed
         ? new NormanException("EBADF", "This socket is closed.")

@@ -9,42 +9,27 @@ namespace Norman.Integration.Tests;
 /// <summary>Two daemons on one machine as two hosts on one virtual wire, without root.</summary>
 public sealed class SharedWireTests : IAsyncLifetime
 {
-    private readonly string _directory = Path.Combine(Path.GetTempPath(), $"norman-wire-{Guid.NewGuid():N}");
-    private readonly string _wire = $"test-{Guid.NewGuid():N}";
+    private TwoHosts _hosts = null!;
     private NormanDaemon _left = null!;
     private NormanDaemon _right = null!;
 
     public Task InitializeAsync()
     {
-        Directory.CreateDirectory(_directory);
-        _left = NormanDaemon.Start(Options("left", "198.18.0.1/24"), NullLog.Instance);
-        _right = NormanDaemon.Start(Options("right", "198.18.0.2/24"), NullLog.Instance);
+        _hosts = new TwoHosts();
+        (_left, _right) = (_hosts.Left, _hosts.Right);
         return Task.CompletedTask;
     }
 
-    private DaemonOptions Options(string name, string address) => new()
-    {
-        SocketPath = Path.Combine(_directory, $"{name}.sock"),
-        Port = $"wire:{_wire}",
-        Address = address,
-        LineRateBitsPerSecond = 1_000_000_000,
-    };
-
-    public async Task DisposeAsync()
-    {
-        await _left.DisposeAsync();
-        await _right.DisposeAsync();
-        Directory.Delete(_directory, recursive: true);
-    }
+    public async Task DisposeAsync() => await _hosts.DisposeAsync();
 
     [Fact]
     public void Applications_on_two_daemons_exchange_datagrams_across_the_shared_wire()
     {
         Assert.True(((SharedWirePort)_left.Engine.Port).IsSideA);
         Assert.False(((SharedWirePort)_right.Engine.Port).IsSideA);
-        using var server = new NormanUdpSocket(Path.Combine(_directory, "right.sock"));
+        using var server = new NormanUdpSocket(_hosts.RightSocket);
         server.Bind(6000);
-        using var client = new NormanUdpSocket(Path.Combine(_directory, "left.sock"));
+        using var client = new NormanUdpSocket(_hosts.LeftSocket);
         client.Connect(new IPEndPoint(IPAddress.Parse("198.18.0.2"), 6000));
 
         var buffer = new byte[NormanUdpSocket.MaxPayload];
@@ -95,11 +80,11 @@ public sealed class SharedWireTests : IAsyncLifetime
     [Fact]
     public async Task A_third_daemon_is_refused_the_wire_and_a_departed_sides_place_is_free_again()
     {
-        var third = Assert.Throws<InvalidOperationException>(() => NormanDaemon.Start(Options("third", "198.18.0.3/24"), NullLog.Instance));
+        var third = Assert.Throws<InvalidOperationException>(() => NormanDaemon.Start(_hosts.Options("third", "198.18.0.3/24"), NullLog.Instance));
         Assert.Contains("two", third.Message);
 
-        await _right.DisposeAsync();
-        _right = NormanDaemon.Start(Options("again", "198.18.0.2/24"), NullLog.Instance);
-        Assert.False(((SharedWirePort)_right.Engine.Port).IsSideA);
+        await _hosts.Right.DisposeAsync();
+        _hosts.Right = NormanDaemon.Start(_hosts.Options("again", "198.18.0.2/24"), NullLog.Instance);
+        Assert.False(((SharedWirePort)_hosts.Right.Engine.Port).IsSideA);
     }
 }

@@ -1,0 +1,44 @@
+using System.Net;
+using Norman.Client.Tcp;
+using Norman.Core.Pipes;
+
+namespace Norman.Client;
+
+/// <summary>
+/// A listening TCP socket through a Norman daemon: <see cref="AcceptAsync"/> hands over connections whose
+/// handshake completed. At most <c>backlog</c> connections wait (half-open ones included); a SYN beyond that is
+/// dropped, as Linux drops it, so the client retries.
+/// </summary>
+public sealed class NormanTcpListener : IDisposable
+{
+    private readonly TcpEndpoint _endpoint;
+    private int _disposed;
+
+    /// <summary>Binds and listens (port 0 picks a free one) on the host's address or the wildcard.</summary>
+    public NormanTcpListener(IPEndPoint endPoint, string? controlSocketPath = null, int backlog = 4096, int slotCount = PipeLayout.DefaultSlotCount) =>
+        _endpoint = TcpEndpoint.Listen(controlSocketPath, endPoint, backlog, slotCount);
+
+    public NormanTcpListener(int port, string? controlSocketPath = null, int backlog = 4096)
+        : this(new IPEndPoint(IPAddress.Any, port), controlSocketPath, backlog)
+    {
+    }
+
+    public IPEndPoint LocalEndPoint => _endpoint.LocalEndPoint;
+
+    /// <summary>The next established connection.</summary>
+    public async Task<NormanTcpStream> AcceptAsync(CancellationToken cancellation = default)
+    {
+        var connection = await _endpoint.AcceptAsync(cancellation).ConfigureAwait(false);
+        _endpoint.Hold();
+        return new NormanTcpStream(connection, _endpoint);
+    }
+
+    /// <summary>Stops listening; connections already accepted go on until they close.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _endpoint.StopListening();
+        }
+    }
+}

@@ -1,0 +1,106 @@
+using System.Net;
+using Norman.Client.Tcp;
+
+namespace Norman.Client;
+
+/// <summary>
+/// A TCP connection through a Norman daemon, as a <see cref="Stream"/>: the TCP stack runs in this process (on the
+/// socket's own thread), the daemon carries its segments through shared memory and applies the administrator's
+/// filter, QoS and capture to them. Reads return what arrived (0 at the peer's FIN); writes return once the bytes
+/// are in the send buffer. Dispose closes gracefully (FIN), or resets if data was left unread, as close(2) does.
+/// </summary>
+public sealed class NormanTcpStream : Stream
+{
+    private readonly TcpConnection _connection;
+    private readonly TcpEndpoint _endpoint;
+    private int _disposed;
+
+    internal NormanTcpStream(TcpConnection connection, TcpEndpoint endpoint)
+    {
+        _connection = connection;
+        _endpoint = endpoint;
+    }
+
+    /// <summary>Connects to <paramref name="remote"/> from a free port (three-way handshake; SYN retried as Linux does).</summary>
+    public static async Task<NormanTcpStream> ConnectAsync(IPEndPoint remote, string? controlSocketPath = null, CancellationToken cancellation = default)
+    {
+        var connection = TcpEndpoint.Connect(controlSocketPath, remote, slotCount: 256);
+        var stream = new NormanTcpStream(connection, connection.Endpoint);
+        try
+        {
+            await connection.Established.WaitAsync(cancellation).ConfigureAwait(false);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+        return stream;
+    }
+
+    public IPEndPoint RemoteEndPoint => new(_connection.RemoteAddress.ToIPAddress(), _connection.RemotePort);
+    public IPEndPoint LocalEndPoint => _endpoint.LocalEndPoint;
+    public TcpState State => _connection.State;
+
+    /// <summary>The connection's control block in one line, as `ss -ti` shows a kernel socket's: windows, RTO, queues.</summary>
+    public string Describe() => _connection.Describe();
+
+    public override bool CanRead => true;
+    public override bool CanWrite => true;
+    public override bool CanSeek => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+        _connection.ReadAsync(buffer, cancellationToken);
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
+        _connection.WriteAsync(buffer, cancellationToken);
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    /// <summary>Segments leave as soon as the socket's thread sees the bytes (no Nagle): nothing to flush.</summary>
+    public override void Flush()
+    {
+    }
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Half-close: sends FIN after the bytes written so far; reading goes on (shutdown(SHUT_WR)).</summary>
+    public void ShutdownSend() => _connection.ShutdownSend();
+
+    /// <summary>Resets the connection at once (RST), discarding what is unsent.</summary>
+    public void Abort()
+    {
+        _connection.Abort();
+        Dispose();
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            if (_connection.HasUnreadData)
+            {
+                _connection.Abort();
+            }
+            else
+            {
+                _connection.ShutdownSend();
+            }
+            _endpoint.Release();
+        }
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,81 @@
+using System.Net;
+using Norman.Core.Packets;
+using Norman.Core.Pipes;
+using Norman.Core.Protocol;
+using Norman.Core.Shm;
+
+namespace Norman.Client;
+
+/// <summary>
+/// A bound socket's pipes as the daemon granted them over a control connection: the shared memory, the two rings
+/// (RX to read, TX to write), the eventfd the daemon signals, and what the socket is bound to.
+/// </summary>
+internal sealed unsafe class SocketPipes : IDisposable
+{
+    private SocketPipes(SharedMemory region, EventFd wakeup, SocketGrant grant)
+    {
+        Region = region;
+        Wakeup = wakeup;
+        Rx = new RingConsumer(region.Address + PipeLayout.RxRingOffset, grant.SlotCount, grant.SlotSize);
+        Tx = new RingProducer(region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize), grant.SlotCount, grant.SlotSize);
+        SocketId = grant.SocketId;
+        Source = NetAddress.Parse(grant.SourceAddress);
+        LocalEndPoint = new IPEndPoint(IPAddress.Parse(grant.LocalAddress), grant.LocalPort);
+    }
+
+    public SharedMemory Region { get; }
+    public EventFd Wakeup { get; }
+    public RingConsumer Rx { get; }
+    public RingProducer Tx { get; }
+    public long SocketId { get; }
+    /// <summary>The address packets are sent from: the bound one, or the host's for a wildcard bind.</summary>
+    public NetAddress Source { get; }
+    public IPEndPoint LocalEndPoint { get; }
+
+    /// <summary>Binds a socket of <paramref name="protocol"/> ("udp" or "tcp") and maps its pipes.</summary>
+    public static SocketPipes Bind(ControlChannel control, string protocol, IPEndPoint endPoint, int slotCount)
+    {
+        var fds = new List<int>();
+        var response = control.Call(new ControlRequest
+        {
+            Op = ControlProtocol.Ops.Bind,
+            Protocol = protocol,
+            Address = endPoint.Address.ToString(),
+            Port = endPoint.Port,
+            SlotCount = slotCount,
+        }, fds);
+        var grant = response.Socket!;
+        if (fds.Count != 2)
+        {
+            FdPassing.CloseAll(fds);
+            throw new NormanException("EPROTO", $"The daemon sent {fds.Count} descriptors with the bind, not 2: a daemon of another release?");
+        }
+        var region = SharedMemory.Map(fds[0], grant.RegionBytes);
+        var wakeup = EventFd.Adopt(fds[1]);
+        byte* rxRing = region.Address + PipeLayout.RxRingOffset;
+        byte* txRing = region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize);
+        if (!RingInitializer.Matches(rxRing, grant.SlotCount, grant.SlotSize) || !RingInitializer.Matches(txRing, grant.SlotCount, grant.SlotSize))
+        {
+            wakeup.Dispose();
+            region.Dispose();
+            throw new NormanException("EPROTO", "The pipe memory does not match the daemon's description: a daemon of another release?");
+        }
+        return new SocketPipes(region, wakeup, grant);
+    }
+
+    /// <summary>Fixes the socket's remote end at the daemon: only its packets come in.</summary>
+    public void Connect(ControlChannel control, IPEndPoint remote) => control.Call(new ControlRequest
+    {
+        Op = ControlProtocol.Ops.Connect,
+        SocketId = SocketId,
+        RemoteAddress = remote.Address.ToString(),
+        RemotePort = remote.Port,
+    });
+
+    public void Dispose()
+    {
+        WakeupReactor.ForgetIfStarted(Wakeup.Fd);
+        Wakeup.Dispose();
+        Region.Dispose();
+    }
+}

@@ -1,0 +1,389 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Threading.Channels;
+using Norman.Core.Packets;
+
+namespace Norman.Client.Tcp;
+
+/// <summary>
+/// A TCP socket at the daemon — one pipe pair, a listener's or a client connection's — and the thread that runs
+/// the TCP protocol over it for every connection it carries: segments in from the RX pipe, timers about once a
+/// millisecond, segments out into the TX pipe, one publication per turn. No thread per connection. It sleeps on the
+/// socket's eventfd when idle, which both the daemon (a segment arrived) and application threads (bytes to send)
+/// signal. It ends once nothing holds it and its connections are done.
+/// </summary>
+internal sealed class TcpEndpoint : IDisposable
+{
+    private static readonly long SpinTicks = Stopwatch.Frequency / 20_000; // 50 µs
+    private static readonly long TimerTicks = Stopwatch.Frequency / 1000;
+    /// <summary>How long connections may finish (FIN exchanges) once the application let go of everything.</summary>
+    private static readonly long OrphanTicks = Stopwatch.Frequency * 60;
+
+    private readonly ControlChannel _control;
+    private readonly SocketPipes _pipes;
+    private readonly Dictionary<(uint Address, ushort Port), TcpConnection> _connections = new();
+    private readonly HashSet<TcpConnection> _timed = new();
+    private readonly List<TcpConnection> _timedNow = new();
+    private readonly ConcurrentQueue<TcpConnection> _ready = new();
+    private readonly ConcurrentQueue<TcpConnection> _opening = new();
+    private readonly ConcurrentDictionary<TcpConnection, byte> _queued = new();
+    private readonly Channel<TcpConnection>? _acceptQueue;
+    private readonly int _backlog;
+    private readonly Thread _loop;
+    private int _halfOpen;
+    private int _holders = 1;
+    private volatile bool _listening;
+    private volatile bool _stopping;
+    private long _orphanedAt;
+    private ushort _identification;
+
+    private TcpEndpoint(ControlChannel control, SocketPipes pipes, int backlog)
+    {
+        _control = control;
+        _pipes = pipes;
+        _backlog = backlog;
+        if (backlog > 0)
+        {
+            _acceptQueue = Channel.CreateUnbounded<TcpConnection>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = true });
+            _listening = true;
+        }
+        _loop = new Thread(Run) { IsBackground = true, Name = $"norman tcp :{pipes.LocalEndPoint.Port}" };
+        _loop.Start();
+    }
+
+    public IPEndPoint LocalEndPoint => _pipes.LocalEndPoint;
+
+    /// <summary>A listening endpoint: SYNs to <paramref name="endPoint"/> become connections, up to <paramref name="backlog"/> waiting to be accepted.</summary>
+    public static TcpEndpoint Listen(string? controlSocketPath, IPEndPoint endPoint, int backlog, int slotCount)
+    {
+        var control = ControlChannel.Connect(controlSocketPath);
+        try
+        {
+            return new TcpEndpoint(control, SocketPipes.Bind(control, "tcp", endPoint, slotCount), Math.Max(1, backlog));
+        }
+        catch
+        {
+            control.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A client endpoint on a free port, connected at the daemon to <paramref name="remote"/>, opening one connection.</summary>
+    public static TcpConnection Connect(string? controlSocketPath, IPEndPoint remote, int slotCount)
+    {
+        var control = ControlChannel.Connect(controlSocketPath);
+        try
+        {
+            var pipes = SocketPipes.Bind(control, "tcp", new IPEndPoint(IPAddress.Any, 0), slotCount);
+            pipes.Connect(control, remote);
+            var endpoint = new TcpEndpoint(control, pipes, 0);
+            var connection = new TcpConnection(endpoint, NetAddress.From(remote.Address), (ushort)remote.Port);
+            endpoint._opening.Enqueue(connection);
+            endpoint._pipes.Wakeup.Signal();
+            return connection;
+        }
+        catch
+        {
+            control.Dispose();
+            throw;
+        }
+    }
+
+    public ValueTask<TcpConnection> AcceptAsync(CancellationToken cancellation) =>
+        (_acceptQueue ?? throw new InvalidOperationException("Not a listening endpoint.")).Reader.ReadAsync(cancellation);
+
+    /// <summary>Another holder (an accepted connection's stream) keeps the endpoint alive.</summary>
+    public void Hold() => Interlocked.Increment(ref _holders);
+
+    /// <summary>A holder let go; with none left, the endpoint ends once its connections are done.</summary>
+    public void Release()
+    {
+        Interlocked.Decrement(ref _holders);
+        _pipes.Wakeup.Signal();
+    }
+
+    /// <summary>Stops accepting: later SYNs are answered with a reset; connections already made go on.</summary>
+    public void StopListening()
+    {
+        _listening = false;
+        _acceptQueue?.Writer.TryComplete();
+        Release();
+    }
+
+    // ---------------- Called by connections (the loop thread, except Wake) ----------------
+
+    /// <summary>An application thread asks the loop to serve a connection (bytes to send, FIN, a window update).</summary>
+    public void Wake(TcpConnection connection)
+    {
+        if (_queued.TryAdd(connection, 0))
+        {
+            _ready.Enqueue(connection);
+            _pipes.Wakeup.Signal();
+        }
+    }
+
+    public void Timed(TcpConnection connection) => _timed.Add(connection);
+
+    public void Accepted(TcpConnection connection)
+    {
+        _halfOpen--;
+        connection.WasHalfOpen = false;
+        _acceptQueue?.Writer.TryWrite(connection);
+    }
+
+    public void Forget(TcpConnection connection)
+    {
+        if (_connections.Remove((connection.RemoteAddress.V4, connection.RemotePort)) && connection.WasHalfOpen)
+        {
+            _halfOpen--;
+        }
+        _timed.Remove(connection);
+    }
+
+    /// <summary>Puts a segment into the TX pipe: headers, options, then payload bytes from the connection's send buffer.</summary>
+    public bool Transmit(TcpConnection connection, TcpSegmentFields fields, ReadOnlySpan<byte> options, int payloadOffset, int payloadLength) =>
+        Transmit(connection.RemoteAddress, connection.RemotePort, fields, options, connection, payloadOffset, payloadLength);
+
+    private bool Transmit(NetAddress remote, ushort remotePort, TcpSegmentFields fields, ReadOnlySpan<byte> options,
+        TcpConnection? payloadFrom, int payloadOffset, int payloadLength)
+    {
+        var slot = _pipes.Tx.Claim();
+        if (slot.IsEmpty)
+        {
+            _pipes.Tx.Publish(); // full of what this turn wrote: let the daemon have it
+            return false;
+        }
+        payloadFrom?.CopyPayload(payloadOffset, slot.Slice(TcpSegmentBuilder.HeaderLength + options.Length, payloadLength));
+        _pipes.Tx.Commit(TcpSegmentBuilder.Write(slot, _pipes.Source, (ushort)LocalEndPoint.Port, remote, remotePort, fields, options,
+            payloadLength, _identification++));
+        return true;
+    }
+
+    // ---------------- The loop ----------------
+
+    private void Run()
+    {
+        long idleSince = Stopwatch.GetTimestamp();
+        long nextTimers = 0;
+        try
+        {
+            while (!_stopping)
+            {
+                long now = Stopwatch.GetTimestamp();
+                bool worked = ReceiveSegments(now);
+                while (_opening.TryDequeue(out var opening))
+                {
+                    _connections[(opening.RemoteAddress.V4, opening.RemotePort)] = opening;
+                    opening.Open(now);
+                    worked = true;
+                }
+                // Only those queued before this turn: one whose segment found the TX pipe full queues itself again,
+                // and must wait for the pipe to drain, not spin here.
+                for (int ready = _ready.Count; ready > 0 && _ready.TryDequeue(out var connection); ready--)
+                {
+                    _queued.TryRemove(connection, out _);
+                    connection.Service(now);
+                    worked = true;
+                }
+                if (now >= nextTimers)
+                {
+                    RunTimers(now);
+                    nextTimers = now + TimerTicks;
+                }
+                _pipes.Tx.Publish();
+                if (IsDone(now))
+                {
+                    break;
+                }
+                if (worked)
+                {
+                    idleSince = now;
+                    continue;
+                }
+                if (now - idleSince < SpinTicks)
+                {
+                    Thread.SpinWait(20);
+                    continue;
+                }
+                // Idle: sleep until a segment or an application's request, or the next timer.
+                if (_pipes.Rx.PrepareToSleep() && _ready.IsEmpty && _opening.IsEmpty)
+                {
+                    _pipes.Wakeup.Wait(_timed.Count > 0 ? 1 : 100);
+                }
+            }
+        }
+        catch (NormanException)
+        {
+            // The daemon went away under us: the connections' next calls say so.
+        }
+        finally
+        {
+            foreach (var connection in _connections.Values.ToList())
+            {
+                connection.Abandon();
+            }
+            _acceptQueue?.Writer.TryComplete();
+            _pipes.Dispose();
+            _control.Dispose();
+        }
+    }
+
+    private bool IsDone(long now)
+    {
+        if (Volatile.Read(ref _holders) > 0)
+        {
+            _orphanedAt = 0;
+            return false;
+        }
+        if (_connections.Values.All(c => c.State is TcpState.Closed or TcpState.TimeWait))
+        {
+            return true;
+        }
+        _orphanedAt = _orphanedAt == 0 ? now : _orphanedAt;
+        return now - _orphanedAt > OrphanTicks;
+    }
+
+    private bool ReceiveSegments(long now)
+    {
+        var rx = _pipes.Rx;
+        int handled = 0;
+        while (handled < 256 && rx.Available() > 0)
+        {
+            OnPacket(rx.Peek(), now);
+            rx.Advance();
+            handled++;
+        }
+        if (handled > 0)
+        {
+            rx.Publish();
+        }
+        return handled > 0;
+    }
+
+    private void RunTimers(long now)
+    {
+        if (_timed.Count == 0)
+        {
+            return;
+        }
+        _timedNow.Clear();
+        _timedNow.AddRange(_timed);
+        foreach (var connection in _timedNow)
+        {
+            if (!connection.HasTimers)
+            {
+                _timed.Remove(connection);
+                continue;
+            }
+            connection.OnTimers(now);
+        }
+    }
+
+    /// <summary>One IPv4 packet from the RX pipe: the daemon checked it is well formed TCP for us, with a good checksum.</summary>
+    private void OnPacket(ReadOnlySpan<byte> packet, long now)
+    {
+        if (packet.Length < TcpSegmentBuilder.HeaderLength || (packet[0] >> 4) != 4 || packet[9] != IpProtocols.Tcp)
+        {
+            return;
+        }
+        int ipLength = (packet[0] & 0x0F) * 4;
+        int total = Math.Min(BinaryPrimitives.ReadUInt16BigEndian(packet[2..]), packet.Length);
+        if (ipLength < Ipv4Header.Size || total < ipLength + TcpHeader.Size)
+        {
+            return;
+        }
+        var tcp = packet[ipLength..total];
+        int tcpLength = (tcp[12] >> 4) * 4;
+        if (tcpLength < TcpHeader.Size || tcpLength > tcp.Length)
+        {
+            return;
+        }
+        var remote = NetAddress.ReadV4(packet[12..]);
+        ushort remotePort = BinaryPrimitives.ReadUInt16BigEndian(tcp);
+        byte flags = tcp[13];
+        ushort mss = 0;
+        int windowScale = -1;
+        if ((flags & TcpHeader.Syn) != 0)
+        {
+            ReadSynOptions(tcp[TcpHeader.Size..tcpLength], ref mss, ref windowScale);
+        }
+        var segment = new TcpSegment
+        {
+            Sequence = BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]),
+            Acknowledgement = BinaryPrimitives.ReadUInt32BigEndian(tcp[8..]),
+            Flags = flags,
+            Window = BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]),
+            Payload = tcp[tcpLength..],
+            Mss = mss,
+            WindowScale = windowScale,
+        };
+        if (_connections.TryGetValue((remote.V4, remotePort), out var connection))
+        {
+            connection.OnSegment(segment, now);
+            return;
+        }
+        if (segment.Has(TcpHeader.Syn) && !segment.Has(TcpHeader.Ack) && !segment.Has(TcpHeader.Rst) && _listening)
+        {
+            // As Linux does when the queue is full, a SYN is dropped, not refused: the client's retry may find room.
+            if (_halfOpen + (_acceptQueue!.Reader.CanCount ? _acceptQueue.Reader.Count : 0) >= _backlog)
+            {
+                return;
+            }
+            connection = new TcpConnection(this, remote, remotePort) { WasHalfOpen = true };
+            _connections[(remote.V4, remotePort)] = connection;
+            _halfOpen++;
+            connection.Accept(segment, now);
+            return;
+        }
+        if (!segment.Has(TcpHeader.Rst))
+        {
+            // No connection: answer as a closed port does (RFC 9293 §3.10.7.1).
+            var reset = segment.Has(TcpHeader.Ack)
+                ? new TcpSegmentFields(segment.Acknowledgement, 0, TcpHeader.Rst, 0)
+                : new TcpSegmentFields(0, segment.Sequence + (uint)segment.Length, TcpHeader.Rst | TcpHeader.Ack, 0);
+            Transmit(remote, remotePort, reset, [], null, 0, 0);
+        }
+    }
+
+    private static void ReadSynOptions(ReadOnlySpan<byte> options, ref ushort mss, ref int windowScale)
+    {
+        for (int i = 0; i < options.Length;)
+        {
+            byte kind = options[i];
+            if (kind == 0)
+            {
+                return;
+            }
+            if (kind == 1)
+            {
+                i++;
+                continue;
+            }
+            if (i + 1 >= options.Length || options[i + 1] < 2 || i + options[i + 1] > options.Length)
+            {
+                return; // a malformed option list: stop reading it
+            }
+            if (kind == 2 && options[i + 1] == 4)
+            {
+                mss = BinaryPrimitives.ReadUInt16BigEndian(options[(i + 2)..]);
+            }
+            else if (kind == 3 && options[i + 1] == 3)
+            {
+                windowScale = options[i + 2];
+            }
+            i += options[i + 1];
+        }
+    }
+
+    public void Dispose()
+    {
+        _stopping = true;
+        _pipes.Wakeup.Signal();
+        if (Thread.CurrentThread != _loop)
+        {
+            _loop.Join();
+        }
+    }
+}

@@ -1,0 +1,117 @@
+using System.Net;
+using System.Security.Cryptography;
+using Norman.Client;
+using Norman.Client.Tcp;
+
+namespace Norman.Integration.Tests;
+
+/// <summary>TCP between two Norman hosts on a shared wire: both stacks are the client library's.</summary>
+public sealed class TcpTests : IAsyncLifetime
+{
+    private static readonly IPEndPoint Server = new(IPAddress.Parse("198.18.0.2"), 7000);
+    private TwoHosts _hosts = null!;
+
+    public Task InitializeAsync()
+    {
+        _hosts = new TwoHosts();
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync() => await _hosts.DisposeAsync();
+
+    [Fact]
+    public async Task A_client_and_a_server_exchange_bytes_both_ways_and_close_gracefully()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var listener = new NormanTcpListener(7000, _hosts.RightSocket);
+        var (client, server) = await ConnectAsync(listener, timeout.Token);
+        await using var _ = client;
+        await using var __ = server;
+        Assert.Equal(TcpState.Established, client.State);
+        Assert.Equal(IPAddress.Parse("198.18.0.1"), server.RemoteEndPoint.Address);
+        Assert.Equal(client.LocalEndPoint.Port, server.RemoteEndPoint.Port);
+
+        await client.WriteAsync("hello, norman"u8.ToArray(), timeout.Token);
+        var buffer = new byte[64];
+        Assert.Equal("hello, norman", System.Text.Encoding.ASCII.GetString(buffer, 0, await ReadExactlyAsync(server, buffer, 13, timeout.Token)));
+        await server.WriteAsync("hello, client"u8.ToArray(), timeout.Token);
+        Assert.Equal("hello, client", System.Text.Encoding.ASCII.GetString(buffer, 0, await ReadExactlyAsync(client, buffer, 13, timeout.Token)));
+
+        // Half-close: the client's FIN reaches the server as end of stream; the server can still answer.
+        client.ShutdownSend();
+        Assert.Equal(0, await server.ReadAsync(buffer, timeout.Token));
+        await server.WriteAsync("bye"u8.ToArray(), timeout.Token);
+        server.ShutdownSend();
+        Assert.Equal(3, await ReadExactlyAsync(client, buffer, 3, timeout.Token));
+        Assert.Equal(0, await client.ReadAsync(buffer, timeout.Token));
+        Assert.True(SpinWait.SpinUntil(() => client.State == TcpState.TimeWait && server.State == TcpState.Closed, TimeSpan.FromSeconds(10)),
+            $"client {client.State}, server {server.State}");
+    }
+
+    [Fact]
+    public async Task Eight_megabytes_cross_both_ways_byte_for_byte()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var listener = new NormanTcpListener(7000, _hosts.RightSocket);
+        var (client, server) = await ConnectAsync(listener, timeout.Token);
+        await using var _ = client;
+        await using var __ = server;
+
+        var data = RandomNumberGenerator.GetBytes(8 << 20);
+        // The server echoes everything back while the client is still sending.
+        var echo = Task.Run(async () =>
+        {
+            var chunk = new byte[65536];
+            int read;
+            while ((read = await server.ReadAsync(chunk, timeout.Token)) > 0)
+            {
+                await server.WriteAsync(chunk.AsMemory(0, read), timeout.Token);
+            }
+            server.ShutdownSend();
+        });
+        var sending = Task.Run(async () =>
+        {
+            for (int offset = 0; offset < data.Length; offset += 100_000)
+            {
+                await client.WriteAsync(data.AsMemory(offset, Math.Min(100_000, data.Length - offset)), timeout.Token);
+            }
+            client.ShutdownSend();
+        });
+        var back = new MemoryStream();
+        try
+        {
+            await client.CopyToAsync(back, timeout.Token);
+            await Task.WhenAll(echo, sending);
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"stalled after {back.Length} bytes back; client {client.Describe()}; server {server.Describe()}; " +
+                $"left drops {string.Join(",", _hosts.Left.Engine.Counters.Snapshot().Where(c => c.Value > 0 && c.Key.StartsWith("drop", StringComparison.Ordinal)))}; " +
+                $"right drops {string.Join(",", _hosts.Right.Engine.Counters.Snapshot().Where(c => c.Value > 0 && c.Key.StartsWith("drop", StringComparison.Ordinal)))}");
+        }
+        Assert.Equal(data.Length, back.Length);
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(back.ToArray()));
+    }
+
+    [Fact]
+    public async Task A_connection_to_a_port_nobody_listens_on_is_refused()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var refusal = await Assert.ThrowsAsync<NormanException>(() => NormanTcpStream.ConnectAsync(Server, _hosts.LeftSocket, timeout.Token));
+        Assert.Equal("ECONNREFUSED", refusal.Code);
+    }
+
+    /// <summary>A client on the left host connected to the listener on the right one: both ends.</summary>
+    private async Task<(NormanTcpStream Client, NormanTcpStream Server)> ConnectAsync(NormanTcpListener listener, CancellationToken cancellation)
+    {
+        var accepting = listener.AcceptAsync(cancellation);
+        var client = await NormanTcpStream.ConnectAsync(Server, _hosts.LeftSocket, cancellation);
+        return (client, await accepting);
+    }
+
+    private static async Task<int> ReadExactlyAsync(Stream stream, byte[] buffer, int count, CancellationToken cancellation)
+    {
+        await stream.ReadExactlyAsync(buffer.AsMemory(0, count), cancellation);
+        return count;
+    }
+}
