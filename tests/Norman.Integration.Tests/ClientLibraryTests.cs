@@ -105,8 +105,8 @@ public sealed class ClientLibraryTests : DaemonTest
 
     private static unsafe bool NeedsWakeup(NormanUdpSocket socket)
     {
-        var field = typeof(NormanUdpSocket).GetField("_region", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!;
-        var region = (global::Norman.Core.Shm.SharedMemory)field.GetValue(socket)!;
+        var pipes = typeof(NormanUdpSocket).GetField("_pipes", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(socket)!;
+        var region = (global::Norman.Core.Shm.SharedMemory)pipes.GetType().GetProperty("Region")!.GetValue(pipes)!;
         return Volatile.Read(ref *(uint*)(region.Address + global::Norman.Core.Pipes.PipeLayout.NeedsWakeupOffset)) == 1;
     }
 }
