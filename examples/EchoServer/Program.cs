@@ -1,10 +1,33 @@
-// echo-server: sends every datagram back to where it came from, through Norman's pipes.
-// Usage: echo-server [PORT] [--count N]   (default port 7; a port below 1024 needs root)
+// echo-server: sends back whatever it receives, through Norman's pipes.
+// Usage: echo-server [PORT] [--count N] [--tcp]
+//   UDP (the default): every datagram back to where it came from, N datagrams at most.
+//   --tcp: every connection's bytes back on it, until the client closes its side; connections served at once.
+// Port 7 by default; a port below 1024 needs root.
 using System.Net;
 using Norman.Client;
 
 int port = args.Length > 0 && int.TryParse(args[0], out int p) ? p : 7;
-long limit = args.Length > 2 && args[1] == "--count" ? long.Parse(args[2]) : long.MaxValue;
+int count = Array.IndexOf(args, "--count");
+long limit = count >= 0 && count + 1 < args.Length ? long.Parse(args[count + 1]) : long.MaxValue;
+
+if (args.Contains("--tcp"))
+{
+    using var listener = new NormanTcpListener(port);
+    Console.WriteLine($"echo-server: listening on tcp {listener.LocalEndPoint}");
+    Console.Out.Flush();
+    while (true)
+    {
+        var connection = await listener.AcceptAsync();
+        _ = Task.Run(async () =>
+        {
+            await using (connection)
+            {
+                // Stream.CopyTo: read, write back, until the client's FIN; then our FIN.
+                await connection.CopyToAsync(connection);
+            }
+        });
+    }
+}
 
 using var socket = new NormanUdpSocket();
 socket.Bind(port);

@@ -113,6 +113,57 @@ public abstract class RealWireTests : IAsyncLifetime
     }
 
     [NetnsFact]
+    public void The_real_socat_and_nc_talk_tcp_to_the_echo_example_byte_for_byte()
+    {
+        var peer = Peer();
+        using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000", "--tcp");
+        Assert.Contains("listening on tcp", echo.ReadLine());
+        string big = string.Concat(Enumerable.Range(0, 40_000).Select(i => $"{i:D7}\n")); // 320 KB: many segments, windows
+        foreach (string message in new[] { "hello norman\n", big })
+        {
+            var (code, output, errors) = peer.Try(message, "socat", "-t", "5", "-", $"TCP:{NormanAddress}:7000");
+            Assert.True(code == 0, errors);
+            Assert.True(message == output, $"socat got {output.Length} bytes back of {message.Length}");
+        }
+        var (ncCode, ncOutput, ncErrors) = peer.Try("through nc\n", "nc", "-N", "-w", "5", NormanAddress, "7000");
+        Assert.True(ncCode == 0, ncErrors);
+        Assert.Equal("through nc\n", ncOutput);
+    }
+
+    [NetnsFact]
+    public void The_real_nc_connecting_to_a_port_nobody_listens_on_is_refused_by_a_reset()
+    {
+        var peer = Peer();
+        var (code, _, errors) = peer.Try("", "nc", "-z", "-v", "-w", "5", NormanAddress, "7999");
+        Assert.NotEqual(0, code);
+        Assert.Contains("refused", errors);
+        Assert.True(_daemon!.Engine.Counters.TcpResetsSent >= 1);
+    }
+
+    [NetnsFact]
+    public async Task A_Norman_client_fetches_megabytes_from_the_real_python_http_server()
+    {
+        var peer = Peer();
+        string root = Path.Combine(_directory, "www");
+        Directory.CreateDirectory(root);
+        var page = System.Security.Cryptography.RandomNumberGenerator.GetBytes(3 << 20);
+        File.WriteAllBytes(Path.Combine(root, "big.bin"), page);
+        // It says it is serving on stdout: send that to stderr, where StartAndWaitFor listens.
+        var server = peer.StartAndWaitFor("Serving HTTP", "sh", "-c", $"exec /usr/bin/python3 -u -m http.server 8000 --bind {PeerAddress} --directory {root} 1>&2");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await using var connection = await Norman.Client.NormanTcpStream.ConnectAsync(
+            new System.Net.IPEndPoint(System.Net.IPAddress.Parse(PeerAddress), 8000), SocketPath, timeout.Token);
+        await connection.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"GET /big.bin HTTP/1.0\r\nHost: {PeerAddress}\r\n\r\n"), timeout.Token);
+        var response = new MemoryStream();
+        await connection.CopyToAsync(response, timeout.Token); // HTTP/1.0: the server closes after the body
+        var bytes = response.ToArray();
+        int headerEnd = bytes.AsSpan().IndexOf("\r\n\r\n"u8) + 4;
+        Assert.StartsWith("HTTP/1.0 200", System.Text.Encoding.ASCII.GetString(bytes, 0, 12));
+        Assert.Equal(page, bytes[headerEnd..]);
+        server.Kill(entireProcessTree: true);
+    }
+
+    [NetnsFact]
     public void A_Norman_application_reaches_a_kernel_server_it_never_talked_to()
     {
         var peer = Peer();
@@ -266,6 +317,9 @@ public sealed class AfPacketWireTests : RealWireTests
         string hostEnd = _device + "h";
         Host.Run("ip", "link", "add", hostEnd, "type", "veth", "peer", "name", _device, "netns", peer.Name);
         Host.Run("ip", "link", "set", hostEnd, "up");
+        // A veth hands TCP's 64 KB segmentation-offload frames to the other end whole; a real wire carries frames of
+        // the MTU. The peer's kernel segments, as it would for a NIC without TSO.
+        peer.Run("ethtool", "-K", _device, "tso", "off", "gso", "off");
         options.Port = $"afpacket:{hostEnd}";
     }
 }

@@ -94,6 +94,7 @@ public sealed unsafe partial class AfPacketPort : IPort
             {
                 throw Failure("PACKET_ADD_MEMBERSHIP (promiscuous)", "");
             }
+            TurnOffReceiveMerging(device);
         }
         catch
         {
@@ -257,6 +258,23 @@ public sealed unsafe partial class AfPacketPort : IPort
         NativeMemory.Free(_iovecs);
     }
 
+    /// <summary>
+    /// Generic receive offload merges a flow's segments into one large frame for the host's own TCP, and a packet
+    /// socket would see that frame, not the wire's: Norman, which replaces that TCP on this interface, turns it off
+    /// (ETHTOOL_SGRO), as DPDK takes a NIC over whole. Best effort: a driver without GRO has nothing to turn off.
+    /// </summary>
+    private void TurnOffReceiveMerging(string device)
+    {
+        const uint EthtoolSetGro = 0x2c;
+        const nuint SiocEthtool = 0x8946;
+        var value = stackalloc uint[2] { EthtoolSetGro, 0 };
+        var request = stackalloc byte[40]; // struct ifreq: the name, then ifr_data
+        new Span<byte>(request, 40).Clear();
+        System.Text.Encoding.ASCII.GetBytes(device, new Span<byte>(request, 15));
+        *(uint**)(request + 16) = value;
+        Ioctl(_fd, SiocEthtool, request);
+    }
+
     private void SetOption(int option, int value, string name)
     {
         if (SetSockOpt(_fd, SolPacket, option, &value, sizeof(int)) != 0)
@@ -288,6 +306,9 @@ public sealed unsafe partial class AfPacketPort : IPort
 
     [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
     private static partial int SetSockOpt(int fd, int level, int name, void* value, int length);
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    private static partial int Ioctl(int fd, nuint request, void* argument);
 
     [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
     private static partial int Bind(int fd, void* address, int length);
