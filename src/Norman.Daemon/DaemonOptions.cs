@@ -29,6 +29,11 @@ public sealed class DaemonOptions
     /// <summary>This host's MAC; null picks a random locally administered one.</summary>
     public string? Mac { get; set; }
 
+    /// <summary>For a wire:NAME port: the share of frames it loses, sends twice, or holds back behind the next (0 to 0.5).</summary>
+    public double WireLoss { get; set; }
+    public double WireDuplicate { get; set; }
+    public double WireReorder { get; set; }
+
     /// <summary>The wire's line rate in bits per second; 0 for none.</summary>
     public long LineRateBitsPerSecond { get; set; } = 10_000_000_000;
 

@@ -28,6 +28,12 @@ public static class DaemonSettings
         new("gateway", "Next hop for addresses off the subnet.", false, (o, v) => o.Gateway = v),
         new("mac", "This host's MAC (default: random, locally administered).", false, (o, v) => o.Mac = v),
         new("line-rate", "The port's line rate (any port: virtual, tap, afpacket); the dataplane sends no faster and QoS shapes to it. E.g. 10G, 1G, 100M; 0 for none (default 10G).", false, (o, v) => o.LineRateBitsPerSecond = LineRate.Parse(v)),
+        new("wire-loss", "For a wire:NAME port: the share of frames this host's side of the cable loses, e.g. 1% (for testing; default 0).", false,
+            (o, v) => o.WireLoss = Percent(v)),
+        new("wire-duplicate", "For a wire:NAME port: the share of frames sent twice, e.g. 1% (for testing; default 0).", false,
+            (o, v) => o.WireDuplicate = Percent(v)),
+        new("wire-reorder", "For a wire:NAME port: the share of frames held back behind the next one, e.g. 2% (for testing; default 0).", false,
+            (o, v) => o.WireReorder = Percent(v)),
         new("slots", "Slots in each socket's RX and TX pipe, a power of two (default 1024).", false, (o, v) => o.SlotCount = Integer(v)),
         new("conntrack-max", "Flows connection tracking holds at most, as nf_conntrack_max (default 65536; 116 bytes each, taken at start).", false,
             (o, v) => o.MaxTrackedFlows = Within(Integer(v), 1, 1 << 26, "flows")),
@@ -106,6 +112,15 @@ public static class DaemonSettings
             throw new ArgumentOutOfRangeException(nameof(text), "use 1 byte to 1T, e.g. 512M or 4G");
         }
         return value << shift;
+    }
+
+    /// <summary>A share as a percentage (1%, 0.5%) or a fraction (0.01), from 0 to 50%.</summary>
+    private static double Percent(string text)
+    {
+        double value = text.EndsWith('%')
+            ? double.Parse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture) / 100
+            : double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture);
+        return value is >= 0 and <= 0.5 ? value : throw new ArgumentOutOfRangeException(nameof(text), "use 0% to 50%");
     }
 
     private static int Integer(string text) => int.Parse(text, NumberStyles.Integer, CultureInfo.InvariantCulture);

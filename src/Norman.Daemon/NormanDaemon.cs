@@ -128,7 +128,12 @@ public sealed class NormanDaemon : IAsyncDisposable
         }
         if (options.Port.StartsWith("wire:", StringComparison.Ordinal))
         {
-            return (new SharedWirePort(options.Port["wire:".Length..], options.LineRateBitsPerSecond), null);
+            return (new SharedWirePort(options.Port["wire:".Length..], options.LineRateBitsPerSecond)
+            {
+                Impairment = options.WireLoss + options.WireDuplicate + options.WireReorder > 0
+                    ? new WireImpairment(options.WireLoss, options.WireDuplicate, options.WireReorder)
+                    : null,
+            }, null);
         }
         throw new ArgumentException($"Unknown port '{options.Port}': use virtual, wire:NAME (a wire shared with another daemon), tap:DEVICE or afpacket:INTERFACE.");
     }

@@ -9,9 +9,12 @@ public sealed class TwoHosts : IAsyncDisposable
     private readonly string _directory = Path.Combine(Path.GetTempPath(), $"norman-wire-{Guid.NewGuid():N}");
     private readonly string _wire = $"test-{Guid.NewGuid():N}";
     private readonly long _lineRate;
+    private readonly Action<DaemonOptions>? _configure;
 
-    public TwoHosts(long lineRate = 1_000_000_000)
+    /// <param name="configure">Changes both hosts' options (a cable that loses frames, say).</param>
+    public TwoHosts(long lineRate = 1_000_000_000, Action<DaemonOptions>? configure = null)
     {
+        _configure = configure;
         Directory.CreateDirectory(_directory);
         _lineRate = lineRate;
         Left = NormanDaemon.Start(Options("left", "198.18.0.1/24"), NullLog.Instance);
@@ -25,13 +28,18 @@ public sealed class TwoHosts : IAsyncDisposable
     public string RightSocket => Path.Combine(_directory, "right.sock");
 
     /// <summary>A host on this wire: its control socket is NAME.sock in the hosts' directory.</summary>
-    public DaemonOptions Options(string name, string address) => new()
+    public DaemonOptions Options(string name, string address)
     {
-        SocketPath = Path.Combine(_directory, $"{name}.sock"),
-        Port = $"wire:{_wire}",
-        Address = address,
-        LineRateBitsPerSecond = _lineRate,
-    };
+        var options = new DaemonOptions
+        {
+            SocketPath = Path.Combine(_directory, $"{name}.sock"),
+            Port = $"wire:{_wire}",
+            Address = address,
+            LineRateBitsPerSecond = _lineRate,
+        };
+        _configure?.Invoke(options);
+        return options;
+    }
 
     public async ValueTask DisposeAsync()
     {
