@@ -131,6 +131,30 @@ public abstract class RealWireTests : IAsyncLifetime
     }
 
     [NetnsFact]
+    public void The_real_curl_gets_small_and_multi_megabyte_answers_from_ASP_NET_Core_on_Norman()
+    {
+        var peer = Peer();
+        using var web = AppProcess.Start("webapp", SocketPath, null, "--urls", "http://0.0.0.0:8080");
+        Assert.StartsWith("webapp: listening on http://0.0.0.0:8080", web.ReadLine(60));
+        string url = $"http://{NormanAddress}:8080";
+
+        var (code, output, errors) = peer.Try(null, "curl", "-sS", "--max-time", "20", url + "/");
+        Assert.True(code == 0, errors);
+        Assert.Equal("Hello from ASP.NET Core on Norman\n", output);
+
+        const int Big = 4_000_000;
+        (code, output, errors) = peer.Try(null, "curl", "-sS", "--max-time", "30", $"{url}/bytes/{Big}");
+        Assert.True(code == 0, errors);
+        Assert.Equal(Big, output.Length);
+        Assert.True(string.Concat(Enumerable.Range(0, Big).Select(i => (char)('a' + i % 26))) == output, "the download differs");
+
+        string body = string.Concat(Enumerable.Range(0, 20_000).Select(i => $"line {i:D6}\n")); // 240 KB up and back
+        (code, output, errors) = peer.Try(body, "curl", "-sS", "--max-time", "30", "--data-binary", "@-", url + "/echo");
+        Assert.True(code == 0, errors);
+        Assert.True(body == output, $"the echo came back with {output.Length} bytes of {body.Length}");
+    }
+
+    [NetnsFact]
     public void The_real_nc_connecting_to_a_port_nobody_listens_on_is_refused_by_a_reset()
     {
         var peer = Peer();

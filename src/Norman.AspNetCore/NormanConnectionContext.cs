@@ -1,0 +1,57 @@
+using System.IO.Pipelines;
+using System.Net;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http.Features;
+using Norman.Client;
+
+namespace Norman.AspNetCore;
+
+/// <summary>A Kestrel connection over a Norman TCP stream: its transport is the stream as a pair of pipes.</summary>
+internal sealed class NormanConnectionContext : ConnectionContext
+{
+    private static long _nextId;
+    private readonly NormanTcpStream _stream;
+    private readonly PipeReader _input;
+    private readonly PipeWriter _output;
+    private readonly CancellationTokenSource _closed = new();
+
+    public NormanConnectionContext(NormanTcpStream stream)
+    {
+        _stream = stream;
+        _input = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true));
+        _output = PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true));
+        Transport = new DuplexPipe(_input, _output);
+        ConnectionId = $"norman-{Interlocked.Increment(ref _nextId)}";
+        LocalEndPoint = stream.LocalEndPoint;
+        RemoteEndPoint = stream.RemoteEndPoint;
+        ConnectionClosed = _closed.Token;
+    }
+
+    public override string ConnectionId { get; set; }
+    public override IFeatureCollection Features { get; } = new FeatureCollection();
+    public override IDictionary<object, object?> Items { get; set; } = new Dictionary<object, object?>();
+    public override IDuplexPipe Transport { get; set; }
+    public override EndPoint? LocalEndPoint { get; set; }
+    public override EndPoint? RemoteEndPoint { get; set; }
+
+    public override void Abort(ConnectionAbortedException abortReason)
+    {
+        _stream.Abort();
+        _closed.Cancel();
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await _input.CompleteAsync().ConfigureAwait(false);
+        await _output.CompleteAsync().ConfigureAwait(false);
+        await _stream.DisposeAsync().ConfigureAwait(false);
+        _closed.Cancel();
+        _closed.Dispose();
+    }
+
+    private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
+    {
+        public PipeReader Input => input;
+        public PipeWriter Output => output;
+    }
+}
