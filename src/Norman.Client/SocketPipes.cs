@@ -21,7 +21,12 @@ internal sealed unsafe class SocketPipes : IDisposable
         SocketId = grant.SocketId;
         Source = NetAddress.Parse(grant.SourceAddress);
         LocalEndPoint = new IPEndPoint(IPAddress.Parse(grant.LocalAddress), grant.LocalPort);
+        long table = ConnectionTable.Offset(grant.SlotCount, grant.SlotSize);
+        ConnectionTableAddress = grant.RegionBytes >= table + ConnectionTable.Bytes ? region.Address + table : null;
     }
+
+    /// <summary>Where a TCP socket reports its connections for `norman ss`; null for UDP.</summary>
+    public byte* ConnectionTableAddress { get; }
 
     public SharedMemory Region { get; }
     public EventFd Wakeup { get; }

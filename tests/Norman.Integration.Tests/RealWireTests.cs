@@ -130,6 +130,54 @@ public abstract class RealWireTests : IAsyncLifetime
         Assert.Equal("through nc\n", ncOutput);
     }
 
+    /// <summary>Ten thousand kernel TCP connections from the test host to the Norman echo server, all served, all in ss.</summary>
+    [NetnsFact]
+    public async Task Ten_thousand_connections_to_the_echo_example_are_accepted_served_and_listed_by_ss()
+    {
+        // NORMAN_TEST_CONNECTIONS makes it smaller while working on it; the suite runs it at 10,000.
+        int connections = int.Parse(Environment.GetEnvironmentVariable("NORMAN_TEST_CONNECTIONS") ?? "10000", System.Globalization.CultureInfo.InvariantCulture);
+        var peer = Peer();
+        using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000", "--tcp");
+        Assert.Contains("listening on tcp", echo.ReadLine());
+        var client = peer.Start(redirectInput: true, "/usr/bin/python3", "-u", AppProcess.BesideTests("wire/many_connections.py"), NormanAddress, "7000",
+            connections.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        try
+        {
+            var errors = client.StandardError.ReadToEndAsync();
+            var connected = client.StandardOutput.ReadLineAsync();
+            if (!connected.Wait(TimeSpan.FromSeconds(120)) || connected.Result != $"connected {connections}")
+            {
+                client.Kill();
+                Assert.Fail($"the connections were not all made ({(connected.IsCompleted ? connected.Result : "no answer")}): {errors.Result}; " +
+                    $"daemon drops: {string.Join(", ", _daemon!.Engine.Counters.Snapshot().Where(c => c.Value > 0 && c.Key.StartsWith("drop", StringComparison.Ordinal)))}");
+            }
+
+            // The application's stack reports its connections ten times a second: ss lists them, each with its state.
+            int listed = 0;
+            string table = "";
+            for (var clock = System.Diagnostics.Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(10) && listed < connections;)
+            {
+                table = await ApplicationProcessTests.RunNormanAsync("ss", "-tanp", "--socket", SocketPath);
+                listed = System.Text.RegularExpressions.Regex.Matches(table, $@"tcp\s+ESTAB\s+0\s+0\s+0\.0\.0\.0:7000\s+{PeerAddress.Replace(".", "\\.")}:\d+\s.*echo-server").Count;
+            }
+            Assert.Equal(connections, listed);
+            Assert.True(System.Text.RegularExpressions.Regex.IsMatch(table, @"tcp\s+LISTEN\s+0\s+0\s+0\.0\.0\.0:7000\s"), string.Join('\n', table.Split('\n').Take(4)));
+
+            client.StandardInput.WriteLine("close");
+            client.StandardInput.Flush();
+            var closed = client.StandardOutput.ReadLineAsync();
+            Assert.True(closed.Wait(TimeSpan.FromSeconds(60)) && closed.Result == "closed");
+            client.WaitForExit();
+        }
+        finally
+        {
+            if (!client.HasExited)
+            {
+                client.Kill(); // a failed test must not leave 10,000 connections behind
+            }
+        }
+    }
+
     [NetnsFact]
     public void The_real_curl_gets_small_and_multi_megabyte_answers_from_ASP_NET_Core_on_Norman()
     {

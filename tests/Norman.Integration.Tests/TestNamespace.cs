@@ -27,9 +27,12 @@ public sealed class TestNamespace : IDisposable
         Host.Try(input, ["ip", "netns", "exec", Name, .. command]);
 
     /// <summary>Starts a long-running command inside the namespace; the namespace kills it (by its pid) on dispose.</summary>
-    public Process Start(params string[] command)
+    public Process Start(params string[] command) => Start(redirectInput: false, command);
+
+    /// <summary>Starts a command in the namespace, in the background; with <paramref name="redirectInput"/>, the test writes its stdin.</summary>
+    public Process Start(bool redirectInput, params string[] command)
     {
-        var process = Host.Start(["ip", "netns", "exec", Name, .. command]);
+        var process = Host.Start(["ip", "netns", "exec", Name, .. command], redirectInput);
         _background.Add(process);
         return process;
     }

@@ -155,6 +155,21 @@ internal sealed class TcpConnection
         _endpoint.Wake(this);
     }
 
+    /// <summary>Bytes written and not yet acknowledged, and bytes received and not yet read: ss's Send-Q and Recv-Q.</summary>
+    public (int Send, int Receive) Queues()
+    {
+        int send, receive;
+        lock (_send)
+        {
+            send = _send.Count;
+        }
+        lock (_receive)
+        {
+            receive = _receive.Count;
+        }
+        return (send, receive);
+    }
+
     public bool HasUnreadData
     {
         get

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Threading.Channels;
 using Norman.Core.Packets;
+using Norman.Core.Pipes;
 
 namespace Norman.Client.Tcp;
 
@@ -14,8 +15,10 @@ namespace Norman.Client.Tcp;
 /// socket's eventfd when idle, which both the daemon (a segment arrived) and application threads (bytes to send)
 /// signal. It ends once nothing holds it and its connections are done.
 /// </summary>
-internal sealed class TcpEndpoint : IDisposable
+internal sealed unsafe class TcpEndpoint : IDisposable
 {
+    /// <summary>How often the connections are reported to the daemon for `norman ss`.</summary>
+    private static readonly long ReportTicks = Stopwatch.Frequency / 10;
     private static readonly long SpinTicks = Stopwatch.Frequency / 20_000; // 50 µs
     private static readonly long TimerTicks = Stopwatch.Frequency / 1000;
     /// <summary>How long connections may finish (FIN exchanges) once the application let go of everything.</summary>
@@ -167,6 +170,7 @@ internal sealed class TcpEndpoint : IDisposable
     {
         long idleSince = Stopwatch.GetTimestamp();
         long nextTimers = 0;
+        long nextReport = 0;
         try
         {
             while (!_stopping)
@@ -191,6 +195,11 @@ internal sealed class TcpEndpoint : IDisposable
                 {
                     RunTimers(now);
                     nextTimers = now + TimerTicks;
+                }
+                if (now >= nextReport)
+                {
+                    ReportConnections();
+                    nextReport = now + ReportTicks;
                 }
                 _pipes.Tx.Publish();
                 if (IsDone(now))
@@ -243,6 +252,28 @@ internal sealed class TcpEndpoint : IDisposable
         }
         _orphanedAt = _orphanedAt == 0 ? now : _orphanedAt;
         return now - _orphanedAt > OrphanTicks;
+    }
+
+    /// <summary>Writes every connection's state and queues into the socket's connection table (what `norman ss` lists).</summary>
+    private void ReportConnections()
+    {
+        byte* table = _pipes.ConnectionTableAddress;
+        if (table == null)
+        {
+            return;
+        }
+        int count = 0;
+        foreach (var connection in _connections.Values)
+        {
+            if (count == ConnectionTable.Capacity)
+            {
+                break;
+            }
+            var (send, receive) = connection.Queues();
+            ConnectionTable.Write(table, count++, new ConnectionTable.Record(connection.RemoteAddress.V4, connection.RemotePort,
+                (byte)connection.State, (uint)send, (uint)receive));
+        }
+        ConnectionTable.Publish(table, count);
     }
 
     private bool ReceiveSegments(long now)

@@ -50,6 +50,10 @@ public static class PipeLayout
 
     public static long SocketRegionBytes(int slotCount, int slotSize) => 2 * RingBytes(slotCount, slotSize);
 
+    /// <summary>A socket's whole memory: its two rings, and for TCP the table of its connections (<see cref="ConnectionTable"/>).</summary>
+    public static long SocketRegionBytes(int slotCount, int slotSize, bool tcp) =>
+        SocketRegionBytes(slotCount, slotSize) + (tcp ? ConnectionTable.Bytes : 0);
+
     public static long RxRingOffset => 0;
 
     public static long TxRingOffset(int slotCount, int slotSize) => RingBytes(slotCount, slotSize);

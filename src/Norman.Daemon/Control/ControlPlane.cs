@@ -62,7 +62,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 await CloseAsync(session, OwnedSocket(session, request));
                 return (response, []);
             case ControlProtocol.Ops.Sockets:
-                response.Sockets = sockets.Snapshot().Select(s => Describe(s, session.Identity, engine.Qos)).ToList();
+                response.Sockets = sockets.Snapshot().SelectMany(s => DescribeWithConnections(s, session.Identity, engine.Qos)).ToList();
                 return (response, []);
             case ControlProtocol.Ops.Counters:
                 response.Counters = Counters();
@@ -375,7 +375,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
     public StatsInfo Stats(PeerIdentity viewer) => new()
     {
         Counters = Counters(),
-        Sockets = sockets.Snapshot().Select(s => Describe(s, viewer, engine.Qos)).ToList(),
+        Sockets = sockets.Snapshot().SelectMany(s => DescribeWithConnections(s, viewer, engine.Qos)).ToList(),
         Rules = DescribeFilter().Rules,
         Classes = Qos is null ? [] : DescribeQos().Classes,
     };
@@ -417,7 +417,8 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 $"A pipe of {slotCount} slots is not allowed: use a power of two from {PipeLayout.MinSlotCount} to {PipeLayout.MaxSlotCount}.");
         }
         var identity = session.Identity;
-        var socket = sockets.Bind(identity, protocol, address, request.Port ?? 0, PipeLayout.SocketRegionBytes(slotCount, PipeLayout.DefaultSlotSize),
+        var socket = sockets.Bind(identity, protocol, address, request.Port ?? 0,
+            PipeLayout.SocketRegionBytes(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp),
             (id, port) => new NormanSocket(id, identity, protocol, address.IsUnspecified ? NetAddress.FromV4(0) : address, port, slotCount,
                 PipeLayout.DefaultSlotSize, appNames.IdOf(identity.ProcessName), appNames.IdOf(AppNames.CgroupKey(identity.Cgroup))));
         session.Own(socket);
@@ -480,6 +481,54 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
     /// <summary>Milliseconds since a Stopwatch timestamp; -1 for one never taken (0).</summary>
     private static long Age(long ticks) =>
         ticks == 0 ? -1 : (long)System.Diagnostics.Stopwatch.GetElapsedTime(ticks).TotalMilliseconds;
+
+    /// <summary>ss's TCP states by the client library's numbering (<c>Norman.Client.Tcp.TcpState</c>).</summary>
+    private static readonly string[] TcpStateNames = ["CLOSE", "SYN-SENT", "SYN-RECV", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT"];
+
+    /// <summary>
+    /// A socket as ss shows it and, for a listening TCP socket, each connection its application's stack reports
+    /// (state, queues, remote end), with the socket's own local end and owner.
+    /// </summary>
+    private static IEnumerable<SocketInfo> DescribeWithConnections(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos)
+    {
+        var info = Describe(socket, viewer, qos);
+        var connections = socket.Connections();
+        if (socket.RemotePort != 0 && connections.Count == 1)
+        {
+            // A client socket: its one connection's state is the socket's.
+            info.State = StateName(connections[0].State);
+            info.SendQ = (int)Math.Min(connections[0].SendQueue, int.MaxValue);
+            info.RecvQ = (int)Math.Min(connections[0].ReceiveQueue, int.MaxValue);
+            yield return info;
+            yield break;
+        }
+        yield return info;
+        foreach (var connection in connections)
+        {
+            yield return new SocketInfo
+            {
+                Id = info.Id,
+                Protocol = info.Protocol,
+                State = StateName(connection.State),
+                LocalAddress = info.LocalAddress,
+                LocalPort = info.LocalPort,
+                RemoteAddress = NetAddress.FromV4(connection.RemoteAddress).ToString(),
+                RemotePort = connection.RemotePort,
+                Pid = info.Pid,
+                Uid = info.Uid,
+                ProcessName = info.ProcessName,
+                CommandLine = info.CommandLine,
+                SendQ = (int)Math.Min(connection.SendQueue, int.MaxValue),
+                RecvQ = (int)Math.Min(connection.ReceiveQueue, int.MaxValue),
+                Drops = [],
+                SlotCount = info.SlotCount,
+                SlotSize = info.SlotSize,
+                Path = info.Path,
+            };
+        }
+    }
+
+    private static string StateName(byte state) => state < TcpStateNames.Length ? TcpStateNames[state] : "UNKNOWN";
 
     /// <summary>What ss shows. As on Linux, process details of other users' sockets are shown only to root.</summary>
     private static SocketInfo Describe(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos)

@@ -18,7 +18,8 @@ public sealed unsafe class NormanSocket : IDisposable
         Owner = owner;
         SlotCount = slotCount;
         SlotSize = slotSize;
-        Region = SharedMemory.Create($"norman:{IpProtocols.Name(protocol)}:{localPort}", PipeLayout.SocketRegionBytes(slotCount, slotSize));
+        Region = SharedMemory.Create($"norman:{IpProtocols.Name(protocol)}:{localPort}",
+            PipeLayout.SocketRegionBytes(slotCount, slotSize, tcp: protocol == IpProtocols.Tcp));
         try
         {
             RingInitializer.Initialize(Region.Address + PipeLayout.RxRingOffset, slotCount, slotSize);
@@ -58,6 +59,11 @@ public sealed unsafe class NormanSocket : IDisposable
     /// <summary>Packets waiting in a ring, read straight from shared memory (for ss; racy by nature, as in the kernel).</summary>
     public int RxQueued => Queued(PipeLayout.RxRingOffset);
     public int TxQueued => Queued(PipeLayout.TxRingOffset(SlotCount, SlotSize));
+
+    /// <summary>A TCP socket's connections as its application's stack last reported them; none for UDP.</summary>
+    public List<ConnectionTable.Record> Connections() => Pipe.Protocol == IpProtocols.Tcp
+        ? ConnectionTable.Read(Region.Address + ConnectionTable.Offset(SlotCount, SlotSize))
+        : [];
 
     private int Queued(long ringOffset)
     {

@@ -1,0 +1,53 @@
+using System.Runtime.CompilerServices;
+
+namespace Norman.Core.Pipes;
+
+/// <summary>
+/// A TCP socket's connections as its application's stack reports them, for `norman ss`: an area after the two
+/// rings of a TCP socket's memory, which the client library rewrites about ten times a second and the daemon reads
+/// (racily, as ss reads a kernel's tables). The daemon trusts none of it beyond display: counts are clamped and a
+/// record can only speak of the socket's own port, since the daemon adds the local end itself.
+/// <code>
+///  0   u32 count (published last, with a release store)
+///  64  records[Capacity]: u32 remote IPv4 (as NetAddress.V4) | u16 remote port | u8 state | u8 0 | u32 send-q | u32 recv-q
+/// </code>
+/// </summary>
+public static unsafe class ConnectionTable
+{
+    public const int Capacity = 1 << 16;
+    public const int RecordSize = 16;
+    public const int HeaderSize = 64;
+    public const long Bytes = HeaderSize + (long)Capacity * RecordSize;
+
+    /// <summary>Where the table starts in a TCP socket's memory: right after its rings.</summary>
+    public static long Offset(int slotCount, int slotSize) => PipeLayout.SocketRegionBytes(slotCount, slotSize);
+
+    public readonly record struct Record(uint RemoteAddress, ushort RemotePort, byte State, uint SendQueue, uint ReceiveQueue);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Write(byte* table, int index, in Record record)
+    {
+        byte* at = table + HeaderSize + (long)index * RecordSize;
+        *(uint*)at = record.RemoteAddress;
+        *(ushort*)(at + 4) = record.RemotePort;
+        at[6] = record.State;
+        at[7] = 0;
+        *(uint*)(at + 8) = record.SendQueue;
+        *(uint*)(at + 12) = record.ReceiveQueue;
+    }
+
+    public static void Publish(byte* table, int count) => Volatile.Write(ref *(uint*)table, (uint)count);
+
+    /// <summary>The records as they stand; a count past the capacity reads as the capacity.</summary>
+    public static List<Record> Read(byte* table)
+    {
+        int count = (int)Math.Min(Volatile.Read(ref *(uint*)table), Capacity);
+        var records = new List<Record>(count);
+        for (int i = 0; i < count; i++)
+        {
+            byte* at = table + HeaderSize + (long)i * RecordSize;
+            records.Add(new Record(*(uint*)at, *(ushort*)(at + 4), at[6], *(uint*)(at + 8), *(uint*)(at + 12)));
+        }
+        return records;
+    }
+}
