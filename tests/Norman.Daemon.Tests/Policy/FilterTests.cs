@@ -357,15 +357,11 @@ public sealed class FilterTests : IDisposable
 
     private byte[] TcpFrame(byte flags)
     {
-        var frame = new byte[EthernetHeader.Size + Ipv4Header.Size + TcpHeader.Size];
+        // With a right checksum: the dataplane drops a segment with a wrong one before the filter sees it.
+        var frame = new byte[EthernetHeader.Size + TcpSegmentBuilder.HeaderLength];
         EthernetHeader.Write(frame, _wire.Engine.Host.Mac, _wire.Peer.Mac, EtherTypes.IPv4);
-        Ipv4Header.Write(frame.AsSpan(EthernetHeader.Size), IpProtocols.Tcp, EngineHarness.PeerAddress.V4, EngineHarness.HostAddress.V4,
-            Ipv4Header.Size + TcpHeader.Size, 1);
-        var tcp = frame.AsSpan(EthernetHeader.Size + Ipv4Header.Size);
-        tcp[1] = 80;
-        tcp[3] = 80;
-        tcp[12] = 0x50;
-        tcp[13] = flags;
+        TcpSegmentBuilder.Write(frame.AsSpan(EthernetHeader.Size), EngineHarness.PeerAddress, 80, EngineHarness.HostAddress, 80,
+            new TcpSegmentFields(0, 0, flags, 0), [], 0, identification: 1);
         return frame;
     }
 
