@@ -248,16 +248,11 @@ public sealed class CaptureTests : DaemonTest
 
     private byte[] TcpSegment(byte flags, ushort port)
     {
-        var frame = new byte[EthernetHeader.Size + Ipv4Header.Size + TcpHeader.Size];
+        // With a right checksum: the dataplane drops a segment with a wrong one before any tap after the demux sees it.
+        var frame = new byte[EthernetHeader.Size + TcpSegmentBuilder.HeaderLength];
         EthernetHeader.Write(frame, Daemon.Daemon.Engine.Host.Mac, Daemon.Peer.Mac, EtherTypes.IPv4);
-        Ipv4Header.Write(frame.AsSpan(EthernetHeader.Size), IpProtocols.Tcp, DaemonFixture.PeerAddress.V4, DaemonFixture.HostAddress.V4,
-            Ipv4Header.Size + TcpHeader.Size, 1);
-        var tcp = frame.AsSpan(EthernetHeader.Size + Ipv4Header.Size);
-        tcp[0] = 0x9C;
-        tcp[2] = (byte)(port >> 8);
-        tcp[3] = (byte)port;
-        tcp[12] = 0x50;
-        tcp[13] = flags;
+        TcpSegmentBuilder.Write(frame.AsSpan(EthernetHeader.Size), DaemonFixture.PeerAddress, 0x9C00, DaemonFixture.HostAddress, port,
+            new TcpSegmentFields(0, 0, flags, 0), [], 0, identification: 1);
         return frame;
     }
 
