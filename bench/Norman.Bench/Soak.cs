@@ -158,7 +158,12 @@ public static class Soak
             {
                 Thread.Sleep(10);
             }
+            // The last capture's and churned sockets' descriptors close as their sessions end: a moment to settle.
             var end = Resources();
+            for (var settle = Stopwatch.StartNew(); end.Fds > start.Fds && settle.Elapsed < TimeSpan.FromSeconds(5); end = Resources())
+            {
+                Thread.Sleep(50);
+            }
             foreach (var socket in sockets.Skip(1))
             {
                 socket.Dispose();

@@ -66,7 +66,14 @@ public sealed class IsolationTests(ITestOutputHelper output) : DaemonTest
             {
                 // The churning sockets' datagrams to the peer's discard port.
             }
-            Assert.NotNull(reply);
+            if (reply is null)
+            {
+                var echoSocket = Daemon.Daemon.Control.Sockets.Snapshot().FirstOrDefault(s => s.LocalPort == 5000);
+                Assert.Fail($"echo {exchanged} got no answer in 10 s; echo socket rx {echoSocket?.Pipe.Counters.RxPackets} tx {echoSocket?.Pipe.Counters.TxPackets} " +
+                    $"queued rx {echoSocket?.RxQueued} tx {echoSocket?.TxQueued}; sockets {Daemon.Daemon.Control.Sockets.Count}; echo process alive {!echo.Process.HasExited}; " +
+                    $"dataplane failure {Daemon.Daemon.DataplaneFailure?.ToString() ?? "none"}; " +
+                    $"counters {string.Join(", ", Daemon.Daemon.Engine.Counters.Snapshot().Where(c => c.Value > 0))}");
+            }
             Assert.Equal(exchanged, BitConverter.ToInt32(reply.Payload));
             exchanged++;
         }

@@ -85,6 +85,27 @@ public sealed class TxSweepTests : IDisposable
     }
 
     [Fact]
+    public void Sockets_closed_in_the_middle_of_a_sweep_leave_it_working()
+    {
+        _wire.Peer.StartFlood(40000, 6000, 18, long.MaxValue / 2);
+        for (int breath = 0; breath < FullSweep - 1; breath++)
+        {
+            _wire.Engine.DoWork(); // the sweep's cursor is near the end of the sockets
+        }
+        foreach (var app in _apps.Skip(100))
+        {
+            _wire.Close(app); // now it points past them
+        }
+        var last = _apps[99];
+        last.Send("still served"u8, EngineHarness.HostAddress, last.Socket.LocalPort, EngineHarness.PeerAddress, 9);
+        for (int breath = 0; breath < 10 && _wire.Peer.ReceivedUdpPackets == 0; breath++)
+        {
+            _wire.Engine.DoWork();
+        }
+        Assert.Equal(1, _wire.Peer.ReceivedUdpPackets);
+    }
+
+    [Fact]
     public void An_idle_dataplane_finds_a_new_sender_among_a_thousand_at_its_next_breath()
     {
         _apps[Sockets - 1].Send("alone"u8, EngineHarness.HostAddress, _apps[Sockets - 1].Socket.LocalPort, EngineHarness.PeerAddress, 9);

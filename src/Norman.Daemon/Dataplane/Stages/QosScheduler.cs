@@ -114,6 +114,10 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
                     _looks[looks++] = _busy[b];
                 }
             }
+            if (_sweepCursor >= count)
+            {
+                _sweepCursor = 0; // sockets were removed since the last sweep
+            }
             for (int k = 0; k < SweepPerBreath; k++)
             {
                 _looks[looks++] = _sweepCursor;
