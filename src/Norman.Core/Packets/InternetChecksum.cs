@@ -72,4 +72,21 @@ public static class InternetChecksum
         }
         return BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness((ushort)native) : native;
     }
+
+    /// <summary>
+    /// True when the UDP or TCP checksum of a parsed packet is right; a UDP checksum of 0 means none, which IPv4
+    /// allows and IPv6 does not.
+    /// </summary>
+    public static bool IsValidTransport(ReadOnlySpan<byte> frame, in ParsedPacket packet)
+    {
+        var segment = frame[packet.TransportOffset..packet.PacketEnd];
+        if (packet.Protocol == IpProtocols.Udp && UdpHeader.At(segment).Checksum == 0)
+        {
+            return packet.IpVersion == 4;
+        }
+        ulong pseudo = packet.IpVersion == 4
+            ? PseudoHeaderV4(packet.Source.V4, packet.Destination.V4, packet.Protocol, segment.Length)
+            : PseudoHeaderV6(packet.Source, packet.Destination, packet.Protocol, segment.Length);
+        return Fold(Add(pseudo, segment)) == 0;
+    }
 }

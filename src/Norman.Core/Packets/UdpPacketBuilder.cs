@@ -41,18 +41,4 @@ public static class UdpPacketBuilder
         udp.Checksum = 0;
         udp.Checksum = InternetChecksum.Transport(pseudoHeader, segment, IpProtocols.Udp);
     }
-
-    /// <summary>True when the UDP checksum of a parsed packet is right (or absent, which IPv4 allows).</summary>
-    public static bool HasValidChecksum(ReadOnlySpan<byte> frame, in ParsedPacket packet)
-    {
-        var segment = frame[packet.TransportOffset..packet.PacketEnd];
-        if (UdpHeader.At(segment).Checksum == 0)
-        {
-            return packet.IpVersion == 4;
-        }
-        ulong pseudo = packet.IpVersion == 4
-            ? InternetChecksum.PseudoHeaderV4(packet.Source.V4, packet.Destination.V4, IpProtocols.Udp, segment.Length)
-            : InternetChecksum.PseudoHeaderV6(packet.Source, packet.Destination, IpProtocols.Udp, segment.Length);
-        return InternetChecksum.Fold(InternetChecksum.Add(pseudo, segment)) == 0;
-    }
 }

@@ -64,8 +64,25 @@ public class ChecksumTests
         packet.CopyTo(frame, 14);
 
         Assert.Equal(ParseError.None, PacketParser.Parse(frame, out var parsed));
-        Assert.True(UdpPacketBuilder.HasValidChecksum(frame, parsed));
+        Assert.True(InternetChecksum.IsValidTransport(frame, parsed));
         frame[^1] ^= 1;
-        Assert.False(UdpPacketBuilder.HasValidChecksum(frame, parsed));
+        Assert.False(InternetChecksum.IsValidTransport(frame, parsed));
+    }
+
+    [Fact]
+    public void A_tcp_segment_built_by_Norman_parses_back_with_valid_checksums()
+    {
+        var frame = new byte[14 + TcpSegmentBuilder.HeaderLength + 8 + 5];
+        frame[12] = 0x08;
+        "hello"u8.CopyTo(frame.AsSpan(14 + TcpSegmentBuilder.HeaderLength + 8));
+        Span<byte> options = stackalloc byte[8];
+        TcpSegmentBuilder.WriteSynOptions(options, 1460, 7);
+        TcpSegmentBuilder.Write(frame.AsSpan(14), NetAddress.Parse("198.18.0.1"), 5000, NetAddress.Parse("198.18.0.2"), 80,
+            new TcpSegmentFields(1, 2, TcpHeader.Syn, 65535), options, 5);
+
+        Assert.Equal(ParseError.None, PacketParser.Parse(frame, out var parsed));
+        Assert.True(InternetChecksum.IsValidTransport(frame, parsed));
+        frame[^1] ^= 1;
+        Assert.False(InternetChecksum.IsValidTransport(frame, parsed));
     }
 }

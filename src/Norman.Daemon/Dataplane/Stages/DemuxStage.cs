@@ -21,7 +21,7 @@ public sealed class DemuxStage(DataplaneCounters counters, SocketLookup sockets,
             {
                 continue;
             }
-            if (VerifyChecksums && !batch.IsChecksumTrusted(i) && !HasValidChecksum(batch.Frame(i), packet))
+            if (VerifyChecksums && !batch.IsChecksumTrusted(i) && !InternetChecksum.IsValidTransport(batch.Frame(i), packet))
             {
                 counters.Drop(packet.Kind == PacketKind.Udp ? DropReason.BadUdpChecksum : DropReason.BadTcpChecksum);
                 batch.MarkDone(i);
@@ -32,16 +32,5 @@ public sealed class DemuxStage(DataplaneCounters counters, SocketLookup sockets,
                 batch.SocketSlot(i) = slot;
             }
         }
-    }
-
-    private static bool HasValidChecksum(ReadOnlySpan<byte> frame, in ParsedPacket packet)
-    {
-        if (packet.Kind == PacketKind.Udp)
-        {
-            return UdpPacketBuilder.HasValidChecksum(frame, packet);
-        }
-        var segment = frame[packet.TransportOffset..packet.PacketEnd];
-        ulong pseudo = InternetChecksum.PseudoHeaderV4(packet.Source.V4, packet.Destination.V4, IpProtocols.Tcp, segment.Length);
-        return InternetChecksum.Fold(InternetChecksum.Add(pseudo, segment)) == 0;
     }
 }
