@@ -370,11 +370,9 @@ internal sealed unsafe class TcpEndpoint : IDisposable
         }
         if (!segment.Has(TcpHeader.Rst))
         {
-            // No connection: answer as a closed port does (RFC 9293 §3.10.7.1).
-            var reset = segment.Has(TcpHeader.Ack)
-                ? new TcpSegmentFields(segment.Acknowledgement, 0, TcpHeader.Rst, 0)
-                : new TcpSegmentFields(0, segment.Sequence + (uint)segment.Length, TcpHeader.Rst | TcpHeader.Ack, 0);
-            Transmit(remote, remotePort, reset, [], null, 0, 0);
+            // No connection: answer as a closed port does.
+            Transmit(remote, remotePort, TcpSegmentFields.ResetFor(segment.Sequence, segment.Acknowledgement, flags, segment.Payload.Length),
+                [], null, 0, 0);
         }
     }
 

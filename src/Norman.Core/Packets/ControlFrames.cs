@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-
 namespace Norman.Core.Packets;
 
 /// <summary>
@@ -62,31 +60,15 @@ public static class ControlFrames
         return Pad(frame, EthernetHeader.Size + Ipv4Header.Size + icmpLength);
     }
 
-    /// <summary>
-    /// A TCP reset answering a segment, as RFC 9293 says a closed port answers: with the segment's ACK number as
-    /// its sequence number when the segment had ACK, else RST+ACK acknowledging everything the segment occupied.
-    /// </summary>
+    /// <summary>A TCP reset answering a segment, as a closed port answers it (<see cref="TcpSegmentFields.ResetFor"/>).</summary>
     public static int TcpResetV4(ReadOnlySpan<byte> offending, in ParsedPacket parsed, Span<byte> frame, MacAddress ourMac)
     {
         ref readonly var segment = ref TcpHeader.At(offending[parsed.TransportOffset..]);
-        int payload = parsed.PacketEnd - parsed.PayloadOffset;
-        bool hadAck = (segment.Flags & TcpHeader.Ack) != 0;
-        uint occupied = (uint)payload + ((segment.Flags & TcpHeader.Syn) != 0 ? 1u : 0) + ((segment.Flags & TcpHeader.Fin) != 0 ? 1u : 0);
+        var reset = TcpSegmentFields.ResetFor(segment.Sequence, segment.Acknowledgement, segment.Flags, parsed.PacketEnd - parsed.PayloadOffset);
         EthernetHeader.Write(frame, EthernetHeader.Source(offending), ourMac, EtherTypes.IPv4);
-        var ip = frame[EthernetHeader.Size..];
-        Ipv4Header.Write(ip, IpProtocols.Tcp, parsed.Destination.V4, parsed.Source.V4, Ipv4Header.Size + TcpHeader.Size, 0);
-        var tcp = ip.Slice(Ipv4Header.Size, TcpHeader.Size);
-        tcp.Clear();
-        BinaryPrimitives.WriteUInt16BigEndian(tcp, parsed.DestinationPort);
-        BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], parsed.SourcePort);
-        BinaryPrimitives.WriteUInt32BigEndian(tcp[4..], hadAck ? segment.Acknowledgement : 0);
-        BinaryPrimitives.WriteUInt32BigEndian(tcp[8..], hadAck ? 0 : segment.Sequence + occupied);
-        tcp[12] = 0x50;
-        tcp[13] = hadAck ? TcpHeader.Rst : (byte)(TcpHeader.Rst | TcpHeader.Ack);
-        ushort checksum = InternetChecksum.Transport(
-            InternetChecksum.PseudoHeaderV4(parsed.Destination.V4, parsed.Source.V4, IpProtocols.Tcp, TcpHeader.Size), tcp, IpProtocols.Tcp);
-        BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], checksum);
-        return Pad(frame, EthernetHeader.Size + Ipv4Header.Size + TcpHeader.Size);
+        int length = TcpSegmentBuilder.Write(frame[EthernetHeader.Size..], parsed.Destination, parsed.DestinationPort, parsed.Source,
+            parsed.SourcePort, reset, [], 0);
+        return Pad(frame, EthernetHeader.Size + length);
     }
 
     private static int Pad(Span<byte> frame, int length)

@@ -3,7 +3,22 @@ using System.Buffers.Binary;
 namespace Norman.Core.Packets;
 
 /// <summary>What a TCP segment says besides its payload: the fields a stack sets on every segment it sends.</summary>
-public readonly record struct TcpSegmentFields(uint Sequence, uint Acknowledgement, byte Flags, ushort Window);
+public readonly record struct TcpSegmentFields(uint Sequence, uint Acknowledgement, byte Flags, ushort Window)
+{
+    /// <summary>
+    /// The reset that answers a segment no connection owns, as RFC 9293 §3.10.7.1 has a closed port answer: the
+    /// segment's ACK number as its sequence number when it had ACK, else RST+ACK acknowledging all it occupied.
+    /// </summary>
+    public static TcpSegmentFields ResetFor(uint sequence, uint acknowledgement, byte flags, int payloadLength)
+    {
+        if ((flags & TcpHeader.Ack) != 0)
+        {
+            return new TcpSegmentFields(acknowledgement, 0, TcpHeader.Rst, 0);
+        }
+        uint occupied = (uint)payloadLength + ((flags & TcpHeader.Syn) != 0 ? 1u : 0) + ((flags & TcpHeader.Fin) != 0 ? 1u : 0);
+        return new TcpSegmentFields(0, sequence + occupied, TcpHeader.Rst | TcpHeader.Ack, 0);
+    }
+}
 
 /// <summary>
 /// Writes IPv4 + TCP headers in front of a payload already in place (at <see cref="HeaderLength"/> plus the options'
