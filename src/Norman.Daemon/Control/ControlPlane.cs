@@ -491,47 +491,28 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
     /// </summary>
     private static IEnumerable<SocketInfo> DescribeWithConnections(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos)
     {
-        var info = Describe(socket, viewer, qos);
         var connections = socket.Connections();
         if (socket.RemotePort != 0 && connections.Count == 1)
         {
-            // A client socket: its one connection's state is the socket's.
-            info.State = StateName(connections[0].State);
-            info.SendQ = (int)Math.Min(connections[0].SendQueue, int.MaxValue);
-            info.RecvQ = (int)Math.Min(connections[0].ReceiveQueue, int.MaxValue);
-            yield return info;
+            yield return Describe(socket, viewer, qos, connections[0]); // a client socket: its one connection is the socket
             yield break;
         }
-        yield return info;
+        yield return Describe(socket, viewer, qos);
         foreach (var connection in connections)
         {
-            yield return new SocketInfo
-            {
-                Id = info.Id,
-                Protocol = info.Protocol,
-                State = StateName(connection.State),
-                LocalAddress = info.LocalAddress,
-                LocalPort = info.LocalPort,
-                RemoteAddress = NetAddress.FromV4(connection.RemoteAddress).ToString(),
-                RemotePort = connection.RemotePort,
-                Pid = info.Pid,
-                Uid = info.Uid,
-                ProcessName = info.ProcessName,
-                CommandLine = info.CommandLine,
-                SendQ = (int)Math.Min(connection.SendQueue, int.MaxValue),
-                RecvQ = (int)Math.Min(connection.ReceiveQueue, int.MaxValue),
-                Drops = [],
-                SlotCount = info.SlotCount,
-                SlotSize = info.SlotSize,
-                Path = info.Path,
-            };
+            yield return Describe(socket, viewer, qos, connection, socketRow: false);
         }
     }
 
     private static string StateName(byte state) => state < TcpStateNames.Length ? TcpStateNames[state] : "UNKNOWN";
 
-    /// <summary>What ss shows. As on Linux, process details of other users' sockets are shown only to root.</summary>
-    private static SocketInfo Describe(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos)
+    /// <summary>
+    /// What ss shows. As on Linux, process details of other users' sockets are shown only to root. With a TCP
+    /// connection its stack reports, the row shows the connection's state, remote end and queues; a listener's
+    /// connection rows (not the socket's row) carry no traffic counters, which are the socket's alone.
+    /// </summary>
+    private static SocketInfo Describe(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos,
+        ConnectionTable.Record? connection = null, bool socketRow = true)
     {
         // Read racily, for display: the dataplane classifies a socket when it first schedules it under a policy.
         var choice = socket.Pipe.SendingQos;
@@ -541,22 +522,23 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         {
             Id = socket.Id,
             Protocol = IpProtocols.Name(socket.Pipe.Protocol),
-            State = socket.RemotePort != 0 ? "ESTAB" : socket.Pipe.Protocol == IpProtocols.Tcp ? "LISTEN" : "UNCONN",
+            State = connection is { } c ? StateName(c.State)
+                : socket.RemotePort != 0 ? "ESTAB" : socket.Pipe.Protocol == IpProtocols.Tcp ? "LISTEN" : "UNCONN",
             LocalAddress = socket.LocalAddress.ToString(),
             LocalPort = socket.LocalPort,
-            RemoteAddress = socket.RemotePort != 0 ? socket.RemoteAddress.ToString() : "*",
-            RemotePort = socket.RemotePort,
+            RemoteAddress = connection is { } r ? NetAddress.FromV4(r.RemoteAddress).ToString() : socket.RemotePort != 0 ? socket.RemoteAddress.ToString() : "*",
+            RemotePort = connection?.RemotePort ?? socket.RemotePort,
             Pid = showProcess ? socket.Owner.Pid : 0,
             Uid = socket.Owner.Uid,
             ProcessName = showProcess ? socket.Owner.ProcessName : "",
             CommandLine = showProcess ? socket.Owner.CommandLine : "",
-            RecvQ = socket.RxQueued,
-            SendQ = socket.TxQueued,
-            RxPackets = counters.RxPackets,
-            RxBytes = counters.RxBytes,
-            TxPackets = counters.TxPackets,
-            TxBytes = counters.TxBytes,
-            Drops = counters.DropSnapshot(),
+            RecvQ = connection is { } q ? (int)Math.Min(q.ReceiveQueue, int.MaxValue) : socket.RxQueued,
+            SendQ = connection is { } w ? (int)Math.Min(w.SendQueue, int.MaxValue) : socket.TxQueued,
+            RxPackets = socketRow ? counters.RxPackets : 0,
+            RxBytes = socketRow ? counters.RxBytes : 0,
+            TxPackets = socketRow ? counters.TxPackets : 0,
+            TxBytes = socketRow ? counters.TxBytes : 0,
+            Drops = socketRow ? counters.DropSnapshot() : [],
             SlotCount = socket.SlotCount,
             SlotSize = socket.SlotSize,
             Wakeups = counters.Wakeups,
