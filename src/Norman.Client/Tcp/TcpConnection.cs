@@ -61,6 +61,15 @@ internal sealed class TcpConnection
         RemotePort = remotePort;
     }
 
+    /// <summary>1 while the connection waits in its endpoint's service queue: it is queued once, however often woken.</summary>
+    private int _queued;
+
+    /// <summary>True if this call queued it (it was not queued already).</summary>
+    public bool MarkQueued() => Interlocked.Exchange(ref _queued, 1) == 0;
+
+    /// <summary>The loop took it off the queue: the next wake queues it again.</summary>
+    public void UnmarkQueued() => Volatile.Write(ref _queued, 0);
+
     /// <summary>Made from a SYN to a listener and not yet handed to the application: counts against the backlog.</summary>
     public bool WasHalfOpen { get; set; }
 
@@ -184,15 +193,7 @@ internal sealed class TcpConnection
     /// <summary>The control block as `ss -ti` shows a kernel's (read racily, for people).</summary>
     public string Describe()
     {
-        int buffered, received;
-        lock (_send)
-        {
-            buffered = _send.Count;
-        }
-        lock (_receive)
-        {
-            received = _receive.Count;
-        }
+        var (buffered, received) = Queues();
         return $"{State} snd_una {_sendUnacknowledged - _iss} snd_nxt {_sendNext - _iss} snd_max {_sendMax - _iss} snd_wnd {_sendWindow} " +
             $"cwnd {_congestion.Window} ssthresh {_congestion.Threshold} recovery {_congestion.InRecovery} rto {_rtt.TimeoutTicks * 1000 / Stopwatch.Frequency}ms " +
             $"retries {_retries} dupacks {_duplicateAcks} send_q {buffered} recv_q {received} ooo {_reassembly.Count} fin_sent {_finSent} fin_recv {_finReceived} " +

@@ -31,7 +31,6 @@ internal sealed unsafe class TcpEndpoint : IDisposable
     private readonly List<TcpConnection> _timedNow = new();
     private readonly ConcurrentQueue<TcpConnection> _ready = new();
     private readonly ConcurrentQueue<TcpConnection> _opening = new();
-    private readonly ConcurrentDictionary<TcpConnection, byte> _queued = new();
     private readonly Channel<TcpConnection>? _acceptQueue;
     private readonly int _backlog;
     private readonly Thread _loop;
@@ -120,7 +119,7 @@ internal sealed unsafe class TcpEndpoint : IDisposable
     /// <summary>An application thread asks the loop to serve a connection (bytes to send, FIN, a window update).</summary>
     public void Wake(TcpConnection connection)
     {
-        if (_queued.TryAdd(connection, 0))
+        if (connection.MarkQueued())
         {
             _ready.Enqueue(connection);
             _pipes.Wakeup.Signal();
@@ -187,7 +186,7 @@ internal sealed unsafe class TcpEndpoint : IDisposable
                 // and must wait for the pipe to drain, not spin here.
                 for (int ready = _ready.Count; ready > 0 && _ready.TryDequeue(out var connection); ready--)
                 {
-                    _queued.TryRemove(connection, out _);
+                    connection.UnmarkQueued();
                     connection.Service(now);
                     worked = true;
                 }
@@ -246,7 +245,12 @@ internal sealed unsafe class TcpEndpoint : IDisposable
             _orphanedAt = 0;
             return false;
         }
-        if (_connections.Values.All(c => c.State is TcpState.Closed or TcpState.TimeWait))
+        bool finished = true;
+        foreach (var connection in _connections.Values)
+        {
+            finished &= connection.State is TcpState.Closed or TcpState.TimeWait;
+        }
+        if (finished)
         {
             return true;
         }
