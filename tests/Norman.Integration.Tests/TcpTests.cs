@@ -82,6 +82,23 @@ public sealed class TcpTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A cable that loses one frame in ten each way: both ends time out and send again, often at once. What either
+    /// sends while it goes back over what the other already has must still carry its acknowledgement through.
+    /// </summary>
+    [Fact]
+    public async Task Bytes_cross_both_ways_over_a_cable_that_loses_a_frame_in_ten()
+    {
+        await _hosts.DisposeAsync();
+        _hosts = new TwoHosts(configure: options => options.WireLoss = 0.1);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        using var listener = new NormanTcpListener(7000, _hosts.RightSocket);
+        var (client, server) = await ConnectAsync(listener, timeout.Token);
+        await using var _ = client;
+        await using var __ = server;
+        await EchoBothWays(client, server, RandomNumberGenerator.GetBytes(512 << 10), timeout);
+    }
+
     [Fact]
     public async Task A_connection_to_a_port_nobody_listens_on_is_refused()
     {

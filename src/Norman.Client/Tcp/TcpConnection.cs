@@ -310,7 +310,7 @@ internal sealed class TcpConnection
         {
             if (State != TcpState.SynSent)
             {
-                SendReset(_sendNext);
+                SendReset(_sendMax);
             }
             Fail(new NormanException("ECONNABORTED", "The connection was aborted."), reset: false);
             return;
@@ -762,7 +762,10 @@ internal sealed class TcpConnection
 
     private void SendAck()
     {
-        _ackPending = !Transmit(TcpHeader.Ack, _sendNext, 0, 0);
+        // From the highest sequence number sent, not SND.NXT: after going back N, SND.NXT can lie below what the peer
+        // already has, and the peer drops a segment that old unread — its acknowledgement with it. Both ends going
+        // back at once would then never hear each other's.
+        _ackPending = !Transmit(TcpHeader.Ack, _sendMax, 0, 0);
         if (_ackPending)
         {
             _endpoint.Wake(this);
@@ -842,7 +845,7 @@ internal sealed class TcpConnection
     {
         if (reset)
         {
-            SendReset(_sendNext);
+            SendReset(_sendMax);
         }
         _error = error;
         _established.TrySetException(error);
