@@ -48,7 +48,7 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     /// <summary>TX pipes looked at, over every breath: what the sweep saves shows here.</summary>
     public long Looks { get; private set; }
 
-    /// <summary>Room for this many sockets, taken when one is added (cold), so that no breath allocates.</summary>
+    /// <summary>Room for this many sockets: the engine calls it as it adds one (cold), so that no breath allocates.</summary>
     public void Reserve(int sockets)
     {
         if (_busy.Length < sockets)
@@ -72,7 +72,6 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             return;
         }
         _lineFull = false;
-        Reserve(count); // normally done as each socket was added; here it only guards
         if (!Gather(qos, count, now, busy || _busyCount > 0))
         {
             return; // nothing waits in the pipes looked at: the common breath of a receiving host
