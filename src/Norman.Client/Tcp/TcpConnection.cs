@@ -310,7 +310,7 @@ internal sealed class TcpConnection
         {
             if (State != TcpState.SynSent)
             {
-                SendReset(_sendMax);
+                SendReset(AcceptableSequence);
             }
             Fail(new NormanException("ECONNABORTED", "The connection was aborted."), reset: false);
             return;
@@ -676,6 +676,22 @@ internal sealed class TcpConnection
         return true;
     }
 
+    /// <summary>
+    /// The sequence number a segment without data carries, so that the peer takes it (and its acknowledgement) in:
+    /// the highest sent, but no further than the peer's window reaches (Linux's tcp_acceptable_seq). Not SND.NXT:
+    /// going back N rewinds it below what the peer already has, and the peer would drop the segment as old — both
+    /// ends going back at once then never hear each other. Not the highest sent alone: with the peer's window shut,
+    /// only its window's edge is taken.
+    /// </summary>
+    private uint AcceptableSequence
+    {
+        get
+        {
+            uint windowEnd = _sendUnacknowledged + (uint)Math.Min(_sendWindow, int.MaxValue);
+            return TcpSequence.Before(_sendMax, windowEnd) ? _sendMax : windowEnd;
+        }
+    }
+
     private void AdvanceSendNext(uint by)
     {
         _sendNext += by;
@@ -762,10 +778,7 @@ internal sealed class TcpConnection
 
     private void SendAck()
     {
-        // From the highest sequence number sent, not SND.NXT: after going back N, SND.NXT can lie below what the peer
-        // already has, and the peer drops a segment that old unread — its acknowledgement with it. Both ends going
-        // back at once would then never hear each other's.
-        _ackPending = !Transmit(TcpHeader.Ack, _sendMax, 0, 0);
+        _ackPending = !Transmit(TcpHeader.Ack, AcceptableSequence, 0, 0);
         if (_ackPending)
         {
             _endpoint.Wake(this);
@@ -845,7 +858,7 @@ internal sealed class TcpConnection
     {
         if (reset)
         {
-            SendReset(_sendMax);
+            SendReset(AcceptableSequence);
         }
         _error = error;
         _established.TrySetException(error);
