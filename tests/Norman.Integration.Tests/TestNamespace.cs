@@ -97,19 +97,30 @@ public static class Host
     public static (int ExitCode, string Output, string Errors) Try(string? input, params string[] command)
     {
         using var process = Start(command, redirectInput: input is not null);
-        if (input is not null)
-        {
-            process.StandardInput.Write(input);
-            process.StandardInput.Close();
-        }
+        // Read while writing: a program that echoes (socat, nc) blocks on a full output pipe until it is read.
         var output = process.StandardOutput.ReadToEndAsync();
         var errors = process.StandardError.ReadToEndAsync();
+        var writing = input is null ? Task.CompletedTask : WriteAndCloseAsync(process.StandardInput, input);
         if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
         {
             process.Kill(entireProcessTree: true);
             throw new TimeoutException($"`{string.Join(' ', command)}` did not finish within 60 s");
         }
+        writing.GetAwaiter().GetResult();
         return (process.ExitCode, output.Result, errors.Result);
+    }
+
+    private static async Task WriteAndCloseAsync(StreamWriter input, string text)
+    {
+        try
+        {
+            await input.WriteAsync(text);
+            input.Close();
+        }
+        catch (IOException)
+        {
+            // The program exited before reading everything: its exit code and output tell the test.
+        }
     }
 
     public static Process Start(string[] command, bool redirectInput = false)
