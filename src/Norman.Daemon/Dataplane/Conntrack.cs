@@ -16,25 +16,28 @@ public enum ConnectionState : byte
 }
 
 /// <summary>
-/// Connection tracking for the filter's <c>ct state</c>, as the kernel's conntrack does it for UDP: a flow's first
-/// packet is new, and once a packet has gone the other way the flow is established, in both directions; an ICMP
-/// error quoting a tracked flow is related, one quoting nothing known is invalid. Flows are keyed from this host's
-/// side (local address and port, remote address and port) and expire after <see cref="UnrepliedSeconds"/> without
-/// a reply or <see cref="EstablishedSeconds"/> idle. The table is sized once and never grows: when it is full, new
-/// flows are not tracked (and stay new), counted, as Linux's "table full". Used by the dataplane thread only.
+/// Connection tracking for the filter's <c>ct state</c>, as the kernel's conntrack does it: a flow's first packet is
+/// new, and once a packet has gone the other way the flow is established, in both directions; an ICMP error quoting
+/// a tracked flow is related, one quoting nothing known is invalid. Flows are keyed from this host's side (local
+/// address and port, remote address and port). A UDP flow expires after <see cref="UnrepliedSeconds"/> without a
+/// reply or <see cref="EstablishedSeconds"/> idle; a TCP connection lives as long as Linux's does idle (five days, so
+/// that a quiet keep-alive connection behind "ct state established accept" is not cut), down to two minutes once a
+/// FIN has passed and ten seconds after a RST. The table is sized once and never grows: when it is full, new flows
+/// are not tracked (and stay new), counted, as Linux's "table full". Used by the dataplane thread only.
 /// </summary>
 public sealed class Conntrack
 {
     public const int UnrepliedSeconds = 30;
     public const int EstablishedSeconds = 120;
+    /// <summary>Linux's nf_conntrack_tcp_timeout_syn_sent, _established, _time_wait and _close.</summary>
+    public const int TcpUnrepliedSeconds = 120, TcpEstablishedSeconds = 432_000, TcpClosingSeconds = 120, TcpResetSeconds = 10;
     private const int SweepEvery = 1024;
     private const int SweepSlots = 256;
 
     private readonly FlowTable _flows;
     private readonly Entry[] _entries;
     private readonly Stack<int> _free;
-    private readonly long _unrepliedTicks;
-    private readonly long _establishedTicks;
+    private readonly long _ticksPerSecond;
     private long _breaths;
     private int _sweepCursor;
 
@@ -42,7 +45,17 @@ public sealed class Conntrack
     {
         public bool OriginLocal;
         public bool Replied;
+        public TcpPhase Tcp;
         public long LastSeen;
+    }
+
+    /// <summary>Where a TCP connection is in its life, as far as its lifetime goes; UDP flows have none.</summary>
+    private enum TcpPhase : byte
+    {
+        NotTcp,
+        Open,
+        Closing,
+        Reset,
     }
 
     public Conntrack(int maxFlows, long ticksPerSecond)
@@ -54,8 +67,7 @@ public sealed class Conntrack
         {
             _free.Push(i);
         }
-        _unrepliedTicks = ticksPerSecond * UnrepliedSeconds;
-        _establishedTicks = ticksPerSecond * EstablishedSeconds;
+        _ticksPerSecond = ticksPerSecond;
     }
 
     public int Count => _flows.Count;
@@ -116,18 +128,14 @@ public sealed class Conntrack
         if (flow >= 0)
         {
             // Found live by StateOf for this very packet: nothing has run on the table since.
-            ref var known = ref _entries[flow];
-            known.Replied |= known.OriginLocal != outbound;
-            known.LastSeen = now;
+            Refresh(ref _entries[flow], packet, outbound, now);
             return;
         }
         var key = KeyOf(packet, outbound);
         bool found = _flows.TryGet(key, out int index);
         if (found && !Expired(index, now))
         {
-            ref var entry = ref _entries[index];
-            entry.Replied |= entry.OriginLocal != outbound;
-            entry.LastSeen = now;
+            Refresh(ref _entries[index], packet, outbound, now);
             return;
         }
         if (found)
@@ -140,7 +148,25 @@ public sealed class Conntrack
             return;
         }
         index = _free.Pop();
-        _entries[index] = new Entry { OriginLocal = outbound, LastSeen = now };
+        _entries[index] = new Entry { OriginLocal = outbound, LastSeen = now, Tcp = packet.Kind == PacketKind.Tcp ? TcpPhase.Open : TcpPhase.NotTcp };
+        if (packet.Kind == PacketKind.Tcp)
+        {
+            Refresh(ref _entries[index], packet, outbound, now);
+        }
+    }
+
+    private static void Refresh(ref Entry entry, in ParsedPacket packet, bool outbound, long now)
+    {
+        entry.Replied |= entry.OriginLocal != outbound;
+        entry.LastSeen = now;
+        if (entry.Tcp != TcpPhase.NotTcp)
+        {
+            byte flags = packet.TcpFlags;
+            entry.Tcp = (flags & TcpHeader.Rst) != 0 ? TcpPhase.Reset
+                : (flags & (TcpHeader.Syn | TcpHeader.Ack)) == TcpHeader.Syn ? TcpPhase.Open // the port pair used again, after TIME-WAIT
+                : (flags & TcpHeader.Fin) != 0 && entry.Tcp == TcpPhase.Open ? TcpPhase.Closing
+                : entry.Tcp;
+        }
     }
 
     /// <summary>Reclaims a few expired flows every so often, so the work per breath stays bounded.</summary>
@@ -183,7 +209,14 @@ public sealed class Conntrack
     private bool Expired(int index, long now)
     {
         ref var entry = ref _entries[index];
-        return now - entry.LastSeen > (entry.Replied ? _establishedTicks : _unrepliedTicks);
+        int seconds = entry.Tcp switch
+        {
+            TcpPhase.NotTcp => entry.Replied ? EstablishedSeconds : UnrepliedSeconds,
+            TcpPhase.Open => entry.Replied ? TcpEstablishedSeconds : TcpUnrepliedSeconds,
+            TcpPhase.Closing => TcpClosingSeconds,
+            _ => TcpResetSeconds,
+        };
+        return now - entry.LastSeen > seconds * _ticksPerSecond;
     }
 
     private void Release(in FlowKey key, int index)

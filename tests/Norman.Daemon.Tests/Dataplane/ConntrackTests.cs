@@ -45,6 +45,44 @@ public sealed class ConntrackTests
         Assert.Equal(ConnectionState.New, _conntrack.StateOf([], Udp(false, ourPort: 6000), false, (Conntrack.EstablishedSeconds + 2) * Second));
     }
 
+    private static ParsedPacket Tcp(bool outbound, byte flags, ushort ourPort = 5000) => Udp(outbound, ourPort, theirPort: 80) with
+    {
+        Kind = PacketKind.Tcp,
+        Protocol = IpProtocols.Tcp,
+        TcpFlags = flags,
+    };
+
+    [Fact]
+    public void A_tcp_connection_is_established_by_the_syn_ack_and_outlives_an_idle_udp_flow_by_days()
+    {
+        const byte Ack = TcpHeader.Ack;
+        _conntrack.Track(Tcp(true, TcpHeader.Syn), true, 0);
+        Assert.Equal(ConnectionState.New, _conntrack.StateOf([], Tcp(true, TcpHeader.Syn), true, 1));
+        Assert.Equal(ConnectionState.Established, _conntrack.StateOf([], Tcp(false, TcpHeader.Syn | Ack), false, 1));
+        _conntrack.Track(Tcp(false, TcpHeader.Syn | Ack), false, 1);
+        // Quiet for an hour, as a keep-alive connection is: still established, where a UDP flow would long be gone.
+        long hour = 3600 * Second;
+        Assert.Equal(ConnectionState.Established, _conntrack.StateOf([], Tcp(false, Ack), false, hour));
+        Assert.Equal(ConnectionState.New, _conntrack.StateOf([], Tcp(false, Ack), false, (Conntrack.TcpEstablishedSeconds + 2) * Second));
+    }
+
+    [Theory]
+    [InlineData(TcpHeader.Fin | TcpHeader.Ack, Conntrack.TcpClosingSeconds)]
+    [InlineData(TcpHeader.Rst, Conntrack.TcpResetSeconds)]
+    public void A_tcp_connection_that_ends_is_forgotten_after_linuxs_closing_time(byte ending, int seconds)
+    {
+        _conntrack.Track(Tcp(true, TcpHeader.Syn), true, 0);
+        _conntrack.Track(Tcp(false, TcpHeader.Syn | TcpHeader.Ack), false, 0);
+        _conntrack.Track(Tcp(true, ending), true, 0);
+        Assert.Equal(ConnectionState.Established, _conntrack.StateOf([], Tcp(false, TcpHeader.Ack), false, (seconds - 1) * Second));
+        Assert.Equal(ConnectionState.New, _conntrack.StateOf([], Tcp(false, TcpHeader.Ack), false, (seconds + 1) * Second));
+
+        // The same port pair opened again by a new SYN lives the long life again.
+        _conntrack.Track(Tcp(true, TcpHeader.Syn), true, seconds * Second);
+        _conntrack.Track(Tcp(false, TcpHeader.Syn | TcpHeader.Ack), false, seconds * Second);
+        Assert.Equal(ConnectionState.Established, _conntrack.StateOf([], Tcp(false, TcpHeader.Ack), false, (seconds + 3600) * Second));
+    }
+
     [Fact]
     public void A_full_table_tracks_no_more_and_says_so()
     {
