@@ -53,6 +53,11 @@ public sealed class NormanDaemon : IAsyncDisposable
         var host = new HostInterface(mac, address, prefix, options.Gateway is null ? null : NetAddress.Parse(options.Gateway),
             options.Address6 is null ? null : NetAddress.Parse(options.Address6.Split('/')[0]));
         var (port, peer) = CreatePort(options, host);
+        if (options.WireLoss + options.WireDuplicate + options.WireReorder > 0)
+        {
+            port = new ImpairedPort(port, new WireImpairment(options.WireLoss, options.WireDuplicate, options.WireReorder, seed: 1),
+                new WireImpairment(options.WireLoss, options.WireDuplicate, options.WireReorder, seed: 2));
+        }
         var engine = new Engine(port, host, maxTrackedFlows: options.MaxTrackedFlows) { VerifyChecksums = options.VerifyChecksums };
         var runner = new DataplaneRunner(engine, options.DataplaneCpu, options.BusyPoll);
         var info = new DaemonInfo
@@ -128,12 +133,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         }
         if (options.Port.StartsWith("wire:", StringComparison.Ordinal))
         {
-            return (new SharedWirePort(options.Port["wire:".Length..], options.LineRateBitsPerSecond)
-            {
-                Impairment = options.WireLoss + options.WireDuplicate + options.WireReorder > 0
-                    ? new WireImpairment(options.WireLoss, options.WireDuplicate, options.WireReorder)
-                    : null,
-            }, null);
+            return (new SharedWirePort(options.Port["wire:".Length..], options.LineRateBitsPerSecond), null);
         }
         throw new ArgumentException($"Unknown port '{options.Port}': use virtual, wire:NAME (a wire shared with another daemon), tap:DEVICE or afpacket:INTERFACE.");
     }

@@ -61,23 +61,23 @@ public sealed class TcpTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// Both sides of the cable lose 1% of frames, send 1% twice and hold 2% back behind the next: retransmission,
+    /// The cable loses 1% of frames each way, delivers 1% twice and holds 2% back behind the next: retransmission,
     /// duplicate detection and reassembly must still deliver every byte, in order.
     /// </summary>
     [Fact]
     public async Task Four_megabytes_cross_both_ways_byte_for_byte_over_a_cable_that_loses_duplicates_and_reorders()
     {
         await _hosts.DisposeAsync();
-        _hosts = new TwoHosts(configure: options => (options.WireLoss, options.WireDuplicate, options.WireReorder) = (0.01, 0.01, 0.02));
+        _hosts = new TwoHosts(configureLeft: options => (options.WireLoss, options.WireDuplicate, options.WireReorder) = (0.01, 0.01, 0.02));
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
         using var listener = new NormanTcpListener(7000, _hosts.RightSocket);
         var (client, server) = await ConnectAsync(listener, timeout.Token);
         await using var _ = client;
         await using var __ = server;
         await EchoBothWays(client, server, RandomNumberGenerator.GetBytes(4 << 20), timeout);
-        foreach (var host in new[] { _hosts.Left, _hosts.Right })
+        var port = (Norman.Daemon.Dataplane.Ports.ImpairedPort)_hosts.Left.Engine.Port;
+        foreach (var cable in new[] { port.Outgoing, port.Incoming })
         {
-            var cable = ((Norman.Daemon.Dataplane.Ports.SharedWirePort)host.Engine.Port).Impairment!;
             Assert.True(cable.Lost > 0 && cable.Duplicated > 0 && cable.HeldBack > 0, $"lost {cable.Lost}, duplicated {cable.Duplicated}, held back {cable.HeldBack}");
         }
     }
@@ -90,7 +90,7 @@ public sealed class TcpTests : IAsyncLifetime
     public async Task Bytes_cross_both_ways_over_a_cable_that_loses_a_frame_in_ten()
     {
         await _hosts.DisposeAsync();
-        _hosts = new TwoHosts(configure: options => options.WireLoss = 0.1);
+        _hosts = new TwoHosts(configureLeft: options => options.WireLoss = 0.1);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
         using var listener = new NormanTcpListener(7000, _hosts.RightSocket);
         var (client, server) = await ConnectAsync(listener, timeout.Token);

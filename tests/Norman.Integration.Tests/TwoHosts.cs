@@ -9,15 +9,15 @@ public sealed class TwoHosts : IAsyncDisposable
     private readonly string _directory = Path.Combine(Path.GetTempPath(), $"norman-wire-{Guid.NewGuid():N}");
     private readonly string _wire = $"test-{Guid.NewGuid():N}";
     private readonly long _lineRate;
-    private readonly Action<DaemonOptions>? _configure;
 
-    /// <param name="configure">Changes both hosts' options (a cable that loses frames, say).</param>
-    public TwoHosts(long lineRate = 1_000_000_000, Action<DaemonOptions>? configure = null)
+    /// <param name="configureLeft">Changes the left host's options (a bad cable between it and the wire, say).</param>
+    public TwoHosts(long lineRate = 1_000_000_000, Action<DaemonOptions>? configureLeft = null)
     {
-        _configure = configure;
         Directory.CreateDirectory(_directory);
         _lineRate = lineRate;
-        Left = NormanDaemon.Start(Options("left", "198.18.0.1/24"), NullLog.Instance);
+        var left = Options("left", "198.18.0.1/24");
+        configureLeft?.Invoke(left);
+        Left = NormanDaemon.Start(left, NullLog.Instance);
         Right = NormanDaemon.Start(Options("right", "198.18.0.2/24"), NullLog.Instance);
     }
 
@@ -37,7 +37,6 @@ public sealed class TwoHosts : IAsyncDisposable
             Address = address,
             LineRateBitsPerSecond = _lineRate,
         };
-        _configure?.Invoke(options);
         return options;
     }
 

@@ -128,48 +128,10 @@ public sealed unsafe class SharedWirePort : IPort
             }
             var frame = batch.Frame(i);
             _lineRate.Charge(frame.Length);
-            var fate = Impairment?.Next() ?? WireImpairment.Fate.Send;
-            if (fate == WireImpairment.Fate.Lose)
-            {
-                continue; // lost on the cable: not Norman's drop
-            }
-            if (fate == WireImpairment.Fate.HoldBack && _heldLength == 0)
-            {
-                frame.CopyTo(_held);
-                _heldLength = frame.Length;
-                continue;
-            }
             dropped += _tx.TryWrite(frame) ? 0 : 1;
-            if (fate == WireImpairment.Fate.Duplicate)
-            {
-                _tx.TryWrite(frame);
-            }
-            SendHeld();
-        }
-        // A frame held back goes out behind the next one, or at the end of the next batch at the latest.
-        if (_heldLength > 0 && ++_heldBatches > 1)
-        {
-            SendHeld();
         }
         _tx.Publish();
         return dropped;
-    }
-
-    /// <summary>Frames this cable loses, doubles or reorders on their way out (for tests); null for a good cable.</summary>
-    public WireImpairment? Impairment { get; init; }
-
-    private readonly byte[] _held = new byte[PacketBatch.FrameSize];
-    private int _heldLength;
-    private int _heldBatches;
-
-    private void SendHeld()
-    {
-        if (_heldLength > 0)
-        {
-            _tx.TryWrite(_held.AsSpan(0, _heldLength));
-            _heldLength = 0;
-            _heldBatches = 0;
-        }
     }
 
     public void Dispose()

@@ -1,0 +1,122 @@
+namespace Norman.Daemon.Dataplane.Ports;
+
+/// <summary>
+/// Any port behind a bad cable, on purpose: frames going out and coming in are lost, doubled or held back behind the
+/// next one (<see cref="WireImpairment"/>), as netem would do on a kernel that has it. Both ways, so that a transport
+/// talking to a real peer over TAP or AF_PACKET is tested in both directions, not only in the one Norman sends.
+/// Only built when an impairment is asked for: the frames are copied through a batch of its own.
+/// </summary>
+public sealed class ImpairedPort(IPort inner, WireImpairment outgoing, WireImpairment incoming) : IPort
+{
+    private readonly PacketBatch _scratch = new();
+    private readonly HeldFrame _heldOut = new();
+    private readonly HeldFrame _heldIn = new();
+
+    public string Name => inner.Name;
+    public IPort Inner => inner;
+    public WireImpairment Outgoing => outgoing;
+    public WireImpairment Incoming => incoming;
+
+    public int Receive(PacketBatch batch, long now)
+    {
+        _scratch.Clear();
+        int received = inner.Receive(_scratch, now);
+        int before = batch.Count;
+        for (int i = 0; i < _scratch.Count; i++)
+        {
+            Pass(incoming, _heldIn, _scratch, i, batch);
+        }
+        _heldIn.AgeOrRelease(batch);
+        // What the cable lost was never received; what it doubled was received twice.
+        return received + (batch.Count - before) - _scratch.Count;
+    }
+
+    public long TransmitBudget(long now) => inner.TransmitBudget(now);
+
+    public int Transmit(PacketBatch batch, long now)
+    {
+        _scratch.Clear();
+        for (int i = 0; i < batch.Count; i++)
+        {
+            if (!batch.IsDone(i))
+            {
+                Pass(outgoing, _heldOut, batch, i, _scratch);
+            }
+        }
+        _heldOut.AgeOrRelease(_scratch);
+        return _scratch.Count == 0 ? 0 : inner.Transmit(_scratch, now);
+    }
+
+    public void Dispose() => inner.Dispose();
+
+    /// <summary>Frame i of <paramref name="from"/> meets its fate: appended to <paramref name="to"/> none, one or two times.</summary>
+    private static void Pass(WireImpairment cable, HeldFrame held, PacketBatch from, int i, PacketBatch to)
+    {
+        var fate = cable.Next();
+        if (fate == WireImpairment.Fate.Lose)
+        {
+            return;
+        }
+        if (fate == WireImpairment.Fate.HoldBack && held.TryHold(from.Frame(i), from.IsChecksumTrusted(i)))
+        {
+            return;
+        }
+        Copy(from.Frame(i), from.IsChecksumTrusted(i), to);
+        if (fate == WireImpairment.Fate.Duplicate)
+        {
+            Copy(from.Frame(i), from.IsChecksumTrusted(i), to);
+        }
+        held.Release(to);
+    }
+
+    private static void Copy(ReadOnlySpan<byte> frame, bool checksumTrusted, PacketBatch to)
+    {
+        if (to.IsFull)
+        {
+            return; // a doubled frame past the batch's end is lost: the cable's doing, like the rest
+        }
+        frame.CopyTo(to.NextBuffer());
+        to.Append(frame.Length);
+        if (checksumTrusted)
+        {
+            to.MarkChecksumTrusted(to.Count - 1);
+        }
+    }
+
+    /// <summary>One frame held back: it goes out behind the next frame, or with the batch after next at the latest.</summary>
+    private sealed class HeldFrame
+    {
+        private readonly byte[] _frame = new byte[PacketBatch.FrameSize];
+        private int _length;
+        private bool _checksumTrusted;
+        private int _age;
+
+        public bool TryHold(ReadOnlySpan<byte> frame, bool checksumTrusted)
+        {
+            if (_length > 0)
+            {
+                return false;
+            }
+            frame.CopyTo(_frame);
+            (_length, _checksumTrusted, _age) = (frame.Length, checksumTrusted, 0);
+            return true;
+        }
+
+        public void Release(PacketBatch to)
+        {
+            if (_length > 0 && !to.IsFull)
+            {
+                Copy(_frame.AsSpan(0, _length), _checksumTrusted, to);
+                _length = 0;
+            }
+        }
+
+        public void AgeOrRelease(PacketBatch to)
+        {
+            if (_length > 0 && ++_age > 1)
+            {
+                Release(to);
+            }
+        }
+    }
+}
