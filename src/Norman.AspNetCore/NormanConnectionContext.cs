@@ -6,21 +6,17 @@ using Norman.Client;
 
 namespace Norman.AspNetCore;
 
-/// <summary>A Kestrel connection over a Norman TCP stream: its transport is the stream as a pair of pipes.</summary>
+/// <summary>A Kestrel connection over a Norman TCP stream: its transport is the connection's pair of pipes.</summary>
 internal sealed class NormanConnectionContext : ConnectionContext
 {
     private static long _nextId;
     private readonly NormanTcpStream _stream;
-    private readonly PipeReader _input;
-    private readonly PipeWriter _output;
     private readonly CancellationTokenSource _closed = new();
 
     public NormanConnectionContext(NormanTcpStream stream)
     {
         _stream = stream;
-        _input = PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true));
-        _output = PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true));
-        Transport = new DuplexPipe(_input, _output);
+        Transport = stream.Pipe;
         ConnectionId = $"norman-{Interlocked.Increment(ref _nextId)}";
         LocalEndPoint = stream.LocalEndPoint;
         RemoteEndPoint = stream.RemoteEndPoint;
@@ -42,16 +38,10 @@ internal sealed class NormanConnectionContext : ConnectionContext
 
     public override async ValueTask DisposeAsync()
     {
-        await _input.CompleteAsync().ConfigureAwait(false);
-        await _output.CompleteAsync().ConfigureAwait(false);
+        await _stream.Pipe.Input.CompleteAsync().ConfigureAwait(false);
+        await _stream.Pipe.Output.CompleteAsync().ConfigureAwait(false);
         await _stream.DisposeAsync().ConfigureAwait(false);
         _closed.Cancel();
         _closed.Dispose();
-    }
-
-    private sealed class DuplexPipe(PipeReader input, PipeWriter output) : IDuplexPipe
-    {
-        public PipeReader Input => input;
-        public PipeWriter Output => output;
     }
 }

@@ -14,6 +14,7 @@ public sealed class NormanTcpStream : Stream
     private readonly TcpConnection _connection;
     private readonly TcpEndpoint _endpoint;
     private int _disposed;
+    private NormanTcpPipe? _pipe;
 
     internal NormanTcpStream(TcpConnection connection, TcpEndpoint endpoint)
     {
@@ -44,6 +45,12 @@ public sealed class NormanTcpStream : Stream
 
     /// <summary>The connection's control block in one line, as `ss -ti` shows a kernel socket's: windows, RTO, queues.</summary>
     public string Describe() => _connection.Describe();
+
+    /// <summary>
+    /// The connection as a pair of pipes (System.IO.Pipelines) for pipe-based servers: the input completes at the peer's
+    /// FIN, completing the output sends FIN (an error resets). The same connection as the stream: use one or the other.
+    /// </summary>
+    public System.IO.Pipelines.IDuplexPipe Pipe => _pipe ??= new NormanTcpPipe(this);
 
     public override bool CanRead => true;
     public override bool CanWrite => true;

@@ -99,6 +99,54 @@ public sealed class TcpTests : IAsyncLifetime
         await EchoBothWays(client, server, RandomNumberGenerator.GetBytes(512 << 10), timeout);
     }
 
+    /// <summary>
+    /// The pipes of System.IO.Pipelines, as a pipe-based server uses them: the server copies its input to its output
+    /// until the client's FIN completes it, then completes its output, which the client reads as the end.
+    /// </summary>
+    [Fact]
+    public async Task Through_the_connections_pipes_a_megabyte_is_echoed_and_completing_the_output_sends_fin()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var listener = new NormanTcpListener(7000, _hosts.RightSocket);
+        var (client, server) = await ConnectAsync(listener, timeout.Token);
+        await using var _ = client;
+        await using var __ = server;
+        var data = RandomNumberGenerator.GetBytes(1 << 20);
+
+        var echo = Task.Run(async () =>
+        {
+            await server.Pipe.Input.CopyToAsync(server.Pipe.Output, timeout.Token);
+            await server.Pipe.Output.CompleteAsync();
+        });
+        var sending = Task.Run(async () =>
+        {
+            for (int offset = 0; offset < data.Length; offset += 30_000)
+            {
+                int length = Math.Min(30_000, data.Length - offset);
+                data.AsSpan(offset, length).CopyTo(client.Pipe.Output.GetSpan(length));
+                client.Pipe.Output.Advance(length);
+                await client.Pipe.Output.FlushAsync(timeout.Token);
+            }
+            await client.Pipe.Output.CompleteAsync();
+        });
+        var back = new MemoryStream();
+        while (true)
+        {
+            var result = await client.Pipe.Input.ReadAsync(timeout.Token);
+            foreach (var segment in result.Buffer)
+            {
+                back.Write(segment.Span);
+            }
+            client.Pipe.Input.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted)
+            {
+                break;
+            }
+        }
+        await Task.WhenAll(echo, sending);
+        Assert.Equal(SHA256.HashData(data), SHA256.HashData(back.ToArray()));
+    }
+
     [Fact]
     public async Task A_connection_to_a_port_nobody_listens_on_is_refused()
     {
