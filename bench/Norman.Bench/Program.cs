@@ -10,6 +10,7 @@ using Norman.Bench;
 //   kernel-recv PORT SECONDS | kernel-send DEVICE DEST PORT PAYLOAD SECONDS | norman-send DEVICE DEST PORT PAYLOAD SECONDS
 //   kernel-echo PORT SECONDS | kernel-ping DEST PORT PAYLOAD COUNT | raw-ring-consume RING LENGTH PACKETS
 //   churn SOCKET APPLICATIONS (sockets closed and reopened until stdin closes)
+//   daemon PORT ADDRESS SOCKET (until stdin closes) | tcp-sink PORT [SOCKET] | tcp-send HOST PORT BYTES [SOCKET]
 // and, under callgrind: engine-once FILTER|- WARMUP PACKETS [conntrack]
 // The soak, run by hand (not in CI): soak [SECONDS] (default 3600) — exit 0 when nothing was lost and nothing grew.
 switch (args.FirstOrDefault())
@@ -44,6 +45,16 @@ switch (args.FirstOrDefault())
         EngineOnlyScenario.RunOnce(args[1] == "-" ? null : args[1], long.Parse(args[2], CultureInfo.InvariantCulture),
             long.Parse(args[3], CultureInfo.InvariantCulture), conntrack: args.Length > 4 && args[4] == "conntrack");
         return 0;
+    case "daemon":
+        HttpScenarios.Daemon(args[1], args[2], args[3]);
+        return 0;
+    case "tcp-sink":
+        HttpScenarios.Sink(int.Parse(args[1], CultureInfo.InvariantCulture), args.ElementAtOrDefault(2)).GetAwaiter().GetResult();
+        return 0;
+    case "tcp-send":
+        HttpScenarios.Send(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(args[1]), int.Parse(args[2], CultureInfo.InvariantCulture)),
+            long.Parse(args[3], CultureInfo.InvariantCulture), args.ElementAtOrDefault(4)).GetAwaiter().GetResult();
+        return 0;
     case "norman-send":
         RealWireScenarios.NormanSend(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture),
             int.Parse(args[4], CultureInfo.InvariantCulture), double.Parse(args[5], CultureInfo.InvariantCulture));
@@ -54,7 +65,7 @@ var quick = new Option<bool>("--quick") { Description = "Fewer packets and runs:
 var runs = new Option<int>("--runs") { Description = "Runs of each scenario (the median is reported).", DefaultValueFactory = _ => 5 };
 var json = new Option<string>("--json") { Description = "Where to write the flat JSON figures.", DefaultValueFactory = _ => "bench/results/latest.json" };
 var markdown = new Option<string>("--markdown") { Description = "Where to write the markdown table.", DefaultValueFactory = _ => "bench/results/latest.md" };
-var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: ring, dataplane, policy, rules, capture, engine, instructions, qos, set, kernel, latency, scale, control, isolation, tcp. " +
+var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: ring, dataplane, policy, rules, capture, engine, instructions, qos, set, kernel, latency, scale, control, isolation, tcp, http. " +
     "Example: --only engine qos", AllowMultipleArgumentsPerToken = true };
 var root = new RootCommand("Norman's benchmark: packets per second through the dataplane on the virtual wire.") { quick, runs, json, markdown, only };
 root.SetAction(result =>
@@ -270,6 +281,22 @@ root.SetAction(result =>
     if (Runs("tcp"))
     {
         figures.AddRange(TcpScenarios.Bulk(runCount, isQuick));
+        if (RealWireScenarios.WhyNot() is { } noVeth)
+        {
+            Console.Error.WriteLine($"skipping TCP to the kernel over veth: {noVeth}");
+        }
+        else
+        {
+            figures.AddRange(HttpScenarios.Bulk(runCount, isQuick));
+        }
+    }
+    if (Runs("http") && HttpScenarios.WhyNot() is { } noWrk)
+    {
+        Console.Error.WriteLine($"skipping wrk against ASP.NET Core: {noWrk}");
+    }
+    else if (Runs("http"))
+    {
+        figures.AddRange(HttpScenarios.Requests(runCount, isQuick));
     }
     if (Runs("isolation"))
     {

@@ -15,9 +15,9 @@ namespace Norman.Bench;
 /// </summary>
 public static class RealWireScenarios
 {
-    private const string SenderAddress = "198.18.3.1";
-    private const string ReceiverAddress = "198.18.3.2";
-    private const string NormanAddress = "198.18.3.3";
+    internal const string SenderAddress = "198.18.3.1";
+    internal const string ReceiverAddress = "198.18.3.2";
+    internal const string NormanAddress = "198.18.3.3";
     private const int Port = 9000;
 
     public static string? WhyNot() =>
@@ -146,7 +146,7 @@ public static class RealWireScenarios
     }
 
     /// <summary>Two namespaces joined by a veth pair (VETHs in the sender's, VETHr in the receiver's), addressed and up.</summary>
-    private static void CreateHosts(string senderNs, string receiverNs, string veth)
+    internal static void CreateHosts(string senderNs, string receiverNs, string veth)
     {
         Ip("netns", "add", senderNs);
         Ip("netns", "add", receiverNs);
@@ -197,7 +197,7 @@ public static class RealWireScenarios
         }
     }
 
-    private static Process Start(string ns, string program, params string[] arguments)
+    internal static Process Start(string ns, string program, params string[] arguments)
     {
         var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true };
         foreach (var argument in new[] { "netns", "exec", ns, program }.Concat(arguments))
@@ -218,7 +218,7 @@ public static class RealWireScenarios
         }
     }
 
-    private static void Try(params string[] arguments)
+    internal static void Try(params string[] arguments)
     {
         using var process = Process.Start(new ProcessStartInfo("ip", arguments) { RedirectStandardError = true })!;
         process.StandardError.ReadToEnd();

@@ -5,9 +5,11 @@
 //   POST /echo      the request body back
 using Norman.AspNetCore;
 
-var builder = WebApplication.CreateBuilder(args);
+bool kernel = args.Contains("--kernel");
+// Taken out before ASP.NET Core reads the command line, which would take the next argument as its value.
+var builder = WebApplication.CreateBuilder(args.Where(argument => argument != "--kernel").ToArray());
 builder.Logging.ClearProviders();
-if (!args.Contains("--kernel"))
+if (!kernel)
 {
     builder.WebHost.UseNorman();
 }
