@@ -48,6 +48,23 @@ public sealed class TcpTests : IAsyncLifetime
             $"client {client.State}, server {server.State}");
     }
 
+    /// <summary>ss lists a listener's connections; stats counts its pipes once, not once more per connection with nothing in it.</summary>
+    [Fact]
+    public async Task Stats_show_a_listener_with_a_connection_as_one_socket()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var listener = new NormanTcpListener(7000, _hosts.RightSocket);
+        var (client, server) = await ConnectAsync(listener, timeout.Token);
+        await using var _ = client;
+        await using var __ = server;
+        var socket = Assert.Single(_hosts.Right.Control.Sockets.Snapshot());
+        Assert.True(SpinWait.SpinUntil(() => socket.Connections().Count == 1, TimeSpan.FromSeconds(10)), "the library never published its connection");
+        var viewer = new Norman.Daemon.Control.PeerIdentity(Environment.ProcessId, 0, 0, "test", "", "/", true, true);
+        var row = Assert.Single(_hosts.Right.Control.Stats(viewer).Sockets);
+        Assert.Equal(("tcp", 7000), (row.Protocol, row.LocalPort));
+        Assert.True(row.RxPackets >= 2, $"{row.RxPackets} packets in"); // the handshake's SYN and ACK
+    }
+
     [Fact]
     public async Task Eight_megabytes_cross_both_ways_byte_for_byte()
     {

@@ -375,7 +375,8 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
     public StatsInfo Stats(PeerIdentity viewer) => new()
     {
         Counters = Counters(),
-        Sockets = sockets.Snapshot().SelectMany(s => DescribeWithConnections(s, viewer, engine.Qos)).ToList(),
+        // One row per socket: the counters are the pipes'; a listener's thousands of connections are ss's to list.
+        Sockets = sockets.Snapshot().Select(s => Describe(s, viewer, engine.Qos)).ToList(),
         Rules = DescribeFilter().Rules,
         Classes = Qos is null ? [] : DescribeQos().Classes,
     };
