@@ -1,19 +1,36 @@
-// rogue-httpd: the server someone started through a weak password. Answers every datagram with a web page.
+// rogue-httpd: the web server someone started through a weak password. Answers every HTTP request with one page
+// (HTTP/1.0: the page, then the connection closes).
 // Usage: rogue-httpd [PORT]   (default 80, which needs root or CAP_NET_BIND_SERVICE)
-using System.Net;
 using System.Text;
 using Norman.Client;
 
 int port = args.Length > 0 && int.TryParse(args[0], out int p) ? p : 80;
-using var socket = new NormanUdpSocket();
-socket.Bind(port);
-Console.WriteLine($"rogue-httpd: serving on udp {socket.LocalEndPoint}");
+using var listener = new NormanTcpListener(port);
+Console.WriteLine($"rogue-httpd: serving on tcp {listener.LocalEndPoint}");
 Console.Out.Flush();
 
-var page = Encoding.ASCII.GetBytes("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nfree stuff, just enter your password\r\n");
-var buffer = new byte[NormanUdpSocket.MaxPayload];
+const string Body = "free stuff, just enter your password\r\n";
+var page = Encoding.ASCII.GetBytes($"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {Body.Length}\r\n\r\n{Body}");
 while (true)
 {
-    socket.Receive(buffer, out IPEndPoint from);
-    socket.SendTo(page, from);
+    var connection = await listener.AcceptAsync();
+    _ = Task.Run(async () =>
+    {
+        await using (connection)
+        {
+            // Whatever the request says, once its headers are in, the page.
+            var request = new byte[8192];
+            int received = 0;
+            while (received < request.Length && request.AsSpan(0, received).IndexOf("\r\n\r\n"u8) < 0)
+            {
+                int read = await connection.ReadAsync(request.AsMemory(received));
+                if (read == 0)
+                {
+                    return;
+                }
+                received += read;
+            }
+            await connection.WriteAsync(page);
+        }
+    });
 }

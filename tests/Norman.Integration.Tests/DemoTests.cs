@@ -21,19 +21,23 @@ public sealed class DemoTests
         Assert.True(clock.Elapsed < TimeSpan.FromMinutes(1));
         string text = await output;
         Assert.Matches(@"udp\s+UNCONN.*users:\(\(""kvdb"",pid=\d+\)\)", text);
+        Assert.Matches(@"tcp\s+LISTEN.*users:\(\(""kvdb"",pid=\d+\)\)", text);
+        Assert.Contains("  OK\n  VALUE hello\n  BYE\n", text); // the peer's TCP session with the database
+        Assert.Contains("the peer host's request was answered: HTTP/1.0 200 OK", text);
         Assert.Matches(@"users:\(\(""bobapp"",pid=\d+\)\)", text);
         Assert.Contains("0 Norman memfds left open", text);
         Assert.Matches(@"users:\(\(""rogue-httpd"",pid=\d+\)\)", text);
-        Assert.Contains("the request was refused", text);
+        Assert.Contains("the request was refused (connection refused: a TCP reset)", text);
         Assert.Matches(@"app rogue-httpd reject\s+# handle 1, packets [1-9]", text);
         Assert.Contains("verdict reject (rule 1)", text);
-        Assert.Contains("2 packets captured", text);
+        Assert.Contains("4 packets captured", text);
         AssertQosStory(text);
         var pcapng = System.Text.RegularExpressions.Regex.Match(text, @"--pcapng -w (\S+\.pcapng)").Groups[1].Value;
         try
         {
             string comments = Host.Run("tshark", "-r", pcapng, "-T", "fields", "-e", "frame.comment");
-            Assert.Equal(2, comments.Split('\n', StringSplitOptions.RemoveEmptyEntries).Count(c => c.StartsWith("app=rogue-httpd pid=", StringComparison.Ordinal)));
+            Assert.Equal(4, comments.Split('\n', StringSplitOptions.RemoveEmptyEntries).Count(c => c.StartsWith("app=rogue-httpd pid=", StringComparison.Ordinal)));
+            Assert.Contains("GET / HTTP/1.0", Host.Run("tshark", "-r", pcapng)); // the rogue's conversation, as tshark reads it
         }
         finally
         {

@@ -16,6 +16,8 @@ namespace Norman.Cli.Commands;
 public static class DemoCommand
 {
     private const ushort DatabasePort = 6379;
+    /// <summary>The rogue server's side of one HTTP/1.0 exchange: the SYN, its answer, the request and the page.</summary>
+    private const int CapturedPackets = 4;
 
     public static Command Create()
     {
@@ -47,6 +49,14 @@ public static class DemoCommand
             Step("Alice's database starts, on Norman's kernel-bypass pipes:", $"NORMAN_SOCKET={socketPath} kvdb {DatabasePort}");
             var database = Launch("kvdb", [DatabasePort.ToString(CultureInfo.InvariantCulture)], socketPath, started);
             Console.WriteLine(await FirstLineAsync(database));
+            Step("A client on the peer host talks to it over TCP (the database's TCP stack is in its own process):",
+                $"printf 'SET greeting hello\\nGET greeting\\nQUIT\\n' | nc {peer.HostAddress} {DatabasePort}");
+            var session = await peer.ExchangeTcpAsync(DatabasePort, "SET greeting hello\nGET greeting\nQUIT\n"u8.ToArray(), TimeSpan.FromSeconds(10));
+            if (session.Outcome != Norman.Daemon.Dataplane.Ports.PeerTcpOutcome.Answered)
+            {
+                throw new InvalidOperationException($"The database's TCP service did not answer ({session.Outcome}).");
+            }
+            Console.Write(Indent(Encoding.ASCII.GetString(session.Answer)));
 
             await DemoQosStory.RunAsync(daemon, socketPath, started, phaseSeconds);
 
@@ -96,24 +106,28 @@ public static class DemoCommand
         var peer = daemon.Peer!;
         // Port 80 needs root or CAP_NET_BIND_SERVICE, for the rogue as for anyone; without them the story uses 8080.
         ushort port = Environment.UserName == "root" ? (ushort)80 : (ushort)8080;
-        Step("Someone who guessed a weak password starts a web server:", $"rogue-httpd {port}");
+        Step("Someone who guessed a weak password starts a web server (TCP, its own stack, no kernel socket):", $"rogue-httpd {port}");
         var rogue = Launch("rogue-httpd", [port.ToString(CultureInfo.InvariantCulture)], socketPath, started);
         Console.WriteLine(await FirstLineAsync(rogue));
 
         string pcapng = Path.Combine(Path.GetTempPath(), $"norman-demo-rogue-{Environment.ProcessId}.pcapng");
         Step("Alice records what it says, each packet tagged with its application (the kernel never saw these packets):",
-            $"norman capture -c 2 -p app=rogue-httpd --pcapng -w {pcapng}");
-        var capture = StartSelf(["capture", "--socket", socketPath, "--timeout", "20", "-c", "2", "-p", "app=rogue-httpd", "--pcapng", "-w", pcapng]);
+            $"norman capture -c {CapturedPackets} -p app=rogue-httpd --pcapng -w {pcapng}");
+        var capture = StartSelf(["capture", "--socket", socketPath, "--timeout", "20", "-c", CapturedPackets.ToString(CultureInfo.InvariantCulture),
+            "-p", "app=rogue-httpd", "--pcapng", "-w", pcapng]);
         for (var clock = Stopwatch.StartNew(); daemon.Engine.TapCount == 0 && clock.Elapsed < TimeSpan.FromSeconds(20);)
         {
             await Task.Delay(10); // the capture is a process of its own: wait until its tap is in the dataplane
         }
-        peer.SendUdp(41000, port, "GET / HTTP/1.0\r\n\r\n"u8);
-        var page = peer.TakeDatagram(TimeSpan.FromSeconds(5)) ?? throw new TimeoutException("rogue-httpd did not answer.");
-        Console.WriteLine($"  the peer host's request was answered: {Encoding.ASCII.GetString(page.Payload).Split('\r')[0]}");
+        var page = await peer.ExchangeTcpAsync(port, "GET / HTTP/1.0\r\n\r\n"u8.ToArray(), TimeSpan.FromSeconds(10));
+        if (page.Outcome != Norman.Daemon.Dataplane.Ports.PeerTcpOutcome.Answered)
+        {
+            throw new InvalidOperationException($"rogue-httpd did not answer ({page.Outcome}).");
+        }
+        Console.WriteLine($"  the peer host's request was answered: {Encoding.ASCII.GetString(page.Answer).Split('\r')[0]}");
         Console.Write(await capture.StandardError.ReadToEndAsync());
         await capture.WaitForExitAsync();
-        Console.WriteLine($"  open it with:  tshark -r {pcapng} -T fields -e frame.comment -e udp.payload");
+        Console.WriteLine($"  open it with:  tshark -r {pcapng} -T fields -e frame.comment -e _ws.col.Info");
         Console.WriteLine($"           or:  wireshark {pcapng}      or:  tcpdump -n -r {pcapng}");
 
         Step($"Alice asks: which application is listening on port {port}?", $"norman ss -lp sport = :{port}");
@@ -123,22 +137,22 @@ public static class DemoCommand
             "norman filter add ingress app rogue-httpd reject");
         Console.Write(await RunSelfAsync(["filter", "--socket", socketPath, "add", "ingress", "app", "rogue-httpd", "reject"]));
 
-        long refusedBefore = peer.ReceivedPortUnreachable;
-        peer.SendUdp(41000, port, "GET / HTTP/1.0\r\n\r\n"u8);
-        var blocked = peer.TakeDatagram(TimeSpan.FromSeconds(1));
+        var blocked = await peer.ExchangeTcpAsync(port, "GET / HTTP/1.0\r\n\r\n"u8.ToArray(), TimeSpan.FromSeconds(5));
         Step("The peer host asks again:", "");
-        Console.WriteLine(blocked is null && peer.ReceivedPortUnreachable > refusedBefore
-            ? "  no page; the request was refused (ICMP port unreachable), as iptables' REJECT would"
-            : "  UNEXPECTED: the rogue server still answered");
-        if (blocked is not null)
+        Console.WriteLine(blocked.Outcome == Norman.Daemon.Dataplane.Ports.PeerTcpOutcome.Refused
+            ? "  no page; the request was refused (connection refused: a TCP reset), as iptables' REJECT --reject-with tcp-reset would"
+            : $"  UNEXPECTED: {blocked.Outcome}");
+        if (blocked.Outcome != Norman.Daemon.Dataplane.Ports.PeerTcpOutcome.Refused)
         {
             throw new InvalidOperationException("The filter rule did not stop the rogue server.");
         }
         Step("…and the filter shows what it stopped:", "norman filter list");
         Console.Write(await RunSelfAsync(["filter", "--socket", socketPath, "list"]));
-        Step("Which rule decides a request to that port, and why?", $"norman trace ingress udp dport {port}");
-        Console.Write(await RunSelfAsync(["trace", "--socket", socketPath, "ingress", "udp", "dport", port.ToString(CultureInfo.InvariantCulture)]));
+        Step("Which rule decides a request to that port, and why?", $"norman trace ingress tcp dport {port}");
+        Console.Write(await RunSelfAsync(["trace", "--socket", socketPath, "ingress", "tcp", "dport", port.ToString(CultureInfo.InvariantCulture)]));
     }
+
+    private static string Indent(string lines) => string.Concat(lines.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => $"  {line}\n"));
 
     private static int CurrentGid()
     {

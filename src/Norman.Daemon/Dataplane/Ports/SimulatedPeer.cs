@@ -20,6 +20,8 @@ public sealed class SimulatedPeer
     // Copy-on-write, so the dataplane thread reads it without a lock.
     private volatile ushort[] _echoPorts = [];
     private volatile ushort[] _sinkPorts = [];
+    private volatile PeerTcpExchange[] _exchanges = [];
+    private int _nextExchangePort = 41000;
     private readonly byte[] _flood = new byte[PacketBatch.FrameSize];
     private int _floodLength;
     private long _floodRemaining;
@@ -148,6 +150,31 @@ public sealed class SimulatedPeer
     /// <summary>Round trips (µs) of the requests answered since the last call, the number of the request each answers, and how many were sent in all.</summary>
     public (double[] Microseconds, long[] Requests, long Sent) TakeRoundTrips() => _requests.Take();
 
+    /// <summary>
+    /// Connects to Norman's <paramref name="port"/> over TCP, sends <paramref name="request"/> and returns what the
+    /// server sent until it closed, or how it failed (refused by a reset, or nothing within the timeout).
+    /// </summary>
+    public async Task<PeerTcpResult> ExchangeTcpAsync(ushort port, byte[] request, TimeSpan timeout)
+    {
+        var localPort = (ushort)(41000 + Interlocked.Increment(ref _nextExchangePort) % 20000);
+        var exchange = new PeerTcpExchange(this, localPort, port, request);
+        lock (_injected)
+        {
+            _exchanges = [.. _exchanges, exchange];
+        }
+        try
+        {
+            return await exchange.RunAsync(timeout).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_injected)
+            {
+                _exchanges = [.. _exchanges.Where(e => e != exchange)];
+            }
+        }
+    }
+
     /// <summary>Waits for the next UDP datagram the peer received; null when the timeout passes first.</summary>
     public PeerDatagram? TakeDatagram(TimeSpan timeout) => _kept.TryTake(out var datagram, timeout) ? datagram : null;
 
@@ -219,13 +246,8 @@ public sealed class SimulatedPeer
             case PacketKind.Udp when packet.Destination == Address:
                 AcceptUdp(frame, packet);
                 break;
-            case PacketKind.Tcp when packet.Destination == Address && (packet.TcpFlags & TcpHeader.Rst) != 0:
-                var segment = frame[packet.TransportOffset..packet.PacketEnd];
-                if (InternetChecksum.Fold(InternetChecksum.Add(
-                        InternetChecksum.PseudoHeaderV4(packet.Source.V4, packet.Destination.V4, IpProtocols.Tcp, segment.Length), segment)) == 0)
-                {
-                    ReceivedTcpResets++;
-                }
+            case PacketKind.Tcp when packet.Destination == Address:
+                AcceptTcp(frame, packet);
                 break;
             case PacketKind.Icmp when packet.Destination == Address:
                 if (packet.IcmpType == IcmpHeader.EchoReplyV4)
@@ -237,6 +259,27 @@ public sealed class SimulatedPeer
                     ReceivedPortUnreachable++;
                 }
                 break;
+        }
+    }
+
+    private void AcceptTcp(ReadOnlySpan<byte> frame, in ParsedPacket packet)
+    {
+        var segment = frame[packet.TransportOffset..packet.PacketEnd];
+        if (InternetChecksum.Fold(InternetChecksum.Add(
+                InternetChecksum.PseudoHeaderV4(packet.Source.V4, packet.Destination.V4, IpProtocols.Tcp, segment.Length), segment)) != 0)
+        {
+            return;
+        }
+        if ((packet.TcpFlags & TcpHeader.Rst) != 0)
+        {
+            ReceivedTcpResets++;
+        }
+        foreach (var exchange in _exchanges)
+        {
+            if (exchange.LocalPort == packet.DestinationPort)
+            {
+                exchange.OnSegment(TcpHeader.At(segment), frame[packet.PayloadOffset..packet.PacketEnd]);
+            }
         }
     }
 
