@@ -8,6 +8,7 @@ var root = new RootCommand("Norman: kernel-bypass networking that the administra
     FilterCommand.Create(),
     QosCommand.Create(),
     StatsCommand.Create(),
+    ConntrackCommand.Create(),
     TopCommand.Create(),
     TraceCommand.Create(),
     CaptureCommand.Create(),

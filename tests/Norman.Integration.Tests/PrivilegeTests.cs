@@ -57,6 +57,7 @@ public sealed class PrivilegeTests(ITestOutputHelper output) : DaemonTest
             new() { Op = ControlProtocol.Ops.QosMatchAdd, Class = "c", Rule = ["udp", "sport", "80"] },
             new() { Op = ControlProtocol.Ops.QosMatchDelete, Handle = match.Handle },
             new() { Op = ControlProtocol.Ops.QosDelete, Class = "d" },
+            new() { Op = ControlProtocol.Ops.Conntrack },
         };
         Assert.Equal(OperationPrivileges.All.Where(p => p.Value.Needs == Privilege.Administrator).Select(p => p.Key).Order(),
             requests.Select(r => r.Op).Distinct().Order());

@@ -286,6 +286,11 @@ public abstract class RealWireTests : IAsyncLifetime
         var (code, _, _) = peer.Try(null, "nc", "-z", "-w", "2", NormanAddress, "7000");
         Assert.NotEqual(0, code);
         Assert.True(Daemon.Engine.Counters.Drops(DropReason.FilteredIngress) > 0);
+
+        // conntrack -L's view: the download, closed from both sides; nothing of the refused caller's.
+        string table = await ApplicationProcessTests.RunNormanAsync("conntrack", "-L", "-p", "tcp", "--socket", SocketPath);
+        Assert.Matches($@"(?m)^tcp\s+6 \d+ TIME_WAIT src={NormanAddress} dst={PeerAddress} sport=\d+ dport=8000 src={PeerAddress} dst={NormanAddress} sport=8000 dport=\d+ \[ASSURED\]$", table);
+        Assert.DoesNotContain("dport=7000", table);
     }
 
     /// <summary>A Norman client downloads a file of random bytes from python's http.server in the test host.</summary>

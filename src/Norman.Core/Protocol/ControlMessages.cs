@@ -61,6 +61,7 @@ public sealed class ControlResponse
     public CaptureInfo? Capture { get; set; }
     public QosInfo? Qos { get; set; }
     public StatsInfo? Stats { get; set; }
+    public ConntrackInfo? Conntrack { get; set; }
 }
 
 /// <summary>Every counter at once, for `norman stats` and the Prometheus endpoint: the dataplane's (drops by reason
@@ -241,6 +242,32 @@ public sealed class DaemonInfo
     public string Mac { get; set; } = "";
 }
 
+/// <summary>Connection tracking's table, as `conntrack -L` lists it.</summary>
+public sealed class ConntrackInfo
+{
+    /// <summary>False while no `ct` rule is in force: the dataplane tracks nothing then, as Linux without nf_conntrack.</summary>
+    public bool Active { get; set; }
+    public int Count { get; set; }
+    public int Max { get; set; }
+    public long TableFull { get; set; }
+    public List<TrackedFlowInfo> Flows { get; set; } = new();
+}
+
+/// <summary>One tracked flow, in its original direction (who spoke first) as conntrack prints it.</summary>
+public sealed class TrackedFlowInfo
+{
+    public string Protocol { get; set; } = "";
+    /// <summary>TCP's state as Linux names it (SYN_SENT, ESTABLISHED, FIN_WAIT, CLOSE_WAIT, TIME_WAIT, CLOSE); empty for UDP.</summary>
+    public string State { get; set; } = "";
+    public int SecondsLeft { get; set; }
+    public string Source { get; set; } = "";
+    public int SourcePort { get; set; }
+    public string Destination { get; set; } = "";
+    public int DestinationPort { get; set; }
+    /// <summary>False until a packet has gone the other way ([UNREPLIED]).</summary>
+    public bool Replied { get; set; }
+}
+
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = false)]
 [JsonSerializable(typeof(ControlRequest))]
@@ -249,4 +276,5 @@ public sealed class DaemonInfo
 [JsonSerializable(typeof(FilterInfo))]
 [JsonSerializable(typeof(TraceInfo))]
 [JsonSerializable(typeof(QosInfo))]
+[JsonSerializable(typeof(ConntrackInfo))]
 public sealed partial class ControlJson : JsonSerializerContext;

@@ -46,6 +46,7 @@ public static class ControlProtocol
         public const string QosDelete = "qos-delete";
         public const string QosMatchAdd = "qos-match-add";
         public const string QosMatchDelete = "qos-match-delete";
+        public const string Conntrack = "conntrack";
     }
 
     public static class Errors

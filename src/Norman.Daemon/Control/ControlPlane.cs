@@ -70,6 +70,9 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             case ControlProtocol.Ops.Stats:
                 response.Stats = Stats(session.Identity);
                 return (response, []);
+            case ControlProtocol.Ops.Conntrack:
+                response.Conntrack = await ListConntrackAsync().ConfigureAwait(false);
+                return (response, []);
             case ControlProtocol.Ops.FilterList:
                 response.Filter = DescribeFilter();
                 return (response, []);
@@ -380,6 +383,35 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         Rules = DescribeFilter().Rules,
         Classes = Qos is null ? [] : DescribeQos().Classes,
     };
+
+    private async Task<ConntrackInfo> ListConntrackAsync()
+    {
+        var list = new ListFlowsCommand();
+        engine.Post(list);
+        await list.Applied.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        return new ConntrackInfo
+        {
+            Active = engine.Policy.UsesConntrack,
+            Count = list.Flows.Count,
+            Max = engine.Conntrack.Capacity,
+            TableFull = engine.Conntrack.TableFull,
+            Flows = list.Flows.Select(flow => flow.OriginLocal
+                ? Flow(flow, flow.Key.LocalAddress, flow.Key.LocalPort, flow.Key.RemoteAddress, flow.Key.RemotePort)
+                : Flow(flow, flow.Key.RemoteAddress, flow.Key.RemotePort, flow.Key.LocalAddress, flow.Key.LocalPort)).ToList(),
+        };
+
+        static TrackedFlowInfo Flow(TrackedFlow flow, NetAddress source, ushort sourcePort, NetAddress destination, ushort destinationPort) => new()
+        {
+            Protocol = flow.Key.Protocol == IpProtocols.Tcp ? "tcp" : "udp",
+            State = flow.State,
+            SecondsLeft = flow.SecondsLeft,
+            Source = source.ToString(),
+            SourcePort = sourcePort,
+            Destination = destination.ToString(),
+            DestinationPort = destinationPort,
+            Replied = flow.Replied,
+        };
+    }
 
     private FilterInfo DescribeFilter()
     {

@@ -26,6 +26,7 @@ public static class OperationPrivileges
         [ControlProtocol.Ops.Sockets] = (Privilege.Anyone, "listing sockets"),
         [ControlProtocol.Ops.Counters] = (Privilege.Anyone, "reading counters"),
         [ControlProtocol.Ops.Stats] = (Privilege.Anyone, "reading statistics"),
+        [ControlProtocol.Ops.Conntrack] = (Privilege.Administrator, "listing tracked connections (everyone's addresses, as conntrack -L needs CAP_NET_ADMIN)"),
         [ControlProtocol.Ops.FilterList] = (Privilege.Anyone, "listing the filter policy"),
         [ControlProtocol.Ops.FilterSave] = (Privilege.Anyone, "saving the filter policy as text"),
         [ControlProtocol.Ops.FilterTrace] = (Privilege.Anyone, "tracing a described packet through the policy"),

@@ -49,13 +49,15 @@ public sealed class Conntrack
         public long LastSeen;
     }
 
-    /// <summary>Where a TCP connection is in its life, as far as its lifetime goes; UDP flows have none.</summary>
+    /// <summary>Where a TCP connection is in its life: which side has sent FIN, or a RST. UDP flows have none.</summary>
+    [Flags]
     private enum TcpPhase : byte
     {
-        NotTcp,
-        Open,
-        Closing,
-        Reset,
+        NotTcp = 0,
+        Open = 1,
+        FinFromOrigin = 2,
+        FinFromReply = 4,
+        Reset = 8,
     }
 
     public Conntrack(int maxFlows, long ticksPerSecond)
@@ -157,17 +159,49 @@ public sealed class Conntrack
 
     private static void Refresh(ref Entry entry, in ParsedPacket packet, bool outbound, long now)
     {
-        entry.Replied |= entry.OriginLocal != outbound;
+        bool fromReply = entry.OriginLocal != outbound;
+        entry.Replied |= fromReply;
         entry.LastSeen = now;
         if (entry.Tcp != TcpPhase.NotTcp)
         {
             byte flags = packet.TcpFlags;
-            entry.Tcp = (flags & TcpHeader.Rst) != 0 ? TcpPhase.Reset
+            entry.Tcp = (flags & TcpHeader.Rst) != 0 ? entry.Tcp | TcpPhase.Reset
                 : (flags & (TcpHeader.Syn | TcpHeader.Ack)) == TcpHeader.Syn ? TcpPhase.Open // the port pair used again, after TIME-WAIT
-                : (flags & TcpHeader.Fin) != 0 && entry.Tcp == TcpPhase.Open ? TcpPhase.Closing
+                : (flags & TcpHeader.Fin) != 0 ? entry.Tcp | (fromReply ? TcpPhase.FinFromReply : TcpPhase.FinFromOrigin)
                 : entry.Tcp;
         }
     }
+
+    /// <summary>
+    /// Appends the live flows among <paramref name="slots"/> of the table's slots from <paramref name="from"/> to
+    /// <paramref name="flows"/>, as `conntrack -L` lists them; returns the slot to go on from, or -1 at the end. The
+    /// dataplane lists a few thousand slots a breath, so that a full table never holds it up.
+    /// </summary>
+    public int List(int from, int slots, List<TrackedFlow> flows, long now)
+    {
+        int end = (int)Math.Min(_flows.Capacity, (long)from + slots);
+        for (int slot = from; slot < end; slot++)
+        {
+            if (_flows.TryGetSlot(slot, out var key, out int index) && !Expired(index, now))
+            {
+                ref var entry = ref _entries[index];
+                int left = (int)Math.Max(0, (Lifetime(entry) * _ticksPerSecond - (now - entry.LastSeen)) / _ticksPerSecond);
+                flows.Add(new TrackedFlow(key, entry.OriginLocal, entry.Replied, StateName(entry), left));
+            }
+        }
+        return end == _flows.Capacity ? -1 : end;
+    }
+
+    /// <summary>The state as Linux's conntrack names a TCP connection's; empty for UDP, which has none.</summary>
+    private static string StateName(in Entry entry) => entry.Tcp switch
+    {
+        TcpPhase.NotTcp => "",
+        _ when (entry.Tcp & TcpPhase.Reset) != 0 => "CLOSE",
+        _ when (entry.Tcp & (TcpPhase.FinFromOrigin | TcpPhase.FinFromReply)) == (TcpPhase.FinFromOrigin | TcpPhase.FinFromReply) => "TIME_WAIT",
+        _ when (entry.Tcp & TcpPhase.FinFromOrigin) != 0 => "FIN_WAIT",
+        _ when (entry.Tcp & TcpPhase.FinFromReply) != 0 => "CLOSE_WAIT",
+        _ => entry.Replied ? "ESTABLISHED" : "SYN_SENT",
+    };
 
     /// <summary>Reclaims a few expired flows every so often, so the work per breath stays bounded.</summary>
     public void Sweep(long now)
@@ -209,15 +243,17 @@ public sealed class Conntrack
     private bool Expired(int index, long now)
     {
         ref var entry = ref _entries[index];
-        int seconds = entry.Tcp switch
-        {
-            TcpPhase.NotTcp => entry.Replied ? EstablishedSeconds : UnrepliedSeconds,
-            TcpPhase.Open => entry.Replied ? TcpEstablishedSeconds : TcpUnrepliedSeconds,
-            TcpPhase.Closing => TcpClosingSeconds,
-            _ => TcpResetSeconds,
-        };
-        return now - entry.LastSeen > seconds * _ticksPerSecond;
+        return now - entry.LastSeen > Lifetime(entry) * _ticksPerSecond;
     }
+
+    /// <summary>Seconds a flow lives idle in its state.</summary>
+    private static long Lifetime(in Entry entry) => entry.Tcp switch
+    {
+        TcpPhase.NotTcp => entry.Replied ? EstablishedSeconds : UnrepliedSeconds,
+        TcpPhase.Open => entry.Replied ? TcpEstablishedSeconds : TcpUnrepliedSeconds,
+        _ when (entry.Tcp & TcpPhase.Reset) != 0 => TcpResetSeconds,
+        _ => TcpClosingSeconds,
+    };
 
     private void Release(in FlowKey key, int index)
     {
@@ -232,3 +268,6 @@ public sealed class Conntrack
         ? new FlowKey(packet.Protocol, packet.Source, packet.SourcePort, packet.Destination, packet.DestinationPort)
         : new FlowKey(packet.Protocol, packet.Destination, packet.DestinationPort, packet.Source, packet.SourcePort);
 }
+
+/// <summary>A tracked flow as `conntrack -L` shows it: keyed from this host's side, <see cref="OriginLocal"/> when this host spoke first.</summary>
+public sealed record TrackedFlow(FlowKey Key, bool OriginLocal, bool Replied, string State, int SecondsLeft);

@@ -56,3 +56,13 @@ public sealed class RemoveTapCommand(Norman.Daemon.Capture.CaptureTap tap) : Dat
 {
     public Norman.Daemon.Capture.CaptureTap Tap { get; } = tap;
 }
+
+/// <summary>
+/// List connection tracking's live flows (`norman conntrack`). The dataplane walks the table a few thousand slots a
+/// breath, between batches, and completes the command when it has walked it all.
+/// </summary>
+public sealed class ListFlowsCommand : DataplaneCommand
+{
+    public List<TrackedFlow> Flows { get; } = new();
+    internal int NextSlot { get; set; }
+}

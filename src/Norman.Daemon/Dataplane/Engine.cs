@@ -148,13 +148,14 @@ public sealed class Engine
         {
             _qos = qos;
         }
-        if (!_commands.IsEmpty || _closing.Count > 0)
+        if (!_commands.IsEmpty || _closing.Count > 0 || _listings.Count > 0)
         {
             // Cold work between batches; what it allocates (completing a command wakes its awaiter) is
             // counted apart, so that what remains is the hot loop's own allocation: none.
             long before = GC.GetAllocatedBytesForCurrentThread();
             ApplyCommands();
             FinishClosing(now);
+            ContinueListings(now);
             CommandAllocatedBytes += GC.GetAllocatedBytesForCurrentThread() - before;
         }
         int received = Receive(now);
@@ -334,6 +335,14 @@ public sealed class Engine
             case RemoveTapCommand remove:
                 _taps = _taps.Where(t => t != remove.Tap).ToArray();
                 break;
+            case ListFlowsCommand list when !_halted:
+                _listings.Add(list);
+                return false;
+            case ListFlowsCommand list:
+                while ((list.NextSlot = Conntrack.List(list.NextSlot, int.MaxValue, list.Flows, Stopwatch.GetTimestamp())) >= 0)
+                {
+                }
+                break;
             case AddNeighbourCommand neighbour:
                 Neighbours.AddPermanent(neighbour.Address.V4, neighbour.Mac);
                 break;
@@ -346,6 +355,24 @@ public sealed class Engine
                 break;
         }
         return true;
+    }
+
+    /// <summary>Slots of the conntrack table a breath walks for a listing: a full default table (131,072 slots) in 32 breaths.</summary>
+    private const int ListingSlotsPerBreath = 4096;
+    private readonly List<ListFlowsCommand> _listings = new();
+
+    private void ContinueListings(long now)
+    {
+        for (int i = _listings.Count - 1; i >= 0; i--)
+        {
+            var list = _listings[i];
+            list.NextSlot = Conntrack.List(list.NextSlot, ListingSlotsPerBreath, list.Flows, now);
+            if (list.NextSlot < 0)
+            {
+                _listings.RemoveAt(i);
+                list.Complete();
+            }
+        }
     }
 
     private void FinishClosing(long now)
@@ -370,6 +397,10 @@ public sealed class Engine
             _halted = true;
             ApplyCommands();
             FinishClosing(Stopwatch.GetTimestamp());
+            while (_listings.Count > 0)
+            {
+                ContinueListings(Stopwatch.GetTimestamp());
+            }
         }
     }
 }

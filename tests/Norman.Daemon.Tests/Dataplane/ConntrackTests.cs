@@ -84,6 +84,34 @@ public sealed class ConntrackTests
     }
 
     [Fact]
+    public void The_listing_names_each_tcp_connections_state_as_linux_does_and_the_seconds_it_has_left()
+    {
+        const byte Syn = TcpHeader.Syn, Ack = TcpHeader.Ack, Fin = TcpHeader.Fin | TcpHeader.Ack;
+        _conntrack.Track(Tcp(true, Syn, ourPort: 1), true, 0);                    // we called, no answer yet
+        _conntrack.Track(Tcp(true, Syn, ourPort: 2), true, 0);                    // answered
+        _conntrack.Track(Tcp(false, (byte)(Syn | Ack), ourPort: 2), false, 0);
+        _conntrack.Track(Tcp(false, Syn, ourPort: 3), false, 0);                  // they called, we answered, they closed
+        _conntrack.Track(Tcp(true, (byte)(Syn | Ack), ourPort: 3), true, 0);
+        _conntrack.Track(Tcp(false, Fin, ourPort: 3), false, 0);
+        var flows = new List<TrackedFlow>();
+        Assert.Equal(-1, _conntrack.List(0, int.MaxValue, flows, 10 * Second));
+        var byPort = flows.ToDictionary(f => f.Key.LocalPort);
+        Assert.Equal(("SYN_SENT", false, true, Conntrack.TcpUnrepliedSeconds - 10), (byPort[1].State, byPort[1].Replied, byPort[1].OriginLocal, byPort[1].SecondsLeft));
+        Assert.Equal(("ESTABLISHED", true, Conntrack.TcpEstablishedSeconds - 10), (byPort[2].State, byPort[2].Replied, byPort[2].SecondsLeft));
+        Assert.Equal(("FIN_WAIT", false), (byPort[3].State, byPort[3].OriginLocal));
+
+        _conntrack.Track(Tcp(true, Fin, ourPort: 3), true, 10 * Second);          // and we answered with ours
+        _conntrack.Track(Tcp(false, Fin, ourPort: 2), false, 10 * Second);        // the one we called closes on us
+        _conntrack.Track(Tcp(false, TcpHeader.Rst, ourPort: 1), false, 10 * Second);
+        flows.Clear();
+        _conntrack.List(0, int.MaxValue, flows, 10 * Second);
+        byPort = flows.ToDictionary(f => f.Key.LocalPort);
+        Assert.Equal(("TIME_WAIT", Conntrack.TcpClosingSeconds), (byPort[3].State, byPort[3].SecondsLeft));
+        Assert.Equal("CLOSE_WAIT", byPort[2].State);
+        Assert.Equal(("CLOSE", Conntrack.TcpResetSeconds), (byPort[1].State, byPort[1].SecondsLeft));
+    }
+
+    [Fact]
     public void A_full_table_tracks_no_more_and_says_so()
     {
         for (ushort port = 1; port <= 6; port++)
