@@ -50,7 +50,14 @@ public sealed class NormanTcpStream : Stream
     /// The connection as a pair of pipes (System.IO.Pipelines) for pipe-based servers: the input completes at the peer's
     /// FIN, completing the output sends FIN (an error resets). The same connection as the stream: use one or the other.
     /// </summary>
-    public System.IO.Pipelines.IDuplexPipe Pipe => _pipe ??= new NormanTcpPipe(this);
+    public System.IO.Pipelines.IDuplexPipe Pipe => Volatile.Read(ref _pipe) ?? CreatePipe();
+
+    /// <summary>Made on first use; two threads asking at once must get the same pipe, or their reads would interleave.</summary>
+    private NormanTcpPipe CreatePipe()
+    {
+        var pipe = new NormanTcpPipe(this);
+        return Interlocked.CompareExchange(ref _pipe, pipe, null) ?? pipe;
+    }
 
     public override bool CanRead => true;
     public override bool CanWrite => true;
