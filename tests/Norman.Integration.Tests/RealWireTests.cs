@@ -309,7 +309,16 @@ public abstract class RealWireTests : IAsyncLifetime
                 new System.Net.IPEndPoint(System.Net.IPAddress.Parse(PeerAddress), 8000), SocketPath, timeout.Token);
             await connection.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"GET /big.bin HTTP/1.0\r\nHost: {PeerAddress}\r\n\r\n"), timeout.Token);
             var response = new MemoryStream();
-            await connection.CopyToAsync(response, timeout.Token); // HTTP/1.0: the server closes after the body
+            try
+            {
+                await connection.CopyToAsync(response, timeout.Token); // HTTP/1.0: the server closes after the body
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail($"stalled after {response.Length} bytes; Norman's end: {connection.Describe()}; the server's: {peer.Try(null, "ss", "-tnie").Output}; " +
+                    $"its kernel: {peer.Try(null, "nstat", "-az", "TcpRetransSegs", "TcpExtTCPAbortOnTimeout", "TcpOutRsts", "TcpInErrs", "TcpExtTCPAbortOnData").Output}; " +
+                    $"daemon drops: {string.Join(", ", Daemon.Engine.Counters.Snapshot().Where(c => c.Value > 0 && c.Key.StartsWith("drop", StringComparison.Ordinal)))}");
+            }
             var bytes = response.ToArray();
             Assert.StartsWith("HTTP/1.0 200", System.Text.Encoding.ASCII.GetString(bytes, 0, Math.Min(12, bytes.Length)));
             return (file, bytes[(bytes.AsSpan().IndexOf("\r\n\r\n"u8) + 4)..]);

@@ -28,7 +28,19 @@ public sealed class ImpairedPort(IPort inner, WireImpairment outgoing, WireImpai
         }
         _heldIn.AgeOrRelease(batch);
         // What the cable lost was never received; what it doubled was received twice.
-        return received + (batch.Count - before) - _scratch.Count;
+        int count = received + (batch.Count - before) - _scratch.Count;
+        // The engine calls Transmit only when it has frames to send, but Receive every breath: a frame held back on
+        // its way out must not wait for the next one, which on a quiet connection may come only after a long timeout.
+        if (_heldOut.IsHeld)
+        {
+            _scratch.Clear();
+            _heldOut.AgeOrRelease(_scratch);
+            if (_scratch.Count > 0)
+            {
+                inner.Transmit(_scratch, now);
+            }
+        }
+        return count;
     }
 
     public long TransmitBudget(long now) => inner.TransmitBudget(now);
@@ -83,13 +95,15 @@ public sealed class ImpairedPort(IPort inner, WireImpairment outgoing, WireImpai
         }
     }
 
-    /// <summary>One frame held back: it goes out behind the next frame, or with the batch after next at the latest.</summary>
+    /// <summary>One frame held back: it goes out behind the next frame, or two breaths later at the latest.</summary>
     private sealed class HeldFrame
     {
         private readonly byte[] _frame = new byte[PacketBatch.FrameSize];
         private int _length;
         private bool _checksumTrusted;
         private int _age;
+
+        public bool IsHeld => _length > 0;
 
         public bool TryHold(ReadOnlySpan<byte> frame, bool checksumTrusted)
         {
