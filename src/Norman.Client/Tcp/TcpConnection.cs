@@ -39,6 +39,8 @@ internal sealed class TcpConnection
     private int _sendMss = 536;
     // Receive sequence space.
     private uint _receiveNext;
+    private uint _irs;
+    private long _unacceptable;
     private int _receiveWindowScale;
     /// <summary>Whether our SYN carries the window scale option: always when we open, only if the peer's did when it does.</summary>
     private bool _offerWindowScale = true;
@@ -196,8 +198,8 @@ internal sealed class TcpConnection
         var (buffered, received) = Queues();
         return $"{State} snd_una {_sendUnacknowledged - _iss} snd_nxt {_sendNext - _iss} snd_max {_sendMax - _iss} snd_wnd {_sendWindow} " +
             $"cwnd {_congestion.Window} ssthresh {_congestion.Threshold} recovery {_congestion.InRecovery} rto {_rtt.TimeoutTicks * 1000 / Stopwatch.Frequency}ms " +
-            $"retries {_retries} dupacks {_duplicateAcks} send_q {buffered} recv_q {received} ooo {_reassembly.Count} fin_sent {_finSent} fin_recv {_finReceived} " +
-            $"rto_armed {RetransmitAt != 0}";
+            $"retries {_retries} dupacks {_duplicateAcks} send_q {buffered} recv_q {received} rcv_nxt {_receiveNext - _irs} rcv_wnd {ReceiveWindowBytes()} " +
+            $"ooo {_reassembly.Count} unacceptable {_unacceptable} fin_sent {_finSent} fin_recv {_finReceived} rto_armed {RetransmitAt != 0}";
     }
 
     // ---------------- Protocol (the endpoint's loop thread) ----------------
@@ -217,6 +219,7 @@ internal sealed class TcpConnection
     public void Accept(in TcpSegment syn, long now)
     {
         _receiveNext = syn.Sequence + 1;
+        _irs = syn.Sequence;
         TakeSynOptions(syn);
         _sendWindow = syn.Window; // never scaled in a SYN
         _sendWindowUpdateSequence = syn.Sequence;
@@ -241,10 +244,20 @@ internal sealed class TcpConnection
         }
         if (!IsAcceptable(segment))
         {
-            if (!segment.Has(TcpHeader.Rst))
+            _unacceptable++;
+            if (segment.Has(TcpHeader.Rst))
             {
-                SendAck(); // RFC 9293: an unacceptable segment is answered with an ACK, then dropped
+                return;
             }
+            // RFC 9293 §3.10.7.4: with our window shut no segment is acceptable, "but special allowance should be made
+            // to accept valid ACKs". Without it, a peer whose view of our window is older than our full buffer sends
+            // its acknowledgements past our edge, we drop them, and while our reader waits on our own sending, which
+            // waits on those acknowledgements, neither end moves.
+            if (segment.Has(TcpHeader.Ack) && State != TcpState.SynReceived && ReceiveWindowBytes() == 0 && OnAcknowledgement(segment, now))
+            {
+                Output(now);
+            }
+            SendAck(); // RFC 9293: an unacceptable segment is answered with an ACK, then dropped
             return;
         }
         if (segment.Has(TcpHeader.Rst))
@@ -373,6 +386,7 @@ internal sealed class TcpConnection
             return; // a simultaneous open is not supported: the peer's SYN is left to time out
         }
         _receiveNext = segment.Sequence + 1;
+        _irs = segment.Sequence;
         TakeSynOptions(segment);
         _sendUnacknowledged = segment.Acknowledgement;
         _sendWindow = segment.Window;
