@@ -36,6 +36,40 @@ public sealed class TcpFuzzTests : DaemonTest
     }
 
     /// <summary>
+    /// A SYN flood five times the listener's backlog from ports nobody answers from: without SYN cookies, the backlog
+    /// fills with half-open connections that wait a minute for an ACK. The oldest half-open one gives way to each new
+    /// SYN, so an honest client that completes its handshake is still served.
+    /// </summary>
+    [Fact]
+    public async Task A_syn_flood_five_times_the_backlog_does_not_lock_honest_clients_out()
+    {
+        using var database = Daemon.Start("kvdb", Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.StartsWith("kvdb: serving", database.ReadLine());
+        var viewer = new Norman.Daemon.Control.PeerIdentity(Environment.ProcessId, 0, 0, "test", "", "/", true, true);
+        long RecvQ() => Daemon.Daemon.Control.Stats(viewer).Sockets.Single(s => s.Protocol == "tcp").RecvQ;
+        long delivered = Daemon.Daemon.Engine.Counters.DeliveredPackets;
+        for (int i = 0; i < 20_480; i++)
+        {
+            var frame = new byte[EthernetHeader.Size + TcpSegmentBuilder.HeaderLength];
+            EthernetHeader.Write(frame, Daemon.Peer.HostMac, Daemon.Peer.Mac, EtherTypes.IPv4);
+            TcpSegmentBuilder.Write(frame.AsSpan(EthernetHeader.Size), DaemonFixture.PeerAddress, (ushort)(1024 + i), DaemonFixture.HostAddress, Port,
+                new TcpSegmentFields((uint)i, 0, TcpHeader.Syn, 65535), [], 0);
+            Daemon.Peer.SendFrame(frame);
+            if (i % 256 == 255)
+            {
+                // In waves the socket's pipe can hold, each taken by the listener before the next: every SYN reaches it.
+                long target = delivered + i + 1;
+                Assert.True(SpinWait.SpinUntil(() => Daemon.Daemon.Engine.Counters.DeliveredPackets >= target && RecvQ() == 0, TimeSpan.FromSeconds(10)),
+                    $"the listener did not take SYN {i}");
+            }
+        }
+        Assert.Equal(0, Daemon.Daemon.Engine.Counters.Drops(global::Norman.Daemon.Dataplane.DropReason.RxPipeFull));
+        var answer = await Daemon.Peer.ExchangeTcpAsync(Port, "GET nothing\nQUIT\n"u8.ToArray(), TimeSpan.FromSeconds(10));
+        Assert.True(answer.Outcome == PeerTcpOutcome.Answered, $"the honest client: {answer.Outcome}");
+        Assert.Equal("NOT_FOUND\nBYE\n", Encoding.ASCII.GetString(answer.Answer));
+    }
+
+    /// <summary>
     /// A TCP segment from one of a few source ports (so that some land on connections they half-opened), with random
     /// flags, numbers and window, options that may be malformed (zero or overlong lengths, an MSS of 0 or 1, a window
     /// scale of 255), a header length that may disagree with them, and a payload, under a correct checksum.

@@ -75,6 +75,9 @@ internal sealed class TcpConnection
     /// <summary>Made from a SYN to a listener and not yet handed to the application: counts against the backlog.</summary>
     public bool WasHalfOpen { get; set; }
 
+    /// <summary>Its place among the listener's half-open connections, while it is one.</summary>
+    public LinkedListNode<TcpConnection>? HalfOpenNode { get; set; }
+
     public NetAddress RemoteAddress { get; }
     public ushort RemotePort { get; }
     public TcpEndpoint Endpoint => _endpoint;
@@ -857,6 +860,9 @@ internal sealed class TcpConnection
         Release(_writable);
         _endpoint.Forget(this);
     }
+
+    /// <summary>A half-open connection given up for a newer one (a SYN flood): gone without a word, as a SYN cache drops one.</summary>
+    public void Forget() => Close();
 
     /// <summary>The endpoint ended under the connection (the daemon went away, or the application disposed everything).</summary>
     public void Abandon()

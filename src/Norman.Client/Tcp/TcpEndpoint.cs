@@ -35,6 +35,8 @@ internal sealed unsafe class TcpEndpoint : IDisposable
     private readonly int _backlog;
     private readonly Thread _loop;
     private int _halfOpen;
+    /// <summary>Half-open connections, oldest first: the first to go when a SYN flood fills the backlog.</summary>
+    private readonly LinkedList<TcpConnection> _halfOpenOrder = new();
     private int _holders = 1;
     private volatile bool _listening;
     private volatile bool _stopping;
@@ -132,6 +134,7 @@ internal sealed unsafe class TcpEndpoint : IDisposable
     {
         _halfOpen--;
         connection.WasHalfOpen = false;
+        LeaveHalfOpen(connection);
         _acceptQueue?.Writer.TryWrite(connection);
     }
 
@@ -140,8 +143,18 @@ internal sealed unsafe class TcpEndpoint : IDisposable
         if (_connections.Remove((connection.RemoteAddress.V4, connection.RemotePort)) && connection.WasHalfOpen)
         {
             _halfOpen--;
+            LeaveHalfOpen(connection);
         }
         _timed.Remove(connection);
+    }
+
+    private void LeaveHalfOpen(TcpConnection connection)
+    {
+        if (connection.HalfOpenNode is { } node)
+        {
+            _halfOpenOrder.Remove(node);
+            connection.HalfOpenNode = null;
+        }
     }
 
     /// <summary>Puts a segment into the TX pipe: headers, options, then payload bytes from the connection's send buffer.</summary>
@@ -361,13 +374,21 @@ internal sealed unsafe class TcpEndpoint : IDisposable
         }
         if (segment.Has(TcpHeader.Syn) && !segment.Has(TcpHeader.Ack) && !segment.Has(TcpHeader.Rst) && _listening)
         {
-            // As Linux does when the queue is full, a SYN is dropped, not refused: the client's retry may find room.
             if (_halfOpen + (_acceptQueue!.Reader.CanCount ? _acceptQueue.Reader.Count : 0) >= _backlog)
             {
-                return;
+                // Full of connections waiting to be accepted: as Linux does, the SYN is dropped, not refused, and the
+                // client's retry may find room. Full of half-open ones (a SYN flood, most likely from forged
+                // addresses): the oldest is forgotten for the newcomer, as BSD's SYN cache does, so that an honest
+                // client whose handshake completes within the time the flood takes to fill the backlog gets in.
+                if (_halfOpen == 0)
+                {
+                    return;
+                }
+                _halfOpenOrder.First!.Value.Forget();
             }
             connection = new TcpConnection(this, remote, remotePort) { WasHalfOpen = true };
             _connections[(remote.V4, remotePort)] = connection;
+            connection.HalfOpenNode = _halfOpenOrder.AddLast(connection);
             _halfOpen++;
             connection.Accept(segment, now);
             return;
