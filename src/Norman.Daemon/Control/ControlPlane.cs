@@ -62,7 +62,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 await CloseAsync(session, OwnedSocket(session, request));
                 return (response, []);
             case ControlProtocol.Ops.Sockets:
-                response.Sockets = sockets.Snapshot().SelectMany(s => DescribeWithConnections(s, session.Identity, engine.Qos)).ToList();
+                response.Sockets = sockets.Snapshot().SelectMany(s => DescribeWithConnections(s, session.Identity, engine.Qos, engine.Host.Address)).ToList();
                 return (response, []);
             case ControlProtocol.Ops.Counters:
                 response.Counters = Counters();
@@ -522,18 +522,19 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
     /// A socket as ss shows it and, for a listening TCP socket, each connection its application's stack reports
     /// (state, queues, remote end), with the socket's own local end and owner.
     /// </summary>
-    private static IEnumerable<SocketInfo> DescribeWithConnections(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos)
+    /// <remarks>A connection's local address is the host's where its socket listens on the wildcard, as ss shows a kernel's.</remarks>
+    private static IEnumerable<SocketInfo> DescribeWithConnections(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos, NetAddress host)
     {
         var connections = socket.Connections();
         if (socket.RemotePort != 0 && connections.Count == 1)
         {
-            yield return Describe(socket, viewer, qos, connections[0]); // a client socket: its one connection is the socket
+            yield return Describe(socket, viewer, qos, connections[0], localAddress: host); // a client socket: its one connection is the socket
             yield break;
         }
         yield return Describe(socket, viewer, qos);
         foreach (var connection in connections)
         {
-            yield return Describe(socket, viewer, qos, connection, socketRow: false);
+            yield return Describe(socket, viewer, qos, connection, socketRow: false, localAddress: host);
         }
     }
 
@@ -545,7 +546,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
     /// connection rows (not the socket's row) carry no traffic counters, which are the socket's alone.
     /// </summary>
     private static SocketInfo Describe(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos,
-        ConnectionTable.Record? connection = null, bool socketRow = true)
+        ConnectionTable.Record? connection = null, bool socketRow = true, NetAddress? localAddress = null)
     {
         // Read racily, for display: the dataplane classifies a socket when it first schedules it under a policy.
         var choice = socket.Pipe.SendingQos;
@@ -557,7 +558,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             Protocol = IpProtocols.Name(socket.Pipe.Protocol),
             State = connection is { } c ? StateName(c.State)
                 : socket.RemotePort != 0 ? "ESTAB" : socket.Pipe.Protocol == IpProtocols.Tcp ? "LISTEN" : "UNCONN",
-            LocalAddress = socket.LocalAddress.ToString(),
+            LocalAddress = (socket.LocalAddress.IsUnspecified && localAddress is { } local ? local : socket.LocalAddress).ToString(),
             LocalPort = socket.LocalPort,
             RemoteAddress = connection is { } r ? NetAddress.FromV4(r.RemoteAddress).ToString() : socket.RemotePort != 0 ? socket.RemoteAddress.ToString() : "*",
             RemotePort = connection?.RemotePort ?? socket.RemotePort,
