@@ -48,7 +48,10 @@ public sealed class TcpTests : IAsyncLifetime
             $"client {client.State}, server {server.State}");
     }
 
-    /// <summary>ss lists a listener's connections; stats counts its pipes once, not once more per connection with nothing in it.</summary>
+    /// <summary>
+    /// ss lists a listener's connections, with what the stack knows of each under -i; stats counts its pipes once,
+    /// not once more per connection with nothing in it.
+    /// </summary>
     [Fact]
     public async Task Stats_show_a_listener_with_a_connection_as_one_socket()
     {
@@ -63,6 +66,20 @@ public sealed class TcpTests : IAsyncLifetime
         var row = Assert.Single(_hosts.Right.Control.Stats(viewer).Sockets);
         Assert.Equal(("tcp", 7000), (row.Protocol, row.LocalPort));
         Assert.True(row.RxPackets >= 2, $"{row.RxPackets} packets in"); // the handshake's SYN and ACK
+
+        // ss -ti: the connection's row, and under it what the server's stack knows of it (its MSS from the client's SYN).
+        await server.WriteAsync(new byte[100_000], timeout.Token);
+        await client.ReadExactlyAsync(new byte[100_000], timeout.Token);
+        string table = "";
+        var detail = new System.Text.RegularExpressions.Regex(@"ESTAB\s+0\s+0\s+198\.18\.0\.2:7000\s+198\.18\.0\.1:\d+\s*\n\s+rto:(\d+) rtt:[\d.]+ mss:1460 cwnd:(\d+) retrans:\d+");
+        for (var clock = System.Diagnostics.Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(10) && !detail.IsMatch(table);)
+        {
+            table = await ApplicationProcessTests.RunNormanAsync("ss", "-tni", "--socket", _hosts.RightSocket);
+        }
+        var figures = detail.Match(table);
+        Assert.True(figures.Success, table);
+        Assert.InRange(int.Parse(figures.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 200, 60_000);
+        Assert.True(int.Parse(figures.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) >= 1, table);
     }
 
     [Fact]

@@ -147,11 +147,21 @@ public static class SsCommand
         return text.ToString();
     }
 
-    /// <summary>ss -i's second line, for a Norman socket: its pipes, wake-ups, drops, last activity and QoS class.</summary>
+    /// <summary>
+    /// ss -i's second line: for a Norman socket, its pipes, wake-ups, drops, last activity and QoS class; for a TCP
+    /// connection, what its application's stack reports (RTO, smoothed RTT, MSS, congestion window, retransmissions).
+    /// </summary>
     private static string Detail(SocketInfo s)
     {
         static string Ago(long milliseconds) => milliseconds < 0 ? "never" : string.Create(CultureInfo.InvariantCulture, $"{milliseconds}ms ago");
         var detail = new StringBuilder();
+        if (s.Tcp is { } tcp)
+        {
+            // A connection: what its application's stack reports, in ss -ti's words (cwnd in segments, times in ms).
+            int segments = tcp.Mss > 0 ? (int)(tcp.CongestionWindowBytes / tcp.Mss) : 0;
+            detail.Append(CultureInfo.InvariantCulture, $"rto:{tcp.RtoMilliseconds} rtt:{tcp.RttMicroseconds / 1000.0:0.###} mss:{tcp.Mss} cwnd:{segments} retrans:{tcp.Retransmits}");
+            return detail.ToString();
+        }
         detail.Append(CultureInfo.InvariantCulture, $"pipe rx:{s.RecvQ}/{s.SlotCount} tx:{s.SendQ}/{s.SlotCount} slot:{s.SlotSize}B");
         detail.Append(CultureInfo.InvariantCulture, $" wakeups:{s.Wakeups} last_rx:{Ago(s.LastReceiveMilliseconds)} last_tx:{Ago(s.LastSendMilliseconds)}");
         detail.Append(CultureInfo.InvariantCulture, $" class:{s.QosClass ?? "-"}");

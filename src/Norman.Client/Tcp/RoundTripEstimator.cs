@@ -19,6 +19,9 @@ internal sealed class RoundTripEstimator
 
     public long TimeoutTicks { get; private set; } = InitialTicks;
 
+    /// <summary>The smoothed round trip (SRTT), in ticks; 0 before the first sample.</summary>
+    public double SmoothedTicks => _smoothed;
+
     public void Sample(long roundTripTicks)
     {
         if (!_sampled)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using Norman.Core.Packets;
+using Norman.Core.Pipes;
 
 namespace Norman.Client.Tcp;
 
@@ -41,6 +42,7 @@ internal sealed class TcpConnection
     private uint _receiveNext;
     private uint _irs;
     private long _unacceptable;
+    private long _retransmits;
     private int _receiveWindowScale;
     /// <summary>Whether our SYN carries the window scale option: always when we open, only if the peer's did when it does.</summary>
     private bool _offerWindowScale = true;
@@ -193,6 +195,15 @@ internal sealed class TcpConnection
                 return _receive.Count > 0;
             }
         }
+    }
+
+    /// <summary>What `norman ss` lists of the connection: state, queues and the figures `ss -ti` shows (read racily).</summary>
+    public ConnectionTable.Record Report()
+    {
+        var (send, receive) = Queues();
+        return new ConnectionTable.Record(RemoteAddress.V4, RemotePort, (byte)State, (uint)send, (uint)receive,
+            (uint)(_rtt.SmoothedTicks * 1_000_000 / Stopwatch.Frequency), (ushort)Math.Min(ushort.MaxValue, _rtt.TimeoutTicks * 1000 / Stopwatch.Frequency),
+            (ushort)_sendMss, (uint)Math.Min(uint.MaxValue, _congestion.Window), (uint)_retransmits);
     }
 
     /// <summary>The control block as `ss -ti` shows a kernel's (read racily, for people).</summary>
@@ -680,6 +691,7 @@ internal sealed class TcpConnection
             _endpoint.Wake(this); // the TX pipe is full: try again on the next turn of the loop
             return false;
         }
+        _retransmits += TcpSequence.Before(sequence, _sendMax) ? 1 : 0;
         if (!_timing)
         {
             _timing = true;

@@ -286,9 +286,7 @@ internal sealed unsafe class TcpEndpoint : IDisposable
             {
                 break;
             }
-            var (send, receive) = connection.Queues();
-            ConnectionTable.Write(table, count++, new ConnectionTable.Record(connection.RemoteAddress.V4, connection.RemotePort,
-                (byte)connection.State, (uint)send, (uint)receive));
+            ConnectionTable.Write(table, count++, connection.Report());
         }
         ConnectionTable.Publish(table, count);
     }

@@ -9,20 +9,25 @@ namespace Norman.Core.Pipes;
 /// record can only speak of the socket's own port, since the daemon adds the local end itself.
 /// <code>
 ///  0   u32 count (published last, with a release store)
-///  64  records[Capacity]: u32 remote IPv4 (as NetAddress.V4) | u16 remote port | u8 state | u8 0 | u32 send-q | u32 recv-q
+///  64  records[Capacity], 32 bytes each:
+///      u32 remote IPv4 (as NetAddress.V4) | u16 remote port | u8 state | u8 0 | u32 send-q | u32 recv-q
+///      u32 smoothed RTT (µs) | u16 RTO (ms) | u16 MSS | u32 congestion window (bytes) | u32 segments retransmitted
 /// </code>
+/// 32,768 connections in 1 MiB; a socket with more lists the first 32,768.
 /// </summary>
 public static unsafe class ConnectionTable
 {
-    public const int Capacity = 1 << 16;
-    public const int RecordSize = 16;
+    public const int Capacity = 1 << 15;
+    public const int RecordSize = 32;
     public const int HeaderSize = 64;
     public const long Bytes = HeaderSize + (long)Capacity * RecordSize;
 
     /// <summary>Where the table starts in a TCP socket's memory: right after its rings.</summary>
     public static long Offset(int slotCount, int slotSize) => PipeLayout.SocketRegionBytes(slotCount, slotSize);
 
-    public readonly record struct Record(uint RemoteAddress, ushort RemotePort, byte State, uint SendQueue, uint ReceiveQueue);
+    /// <summary>One connection; the last five are what `ss -ti` shows of a kernel's (0 where not yet known).</summary>
+    public readonly record struct Record(uint RemoteAddress, ushort RemotePort, byte State, uint SendQueue, uint ReceiveQueue,
+        uint RttMicroseconds = 0, ushort RtoMilliseconds = 0, ushort Mss = 0, uint CongestionWindow = 0, uint Retransmits = 0);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Write(byte* table, int index, in Record record)
@@ -34,6 +39,11 @@ public static unsafe class ConnectionTable
         at[7] = 0;
         *(uint*)(at + 8) = record.SendQueue;
         *(uint*)(at + 12) = record.ReceiveQueue;
+        *(uint*)(at + 16) = record.RttMicroseconds;
+        *(ushort*)(at + 20) = record.RtoMilliseconds;
+        *(ushort*)(at + 22) = record.Mss;
+        *(uint*)(at + 24) = record.CongestionWindow;
+        *(uint*)(at + 28) = record.Retransmits;
     }
 
     public static void Publish(byte* table, int count) => Volatile.Write(ref *(uint*)table, (uint)count);
@@ -46,7 +56,8 @@ public static unsafe class ConnectionTable
         for (int i = 0; i < count; i++)
         {
             byte* at = table + HeaderSize + (long)i * RecordSize;
-            records.Add(new Record(*(uint*)at, *(ushort*)(at + 4), at[6], *(uint*)(at + 8), *(uint*)(at + 12)));
+            records.Add(new Record(*(uint*)at, *(ushort*)(at + 4), at[6], *(uint*)(at + 8), *(uint*)(at + 12),
+                *(uint*)(at + 16), *(ushort*)(at + 20), *(ushort*)(at + 22), *(uint*)(at + 24), *(uint*)(at + 28)));
         }
         return records;
     }

@@ -199,6 +199,8 @@ public sealed class SocketGrant
 /// <summary>One socket as <c>norman ss</c> shows it.</summary>
 public sealed class SocketInfo
 {
+    /// <summary>A TCP connection's figures as `ss -ti` shows a kernel's; null for sockets and for UDP.</summary>
+    public TcpConnectionInfo? Tcp { get; set; }
     public long Id { get; set; }
     public string Protocol { get; set; } = "udp";
     public string State { get; set; } = "UNCONN";
@@ -240,6 +242,16 @@ public sealed class DaemonInfo
     public string Port { get; set; } = "";
     public string Address { get; set; } = "";
     public string Mac { get; set; } = "";
+}
+
+/// <summary>What the application's TCP stack reports of one connection.</summary>
+public sealed class TcpConnectionInfo
+{
+    public long RttMicroseconds { get; set; }
+    public int RtoMilliseconds { get; set; }
+    public int Mss { get; set; }
+    public long CongestionWindowBytes { get; set; }
+    public long Retransmits { get; set; }
 }
 
 /// <summary>Connection tracking's table, as `conntrack -L` lists it.</summary>

@@ -579,6 +579,14 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             LastReceiveMilliseconds = Age(counters.LastRxTicks),
             LastSendMilliseconds = Age(counters.LastTxTicks),
             QosClass = choice.Generation == qos.Generation && choice.Class < qos.Classes.Length ? qos.Classes[choice.Class].Settings.Name : null,
+            Tcp = connection is { } t ? new TcpConnectionInfo
+            {
+                RttMicroseconds = t.RttMicroseconds,
+                RtoMilliseconds = t.RtoMilliseconds,
+                Mss = t.Mss,
+                CongestionWindowBytes = t.CongestionWindow,
+                Retransmits = t.Retransmits,
+            } : null,
         };
     }
 
