@@ -267,8 +267,12 @@ internal sealed class TcpConnection
             // to accept valid ACKs". Without it, a peer whose view of our window is older than our full buffer sends
             // its acknowledgements past our edge, we drop them, and while our reader waits on our own sending, which
             // waits on those acknowledgements, neither end moves.
-            if (segment.Has(TcpHeader.Ack) && State != TcpState.SynReceived && ReceiveWindowBytes() == 0 && OnAcknowledgement(segment, now))
+            if (segment.Has(TcpHeader.Ack) && State != TcpState.SynReceived && ReceiveWindowBytes() == 0)
             {
+                if (!OnAcknowledgement(segment, now))
+                {
+                    return; // it answered already (an ACK of what we never sent), or the connection is over
+                }
                 Output(now);
             }
             SendAck(); // RFC 9293: an unacceptable segment is answered with an ACK, then dropped
