@@ -849,7 +849,7 @@ internal sealed class TcpConnection
     {
         lock (_receive)
         {
-            return _receive.Free;
+            return Math.Min(_receive.Free, _endpoint.WindowCap);
         }
     }
 

@@ -59,6 +59,13 @@ internal sealed unsafe class TcpEndpoint : IDisposable
 
     public IPEndPoint LocalEndPoint => _pipes.LocalEndPoint;
 
+    /// <summary>
+    /// The most a connection advertises: half of what the RX pipe holds in full segments. A window past the pipe lets a
+    /// sender put more in flight than the pipe can take between two turns of this thread, and the daemon drops the
+    /// rest (rx_pipe_full) as a NIC's full ring would: a loss for every burst.
+    /// </summary>
+    public int WindowCap => Math.Max(TcpConnection.OurMss, _pipes.Rx.SlotCount / 2 * TcpConnection.OurMss);
+
     /// <summary>A listening endpoint: SYNs to <paramref name="endPoint"/> become connections, up to <paramref name="backlog"/> waiting to be accepted.</summary>
     public static TcpEndpoint Listen(string? controlSocketPath, IPEndPoint endPoint, int backlog, int slotCount)
     {

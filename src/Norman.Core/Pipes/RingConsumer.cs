@@ -40,6 +40,9 @@ public sealed unsafe class RingConsumer
 
     public int DataCapacity { get; }
 
+    /// <summary>Slots in the ring: how many packets it holds before the producer must drop.</summary>
+    public int SlotCount => (int)_capacity;
+
     /// <summary>Times the producer's index was impossible (ahead of us by more than the ring, or behind us).</summary>
     public long CorruptProducerIndex { get; private set; }
 
