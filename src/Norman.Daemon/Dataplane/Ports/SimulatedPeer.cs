@@ -264,9 +264,7 @@ public sealed class SimulatedPeer
 
     private void AcceptTcp(ReadOnlySpan<byte> frame, in ParsedPacket packet)
     {
-        var segment = frame[packet.TransportOffset..packet.PacketEnd];
-        if (InternetChecksum.Fold(InternetChecksum.Add(
-                InternetChecksum.PseudoHeaderV4(packet.Source.V4, packet.Destination.V4, IpProtocols.Tcp, segment.Length), segment)) != 0)
+        if (!InternetChecksum.IsValidTransport(frame, packet))
         {
             return;
         }
@@ -278,7 +276,7 @@ public sealed class SimulatedPeer
         {
             if (exchange.LocalPort == packet.DestinationPort)
             {
-                exchange.OnSegment(TcpHeader.At(segment), frame[packet.PayloadOffset..packet.PacketEnd]);
+                exchange.OnSegment(TcpHeader.At(frame[packet.TransportOffset..]), frame[packet.PayloadOffset..packet.PacketEnd]);
             }
         }
     }
