@@ -150,11 +150,8 @@ public sealed class Conntrack
             return;
         }
         index = _free.Pop();
-        _entries[index] = new Entry { OriginLocal = outbound, LastSeen = now, Tcp = packet.Kind == PacketKind.Tcp ? TcpPhase.Open : TcpPhase.NotTcp };
-        if (packet.Kind == PacketKind.Tcp)
-        {
-            Refresh(ref _entries[index], packet, outbound, now);
-        }
+        _entries[index] = new Entry { OriginLocal = outbound, Tcp = packet.Kind == PacketKind.Tcp ? TcpPhase.Open : TcpPhase.NotTcp };
+        Refresh(ref _entries[index], packet, outbound, now);
     }
 
     private static void Refresh(ref Entry entry, in ParsedPacket packet, bool outbound, long now)

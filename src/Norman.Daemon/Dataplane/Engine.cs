@@ -335,14 +335,13 @@ public sealed class Engine
             case RemoveTapCommand remove:
                 _taps = _taps.Where(t => t != remove.Tap).ToArray();
                 break;
-            case ListFlowsCommand list when !_halted:
-                _listings.Add(list);
-                return false;
             case ListFlowsCommand list:
-                while ((list.NextSlot = Conntrack.List(list.NextSlot, int.MaxValue, list.Flows, Stopwatch.GetTimestamp())) >= 0)
+                _listings.Add(list);
+                if (_halted)
                 {
+                    FinishListings(); // no breath will come to walk it
                 }
-                break;
+                return false;
             case AddNeighbourCommand neighbour:
                 Neighbours.AddPermanent(neighbour.Address.V4, neighbour.Mac);
                 break;
@@ -375,6 +374,14 @@ public sealed class Engine
         }
     }
 
+    private void FinishListings()
+    {
+        while (_listings.Count > 0)
+        {
+            ContinueListings(Stopwatch.GetTimestamp());
+        }
+    }
+
     private void FinishClosing(long now)
     {
         for (int i = _closing.Count - 1; i >= 0; i--)
@@ -397,10 +404,7 @@ public sealed class Engine
             _halted = true;
             ApplyCommands();
             FinishClosing(Stopwatch.GetTimestamp());
-            while (_listings.Count > 0)
-            {
-                ContinueListings(Stopwatch.GetTimestamp());
-            }
+            FinishListings();
         }
     }
 }
