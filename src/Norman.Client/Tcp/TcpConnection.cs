@@ -41,6 +41,8 @@ internal sealed class TcpConnection
     // Receive sequence space.
     private uint _receiveNext;
     private uint _irs;
+    /// <summary>The right edge of the furthest window we advertised (RCV.NXT + RCV.WND when we sent it).</summary>
+    private uint _advertisedEdge;
     private long _unacceptable;
     private long _retransmits;
     private int _receiveWindowScale;
@@ -234,6 +236,7 @@ internal sealed class TcpConnection
     {
         _receiveNext = syn.Sequence + 1;
         _irs = syn.Sequence;
+        _advertisedEdge = _receiveNext;
         TakeSynOptions(syn);
         _sendWindow = syn.Window; // never scaled in a SYN
         _sendWindowUpdateSequence = syn.Sequence;
@@ -259,23 +262,10 @@ internal sealed class TcpConnection
         if (!IsAcceptable(segment))
         {
             _unacceptable++;
-            if (segment.Has(TcpHeader.Rst))
+            if (!segment.Has(TcpHeader.Rst))
             {
-                return;
+                SendAck(); // RFC 9293: an unacceptable segment is answered with an ACK, then dropped
             }
-            // RFC 9293 §3.10.7.4: with our window shut no segment is acceptable, "but special allowance should be made
-            // to accept valid ACKs". Without it, a peer whose view of our window is older than our full buffer sends
-            // its acknowledgements past our edge, we drop them, and while our reader waits on our own sending, which
-            // waits on those acknowledgements, neither end moves.
-            if (segment.Has(TcpHeader.Ack) && State != TcpState.SynReceived && ReceiveWindowBytes() == 0)
-            {
-                if (!OnAcknowledgement(segment, now))
-                {
-                    return; // it answered already (an ACK of what we never sent), or the connection is over
-                }
-                Output(now);
-            }
-            SendAck(); // RFC 9293: an unacceptable segment is answered with an ACK, then dropped
             return;
         }
         if (segment.Has(TcpHeader.Rst))
@@ -405,6 +395,7 @@ internal sealed class TcpConnection
         }
         _receiveNext = segment.Sequence + 1;
         _irs = segment.Sequence;
+        _advertisedEdge = _receiveNext;
         TakeSynOptions(segment);
         _sendUnacknowledged = segment.Acknowledgement;
         _sendWindow = segment.Window;
@@ -439,9 +430,16 @@ internal sealed class TcpConnection
         }
     }
 
+    /// <summary>
+    /// RFC 9293's acceptability test, against the window we advertised (as Linux's tcp_receive_window), or more if it has
+    /// opened since: a buffer that filled after we promised room must not turn the peer's segments inside that promise
+    /// — its acknowledgements above all — into segments we drop. Measured against the free buffer instead, a peer whose
+    /// view of our window was older than our full buffer had its ACKs dropped, and both ends waited on each other.
+    /// </summary>
     private bool IsAcceptable(in TcpSegment segment)
     {
-        uint window = (uint)ReceiveWindowBytes();
+        uint promised = TcpSequence.After(_advertisedEdge, _receiveNext) ? _advertisedEdge - _receiveNext : 0;
+        uint window = Math.Max((uint)ReceiveWindowBytes(), promised);
         bool InWindow(uint sequence) => TcpSequence.AtOrAfter(sequence, _receiveNext) && TcpSequence.Before(sequence, _receiveNext + window);
         int length = segment.Length;
         if (length == 0)
@@ -800,7 +798,10 @@ internal sealed class TcpConnection
             options = options[..4]; // MSS alone
         }
         var fields = new TcpSegmentFields(_iss, (flags & TcpHeader.Ack) != 0 ? _receiveNext : 0, flags, (ushort)Math.Min(ReceiveWindowBytes(), ushort.MaxValue));
-        _endpoint.Transmit(this, fields, options, 0, 0);
+        if (_endpoint.Transmit(this, fields, options, 0, 0) && (flags & TcpHeader.Ack) != 0)
+        {
+            Advertised(fields.Window); // a SYN's window is never scaled
+        }
         if (!_timing && _retries == 0)
         {
             _timing = true;
@@ -833,7 +834,18 @@ internal sealed class TcpConnection
         DelayedAckAt = 0;
         _ackPending = false;
         _lastAdvertisedWindow = fields.Window << _receiveWindowScale;
+        Advertised(_lastAdvertisedWindow);
         return true;
+    }
+
+    /// <summary>The window we promised is ours to honour until the peer has used it, whatever our buffer does since.</summary>
+    private void Advertised(int window)
+    {
+        uint edge = _receiveNext + (uint)window;
+        if (TcpSequence.After(edge, _advertisedEdge))
+        {
+            _advertisedEdge = edge;
+        }
     }
 
     /// <summary>Copies send-buffer bytes for the endpoint to put behind a segment's headers.</summary>
