@@ -22,11 +22,8 @@ public sealed class TcpTests : IAsyncLifetime
     [Fact]
     public async Task A_client_and_a_server_exchange_bytes_both_ways_and_close_gracefully()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        using var listener = new NormanTcpListener(7000, _hosts.RightSocket);
-        var (client, server) = await ConnectAsync(listener, timeout.Token);
-        await using var _ = client;
-        await using var __ = server;
+        await using var connected = await ConnectAsync(seconds: 30);
+        var (client, server, timeout) = (connected.Client, connected.Server, connected.Timeout);
         Assert.Equal(TcpState.Established, client.State);
         Assert.Equal(IPAddress.Parse("198.18.0.1"), server.RemoteEndPoint.Address);
         Assert.Equal(client.LocalEndPoint.Port, server.RemoteEndPoint.Port);
@@ -55,11 +52,8 @@ public sealed class TcpTests : IAsyncLifetime
     [Fact]
     public async Task Stats_show_a_listener_with_a_connection_as_one_socket()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        using var listener = new NormanTcpListener(7000, _hosts.RightSocket);
-        var (client, server) = await ConnectAsync(listener, timeout.Token);
-        await using var _ = client;
-        await using var __ = server;
+        await using var connected = await ConnectAsync(seconds: 30);
+        var (client, server, timeout) = (connected.Client, connected.Server, connected.Timeout);
         var socket = Assert.Single(_hosts.Right.Control.Sockets.Snapshot());
         Assert.True(SpinWait.SpinUntil(() => socket.Connections().Count == 1, TimeSpan.FromSeconds(10)), "the library never published its connection");
         var viewer = new Norman.Daemon.Control.PeerIdentity(Environment.ProcessId, 0, 0, "test", "", "/", true, true);
@@ -85,11 +79,8 @@ public sealed class TcpTests : IAsyncLifetime
     [Fact]
     public async Task Eight_megabytes_cross_both_ways_byte_for_byte()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        using var listener = new NormanTcpListener(7000, _hosts.RightSocket);
-        var (client, server) = await ConnectAsync(listener, timeout.Token);
-        await using var _ = client;
-        await using var __ = server;
+        await using var connected = await ConnectAsync(seconds: 30);
+        var (client, server, timeout) = (connected.Client, connected.Server, connected.Timeout);
 
         await EchoBothWays(client, server, RandomNumberGenerator.GetBytes(8 << 20), timeout);
     }
@@ -103,11 +94,8 @@ public sealed class TcpTests : IAsyncLifetime
     {
         await _hosts.DisposeAsync();
         _hosts = new TwoHosts(configureLeft: options => (options.WireLoss, options.WireDuplicate, options.WireReorder) = (0.01, 0.01, 0.02));
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-        using var listener = new NormanTcpListener(7000, _hosts.RightSocket);
-        var (client, server) = await ConnectAsync(listener, timeout.Token);
-        await using var _ = client;
-        await using var __ = server;
+        await using var connected = await ConnectAsync(seconds: 90);
+        var (client, server, timeout) = (connected.Client, connected.Server, connected.Timeout);
         await EchoBothWays(client, server, RandomNumberGenerator.GetBytes(4 << 20), timeout);
         var port = (Norman.Daemon.Dataplane.Ports.ImpairedPort)_hosts.Left.Engine.Port;
         foreach (var cable in new[] { port.Outgoing, port.Incoming })
@@ -125,11 +113,8 @@ public sealed class TcpTests : IAsyncLifetime
     {
         await _hosts.DisposeAsync();
         _hosts = new TwoHosts(configureLeft: options => options.WireLoss = 0.1);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-        using var listener = new NormanTcpListener(7000, _hosts.RightSocket);
-        var (client, server) = await ConnectAsync(listener, timeout.Token);
-        await using var _ = client;
-        await using var __ = server;
+        await using var connected = await ConnectAsync(seconds: 90);
+        var (client, server, timeout) = (connected.Client, connected.Server, connected.Timeout);
         await EchoBothWays(client, server, RandomNumberGenerator.GetBytes(512 << 10), timeout);
     }
 
@@ -140,11 +125,8 @@ public sealed class TcpTests : IAsyncLifetime
     [Fact]
     public async Task Through_the_connections_pipes_a_megabyte_is_echoed_and_completing_the_output_sends_fin()
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        using var listener = new NormanTcpListener(7000, _hosts.RightSocket);
-        var (client, server) = await ConnectAsync(listener, timeout.Token);
-        await using var _ = client;
-        await using var __ = server;
+        await using var connected = await ConnectAsync(seconds: 30);
+        var (client, server, timeout) = (connected.Client, connected.Server, connected.Timeout);
         var data = RandomNumberGenerator.GetBytes(1 << 20);
 
         var echo = Task.Run(async () =>
@@ -227,12 +209,30 @@ public sealed class TcpTests : IAsyncLifetime
         Assert.Equal(SHA256.HashData(data), SHA256.HashData(back.ToArray()));
     }
 
-    /// <summary>A client on the left host connected to the listener on the right one: both ends.</summary>
-    private async Task<(NormanTcpStream Client, NormanTcpStream Server)> ConnectAsync(NormanTcpListener listener, CancellationToken cancellation)
+    /// <summary>A client on the left host connected to a listener on the right one (port 7000), and the time the test has.</summary>
+    private async Task<Connected> ConnectAsync(int seconds)
     {
-        var accepting = listener.AcceptAsync(cancellation);
-        var client = await NormanTcpStream.ConnectAsync(Server, _hosts.LeftSocket, cancellation);
-        return (client, await accepting);
+        var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+        var listener = new NormanTcpListener(7000, _hosts.RightSocket);
+        var accepting = listener.AcceptAsync(timeout.Token);
+        var client = await NormanTcpStream.ConnectAsync(Server, _hosts.LeftSocket, timeout.Token);
+        return new Connected(timeout, listener, client, await accepting);
+    }
+
+    private sealed class Connected(CancellationTokenSource timeout, NormanTcpListener listener, NormanTcpStream client, NormanTcpStream server)
+        : IAsyncDisposable
+    {
+        public CancellationTokenSource Timeout => timeout;
+        public NormanTcpStream Client => client;
+        public NormanTcpStream Server => server;
+
+        public async ValueTask DisposeAsync()
+        {
+            await server.DisposeAsync();
+            await client.DisposeAsync();
+            listener.Dispose();
+            timeout.Dispose();
+        }
     }
 
     private static async Task<int> ReadExactlyAsync(Stream stream, byte[] buffer, int count, CancellationToken cancellation)
