@@ -135,10 +135,13 @@ static unsafe int Hostile(int port, int rounds)
         return consumer;
     }
 
-    // Gives the daemon a moment to take a posted packet before the next scribble buries it (bounded: it may not).
+    // Gives the daemon a moment to take a posted packet before the next scribble buries it (bounded: it may not). The
+    // moment is a millisecond of the clock, not a count of spins, whose length depends on how busy the machine is: on a
+    // loaded one tens of thousands of such waits took past the test's two minutes.
     void AwaitTaken(uint index)
     {
-        for (int spin = 0; spin < 100_000 && Volatile.Read(ref *(uint*)(tx + PipeLayout.ConsumerIndexOffset)) == index; spin++)
+        long until = System.Diagnostics.Stopwatch.GetTimestamp() + System.Diagnostics.Stopwatch.Frequency / 1000;
+        while (Volatile.Read(ref *(uint*)(tx + PipeLayout.ConsumerIndexOffset)) == index && System.Diagnostics.Stopwatch.GetTimestamp() < until)
         {
             Thread.SpinWait(10);
         }
