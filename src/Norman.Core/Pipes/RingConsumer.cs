@@ -85,6 +85,18 @@ public sealed unsafe class RingConsumer
         return new ReadOnlySpan<byte>(slot + PipeLayout.SlotHeaderSize, (int)length);
     }
 
+    /// <summary>
+    /// The oldest unread slot's first <paramref name="length"/> bytes of data, its length field not read again: the
+    /// length a caller took from <see cref="Peek"/> (and checked) is the one it copies by, whatever the application
+    /// writes into the field meanwhile. <paramref name="length"/> must be at most <see cref="DataCapacity"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ReadOnlySpan<byte> HeadData(int length)
+    {
+        byte* slot = _slots + (long)(_consumer & _mask) * _slotSize;
+        return new ReadOnlySpan<byte>(slot + PipeLayout.SlotHeaderSize, Math.Min(length, DataCapacity));
+    }
+
     /// <summary>Marks the oldest slot read; the producer may reuse it after the next <see cref="Publish"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Advance() => _consumer++;

@@ -25,12 +25,14 @@ public sealed unsafe class PipeSocket
 
     public long Id { get; }
 
-    /// <summary>Who owns the socket, for `app`, `uid`, `gid` and `pid` matches; set before the dataplane sees it.</summary>
+    /// <summary>Who owns the socket, for `app`, `uid`, `gid`, `pid`, `cgroup` and `exe` matches; set before the dataplane sees it.</summary>
     public int AppId { get; init; } = -1;
     public int OwnerUid { get; init; } = -1;
     public int OwnerGid { get; init; } = -1;
     public int OwnerPid { get; init; } = -1;
     public int CgroupId { get; init; } = -1;
+    /// <summary>The owner's executable (its path's number), for `exe PATH` matches.</summary>
+    public int ExecutableId { get; init; } = -1;
     /// <summary>The owner's process name as ASCII bytes (at most 16), for capture records.</summary>
     public byte[] OwnerName { get; init; } = [];
     public byte Protocol { get; }
@@ -65,6 +67,8 @@ public sealed unsafe class PipeSocket
     internal bool QosTurnOpen;
     /// <summary>The socket's position in this breath's walk over the sockets, so a class's turns rotate among them.</summary>
     internal int QosOrder;
+    /// <summary>Bad TX slots skipped this breath, against <see cref="Stages.TxPipeReader.MaxBadSlotsPerBreath"/>.</summary>
+    internal int TxBadSlotsThisBreath;
 
     public FlowKey Key => IsConnected
         ? new FlowKey(Protocol, LocalAddress, LocalPort, RemoteAddress, RemotePort)

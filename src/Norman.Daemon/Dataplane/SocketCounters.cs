@@ -8,6 +8,8 @@ public sealed class SocketCounters
     public long TxPackets;
     public long TxBytes;
     public long Wakeups;
+    /// <summary>Breaths in which the dataplane stopped skipping this socket's bad TX slots at the bound, for its neighbours' sake.</summary>
+    public long TxThrottled;
     /// <summary>When (Stopwatch ticks) the dataplane last delivered to the socket, and last sent for it; 0 for never.</summary>
     public long LastRxTicks;
     public long LastTxTicks;

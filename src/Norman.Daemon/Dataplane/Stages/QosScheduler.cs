@@ -154,6 +154,7 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     {
         var socket = sockets.Active(i);
         socket.QosOrder = i;
+        socket.TxBadSlotsThisBreath = 0;
         Looks++;
         int waiting = TxPipeReader.Waiting(socket, counters);
         if (waiting == 0)

@@ -7,8 +7,18 @@ namespace Norman.Daemon.Dataplane.Stages;
 /// drop), look at the head packet (corrupt lengths and malformed slots are skipped and counted), and copy it into
 /// the dataplane's own buffer — the DMA read — before anything inspects it.
 /// </summary>
+/// <remarks>
+/// The application's memory is hostile. A slot's length is read once (<see cref="HeadFrameLength"/>) and the copy
+/// takes exactly that many bytes of the slot, never the field again: an application flipping the length between
+/// the two cannot make a longer frame leave, carrying whatever the dataplane's buffer held before. And the slots a
+/// breath skips in one pipe are bounded (<see cref="MaxBadSlotsPerBreath"/>): a pipe full of garbage costs its
+/// neighbours one short look a breath, and is counted as throttled.
+/// </remarks>
 public static class TxPipeReader
 {
+    /// <summary>Bad slots (corrupt length, malformed) a breath skips in one pipe before it moves on to the others.</summary>
+    public const int MaxBadSlotsPerBreath = PacketBatch.Capacity;
+
     /// <summary>Packets waiting in the socket's TX pipe; 0 (and a counted drop) when its producer index is corrupt.</summary>
     public static int Waiting(PipeSocket socket, DataplaneCounters counters)
     {
@@ -41,6 +51,12 @@ public static class TxPipeReader
             Drop(socket, counters, tx.CorruptSlotLength != badLengthBefore ? DropReason.TxCorruptLength : DropReason.TxMalformed);
             tx.Advance();
             waiting--;
+            if (++socket.TxBadSlotsThisBreath >= MaxBadSlotsPerBreath)
+            {
+                // Enough garbage from this pipe for one breath: the others' turn. What is left waits for the next.
+                socket.Counters.TxThrottled++;
+                waiting = 0;
+            }
         }
         return 0;
     }
@@ -58,10 +74,13 @@ public static class TxPipeReader
             : (byte)0;
     }
 
-    /// <summary>Copies the head packet behind a room for the Ethernet header, owned by the socket, and frees its slot.</summary>
+    /// <summary>
+    /// Copies the head packet behind a room for the Ethernet header, owned by the socket, and frees its slot.
+    /// <paramref name="frameLength"/> is what <see cref="HeadFrameLength"/> read: the copy is that long, from that slot.
+    /// </summary>
     public static void CopyHead(PipeSocket socket, PacketBatch batch, int frameLength)
     {
-        Norman.Core.Memory.PacketCopy.To(socket.Tx.Peek(), batch.NextBuffer()[EthernetHeader.Size..]);
+        Norman.Core.Memory.PacketCopy.To(socket.Tx.HeadData(frameLength - EthernetHeader.Size), batch.NextBuffer()[EthernetHeader.Size..]);
         batch.Append(frameLength);
         batch.SocketSlot(batch.Count - 1) = socket.Slot;
         socket.Tx.Advance();
