@@ -94,7 +94,7 @@ public static unsafe class EngineOnlyScenario
                 new Norman.Daemon.Policy.PolicyStore(_engine, new Norman.Daemon.Policy.AppNames(), null)
                     .Add(Norman.Daemon.Policy.Chain.Ingress, ["ct", "state", "invalid", "drop"]);
             }
-            var owner = new PeerIdentity(Environment.ProcessId, 0, 0, "bench", "bench", "/", true);
+            var owner = new PeerIdentity(Environment.ProcessId, 0, 0, "bench", "bench", "/");
             _socket = new NormanSocket(1, owner, IpProtocols.Udp, NetAddress.FromV4(0), 5000, 1024, PipeLayout.DefaultSlotSize);
             _engine.Post(new AddSocketCommand(_socket.Pipe));
             if (captureFilter is not null)

@@ -32,7 +32,7 @@ public static unsafe class QosSchedulerScenario
             (new List<string> { "class", $"c{c}", "band", $"{c % 3}", "weight", $"{1 + c % 7}", "rate", $"{100_000 / classes}k", "ceil", "400G" }, "bench"),
             (new List<string> { "match", $"c{c}", "udp", "sport", $"{5000 + c % Sockets}" }, "bench"),
         }).ToList());
-        var owner = new PeerIdentity(Environment.ProcessId, 0, 0, "bench", "bench", "/", true);
+        var owner = new PeerIdentity(Environment.ProcessId, 0, 0, "bench", "bench", "/");
         var sockets = new NormanSocket[Sockets];
         var tx = new RingProducer[Sockets];
         for (int s = 0; s < Sockets; s++)

@@ -60,7 +60,15 @@ public sealed class ControlChannel : IDisposable
             ControlResponse response;
             try
             {
-                _socket.Send(ControlProtocol.Encode(request));
+                try
+                {
+                    _socket.Send(ControlProtocol.Encode(request));
+                }
+                catch (SocketException)
+                {
+                    // A daemon that refuses a connection (a limit) answers at once and closes: its answer is still
+                    // there to read, and says why. If it is not, the read below fails and says the daemon is gone.
+                }
                 response = ReadResponse(fds);
             }
             catch (Exception error) when (error is SocketException or IOException or ObjectDisposedException)
@@ -82,6 +90,27 @@ public sealed class ControlChannel : IDisposable
             }
             return response;
         }
+    }
+
+    /// <summary>
+    /// A listing that may take several answers (<see cref="ControlResponse.NextCursor"/>): asks for each page in turn and
+    /// returns them all. A bounded number of pages, so a daemon that kept saying "more" cannot hold the caller forever.
+    /// </summary>
+    public List<ControlResponse> CallPages(ControlRequest request, int maxPages = 100_000)
+    {
+        var pages = new List<ControlResponse>();
+        request.Cursor = null;
+        for (int page = 0; page < maxPages; page++)
+        {
+            var response = Call(request);
+            pages.Add(response);
+            if (response.NextCursor is not { } next)
+            {
+                return pages;
+            }
+            request.Cursor = next;
+        }
+        throw new NormanException("EIO", $"The daemon's listing did not end within {maxPages} pages.");
     }
 
     private ControlResponse ReadResponse(List<int> fds)

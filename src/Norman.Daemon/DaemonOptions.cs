@@ -46,6 +46,8 @@ public sealed class DaemonOptions
     public int MaxConnectionsPerUid { get; set; } = Control.ControlServer.DefaultMaxConnectionsPerUid;
     /// <summary>Bytes of pipe memory (both rings of every socket) one user may hold.</summary>
     public long MaxPipeBytesPerUid { get; set; } = Control.SocketTable.DefaultMaxPipeBytesPerUid;
+    /// <summary>Captures one ordinary user may run at once.</summary>
+    public int MaxCapturesPerUid { get; set; } = Control.ControlPlane.DefaultMaxCapturesPerUid;
     public bool VerifyChecksums { get; set; } = true;
 
     /// <summary>Who may connect to the control socket. Like socket(2), any user may open sockets; the daemon checks each operation.</summary>
@@ -54,7 +56,7 @@ public sealed class DaemonOptions
 
     public bool Verbose { get; set; }
 
-    /// <summary>Members of this group (by gid) may change the policy, besides root and holders of CAP_NET_ADMIN.</summary>
+    /// <summary>Members of this group (by gid, as of their connect) are administrators, besides root.</summary>
     public int? AdminGroup { get; set; }
 
     /// <summary>Where the filter policy is kept and restored from at start; none keeps it in memory only.</summary>

@@ -44,8 +44,11 @@ public static class DaemonSettings
             "backed as its slots fill).", false, (o, v) => o.MaxPipeBytesPerUid = ByteSize(v)),
         new("socket-mode", "Permissions of the control socket, octal (default 0666: any user may open sockets, as with socket(2)).", false,
             (o, v) => o.SocketMode = (UnixFileMode)Convert.ToInt32(v, 8)),
-        new("admin-group", "A group (gid) whose members may change the policy, besides root and CAP_NET_ADMIN.", false,
-            (o, v) => o.AdminGroup = Integer(v)),
+        new("max-captures-per-uid", "Captures one ordinary user may run at once (default 16; administrators are held only by the daemon's descriptors).", false,
+            (o, v) => o.MaxCapturesPerUid = Within(Integer(v), 1, 1 << 16, "captures")),
+        new("admin-group", "A group (name or gid) whose members are administrators, besides root: they may change the policy, " +
+            "capture everyone's traffic and bind ports below 1024. Membership counts as the process had it when it connected.", false,
+            (o, v) => o.AdminGroup = GroupId(v)),
         new("policy-file", "Where the filter policy is saved on every change and restored from at start (e.g. /var/lib/norman/policy.rules).", false,
             (o, v) => o.PolicyFile = v),
         new("metrics", "Serve Prometheus metrics over HTTP at this address and port, e.g. 127.0.0.1:9469 (GET /metrics); off by default. " +
@@ -121,6 +124,24 @@ public static class DaemonSettings
             ? double.Parse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture) / 100
             : double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture);
         return value is >= 0 and <= 0.5 ? value : throw new ArgumentOutOfRangeException(nameof(text), "use 0% to 50%");
+    }
+
+    /// <summary>A group by gid or by name, as /etc/group names it.</summary>
+    private static int GroupId(string text)
+    {
+        if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int gid))
+        {
+            return gid;
+        }
+        foreach (var line in File.Exists("/etc/group") ? File.ReadLines("/etc/group") : [])
+        {
+            var fields = line.Split(':');
+            if (fields.Length >= 3 && fields[0] == text && int.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out gid))
+            {
+                return gid;
+            }
+        }
+        throw new FormatException($"there is no group '{text}' in /etc/group: create it (groupadd {text}) or give a gid");
     }
 
     private static int Integer(string text) => int.Parse(text, NumberStyles.Integer, CultureInfo.InvariantCulture);

@@ -84,6 +84,8 @@ public sealed class NormanDaemon : IAsyncDisposable
         var plane = new ControlPlane(engine, new SocketTable(address, options.MaxSocketsPerUid, options.MaxPipeBytesPerUid), info, options.SlotCount, log, policy, names, options.AdminGroup)
         {
             Qos = qos,
+            Descriptors = DescriptorReserve.ForThisProcess(),
+            MaxCapturesPerUid = options.MaxCapturesPerUid,
         };
         runner.Start();
         try
@@ -93,7 +95,7 @@ public sealed class NormanDaemon : IAsyncDisposable
             {
                 // The endpoint sees as root does: every socket's process, as the administrator who opted in asked.
                 var metrics = options.Metrics is null ? null
-                    : new Observability.MetricsServer(options.Metrics, () => plane.Stats(new PeerIdentity(Environment.ProcessId, 0, 0, "metrics", "", "/", true, true)));
+                    : new Observability.MetricsServer(options.Metrics, () => plane.Stats(new PeerIdentity(Environment.ProcessId, 0, 0, "metrics", "", "/")));
                 return new NormanDaemon(engine, runner, server, plane, peer, policy, qos, log) { Metrics = metrics };
             }
             catch

@@ -15,8 +15,12 @@ public sealed class AppProcess : IDisposable
 
     public static string BesideTests(string program) => Path.Combine(AppContext.BaseDirectory, program);
 
-    /// <summary>Starts a program; with <paramref name="runAsUser"/> (a uid, used as the gid too), under setpriv as that user.</summary>
-    public static AppProcess Start(string program, string socketPath, string? runAsUser, params string[] arguments)
+    /// <summary>Starts a program built beside the tests; with <paramref name="runAsUser"/> (a uid, used as the gid too), under setpriv as that user.</summary>
+    public static AppProcess Start(string program, string socketPath, string? runAsUser, params string[] arguments) =>
+        StartFile(BesideTests(program), socketPath, runAsUser, arguments);
+
+    /// <summary>Starts any program by its path (python3, prlimit…), as <see cref="Start"/> does.</summary>
+    public static AppProcess StartFile(string fileName, string socketPath, string? runAsUser, params string[] arguments)
     {
         var start = new ProcessStartInfo
         {
@@ -27,12 +31,12 @@ public sealed class AppProcess : IDisposable
         };
         if (runAsUser is null)
         {
-            start.FileName = BesideTests(program);
+            start.FileName = fileName;
         }
         else
         {
             start.FileName = "setpriv";
-            foreach (var argument in new[] { $"--reuid={runAsUser}", $"--regid={runAsUser}", "--clear-groups", "--", BesideTests(program) })
+            foreach (var argument in new[] { $"--reuid={runAsUser}", $"--regid={runAsUser}", "--clear-groups", "--", fileName })
             {
                 start.ArgumentList.Add(argument);
             }

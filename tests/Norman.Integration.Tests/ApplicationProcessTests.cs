@@ -191,13 +191,18 @@ public sealed class ApplicationProcessTests(Xunit.Abstractions.ITestOutputHelper
             others.Add(late);
         }
 
-        // What left from the hostile socket was what it may send: its own address and port, not to port 666.
+        // What left from the hostile socket was what it may send: its own address and port, not to port 666; and
+        // of the datagrams whose length it flipped while the daemon took them, only its own bytes (0xA5) — never a
+        // tail of whatever the dataplane's buffer held before.
         Assert.All(others, d =>
         {
             Assert.Equal(DaemonFixture.HostAddress, d.Source);
             Assert.Equal(6666, d.SourcePort);
             Assert.NotEqual(666, d.DestinationPort);
         });
+        var flipped = others.Where(d => d.Payload.Length == 300).ToList();
+        Assert.NotEmpty(flipped);
+        Assert.All(flipped, d => Assert.True(d.Payload.All(b => b == 0xA5), "a flipped datagram carried bytes its slot never held"));
         var counters = Daemon.Daemon.Engine.Counters;
         var reasons = new[] { DropReason.TxCorruptIndex, DropReason.TxCorruptLength, DropReason.TxMalformed, DropReason.TxSpoofedSource, DropReason.FilteredEgress };
         Assert.All(reasons, r => Assert.True(counters.Drops(r) > 0, $"nothing counted as {DropReasons.Name(r)}"));
@@ -205,7 +210,8 @@ public sealed class ApplicationProcessTests(Xunit.Abstractions.ITestOutputHelper
         Assert.DoesNotContain(echoSocket.Pipe.Counters.DropSnapshot(), d => d.Value > 0);
         Assert.Null(Daemon.Daemon.DataplaneFailure);
         output.WriteLine($"hostile client: {report}");
-        output.WriteLine($"meanwhile {exchanged} echo round trips, none lost; {others.Count} datagrams left the hostile socket, all its own; refused: " +
+        output.WriteLine($"meanwhile {exchanged} echo round trips, none lost; {others.Count} datagrams left the hostile socket, all its own " +
+            $"({flipped.Count} of them taken while their length flipped, each with its own bytes only); refused: " +
             string.Join(", ", reasons.Select(r => $"{DropReasons.Name(r)} {counters.Drops(r)}")));
     }
 

@@ -27,14 +27,17 @@ public abstract class DaemonTest : IAsyncLifetime
     }
 
     /// <summary>Runs `norman ARGUMENTS` against the daemon: its exit code, and its output and errors together.</summary>
-    protected async Task<(int, string)> Try(params string[] arguments)
+    protected Task<(int, string)> Try(params string[] arguments) => TryAt(Daemon.SocketPath, arguments);
+
+    /// <summary>Runs `norman ARGUMENTS` against the daemon at <paramref name="socketPath"/>, as <see cref="Try"/>.</summary>
+    protected static async Task<(int, string)> TryAt(string socketPath, params string[] arguments)
     {
         var start = new ProcessStartInfo(AppProcess.BesideTests("norman")) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
         }
-        start.Environment["NORMAN_SOCKET"] = Daemon.SocketPath;
+        start.Environment["NORMAN_SOCKET"] = socketPath;
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var errors = process.StandardError.ReadToEndAsync();

@@ -45,7 +45,7 @@ public sealed class TcpFuzzTests : DaemonTest
     {
         using var database = Daemon.Start("kvdb", Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
         Assert.StartsWith("kvdb: serving", database.ReadLine());
-        var viewer = new Norman.Daemon.Control.PeerIdentity(Environment.ProcessId, 0, 0, "test", "", "/", true, true);
+        var viewer = new Norman.Daemon.Control.PeerIdentity(Environment.ProcessId, 0, 0, "test", "", "/");
         long RecvQ() => Daemon.Daemon.Control.Stats(viewer).Sockets.Single(s => s.Protocol == "tcp").RecvQ;
         long delivered = Daemon.Daemon.Engine.Counters.DeliveredPackets;
         for (int i = 0; i < 20_480; i++)

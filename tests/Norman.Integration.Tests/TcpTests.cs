@@ -56,7 +56,7 @@ public sealed class TcpTests : IAsyncLifetime
         var (client, server, timeout) = (connected.Client, connected.Server, connected.Timeout);
         var socket = Assert.Single(_hosts.Right.Control.Sockets.Snapshot());
         Assert.True(SpinWait.SpinUntil(() => socket.Connections().Count == 1, TimeSpan.FromSeconds(10)), "the library never published its connection");
-        var viewer = new Norman.Daemon.Control.PeerIdentity(Environment.ProcessId, 0, 0, "test", "", "/", true, true);
+        var viewer = new Norman.Daemon.Control.PeerIdentity(Environment.ProcessId, 0, 0, "test", "", "/");
         var row = Assert.Single(_hosts.Right.Control.Stats(viewer).Sockets);
         Assert.Equal(("tcp", 7000), (row.Protocol, row.LocalPort));
         Assert.True(row.RxPackets >= 2, $"{row.RxPackets} packets in"); // the handshake's SYN and ACK

@@ -10,6 +10,12 @@
 //                        from it; prints "done BINDS" and holds the sockets until stdin closes
 //   churn                forever: open a socket on a free port, send the peer 100 datagrams, close it; prints
 //                        "cycle N" after each (a test kills it at some point of a cycle)
+//   close-race N         N times: bind a TCP socket with 16-slot pipes through the raw protocol, fill its connection
+//                        table with a count of 0xffffffff and garbage, close it; prints "done N"
+//   scribble PORT        bind TCP PORT through the raw protocol and write a connection table of 0xffffffff records, the
+//                        first 32,768 plausible (ESTAB, remote ports 1..32768), and hold it until stdin closes
+//   rename NAME PORT     rename its process (as prctl(PR_SET_NAME) does), bind UDP PORT, send the peer (port 9) one
+//                        datagram, print "sent", and hold the socket until stdin closes
 // Errors print "error CODE: message" and exit 1.
 using Norman.Client;
 using Norman.Core.Packets;
@@ -85,6 +91,22 @@ try
         }
         case "hostile":
             return Hostile(int.Parse(args[1]), int.Parse(args[2]));
+        case "close-race":
+            return CloseRace(int.Parse(args[1]));
+        case "scribble":
+            return Scribble(int.Parse(args[1]));
+        case "rename":
+        {
+            // /proc/self/comm is the main thread's name: what prctl(PR_SET_NAME) sets, and what ss shows.
+            File.WriteAllText("/proc/self/comm", args[1]);
+            using var socket = new NormanUdpSocket();
+            socket.Bind(int.Parse(args[2]));
+            socket.TrySendTo("renamed"u8, NetAddress.Parse("198.18.0.2"), 9);
+            Console.WriteLine("sent");
+            Console.Out.Flush();
+            Console.In.ReadToEnd();
+            return 0;
+        }
         case "forge":
             return Forge(int.Parse(args[1]), ushort.Parse(args[2]));
         default:
@@ -117,7 +139,7 @@ static unsafe int Hostile(int port, int rounds)
     int capacity = PipeLayout.SlotDataCapacity(grant.SlotSize);
     var source = NetAddress.Parse(grant.SourceAddress);
     var peer = NetAddress.Parse("198.18.0.2");
-    string[] acts = ["indices", "lengths", "noise posted", "forged posted", "rewritten after posting", "rx side"];
+    string[] acts = ["indices", "lengths", "noise posted", "forged posted", "rewritten after posting", "rx side", "length flipped while taken"];
     var tried = new long[acts.Length];
     byte* Slot(byte* ring, uint index) => ring + PipeLayout.SlotsOffset + (long)(index & mask) * grant.SlotSize;
     uint[] adversarial = [0, 1, uint.MaxValue, uint.MaxValue - 1, 0x8000_0000, (uint)grant.SlotCount, (uint)grant.SlotCount + 1, (uint)capacity + 1];
@@ -215,6 +237,26 @@ static unsafe int Hostile(int port, int rounds)
                 random.NextBytes(new Span<byte>(slot + PipeLayout.SlotHeaderSize, 64));
                 break;
             }
+            case 6:
+            {
+                // A 328-byte datagram of 0xA5 (no UDP checksum, so a wrong tail would still be delivered), whose length
+                // field flips between 28 and 328 while the daemon takes it: what leaves must be the slot's own bytes.
+                const int full = UdpPacketBuilder.HeaderLengthV4 + 300;
+                uint index = Post(slot =>
+                {
+                    slot[UdpPacketBuilder.HeaderLengthV4..full].Fill(0xA5);
+                    UdpPacketBuilder.WriteHeaders(slot, source, (ushort)grant.LocalPort, peer, 9, 300);
+                    slot[26] = slot[27] = 0;
+                }, full);
+                uint* length = (uint*)(Slot(tx, index) + PipeLayout.SlotLengthOffset);
+                long until = System.Diagnostics.Stopwatch.GetTimestamp() + System.Diagnostics.Stopwatch.Frequency / 1000;
+                while (Volatile.Read(ref *(uint*)(tx + PipeLayout.ConsumerIndexOffset)) == index && System.Diagnostics.Stopwatch.GetTimestamp() < until)
+                {
+                    Volatile.Write(ref *length, UdpPacketBuilder.HeaderLengthV4);
+                    Volatile.Write(ref *length, full);
+                }
+                break;
+            }
         }
     }
     Console.WriteLine($"done {rounds}: " + string.Join(", ", acts.Select((name, i) => $"{name} {tried[i]}")));
@@ -245,12 +287,54 @@ static unsafe int Forge(int port, ushort forgedPort)
     return 0;
 }
 
+// Binds and closes TCP sockets as fast as it can, each time leaving garbage in its connection table for the daemon's
+// listings to read while the close unmaps it.
+static unsafe int CloseRace(int rounds)
+{
+    using var control = ControlChannel.Connect();
+    var random = new Random(rounds);
+    for (int round = 0; round < rounds; round++)
+    {
+        var fds = new List<int>();
+        var grant = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = "tcp", Port = 0, SlotCount = 16 }, fds).Socket!;
+        using (var region = SharedMemory.Map(fds[0], grant.RegionBytes))
+        {
+            new Microsoft.Win32.SafeHandles.SafeFileHandle(fds[1], ownsHandle: true).Dispose();
+            byte* table = region.Address + ConnectionTable.Offset(grant.SlotCount, grant.SlotSize);
+            random.NextBytes(new Span<byte>(table + ConnectionTable.HeaderSize, 4096));
+            ConnectionTable.Publish(table, -1);
+            control.Call(new ControlRequest { Op = ControlProtocol.Ops.Close, SocketId = grant.SocketId });
+        }
+    }
+    Console.WriteLine($"done {rounds}");
+    return 0;
+}
+
+// A TCP socket whose connection table claims 0xffffffff connections: the daemon reads at most its capacity, 32,768,
+// all plausible here, which no single answer of 16 MiB could carry.
+static unsafe int Scribble(int port)
+{
+    var (control, grant, region) = RawBind(port, "tcp");
+    using var keep = control;
+    using var memory = region;
+    byte* table = region.Address + ConnectionTable.Offset(grant.SlotCount, grant.SlotSize);
+    for (int i = 0; i < ConnectionTable.Capacity; i++)
+    {
+        ConnectionTable.Write(table, i, new ConnectionTable.Record(NetAddress.Parse("198.18.0.2").V4, (ushort)(i + 1), 3, 0, 0));
+    }
+    ConnectionTable.Publish(table, -1);
+    Console.WriteLine($"bound {grant.LocalPort}");
+    Console.Out.Flush();
+    Console.In.ReadToEnd();
+    return 0;
+}
+
 // Binds through the raw control protocol and maps the pipes, as a program that does not use the library would.
-static (ControlChannel Control, SocketGrant Grant, SharedMemory Region) RawBind(int port)
+static (ControlChannel Control, SocketGrant Grant, SharedMemory Region) RawBind(int port, string protocol = "udp")
 {
     var control = ControlChannel.Connect();
     var fds = new List<int>();
-    var grant = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = "udp", Port = port }, fds).Socket!;
+    var grant = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = protocol, Port = port }, fds).Socket!;
     var region = SharedMemory.Map(fds[0], grant.RegionBytes);
     new Microsoft.Win32.SafeHandles.SafeFileHandle(fds[1], ownsHandle: true).Dispose();
     return (control, grant, region);

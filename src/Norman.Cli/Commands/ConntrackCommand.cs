@@ -17,7 +17,7 @@ public static class ConntrackCommand
         protocol.AcceptOnlyFromAmong("tcp", "udp");
         var json = new Option<bool>("--json") { Description = "Print the table as JSON." };
         var command = new Command("conntrack", "List the flows connection tracking follows for the filter's `ct state` rules: TCP's state as " +
-            "Linux names it, seconds left idle, both directions. Tracking runs while a ct rule is in force. Needs root, CAP_NET_ADMIN or admin-group.\n\n" +
+            "Linux names it, seconds left idle, both directions. Tracking runs while a ct rule is in force. Needs an administrator: root or the daemon's admin-group.\n\n" +
             "Examples:\n  norman conntrack -L\n  norman conntrack -L -p tcp")
         {
             socket, list, protocol, json,

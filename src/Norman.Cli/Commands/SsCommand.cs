@@ -46,7 +46,7 @@ public static class SsCommand
             try
             {
                 using var control = ControlChannel.Connect(result.GetValue(socket));
-                sockets = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Sockets }).Sockets ?? [];
+                sockets = control.CallPages(new ControlRequest { Op = ControlProtocol.Ops.Sockets }).SelectMany(page => page.Sockets ?? []).ToList();
             }
             catch (NormanException error) when (withKernel)
             {
@@ -165,6 +165,10 @@ public static class SsCommand
         detail.Append(CultureInfo.InvariantCulture, $"pipe rx:{s.RecvQ}/{s.SlotCount} tx:{s.SendQ}/{s.SlotCount} slot:{s.SlotSize}B");
         detail.Append(CultureInfo.InvariantCulture, $" wakeups:{s.Wakeups} last_rx:{Ago(s.LastReceiveMilliseconds)} last_tx:{Ago(s.LastSendMilliseconds)}");
         detail.Append(CultureInfo.InvariantCulture, $" class:{s.QosClass ?? "-"}");
+        if (s.TxThrottled > 0)
+        {
+            detail.Append(CultureInfo.InvariantCulture, $" tx_throttled:{s.TxThrottled}");
+        }
         foreach (var (reason, count) in s.Drops)
         {
             detail.Append(CultureInfo.InvariantCulture, $" drop_{reason}:{count}");

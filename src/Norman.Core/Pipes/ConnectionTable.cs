@@ -48,16 +48,27 @@ public static unsafe class ConnectionTable
 
     public static void Publish(byte* table, int count) => Volatile.Write(ref *(uint*)table, (uint)count);
 
-    /// <summary>The records as they stand; a count past the capacity reads as the capacity.</summary>
+    /// <summary>The last state a record may carry (TIME-WAIT in the client library's numbering).</summary>
+    public const byte MaxState = 9;
+
+    /// <summary>
+    /// The records as they stand. The count is read once and clamped to the capacity; each field is read once into
+    /// the copy; a record no stack writes (a state past <see cref="MaxState"/>, or no remote port) is left out, so
+    /// garbage in one application's table shows as fewer rows, never as a failed listing.
+    /// </summary>
     public static List<Record> Read(byte* table)
     {
         int count = (int)Math.Min(Volatile.Read(ref *(uint*)table), Capacity);
-        var records = new List<Record>(count);
+        var records = new List<Record>(Math.Min(count, 1024));
         for (int i = 0; i < count; i++)
         {
             byte* at = table + HeaderSize + (long)i * RecordSize;
-            records.Add(new Record(*(uint*)at, *(ushort*)(at + 4), at[6], *(uint*)(at + 8), *(uint*)(at + 12),
-                *(uint*)(at + 16), *(ushort*)(at + 20), *(ushort*)(at + 22), *(uint*)(at + 24), *(uint*)(at + 28)));
+            var record = new Record(*(uint*)at, *(ushort*)(at + 4), at[6], *(uint*)(at + 8), *(uint*)(at + 12),
+                *(uint*)(at + 16), *(ushort*)(at + 20), *(ushort*)(at + 22), *(uint*)(at + 24), *(uint*)(at + 28));
+            if (record.State <= MaxState && record.RemotePort != 0)
+            {
+                records.Add(record);
+            }
         }
         return records;
     }

@@ -43,6 +43,8 @@ public sealed class ControlRequest
     public string? Class { get; set; }
     /// <summary>filter-restore: the lines of a policy file.</summary>
     public List<string>? Lines { get; set; }
+    /// <summary>sockets: where this page starts, as the previous answer's <see cref="ControlResponse.NextCursor"/> said; 0 or none for the first.</summary>
+    public int? Cursor { get; set; }
 }
 
 /// <summary>The daemon's answer to one <see cref="ControlRequest"/>, with the same id.</summary>
@@ -62,6 +64,8 @@ public sealed class ControlResponse
     public QosInfo? Qos { get; set; }
     public StatsInfo? Stats { get; set; }
     public ConntrackInfo? Conntrack { get; set; }
+    /// <summary>A listing that did not fit one answer: ask again with this <see cref="ControlRequest.Cursor"/> for the rest.</summary>
+    public int? NextCursor { get; set; }
 }
 
 /// <summary>Every counter at once, for `norman stats` and the Prometheus endpoint: the dataplane's (drops by reason
@@ -225,6 +229,8 @@ public sealed class SocketInfo
     public int SlotSize { get; set; }
     /// <summary>Times the dataplane woke the application (it slept on its eventfd with packets arriving).</summary>
     public long Wakeups { get; set; }
+    /// <summary>Breaths in which the dataplane stopped at the bound on this socket's bad TX slots (garbage it writes).</summary>
+    public long TxThrottled { get; set; }
     /// <summary>Milliseconds since the dataplane last delivered to it, and last sent for it; -1 for never.</summary>
     public long LastReceiveMilliseconds { get; set; } = -1;
     public long LastSendMilliseconds { get; set; } = -1;
@@ -285,6 +291,7 @@ public sealed class TrackedFlowInfo
 [JsonSerializable(typeof(ControlRequest))]
 [JsonSerializable(typeof(ControlResponse))]
 [JsonSerializable(typeof(List<SocketInfo>))]
+[JsonSerializable(typeof(SocketInfo))]
 [JsonSerializable(typeof(FilterInfo))]
 [JsonSerializable(typeof(TraceInfo))]
 [JsonSerializable(typeof(QosInfo))]

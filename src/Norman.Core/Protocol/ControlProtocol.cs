@@ -10,7 +10,10 @@ namespace Norman.Core.Protocol;
 public static class ControlProtocol
 {
     public const int Version = 1;
+    /// <summary>The largest message either side sends or accepts, the daemon's answers included.</summary>
     public const int MaxMessageBytes = 16 << 20;
+    /// <summary>How much of a listing one answer carries; the rest comes on request (<see cref="ControlRequest.Cursor"/>).</summary>
+    public const int MaxPageBytes = 4 << 20;
     public const string DefaultSocketPath = "/run/norman/norman.sock";
     public const string SocketPathVariable = "NORMAN_SOCKET";
 
@@ -63,6 +66,12 @@ public static class ControlProtocol
         public const string BadVersion = "EPROTO";
         public const string NotPermitted = "EPERM";
         public const string NotFound = "ENOENT";
+        /// <summary>The address family is not carried (IPv6, for now).</summary>
+        public const string AddressFamilyNotSupported = "EAFNOSUPPORT";
+        /// <summary>A request or an answer over its size bound.</summary>
+        public const string MessageTooLong = "EMSGSIZE";
+        /// <summary>The daemon failed on a request it should have handled: a bug, logged with its details.</summary>
+        public const string Internal = "EFAULT";
         /// <summary>The change is in force but the daemon could not save it (the policy file).</summary>
         public const string IoError = "EIO";
     }

@@ -9,8 +9,12 @@ public static unsafe class FdPassing
     public const int MaxFds = 4;
     private const int CMsgHeaderSize = 16;
 
-    /// <summary>Sends all of <paramref name="data"/>; the fds ride on the first byte. Blocks until sent.</summary>
-    public static void Send(int socket, ReadOnlySpan<byte> data, ReadOnlySpan<int> fds)
+    /// <summary>
+    /// One sendmsg that never blocks: sends what the socket's buffer takes of <paramref name="data"/>, with the fds on
+    /// its first byte, and returns how many bytes went (the fds went with them); 0 when the buffer is full and nothing
+    /// went. The caller sends the rest without fds (a peer that does not read must cost it time, never a thread).
+    /// </summary>
+    public static int TrySend(int socket, ReadOnlySpan<byte> data, ReadOnlySpan<int> fds)
     {
         if (fds.Length > MaxFds)
         {
@@ -28,32 +32,30 @@ public static unsafe class FdPassing
         }
         fixed (byte* bytes = data)
         {
-            int sent = 0;
-            while (sent < data.Length)
+            var iov = new Libc.IoVec { Base = bytes, Length = (nuint)data.Length };
+            var message = new Libc.MsgHdr { Iov = &iov, IovLength = 1 };
+            if (controlLength > 0)
             {
-                var iov = new Libc.IoVec { Base = bytes + sent, Length = (nuint)(data.Length - sent) };
-                var message = new Libc.MsgHdr { Iov = &iov, IovLength = 1 };
-                if (sent == 0 && controlLength > 0)
+                message.Control = control;
+                message.ControlLength = (nuint)controlLength;
+            }
+            while (true)
+            {
+                nint result = Libc.SendMsg(socket, &message, Libc.MSG_NOSIGNAL | Libc.MSG_DONTWAIT);
+                if (result >= 0)
                 {
-                    message.Control = control;
-                    message.ControlLength = (nuint)controlLength;
+                    return (int)result;
                 }
-                nint result = Libc.SendMsg(socket, &message, Libc.MSG_NOSIGNAL);
-                if (result < 0)
+                int errno = Libc.LastError;
+                if (errno == Libc.EINTR)
                 {
-                    int errno = Libc.LastError;
-                    if (errno == Libc.EINTR)
-                    {
-                        continue;
-                    }
-                    if (errno == Libc.EAGAIN)
-                    {
-                        WaitWritable(socket);
-                        continue;
-                    }
-                    throw new IOException($"sendmsg failed: {Libc.ErrorText(errno)} (errno {errno}).");
+                    continue;
                 }
-                sent += (int)result;
+                if (errno == Libc.EAGAIN)
+                {
+                    return 0;
+                }
+                throw new IOException($"sendmsg failed: {Libc.ErrorText(errno)} (errno {errno}).");
             }
         }
     }
@@ -109,12 +111,6 @@ public static unsafe class FdPassing
             }
             offset += Align8(cmsgLength);
         }
-    }
-
-    private static void WaitWritable(int socket)
-    {
-        var poll = new Libc.PollFd { Fd = socket, Events = 0x004 /* POLLOUT */ };
-        Libc.Poll(&poll, 1, 1000);
     }
 
     public static void CloseAll(IEnumerable<int> fds)

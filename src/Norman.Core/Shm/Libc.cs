@@ -21,6 +21,7 @@ internal static unsafe partial class Libc
     public const int SCM_RIGHTS = 1;
     public const int MSG_CMSG_CLOEXEC = 0x40000000;
     public const int MSG_NOSIGNAL = 0x4000;
+    public const int MSG_DONTWAIT = 0x40;
     public const int EINTR = 4;
     public const int EAGAIN = 11;
 

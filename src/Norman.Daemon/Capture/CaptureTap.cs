@@ -49,6 +49,9 @@ public sealed unsafe class CaptureTap : IDisposable
         _ring = new RingProducer(Region.Address, CaptureRecord.SlotCount, CaptureRecord.SlotSize);
     }
 
+    /// <summary>What a tap holds in the daemon: its ring's memfd and its eventfd.</summary>
+    public const int Descriptors = 2;
+
     public long Id { get; }
     public string Expression { get; }
     public int SnapLength { get; }

@@ -17,6 +17,20 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
 {
     public SocketTable Sockets => sockets;
 
+    /// <summary>The daemon's descriptors that ordinary users' connections, sockets and captures may hold (the rest are root's).</summary>
+    public DescriptorReserve Descriptors { get; init; } = new(int.MaxValue, 0);
+
+    /// <summary>Captures one ordinary user may run at once (each holds a ring and two descriptors in the daemon).</summary>
+    public int MaxCapturesPerUid
+    {
+        get => (int)_captures.LimitPerUid;
+        init => _captures = new UserBudget(value);
+    }
+
+    public const int DefaultMaxCapturesPerUid = 16;
+
+    private readonly UserBudget _captures = new(DefaultMaxCapturesPerUid);
+
     /// <summary>The QoS classes `norman qos` shows and changes.</summary>
     public Qos.QosStore? Qos { get; init; }
 
@@ -62,7 +76,9 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 await CloseAsync(session, OwnedSocket(session, request));
                 return (response, []);
             case ControlProtocol.Ops.Sockets:
-                response.Sockets = sockets.Snapshot().SelectMany(s => DescribeWithConnections(s, session.Identity, engine.Qos, engine.Host.Address)).ToList();
+                (response.Sockets, response.NextCursor) = ListingPage.Take(
+                    sockets.Snapshot().SelectMany(s => DescribeWithConnections(s, session.Identity, engine.Qos, engine.Host.Address)),
+                    request.Cursor ?? 0, ControlJson.Default.SocketInfo);
                 return (response, []);
             case ControlProtocol.Ops.Counters:
                 response.Counters = Counters();
@@ -129,7 +145,12 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
 
     private long _nextTapId;
 
-    private bool IsAdministrator(PeerIdentity caller) => caller.CanAdminister || (adminGroup is { } group && caller.InGroup(group));
+    /// <summary>
+    /// Root, or a member of the admin group, as the kernel told them at connect (see <see cref="PeerIdentity"/>). A
+    /// non-root process's capabilities do not count: the kernel does not record them at connect, and what /proc says
+    /// later is whatever the pid runs by then.
+    /// </summary>
+    public bool IsAdministrator(PeerIdentity caller) => caller.IsRoot || (adminGroup is { } group && caller.InGroup(group));
 
     private async Task<Capture.CaptureTap> StartCaptureAsync(ControlSession session, ControlRequest request)
     {
@@ -139,17 +160,30 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         {
             throw new ControlException(ControlProtocol.Errors.InvalidArgument, $"'{direction}' is not a capture point: use ingress, egress or any.");
         }
+        bool ordinary = !IsAdministrator(caller);
+        if (ordinary)
+        {
+            TakeOrdinaryCapture(caller);
+        }
         Capture.CaptureTap tap;
         try
         {
             // An ordinary user sees only their own sockets' packets, as they could see them in their own process.
             tap = new Capture.CaptureTap(Interlocked.Increment(ref _nextTapId), request.Expression ?? "", request.SnapLength ?? 262144,
-                direction is "ingress" or "any", direction is "egress" or "any", IsAdministrator(caller) ? -1 : caller.Uid,
+                direction is "ingress" or "any", direction is "egress" or "any", ordinary ? caller.Uid : -1,
                 request.App is null ? -1 : appNames.IdOf(request.App), request.AfterFilter ?? false);
         }
-        catch (PcapFilterException error)
+        catch (Exception error)
         {
-            throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
+            if (ordinary)
+            {
+                ReturnOrdinaryCapture(caller.Uid);
+            }
+            if (error is PcapFilterException)
+            {
+                throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
+            }
+            throw;
         }
         session.Own(tap);
         var add = new AddTapCommand(tap);
@@ -159,12 +193,42 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         return tap;
     }
 
-    public async Task StopCaptureAsync(Capture.CaptureTap tap)
+    /// <summary>Stops a capture of the session's: the dataplane lets go of it first, then its memory and descriptors go.</summary>
+    public async Task StopCaptureAsync(ControlSession session, Capture.CaptureTap tap)
     {
+        if (!session.Disown(tap))
+        {
+            return;
+        }
         var remove = new RemoveTapCommand(tap);
         engine.Post(remove);
         await remove.Applied;
         tap.Dispose();
+        if (tap.OnlyUid >= 0)
+        {
+            ReturnOrdinaryCapture(tap.OnlyUid);
+        }
+    }
+
+    /// <summary>An ordinary user's capture: one of their <see cref="MaxCapturesPerUid"/>, and two of the daemon's descriptors.</summary>
+    private void TakeOrdinaryCapture(PeerIdentity caller)
+    {
+        if (!_captures.TryTake(caller.Uid, 1))
+        {
+            throw new ControlException(ControlProtocol.Errors.TooManySockets,
+                $"uid {caller.Uid} already runs {_captures.Held(caller.Uid)} captures, the limit for an ordinary user. Stop one, or capture as root.");
+        }
+        if (!Descriptors.TryTake(Capture.CaptureTap.Descriptors))
+        {
+            _captures.Return(caller.Uid, 1);
+            throw new ControlException(ControlProtocol.Errors.TooManySockets, "Cannot start a capture: " + Descriptors.Refusal(caller.Uid));
+        }
+    }
+
+    private void ReturnOrdinaryCapture(int uid)
+    {
+        _captures.Return(uid, 1);
+        Descriptors.Return(Capture.CaptureTap.Descriptors);
     }
 
     private static CaptureInfo DescribeCapture(Capture.CaptureTap tap, bool ownOnly) => new()
@@ -184,9 +248,9 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         if (!IsAdministrator(caller))
         {
             throw new ControlException(ControlProtocol.Errors.NotPermitted,
-                $"Operation not permitted: {what} needs root or CAP_NET_ADMIN" +
-                (adminGroup is { } g ? $" or membership of group {g}" : "") +
-                $", and {caller.ProcessName} runs as uid {caller.Uid}. Run it with sudo.");
+                $"Operation not permitted: {what} needs root" +
+                (adminGroup is { } g ? $" or membership of group {g}" : " (or the group the daemon's --admin-group names)") +
+                $", and {caller.ProcessName} connected as uid {caller.Uid}. Run it with sudo.");
         }
     }
 
@@ -442,7 +506,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             "tcp" => IpProtocols.Tcp,
             var other => throw new ControlException(ControlProtocol.Errors.Unsupported, $"Unknown protocol '{other}': use udp or tcp."),
         };
-        var address = ParseAddress(request.Address ?? "0.0.0.0");
+        var address = ParseV4Address(request.Address ?? "0.0.0.0", "bind to");
         int slotCount = request.SlotCount ?? defaultSlotCount;
         if (!PipeLayout.IsValidGeometry(slotCount, PipeLayout.DefaultSlotSize))
         {
@@ -450,10 +514,28 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 $"A pipe of {slotCount} slots is not allowed: use a power of two from {PipeLayout.MinSlotCount} to {PipeLayout.MaxSlotCount}.");
         }
         var identity = session.Identity;
-        var socket = sockets.Bind(identity, protocol, address, request.Port ?? 0,
-            PipeLayout.SocketRegionBytes(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp),
-            (id, port) => new NormanSocket(id, identity, protocol, address.IsUnspecified ? NetAddress.FromV4(0) : address, port, slotCount,
-                PipeLayout.DefaultSlotSize, appNames.IdOf(identity.ProcessName), appNames.IdOf(AppNames.CgroupKey(identity.Cgroup))));
+        bool ordinary = !IsAdministrator(identity);
+        if (ordinary && !Descriptors.TryTake(NormanSocket.Descriptors))
+        {
+            throw new ControlException(ControlProtocol.Errors.TooManySockets, "Cannot open a socket: " + Descriptors.Refusal(identity.Uid));
+        }
+        NormanSocket socket;
+        try
+        {
+            socket = sockets.Bind(identity, !ordinary, protocol, address, request.Port ?? 0,
+                PipeLayout.SocketRegionBytes(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp),
+                (id, port) => new NormanSocket(id, identity, protocol, address.IsUnspecified ? NetAddress.FromV4(0) : address, port, slotCount,
+                    PipeLayout.DefaultSlotSize, appNames.IdOf(identity.AppName), appNames.IdOf(AppNames.CgroupKey(identity.Cgroup)),
+                    appNames.IdOf(AppNames.ExecutableKey(identity.Executable))));
+        }
+        catch
+        {
+            if (ordinary)
+            {
+                Descriptors.Return(NormanSocket.Descriptors);
+            }
+            throw;
+        }
         session.Own(socket);
         var add = new AddSocketCommand(socket.Pipe);
         engine.Post(add);
@@ -465,7 +547,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
     private async Task ConnectAsync(ControlSession session, ControlRequest request)
     {
         var socket = OwnedSocket(session, request);
-        var remote = ParseAddress(request.RemoteAddress ?? throw new ControlException(ControlProtocol.Errors.InvalidArgument, "connect needs remoteAddress."));
+        var remote = ParseV4Address(request.RemoteAddress ?? throw new ControlException(ControlProtocol.Errors.InvalidArgument, "connect needs remoteAddress."), "connect to");
         int port = request.RemotePort ?? 0;
         if (port is <= 0 or > 65535 || remote.IsUnspecified)
         {
@@ -489,6 +571,10 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         engine.Post(remove);
         await remove.Applied;
         socket.Dispose();
+        if (!IsAdministrator(socket.Owner))
+        {
+            Descriptors.Return(NormanSocket.Descriptors);
+        }
         log.Info($"close {IpProtocols.Name(socket.Pipe.Protocol)} {socket.LocalAddress}:{socket.LocalPort} of {socket.Owner.ProcessName} (pid {socket.Owner.Pid})");
     }
 
@@ -499,16 +585,20 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             $"Socket {id} is not one of this connection's sockets.");
     }
 
-    private static NetAddress ParseAddress(string text)
+    /// <summary>An IPv4 address for a socket; IPv6 ones are refused as Linux refuses a family it does not carry.</summary>
+    private static NetAddress ParseV4Address(string text, string what)
     {
+        NetAddress address;
         try
         {
-            return NetAddress.Parse(text);
+            address = NetAddress.Parse(text);
         }
         catch (FormatException error)
         {
             throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
         }
+        return address.IsV4 ? address : throw new ControlException(ControlProtocol.Errors.AddressFamilyNotSupported,
+            $"Cannot {what} {text}: Norman carries IPv4 only for applications so far. Use an IPv4 address, or 0.0.0.0 for any.");
     }
 
     /// <summary>Milliseconds since a Stopwatch timestamp; -1 for one never taken (0).</summary>
@@ -565,7 +655,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             Pid = showProcess ? socket.Owner.Pid : 0,
             Uid = socket.Owner.Uid,
             ProcessName = showProcess ? socket.Owner.ProcessName : "",
-            CommandLine = showProcess ? socket.Owner.CommandLine : "",
+            CommandLine = showProcess && socketRow ? socket.Owner.CommandLine : "",
             RecvQ = connection is { } q ? (int)Math.Min(q.ReceiveQueue, int.MaxValue) : socket.RxQueued,
             SendQ = connection is { } w ? (int)Math.Min(w.SendQueue, int.MaxValue) : socket.TxQueued,
             RxPackets = socketRow ? counters.RxPackets : 0,
@@ -576,6 +666,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             SlotCount = socket.SlotCount,
             SlotSize = socket.SlotSize,
             Wakeups = counters.Wakeups,
+            TxThrottled = socketRow ? counters.TxThrottled : 0,
             LastReceiveMilliseconds = Age(counters.LastRxTicks),
             LastSendMilliseconds = Age(counters.LastTxTicks),
             QosClass = choice.Generation == qos.Generation && choice.Class < qos.Classes.Length ? qos.Classes[choice.Class].Settings.Name : null,

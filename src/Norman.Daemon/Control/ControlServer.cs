@@ -1,4 +1,6 @@
 using System.Net.Sockets;
+using Norman.Core.Protocol;
+using Norman.Core.Shm;
 
 namespace Norman.Daemon.Control;
 
@@ -14,8 +16,9 @@ public sealed class ControlServer : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly List<Task> _sessions = new();
     /// <summary>Open control connections by uid: a user may hold only so many (each is a descriptor in the daemon).</summary>
-    private readonly Dictionary<int, int> _connectionsByUid = new();
-    private readonly int _maxConnectionsPerUid;
+    private readonly UserBudget _connections;
+    /// <summary>Bytes of requests still arriving, by uid (see <see cref="ControlSession"/>).</summary>
+    private readonly UserBudget _pendingRequests = new(ControlSession.DefaultPendingBytesPerUid);
     private Task? _acceptLoop;
 
     private ControlServer(string path, Socket listener, ControlPlane plane, ILogSink log, int maxConnectionsPerUid)
@@ -24,7 +27,7 @@ public sealed class ControlServer : IAsyncDisposable
         _listener = listener;
         _plane = plane;
         _log = log;
-        _maxConnectionsPerUid = maxConnectionsPerUid;
+        _connections = new UserBudget(maxConnectionsPerUid);
     }
 
     public const int DefaultMaxConnectionsPerUid = 8192;
@@ -76,18 +79,42 @@ public sealed class ControlServer : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Accepts connections until stopped. Running out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) is a
+    /// passing state, as for any server: the loop waits a moment and accepts again, so that once others let go the
+    /// administrator can connect; only stopping ends it.
+    /// </summary>
     private async Task AcceptLoopAsync()
     {
+        var backoff = TimeSpan.Zero;
         while (!_stopping.IsCancellationRequested)
         {
             Socket connection;
             try
             {
                 connection = await _listener.AcceptAsync(_stopping.Token);
+                backoff = TimeSpan.Zero;
             }
-            catch (Exception error) when (error is OperationCanceledException or ObjectDisposedException or SocketException)
+            catch (Exception error) when (error is OperationCanceledException or ObjectDisposedException)
             {
                 break;
+            }
+            catch (SocketException error) when (!_stopping.IsCancellationRequested)
+            {
+                if (backoff == TimeSpan.Zero)
+                {
+                    _log.Warn($"cannot accept control connections ({error.Message}); retrying until resources are freed");
+                }
+                backoff = TimeSpan.FromMilliseconds(Math.Clamp(backoff.TotalMilliseconds * 2, 10, 500));
+                try
+                {
+                    await Task.Delay(backoff, _stopping.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                continue;
             }
             PeerIdentity identity;
             try
@@ -100,27 +127,55 @@ public sealed class ControlServer : IAsyncDisposable
                 connection.Dispose();
                 continue;
             }
-            string? refusal = null;
-            lock (_connectionsByUid)
+            if (Admit(identity) is { } refusal)
             {
-                int open = _connectionsByUid.GetValueOrDefault(identity.Uid);
-                if (open >= _maxConnectionsPerUid)
-                {
-                    refusal = $"uid {identity.Uid} already holds {open} control connections to Norman, the limit (each socket of the client " +
-                        "library holds one). Close some sockets, or raise the daemon's --max-connections-per-uid.";
-                }
-                else
-                {
-                    _connectionsByUid[identity.Uid] = open + 1;
-                }
+                Refuse(connection, identity, refusal);
+                continue;
             }
-            var session = new ControlSession(connection, identity, _plane, _log) { Refusal = refusal };
+            var session = new ControlSession(connection, identity, _plane, _log, _pendingRequests);
             lock (_sessions)
             {
                 _sessions.RemoveAll(t => t.IsCompleted);
                 _sessions.Add(Task.Run(() => RunAsync(session)));
             }
         }
+    }
+
+    /// <summary>
+    /// Counts a new connection against its user's limit and, for an ordinary user, the daemon's descriptors; returns
+    /// why it is refused instead (its first request is answered with that), or null.
+    /// </summary>
+    private string? Admit(PeerIdentity identity)
+    {
+        if (!_connections.TryTake(identity.Uid, 1))
+        {
+            return $"uid {identity.Uid} already holds {_connections.Held(identity.Uid)} control connections to Norman, the limit (each socket of the client " +
+                "library holds one). Close some sockets, or raise the daemon's --max-connections-per-uid.";
+        }
+        if (!_plane.IsAdministrator(identity) && !_plane.Descriptors.TryTake(1))
+        {
+            _connections.Return(identity.Uid, 1);
+            return _plane.Descriptors.Refusal(identity.Uid);
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Answers a connection over a limit at once and closes it, so that it holds no descriptor while its caller waits:
+    /// the refusal stays readable after the close, and the client library reads it as the answer to its request.
+    /// </summary>
+    private void Refuse(Socket connection, PeerIdentity identity, string refusal)
+    {
+        var answer = new ControlResponse { Ok = false, Error = new ControlError(ControlProtocol.Errors.TooManySockets, refusal) };
+        try
+        {
+            FdPassing.TrySend((int)connection.Handle, ControlProtocol.Encode(answer), []);
+        }
+        catch (IOException)
+        {
+        }
+        connection.Dispose();
+        _log.Info($"refused a control connection of {identity.ProcessName} (pid {identity.Pid}, uid {identity.Uid}): {refusal}");
     }
 
     private async Task RunAsync(ControlSession session)
@@ -131,20 +186,10 @@ public sealed class ControlServer : IAsyncDisposable
         }
         finally
         {
-            if (session.Refusal is null)
+            _connections.Return(session.Identity.Uid, 1);
+            if (!_plane.IsAdministrator(session.Identity))
             {
-                lock (_connectionsByUid)
-                {
-                    int open = _connectionsByUid[session.Identity.Uid] - 1;
-                    if (open == 0)
-                    {
-                        _connectionsByUid.Remove(session.Identity.Uid);
-                    }
-                    else
-                    {
-                        _connectionsByUid[session.Identity.Uid] = open;
-                    }
-                }
+                _plane.Descriptors.Return(1);
             }
         }
     }

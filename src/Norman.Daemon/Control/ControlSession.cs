@@ -9,16 +9,41 @@ namespace Norman.Daemon.Control;
 /// One application's control connection. Requests are handled one at a time, in order. When the connection
 /// closes — the application exited, crashed or was killed — every socket it owned is released at once.
 /// </summary>
-public sealed class ControlSession(Socket connection, PeerIdentity identity, ControlPlane plane, ILogSink log)
+/// <remarks>
+/// What a connection may cost the daemon is bounded: a request's size (<see cref="MaxOrdinaryRequestBytes"/> for an
+/// ordinary user, whose operations need little; the protocol's 16 MiB for an administrator's policy), the bytes of
+/// requests still arriving on all of one user's connections (<paramref name="pendingRequests"/>, taken by the declared
+/// length before anything is allocated), and the time an answer may wait for a caller that does not read
+/// (<see cref="SendTimeout"/>, waited without a thread): then the connection is closed.
+/// </remarks>
+public sealed class ControlSession(Socket connection, PeerIdentity identity, ControlPlane plane, ILogSink log, UserBudget? pendingRequests = null)
 {
+    /// <summary>The largest request an ordinary user may send: a bind, a listing, a capture's expression.</summary>
+    public const int MaxOrdinaryRequestBytes = 64 << 10;
+
+    /// <summary>Bytes of unfinished requests one ordinary user's connections may hold in the daemon together.</summary>
+    public const long DefaultPendingBytesPerUid = 4 << 20;
+
+    /// <summary>How long an answer waits for a caller that does not read before the connection is closed.</summary>
+    public static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(5);
+
     private readonly Dictionary<long, NormanSocket> _owned = new();
     private readonly List<Capture.CaptureTap> _taps = new();
+    private readonly bool _administrator = plane.IsAdministrator(identity);
 
     public void Own(Capture.CaptureTap tap)
     {
         lock (_taps)
         {
             _taps.Add(tap);
+        }
+    }
+
+    public bool Disown(Capture.CaptureTap tap)
+    {
+        lock (_taps)
+        {
+            return _taps.Remove(tap);
         }
     }
 
@@ -31,9 +56,6 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
     }
 
     public PeerIdentity Identity { get; } = identity;
-
-    /// <summary>Set when the connection is over a limit: its first request is answered with this, and it is closed.</summary>
-    public string? Refusal { get; init; }
 
     public void Own(NormanSocket socket)
     {
@@ -62,6 +84,7 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
     public async Task RunAsync(CancellationToken stopping)
     {
         var prefix = new byte[4];
+        string who = $"{Identity.ProcessName} (pid {Identity.Pid}, uid {Identity.Uid})";
         try
         {
             while (!stopping.IsCancellationRequested)
@@ -71,30 +94,66 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
                     break;
                 }
                 int length = ControlProtocol.ReadLength(prefix);
-                var body = new byte[length];
-                if (!await ReadExactlyAsync(body, stopping))
+                if (await RefuseSizeAsync(length, stopping) is { } refusal)
                 {
+                    log.Info($"closed the control connection of {who}: {refusal}");
                     break;
                 }
-                if (Refusal is not null)
+                byte[] body;
+                try
                 {
-                    FdPassing.Send((int)connection.Handle, ControlProtocol.Encode(Refused(0, ControlProtocol.Errors.TooManySockets, Refusal)), []);
-                    log.Info($"refused a control connection of {Identity.ProcessName} (pid {Identity.Pid}, uid {Identity.Uid}): {Refusal}");
-                    break;
+                    body = new byte[length];
+                    if (!await ReadExactlyAsync(body, stopping))
+                    {
+                        break;
+                    }
+                }
+                finally
+                {
+                    if (!_administrator)
+                    {
+                        pendingRequests?.Return(Identity.Uid, length);
+                    }
                 }
                 var (response, fds) = await HandleAsync(body);
-                FdPassing.Send((int)connection.Handle, ControlProtocol.Encode(response), fds);
+                await SendAsync(response, fds, stopping);
             }
         }
         catch (Exception error) when (error is IOException or SocketException or InvalidDataException or OperationCanceledException)
         {
-            log.Info($"control connection of pid {Identity.Pid} ended: {error.Message}");
+            log.Info($"control connection of {who} ended: {error.Message}");
         }
         finally
         {
             await ReleaseAllAsync();
             connection.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Answers a request the connection may not send (too large for this caller, or over the user's bytes under way)
+    /// and returns why; null when it may be read, its length then taken from the user's budget.
+    /// </summary>
+    private async Task<string?> RefuseSizeAsync(int length, CancellationToken stopping)
+    {
+        int limit = _administrator ? ControlProtocol.MaxMessageBytes : MaxOrdinaryRequestBytes;
+        string? refusal = null;
+        if (length > limit)
+        {
+            refusal = $"A request of {length} bytes is over the {limit}-byte limit for uid {Identity.Uid}" +
+                (_administrator ? "." : " (only an administrator's policy needs more).");
+        }
+        else if (pendingRequests is not null && !_administrator && !pendingRequests.TryTake(Identity.Uid, length))
+        {
+            refusal = $"uid {Identity.Uid} already has {pendingRequests.Held(Identity.Uid)} bytes of requests under way on its connections, " +
+                $"and {pendingRequests.LimitPerUid} is the limit. Finish sending them first.";
+        }
+        if (refusal is null)
+        {
+            return null;
+        }
+        await SendAsync(Refused(0, ControlProtocol.Errors.MessageTooLong, refusal), [], stopping);
+        return refusal;
     }
 
     private async Task<(ControlResponse, int[])> HandleAsync(byte[] body)
@@ -116,6 +175,43 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         {
             log.Info($"refused {request.Op} from {Identity.ProcessName} (pid {Identity.Pid}, uid {Identity.Uid}): {refused.Message}");
             return (Refused(request.Id, refused.Code, refused.Message), []);
+        }
+        catch (Exception error) when (error is not OperationCanceledException)
+        {
+            // A request the daemon should have refused cleanly: the caller is told, the daemon goes on, the log has why.
+            log.Warn($"{request.Op} from {Identity.ProcessName} (pid {Identity.Pid}, uid {Identity.Uid}) failed: {error}");
+            return (Refused(request.Id, ControlProtocol.Errors.Internal,
+                $"The daemon failed on this {request.Op} request ({error.GetType().Name}: {error.Message}); its log has the details."), []);
+        }
+    }
+
+    /// <summary>
+    /// Sends an answer (its fds on the first byte), without holding a thread while a slow caller reads; a caller that
+    /// has not taken it within <see cref="SendTimeout"/> loses the connection. An answer over the protocol's size
+    /// bound is replaced by a refusal saying so: the daemon never sends what a client must reject.
+    /// </summary>
+    private async Task SendAsync(ControlResponse response, int[] fds, CancellationToken stopping)
+    {
+        byte[] message = ControlProtocol.Encode(response);
+        if (message.Length - 4 > ControlProtocol.MaxMessageBytes)
+        {
+            log.Warn($"the answer to request {response.Id} would be {message.Length} bytes, over the protocol's {ControlProtocol.MaxMessageBytes}");
+            message = ControlProtocol.Encode(Refused(response.Id, ControlProtocol.Errors.MessageTooLong,
+                $"The answer would be {message.Length} bytes, over the protocol's {ControlProtocol.MaxMessageBytes}-byte limit."));
+            fds = [];
+        }
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        deadline.CancelAfter(SendTimeout);
+        int sent = FdPassing.TrySend((int)connection.Handle, message, fds);
+        while (sent == 0)
+        {
+            // Not even the first byte fits: the caller has left earlier answers unread. Wait, but not on a thread.
+            await Task.Delay(TimeSpan.FromMilliseconds(5), deadline.Token);
+            sent = FdPassing.TrySend((int)connection.Handle, message, fds);
+        }
+        if (sent < message.Length)
+        {
+            await connection.SendAsync(message.AsMemory(sent), SocketFlags.None, deadline.Token);
         }
     }
 
@@ -153,11 +249,10 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         lock (_taps)
         {
             taps = _taps.ToList();
-            _taps.Clear();
         }
         foreach (var tap in taps)
         {
-            await plane.StopCaptureAsync(tap);
+            await plane.StopCaptureAsync(this, tap);
         }
     }
 }

@@ -9,10 +9,18 @@ namespace Norman.Daemon.Control;
 /// The control plane's record of one socket: who owns it, what it is bound to, its shared memory and eventfd,
 /// and the <see cref="PipeSocket"/> the dataplane serves. Disposed only after the dataplane has let go of it.
 /// </summary>
+/// <remarks>
+/// Listings read the shared memory too (queues, a TCP socket's connections) on request threads that hold a snapshot
+/// of the socket table, while the owner may close the socket at any moment. Those reads and the unmapping take
+/// <see cref="_mapping"/>, so no reader can touch memory that is gone: once disposed, the socket reads as empty.
+/// </remarks>
 public sealed unsafe class NormanSocket : IDisposable
 {
+    private readonly object _mapping = new();
+    private bool _disposed;
+
     public NormanSocket(long id, PeerIdentity owner, byte protocol, NetAddress localAddress, ushort localPort, int slotCount, int slotSize,
-        int appId = -1, int cgroupId = -1)
+        int appId = -1, int cgroupId = -1, int executableId = -1)
     {
         Id = id;
         Owner = owner;
@@ -38,9 +46,13 @@ public sealed unsafe class NormanSocket : IDisposable
             OwnerGid = owner.Gid,
             OwnerPid = owner.Pid,
             CgroupId = cgroupId,
+            ExecutableId = executableId,
             OwnerName = System.Text.Encoding.ASCII.GetBytes(owner.ProcessName.Length > 16 ? owner.ProcessName[..16] : owner.ProcessName),
         };
     }
+
+    /// <summary>What a socket holds in the daemon: its memfd and its eventfd.</summary>
+    public const int Descriptors = 2;
 
     public long Id { get; }
     public PeerIdentity Owner { get; }
@@ -60,23 +72,49 @@ public sealed unsafe class NormanSocket : IDisposable
     public int RxQueued => Queued(PipeLayout.RxRingOffset);
     public int TxQueued => Queued(PipeLayout.TxRingOffset(SlotCount, SlotSize));
 
-    /// <summary>A TCP socket's connections as its application's stack last reported them; none for UDP.</summary>
-    public List<ConnectionTable.Record> Connections() => Pipe.Protocol == IpProtocols.Tcp
-        ? ConnectionTable.Read(Region.Address + ConnectionTable.Offset(SlotCount, SlotSize))
-        : [];
+    /// <summary>
+    /// A TCP socket's connections as its application's stack last reported them, the implausible ones left out (see
+    /// <see cref="ConnectionTable.Read"/>); none for UDP, or once the socket is closed.
+    /// </summary>
+    public List<ConnectionTable.Record> Connections()
+    {
+        if (Pipe.Protocol != IpProtocols.Tcp)
+        {
+            return [];
+        }
+        lock (_mapping)
+        {
+            return _disposed ? [] : ConnectionTable.Read(Region.Address + ConnectionTable.Offset(SlotCount, SlotSize));
+        }
+    }
 
     private int Queued(long ringOffset)
     {
-        byte* ring = Region.Address + ringOffset;
-        uint producer = Volatile.Read(ref *(uint*)(ring + PipeLayout.ProducerIndexOffset));
-        uint consumer = Volatile.Read(ref *(uint*)(ring + PipeLayout.ConsumerIndexOffset));
-        uint queued = producer - consumer;
-        return queued > (uint)SlotCount ? 0 : (int)queued;
+        lock (_mapping)
+        {
+            if (_disposed)
+            {
+                return 0;
+            }
+            byte* ring = Region.Address + ringOffset;
+            uint producer = Volatile.Read(ref *(uint*)(ring + PipeLayout.ProducerIndexOffset));
+            uint consumer = Volatile.Read(ref *(uint*)(ring + PipeLayout.ConsumerIndexOffset));
+            uint queued = producer - consumer;
+            return queued > (uint)SlotCount ? 0 : (int)queued;
+        }
     }
 
     public void Dispose()
     {
-        Wakeup.Dispose();
-        Region.Dispose();
+        lock (_mapping)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+            _disposed = true;
+            Wakeup.Dispose();
+            Region.Dispose();
+        }
     }
 }

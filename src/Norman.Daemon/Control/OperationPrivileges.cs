@@ -7,7 +7,7 @@ public enum Privilege
 {
     /// <summary>Any user, as with socket(2) and ss(8); what the answer shows about others is limited as Linux limits it.</summary>
     Anyone,
-    /// <summary>Root, CAP_NET_ADMIN or the admin group, as nft and tc require.</summary>
+    /// <summary>Root or the admin group, as of their connect (nft and tc require CAP_NET_ADMIN; see PeerIdentity for why capabilities do not count here).</summary>
     Administrator,
 }
 

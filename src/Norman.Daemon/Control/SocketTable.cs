@@ -6,7 +6,7 @@ namespace Norman.Daemon.Control;
 /// <summary>
 /// The control plane's socket table and its bind rules, as Linux has them: one socket per protocol and port
 /// (a wildcard bind conflicts with every address), ports below ip_unprivileged_port_start need
-/// CAP_NET_BIND_SERVICE, port 0 picks a free port from the ephemeral range, and a uid may hold only so many sockets
+/// root or the admin group (capabilities are not known at connect: see <see cref="PeerIdentity"/>), port 0 picks a free port from the ephemeral range, and a uid may hold only so many sockets
 /// and so much pipe memory (the daemon backs every RX slot it fills, so a user's sockets are the daemon's memory).
 /// </summary>
 public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4096, long maxPipeBytesPerUid = SocketTable.DefaultMaxPipeBytesPerUid)
@@ -49,7 +49,7 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
     /// Checks the rules and reserves the port for a socket whose pipes take <paramref name="pipeBytes"/>; the factory
     /// makes the socket under the same lock.
     /// </summary>
-    public NormanSocket Bind(PeerIdentity caller, byte protocol, NetAddress address, int port, long pipeBytes, Func<long, ushort, NormanSocket> create)
+    public NormanSocket Bind(PeerIdentity caller, bool mayBindPrivilegedPorts, byte protocol, NetAddress address, int port, long pipeBytes, Func<long, ushort, NormanSocket> create)
     {
         if (!address.IsUnspecified && address != hostAddress)
         {
@@ -61,11 +61,11 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
             throw new ControlException(ControlProtocol.Errors.InvalidArgument, $"Port {port} is out of range: use 0 to 65535 (0 picks a free port).");
         }
         int privilegedBelow = UnprivilegedPortStart();
-        if (port != 0 && port < privilegedBelow && !caller.CanBindPrivilegedPorts)
+        if (port != 0 && port < privilegedBelow && !mayBindPrivilegedPorts)
         {
             throw new ControlException(ControlProtocol.Errors.PermissionDenied,
-                $"Permission denied: binding port {port} needs root or CAP_NET_BIND_SERVICE (ports below {privilegedBelow} are privileged). " +
-                $"Use a port of {privilegedBelow} or more, or grant the capability: setcap cap_net_bind_service=+ep <program>.");
+                $"Permission denied: binding port {port} needs root or the daemon's admin group (ports below {privilegedBelow} are privileged), " +
+                $"as the process was when it connected. Use a port of {privilegedBelow} or more, bind as root, or start the daemon with --admin-group.");
         }
         lock (_gate)
         {

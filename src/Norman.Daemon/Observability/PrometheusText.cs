@@ -39,6 +39,7 @@ public static class PrometheusText
             ("norman_socket_received_bytes_total", "Bytes delivered to the socket.", s => s.RxBytes),
             ("norman_socket_sent_packets_total", "Packets the socket sent.", s => s.TxPackets),
             ("norman_socket_sent_bytes_total", "Bytes the socket sent.", s => s.TxBytes),
+            ("norman_socket_tx_throttled_total", "Breaths the dataplane stopped skipping the socket's bad TX slots at its bound.", s => s.TxThrottled),
         })
         {
             Family(text, metric, "counter", help);

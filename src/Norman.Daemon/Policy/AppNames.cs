@@ -1,7 +1,7 @@
 namespace Norman.Daemon.Policy;
 
 /// <summary>
-/// Process names as small numbers, so that an `app NAME` match is one integer compare per packet. A name gets its
+/// Program names (and cgroups, and executables' paths) as small numbers, so that an `app NAME` match is one integer compare per packet. A name gets its
 /// number the first time a socket or a rule mentions it, and keeps it for the daemon's life.
 /// </summary>
 public sealed class AppNames
@@ -10,6 +10,9 @@ public sealed class AppNames
 
     /// <summary>Cgroup paths share the numbering with process names, kept apart by this prefix.</summary>
     public static string CgroupKey(string path) => "cgroup:" + path;
+
+    /// <summary>Executables' paths too (an `exe PATH` match), under this prefix.</summary>
+    public static string ExecutableKey(string path) => "exe:" + path;
 
     /// <summary>The name behind a number ("?" for none), for logs.</summary>
     public string NameOf(int id)

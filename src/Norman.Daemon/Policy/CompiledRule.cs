@@ -31,14 +31,13 @@ public sealed unsafe class CompiledRule
     private readonly int _dscp;
     private readonly byte _tcpFlags, _tcpMask;
     private readonly int _lengthLow, _lengthHigh;
-    private readonly int _cgroupId;
+    private readonly int _cgroupId, _executableId;
     private readonly TokenBucket? _limit;
     private readonly TokenBucket? _logLimit;
     private readonly FrozenSet<uint>? _sourceSet, _destinationSet, _sourcePortSet, _destinationPortSet;
     private readonly BpfFunction? _pcap;
 
-    public CompiledRule(FilterRule rule, int appId, RuleCounters counters, int cgroupId = -1,
-        Func<string, SetKind, FrozenSet<uint>>? sets = null)
+    public CompiledRule(FilterRule rule, AppNames names, RuleCounters counters, Func<string, SetKind, FrozenSet<uint>>? sets = null)
     {
         FrozenSet<uint>? Set(string? name, SetKind kind) =>
             name is null ? null : (sets ?? throw new FormatException($"There is no set '{name}'."))(name, kind);
@@ -70,7 +69,7 @@ public sealed unsafe class CompiledRule
         _sourceHigh = rule.SourcePortHigh;
         _destinationLow = rule.DestinationPortLow;
         _destinationHigh = rule.DestinationPortHigh;
-        _appId = rule.App is null ? -1 : appId;
+        _appId = rule.App is null ? -1 : names.IdOf(rule.App);
         _uid = rule.Uid ?? -1;
         _gid = rule.Gid ?? -1;
         _pid = rule.Pid ?? -1;
@@ -82,8 +81,9 @@ public sealed unsafe class CompiledRule
         _tcpMask = rule.TcpFlagsMask != 0 ? rule.TcpFlagsMask : rule.TcpFlags;
         _lengthLow = rule.LengthLow;
         _lengthHigh = rule.LengthHigh;
-        _cgroupId = rule.Cgroup is null ? -1 : cgroupId;
-        _matchOwner |= _cgroupId != -1;
+        _cgroupId = rule.Cgroup is null ? -1 : names.IdOf(AppNames.CgroupKey(rule.Cgroup));
+        _executableId = rule.Executable is null ? -1 : names.IdOf(AppNames.ExecutableKey(rule.Executable));
+        _matchOwner |= _cgroupId != -1 || _executableId != -1;
         _limit = rule.LimitRate > 0 ? new TokenBucket(rule.LimitRate, rule.LimitBurst) : null;
         _logLimit = rule.Action == FilterAction.Log ? new TokenBucket(PacketLog.PerRulePerSecond, PacketLog.PerRulePerSecond) : null;
         _pcap = rule.Pcap is null ? null : BpfCompiler.Compile(PcapFilter.Compile(rule.Pcap));
@@ -159,7 +159,7 @@ public sealed unsafe class CompiledRule
             if (socket is null
                 || (_appId != -1 && socket.AppId != _appId) || (_uid != -1 && socket.OwnerUid != _uid)
                 || (_gid != -1 && socket.OwnerGid != _gid) || (_pid != -1 && socket.OwnerPid != _pid)
-                || (_cgroupId != -1 && socket.CgroupId != _cgroupId))
+                || (_cgroupId != -1 && socket.CgroupId != _cgroupId) || (_executableId != -1 && socket.ExecutableId != _executableId))
             {
                 return false;
             }

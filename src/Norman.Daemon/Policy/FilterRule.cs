@@ -55,6 +55,8 @@ public sealed record FilterRule
     public string? DestinationPortSet { get; init; }
     /// <summary>The owner's cgroup path, as /proc/PID/cgroup shows it (e.g. /system.slice/kvdb.service).</summary>
     public string? Cgroup { get; init; }
+    /// <summary>The owner's executable, as /proc/PID/exe links to it when the daemon accepted its connection.</summary>
+    public string? Executable { get; init; }
     /// <summary>The DSCP the packet carries (0–63); -1 for any.</summary>
     public int Dscp { get; init; } = -1;
     /// <summary>ICMP type (echo-request = 8…); -1 for any.</summary>
@@ -137,6 +139,10 @@ public sealed record FilterRule
         if (Cgroup is not null)
         {
             text.Append(CultureInfo.InvariantCulture, $"cgroup {Cgroup} ");
+        }
+        if (Executable is not null)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"exe {Executable} ");
         }
         if (Uid is { } uid)
         {

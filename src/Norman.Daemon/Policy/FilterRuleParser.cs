@@ -8,7 +8,7 @@ namespace Norman.Daemon.Policy;
 /// Reads a rule in Norman's filter syntax, close to nft's so that an nftables user reads it at sight:
 /// <code>
 ///   [ip|ip6 saddr CIDR|@SET] [ip|ip6 daddr CIDR|@SET] [udp|tcp|icmp|icmpv6] [sport P[-Q]|@SET] [dport P[-Q]|@SET]
-///   [icmp type T] [tcp flags F[,F…] [/ MASK]] [length N[-M]] [dscp D] [app NAME] [uid N] [gid N] [pid N] [cgroup PATH]
+///   [icmp type T] [tcp flags F[,F…] [/ MASK]] [length N[-M]] [dscp D] [app NAME] [exe PATH] [uid N] [gid N] [pid N] [cgroup PATH]
 ///   [ct state S[,S…]] [limit rate [over] N/second [burst M]] [pcap "EXPRESSION"]
 ///   accept|drop|reject|count|log [prefix "TEXT"]
 /// </code>
@@ -73,7 +73,11 @@ public static class FilterRuleParser
                     rule = rule with { DestinationPortLow = destinationLow, DestinationPortHigh = destinationHigh };
                     break;
                 case "app":
-                    rule = rule with { App = Next(words, ref i, "a process name, as `norman ss -p` shows it") };
+                    rule = rule with { App = Next(words, ref i, "a program's file name, like kvdb") };
+                    break;
+                case "exe":
+                    string executable = Next(words, ref i, "an executable's absolute path, like /usr/bin/redis-server");
+                    rule = rule with { Executable = executable.StartsWith('/') ? executable : throw Error(executable, "an absolute path, like /usr/bin/redis-server") };
                     break;
                 case "uid":
                     rule = rule with { Uid = Number(Next(words, ref i, "a numeric uid")) };

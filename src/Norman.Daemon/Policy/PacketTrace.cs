@@ -16,6 +16,9 @@ public static class PacketTrace
     public sealed record Result(string Packet, string Owner, IReadOnlyList<Step> Steps, string Verdict);
 
     /// <summary>Builds the described packet; addresses default to the peer side and this host.</summary>
+    /// <summary>The largest packet a trace describes: the MTU's.</summary>
+    public const int MaxTracedIpLength = 1500;
+
     public static (byte[] Frame, ParsedPacket Packet) Build(Chain chain, IReadOnlyList<string> words, NetAddress hostAddress)
     {
         byte protocol = IpProtocols.Udp;
@@ -33,10 +36,16 @@ public static class PacketTrace
                 case "daddr": destination = NetAddress.Parse(Next()); break;
                 case "sport": sourcePort = Port(Next()); break;
                 case "dport": destinationPort = Port(Next()); break;
-                case "payload": payload = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "payload": payload = Payload(Next()); break;
                 default:
                     throw new FormatException($"'{words[i]}' does not describe a packet: use udp|tcp, saddr, daddr, sport, dport, payload BYTES.");
             }
+        }
+        // As on the wire: the dataplane carries no fragments, so no packet is larger than the MTU.
+        int maxPayload = MaxTracedIpLength - (protocol == IpProtocols.Udp ? UdpPacketBuilder.HeaderLengthV4 : Ipv4Header.Size + TcpHeader.Size);
+        if (payload > maxPayload)
+        {
+            throw new FormatException($"A payload of {payload} bytes does not fit one {MaxTracedIpLength}-byte IPv4 {IpProtocols.Name(protocol)} packet: use 0 to {maxPayload}.");
         }
         var remote = NetAddress.Parse("198.18.0.2");
         var src = source ?? (chain == Chain.Ingress ? remote : hostAddress);
@@ -94,4 +103,8 @@ public static class PacketTrace
 
     private static ushort Port(string text) =>
         ushort.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ushort port) ? port : throw new FormatException($"'{text}' is not a port.");
+
+    private static int Payload(string text) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int bytes) ? bytes
+        : throw new FormatException($"'payload {text}': give a payload length in bytes, from 0 to the MTU's.");
 }

@@ -327,8 +327,7 @@ public sealed class PolicyStore
             {
                 counters = new RuleCounters();
             }
-            return new CompiledRule(rule, rule.App is null ? -1 : _names.IdOf(rule.App), counters,
-                rule.Cgroup is null ? -1 : _names.IdOf(AppNames.CgroupKey(rule.Cgroup)), SetOf);
+            return new CompiledRule(rule, _names, counters, SetOf);
         }
         // Compile everything first: a bad expression throws here, and nothing has changed yet.
         var ingressRules = rules.Where(r => r.Chain == Chain.Ingress).Select(Compile).ToArray();

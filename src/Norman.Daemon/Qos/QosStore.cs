@@ -205,8 +205,7 @@ public sealed class QosStore : IDisposable
             }
         }
         var states = classes.Select((c, i) => new ClassState(c, i, _counters[c.Name])).ToArray();
-        var compiled = matches.Select(m => (new CompiledRule(m.Rule, m.Rule.App is null ? -1 : _names.IdOf(m.Rule.App), new RuleCounters(),
-            m.Rule.Cgroup is null ? -1 : _names.IdOf(AppNames.CgroupKey(m.Rule.Cgroup))), classes.FindIndex(c => c.Name == m.ClassName))).ToArray();
+        var compiled = matches.Select(m => (new CompiledRule(m.Rule, _names, new RuleCounters()), classes.FindIndex(c => c.Name == m.ClassName))).ToArray();
         var snapshot = new QosSnapshot(_generation + 1, states, compiled);
         foreach (var gone in _counters.Keys.Where(n => classes.All(c => c.Name != n)).ToList())
         {

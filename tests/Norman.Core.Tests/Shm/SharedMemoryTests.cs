@@ -14,7 +14,7 @@ public sealed unsafe class SharedMemoryTests
         using (left)
         using (right)
         {
-            FdPassing.Send((int)left.Handle, "grant"u8, [region.Fd]);
+            Assert.Equal(5, FdPassing.TrySend((int)left.Handle, "grant"u8, [region.Fd]));
             var fds = new List<int>();
             var buffer = new byte[16];
             int got = FdPassing.Receive((int)right.Handle, buffer, fds);

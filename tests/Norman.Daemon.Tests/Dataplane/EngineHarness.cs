@@ -37,7 +37,7 @@ public sealed class EngineHarness : IDisposable
     public AppSide Bind(ushort port, NetAddress? address = null, string app = "testapp", int uid = 1000, string cgroup = "/user.slice",
         byte protocol = IpProtocols.Udp)
     {
-        var owner = new PeerIdentity(Environment.ProcessId, uid, uid, app, app, cgroup, false);
+        var owner = new PeerIdentity(Environment.ProcessId, uid, uid, app, app, cgroup);
         var socket = new NormanSocket(_sockets.Count + 1, owner, protocol, address ?? NetAddress.FromV4(0), port, SlotCount,
             PipeLayout.DefaultSlotSize, Names.IdOf(app), Names.IdOf(AppNames.CgroupKey(cgroup)));
         socket.LocalAddress = address ?? NetAddress.FromV4(0);
