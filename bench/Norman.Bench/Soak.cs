@@ -7,11 +7,12 @@ namespace Norman.Bench;
 
 /// <summary>
 /// The soak: a daemon carries steady traffic for a long time while everything around it changes — the policy is
-/// replaced every second, a capture starts and stops every second, and sockets open and close without pause. At the
-/// end, every packet the policy accepted and the pipes had room for must have reached its application, and the
+/// replaced every second, a capture starts and stops every second, sockets open and close without pause (among them
+/// TCP sockets whose connection tables claim every connection), and listings of every socket race those closes. At
+/// the end, every packet the policy accepted and the pipes had room for must have reached its application, and the
 /// daemon must hold no more memory and descriptors than after its warm-up.
 /// </summary>
-public static class Soak
+public static unsafe class Soak
 {
     private const int Receivers = 4;
     private const long FloodBatch = 100_000;
@@ -24,7 +25,7 @@ public static class Soak
     public const int DescriptorSlack = 2;
 
     public sealed record Report(double Seconds, long Sent, long Received, long RxPipeFull, long Filtered, long PolicySwaps, long Captures,
-        long SocketsChurned, long HeapStartBytes, long HeapEndBytes, long RssStartBytes, long RssEndBytes, int FdsStart, int FdsEnd,
+        long SocketsChurned, long Listings, long HeapStartBytes, long HeapEndBytes, long RssStartBytes, long RssEndBytes, int FdsStart, int FdsEnd,
         string Counters, string NewDescriptors)
     {
         /// <summary>Accepted by the policy, room in the pipes, and still not delivered.</summary>
@@ -34,7 +35,7 @@ public static class Soak
         public override string ToString() =>
             $"soak: {(Passed ? "PASSED" : "FAILED")} after {Seconds:F0} s: sent {Sent:N0}, received {Received:N0}, lost {Lost:N0} " +
             $"(rx pipe full {RxPipeFull:N0}, filtered {Filtered:N0}); {PolicySwaps:N0} policy swaps, {Captures:N0} captures started and stopped, " +
-            $"{SocketsChurned:N0} sockets opened and closed; heap {HeapStartBytes / 1024:N0} → {HeapEndBytes / 1024:N0} KiB, " +
+            $"{SocketsChurned:N0} sockets opened and closed, {Listings:N0} listings racing the closes; heap {HeapStartBytes / 1024:N0} → {HeapEndBytes / 1024:N0} KiB, " +
             $"resident {RssStartBytes >> 20:N0} → {RssEndBytes >> 20:N0} MiB, descriptors {FdsStart} → {FdsEnd}{(NewDescriptors.Length > 0 ? $" (new: {NewDescriptors})" : "")}\n  counters: {Counters}";
     }
 
@@ -52,7 +53,7 @@ public static class Soak
             }
             using var stop = new CancellationTokenSource();
             using var stopReceiving = new CancellationTokenSource();
-            long received = 0, swaps = 0, captures = 0, churned = 0;
+            long received = 0, swaps = 0, captures = 0, churned = 0, listings = 0;
             var receiver = new Thread(() =>
             {
                 while (!stopReceiving.IsCancellationRequested)
@@ -94,6 +95,7 @@ public static class Soak
             var churn = new Thread(() =>
             {
                 var sink = Norman.Core.Packets.NetAddress.Parse("198.18.0.2");
+                using var control = ControlChannel.Connect(daemon.SocketPath);
                 while (!stop.IsCancellationRequested)
                 {
                     using (var socket = new NormanUdpSocket(daemon.SocketPath))
@@ -101,13 +103,26 @@ public static class Soak
                         socket.Bind(0, slotCount: 16);
                         socket.TrySendTo("churn"u8, sink, 9);
                     }
-                    churned++;
+                    BindAndCloseScribbledTcp(control);
+                    churned += 2;
                     stop.Token.WaitHandle.WaitOne(5); // about 150 a second: churn, not a load test of the control plane
                 }
             }) { IsBackground = true, Name = "soak churn" };
+            var lister = new Thread(() =>
+            {
+                using var control = ControlChannel.Connect(daemon.SocketPath);
+                while (!stop.IsCancellationRequested)
+                {
+                    control.CallPages(new ControlRequest { Op = ControlProtocol.Ops.Sockets });
+                    control.Call(new ControlRequest { Op = ControlProtocol.Ops.Stats });
+                    listings += 2;
+                    stop.Token.WaitHandle.WaitOne(2);
+                }
+            }) { IsBackground = true, Name = "soak lister" };
             receiver.Start();
             everySecond.Start();
             churn.Start();
+            lister.Start();
 
             var clock = Stopwatch.StartNew();
             var warmUp = TimeSpan.FromSeconds(Math.Max(3, duration.TotalSeconds / 10));
@@ -138,6 +153,7 @@ public static class Soak
             stop.Cancel();
             everySecond.Join();
             churn.Join();
+            lister.Join();
             // The last flood drains: the wire's rate bounds how long that takes.
             for (var drain = Stopwatch.StartNew(); peer.FloodRemaining > 0 && drain.Elapsed < TimeSpan.FromSeconds(30);)
             {
@@ -175,7 +191,7 @@ public static class Soak
             }
             return new Report(clock.Elapsed.TotalSeconds, sent, Interlocked.Read(ref received),
                 counters.Drops(Norman.Daemon.Dataplane.DropReason.RxPipeFull), counters.Drops(Norman.Daemon.Dataplane.DropReason.FilteredIngress),
-                swaps, captures, churned, start.Heap, end.Heap, start.Rss, end.Rss, start.Fds, end.Fds,
+                swaps, captures, churned, listings, start.Heap, end.Heap, start.Rss, end.Rss, start.Fds, end.Fds,
                 string.Join(", ", counters.Snapshot().Where(c => c.Value != 0).Select(c => $"{c.Key} {c.Value:N0}")),
                 string.Join(", ", end.Targets.Except(start.Targets ?? [])));
         }, options =>
@@ -185,6 +201,21 @@ public static class Soak
             options.LineRateBitsPerSecond = 100_000_000;
             options.BusyPoll = false;
         });
+    }
+
+    /// <summary>A TCP socket whose connection table claims 0xffffffff connections of garbage, closed at once: what listings race.</summary>
+    private static void BindAndCloseScribbledTcp(ControlChannel control)
+    {
+        var fds = new List<int>();
+        var grant = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = "tcp", Port = 0, SlotCount = 16 }, fds).Socket!;
+        Norman.Core.Shm.FdPassing.CloseAll(fds.Skip(1));
+        using (var region = Norman.Core.Shm.SharedMemory.Map(fds[0], grant.RegionBytes))
+        {
+            byte* table = region.Address + Norman.Core.Pipes.ConnectionTable.Offset(grant.SlotCount, grant.SlotSize);
+            Random.Shared.NextBytes(new Span<byte>(table + Norman.Core.Pipes.ConnectionTable.HeaderSize, 4096));
+            Norman.Core.Pipes.ConnectionTable.Publish(table, -1);
+        }
+        control.Call(new ControlRequest { Op = ControlProtocol.Ops.Close, SocketId = grant.SocketId });
     }
 
     private static long Drops(NormanDaemon daemon) =>
