@@ -25,8 +25,8 @@ public sealed class NormanTcpStream : Stream
     /// <summary>Connects to <paramref name="remote"/> from a free port (three-way handshake; SYN retried as Linux does).</summary>
     public static async Task<NormanTcpStream> ConnectAsync(IPEndPoint remote, string? controlSocketPath = null, CancellationToken cancellation = default)
     {
-        var connection = TcpEndpoint.Connect(controlSocketPath, remote, slotCount: 256);
-        var stream = new NormanTcpStream(connection, connection.Endpoint);
+        var (endpoint, connection) = TcpEndpoint.Connect(controlSocketPath, remote, slotCount: 256);
+        var stream = new NormanTcpStream(connection, endpoint);
         try
         {
             await connection.Established.WaitAsync(cancellation).ConfigureAwait(false);
@@ -113,6 +113,7 @@ public sealed class NormanTcpStream : Stream
             {
                 _connection.ShutdownSend();
             }
+            _connection.Orphan();
             _endpoint.Release();
         }
         base.Dispose(disposing);

@@ -398,6 +398,44 @@ public abstract class RealWireTests : IAsyncLifetime
         Assert.Equal("replies 10", client.ReadLine());
     }
 
+    /// <summary>
+    /// Blind attacks on a connection between the kernel and Norman's TCP echo server (RFC 5961): a reset in the window
+    /// but not at RCV.NXT draws a challenge ACK and the connection goes on; data whose ACK lies 2³⁰ behind SND.UNA is
+    /// dropped, never echoed. The attacker's numbers come from the kernel's own socket (TCP_REPAIR).
+    /// </summary>
+    [NetnsFact]
+    public void A_blind_reset_or_data_injection_from_the_kernel_side_neither_kills_nor_enters_a_connection()
+    {
+        var peer = Peer();
+        using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000", "--tcp");
+        echo.ReadLine();
+
+        Assert.Equal("echoed again", peer.Run("/usr/bin/python3", AppProcess.BesideTests("wire/tcp_probes.py"), NormanAddress, "7000", "blind-reset").Trim());
+        Assert.Equal(@"received b'after\n'", peer.Run("/usr/bin/python3", AppProcess.BesideTests("wire/tcp_probes.py"), NormanAddress, "7000", "blind-inject").Trim());
+        var echoSocket = Daemon.Control.Sockets.Snapshot().Single(s => s.LocalPort == 7000);
+        Assert.True(ApplicationProcessTests.WaitFor(() => echoSocket.TcpTotals() is { ChallengeAcks: >= 2, ResetsIgnored: >= 1 }),
+            $"the echo server's stack reports {echoSocket.TcpTotals()}");
+    }
+
+    /// <summary>
+    /// A kernel client with a small receive buffer sends 400 KB to Norman's echo server and reads nothing for 8 s: its
+    /// window shuts, Norman probes it, and once it reads, everything comes back at once — not after a backed-off timer
+    /// (4.4 s after 8 s shut, before), and byte for byte.
+    /// </summary>
+    [NetnsFact]
+    public void A_kernel_receiver_that_holds_its_window_shut_gets_everything_as_soon_as_it_reads()
+    {
+        var peer = Peer();
+        using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000", "--tcp");
+        echo.ReadLine();
+
+        string result = peer.Run("/usr/bin/python3", AppProcess.BesideTests("wire/tcp_probes.py"), NormanAddress, "7000", "shut-window", "8").Trim();
+
+        var match = System.Text.RegularExpressions.Regex.Match(result, @"^got 409600 bytes in (\d+\.\d+) s$");
+        Assert.True(match.Success, result);
+        Assert.True(double.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) < 2, result);
+    }
+
     /// <summary>What hostile_frames.py may send over this wire besides the families every wire carries.</summary>
     protected virtual string[] HostileFrameOptions => [];
 

@@ -160,6 +160,10 @@ public static class SsCommand
             // A connection: what its application's stack reports, in ss -ti's words (cwnd in segments, times in ms).
             int segments = tcp.Mss > 0 ? (int)(tcp.CongestionWindowBytes / tcp.Mss) : 0;
             detail.Append(CultureInfo.InvariantCulture, $"rto:{tcp.RtoMilliseconds} rtt:{tcp.RttMicroseconds / 1000.0:0.###} mss:{tcp.Mss} cwnd:{segments} retrans:{tcp.Retransmits}");
+            if (tcp.ChallengeAcks > 0 || tcp.ResetsIgnored > 0)
+            {
+                detail.Append(CultureInfo.InvariantCulture, $" challenge_acks:{tcp.ChallengeAcks} rst_ignored:{tcp.ResetsIgnored}");
+            }
             return detail.ToString();
         }
         detail.Append(CultureInfo.InvariantCulture, $"pipe rx:{s.RecvQ}/{s.SlotCount} tx:{s.SendQ}/{s.SlotCount} slot:{s.SlotSize}B");
@@ -168,6 +172,10 @@ public static class SsCommand
         if (s.TxThrottled > 0)
         {
             detail.Append(CultureInfo.InvariantCulture, $" tx_throttled:{s.TxThrottled}");
+        }
+        if (s.TcpChallengeAcks > 0 || s.TcpResetsIgnored > 0)
+        {
+            detail.Append(CultureInfo.InvariantCulture, $" challenge_acks:{s.TcpChallengeAcks} rst_ignored:{s.TcpResetsIgnored}");
         }
         foreach (var (reason, count) in s.Drops)
         {

@@ -18,30 +18,46 @@ internal sealed partial class TcpConnection
         {
             return;
         }
+        if (State == TcpState.SynReceived && segment.Flags == TcpHeader.Syn && segment.Sequence == _irs)
+        {
+            // The peer sent its SYN again: our SYN-ACK was lost. Send it again now, not at our own timer. (Before the
+            // acceptability test, which a SYN below RCV.NXT fails.)
+            SendSyn(TcpHeader.Syn | TcpHeader.Ack, now);
+            return;
+        }
         if (!IsAcceptable(segment))
         {
             _unacceptable++;
-            if (!segment.Has(TcpHeader.Rst))
+            if (segment.Has(TcpHeader.Rst))
             {
-                SendAck(); // RFC 9293: an unacceptable segment is answered with an ACK, then dropped
+                _resetsIgnored++; // outside the window: dropped without a word (RFC 5961 §3.2)
+            }
+            else if (segment.Has(TcpHeader.Syn))
+            {
+                SendChallengeAck(now);
+            }
+            else
+            {
+                AnswerOutOfWindow(segment, now); // RFC 9293: answered with an ACK, then dropped
             }
             return;
         }
         if (segment.Has(TcpHeader.Rst))
         {
+            if (segment.Sequence != _receiveNext)
+            {
+                // In the window but not where we expect the next byte: a blind guess, most likely. A peer that really
+                // reset answers the challenge ACK with a reset at RCV.NXT (RFC 5961 §3.2, as Linux).
+                _resetsIgnored++;
+                SendChallengeAck(now);
+                return;
+            }
             Fail(new NormanException("ECONNRESET", $"Connection reset by {RemoteAddress}:{RemotePort}."), reset: false);
             return;
         }
         if (segment.Has(TcpHeader.Syn))
         {
-            if (State == TcpState.SynReceived && segment.Sequence + 1 == _receiveNext)
-            {
-                SendSyn(TcpHeader.Syn | TcpHeader.Ack); // our SYN-ACK was lost: the peer sent its SYN again
-            }
-            else
-            {
-                SendAck(); // a SYN in a synchronized state: challenge ACK (RFC 5961)
-            }
+            SendChallengeAck(now); // a SYN in a synchronized state (RFC 5961 §4)
             return;
         }
         if (!segment.Has(TcpHeader.Ack))
@@ -65,7 +81,7 @@ internal sealed partial class TcpConnection
             State = TcpState.Established;
             DisarmRetransmit();
             _retries = 0;
-            _endpoint.Accepted(this);
+            _carrier.Accepted(this);
             _established.TrySetResult();
         }
         else if (!OnAcknowledgement(segment, now))
@@ -111,7 +127,7 @@ internal sealed partial class TcpConnection
         _advertisedEdge = _receiveNext;
         TakeSynOptions(segment);
         _sendUnacknowledged = segment.Acknowledgement;
-        _sendWindow = segment.Window;
+        _sendWindow = _maxSendWindow = segment.Window;
         _sendWindowUpdateSequence = segment.Sequence;
         _sendWindowUpdateAck = segment.Acknowledgement;
         if (_timing)
@@ -129,7 +145,8 @@ internal sealed partial class TcpConnection
 
     private void TakeSynOptions(in TcpSegment syn)
     {
-        _sendMss = syn.Mss == 0 ? 536 : Math.Min((int)syn.Mss, OurMss);
+        // No MSS option means 536 (RFC 9293 §3.7.1); a tiny one is raised to a floor, as Linux's tcp_min_snd_mss.
+        _sendMss = syn.Mss == 0 ? 536 : Math.Clamp((int)syn.Mss, TcpLimits.MinimumSendMss, OurMss);
         _congestion = new NewReno(_sendMss);
         // Window scaling only if both offered it (RFC 7323 §2.2).
         if (syn.WindowScale >= 0)
@@ -163,15 +180,25 @@ internal sealed partial class TcpConnection
             || (TcpSequence.Before(segment.Sequence, _receiveNext) && TcpSequence.After(segment.Sequence + (uint)length, _receiveNext)));
     }
 
-    /// <summary>An ACK in a synchronized state; false when the segment is to be dropped.</summary>
+    /// <summary>
+    /// An ACK in a synchronized state; false when the segment is to be dropped. Acceptable acknowledgements lie in
+    /// [SND.UNA − MAX.SND.WND, SND.MAX] (RFC 5961 §5.2): one further behind is a blind attacker's guess, and the
+    /// segment — its data too — is dropped with a challenge ACK, as Linux does.
+    /// </summary>
     private bool OnAcknowledgement(in TcpSegment segment, long now)
     {
         uint ack = segment.Acknowledgement;
         if (TcpSequence.After(ack, _sendMax))
         {
-            SendAck(); // acknowledges what we never sent
+            AnswerOutOfWindow(segment, now); // acknowledges what we never sent
             return false;
         }
+        if (TcpSequence.Before(ack, _sendUnacknowledged - (uint)Math.Min(_maxSendWindow, int.MaxValue)))
+        {
+            SendChallengeAck(now);
+            return false;
+        }
+        _unansweredProbes = 0; // the peer is there: zero-window probing starts its count again
         if (TcpSequence.After(ack, _sendNext))
         {
             _sendNext = ack; // we went back N, and the peer had it already
@@ -252,6 +279,7 @@ internal sealed partial class TcpConnection
             || (_sendWindowUpdateSequence == segment.Sequence && TcpSequence.AtOrBefore(_sendWindowUpdateAck, segment.Acknowledgement)))
         {
             _sendWindow = (long)segment.Window << _sendWindowScale;
+            _maxSendWindow = Math.Max(_maxSendWindow, _sendWindow);
             _sendWindowUpdateSequence = segment.Sequence;
             _sendWindowUpdateAck = segment.Acknowledgement;
         }
@@ -263,6 +291,7 @@ internal sealed partial class TcpConnection
         {
             case TcpState.FinWait1:
                 State = _finReceived ? TcpState.TimeWait : TcpState.FinWait2;
+                LimitOrphanedFinWait2(now);
                 break;
             case TcpState.Closing:
                 State = TcpState.TimeWait;
@@ -314,7 +343,7 @@ internal sealed partial class TcpConnection
         else if (DelayedAckAt == 0)
         {
             DelayedAckAt = now + DelayedAckTicks;
-            _endpoint.Timed(this);
+            _carrier.Timed(this);
         }
     }
 
@@ -345,5 +374,43 @@ internal sealed partial class TcpConnection
                 EnterTimeWait(now);
                 break;
         }
+    }
+
+    /// <summary>
+    /// An ACK for a segment outside the window, at most once per <see cref="TcpLimits.OutOfWindowAnswerTicks"/> unless
+    /// the segment carried data (Linux's tcp_oow_rate_limited): a retransmission whose ACK was lost is always answered,
+    /// while a flood of forged ACKs gets one answer, not one each.
+    /// </summary>
+    private void AnswerOutOfWindow(in TcpSegment segment, long now)
+    {
+        if (segment.Payload.IsEmpty && OutOfWindowAnswerLimited(now))
+        {
+            return;
+        }
+        SendAck();
+    }
+
+    /// <summary>
+    /// A challenge ACK (RFC 5961): our ACK, so that a real peer which lost track answers with what we can trust. Under
+    /// the same per-connection rate as out-of-window answers, and the carrier's limit for all its connections (§7).
+    /// </summary>
+    private void SendChallengeAck(long now)
+    {
+        if (OutOfWindowAnswerLimited(now) || !_carrier.TakeChallengeAck(now))
+        {
+            return;
+        }
+        _challengeAcks++;
+        SendAck();
+    }
+
+    private bool OutOfWindowAnswerLimited(long now)
+    {
+        if (now - _lastOutOfWindowAnswer < TcpLimits.OutOfWindowAnswerTicks)
+        {
+            return true;
+        }
+        _lastOutOfWindowAnswer = now;
+        return false;
     }
 }

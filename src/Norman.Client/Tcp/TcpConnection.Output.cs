@@ -24,6 +24,7 @@ internal sealed partial class TcpConnection
         {
             SendAck();
         }
+        LimitOrphanedFinWait2(now);
         if (State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)
         {
             // The application read: if that opened the window by two segments (or from under one), say so (RFC 9293 §3.8.6.2.2).
@@ -55,9 +56,9 @@ internal sealed partial class TcpConnection
             long room = window - offset;
             if (unsent <= 0 || room <= 0)
             {
-                if (unsent > 0 && _sendWindow == 0 && RetransmitAt == 0)
+                if (unsent > 0 && _sendWindow == 0 && offset == 0 && ProbeAt == 0)
                 {
-                    ArmRetransmit(now); // zero window: the timer probes it
+                    ArmProbe(now); // the peer's window is shut with nothing in flight: the persist timer probes it
                 }
                 break;
             }
@@ -67,6 +68,8 @@ internal sealed partial class TcpConnection
                 return;
             }
             AdvanceSendNext((uint)length);
+            ProbeAt = 0;
+            _probeBackoff = 0;
         }
         if (Volatile.Read(ref _finRequested))
         {
@@ -91,7 +94,7 @@ internal sealed partial class TcpConnection
     {
         if (!Transmit(TcpHeader.Ack | TcpHeader.Psh, sequence, offset, length))
         {
-            _endpoint.Wake(this); // the TX pipe is full: try again on the next turn of the loop
+            _carrier.Wake(this); // the TX pipe is full: try again on the next turn of the loop
             return false;
         }
         _retransmits += TcpSequence.Before(sequence, _sendMax) ? 1 : 0;
@@ -150,7 +153,7 @@ internal sealed partial class TcpConnection
         }
     }
 
-    private void SendSyn(byte flags)
+    private void SendSyn(byte flags, long now)
     {
         Span<byte> options = stackalloc byte[8];
         TcpSegmentBuilder.WriteSynOptions(options, OurMss, OurWindowScale);
@@ -159,7 +162,7 @@ internal sealed partial class TcpConnection
             options = options[..4]; // MSS alone
         }
         var fields = new TcpSegmentFields(_iss, (flags & TcpHeader.Ack) != 0 ? _receiveNext : 0, flags, (ushort)Math.Min(ReceiveWindowBytes(), ushort.MaxValue));
-        if (_endpoint.Transmit(this, fields, options, 0, 0) && (flags & TcpHeader.Ack) != 0)
+        if (_carrier.Transmit(this, fields, options, 0, 0) && (flags & TcpHeader.Ack) != 0)
         {
             Advertised(fields.Window); // a SYN's window is never scaled
         }
@@ -167,7 +170,7 @@ internal sealed partial class TcpConnection
         {
             _timing = true;
             _timedSequence = _iss + 1;
-            _timedAt = Stopwatch.GetTimestamp();
+            _timedAt = now;
         }
     }
 
@@ -176,18 +179,18 @@ internal sealed partial class TcpConnection
         _ackPending = !Transmit(TcpHeader.Ack, AcceptableSequence, 0, 0);
         if (_ackPending)
         {
-            _endpoint.Wake(this);
+            _carrier.Wake(this);
         }
     }
 
     private void SendReset(uint sequence) =>
-        _endpoint.Transmit(this, new TcpSegmentFields(sequence, 0, TcpHeader.Rst, 0), [], 0, 0);
+        _carrier.Transmit(this, new TcpSegmentFields(sequence, 0, TcpHeader.Rst, 0), [], 0, 0);
 
     /// <summary>Sends a segment that acknowledges what we have received and advertises our window.</summary>
     private bool Transmit(byte flags, uint sequence, int payloadOffset, int payloadLength)
     {
         var fields = new TcpSegmentFields(sequence, _receiveNext, flags, (ushort)Math.Min(ReceiveWindowBytes() >> _receiveWindowScale, ushort.MaxValue));
-        if (!_endpoint.Transmit(this, fields, [], payloadOffset, payloadLength))
+        if (!_carrier.Transmit(this, fields, [], payloadOffset, payloadLength))
         {
             return false;
         }
@@ -222,7 +225,7 @@ internal sealed partial class TcpConnection
     {
         lock (_receive)
         {
-            return Math.Min(_receive.Free, _endpoint.WindowCap);
+            return Math.Min(_receive.Free, _carrier.WindowCap);
         }
     }
 }

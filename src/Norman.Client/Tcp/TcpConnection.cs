@@ -9,7 +9,10 @@ namespace Norman.Client.Tcp;
 /// One TCP connection (RFC 9293): its control block and state machine. The endpoint's loop thread alone runs the
 /// protocol (segments in, timers, output); application threads only put bytes into the send buffer, take bytes
 /// from the receive buffer and ask the loop for service. Retransmission as RFC 6298, congestion control as NewReno,
-/// MSS and window scaling negotiated on the SYN, delayed acknowledgements, TIME-WAIT.
+/// MSS and window scaling negotiated on the SYN, delayed acknowledgements, zero-window probes that never count as
+/// retransmissions, TIME-WAIT. Against blind attackers as RFC 5961 and Linux: a reset must hit RCV.NXT exactly (one
+/// elsewhere in the window draws a challenge ACK), an acknowledgement must lie within [SND.UNA − MAX.SND.WND, SND.MAX],
+/// answers to segments outside the window are rate-limited, initial sequence numbers are keyed hashes (RFC 6528).
 /// </summary>
 internal sealed partial class TcpConnection
 {
@@ -21,7 +24,7 @@ internal sealed partial class TcpConnection
     private static readonly long DelayedAckTicks = Stopwatch.Frequency / 25; // 40 ms, Linux's floor
     private static readonly long TimeWaitTicks = Stopwatch.Frequency * 60;
 
-    private readonly TcpEndpoint _endpoint;
+    private readonly ITcpCarrier _carrier;
     private readonly ByteRing _send = new(BufferLimit);
     private readonly ByteRing _receive = new(BufferLimit);
     private readonly ReassemblyQueue _reassembly = new();
@@ -36,6 +39,8 @@ internal sealed partial class TcpConnection
     /// <summary>The highest sequence number sent: after going back N, acknowledgements up to it are still good.</summary>
     private uint _sendMax;
     private long _sendWindow;
+    /// <summary>The largest window the peer has offered (MAX.SND.WND): how far behind SND.UNA an acknowledgement may lie.</summary>
+    private long _maxSendWindow;
     private int _sendWindowScale;
     private int _sendMss = 536;
     // Receive sequence space.
@@ -45,6 +50,15 @@ internal sealed partial class TcpConnection
     private uint _advertisedEdge;
     private long _unacceptable;
     private long _retransmits;
+    /// <summary>Challenge ACKs sent (RFC 5961) and resets ignored as not exact or out of the window: what `ss -ti` shows.</summary>
+    private long _challengeAcks, _resetsIgnored;
+    /// <summary>When we last answered a segment outside the window (an ACK or a SYN), for the rate limit.</summary>
+    private long _lastOutOfWindowAnswer = long.MinValue / 2; // long ago
+    /// <summary>Zero-window probing (the persist timer): probes sent in a row without an answer, and the interval's backoff.</summary>
+    private int _unansweredProbes, _probeBackoff;
+    /// <summary>The application has let go of the connection (closed its stream): an orphan's FIN-WAIT-2 does not last.</summary>
+    private bool _orphaned;
+    private ushort _identification = (ushort)RandomNumberGenerator.GetInt32(ushort.MaxValue + 1);
     private int _receiveWindowScale;
     /// <summary>Whether our SYN carries the window scale option: always when we open, only if the peer's did when it does.</summary>
     private bool _offerWindowScale = true;
@@ -60,9 +74,9 @@ internal sealed partial class TcpConnection
     private long _timedAt;
     private volatile Exception? _error;
 
-    public TcpConnection(TcpEndpoint endpoint, NetAddress remoteAddress, ushort remotePort)
+    public TcpConnection(ITcpCarrier carrier, NetAddress remoteAddress, ushort remotePort)
     {
-        _endpoint = endpoint;
+        _carrier = carrier;
         RemoteAddress = remoteAddress;
         RemotePort = remotePort;
     }
@@ -84,14 +98,24 @@ internal sealed partial class TcpConnection
 
     public NetAddress RemoteAddress { get; }
     public ushort RemotePort { get; }
-    public TcpEndpoint Endpoint => _endpoint;
     public TcpState State { get; private set; } = TcpState.Closed;
 
-    /// <summary>Timers, as Stopwatch timestamps; 0 when off. The loop checks them about once a millisecond.</summary>
+    /// <summary>
+    /// Timers, as Stopwatch timestamps; 0 when off. The loop checks them about once a millisecond. <see cref="CloseAt"/>
+    /// ends TIME-WAIT, or an orphaned FIN-WAIT-2; <see cref="ProbeAt"/> is the persist timer.
+    /// </summary>
     public long RetransmitAt { get; private set; }
     public long DelayedAckAt { get; private set; }
-    public long TimeWaitEndsAt { get; private set; }
-    public bool HasTimers => RetransmitAt != 0 || DelayedAckAt != 0 || TimeWaitEndsAt != 0;
+    public long CloseAt { get; private set; }
+    public long ProbeAt { get; private set; }
+    public bool HasTimers => RetransmitAt != 0 || DelayedAckAt != 0 || CloseAt != 0 || ProbeAt != 0;
+
+    /// <summary>Challenge ACKs sent and resets ignored so far (RFC 5961), for the socket's totals.</summary>
+    public long ChallengeAcks => _challengeAcks;
+    public long ResetsIgnored => _resetsIgnored;
+
+    /// <summary>The IP identification of the connection's next segment: its own counter, from a random start.</summary>
+    public ushort NextIdentification() => _identification++;
 
     /// <summary>Completes when the handshake does; faults if the connection is refused or times out.</summary>
     public Task Established => _established.Task;
@@ -114,7 +138,7 @@ internal sealed partial class TcpConnection
             {
                 if (windowWasSmall)
                 {
-                    _endpoint.Wake(this); // the window opened: tell the sender
+                    _carrier.Wake(this); // the window opened: tell the sender
                 }
                 return read;
             }
@@ -150,7 +174,7 @@ internal sealed partial class TcpConnection
             data = data[written..];
             if (written > 0)
             {
-                _endpoint.Wake(this);
+                _carrier.Wake(this);
             }
             if (!data.IsEmpty)
             {
@@ -163,14 +187,24 @@ internal sealed partial class TcpConnection
     public void ShutdownSend()
     {
         Volatile.Write(ref _finRequested, true);
-        _endpoint.Wake(this);
+        _carrier.Wake(this);
+    }
+
+    /// <summary>
+    /// The application let go of the connection (its stream closed, after <see cref="ShutdownSend"/> or
+    /// <see cref="Abort"/>): from FIN-WAIT-2 it waits at most <see cref="TcpLimits.FinWait2Ticks"/> for the peer's FIN.
+    /// </summary>
+    public void Orphan()
+    {
+        Volatile.Write(ref _orphaned, true);
+        _carrier.Wake(this);
     }
 
     /// <summary>Resets the connection (close with SO_LINGER 0, or close with unread data).</summary>
     public void Abort()
     {
         Volatile.Write(ref _resetRequested, true);
-        _endpoint.Wake(this);
+        _carrier.Wake(this);
     }
 
     /// <summary>Bytes written and not yet acknowledged, and bytes received and not yet read: ss's Send-Q and Recv-Q.</summary>
@@ -205,7 +239,7 @@ internal sealed partial class TcpConnection
         var (send, receive) = Queues();
         return new ConnectionTable.Record(RemoteAddress.V4, RemotePort, (byte)State, (uint)send, (uint)receive,
             (uint)(_rtt.SmoothedTicks * 1_000_000 / Stopwatch.Frequency), (ushort)Math.Min(ushort.MaxValue, _rtt.TimeoutTicks * 1000 / Stopwatch.Frequency),
-            (ushort)_sendMss, (uint)Math.Min(uint.MaxValue, _congestion.Window), (uint)_retransmits);
+            (ushort)_sendMss, (uint)Math.Min(uint.MaxValue, _congestion.Window), (uint)_retransmits, (uint)_challengeAcks, (uint)_resetsIgnored);
     }
 
     /// <summary>The control block as `ss -ti` shows a kernel's (read racily, for people).</summary>
@@ -215,7 +249,8 @@ internal sealed partial class TcpConnection
         return $"{State} snd_una {_sendUnacknowledged - _iss} snd_nxt {_sendNext - _iss} snd_max {_sendMax - _iss} snd_wnd {_sendWindow} " +
             $"cwnd {_congestion.Window} ssthresh {_congestion.Threshold} recovery {_congestion.InRecovery} rto {_rtt.TimeoutTicks * 1000 / Stopwatch.Frequency}ms " +
             $"retries {_retries} dupacks {_duplicateAcks} send_q {buffered} recv_q {received} rcv_nxt {_receiveNext - _irs} rcv_wnd {ReceiveWindowBytes()} " +
-            $"ooo {_reassembly.Count} unacceptable {_unacceptable} fin_sent {_finSent} fin_recv {_finReceived} rto_armed {RetransmitAt != 0}";
+            $"ooo {_reassembly.Count} unacceptable {_unacceptable} challenge_acks {_challengeAcks} rst_ignored {_resetsIgnored} " +
+            $"probes {_unansweredProbes} fin_sent {_finSent} fin_recv {_finReceived} rto_armed {RetransmitAt != 0}";
     }
 
     // ---------------- Protocol (the endpoint's loop thread): lifecycle here; TcpConnection.Input, .Output and .Timers ----------------
@@ -225,11 +260,11 @@ internal sealed partial class TcpConnection
     /// <summary>Active open: SYN with our MSS and window scale.</summary>
     public void Open(long now)
     {
-        _iss = (uint)RandomNumberGenerator.GetInt32(int.MaxValue) * 2;
+        _iss = InitialSequence.For(_carrier.LocalAddress, _carrier.LocalPort, RemoteAddress, RemotePort, now);
         _sendUnacknowledged = _iss;
         _sendNext = _sendMax = _iss + 1;
         State = TcpState.SynSent;
-        SendSyn(TcpHeader.Syn);
+        SendSyn(TcpHeader.Syn, now);
         ArmRetransmit(now);
     }
 
@@ -240,23 +275,23 @@ internal sealed partial class TcpConnection
         _irs = syn.Sequence;
         _advertisedEdge = _receiveNext;
         TakeSynOptions(syn);
-        _sendWindow = syn.Window; // never scaled in a SYN
+        _sendWindow = _maxSendWindow = syn.Window; // never scaled in a SYN
         _sendWindowUpdateSequence = syn.Sequence;
-        _iss = (uint)RandomNumberGenerator.GetInt32(int.MaxValue) * 2;
+        _iss = InitialSequence.For(_carrier.LocalAddress, _carrier.LocalPort, RemoteAddress, RemotePort, now);
         _sendUnacknowledged = _iss;
         _sendNext = _sendMax = _iss + 1;
         State = TcpState.SynReceived;
-        SendSyn(TcpHeader.Syn | TcpHeader.Ack);
+        SendSyn(TcpHeader.Syn | TcpHeader.Ack, now);
         ArmRetransmit(now);
     }
 
     private void Close()
     {
         State = TcpState.Closed;
-        RetransmitAt = DelayedAckAt = TimeWaitEndsAt = 0;
+        RetransmitAt = DelayedAckAt = CloseAt = ProbeAt = 0;
         Release(_readable);
         Release(_writable);
-        _endpoint.Forget(this);
+        _carrier.Forget(this);
     }
 
     /// <summary>A half-open connection given up for a newer one (a SYN flood): gone without a word, as a SYN cache drops one.</summary>

@@ -15,7 +15,7 @@ namespace Norman.Client.Tcp;
 /// socket's eventfd when idle, which both the daemon (a segment arrived) and application threads (bytes to send)
 /// signal. It ends once nothing holds it and its connections are done.
 /// </summary>
-internal sealed unsafe class TcpEndpoint : IDisposable
+internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
 {
     /// <summary>How often the connections are reported to the daemon for `norman ss`.</summary>
     private static readonly long ReportTicks = Stopwatch.Frequency / 10;
@@ -41,7 +41,9 @@ internal sealed unsafe class TcpEndpoint : IDisposable
     private volatile bool _listening;
     private volatile bool _stopping;
     private long _orphanedAt;
-    private ushort _identification;
+    private readonly ChallengeAckBudget _challengeAcks = new();
+    /// <summary>What connections that are gone had counted, for the socket's totals.</summary>
+    private long _closedChallengeAcks, _closedResetsIgnored;
 
     private TcpEndpoint(ControlChannel control, SocketPipes pipes, int backlog)
     {
@@ -58,6 +60,10 @@ internal sealed unsafe class TcpEndpoint : IDisposable
     }
 
     public IPEndPoint LocalEndPoint => _pipes.LocalEndPoint;
+
+    public NetAddress LocalAddress => _pipes.Source;
+
+    public ushort LocalPort => (ushort)_pipes.LocalEndPoint.Port;
 
     /// <summary>
     /// The most a connection advertises: half of what the RX pipe holds in full segments. A window past the pipe lets a
@@ -82,7 +88,7 @@ internal sealed unsafe class TcpEndpoint : IDisposable
     }
 
     /// <summary>A client endpoint on a free port, connected at the daemon to <paramref name="remote"/>, opening one connection.</summary>
-    public static TcpConnection Connect(string? controlSocketPath, IPEndPoint remote, int slotCount)
+    public static (TcpEndpoint Endpoint, TcpConnection Connection) Connect(string? controlSocketPath, IPEndPoint remote, int slotCount)
     {
         var control = ControlChannel.Connect(controlSocketPath);
         try
@@ -93,7 +99,7 @@ internal sealed unsafe class TcpEndpoint : IDisposable
             var connection = new TcpConnection(endpoint, NetAddress.From(remote.Address), (ushort)remote.Port);
             endpoint._opening.Enqueue(connection);
             endpoint._pipes.Wakeup.Signal();
-            return connection;
+            return (endpoint, connection);
         }
         catch
         {
@@ -147,6 +153,8 @@ internal sealed unsafe class TcpEndpoint : IDisposable
 
     public void Forget(TcpConnection connection)
     {
+        _closedChallengeAcks += connection.ChallengeAcks;
+        _closedResetsIgnored += connection.ResetsIgnored;
         if (_connections.Remove((connection.RemoteAddress.V4, connection.RemotePort)) && connection.WasHalfOpen)
         {
             _halfOpen--;
@@ -164,6 +172,8 @@ internal sealed unsafe class TcpEndpoint : IDisposable
         }
     }
 
+    public bool TakeChallengeAck(long now) => _challengeAcks.Take(now);
+
     /// <summary>Puts a segment into the TX pipe: headers, options, then payload bytes from the connection's send buffer.</summary>
     public bool Transmit(TcpConnection connection, TcpSegmentFields fields, ReadOnlySpan<byte> options, int payloadOffset, int payloadLength) =>
         Transmit(connection.RemoteAddress, connection.RemotePort, fields, options, connection, payloadOffset, payloadLength);
@@ -179,7 +189,7 @@ internal sealed unsafe class TcpEndpoint : IDisposable
         }
         payloadFrom?.CopyPayload(payloadOffset, slot.Slice(TcpSegmentBuilder.HeaderLength + options.Length, payloadLength));
         _pipes.Tx.Commit(TcpSegmentBuilder.Write(slot, _pipes.Source, (ushort)LocalEndPoint.Port, remote, remotePort, fields, options,
-            payloadLength, _identification++));
+            payloadLength, payloadFrom?.NextIdentification() ?? 0));
         return true;
     }
 
@@ -287,14 +297,17 @@ internal sealed unsafe class TcpEndpoint : IDisposable
             return;
         }
         int count = 0;
+        long challengeAcks = _closedChallengeAcks, resetsIgnored = _closedResetsIgnored;
         foreach (var connection in _connections.Values)
         {
-            if (count == ConnectionTable.Capacity)
+            challengeAcks += connection.ChallengeAcks;
+            resetsIgnored += connection.ResetsIgnored;
+            if (count < ConnectionTable.Capacity)
             {
-                break;
+                ConnectionTable.Write(table, count++, connection.Report());
             }
-            ConnectionTable.Write(table, count++, connection.Report());
         }
+        ConnectionTable.WriteTotals(table, (ulong)challengeAcks, (ulong)resetsIgnored);
         ConnectionTable.Publish(table, count);
     }
 

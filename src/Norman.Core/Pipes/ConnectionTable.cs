@@ -9,16 +9,20 @@ namespace Norman.Core.Pipes;
 /// record can only speak of the socket's own port, since the daemon adds the local end itself.
 /// <code>
 ///  0   u32 count (published last, with a release store)
-///  64  records[Capacity], 32 bytes each:
+///  8   u64 challenge ACKs the socket's connections sent, all told | u64 resets they ignored (RFC 5961; both monotonic)
+///  64  records[Capacity], 40 bytes each:
 ///      u32 remote IPv4 (as NetAddress.V4) | u16 remote port | u8 state | u8 0 | u32 send-q | u32 recv-q
 ///      u32 smoothed RTT (µs) | u16 RTO (ms) | u16 MSS | u32 congestion window (bytes) | u32 segments retransmitted
+///      u32 challenge ACKs sent | u32 resets ignored
 /// </code>
-/// 32,768 connections in 1 MiB; a socket with more lists the first 32,768.
+/// 32,768 connections in 1.25 MiB; a socket with more lists the first 32,768.
 /// </summary>
 public static unsafe class ConnectionTable
 {
     public const int Capacity = 1 << 15;
-    public const int RecordSize = 32;
+    public const int RecordSize = 40;
+    public const int ChallengeAcksOffset = 8;
+    public const int ResetsIgnoredOffset = 16;
     public const int HeaderSize = 64;
     public const long Bytes = HeaderSize + (long)Capacity * RecordSize;
 
@@ -27,7 +31,8 @@ public static unsafe class ConnectionTable
 
     /// <summary>One connection; the last five are what `ss -ti` shows of a kernel's (0 where not yet known).</summary>
     public readonly record struct Record(uint RemoteAddress, ushort RemotePort, byte State, uint SendQueue, uint ReceiveQueue,
-        uint RttMicroseconds = 0, ushort RtoMilliseconds = 0, ushort Mss = 0, uint CongestionWindow = 0, uint Retransmits = 0);
+        uint RttMicroseconds = 0, ushort RtoMilliseconds = 0, ushort Mss = 0, uint CongestionWindow = 0, uint Retransmits = 0,
+        uint ChallengeAcks = 0, uint ResetsIgnored = 0);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Write(byte* table, int index, in Record record)
@@ -44,7 +49,20 @@ public static unsafe class ConnectionTable
         *(ushort*)(at + 22) = record.Mss;
         *(uint*)(at + 24) = record.CongestionWindow;
         *(uint*)(at + 28) = record.Retransmits;
+        *(uint*)(at + 32) = record.ChallengeAcks;
+        *(uint*)(at + 36) = record.ResetsIgnored;
     }
+
+    /// <summary>The socket's totals, for metrics: every connection's challenge ACKs and ignored resets, the closed ones' too.</summary>
+    public static void WriteTotals(byte* table, ulong challengeAcks, ulong resetsIgnored)
+    {
+        *(ulong*)(table + ChallengeAcksOffset) = challengeAcks;
+        *(ulong*)(table + ResetsIgnoredOffset) = resetsIgnored;
+    }
+
+    /// <summary>The totals as the application last wrote them (display only: the daemon trusts them no further).</summary>
+    public static (ulong ChallengeAcks, ulong ResetsIgnored) ReadTotals(byte* table) =>
+        (Volatile.Read(ref *(ulong*)(table + ChallengeAcksOffset)), Volatile.Read(ref *(ulong*)(table + ResetsIgnoredOffset)));
 
     public static void Publish(byte* table, int count) => Volatile.Write(ref *(uint*)table, (uint)count);
 
@@ -64,7 +82,8 @@ public static unsafe class ConnectionTable
         {
             byte* at = table + HeaderSize + (long)i * RecordSize;
             var record = new Record(*(uint*)at, *(ushort*)(at + 4), at[6], *(uint*)(at + 8), *(uint*)(at + 12),
-                *(uint*)(at + 16), *(ushort*)(at + 20), *(ushort*)(at + 22), *(uint*)(at + 24), *(uint*)(at + 28));
+                *(uint*)(at + 16), *(ushort*)(at + 20), *(ushort*)(at + 22), *(uint*)(at + 24), *(uint*)(at + 28),
+                *(uint*)(at + 32), *(uint*)(at + 36));
             if (record.State <= MaxState && record.RemotePort != 0)
             {
                 records.Add(record);

@@ -231,6 +231,9 @@ public sealed class SocketInfo
     public long Wakeups { get; set; }
     /// <summary>Breaths in which the dataplane stopped at the bound on this socket's bad TX slots (garbage it writes).</summary>
     public long TxThrottled { get; set; }
+    /// <summary>A TCP socket's totals over all its connections, as its application's stack reports them: challenge ACKs sent, resets ignored.</summary>
+    public long TcpChallengeAcks { get; set; }
+    public long TcpResetsIgnored { get; set; }
     /// <summary>Milliseconds since the dataplane last delivered to it, and last sent for it; -1 for never.</summary>
     public long LastReceiveMilliseconds { get; set; } = -1;
     public long LastSendMilliseconds { get; set; } = -1;
@@ -258,6 +261,9 @@ public sealed class TcpConnectionInfo
     public int Mss { get; set; }
     public long CongestionWindowBytes { get; set; }
     public long Retransmits { get; set; }
+    /// <summary>Challenge ACKs sent and resets ignored (RFC 5961), as Linux's TcpExtTCPChallengeACK counts them.</summary>
+    public long ChallengeAcks { get; set; }
+    public long ResetsIgnored { get; set; }
 }
 
 /// <summary>Connection tracking's table, as `conntrack -L` lists it.</summary>

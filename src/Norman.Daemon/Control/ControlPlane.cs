@@ -642,6 +642,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         var choice = socket.Pipe.SendingQos;
         bool showProcess = viewer.IsRoot || viewer.Uid == socket.Owner.Uid;
         var counters = socket.Pipe.Counters;
+        var (challengeAcks, resetsIgnored) = socketRow && connection is null ? socket.TcpTotals() : (0, 0);
         return new SocketInfo
         {
             Id = socket.Id,
@@ -667,6 +668,8 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             SlotSize = socket.SlotSize,
             Wakeups = counters.Wakeups,
             TxThrottled = socketRow ? counters.TxThrottled : 0,
+            TcpChallengeAcks = challengeAcks,
+            TcpResetsIgnored = resetsIgnored,
             LastReceiveMilliseconds = Age(counters.LastRxTicks),
             LastSendMilliseconds = Age(counters.LastTxTicks),
             QosClass = choice.Generation == qos.Generation && choice.Class < qos.Classes.Length ? qos.Classes[choice.Class].Settings.Name : null,
@@ -677,6 +680,8 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 Mss = t.Mss,
                 CongestionWindowBytes = t.CongestionWindow,
                 Retransmits = t.Retransmits,
+                ChallengeAcks = t.ChallengeAcks,
+                ResetsIgnored = t.ResetsIgnored,
             } : null,
         };
     }

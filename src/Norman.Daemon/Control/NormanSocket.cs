@@ -88,6 +88,24 @@ public sealed unsafe class NormanSocket : IDisposable
         }
     }
 
+    /// <summary>A TCP socket's totals as its application last wrote them (challenge ACKs sent, resets ignored); zeros for UDP or once closed.</summary>
+    public (long ChallengeAcks, long ResetsIgnored) TcpTotals()
+    {
+        if (Pipe.Protocol != IpProtocols.Tcp)
+        {
+            return (0, 0);
+        }
+        lock (_mapping)
+        {
+            if (_disposed)
+            {
+                return (0, 0);
+            }
+            var (challenges, resets) = ConnectionTable.ReadTotals(Region.Address + ConnectionTable.Offset(SlotCount, SlotSize));
+            return ((long)Math.Min(challenges, long.MaxValue), (long)Math.Min(resets, long.MaxValue));
+        }
+    }
+
     private int Queued(long ringOffset)
     {
         lock (_mapping)

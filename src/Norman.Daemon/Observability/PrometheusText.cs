@@ -40,6 +40,8 @@ public static class PrometheusText
             ("norman_socket_sent_packets_total", "Packets the socket sent.", s => s.TxPackets),
             ("norman_socket_sent_bytes_total", "Bytes the socket sent.", s => s.TxBytes),
             ("norman_socket_tx_throttled_total", "Breaths the dataplane stopped skipping the socket's bad TX slots at its bound.", s => s.TxThrottled),
+            ("norman_socket_tcp_challenge_acks_total", "Challenge ACKs a TCP socket's connections sent (RFC 5961), as its application reports.", s => s.TcpChallengeAcks),
+            ("norman_socket_tcp_resets_ignored_total", "Resets a TCP socket's connections ignored as not exact or out of window (RFC 5961).", s => s.TcpResetsIgnored),
         })
         {
             Family(text, metric, "counter", help);
