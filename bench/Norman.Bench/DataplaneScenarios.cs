@@ -30,9 +30,9 @@ public static class DataplaneScenarios
     public sealed record PeerRun(double Pps, long Drops, long AllocatedBytes, double ProcessedPps, double ApplicationCpuNs, long CaptureDrops,
         int TrackedFlows, double ConntrackBytesPerFlow);
 
-    /// <summary>The benchmark's ingress rules: <paramref name="rules"/> distinct ones that its flows never match.</summary>
+    /// <summary>The benchmark's ingress rules, as a whole policy file (it flushes what was there): <paramref name="rules"/> distinct ones that its flows never match.</summary>
     public static List<string> RulesNotMatching(int rules) =>
-        Enumerable.Range(0, rules).Select(i => $"add ingress udp dport {10000 + i % 50000} sport {i / 50000 + 1} drop").ToList();
+        ["flush ruleset", .. Enumerable.Range(0, rules).Select(i => $"add ingress udp dport {10000 + i % 50000} sport {i / 50000 + 1} drop")];
 
     /// <summary><paramref name="rules"/> ingress rules that this flow does not match come before the verdict (the policy: accept).</summary>
     /// <remarks>

@@ -15,7 +15,7 @@ public sealed class NormanTcpListener : IDisposable
     private int _disposed;
 
     /// <summary>Binds and listens (port 0 picks a free one) on the host's address or the wildcard.</summary>
-    public NormanTcpListener(IPEndPoint endPoint, string? controlSocketPath = null, int backlog = 4096, int slotCount = PipeLayout.DefaultSlotCount) =>
+    public NormanTcpListener(IPEndPoint endPoint, string? controlSocketPath = null, int backlog = 4096, int? slotCount = null) =>
         _endpoint = TcpEndpoint.Listen(controlSocketPath, endPoint, backlog, slotCount);
 
     public NormanTcpListener(int port, string? controlSocketPath = null, int backlog = 4096)

@@ -25,7 +25,7 @@ public sealed class NormanTcpStream : Stream
     /// <summary>Connects to <paramref name="remote"/> from a free port (three-way handshake; SYN retried as Linux does).</summary>
     public static async Task<NormanTcpStream> ConnectAsync(IPEndPoint remote, string? controlSocketPath = null, CancellationToken cancellation = default)
     {
-        var (endpoint, connection) = TcpEndpoint.Connect(controlSocketPath, remote, slotCount: 256);
+        var (endpoint, connection) = TcpEndpoint.Connect(controlSocketPath, remote, slotCount: null);
         var stream = new NormanTcpStream(connection, endpoint);
         try
         {

@@ -30,7 +30,7 @@ public sealed class NormanUdpSocket : IDisposable
     private ControlChannel _control;
     /// <summary>What the application asked for at bind, so <see cref="Reconnect"/> can ask again.</summary>
     private IPEndPoint? _requestedEndPoint;
-    private int _slotCount;
+    private int? _slotCount;
     private SocketPipes? _pipes;
     private ushort _identification;
     private int _unreleased;
@@ -52,11 +52,14 @@ public sealed class NormanUdpSocket : IDisposable
     public bool IsBound => _pipes is not null;
     public ushort LocalPort => (ushort)(LocalEndPoint?.Port ?? 0);
 
-    /// <summary>Binds to a port (0 picks a free one) on the host's address or the wildcard.</summary>
-    public void Bind(int port, IPAddress? address = null, int slotCount = PipeLayout.DefaultSlotCount) =>
+    /// <summary>
+    /// Binds to a port (0 picks a free one) on the host's address or the wildcard; <paramref name="slotCount"/> slots in
+    /// each pipe, or (null) as many as the daemon's --slots says.
+    /// </summary>
+    public void Bind(int port, IPAddress? address = null, int? slotCount = null) =>
         Bind(new IPEndPoint(address ?? IPAddress.Any, port), slotCount);
 
-    public void Bind(IPEndPoint endPoint, int slotCount = PipeLayout.DefaultSlotCount)
+    public void Bind(IPEndPoint endPoint, int? slotCount = null)
     {
         ThrowIfDisposed();
         if (IsBound)

@@ -37,8 +37,8 @@ internal sealed unsafe class SocketPipes : IDisposable
     public NetAddress Source { get; }
     public IPEndPoint LocalEndPoint { get; }
 
-    /// <summary>Binds a socket of <paramref name="protocol"/> ("udp" or "tcp") and maps its pipes.</summary>
-    public static SocketPipes Bind(ControlChannel control, string protocol, IPEndPoint endPoint, int slotCount)
+    /// <summary>Binds a socket of <paramref name="protocol"/> ("udp" or "tcp") and maps its pipes; null slots: the daemon's default (--slots).</summary>
+    public static SocketPipes Bind(ControlChannel control, string protocol, IPEndPoint endPoint, int? slotCount)
     {
         var fds = new List<int>();
         var response = control.Call(new ControlRequest

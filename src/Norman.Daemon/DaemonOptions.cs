@@ -19,7 +19,8 @@ public sealed class DaemonOptions
     public string Address { get; set; } = "198.18.0.1/24";
 
     /// <summary>The simulated peer's address on the virtual wire.</summary>
-    public string PeerAddress { get; set; } = "198.18.0.2";
+    /// <summary>The simulated peer on a virtual port; null: the subnet's second host (198.18.0.2 on the default subnet), or its first when that is ours.</summary>
+    public string? PeerAddress { get; set; }
 
     public string? Gateway { get; set; }
 
@@ -71,5 +72,5 @@ public sealed class DaemonOptions
     /// <summary>Never sleep when idle (spin and yield only): lowest latency, a whole core always busy.</summary>
     public bool BusyPoll { get; set; }
 
-    public string ResolvedSocketPath => ControlProtocol.ResolveSocketPath(SocketPath);
+    public string ResolvedSocketPath => ControlProtocol.ResolveListenPath(SocketPath);
 }

@@ -24,9 +24,9 @@ public static class DaemonSettings
         new("address", "This host's IPv4 address and prefix on the wire (default 198.18.0.1/24).", false, (o, v) => o.Address = v),
         new("address6", "An IPv6 address for this host (e.g. 2001:db8:1::1/64): it answers neighbour solicitations and ping for it; " +
             "IPv6 datagrams are not carried yet.", false, (o, v) => o.Address6 = v),
-        new("peer", "The simulated peer's address on a virtual port (default 198.18.0.2).", false, (o, v) => o.PeerAddress = v),
+        new("peer", "The simulated peer's address on a virtual port (default: the subnet's .2, e.g. 198.18.0.2; .1 when that is this host).", false, (o, v) => o.PeerAddress = v),
         new("gateway", "Next hop for addresses off the subnet.", false, (o, v) => o.Gateway = v),
-        new("mac", "This host's MAC (default: random, locally administered).", false, (o, v) => o.Mac = v),
+        new("mac", "This host's MAC (default: random, locally administered).", false, (o, v) => o.Mac = UnicastMac(v)),
         new("line-rate", "The port's line rate (any port: virtual, tap, afpacket); the dataplane sends no faster and QoS shapes to it. E.g. 10G, 1G, 100M; 0 for none (default 10G).", false, (o, v) => o.LineRateBitsPerSecond = LineRate.Parse(v)),
         new("wire-loss", "The share of frames this host's cable loses, each way, on any port, e.g. 1% (for testing transports, as netem would; default 0).", false,
             (o, v) => o.WireLoss = Percent(v)),
@@ -34,7 +34,9 @@ public static class DaemonSettings
             (o, v) => o.WireDuplicate = Percent(v)),
         new("wire-reorder", "The share of frames the cable holds back behind the next one, each way, e.g. 2% (for testing; default 0).", false,
             (o, v) => o.WireReorder = Percent(v)),
-        new("slots", "Slots in each socket's RX and TX pipe, a power of two (default 1024).", false, (o, v) => o.SlotCount = Integer(v)),
+        new("slots", "Slots in each socket's RX and TX pipe, a power of two from 2 to 65536 (default 1024); an application may ask for others.", false,
+            (o, v) => o.SlotCount = Norman.Core.Pipes.PipeLayout.IsValidGeometry(Integer(v), Norman.Core.Pipes.PipeLayout.DefaultSlotSize) ? Integer(v)
+                : throw new ArgumentOutOfRangeException(nameof(v), "use a power of two from 2 to 65536")),
         new("conntrack-max", "Flows connection tracking holds at most, as nf_conntrack_max (default 65536; 116 bytes each, taken at start).", false,
             (o, v) => o.MaxTrackedFlows = Within(Integer(v), 1, 1 << 26, "flows")),
         new("max-sockets-per-uid", "Sockets one user may hold (default 4096).", false, (o, v) => o.MaxSocketsPerUid = Within(Integer(v), 1, 1 << 20, "sockets")),
@@ -53,7 +55,8 @@ public static class DaemonSettings
             (o, v) => o.PolicyFile = v),
         new("metrics", "Serve Prometheus metrics over HTTP at this address and port, e.g. 127.0.0.1:9469 (GET /metrics); off by default. " +
             "It shows every socket's process: keep it on loopback.", false, (o, v) => o.Metrics = v),
-        new("cpu", "Pin the dataplane thread to this CPU (it busy-polls: give it a core of its own).", false, (o, v) => o.DataplaneCpu = Integer(v)),
+        new("cpu", "Pin the dataplane thread to this CPU (it busy-polls: give it a core of its own).", false,
+            (o, v) => o.DataplaneCpu = Within(Integer(v), 0, Environment.ProcessorCount - 1, $"(this machine's CPUs, as nproc counts {Environment.ProcessorCount})")),
         new("busy-poll", "Never let the dataplane sleep when idle: lowest latency, one core always busy.", true, (o, v) => o.BusyPoll = Switch(v)),
         new("no-rx-checksum", "Do not verify UDP checksums on receive (as `ethtool -K rx off`).", true, (o, v) => o.VerifyChecksums = !Switch(v)),
         new("verbose", "Log every bind, close and refusal to stderr.", true, (o, v) => o.Verbose = Switch(v)),
@@ -124,6 +127,15 @@ public static class DaemonSettings
             ? double.Parse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture) / 100
             : double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture);
         return value is >= 0 and <= 0.5 ? value : throw new ArgumentOutOfRangeException(nameof(text), "use 0% to 50%");
+    }
+
+    /// <summary>A MAC a host may have: not all zeros, not broadcast or multicast (the first octet's low bit).</summary>
+    private static string UnicastMac(string text)
+    {
+        var mac = Norman.Core.Packets.MacAddress.Parse(text);
+        return mac.Value == 0 || (mac.Value >> 40 & 1) != 0
+            ? throw new FormatException("a host's MAC is unicast and not zero: the first octet even, like 02:00:00:00:00:01")
+            : text;
     }
 
     /// <summary>A group by gid or by name, as /etc/group names it.</summary>

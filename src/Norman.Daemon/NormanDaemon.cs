@@ -52,6 +52,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         var mac = options.Mac is null ? MacAddress.NewLocal() : MacAddress.Parse(options.Mac);
         var host = new HostInterface(mac, address, prefix, options.Gateway is null ? null : NetAddress.Parse(options.Gateway),
             options.Address6 is null ? null : NetAddress.Parse(options.Address6.Split('/')[0]));
+        Validate(options, host);
         var (port, peer) = CreatePort(options, host);
         if (options.WireLoss + options.WireDuplicate + options.WireReorder > 0)
         {
@@ -113,11 +114,40 @@ public sealed class NormanDaemon : IAsyncDisposable
         }
     }
 
+    /// <summary>Settings that only make sense together: a simulated peer and a gateway on the host's subnet, none of them the host.</summary>
+    private static void Validate(DaemonOptions options, HostInterface host)
+    {
+        if (options.Port == "virtual")
+        {
+            var peerAddress = PeerAddressOf(options, host);
+            if (!peerAddress.IsV4 || !host.IsOnLink(peerAddress) || peerAddress == host.Address || host.IsBroadcast(peerAddress))
+            {
+                throw new ArgumentException($"The peer {peerAddress} is not a host on this host's subnet {host}: give --peer an address " +
+                    "of that subnet other than this host's (or move --address).");
+            }
+        }
+        if (host.Gateway is { } gateway && (!gateway.IsV4 || !host.IsOnLink(gateway) || gateway == host.Address))
+        {
+            throw new ArgumentException($"The gateway {gateway} is not on this host's subnet {host}: a next hop must be reachable directly.");
+        }
+    }
+
+    /// <summary>The virtual port's peer: as given, else the subnet's second host address (its first when the second is ours).</summary>
+    private static NetAddress PeerAddressOf(DaemonOptions options, HostInterface host)
+    {
+        if (options.PeerAddress is { } given)
+        {
+            return NetAddress.Parse(given);
+        }
+        uint network = host.Address.V4 & host.Netmask;
+        return NetAddress.FromV4(host.Address.V4 == network + 2 ? network + 1 : network + 2);
+    }
+
     private static (IPort Port, SimulatedPeer? Peer) CreatePort(DaemonOptions options, HostInterface host)
     {
         if (options.Port == "virtual")
         {
-            var peer = new SimulatedPeer(MacAddress.NewLocal(), NetAddress.Parse(options.PeerAddress))
+            var peer = new SimulatedPeer(MacAddress.NewLocal(), PeerAddressOf(options, host))
             {
                 // The peer has "already resolved" us, as if it had ARPed: its frames can flow from the first one.
                 HostMac = host.Mac,

@@ -174,6 +174,105 @@ public sealed class CaptureTests : DaemonTest
     }
 
     [Fact]
+    public async Task A_capture_at_the_port_sees_every_frame_as_it_arrived_and_why_the_dataplane_dropped_it()
+    {
+        string pcapng = Path.Combine(Daemon.Directory, "port.pcapng");
+        using var atPort = StartCapture("-c", "4", "-i", "port", "--pcapng", "-w", pcapng, "udp", "or", "vlan");
+        using var lines = StartCapture("-c", "4", "-i", "port", "udp", "or", "vlan");
+        using var onPath = StartCapture("-c", "1", "-i", "ingress", "udp", "or", "vlan");
+        var host = Daemon.Daemon.Engine.Host.Mac;
+        Daemon.Peer.SendFrame(UdpFrame(host, 7301, good: false));                       // a wrong UDP checksum
+        Daemon.Peer.SendFrame(UdpFrame(MacAddress.Parse("02:00:00:00:99:99"), 7302));  // for another host's MAC
+        Daemon.Peer.SendFrame(VlanTagged(UdpFrame(host, 7303), 7));                     // tagged, and no VLAN here
+        Daemon.Peer.SendFrame(UdpFrame(host, 7304));                                    // good, and no socket on the port
+        await FinishAsync(atPort);
+        await FinishAsync(onPath);
+        string text = await lines.StandardOutput.ReadToEndAsync();
+
+        string comments = Host.Run("tshark", "-r", pcapng, "-T", "fields", "-e", "udp.dstport", "-e", "frame.comment");
+        Assert.Contains("7301\tno socket (host traffic) dropped=bad_udp_checksum", comments);
+        Assert.Contains("7302\tno socket (host traffic) dropped=not_for_this_host", comments);
+        Assert.Contains("7303\tno socket (host traffic) dropped=vlan_not_configured", comments);
+        Assert.Contains("7304\tno socket (host traffic) dropped=no_socket", comments);
+        Assert.Contains("198.18.0.1.7301: UDP, length 4 [dropped: bad_udp_checksum]", text);
+        // On the path, after parsing and the checks before the filter, only the last one is left to see.
+        string pathLine = await onPath.StandardOutput.ReadToEndAsync();
+        Assert.Contains("198.18.0.1.7304: UDP", pathLine);
+    }
+
+    [Fact]
+    public async Task A_capture_piped_into_head_ends_when_head_does()
+    {
+        // norman capture | head -2, as an administrator types it: the capture must end on the broken pipe, as tcpdump does.
+        var start = new ProcessStartInfo("sh") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add($"'{AppProcess.BesideTests("norman")}' capture -i port udp | head -2");
+        start.Environment["NORMAN_SOCKET"] = Daemon.SocketPath;
+        using var pipeline = Process.Start(start)!;
+        Assert.True(ApplicationProcessTests.WaitFor(() => TapCount() > _taps), "the capture never started");
+        _taps = TapCount();
+        var deadline = Stopwatch.StartNew();
+        while (!pipeline.HasExited && deadline.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            // Traffic until the pipeline ends: the capture only learns that head left when it next writes.
+            Daemon.Peer.SendUdp(40000, 7310, "more"u8);
+            pipeline.WaitForExit(TimeSpan.FromMilliseconds(20));
+        }
+        Assert.True(pipeline.HasExited, "norman capture | head -2 did not end within 30 s of traffic");
+        string output = await pipeline.StandardOutput.ReadToEndAsync();
+        Assert.Equal(2, output.Split('\n').Count(l => l.Contains("UDP, length 4", StringComparison.Ordinal)));
+        Assert.True(ApplicationProcessTests.WaitFor(() => TapCount() < _taps), "the daemon still holds the capture");
+        _taps = TapCount();
+    }
+
+    [Fact]
+    public async Task A_file_that_cannot_be_written_is_a_one_line_error_before_anything_starts()
+    {
+        var start = new ProcessStartInfo(AppProcess.BesideTests("norman")) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "capture", "-c", "1", "-w", "/nonexistent/x.pcap" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+        start.Environment["NORMAN_SOCKET"] = Daemon.SocketPath;
+        using var capture = Process.Start(start)!;
+        string errors = await capture.StandardError.ReadToEndAsync();
+        await capture.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+        Assert.Equal(1, capture.ExitCode);
+        Assert.StartsWith("norman capture: ", errors);
+        Assert.Contains("/nonexistent/x.pcap", errors);
+        Assert.Single(errors.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.DoesNotContain("Exception", errors);
+        Assert.Equal(0, TapCount());
+    }
+
+    /// <summary>
+    /// A 1,500-term expression from nobody once cost the daemon about a minute of CPU and 400 MB: it is refused before
+    /// libpcap sees it, and the daemon answers everyone meanwhile.
+    /// </summary>
+    [RootFact]
+    public async Task An_ordinary_users_huge_capture_expression_is_refused_before_it_is_compiled()
+    {
+        string expression = string.Join(" or ", Enumerable.Range(1, 1500).Select(i => $"port {i}"));
+        using var nobody = AppProcess.Start("norman", Daemon.SocketPath, "65534", "capture", "-c", "1", expression);
+        Assert.True(nobody.Process.WaitForExit(TimeSpan.FromSeconds(30)), "the refusal did not come at once");
+        string errors = await nobody.Process.StandardError.ReadToEndAsync();
+        Assert.Equal(1, nobody.Process.ExitCode);
+        Assert.Contains("over the 1024-byte limit for an ordinary user", errors);
+        Assert.Equal(0, TapCount());
+        Assert.Contains("Netid", await Norman("ss"));
+    }
+
+    [Theory]
+    [InlineData("-c", "-5", "-c takes a count")]
+    [InlineData("--timeout", "-1", "--timeout takes seconds")]
+    public async Task Nonsense_counts_are_refused_as_usage_errors(string option, string value, string message)
+    {
+        var (code, output) = await Try("capture", option, value);
+        Assert.Equal(2, code);
+        Assert.Contains($"norman capture: {message}", output);
+    }
+
+    [Fact]
     public void Twenty_expressions_keep_what_tcpdump_keeps_from_an_unfiltered_capture_of_the_same_traffic()
     {
         string[] expressions =
@@ -245,6 +344,23 @@ public sealed class CaptureTests : DaemonTest
         }
         return frames;
     }
+
+    private byte[] UdpFrame(MacAddress destination, ushort port, bool good = true)
+    {
+        var frame = new byte[EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV4 + 4];
+        EthernetHeader.Write(frame, destination, Daemon.Peer.Mac, EtherTypes.IPv4);
+        "ping"u8.CopyTo(frame.AsSpan(EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV4));
+        UdpPacketBuilder.WriteHeaders(frame.AsSpan(EthernetHeader.Size), DaemonFixture.PeerAddress, 40000, DaemonFixture.HostAddress, port, 4);
+        if (!good)
+        {
+            frame[EthernetHeader.Size + Ipv4Header.Size + 6] ^= 0x55; // the UDP checksum's first byte
+        }
+        return frame;
+    }
+
+    /// <summary>The frame with one 802.1Q tag between its MAC addresses and its EtherType.</summary>
+    private static byte[] VlanTagged(byte[] frame, ushort vlan) =>
+        [.. frame[..12], 0x81, 0x00, (byte)(vlan >> 8), (byte)vlan, .. frame[12..]];
 
     private byte[] TcpSegment(byte flags, ushort port)
     {

@@ -25,7 +25,9 @@ public sealed class CrashTests(ITestOutputHelper output) : DaemonTest
             }
             victim.KillHard();
             cycles += after;
-            Assert.True(ApplicationProcessTests.WaitFor(() => Daemon.Daemon.Control.Sockets.Count == 0 && DaemonResources.Measure() == baseline),
+            // At most the baseline: this process also holds what earlier tests' client endpoints still finish with (a TCP
+            // endpoint lingers through its connections' FIN-WAIT-2 and TIME-WAIT), and that may go meanwhile.
+            Assert.True(ApplicationProcessTests.WaitFor(() => Daemon.Daemon.Control.Sockets.Count == 0 && DaemonResources.Measure().AtMost(baseline)),
                 $"after kill {kill + 1}: {Daemon.Daemon.Control.Sockets.Count} sockets, {DaemonResources.Measure()} against {baseline}");
         }
 

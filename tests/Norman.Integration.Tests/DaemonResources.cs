@@ -3,6 +3,9 @@ namespace Norman.Integration.Tests;
 /// <summary>What the daemon (this process) holds for sockets: open memfds, mappings of them and eventfds, read from /proc.</summary>
 public readonly record struct DaemonResources(int Memfds, int Mappings, int Eventfds)
 {
+    /// <summary>No more of anything than <paramref name="other"/>: nothing leaked since it was measured.</summary>
+    public bool AtMost(DaemonResources other) => Memfds <= other.Memfds && Mappings <= other.Mappings && Eventfds <= other.Eventfds;
+
     public static DaemonResources Measure()
     {
         int memfds = 0;

@@ -28,7 +28,7 @@ public sealed class DemoTests
         Assert.Contains("0 Norman memfds left open", text);
         Assert.Matches(@"users:\(\(""rogue-httpd"",pid=\d+\)\)", text);
         Assert.Contains("the request was refused (connection refused: a TCP reset)", text);
-        Assert.Matches(@"app rogue-httpd reject\s+# handle 1, packets [1-9]", text);
+        Assert.Matches(@"tcp app rogue-httpd reject with tcp reset\s+# handle 1, packets [1-9]", text);
         Assert.Contains("verdict reject (rule 1)", text);
         Assert.Contains("4 packets captured", text);
         AssertQosStory(text);

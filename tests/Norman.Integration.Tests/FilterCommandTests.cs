@@ -109,6 +109,25 @@ public sealed class FilterCommandTests : DaemonTest
         Assert.Empty(Daemon.Daemon.Engine.Policy.Ingress);
     }
 
+    /// <summary>
+    /// A 7,000-term rule from root once ran libpcap's optimiser for over ten minutes and 3 GB, and blocked `filter list`:
+    /// every expression is bounded (2 KiB), and one at the bound compiles off the control loop in about a second.
+    /// </summary>
+    [Fact]
+    public async Task An_administrators_huge_pcap_rule_is_refused_at_once_and_nothing_changes()
+    {
+        string expression = string.Join(" or ", Enumerable.Range(1, 7000).Select(i => $"port {i}"));
+        var (code, output) = await Try("filter", "add", "ingress", "pcap", expression, "drop");
+        Assert.Equal(1, code);
+        Assert.Contains("over the 2048-byte limit for a filter expression", output);
+        Assert.Empty(Daemon.Daemon.Engine.Policy.Ingress);
+
+        string atTheBound = string.Join(" or ", Enumerable.Range(1, 180).Select(i => $"port {i}"))[..2040];
+        atTheBound = atTheBound[..atTheBound.LastIndexOf(" or ", StringComparison.Ordinal)];
+        await Norman("filter", "add", "ingress", "pcap", atTheBound, "drop");
+        Assert.Single(Daemon.Daemon.Engine.Policy.Ingress);
+    }
+
     [Fact]
     public async Task Save_and_restore_round_trip_and_dry_run_shows_the_difference()
     {
@@ -127,4 +146,116 @@ public sealed class FilterCommandTests : DaemonTest
         Assert.Contains("add ingress udp dport 6379 accept", await Norman("filter", "save"));
         Assert.Contains("policy ingress drop", await Norman("filter", "save"));
     }
+
+    /// <summary>
+    /// Item 1 of the trust issue: rules with names that need quoting (a space, an empty name, a quote in a log prefix, a
+    /// cgroup path with a space) go into the policy file, a new daemon starts from it with the same rules, and save piped
+    /// to restore reads back the same policy.
+    /// </summary>
+    [Fact]
+    public async Task Every_rule_the_daemon_accepts_survives_its_policy_file_and_save_piped_to_restore()
+    {
+        string file = Path.Combine(Daemon.Directory, "kept.rules");
+        string[][] rules =
+        [
+            ["add", "ingress", "app", "my app", "drop"],
+            ["add", "ingress", "app", "", "drop"],
+            ["add", "egress", "udp", "dport", "53", "log", "prefix", "x\"y"],
+            ["add", "egress", "cgroup", "/system.slice/my service.service", "drop"],
+            ["add", "ingress", "pcap", "udp and port 53", "count"],
+        ];
+        var listed = new List<string>();
+        await using (var first = new DaemonFixture(configure: options => options.PolicyFile = file))
+        {
+            foreach (var rule in rules)
+            {
+                var (code, output) = await TryAt(first.SocketPath, ["filter", .. rule]);
+                Assert.True(code == 0, output);
+            }
+            listed = first.Daemon.Policy.List().Rules.Select(r => r.Rule.ToString()).ToList();
+
+            var (saved, savedText) = await TryAt(first.SocketPath, "filter", "save");
+            Assert.Equal(0, saved);
+            string savedFile = Path.Combine(Daemon.Directory, "saved.rules");
+            File.WriteAllText(savedFile, savedText);
+            var (restored, restoreOutput) = await TryAt(first.SocketPath, "filter", "restore", savedFile);
+            Assert.True(restored == 0, restoreOutput);
+            Assert.Equal(listed, first.Daemon.Policy.List().Rules.Select(r => r.Rule.ToString()));
+        }
+        await using var second = new DaemonFixture(configure: options => options.PolicyFile = file);
+        Assert.Equal(listed, second.Daemon.Policy.List().Rules.Select(r => r.Rule.ToString()));
+        Assert.Equal(rules.Length, listed.Count);
+    }
+
+    /// <summary>
+    /// Item 2: an empty restore is refused and changes nothing; a file that says nothing of a chain's policy leaves a drop
+    /// policy as it is; 'flush ruleset' in the file is what empties the policy.
+    /// </summary>
+    [Fact]
+    public async Task An_empty_or_partial_restore_never_opens_the_firewall()
+    {
+        await Norman("filter", "policy", "ingress", "drop");
+        await Norman("filter", "add", "ingress", "udp", "dport", "53", "accept");
+        string empty = Path.Combine(Daemon.Directory, "empty.rules");
+        File.WriteAllText(empty, "");
+        var (code, output) = await Try("filter", "restore", empty);
+        Assert.Equal(1, code);
+        Assert.Contains("flush ruleset", output);
+        Assert.Equal("drop", (await PolicyOf("ingress")));
+        Assert.Single(Daemon.Daemon.Engine.Policy.Ingress);
+
+        await Norman("filter", "restore", "--allow-empty", empty);
+        Assert.Single(Daemon.Daemon.Engine.Policy.Ingress);
+
+        string partial = Path.Combine(Daemon.Directory, "partial.rules");
+        File.WriteAllText(partial, "add ingress udp dport 123 accept\n");
+        await Norman("filter", "restore", partial);
+        Assert.Equal("drop", await PolicyOf("ingress"));
+        Assert.Equal(2, Daemon.Daemon.Engine.Policy.Ingress.Length);
+
+        File.WriteAllText(partial, "flush ruleset\nadd ingress udp dport 123 accept\n");
+        await Norman("filter", "restore", partial);
+        Assert.Equal("accept", await PolicyOf("ingress"));
+        Assert.Single(Daemon.Daemon.Engine.Policy.Ingress);
+    }
+
+    /// <summary>Item 3: a dry run parses and compiles as the real restore does and reports the same errors with file and line.</summary>
+    [Theory]
+    [InlineData("add ingress udp dport 99999 drop", ":2:")]
+    [InlineData("frobnicate", ":2:")]
+    [InlineData("add ingress pcap \"port eleventy\" drop", "port eleventy")]
+    [InlineData("add ingress ip saddr @nosuchset drop", "no set 'nosuchset'")]
+    public async Task A_dry_run_refuses_what_the_restore_would_refuse(string line, string expected)
+    {
+        string file = Path.Combine(Daemon.Directory, "bad.rules");
+        File.WriteAllText(file, $"policy ingress accept\n{line}\n");
+        var (code, output) = await Try("filter", "restore", "--dry-run", file);
+        Assert.Equal(1, code);
+        Assert.Contains(expected, output);
+        var (real, realOutput) = await Try("filter", "restore", file);
+        Assert.Equal(1, real);
+        Assert.Contains(expected, realOutput);
+    }
+
+    [Fact]
+    public async Task A_dry_run_keeps_qos_lines_as_a_real_restore_keeps_them_and_says_nothing_changed()
+    {
+        await Norman("qos", "add", "database", "band", "0", "match", "app", "kvdb");
+        string file = Path.Combine(Daemon.Directory, "filter-only.rules");
+        File.WriteAllText(file, "add ingress udp dport 53 accept\n");
+        string diff = await Norman("filter", "restore", "--dry-run", file);
+        Assert.DoesNotContain("- qos", diff);
+        Assert.Contains("+ add ingress udp dport 53 accept", diff);
+        Assert.Contains("nothing was changed", diff);
+        Assert.Empty(Daemon.Daemon.Engine.Policy.Ingress);
+
+        var (code, output) = await Try("filter", "restore", "--dry-run", "/nonexistent/policy.rules");
+        Assert.Equal(1, code);
+        Assert.Contains("cannot read /nonexistent/policy.rules", output);
+        Assert.DoesNotContain("   at ", output);
+    }
+
+    private async Task<string> PolicyOf(string chain) =>
+        JsonSerializer.Deserialize(await Norman("filter", "list", "--json"), ControlJson.Default.FilterInfo)! is { } info
+            ? chain == "ingress" ? info.IngressPolicy : info.EgressPolicy : "";
 }

@@ -116,6 +116,17 @@ public sealed class MetricsTests
         return JsonSerializer.Deserialize<Dictionary<string, double>>(output)!.ToDictionary(p => p.Key, p => (long)p.Value);
     }
 
+    /// <summary>--metrics 0.0.0.0:P serves every address (it failed with "The request is not supported").</summary>
+    [Fact]
+    public async Task Metrics_on_every_address_are_served_on_loopback_too()
+    {
+        int port = FreePort();
+        await using var server = new Norman.Daemon.Observability.MetricsServer($"0.0.0.0:{port}", () => new StatsInfo());
+        using var http = new HttpClient();
+        string text = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+        Assert.Contains("norman_", text);
+    }
+
     private static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

@@ -50,6 +50,44 @@ public sealed class TopTests
         }
     }
 
+    [Fact]
+    public async Task Norman_top_into_a_file_writes_plain_tables_with_every_column_and_ends_after_n()
+    {
+        await using var daemon = new DaemonFixture();
+        using var echo = daemon.Start("echo-server", "5000");
+        echo.ReadLine();
+        var start = new ProcessStartInfo(AppProcess.BesideTests("norman")) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "top", "--socket", daemon.SocketPath, "-n", "3", "-d", "0.1" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+        using var top = Process.Start(start)!;
+        string output = await top.StandardOutput.ReadToEndAsync();
+        await top.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+        Assert.Equal(0, top.ExitCode);
+        Assert.DoesNotContain('\u001b', output); // no colours, no cursor moves
+        Assert.Equal(3, Regex.Matches(output, @"PID\s+APP\s+SOCKET\s+RX pps\s+RX bit/s\s+TX pps\s+TX bit/s\s+DROPS/s\s+DROPS by reason\s+RECV-Q\s+SEND-Q\s+CLASS").Count);
+        Assert.Equal(3, Regex.Matches(output, @"\d+\s+echo-server\s+udp 0\.0\.0\.0:5000").Count);
+    }
+
+    [Theory]
+    [InlineData("-d", "-1")]
+    [InlineData("-n", "-3")]
+    public async Task Norman_top_refuses_a_negative_delay_or_count(string option, string value)
+    {
+        await using var daemon = new DaemonFixture();
+        var start = new ProcessStartInfo(AppProcess.BesideTests("norman")) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "top", "--socket", daemon.SocketPath, option, value })
+        {
+            start.ArgumentList.Add(argument);
+        }
+        using var top = Process.Start(start)!;
+        string errors = await top.StandardError.ReadToEndAsync();
+        await top.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+        Assert.Equal(2, top.ExitCode);
+        Assert.StartsWith("norman top: bad ", errors);
+    }
+
     private static bool SessionAlive(string session)
     {
         using var process = Process.Start(new ProcessStartInfo("tmux", ["has-session", "-t", session]) { RedirectStandardError = true })!;

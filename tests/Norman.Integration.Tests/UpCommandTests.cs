@@ -153,6 +153,131 @@ public sealed class UpCommandTests : IDisposable
         Assert.Contains("Another Norman daemon is already listening", output);
     }
 
+    [Fact]
+    public async Task Up_never_deletes_a_file_that_is_not_a_socket()
+    {
+        string precious = Path.Combine(_directory, "norman.conf");
+        File.WriteAllText(precious, "address = 198.18.5.1/24\n");
+        var (code, output) = await RunAsync("up", "--socket", precious);
+        Assert.Equal(1, code);
+        Assert.Contains($"{precious} exists and is not a socket", output);
+        Assert.Equal("address = 198.18.5.1/24\n", File.ReadAllText(precious));
+    }
+
+    [Theory]
+    [InlineData(2, "--slots", "1000", "power of two")]
+    [InlineData(2, "--cpu", "4096", "this machine's CPUs")]
+    [InlineData(2, "--mac", "ff:ff:ff:ff:ff:ff", "unicast")]
+    [InlineData(2, "--mac", "00:00:00:00:00:00", "unicast")]
+    [InlineData(2, "--mac", "01:00:5e:00:00:01", "unicast")]
+    [InlineData(1, "--peer", "10.9.9.2", "not a host on this host's subnet")]
+    [InlineData(1, "--gateway", "10.9.9.1", "is not on this host's subnet")]
+    public async Task Settings_that_cannot_work_are_refused_at_start(int status, string option, string value, string message)
+    {
+        var (code, output) = await RunAsync("up", "--socket", Path.Combine(_directory, "n.sock"), option, value);
+        Assert.Equal(status, code);
+        Assert.Contains(message, output);
+        Assert.DoesNotContain("   at ", output);
+    }
+
+    [Fact]
+    public async Task Sockets_get_the_slots_the_daemon_was_started_with()
+    {
+        string socketPath = Path.Combine(_directory, "n.sock");
+        using var daemon = AppProcess.Start("norman", socketPath, null, "up", "--socket", socketPath, "--slots", "256");
+        daemon.ReadLine();
+        using var udp = new Norman.Client.NormanUdpSocket(socketPath);
+        udp.Bind(5000);
+        using var listener = new Norman.Client.NormanTcpListener(5001, socketPath);
+        using var control = Norman.Client.ControlChannel.Connect(socketPath);
+        var sockets = control.Call(new Norman.Core.Protocol.ControlRequest { Op = Norman.Core.Protocol.ControlProtocol.Ops.Sockets }).Sockets!;
+        Assert.Equal([256, 256], sockets.Select(s => s.SlotCount));
+        await Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// The README says the virtual wire needs no privileges: an ordinary user's `norman up` cannot write /run/norman,
+    /// so its socket goes to the user's runtime directory, where the same user's commands look without being told.
+    /// </summary>
+    [RootFact]
+    public async Task An_ordinary_users_daemon_listens_in_their_runtime_directory_and_their_commands_find_it()
+    {
+        string runtime = Path.Combine(_directory, "run-user");
+        Directory.CreateDirectory(runtime);
+        Host.Run("chown", "65534:65534", runtime, _directory);
+        using var daemon = StartAsNobody(runtime, "up");
+        string banner = daemon.StandardOutput.ReadLine() ?? daemon.StandardError.ReadToEnd();
+        Assert.Contains($"control socket {runtime}/norman/norman.sock", banner);
+        Assert.Contains("runtime directory", daemon.StandardOutput.ReadLine());
+        using var ss = StartAsNobody(runtime, "ss");
+        string errors = await ss.StandardError.ReadToEndAsync();
+        await ss.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+        Assert.True(ss.ExitCode == 0, errors);
+        daemon.Kill();
+        await daemon.WaitForExitAsync();
+
+        // Without a runtime directory, the refusal says what to do, in one line.
+        using var lost = StartAsNobody(null, "up");
+        string refusal = await lost.StandardError.ReadToEndAsync();
+        await lost.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+        Assert.Equal(1, lost.ExitCode);
+        // (/run/norman may exist, root's, or not: either way nobody may write there)
+        Assert.StartsWith("norman up: Cannot ", refusal);
+        Assert.Contains("/run/norman", refusal);
+        Assert.Contains("give --socket a path you may write", refusal);
+        Assert.Single(refusal.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    private static System.Diagnostics.Process StartAsNobody(string? runtimeDirectory, params string[] arguments)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("setpriv")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (var argument in new[] { "--reuid=65534", "--regid=65534", "--clear-groups", "--", AppProcess.BesideTests("norman") }.Concat(arguments))
+        {
+            start.ArgumentList.Add(argument);
+        }
+        start.Environment.Remove("NORMAN_SOCKET");
+        start.Environment.Remove("XDG_RUNTIME_DIR");
+        if (runtimeDirectory is not null)
+        {
+            start.Environment["XDG_RUNTIME_DIR"] = runtimeDirectory;
+        }
+        start.Environment["HOME"] = "/tmp";
+        start.Environment["DOTNET_CLI_HOME"] = "/tmp";
+        return System.Diagnostics.Process.Start(start)!;
+    }
+
+    /// <summary>
+    /// SIGTERM while the daemon compiles a long capture filter: it stops within the compile's bound, exit 0, and removes its
+    /// socket (the compile ran on the control loop, and the socket file was left behind).
+    /// </summary>
+    [Fact]
+    public async Task SIGTERM_during_a_long_filter_compile_stops_the_daemon_cleanly()
+    {
+        string socketPath = Path.Combine(_directory, "n.sock");
+        using var daemon = AppProcess.Start("norman", socketPath, null, "up", "--socket", socketPath, "-v");
+        daemon.ReadLine();
+        string expression = string.Join(" or ", Enumerable.Range(1, 150).Select(i => $"portrange {i}-{i + 1}"))[..2000];
+        expression = expression[..expression.LastIndexOf(" or ", StringComparison.Ordinal)];
+        using var capture = AppProcess.Start("norman", socketPath, null, "capture", "-c", "1", expression);
+        // The daemon logs the compile as it starts it: SIGTERM then, while libpcap works (about a second for this one).
+        var compiling = Task.Run(() =>
+        {
+            string? line;
+            while ((line = daemon.Process.StandardError.ReadLine()) is not null && !line.Contains("filter expression for", StringComparison.Ordinal))
+            {
+            }
+            return line;
+        });
+        Assert.NotNull(await compiling.WaitAsync(TimeSpan.FromSeconds(30)));
+        Host.Run("kill", "-TERM", daemon.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(daemon.Process.WaitForExit(TimeSpan.FromSeconds(20)), "the daemon did not stop within 20 s of SIGTERM");
+        Assert.Equal(0, daemon.Process.ExitCode);
+        Assert.False(File.Exists(socketPath), "the control socket was left behind");
+    }
+
     private static async Task<(int Code, string Output)> RunAsync(params string[] arguments)
     {
         var start = new System.Diagnostics.ProcessStartInfo(AppProcess.BesideTests("norman")) { RedirectStandardOutput = true, RedirectStandardError = true };

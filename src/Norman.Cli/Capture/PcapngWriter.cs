@@ -17,8 +17,9 @@ public sealed class PcapngWriter(Stream output, int snapLength) : ICaptureWriter
     {
         WriteHeaders();
         string owner = packet.Pid == 0 ? "no socket (host traffic)" : $"app={packet.ProcessName} pid={packet.Pid} uid={packet.Uid}";
-        byte[] comment = Encoding.UTF8.GetBytes(packet.Verdict == 0 ? owner
-            : $"{owner} verdict={(packet.Verdict == 2 ? "reject" : "drop")} rule={packet.Rule}");
+        byte[] comment = Encoding.UTF8.GetBytes(packet.Verdict != 0 ? $"{owner} verdict={(packet.Verdict == 2 ? "reject" : "drop")} rule={packet.Rule}"
+            : DroppedBy.Of(packet) is { } reason ? $"{owner} dropped={reason}"
+            : owner);
         int dataPadded = Pad4(packet.Frame.Length);
         int optionsLength = 4 + Pad4(comment.Length) + 4 + 4 + 4; // comment, epb_flags, end of options
         int total = 28 + dataPadded + optionsLength + 4;

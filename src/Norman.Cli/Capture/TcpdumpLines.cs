@@ -28,6 +28,10 @@ public sealed class TcpdumpLines(TextWriter output, bool linkLayer, bool ascii, 
         {
             line.Append(" [").Append(packet.VerdictText).Append(']');
         }
+        else if (DroppedBy.Of(packet) is { } reason)
+        {
+            line.Append(" [dropped: ").Append(reason).Append(']');
+        }
         output.WriteLine(line.ToString());
         if ((ascii || hex) && PacketParser.Parse(frame, out var parsed) == ParseError.None)
         {

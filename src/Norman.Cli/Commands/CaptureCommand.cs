@@ -19,10 +19,12 @@ public static class CaptureCommand
     public static Command Create()
     {
         var socket = new Option<string?>("--socket", "-S") { Description = "The daemon's control socket." };
-        var point = new Option<string>("--interface", "-i") { Description = "Where to capture: ingress, egress or any.", DefaultValueFactory = _ => "any" };
+        var point = new Option<string>("--interface", "-i") { Description = "Where to capture: ingress (after parsing, before the filter), egress (after the filter), any (both), " +
+            "or port (every frame as the port received it, drops marked with their reason, and every frame sent).", DefaultValueFactory = _ => "any" };
         var file = new Option<string?>("--write", "-w") { Description = "Write packets to a file (pcap; pcapng with --pcapng); - for standard output." };
         var pcapng = new Option<bool>("--pcapng") { Description = "Write pcapng, whose packet comments name the owning application." };
         var count = new Option<long>("--count", "-c") { Description = "Stop after this many packets (0: until Ctrl-C).", DefaultValueFactory = _ => 0 };
+        count.Validators.Add(result => { if (result.GetValueOrDefault<long>() < 0) result.AddError("-c takes a count of packets, 0 or more (0: until Ctrl-C)."); });
         var snap = new Option<int>("--snapshot-length", "-s") { Description = "Bytes to keep of each packet.", DefaultValueFactory = _ => CaptureRecord.MaxSnapLength };
         var numeric = new Option<bool>("-n") { Description = "Do not resolve addresses (Norman never does; accepted for tcpdump's habit)." };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Say what is captured, and where, before the packets." };
@@ -32,6 +34,7 @@ public static class CaptureCommand
         var app = new Option<string?>("-p") { Description = "Only this application's packets: app=NAME." };
         var afterFilter = new Option<bool>("--after-filter") { Description = "Capture on ingress after the filter: only what it let through (by default packets it stopped are captured too, marked)." };
         var timeout = new Option<double>("--timeout") { Description = "Stop after this many seconds (0: never).", DefaultValueFactory = _ => 0 };
+        timeout.Validators.Add(result => { if (!(result.GetValueOrDefault<double>() >= 0)) result.AddError("--timeout takes seconds, 0 or more (0: never)."); });
         var expression = new Argument<string[]>("EXPRESSION") { Description = "A libpcap filter expression, as tcpdump takes.", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("capture", "Capture Norman's traffic as tcpdump does, each packet tagged with its application.\n\n" +
             "Examples:\n  norman capture -c 10 udp port 80\n  norman capture -w web.pcapng --pcapng -p app=rogue-httpd\n" +
@@ -56,10 +59,9 @@ public static class CaptureCommand
                 return await RunAsync(result.GetValue(socket), request, result.GetValue(file), result.GetValue(pcapng), result.GetValue(count),
                     result.GetValue(timeout), result.GetValue(verbose), (result.GetValue(linkLayer), result.GetValue(ascii), result.GetValue(hex)), cancellation);
             }
-            catch (NormanException error)
+            catch (Exception error) when (error is NormanException or IOException or UnauthorizedAccessException)
             {
-                Console.Error.WriteLine($"norman capture: {error.Message}");
-                return 1;
+                return CommandErrors.Report(result.CommandResult.Command, error);
             }
         });
         return command;
@@ -68,22 +70,16 @@ public static class CaptureCommand
     private static async Task<int> RunAsync(string? socketPath, ControlRequest request, string? file, bool pcapng, long limit, double seconds,
         bool verbose, (bool LinkLayer, bool Ascii, bool Hex) text, CancellationToken cancellation)
     {
+        // The file first: a path that cannot be written is the user's mistake to hear about before anything starts.
+        using var output = CaptureOutput.Open(file, pcapng, text);
         using var control = ControlChannel.Connect(socketPath);
         var fds = new List<int>();
         var capture = control.Call(request, fds).Capture!;
         using var region = SharedMemory.Map(fds[0], capture.RegionBytes);
         using var wakeup = EventFd.Adopt(fds[1]);
         var ring = CreateConsumer(region, capture);
-        Stream? stream = file switch
-        {
-            null => null,
-            "-" => Console.OpenStandardOutput(),
-            _ => File.Create(file),
-        };
-        ICaptureWriter writer = stream is null
-            ? new TcpdumpLines(Console.Out, text.LinkLayer, text.Ascii, text.Hex)
-            : pcapng ? new PcapngWriter(stream, capture.SnapLength) : new PcapWriter(stream, capture.SnapLength);
-        if (verbose || stream is not null && file != "-")
+        var writer = output.CreateWriter(capture.SnapLength);
+        if (verbose || output.IsFile)
         {
             Console.Error.WriteLine($"norman capture: listening on {request.Chain}, filter '{request.Expression}', snapshot length {capture.SnapLength} bytes" +
                 (capture.OwnPacketsOnly ? " (your own applications' packets only: you are not an administrator)" : ""));
@@ -102,20 +98,21 @@ public static class CaptureCommand
                     captured++;
                 }
                 ring.Publish();
+                if (available > 0)
+                {
+                    output.Flush(); // a batch at a time, so that `| head` and `tcpdump -r -` see packets as they come
+                }
                 if (available == 0 && ring.PrepareToSleep() && !wakeup.Wait(100) && control.IsDaemonGone())
                 {
                     throw new NormanDaemonUnavailableException($"The Norman daemon at {control.Path} went away; the capture ends.");
                 }
                 await Task.Yield();
             }
-        }
-        finally
-        {
             writer.Finish();
-            if (stream is not null && file != "-")
-            {
-                stream.Dispose();
-            }
+        }
+        catch (IOException) when (output.IsBrokenPipe)
+        {
+            // The reader went away (`| head -2`): stop as tcpdump does, and still say what was seen.
         }
         var stats = control.Call(new ControlRequest { Op = ControlProtocol.Ops.CaptureStats, Handle = capture.TapId }).Capture!;
         Console.Error.WriteLine($"{captured} packets captured");

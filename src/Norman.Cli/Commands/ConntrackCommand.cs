@@ -13,8 +13,8 @@ public static class ConntrackCommand
     {
         var socket = new Option<string?>("--socket", "-S") { Description = "The daemon's control socket (default: $NORMAN_SOCKET, else /run/norman/norman.sock)." };
         var list = new Option<bool>("--dump", "-L") { Description = "List the table (the default; as conntrack's -L)." };
-        var protocol = new Option<string?>("--proto", "-p") { Description = "Only this protocol's flows: tcp or udp." };
-        protocol.AcceptOnlyFromAmong("tcp", "udp");
+        var protocol = new Option<string?>("--proto", "-p") { Description = "Only this protocol's flows: tcp, udp or icmp." };
+        protocol.AcceptOnlyFromAmong("tcp", "udp", "icmp");
         var json = new Option<bool>("--json") { Description = "Print the table as JSON." };
         var command = new Command("conntrack", "List the flows connection tracking follows for the filter's `ct state` rules: TCP's state as " +
             "Linux names it, seconds left idle, both directions. Tracking runs while a ct rule is in force. Needs an administrator: root or the daemon's admin-group.\n\n" +
@@ -50,17 +50,24 @@ public static class ConntrackCommand
     public static string Line(TrackedFlowInfo flow)
     {
         var line = new StringBuilder();
-        line.Append(CultureInfo.InvariantCulture, $"{flow.Protocol,-8} {(flow.Protocol == "tcp" ? 6 : 17)} {flow.SecondsLeft} ");
+        int number = flow.Protocol switch { "tcp" => 6, "icmp" => 1, _ => 17 };
+        line.Append(CultureInfo.InvariantCulture, $"{flow.Protocol,-8} {number} {flow.SecondsLeft} ");
         if (flow.State.Length > 0)
         {
             line.Append(flow.State).Append(' ');
         }
-        line.Append(CultureInfo.InvariantCulture, $"src={flow.Source} dst={flow.Destination} sport={flow.SourcePort} dport={flow.DestinationPort} ");
+        // An ICMP query's flow is its id (carried where ports are): echo request out, echo reply back, as conntrack prints it.
+        bool icmp = flow.Protocol == "icmp";
+        // Listed from the side that asked: its "port" is the id, the other side's the request's type.
+        int id = flow.SourcePort, type = flow.DestinationPort;
+        line.Append(icmp ? $"src={flow.Source} dst={flow.Destination} type={type} code=0 id={id} "
+            : string.Create(CultureInfo.InvariantCulture, $"src={flow.Source} dst={flow.Destination} sport={flow.SourcePort} dport={flow.DestinationPort} "));
         if (!flow.Replied)
         {
             line.Append("[UNREPLIED] ");
         }
-        line.Append(CultureInfo.InvariantCulture, $"src={flow.Destination} dst={flow.Source} sport={flow.DestinationPort} dport={flow.SourcePort}");
+        line.Append(icmp ? $"src={flow.Destination} dst={flow.Source} type={(type == 8 ? 0 : type + 1)} code=0 id={id}"
+            : string.Create(CultureInfo.InvariantCulture, $"src={flow.Destination} dst={flow.Source} sport={flow.DestinationPort} dport={flow.SourcePort}"));
         if (flow.Replied)
         {
             line.Append(" [ASSURED]");

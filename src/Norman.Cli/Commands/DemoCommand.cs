@@ -134,13 +134,13 @@ public static class DemoCommand
         Console.Write(await RunSelfAsync(["ss", "-lp", "--socket", socketPath, "sport", "=", $":{port}"]));
 
         Step("Alice blocks it by application name — its packets never reach the kernel, but they cross Norman:",
-            "norman filter add ingress app rogue-httpd reject");
-        Console.Write(await RunSelfAsync(["filter", "--socket", socketPath, "add", "ingress", "app", "rogue-httpd", "reject"]));
+            "norman filter add ingress tcp app rogue-httpd reject with tcp reset");
+        Console.Write(await RunSelfAsync(["filter", "--socket", socketPath, "add", "ingress", "tcp", "app", "rogue-httpd", "reject", "with", "tcp", "reset"]));
 
         var blocked = await peer.ExchangeTcpAsync(port, "GET / HTTP/1.0\r\n\r\n"u8.ToArray(), TimeSpan.FromSeconds(5));
         Step("The peer host asks again:", "");
         Console.WriteLine(blocked.Outcome == Norman.Daemon.Dataplane.Ports.PeerTcpOutcome.Refused
-            ? "  no page; the request was refused (connection refused: a TCP reset), as iptables' REJECT --reject-with tcp-reset would"
+            ? "  no page; the request was refused (connection refused: a TCP reset), as nft's 'reject with tcp reset' would"
             : $"  UNEXPECTED: {blocked.Outcome}");
         if (blocked.Outcome != Norman.Daemon.Dataplane.Ports.PeerTcpOutcome.Refused)
         {

@@ -12,9 +12,11 @@ namespace Norman.Cli.Commands;
 /// </summary>
 public static class FilterCommand
 {
-    private const string RuleHelp = "RULE: [ip saddr|daddr CIDR|@SET] [udp|tcp|icmp] [sport|dport P[-Q]|@SET] [icmp type T] [tcp flags F[,F] [/ MASK]] " +
-        "[length N[-M]] [dscp D] [app NAME] [uid N] [gid N] [pid N] [cgroup PATH] [ct state S[,S]] [limit rate [over] N/second [burst M]] " +
-        "[pcap \"EXPR\"] accept|drop|reject|count|log [prefix \"TEXT\"]";
+    private const string RuleHelp = "RULE, in nft's words: [ip saddr|daddr [!=] NET|{ NET, … }|@SET] [ip protocol|meta l4proto P|{…}] [ip length N[-M]] " +
+        "[ip dscp D] [udp|tcp|icmp|icmpv6] [sport|dport [!=] P[-Q]|{ P, … }|@SET] [icmp type T|{…}] [tcp flags F,F | == F | F / MASK] " +
+        "[app NAME] [exe PATH] [uid N] [gid N] [pid N] [cgroup PATH] [ct state S,S|{ S, … }] " +
+        "[limit rate [over] N/second|minute|hour|day [burst M packets]] [pcap \"EXPR\"] [counter] " +
+        "accept|drop|reject [with tcp reset|with icmp type T]|count|log [prefix \"TEXT\"]";
 
     public static Command Create()
     {
@@ -159,36 +161,59 @@ public static class FilterCommand
     private static Command Restore(Option<string?> socket)
     {
         var file = new Argument<string>("FILE") { Description = "A policy file, as save prints it; - for standard input." };
-        var dryRun = new Option<bool>("--dry-run") { Description = "Show what would change, and change nothing." };
-        var restore = new Command("restore", "Replace the whole policy with a file's, in one swap (alias: apply).\n\nExamples:\n  norman filter restore policy.rules\n  norman filter restore --dry-run policy.rules") { file, dryRun };
+        var dryRun = new Option<bool>("--dry-run", "-c")
+        {
+            Description = "Parse and compile the file exactly as a restore would, report its errors with their line, show what would change, and change nothing (as nft -c -f).",
+        };
+        var allowEmpty = new Option<bool>("--allow-empty") { Description = "Accept a file with nothing in it (and change nothing); refused otherwise." };
+        var restore = new Command("restore", "Apply a policy file in one swap, as nft -f does: its lines are added to the policy in force, and a " +
+            "'flush ruleset' line (save writes one first) empties it before the lines after it. A file that does not name a chain's policy " +
+            "leaves it as it is.\n\nExamples:\n  norman filter save > policy.rules\n  norman filter restore policy.rules\n  norman filter restore --dry-run policy.rules")
+        {
+            file, dryRun, allowEmpty,
+        };
         restore.Aliases.Add("apply");
         restore.SetAction(result =>
         {
             string path = result.GetValue(file)!;
-            var lines = (path == "-" ? Console.In.ReadToEnd() : File.ReadAllText(path)).Split('\n').Select(l => l.TrimEnd('\r')).ToList();
-            if (result.GetValue(dryRun))
+            string text;
+            try
             {
-                return Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterSave }, response =>
-                {
-                    var current = Meaningful(response.Filter!.Lines!);
-                    var wanted = Meaningful(lines);
-                    foreach (var gone in current.Except(wanted))
-                    {
-                        Console.WriteLine($"- {gone}");
-                    }
-                    foreach (var added in wanted.Except(current))
-                    {
-                        Console.WriteLine($"+ {added}");
-                    }
-                });
+                text = path == "-" ? Console.In.ReadToEnd() : File.ReadAllText(path);
             }
-            return Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterRestore, Lines = lines }, response => Console.Write(Format(response.Filter!)));
+            catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"norman filter: cannot read {path}: {error.Message}");
+                return 1;
+            }
+            var lines = text.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+            bool check = result.GetValue(dryRun);
+            var request = new ControlRequest { Op = ControlProtocol.Ops.FilterRestore, Lines = lines, DryRun = check, AllowEmpty = result.GetValue(allowEmpty) };
+            if (!check)
+            {
+                return Call(result, socket, request, response => Console.Write(Format(response.Filter!)));
+            }
+            List<string> current = [];
+            int saved = Call(result, socket, new ControlRequest { Op = ControlProtocol.Ops.FilterSave }, response => current = Meaningful(response.Filter!.Lines!));
+            return saved != 0 ? saved : Call(result, socket, request, response =>
+            {
+                var wanted = Meaningful(response.Filter!.Lines!);
+                foreach (var gone in current.Except(wanted))
+                {
+                    Console.WriteLine($"- {gone}");
+                }
+                foreach (var added in wanted.Except(current))
+                {
+                    Console.WriteLine($"+ {added}");
+                }
+                Console.Error.WriteLine($"norman filter: {path} is valid; nothing was changed (--dry-run).");
+            });
         });
         return restore;
     }
 
     private static List<string> Meaningful(IEnumerable<string> lines) =>
-        lines.Select(l => l.Split('#', 2)[0].Trim()).Where(l => l.Length > 0).ToList();
+        lines.Select(l => l.Split('#', 2)[0].Trim()).Where(l => l.Length > 0 && l != "flush ruleset").ToList();
 
     /// <summary>nft-like: each chain with its policy, each rule with its handle and counters.</summary>
     public static string Format(FilterInfo filter)

@@ -15,7 +15,7 @@ public static class StatsCommand
         var json = new Option<bool>("--json") { Description = "Print every counter as JSON (the same figures as the Prometheus endpoint)." };
         var zeros = new Option<bool>("--zeros", "-z") { Description = "Also show counters that are zero (nstat's -z)." };
         var command = new Command("stats", "Show every counter: the port's, drops by reason, each socket's, each filter rule's, each QoS class's.\n\n" +
-            "Examples:\n  norman stats\n  norman stats --json | jq '.Counters.drop_rx_pipe_full'\n  norman up --metrics 127.0.0.1:9469   # the same for Prometheus")
+            "Examples:\n  norman stats\n  norman stats --json | jq '.counters.drop_rx_pipe_full'\n  norman up --metrics 127.0.0.1:9469   # the same for Prometheus")
         {
             socket, json, zeros,
         };

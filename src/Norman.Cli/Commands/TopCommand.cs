@@ -27,10 +27,23 @@ public static class TopCommand
         };
         command.SetAction(result =>
         {
+            double seconds = result.GetValue(interval);
+            if (seconds is < 0.1 or > 3600 || double.IsNaN(seconds))
+            {
+                Console.Error.WriteLine($"norman top: bad delay interval '{seconds}': give -d seconds from 0.1 to 3600.");
+                return 2;
+            }
+            if (result.GetValue(iterations) < 0)
+            {
+                Console.Error.WriteLine($"norman top: bad number of iterations '{result.GetValue(iterations)}': give -n 1 or more (0, or none, runs until q).");
+                return 2;
+            }
             try
             {
                 using var control = ControlChannel.Connect(result.GetValue(socket));
-                return Run(control, TimeSpan.FromSeconds(Math.Clamp(result.GetValue(interval), 0.1, 60)), result.GetValue(iterations));
+                return Console.IsOutputRedirected
+                    ? RunBatch(control, TimeSpan.FromSeconds(seconds), result.GetValue(iterations))
+                    : Run(control, TimeSpan.FromSeconds(seconds), result.GetValue(iterations));
             }
             catch (NormanException error)
             {
@@ -82,6 +95,52 @@ public static class TopCommand
                 }
             });
             return 0;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    /// <summary>
+    /// Output to a file or a pipe: plain text, no colours or cursor moves, every column whole, one table per refresh,
+    /// as top's batch mode (-b) writes; it ends after -n refreshes (or at Ctrl-C), or when the reader goes away.
+    /// </summary>
+    private static int RunBatch(ControlChannel control, TimeSpan interval, int iterations)
+    {
+        using var stop = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            using var output = StandardOutput.OpenWriter();
+            var console = AnsiConsole.Create(new AnsiConsoleSettings
+            {
+                Ansi = AnsiSupport.No,
+                ColorSystem = ColorSystemSupport.NoColors,
+                Interactive = InteractionSupport.No,
+                Out = new AnsiConsoleOutput(output),
+            });
+            console.Profile.Width = 400;
+            var previous = Sample(control);
+            for (int shown = 0; (iterations <= 0 || shown < iterations) && !stop.IsCancellationRequested; shown++)
+            {
+                stop.Token.WaitHandle.WaitOne(interval);
+                var current = Sample(control);
+                console.Write(Render(previous, current, current.At - previous.At, Order.Rx));
+                console.WriteLine();
+                output.Flush();
+                previous = current;
+            }
+            return 0;
+        }
+        catch (IOException) when (StandardOutput.IsBroken)
+        {
+            return 0; // the reader went away (top -b | head): done, as top is
         }
         finally
         {

@@ -104,6 +104,11 @@ public static class UpCommand
         {
             Console.WriteLine($"normand: Prometheus metrics at http://{metrics.Endpoint}/metrics");
         }
+        if (daemon.SocketPath == Norman.Core.Protocol.ControlProtocol.UserSocketPath() && options.SocketPath is null)
+        {
+            Console.WriteLine($"normand: not root, so the socket is in this user's runtime directory ($XDG_RUNTIME_DIR), not /run/norman: " +
+                "this user's norman commands and applications find it there; others give --socket or NORMAN_SOCKET.");
+        }
         Console.WriteLine("normand: running; stop with Ctrl-C or SIGTERM.");
         while (!stop.Task.IsCompleted && daemon.DataplaneFailure is null)
         {

@@ -73,7 +73,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     public int WindowCap => Math.Max(TcpConnection.OurMss, _pipes.Rx.SlotCount / 2 * TcpConnection.OurMss);
 
     /// <summary>A listening endpoint: SYNs to <paramref name="endPoint"/> become connections, up to <paramref name="backlog"/> waiting to be accepted.</summary>
-    public static TcpEndpoint Listen(string? controlSocketPath, IPEndPoint endPoint, int backlog, int slotCount)
+    public static TcpEndpoint Listen(string? controlSocketPath, IPEndPoint endPoint, int backlog, int? slotCount)
     {
         var control = ControlChannel.Connect(controlSocketPath);
         try
@@ -88,7 +88,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     }
 
     /// <summary>A client endpoint on a free port, connected at the daemon to <paramref name="remote"/>, opening one connection.</summary>
-    public static (TcpEndpoint Endpoint, TcpConnection Connection) Connect(string? controlSocketPath, IPEndPoint remote, int slotCount)
+    public static (TcpEndpoint Endpoint, TcpConnection Connection) Connect(string? controlSocketPath, IPEndPoint remote, int? slotCount)
     {
         var control = ControlChannel.Connect(controlSocketPath);
         try
@@ -373,7 +373,9 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         int windowScale = -1;
         if ((flags & TcpHeader.Syn) != 0)
         {
-            ReadSynOptions(tcp[TcpHeader.Size..tcpLength], ref mss, ref windowScale);
+            var offered = TcpSynOptions.Read(tcp[TcpHeader.Size..tcpLength]);
+            mss = offered.Mss ?? 0;
+            windowScale = offered.WindowScale ?? -1;
         }
         var segment = new TcpSegment
         {
@@ -416,36 +418,6 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
             // No connection: answer as a closed port does.
             Transmit(remote, remotePort, TcpSegmentFields.ResetFor(segment.Sequence, segment.Acknowledgement, flags, segment.Payload.Length),
                 [], null, 0, 0);
-        }
-    }
-
-    private static void ReadSynOptions(ReadOnlySpan<byte> options, ref ushort mss, ref int windowScale)
-    {
-        for (int i = 0; i < options.Length;)
-        {
-            byte kind = options[i];
-            if (kind == 0)
-            {
-                return;
-            }
-            if (kind == 1)
-            {
-                i++;
-                continue;
-            }
-            if (i + 1 >= options.Length || options[i + 1] < 2 || i + options[i + 1] > options.Length)
-            {
-                return; // a malformed option list: stop reading it
-            }
-            if (kind == 2 && options[i + 1] == 4)
-            {
-                mss = BinaryPrimitives.ReadUInt16BigEndian(options[(i + 2)..]);
-            }
-            else if (kind == 3 && options[i + 1] == 3)
-            {
-                windowScale = options[i + 2];
-            }
-            i += options[i + 1];
         }
     }
 

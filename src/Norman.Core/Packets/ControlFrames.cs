@@ -43,7 +43,11 @@ public static class ControlFrames
     }
 
     /// <summary>ICMPv4 destination unreachable (port unreachable) quoting the offending IP header and 8 bytes, as RFC 792 asks.</summary>
-    public static int PortUnreachableV4(ReadOnlySpan<byte> offending, in ParsedPacket parsed, Span<byte> frame, MacAddress ourMac)
+    public static int PortUnreachableV4(ReadOnlySpan<byte> offending, in ParsedPacket parsed, Span<byte> frame, MacAddress ourMac) =>
+        DestinationUnreachableV4(offending, parsed, frame, ourMac, IcmpHeader.PortUnreachableCode);
+
+    /// <summary>ICMPv4 destination unreachable with <paramref name="code"/> (0 net, 1 host, 2 protocol, 3 port, 13 administratively prohibited).</summary>
+    public static int DestinationUnreachableV4(ReadOnlySpan<byte> offending, in ParsedPacket parsed, Span<byte> frame, MacAddress ourMac, byte code)
     {
         int quoted = Math.Min(parsed.PacketEnd - parsed.NetworkOffset, (parsed.TransportOffset - parsed.NetworkOffset) + 8);
         int icmpLength = IcmpHeader.Size + quoted;
@@ -54,7 +58,7 @@ public static class ControlFrames
         icmp[..IcmpHeader.Size].Clear();
         ref var header = ref IcmpHeader.At(icmp);
         header.Type = IcmpHeader.DestinationUnreachableV4;
-        header.Code = IcmpHeader.PortUnreachableCode;
+        header.Code = code;
         offending.Slice(parsed.NetworkOffset, quoted).CopyTo(icmp[IcmpHeader.Size..]);
         header.Checksum = InternetChecksum.Compute(icmp);
         return Pad(frame, EthernetHeader.Size + Ipv4Header.Size + icmpLength);

@@ -49,9 +49,43 @@ public readonly record struct NetAddress(ulong High, ulong Low)
     }
 
     public static NetAddress Parse(string text) =>
-        IPAddress.TryParse(text, out var address)
-            ? From(address)
-            : throw new FormatException($"'{text}' is not an IP address: write it like 198.18.0.1 or 2001:db8::1.");
+        TryParse(text, out var address)
+            ? address
+            : throw new FormatException($"'{text}' is not an IP address: write it like 198.18.0.1 (four parts) or 2001:db8::1.");
+
+    /// <summary>
+    /// An address, strictly: IPv4 as four decimal parts of 0–255 (never "10.0.0", which inet_aton would read as
+    /// 10.0.0.0, nor "1.2.3" as 1.2.0.3), IPv6 as IPv6 writes it.
+    /// </summary>
+    public static bool TryParse(string text, out NetAddress address)
+    {
+        address = default;
+        if (text.Contains(':'))
+        {
+            if (!IPAddress.TryParse(text, out var v6) || v6.AddressFamily != AddressFamily.InterNetworkV6 || v6.ScopeId != 0)
+            {
+                return false;
+            }
+            address = From(v6);
+            return true;
+        }
+        var parts = text.Split('.');
+        if (parts.Length != 4)
+        {
+            return false;
+        }
+        uint value = 0;
+        foreach (var part in parts)
+        {
+            if (part.Length is 0 or > 3 || !part.All(char.IsAsciiDigit) || (part.Length > 1 && part[0] == '0') || int.Parse(part, System.Globalization.CultureInfo.InvariantCulture) > 255)
+            {
+                return false;
+            }
+            value = (value << 8) | uint.Parse(part, System.Globalization.CultureInfo.InvariantCulture);
+        }
+        address = FromV4(value);
+        return true;
+    }
 
     public IPAddress ToIPAddress()
     {

@@ -95,6 +95,7 @@ public static class PacketParser
             return ParseError.BadIpChecksum;
         }
         packet.IpVersion = 4;
+        packet.IpTotalLength = (ushort)totalLength;
         packet.Dscp = (byte)(header.TypeOfService >> 2);
         packet.Protocol = header.Protocol;
         packet.Source = NetAddress.FromV4(header.Source);
@@ -123,6 +124,7 @@ public static class PacketParser
             return ParseError.BadIpTotalLength;
         }
         packet.IpVersion = 6;
+        packet.IpTotalLength = (ushort)Math.Min(ushort.MaxValue, Ipv6Header.Size + header.PayloadLength);
         packet.Dscp = (byte)(header.TrafficClass >> 2);
         packet.Source = Ipv6Header.Source(ip);
         packet.Destination = Ipv6Header.Destination(ip);

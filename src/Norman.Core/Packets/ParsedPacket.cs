@@ -31,6 +31,8 @@ public struct ParsedPacket
     public byte TcpFlags;
     /// <summary>The DSCP: the top six bits of IPv4's TOS byte or IPv6's traffic class.</summary>
     public byte Dscp;
+    /// <summary>The IP packet's length as its header says (IPv4's total length; IPv6's payload length and header): nft's ip length and meta length.</summary>
+    public ushort IpTotalLength;
 
     public readonly int IpLength => PacketEnd - NetworkOffset;
     public readonly int PayloadLength => PacketEnd - PayloadOffset;

@@ -41,8 +41,10 @@ public sealed class ControlRequest
     public bool? AfterFilter { get; set; }
     /// <summary>qos-*: the class a change is about (its settings, or a match, ride in <see cref="Rule"/>).</summary>
     public string? Class { get; set; }
-    /// <summary>filter-restore: the lines of a policy file.</summary>
+    /// <summary>filter-restore: the lines of a policy file; with <see cref="DryRun"/>, checked as for real and not applied; <see cref="AllowEmpty"/> takes an empty file as no change.</summary>
     public List<string>? Lines { get; set; }
+    public bool? DryRun { get; set; }
+    public bool? AllowEmpty { get; set; }
     /// <summary>sockets: where this page starts, as the previous answer's <see cref="ControlResponse.NextCursor"/> said; 0 or none for the first.</summary>
     public int? Cursor { get; set; }
 }

@@ -68,6 +68,8 @@ public static class ControlProtocol
         public const string NotFound = "ENOENT";
         /// <summary>The address family is not carried (IPv6, for now).</summary>
         public const string AddressFamilyNotSupported = "EAFNOSUPPORT";
+        /// <summary>The caller already has one of these under way (a filter expression compiling).</summary>
+        public const string Busy = "EBUSY";
         /// <summary>A request or an answer over its size bound.</summary>
         public const string MessageTooLong = "EMSGSIZE";
         /// <summary>The daemon failed on a request it should have handled: a bug, logged with its details.</summary>
@@ -76,11 +78,30 @@ public static class ControlProtocol
         public const string IoError = "EIO";
     }
 
-    /// <summary>The control socket path: the explicit one, else $NORMAN_SOCKET, else /run/norman/norman.sock.</summary>
+    /// <summary>
+    /// The control socket a client talks to: the explicit one, else $NORMAN_SOCKET, else the system daemon's
+    /// (/run/norman/norman.sock), else, when there is none, this user's own daemon's (<see cref="UserSocketPath"/>).
+    /// </summary>
     public static string ResolveSocketPath(string? explicitPath) =>
         !string.IsNullOrEmpty(explicitPath) ? explicitPath
         : Environment.GetEnvironmentVariable(SocketPathVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment
+        : !File.Exists(DefaultSocketPath) && UserSocketPath() is { } user && File.Exists(user) ? user
         : DefaultSocketPath;
+
+    /// <summary>
+    /// The control socket a daemon listens on: the explicit one, else $NORMAN_SOCKET, else /run/norman/norman.sock
+    /// for root and, for anyone else (who may not write /run), <see cref="UserSocketPath"/> when there is one.
+    /// </summary>
+    public static string ResolveListenPath(string? explicitPath) =>
+        !string.IsNullOrEmpty(explicitPath) || Environment.GetEnvironmentVariable(SocketPathVariable) is { Length: > 0 } || Environment.IsPrivilegedProcess
+            ? ResolveSocketPath(explicitPath)
+            : UserSocketPath() ?? DefaultSocketPath;
+
+    /// <summary>An ordinary user's daemon socket: under the per-user runtime directory, $XDG_RUNTIME_DIR/norman/norman.sock; null without one.</summary>
+    public static string? UserSocketPath() =>
+        Environment.GetEnvironmentVariable("XDG_RUNTIME_DIR") is { Length: > 0 } runtime && Path.IsPathRooted(runtime)
+            ? Path.Combine(runtime, "norman", "norman.sock")
+            : null;
 
     public static byte[] Encode(ControlRequest request) => Frame(JsonSerializer.SerializeToUtf8Bytes(request, ControlJson.Default.ControlRequest));
 

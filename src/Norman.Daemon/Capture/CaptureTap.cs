@@ -19,9 +19,11 @@ public sealed unsafe class CaptureTap : IDisposable
     private readonly ProtocolVerdicts? _byProtocol;
     private bool _touched;
 
-    public CaptureTap(long id, string expression, int snapLength, bool inbound, bool outbound, int onlyUid, int onlyAppId, bool afterFilter = false)
+    public CaptureTap(long id, string expression, int snapLength, bool inbound, bool outbound, int onlyUid, int onlyAppId, bool afterFilter = false,
+        bool atPort = false)
     {
         AfterFilter = afterFilter;
+        AtPort = atPort;
         Id = id;
         Expression = expression;
         if (expression.Length > 0)
@@ -65,6 +67,12 @@ public sealed unsafe class CaptureTap : IDisposable
     /// with the verdict and the deciding rule. True: it records only what the filter let through.
     /// </summary>
     public bool AfterFilter { get; }
+    /// <summary>
+    /// True: the tap sits at the port, as tcpdump on a kernel interface does. It sees every received frame as it
+    /// arrived, whatever became of it (a frame the dataplane dropped is marked with the reason), and every frame sent
+    /// to the wire. False: on the path, after parsing and before the filter (ingress), or after the filter (egress).
+    /// </summary>
+    public bool AtPort { get; }
     public SharedMemory Region { get; }
     public EventFd Wakeup { get; } = null!;
 
@@ -81,9 +89,9 @@ public sealed unsafe class CaptureTap : IDisposable
     /// one a filter call; the owner is looked up, and the clock read (once a breath, into
     /// <paramref name="unixNanoseconds"/> while it is 0), only for frames that are captured.
     /// </summary>
-    public void OfferBatch(PacketBatch batch, in ProtocolMix mix, byte direction, SocketSet sockets, ref long unixNanoseconds)
+    public void OfferBatch(PacketBatch batch, in ProtocolMix mix, byte direction, SocketSet sockets, ref long unixNanoseconds, bool atPort = false)
     {
-        if (direction == CaptureRecord.Inbound ? !Inbound : !Outbound)
+        if ((direction == CaptureRecord.Inbound ? !Inbound : !Outbound) || direction == CaptureRecord.Inbound && atPort != AtPort)
         {
             return;
         }
@@ -103,7 +111,10 @@ public sealed unsafe class CaptureTap : IDisposable
                 continue;
             }
             byte verdict = batch.FilterVerdict(i);
-            if (batch.IsDone(i) && (verdict == 0 || AfterFilter))
+            var dropped = batch.DropReasonOf(i);
+            // At the port, every received frame; on the path, what is still going and what the filter stopped; on
+            // the way out of the port, only what leaves.
+            if (batch.IsDone(i) && !(AtPort && direction == CaptureRecord.Inbound) && (verdict == 0 || AfterFilter || AtPort))
             {
                 continue;
             }
@@ -121,7 +132,8 @@ public sealed unsafe class CaptureTap : IDisposable
             {
                 unixNanoseconds = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
             }
-            Record(frame, direction, owner ?? (slot >= 0 ? sockets[slot] : null), unixNanoseconds, verdict, verdict == 0 ? 0 : batch.DecidingRule(i));
+            Record(frame, direction, owner ?? (slot >= 0 ? sockets[slot] : null), unixNanoseconds, verdict, verdict == 0 ? 0 : batch.DecidingRule(i),
+                (byte)dropped);
         }
         Flush();
     }
@@ -134,7 +146,7 @@ public sealed unsafe class CaptureTap : IDisposable
         }
     }
 
-    private void Record(ReadOnlySpan<byte> frame, byte direction, PipeSocket? owner, long unixNanoseconds, byte verdict, long rule)
+    private void Record(ReadOnlySpan<byte> frame, byte direction, PipeSocket? owner, long unixNanoseconds, byte verdict, long rule, byte dropped)
     {
         var slot = _ring.Claim();
         if (slot.IsEmpty)
@@ -144,7 +156,7 @@ public sealed unsafe class CaptureTap : IDisposable
         }
         int captured = Math.Min(frame.Length, SnapLength);
         CaptureRecord.WriteHeader(slot, unixNanoseconds, frame.Length, direction, owner?.OwnerPid ?? 0, owner?.OwnerUid ?? -1,
-            owner is null ? ReadOnlySpan<byte>.Empty : owner.OwnerName, verdict, rule);
+            owner is null ? ReadOnlySpan<byte>.Empty : owner.OwnerName, verdict, rule, dropped);
         frame[..captured].CopyTo(slot[CaptureRecord.HeaderSize..]);
         _ring.Commit(CaptureRecord.HeaderSize + captured);
         Captured++;

@@ -96,14 +96,8 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                 response.Trace = Trace(request);
                 return (response, []);
             case ControlProtocol.Ops.FilterTraceStart:
-                try
-                {
-                    engine.Trace = new TraceTap(request.Expression ?? "ip or ip6", Math.Clamp(request.Count ?? 10, 1, 100_000));
-                }
-                catch (PcapFilterException error)
-                {
-                    throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
-                }
+                engine.Trace = await CompileAsync(session.Identity, request.Expression ?? "ip or ip6",
+                    expression => new TraceTap(expression, Math.Clamp(request.Count ?? 10, 1, 100_000)));
                 response.Trace = new TraceInfo { Remaining = engine.Trace.Remaining, Events = [] };
                 return (response, []);
             case ControlProtocol.Ops.CaptureStart:
@@ -127,8 +121,11 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             case ControlProtocol.Ops.FilterAdd or ControlProtocol.Ops.FilterDelete or ControlProtocol.Ops.FilterFlush
                 or ControlProtocol.Ops.FilterPolicy or ControlProtocol.Ops.FilterRestore or ControlProtocol.Ops.FilterSetAdd
                 or ControlProtocol.Ops.FilterSetDelete or ControlProtocol.Ops.FilterElementAdd or ControlProtocol.Ops.FilterElementDelete:
-                ChangeFilter(session.Identity, request);
+                // Off the control loop: a rule's pcap expression can take libpcap a second or more (see PcapFilter).
+                var wouldBe = await Task.Factory.StartNew(() => ChangeFilter(session.Identity, request), CancellationToken.None,
+                    TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 response.Filter = DescribeFilter();
+                response.Filter.Lines = wouldBe?.ToList();
                 return (response, []);
             case ControlProtocol.Ops.QosShow:
                 response.Qos = DescribeQos();
@@ -156,33 +153,24 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
     {
         var caller = session.Identity;
         string direction = request.Chain ?? "any";
-        if (direction is not ("ingress" or "egress" or "any"))
+        if (direction is not ("ingress" or "egress" or "any" or "port"))
         {
-            throw new ControlException(ControlProtocol.Errors.InvalidArgument, $"'{direction}' is not a capture point: use ingress, egress or any.");
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument, $"'{direction}' is not a capture point: use ingress, egress, any or port.");
         }
         bool ordinary = !IsAdministrator(caller);
-        if (ordinary)
-        {
-            TakeOrdinaryCapture(caller);
-        }
+        TakeCapture(caller, ordinary);
         Capture.CaptureTap tap;
         try
         {
             // An ordinary user sees only their own sockets' packets, as they could see them in their own process.
-            tap = new Capture.CaptureTap(Interlocked.Increment(ref _nextTapId), request.Expression ?? "", request.SnapLength ?? 262144,
-                direction is "ingress" or "any", direction is "egress" or "any", ordinary ? caller.Uid : -1,
-                request.App is null ? -1 : appNames.IdOf(request.App), request.AfterFilter ?? false);
+            tap = await CompileAsync(caller, request.Expression ?? "", expression => new Capture.CaptureTap(Interlocked.Increment(ref _nextTapId),
+                expression, request.SnapLength ?? 262144,
+                direction is "ingress" or "any" or "port", direction is "egress" or "any" or "port", ordinary ? caller.Uid : -1,
+                request.App is null ? -1 : appNames.IdOf(request.App), request.AfterFilter ?? false, atPort: direction == "port"));
         }
-        catch (Exception error)
+        catch
         {
-            if (ordinary)
-            {
-                ReturnOrdinaryCapture(caller.Uid);
-            }
-            if (error is PcapFilterException)
-            {
-                throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
-            }
+            ReturnCapture(caller.Uid, ordinary);
             throw;
         }
         session.Own(tap);
@@ -204,31 +192,78 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         engine.Post(remove);
         await remove.Applied;
         tap.Dispose();
-        if (tap.OnlyUid >= 0)
+        ReturnCapture(tap.OnlyUid, ordinary: tap.OnlyUid >= 0);
+    }
+
+    /// <summary>An ordinary user's filter expression: at most this long (libpcap takes about 0.15 s at worst on it; see PcapFilter).</summary>
+    public const int MaxOrdinaryExpressionBytes = 1024;
+
+    /// <summary>Compilations an ordinary user may have under way at once.</summary>
+    private readonly UserBudget _compiles = new(1);
+
+    /// <summary>
+    /// Builds what needs a libpcap expression compiled on a thread of its own, not the control loop's: a long compile
+    /// keeps no one else's request waiting (libpcap compiles one at a time, so only other compiles queue). An ordinary
+    /// user's expression is bounded tighter than an administrator's, and one of theirs compiles at a time.
+    /// </summary>
+    private async Task<T> CompileAsync<T>(PeerIdentity caller, string expression, Func<string, T> build)
+    {
+        bool ordinary = !IsAdministrator(caller);
+        int bytes = System.Text.Encoding.UTF8.GetByteCount(expression);
+        if (ordinary && bytes > MaxOrdinaryExpressionBytes)
         {
-            ReturnOrdinaryCapture(tap.OnlyUid);
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument,
+                $"A filter expression of {bytes} bytes is over the {MaxOrdinaryExpressionBytes}-byte limit for an ordinary user " +
+                $"(administrators: {PcapFilter.MaxExpressionBytes}). Use a shorter one.");
+        }
+        if (ordinary && !_compiles.TryTake(caller.Uid, 1))
+        {
+            throw new ControlException(ControlProtocol.Errors.Busy,
+                $"uid {caller.Uid} already has a filter expression compiling; wait for it to finish.");
+        }
+        try
+        {
+            log.Info($"compiling a {bytes}-byte filter expression for {caller.ProcessName} (pid {caller.Pid}, uid {caller.Uid})");
+            return await Task.Factory.StartNew(() => build(expression), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        }
+        catch (PcapFilterException error)
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
+        }
+        finally
+        {
+            if (ordinary)
+            {
+                _compiles.Return(caller.Uid, 1);
+            }
         }
     }
 
-    /// <summary>An ordinary user's capture: one of their <see cref="MaxCapturesPerUid"/>, and two of the daemon's descriptors.</summary>
-    private void TakeOrdinaryCapture(PeerIdentity caller)
+    /// <summary>A capture: two of the daemon's descriptors, and for an ordinary user one of their <see cref="MaxCapturesPerUid"/>.</summary>
+    private void TakeCapture(PeerIdentity caller, bool ordinary)
     {
-        if (!_captures.TryTake(caller.Uid, 1))
+        if (ordinary && !_captures.TryTake(caller.Uid, 1))
         {
             throw new ControlException(ControlProtocol.Errors.TooManySockets,
                 $"uid {caller.Uid} already runs {_captures.Held(caller.Uid)} captures, the limit for an ordinary user. Stop one, or capture as root.");
         }
-        if (!Descriptors.TryTake(Capture.CaptureTap.Descriptors))
+        if (!Descriptors.TryTake(Capture.CaptureTap.Descriptors, administrator: !ordinary))
         {
-            _captures.Return(caller.Uid, 1);
-            throw new ControlException(ControlProtocol.Errors.TooManySockets, "Cannot start a capture: " + Descriptors.Refusal(caller.Uid));
+            if (ordinary)
+            {
+                _captures.Return(caller.Uid, 1);
+            }
+            throw new ControlException(ControlProtocol.Errors.TooManySockets, "Cannot start a capture: " + Descriptors.Refusal(caller.Uid, !ordinary));
         }
     }
 
-    private void ReturnOrdinaryCapture(int uid)
+    private void ReturnCapture(int uid, bool ordinary)
     {
-        _captures.Return(uid, 1);
-        Descriptors.Return(Capture.CaptureTap.Descriptors);
+        if (ordinary)
+        {
+            _captures.Return(uid, 1);
+        }
+        Descriptors.Return(Capture.CaptureTap.Descriptors, administrator: !ordinary);
     }
 
     private static CaptureInfo DescribeCapture(Capture.CaptureTap tap, bool ownOnly) => new()
@@ -282,7 +317,8 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         return new TraceInfo { Events = events, Remaining = tap.Remaining };
     }
 
-    private void ChangeFilter(PeerIdentity caller, ControlRequest request)
+    /// <summary>Changes the filter as the request says; a dry-run restore changes nothing and returns the policy's lines as they would be.</summary>
+    private IReadOnlyList<string>? ChangeFilter(PeerIdentity caller, ControlRequest request)
     {
         string who = $"{caller.ProcessName} (pid {caller.Pid}, uid {caller.Uid})";
         try
@@ -309,8 +345,12 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                     log.Info($"filter: {who} set the {request.Chain} policy to {request.Policy}");
                     break;
                 case ControlProtocol.Ops.FilterRestore:
-                    policy.Restore(request.Lines ?? [], "the restored policy");
-                    log.Info($"filter: {who} restored a policy of {policy.List().Rules.Count} rules");
+                    var after = policy.Restore(request.Lines ?? [], "the restored policy", request.DryRun ?? false, request.AllowEmpty ?? false);
+                    if (request.DryRun ?? false)
+                    {
+                        return after;
+                    }
+                    log.Info($"filter: {who} restored a policy file; {policy.List().Rules.Count} rules in force");
                     break;
                 case ControlProtocol.Ops.FilterSetAdd:
                     policy.AddSet(request.SetName ?? "", request.SetType ?? "", request.Elements ?? []);
@@ -325,6 +365,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
                     log.Info($"filter: {who} {(request.Op == ControlProtocol.Ops.FilterElementDelete ? "deleted" : "added")} {request.Elements?.Count ?? 0} elements of set {request.SetName}");
                     break;
             }
+            return null;
         }
         catch (Exception error) when (error is FormatException or ArgumentException or PcapFilterException)
         {
@@ -459,14 +500,19 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
             Count = list.Flows.Count,
             Max = engine.Conntrack.Capacity,
             TableFull = engine.Conntrack.TableFull,
-            Flows = list.Flows.Select(flow => flow.OriginLocal
-                ? Flow(flow, flow.Key.LocalAddress, flow.Key.LocalPort, flow.Key.RemoteAddress, flow.Key.RemotePort)
-                : Flow(flow, flow.Key.RemoteAddress, flow.Key.RemotePort, flow.Key.LocalAddress, flow.Key.LocalPort)).ToList(),
+            Flows = list.Flows.Select(flow => flow.Key.Protocol == IpProtocols.Icmp
+                // An ICMP query's key holds its id and its request's type where ports are: id first, whichever side asked.
+                ? flow.OriginLocal
+                    ? Flow(flow, flow.Key.LocalAddress, flow.Key.LocalPort, flow.Key.RemoteAddress, flow.Key.RemotePort)
+                    : Flow(flow, flow.Key.RemoteAddress, flow.Key.LocalPort, flow.Key.LocalAddress, flow.Key.RemotePort)
+                : flow.OriginLocal
+                    ? Flow(flow, flow.Key.LocalAddress, flow.Key.LocalPort, flow.Key.RemoteAddress, flow.Key.RemotePort)
+                    : Flow(flow, flow.Key.RemoteAddress, flow.Key.RemotePort, flow.Key.LocalAddress, flow.Key.LocalPort)).ToList(),
         };
 
         static TrackedFlowInfo Flow(TrackedFlow flow, NetAddress source, ushort sourcePort, NetAddress destination, ushort destinationPort) => new()
         {
-            Protocol = flow.Key.Protocol == IpProtocols.Tcp ? "tcp" : "udp",
+            Protocol = flow.Key.Protocol switch { IpProtocols.Tcp => "tcp", IpProtocols.Icmp => "icmp", _ => "udp" },
             State = flow.State,
             SecondsLeft = flow.SecondsLeft,
             Source = source.ToString(),
@@ -515,9 +561,9 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         }
         var identity = session.Identity;
         bool ordinary = !IsAdministrator(identity);
-        if (ordinary && !Descriptors.TryTake(NormanSocket.Descriptors))
+        if (!Descriptors.TryTake(NormanSocket.Descriptors, administrator: !ordinary))
         {
-            throw new ControlException(ControlProtocol.Errors.TooManySockets, "Cannot open a socket: " + Descriptors.Refusal(identity.Uid));
+            throw new ControlException(ControlProtocol.Errors.TooManySockets, "Cannot open a socket: " + Descriptors.Refusal(identity.Uid, !ordinary));
         }
         NormanSocket socket;
         try
@@ -530,10 +576,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         }
         catch
         {
-            if (ordinary)
-            {
-                Descriptors.Return(NormanSocket.Descriptors);
-            }
+            Descriptors.Return(NormanSocket.Descriptors, administrator: !ordinary);
             throw;
         }
         session.Own(socket);
@@ -571,10 +614,7 @@ public sealed class ControlPlane(Engine engine, SocketTable sockets, DaemonInfo 
         engine.Post(remove);
         await remove.Applied;
         socket.Dispose();
-        if (!IsAdministrator(socket.Owner))
-        {
-            Descriptors.Return(NormanSocket.Descriptors);
-        }
+        Descriptors.Return(NormanSocket.Descriptors, IsAdministrator(socket.Owner));
         log.Info($"close {IpProtocols.Name(socket.Pipe.Protocol)} {socket.LocalAddress}:{socket.LocalPort} of {socket.Owner.ProcessName} (pid {socket.Owner.Pid})");
     }
 

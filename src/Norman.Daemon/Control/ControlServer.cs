@@ -8,7 +8,7 @@ namespace Norman.Daemon.Control;
 /// The control socket: a Unix stream socket that applications and admin tools connect to. Refuses to start over a
 /// live daemon's socket, replaces a stale one, and removes its file when stopped.
 /// </summary>
-public sealed class ControlServer : IAsyncDisposable
+public sealed partial class ControlServer : IAsyncDisposable
 {
     private readonly Socket _listener;
     private readonly ControlPlane _plane;
@@ -38,9 +38,23 @@ public sealed class ControlServer : IAsyncDisposable
         int maxConnectionsPerUid = DefaultMaxConnectionsPerUid)
     {
         string directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
-        Directory.CreateDirectory(directory);
-        if (File.Exists(path))
+        try
         {
+            Directory.CreateDirectory(directory);
+        }
+        catch (UnauthorizedAccessException)
+        {
+            throw new InvalidOperationException($"Cannot create {directory} for the control socket: permission denied. Run as root, " +
+                "or give --socket a path you may write (clients then find it with --socket or NORMAN_SOCKET).");
+        }
+        if (File.Exists(path) || Directory.Exists(path))
+        {
+            if (!IsSocketFile(path))
+            {
+                throw new InvalidOperationException(
+                    $"{path} exists and is not a socket: the daemon replaces only a stale socket of its own, never another file. " +
+                    "Give --socket a path that is free (or a dead daemon's socket).");
+            }
             if (IsLive(path))
             {
                 throw new InvalidOperationException(
@@ -58,12 +72,24 @@ public sealed class ControlServer : IAsyncDisposable
         catch (SocketException error)
         {
             listener.Dispose();
-            throw new InvalidOperationException($"Cannot listen on {path}: {error.Message}. Check that its directory is writable (or run as root for /run/norman).", error);
+            throw new InvalidOperationException($"Cannot listen on {path}: {error.Message}. Run as a user who may write there, or give --socket a path you may write (clients then find it with --socket or NORMAN_SOCKET).", error);
         }
         var server = new ControlServer(path, listener, plane, log, maxConnectionsPerUid);
         server._acceptLoop = server.AcceptLoopAsync();
         return server;
     }
+
+    /// <summary>Whether the path is a Unix socket (not following a symbolic link), by statx's file type.</summary>
+    private static unsafe bool IsSocketFile(string path)
+    {
+        const int AtFdCwd = -100, AtSymlinkNoFollow = 0x100;
+        const uint StatxType = 0x1;
+        var buffer = stackalloc byte[256]; // struct statx; stx_mode is a u16 at offset 28 on every architecture
+        return Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxType, buffer) == 0 && (*(ushort*)(buffer + 28) & 0xF000) == 0xC000;
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
+    private static unsafe partial int Statx(int directory, string path, int flags, uint mask, byte* buffer);
 
     private static bool IsLive(string path)
     {
@@ -80,27 +106,30 @@ public sealed class ControlServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// Accepts connections until stopped. Running out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) is a
-    /// passing state, as for any server: the loop waits a moment and accepts again, so that once others let go the
-    /// administrator can connect; only stopping ends it.
+    /// Accepts connections until stopped. Running out of descriptors or memory is a passing state, as for any server,
+    /// wherever it strikes (the accept itself with EMFILE, or reading the new connection's credentials, which opens
+    /// files in /proc): the connection in hand is closed, the loop waits a moment and accepts again, so that once others
+    /// let go the administrator can connect. Only stopping ends it.
     /// </summary>
     private async Task AcceptLoopAsync()
     {
         var backoff = TimeSpan.Zero;
         while (!_stopping.IsCancellationRequested)
         {
-            Socket connection;
+            Socket? connection = null;
             try
             {
                 connection = await _listener.AcceptAsync(_stopping.Token);
+                Open(connection);
                 backoff = TimeSpan.Zero;
             }
-            catch (Exception error) when (error is OperationCanceledException or ObjectDisposedException)
+            catch (Exception error) when (error is OperationCanceledException or ObjectDisposedException && _stopping.IsCancellationRequested)
             {
                 break;
             }
-            catch (SocketException error) when (!_stopping.IsCancellationRequested)
+            catch (Exception error) when (!_stopping.IsCancellationRequested)
             {
+                connection?.Dispose();
                 if (backoff == TimeSpan.Zero)
                 {
                     _log.Warn($"cannot accept control connections ({error.Message}); retrying until resources are freed");
@@ -114,30 +143,24 @@ public sealed class ControlServer : IAsyncDisposable
                 {
                     break;
                 }
-                continue;
             }
-            PeerIdentity identity;
-            try
-            {
-                identity = PeerIdentity.Of(connection);
-            }
-            catch (SocketException error)
-            {
-                _log.Warn($"could not read the peer credentials of a control connection: {error.Message}");
-                connection.Dispose();
-                continue;
-            }
-            if (Admit(identity) is { } refusal)
-            {
-                Refuse(connection, identity, refusal);
-                continue;
-            }
-            var session = new ControlSession(connection, identity, _plane, _log, _pendingRequests);
-            lock (_sessions)
-            {
-                _sessions.RemoveAll(t => t.IsCompleted);
-                _sessions.Add(Task.Run(() => RunAsync(session)));
-            }
+        }
+    }
+
+    /// <summary>Gives an accepted connection its session, or its refusal.</summary>
+    private void Open(Socket connection)
+    {
+        var identity = PeerIdentity.Of(connection);
+        if (Admit(identity) is { } refusal)
+        {
+            Refuse(connection, identity, refusal);
+            return;
+        }
+        var session = new ControlSession(connection, identity, _plane, _log, _pendingRequests);
+        lock (_sessions)
+        {
+            _sessions.RemoveAll(t => t.IsCompleted);
+            _sessions.Add(Task.Run(() => RunAsync(session)));
         }
     }
 
@@ -152,10 +175,11 @@ public sealed class ControlServer : IAsyncDisposable
             return $"uid {identity.Uid} already holds {_connections.Held(identity.Uid)} control connections to Norman, the limit (each socket of the client " +
                 "library holds one). Close some sockets, or raise the daemon's --max-connections-per-uid.";
         }
-        if (!_plane.IsAdministrator(identity) && !_plane.Descriptors.TryTake(1))
+        bool administrator = _plane.IsAdministrator(identity);
+        if (!_plane.Descriptors.TryTake(1, administrator))
         {
             _connections.Return(identity.Uid, 1);
-            return _plane.Descriptors.Refusal(identity.Uid);
+            return _plane.Descriptors.Refusal(identity.Uid, administrator);
         }
         return null;
     }
@@ -187,10 +211,7 @@ public sealed class ControlServer : IAsyncDisposable
         finally
         {
             _connections.Return(session.Identity.Uid, 1);
-            if (!_plane.IsAdministrator(session.Identity))
-            {
-                _plane.Descriptors.Return(1);
-            }
+            _plane.Descriptors.Return(1, _plane.IsAdministrator(session.Identity));
         }
     }
 

@@ -12,17 +12,23 @@ public interface ILogSink
 /// <summary>Writes "normand: level: message" lines to stderr, as a journal picks them up from a systemd unit.</summary>
 public sealed class StderrLog(bool verbose) : ILogSink
 {
+    /// <summary>
+    /// Standard error, opened now: .NET opens it on first use, and a daemon whose first warning is "out of
+    /// descriptors" could not open it then (the warning itself threw, and took the accept loop with it).
+    /// </summary>
+    private readonly TextWriter _error = Console.Error;
+
     public void Info(string message)
     {
         if (verbose)
         {
-            Console.Error.WriteLine($"normand: info: {message}");
+            _error.WriteLine($"normand: info: {message}");
         }
     }
 
-    public void Warn(string message) => Console.Error.WriteLine($"normand: warning: {message}");
+    public void Warn(string message) => _error.WriteLine($"normand: warning: {message}");
 
-    public void Packet(string message) => Console.Error.WriteLine($"normand: filter: {message}");
+    public void Packet(string message) => _error.WriteLine($"normand: filter: {message}");
 }
 
 public sealed class NullLog : ILogSink

@@ -1,5 +1,5 @@
-using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using Norman.Core.Packets;
 
 namespace Norman.Daemon.Dataplane;
@@ -13,22 +13,28 @@ public enum ConnectionState : byte
     Established = 2,
     Related = 4,
     Invalid = 8,
+    /// <summary>Not tracked at all (nft's "untracked"): Norman tracks every IP packet while a ct rule is in force, so none is, today.</summary>
+    Untracked = 16,
 }
 
 /// <summary>
-/// Connection tracking for the filter's <c>ct state</c>, as the kernel's conntrack does it: a flow's first packet is
-/// new, and once a packet has gone the other way the flow is established, in both directions; an ICMP error quoting
-/// a tracked flow is related, one quoting nothing known is invalid. Flows are keyed from this host's side (local
-/// address and port, remote address and port). A UDP flow expires after <see cref="UnrepliedSeconds"/> without a
-/// reply or <see cref="EstablishedSeconds"/> idle; a TCP connection lives as long as Linux's does idle (five days, so
-/// that a quiet keep-alive connection behind "ct state established accept" is not cut), down to two minutes once a
-/// FIN has passed and ten seconds after a RST. The table is sized once and never grows: when it is full, new flows
-/// are not tracked (and stay new), counted, as Linux's "table full". Used by the dataplane thread only.
+/// Connection tracking for the filter's <c>ct state</c>, as the kernel's conntrack does it. A flow's first packet is
+/// new; once a packet has gone the other way it is established, both ways. TCP is followed as Linux follows it
+/// (<see cref="TcpTracking"/>: its state machine and window checks), so a segment no connection could send — a first
+/// packet that is a SYN-ACK, FIN or RST, a flag combination no stack sends, a sequence or acknowledgement outside the
+/// windows — is <c>invalid</c>. ICMP queries (echo, timestamp, information, address mask) are flows by their id, and
+/// a reply without its request is invalid; an ICMP error quoting a tracked flow is related, one quoting nothing known
+/// is invalid, and so is any other ICMP message. Flows are keyed from this host's side (local address and port, remote
+/// address and port; the id for ICMP). Each lives idle as long as Linux's does in its state (UDP 30 s unreplied, 2 min
+/// replied; TCP 5 days established, 2 min after a FIN, 10 s after a RST; ICMP 30 s). The table is sized once and never
+/// grows: when it is full, new flows are not tracked (and stay new), counted, as Linux's "table full". Used by the
+/// dataplane thread only.
 /// </summary>
 public sealed class Conntrack
 {
     public const int UnrepliedSeconds = 30;
     public const int EstablishedSeconds = 120;
+    public const int IcmpSeconds = 30;
     /// <summary>Linux's nf_conntrack_tcp_timeout_syn_sent, _established, _time_wait and _close.</summary>
     public const int TcpUnrepliedSeconds = 120, TcpEstablishedSeconds = 432_000, TcpClosingSeconds = 120, TcpResetSeconds = 10;
     private const int SweepEvery = 1024;
@@ -38,6 +44,7 @@ public sealed class Conntrack
     private readonly Entry[] _entries;
     private readonly Stack<int> _free;
     private readonly long _ticksPerSecond;
+    private readonly long _ticksPerMillisecond;
     private long _breaths;
     private int _sweepCursor;
 
@@ -45,19 +52,13 @@ public sealed class Conntrack
     {
         public bool OriginLocal;
         public bool Replied;
-        public TcpPhase Tcp;
-        public long LastSeen;
-    }
-
-    /// <summary>Where a TCP connection is in its life: which side has sent FIN, or a RST. UDP flows have none.</summary>
-    [Flags]
-    private enum TcpPhase : byte
-    {
-        NotTcp = 0,
-        Open = 1,
-        FinFromOrigin = 2,
-        FinFromReply = 4,
-        Reset = 8,
+        public byte Protocol;
+        /// <summary>The TCP connection's state; None for a UDP or ICMP flow.</summary>
+        public TcpTrackState Tcp;
+        /// <summary>When the flow was last seen, in milliseconds of the dataplane's clock (wrapping; lifetimes are far shorter).</summary>
+        public uint LastSeen;
+        public TcpSide Original;
+        public TcpSide Reply;
     }
 
     public Conntrack(int maxFlows, long ticksPerSecond)
@@ -70,6 +71,7 @@ public sealed class Conntrack
             _free.Push(i);
         }
         _ticksPerSecond = ticksPerSecond;
+        _ticksPerMillisecond = Math.Max(1, ticksPerSecond / 1000);
     }
 
     public int Count => _flows.Count;
@@ -91,82 +93,158 @@ public sealed class Conntrack
     /// <summary>
     /// The state of a packet before the filter decides on it. <paramref name="outbound"/>: sent by one of our sockets.
     /// <paramref name="flow"/> is its live flow's entry, or -1: hand it to <see cref="Track"/> for the same packet, so
-    /// that a packet of a known flow is looked up once, not twice.
+    /// that a packet of a known flow is looked up once, not twice. Nothing changes here: only an accepted packet is tracked.
     /// </summary>
     /// <paramref name="key"/> is <see cref="KeyOf"/> the packet and <paramref name="hash"/> its hash, computed once per
-    /// packet by the caller for every table that wants them.
+    /// packet by the caller for every table that wants them (UDP and TCP; ICMP's key is made here).
     public ConnectionState StateOf(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound, long now, in FlowKey key, ulong hash,
         out int flow)
     {
         flow = -1;
-        if (packet.Kind is PacketKind.Udp or PacketKind.Tcp)
+        switch (packet.Kind)
         {
-            if (!_flows.TryGet(key, hash, out int index) || Expired(index, now))
-            {
+            case PacketKind.Udp:
+                if (!Live(key, hash, now, out flow))
+                {
+                    return ConnectionState.New;
+                }
+                return Settled(_entries[flow], outbound);
+            case PacketKind.Tcp:
+                return TcpState(frame, packet, outbound, now, key, hash, out flow);
+            case PacketKind.Icmp when IsQuery(packet.IcmpType):
+                var icmpKey = IcmpKeyOf(frame, packet, outbound);
+                if (!Live(icmpKey, icmpKey.Hash(), now, out flow))
+                {
+                    return IsRequest(packet.IcmpType) ? ConnectionState.New : ConnectionState.Invalid; // a reply to nothing
+                }
+                ref var query = ref _entries[flow];
+                bool fromReply = query.OriginLocal != outbound;
+                return fromReply == IsRequest(packet.IcmpType) ? ConnectionState.Invalid : Settled(query, outbound);
+            case PacketKind.Icmp when !outbound && IsError(packet.IcmpType):
+                return Related(frame, packet, now);
+            case PacketKind.Icmp:
+                return ConnectionState.Invalid; // router advertisements, redirects without a flow, extended echo…: no conntrack of Linux's takes them
+            default:
                 return ConnectionState.New;
-            }
-            flow = index;
-            ref var entry = ref _entries[index];
-            return entry.Replied || entry.OriginLocal != outbound ? ConnectionState.Established : ConnectionState.New;
         }
-        if (packet.Kind == PacketKind.Icmp && !outbound && packet.IcmpType is 3 or 11 or 12)
+    }
+
+    private ConnectionState TcpState(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound, long now, in FlowKey key, ulong hash, out int flow)
+    {
+        if (!Live(key, hash, now, out flow) || Reopens(_entries[flow], packet, outbound))
         {
-            return Related(frame, packet, now);
+            flow = -1;
+            if (!TcpTracking.MayOpen(packet.TcpFlags))
+            {
+                return ConnectionState.Invalid;
+            }
+            // Check it as its opening would be checked (a SYN always passes; a pick-up sets what it shows).
+            var fresh = new Entry { OriginLocal = outbound };
+            return TcpTracking.Apply(ref fresh.Tcp, ref fresh.Original, ref fresh.Reply, frame, packet, fromReply: false)
+                ? ConnectionState.New : ConnectionState.Invalid;
         }
-        return ConnectionState.New;
+        var copy = _entries[flow];
+        return TcpTracking.Apply(ref copy.Tcp, ref copy.Original, ref copy.Reply, frame, packet, copy.OriginLocal != outbound)
+            ? Settled(copy, outbound) : ConnectionState.Invalid;
+    }
+
+    /// <summary>A SYN of the side that opened, on a connection that closed (TIME-WAIT or CLOSE): the port pair opened again, a new flow.</summary>
+    private static bool Reopens(in Entry entry, in ParsedPacket packet, bool outbound) =>
+        entry.OriginLocal == outbound && (packet.TcpFlags & (TcpHeader.Syn | TcpHeader.Ack | TcpHeader.Rst)) == TcpHeader.Syn
+        && entry.Tcp is TcpTrackState.TimeWait or TcpTrackState.Close;
+
+    /// <summary>Established once a packet has gone the reply way, or for one that goes it; new before.</summary>
+    private static ConnectionState Settled(in Entry entry, bool outbound) =>
+        entry.Replied || entry.OriginLocal != outbound ? ConnectionState.Established : ConnectionState.New;
+
+    private bool Live(in FlowKey key, ulong hash, long now, out int flow)
+    {
+        if (_flows.TryGet(key, hash, out flow) && !Expired(flow, now))
+        {
+            return true;
+        }
+        flow = -1;
+        return false;
     }
 
     /// <summary>Prefetches the slot of the flow with this hash: called for a whole batch before its packets are looked up one by one.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Prefetch(ulong hash) => _flows.Prefetch(hash);
 
-    /// <summary>Records a packet the filter let through: creates its flow, or refreshes it (and marks it replied).</summary>
-    public void Track(in ParsedPacket packet, bool outbound, long now, int flow = -1)
+    /// <summary>
+    /// Records a packet the filter let through: creates its flow, or updates it (replied, TCP's state and windows). An
+    /// invalid packet changes nothing, as in Linux.
+    /// </summary>
+    public void Track(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound, long now, int flow = -1)
     {
-        if (packet.Kind is not (PacketKind.Udp or PacketKind.Tcp))
+        FlowKey key;
+        switch (packet.Kind)
         {
-            return;
+            case PacketKind.Udp or PacketKind.Tcp:
+                key = KeyOf(packet, outbound);
+                break;
+            case PacketKind.Icmp when IsQuery(packet.IcmpType):
+                key = IcmpKeyOf(frame, packet, outbound);
+                break;
+            default:
+                return;
+        }
+        if (flow < 0 && _flows.TryGet(key, out int found))
+        {
+            if (!Expired(found, now) && !(packet.Kind == PacketKind.Tcp && Reopens(_entries[found], packet, outbound)))
+            {
+                flow = found;
+            }
+            else
+            {
+                Release(key, found);
+            }
         }
         if (flow >= 0)
         {
-            // Found live by StateOf for this very packet: nothing has run on the table since.
-            Refresh(ref _entries[flow], packet, outbound, now);
+            Refresh(ref _entries[flow], frame, packet, outbound, now);
             return;
         }
-        var key = KeyOf(packet, outbound);
-        bool found = _flows.TryGet(key, out int index);
-        if (found && !Expired(index, now))
+        bool opens = packet.Kind switch
         {
-            Refresh(ref _entries[index], packet, outbound, now);
+            PacketKind.Tcp => TcpTracking.MayOpen(packet.TcpFlags),
+            PacketKind.Icmp => IsRequest(packet.IcmpType),
+            _ => true,
+        };
+        if (!opens)
+        {
             return;
-        }
-        if (found)
-        {
-            Release(key, index);
         }
         if (_free.Count == 0 || !_flows.TryAdd(key, _free.Peek()))
         {
             TableFull++;
             return;
         }
-        index = _free.Pop();
-        _entries[index] = new Entry { OriginLocal = outbound, Tcp = packet.Kind == PacketKind.Tcp ? TcpPhase.Open : TcpPhase.NotTcp };
-        Refresh(ref _entries[index], packet, outbound, now);
+        int index = _free.Pop();
+        _entries[index] = new Entry { OriginLocal = outbound, Protocol = key.Protocol };
+        Refresh(ref _entries[index], frame, packet, outbound, now);
+        if (packet.Kind == PacketKind.Icmp && !outbound && packet.IcmpType == IcmpHeader.EchoRequestV4)
+        {
+            // The host answers a ping itself, and its reply does not pass the filter: count it as gone out, as
+            // Linux's conntrack sees the kernel's own reply leave.
+            _entries[index].Replied = true;
+        }
     }
 
-    private static void Refresh(ref Entry entry, in ParsedPacket packet, bool outbound, long now)
+    private void Refresh(ref Entry entry, ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound, long now)
     {
         bool fromReply = entry.OriginLocal != outbound;
-        entry.Replied |= fromReply;
-        entry.LastSeen = now;
-        if (entry.Tcp != TcpPhase.NotTcp)
+        if (packet.Kind == PacketKind.Tcp)
         {
-            byte flags = packet.TcpFlags;
-            entry.Tcp = (flags & TcpHeader.Rst) != 0 ? entry.Tcp | TcpPhase.Reset
-                : (flags & (TcpHeader.Syn | TcpHeader.Ack)) == TcpHeader.Syn ? TcpPhase.Open // the port pair used again, after TIME-WAIT
-                : (flags & TcpHeader.Fin) != 0 ? entry.Tcp | (fromReply ? TcpPhase.FinFromReply : TcpPhase.FinFromOrigin)
-                : entry.Tcp;
+            var copy = entry;
+            if (!TcpTracking.Apply(ref copy.Tcp, ref copy.Original, ref copy.Reply, frame, packet, fromReply))
+            {
+                return; // invalid: accepted by the filter, perhaps, but no part of the connection's life
+            }
+            entry = copy;
         }
+        entry.Replied |= fromReply;
+        entry.LastSeen = Clock(now);
     }
 
     /// <summary>
@@ -182,23 +260,13 @@ public sealed class Conntrack
             if (_flows.TryGetSlot(slot, out var key, out int index) && !Expired(index, now))
             {
                 ref var entry = ref _entries[index];
-                int left = (int)Math.Max(0, (Lifetime(entry) * _ticksPerSecond - (now - entry.LastSeen)) / _ticksPerSecond);
-                flows.Add(new TrackedFlow(key, entry.OriginLocal, entry.Replied, StateName(entry), left));
+                long idle = (long)(Clock(now) - entry.LastSeen);
+                int left = (int)Math.Max(0, (Lifetime(entry) * 1000 - idle) / 1000);
+                flows.Add(new TrackedFlow(key, entry.OriginLocal, entry.Replied, key.Protocol == IpProtocols.Tcp ? TcpTracking.Name(entry.Tcp) : "", left));
             }
         }
         return end == _flows.Capacity ? -1 : end;
     }
-
-    /// <summary>The state as Linux's conntrack names a TCP connection's; empty for UDP, which has none.</summary>
-    private static string StateName(in Entry entry) => entry.Tcp switch
-    {
-        TcpPhase.NotTcp => "",
-        _ when (entry.Tcp & TcpPhase.Reset) != 0 => "CLOSE",
-        _ when (entry.Tcp & (TcpPhase.FinFromOrigin | TcpPhase.FinFromReply)) == (TcpPhase.FinFromOrigin | TcpPhase.FinFromReply) => "TIME_WAIT",
-        _ when (entry.Tcp & TcpPhase.FinFromOrigin) != 0 => "FIN_WAIT",
-        _ when (entry.Tcp & TcpPhase.FinFromReply) != 0 => "CLOSE_WAIT",
-        _ => entry.Replied ? "ESTABLISHED" : "SYN_SENT",
-    };
 
     /// <summary>Reclaims a few expired flows every so often, so the work per breath stays bounded.</summary>
     public void Sweep(long now)
@@ -237,19 +305,21 @@ public sealed class Conntrack
         return _flows.TryGet(key, out int index) && !Expired(index, now) ? ConnectionState.Related : ConnectionState.Invalid;
     }
 
+    private uint Clock(long now) => (uint)(now / _ticksPerMillisecond);
+
     private bool Expired(int index, long now)
     {
         ref var entry = ref _entries[index];
-        return now - entry.LastSeen > Lifetime(entry) * _ticksPerSecond;
+        long idle = (uint)(Clock(now) - entry.LastSeen);
+        return idle > Lifetime(entry) * 1000L;
     }
 
     /// <summary>Seconds a flow lives idle in its state.</summary>
-    private static long Lifetime(in Entry entry) => entry.Tcp switch
+    private static long Lifetime(in Entry entry) => entry.Protocol switch
     {
-        TcpPhase.NotTcp => entry.Replied ? EstablishedSeconds : UnrepliedSeconds,
-        TcpPhase.Open => entry.Replied ? TcpEstablishedSeconds : TcpUnrepliedSeconds,
-        _ when (entry.Tcp & TcpPhase.Reset) != 0 => TcpResetSeconds,
-        _ => TcpClosingSeconds,
+        IpProtocols.Tcp => TcpTracking.Timeout(entry.Tcp),
+        IpProtocols.Icmp => IcmpSeconds,
+        _ => entry.Replied ? EstablishedSeconds : UnrepliedSeconds,
     };
 
     private void Release(in FlowKey key, int index)
@@ -259,11 +329,32 @@ public sealed class Conntrack
         _free.Push(index);
     }
 
+    /// <summary>ICMP's queries (echo, timestamp, information, address mask) and their replies: the messages conntrack follows as flows.</summary>
+    private static bool IsQuery(byte type) => type is 0 or 8 or 13 or 14 or 15 or 16 or 17 or 18;
+
+    private static bool IsRequest(byte type) => type is 8 or 13 or 15 or 17;
+
+    /// <summary>ICMP's errors, which quote the packet they answer (icmp_is_err).</summary>
+    private static bool IsError(byte type) => type is 3 or 4 or 5 or 11 or 12;
+
     /// <summary>A flow's key from our side: our address and port first, whichever way the packet goes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FlowKey KeyOf(in ParsedPacket packet, bool outbound) => outbound
         ? new FlowKey(packet.Protocol, packet.Source, packet.SourcePort, packet.Destination, packet.DestinationPort)
         : new FlowKey(packet.Protocol, packet.Destination, packet.DestinationPort, packet.Source, packet.SourcePort);
+
+    /// <summary>
+    /// An ICMP query's key, as Linux's tuple has it: the addresses from our side, the query's id in the local port and the
+    /// request's type in the remote one (a request and its reply share it; an echo and a timestamp query do not).
+    /// </summary>
+    private static FlowKey IcmpKeyOf(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound)
+    {
+        ushort id = packet.PacketEnd - packet.TransportOffset >= 6 ? BinaryPrimitives.ReadUInt16BigEndian(frame[(packet.TransportOffset + 4)..]) : (ushort)0;
+        ushort query = IsRequest(packet.IcmpType) ? packet.IcmpType : (ushort)(packet.IcmpType == 0 ? 8 : packet.IcmpType - 1);
+        return outbound
+            ? new FlowKey(IpProtocols.Icmp, packet.Source, id, packet.Destination, query)
+            : new FlowKey(IpProtocols.Icmp, packet.Destination, id, packet.Source, query);
+    }
 }
 
 /// <summary>A tracked flow as `conntrack -L` shows it: keyed from this host's side, <see cref="OriginLocal"/> when this host spoke first.</summary>

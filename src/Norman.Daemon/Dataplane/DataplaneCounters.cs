@@ -26,6 +26,8 @@ public sealed class DataplaneCounters
     public long EchoRepliesSent;
     public long PortUnreachableSent;
     public long TcpResetsSent;
+    /// <summary>ICMP errors and resets not sent: over the rate Linux allows them (icmp_msgs_per_sec, icmp_ratelimit).</summary>
+    public long RepliesRateLimited;
     public long Batches;
     public long Wakeups;
 
@@ -61,6 +63,7 @@ public sealed class DataplaneCounters
             ["echo_replies_sent"] = EchoRepliesSent,
             ["port_unreachable_sent"] = PortUnreachableSent,
             ["tcp_resets_sent"] = TcpResetsSent,
+            ["replies_rate_limited"] = RepliesRateLimited,
             ["batches"] = Batches,
             ["wakeups"] = Wakeups,
         };

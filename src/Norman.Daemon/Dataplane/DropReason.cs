@@ -51,11 +51,16 @@ public enum DropReason
     NeighbourTableFull,
     /// <summary>A TCP segment for this host whose checksum is wrong.</summary>
     BadTcpChecksum,
+    /// <summary>
+    /// A frame tagged with a VLAN (other than 0, priority only) while this host has none configured: as on Linux
+    /// without that VLAN's interface, it is not the host's traffic.
+    /// </summary>
+    VlanNotConfigured,
 }
 
 public static class DropReasons
 {
-    public const int Count = (int)DropReason.BadTcpChecksum + 1;
+    public const int Count = (int)DropReason.VlanNotConfigured + 1;
 
     private static readonly string[] Names = BuildNames();
 

@@ -27,6 +27,7 @@ public sealed class Engine
     private readonly SocketLookup _lookup;
     private readonly ParseStage _parse;
     private readonly HostStage _host;
+    private readonly HostReplies _replies;
     private readonly DemuxStage _demux;
     private readonly DeliverStage _deliver;
     private readonly QosScheduler _scheduler;
@@ -57,17 +58,18 @@ public sealed class Engine
         Neighbours = new NeighbourTable(Stopwatch.Frequency);
         _lookup = new SocketLookup(initialFlowCapacity);
         _parse = new ParseStage(Counters, host);
-        _host = new HostStage(Counters, host, Neighbours, Stopwatch.Frequency);
+        _replies = new HostReplies(Counters, host, Stopwatch.Frequency);
+        _host = new HostStage(Counters, host, Neighbours, _replies);
         _demux = new DemuxStage(Counters, _lookup, host);
         _deliver = new DeliverStage(Counters, _sockets);
         _scheduler = new QosScheduler(Counters, _sockets, host);
         _police = new PoliceStage(Counters, _sockets, host);
         _validate = new ValidateStage(Counters, _sockets, host);
-        _neighbour = new NeighbourStage(Counters, _sockets, host, Neighbours, _host);
+        _neighbour = new NeighbourStage(Counters, _sockets, host, Neighbours, _replies);
         Conntrack = new Conntrack(maxTrackedFlows, Stopwatch.Frequency);
-        _ingressFilter = new FilterStage(Chain.Ingress, Counters, _sockets, _host, Conntrack);
-        _egressFilter = new FilterStage(Chain.Egress, Counters, _sockets, _host, Conntrack);
-        _host.AnnounceAddress();
+        _ingressFilter = new FilterStage(Chain.Ingress, Counters, _sockets, _replies, Conntrack);
+        _egressFilter = new FilterStage(Chain.Egress, Counters, _sockets, _replies, Conntrack);
+        _replies.AnnounceAddress();
     }
 
     /// <summary>Bytes allocated on the dataplane thread while applying control commands (not per packet).</summary>
@@ -194,6 +196,11 @@ public sealed class Engine
         }
         _host.Run(_rx, now);
         _deliver.Run(_rx, _breaths, now);
+        if (_taps.Length > 0)
+        {
+            // Last, so that it knows what became of every frame: the port's tap sees them all, drops with their reason.
+            Tap(_rx, Norman.Core.Capture.CaptureRecord.Inbound, atPort: true);
+        }
         Counters.Batches++;
         return received;
     }
@@ -264,19 +271,19 @@ public sealed class Engine
     }
 
     /// <summary>Offers the batch to every capture tap; each takes what passes its filter and publishes its ring.</summary>
-    private void Tap(PacketBatch batch, byte direction)
+    private void Tap(PacketBatch batch, byte direction, bool atPort = false)
     {
         var taps = _taps;
         var mix = Norman.Daemon.Capture.ProtocolMix.Of(batch);
         for (int t = 0; t < taps.Length; t++)
         {
-            taps[t].OfferBatch(batch, mix, direction, _sockets, ref _unixNanoseconds);
+            taps[t].OfferBatch(batch, mix, direction, _sockets, ref _unixNanoseconds, atPort);
         }
     }
 
     private void FlushOutbox()
     {
-        var outbox = _host.Outbox;
+        var outbox = _replies.Outbox;
         while (outbox.Count > 0 && !_tx.IsFull)
         {
             var frame = outbox.Peek();

@@ -20,6 +20,7 @@ public sealed class PacketBatch
     private readonly int[] _socketSlot = new int[Capacity];
     private readonly byte[] _filterVerdict = new byte[Capacity];
     private readonly long[] _decidingRule = new long[Capacity];
+    private readonly DropReason[] _dropReason = new DropReason[Capacity];
 
     public int Count { get; private set; }
     public bool IsFull => Count == Capacity;
@@ -38,6 +39,7 @@ public sealed class PacketBatch
         _checksumTrusted[Count] = false;
         _filterVerdict[Count] = 0;
         _decidingRule[Count] = 0;
+        _dropReason[Count] = DropReason.None;
         _socketSlot[Count] = -1;
         Count++;
     }
@@ -46,6 +48,16 @@ public sealed class PacketBatch
     public bool IsDone(int index) => _done[index];
 
     public void MarkDone(int index) => _done[index] = true;
+
+    /// <summary>Finishes with a packet the dataplane drops, remembering why, for a capture at the port (and counting nothing: the caller counts).</summary>
+    public void MarkDropped(int index, DropReason reason)
+    {
+        _dropReason[index] = reason;
+        _done[index] = true;
+    }
+
+    /// <summary>Why the packet was dropped; None for one delivered, answered, or still on its way.</summary>
+    public DropReason DropReasonOf(int index) => _dropReason[index];
 
     /// <summary>
     /// True when the port vouches for the frame's transport checksum (the kernel verified it, or the frame was made
@@ -60,8 +72,9 @@ public sealed class PacketBatch
 
     public long DecidingRule(int index) => _decidingRule[index];
 
-    public void MarkFiltered(int index, byte verdict, long rule)
+    public void MarkFiltered(int index, byte verdict, long rule, DropReason reason)
     {
+        _dropReason[index] = reason;
         _filterVerdict[index] = verdict;
         _decidingRule[index] = rule;
         _done[index] = true;

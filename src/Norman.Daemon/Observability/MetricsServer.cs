@@ -23,7 +23,12 @@ public sealed class MetricsServer : IAsyncDisposable
             throw new FormatException($"'{endpoint}' is not an address and port: write it as 127.0.0.1:9469.");
         }
         Endpoint = address;
-        _listener.Prefixes.Add($"http://{(address.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address.Address}]" : address.Address.ToString())}:{address.Port}/");
+        // Every address (0.0.0.0, ::) is HttpListener's wildcard host "*": a literal 0.0.0.0 is refused ("not supported"),
+        // and a request names the address it was sent to, never 0.0.0.0.
+        string host = address.Address.Equals(IPAddress.Any) || address.Address.Equals(IPAddress.IPv6Any) ? "*"
+            : address.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address.Address}]"
+            : address.Address.ToString();
+        _listener.Prefixes.Add($"http://{host}:{address.Port}/");
         try
         {
             _listener.Start();

@@ -1,4 +1,3 @@
-using System.Collections.Frozen;
 using System.Runtime.CompilerServices;
 using Norman.Core.Packets;
 using Norman.Daemon.Dataplane;
@@ -10,81 +9,62 @@ namespace Norman.Daemon.Policy;
 public sealed class RuleCounters
 {
     public long Packets;
+    /// <summary>Bytes from the network header on, as nft counts them (not the Ethernet header).</summary>
     public long Bytes;
 }
 
 /// <summary>
-/// A rule as the dataplane runs it: every match flattened into fields, tested cheapest first; the pcap
-/// expression, if any, compiled to native code; an application name turned into the number its sockets carry.
+/// A rule as the dataplane runs it: every match flattened into fields, tested cheapest first; sets and ranges compiled
+/// to <see cref="IntervalSet"/>s; the pcap expression, if any, compiled to native code; an application name turned
+/// into the number its sockets carry. As in nft, a match on a field the packet does not have (ports of an ICMP
+/// packet, an IPv4 address of an IPv6 one) fails, negated or not.
 /// </summary>
 public sealed unsafe class CompiledRule
 {
     private readonly byte _protocol;
-    private readonly uint _sourceNetwork, _sourceMask, _destinationNetwork, _destinationMask;
-    private readonly bool _matchSource, _matchDestination;
-    private readonly Network6? _source6, _destination6;
-    private readonly ushort _sourceLow, _sourceHigh, _destinationLow, _destinationHigh;
-    private readonly int _appId, _uid, _gid, _pid;
+    private readonly ValueTest? _protocols, _sourcePorts, _destinationPorts, _icmpTypes, _lengths, _dscps;
+    private readonly AddressTest? _source, _destination;
+    private readonly TcpFlagsMatch? _flags;
+    private readonly int _appId, _uid, _gid, _pid, _cgroupId, _executableId;
     private readonly bool _matchOwner;
     private readonly ConnectionState _states;
-    private readonly int _icmpType;
-    private readonly int _dscp;
-    private readonly byte _tcpFlags, _tcpMask;
-    private readonly int _lengthLow, _lengthHigh;
-    private readonly int _cgroupId, _executableId;
+    private readonly bool _statesNegated;
     private readonly TokenBucket? _limit;
     private readonly TokenBucket? _logLimit;
-    private readonly FrozenSet<uint>? _sourceSet, _destinationSet, _sourcePortSet, _destinationPortSet;
     private readonly BpfFunction? _pcap;
 
-    public CompiledRule(FilterRule rule, AppNames names, RuleCounters counters, Func<string, SetKind, FrozenSet<uint>>? sets = null)
+    public CompiledRule(FilterRule rule, AppNames names, RuleCounters counters, Func<string, SetKind, IntervalSet>? sets = null)
     {
-        FrozenSet<uint>? Set(string? name, SetKind kind) =>
-            name is null ? null : (sets ?? throw new FormatException($"There is no set '{name}'."))(name, kind);
-        _sourceSet = Set(rule.SourceSet, SetKind.Addresses);
-        _destinationSet = Set(rule.DestinationSet, SetKind.Addresses);
-        _sourcePortSet = Set(rule.SourcePortSet, SetKind.Ports);
-        _destinationPortSet = Set(rule.DestinationPortSet, SetKind.Ports);
+        IntervalSet Set(string name, SetKind kind) => (sets ?? throw new FormatException($"There is no set '{name}'."))(name, kind);
+        ValueTest? Values(RangeMatch? match, SetKind kind) => match is null ? null
+            : new ValueTest(match.SetName is { } name ? Set(name, kind) : new IntervalSet(match.Ranges.Select(r => ((uint)r.Low, (uint)r.High))), match.Negate);
+        AddressTest? Addresses(AddressMatch? match) => match is null ? null
+            : match.SetName is { } name ? new AddressTest(Set(name, SetKind.Addresses), null, match.Negate)
+            : match.IsV6 ? new AddressTest(null, match.Networks.Select(n => new Network6(n.Address, n.Prefix)).ToArray(), match.Negate)
+            : new AddressTest(new IntervalSet(match.Networks.Select(n => n.V4Interval)), null, match.Negate);
         Rule = rule;
         Counters = counters;
         Action = rule.Action;
         _protocol = rule.Protocol;
-        if (rule.SourcePrefix >= 0 && !rule.SourceNetwork.IsV4)
-        {
-            _source6 = new Network6(rule.SourceNetwork, rule.SourcePrefix);
-        }
-        else
-        {
-            (_matchSource, _sourceNetwork, _sourceMask) = Network(rule.SourceNetwork, rule.SourcePrefix);
-        }
-        if (rule.DestinationPrefix >= 0 && !rule.DestinationNetwork.IsV4)
-        {
-            _destination6 = new Network6(rule.DestinationNetwork, rule.DestinationPrefix);
-        }
-        else
-        {
-            (_matchDestination, _destinationNetwork, _destinationMask) = Network(rule.DestinationNetwork, rule.DestinationPrefix);
-        }
-        _sourceLow = rule.SourcePortLow;
-        _sourceHigh = rule.SourcePortHigh;
-        _destinationLow = rule.DestinationPortLow;
-        _destinationHigh = rule.DestinationPortHigh;
+        _protocols = Values(rule.Protocols, SetKind.Ports);
+        _source = Addresses(rule.Source);
+        _destination = Addresses(rule.Destination);
+        _sourcePorts = Values(rule.SourcePorts, SetKind.Ports);
+        _destinationPorts = Values(rule.DestinationPorts, SetKind.Ports);
+        _icmpTypes = Values(rule.IcmpTypes, SetKind.Ports);
+        _lengths = Values(rule.Lengths, SetKind.Ports);
+        _dscps = Values(rule.Dscps, SetKind.Ports);
+        _flags = rule.Flags;
         _appId = rule.App is null ? -1 : names.IdOf(rule.App);
         _uid = rule.Uid ?? -1;
         _gid = rule.Gid ?? -1;
         _pid = rule.Pid ?? -1;
-        _matchOwner = _appId != -1 || _uid != -1 || _gid != -1 || _pid != -1;
-        _states = rule.CtStates;
-        _icmpType = rule.IcmpType;
-        _dscp = rule.Dscp;
-        _tcpFlags = rule.TcpFlags;
-        _tcpMask = rule.TcpFlagsMask != 0 ? rule.TcpFlagsMask : rule.TcpFlags;
-        _lengthLow = rule.LengthLow;
-        _lengthHigh = rule.LengthHigh;
         _cgroupId = rule.Cgroup is null ? -1 : names.IdOf(AppNames.CgroupKey(rule.Cgroup));
         _executableId = rule.Executable is null ? -1 : names.IdOf(AppNames.ExecutableKey(rule.Executable));
-        _matchOwner |= _cgroupId != -1 || _executableId != -1;
-        _limit = rule.LimitRate > 0 ? new TokenBucket(rule.LimitRate, rule.LimitBurst) : null;
+        _matchOwner = _appId != -1 || _uid != -1 || _gid != -1 || _pid != -1 || _cgroupId != -1 || _executableId != -1;
+        _states = rule.CtStates;
+        _statesNegated = rule.CtNegate;
+        _limit = rule.LimitRate > 0 ? Limit(rule) : null;
         _logLimit = rule.Action == FilterAction.Log ? new TokenBucket(PacketLog.PerRulePerSecond, PacketLog.PerRulePerSecond) : null;
         _pcap = rule.Pcap is null ? null : BpfCompiler.Compile(PcapFilter.Compile(rule.Pcap));
     }
@@ -97,15 +77,18 @@ public sealed unsafe class CompiledRule
     /// True when the rule decides by the 5-tuple, the owning socket and the flow's conntrack state alone (no pcap, no
     /// rate limit, nothing read from the packet's other bytes): its verdict for a flow in a state can be cached.
     /// </summary>
-    public bool DependsOnFlowAndState => _pcap is null && _limit is null
-        && Action != FilterAction.Log && _lengthLow == 0 && _lengthHigh == int.MaxValue && _tcpMask == 0 && _icmpType < 0 && _dscp < 0;
+    public bool DependsOnFlowAndState => _pcap is null && _limit is null && Action != FilterAction.Log
+        && _lengths is null && _flags is null && _icmpTypes is null && _dscps is null;
+
     public RuleCounters Counters { get; }
 
     /// <summary>Whether the packet matches every part of the rule. <paramref name="socket"/> is its owner, if any.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Matches(ReadOnlySpan<byte> frame, in ParsedPacket packet, PipeSocket? socket, ConnectionState state)
     {
-        if (_states != ConnectionState.None && (_states & state) == 0)
+        // As nft compiles it: a list is any of the states; != compares the whole value (a packet has one state, so
+        // "!= new,invalid" matches every packet, as in nft).
+        if (_states != ConnectionState.None && (_statesNegated ? state == _states : (_states & state) == 0))
         {
             return false;
         }
@@ -113,44 +96,36 @@ public sealed unsafe class CompiledRule
         {
             return false;
         }
-        if (_matchSource && (!packet.Source.IsV4 || (packet.Source.V4 & _sourceMask) != _sourceNetwork))
+        if (_protocols is not null && !_protocols.Matches(packet.Protocol))
         {
             return false;
         }
-        if (_matchDestination && (!packet.Destination.IsV4 || (packet.Destination.V4 & _destinationMask) != _destinationNetwork))
+        if ((_source is not null && !_source.Matches(packet.Source)) || (_destination is not null && !_destination.Matches(packet.Destination)))
         {
             return false;
         }
-        if ((_source6 is not null && !_source6.Contains(packet.Source)) || (_destination6 is not null && !_destination6.Contains(packet.Destination)))
+        if (_dscps is not null && !_dscps.Matches(packet.Dscp))
         {
             return false;
         }
-        if (_dscp >= 0 && packet.Dscp != _dscp)
+        if (_lengths is not null && !_lengths.Matches(packet.IpTotalLength))
         {
             return false;
         }
-        if (_icmpType >= 0 && (packet.Kind != PacketKind.Icmp || packet.IcmpType != _icmpType))
+        if (_icmpTypes is not null && (packet.Kind is not (PacketKind.Icmp or PacketKind.IcmpV6) || !_icmpTypes.Matches(packet.IcmpType)))
         {
             return false;
         }
-        if (_tcpMask != 0 && (packet.Kind != PacketKind.Tcp || (packet.TcpFlags & _tcpMask) != _tcpFlags))
+        if (_flags is not null && (packet.Kind != PacketKind.Tcp || !_flags.Matches(packet.TcpFlags)))
         {
             return false;
         }
-        int ipLength = packet.IpLength;
-        if (ipLength < _lengthLow || ipLength > _lengthHigh)
+        if ((_sourcePorts is not null || _destinationPorts is not null) && packet.Kind is not (PacketKind.Udp or PacketKind.Tcp))
         {
             return false;
         }
-        if ((_sourceSet is not null && (!packet.Source.IsV4 || !_sourceSet.Contains(packet.Source.V4)))
-            || (_destinationSet is not null && (!packet.Destination.IsV4 || !_destinationSet.Contains(packet.Destination.V4)))
-            || (_sourcePortSet is not null && !_sourcePortSet.Contains(packet.SourcePort))
-            || (_destinationPortSet is not null && !_destinationPortSet.Contains(packet.DestinationPort)))
-        {
-            return false;
-        }
-        if (packet.SourcePort < _sourceLow || packet.SourcePort > _sourceHigh
-            || packet.DestinationPort < _destinationLow || packet.DestinationPort > _destinationHigh)
+        if ((_sourcePorts is not null && !_sourcePorts.Matches(packet.SourcePort))
+            || (_destinationPorts is not null && !_destinationPorts.Matches(packet.DestinationPort)))
         {
             return false;
         }
@@ -177,7 +152,7 @@ public sealed unsafe class CompiledRule
         // Last, so that only packets matching everything else take tokens.
         if (_limit is not null)
         {
-            bool within = _limit.Take(Rule.LimitBytes ? ipLength : 1, System.Diagnostics.Stopwatch.GetTimestamp());
+            bool within = _limit.Take(Rule.LimitBytes ? packet.IpTotalLength : 1, System.Diagnostics.Stopwatch.GetTimestamp());
             return within != Rule.LimitOver;
         }
         return true;
@@ -185,6 +160,47 @@ public sealed unsafe class CompiledRule
 
     /// <summary>For a log rule: whether this packet may be logged (at most <see cref="PacketLog.PerRulePerSecond"/> a second).</summary>
     public bool MayLog(long now) => _logLimit?.Take(1, now) ?? false;
+
+    /// <summary>
+    /// nft's token bucket: a packet limit holds <c>burst</c> packets; a byte limit holds one unit's rate plus the burst,
+    /// so that a packet larger than the burst alone still passes a bucket that is full.
+    /// </summary>
+    private static TokenBucket Limit(FilterRule rule)
+    {
+        double perSecond = (double)rule.LimitRate / rule.LimitUnitSeconds;
+        return rule.LimitBytes
+            ? new TokenBucket(perSecond, rule.LimitRate + rule.LimitBurst)
+            : new TokenBucket(perSecond, Math.Max(1, rule.LimitBurst));
+    }
+
+    /// <summary>A compiled value match: is the value in the set (or, negated, not).</summary>
+    private sealed class ValueTest(IntervalSet set, bool negate)
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool Matches(uint value) => set.Contains(value) != negate;
+    }
+
+    /// <summary>A compiled address match: IPv4 networks or a named set, or IPv6 networks; a packet of the other family never matches.</summary>
+    private sealed class AddressTest(IntervalSet? v4, Network6[]? v6, bool negate)
+    {
+        public bool Matches(NetAddress address)
+        {
+            if (v4 is not null)
+            {
+                return address.IsV4 && v4.Contains(address.V4) != negate;
+            }
+            if (address.IsV4)
+            {
+                return false;
+            }
+            bool any = false;
+            foreach (var network in v6!)
+            {
+                any |= network.Contains(address);
+            }
+            return any != negate;
+        }
+    }
 
     /// <summary>An IPv6 network as masked halves.</summary>
     private sealed class Network6
@@ -198,17 +214,6 @@ public sealed unsafe class CompiledRule
             _low = network.Low & _maskLow;
         }
 
-        public bool Contains(NetAddress address) =>
-            !address.IsV4 && (address.High & _maskHigh) == _high && (address.Low & _maskLow) == _low;
-    }
-
-    private static (bool, uint, uint) Network(NetAddress network, int prefix)
-    {
-        if (prefix < 0)
-        {
-            return (false, 0, 0);
-        }
-        uint mask = prefix == 0 ? 0 : uint.MaxValue << (32 - prefix);
-        return (true, network.V4 & mask, mask);
+        public bool Contains(NetAddress address) => (address.High & _maskHigh) == _high && (address.Low & _maskLow) == _low;
     }
 }

@@ -17,7 +17,7 @@ public enum FilterAction
 {
     Accept,
     Drop,
-    /// <summary>Drop, and tell the sender: ICMP port unreachable for an arriving datagram.</summary>
+    /// <summary>Drop, and tell the sender (see <see cref="RejectWith"/>).</summary>
     Reject,
     /// <summary>Count the packet and go on to the next rule.</summary>
     Count,
@@ -25,173 +25,175 @@ public enum FilterAction
     Log,
 }
 
+/// <summary>What a reject tells the sender, in nft's words.</summary>
+public enum RejectWith
+{
+    /// <summary>Plain <c>reject</c>: ICMP port unreachable, whatever the protocol (as nft and iptables' REJECT).</summary>
+    PortUnreachable,
+    /// <summary><c>reject with tcp reset</c>: a TCP reset for TCP (other packets get port unreachable).</summary>
+    TcpReset,
+    HostUnreachable,
+    NetUnreachable,
+    ProtocolUnreachable,
+    AdminProhibited,
+}
+
 /// <summary>
-/// One filter rule, as an administrator wrote it and as the dataplane matches it. Every match is optional;
-/// a rule with none matches every packet. Addresses and ports are the packet's own (source and destination),
-/// as in nftables; <c>app</c>, <c>uid</c>, <c>gid</c> and <c>pid</c> match the process that owns the socket the
-/// packet belongs to — its destination on ingress, its sender on egress.
+/// One filter rule, as an administrator wrote it and as the dataplane matches it, in nft's words and meanings. Every
+/// match is optional; a rule with none matches every packet. Addresses and ports are the packet's own (source and
+/// destination), as in nftables; <c>app</c>, <c>exe</c>, <c>uid</c>, <c>gid</c>, <c>pid</c> and <c>cgroup</c> match
+/// the process that owns the socket the packet belongs to — its destination on ingress, its sender on egress.
+/// A record that compares by value: what <see cref="ToString"/> prints, <see cref="FilterRuleParser"/> reads back equal.
 /// </summary>
 public sealed record FilterRule
 {
     public long Handle { get; init; }
     public Chain Chain { get; init; }
+    /// <summary>The transport protocol a rule is about (udp, tcp, icmp, icmpv6); 0 for any.</summary>
     public byte Protocol { get; init; }
-    public NetAddress SourceNetwork { get; init; }
-    public int SourcePrefix { get; init; } = -1;
-    public NetAddress DestinationNetwork { get; init; }
-    public int DestinationPrefix { get; init; } = -1;
-    public ushort SourcePortLow { get; init; }
-    public ushort SourcePortHigh { get; init; } = ushort.MaxValue;
-    public ushort DestinationPortLow { get; init; }
-    public ushort DestinationPortHigh { get; init; } = ushort.MaxValue;
+    /// <summary><c>meta l4proto</c> (or <c>ip protocol</c>) with a set of protocols or negated; one positive protocol is <see cref="Protocol"/>.</summary>
+    public RangeMatch? Protocols { get; init; }
+    public AddressMatch? Source { get; init; }
+    public AddressMatch? Destination { get; init; }
+    public RangeMatch? SourcePorts { get; init; }
+    public RangeMatch? DestinationPorts { get; init; }
+    public RangeMatch? IcmpTypes { get; init; }
+    public TcpFlagsMatch? Flags { get; init; }
+    /// <summary><c>ip length</c>: the IP packet's total length, from its header (padding and what the transport says do not count).</summary>
+    public RangeMatch? Lengths { get; init; }
+    /// <summary><c>ip dscp</c>: the DSCP the packet carries (0–63).</summary>
+    public RangeMatch? Dscps { get; init; }
     public string? App { get; init; }
+    /// <summary>The owner's executable, as /proc/PID/exe links to it when the daemon accepted its connection.</summary>
+    public string? Executable { get; init; }
+    /// <summary>The owner's cgroup path, as /proc/PID/cgroup shows it (e.g. /system.slice/kvdb.service).</summary>
+    public string? Cgroup { get; init; }
     public int? Uid { get; init; }
     public int? Gid { get; init; }
     public int? Pid { get; init; }
-    /// <summary>Named sets the packet's source or destination address, or port, must be in (<c>@name</c>).</summary>
-    public string? SourceSet { get; init; }
-    public string? DestinationSet { get; init; }
-    public string? SourcePortSet { get; init; }
-    public string? DestinationPortSet { get; init; }
-    /// <summary>The owner's cgroup path, as /proc/PID/cgroup shows it (e.g. /system.slice/kvdb.service).</summary>
-    public string? Cgroup { get; init; }
-    /// <summary>The owner's executable, as /proc/PID/exe links to it when the daemon accepted its connection.</summary>
-    public string? Executable { get; init; }
-    /// <summary>The DSCP the packet carries (0–63); -1 for any.</summary>
-    public int Dscp { get; init; } = -1;
-    /// <summary>ICMP type (echo-request = 8…); -1 for any.</summary>
-    public int IcmpType { get; init; } = -1;
-    /// <summary>TCP flags that must be set, within <see cref="TcpFlagsMask"/> (all flags when the mask is 0).</summary>
-    public byte TcpFlags { get; init; }
-    public byte TcpFlagsMask { get; init; }
-    /// <summary>IP packet length range (iptables' -m length).</summary>
-    public int LengthLow { get; init; }
-    public int LengthHigh { get; init; } = int.MaxValue;
-    /// <summary>A rate limit, in packets (or bytes, with <see cref="LimitBytes"/>) per second; 0 for none.</summary>
+    /// <summary>Connection-tracking states, any of which matches (with <see cref="CtNegate"/>: a state other than exactly this value, as nft's !=); None matches every packet.</summary>
+    public ConnectionState CtStates { get; init; }
+    public bool CtNegate { get; init; }
+    /// <summary>A rate limit: <see cref="LimitRate"/> packets (or bytes, with <see cref="LimitBytes"/>) per <see cref="LimitUnitSeconds"/>; 0 for none.</summary>
     public long LimitRate { get; init; }
+    public long LimitUnitSeconds { get; init; } = 1;
+    /// <summary>nft's burst: packets the bucket holds (5 unless given), or bytes it holds beyond one unit's rate.</summary>
     public long LimitBurst { get; init; }
     public bool LimitBytes { get; init; }
     /// <summary>True for "limit rate over": match the packets beyond the rate instead of those within it.</summary>
     public bool LimitOver { get; init; }
-    /// <summary>For a log rule: text put before each logged line.</summary>
-    public string? LogPrefix { get; init; }
-    /// <summary>Connection-tracking states, any of which matches; None matches every packet.</summary>
-    public ConnectionState CtStates { get; init; }
     /// <summary>A libpcap expression the whole frame must match.</summary>
     public string? Pcap { get; init; }
     public FilterAction Action { get; init; }
+    public RejectWith RejectWith { get; init; }
+    /// <summary>For a log rule: text put before each logged line.</summary>
+    public string? LogPrefix { get; init; }
 
     /// <summary>The rule in the syntax <see cref="FilterRuleParser"/> reads, so that list, save and restore agree.</summary>
     public override string ToString()
     {
         var text = new StringBuilder();
-        if (SourcePrefix >= 0)
+        void Add(string part) => text.Append(part).Append(' ');
+        if (Source is { } source)
         {
-            text.Append(CultureInfo.InvariantCulture, $"{(SourceNetwork.IsV4 ? "ip" : "ip6")} saddr {SourceNetwork}/{SourcePrefix} ");
+            Add($"{(source.IsV6 ? "ip6" : "ip")} saddr {source}");
         }
-        if (SourceSet is not null)
+        if (Destination is { } destination)
         {
-            text.Append(CultureInfo.InvariantCulture, $"ip saddr @{SourceSet} ");
+            Add($"{(destination.IsV6 ? "ip6" : "ip")} daddr {destination}");
         }
-        if (DestinationPrefix >= 0)
+        if (Protocols is { } protocols)
         {
-            text.Append(CultureInfo.InvariantCulture, $"{(DestinationNetwork.IsV4 ? "ip" : "ip6")} daddr {DestinationNetwork}/{DestinationPrefix} ");
+            Add($"meta l4proto {protocols.Format(r => IpProtocolName(r.Low))}");
         }
-        if (DestinationSet is not null)
+        if (Lengths is { } lengths)
         {
-            text.Append(CultureInfo.InvariantCulture, $"ip daddr @{DestinationSet} ");
+            Add($"ip length {lengths}");
+        }
+        if (Dscps is { } dscps)
+        {
+            Add($"ip dscp {dscps.Format(r => FilterRuleParser.DscpName(r.Low))}");
         }
         if (Protocol != 0)
         {
-            text.Append(Protocol == IpProtocols.IcmpV6 ? "icmpv6" : IpProtocols.Name(Protocol)).Append(' ');
+            // udp, tcp, icmp and icmpv6 are words of their own; another protocol is a match on its number.
+            Add(Protocol is IpProtocols.Udp or IpProtocols.Tcp or IpProtocols.Icmp or IpProtocols.IcmpV6
+                ? IpProtocolName(Protocol) : string.Create(CultureInfo.InvariantCulture, $"meta l4proto {Protocol}"));
         }
-        if (Dscp >= 0)
+        if (SourcePorts is { } sourcePorts)
         {
-            text.Append(CultureInfo.InvariantCulture, $"dscp {Dscp} ");
+            Add($"sport {sourcePorts}");
         }
-        if (IcmpType >= 0)
+        if (DestinationPorts is { } destinationPorts)
         {
-            text.Append(CultureInfo.InvariantCulture, $"type {FilterRuleParser.IcmpTypeName(IcmpType)} ");
+            Add($"dport {destinationPorts}");
         }
-        if (TcpFlags != 0 || TcpFlagsMask != 0)
+        if (IcmpTypes is { } types)
         {
-            text.Append("flags ").Append(FilterRuleParser.TcpFlagNames(TcpFlags));
-            if (TcpFlagsMask != 0)
-            {
-                text.Append(" / ").Append(FilterRuleParser.TcpFlagNames(TcpFlagsMask));
-            }
-            text.Append(' ');
+            Add($"type {types.Format(r => FilterRuleParser.IcmpTypeName(r.Low, Protocol == IpProtocols.IcmpV6))}");
         }
-        AppendRange(text, "sport", SourcePortLow, SourcePortHigh);
-        if (SourcePortSet is not null)
+        if (Flags is { } flags)
         {
-            text.Append(CultureInfo.InvariantCulture, $"sport @{SourcePortSet} ");
-        }
-        AppendRange(text, "dport", DestinationPortLow, DestinationPortHigh);
-        if (DestinationPortSet is not null)
-        {
-            text.Append(CultureInfo.InvariantCulture, $"dport @{DestinationPortSet} ");
+            // "tcp" is already there: the flags are its.
+            Add(flags.ToString()["tcp ".Length..]);
         }
         if (App is not null)
         {
-            text.Append(CultureInfo.InvariantCulture, $"app {App} ");
-        }
-        if (Cgroup is not null)
-        {
-            text.Append(CultureInfo.InvariantCulture, $"cgroup {Cgroup} ");
+            Add($"app {RuleWords.Quote(App)}");
         }
         if (Executable is not null)
         {
-            text.Append(CultureInfo.InvariantCulture, $"exe {Executable} ");
+            Add($"exe {RuleWords.Quote(Executable)}");
+        }
+        if (Cgroup is not null)
+        {
+            Add($"cgroup {RuleWords.Quote(Cgroup)}");
         }
         if (Uid is { } uid)
         {
-            text.Append(CultureInfo.InvariantCulture, $"uid {uid} ");
+            Add(string.Create(CultureInfo.InvariantCulture, $"uid {uid}"));
         }
         if (Gid is { } gid)
         {
-            text.Append(CultureInfo.InvariantCulture, $"gid {gid} ");
+            Add(string.Create(CultureInfo.InvariantCulture, $"gid {gid}"));
         }
         if (Pid is { } pid)
         {
-            text.Append(CultureInfo.InvariantCulture, $"pid {pid} ");
+            Add(string.Create(CultureInfo.InvariantCulture, $"pid {pid}"));
         }
         if (CtStates != ConnectionState.None)
         {
             var names = Enum.GetValues<ConnectionState>()
                 .Where(s => s != ConnectionState.None && CtStates.HasFlag(s))
                 .Select(s => s.ToString().ToLowerInvariant());
-            text.Append(CultureInfo.InvariantCulture, $"ct state {string.Join(',', names)} ");
-        }
-        if (LengthLow != 0 || LengthHigh != int.MaxValue)
-        {
-            text.Append(LengthLow == LengthHigh ? string.Create(CultureInfo.InvariantCulture, $"length {LengthLow} ")
-                : LengthHigh == int.MaxValue ? string.Create(CultureInfo.InvariantCulture, $"length {LengthLow}- ")
-                : string.Create(CultureInfo.InvariantCulture, $"length {LengthLow}-{LengthHigh} "));
+            Add($"ct state {(CtNegate ? "!= " : "")}{string.Join(',', names)}");
         }
         if (LimitRate > 0)
         {
-            string unit = LimitBytes ? "bytes" : "packets";
-            text.Append(CultureInfo.InvariantCulture, $"limit rate {(LimitOver ? "over " : "")}{LimitRate} {unit}/second burst {LimitBurst} ");
+            string unit = FilterRuleParser.TimeUnitName(LimitUnitSeconds);
+            Add(LimitBytes
+                ? string.Create(CultureInfo.InvariantCulture, $"limit rate {(LimitOver ? "over " : "")}{LimitRate} bytes/{unit} burst {LimitBurst} bytes")
+                : string.Create(CultureInfo.InvariantCulture, $"limit rate {(LimitOver ? "over " : "")}{LimitRate}/{unit} burst {LimitBurst} packets"));
         }
         if (Pcap is not null)
         {
-            text.Append(CultureInfo.InvariantCulture, $"pcap \"{Pcap}\" ");
+            Add($"pcap {RuleWords.Quote(Pcap)}");
         }
         text.Append(Action.ToString().ToLowerInvariant());
+        if (Action == FilterAction.Reject && RejectWith != RejectWith.PortUnreachable)
+        {
+            text.Append(" with ").Append(FilterRuleParser.RejectName(RejectWith));
+        }
         if (LogPrefix is not null)
         {
-            text.Append(CultureInfo.InvariantCulture, $" prefix \"{LogPrefix}\"");
+            text.Append(" prefix ").Append(RuleWords.Quote(LogPrefix));
         }
         return text.ToString();
     }
 
-    private static void AppendRange(StringBuilder text, string name, ushort low, ushort high)
+    private static string IpProtocolName(int protocol) => protocol switch
     {
-        if (low == 0 && high == ushort.MaxValue)
-        {
-            return;
-        }
-        text.Append(low == high ? string.Create(CultureInfo.InvariantCulture, $"{name} {low} ") : string.Create(CultureInfo.InvariantCulture, $"{name} {low}-{high} "));
-    }
+        IpProtocols.IcmpV6 => "icmpv6",
+        _ => IpProtocols.Name((byte)protocol),
+    };
 }

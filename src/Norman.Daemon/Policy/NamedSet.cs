@@ -1,10 +1,9 @@
-using System.Collections.Frozen;
 using System.Globalization;
 using Norman.Core.Packets;
 
 namespace Norman.Daemon.Policy;
 
-/// <summary>What a set holds: IPv4 addresses (nft's ipv4_addr) or ports (inet_service).</summary>
+/// <summary>What a set holds: IPv4 addresses and networks (nft's ipv4_addr) or ports and port ranges (inet_service).</summary>
 public enum SetKind
 {
     Addresses,
@@ -13,8 +12,9 @@ public enum SetKind
 
 /// <summary>
 /// A named set of addresses or ports, as nft sets and ipset have them: one rule (<c>ip saddr @blocked drop</c>)
-/// matches thousands of elements with one hash lookup. The control plane edits it; each change is compiled into a
-/// frozen set that the next policy snapshot carries.
+/// matches thousands of elements with one lookup. Elements are single values or intervals: networks
+/// (<c>10.0.0.0/8</c>) and port ranges (<c>1000-2000</c>), as nft's interval sets. The control plane edits it; each
+/// change is compiled into an <see cref="IntervalSet"/> that the next policy snapshot carries.
 /// </summary>
 public sealed class NamedSet
 {
@@ -32,7 +32,8 @@ public sealed class NamedSet
 
     public string Name { get; }
     public SetKind Kind { get; }
-    public HashSet<uint> Elements { get; } = new();
+    /// <summary>Elements as inclusive intervals; a single address or port is an interval of one.</summary>
+    public HashSet<(uint Start, uint End)> Elements { get; } = new();
 
     public static SetKind ParseKind(string text) => text switch
     {
@@ -43,22 +44,44 @@ public sealed class NamedSet
 
     public string KindName => Kind == SetKind.Addresses ? "ipv4_addr" : "inet_service";
 
-    /// <summary>Reads one element of this set's kind: "198.18.0.9" or "53".</summary>
-    public uint ParseElement(string text)
+    /// <summary>Reads one element of this set's kind: "198.18.0.9", "10.0.0.0/8", "53" or "1000-2000".</summary>
+    public (uint Start, uint End) ParseElement(string text)
     {
         if (Kind == SetKind.Ports)
         {
-            return ushort.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ushort port)
-                ? port
-                : throw new FormatException($"'{text}' is not a port, and set {Name} holds ports.");
+            var parts = text.Split('-');
+            if (parts.Length <= 2 && ushort.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out ushort low))
+            {
+                ushort high = low;
+                if (parts.Length == 1 || (ushort.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out high) && high >= low))
+                {
+                    return (low, high);
+                }
+            }
+            throw new FormatException($"'{text}' is not a port or port range, and set {Name} holds ports.");
         }
-        return System.Net.IPAddress.TryParse(text, out var address) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
-            ? NetAddress.From(address).V4
-            : throw new FormatException($"'{text}' is not an IPv4 address, and set {Name} holds addresses.");
+        try
+        {
+            return FilterRuleParser.ParseNetwork(text, v6: false).V4Interval;
+        }
+        catch (FormatException)
+        {
+            throw new FormatException($"'{text}' is not an IPv4 address or network, and set {Name} holds addresses.");
+        }
     }
 
-    public string FormatElement(uint element) =>
-        Kind == SetKind.Ports ? element.ToString(CultureInfo.InvariantCulture) : NetAddress.FromV4(element).ToString();
+    public string FormatElement((uint Start, uint End) element)
+    {
+        if (Kind == SetKind.Ports)
+        {
+            return new ValueRange((int)element.Start, (int)element.End).ToString();
+        }
+        uint size = element.End - element.Start;
+        int prefix = 32 - System.Numerics.BitOperations.PopCount(size);
+        bool block = (size & (size + 1)) == 0 && (element.Start & size) == 0;
+        return block ? new Network(NetAddress.FromV4(element.Start), prefix).ToString()
+            : $"{NetAddress.FromV4(element.Start)}-{NetAddress.FromV4(element.End)}";
+    }
 
-    public FrozenSet<uint> Freeze() => Elements.ToFrozenSet();
+    public IntervalSet Freeze() => new(Elements);
 }

@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using Norman.Core.Packets;
 using Norman.Daemon.Dataplane;
 
@@ -23,7 +24,13 @@ public sealed class PolicySnapshot
         UsesConntrack = ingress.Any(r => r.UsesConntrack) || egress.Any(r => r.UsesConntrack);
         IngressCacheable = ingress.All(r => r.DependsOnFlowAndState);
         EgressCacheable = egress.All(r => r.DependsOnFlowAndState);
+        _byHandle = ingress.Concat(egress).ToFrozenDictionary(r => r.Rule.Handle, r => r.Rule);
     }
+
+    private readonly FrozenDictionary<long, FilterRule> _byHandle;
+
+    /// <summary>The rule with this handle (what a verdict names), or null.</summary>
+    public FilterRule? Find(long handle) => _byHandle.GetValueOrDefault(handle);
 
     /// <summary>True when every rule of the chain decides by flow, owner and conntrack state alone, so its verdicts can be cached per flow and state.</summary>
     public bool IsCacheable(Chain chain) => chain == Chain.Ingress ? IngressCacheable : EgressCacheable;
@@ -73,7 +80,7 @@ public sealed class PolicySnapshot
             }
             observer.Matched(r, rule.Rule.Handle);
             rule.Counters.Packets++;
-            rule.Counters.Bytes += frame.Length;
+            rule.Counters.Bytes += packet.IpTotalLength; // from the network header, as nft counts
             if (rule.Action == FilterAction.Log)
             {
                 if (rule.MayLog(System.Diagnostics.Stopwatch.GetTimestamp()))

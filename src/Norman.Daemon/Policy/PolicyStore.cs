@@ -41,7 +41,7 @@ public sealed class PolicyStore
         }
         if (file is not null && File.Exists(file))
         {
-            Restore(File.ReadAllLines(file), file);
+            Restore(File.ReadAllLines(file), file, allowEmpty: true);
         }
     }
 
@@ -103,7 +103,7 @@ public sealed class PolicyStore
             {
                 throw new FormatException($"There is no set '{name}'.");
             }
-            var user = _rules.FirstOrDefault(r => new[] { r.SourceSet, r.DestinationSet, r.SourcePortSet, r.DestinationPortSet }.Contains(name));
+            var user = _rules.FirstOrDefault(r => new[] { r.Source?.SetName, r.Destination?.SetName, r.SourcePorts?.SetName, r.DestinationPorts?.SetName }.Contains(name));
             if (user is not null)
             {
                 throw new FormatException($"Set '{name}' is used by rule {user.Handle} ({user}): delete the rule first.");
@@ -210,55 +210,75 @@ public sealed class PolicyStore
     {
         lock (_gate)
         {
-            return Lines(_rules, _ingressPolicy, _egressPolicy, _sets);
+            return Lines(_rules, _ingressPolicy, _egressPolicy, _sets, _qos?.Lines() ?? []);
         }
     }
 
-    /// <summary>Replaces the whole policy with the one in <paramref name="lines"/>, all or nothing.</summary>
-    public void Restore(IReadOnlyList<string> lines, string origin)
+    /// <summary>
+    /// Applies a policy file, all or nothing, as <c>nft -f</c> does: its lines are added to the policy in force, and a
+    /// <c>flush ruleset</c> line (which <see cref="Save"/> writes first) empties it — rules, sets and the policies back to
+    /// accept — before the lines after it. A file that says nothing of a chain's policy leaves it as it is: a drop policy
+    /// is never weakened by omission. A file with no rule, set, policy or flush at all is refused unless
+    /// <paramref name="allowEmpty"/> (then it changes nothing). With <paramref name="dryRun"/> everything is parsed and
+    /// compiled exactly as for the real thing (as <c>nft -c -f</c>) and nothing changes. Returns the policy's lines after.
+    /// </summary>
+    public IReadOnlyList<string> Restore(IReadOnlyList<string> lines, string origin, bool dryRun = false, bool allowEmpty = false)
     {
         lock (_gate)
         {
-            var rules = new List<FilterRule>();
-            var sets = new Dictionary<string, NamedSet>();
-            var ingress = FilterAction.Accept;
-            var egress = FilterAction.Accept;
+            var rules = new List<FilterRule>(_rules);
+            var sets = _sets.ToDictionary(s => s.Key, s => Copy(s.Value));
+            var (ingress, egress) = (_ingressPolicy, _egressPolicy);
             long handle = _nextHandle;
             var qosLines = new List<(List<string>, string)>();
+            bool said = false;
             for (int n = 0; n < lines.Count; n++)
             {
-                var words = FilterRuleParser.Words(lines[n].Split('#', 2)[0]);
-                if (words.Count == 0)
-                {
-                    continue;
-                }
                 try
                 {
-                    if (words is ["qos", .. var qosWords] && _qos is not null)
+                    var words = FilterRuleParser.Words(lines[n]);
+                    if (words.Count == 0)
+                    {
+                        continue;
+                    }
+                    said = true;
+                    if (words is ["flush", "ruleset"])
+                    {
+                        rules.Clear();
+                        sets.Clear();
+                        (ingress, egress) = (FilterAction.Accept, FilterAction.Accept);
+                    }
+                    else if (words is ["qos", .. var qosWords] && _qos is not null)
                     {
                         qosLines.Add((qosWords, $"{origin}:{n + 1}"));
                     }
                     else if (words is ["policy", var chainName, var action])
                     {
                         var chain = ParseChain(chainName);
-                        var value = Enum.Parse<FilterAction>(action, ignoreCase: true);
-                        if (value is not (FilterAction.Accept or FilterAction.Drop))
+                        var value = action switch
                         {
-                            throw new FormatException("a chain's policy is accept or drop");
-                        }
+                            "accept" => FilterAction.Accept,
+                            "drop" => FilterAction.Drop,
+                            _ => throw new FormatException($"'{action}': a chain's policy is accept or drop"),
+                        };
                         (ingress, egress) = chain == Chain.Ingress ? (value, egress) : (ingress, value);
                     }
                     else if (words is ["set", var setName, var kind])
                     {
-                        sets[setName] = new NamedSet(setName, NamedSet.ParseKind(kind));
+                        var type = NamedSet.ParseKind(kind);
+                        if (!sets.TryGetValue(setName, out var existing))
+                        {
+                            sets[setName] = new NamedSet(setName, type);
+                        }
+                        else if (existing.Kind != type)
+                        {
+                            throw new FormatException($"set '{setName}' exists and holds {existing.KindName}");
+                        }
                     }
                     else if (words is ["element", var elementSet, ..])
                     {
                         var set = sets.GetValueOrDefault(elementSet) ?? throw new FormatException($"element for set '{elementSet}' before 'set {elementSet} TYPE'");
-                        foreach (var element in words.Skip(2))
-                        {
-                            set.Elements.Add(set.ParseElement(element));
-                        }
+                        AddTo(set, words.Skip(2).ToList());
                     }
                     else if (words is ["add", var chainName2, ..])
                     {
@@ -266,7 +286,8 @@ public sealed class PolicyStore
                     }
                     else
                     {
-                        throw new FormatException("expected 'policy CHAIN accept|drop', 'set NAME TYPE', 'element NAME …' or 'add CHAIN RULE'");
+                        throw new FormatException("expected 'flush ruleset', 'policy CHAIN accept|drop', 'set NAME TYPE', 'element NAME …', " +
+                            "'add CHAIN RULE' or 'qos …'");
                     }
                 }
                 catch (Exception error) when (error is FormatException or ArgumentException)
@@ -274,21 +295,27 @@ public sealed class PolicyStore
                     throw new FormatException($"{origin}:{n + 1}: {error.Message}", error);
                 }
             }
+            if (!said && !allowEmpty)
+            {
+                throw new FormatException($"{origin}: there is nothing in it, and an empty restore changes nothing: to remove every rule and set, " +
+                    "write 'flush ruleset'; to accept an empty file as it is, pass --allow-empty.");
+            }
             try
             {
                 // QoS first: it checks everything before it changes anything, and so does the filter's commit.
                 // A file without `qos` lines (a filter-only one) leaves the classes as they are.
-                if (qosLines.Count > 0)
+                var qos = qosLines.Count > 0 ? _qos!.Restore(qosLines, dryRun) : _qos?.Lines() ?? [];
+                Commit(rules, ingress, egress, sets, dryRun);
+                if (!dryRun)
                 {
-                    _qos!.Restore(qosLines);
+                    _nextHandle = handle;
                 }
-                Commit(rules, ingress, egress, sets);
+                return Lines(rules, ingress, egress, sets, qos);
             }
             catch (Exception error) when (error is PcapFilterException or FormatException)
             {
                 throw new FormatException($"{origin}: {error.Message}", error);
             }
-            _nextHandle = handle;
         }
     }
 
@@ -301,10 +328,11 @@ public sealed class PolicyStore
 
     private void Commit(List<FilterRule> rules, FilterAction ingress, FilterAction egress) => Commit(rules, ingress, egress, _sets);
 
-    private void Commit(List<FilterRule> rules, FilterAction ingress, FilterAction egress, Dictionary<string, NamedSet> sets)
+    /// <summary>Compiles the policy (a bad expression or set throws here, before anything changes) and, unless <paramref name="dryRun"/>, puts it in force and on disk.</summary>
+    private void Commit(List<FilterRule> rules, FilterAction ingress, FilterAction egress, Dictionary<string, NamedSet> sets, bool dryRun = false)
     {
-        var frozen = new Dictionary<string, System.Collections.Frozen.FrozenSet<uint>>();
-        System.Collections.Frozen.FrozenSet<uint> SetOf(string name, SetKind kind)
+        var frozen = new Dictionary<string, IntervalSet>();
+        IntervalSet SetOf(string name, SetKind kind)
         {
             if (!sets.TryGetValue(name, out var set))
             {
@@ -333,6 +361,10 @@ public sealed class PolicyStore
         var ingressRules = rules.Where(r => r.Chain == Chain.Ingress).Select(Compile).ToArray();
         var egressRules = rules.Where(r => r.Chain == Chain.Egress).Select(Compile).ToArray();
         var snapshot = new PolicySnapshot(_generation + 1, ingress, egress, ingressRules, egressRules, Log);
+        if (dryRun)
+        {
+            return;
+        }
         foreach (var compiled in ingressRules.Concat(egressRules))
         {
             _counters[compiled.Rule.Handle] = compiled.Counters;
@@ -352,12 +384,17 @@ public sealed class PolicyStore
         Persist();
     }
 
-    /// <summary>The file format: chain policies, sets, rules, and the QoS classes kept with them.</summary>
-    private List<string> Lines(List<FilterRule> rules, FilterAction ingress, FilterAction egress, Dictionary<string, NamedSet> sets)
+    /// <summary>
+    /// The file format: a flush (the file says all there is), chain policies, sets, rules, and the QoS classes kept
+    /// with them. Every rule prints in words the parser reads back equal (names quoted as need be).
+    /// </summary>
+    private static List<string> Lines(List<FilterRule> rules, FilterAction ingress, FilterAction egress, Dictionary<string, NamedSet> sets,
+        IEnumerable<string> qos)
     {
         var lines = new List<string>
         {
             "# Norman filter policy: restored when normand starts; `norman filter save` prints it.",
+            "flush ruleset",
             $"policy ingress {ingress.ToString().ToLowerInvariant()}",
             $"policy egress {egress.ToString().ToLowerInvariant()}",
         };
@@ -370,7 +407,7 @@ public sealed class PolicyStore
             }
         }
         lines.AddRange(rules.Select(r => string.Create(CultureInfo.InvariantCulture, $"add {r.Chain.ToString().ToLowerInvariant()} {r}")));
-        lines.AddRange(_qos?.Lines() ?? []);
+        lines.AddRange(qos);
         return lines;
     }
 
@@ -395,7 +432,7 @@ public sealed class PolicyStore
             string directory = Path.GetDirectoryName(Path.GetFullPath(_file))!;
             Directory.CreateDirectory(directory);
             string temporary = Path.Combine(directory, $".{Path.GetFileName(_file)}.{Environment.ProcessId}.tmp");
-            File.WriteAllLines(temporary, Lines(_rules, _ingressPolicy, _egressPolicy, _sets));
+            File.WriteAllLines(temporary, Lines(_rules, _ingressPolicy, _egressPolicy, _sets, _qos?.Lines() ?? []));
             File.Move(temporary, _file, overwrite: true);
         }
         catch (Exception error) when (error is IOException or UnauthorizedAccessException)

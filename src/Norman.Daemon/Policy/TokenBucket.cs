@@ -2,12 +2,15 @@ using System.Diagnostics;
 
 namespace Norman.Daemon.Policy;
 
-/// <summary>A token bucket for rate limits and log limits: <c>rate</c> tokens a second, at most <c>burst</c> saved.</summary>
-public sealed class TokenBucket(long ratePerSecond, long burst)
+/// <summary>
+/// A token bucket for rate limits and log limits: <c>rate</c> tokens a second (a fraction, for a limit per hour), at
+/// most <c>capacity</c> saved; it starts full.
+/// </summary>
+public sealed class TokenBucket(double ratePerSecond, double capacity)
 {
-    private readonly double _perTick = (double)ratePerSecond / Stopwatch.Frequency;
-    private readonly double _burst = Math.Max(1, burst);
-    private double _tokens = Math.Max(1, burst);
+    private readonly double _perTick = ratePerSecond / Stopwatch.Frequency;
+    private readonly double _burst = Math.Max(1, capacity);
+    private double _tokens = Math.Max(1, capacity);
     private long _last;
 
     /// <summary>Takes <paramref name="cost"/> tokens if there are that many; false (and nothing taken) otherwise.</summary>

@@ -67,9 +67,10 @@ public static class QosParser
             throw new FormatException($"The match '{string.Join(' ', words)}' ends too soon: its last word needs a value, " +
                 "e.g. 'app kvdb', 'uid 1000', 'sport 6379'.", error);
         }
-        if (rule.Pcap is not null || rule.CtStates != ConnectionState.None || rule.LimitRate > 0 || rule.IcmpType >= 0
-            || rule.TcpFlags != 0 || rule.TcpFlagsMask != 0 || rule.LengthLow != 0 || rule.LengthHigh != int.MaxValue
-            || rule.SourceSet is not null || rule.DestinationSet is not null || rule.SourcePortSet is not null || rule.DestinationPortSet is not null)
+        if (rule.Pcap is not null || rule.CtStates != ConnectionState.None || rule.LimitRate > 0 || rule.IcmpTypes is not null
+            || rule.Flags is not null || rule.Lengths is not null || rule.Protocols is not null
+            || rule.Source?.SetName is not null || rule.Destination?.SetName is not null || rule.SourcePorts?.SetName is not null
+            || rule.DestinationPorts?.SetName is not null)
         {
             throw new FormatException("A QoS match chooses sockets, not packets: use app, uid, gid, pid, cgroup, udp|tcp, sport (the " +
                 "application's port), dport, ip saddr or ip daddr (its connected peer), dscp (as its packets carry it).");

@@ -53,6 +53,8 @@ public sealed class QosSnapshot
     {
         var view = new ParsedPacket
         {
+            Kind = socket.Protocol == Norman.Core.Packets.IpProtocols.Tcp ? Norman.Core.Packets.PacketKind.Tcp : Norman.Core.Packets.PacketKind.Udp,
+            IpVersion = 4,
             Dscp = dscp,
             Protocol = socket.Protocol,
             Source = socket.LocalAddress.IsUnspecified ? hostAddress : socket.LocalAddress,

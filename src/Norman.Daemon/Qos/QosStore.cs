@@ -139,13 +139,17 @@ public sealed class QosStore : IDisposable
     /// </summary>
     public IReadOnlyList<string> Lines()
     {
-        var classes = Volatile.Read(ref _classes);
-        var matches = Volatile.Read(ref _matches);
-        return classes.Select(c => $"qos class {c}").Concat(matches.Select(m => $"qos match {m.ClassName} {m}")).ToList();
+        return Format(Volatile.Read(ref _classes), Volatile.Read(ref _matches));
     }
 
-    /// <summary>Replaces every class and match with those of policy-file lines (each without its leading "qos").</summary>
-    public void Restore(IReadOnlyList<(List<string> Words, string Where)> lines)
+    private static List<string> Format(IEnumerable<TrafficClass> classes, IEnumerable<ClassMatch> matches) =>
+        classes.Select(c => $"qos class {c}").Concat(matches.Select(m => $"qos match {m.ClassName} {m}")).ToList();
+
+    /// <summary>
+    /// Replaces every class and match with those of policy-file lines (each without its leading "qos"); with
+    /// <paramref name="dryRun"/>, checks them exactly so and changes nothing. Returns the lines the classes would save as.
+    /// </summary>
+    public IReadOnlyList<string> Restore(IReadOnlyList<(List<string> Words, string Where)> lines, bool dryRun = false)
     {
         lock (_gate)
         {
@@ -184,12 +188,21 @@ public sealed class QosStore : IDisposable
                     throw new FormatException($"{where}: {error.Message}", error);
                 }
             }
-            Commit(classes, matches, persist: false);
-            _nextHandle = handle;
+            if (dryRun)
+            {
+                Check(classes, matches);
+            }
+            else
+            {
+                Commit(classes, matches, persist: false);
+                _nextHandle = handle;
+            }
+            return Format(classes, matches);
         }
     }
 
-    private void Commit(List<TrafficClass> classes, List<ClassMatch> matches, bool persist = true)
+    /// <summary>What a commit checks before it changes anything: the guarantees fit the line, every match compiles.</summary>
+    private (ClassState[] States, (CompiledRule, int)[] Matches) Check(List<TrafficClass> classes, List<ClassMatch> matches)
     {
         long guaranteed = classes.Sum(c => c.RateBits);
         if (LineRateBits > 0 && guaranteed > LineRateBits)
@@ -197,6 +210,13 @@ public sealed class QosStore : IDisposable
             throw new FormatException($"The classes' rates add up to {TrafficClass.FormatRate(guaranteed)}, more than the line rate " +
                 $"({TrafficClass.FormatRate(LineRateBits)}): no scheduler can guarantee them all. Lower a rate, or raise --line-rate.");
         }
+        var states = classes.Select((c, i) => new ClassState(c, i, _counters.GetValueOrDefault(c.Name) ?? new ClassCounters())).ToArray();
+        var compiled = matches.Select(m => (new CompiledRule(m.Rule, _names, new RuleCounters()), classes.FindIndex(c => c.Name == m.ClassName))).ToArray();
+        return (states, compiled);
+    }
+
+    private void Commit(List<TrafficClass> classes, List<ClassMatch> matches, bool persist = true)
+    {
         foreach (var @class in classes)
         {
             if (!_counters.ContainsKey(@class.Name))
@@ -204,8 +224,7 @@ public sealed class QosStore : IDisposable
                 _counters[@class.Name] = new ClassCounters();
             }
         }
-        var states = classes.Select((c, i) => new ClassState(c, i, _counters[c.Name])).ToArray();
-        var compiled = matches.Select(m => (new CompiledRule(m.Rule, _names, new RuleCounters()), classes.FindIndex(c => c.Name == m.ClassName))).ToArray();
+        var (states, compiled) = Check(classes, matches);
         var snapshot = new QosSnapshot(_generation + 1, states, compiled);
         foreach (var gone in _counters.Keys.Where(n => classes.All(c => c.Name != n)).ToList())
         {

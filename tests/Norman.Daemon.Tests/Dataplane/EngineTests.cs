@@ -250,4 +250,41 @@ public sealed class EngineTests : IDisposable
         Assert.NotSame(_wire.Engine.Qos, other.Engine.Qos);
         Assert.NotSame(_wire.Engine.Qos.Classes[0], other.Engine.Qos.Classes[0]);
     }
+
+    [Theory]
+    [InlineData(new ushort[] { 7 }, false)]
+    [InlineData(new ushort[] { 4094 }, false)]
+    [InlineData(new ushort[] { 0, 7 }, false)]
+    [InlineData(new ushort[] { 0 }, true)] // priority-tagged only: taken as untagged, as Linux does
+    public void A_frame_tagged_with_a_vlan_is_not_this_hosts_and_is_counted(ushort[] vlans, bool delivered)
+    {
+        var app = _wire.Bind(5000);
+        _wire.Peer.SendFrame(Tagged(UdpFrame(40000, 5000, "tagged"u8), vlans));
+        _wire.Breathe();
+
+        Assert.Equal(delivered ? 1 : 0, app.ReceiveAll().Count);
+        Assert.Equal(delivered ? 0 : 1, _wire.Engine.Counters.Drops(DropReason.VlanNotConfigured));
+    }
+
+    private byte[] UdpFrame(ushort sourcePort, ushort destinationPort, ReadOnlySpan<byte> payload)
+    {
+        var frame = new byte[EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV4 + payload.Length];
+        EthernetHeader.Write(frame, _wire.Peer.HostMac, _wire.Peer.Mac, EtherTypes.IPv4);
+        payload.CopyTo(frame.AsSpan(EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV4));
+        UdpPacketBuilder.WriteHeaders(frame.AsSpan(EthernetHeader.Size), EngineHarness.PeerAddress, sourcePort, EngineHarness.HostAddress,
+            destinationPort, payload.Length);
+        return frame;
+    }
+
+    /// <summary>The frame with 802.1Q tags (outermost first) between its MAC addresses and its EtherType.</summary>
+    private static byte[] Tagged(byte[] frame, ushort[] vlans)
+    {
+        var tagged = new List<byte>(frame[..12]);
+        foreach (ushort vlan in vlans)
+        {
+            tagged.AddRange([0x81, 0x00, (byte)(vlan >> 8), (byte)vlan]);
+        }
+        tagged.AddRange(frame[12..]);
+        return [.. tagged];
+    }
 }

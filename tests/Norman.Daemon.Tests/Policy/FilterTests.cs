@@ -189,7 +189,7 @@ public sealed class FilterTests : IDisposable
             // Every few batches a new ruleset, which accepts this flow by another rule each time.
             if (breath % 3 == 0)
             {
-                _policy.Restore([breath % 2 == 0 ? "add ingress udp dport 5000 accept" : "add ingress ip saddr 198.18.0.2/32 accept", "policy ingress drop"], "swap");
+                _policy.Restore(["flush ruleset", breath % 2 == 0 ? "add ingress udp dport 5000 accept" : "add ingress ip saddr 198.18.0.2/32 accept", "policy ingress drop"], "swap");
             }
             _wire.Engine.DoWork();
             received += app.ReceiveAll().Count;
@@ -335,9 +335,9 @@ public sealed class FilterTests : IDisposable
     }
 
     [Fact]
-    public void A_tcp_reject_answers_the_peer_with_a_reset()
+    public void A_tcp_reject_with_tcp_reset_answers_the_peer_with_a_reset()
     {
-        Rule("ingress", "tcp dport 80 reject");
+        Rule("ingress", "tcp dport 80 reject with tcp reset");
         _wire.Peer.SendFrame(TcpFrame(TcpHeader.Syn));
         _wire.Breathe();
         Assert.Equal(1, _wire.Engine.Counters.TcpResetsSent);
@@ -471,7 +471,7 @@ public sealed class FilterTests : IDisposable
         _wire.Breathe();
         Assert.Single(app.ReceiveAll());
         Assert.Equal(2, RuleCount(0));
-        Assert.Equal("dscp 34 drop", _policy.List().Rules[0].Rule.ToString());
+        Assert.Equal("ip dscp af41 drop", _policy.List().Rules[0].Rule.ToString());
         Assert.False(_wire.Engine.Policy.IsCacheable(Chain.Ingress));
     }
 }

@@ -44,6 +44,8 @@ public sealed unsafe partial class AfPacketPort : IPort
     private int _packetsLeftInBlock = -1;
     private byte* _nextPacket;
     private bool _disposed;
+    /// <summary>GRO turned off on the interface while the port holds it (see <see cref="ReceiveMerging"/>).</summary>
+    private ReceiveMerging? _merging;
 
     public AfPacketPort(string device, long lineRateBitsPerSecond)
     {
@@ -94,7 +96,7 @@ public sealed unsafe partial class AfPacketPort : IPort
             {
                 throw Failure("PACKET_ADD_MEMBERSHIP (promiscuous)", "");
             }
-            TurnOffReceiveMerging(device);
+            _merging = ReceiveMerging.TurnOff(device);
         }
         catch
         {
@@ -246,6 +248,7 @@ public sealed unsafe partial class AfPacketPort : IPort
             return;
         }
         _disposed = true;
+        _merging?.Dispose();
         if (_ring != null)
         {
             Munmap(_ring, (nuint)_ringBytes);
@@ -256,23 +259,6 @@ public sealed unsafe partial class AfPacketPort : IPort
         }
         NativeMemory.Free(_messages);
         NativeMemory.Free(_iovecs);
-    }
-
-    /// <summary>
-    /// Generic receive offload merges a flow's segments into one large frame for the host's own TCP, and a packet
-    /// socket would see that frame, not the wire's: Norman, which replaces that TCP on this interface, turns it off
-    /// (ETHTOOL_SGRO), as DPDK takes a NIC over whole. Best effort: a driver without GRO has nothing to turn off.
-    /// </summary>
-    private void TurnOffReceiveMerging(string device)
-    {
-        const uint EthtoolSetGro = 0x2c;
-        const nuint SiocEthtool = 0x8946;
-        var value = stackalloc uint[2] { EthtoolSetGro, 0 };
-        var request = stackalloc byte[40]; // struct ifreq: the name, then ifr_data
-        new Span<byte>(request, 40).Clear();
-        System.Text.Encoding.ASCII.GetBytes(device, new Span<byte>(request, 15));
-        *(uint**)(request + 16) = value;
-        Ioctl(_fd, SiocEthtool, request);
     }
 
     private void SetOption(int option, int value, string name)
@@ -306,9 +292,6 @@ public sealed unsafe partial class AfPacketPort : IPort
 
     [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
     private static partial int SetSockOpt(int fd, int level, int name, void* value, int length);
-
-    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
-    private static partial int Ioctl(int fd, nuint request, void* argument);
 
     [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
     private static partial int Bind(int fd, void* address, int length);

@@ -67,27 +67,38 @@ public sealed class LineRate
         }
     }
 
-    /// <summary>Parses "10G", "1g", "100M", "2.5Gbit", "0" (unlimited) into bits per second.</summary>
+    /// <summary>Parses "10G", "100M", "2.5Gbit", "12mbps" (bytes, as tc), "0" (unlimited) into bits per second.</summary>
     public static long Parse(string text)
     {
+        // tc's units (tc(8), RATES): "bit" or a bare number are bits per second, "bps" BYTES per second, each with an SI
+        // (k, m, g, t) or IEC (ki, mi, gi, ti) prefix; and ours, a bare prefix (10G) and "bit/s", are bits.
         string value = text.Trim().ToLowerInvariant();
-        foreach (string suffix in new[] { "bit/s", "bps", "bit" })
+        double unit = 1;
+        if (value.EndsWith("bit/s", StringComparison.Ordinal) || value.EndsWith("bit", StringComparison.Ordinal))
         {
-            if (value.EndsWith(suffix, StringComparison.Ordinal))
-            {
-                value = value[..^suffix.Length];
-            }
+            value = value[..value.LastIndexOf("bit", StringComparison.Ordinal)];
         }
-        double multiplier = 1;
-        if (value.Length > 0 && "kmgt".Contains(value[^1], StringComparison.Ordinal))
+        else if (value.EndsWith("bps", StringComparison.Ordinal))
         {
-            multiplier = value[^1] switch { 'k' => 1e3, 'm' => 1e6, 'g' => 1e9, _ => 1e12 };
+            value = value[..^3];
+            unit = 8;
+        }
+        double prefix = 1;
+        if (value.EndsWith('i') && value.Length > 1 && "kmgt".Contains(value[^2], StringComparison.Ordinal))
+        {
+            prefix = value[^2] switch { 'k' => 1024.0, 'm' => 1024.0 * 1024, 'g' => 1024.0 * 1024 * 1024, _ => 1024.0 * 1024 * 1024 * 1024 };
+            value = value[..^2];
+        }
+        else if (value.Length > 0 && "kmgt".Contains(value[^1], StringComparison.Ordinal))
+        {
+            prefix = value[^1] switch { 'k' => 1e3, 'm' => 1e6, 'g' => 1e9, _ => 1e12 };
             value = value[..^1];
         }
-        if (!double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double number) || number < 0)
+        if (!double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double number)
+            || number < 0 || double.IsInfinity(number) || number * prefix * unit > long.MaxValue)
         {
-            throw new FormatException($"'{text}' is not a line rate: write it like 10G, 1g, 100M or 0 for no limit.");
+            throw new FormatException($"'{text}' is not a rate: write it like 10G, 100M or 100mbit (bits per second), 12mbps (bytes per second, as tc reads it), or 0 for no limit.");
         }
-        return (long)(number * multiplier);
+        return (long)(number * prefix * unit);
     }
 }

@@ -26,6 +26,7 @@ public sealed class DeliverStage(DataplaneCounters counters, SocketSet sockets)
             {
                 socket.Counters.Drop(DropReason.RxPipeFull);
                 counters.Drop(DropReason.RxPipeFull);
+                batch.MarkDropped(i, DropReason.RxPipeFull);
                 continue;
             }
             Norman.Core.Memory.PacketCopy.To(ip, slot);

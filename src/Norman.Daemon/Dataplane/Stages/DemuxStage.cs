@@ -23,8 +23,9 @@ public sealed class DemuxStage(DataplaneCounters counters, SocketLookup sockets,
             }
             if (VerifyChecksums && !batch.IsChecksumTrusted(i) && !InternetChecksum.IsValidTransport(batch.Frame(i), packet))
             {
-                counters.Drop(packet.Kind == PacketKind.Udp ? DropReason.BadUdpChecksum : DropReason.BadTcpChecksum);
-                batch.MarkDone(i);
+                var reason = packet.Kind == PacketKind.Udp ? DropReason.BadUdpChecksum : DropReason.BadTcpChecksum;
+                counters.Drop(reason);
+                batch.MarkDropped(i, reason);
                 continue;
             }
             if (sockets.TryFind(packet.Protocol, packet.Destination, packet.DestinationPort, packet.Source, packet.SourcePort, out int slot))

@@ -6,12 +6,12 @@ namespace Norman.Daemon.Dataplane.Stages;
 /// <summary>
 /// Ingress (after demultiplexing, so a packet's owner is known) and egress (after validation): runs the chain of
 /// the current <see cref="PolicySnapshot"/> over every IP packet. Drop and reject are counted drops against the
-/// owning socket; reject on ingress also answers a datagram with ICMP port unreachable and a TCP segment with a
-/// reset, as iptables' REJECT does.
+/// owning socket; reject on ingress also answers, as nft's reject does: ICMP port unreachable (or the code the rule
+/// names), or a TCP reset for 'reject with tcp reset' — through <see cref="HostReplies"/>, under its rate limits.
 /// A chain with no rules and an accepting policy costs one test per batch. When a rule matches on ct state,
 /// every packet's connection state is looked up first and every accepted packet tracked.
 /// </summary>
-public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketSet sockets, HostStage host, Conntrack conntrack)
+public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketSet sockets, HostReplies replies, Conntrack conntrack)
 {
     private readonly bool _outbound = chain == Chain.Egress;
 
@@ -110,25 +110,36 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             {
                 if (track)
                 {
-                    conntrack.Track(packet, _outbound, now, flow);
+                    conntrack.Track(frame, packet, _outbound, now, flow);
                 }
                 continue;
             }
             counters.Drop(_reason);
             socket?.Counters.Drop(_reason);
             // Done, but remembered: a capture placed before the filter still records it, with what decided.
-            batch.MarkFiltered(i, verdict == FilterAction.Reject ? (byte)2 : (byte)1, decidedBy);
+            batch.MarkFiltered(i, verdict == FilterAction.Reject ? (byte)2 : (byte)1, decidedBy, _reason);
             if (verdict == FilterAction.Reject && chain == Chain.Ingress && packet.IpVersion == 4)
             {
-                if (packet.Kind == PacketKind.Udp)
-                {
-                    host.SendPortUnreachable(frame, packet);
-                }
-                else if (packet.Kind == PacketKind.Tcp && (packet.TcpFlags & TcpHeader.Rst) == 0)
-                {
-                    host.SendTcpReset(frame, packet);
-                }
+                Reject(frame, packet, policy.Find(decidedBy)?.RejectWith ?? RejectWith.PortUnreachable, now);
             }
         }
+    }
+
+    private void Reject(ReadOnlySpan<byte> frame, in ParsedPacket packet, RejectWith with, long now)
+    {
+        if (with == RejectWith.TcpReset && packet.Kind == PacketKind.Tcp)
+        {
+            replies.SendTcpReset(frame, packet, now);
+            return;
+        }
+        byte code = with switch
+        {
+            RejectWith.NetUnreachable => 0,
+            RejectWith.HostUnreachable => 1,
+            RejectWith.ProtocolUnreachable => 2,
+            RejectWith.AdminProhibited => 13,
+            _ => IcmpHeader.PortUnreachableCode,
+        };
+        replies.SendUnreachable(frame, packet, code, now);
     }
 }

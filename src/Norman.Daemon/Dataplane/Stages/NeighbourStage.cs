@@ -9,7 +9,7 @@ namespace Norman.Daemon.Dataplane.Stages;
 /// asked for waits in a small queue (Linux keeps a few per neighbour too) and leaves when the answer comes; one
 /// whose neighbour never answers is a counted drop.
 /// </summary>
-public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets, HostInterface host, NeighbourTable neighbours, HostStage hostStage)
+public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets, HostInterface host, NeighbourTable neighbours, HostReplies replies)
 {
     private readonly FrameQueue _waiting = new(64);
 
@@ -111,7 +111,7 @@ public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets
         var result = neighbours.Resolve(nextHop.V4, now, out mac, out bool shouldProbe);
         if (shouldProbe)
         {
-            hostStage.RequestArp(nextHop);
+            replies.RequestArp(nextHop);
         }
         return result;
     }

@@ -3,8 +3,9 @@ using Norman.Core.Packets;
 namespace Norman.Daemon.Dataplane.Stages;
 
 /// <summary>
-/// Ingress, first stage: parse every frame; a malformed one, one longer than the MTU allows, or one addressed to
-/// another MAC, is a counted drop.
+/// Ingress, first stage: parse every frame; a malformed one, one longer than the MTU allows, one tagged with a VLAN
+/// (Norman has no VLAN interfaces: a tagged frame belongs to another network), or one addressed to another MAC, is a
+/// counted drop.
 /// </summary>
 public sealed class ParseStage(DataplaneCounters counters, HostInterface host)
 {
@@ -20,21 +21,29 @@ public sealed class ParseStage(DataplaneCounters counters, HostInterface host)
             {
                 // Ports hand over at most a frame buffer of a longer frame, so its length is all this can trust.
                 counters.Drop(DropReason.FrameTooLong);
-                batch.MarkDone(i);
+                batch.MarkDropped(i, DropReason.FrameTooLong);
                 continue;
             }
             var error = PacketParser.Parse(frame, out batch.Parsed(i));
             if (error != ParseError.None)
             {
                 counters.Drop((DropReason)(int)error);
-                batch.MarkDone(i);
+                batch.MarkDropped(i, (DropReason)(int)error);
+                continue;
+            }
+            ref var parsed = ref batch.Parsed(i);
+            if (parsed.VlanCount > 1 || parsed.VlanCount == 1 && parsed.VlanId != 0)
+            {
+                // A single tag of VLAN 0 only carries a priority (802.1p), and Linux takes it as untagged: so does this.
+                counters.Drop(DropReason.VlanNotConfigured);
+                batch.MarkDropped(i, DropReason.VlanNotConfigured);
                 continue;
             }
             var destination = EthernetHeader.Destination(frame);
             if (destination != host.Mac && !destination.IsBroadcast && !host.ListensTo(destination))
             {
                 counters.Drop(DropReason.NotForThisHost);
-                batch.MarkDone(i);
+                batch.MarkDropped(i, DropReason.NotForThisHost);
             }
         }
     }

@@ -25,7 +25,7 @@ public sealed class PoliceStage(DataplaneCounters counters, SocketSet sockets, H
             {
                 continue;
             }
-            batch.MarkDone(i);
+            batch.MarkDropped(i, DropReason.Policed);
             @class.Counters.PolicedDrops++;
             socket.Counters.Drop(DropReason.Policed);
             counters.Drop(DropReason.Policed);
