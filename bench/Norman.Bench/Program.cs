@@ -204,7 +204,13 @@ root.SetAction(result =>
         var tappedFigure = new Measurement("engine_capture_nomatch_instructions_per_packet_64", "the same with a capture matching nothing (tcp port 9)", "instructions");
         var cost = new Measurement("engine_capture_nomatch_instructions_percent", "what a capture matching nothing adds to the engine's instructions per packet", "%");
         var tracked = new Measurement("engine_conntrack_instructions_per_packet_64", "the same with connection tracking asked about every packet (a `ct state invalid drop` rule)", "instructions");
-        tracked.Add(InstructionCounts.PerPacket(null, counted, conntrack: true).Total);
+        var (withConntrack, conntrackProfile) = InstructionCounts.PerPacket(null, counted, conntrack: true);
+        tracked.Add(withConntrack);
+        Console.Error.WriteLine("instructions per packet by method, with connection tracking asked about every packet:");
+        foreach (var (method, perPacket) in conntrackProfile.OrderByDescending(m => m.Value).Take(12))
+        {
+            Console.Error.WriteLine($"  {perPacket,8:F1}  {method}");
+        }
         aloneFigure.Add(alone);
         tappedFigure.Add(tapped);
         cost.Add((tapped / alone - 1) * 100);

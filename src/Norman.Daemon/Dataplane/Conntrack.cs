@@ -45,6 +45,8 @@ public sealed class Conntrack
     private readonly Stack<int> _free;
     private readonly long _ticksPerSecond;
     private readonly long _ticksPerMillisecond;
+    private long _clockTicks = long.MinValue;
+    private uint _clockMilliseconds;
     private long _breaths;
     private int _sweepCursor;
 
@@ -177,6 +179,11 @@ public sealed class Conntrack
     /// </summary>
     public void Track(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound, long now, int flow = -1)
     {
+        if (flow >= 0)
+        {
+            Refresh(ref _entries[flow], frame, packet, outbound, now); // found by StateOf for this very packet
+            return;
+        }
         FlowKey key;
         switch (packet.Kind)
         {
@@ -189,7 +196,7 @@ public sealed class Conntrack
             default:
                 return;
         }
-        if (flow < 0 && _flows.TryGet(key, out int found))
+        if (_flows.TryGet(key, out int found))
         {
             if (!Expired(found, now) && !(packet.Kind == PacketKind.Tcp && Reopens(_entries[found], packet, outbound)))
             {
@@ -236,13 +243,22 @@ public sealed class Conntrack
         bool fromReply = entry.OriginLocal != outbound;
         if (packet.Kind == PacketKind.Tcp)
         {
-            var copy = entry;
-            if (!TcpTracking.Apply(ref copy.Tcp, ref copy.Original, ref copy.Reply, frame, packet, fromReply))
-            {
-                return; // invalid: accepted by the filter, perhaps, but no part of the connection's life
-            }
-            entry = copy;
+            RefreshTcp(ref entry, frame, packet, fromReply, now);
+            return;
         }
+        entry.Replied |= fromReply;
+        entry.LastSeen = Clock(now);
+    }
+
+    /// <summary>A TCP segment moves its connection along only if it is valid there (its state and windows).</summary>
+    private void RefreshTcp(ref Entry entry, ReadOnlySpan<byte> frame, in ParsedPacket packet, bool fromReply, long now)
+    {
+        var copy = entry;
+        if (!TcpTracking.Apply(ref copy.Tcp, ref copy.Original, ref copy.Reply, frame, packet, fromReply))
+        {
+            return; // invalid: accepted by the filter, perhaps, but no part of the connection's life
+        }
+        entry = copy;
         entry.Replied |= fromReply;
         entry.LastSeen = Clock(now);
     }
@@ -305,7 +321,17 @@ public sealed class Conntrack
         return _flows.TryGet(key, out int index) && !Expired(index, now) ? ConnectionState.Related : ConnectionState.Invalid;
     }
 
-    private uint Clock(long now) => (uint)(now / _ticksPerMillisecond);
+    /// <summary>The dataplane's clock in milliseconds; divided once a breath (every packet of a breath has the same <paramref name="now"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private uint Clock(long now)
+    {
+        if (now != _clockTicks)
+        {
+            _clockTicks = now;
+            _clockMilliseconds = (uint)(now / _ticksPerMillisecond);
+        }
+        return _clockMilliseconds;
+    }
 
     private bool Expired(int index, long now)
     {

@@ -42,6 +42,8 @@ public sealed class Engine
     private volatile QosSnapshot? _publishedQos;
     private volatile TraceTap? _trace;
     private Norman.Daemon.Capture.CaptureTap[] _taps = [];
+    /// <summary>Some tap sits at the port (sees every received frame after the stages, not only those on the path).</summary>
+    private bool _portTaps;
     private long _unixNanoseconds;
     private readonly List<(RemoveSocketCommand Command, long Deadline)> _closing = new();
     private readonly object _postGate = new();
@@ -185,10 +187,12 @@ public sealed class Engine
         _parse.Run(_rx);
         _demux.Run(_rx);
         _ingressFilter.Run(_rx, 0, _policy, now, _trace);
+        var mix = default(Norman.Daemon.Capture.ProtocolMix);
         if (_taps.Length > 0)
         {
             // After the filter, which marks what it stopped: a tap "before the filter" still sees those, with the verdict.
-            Tap(_rx, Norman.Core.Capture.CaptureRecord.Inbound);
+            mix = Norman.Daemon.Capture.ProtocolMix.Of(_rx);
+            Tap(_rx, mix, Norman.Core.Capture.CaptureRecord.Inbound);
         }
         if (_qos.Polices)
         {
@@ -196,10 +200,11 @@ public sealed class Engine
         }
         _host.Run(_rx, now);
         _deliver.Run(_rx, _breaths, now);
-        if (_taps.Length > 0)
+        if (_portTaps)
         {
             // Last, so that it knows what became of every frame: the port's tap sees them all, drops with their reason.
-            Tap(_rx, Norman.Core.Capture.CaptureRecord.Inbound, atPort: true);
+            // (The stages do not rewrite received frames: the mix taken above still holds.)
+            Tap(_rx, mix, Norman.Core.Capture.CaptureRecord.Inbound, atPort: true);
         }
         Counters.Batches++;
         return received;
@@ -231,7 +236,7 @@ public sealed class Engine
         if (_taps.Length > 0)
         {
             FrameWhatTheFilterStopped(_tx, first);
-            Tap(_tx, Norman.Core.Capture.CaptureRecord.Outbound);
+            Tap(_tx, Norman.Daemon.Capture.ProtocolMix.Of(_tx), Norman.Core.Capture.CaptureRecord.Outbound);
         }
         int wireFull = _port.Transmit(_tx, now);
         for (int i = 0; i < wireFull; i++)
@@ -271,10 +276,9 @@ public sealed class Engine
     }
 
     /// <summary>Offers the batch to every capture tap; each takes what passes its filter and publishes its ring.</summary>
-    private void Tap(PacketBatch batch, byte direction, bool atPort = false)
+    private void Tap(PacketBatch batch, in Norman.Daemon.Capture.ProtocolMix mix, byte direction, bool atPort = false)
     {
         var taps = _taps;
-        var mix = Norman.Daemon.Capture.ProtocolMix.Of(batch);
         for (int t = 0; t < taps.Length; t++)
         {
             taps[t].OfferBatch(batch, mix, direction, _sockets, ref _unixNanoseconds, atPort);
@@ -338,9 +342,11 @@ public sealed class Engine
                 break;
             case AddTapCommand add:
                 _taps = [.. _taps, add.Tap];
+                _portTaps = _taps.Any(t => t.AtPort);
                 break;
             case RemoveTapCommand remove:
                 _taps = _taps.Where(t => t != remove.Tap).ToArray();
+                _portTaps = _taps.Any(t => t.AtPort);
                 break;
             case ListFlowsCommand list:
                 _listings.Add(list);

@@ -15,12 +15,20 @@ public sealed class PacketBatch
     private readonly byte[] _memory = GC.AllocateArray<byte>(Capacity * FrameSize, pinned: true);
     private readonly int[] _lengths = new int[Capacity];
     private readonly ParsedPacket[] _parsed = new ParsedPacket[Capacity];
-    private readonly bool[] _done = new bool[Capacity];
-    private readonly bool[] _checksumTrusted = new bool[Capacity];
-    private readonly int[] _socketSlot = new int[Capacity];
-    private readonly byte[] _filterVerdict = new byte[Capacity];
-    private readonly long[] _decidingRule = new long[Capacity];
-    private readonly DropReason[] _dropReason = new DropReason[Capacity];
+    private readonly FrameState[] _state = new FrameState[Capacity];
+
+    /// <summary>What the stages have said of a frame, side by side: <see cref="Append"/> resets it with one store.</summary>
+    private struct FrameState
+    {
+        public long DecidingRule;
+        public int SocketSlot;
+        public bool Done;
+        public bool ChecksumTrusted;
+        public byte FilterVerdict;
+        public DropReason DropReason;
+
+        public static readonly FrameState Fresh = new() { SocketSlot = -1 };
+    }
 
     public int Count { get; private set; }
     public bool IsFull => Count == Capacity;
@@ -35,53 +43,50 @@ public sealed class PacketBatch
     public void Append(int length)
     {
         _lengths[Count] = length;
-        _done[Count] = false;
-        _checksumTrusted[Count] = false;
-        _filterVerdict[Count] = 0;
-        _decidingRule[Count] = 0;
-        _dropReason[Count] = DropReason.None;
-        _socketSlot[Count] = -1;
+        _state[Count] = FrameState.Fresh;
         Count++;
     }
 
     /// <summary>True once a stage has finished with the packet (dropped it, or answered it itself); later stages skip it.</summary>
-    public bool IsDone(int index) => _done[index];
+    public bool IsDone(int index) => _state[index].Done;
 
-    public void MarkDone(int index) => _done[index] = true;
+    public void MarkDone(int index) => _state[index].Done = true;
 
     /// <summary>Finishes with a packet the dataplane drops, remembering why, for a capture at the port (and counting nothing: the caller counts).</summary>
     public void MarkDropped(int index, DropReason reason)
     {
-        _dropReason[index] = reason;
-        _done[index] = true;
+        ref var state = ref _state[index];
+        state.DropReason = reason;
+        state.Done = true;
     }
 
     /// <summary>Why the packet was dropped; None for one delivered, answered, or still on its way.</summary>
-    public DropReason DropReasonOf(int index) => _dropReason[index];
+    public DropReason DropReasonOf(int index) => _state[index].DropReason;
 
     /// <summary>
     /// True when the port vouches for the frame's transport checksum (the kernel verified it, or the frame was made
     /// on this host with the checksum left to offload), as the kernel's CHECKSUM_UNNECESSARY/PARTIAL say.
     /// </summary>
-    public bool IsChecksumTrusted(int index) => _checksumTrusted[index];
+    public bool IsChecksumTrusted(int index) => _state[index].ChecksumTrusted;
 
-    public void MarkChecksumTrusted(int index) => _checksumTrusted[index] = true;
+    public void MarkChecksumTrusted(int index) => _state[index].ChecksumTrusted = true;
 
     /// <summary>What the filter did with a packet it stopped (0: it did not; 1: dropped; 2: rejected), and the rule's handle (0: the policy).</summary>
-    public byte FilterVerdict(int index) => _filterVerdict[index];
+    public byte FilterVerdict(int index) => _state[index].FilterVerdict;
 
-    public long DecidingRule(int index) => _decidingRule[index];
+    public long DecidingRule(int index) => _state[index].DecidingRule;
 
     public void MarkFiltered(int index, byte verdict, long rule, DropReason reason)
     {
-        _dropReason[index] = reason;
-        _filterVerdict[index] = verdict;
-        _decidingRule[index] = rule;
-        _done[index] = true;
+        ref var state = ref _state[index];
+        state.DropReason = reason;
+        state.FilterVerdict = verdict;
+        state.DecidingRule = rule;
+        state.Done = true;
     }
 
     /// <summary>The socket the packet belongs to: its destination on ingress, its sender on egress; -1 for none.</summary>
-    public ref int SocketSlot(int index) => ref _socketSlot[index];
+    public ref int SocketSlot(int index) => ref _state[index].SocketSlot;
 
     /// <summary>Sets the length of a frame whose bytes a stage rewrote.</summary>
     public void SetLength(int index, int length) => _lengths[index] = length;

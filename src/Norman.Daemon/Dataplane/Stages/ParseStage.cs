@@ -24,15 +24,15 @@ public sealed class ParseStage(DataplaneCounters counters, HostInterface host)
                 batch.MarkDropped(i, DropReason.FrameTooLong);
                 continue;
             }
-            var error = PacketParser.Parse(frame, out batch.Parsed(i));
+            ref var parsed = ref batch.Parsed(i);
+            var error = PacketParser.Parse(frame, out parsed);
             if (error != ParseError.None)
             {
                 counters.Drop((DropReason)(int)error);
                 batch.MarkDropped(i, (DropReason)(int)error);
                 continue;
             }
-            ref var parsed = ref batch.Parsed(i);
-            if (parsed.VlanCount > 1 || parsed.VlanCount == 1 && parsed.VlanId != 0)
+            if (parsed.VlanCount != 0 && (parsed.VlanCount > 1 || parsed.VlanId != 0))
             {
                 // A single tag of VLAN 0 only carries a priority (802.1p), and Linux takes it as untagged: so does this.
                 counters.Drop(DropReason.VlanNotConfigured);
