@@ -26,21 +26,34 @@ public static partial class InstructionCounts
     /// (null: none), with connection tracking asked about every packet if <paramref name="conntrack"/>, and the same
     /// per method (the profile: where a packet's instructions go).
     /// </summary>
-    public static (double Total, Dictionary<string, double> ByMethod) PerPacket(string? captureFilter, long packets, bool conntrack = false)
+    public static (double Total, Dictionary<string, double> ByMethod) PerPacket(string? captureFilter, long packets, bool conntrack = false) =>
+        PerPacket(count => ["engine-once", captureFilter ?? "-", WarmUp.ToString(CultureInfo.InvariantCulture),
+            count.ToString(CultureInfo.InvariantCulture), conntrack ? "conntrack" : "-"], packets);
+
+    /// <summary>
+    /// Instructions per 64-byte packet on the way out, <see cref="QosSchedulerScenario.Sockets"/> full TX pipes → the
+    /// wire (schedule, validate, filter, neighbour, port), with <paramref name="classes"/> QoS classes (0: the default
+    /// class alone), and the profile.
+    /// </summary>
+    public static (double Total, Dictionary<string, double> ByMethod) EgressPerPacket(int classes, long packets) =>
+        PerPacket(count => ["egress-once", classes.ToString(CultureInfo.InvariantCulture), WarmUp.ToString(CultureInfo.InvariantCulture),
+            count.ToString(CultureInfo.InvariantCulture)], packets);
+
+    /// <summary>The difference between a run of N packets and one of 2N, per packet: <paramref name="arguments"/> names the run for a count.</summary>
+    private static (double Total, Dictionary<string, double> ByMethod) PerPacket(Func<long, string[]> arguments, long packets)
     {
-        var (once, onceMethods) = Count(captureFilter, packets, conntrack);
-        var (twice, twiceMethods) = Count(captureFilter, 2 * packets, conntrack);
+        var (once, onceMethods) = Count(arguments(packets), packets);
+        var (twice, twiceMethods) = Count(arguments(2 * packets), 2 * packets);
         var byMethod = twiceMethods.ToDictionary(m => m.Key, m => (double)(m.Value - onceMethods.GetValueOrDefault(m.Key)) / packets);
         return ((double)(twice - once) / packets, byMethod);
     }
 
-    private static (long Total, Dictionary<string, long> ByMethod) Count(string? captureFilter, long packets, bool conntrack)
+    private static (long Total, Dictionary<string, long> ByMethod) Count(string[] run, long packets)
     {
         string output = Path.Combine(Path.GetTempPath(), $"norman-callgrind-{Guid.NewGuid():N}.out");
         var start = new ProcessStartInfo("valgrind") { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var argument in new[] { "--tool=callgrind", $"--callgrind-out-file={output}", "--dump-instr=yes", "--compress-pos=no",
-            "--compress-strings=no", Environment.ProcessPath!, "engine-once",
-            captureFilter ?? "-", WarmUp.ToString(CultureInfo.InvariantCulture), packets.ToString(CultureInfo.InvariantCulture), conntrack ? "conntrack" : "-" })
+            "--compress-strings=no", Environment.ProcessPath! }.Concat(run))
         {
             start.ArgumentList.Add(argument);
         }

@@ -11,7 +11,7 @@ using Norman.Bench;
 //   kernel-echo PORT SECONDS | kernel-ping DEST PORT PAYLOAD COUNT | raw-ring-consume RING LENGTH PACKETS
 //   churn SOCKET APPLICATIONS (sockets closed and reopened until stdin closes)
 //   daemon PORT ADDRESS SOCKET (until stdin closes) | tcp-sink PORT [SOCKET] | tcp-send HOST PORT BYTES [SOCKET]
-// and, under callgrind: engine-once FILTER|- WARMUP PACKETS [conntrack]
+// and, under callgrind: engine-once FILTER|- WARMUP PACKETS [conntrack]; egress-once CLASSES WARMUP PACKETS
 // The soak, run by hand (not in CI): soak [SECONDS] (default 3600) — exit 0 when nothing was lost and nothing grew.
 switch (args.FirstOrDefault())
 {
@@ -40,6 +40,10 @@ switch (args.FirstOrDefault())
         return 0;
     case "churn":
         IsolationScenario.Run(args[1], int.Parse(args[2], CultureInfo.InvariantCulture));
+        return 0;
+    case "egress-once":
+        QosSchedulerScenario.RunOnce(int.Parse(args[1], CultureInfo.InvariantCulture), long.Parse(args[2], CultureInfo.InvariantCulture),
+            long.Parse(args[3], CultureInfo.InvariantCulture));
         return 0;
     case "engine-once":
         EngineOnlyScenario.RunOnce(args[1] == "-" ? null : args[1], long.Parse(args[2], CultureInfo.InvariantCulture),
@@ -216,6 +220,21 @@ root.SetAction(result =>
         cost.Add((tapped / alone - 1) * 100);
         Console.Error.WriteLine($"instructions per packet: {alone:F1} alone, {tapped:F1} with a capture matching nothing ({(tapped / alone - 1) * 100:+0.0;-0.0}%)");
         figures.AddRange([aloneFigure, tappedFigure, cost, tracked]);
+        // The way out: full TX pipes through the scheduler to the wire, with the default class alone and with 10.
+        foreach (int classes in new[] { 0, 10 })
+        {
+            var (egress, egressProfile) = InstructionCounts.EgressPerPacket(classes, counted);
+            var egressFigure = new Measurement(classes == 0 ? "egress_instructions_per_packet_64" : $"egress_qos{classes}_instructions_per_packet_64",
+                $"engine alone: instructions per 64-byte packet, {QosSchedulerScenario.Sockets} full TX pipes → wire, " +
+                (classes == 0 ? "the default class alone" : $"{classes} QoS classes") + " (callgrind, no tiers)", "instructions");
+            egressFigure.Add(egress);
+            figures.Add(egressFigure);
+            Console.Error.WriteLine($"instructions per packet by method, egress with {(classes == 0 ? "the default class" : $"{classes} classes")}:");
+            foreach (var (method, perPacket) in egressProfile.OrderByDescending(m => m.Value).Take(8))
+            {
+                Console.Error.WriteLine($"  {perPacket,8:F1}  {method}");
+            }
+        }
     }
     if (Runs("qos"))
     {

@@ -20,56 +20,89 @@ public static unsafe class QosSchedulerScenario
 
     public static double NanosecondsPerPacket(long packets, int classes)
     {
-        var (engine, peer, host) = BenchWire.Create();
-        engine.Post(new AddNeighbourCommand(peer.Address, peer.Mac));
-        var names = new AppNames();
-        using var qos = new QosStore(engine, names);
-        // Guarantees that add up to 100 Mbit/s, ceilings far above: every class schedules in both phases. The sockets'
-        // ports are 5000…5015: classes past the 16th match nobody, and cost only if the scheduler walks them. All in
-        // one swap, as a policy file is restored.
-        qos.Restore(Enumerable.Range(0, classes).SelectMany(c => new[]
+        using var rig = new Rig(classes);
+        for (var warm = Stopwatch.StartNew(); warm.ElapsedMilliseconds < 400;)
         {
-            (new List<string> { "class", $"c{c}", "band", $"{c % 3}", "weight", $"{1 + c % 7}", "rate", $"{100_000 / classes}k", "ceil", "400G" }, "bench"),
-            (new List<string> { "match", $"c{c}", "udp", "sport", $"{5000 + c % Sockets}" }, "bench"),
-        }).ToList());
-        var owner = new PeerIdentity(Environment.ProcessId, 0, 0, "bench", "bench", "/");
-        var sockets = new NormanSocket[Sockets];
-        var tx = new RingProducer[Sockets];
-        for (int s = 0; s < Sockets; s++)
-        {
-            sockets[s] = new NormanSocket(s + 1, owner, IpProtocols.Udp, NetAddress.FromV4(0), (ushort)(5000 + s), 256, PipeLayout.DefaultSlotSize);
-            engine.Post(new AddSocketCommand(sockets[s].Pipe));
-            tx[s] = new RingProducer(sockets[s].Region.Address + PipeLayout.TxRingOffset(256, PipeLayout.DefaultSlotSize), 256, PipeLayout.DefaultSlotSize);
+            rig.Run(50_000);
         }
-        int payload = DataplaneScenarios.PayloadFor(64);
-        long Run(long count)
+        var clock = Stopwatch.StartNew();
+        long sent = rig.Run(packets);
+        return clock.Elapsed.TotalNanoseconds / sent;
+    }
+
+    /// <summary>
+    /// The same engine and sockets, <paramref name="warmUp"/> packets and then <paramref name="packets"/> more: the unit
+    /// <see cref="InstructionCounts"/> runs under callgrind for the egress path.
+    /// </summary>
+    public static void RunOnce(int classes, long warmUp, long packets)
+    {
+        using var rig = new Rig(classes);
+        rig.Run(warmUp);
+        rig.Run(packets);
+    }
+
+    /// <summary>An engine on an unlimited virtual wire, <see cref="Sockets"/> sockets whose pipes are kept full, and N classes.</summary>
+    private sealed class Rig : IDisposable
+    {
+        private readonly Engine _engine;
+        private readonly NormanSocket[] _sockets = new NormanSocket[Sockets];
+        private readonly RingProducer[] _tx = new RingProducer[Sockets];
+        private readonly QosStore _qos;
+        private readonly NetAddress _host;
+        private readonly NetAddress _peer;
+        private readonly int _payload = DataplaneScenarios.PayloadFor(64);
+
+        public Rig(int classes)
         {
-            long sentBefore = engine.Counters.PortTxPackets;
-            for (long breath = 0; engine.Counters.PortTxPackets - sentBefore < count && breath < count; breath++)
+            var (engine, peer, host) = BenchWire.Create();
+            _engine = engine;
+            _host = host.Address;
+            _peer = peer.Address;
+            engine.Post(new AddNeighbourCommand(peer.Address, peer.Mac));
+            _qos = new QosStore(engine, new AppNames());
+            // Guarantees that add up to 100 Mbit/s, ceilings far above: every class schedules in both phases. The
+            // sockets' ports are 5000…5015: classes past the 16th match nobody, and cost only if the scheduler walks
+            // them. All in one swap, as a policy file is restored.
+            _qos.Restore(Enumerable.Range(0, classes).SelectMany(c => new[]
+            {
+                (new List<string> { "class", $"c{c}", "band", $"{c % 3}", "weight", $"{1 + c % 7}", "rate", $"{100_000 / classes}k", "ceil", "400G" }, "bench"),
+                (new List<string> { "match", $"c{c}", "udp", "sport", $"{5000 + c % Sockets}" }, "bench"),
+            }).ToList());
+            var owner = new PeerIdentity(Environment.ProcessId, 0, 0, "bench", "bench", "/");
+            for (int s = 0; s < Sockets; s++)
+            {
+                _sockets[s] = new NormanSocket(s + 1, owner, IpProtocols.Udp, NetAddress.FromV4(0), (ushort)(5000 + s), 256, PipeLayout.DefaultSlotSize);
+                engine.Post(new AddSocketCommand(_sockets[s].Pipe));
+                _tx[s] = new RingProducer(_sockets[s].Region.Address + PipeLayout.TxRingOffset(256, PipeLayout.DefaultSlotSize), 256, PipeLayout.DefaultSlotSize);
+            }
+        }
+
+        /// <summary>Refills every pipe and runs a breath, until <paramref name="count"/> packets have left; returns how many did.</summary>
+        public long Run(long count)
+        {
+            long sentBefore = _engine.Counters.PortTxPackets;
+            for (long breath = 0; _engine.Counters.PortTxPackets - sentBefore < count && breath < count; breath++)
             {
                 for (int s = 0; s < Sockets; s++)
                 {
-                    for (var slot = tx[s].Claim(); !slot.IsEmpty; slot = tx[s].Claim())
+                    for (var slot = _tx[s].Claim(); !slot.IsEmpty; slot = _tx[s].Claim())
                     {
-                        tx[s].Commit(UdpPacketBuilder.WriteHeaders(slot, host.Address, (ushort)(5000 + s), peer.Address, 9000, payload));
+                        _tx[s].Commit(UdpPacketBuilder.WriteHeaders(slot, _host, (ushort)(5000 + s), _peer, 9000, _payload));
                     }
-                    tx[s].Publish();
+                    _tx[s].Publish();
                 }
-                engine.DoWork();
+                _engine.DoWork();
             }
-            return engine.Counters.PortTxPackets - sentBefore;
+            return _engine.Counters.PortTxPackets - sentBefore;
         }
-        for (var warm = Stopwatch.StartNew(); warm.ElapsedMilliseconds < 400;)
+
+        public void Dispose()
         {
-            Run(50_000);
+            _qos.Dispose();
+            foreach (var socket in _sockets)
+            {
+                socket.Dispose();
+            }
         }
-        var clock = Stopwatch.StartNew();
-        long sent = Run(packets);
-        double nanoseconds = clock.Elapsed.TotalNanoseconds / sent;
-        foreach (var socket in sockets)
-        {
-            socket.Dispose();
-        }
-        return nanoseconds;
     }
 }

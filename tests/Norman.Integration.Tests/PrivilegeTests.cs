@@ -22,7 +22,7 @@ public sealed class PrivilegeTests(ITestOutputHelper output) : DaemonTest
     {
         var operations = typeof(ControlProtocol.Ops).GetFields(BindingFlags.Public | BindingFlags.Static)
             .Where(f => f.IsLiteral).Select(f => (string)f.GetRawConstantValue()!).ToHashSet();
-        Assert.Equal(operations.Order(), OperationPrivileges.All.Keys.Order());
+        Assert.Equal(operations.Order(), ControlPlane.Operations.Keys.Order());
     }
 
     /// <summary>
@@ -59,7 +59,7 @@ public sealed class PrivilegeTests(ITestOutputHelper output) : DaemonTest
             new() { Op = ControlProtocol.Ops.QosDelete, Class = "d" },
             new() { Op = ControlProtocol.Ops.Conntrack },
         };
-        Assert.Equal(OperationPrivileges.All.Where(p => p.Value.Needs == Privilege.Administrator).Select(p => p.Key).Order(),
+        Assert.Equal(ControlPlane.Operations.Where(p => p.Value.Needs == Privilege.Administrator).Select(p => p.Key).Order(),
             requests.Select(r => r.Op).Distinct().Order());
 
         string policyBefore = string.Join('\n', Daemon.Daemon.Policy.Save());

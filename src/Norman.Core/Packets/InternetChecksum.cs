@@ -43,6 +43,13 @@ public static class InternetChecksum
         return (ushort)~sum;
     }
 
+    /// <summary>
+    /// The checksum after one 16-bit word it covers changed from <paramref name="oldWord"/> to
+    /// <paramref name="newWord"/>, without summing the rest again (RFC 1624: HC' = ~(~HC + ~m + m')).
+    /// </summary>
+    public static ushort Adjust(ushort checksum, ushort oldWord, ushort newWord) =>
+        Fold((ulong)(ushort)~checksum + (ushort)~oldWord + newWord);
+
     /// <summary>The checksum to store in a header whose checksum field is zero.</summary>
     public static ushort Compute(ReadOnlySpan<byte> data) => Fold(Add(0, data));
 

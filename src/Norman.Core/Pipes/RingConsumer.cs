@@ -51,8 +51,16 @@ public sealed unsafe class RingConsumer
 
     /// <summary>Packets ready to read; refreshes the producer's index (one acquire load) when the cached one is used up.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int Available()
+    public int Available() => Available(out _);
+
+    /// <summary>
+    /// Packets ready to read, and whether the producer's index was impossible (then 0 are; counted in
+    /// <see cref="CorruptProducerIndex"/>): the reason comes back with the answer, as DPDK's calls return codes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Available(out bool corruptIndex)
     {
+        corruptIndex = false;
         uint available = _cachedProducer - _consumer;
         if (available != 0)
         {
@@ -62,6 +70,7 @@ public sealed unsafe class RingConsumer
         if (producer - _consumer > _capacity)
         {
             CorruptProducerIndex++;
+            corruptIndex = true;
             return 0;
         }
         _cachedProducer = producer;
@@ -70,14 +79,22 @@ public sealed unsafe class RingConsumer
 
     /// <summary>
     /// The packet in the oldest unread slot. The length is read once; a length past the slot is counted, and
-    /// the slot comes back as empty (the caller advances past it). Only call when <see cref="Available"/> &gt; 0.
+    /// the slot comes back as empty (the caller advances past it). Only call when <see cref="Available()"/> &gt; 0.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public ReadOnlySpan<byte> Peek()
+    public ReadOnlySpan<byte> Peek() => Peek(out _);
+
+    /// <summary>
+    /// As <see cref="Peek()"/>, saying why an empty packet came back: <paramref name="corruptLength"/> when the slot's
+    /// length was past the slot (counted in <see cref="CorruptSlotLength"/>); otherwise the slot held no bytes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ReadOnlySpan<byte> Peek(out bool corruptLength)
     {
         byte* slot = _slots + (long)(_consumer & _mask) * _slotSize;
         uint length = Volatile.Read(ref *(uint*)(slot + PipeLayout.SlotLengthOffset));
-        if (length > (uint)DataCapacity)
+        corruptLength = length > (uint)DataCapacity;
+        if (corruptLength)
         {
             CorruptSlotLength++;
             return ReadOnlySpan<byte>.Empty;
@@ -87,7 +104,7 @@ public sealed unsafe class RingConsumer
 
     /// <summary>
     /// The oldest unread slot's first <paramref name="length"/> bytes of data, its length field not read again: the
-    /// length a caller took from <see cref="Peek"/> (and checked) is the one it copies by, whatever the application
+    /// length a caller took from <see cref="Peek()"/> (and checked) is the one it copies by, whatever the application
     /// writes into the field meanwhile. <paramref name="length"/> must be at most <see cref="DataCapacity"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -2,7 +2,11 @@ using System.Runtime.InteropServices;
 
 namespace Norman.Core.Shm;
 
-/// <summary>The Linux system calls .NET does not wrap: memfd, seals, mmap, eventfd, poll and SCM_RIGHTS messages.</summary>
+/// <summary>
+/// The Linux system calls .NET does not wrap, declared once for the library and the daemon: memfd, seals, mmap,
+/// eventfd, poll and SCM_RIGHTS messages; and the daemon's ports and process (packet sockets, TAP, ioctl, rlimits,
+/// CPU affinity, sleeping, statx).
+/// </summary>
 internal static unsafe partial class Libc
 {
     public const int MFD_CLOEXEC = 0x0001;
@@ -118,6 +122,48 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "epoll_wait", SetLastError = true)]
     public static partial int EpollWait(int epoll, EpollEvent* events, int maxEvents, int timeoutMilliseconds);
+
+    // ---- The daemon's ports and process ----
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
+    public static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
+    public static partial int SetSockOpt(int fd, int level, int name, void* value, int length);
+
+    [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
+    public static partial int Bind(int fd, void* address, int length);
+
+    [LibraryImport("libc", EntryPoint = "sendmmsg", SetLastError = true)]
+    public static partial int SendMmsg(int fd, void* messages, uint count, int flags);
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int Ioctl(int fd, nuint request, void* argument);
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Statx(int directory, string path, int flags, uint mask, byte* buffer);
+
+    [LibraryImport("libc", EntryPoint = "getrlimit", SetLastError = true)]
+    public static partial int GetRlimit(int resource, ulong* limit);
+
+    [LibraryImport("libc", EntryPoint = "setrlimit", SetLastError = true)]
+    public static partial int SetRlimit(int resource, ulong* limit);
+
+    [LibraryImport("libc", EntryPoint = "sched_setaffinity", SetLastError = true)]
+    public static partial int SchedSetAffinity(int pid, nint size, ulong* mask);
+
+    [LibraryImport("libc", EntryPoint = "nanosleep")]
+    public static partial int NanoSleep(ref TimeSpec request, IntPtr remaining);
 
     public static int LastError => Marshal.GetLastPInvokeError();
 

@@ -8,7 +8,7 @@ namespace Norman.Daemon.Control;
 /// The control socket: a Unix stream socket that applications and admin tools connect to. Refuses to start over a
 /// live daemon's socket, replaces a stale one, and removes its file when stopped.
 /// </summary>
-public sealed partial class ControlServer : IAsyncDisposable
+public sealed class ControlServer : IAsyncDisposable
 {
     private readonly Socket _listener;
     private readonly ControlPlane _plane;
@@ -85,11 +85,9 @@ public sealed partial class ControlServer : IAsyncDisposable
         const int AtFdCwd = -100, AtSymlinkNoFollow = 0x100;
         const uint StatxType = 0x1;
         var buffer = stackalloc byte[256]; // struct statx; stx_mode is a u16 at offset 28 on every architecture
-        return Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxType, buffer) == 0 && (*(ushort*)(buffer + 28) & 0xF000) == 0xC000;
+        return Libc.Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxType, buffer) == 0 && (*(ushort*)(buffer + 28) & 0xF000) == 0xC000;
     }
 
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
-    private static unsafe partial int Statx(int directory, string path, int flags, uint mask, byte* buffer);
 
     private static bool IsLive(string path)
     {

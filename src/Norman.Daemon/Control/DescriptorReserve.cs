@@ -1,5 +1,5 @@
+using Norman.Core.Shm;
 using System.Globalization;
-using System.Runtime.InteropServices;
 
 namespace Norman.Daemon.Control;
 
@@ -10,7 +10,7 @@ namespace Norman.Daemon.Control;
 /// /proc, and aborts); and, above it, <see cref="Reserve"/> that only administrators' requests may take, so that
 /// however many users exhaust their own limits, root can still connect, list and close. Thread-safe; cold path only.
 /// </summary>
-public sealed partial class DescriptorReserve
+public sealed class DescriptorReserve
 {
     /// <summary>Descriptors kept for the daemon itself, whoever asks.</summary>
     public const long RuntimeFloor = 64;
@@ -110,16 +110,10 @@ public sealed partial class DescriptorReserve
     {
         const int RlimitNofile = 7;
         var limit = stackalloc ulong[2]; // struct rlimit: soft, hard
-        if (GetRlimit(RlimitNofile, limit) == 0 && limit[0] < limit[1])
+        if (Libc.GetRlimit(RlimitNofile, limit) == 0 && limit[0] < limit[1])
         {
             limit[0] = Math.Min(limit[1], 1UL << 20); // a hard limit of "infinity" would make every table that size
-            SetRlimit(RlimitNofile, limit);
+            Libc.SetRlimit(RlimitNofile, limit);
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "getrlimit", SetLastError = true)]
-    private static unsafe partial int GetRlimit(int resource, ulong* limit);
-
-    [LibraryImport("libc", EntryPoint = "setrlimit", SetLastError = true)]
-    private static unsafe partial int SetRlimit(int resource, ulong* limit);
 }

@@ -1,9 +1,9 @@
-using System.Runtime.InteropServices;
+using Norman.Core.Shm;
 
 namespace Norman.Daemon.Dataplane;
 
 /// <summary>Pins the calling thread to one CPU, as DPDK pins an lcore: a busy-polling loop that migrates loses its caches.</summary>
-public static partial class CpuAffinity
+public static class CpuAffinity
 {
     /// <summary>Pins the calling thread; false (and the thread unpinned) when the CPU does not exist or is not allowed.</summary>
     public static unsafe bool PinCurrentThread(int cpu)
@@ -15,9 +15,6 @@ public static partial class CpuAffinity
         var mask = stackalloc ulong[16];
         new Span<ulong>(mask, 16).Clear();
         mask[cpu / 64] = 1UL << (cpu % 64);
-        return SchedSetAffinity(0, 16 * sizeof(ulong), mask) == 0;
+        return Libc.SchedSetAffinity(0, 16 * sizeof(ulong), mask) == 0;
     }
-
-    [LibraryImport("libc", EntryPoint = "sched_setaffinity", SetLastError = true)]
-    private static unsafe partial int SchedSetAffinity(int pid, nint size, ulong* mask);
 }

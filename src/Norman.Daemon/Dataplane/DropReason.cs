@@ -60,7 +60,8 @@ public enum DropReason
 
 public static class DropReasons
 {
-    public const int Count = (int)DropReason.VlanNotConfigured + 1;
+    /// <summary>How many reasons there are (None included): every counter array is this long.</summary>
+    public static readonly int Count = Enum.GetValues<DropReason>().Length;
 
     private static readonly string[] Names = BuildNames();
 

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using Norman.Daemon.Dataplane.Ports;
 using Norman.Daemon.Dataplane.Stages;
@@ -13,14 +12,31 @@ namespace Norman.Daemon.Dataplane;
 /// to the port. Time is read once per breath; control commands are applied between breaths. Nothing here allocates,
 /// locks or calls an interface per packet.
 /// <code>
-///  port ─▶ parse ─▶ demux ─▶ filter (ingress) ─▶ police (QoS) ─▶ host (ARP, ping, unreachable) ─▶ deliver ─▶ RX pipes
-///  TX pipes ─▶ schedule (QoS classes, round robin inside each; copy out) ─▶ validate (anti-spoofing) ─▶ filter (egress) ─▶ neighbour (L2) ─▶ port
+///   Receive: one batch from the port, through the stages in this order.
+///
+///    port ─▶ parse ─▶ demux ─▶ filter ─┬─▶ taps ─▶ police ─▶ host ─▶ deliver ─▶ RX pipes ─▶ taps
+///            MAC,     checksum, ingress │  ingress, (QoS)     ARP,    copy into            at the port:
+///            VLAN,    owning    chain,  │  any:               ping,   the socket's         every frame,
+///            lengths  socket    ct      │  verdicts           ND      pipe                 drop reasons
+///                                       │ reject               │ unreachable, reset
+///                                       └─────────▶ host replies ◀┘  (an outbox: routed, rate-limited)
+///
+///   Transmit: one batch to the port, filled from three sources in this order.
+///
+///    1. host replies' outbox ────────────────────────────────────────────────────────────┐
+///    2. neighbour queue (frames whose next hop has been resolved since) ──────────────────┤
+///    3. TX pipes ─▶ schedule ─▶ validate ─▶ filter ─▶ neighbour ─────────────────────────┤
+///                   QoS, copy   anti-     egress     L2 header; unresolved: queued,      │
+///                   out         spoofing  chain      ARP asked ─▶ outbox, flushed again ─┤
+///                                                                  taps: egress, any, ◀──┤
+///                                                                  port (what leaves)    ▼
+///                                                                                       port
 /// </code>
+/// Commands from the control plane are applied between breaths (Engine.Commands.cs).
 /// </summary>
-public sealed class Engine
+public sealed partial class Engine
 {
     private readonly IPort _port;
-    private readonly ConcurrentQueue<DataplaneCommand> _commands = new();
     private readonly PacketBatch _rx = new();
     private readonly PacketBatch _tx = new();
     private readonly SocketSet _sockets = new();
@@ -45,13 +61,7 @@ public sealed class Engine
     /// <summary>Some tap sits at the port (sees every received frame after the stages, not only those on the path).</summary>
     private bool _portTaps;
     private long _unixNanoseconds;
-    private readonly List<(RemoveSocketCommand Command, long Deadline)> _closing = new();
-    private readonly object _postGate = new();
-    private bool _halted;
     private long _breaths;
-
-    /// <summary>How long a closed socket's TX pipe may keep draining before it is dropped with the socket.</summary>
-    public const int CloseDrainMilliseconds = 200;
 
     public Engine(IPort port, HostInterface host, int initialFlowCapacity = 1 << 12, int maxTrackedFlows = 65536)
     {
@@ -114,24 +124,6 @@ public sealed class Engine
 
     /// <summary>Starts (or, with null, stops) a live trace; the dataplane sees it from its next batch.</summary>
     public TraceTap? Trace { get => _trace; set => _trace = value; }
-
-    /// <summary>
-    /// Queues a command for the dataplane thread; await its <see cref="DataplaneCommand.Applied"/>. Once the engine
-    /// is halted it is applied at once, so a socket closed during shutdown is still released.
-    /// The lock is the control plane's only: the dataplane thread never takes it.
-    /// </summary>
-    public void Post(DataplaneCommand command)
-    {
-        lock (_postGate)
-        {
-            if (_halted)
-            {
-                ApplyOne(command);
-                return;
-            }
-            _commands.Enqueue(command);
-        }
-    }
 
     /// <summary>One breath. Returns the packets moved, so the idle strategy knows whether to back off.</summary>
     public int DoWork() => DoWork(Stopwatch.GetTimestamp());
@@ -294,130 +286,6 @@ public sealed class Engine
             frame.CopyTo(_tx.NextBuffer());
             _tx.Append(frame.Length);
             outbox.Pop();
-        }
-    }
-
-    private void ApplyCommands()
-    {
-        while (_commands.TryDequeue(out var command))
-        {
-            ApplyOne(command);
-        }
-    }
-
-    private void ApplyOne(DataplaneCommand command)
-    {
-        try
-        {
-            if (Apply(command))
-            {
-                command.Complete();
-            }
-        }
-        catch (Exception error)
-        {
-            command.Fail(error);
-        }
-    }
-
-    /// <summary>Applies a command; false when it completes later (a closing socket still draining).</summary>
-    private bool Apply(DataplaneCommand command)
-    {
-        switch (command)
-        {
-            case AddSocketCommand add:
-                _sockets.Add(add.Socket);
-                _scheduler.Reserve(_sockets.Count);
-                _lookup.Add(add.Socket.Key, add.Socket.Slot);
-                break;
-            case RemoveSocketCommand remove when remove.Socket.Slot >= 0 && !_halted:
-                // Nothing more is delivered to it; what it already sent still leaves, as a kernel's send queue
-                // does on close. The command completes once its TX pipe is empty (or the drain time is up).
-                _lookup.Remove(remove.Socket.Key);
-                _closing.Add((remove, Stopwatch.GetTimestamp() + Stopwatch.Frequency * CloseDrainMilliseconds / 1000));
-                return false;
-            case RemoveSocketCommand remove when remove.Socket.Slot >= 0:
-                _lookup.Remove(remove.Socket.Key);
-                _sockets.Remove(remove.Socket);
-                break;
-            case AddTapCommand add:
-                _taps = [.. _taps, add.Tap];
-                _portTaps = _taps.Any(t => t.AtPort);
-                break;
-            case RemoveTapCommand remove:
-                _taps = _taps.Where(t => t != remove.Tap).ToArray();
-                _portTaps = _taps.Any(t => t.AtPort);
-                break;
-            case ListFlowsCommand list:
-                _listings.Add(list);
-                if (_halted)
-                {
-                    FinishListings(); // no breath will come to walk it
-                }
-                return false;
-            case AddNeighbourCommand neighbour:
-                Neighbours.AddPermanent(neighbour.Address.V4, neighbour.Mac);
-                break;
-            case ConnectSocketCommand connect when connect.Socket.Slot >= 0:
-                _lookup.Remove(connect.Socket.Key);
-                connect.Socket.LocalAddress = connect.LocalAddress;
-                connect.Socket.RemoteAddress = connect.RemoteAddress;
-                connect.Socket.RemotePort = connect.RemotePort;
-                _lookup.Add(connect.Socket.Key, connect.Socket.Slot);
-                break;
-        }
-        return true;
-    }
-
-    /// <summary>Slots of the conntrack table a breath walks for a listing: a full default table (131,072 slots) in 32 breaths.</summary>
-    private const int ListingSlotsPerBreath = 4096;
-    private readonly List<ListFlowsCommand> _listings = new();
-
-    private void ContinueListings(long now)
-    {
-        for (int i = _listings.Count - 1; i >= 0; i--)
-        {
-            var list = _listings[i];
-            list.NextSlot = Conntrack.List(list.NextSlot, ListingSlotsPerBreath, list.Flows, now);
-            if (list.NextSlot < 0)
-            {
-                _listings.RemoveAt(i);
-                list.Complete();
-            }
-        }
-    }
-
-    private void FinishListings()
-    {
-        while (_listings.Count > 0)
-        {
-            ContinueListings(Stopwatch.GetTimestamp());
-        }
-    }
-
-    private void FinishClosing(long now)
-    {
-        for (int i = _closing.Count - 1; i >= 0; i--)
-        {
-            var (command, deadline) = _closing[i];
-            if (command.Socket.Tx.Available() == 0 || now > deadline || _halted)
-            {
-                _sockets.Remove(command.Socket);
-                _closing.RemoveAt(i);
-                command.Complete();
-            }
-        }
-    }
-
-    /// <summary>Called once the dataplane thread has stopped: applies what is queued, and every later command at once.</summary>
-    public void Halt()
-    {
-        lock (_postGate)
-        {
-            _halted = true;
-            ApplyCommands();
-            FinishClosing(Stopwatch.GetTimestamp());
-            FinishListings();
         }
     }
 }

@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using Norman.Core.Shm;
 
 namespace Norman.Daemon.Dataplane;
 
@@ -7,7 +7,7 @@ namespace Norman.Daemon.Dataplane;
 /// yield, then sleep for longer and longer up to <see cref="MaxSleepMicroseconds"/>, as Snabb's engine and Agrona's
 /// BackoffIdleStrategy do, so an idle daemon does not burn a core on a shared machine. Any work resets it.
 /// </summary>
-public sealed partial class IdleStrategy
+public sealed class IdleStrategy
 {
     public const int SpinBreaths = 2000;
     public const int YieldBreaths = 200;
@@ -47,17 +47,8 @@ public sealed partial class IdleStrategy
 
     private static void Sleep(int microseconds)
     {
-        var request = new TimeSpec { Seconds = 0, Nanoseconds = microseconds * 1000L };
-        NanoSleep(ref request, IntPtr.Zero);
+        var request = new Libc.TimeSpec { Seconds = 0, Nanoseconds = microseconds * 1000L };
+        Libc.NanoSleep(ref request, IntPtr.Zero);
     }
 
-    [StructLayout(LayoutKind.Sequential)]
-    private struct TimeSpec
-    {
-        public long Seconds;
-        public long Nanoseconds;
-    }
-
-    [LibraryImport("libc", EntryPoint = "nanosleep")]
-    private static partial int NanoSleep(ref TimeSpec request, IntPtr remaining);
 }

@@ -59,16 +59,18 @@ public sealed unsafe class PipeSocket
     /// </summary>
     internal Qos.QosChoice SendingQos = Qos.QosChoice.None;
     internal Qos.QosChoice ReceivingQos = Qos.QosChoice.None;
-    /// <summary>The QoS scheduler's per-breath list of a class's sockets with packets waiting, and how many.</summary>
-    internal PipeSocket? NextInClass;
-    internal int QosWaiting;
-    /// <summary>Deficit round robin among a class's sockets: bytes it may still send in its turn, and whether the turn is on.</summary>
-    internal long QosDeficit;
-    internal bool QosTurnOpen;
-    /// <summary>The socket's position in this breath's walk over the sockets, so a class's turns rotate among them.</summary>
-    internal int QosOrder;
-    /// <summary>Bad TX slots skipped this breath, against <see cref="Stages.TxPipeReader.MaxBadSlotsPerBreath"/>.</summary>
-    internal int TxBadSlotsThisBreath;
+    /// <summary>
+    /// The DSCP of the packet at the head of the TX pipe, read in place (only to choose a QoS class: what leaves is
+    /// checked after the copy); 0 when it is not a well-formed IPv4 or IPv6 header. Only for a pipe known to hold a packet.
+    /// </summary>
+    public byte HeadDscp()
+    {
+        var packet = Tx.Peek();
+        return packet.Length < 2 ? (byte)0
+            : (packet[0] >> 4) == 4 ? (byte)(packet[1] >> 2)
+            : (packet[0] >> 4) == 6 ? (byte)((((packet[0] & 0x0F) << 4) | (packet[1] >> 4)) >> 2)
+            : (byte)0;
+    }
 
     public FlowKey Key => IsConnected
         ? new FlowKey(Protocol, LocalAddress, LocalPort, RemoteAddress, RemotePort)

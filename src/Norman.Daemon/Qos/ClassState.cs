@@ -1,12 +1,12 @@
-using Norman.Daemon.Dataplane;
 using Norman.Daemon.Dataplane.Ports;
 
 namespace Norman.Daemon.Qos;
 
 /// <summary>
 /// A class as the dataplane runs it: its settings in wire bytes and timestamp ticks, its two token buckets (HTB's
-/// rate and ceil), its deficit for round robin inside its band, its policing bucket, and this breath's list of
-/// sockets with something to send. Owned by the dataplane thread once published.
+/// rate and ceil), its deficit for round robin inside its band and whose turn inside it is next (state a class keeps
+/// across breaths, as an HTB class does), and its policing bucket. Owned by the dataplane thread once published;
+/// the scheduler's per-breath lists are the scheduler's (QosScheduler).
 /// </summary>
 public sealed class ClassState
 {
@@ -47,10 +47,6 @@ public sealed class ClassState
     /// <summary>True while the class is inside its round-robin turn (its quantum granted, not yet spent).</summary>
     public bool TurnOpen;
 
-    // This breath's sockets with packets waiting: an intrusive list through PipeSocket.NextInClass; empty when the
-    // class has nothing to send (it is then on no band's list either).
-    public PipeSocket? FirstSocket;
-    public PipeSocket? LastSocket;
     /// <summary>Whose turn inside the class is next: the socket after the one served last (by walk order).</summary>
     public int LastServedOrder = -1;
 
@@ -86,39 +82,4 @@ public sealed class ClassState
 
     /// <summary>Ingress policing: true when a received frame of this size is within the class's policing rate.</summary>
     public bool PoliceAdmits(long wireBytes, long now) => _police!.Take(wireBytes, now);
-
-    /// <summary>
-    /// Once a breath, when its list is complete: moves the sockets up to the one served last to the back of the
-    /// list, so that its sockets take turns across breaths, not only within one.
-    /// </summary>
-    public void RotateToNextTurn()
-    {
-        var head = FirstSocket;
-        if (head is null || LastSocket!.QosOrder <= LastServedOrder)
-        {
-            return; // nobody after the last served: start from the beginning
-        }
-        while (FirstSocket!.QosOrder <= LastServedOrder)
-        {
-            var moved = FirstSocket;
-            FirstSocket = moved.NextInClass;
-            moved.NextInClass = null;
-            LastSocket!.NextInClass = moved;
-            LastSocket = moved;
-        }
-    }
-
-    public void Enqueue(PipeSocket socket)
-    {
-        socket.NextInClass = null;
-        if (LastSocket is null)
-        {
-            FirstSocket = socket;
-        }
-        else
-        {
-            LastSocket.NextInClass = socket;
-        }
-        LastSocket = socket;
-    }
 }

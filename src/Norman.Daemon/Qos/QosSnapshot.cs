@@ -7,13 +7,14 @@ namespace Norman.Daemon.Qos;
 /// <summary>
 /// The QoS policy at one moment, compiled: the classes (the default one included) and the matches that choose a
 /// socket's class, first match wins. The control plane builds one and publishes it with one reference store; from
-/// then on it is the dataplane's, which also keeps its per-breath scheduling state here, so a swap starts fresh.
+/// then on it is the dataplane's. Its classes run their token buckets; the scheduler's per-breath lists are the
+/// scheduler's, and start afresh when it adopts a new snapshot.
 /// </summary>
 public sealed class QosSnapshot
 {
     /// <summary>
-    /// The default class alone, for an engine no QoS store has spoken to yet. A new one each call: a snapshot holds
-    /// its dataplane's scheduling state, so two engines (two daemons, or tests, in one process) must never share one.
+    /// The default class alone, for an engine no QoS store has spoken to yet. A new one each call: its class's token
+    /// buckets and deficit are one dataplane's, so two engines (two daemons, or tests, in one process) must never share one.
     /// </summary>
     public static QosSnapshot DefaultOnly() => new(0, [new ClassState(new TrafficClass(), 0, new ClassCounters())], []);
 
@@ -28,21 +29,20 @@ public sealed class QosSnapshot
         Polices = classes.Any(c => c.Polices);
         for (int band = 0; band < TrafficClass.Bands; band++)
         {
-            BandClasses[band] = new int[classes.Count(c => c.Band == band)];
+            _classesInBand[band] = classes.Count(c => c.Band == band);
         }
     }
+
+    private readonly int[] _classesInBand = new int[TrafficClass.Bands];
+
+    /// <summary>How many of the classes are in <paramref name="band"/>.</summary>
+    public int ClassesInBand(int band) => _classesInBand[band];
 
     public long Generation { get; }
     public ClassState[] Classes { get; }
     public int DefaultIndex { get; }
     /// <summary>Some class polices what it receives.</summary>
     public bool Polices { get; }
-
-    /// <summary>Per band, this breath's classes with packets waiting (class indices) and how many.</summary>
-    public int[][] BandClasses { get; } = new int[TrafficClass.Bands][];
-    public int[] BandCount { get; } = new int[TrafficClass.Bands];
-    /// <summary>Per band, the class whose round-robin turn a full batch interrupted, to resume there; -1 for none.</summary>
-    public int[] BandResume { get; } = [-1, -1, -1, -1, -1, -1, -1, -1];
 
     /// <summary>
     /// The socket's class: the first match that its owner, ports and addresses satisfy, seen as its packets leave,
@@ -75,7 +75,7 @@ public sealed class QosSnapshot
     /// <summary>The class that schedules what the socket sends; chosen, if the policy changed, by the head of its TX pipe.</summary>
     public ClassState SendingClassOf(PipeSocket socket, NetAddress hostAddress) => Classes[
         socket.SendingQos.Generation == Generation ? socket.SendingQos.Class
-        : Choose(ref socket.SendingQos, socket, hostAddress, Dataplane.Stages.TxPipeReader.HeadDscp(socket))];
+        : Choose(ref socket.SendingQos, socket, hostAddress, socket.HeadDscp())];
 
     /// <summary>The class that polices what the socket receives; chosen, if the policy changed, by the packet in hand.</summary>
     public ClassState ReceivingClassOf(PipeSocket socket, NetAddress hostAddress, byte dscp) => Classes[

@@ -85,4 +85,31 @@ public class ChecksumTests
         frame[^1] ^= 1;
         Assert.False(InternetChecksum.IsValidTransport(frame, parsed));
     }
+
+    /// <summary>RFC 1624's incremental update agrees with summing again, over random headers and words changed anywhere.</summary>
+    [Fact]
+    public void An_adjusted_checksum_equals_the_one_computed_again()
+    {
+        var random = new Random(1624);
+        var header = new byte[20];
+        for (int round = 0; round < 10_000; round++)
+        {
+            random.NextBytes(header);
+            header[10] = header[11] = 0;
+            ushort checksum = InternetChecksum.Compute(header);
+            int word = random.Next(10) * 2;
+            if (word == 10)
+            {
+                continue; // the checksum field itself
+            }
+            ushort oldWord = (ushort)((header[word] << 8) | header[word + 1]);
+            ushort newWord = (ushort)random.Next(65536);
+            header[word] = (byte)(newWord >> 8);
+            header[word + 1] = (byte)newWord;
+            ushort adjusted = InternetChecksum.Adjust(checksum, oldWord, newWord);
+            header[10] = (byte)(adjusted >> 8);
+            header[11] = (byte)adjusted;
+            Assert.True(InternetChecksum.IsValid(header), $"round {round}: {oldWord:x4} → {newWord:x4} at {word}");
+        }
+    }
 }

@@ -16,6 +16,14 @@ public sealed class DropReasonTests
     }
 
     [Fact]
+    public void The_count_covers_every_reason_numbered_without_gaps()
+    {
+        var values = Enum.GetValues<DropReason>().Select(v => (int)v).ToArray();
+        Assert.Equal(Enumerable.Range(0, values.Length), values);
+        Assert.Equal(values.Length, DropReasons.Count);
+    }
+
+    [Fact]
     public void Drop_reason_names_are_snake_case_and_distinct()
     {
         var names = Enum.GetValues<DropReason>().Select(DropReasons.Name).ToList();

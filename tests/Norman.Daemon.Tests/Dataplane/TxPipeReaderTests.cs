@@ -23,7 +23,8 @@ public sealed unsafe class TxPipeReaderTests : IDisposable
         var pipe = app.Socket.Pipe;
         var counters = new DataplaneCounters();
         int waiting = TxPipeReader.Waiting(pipe, counters);
-        int frameLength = TxPipeReader.HeadFrameLength(pipe, counters, ref waiting);
+        int badSlots = 0;
+        int frameLength = TxPipeReader.HeadFrameLength(pipe, counters, ref waiting, ref badSlots);
         Assert.Equal(EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV4 + 300, frameLength);
 
         // The application shortens the slot between the look and the copy; the batch's buffer holds an older frame.

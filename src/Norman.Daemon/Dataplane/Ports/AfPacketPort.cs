@@ -1,3 +1,4 @@
+using Norman.Core.Shm;
 using System.Runtime.InteropServices;
 
 namespace Norman.Daemon.Dataplane.Ports;
@@ -15,7 +16,7 @@ namespace Norman.Daemon.Dataplane.Ports;
 ///  a block belongs to us while block_status has TP_STATUS_USER; writing TP_STATUS_KERNEL gives it back.
 /// </code>
 /// </summary>
-public sealed unsafe partial class AfPacketPort : IPort
+public sealed unsafe class AfPacketPort : IPort
 {
     public const int BlockSize = 1 << 18;
     public const int BlockCount = 64;
@@ -51,7 +52,7 @@ public sealed unsafe partial class AfPacketPort : IPort
     {
         Device = device;
         int ifindex = InterfaceIndex(device);
-        _fd = Socket(AfPacket, SockRaw | SockNonblock | SockCloexec, Htons(EthPAll));
+        _fd = Libc.Socket(AfPacket, SockRaw | SockNonblock | SockCloexec, Htons(EthPAll));
         if (_fd < 0)
         {
             throw Failure("socket(AF_PACKET)", "An AF_PACKET port needs root or CAP_NET_RAW.");
@@ -68,12 +69,12 @@ public sealed unsafe partial class AfPacketPort : IPort
             request[4] = BlockTimeoutMs;
             request[5] = 0;
             request[6] = 0;
-            if (SetSockOpt(_fd, SolPacket, PacketRxRing, request, 7 * sizeof(uint)) != 0)
+            if (Libc.SetSockOpt(_fd, SolPacket, PacketRxRing, request, 7 * sizeof(uint)) != 0)
             {
                 throw Failure("setsockopt(PACKET_RX_RING)", "");
             }
             _ringBytes = (long)BlockSize * BlockCount;
-            void* ring = Mmap(null, (nuint)_ringBytes, 0x1 | 0x2, 0x01 /* MAP_SHARED */, _fd, 0);
+            void* ring = Libc.Mmap(null, (nuint)_ringBytes, 0x1 | 0x2, 0x01 /* MAP_SHARED */, _fd, 0);
             if (ring == (void*)-1)
             {
                 throw Failure("mmap of the RX ring", "");
@@ -84,7 +85,7 @@ public sealed unsafe partial class AfPacketPort : IPort
             *(ushort*)address = AfPacket;
             *(ushort*)(address + 2) = Htons(EthPAll);
             *(int*)(address + 4) = ifindex;
-            if (Bind(_fd, address, 20) != 0)
+            if (Libc.Bind(_fd, address, 20) != 0)
             {
                 throw Failure($"bind to {device}", "");
             }
@@ -92,7 +93,7 @@ public sealed unsafe partial class AfPacketPort : IPort
             new Span<byte>(membership, 16).Clear();
             *(int*)membership = ifindex;
             *(ushort*)(membership + 4) = PacketMrPromisc;
-            if (SetSockOpt(_fd, SolPacket, PacketAddMembership, membership, 16) != 0)
+            if (Libc.SetSockOpt(_fd, SolPacket, PacketAddMembership, membership, 16) != 0)
             {
                 throw Failure("PACKET_ADD_MEMBERSHIP (promiscuous)", "");
             }
@@ -231,7 +232,7 @@ public sealed unsafe partial class AfPacketPort : IPort
         int sent = 0;
         while (sent < count)
         {
-            int result = SendMmsg(_fd, _messages + sent * MmsgHdrSize, (uint)(count - sent), 0);
+            int result = Libc.SendMmsg(_fd, _messages + sent * MmsgHdrSize, (uint)(count - sent), 0);
             if (result <= 0)
             {
                 break; // The interface's queue is full (EAGAIN) or it is down: the rest are counted as dropped.
@@ -251,11 +252,11 @@ public sealed unsafe partial class AfPacketPort : IPort
         _merging?.Dispose();
         if (_ring != null)
         {
-            Munmap(_ring, (nuint)_ringBytes);
+            Libc.Munmap(_ring, (nuint)_ringBytes);
         }
         if (_fd >= 0)
         {
-            Close(_fd);
+            Libc.Close(_fd);
         }
         NativeMemory.Free(_messages);
         NativeMemory.Free(_iovecs);
@@ -263,7 +264,7 @@ public sealed unsafe partial class AfPacketPort : IPort
 
     private void SetOption(int option, int value, string name)
     {
-        if (SetSockOpt(_fd, SolPacket, option, &value, sizeof(int)) != 0)
+        if (Libc.SetSockOpt(_fd, SolPacket, option, &value, sizeof(int)) != 0)
         {
             throw Failure($"setsockopt({name})", "");
         }
@@ -286,25 +287,4 @@ public sealed unsafe partial class AfPacketPort : IPort
     }
 
     private static ushort Htons(ushort value) => (ushort)((value << 8) | (value >> 8));
-
-    [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
-    private static partial int Socket(int domain, int type, int protocol);
-
-    [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
-    private static partial int SetSockOpt(int fd, int level, int name, void* value, int length);
-
-    [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
-    private static partial int Bind(int fd, void* address, int length);
-
-    [LibraryImport("libc", EntryPoint = "mmap", SetLastError = true)]
-    private static partial void* Mmap(void* address, nuint length, int protection, int flags, int fd, long offset);
-
-    [LibraryImport("libc", EntryPoint = "munmap", SetLastError = true)]
-    private static partial int Munmap(void* address, nuint length);
-
-    [LibraryImport("libc", EntryPoint = "sendmmsg", SetLastError = true)]
-    private static partial int SendMmsg(int fd, void* messages, uint count, int flags);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 }

@@ -1,5 +1,5 @@
+using Norman.Core.Shm;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 
 namespace Norman.Daemon.Dataplane.Ports;
 
@@ -9,7 +9,7 @@ namespace Norman.Daemon.Dataplane.Ports;
 /// to a file under the runtime directory before it is changed, so that after a crash (no Dispose ran) the next port on
 /// that interface knows the setting to put back, rather than taking "off" for the interface's own.
 /// </summary>
-internal sealed unsafe partial class ReceiveMerging : IDisposable
+internal sealed unsafe class ReceiveMerging : IDisposable
 {
     private const uint EthtoolGetGro = 0x2b, EthtoolSetGro = 0x2c;
     private const nuint SiocEthtool = 0x8946;
@@ -81,7 +81,7 @@ internal sealed unsafe partial class ReceiveMerging : IDisposable
         new Span<byte>(request, 40).Clear();
         System.Text.Encoding.ASCII.GetBytes(device, new Span<byte>(request, 15));
         *(uint**)(request + 16) = value;
-        return Ioctl((int)socket.Handle, SiocEthtool, request) == 0;
+        return Libc.Ioctl((int)socket.Handle, SiocEthtool, request) == 0;
     }
 
     public void Dispose()
@@ -97,7 +97,4 @@ internal sealed unsafe partial class ReceiveMerging : IDisposable
             File.Delete(_record);
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
-    private static partial int Ioctl(int fd, nuint request, void* argument);
 }

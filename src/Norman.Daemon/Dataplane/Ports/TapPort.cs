@@ -1,3 +1,4 @@
+using Norman.Core.Shm;
 using System.Runtime.InteropServices;
 
 namespace Norman.Daemon.Dataplane.Ports;
@@ -8,7 +9,7 @@ namespace Norman.Daemon.Dataplane.Ports;
 /// into a network namespace so the host's own stays clean, and brings it up. Frames are read and written one
 /// system call each (TAP has no batch interface); the device disappears when Norman closes it, if Norman made it.
 /// </summary>
-public sealed unsafe partial class TapPort : IPort
+public sealed unsafe class TapPort : IPort
 {
     private const uint TunSetIff = 0x400454CA;
     private const short IffTap = 0x0002;
@@ -28,7 +29,7 @@ public sealed unsafe partial class TapPort : IPort
         Device = device;
         Namespace = networkNamespace;
         Created = !Directory.Exists($"/sys/class/net/{device}");
-        _fd = Open("/dev/net/tun", ORdwr | ONonblock | OCloexec);
+        _fd = Libc.Open("/dev/net/tun", ORdwr | ONonblock | OCloexec);
         if (_fd < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
@@ -39,10 +40,10 @@ public sealed unsafe partial class TapPort : IPort
         new Span<byte>(request, 40).Clear();
         System.Text.Encoding.ASCII.GetBytes(device, new Span<byte>(request, 16));
         *(short*)(request + 16) = IffTap | IffNoPi;
-        if (Ioctl(_fd, TunSetIff, request) < 0)
+        if (Libc.Ioctl(_fd, TunSetIff, request) < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
-            Close(_fd);
+            Libc.Close(_fd);
             throw new InvalidOperationException($"Cannot create or attach TAP device {device}: {Marshal.GetPInvokeErrorMessage(errno)}.");
         }
         try
@@ -59,7 +60,7 @@ public sealed unsafe partial class TapPort : IPort
         }
         catch
         {
-            Close(_fd);
+            Libc.Close(_fd);
             throw;
         }
         _lineRate = new LineRate(lineRateBitsPerSecond);
@@ -81,7 +82,7 @@ public sealed unsafe partial class TapPort : IPort
             nint length;
             fixed (byte* pointer = buffer)
             {
-                length = Read(_fd, pointer, (nuint)buffer.Length);
+                length = Libc.Read(_fd, pointer, (nuint)buffer.Length);
             }
             if (length <= 0)
             {
@@ -111,7 +112,7 @@ public sealed unsafe partial class TapPort : IPort
             nint written;
             fixed (byte* pointer = frame)
             {
-                written = Write(_fd, pointer, (nuint)frame.Length);
+                written = Libc.Write(_fd, pointer, (nuint)frame.Length);
             }
             if (written != frame.Length)
             {
@@ -128,21 +129,6 @@ public sealed unsafe partial class TapPort : IPort
             return;
         }
         _disposed = true;
-        Close(_fd);
+        Libc.Close(_fd);
     }
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
-    private static partial int Ioctl(int fd, nuint request, byte* argument);
-
-    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
-    private static partial nint Read(int fd, byte* buffer, nuint count);
-
-    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
-    private static partial nint Write(int fd, byte* buffer, nuint count);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 }

@@ -78,16 +78,16 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             FilterAction verdict;
             long decidedBy = 0;
             long socketId = socket?.Id ?? 0;
+            // The flow's state, asked once (the packet's flow entry kept for Track below): traced, cached or not.
             int flow = -1;
+            var state = track ? conntrack.StateOf(frame, packet, _outbound, now, keys[i], hashes[i], out flow) : ConnectionState.None;
             if (trace is not null && trace.Wants(frame))
             {
-                var state = track ? conntrack.StateOf(frame, packet, _outbound, now, keys[i], hashes[i], out flow) : ConnectionState.None;
                 verdict = Traced(trace, policy, frame, packet, socket, state, out decidedBy);
             }
             else if (cacheable && packet.Kind is PacketKind.Udp or PacketKind.Tcp)
             {
                 // The flow's state is part of the key: one conntrack lookup instead of the whole chain.
-                var state = track ? conntrack.StateOf(frame, packet, _outbound, now, keys[i], hashes[i], out flow) : ConnectionState.None;
                 if (!Cache.TryGet(keys[i], hashes[i], socketId, state, policy, rules, frame.Length, out verdict, out decidedBy))
                 {
                     var recorder = new MatchRecorder(matched);
@@ -101,7 +101,6 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             }
             else
             {
-                var state = track ? conntrack.StateOf(frame, packet, _outbound, now, keys[i], hashes[i], out flow) : ConnectionState.None;
                 var decision = default(DecisionRecorder);
                 verdict = policy.Evaluate(chain, frame, packet, socket, state, ref decision);
                 decidedBy = decision.DecidedBy;

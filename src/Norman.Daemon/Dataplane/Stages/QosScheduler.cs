@@ -45,10 +45,40 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     private int[] _looks = new int[64 + SweepPerBreath];
     private int _sweepCursor;
 
+    /// <summary>
+    /// A socket's part in this breath, by its slot: its place in its class's list (the next socket's slot, -1 at the
+    /// end), what it has waiting, its round-robin deficit and turn inside the class (kept across breaths), its
+    /// position in the walk and the bad slots skipped in its pipe. The scheduler's own, not the socket's.
+    /// </summary>
+    private struct SocketTurn
+    {
+        public int Next;
+        public int Waiting;
+        public long Deficit;
+        public bool Open;
+        public int Order;
+        public int BadSlots;
+    }
+
+    private SocketTurn[] _turns = new SocketTurn[64];
+    /// <summary>Per class (by index in the snapshot): the first and last socket (slots) of this breath's list; -1 when empty.</summary>
+    private int[] _first = [];
+    private int[] _last = [];
+    /// <summary>Per band, this breath's classes with packets waiting (class indices) and how many.</summary>
+    private readonly int[][] _bandClasses = new int[TrafficClass.Bands][];
+    private readonly int[] _bandCount = new int[TrafficClass.Bands];
+    /// <summary>Per band, the class whose round-robin turn a full batch interrupted, to resume there; -1 for none.</summary>
+    private readonly int[] _bandResume = new int[TrafficClass.Bands];
+    /// <summary>The snapshot the lists above are sized and reset for: a new one starts the scheduling afresh.</summary>
+    private QosSnapshot? _adopted;
+
     /// <summary>TX pipes looked at, over every breath: what the sweep saves shows here.</summary>
     public long Looks { get; private set; }
 
-    /// <summary>Room for this many sockets: the engine calls it as it adds one (cold), so that no breath allocates.</summary>
+    /// <summary>
+    /// Room for sockets up to this count and slot: the engine calls it as it adds one (cold), so that no breath
+    /// allocates.
+    /// </summary>
     public void Reserve(int sockets)
     {
         if (_busy.Length < sockets)
@@ -57,6 +87,40 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             Array.Resize(ref _busy, size);
             _nextBusy = new int[size];
             _looks = new int[size + SweepPerBreath];
+        }
+        if (_turns.Length < sockets)
+        {
+            Array.Resize(ref _turns, Math.Max(sockets, 2 * _turns.Length));
+        }
+    }
+
+    /// <summary>A socket newly in <paramref name="slot"/> starts with no turn (a slot is reused after a socket closes).</summary>
+    public void Forget(int slot) => _turns[slot] = new SocketTurn { Next = -1 };
+
+    /// <summary>
+    /// Takes a newly published snapshot: its classes' lists empty, no turn to resume. It grows the lists only for a
+    /// policy with more classes than any before (a swap, never a packet).
+    /// </summary>
+    private void Adopt(QosSnapshot qos)
+    {
+        _adopted = qos;
+        int classes = qos.Classes.Length;
+        if (_first.Length < classes)
+        {
+            _first = new int[classes];
+            _last = new int[classes];
+        }
+        Array.Fill(_first, -1);
+        Array.Fill(_last, -1);
+        for (int band = 0; band < TrafficClass.Bands; band++)
+        {
+            int members = qos.ClassesInBand(band);
+            if (_bandClasses[band] is null || _bandClasses[band].Length < members)
+            {
+                _bandClasses[band] = new int[Math.Max(members, 8)];
+            }
+            _bandCount[band] = 0;
+            _bandResume[band] = -1;
         }
     }
 
@@ -70,6 +134,10 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
         if (count == 0)
         {
             return;
+        }
+        if (!ReferenceEquals(qos, _adopted))
+        {
+            Adopt(qos);
         }
         _lineFull = false;
         if (!Gather(qos, count, now, busy || _busyCount > 0))
@@ -135,15 +203,15 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
         _busyCount = nextBusy;
         for (int band = 0; band < TrafficClass.Bands; band++)
         {
-            var members = qos.BandClasses[band];
-            if (qos.BandCount[band] > 1)
+            var members = _bandClasses[band];
+            if (_bandCount[band] > 1)
             {
                 // Round robin needs one order every breath: by class index (no allocation; few classes are active).
-                Array.Sort(members, 0, qos.BandCount[band]);
+                Array.Sort(members, 0, _bandCount[band]);
             }
-            for (int m = 0; m < qos.BandCount[band]; m++)
+            for (int m = 0; m < _bandCount[band]; m++)
             {
-                qos.Classes[members[m]].RotateToNextTurn();
+                RotateToNextTurn(qos.Classes[members[m]]);
             }
         }
         return any;
@@ -153,8 +221,9 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     private bool Look(QosSnapshot qos, int i, long now, ref int nextBusy)
     {
         var socket = sockets.Active(i);
-        socket.QosOrder = i;
-        socket.TxBadSlotsThisBreath = 0;
+        ref var turn = ref _turns[socket.Slot];
+        turn.Order = i;
+        turn.BadSlots = 0;
         Looks++;
         int waiting = TxPipeReader.Waiting(socket, counters);
         if (waiting == 0)
@@ -163,14 +232,14 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
         }
         _nextBusy[nextBusy++] = i;
         var @class = qos.SendingClassOf(socket, host.Address);
-        socket.QosWaiting = waiting;
-        bool firstOfItsClass = @class.FirstSocket is null;
-        @class.Enqueue(socket);
+        turn.Waiting = waiting;
+        bool firstOfItsClass = _first[@class.Index] < 0;
+        Enqueue(@class.Index, socket.Slot);
         if (firstOfItsClass)
         {
             @class.Counters.Backlog = 0;
             @class.Refill(now);
-            qos.BandClasses[@class.Band][qos.BandCount[@class.Band]++] = @class.Index;
+            _bandClasses[@class.Band][_bandCount[@class.Band]++] = @class.Index;
         }
         @class.Counters.Backlog += waiting;
         return true;
@@ -178,8 +247,8 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
 
     private void ServeGuarantees(QosSnapshot qos, int band, PacketBatch batch, ref long budget)
     {
-        var members = qos.BandClasses[band];
-        for (int m = 0; m < qos.BandCount[band] && !batch.IsFull && !_lineFull; m++)
+        var members = _bandClasses[band];
+        for (int m = 0; m < _bandCount[band] && !batch.IsFull && !_lineFull; m++)
         {
             var @class = qos.Classes[members[m]];
             while (@class.UnderRate && @class.UnderCeil && !batch.IsFull)
@@ -195,14 +264,14 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     /// <summary>Deficit round robin among the band's classes under their ceiling, resuming an interrupted turn.</summary>
     private void ShareBand(QosSnapshot qos, int band, PacketBatch batch, ref long budget)
     {
-        int members = qos.BandCount[band];
+        int members = _bandCount[band];
         if (members == 0)
         {
             return;
         }
-        var classes = qos.BandClasses[band];
+        var classes = _bandClasses[band];
         int start = 0;
-        int resume = qos.BandResume[band];
+        int resume = _bandResume[band];
         while (start < members && classes[start] < resume)
         {
             start++;
@@ -218,7 +287,7 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             {
                 int position = (start + k) % members;
                 var @class = qos.Classes[classes[position]];
-                if (@class.FirstSocket is null)
+                if (_first[@class.Index] < 0)
                 {
                     continue;
                 }
@@ -232,18 +301,18 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
                     @class.Deficit += @class.Quantum;
                     @class.TurnOpen = true;
                 }
-                while (@class.FirstSocket is not null && @class.UnderCeil && !batch.IsFull && SendOne(@class, batch, ref budget, @class.Deficit))
+                while (_first[@class.Index] >= 0 && @class.UnderCeil && !batch.IsFull && SendOne(@class, batch, ref budget, @class.Deficit))
                 {
                     progress++;
                 }
                 if (batch.IsFull || _lineFull)
                 {
                     // Interrupted inside this class's turn: the next breath resumes it before the others.
-                    qos.BandResume[band] = @class.Index;
+                    _bandResume[band] = @class.Index;
                     return;
                 }
                 @class.TurnOpen = false;
-                if (@class.FirstSocket is null)
+                if (_first[@class.Index] < 0)
                 {
                     @class.Deficit = 0;
                 }
@@ -253,7 +322,7 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
                 }
             }
         }
-        qos.BandResume[band] = -1;
+        _bandResume[band] = -1;
     }
 
     /// <summary>
@@ -264,19 +333,23 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     /// </summary>
     private bool SendOne(ClassState @class, PacketBatch batch, ref long budget, long allowance)
     {
-        while (@class.FirstSocket is { } socket)
+        int c = @class.Index;
+        while (_first[c] >= 0)
         {
-            int frameLength = TxPipeReader.HeadFrameLength(socket, counters, ref socket.QosWaiting);
+            int slot = _first[c];
+            var socket = sockets[slot];
+            ref var turn = ref _turns[slot];
+            int frameLength = TxPipeReader.HeadFrameLength(socket, counters, ref turn.Waiting, ref turn.BadSlots);
             if (frameLength == 0)
             {
-                EndTurn(socket);
-                Unlink(@class, socket);
+                EndTurn(ref turn);
+                Unlink(c);
                 continue;
             }
-            if (!socket.QosTurnOpen)
+            if (!turn.Open)
             {
-                socket.QosDeficit += SocketQuantum;
-                socket.QosTurnOpen = true;
+                turn.Deficit += SocketQuantum;
+                turn.Open = true;
             }
             long wireBytes = LineRate.WireBytes(frameLength);
             if (wireBytes > budget)
@@ -288,15 +361,15 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             {
                 return false;
             }
-            if (wireBytes > socket.QosDeficit)
+            if (wireBytes > turn.Deficit)
             {
                 // Its turn is spent: the next socket's, or (alone) a new one of its own.
-                socket.QosTurnOpen = false;
-                @class.LastServedOrder = socket.QosOrder;
-                if (socket.NextInClass is not null)
+                turn.Open = false;
+                @class.LastServedOrder = turn.Order;
+                if (turn.Next >= 0)
                 {
-                    Unlink(@class, socket);
-                    @class.Enqueue(socket);
+                    Unlink(c);
+                    Enqueue(c, slot);
                 }
                 continue;
             }
@@ -305,8 +378,8 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             {
                 MarkDscp(batch.Frame(batch.Count - 1), @class.Tos);
             }
-            socket.QosWaiting--;
-            socket.QosDeficit -= wireBytes;
+            turn.Waiting--;
+            turn.Deficit -= wireBytes;
             budget -= wireBytes;
             if (allowance != long.MaxValue)
             {
@@ -317,18 +390,18 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             @class.Counters.Bytes += frameLength;
             @class.Counters.Backlog--;
             // Mid-turn, the next breath starts with this socket again; the rotation starts after the order given.
-            @class.LastServedOrder = socket.QosOrder - 1;
-            if (socket.QosWaiting == 0)
+            @class.LastServedOrder = turn.Order - 1;
+            if (turn.Waiting == 0)
             {
                 // The count seen at the gather is spent: look again, so a pipe the application keeps full never
                 // looks empty to round robin (which would forfeit its deficit).
-                socket.QosWaiting = TxPipeReader.Waiting(socket, counters);
+                turn.Waiting = TxPipeReader.Waiting(socket, counters);
             }
-            if (socket.QosWaiting == 0)
+            if (turn.Waiting == 0)
             {
-                EndTurn(socket);
-                @class.LastServedOrder = socket.QosOrder;
-                Unlink(@class, socket);
+                EndTurn(ref turn);
+                @class.LastServedOrder = turn.Order;
+                Unlink(c);
             }
             return true;
         }
@@ -336,21 +409,58 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     }
 
     /// <summary>A socket with nothing left to send loses what remained of its turn, as deficit round robin says.</summary>
-    private static void EndTurn(PipeSocket socket)
+    private static void EndTurn(ref SocketTurn turn)
     {
-        socket.QosTurnOpen = false;
-        socket.QosDeficit = 0;
+        turn.Open = false;
+        turn.Deficit = 0;
+    }
+
+    /// <summary>Appends a socket (its slot) to the class's list for this breath.</summary>
+    private void Enqueue(int @class, int slot)
+    {
+        _turns[slot].Next = -1;
+        if (_last[@class] < 0)
+        {
+            _first[@class] = slot;
+        }
+        else
+        {
+            _turns[_last[@class]].Next = slot;
+        }
+        _last[@class] = slot;
     }
 
     /// <summary>Removes the class's first socket from this breath's list.</summary>
-    private static void Unlink(ClassState @class, PipeSocket socket)
+    private void Unlink(int @class)
     {
-        @class.FirstSocket = socket.NextInClass;
-        if (@class.FirstSocket is null)
+        int slot = _first[@class];
+        _first[@class] = _turns[slot].Next;
+        if (_first[@class] < 0)
         {
-            @class.LastSocket = null;
+            _last[@class] = -1;
         }
-        socket.NextInClass = null;
+        _turns[slot].Next = -1;
+    }
+
+    /// <summary>
+    /// Once a breath, when the class's list is complete: moves the sockets up to the one served last to the back of
+    /// the list, so that its sockets take turns across breaths, not only within one.
+    /// </summary>
+    private void RotateToNextTurn(ClassState @class)
+    {
+        int c = @class.Index;
+        if (_first[c] < 0 || _turns[_last[c]].Order <= @class.LastServedOrder)
+        {
+            return; // nobody after the last served: start from the beginning
+        }
+        while (_turns[_first[c]].Order <= @class.LastServedOrder)
+        {
+            int moved = _first[c];
+            _first[c] = _turns[moved].Next;
+            _turns[moved].Next = -1;
+            _turns[_last[c]].Next = moved;
+            _last[c] = moved;
+        }
     }
 
     /// <summary>
@@ -366,14 +476,13 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
         }
         for (int band = 0; band < TrafficClass.Bands; band++)
         {
-            var members = qos.BandClasses[band];
-            for (int m = 0; m < qos.BandCount[band]; m++)
+            var members = _bandClasses[band];
+            for (int m = 0; m < _bandCount[band]; m++)
             {
-                var @class = qos.Classes[members[m]];
-                @class.FirstSocket = null;
-                @class.LastSocket = null;
+                _first[members[m]] = -1;
+                _last[members[m]] = -1;
             }
-            qos.BandCount[band] = 0;
+            _bandCount[band] = 0;
         }
     }
 
@@ -392,13 +501,7 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             return;
         }
         ip[1] = marked;
-        // HC' = ~(~HC + ~m + m'), over the 16-bit word holding version/IHL and TOS.
-        ushort oldWord = (ushort)((ip[0] << 8) | old);
-        ushort newWord = (ushort)((ip[0] << 8) | marked);
-        uint sum = (uint)(~((ip[10] << 8) | ip[11]) & 0xFFFF) + (uint)(~oldWord & 0xFFFF) + newWord;
-        sum = (sum & 0xFFFF) + (sum >> 16);
-        sum = (sum & 0xFFFF) + (sum >> 16);
-        ushort checksum = (ushort)~sum;
+        ushort checksum = InternetChecksum.Adjust((ushort)((ip[10] << 8) | ip[11]), (ushort)((ip[0] << 8) | old), (ushort)((ip[0] << 8) | marked));
         ip[10] = (byte)(checksum >> 8);
         ip[11] = (byte)checksum;
     }

@@ -22,10 +22,8 @@ public static class TxPipeReader
     /// <summary>Packets waiting in the socket's TX pipe; 0 (and a counted drop) when its producer index is corrupt.</summary>
     public static int Waiting(PipeSocket socket, DataplaneCounters counters)
     {
-        var tx = socket.Tx;
-        long badIndexBefore = tx.CorruptProducerIndex;
-        int available = tx.Available();
-        if (tx.CorruptProducerIndex != badIndexBefore)
+        int available = socket.Tx.Available(out bool corrupt);
+        if (corrupt)
         {
             Drop(socket, counters, DropReason.TxCorruptIndex);
             return 0;
@@ -35,23 +33,23 @@ public static class TxPipeReader
 
     /// <summary>
     /// The head packet's length as a frame, skipping (and counting) bad slots; 0 when none of the
-    /// <paramref name="waiting"/> packets is left. Each skipped slot is one fewer waiting.
+    /// <paramref name="waiting"/> packets is left. Each skipped slot is one fewer waiting; <paramref name="badSlots"/>
+    /// counts this breath's against <see cref="MaxBadSlotsPerBreath"/>.
     /// </summary>
-    public static int HeadFrameLength(PipeSocket socket, DataplaneCounters counters, ref int waiting)
+    public static int HeadFrameLength(PipeSocket socket, DataplaneCounters counters, ref int waiting, ref int badSlots)
     {
         var tx = socket.Tx;
         while (waiting > 0)
         {
-            long badLengthBefore = tx.CorruptSlotLength;
-            var packet = tx.Peek();
+            var packet = tx.Peek(out bool corruptLength);
             if (!packet.IsEmpty)
             {
                 return EthernetHeader.Size + packet.Length;
             }
-            Drop(socket, counters, tx.CorruptSlotLength != badLengthBefore ? DropReason.TxCorruptLength : DropReason.TxMalformed);
+            Drop(socket, counters, corruptLength ? DropReason.TxCorruptLength : DropReason.TxMalformed);
             tx.Advance();
             waiting--;
-            if (++socket.TxBadSlotsThisBreath >= MaxBadSlotsPerBreath)
+            if (++badSlots >= MaxBadSlotsPerBreath)
             {
                 // Enough garbage from this pipe for one breath: the others' turn. What is left waits for the next.
                 socket.Counters.TxThrottled++;
@@ -59,19 +57,6 @@ public static class TxPipeReader
             }
         }
         return 0;
-    }
-
-    /// <summary>
-    /// The DSCP of the head packet, read in place (only to choose a class: what leaves is checked after the copy);
-    /// 0 when it is not a well-formed IPv4 or IPv6 header. Only for a pipe known to hold a packet.
-    /// </summary>
-    public static byte HeadDscp(PipeSocket socket)
-    {
-        var packet = socket.Tx.Peek();
-        return packet.Length < 2 ? (byte)0
-            : (packet[0] >> 4) == 4 ? (byte)(packet[1] >> 2)
-            : (packet[0] >> 4) == 6 ? (byte)((((packet[0] & 0x0F) << 4) | (packet[1] >> 4)) >> 2)
-            : (byte)0;
     }
 
     /// <summary>

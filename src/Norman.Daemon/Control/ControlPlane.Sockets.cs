@@ -1,0 +1,230 @@
+using Norman.Core.Packets;
+using Norman.Core.Pipes;
+using Norman.Core.Protocol;
+using Norman.Daemon.Dataplane;
+using Norman.Daemon.Policy;
+
+namespace Norman.Daemon.Control;
+
+/// <summary>The socket family: bind, connect, close, and the listing ss reads.</summary>
+public sealed partial class ControlPlane
+{
+    private async Task<int[]> OnBind(ControlSession session, ControlRequest request, ControlResponse response)
+    {
+        var socket = await BindAsync(session, request);
+        response.Socket = new SocketGrant
+        {
+            SocketId = socket.Id,
+            LocalAddress = socket.LocalAddress.ToString(),
+            LocalPort = socket.LocalPort,
+            SourceAddress = (socket.LocalAddress.IsUnspecified ? engine.Host.Address : socket.LocalAddress).ToString(),
+            SlotCount = socket.SlotCount,
+            SlotSize = socket.SlotSize,
+            RegionBytes = socket.Region.Length,
+        };
+        return [socket.Region.Fd, socket.Wakeup.Fd];
+    }
+
+    private async Task<int[]> OnConnect(ControlSession session, ControlRequest request, ControlResponse response)
+    {
+        await ConnectAsync(session, request);
+        return [];
+    }
+
+    private async Task<int[]> OnClose(ControlSession session, ControlRequest request, ControlResponse response)
+    {
+        await CloseAsync(session, OwnedSocket(session, request));
+        return [];
+    }
+
+    private Task<int[]> OnSockets(ControlSession session, ControlRequest request, ControlResponse response)
+    {
+        (response.Sockets, response.NextCursor) = ListingPage.Take(
+            sockets.Snapshot().SelectMany(s => DescribeWithConnections(s, session.Identity, engine.Qos, engine.Host.Address)),
+            request.Cursor ?? 0, ControlJson.Default.SocketInfo);
+        return NoDescriptors;
+    }
+
+    private async Task<NormanSocket> BindAsync(ControlSession session, ControlRequest request)
+    {
+        byte protocol = (request.Protocol ?? "udp").ToLowerInvariant() switch
+        {
+            "udp" => IpProtocols.Udp,
+            // The TCP stack is the application's (the client library's); the daemon carries its segments.
+            "tcp" => IpProtocols.Tcp,
+            var other => throw new ControlException(ControlProtocol.Errors.Unsupported, $"Unknown protocol '{other}': use udp or tcp."),
+        };
+        var address = ParseV4Address(request.Address ?? "0.0.0.0", "bind to");
+        int slotCount = request.SlotCount ?? defaultSlotCount;
+        if (!PipeLayout.IsValidGeometry(slotCount, PipeLayout.DefaultSlotSize))
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument,
+                $"A pipe of {slotCount} slots is not allowed: use a power of two from {PipeLayout.MinSlotCount} to {PipeLayout.MaxSlotCount}.");
+        }
+        var identity = session.Identity;
+        bool ordinary = !IsAdministrator(identity);
+        if (!Descriptors.TryTake(NormanSocket.Descriptors, administrator: !ordinary))
+        {
+            throw new ControlException(ControlProtocol.Errors.TooManySockets, "Cannot open a socket: " + Descriptors.Refusal(identity.Uid, !ordinary));
+        }
+        NormanSocket socket;
+        try
+        {
+            socket = sockets.Bind(identity, !ordinary, protocol, address, request.Port ?? 0,
+                PipeLayout.SocketRegionBytes(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp),
+                (id, port) => new NormanSocket(id, identity, protocol, address.IsUnspecified ? NetAddress.FromV4(0) : address, port, slotCount,
+                    PipeLayout.DefaultSlotSize, appNames.IdOf(identity.AppName), appNames.IdOf(AppNames.CgroupKey(identity.Cgroup)),
+                    appNames.IdOf(AppNames.ExecutableKey(identity.Executable))));
+        }
+        catch
+        {
+            Descriptors.Return(NormanSocket.Descriptors, administrator: !ordinary);
+            throw;
+        }
+        session.Own(socket);
+        var add = new AddSocketCommand(socket.Pipe);
+        engine.Post(add);
+        await add.Applied;
+        log.Info($"bind {IpProtocols.Name(protocol)} {socket.LocalAddress}:{socket.LocalPort} by {identity.ProcessName} (pid {identity.Pid}, uid {identity.Uid})");
+        return socket;
+    }
+
+    private async Task ConnectAsync(ControlSession session, ControlRequest request)
+    {
+        var socket = OwnedSocket(session, request);
+        var remote = ParseV4Address(request.RemoteAddress ?? throw new ControlException(ControlProtocol.Errors.InvalidArgument, "connect needs remoteAddress."), "connect to");
+        int port = request.RemotePort ?? 0;
+        if (port is <= 0 or > 65535 || remote.IsUnspecified)
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument, $"Cannot connect to {remote}:{port}: give a real address and a port from 1 to 65535.");
+        }
+        // As Linux does, a wildcard-bound socket takes the host's address as its source once connected.
+        var local = socket.LocalAddress.IsUnspecified ? engine.Host.Address : socket.LocalAddress;
+        var connect = new ConnectSocketCommand(socket.Pipe, local, remote, (ushort)port);
+        engine.Post(connect);
+        await connect.Applied;
+        socket.RemoteAddress = remote;
+        socket.RemotePort = (ushort)port;
+    }
+
+    /// <summary>Releases a socket: its port at once, its memory once the dataplane has stopped serving it.</summary>
+    public async Task CloseAsync(ControlSession session, NormanSocket socket)
+    {
+        sockets.Remove(socket);
+        session.Disown(socket);
+        var remove = new RemoveSocketCommand(socket.Pipe);
+        engine.Post(remove);
+        await remove.Applied;
+        socket.Dispose();
+        Descriptors.Return(NormanSocket.Descriptors, IsAdministrator(socket.Owner));
+        log.Info($"close {IpProtocols.Name(socket.Pipe.Protocol)} {socket.LocalAddress}:{socket.LocalPort} of {socket.Owner.ProcessName} (pid {socket.Owner.Pid})");
+    }
+
+    private NormanSocket OwnedSocket(ControlSession session, ControlRequest request)
+    {
+        long id = request.SocketId ?? throw new ControlException(ControlProtocol.Errors.InvalidArgument, "This operation needs socketId.");
+        return session.Find(id) ?? throw new ControlException(ControlProtocol.Errors.NoSuchSocket,
+            $"Socket {id} is not one of this connection's sockets.");
+    }
+
+    /// <summary>An IPv4 address for a socket; IPv6 ones are refused as Linux refuses a family it does not carry.</summary>
+    private static NetAddress ParseV4Address(string text, string what)
+    {
+        NetAddress address;
+        try
+        {
+            address = NetAddress.Parse(text);
+        }
+        catch (FormatException error)
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
+        }
+        return address.IsV4 ? address : throw new ControlException(ControlProtocol.Errors.AddressFamilyNotSupported,
+            $"Cannot {what} {text}: Norman carries IPv4 only for applications so far. Use an IPv4 address, or 0.0.0.0 for any.");
+    }
+
+    /// <summary>Milliseconds since a Stopwatch timestamp; -1 for one never taken (0).</summary>
+    private static long Age(long ticks) =>
+        ticks == 0 ? -1 : (long)System.Diagnostics.Stopwatch.GetElapsedTime(ticks).TotalMilliseconds;
+
+    /// <summary>ss's TCP states by the client library's numbering (<c>Norman.Client.Tcp.TcpState</c>).</summary>
+    private static readonly string[] TcpStateNames = ["CLOSE", "SYN-SENT", "SYN-RECV", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT"];
+
+    /// <summary>
+    /// A socket as ss shows it and, for a listening TCP socket, each connection its application's stack reports
+    /// (state, queues, remote end), with the socket's own local end and owner.
+    /// </summary>
+    /// <remarks>A connection's local address is the host's where its socket listens on the wildcard, as ss shows a kernel's.</remarks>
+    private static IEnumerable<SocketInfo> DescribeWithConnections(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos, NetAddress host)
+    {
+        var connections = socket.Connections();
+        if (socket.RemotePort != 0 && connections.Count == 1)
+        {
+            yield return Describe(socket, viewer, qos, connections[0], localAddress: host); // a client socket: its one connection is the socket
+            yield break;
+        }
+        yield return Describe(socket, viewer, qos);
+        foreach (var connection in connections)
+        {
+            yield return Describe(socket, viewer, qos, connection, socketRow: false, localAddress: host);
+        }
+    }
+
+    private static string StateName(byte state) => state < TcpStateNames.Length ? TcpStateNames[state] : "UNKNOWN";
+
+    /// <summary>
+    /// What ss shows. As on Linux, process details of other users' sockets are shown only to root. With a TCP
+    /// connection its stack reports, the row shows the connection's state, remote end and queues; a listener's
+    /// connection rows (not the socket's row) carry no traffic counters, which are the socket's alone.
+    /// </summary>
+    private static SocketInfo Describe(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos,
+        ConnectionTable.Record? connection = null, bool socketRow = true, NetAddress? localAddress = null)
+    {
+        // Read racily, for display: the dataplane classifies a socket when it first schedules it under a policy.
+        var choice = socket.Pipe.SendingQos;
+        bool showProcess = viewer.IsRoot || viewer.Uid == socket.Owner.Uid;
+        var counters = socket.Pipe.Counters;
+        var (challengeAcks, resetsIgnored) = socketRow && connection is null ? socket.TcpTotals() : (0, 0);
+        return new SocketInfo
+        {
+            Id = socket.Id,
+            Protocol = IpProtocols.Name(socket.Pipe.Protocol),
+            State = connection is { } c ? StateName(c.State)
+                : socket.RemotePort != 0 ? "ESTAB" : socket.Pipe.Protocol == IpProtocols.Tcp ? "LISTEN" : "UNCONN",
+            LocalAddress = (socket.LocalAddress.IsUnspecified && localAddress is { } local ? local : socket.LocalAddress).ToString(),
+            LocalPort = socket.LocalPort,
+            RemoteAddress = connection is { } r ? NetAddress.FromV4(r.RemoteAddress).ToString() : socket.RemotePort != 0 ? socket.RemoteAddress.ToString() : "*",
+            RemotePort = connection?.RemotePort ?? socket.RemotePort,
+            Pid = showProcess ? socket.Owner.Pid : 0,
+            Uid = socket.Owner.Uid,
+            ProcessName = showProcess ? socket.Owner.ProcessName : "",
+            CommandLine = showProcess && socketRow ? socket.Owner.CommandLine : "",
+            RecvQ = connection is { } q ? (int)Math.Min(q.ReceiveQueue, int.MaxValue) : socket.RxQueued,
+            SendQ = connection is { } w ? (int)Math.Min(w.SendQueue, int.MaxValue) : socket.TxQueued,
+            RxPackets = socketRow ? counters.RxPackets : 0,
+            RxBytes = socketRow ? counters.RxBytes : 0,
+            TxPackets = socketRow ? counters.TxPackets : 0,
+            TxBytes = socketRow ? counters.TxBytes : 0,
+            Drops = socketRow ? counters.DropSnapshot() : [],
+            SlotCount = socket.SlotCount,
+            SlotSize = socket.SlotSize,
+            Wakeups = counters.Wakeups,
+            TxThrottled = socketRow ? counters.TxThrottled : 0,
+            TcpChallengeAcks = challengeAcks,
+            TcpResetsIgnored = resetsIgnored,
+            LastReceiveMilliseconds = Age(counters.LastRxTicks),
+            LastSendMilliseconds = Age(counters.LastTxTicks),
+            QosClass = choice.Generation == qos.Generation && choice.Class < qos.Classes.Length ? qos.Classes[choice.Class].Settings.Name : null,
+            Tcp = connection is { } t ? new TcpConnectionInfo
+            {
+                RttMicroseconds = t.RttMicroseconds,
+                RtoMilliseconds = t.RtoMilliseconds,
+                Mss = t.Mss,
+                CongestionWindowBytes = t.CongestionWindow,
+                Retransmits = t.Retransmits,
+                ChallengeAcks = t.ChallengeAcks,
+                ResetsIgnored = t.ResetsIgnored,
+            } : null,
+        };
+    }
+}
