@@ -1,3 +1,5 @@
+using Norman.Soak;
+
 namespace Norman.Bench;
 
 /// <summary>
@@ -47,7 +49,7 @@ public static class ComparisonScenarios
     /// <summary>E: request/response round trips through Norman and, where namespaces can be made, through the kernel.</summary>
     public static IEnumerable<Measurement> Latency(int runs, int roundTrips)
     {
-        int payload = DataplaneScenarios.PayloadFor(64);
+        int payload = BenchDaemon.PayloadFor(64);
         var norman = Percentiles("rtt_norman", "E: round trip application → Norman → wire → echoing peer → Norman → application (busy-polling application)");
         for (int run = 0; run < runs; run++)
         {

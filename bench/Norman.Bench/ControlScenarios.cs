@@ -1,3 +1,4 @@
+using Norman.Soak;
 using System.Diagnostics;
 using Norman.Client;
 
@@ -9,7 +10,7 @@ public static class ControlScenarios
     /// <summary>Median microseconds to open a socket and bind it (control socket connect, bind request, pipes mapped).</summary>
     public static double SocketOpenMicroseconds(int count)
     {
-        return DataplaneScenarios.WithDaemon((daemon, first) =>
+        return BenchDaemon.With((daemon, first) =>
         {
             var times = new double[count];
             for (int i = 0; i < count; i++)
@@ -29,8 +30,8 @@ public static class ControlScenarios
     /// </summary>
     public static double PolicyApplyMilliseconds(int rules)
     {
-        var lines = DataplaneScenarios.RulesNotMatching(rules);
-        return DataplaneScenarios.WithDaemon((daemon, _) => Apply(daemon, lines));
+        var lines = BenchDaemon.RulesNotMatching(rules);
+        return BenchDaemon.With((daemon, _) => Apply(daemon, lines));
     }
 
     /// <summary>
@@ -42,8 +43,8 @@ public static class ControlScenarios
     /// </summary>
     public static (double ApplyMs, long Lost) PolicySwap(int rules, long packets)
     {
-        var lines = DataplaneScenarios.RulesNotMatching(rules);
-        return DataplaneScenarios.WithDaemon((daemon, unused) =>
+        var lines = BenchDaemon.RulesNotMatching(rules);
+        return BenchDaemon.With((daemon, unused) =>
         {
             using var socket = new NormanUdpSocket(daemon.SocketPath);
             socket.Bind(unused.LocalPort + 1, slotCount: 16384);
@@ -51,7 +52,7 @@ public static class ControlScenarios
             double applyMs = 0;
             Task? swap = null;
             var clock = Stopwatch.StartNew();
-            daemon.Peer!.StartFlood(40000, socket.LocalPort, DataplaneScenarios.PayloadFor(64), packets);
+            daemon.Peer!.StartFlood(40000, socket.LocalPort, BenchDaemon.PayloadFor(64), packets);
             var quiet = Stopwatch.StartNew();
             while (received < packets && quiet.Elapsed < TimeSpan.FromMilliseconds(500) && clock.Elapsed < TimeSpan.FromSeconds(60))
             {

@@ -1,3 +1,4 @@
+using Norman.Soak;
 using System.Diagnostics;
 using System.Numerics;
 using Norman.Client;
@@ -15,9 +16,6 @@ namespace Norman.Bench;
 /// </summary>
 public static class DataplaneScenarios
 {
-    /// <summary>Payload of a 64-byte Ethernet frame (60 on the wire plus a 4-byte FCS), and of a 1500-byte IP packet.</summary>
-    public static int PayloadFor(int frameSize) => frameSize == 64 ? 64 - 4 - EthernetHeader.Size - UdpPacketBuilder.HeaderLengthV4 : 1500 - UdpPacketBuilder.HeaderLengthV4;
-
     /// <summary>What one peer → application run measured.</summary>
     /// <param name="Pps">Packets a second the application received.</param>
     /// <param name="Drops">Packets the dataplane dropped (the application slower than the wire: its RX pipe full).</param>
@@ -29,10 +27,6 @@ public static class DataplaneScenarios
     /// <param name="ConntrackBytesPerFlow">Connection tracking's memory per flow it can hold (all taken at start).</param>
     public sealed record PeerRun(double Pps, long Drops, long AllocatedBytes, double ProcessedPps, double ApplicationCpuNs, long CaptureDrops,
         int TrackedFlows, double ConntrackBytesPerFlow);
-
-    /// <summary>The benchmark's ingress rules, as a whole policy file (it flushes what was there): <paramref name="rules"/> distinct ones that its flows never match.</summary>
-    public static List<string> RulesNotMatching(int rules) =>
-        ["flush ruleset", .. Enumerable.Range(0, rules).Select(i => $"add ingress udp dport {10000 + i % 50000} sport {i / 50000 + 1} drop")];
 
     /// <summary><paramref name="rules"/> ingress rules that this flow does not match come before the verdict (the policy: accept).</summary>
     /// <remarks>
@@ -47,7 +41,7 @@ public static class DataplaneScenarios
     public static PeerRun PeerToApplication(int frameSize, long packets, int rules = 0, int setSize = 0,
         string? captureFilter = null, bool conntrack = false, int qosClasses = 0, int flows = 1, Func<NormanDaemon, IDisposable>? beside = null)
     {
-        return WithDaemon((daemon, socket) =>
+        return BenchDaemon.With((daemon, socket) =>
         {
             Norman.Daemon.Capture.CaptureTap? tap = null;
             if (captureFilter is not null)
@@ -65,7 +59,7 @@ public static class DataplaneScenarios
             }
             if (rules > 0)
             {
-                daemon.Policy.Restore(RulesNotMatching(rules), "bench");
+                daemon.Policy.Restore(BenchDaemon.RulesNotMatching(rules), "bench");
             }
             if (conntrack)
             {
@@ -85,7 +79,7 @@ public static class DataplaneScenarios
             long allocatedBefore = daemon.DataplaneAllocatedBytes;
             long cpuBefore = ThreadCpuClock.Nanoseconds();
             var clock = Stopwatch.StartNew();
-            peer.StartFlood(40000, socket.LocalPort, PayloadFor(frameSize), packets, flows);
+            peer.StartFlood(40000, socket.LocalPort, BenchDaemon.PayloadFor(frameSize), packets, flows);
             var deadline = TimeSpan.FromSeconds(60);
             while (clock.Elapsed < deadline)
             {
@@ -116,7 +110,7 @@ public static class DataplaneScenarios
     /// </summary>
     public static RoundTrips NormanRoundTrips(int payload, int count)
     {
-        return WithDaemon((daemon, socket) =>
+        return BenchDaemon.With((daemon, socket) =>
         {
             const ushort echoPort = 7;
             daemon.Peer!.EchoOnPort(echoPort);
@@ -151,11 +145,11 @@ public static class DataplaneScenarios
 
     public static (double Pps, long Drops, long AllocatedBytes) ApplicationToPeer(int frameSize, long packets)
     {
-        return WithDaemon((daemon, socket) =>
+        return BenchDaemon.With((daemon, socket) =>
         {
             var peer = daemon.Peer!;
             long allocatedBefore = daemon.DataplaneAllocatedBytes;
-            int payload = PayloadFor(frameSize);
+            int payload = BenchDaemon.PayloadFor(frameSize);
             var destination = NetAddress.Parse("198.18.0.2");
             long sent = 0;
             var clock = Stopwatch.StartNew();
@@ -176,36 +170,5 @@ public static class DataplaneScenarios
             double seconds = clock.Elapsed.TotalSeconds;
             return (Volatile.Read(ref peer.SunkPackets) / seconds, daemon.Engine.Counters.TotalDrops(), daemon.DataplaneAllocatedBytes - allocatedBefore);
         });
-    }
-
-    /// <summary>
-    /// Runs <paramref name="run"/> against a fresh daemon on an unlimited virtual wire (or as
-    /// <paramref name="configure"/> changes it) with one socket bound to port 5000; returns what it returns.
-    /// </summary>
-    internal static T WithDaemon<T>(Func<NormanDaemon, NormanUdpSocket, T> run, Action<DaemonOptions>? configure = null)
-    {
-        string directory = Path.Combine(Path.GetTempPath(), $"norman-bench-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(directory);
-        // As a kernel-bypass deployment would, the dataplane has a core of its own (the last one).
-        var options = new DaemonOptions { SocketPath = Path.Combine(directory, "norman.sock"), LineRateBitsPerSecond = 0,
-            BusyPoll = true };
-        configure?.Invoke(options);
-        var daemon = NormanDaemon.Start(options, NullLog.Instance);
-        try
-        {
-            daemon.Peer!.KeepDatagrams = false;
-            daemon.Peer.SinkOnPort(9);
-            var neighbour = new Norman.Daemon.Dataplane.AddNeighbourCommand(daemon.Peer.Address, daemon.Peer.Mac);
-            daemon.Engine.Post(neighbour);
-            neighbour.Applied.GetAwaiter().GetResult();
-            using var socket = new NormanUdpSocket(options.SocketPath);
-            socket.Bind(5000);
-            return run(daemon, socket);
-        }
-        finally
-        {
-            daemon.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            Directory.Delete(directory, recursive: true);
-        }
     }
 }

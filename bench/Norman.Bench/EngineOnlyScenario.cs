@@ -1,3 +1,4 @@
+using Norman.Soak;
 using System.Diagnostics;
 using Norman.Core.Packets;
 using Norman.Core.Pipes;
@@ -108,7 +109,7 @@ public static unsafe class EngineOnlyScenario
         /// <summary>Floods <paramref name="count"/> 64-byte frames through the engine; returns ns per packet delivered.</summary>
         public double Run(long count)
         {
-            _peer.StartFlood(40000, 5000, DataplaneScenarios.PayloadFor(64), count);
+            _peer.StartFlood(40000, 5000, BenchDaemon.PayloadFor(64), count);
             long received = 0;
             long start = Stopwatch.GetTimestamp();
             for (long breath = 0; received < count && breath < count; breath++)

@@ -1,3 +1,4 @@
+using Norman.Soak;
 using System.Diagnostics;
 using System.CommandLine;
 using System.Globalization;
@@ -17,7 +18,7 @@ switch (args.FirstOrDefault())
 {
     case "soak":
     {
-        var report = Soak.Run(TimeSpan.FromSeconds(args.Length > 1 ? double.Parse(args[1], CultureInfo.InvariantCulture) : 3600), Console.Error.WriteLine);
+        var report = Norman.Soak.Soak.Run(TimeSpan.FromSeconds(args.Length > 1 ? double.Parse(args[1], CultureInfo.InvariantCulture) : 3600), Console.Error.WriteLine);
         Console.WriteLine(report);
         return report.Passed ? 0 : 1;
     }
@@ -272,8 +273,8 @@ root.SetAction(result =>
         var afpacket = new Measurement("norman_afpacket_tx_pps_64", "Norman application → dataplane → AF_PACKET → veth → Linux recvmmsg, 64-byte frames", "pps");
         for (int run = 0; run < runCount; run++)
         {
-            kernel.Add(RealWireScenarios.Run(norman: false, DataplaneScenarios.PayloadFor(64), wireSeconds));
-            afpacket.Add(RealWireScenarios.Run(norman: true, DataplaneScenarios.PayloadFor(64), wireSeconds));
+            kernel.Add(RealWireScenarios.Run(norman: false, BenchDaemon.PayloadFor(64), wireSeconds));
+            afpacket.Add(RealWireScenarios.Run(norman: true, BenchDaemon.PayloadFor(64), wireSeconds));
         }
         figures.AddRange([kernel, afpacket]);
         foreach (var firewall in new[] { RealWireScenarios.KernelFirewall.Iptables, RealWireScenarios.KernelFirewall.Nftables })
@@ -285,7 +286,7 @@ root.SetAction(result =>
                     $"Linux UDP over veth, {rules} {name} rules before the verdict, 64-byte frames", "pps");
                 for (int run = 0; run < runCount; run++)
                 {
-                    withRules.Add(RealWireScenarios.Run(norman: false, DataplaneScenarios.PayloadFor(64), wireSeconds, rules, firewall));
+                    withRules.Add(RealWireScenarios.Run(norman: false, BenchDaemon.PayloadFor(64), wireSeconds, rules, firewall));
                 }
                 figures.Add(withRules);
             }

@@ -1,3 +1,4 @@
+using Norman.Soak;
 using System.Diagnostics;
 using Norman.Core.Packets;
 using Norman.Core.Pipes;
@@ -50,7 +51,7 @@ public static unsafe class QosSchedulerScenario
         private readonly QosStore _qos;
         private readonly NetAddress _host;
         private readonly NetAddress _peer;
-        private readonly int _payload = DataplaneScenarios.PayloadFor(64);
+        private readonly int _payload = BenchDaemon.PayloadFor(64);
 
         public Rig(int classes)
         {

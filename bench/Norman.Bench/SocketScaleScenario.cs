@@ -1,3 +1,4 @@
+using Norman.Soak;
 using System.Diagnostics;
 using Norman.Client;
 
@@ -12,7 +13,7 @@ public static class SocketScaleScenario
     /// <summary>Packets per second the application received from <paramref name="sockets"/> sockets together.</summary>
     public static double PacketsPerSecond(int sockets, long packets)
     {
-        return DataplaneScenarios.WithDaemon((daemon, first) =>
+        return BenchDaemon.With((daemon, first) =>
         {
             var all = new List<NormanUdpSocket> { first };
             try
@@ -25,7 +26,7 @@ public static class SocketScaleScenario
                 }
                 long received = 0;
                 var clock = Stopwatch.StartNew();
-                daemon.Peer!.StartFlood(40000, first.LocalPort, DataplaneScenarios.PayloadFor(64), packets, destinationPorts: sockets);
+                daemon.Peer!.StartFlood(40000, first.LocalPort, BenchDaemon.PayloadFor(64), packets, destinationPorts: sockets);
                 while (clock.Elapsed < TimeSpan.FromSeconds(60) && received + daemon.Engine.Counters.TotalDrops() < packets)
                 {
                     foreach (var socket in all)
@@ -63,7 +64,7 @@ public static class SocketScaleScenario
     /// </summary>
     public static double ResidentBytesPerIdleSocket(int sockets)
     {
-        return DataplaneScenarios.WithDaemon((daemon, first) =>
+        return BenchDaemon.With((daemon, first) =>
         {
             var all = new List<NormanUdpSocket>();
             try

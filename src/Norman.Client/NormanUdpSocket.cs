@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Net;
 using Norman.Core.Packets;
@@ -22,7 +21,6 @@ public sealed class NormanUdpSocket : IDisposable
     /// <summary>The largest payload: a 1500-byte MTU less the IPv4 and UDP headers; Norman does not fragment.</summary>
     public const int MaxPayload = 1500 - UdpPacketBuilder.HeaderLengthV4;
     private const int ReleaseBatch = 32;
-    private static readonly long SpinTicks = Stopwatch.Frequency / 20_000; // 50 µs
     /// <summary>How often a sender asks whether the daemon is still there: one system call a millisecond, not one a packet.</summary>
     private static readonly long LivenessTicks = Stopwatch.Frequency / 1000;
     private long _livenessCheckedAt;
@@ -277,7 +275,7 @@ public sealed class NormanUdpSocket : IDisposable
     {
         ThrowIfDisposed();
         long deadline = Deadline(timeout);
-        long spinUntil = Stopwatch.GetTimestamp() + SpinTicks;
+        var waiter = new PipeWaiter(Stopwatch.GetTimestamp());
         while (true)
         {
             int length = TryReceive(buffer, out var address, out ushort port);
@@ -287,9 +285,8 @@ public sealed class NormanUdpSocket : IDisposable
                 return length;
             }
             long now = Stopwatch.GetTimestamp();
-            if (now < spinUntil)
+            if (waiter.Spin(now))
             {
-                Thread.SpinWait(20);
                 continue;
             }
             if (now > deadline)
@@ -312,7 +309,7 @@ public sealed class NormanUdpSocket : IDisposable
     {
         ThrowIfDisposed();
         var buffer = _asyncBuffer;
-        long spinUntil = Stopwatch.GetTimestamp() + SpinTicks;
+        var waiter = new PipeWaiter(Stopwatch.GetTimestamp());
         while (true)
         {
             int length = TryReceive(buffer, out var address, out ushort port);
@@ -320,9 +317,8 @@ public sealed class NormanUdpSocket : IDisposable
             {
                 return new NormanDatagram(buffer.AsSpan(0, length).ToArray(), new IPEndPoint(address.ToIPAddress(), port));
             }
-            if (Stopwatch.GetTimestamp() < spinUntil)
+            if (waiter.Spin(Stopwatch.GetTimestamp()))
             {
-                Thread.SpinWait(20);
                 continue;
             }
             if (Rx.PrepareToSleep())
@@ -339,25 +335,28 @@ public sealed class NormanUdpSocket : IDisposable
         }
     }
 
+    /// <summary>An IPv4/UDP packet from the RX pipe, as the daemon delivered it; anything else is skipped, not trusted.</summary>
     private static bool TryParse(ReadOnlySpan<byte> packet, out ReceivedDatagram datagram)
     {
         datagram = default;
-        if (packet.Length < UdpPacketBuilder.HeaderLengthV4 || (packet[0] >> 4) != 4)
+        if (packet.Length < UdpPacketBuilder.HeaderLengthV4)
         {
             return false;
         }
-        int headerLength = (packet[0] & 0x0F) * 4;
-        if (headerLength < Ipv4Header.Size || packet.Length < headerLength + UdpHeader.Size)
+        ref readonly var ip = ref Ipv4Header.At(packet);
+        int headerLength = ip.HeaderLength;
+        if (ip.Version != 4 || headerLength < Ipv4Header.Size || packet.Length < headerLength + UdpHeader.Size)
         {
             return false;
         }
-        var udp = packet[headerLength..];
-        int udpLength = BinaryPrimitives.ReadUInt16BigEndian(udp[4..]);
-        if (udpLength < UdpHeader.Size || udpLength > udp.Length)
+        var segment = packet[headerLength..];
+        ref readonly var udp = ref UdpHeader.At(segment);
+        int udpLength = udp.Length;
+        if (udpLength < UdpHeader.Size || udpLength > segment.Length)
         {
             return false;
         }
-        datagram = new ReceivedDatagram(udp[UdpHeader.Size..udpLength], NetAddress.ReadV4(packet[12..]), BinaryPrimitives.ReadUInt16BigEndian(udp));
+        datagram = new ReceivedDatagram(segment[UdpHeader.Size..udpLength], NetAddress.FromV4(ip.Source), udp.SourcePort);
         return true;
     }
 

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
@@ -19,7 +18,6 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
 {
     /// <summary>How often the connections are reported to the daemon for `norman ss`.</summary>
     private static readonly long ReportTicks = Stopwatch.Frequency / 10;
-    private static readonly long SpinTicks = Stopwatch.Frequency / 20_000; // 50 µs
     private static readonly long TimerTicks = Stopwatch.Frequency / 1000;
     /// <summary>How long connections may finish (FIN exchanges) once the application let go of everything.</summary>
     private static readonly long OrphanTicks = Stopwatch.Frequency * 60;
@@ -197,7 +195,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
 
     private void Run()
     {
-        long idleSince = Stopwatch.GetTimestamp();
+        var waiter = new PipeWaiter(Stopwatch.GetTimestamp());
         long nextTimers = 0;
         long nextReport = 0;
         try
@@ -237,12 +235,11 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
                 }
                 if (worked)
                 {
-                    idleSince = now;
+                    waiter.Worked(now);
                     continue;
                 }
-                if (now - idleSince < SpinTicks)
+                if (waiter.Spin(now))
                 {
-                    Thread.SpinWait(20);
                     continue;
                 }
                 // Idle: sleep until a segment or an application's request, or the next timer.
@@ -350,25 +347,27 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     /// <summary>One IPv4 packet from the RX pipe: the daemon checked it is well formed TCP for us, with a good checksum.</summary>
     private void OnPacket(ReadOnlySpan<byte> packet, long now)
     {
-        if (packet.Length < TcpSegmentBuilder.HeaderLength || (packet[0] >> 4) != 4 || packet[9] != IpProtocols.Tcp)
+        if (packet.Length < TcpSegmentBuilder.HeaderLength)
         {
             return;
         }
-        int ipLength = (packet[0] & 0x0F) * 4;
-        int total = Math.Min(BinaryPrimitives.ReadUInt16BigEndian(packet[2..]), packet.Length);
-        if (ipLength < Ipv4Header.Size || total < ipLength + TcpHeader.Size)
+        ref readonly var ip = ref Ipv4Header.At(packet);
+        int ipLength = ip.HeaderLength;
+        int total = Math.Min(ip.TotalLength, packet.Length);
+        if (ip.Version != 4 || ip.Protocol != IpProtocols.Tcp || ipLength < Ipv4Header.Size || total < ipLength + TcpHeader.Size)
         {
             return;
         }
         var tcp = packet[ipLength..total];
-        int tcpLength = (tcp[12] >> 4) * 4;
+        ref readonly var header = ref TcpHeader.At(tcp);
+        int tcpLength = header.HeaderLength;
         if (tcpLength < TcpHeader.Size || tcpLength > tcp.Length)
         {
             return;
         }
-        var remote = NetAddress.ReadV4(packet[12..]);
-        ushort remotePort = BinaryPrimitives.ReadUInt16BigEndian(tcp);
-        byte flags = tcp[13];
+        var remote = NetAddress.FromV4(ip.Source);
+        ushort remotePort = header.SourcePort;
+        byte flags = header.Flags;
         ushort mss = 0;
         int windowScale = -1;
         if ((flags & TcpHeader.Syn) != 0)
@@ -379,10 +378,10 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         }
         var segment = new TcpSegment
         {
-            Sequence = BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]),
-            Acknowledgement = BinaryPrimitives.ReadUInt32BigEndian(tcp[8..]),
+            Sequence = header.Sequence,
+            Acknowledgement = header.Acknowledgement,
             Flags = flags,
-            Window = BinaryPrimitives.ReadUInt16BigEndian(tcp[14..]),
+            Window = header.Window,
             Payload = tcp[tcpLength..],
             Mss = mss,
             WindowScale = windowScale,

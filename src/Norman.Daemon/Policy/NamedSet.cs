@@ -70,6 +70,19 @@ public sealed class NamedSet
         }
     }
 
+    /// <summary>Adds elements written as the administrator writes them; more than <see cref="MaxElements"/> throws.</summary>
+    public void Add(IReadOnlyList<string> elements)
+    {
+        foreach (var element in elements)
+        {
+            Elements.Add(ParseElement(element));
+        }
+        if (Elements.Count > MaxElements)
+        {
+            throw new FormatException($"Set '{Name}' would hold {Elements.Count} elements; the limit is {MaxElements}.");
+        }
+    }
+
     public string FormatElement((uint Start, uint End) element)
     {
         if (Kind == SetKind.Ports)

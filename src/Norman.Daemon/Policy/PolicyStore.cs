@@ -1,4 +1,3 @@
-using System.Globalization;
 using Norman.Daemon.Control;
 using Norman.Daemon.Dataplane;
 using Norman.Daemon.Policy.Bpf;
@@ -90,7 +89,7 @@ public sealed class PolicyStore
                 throw new FormatException($"Set '{name}' exists and holds {set.KindName}.");
             }
             sets[name] = set;
-            AddTo(set, elements);
+            set.Add(elements);
             Commit(_rules, _ingressPolicy, _egressPolicy, sets);
         }
     }
@@ -129,7 +128,7 @@ public sealed class PolicyStore
             }
             else
             {
-                AddTo(set, elements);
+                set.Add(elements);
             }
             Commit(_rules, _ingressPolicy, _egressPolicy, new Dictionary<string, NamedSet>(_sets) { [name] = set });
         }
@@ -148,18 +147,6 @@ public sealed class PolicyStore
         var copy = new NamedSet(set.Name, set.Kind);
         copy.Elements.UnionWith(set.Elements);
         return copy;
-    }
-
-    private static void AddTo(NamedSet set, IReadOnlyList<string> elements)
-    {
-        foreach (var element in elements)
-        {
-            set.Elements.Add(set.ParseElement(element));
-        }
-        if (set.Elements.Count > NamedSet.MaxElements)
-        {
-            throw new FormatException($"Set '{set.Name}' would hold {set.Elements.Count} elements; the limit is {NamedSet.MaxElements}.");
-        }
     }
 
     public bool Delete(long handle)
@@ -210,7 +197,7 @@ public sealed class PolicyStore
     {
         lock (_gate)
         {
-            return Lines(_rules, _ingressPolicy, _egressPolicy, _sets, _qos?.Lines() ?? []);
+            return PolicyFile.Write(_rules, _ingressPolicy, _egressPolicy, _sets, _qos?.Lines() ?? []);
         }
     }
 
@@ -226,76 +213,10 @@ public sealed class PolicyStore
     {
         lock (_gate)
         {
-            var rules = new List<FilterRule>(_rules);
-            var sets = _sets.ToDictionary(s => s.Key, s => Copy(s.Value));
-            var (ingress, egress) = (_ingressPolicy, _egressPolicy);
-            long handle = _nextHandle;
-            var qosLines = new List<(List<string>, string)>();
-            bool said = false;
-            for (int n = 0; n < lines.Count; n++)
-            {
-                try
-                {
-                    var words = FilterRuleParser.Words(lines[n]);
-                    if (words.Count == 0)
-                    {
-                        continue;
-                    }
-                    said = true;
-                    if (words is ["flush", "ruleset"])
-                    {
-                        rules.Clear();
-                        sets.Clear();
-                        (ingress, egress) = (FilterAction.Accept, FilterAction.Accept);
-                    }
-                    else if (words is ["qos", .. var qosWords] && _qos is not null)
-                    {
-                        qosLines.Add((qosWords, $"{origin}:{n + 1}"));
-                    }
-                    else if (words is ["policy", var chainName, var action])
-                    {
-                        var chain = ParseChain(chainName);
-                        var value = action switch
-                        {
-                            "accept" => FilterAction.Accept,
-                            "drop" => FilterAction.Drop,
-                            _ => throw new FormatException($"'{action}': a chain's policy is accept or drop"),
-                        };
-                        (ingress, egress) = chain == Chain.Ingress ? (value, egress) : (ingress, value);
-                    }
-                    else if (words is ["set", var setName, var kind])
-                    {
-                        var type = NamedSet.ParseKind(kind);
-                        if (!sets.TryGetValue(setName, out var existing))
-                        {
-                            sets[setName] = new NamedSet(setName, type);
-                        }
-                        else if (existing.Kind != type)
-                        {
-                            throw new FormatException($"set '{setName}' exists and holds {existing.KindName}");
-                        }
-                    }
-                    else if (words is ["element", var elementSet, ..])
-                    {
-                        var set = sets.GetValueOrDefault(elementSet) ?? throw new FormatException($"element for set '{elementSet}' before 'set {elementSet} TYPE'");
-                        AddTo(set, words.Skip(2).ToList());
-                    }
-                    else if (words is ["add", var chainName2, ..])
-                    {
-                        rules.Add(FilterRuleParser.Parse(ParseChain(chainName2), words.Skip(2).ToList()) with { Handle = handle++ });
-                    }
-                    else
-                    {
-                        throw new FormatException("expected 'flush ruleset', 'policy CHAIN accept|drop', 'set NAME TYPE', 'element NAME …', " +
-                            "'add CHAIN RULE' or 'qos …'");
-                    }
-                }
-                catch (Exception error) when (error is FormatException or ArgumentException)
-                {
-                    throw new FormatException($"{origin}:{n + 1}: {error.Message}", error);
-                }
-            }
-            if (!said && !allowEmpty)
+            var draft = new PolicyFile.Draft(new List<FilterRule>(_rules), _sets.ToDictionary(s => s.Key, s => Copy(s.Value)),
+                _ingressPolicy, _egressPolicy, _nextHandle);
+            PolicyFile.Read(lines, origin, draft, readsQos: _qos is not null);
+            if (!draft.SaidAnything && !allowEmpty)
             {
                 throw new FormatException($"{origin}: there is nothing in it, and an empty restore changes nothing: to remove every rule and set, " +
                     "write 'flush ruleset'; to accept an empty file as it is, pass --allow-empty.");
@@ -304,13 +225,13 @@ public sealed class PolicyStore
             {
                 // QoS first: it checks everything before it changes anything, and so does the filter's commit.
                 // A file without `qos` lines (a filter-only one) leaves the classes as they are.
-                var qos = qosLines.Count > 0 ? _qos!.Restore(qosLines, dryRun) : _qos?.Lines() ?? [];
-                Commit(rules, ingress, egress, sets, dryRun);
+                var qos = draft.QosLines.Count > 0 ? _qos!.Restore(draft.QosLines, dryRun) : _qos?.Lines() ?? [];
+                Commit(draft.Rules, draft.Ingress, draft.Egress, draft.Sets, dryRun);
                 if (!dryRun)
                 {
-                    _nextHandle = handle;
+                    _nextHandle = draft.NextHandle;
                 }
-                return Lines(rules, ingress, egress, sets, qos);
+                return PolicyFile.Write(draft.Rules, draft.Ingress, draft.Egress, draft.Sets, qos);
             }
             catch (Exception error) when (error is PcapFilterException or FormatException)
             {
@@ -384,33 +305,6 @@ public sealed class PolicyStore
         Persist();
     }
 
-    /// <summary>
-    /// The file format: a flush (the file says all there is), chain policies, sets, rules, and the QoS classes kept
-    /// with them. Every rule prints in words the parser reads back equal (names quoted as need be).
-    /// </summary>
-    private static List<string> Lines(List<FilterRule> rules, FilterAction ingress, FilterAction egress, Dictionary<string, NamedSet> sets,
-        IEnumerable<string> qos)
-    {
-        var lines = new List<string>
-        {
-            "# Norman filter policy: restored when normand starts; `norman filter save` prints it.",
-            "flush ruleset",
-            $"policy ingress {ingress.ToString().ToLowerInvariant()}",
-            $"policy egress {egress.ToString().ToLowerInvariant()}",
-        };
-        foreach (var set in sets.Values.OrderBy(s => s.Name, StringComparer.Ordinal))
-        {
-            lines.Add($"set {set.Name} {set.KindName}");
-            foreach (var chunk in set.Elements.Order().Chunk(64))
-            {
-                lines.Add($"element {set.Name} {string.Join(' ', chunk.Select(set.FormatElement))}");
-            }
-        }
-        lines.AddRange(rules.Select(r => string.Create(CultureInfo.InvariantCulture, $"add {r.Chain.ToString().ToLowerInvariant()} {r}")));
-        lines.AddRange(qos);
-        return lines;
-    }
-
     /// <summary>Writes the policy file as it stands (the QoS store calls this after each of its changes).</summary>
     public void PersistNow()
     {
@@ -432,7 +326,7 @@ public sealed class PolicyStore
             string directory = Path.GetDirectoryName(Path.GetFullPath(_file))!;
             Directory.CreateDirectory(directory);
             string temporary = Path.Combine(directory, $".{Path.GetFileName(_file)}.{Environment.ProcessId}.tmp");
-            File.WriteAllLines(temporary, Lines(_rules, _ingressPolicy, _egressPolicy, _sets, _qos?.Lines() ?? []));
+            File.WriteAllLines(temporary, PolicyFile.Write(_rules, _ingressPolicy, _egressPolicy, _sets, _qos?.Lines() ?? []));
             File.Move(temporary, _file, overwrite: true);
         }
         catch (Exception error) when (error is IOException or UnauthorizedAccessException)

@@ -3,7 +3,7 @@ using Norman.Client;
 using Norman.Core.Protocol;
 using Norman.Daemon;
 
-namespace Norman.Bench;
+namespace Norman.Soak;
 
 /// <summary>
 /// The soak: a daemon carries steady traffic for a long time while everything around it changes — the policy is
@@ -41,7 +41,7 @@ public static unsafe class Soak
 
     public static Report Run(TimeSpan duration, Action<string> progress)
     {
-        return DataplaneScenarios.WithDaemon((daemon, first) =>
+        return BenchDaemon.With((daemon, first) =>
         {
             var peer = daemon.Peer!;
             var sockets = new List<NormanUdpSocket> { first };
@@ -74,7 +74,7 @@ public static unsafe class Soak
                     }
                 }
             }) { IsBackground = true, Name = "soak receiver" };
-            var policies = new[] { DataplaneScenarios.RulesNotMatching(200), [.. DataplaneScenarios.RulesNotMatching(100), "add ingress udp dport 9999 drop"] };
+            var policies = new[] { BenchDaemon.RulesNotMatching(200), [.. BenchDaemon.RulesNotMatching(100), "add ingress udp dport 9999 drop"] };
             var everySecond = new Thread(() =>
             {
                 for (long second = 0; !stop.Token.WaitHandle.WaitOne(1000); second++)
@@ -134,7 +134,7 @@ public static unsafe class Soak
             {
                 if (peer.FloodRemaining == 0)
                 {
-                    peer.StartFlood(40000, first.LocalPort, DataplaneScenarios.PayloadFor(64), FloodBatch, flows: 16, destinationPorts: Receivers);
+                    peer.StartFlood(40000, first.LocalPort, BenchDaemon.PayloadFor(64), FloodBatch, flows: 16, destinationPorts: Receivers);
                     sent += FloodBatch;
                 }
                 if (!measured && clock.Elapsed > warmUp)
