@@ -23,20 +23,22 @@ public static partial class HttpScenarios
     public static string? WhyNot() =>
         RealWireScenarios.WhyNot() ?? (File.Exists("/usr/bin/wrk") ? null : "needs wrk (apt install wrk)");
 
-    public static IEnumerable<Measurement> Requests(int runs, bool quick)
+    // port: Norman's port on the server's veth end, afpacket or xdp (then every key starts with "xdp_").
+    public static IEnumerable<Measurement> Requests(int runs, bool quick, string port = "afpacket")
     {
         double seconds = quick ? 3 : 10;
         var figures = new Dictionary<string, Measurement>();
+        string prefix = port == "afpacket" ? "" : $"{port}_";
         Measurement Figure(string key, string description, string unit) =>
-            figures.TryGetValue(key, out var figure) ? figure : figures[key] = new Measurement(key, description, unit);
-        using var hosts = new Hosts();
+            figures.TryGetValue(prefix + key, out var figure) ? figure : figures[prefix + key] = new Measurement(prefix + key, description, unit);
+        using var hosts = new Hosts(port);
         for (int run = 0; run < runs; run++)
         {
             // Alternate which goes first, so that neither always meets a warmer machine.
             foreach (bool norman in run % 2 == 0 ? new[] { false, true } : [true, false])
             {
                 string who = norman ? "norman" : "kestrel";
-                string on = norman ? "on Norman (UseNorman)" : "on Kestrel's sockets";
+                string on = norman ? $"on Norman (UseNorman, {port} port)" : "on Kestrel's sockets";
                 var (rps, p50, p99) = hosts.Wrk(norman, seconds);
                 Figure($"http_{who}_requests_per_s", $"wrk, 64 connections, GET / of the ASP.NET Core example {on}", "requests/s").Add(rps);
                 Figure($"http_{who}_p50_us", $"the same, latency p50 {on}", "µs").Add(p50);
@@ -46,11 +48,13 @@ public static partial class HttpScenarios
         return figures.Values;
     }
 
-    public static IEnumerable<Measurement> Bulk(int runs, bool quick)
+    // port: Norman's port on the server's veth end, afpacket or xdp (then every key starts with "xdp_").
+    public static IEnumerable<Measurement> Bulk(int runs, bool quick, string port = "afpacket")
     {
         long bytes = quick ? 64L << 20 : 256L << 20;
         var figures = new Dictionary<string, Measurement>();
-        using var hosts = new Hosts();
+        string prefix = port == "afpacket" ? "" : $"{port}_";
+        using var hosts = new Hosts(port);
         for (int run = 0; run < runs; run++)
         {
             foreach (bool norman in run % 2 == 0 ? new[] { false, true } : [true, false])
@@ -58,8 +62,8 @@ public static partial class HttpScenarios
                 foreach (bool toServer in new[] { true, false })
                 {
                     string who = norman ? "norman" : "kernel";
-                    string key = $"tcp_bulk_{who}_{(toServer ? "receives" : "sends")}_mbit_per_s";
-                    string description = $"TCP: {bytes >> 20} MiB, the kernel's TCP in a namespace {(toServer ? "to" : "from")} {(norman ? "a Norman application (AF_PACKET)" : "the kernel's TCP")} over veth";
+                    string key = $"{prefix}tcp_bulk_{who}_{(toServer ? "receives" : "sends")}_mbit_per_s";
+                    string description = $"TCP: {bytes >> 20} MiB, the kernel's TCP in a namespace {(toServer ? "to" : "from")} {(norman ? $"a Norman application ({port} port)" : "the kernel's TCP")} over veth";
                     if (!figures.TryGetValue(key, out var figure))
                     {
                         figures[key] = figure = new Measurement(key, description, "Mbit/s");
@@ -80,7 +84,7 @@ public static partial class HttpScenarios
         private readonly string _client, _server, _veth, _directory;
         private readonly Process _daemon;
 
-        public Hosts()
+        public Hosts(string port)
         {
             string id = Guid.NewGuid().ToString("N")[..6];
             (_client, _server, _veth) = ($"nrmb-s-{id}", $"nrmb-r-{id}", $"nrmb{id}");
@@ -89,8 +93,9 @@ public static partial class HttpScenarios
             RealWireScenarios.CreateHosts(_client, _server, _veth);
             // A veth hands the other end TCP's 64 KB segmentation-offload frames whole, where a NIC would cut them to the
             // MTU on the wire: Norman would drop them as too long (counted). The client's kernel segments, as for a NIC without TSO.
-            Run(_client, "ethtool", "-K", $"{_veth}s", "tso", "off", "gso", "off");
-            _daemon = Start(_server, [Environment.ProcessPath!, "daemon", $"afpacket:{_veth}r", $"{RealWireScenarios.NormanAddress}/24", SocketPath]);
+            // For an XDP port, whole checksums too: XDP hands Norman no word of a checksum left to offload (docs/xdp.md).
+            Run(_client, port == "xdp" ? ["ethtool", "-K", $"{_veth}s", "tx", "off", "tso", "off", "gso", "off"] : ["ethtool", "-K", $"{_veth}s", "tso", "off", "gso", "off"]);
+            _daemon = Start(_server, [Environment.ProcessPath!, "daemon", $"{port}:{_veth}r", $"{RealWireScenarios.NormanAddress}/24", SocketPath]);
             Expect(_daemon, "ready");
         }
 

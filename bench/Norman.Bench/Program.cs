@@ -8,7 +8,9 @@ using Norman.Bench;
 
 // norman-bench: runs every scenario several times and reports medians with min and max.
 // Helper modes, run by the benchmark itself inside network namespaces:
-//   kernel-recv PORT SECONDS | kernel-send DEVICE DEST PORT PAYLOAD SECONDS | norman-send DEVICE DEST PORT PAYLOAD SECONDS
+//   kernel-recv PORT SECONDS | kernel-send DEVICE DEST PORT PAYLOAD SECONDS | norman-send DEVICE DEST PORT PAYLOAD SECONDS [afpacket|xdp [MAC]]
+//   norman-recv DEVICE afpacket|xdp ADDRESS PORT SECONDS MAC | xdp-sink DEVICE (counts until stdin closes)
+//   xsk-send DEVICE SRCMAC DSTMAC SRC DST PORT PAYLOAD SECONDS (an AF_XDP generator)
 //   kernel-echo PORT SECONDS | kernel-ping DEST PORT PAYLOAD COUNT | raw-ring-consume RING LENGTH PACKETS
 //   churn SOCKET APPLICATIONS (sockets closed and reopened until stdin closes)
 //   daemon PORT ADDRESS SOCKET (until stdin closes) | tcp-sink PORT [SOCKET] | tcp-send HOST PORT BYTES [SOCKET]
@@ -62,7 +64,19 @@ switch (args.FirstOrDefault())
         return 0;
     case "norman-send":
         RealWireScenarios.NormanSend(args[1], args[2], int.Parse(args[3], CultureInfo.InvariantCulture),
-            int.Parse(args[4], CultureInfo.InvariantCulture), double.Parse(args[5], CultureInfo.InvariantCulture));
+            int.Parse(args[4], CultureInfo.InvariantCulture), double.Parse(args[5], CultureInfo.InvariantCulture),
+            args.ElementAtOrDefault(6) ?? "afpacket", args.ElementAtOrDefault(7));
+        return 0;
+    case "norman-recv":
+        XdpScenarios.NormanReceive(args[1], args[2], args[3], int.Parse(args[4], CultureInfo.InvariantCulture),
+            double.Parse(args[5], CultureInfo.InvariantCulture), args[6]);
+        return 0;
+    case "xdp-sink":
+        XdpScenarios.Sink(args[1]);
+        return 0;
+    case "xsk-send":
+        XdpScenarios.Generate(args[1], args[2], args[3], args[4], args[5], int.Parse(args[6], CultureInfo.InvariantCulture),
+            int.Parse(args[7], CultureInfo.InvariantCulture), double.Parse(args[8], CultureInfo.InvariantCulture));
         return 0;
 }
 
@@ -70,7 +84,7 @@ var quick = new Option<bool>("--quick") { Description = "Fewer packets and runs:
 var runs = new Option<int>("--runs") { Description = "Runs of each scenario (the median is reported).", DefaultValueFactory = _ => 5 };
 var json = new Option<string>("--json") { Description = "Where to write the flat JSON figures.", DefaultValueFactory = _ => "bench/results/latest.json" };
 var markdown = new Option<string>("--markdown") { Description = "Where to write the markdown table.", DefaultValueFactory = _ => "bench/results/latest.md" };
-var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: ring, dataplane, policy, rules, capture, engine, instructions, qos, set, kernel, latency, scale, control, isolation, tcp, http. " +
+var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: ring, dataplane, policy, rules, capture, engine, instructions, qos, set, kernel, xdp, latency, scale, control, isolation, tcp, http. " +
     "Example: --only engine qos", AllowMultipleArgumentsPerToken = true };
 var root = new RootCommand("Norman's benchmark: packets per second through the dataplane on the virtual wire.") { quick, runs, json, markdown, only };
 root.SetAction(result =>
@@ -290,6 +304,23 @@ root.SetAction(result =>
                 }
                 figures.Add(withRules);
             }
+        }
+    }
+    if (Runs("xdp") && RealWireScenarios.WhyNot() is { } noXdp)
+    {
+        Console.Error.WriteLine($"skipping the xdp scenarios: {noXdp}");
+    }
+    else if (Runs("xdp"))
+    {
+        figures.AddRange(XdpScenarios.Run(runCount, isQuick));
+        if (HttpScenarios.WhyNot() is { } noXdpHttp)
+        {
+            Console.Error.WriteLine($"skipping HTTP and TCP over the XDP port: {noXdpHttp}");
+        }
+        else
+        {
+            figures.AddRange(HttpScenarios.Bulk(runCount, isQuick, port: "xdp"));
+            figures.AddRange(HttpScenarios.Requests(runCount, isQuick, port: "xdp"));
         }
     }
     if (Runs("latency"))

@@ -104,15 +104,20 @@ public static class RealWireScenarios
         }
     }
 
-    /// <summary>The sender side of Norman's afpacket mode: a daemon on the veth, an application thread sending through it.</summary>
-    public static void NormanSend(string device, string destination, int port, int payload, double seconds)
+    /// <summary>
+    /// The sender side of Norman on a real wire: a daemon on the veth (<paramref name="kind"/>: afpacket or xdp), an
+    /// application thread sending through it; <paramref name="destinationMac"/> when the destination answers no ARP (a
+    /// counting sink).
+    /// </summary>
+    public static void NormanSend(string device, string destination, int port, int payload, double seconds, string kind = "afpacket",
+        string? destinationMac = null)
     {
         string directory = Path.Combine(Path.GetTempPath(), $"norman-bench-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
         var options = new DaemonOptions
         {
             SocketPath = Path.Combine(directory, "norman.sock"),
-            Port = $"afpacket:{device}",
+            Port = $"{kind}:{device}",
             Address = $"{NormanAddress}/24",
             LineRateBitsPerSecond = 0,
             BusyPoll = true,
@@ -120,6 +125,12 @@ public static class RealWireScenarios
         var daemon = NormanDaemon.Start(options, NullLog.Instance);
         try
         {
+            if (destinationMac is not null)
+            {
+                var known = new Norman.Daemon.Dataplane.AddNeighbourCommand(NetAddress.Parse(destination), MacAddress.Parse(destinationMac));
+                daemon.Engine.Post(known);
+                known.Applied.GetAwaiter().GetResult();
+            }
             using var socket = new NormanUdpSocket(options.SocketPath);
             socket.Connect(new IPEndPoint(IPAddress.Parse(destination), port));
             // One datagram and its answer-less ARP first, so the measured run starts resolved.
@@ -199,7 +210,7 @@ public static class RealWireScenarios
 
     internal static Process Start(string ns, string program, params string[] arguments)
     {
-        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true };
+        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardInput = true };
         foreach (var argument in new[] { "netns", "exec", ns, program }.Concat(arguments))
         {
             start.ArgumentList.Add(argument);
@@ -207,7 +218,7 @@ public static class RealWireScenarios
         return Process.Start(start)!;
     }
 
-    private static void Ip(params string[] arguments)
+    internal static void Ip(params string[] arguments)
     {
         using var process = Process.Start(new ProcessStartInfo("ip", arguments) { RedirectStandardError = true })!;
         string errors = process.StandardError.ReadToEnd();

@@ -9,16 +9,20 @@ public sealed class DaemonOptions
     /// <summary>The control socket; null means $NORMAN_SOCKET or /run/norman/norman.sock.</summary>
     public string? SocketPath { get; set; }
 
-    /// <summary>"virtual" (a wire to the simulated peer host), "wire:NAME" (a wire shared with another daemon) or "tap:DEVICE".</summary>
+    /// <summary>"virtual" (a wire to the simulated peer host), "wire:NAME" (a wire shared with another daemon), "tap:DEVICE",
+    /// "afpacket:INTERFACE" or "xdp:INTERFACE[:QUEUES]".</summary>
     public string Port { get; set; } = "virtual";
 
     /// <summary>For a TAP port: the network namespace to move the device into (the peer's side lives there).</summary>
     public string? Namespace { get; set; }
 
     /// <summary>This host's IPv4 address and prefix. 198.18.0.0/15 is the range set aside for benchmarking (RFC 2544).</summary>
-    public string Address { get; set; } = "198.18.0.1/24";
+    public string Address { get; set; } = DefaultAddress;
+    public const string DefaultAddress = "198.18.0.1/24";
 
-    /// <summary>The simulated peer's address on the virtual wire.</summary>
+    /// <summary>On an XDP port: use the kernel's own address on the interface, and take only the ports Norman's sockets hold.</summary>
+    public bool ShareAddress { get; set; }
+
     /// <summary>The simulated peer on a virtual port; null: the subnet's second host (198.18.0.2 on the default subnet), or its first when that is ours.</summary>
     public string? PeerAddress { get; set; }
 

@@ -19,14 +19,19 @@ public static class DaemonSettings
         new("socket", "Control socket path (default: $NORMAN_SOCKET, else /run/norman/norman.sock).", false, (o, v) => o.SocketPath = v),
         new("port", "The wire: 'virtual' (an in-process wire to a simulated peer host; the default), 'wire:NAME' (a wire shared " +
             "with another daemon on this machine: two hosts, no root), 'tap:DEVICE' (a TAP device: the Linux kernel is the peer; " +
-            "needs CAP_NET_ADMIN) or 'afpacket:INTERFACE' (an existing interface through TPACKET_V3 rings; needs CAP_NET_RAW).", false, (o, v) => o.Port = v),
+            "needs CAP_NET_ADMIN), 'afpacket:INTERFACE' (an existing interface through TPACKET_V3 rings; needs CAP_NET_RAW) or " +
+            "'xdp:INTERFACE' (an existing interface bypassed through AF_XDP, shared with the kernel's stack: every queue, or " +
+            "'xdp:eth1:0-3' some; needs root, or CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW).", false, (o, v) => o.Port = v),
+        new("share-address", "On an xdp port: use the kernel's own address on the interface (--address defaults to it) and take only " +
+            "the UDP and TCP ports Norman's sockets hold; ARP, ping and every other port stay the kernel's, and each port Norman " +
+            "holds is reserved from the kernel's applications, and the reverse.", true, (o, v) => o.ShareAddress = Switch(v)),
         new("netns", "For a TAP port: move the device into this network namespace (the peer's side).", false, (o, v) => o.Namespace = v),
         new("address", "This host's IPv4 address and prefix on the wire (default 198.18.0.1/24).", false, (o, v) => o.Address = v),
         new("address6", "An IPv6 address for this host (e.g. 2001:db8:1::1/64): it answers neighbour solicitations and ping for it; " +
             "IPv6 datagrams are not carried yet.", false, (o, v) => o.Address6 = v),
         new("peer", "The simulated peer's address on a virtual port (default: the subnet's .2, e.g. 198.18.0.2; .1 when that is this host).", false, (o, v) => o.PeerAddress = v),
         new("gateway", "Next hop for addresses off the subnet.", false, (o, v) => o.Gateway = v),
-        new("mac", "This host's MAC (default: random, locally administered).", false, (o, v) => o.Mac = UnicastMac(v)),
+        new("mac", "This host's MAC (default: the interface's own on an xdp port, else random and locally administered).", false, (o, v) => o.Mac = UnicastMac(v)),
         new("line-rate", "The port's line rate (any port: virtual, tap, afpacket); the dataplane sends no faster and QoS shapes to it. E.g. 10G, 1G, 100M; 0 for none (default 10G).", false, (o, v) => o.LineRateBitsPerSecond = LineRate.Parse(v)),
         new("wire-loss", "The share of frames this host's cable loses, each way, on any port, e.g. 1% (for testing transports, as netem would; default 0).", false,
             (o, v) => o.WireLoss = Percent(v)),

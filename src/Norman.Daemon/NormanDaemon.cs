@@ -39,6 +39,8 @@ public sealed class NormanDaemon : IAsyncDisposable
     public ControlPlane Control { get; }
     /// <summary>The Prometheus endpoint, when `--metrics` asked for one.</summary>
     public Observability.MetricsServer? Metrics { get; private init; }
+    /// <summary>Next hops copied from the kernel, when Norman shares its address on an xdp port.</summary>
+    private KernelNeighbours? KernelNeighbours { get; init; }
     /// <summary>The host at the far end of a virtual wire; null on other ports.</summary>
     public SimulatedPeer? Peer { get; }
     public string SocketPath => _server.Path;
@@ -48,9 +50,11 @@ public sealed class NormanDaemon : IAsyncDisposable
     public static NormanDaemon Start(DaemonOptions options, ILogSink? log = null)
     {
         log ??= new StderrLog(options.Verbose);
-        var (address, prefix) = HostInterface.ParseCidr(options.Address);
-        var mac = options.Mac is null ? MacAddress.NewLocal() : MacAddress.Parse(options.Mac);
-        var host = new HostInterface(mac, address, prefix, options.Gateway is null ? null : NetAddress.Parse(options.Gateway),
+        var (address, prefix) = XdpHostAddress.Resolve(options);
+        var mac = XdpHostAddress.Mac(options) ?? (options.Mac is null ? MacAddress.NewLocal() : MacAddress.Parse(options.Mac));
+        var gateway = options.Gateway is not null ? NetAddress.Parse(options.Gateway)
+            : options.ShareAddress ? KernelNeighbours.DefaultGateway(Dataplane.Ports.Xdp.XdpPort.Parse(options.Port["xdp:".Length..]).Device) : null;
+        var host = new HostInterface(mac, address, prefix, gateway,
             options.Address6 is null ? null : NetAddress.Parse(options.Address6.Split('/')[0]));
         Validate(options, host);
         var (port, peer) = CreatePort(options, host);
@@ -59,7 +63,12 @@ public sealed class NormanDaemon : IAsyncDisposable
             port = new ImpairedPort(port, new WireImpairment(options.WireLoss, options.WireDuplicate, options.WireReorder, seed: 1),
                 new WireImpairment(options.WireLoss, options.WireDuplicate, options.WireReorder, seed: 2));
         }
-        var engine = new Engine(port, host, maxTrackedFlows: options.MaxTrackedFlows) { VerifyChecksums = options.VerifyChecksums };
+        // Sharing the kernel's address, Norman's next hops are the kernel's (ARP for that address is the kernel's).
+        var kernelResolutions = options.ShareAddress ? new KernelResolutions() : null;
+        var engine = new Engine(port, host, maxTrackedFlows: options.MaxTrackedFlows, kernelResolutions: kernelResolutions)
+        {
+            VerifyChecksums = options.VerifyChecksums,
+        };
         var runner = new DataplaneRunner(engine, options.DataplaneCpu, options.BusyPoll);
         var info = new DaemonInfo
         {
@@ -82,7 +91,12 @@ public sealed class NormanDaemon : IAsyncDisposable
             port.Dispose();
             throw;
         }
-        var plane = new ControlPlane(engine, new SocketTable(address, options.MaxSocketsPerUid, options.MaxPipeBytesPerUid), info, options.SlotCount, log, policy, names, options.AdminGroup)
+        var xdp = port as Dataplane.Ports.Xdp.XdpPort;
+        var socketTable = new SocketTable(address, options.MaxSocketsPerUid, options.MaxPipeBytesPerUid)
+        {
+            KernelPorts = options.ShareAddress && xdp is not null ? new KernelPortReservations(address, xdp.Steering) : null,
+        };
+        var plane = new ControlPlane(engine, socketTable, info, options.SlotCount, log, policy, names, options.AdminGroup)
         {
             Qos = qos,
             Descriptors = DescriptorReserve.ForThisProcess(),
@@ -97,7 +111,8 @@ public sealed class NormanDaemon : IAsyncDisposable
                 // The endpoint sees as root does: every socket's process, as the administrator who opted in asked.
                 var metrics = options.Metrics is null ? null
                     : new Observability.MetricsServer(options.Metrics, () => plane.Stats(new PeerIdentity(Environment.ProcessId, 0, 0, "metrics", "", "/")));
-                return new NormanDaemon(engine, runner, server, plane, peer, policy, qos, log) { Metrics = metrics };
+                var neighbours = kernelResolutions is null || xdp is null ? null : new KernelNeighbours(engine, kernelResolutions, xdp.Device, log);
+                return new NormanDaemon(engine, runner, server, plane, peer, policy, qos, log) { Metrics = metrics, KernelNeighbours = neighbours };
             }
             catch
             {
@@ -167,7 +182,13 @@ public sealed class NormanDaemon : IAsyncDisposable
         {
             return (new SharedWirePort(options.Port["wire:".Length..], options.LineRateBitsPerSecond), null);
         }
-        throw new ArgumentException($"Unknown port '{options.Port}': use virtual, wire:NAME (a wire shared with another daemon), tap:DEVICE or afpacket:INTERFACE.");
+        if (options.Port.StartsWith("xdp:", StringComparison.Ordinal))
+        {
+            return (new Dataplane.Ports.Xdp.XdpPort(options.Port["xdp:".Length..], host.Address, host.Address6, options.ShareAddress,
+                options.LineRateBitsPerSecond), null);
+        }
+        throw new ArgumentException($"Unknown port '{options.Port}': use virtual, wire:NAME (a wire shared with another daemon), tap:DEVICE, " +
+            "afpacket:INTERFACE or xdp:INTERFACE.");
     }
 
     /// <summary>Writes what `log` rules saw to the daemon's log, four times a second, until the daemon stops.</summary>
@@ -202,6 +223,10 @@ public sealed class NormanDaemon : IAsyncDisposable
         if (Metrics is not null)
         {
             await Metrics.DisposeAsync();
+        }
+        if (KernelNeighbours is not null)
+        {
+            await KernelNeighbours.DisposeAsync();
         }
         // Control first, so departing sessions release their sockets through a still-running dataplane.
         await _server.DisposeAsync();

@@ -496,6 +496,12 @@ public abstract class RealWireTests : IAsyncLifetime
     protected virtual string[] HostileFrameOptions => [];
 
     /// <summary>
+    /// Drop reasons whose frames this port may leave to the kernel instead of handing them to Norman (an XDP port's
+    /// steering program passes on what it cannot read as Norman's): Norman counts at most what was sent of those.
+    /// </summary>
+    protected virtual string[] LeftToTheKernel => [];
+
+    /// <summary>
     /// Item 2 of the hardening issue on a real wire: scapy, in the peer's namespace, sends families of malformed
     /// frames (each cut at every byte, wrong lengths, checksums, versions, fragments, VLAN stacks, IPv6 chains, ARP of
     /// odd sizes, jumbo frames); every one of them is dropped and counted under the reason its family names.
@@ -525,7 +531,10 @@ public abstract class RealWireTests : IAsyncLifetime
         long Counted(string reason) => counters.Drops(reasons[reason]) - before[reason];
         SpinWait.SpinUntil(() => expected.All(e => Counted(e.Key) >= e.Value), TimeSpan.FromSeconds(10));
 
-        Assert.All(expected, e => Assert.True(Counted(e.Key) == e.Value, $"{e.Key}: sent {e.Value}, counted {Counted(e.Key)}"));
+        Assert.All(expected.Where(e => !LeftToTheKernel.Contains(e.Key)),
+            e => Assert.True(Counted(e.Key) == e.Value, $"{e.Key}: sent {e.Value}, counted {Counted(e.Key)}"));
+        Assert.All(expected.Where(e => LeftToTheKernel.Contains(e.Key)),
+            e => Assert.True(Counted(e.Key) <= e.Value, $"{e.Key}: sent {e.Value}, counted {Counted(e.Key)}"));
         Assert.Null(_daemon.DataplaneFailure);
         peer.Run("ping", "-c", "1", "-W", "5", NormanAddress);
         Console.WriteLine($"{families.Sum(f => f.Frames)} malformed frames from scapy, all counted: " +
@@ -601,4 +610,29 @@ public sealed class AfPacketWireTests : RealWireTests
         peer.Run("ethtool", "-K", _device, "tso", "off", "gso", "off");
         options.Port = $"afpacket:{hostEnd}";
     }
+}
+
+public sealed class XdpWireTests : RealWireTests
+{
+    /// <summary>
+    /// A veth pair, as for AF_PACKET, with Norman's XDP program on the end in the host's namespace (native XDP: veth
+    /// has it). The peer sends whole checksums: a frame steered by XDP carries no word of the kernel's about a checksum
+    /// left to offload, as a packet socket's does, and a veth would hand those on unfinished.
+    /// </summary>
+    protected override void ConnectWire(TestNamespace peer, DaemonOptions options)
+    {
+        string hostEnd = _device + "h";
+        Host.Run("ip", "link", "add", hostEnd, "type", "veth", "peer", "name", _device, "netns", peer.Name);
+        Host.Run("ip", "link", "set", hostEnd, "up");
+        peer.Run("ethtool", "-K", _device, "tx", "off", "tso", "off", "gso", "off");
+        options.Port = $"xdp:{hostEnd}";
+    }
+
+    /// <summary>
+    /// Frames cut before their destination address, of other EtherTypes, or behind VLAN tags cannot be read as Norman's
+    /// by the steering program, so they are the kernel's (which drops them too); ARP cut or malformed before its target
+    /// address likewise. Everything addressed to Norman that it can read still reaches Norman and is counted exactly.
+    /// </summary>
+    protected override string[] LeftToTheKernel => ["truncated_ip", "unknown_ether_type", "too_many_vlan_tags", "truncated_arp", "malformed_arp",
+        "truncated_vlan", "truncated_ethernet"];
 }

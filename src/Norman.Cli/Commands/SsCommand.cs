@@ -43,10 +43,15 @@ public static class SsCommand
             }
             bool withKernel = result.GetValue(kernel);
             List<SocketInfo> sockets;
+            string? daemonAddress = null;
             try
             {
                 using var control = ControlChannel.Connect(result.GetValue(socket));
                 sockets = control.CallPages(new ControlRequest { Op = ControlProtocol.Ops.Sockets }).SelectMany(page => page.Sockets ?? []).ToList();
+                if (withKernel)
+                {
+                    daemonAddress = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Hello }).Daemon?.Address.Split('/')[0];
+                }
             }
             catch (NormanException error) when (withKernel)
             {
@@ -62,6 +67,9 @@ public static class SsCommand
             {
                 sockets.ForEach(s => s.Path = "norman");
                 var theirs = KernelSockets.Read(result.GetValue(processes));
+                // Sharing the kernel's address (an xdp port's --share-address), the daemon holds each of its sockets'
+                // ports in the kernel too, by a socket of its own bound to that address: the same port, listed once, as Norman's.
+                theirs.RemoveAll(k => k.LocalAddress == daemonAddress && sockets.Any(n => n.Protocol == k.Protocol && n.LocalPort == k.LocalPort));
                 theirs.ForEach(s => s.Path = "kernel");
                 sockets.AddRange(theirs);
             }

@@ -35,6 +35,10 @@ public static class StatsCommand
     private static void Print(StatsInfo stats, bool zeros)
     {
         var console = TableConsole.Create();
+        if (stats.Port.Length > 0)
+        {
+            Console.WriteLine($"port: {stats.Port}");
+        }
         var counters = Table("counter", "value");
         foreach (var (name, value) in stats.Counters.Where(c => zeros || c.Value != 0).OrderBy(c => c.Key.StartsWith("drop_", StringComparison.Ordinal)).ThenBy(c => c.Key, StringComparer.Ordinal))
         {

@@ -19,7 +19,9 @@ public static class UpCommand
         var command = new Command("up", "Run the Norman daemon (control plane and dataplane) in the foreground.\n\n" +
             "Examples:\n  norman up --socket /tmp/norman.sock --line-rate 1G -v\n" +
             "  norman up --port tap:norman0 --address 198.18.1.1/24 --gateway 198.18.1.254\n" +
-            "  norman up --port afpacket:eth1 --address 198.18.1.1/24 --busy-poll --cpu 1")
+            "  norman up --port afpacket:eth1 --address 198.18.1.1/24 --busy-poll --cpu 1\n" +
+            "  norman up --port xdp:eth1 --address 198.18.1.1/24      # an address of its own beside the kernel's\n" +
+            "  norman up --port xdp:eth1 --share-address              # the kernel's address; only the ports Norman's sockets hold")
         {
             config,
         };

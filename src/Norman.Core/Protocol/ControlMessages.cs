@@ -74,6 +74,8 @@ public sealed class ControlResponse
 /// among them), each socket's, each filter rule's and each QoS class's.</summary>
 public sealed class StatsInfo
 {
+    /// <summary>The port, as the daemon names it (an xdp port with its mode: native or generic, copy or zero-copy, its queues).</summary>
+    public string Port { get; set; } = "";
     public Dictionary<string, long> Counters { get; set; } = new();
     public List<SocketInfo> Sockets { get; set; } = new();
     public List<RuleInfo> Rules { get; set; } = new();

@@ -5,7 +5,7 @@ namespace Norman.Core.Shm;
 /// <summary>
 /// The Linux system calls .NET does not wrap, declared once for the library and the daemon: memfd, seals, mmap,
 /// eventfd, poll and SCM_RIGHTS messages; and the daemon's ports and process (packet sockets, TAP, ioctl, rlimits,
-/// CPU affinity, sleeping, statx).
+/// CPU affinity, sleeping, statx; AF_XDP sockets and bpf(2)).
 /// </summary>
 internal static unsafe partial class Libc
 {
@@ -140,6 +140,22 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
     public static partial int Bind(int fd, void* address, int length);
+
+    [LibraryImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
+    public static partial int GetSockOpt(int fd, int level, int name, void* value, int* length);
+
+    [LibraryImport("libc", EntryPoint = "sendto", SetLastError = true)]
+    public static partial nint SendTo(int fd, void* buffer, nuint length, int flags, void* address, int addressLength);
+
+    [LibraryImport("libc", EntryPoint = "recvfrom", SetLastError = true)]
+    public static partial nint RecvFrom(int fd, void* buffer, nuint length, int flags, void* address, int* addressLength);
+
+    /// <summary>bpf(2), which libc does not wrap: its number on x86-64 and arm64.</summary>
+    public static int Bpf(int command, void* attributes, int size) =>
+        (int)Syscall(RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 280 : 321, command, (nint)attributes, size);
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial nint Syscall(nint number, nint first, nint second, nint third);
 
     [LibraryImport("libc", EntryPoint = "sendmmsg", SetLastError = true)]
     public static partial int SendMmsg(int fd, void* messages, uint count, int flags);

@@ -45,6 +45,9 @@ public sealed partial class ControlPlane
         return NoDescriptors;
     }
 
+    /// <summary>The daemon's descriptors a socket takes: its memory and eventfd, and its kernel socket when the kernel shares the address.</summary>
+    private int DescriptorsPerSocket => NormanSocket.Descriptors + (sockets.KernelPorts is null ? 0 : 1);
+
     private async Task<NormanSocket> BindAsync(ControlSession session, ControlRequest request)
     {
         byte protocol = (request.Protocol ?? "udp").ToLowerInvariant() switch
@@ -63,7 +66,7 @@ public sealed partial class ControlPlane
         }
         var identity = session.Identity;
         bool ordinary = !IsAdministrator(identity);
-        if (!Descriptors.TryTake(NormanSocket.Descriptors, administrator: !ordinary))
+        if (!Descriptors.TryTake(DescriptorsPerSocket, administrator: !ordinary))
         {
             throw new ControlException(ControlProtocol.Errors.TooManySockets, "Cannot open a socket: " + Descriptors.Refusal(identity.Uid, !ordinary));
         }
@@ -78,7 +81,7 @@ public sealed partial class ControlPlane
         }
         catch
         {
-            Descriptors.Return(NormanSocket.Descriptors, administrator: !ordinary);
+            Descriptors.Return(DescriptorsPerSocket, administrator: !ordinary);
             throw;
         }
         session.Own(socket);
@@ -116,7 +119,7 @@ public sealed partial class ControlPlane
         engine.Post(remove);
         await remove.Applied;
         socket.Dispose();
-        Descriptors.Return(NormanSocket.Descriptors, IsAdministrator(socket.Owner));
+        Descriptors.Return(DescriptorsPerSocket, IsAdministrator(socket.Owner));
         log.Info($"close {IpProtocols.Name(socket.Pipe.Protocol)} {socket.LocalAddress}:{socket.LocalPort} of {socket.Owner.ProcessName} (pid {socket.Owner.Pid})");
     }
 

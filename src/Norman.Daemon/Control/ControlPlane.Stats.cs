@@ -1,6 +1,7 @@
 using Norman.Core.Packets;
 using Norman.Core.Protocol;
 using Norman.Daemon.Dataplane;
+using Norman.Daemon.Dataplane.Ports;
 
 namespace Norman.Daemon.Control;
 
@@ -34,12 +35,14 @@ public sealed partial class ControlPlane
         counters["conntrack_table_full"] = engine.Conntrack.TableFull;
         counters["verdict_cache_hits"] = engine.IngressVerdicts.Hits + engine.EgressVerdicts.Hits;
         counters["verdict_cache_misses"] = engine.IngressVerdicts.Misses + engine.EgressVerdicts.Misses;
+        (engine.Port as IPortStatistics)?.AddCounters(counters);
         return counters;
     }
 
     /// <summary>Every counter, the sockets' as <paramref name="viewer"/> may see them (as `norman ss` shows them).</summary>
     public StatsInfo Stats(PeerIdentity viewer) => new()
     {
+        Port = info.Port,
         Counters = Counters(),
         // One row per socket: the counters are the pipes'; a listener's thousands of connections are ss's to list.
         Sockets = sockets.Snapshot().Select(s => Describe(s, viewer, engine.Qos)).ToList(),

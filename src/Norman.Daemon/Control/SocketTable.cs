@@ -19,6 +19,11 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
     private readonly object _gate = new();
     private readonly Dictionary<long, NormanSocket> _byId = new();
     private readonly Dictionary<(byte Protocol, ushort Port), NormanSocket> _byPort = new();
+    /// <summary>Each socket's hold on its port in the kernel's stack, when Norman shares the kernel's address.</summary>
+    private readonly Dictionary<long, IDisposable> _kernelHolds = new();
+
+    /// <summary>The kernel's stack, when it hands out ports from the same space (a shared address); null otherwise.</summary>
+    public IKernelPorts? KernelPorts { get; init; }
     private long _nextId = 1;
     private int _nextEphemeral = EphemeralFirst + Random.Shared.Next(EphemeralLast - EphemeralFirst);
 
@@ -90,31 +95,62 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
                     $"uid {caller.Uid} already holds {heldBytes >> 20} MiB of Norman pipes and this socket needs {pipeBytes >> 20} MiB more; " +
                     $"the limit is {maxPipeBytesPerUid >> 20} MiB. Close sockets, ask for fewer slots, or raise the daemon's --max-pipe-memory-per-uid.");
             }
-            ushort chosen = port == 0 ? PickEphemeral(protocol) : (ushort)port;
-            if (_byPort.TryGetValue((protocol, chosen), out var holder))
+            var (chosen, kernelHold) = port == 0 ? PickEphemeral(protocol) : ((ushort)port, (IDisposable?)null);
+            if (port != 0)
             {
-                throw new ControlException(ControlProtocol.Errors.AddressInUse,
-                    $"Address already in use: {IpProtocols.Name(protocol)} port {chosen} is held by {holder.Owner.ProcessName} (pid {holder.Owner.Pid}). " +
-                    "Pick another port, or stop that process (norman ss -lp shows who holds what).");
+                if (_byPort.TryGetValue((protocol, chosen), out var holder))
+                {
+                    throw new ControlException(ControlProtocol.Errors.AddressInUse,
+                        $"Address already in use: {IpProtocols.Name(protocol)} port {chosen} is held by {holder.Owner.ProcessName} (pid {holder.Owner.Pid}). " +
+                        "Pick another port, or stop that process (norman ss -lp shows who holds what).");
+                }
+                kernelHold = KernelPorts?.TryReserve(protocol, chosen);
+                if (KernelPorts is not null && kernelHold is null)
+                {
+                    throw new ControlException(ControlProtocol.Errors.AddressInUse,
+                        $"Address already in use: {IpProtocols.Name(protocol)} port {chosen} is held by a socket of the kernel's stack, which shares " +
+                        $"this address with Norman (`ss -lnp 'sport = :{chosen}'` shows whose). Pick another port, or stop that process.");
+                }
             }
-            var created = create(_nextId++, chosen);
-            created.LocalAddress = address.IsUnspecified ? NetAddress.FromV4(0) : address;
-            _byId[created.Id] = created;
-            _byPort[(protocol, chosen)] = created;
-            return created;
+            try
+            {
+                var created = create(_nextId++, chosen);
+                created.LocalAddress = address.IsUnspecified ? NetAddress.FromV4(0) : address;
+                _byId[created.Id] = created;
+                _byPort[(protocol, chosen)] = created;
+                if (kernelHold is not null)
+                {
+                    _kernelHolds[created.Id] = kernelHold;
+                }
+                return created;
+            }
+            catch
+            {
+                kernelHold?.Dispose();
+                throw;
+            }
         }
     }
 
-    private ushort PickEphemeral(byte protocol)
+    /// <summary>A free port of the ephemeral range (and, sharing the kernel's address, one no kernel socket holds, then held).</summary>
+    private (ushort Port, IDisposable? KernelHold) PickEphemeral(byte protocol)
     {
         int range = EphemeralLast - EphemeralFirst + 1;
         for (int tried = 0; tried < range; tried++)
         {
             int candidate = _nextEphemeral;
             _nextEphemeral = candidate == EphemeralLast ? EphemeralFirst : candidate + 1;
-            if (!_byPort.ContainsKey((protocol, (ushort)candidate)))
+            if (_byPort.ContainsKey((protocol, (ushort)candidate)))
             {
-                return (ushort)candidate;
+                continue;
+            }
+            if (KernelPorts is null)
+            {
+                return ((ushort)candidate, null);
+            }
+            if (KernelPorts.TryReserve(protocol, (ushort)candidate) is { } hold)
+            {
+                return ((ushort)candidate, hold);
             }
         }
         throw new ControlException(ControlProtocol.Errors.NoPortsLeft,
@@ -137,6 +173,10 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
             if (_byId.Remove(socket.Id))
             {
                 _byPort.Remove((socket.Pipe.Protocol, socket.LocalPort));
+            }
+            if (_kernelHolds.Remove(socket.Id, out var hold))
+            {
+                hold.Dispose();
             }
         }
     }

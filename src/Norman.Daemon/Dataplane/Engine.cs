@@ -63,14 +63,16 @@ public sealed partial class Engine
     private long _unixNanoseconds;
     private long _breaths;
 
-    public Engine(IPort port, HostInterface host, int initialFlowCapacity = 1 << 12, int maxTrackedFlows = 65536)
+    // kernelResolutions: when the kernel owns ARP for the host's address (an xdp port sharing it), where next hops are asked.
+    public Engine(IPort port, HostInterface host, int initialFlowCapacity = 1 << 12, int maxTrackedFlows = 65536,
+        KernelResolutions? kernelResolutions = null)
     {
         _port = port;
         Host = host;
         Neighbours = new NeighbourTable(Stopwatch.Frequency);
         _lookup = new SocketLookup(initialFlowCapacity);
         _parse = new ParseStage(Counters, host);
-        _replies = new HostReplies(Counters, host, Stopwatch.Frequency);
+        _replies = new HostReplies(Counters, host, Stopwatch.Frequency) { Kernel = kernelResolutions };
         _host = new HostStage(Counters, host, Neighbours, _replies);
         _demux = new DemuxStage(Counters, _lookup, host);
         _deliver = new DeliverStage(Counters, _sockets);

@@ -30,6 +30,9 @@ public sealed class HostReplies(DataplaneCounters counters, HostInterface host, 
 
     public FrameQueue Outbox { get; } = new(64);
 
+    /// <summary>When the kernel owns ARP for our address (a shared address): next hops are asked of it, not of the wire.</summary>
+    public KernelResolutions? Kernel { get; init; }
+
     /// <summary>Queues an ICMP destination unreachable (<paramref name="code"/>: 3 port, 1 host, 0 net, 2 protocol, 13 prohibited).</summary>
     public void SendUnreachable(ReadOnlySpan<byte> frame, in ParsedPacket packet, byte code, long now)
     {
@@ -92,6 +95,11 @@ public sealed class HostReplies(DataplaneCounters counters, HostInterface host, 
     /// <summary>Queues an ARP request for a next hop (the neighbour stage asks).</summary>
     public void RequestArp(NetAddress target)
     {
+        if (Kernel is not null)
+        {
+            Kernel.Ask(target.V4);
+            return;
+        }
         var request = Reserve();
         if (request.IsEmpty)
         {
@@ -107,6 +115,10 @@ public sealed class HostReplies(DataplaneCounters counters, HostInterface host, 
     /// </summary>
     public void AnnounceAddress()
     {
+        if (Kernel is not null)
+        {
+            return; // the address, and announcing it, are the kernel's
+        }
         var announcement = Reserve();
         if (announcement.IsEmpty)
         {

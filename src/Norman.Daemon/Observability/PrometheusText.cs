@@ -17,6 +17,8 @@ public static class PrometheusText
     public static string Render(StatsInfo stats)
     {
         var text = new StringBuilder();
+        Family(text, "norman_port_info", "gauge", "The daemon's port: its kind and device, and for xdp its mode (native or generic, copy or zero-copy).");
+        Sample(text, "norman_port_info", [("port", stats.Port)], 1);
         foreach (var (name, value) in stats.Counters.Where(c => !c.Key.StartsWith("drop_", StringComparison.Ordinal)).OrderBy(c => c.Key, StringComparer.Ordinal))
         {
             bool gauge = Gauges.Contains(name);

@@ -51,7 +51,7 @@ public sealed unsafe class AfPacketPort : IPort
     public AfPacketPort(string device, long lineRateBitsPerSecond)
     {
         Device = device;
-        int ifindex = InterfaceIndex(device);
+        int ifindex = Interfaces.Index(device, "an afpacket port");
         _fd = Libc.Socket(AfPacket, SockRaw | SockNonblock | SockCloexec, Htons(EthPAll));
         if (_fd < 0)
         {
@@ -112,9 +112,6 @@ public sealed unsafe class AfPacketPort : IPort
 
     public string Name { get; }
     public string Device { get; }
-
-    /// <summary>The interface's own MAC, from sysfs.</summary>
-    public static string InterfaceMac(string device) => File.ReadAllText($"/sys/class/net/{device}/address").Trim();
 
     public int Receive(PacketBatch batch, long now)
     {
@@ -268,16 +265,6 @@ public sealed unsafe class AfPacketPort : IPort
         {
             throw Failure($"setsockopt({name})", "");
         }
-    }
-
-    private static int InterfaceIndex(string device)
-    {
-        string path = $"/sys/class/net/{device}/ifindex";
-        if (!File.Exists(path))
-        {
-            throw new InvalidOperationException($"There is no interface '{device}' (see `ip link`). An afpacket port attaches to an existing one.");
-        }
-        return int.Parse(File.ReadAllText(path).Trim(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static InvalidOperationException Failure(string call, string hint)

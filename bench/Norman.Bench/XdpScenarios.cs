@@ -1,0 +1,284 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using Norman.Client;
+using Norman.Core.Packets;
+using Norman.Daemon;
+using Norman.Daemon.Control;
+using Norman.Daemon.Dataplane;
+using Norman.Daemon.Dataplane.Ports;
+using Norman.Daemon.Dataplane.Ports.Xdp;
+
+namespace Norman.Bench;
+
+/// <summary>
+/// The real-wire ports side by side, each figure in one run, over a veth between two namespaces:
+/// <list type="bullet">
+/// <item><b>send</b>: an application sends through Norman's XDP port, Norman's AF_PACKET port, or the kernel's UDP
+/// (sendmmsg); the far end of the veth drops and counts every frame in an XDP program (<c>xdp-sink</c>), so only the
+/// sending stack is measured;</item>
+/// <item><b>receive</b>: one generator (an AF_XDP socket's TX ring, built here, sending prebuilt datagrams) feeds
+/// Norman's XDP port, Norman's AF_PACKET port, or the kernel's UDP (recvmmsg); the figure is what the application got.</item>
+/// </list>
+/// The dataplanes busy-poll; on this 2-core machine the sender, the dataplane and the application share two cores.
+/// </summary>
+public static class XdpScenarios
+{
+    private const string SenderAddress = RealWireScenarios.SenderAddress;
+    private const string ReceiverAddress = RealWireScenarios.ReceiverAddress;
+    private const int Port = 9000;
+
+    public enum Stack
+    {
+        Xdp,
+        AfPacket,
+        Kernel,
+    }
+
+    public static IEnumerable<Measurement> Run(int runs, bool quick)
+    {
+        double seconds = quick ? 1 : 2;
+        foreach (int frame in new[] { 64, 1500 })
+        {
+            int payload = Norman.Soak.BenchDaemon.PayloadFor(frame);
+            foreach (var stack in Enum.GetValues<Stack>())
+            {
+                var send = new Measurement($"{Key(stack)}_send_pps_{frame}", $"{Describe(stack)} sending, {frame}-byte frames, to an XDP sink over veth", "pps");
+                var receive = new Measurement($"{Key(stack)}_receive_pps_{frame}", $"an AF_XDP generator over veth to {Describe(stack)}, {frame}-byte frames", "pps");
+                for (int run = 0; run < runs; run++)
+                {
+                    send.Add(Send(stack, payload, seconds));
+                    receive.Add(Receive(stack, payload, seconds));
+                }
+                yield return send;
+                yield return receive;
+            }
+        }
+    }
+
+    private static string Key(Stack stack) => stack switch { Stack.Xdp => "norman_xdp", Stack.AfPacket => "norman_afpacket", _ => "kernel_udp" };
+
+    private static string Describe(Stack stack) => stack switch
+    {
+        Stack.Xdp => "a Norman application through the XDP port (native, copy)",
+        Stack.AfPacket => "a Norman application through the AF_PACKET port",
+        _ => "the kernel's UDP",
+    };
+
+    /// <summary>Datagrams a second that left <paramref name="stack"/> and reached the far end's counting XDP program.</summary>
+    private static double Send(Stack stack, int payload, double seconds)
+    {
+        using var wire = new Veth();
+        using var sink = RealWireScenarios.Start(wire.Receiver, Environment.ProcessPath!, "xdp-sink", wire.ReceiverDevice);
+        if (sink.StandardOutput.ReadLine() != "ready")
+        {
+            throw new InvalidOperationException("the XDP sink did not start");
+        }
+        string mac = wire.ReceiverMac;
+        if (stack == Stack.Kernel)
+        {
+            // The sink answers no ARP: the kernel is told the receiver's MAC, as Norman is.
+            RealWireScenarios.Ip("-n", wire.Sender, "neigh", "replace", ReceiverAddress, "lladdr", mac, "dev", wire.SenderDevice);
+        }
+        using var sender = stack == Stack.Kernel
+            ? RealWireScenarios.Start(wire.Sender, Environment.ProcessPath!, "kernel-send", wire.SenderDevice, ReceiverAddress, Text(Port), Text(payload), Text(seconds))
+            : RealWireScenarios.Start(wire.Sender, Environment.ProcessPath!, "norman-send", wire.SenderDevice, ReceiverAddress, Text(Port), Text(payload),
+                Text(seconds), stack == Stack.Xdp ? "xdp" : "afpacket", mac);
+        string sent = sender.StandardOutput.ReadToEnd();
+        sender.WaitForExit();
+        sink.StandardInput.Close();
+        string counted = sink.StandardOutput.ReadToEnd();
+        sink.WaitForExit();
+        long frames = long.Parse(counted.Split(' ')[1], CultureInfo.InvariantCulture);
+        Console.Error.WriteLine($"  send {stack}: {sent.Trim()}; the sink counted {frames:N0}");
+        return frames / seconds;
+    }
+
+    /// <summary>Datagrams a second the application on <paramref name="stack"/> received from the generator.</summary>
+    private static double Receive(Stack stack, int payload, double seconds)
+    {
+        using var wire = new Veth();
+        string self = Environment.ProcessPath!;
+        string destination = stack == Stack.Kernel ? ReceiverAddress : RealWireScenarios.NormanAddress;
+        using var receiver = stack == Stack.Kernel
+            ? RealWireScenarios.Start(wire.Receiver, self, "kernel-recv", Text(Port), Text(seconds + 1.5))
+            : RealWireScenarios.Start(wire.Receiver, self, "norman-recv", wire.ReceiverDevice, stack == Stack.Xdp ? "xdp" : "afpacket",
+                destination, Text(Port), Text(seconds + 1.5), wire.ReceiverMac);
+        if (receiver.StandardOutput.ReadLine() != "ready")
+        {
+            throw new InvalidOperationException($"the {stack} receiver did not start");
+        }
+        using var generator = RealWireScenarios.Start(wire.Sender, self, "xsk-send", wire.SenderDevice, wire.SenderMac, wire.ReceiverMac, SenderAddress,
+            destination, Text(Port), Text(payload), Text(seconds));
+        string sent = generator.StandardOutput.ReadToEnd();
+        generator.WaitForExit();
+        // Norman's figure is what its dataplane took off the port (each frame parsed, filtered and delivered into the
+        // socket's pipe, or counted dropped there when the application, sharing two cores with it and the generator,
+        // fell behind); the kernel's is what its application received.
+        string received = receiver.StandardOutput.ReadToEnd();
+        receiver.WaitForExit();
+        long count = long.Parse(received.Split(' ')[1], CultureInfo.InvariantCulture);
+        Console.Error.WriteLine($"  receive {stack}: {sent.Trim()}; {received.Trim()}");
+        return count / seconds;
+    }
+
+    // ---------------- The processes, each in its namespace ----------------
+
+    /// <summary>
+    /// <c>xdp-sink DEVICE</c>: an XDP program on the device that counts and drops every frame; prints "ready", then, when
+    /// stdin closes, "counted N".
+    /// </summary>
+    public static unsafe void Sink(string device)
+    {
+        int counts = Bpf.CreateMap(Bpf.MapTypeArray, sizeof(uint), sizeof(ulong), 1, "bench_sink");
+        var asm = new BpfAssembler();
+        asm.StoreImm(BpfAssembler.Size.Word, 10, -4, 0);
+        asm.LoadMap(1, counts);
+        asm.Mov(2, 10);
+        asm.AddImm(2, -4);
+        asm.CallHelper(1); // map_lookup_elem
+        asm.JumpIfZero(0, "drop");
+        asm.MovImm(1, 1);
+        asm.AtomicAdd64(0, 0, 1);
+        asm.Label("drop");
+        asm.MovImm(0, 1); // XDP_DROP
+        asm.Return();
+        int program = Bpf.LoadXdpProgram(asm.Assemble(), "bench_sink");
+        int link = Bpf.AttachXdp(program, Interfaces.Index(device, "the sink"), Bpf.XdpFlagsDriverMode);
+        if (link < 0)
+        {
+            throw new InvalidOperationException($"attaching the sink failed: errno {-link}");
+        }
+        Console.WriteLine("ready");
+        Console.Out.Flush();
+        Console.In.ReadToEnd();
+        uint key = 0;
+        ulong count = 0;
+        Bpf.LookupElement(counts, &key, &count);
+        Console.WriteLine($"counted {count}");
+    }
+
+    /// <summary><c>xsk-send DEVICE SRCMAC DSTMAC SRC DST PORT PAYLOAD SECONDS</c>: prebuilt datagrams through an AF_XDP socket's TX ring; prints "sent N".</summary>
+    public static void Generate(string device, string sourceMac, string destinationMac, string source, string destination, int port, int payload,
+        double seconds)
+    {
+        using var socket = new XskSocket(Interfaces.Index(device, "the generator"), 0, device);
+        var frames = new byte[16][];
+        for (int i = 0; i < frames.Length; i++)
+        {
+            // Sixteen source ports: a receiver that spreads flows may; none here has more than one queue.
+            var frame = new byte[EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV4 + payload];
+            EthernetHeader.Write(frame, MacAddress.Parse(destinationMac), MacAddress.Parse(sourceMac), EtherTypes.IPv4);
+            UdpPacketBuilder.WriteHeaders(frame.AsSpan(EthernetHeader.Size), NetAddress.Parse(source), (ushort)(40000 + i), NetAddress.Parse(destination),
+                (ushort)port, payload);
+            frames[i] = frame;
+        }
+        long sent = 0;
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed.TotalSeconds < seconds)
+        {
+            uint producer = socket.BeginTransmit();
+            for (int i = 0; i < 32 && socket.TryQueue(frames[(int)(sent & 15)], ref producer); i++)
+            {
+                sent++;
+            }
+            socket.EndTransmit(producer);
+        }
+        Console.WriteLine($"sent {sent}");
+    }
+
+    /// <summary>
+    /// <c>norman-recv DEVICE xdp|afpacket ADDRESS PORT SECONDS MAC</c>: a daemon on the device and an application thread
+    /// draining one socket; prints "ready", then "received N".
+    /// </summary>
+    public static void NormanReceive(string device, string kind, string address, int port, double seconds, string mac)
+    {
+        string directory = Path.Combine(Path.GetTempPath(), $"norman-bench-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(directory);
+        var options = new DaemonOptions
+        {
+            SocketPath = Path.Combine(directory, "norman.sock"),
+            Port = $"{kind}:{device}",
+            Address = $"{address}/24",
+            Mac = mac,
+            LineRateBitsPerSecond = 0,
+            BusyPoll = true,
+        };
+        var daemon = NormanDaemon.Start(options, NullLog.Instance);
+        try
+        {
+            using var socket = new NormanUdpSocket(options.SocketPath);
+            socket.Bind(port);
+            Console.WriteLine("ready");
+            Console.Out.Flush();
+            long received = 0;
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed.TotalSeconds < seconds)
+            {
+                while (socket.TryPeek(out _))
+                {
+                    socket.Release();
+                    received++;
+                }
+            }
+            var counters = daemon.Engine.Counters.Snapshot();
+            (daemon.Engine.Port as IPortStatistics)?.AddCounters(counters);
+            Console.WriteLine($"taken {daemon.Engine.Counters.PortRxPackets} (the application got {received}; " +
+                string.Join(", ", counters.Where(c => c.Value > 0 && (c.Key.StartsWith("drop", StringComparison.Ordinal) || c.Key.StartsWith("xdp", StringComparison.Ordinal)))
+                    .Select(c => $"{c.Key} {c.Value}")) + ")");
+        }
+        finally
+        {
+            daemon.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static string Text(double value) => value.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Two namespaces joined by a veth, addressed and up, removed on dispose.</summary>
+    private sealed class Veth : IDisposable
+    {
+        public Veth()
+        {
+            string id = Guid.NewGuid().ToString("N")[..6];
+            (Sender, Receiver) = ($"nrmx-s-{id}", $"nrmx-r-{id}");
+            (SenderDevice, ReceiverDevice) = ($"nrmx{id}s", $"nrmx{id}r");
+            foreach (var command in new[]
+            {
+                new[] { "netns", "add", Sender }, ["netns", "add", Receiver],
+                ["link", "add", SenderDevice, "netns", Sender, "type", "veth", "peer", "name", ReceiverDevice, "netns", Receiver],
+                ["-n", Sender, "addr", "add", $"{SenderAddress}/24", "dev", SenderDevice],
+                ["-n", Receiver, "addr", "add", $"{ReceiverAddress}/24", "dev", ReceiverDevice],
+                ["-n", Sender, "link", "set", SenderDevice, "up"], ["-n", Receiver, "link", "set", ReceiverDevice, "up"],
+            })
+            {
+                RealWireScenarios.Ip(command);
+            }
+            SenderMac = Mac(Sender, SenderDevice);
+            ReceiverMac = Mac(Receiver, ReceiverDevice);
+        }
+
+        public string Sender { get; }
+        public string Receiver { get; }
+        public string SenderDevice { get; }
+        public string ReceiverDevice { get; }
+        public string SenderMac { get; }
+        public string ReceiverMac { get; }
+
+        private static string Mac(string ns, string device)
+        {
+            using var process = Process.Start(new ProcessStartInfo("ip", ["netns", "exec", ns, "cat", $"/sys/class/net/{device}/address"])
+                { RedirectStandardOutput = true })!;
+            string mac = process.StandardOutput.ReadToEnd().Trim();
+            process.WaitForExit();
+            return mac;
+        }
+
+        public void Dispose()
+        {
+            RealWireScenarios.Try("netns", "del", Sender);
+            RealWireScenarios.Try("netns", "del", Receiver);
+        }
+    }
+}
