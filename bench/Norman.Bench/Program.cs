@@ -11,6 +11,7 @@ using Norman.Bench;
 //   kernel-recv PORT SECONDS | kernel-send DEVICE DEST PORT PAYLOAD SECONDS | norman-send DEVICE DEST PORT PAYLOAD SECONDS [afpacket|xdp [MAC]]
 //   norman-recv DEVICE afpacket|xdp ADDRESS PORT SECONDS MAC | xdp-sink DEVICE (counts until stdin closes)
 //   xsk-send DEVICE SRCMAC DSTMAC SRC DST PORT PAYLOAD SECONDS (an AF_XDP generator)
+//   port-alone receive|send xdp|afpacket DEVICE OURMAC THEIRMAC SECONDS (one port's Receive or Transmit in a loop)
 //   kernel-echo PORT SECONDS | kernel-ping DEST PORT PAYLOAD COUNT | raw-ring-consume RING LENGTH PACKETS
 //   churn SOCKET APPLICATIONS (sockets closed and reopened until stdin closes)
 //   daemon PORT ADDRESS SOCKET (until stdin closes) | tcp-sink PORT [SOCKET] | tcp-send HOST PORT BYTES [SOCKET]
@@ -74,6 +75,9 @@ switch (args.FirstOrDefault())
     case "xdp-sink":
         XdpScenarios.Sink(args[1]);
         return 0;
+    case "port-alone":
+        XdpScenarios.PortAlone(args[1], args[2], args[3], args[4], args[5], double.Parse(args[6], CultureInfo.InvariantCulture));
+        return 0;
     case "xsk-send":
         XdpScenarios.Generate(args[1], args[2], args[3], args[4], args[5], int.Parse(args[6], CultureInfo.InvariantCulture),
             int.Parse(args[7], CultureInfo.InvariantCulture), double.Parse(args[8], CultureInfo.InvariantCulture));
@@ -84,7 +88,7 @@ var quick = new Option<bool>("--quick") { Description = "Fewer packets and runs:
 var runs = new Option<int>("--runs") { Description = "Runs of each scenario (the median is reported).", DefaultValueFactory = _ => 5 };
 var json = new Option<string>("--json") { Description = "Where to write the flat JSON figures.", DefaultValueFactory = _ => "bench/results/latest.json" };
 var markdown = new Option<string>("--markdown") { Description = "Where to write the markdown table.", DefaultValueFactory = _ => "bench/results/latest.md" };
-var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: ring, dataplane, policy, rules, capture, engine, instructions, qos, set, kernel, xdp, latency, scale, control, isolation, tcp, http. " +
+var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: ring, dataplane, policy, rules, capture, engine, instructions, qos, set, kernel, xdp, ports, latency, scale, control, isolation, tcp, http. " +
     "Example: --only engine qos", AllowMultipleArgumentsPerToken = true };
 var root = new RootCommand("Norman's benchmark: packets per second through the dataplane on the virtual wire.") { quick, runs, json, markdown, only };
 root.SetAction(result =>
@@ -322,6 +326,14 @@ root.SetAction(result =>
             figures.AddRange(HttpScenarios.Bulk(runCount, isQuick, port: "xdp"));
             figures.AddRange(HttpScenarios.Requests(runCount, isQuick, port: "xdp"));
         }
+    }
+    if (Runs("ports") && RealWireScenarios.WhyNot() is { } noPorts)
+    {
+        Console.Error.WriteLine($"skipping the ports' own costs: {noPorts}");
+    }
+    else if (Runs("ports"))
+    {
+        figures.AddRange(XdpScenarios.PortCost(runCount, isQuick));
     }
     if (Runs("latency"))
     {

@@ -56,6 +56,139 @@ public static class XdpScenarios
         }
     }
 
+    /// <summary>
+    /// What the port alone costs the dataplane's core per frame — its Receive or its Transmit called in a loop on one
+    /// thread, each call timed by that thread's CPU clock (so a system call's kernel work in it counts; the kernel's copy
+    /// into the UMEM on receive runs in the sender's context over veth and does not; receive counts only the calls that
+    /// brought frames, over full batches) — beside the engine's own cost per packet, measured in the same run.
+    /// </summary>
+    public static IEnumerable<Measurement> PortCost(int runs, bool quick)
+    {
+        double seconds = quick ? 1 : 2;
+        var engine = new Measurement("engine_ns_per_packet_64_beside_ports", "engine alone, one thread: ns per 64-byte packet, peer → RX pipe", "ns");
+        var figures = new List<Measurement> { engine };
+        foreach (var stack in new[] { Stack.Xdp, Stack.AfPacket })
+        {
+            string kind = stack == Stack.Xdp ? "xdp" : "afpacket";
+            var receive = new Measurement($"norman_{kind}_port_receive_ns_per_frame_64", $"the {kind} port's Receive alone, ns of its core per 64-byte frame", "ns");
+            var send = new Measurement($"norman_{kind}_port_send_ns_per_frame_64", $"the {kind} port's Transmit alone, ns of its core per 64-byte frame", "ns");
+            for (int run = 0; run < runs; run++)
+            {
+                receive.Add(PortAlone(kind, receive: true, seconds));
+                send.Add(PortAlone(kind, receive: false, seconds));
+            }
+            figures.AddRange([receive, send]);
+        }
+        for (int run = 0; run < runs; run++)
+        {
+            engine.Add(EngineOnlyScenario.CompareCapture(quick ? 1_000_000 : 4_000_000, 8, null, tappedFirst: false).AloneNs);
+        }
+        return figures;
+    }
+
+    private static double PortAlone(string kind, bool receive, double seconds)
+    {
+        using var wire = new Veth();
+        string self = Environment.ProcessPath!;
+        int payload = Norman.Soak.BenchDaemon.PayloadFor(64);
+        if (receive)
+        {
+            using var port = RealWireScenarios.Start(wire.Receiver, self, "port-alone", "receive", kind, wire.ReceiverDevice, wire.ReceiverMac, wire.SenderMac,
+                Text(seconds + 1));
+            if (port.StandardOutput.ReadLine() != "ready")
+            {
+                throw new InvalidOperationException($"the {kind} port did not start");
+            }
+            using var generator = RealWireScenarios.Start(wire.Sender, self, "xsk-send", wire.SenderDevice, wire.SenderMac, wire.ReceiverMac, SenderAddress,
+                RealWireScenarios.NormanAddress, Text(Port), Text(payload), Text(seconds));
+            generator.StandardOutput.ReadToEnd();
+            generator.WaitForExit();
+            return PortFigure(kind, "receive", port);
+        }
+        using var sink = RealWireScenarios.Start(wire.Receiver, self, "xdp-sink", wire.ReceiverDevice);
+        if (sink.StandardOutput.ReadLine() != "ready")
+        {
+            throw new InvalidOperationException("the XDP sink did not start");
+        }
+        using var sender = RealWireScenarios.Start(wire.Sender, self, "port-alone", "send", kind, wire.SenderDevice, wire.SenderMac, wire.ReceiverMac,
+            Text(seconds));
+        double figure = PortFigure(kind, "send", sender);
+        sink.StandardInput.Close();
+        Console.Error.WriteLine($"    the sink: {sink.StandardOutput.ReadToEnd().Trim()}");
+        sink.WaitForExit();
+        return figure;
+    }
+
+    private static double PortFigure(string kind, string direction, Process port)
+    {
+        // "frames N cpu_ns M"
+        var words = port.StandardOutput.ReadToEnd().Trim().Split(' ');
+        port.WaitForExit();
+        long frames = long.Parse(words[1], CultureInfo.InvariantCulture);
+        long nanoseconds = long.Parse(words[3], CultureInfo.InvariantCulture);
+        Console.Error.WriteLine($"  {kind} port {direction} alone: {frames:N0} frames, {nanoseconds / 1e6:N0} ms of its thread");
+        return (double)nanoseconds / Math.Max(1, frames);
+    }
+
+    /// <summary>
+    /// <c>port-alone receive|send xdp|afpacket DEVICE OURMAC THEIRMAC SECONDS</c>: one port, its Receive (frames from the
+    /// generator) or its Transmit (64-byte datagrams to the other end) in a loop; prints "frames N cpu_ns M".
+    /// </summary>
+    public static void PortAlone(string direction, string kind, string device, string ourMac, string theirMac, double seconds)
+    {
+        IPort port = kind == "xdp"
+            ? new XdpPort(device, NetAddress.Parse(RealWireScenarios.NormanAddress), null, sharedAddress: false, lineRateBitsPerSecond: 0)
+            : new AfPacketPort(device, 0);
+        using (port)
+        {
+            var batch = new PacketBatch();
+            int payload = Norman.Soak.BenchDaemon.PayloadFor(64);
+            long frames = 0;
+            if (direction == "send")
+            {
+                for (int i = 0; i < PacketBatch.Capacity; i++)
+                {
+                    var buffer = batch.NextBuffer();
+                    EthernetHeader.Write(buffer, MacAddress.Parse(theirMac), MacAddress.Parse(ourMac), EtherTypes.IPv4);
+                    batch.Append(EthernetHeader.Size + UdpPacketBuilder.WriteHeaders(buffer[EthernetHeader.Size..], NetAddress.Parse(RealWireScenarios.NormanAddress),
+                        40000, NetAddress.Parse(ReceiverAddress), Port, payload));
+                }
+            }
+            else
+            {
+                Console.WriteLine("ready");
+                Console.Out.Flush();
+            }
+            long busy = 0;
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed.TotalSeconds < seconds)
+            {
+                long now = Stopwatch.GetTimestamp();
+                long cpu = ThreadCpuClock.Nanoseconds();
+                if (direction == "send")
+                {
+                    frames += PacketBatch.Capacity - port.Transmit(batch, now);
+                    busy += ThreadCpuClock.Nanoseconds() - cpu;
+                    continue;
+                }
+                batch.Clear();
+                int received = port.Receive(batch, now);
+                if (received > 0)
+                {
+                    // Only calls that brought frames count: the port is faster than the generator, and its empty polls
+                    // are the idle loop's, not a frame's.
+                    busy += ThreadCpuClock.Nanoseconds() - cpu;
+                    frames += received;
+                }
+                if (received < PacketBatch.Capacity)
+                {
+                    Thread.Sleep(1); // let a batch's worth gather, so that calls are timed over full batches, as under load
+                }
+            }
+            Console.WriteLine($"frames {frames} cpu_ns {busy}");
+        }
+    }
+
     private static string Key(Stack stack) => stack switch { Stack.Xdp => "norman_xdp", Stack.AfPacket => "norman_afpacket", _ => "kernel_udp" };
 
     private static string Describe(Stack stack) => stack switch
