@@ -39,11 +39,13 @@ public sealed class XdpPortTests : IDisposable
     }
 
     /// <summary>Two test hosts joined by a veth: the kernel of the first has 198.18.7.1 on "xh", the peer 198.18.7.2 on "xp".</summary>
-    private void BuildHosts()
+    private void BuildHosts(int queues = 1)
     {
         _host = new TestNamespace("xdph");
         _peer = new TestNamespace("xdpp");
-        _host.Run("ip", "link", "add", "xh", "type", "veth", "peer", "name", "xp", "netns", _peer.Name);
+        string count = queues.ToString(CultureInfo.InvariantCulture);
+        _host.Run("ip", "link", "add", "xh", "numtxqueues", count, "numrxqueues", count, "type", "veth",
+            "peer", "name", "xp", "netns", _peer.Name, "numtxqueues", count, "numrxqueues", count);
         _host.Run("ip", "addr", "add", $"{KernelAddress}/24", "dev", "xh");
         _host.Run("ip", "link", "set", "xh", "up");
         _peer.Run("ip", "addr", "add", $"{PeerAddress}/24", "dev", "xp");
@@ -125,6 +127,49 @@ public sealed class XdpPortTests : IDisposable
         Assert.Equal(program, XdpOnTheInterface());
         Assert.True(Answers(NormanAddress));
         Stop(first, "TERM");
+    }
+
+    [NetnsFact]
+    public void On_two_queues_each_has_its_socket_and_flows_arriving_on_either_are_served()
+    {
+        BuildHosts(queues: 2);
+        // The peer's kernel spreads its flows over both of its transmit queues, so they arrive on both of ours.
+        StartDaemon("--port", "xdp:xh", "--address", $"{NormanAddress}/24");
+        using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000");
+        echo.ReadLine();
+        string stats = _host.Run(AppProcess.BesideTests("norman"), "stats", "--socket", SocketPath);
+        Assert.Contains("queues 0,1", stats);
+
+        for (int flow = 0; flow < 16; flow++)
+        {
+            string line = $"flow {flow}\n";
+            var (code, output, errors) = _peer.Try(line, "socat", "-T", "3", "-", $"UDP:{NormanAddress}:7000,sourceport={41000 + flow}");
+            Assert.True(code == 0 && output == line, $"flow {flow} (source port {41000 + flow}) was not echoed: {errors}");
+        }
+        var perQueue = _host.Run("ethtool", "-S", "xh");
+        Assert.True(RxQueuePackets(perQueue, 0) > 0 && RxQueuePackets(perQueue, 1) > 0,
+            $"the flows did not arrive on both queues, so this did not test the second socket:\n{perQueue}");
+    }
+
+    /// <summary>A veth's per-queue receive count, from `ethtool -S` ("rx_queue_N_xdp_packets" where XDP runs, else "rx_queue_N_packets").</summary>
+    private static long RxQueuePackets(string statistics, int queue) =>
+        statistics.Split('\n').Select(line => line.Trim().Split(':'))
+            .Where(parts => parts.Length == 2 && (parts[0] == $"rx_queue_{queue}_xdp_packets" || parts[0] == $"rx_queue_{queue}_packets"))
+            .Sum(parts => long.Parse(parts[1].Trim(), CultureInfo.InvariantCulture));
+
+    [NetnsFact]
+    public void An_interface_without_native_XDP_gets_the_generic_mode_and_says_so()
+    {
+        BuildHosts();
+        _host.Run("ip", "link", "add", "xd", "type", "bridge"); // a bridge has no XDP of its own
+        _host.Run("ip", "link", "set", "xd", "up");
+        var daemon = _host.Start([AppProcess.BesideTests("norman"), "up", "--socket", SocketPath, "--port", "xdp:xd", "--address", $"{NormanAddress}/24"]);
+        _daemons.Add(daemon);
+        var banner = daemon.StandardOutput.ReadLineAsync();
+        Assert.True(banner.Wait(TimeSpan.FromSeconds(30)), "the daemon said nothing");
+        Assert.Contains("xdp:xd (generic, copy, queue 0)", banner.Result);
+        Assert.Contains("xdpgeneric", _host.Run("ip", "link", "show", "xd"));
+        Stop(daemon, "TERM");
     }
 
     [NetnsFact]
