@@ -42,7 +42,7 @@ public static class DaemonSettings
         new("slots", "Slots in each socket's RX and TX pipe, a power of two from 2 to 65536 (default 1024); an application may ask for others.", false,
             (o, v) => o.SlotCount = Norman.Core.Pipes.PipeLayout.IsValidGeometry(Integer(v), Norman.Core.Pipes.PipeLayout.DefaultSlotSize) ? Integer(v)
                 : throw new ArgumentOutOfRangeException(nameof(v), "use a power of two from 2 to 65536")),
-        new("conntrack-max", "Flows connection tracking holds at most, as nf_conntrack_max (default 65536; 140 bytes each, taken at start).", false,
+        new("conntrack-max", "Flows connection tracking holds at most, as nf_conntrack_max (default 65536; 113 bytes each, taken at start).", false,
             (o, v) => o.MaxTrackedFlows = Within(Integer(v), 1, 1 << 26, "flows")),
         new("max-sockets-per-uid", "Sockets one user may hold (default 4096).", false, (o, v) => o.MaxSocketsPerUid = Within(Integer(v), 1, 1 << 20, "sockets")),
         new("max-connections-per-uid", "Control connections one user may hold open (default 8192; each socket of the client library holds one).", false,

@@ -9,13 +9,15 @@ namespace Norman.Daemon.Dataplane;
 /// owned by the dataplane thread. Linear probing over one array of slots, key and value side by side, so that a
 /// lookup in a table far larger than the caches misses once, not twice; deletion shifts entries back instead of
 /// leaving tombstones, so lookups stay short however long the table lives. It doubles when 70% full: that
-/// allocates, but only when a socket is added (a control command), never while forwarding.
+/// allocates, but only when a socket is added (a control command), never while forwarding. A key's home slot is its
+/// hash scaled to the table's size (the high half of hash × capacity, Lemire's fastrange), not masked, so that a table
+/// sized once for a number of entries (connection tracking's) is 1.7 slots an entry, not the next power of two above
+/// 10/7 of them: up to half the memory a flow costs.
 /// </summary>
 public sealed class FlowTable
 {
     private const int Empty = -1;
     private Slot[] _slots;
-    private int _mask;
 
     private readonly int _maxCount;
 
@@ -36,11 +38,12 @@ public sealed class FlowTable
         _maxCount = maxCount;
         if (maxCount != int.MaxValue)
         {
-            initialCapacity = Math.Max(initialCapacity, (int)Math.Min(1L << 30, (long)maxCount * 10 / 7 + 1));
+            // 1.7 slots an entry: at most 59% full, so a lookup for a flow not there (each new flow's) probes about 3.5
+            // slots, not the 6 of a table 70% full, and a flow costs 82 bytes of table (48-byte slots), within the
+            // 128 bytes a tracked flow may cost in all.
+            initialCapacity = Math.Max(initialCapacity, (int)Math.Min(1L << 30, (long)maxCount * 17 / 10 + 1));
         }
-        int capacity = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(16, initialCapacity));
-        _slots = NewSlots(capacity);
-        _mask = capacity - 1;
+        _slots = NewSlots(Math.Max(16, initialCapacity));
     }
 
     public int Count { get; private set; }
@@ -56,10 +59,11 @@ public sealed class FlowTable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryGet(in FlowKey key, ulong hash, out int value)
     {
-        int index = (int)hash & _mask;
+        var slots = _slots;
+        int index = Home(hash, slots.Length);
         while (true)
         {
-            ref var slot = ref _slots[index];
+            ref var slot = ref slots[index];
             if (slot.Value == Empty)
             {
                 value = Empty;
@@ -70,9 +74,16 @@ public sealed class FlowTable
                 value = slot.Value;
                 return true;
             }
-            index = (index + 1) & _mask;
+            index = Next(index, slots.Length);
         }
     }
+
+    /// <summary>The key's first slot: the hash scaled to the table (its high bits decide, as a good hash's all do).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Home(ulong hash, int capacity) => (int)Math.BigMul(hash, (ulong)capacity, out _);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Next(int index, int capacity) => index + 1 == capacity ? 0 : index + 1;
 
     /// <summary>
     /// Asks the CPU to bring the home slot of the key with this hash into the cache now, so that a lookup a little later (after the rest
@@ -84,7 +95,7 @@ public sealed class FlowTable
     {
         if (Sse.IsSupported)
         {
-            Sse.Prefetch0(Unsafe.AsPointer(ref _slots[(int)hash & _mask]));
+            Sse.Prefetch0(Unsafe.AsPointer(ref _slots[Home(hash, _slots.Length)]));
         }
     }
 
@@ -105,7 +116,7 @@ public sealed class FlowTable
         {
             Grow();
         }
-        int index = (int)key.Hash() & _mask;
+        int index = Home(key.Hash(), _slots.Length);
         while (_slots[index].Value != Empty)
         {
             if (_slots[index].Key == key)
@@ -113,7 +124,7 @@ public sealed class FlowTable
                 _slots[index].Value = value;
                 return;
             }
-            index = (index + 1) & _mask;
+            index = Next(index, _slots.Length);
         }
         _slots[index] = new Slot { Key = key, Value = value };
         Count++;
@@ -132,7 +143,7 @@ public sealed class FlowTable
 
     public bool Remove(in FlowKey key)
     {
-        int index = (int)key.Hash() & _mask;
+        int index = Home(key.Hash(), _slots.Length);
         while (true)
         {
             if (_slots[index].Value == Empty)
@@ -143,21 +154,21 @@ public sealed class FlowTable
             {
                 break;
             }
-            index = (index + 1) & _mask;
+            index = Next(index, _slots.Length);
         }
         // Backward-shift deletion: move later entries of the probe run into the hole when their home allows it.
         int hole = index;
-        int next = (hole + 1) & _mask;
+        int next = Next(hole, _slots.Length);
         while (_slots[next].Value != Empty)
         {
-            int home = (int)_slots[next].Key.Hash() & _mask;
+            int home = Home(_slots[next].Key.Hash(), _slots.Length);
             bool canMove = hole <= next ? home <= hole || home > next : home <= hole && home > next;
             if (canMove)
             {
                 _slots[hole] = _slots[next];
                 hole = next;
             }
-            next = (next + 1) & _mask;
+            next = Next(next, _slots.Length);
         }
         _slots[hole] = new Slot { Value = Empty };
         Count--;
@@ -175,7 +186,6 @@ public sealed class FlowTable
     {
         var old = _slots;
         _slots = NewSlots(old.Length * 2);
-        _mask = _slots.Length - 1;
         Count = 0;
         foreach (var slot in old)
         {

@@ -13,6 +13,17 @@ public sealed class ConntrackTests
     private static readonly NetAddress Them = NetAddress.Parse("198.18.0.2");
     private readonly Conntrack _conntrack = new(8, Second);
 
+    [Theory]
+    [InlineData(65_536)]  // the default --conntrack-max, a power of two: its table is not rounded up to twice its size
+    [InlineData(100_000)]
+    public void A_flow_the_table_can_hold_costs_at_most_128_bytes_all_taken_at_start(int flows)
+    {
+        var conntrack = new Conntrack(flows, Second);
+        double perFlow = (double)conntrack.BytesAllocated / conntrack.Capacity;
+        Assert.Equal(flows, conntrack.Capacity);
+        Assert.True(perFlow <= 128, $"{perFlow:F1} bytes a flow");
+    }
+
     /// <summary>A frame and its parse.</summary>
     private readonly record struct Frame(byte[] Bytes, ParsedPacket Packet, bool Outbound);
 
