@@ -41,6 +41,8 @@ public sealed class NormanDaemon : IAsyncDisposable
     public Observability.MetricsServer? Metrics { get; private init; }
     /// <summary>Next hops copied from the kernel, when Norman shares its address on an xdp port.</summary>
     private KernelNeighbours? KernelNeighbours { get; init; }
+    /// <summary>Says when the interface of an afpacket or xdp port goes down, comes back or goes away.</summary>
+    private LinkWatcher? Link { get; init; }
     /// <summary>The host at the far end of a virtual wire; null on other ports.</summary>
     public SimulatedPeer? Peer { get; }
     public string SocketPath => _server.Path;
@@ -112,7 +114,13 @@ public sealed class NormanDaemon : IAsyncDisposable
                 var metrics = options.Metrics is null ? null
                     : new Observability.MetricsServer(options.Metrics, () => plane.Stats(new PeerIdentity(Environment.ProcessId, 0, 0, "metrics", "", "/")));
                 var neighbours = kernelResolutions is null || xdp is null ? null : new KernelNeighbours(engine, kernelResolutions, xdp.Device, log);
-                return new NormanDaemon(engine, runner, server, plane, peer, policy, qos, log) { Metrics = metrics, KernelNeighbours = neighbours };
+                string? device = xdp?.Device ?? (port as AfPacketPort)?.Device;
+                return new NormanDaemon(engine, runner, server, plane, peer, policy, qos, log)
+                {
+                    Metrics = metrics,
+                    KernelNeighbours = neighbours,
+                    Link = device is null ? null : new LinkWatcher(device, log),
+                };
             }
             catch
             {
@@ -227,6 +235,10 @@ public sealed class NormanDaemon : IAsyncDisposable
         if (KernelNeighbours is not null)
         {
             await KernelNeighbours.DisposeAsync();
+        }
+        if (Link is not null)
+        {
+            await Link.DisposeAsync();
         }
         // Control first, so departing sessions release their sockets through a still-running dataplane.
         await _server.DisposeAsync();

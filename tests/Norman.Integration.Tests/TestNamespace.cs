@@ -41,22 +41,8 @@ public sealed class TestNamespace : IDisposable
     public Process StartAndWaitFor(string ready, params string[] command)
     {
         var process = Start(command);
-        var clock = Stopwatch.StartNew();
-        var seen = new System.Text.StringBuilder();
-        while (clock.Elapsed < TimeSpan.FromSeconds(20))
-        {
-            var line = process.StandardError.ReadLineAsync();
-            if (!line.Wait(TimeSpan.FromSeconds(20) - clock.Elapsed) || line.Result is null)
-            {
-                break;
-            }
-            seen.AppendLine(line.Result);
-            if (line.Result.Contains(ready, StringComparison.Ordinal))
-            {
-                return process;
-            }
-        }
-        throw new TimeoutException($"`{string.Join(' ', command)}` never said '{ready}'; it said: {seen}");
+        Host.WaitForError(process, ready, TimeSpan.FromSeconds(20));
+        return process;
     }
 
     public void Dispose()
@@ -121,6 +107,27 @@ public static class Host
         {
             // The program exited before reading everything: its exit code and output tell the test.
         }
+    }
+
+    /// <summary>Reads a process's stderr until a line contains <paramref name="text"/>; throws, with what it said, if none does in time.</summary>
+    public static void WaitForError(Process process, string text, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        var seen = new System.Text.StringBuilder();
+        while (clock.Elapsed < timeout)
+        {
+            var line = process.StandardError.ReadLineAsync();
+            if (!line.Wait(timeout - clock.Elapsed) || line.Result is null)
+            {
+                break;
+            }
+            seen.AppendLine(line.Result);
+            if (line.Result.Contains(text, StringComparison.Ordinal))
+            {
+                return;
+            }
+        }
+        throw new TimeoutException($"`{string.Join(' ', process.StartInfo.ArgumentList)}` never said '{text}'; it said: {seen}");
     }
 
     public static Process Start(string[] command, bool redirectInput = false)

@@ -112,6 +112,28 @@ public sealed class XdpPortTests : IDisposable
         }
     }
 
+    private static void AssertLogSays(Process daemon, string text) => Host.WaitForError(daemon, text, TimeSpan.FromSeconds(10));
+
+    [NetnsFact]
+    public void Taken_down_brought_up_and_deleted_the_interface_is_reported_each_time_and_traffic_resumes_after_up()
+    {
+        BuildHosts();
+        var daemon = StartDaemon("--port", "xdp:xh", "--address", $"{NormanAddress}/24");
+        Assert.True(Answers(NormanAddress));
+
+        _host.Run("ip", "link", "set", "xh", "down");
+        AssertLogSays(daemon, "xh is down: nothing moves on it until it is up");
+        _host.Run("ip", "link", "set", "xh", "up");
+        AssertLogSays(daemon, "xh is up again");
+        Assert.True(Answers(NormanAddress), "after the interface came back up, Norman no longer answers");
+
+        _host.Run("ip", "link", "del", "xh");
+        AssertLogSays(daemon, "xh is gone (deleted)");
+        Assert.Contains("port: xdp:xh", _host.Run(AppProcess.BesideTests("norman"), "stats", "--socket", SocketPath));
+        Stop(daemon, "TERM");
+        Assert.Equal(0, daemon.ExitCode);
+    }
+
     [NetnsFact]
     public void A_second_daemon_on_the_interface_is_refused_and_the_first_keeps_its_program_and_its_traffic()
     {
