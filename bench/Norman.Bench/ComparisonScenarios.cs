@@ -79,7 +79,7 @@ public static class ComparisonScenarios
     /// <summary>F: throughput with 1 to 1,000,000 tracked flows and 1 to 1,000 sockets; memory per flow and per idle socket.</summary>
     public static IEnumerable<Measurement> Scale(int runs, long packets, bool quick)
     {
-        var perFlow = new Measurement("bytes_per_flow", "F: connection tracking's memory per flow it can hold (hash table at most 70% full, entry, free list)", "bytes");
+        var perFlow = new Measurement("bytes_per_flow", "F: connection tracking's memory per flow it can hold (hash table at most 59% full, entry, free list)", "bytes");
         foreach (var (flows, name) in new[] { (1, "1"), (1_000, "1k"), (100_000, "100k"), (1_000_000, "1m") })
         {
             var figure = new Measurement($"flows_{name}_mpps", $"F: peer → application, 64-byte frames from {flows:N0} flows, each tracked by conntrack", "Mpps");
