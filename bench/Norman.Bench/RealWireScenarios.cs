@@ -3,8 +3,6 @@ using System.Globalization;
 using System.Net;
 using Norman.Client;
 using Norman.Core.Packets;
-using Norman.Daemon;
-using Norman.Daemon.Control;
 
 namespace Norman.Bench;
 
@@ -112,18 +110,7 @@ public static class RealWireScenarios
     public static void NormanSend(string device, string destination, int port, int payload, double seconds, string kind = "afpacket",
         string? destinationMac = null)
     {
-        string directory = Path.Combine(Path.GetTempPath(), $"norman-bench-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(directory);
-        var options = new DaemonOptions
-        {
-            SocketPath = Path.Combine(directory, "norman.sock"),
-            Port = $"{kind}:{device}",
-            Address = $"{NormanAddress}/24",
-            LineRateBitsPerSecond = 0,
-            BusyPoll = true,
-        };
-        var daemon = NormanDaemon.Start(options, NullLog.Instance);
-        try
+        Norman.Soak.BenchDaemon.With((daemon, unused) =>
         {
             if (destinationMac is not null)
             {
@@ -131,7 +118,7 @@ public static class RealWireScenarios
                 daemon.Engine.Post(known);
                 known.Applied.GetAwaiter().GetResult();
             }
-            using var socket = new NormanUdpSocket(options.SocketPath);
+            using var socket = new NormanUdpSocket(daemon.SocketPath);
             socket.Connect(new IPEndPoint(IPAddress.Parse(destination), port));
             // One datagram and its answer-less ARP first, so the measured run starts resolved.
             socket.Send(new byte[payload]);
@@ -148,12 +135,8 @@ public static class RealWireScenarios
                 socket.Flush();
             }
             Console.WriteLine($"sent {sent} (dataplane dropped {daemon.Engine.Counters.TotalDrops()}: {string.Join(", ", daemon.Engine.Counters.Snapshot().Where(c => c.Value > 0 && c.Key.StartsWith("drop", StringComparison.Ordinal)).Select(c => $"{c.Key} {c.Value}"))})");
-        }
-        finally
-        {
-            daemon.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            Directory.Delete(directory, recursive: true);
-        }
+            return sent;
+        }, options => (options.Port, options.Address) = ($"{kind}:{device}", $"{NormanAddress}/24"));
     }
 
     /// <summary>Two namespaces joined by a veth pair (VETHs in the sender's, VETHr in the receiver's), addressed and up.</summary>

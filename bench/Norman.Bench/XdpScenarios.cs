@@ -3,8 +3,6 @@ using System.Globalization;
 using System.Net;
 using Norman.Client;
 using Norman.Core.Packets;
-using Norman.Daemon;
-using Norman.Daemon.Control;
 using Norman.Daemon.Dataplane;
 using Norman.Daemon.Dataplane.Ports;
 using Norman.Daemon.Dataplane.Ports.Xdp;
@@ -326,21 +324,9 @@ public static class XdpScenarios
     /// </summary>
     public static void NormanReceive(string device, string kind, string address, int port, double seconds, string mac)
     {
-        string directory = Path.Combine(Path.GetTempPath(), $"norman-bench-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(directory);
-        var options = new DaemonOptions
+        Norman.Soak.BenchDaemon.With((daemon, unused) =>
         {
-            SocketPath = Path.Combine(directory, "norman.sock"),
-            Port = $"{kind}:{device}",
-            Address = $"{address}/24",
-            Mac = mac,
-            LineRateBitsPerSecond = 0,
-            BusyPoll = true,
-        };
-        var daemon = NormanDaemon.Start(options, NullLog.Instance);
-        try
-        {
-            using var socket = new NormanUdpSocket(options.SocketPath);
+            using var socket = new NormanUdpSocket(daemon.SocketPath);
             socket.Bind(port);
             Console.WriteLine("ready");
             Console.Out.Flush();
@@ -359,12 +345,8 @@ public static class XdpScenarios
             Console.WriteLine($"taken {daemon.Engine.Counters.PortRxPackets} (the application got {received}; " +
                 string.Join(", ", counters.Where(c => c.Value > 0 && (c.Key.StartsWith("drop", StringComparison.Ordinal) || c.Key.StartsWith("xdp", StringComparison.Ordinal)))
                     .Select(c => $"{c.Key} {c.Value}")) + ")");
-        }
-        finally
-        {
-            daemon.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            Directory.Delete(directory, recursive: true);
-        }
+            return received;
+        }, options => (options.Port, options.Address, options.Mac) = ($"{kind}:{device}", $"{address}/24", mac));
     }
 
     private static string Text(double value) => value.ToString(CultureInfo.InvariantCulture);

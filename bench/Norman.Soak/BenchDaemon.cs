@@ -6,8 +6,9 @@ using Norman.Daemon.Control;
 namespace Norman.Soak;
 
 /// <summary>
-/// A daemon in this process on a virtual wire with no line rate, its peer sinking port 9 and already resolved, and one
-/// socket bound to port 5000: what the benchmark's scenarios and the soak all start from.
+/// A daemon in this process on a virtual wire with no line rate (or another port, as the caller configures it), its peer
+/// sinking port 9 and already resolved, and one socket bound to port 5000: what the benchmark's scenarios and the soak
+/// all start from.
 /// </summary>
 public static class BenchDaemon
 {
@@ -33,11 +34,14 @@ public static class BenchDaemon
         var daemon = NormanDaemon.Start(options, NullLog.Instance);
         try
         {
-            daemon.Peer!.KeepDatagrams = false;
-            daemon.Peer.SinkOnPort(9);
-            var neighbour = new Norman.Daemon.Dataplane.AddNeighbourCommand(daemon.Peer.Address, daemon.Peer.Mac);
-            daemon.Engine.Post(neighbour);
-            neighbour.Applied.GetAwaiter().GetResult();
+            if (daemon.Peer is { } peer)
+            {
+                peer.KeepDatagrams = false;
+                peer.SinkOnPort(9);
+                var neighbour = new Norman.Daemon.Dataplane.AddNeighbourCommand(peer.Address, peer.Mac);
+                daemon.Engine.Post(neighbour);
+                neighbour.Applied.GetAwaiter().GetResult();
+            }
             using var socket = new NormanUdpSocket(options.SocketPath);
             socket.Bind(5000);
             return run(daemon, socket);

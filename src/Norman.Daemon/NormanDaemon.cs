@@ -55,7 +55,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         var (address, prefix) = XdpHostAddress.Resolve(options);
         var mac = XdpHostAddress.Mac(options) ?? (options.Mac is null ? MacAddress.NewLocal() : MacAddress.Parse(options.Mac));
         var gateway = options.Gateway is not null ? NetAddress.Parse(options.Gateway)
-            : options.ShareAddress ? KernelNeighbours.DefaultGateway(Dataplane.Ports.Xdp.XdpPort.Parse(options.Port["xdp:".Length..]).Device) : null;
+            : options.ShareAddress ? KernelNeighbours.DefaultGateway(XdpHostAddress.Device(options)!) : null;
         var host = new HostInterface(mac, address, prefix, gateway,
             options.Address6 is null ? null : NetAddress.Parse(options.Address6.Split('/')[0]));
         Validate(options, host);

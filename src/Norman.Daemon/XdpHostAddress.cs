@@ -66,7 +66,8 @@ public static class XdpHostAddress
         return own;
     }
 
-    private static string? Device(DaemonOptions options) =>
+    /// <summary>The interface of an xdp port (`xdp:eth1:0-3` → eth1); null for other ports.</summary>
+    public static string? Device(DaemonOptions options) =>
         options.Port.StartsWith("xdp:", StringComparison.Ordinal) ? Dataplane.Ports.Xdp.XdpPort.Parse(options.Port["xdp:".Length..]).Device : null;
 
     private static List<(NetAddress Address, int Prefix)> KernelAddresses(string device) =>

@@ -16,8 +16,6 @@ public sealed unsafe class XdpSteering : IDisposable
     private readonly int _portsMap = -1;
     private readonly int _program = -1;
     private readonly int _link = -1;
-    /// <summary>Each port's entry as the map holds it (UDP and TCP bits), so that opening one protocol keeps the other.</summary>
-    private readonly uint[] _ports = new uint[MaxPorts];
     private readonly object _gate = new();
     private bool _disposed;
 
@@ -110,14 +108,16 @@ public sealed unsafe class XdpSteering : IDisposable
         uint bit = protocol == IpProtocols.Tcp ? SteeringProgram.PortTcp : SteeringProgram.PortUdp;
         lock (_gate)
         {
-            uint value = open ? _ports[port] | bit : _ports[port] & ~bit;
+            // The map is the one record of which protocols a port steers: read, change one bit, write back.
             uint key = port;
+            uint value = 0;
+            Bpf.LookupElement(_portsMap, &key, &value);
+            value = open ? value | bit : value & ~bit;
             int errno = Bpf.UpdateElement(_portsMap, &key, &value);
             if (errno != 0)
             {
                 throw new InvalidOperationException($"Steering port {port} failed: {Libc.ErrorText(errno)}.");
             }
-            _ports[port] = value;
         }
     }
 
