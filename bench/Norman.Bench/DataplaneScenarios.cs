@@ -39,7 +39,8 @@ public static class DataplaneScenarios
     /// </remarks>
     /// <remarks><paramref name="beside"/> starts something that runs beside the flow, stopped when it is disposed.</remarks>
     public static PeerRun PeerToApplication(int frameSize, long packets, int rules = 0, int setSize = 0,
-        string? captureFilter = null, bool conntrack = false, int qosClasses = 0, int flows = 1, Func<NormanDaemon, IDisposable>? beside = null)
+        string? captureFilter = null, bool conntrack = false, int qosClasses = 0, int flows = 1, Func<NormanDaemon, IDisposable>? beside = null,
+        bool busyPoll = true)
     {
         return BenchDaemon.With((daemon, socket) =>
         {
@@ -100,7 +101,11 @@ public static class DataplaneScenarios
             return new PeerRun(received / seconds, daemon.Engine.Counters.TotalDrops(), daemon.DataplaneAllocatedBytes - allocatedBefore,
                 daemon.Engine.Counters.PortRxPackets / seconds, (double)(ThreadCpuClock.Nanoseconds() - cpuBefore) / Math.Max(1, received),
                 tap?.Dropped ?? 0, conntrackTable.Count, (double)conntrackTable.BytesAllocated / conntrackTable.Capacity);
-        }, options => options.MaxTrackedFlows = Math.Max(options.MaxTrackedFlows, (int)BitOperations.RoundUpToPowerOf2((uint)flows)));
+        }, options =>
+        {
+            options.MaxTrackedFlows = Math.Max(options.MaxTrackedFlows, (int)BitOperations.RoundUpToPowerOf2((uint)flows));
+            options.BusyPoll = busyPoll;
+        });
     }
 
     /// <summary>
@@ -143,7 +148,7 @@ public static class DataplaneScenarios
         });
     }
 
-    public static (double Pps, long Drops, long AllocatedBytes) ApplicationToPeer(int frameSize, long packets)
+    public static (double Pps, long Drops, long AllocatedBytes) ApplicationToPeer(int frameSize, long packets, bool busyPoll = true)
     {
         return BenchDaemon.With((daemon, socket) =>
         {
@@ -169,6 +174,6 @@ public static class DataplaneScenarios
             }
             double seconds = clock.Elapsed.TotalSeconds;
             return (Volatile.Read(ref peer.SunkPackets) / seconds, daemon.Engine.Counters.TotalDrops(), daemon.DataplaneAllocatedBytes - allocatedBefore);
-        });
+        }, options => options.BusyPoll = busyPoll);
     }
 }

@@ -168,7 +168,7 @@ public sealed class NormanUdpSocket : IDisposable
     /// </summary>
     public void Flush()
     {
-        Tx.Publish();
+        _pipes!.PublishTx();
         ThrowIfDaemonGoneLately();
     }
 

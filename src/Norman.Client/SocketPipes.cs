@@ -8,14 +8,15 @@ namespace Norman.Client;
 
 /// <summary>
 /// A bound socket's pipes as the daemon granted them over a control connection: the shared memory, the two rings
-/// (RX to read, TX to write), the eventfd the daemon signals, and what the socket is bound to.
+/// (RX to read, TX to write), the wake-up the daemon signals and the doorbell that wakes the dataplane, and what the socket is bound to.
 /// </summary>
 internal sealed unsafe class SocketPipes : IDisposable
 {
-    private SocketPipes(SharedMemory region, EventFd wakeup, SocketGrant grant)
+    private SocketPipes(SharedMemory region, WakeupReceiver wakeup, Doorbell doorbell, SocketGrant grant)
     {
         Region = region;
         Wakeup = wakeup;
+        Doorbell = doorbell;
         Rx = new RingConsumer(region.Address + PipeLayout.RxRingOffset, grant.SlotCount, grant.SlotSize);
         Tx = new RingProducer(region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize), grant.SlotCount, grant.SlotSize);
         SocketId = grant.SocketId;
@@ -29,7 +30,10 @@ internal sealed unsafe class SocketPipes : IDisposable
     public byte* ConnectionTableAddress { get; }
 
     public SharedMemory Region { get; }
-    public EventFd Wakeup { get; }
+    /// <summary>Readable when the daemon wakes a reader asleep on the RX pipe.</summary>
+    public WakeupReceiver Wakeup { get; }
+    /// <summary>Rung to wake the dataplane when it said it sleeps (<see cref="PublishTx"/>).</summary>
+    public Doorbell Doorbell { get; }
     public RingConsumer Rx { get; }
     public RingProducer Tx { get; }
     public long SocketId { get; }
@@ -50,22 +54,39 @@ internal sealed unsafe class SocketPipes : IDisposable
             SlotCount = slotCount,
         }, fds);
         var grant = response.Socket!;
-        if (fds.Count != 2)
+        if (fds.Count != 3)
         {
             FdPassing.CloseAll(fds);
-            throw new NormanException("EPROTO", $"The daemon sent {fds.Count} descriptors with the bind, not 2: a daemon of another release?");
+            throw new NormanException("EPROTO", $"The daemon sent {fds.Count} descriptors with the bind, not 3: a daemon of another release?");
         }
         var region = SharedMemory.Map(fds[0], grant.RegionBytes);
-        var wakeup = EventFd.Adopt(fds[1]);
+        var wakeup = WakeupReceiver.Adopt(fds[1]);
+        var doorbell = Doorbell.Adopt(fds[2]);
         byte* rxRing = region.Address + PipeLayout.RxRingOffset;
         byte* txRing = region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize);
         if (!RingInitializer.Matches(rxRing, grant.SlotCount, grant.SlotSize) || !RingInitializer.Matches(txRing, grant.SlotCount, grant.SlotSize))
         {
             wakeup.Dispose();
+            doorbell.Dispose();
             region.Dispose();
             throw new NormanException("EPROTO", "The pipe memory does not match the daemon's description: a daemon of another release?");
         }
-        return new SocketPipes(region, wakeup, grant);
+        return new SocketPipes(region, wakeup, doorbell, grant);
+    }
+
+    /// <summary>
+    /// Publishes what was written into the TX pipe, and rings the dataplane if it said it was going to sleep (the
+    /// TX ring's needs-wakeup flag): a busy dataplane costs the application no system call.
+    /// </summary>
+    public void PublishTx()
+    {
+        if (Tx.Publish() && Tx.TakeWakeupRequest())
+        {
+            Doorbell.Ring();
+            // The scheduler may have woken the dataplane onto this very CPU (on a machine that shows it no shared
+            // cache it often does), where it would wait out this thread's time slice: let it run first.
+            Thread.Yield();
+        }
     }
 
     /// <summary>Fixes the socket's remote end at the daemon: only its packets come in.</summary>
@@ -81,6 +102,7 @@ internal sealed unsafe class SocketPipes : IDisposable
     {
         WakeupReactor.ForgetIfStarted(Wakeup.Fd);
         Wakeup.Dispose();
+        Doorbell.Dispose();
         Region.Dispose();
     }
 }

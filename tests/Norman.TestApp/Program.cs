@@ -126,9 +126,10 @@ catch (NormanException error)
 // slots. Then prints "done ROUNDS" and what it tried, and holds the socket until stdin closes.
 static unsafe int Hostile(int port, int rounds)
 {
-    var (control, grant, region) = RawBind(port);
+    var (control, grant, region, doorbell) = RawBind(port);
     using var keep = control;
     using var memory = region;
+    using var doorbellEnd = doorbell;
     Console.WriteLine($"bound {grant.LocalPort}");
     Console.Out.Flush();
     var random = new Random(port);
@@ -154,15 +155,17 @@ static unsafe int Hostile(int port, int rounds)
         write(new Span<byte>(slot + PipeLayout.SlotHeaderSize, capacity));
         *(uint*)(slot + PipeLayout.SlotLengthOffset) = (uint)length;
         Volatile.Write(ref *(uint*)(tx + PipeLayout.ProducerIndexOffset), consumer + 1);
+        doorbell.Ring(); // whether or not the daemon asked: rings it has no use for cost it only a wake-up
         return consumer;
     }
 
     // Gives the daemon a moment to take a posted packet before the next scribble buries it (bounded: it may not). The
-    // moment is a millisecond of the clock, not a count of spins, whose length depends on how busy the machine is: on a
-    // loaded one tens of thousands of such waits took past the test's two minutes.
+    // moment is 3 ms of the clock, not a count of spins, whose length depends on how busy the machine is: on a loaded
+    // one tens of thousands of such waits took past the test's two minutes. Not less: the post rang a dataplane that
+    // may have been asleep, and on a loaded machine its thread can wait a millisecond for a CPU.
     void AwaitTaken(uint index)
     {
-        long until = System.Diagnostics.Stopwatch.GetTimestamp() + System.Diagnostics.Stopwatch.Frequency / 1000;
+        long until = System.Diagnostics.Stopwatch.GetTimestamp() + System.Diagnostics.Stopwatch.Frequency * 3 / 1000;
         while (Volatile.Read(ref *(uint*)(tx + PipeLayout.ConsumerIndexOffset)) == index && System.Diagnostics.Stopwatch.GetTimestamp() < until)
         {
             Thread.SpinWait(10);
@@ -268,9 +271,10 @@ static unsafe int Hostile(int port, int rounds)
 static unsafe int Forge(int port, ushort forgedPort)
 {
     // The raw protocol, as a hostile program would use it: the library would never write a wrong source port.
-    var (control, grant, region) = RawBind(port);
+    var (control, grant, region, doorbell) = RawBind(port);
     using var keep = control;
     using var memory = region;
+    using var doorbellEnd = doorbell;
     var tx = new RingProducer(region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize), grant.SlotCount, grant.SlotSize);
     var source = NetAddress.Parse(grant.SourceAddress);
     var peer = NetAddress.Parse("198.18.0.2");
@@ -281,6 +285,10 @@ static unsafe int Forge(int port, ushort forgedPort)
         tx.Commit(UdpPacketBuilder.WriteHeaders(slot, source, sourcePort, peer, 9000, 6));
     }
     tx.Publish();
+    if (tx.TakeWakeupRequest())
+    {
+        doorbell.Ring();
+    }
     Console.WriteLine("sent one forged and one honest datagram");
     Console.Out.Flush();
     Console.In.ReadToEnd();
@@ -299,7 +307,7 @@ static unsafe int CloseRace(int rounds)
         var grant = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = "tcp", Port = 0, SlotCount = 16 }, fds).Socket!;
         using (var region = SharedMemory.Map(fds[0], grant.RegionBytes))
         {
-            new Microsoft.Win32.SafeHandles.SafeFileHandle(fds[1], ownsHandle: true).Dispose();
+            FdPassing.CloseAll(fds.Skip(1).ToList());
             byte* table = region.Address + ConnectionTable.Offset(grant.SlotCount, grant.SlotSize);
             random.NextBytes(new Span<byte>(table + ConnectionTable.HeaderSize, 4096));
             ConnectionTable.Publish(table, -1);
@@ -314,9 +322,10 @@ static unsafe int CloseRace(int rounds)
 // all plausible here, which no single answer of 16 MiB could carry.
 static unsafe int Scribble(int port)
 {
-    var (control, grant, region) = RawBind(port, "tcp");
+    var (control, grant, region, doorbell) = RawBind(port, "tcp");
     using var keep = control;
     using var memory = region;
+    using var doorbellEnd = doorbell;
     byte* table = region.Address + ConnectionTable.Offset(grant.SlotCount, grant.SlotSize);
     for (int i = 0; i < ConnectionTable.Capacity; i++)
     {
@@ -330,12 +339,12 @@ static unsafe int Scribble(int port)
 }
 
 // Binds through the raw control protocol and maps the pipes, as a program that does not use the library would.
-static (ControlChannel Control, SocketGrant Grant, SharedMemory Region) RawBind(int port, string protocol = "udp")
+static (ControlChannel Control, SocketGrant Grant, SharedMemory Region, Doorbell Doorbell) RawBind(int port, string protocol = "udp")
 {
     var control = ControlChannel.Connect();
     var fds = new List<int>();
     var grant = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = protocol, Port = port }, fds).Socket!;
     var region = SharedMemory.Map(fds[0], grant.RegionBytes);
     new Microsoft.Win32.SafeHandles.SafeFileHandle(fds[1], ownsHandle: true).Dispose();
-    return (control, grant, region);
+    return (control, grant, region, Doorbell.Adopt(fds[2]));
 }

@@ -76,7 +76,7 @@ public static class CaptureCommand
         var fds = new List<int>();
         var capture = control.Call(request, fds).Capture!;
         using var region = SharedMemory.Map(fds[0], capture.RegionBytes);
-        using var wakeup = EventFd.Adopt(fds[1]);
+        using var wakeup = WakeupReceiver.Adopt(fds[1]);
         var ring = CreateConsumer(region, capture);
         var writer = output.CreateWriter(capture.SnapLength);
         if (verbose || output.IsFile)

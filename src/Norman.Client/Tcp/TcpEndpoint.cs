@@ -4,6 +4,7 @@ using System.Net;
 using System.Threading.Channels;
 using Norman.Core.Packets;
 using Norman.Core.Pipes;
+using Norman.Core.Shm;
 
 namespace Norman.Client.Tcp;
 
@@ -40,6 +41,8 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     private volatile bool _stopping;
     private long _orphanedAt;
     private readonly ChallengeAckBudget _challengeAcks = new();
+    /// <summary>How application threads wake this endpoint's loop (the doorbell is the daemon's line, not ours).</summary>
+    private readonly EventFd _nudge = EventFd.Create();
     /// <summary>What connections that are gone had counted, for the socket's totals.</summary>
     private long _closedChallengeAcks, _closedResetsIgnored;
 
@@ -96,7 +99,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
             var endpoint = new TcpEndpoint(control, pipes, 0);
             var connection = new TcpConnection(endpoint, NetAddress.From(remote.Address), (ushort)remote.Port);
             endpoint._opening.Enqueue(connection);
-            endpoint._pipes.Wakeup.Signal();
+            endpoint._nudge.Signal();
             return (endpoint, connection);
         }
         catch
@@ -116,7 +119,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     public void Release()
     {
         Interlocked.Decrement(ref _holders);
-        _pipes.Wakeup.Signal();
+        _nudge.Signal();
     }
 
     /// <summary>Stops accepting: later SYNs are answered with a reset; connections already made go on.</summary>
@@ -135,7 +138,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         if (connection.MarkQueued())
         {
             _ready.Enqueue(connection);
-            _pipes.Wakeup.Signal();
+            _nudge.Signal();
         }
     }
 
@@ -182,7 +185,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         var slot = _pipes.Tx.Claim();
         if (slot.IsEmpty)
         {
-            _pipes.Tx.Publish(); // full of what this turn wrote: let the daemon have it
+            _pipes.PublishTx(); // full of what this turn wrote: let the daemon have it
             return false;
         }
         payloadFrom?.CopyPayload(payloadOffset, slot.Slice(TcpSegmentBuilder.HeaderLength + options.Length, payloadLength));
@@ -228,7 +231,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
                     ReportConnections();
                     nextReport = now + ReportTicks;
                 }
-                _pipes.Tx.Publish();
+                _pipes.PublishTx();
                 if (IsDone(now))
                 {
                     break;
@@ -245,7 +248,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
                 // Idle: sleep until a segment or an application's request, or the next timer.
                 if (_pipes.Rx.PrepareToSleep() && _ready.IsEmpty && _opening.IsEmpty)
                 {
-                    _pipes.Wakeup.Wait(_timed.Count > 0 ? 1 : 100);
+                    _pipes.Wakeup.Wait(_nudge, _timed.Count > 0 ? 1 : 100);
                 }
             }
         }
@@ -262,6 +265,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
             _acceptQueue?.Writer.TryComplete();
             _pipes.Dispose();
             _control.Dispose();
+            _nudge.Dispose();
         }
     }
 
@@ -423,7 +427,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     public void Dispose()
     {
         _stopping = true;
-        _pipes.Wakeup.Signal();
+        _nudge.Signal();
         if (Thread.CurrentThread != _loop)
         {
             _loop.Join();

@@ -9,20 +9,23 @@ namespace Norman.Core.Pipes;
 ///       │ u32 producer index          │
 ///  128  ├─────────────────────────────┤ consumer line: written by the consumer only
 ///       │ u32 consumer index          │
-///       │ u32 needs-wakeup (0/1)      │ set by a consumer about to sleep on its eventfd
+///       │ u32 needs-wakeup (0/1)      │ set by a consumer about to sleep: the producer rings the doorbell
+///       │                             │ after its next publish (both ways: the dataplane sleeps too)
 ///  256  ├─────────────────────────────┤ descriptor: written once by the daemon
 ///       │ u32 magic 'NRMP', u32 version, u32 slot count, u32 slot size
 ///  384  ├─────────────────────────────┤ slots[slot count], slot size bytes each
 ///       │ u32 length │ u32 flags │ u64 reserved │ data (slot size − 16 bytes): one IP packet
 ///       └─────────────────────────────┘
-///  socket region = RX ring (daemon → application) then TX ring (application → daemon)
+///  socket region = RX ring (daemon → application) then TX ring (application → daemon); the doorbell is the
+///  application's end of a Unix datagram socketpair, passed with the memory (version 2; version 1 had an eventfd,
+///  and a dataplane that never slept)
 /// </code>
 /// Each line is 128 bytes, not 64, so that the adjacent-line prefetcher does not couple the two sides.
 /// </summary>
 public static class PipeLayout
 {
     public const uint Magic = 0x504D524E; // "NRMP" read as little-endian bytes
-    public const uint Version = 1;
+    public const uint Version = 2;
     public const int LineSize = 128;
 
     public const int ProducerIndexOffset = 0;

@@ -130,7 +130,7 @@ public sealed unsafe class RingConsumer
     }
 
     /// <summary>
-    /// Asks the producer to signal the eventfd at its next publish, then re-checks the ring.
+    /// Asks the producer to ring the doorbell at its next publish, then re-checks the ring.
     /// Returns true when it is safe to sleep (still empty); false when data arrived meanwhile (the request is withdrawn).
     /// </summary>
     public bool PrepareToSleep()
@@ -145,4 +145,7 @@ public sealed unsafe class RingConsumer
         Volatile.Write(ref flag, 0);
         return false;
     }
+
+    /// <summary>Withdraws a request to be woken (the consumer is awake again and looks at the ring itself).</summary>
+    public void CancelSleep() => Volatile.Write(ref *(uint*)(_ring + PipeLayout.NeedsWakeupOffset), 0);
 }

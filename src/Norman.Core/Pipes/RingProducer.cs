@@ -95,20 +95,24 @@ public sealed unsafe class RingProducer
         return true;
     }
 
-    /// <summary>Publishes every committed slot with one release store, so the consumer sees their contents first.</summary>
+    /// <summary>
+    /// Publishes every committed slot with one release store, so the consumer sees their contents first. Returns
+    /// false when there was nothing new to publish.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Publish()
+    public bool Publish()
     {
         if (_published == _producer)
         {
-            return;
+            return false;
         }
         Volatile.Write(ref *(uint*)(_ring + PipeLayout.ProducerIndexOffset), _producer);
         _published = _producer;
+        return true;
     }
 
     /// <summary>
-    /// After a publish: true if the consumer asked to be woken. Clears the request; the caller then signals the eventfd.
+    /// After a publish: true if the consumer asked to be woken. Clears the request; the caller then rings the doorbell.
     /// The full fence pairs with the consumer's fence between setting the flag and re-checking the ring (Dekker),
     /// so either the consumer sees our index or we see its flag.
     /// </summary>

@@ -1,8 +1,10 @@
 namespace Norman.Core.Shm;
 
 /// <summary>
-/// A non-blocking eventfd: the dataplane signals it (never blocking) when a sleeping application has data;
-/// the application waits on it with poll. Both ends share one open file, passed over the control socket.
+/// A non-blocking eventfd, for wake-ups inside one process (a thread waking the dataplane or a TCP endpoint's loop).
+/// Never shared with another process: both holders of an eventfd share one open file, and one that clears its
+/// O_NONBLOCK and fills the counter makes the other's next signal block (the daemon wakes an application through a
+/// <see cref="WakeupSender"/>, and is rung through a <see cref="Doorbell"/> it never reads or writes).
 /// </summary>
 public sealed unsafe class EventFd : IDisposable
 {
@@ -12,7 +14,10 @@ public sealed unsafe class EventFd : IDisposable
 
     public int Fd => _fd;
 
-    public static EventFd Create()
+    public static EventFd Create() => new(CreateDescriptor());
+
+    /// <summary>A new non-blocking, close-on-exec eventfd descriptor.</summary>
+    public static int CreateDescriptor()
     {
         int fd = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
         if (fd < 0)
@@ -20,11 +25,8 @@ public sealed unsafe class EventFd : IDisposable
             int errno = Libc.LastError;
             throw new IOException($"eventfd failed: {Libc.ErrorText(errno)} (errno {errno}).");
         }
-        return new EventFd(fd);
+        return fd;
     }
-
-    /// <summary>Takes ownership of an eventfd received from the daemon.</summary>
-    public static EventFd Adopt(int fd) => new(fd);
 
     /// <summary>Adds one to the counter; a full counter (never in practice) is ignored: the waiter is awake anyway.</summary>
     public void Signal()

@@ -94,6 +94,20 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
     public static partial int Poll(PollFd* fds, nuint count, int timeoutMilliseconds);
 
+    public const int AF_UNIX = 1;
+    public const int SOCK_DGRAM = 2;
+    public const int SOCK_NONBLOCK = 0x800;
+    public const int SOCK_CLOEXEC = 0x80000;
+
+    [LibraryImport("libc", EntryPoint = "socketpair", SetLastError = true)]
+    public static partial int SocketPair(int domain, int type, int protocol, int* fds);
+
+    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
+    public static partial nint Send(int socket, void* buffer, nuint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
+    public static partial nint Recv(int socket, void* buffer, nuint length, int flags);
+
     [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
     public static partial nint SendMsg(int socket, MsgHdr* message, int flags);
 
@@ -104,6 +118,7 @@ internal static unsafe partial class Libc
     public const int EPOLL_CTL_DEL = 2;
     public const int EPOLL_CTL_MOD = 3;
     public const uint EPOLLIN = 0x001;
+    public const uint EPOLLET = 1u << 31;
     public const uint EPOLLONESHOT = 1u << 30;
     public const int EPOLL_CLOEXEC = 0x80000;
 
@@ -122,6 +137,10 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "epoll_wait", SetLastError = true)]
     public static partial int EpollWait(int epoll, EpollEvent* events, int maxEvents, int timeoutMilliseconds);
+
+    /// <summary>epoll_wait with a timeout in nanoseconds (Linux 5.11, glibc 2.35).</summary>
+    [LibraryImport("libc", EntryPoint = "epoll_pwait2", SetLastError = true)]
+    public static partial int EpollPwait2(int epoll, EpollEvent* events, int maxEvents, TimeSpec* timeout, void* signalMask);
 
     // ---- The daemon's ports and process ----
 

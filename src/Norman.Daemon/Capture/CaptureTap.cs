@@ -41,7 +41,7 @@ public sealed unsafe class CaptureTap : IDisposable
         try
         {
             RingInitializer.Initialize(Region.Address, CaptureRecord.SlotCount, CaptureRecord.SlotSize);
-            Wakeup = EventFd.Create();
+            Wakeup = WakeupSender.Create();
         }
         catch
         {
@@ -51,8 +51,8 @@ public sealed unsafe class CaptureTap : IDisposable
         _ring = new RingProducer(Region.Address, CaptureRecord.SlotCount, CaptureRecord.SlotSize);
     }
 
-    /// <summary>What a tap holds in the daemon: its ring's memfd and its eventfd.</summary>
-    public const int Descriptors = 2;
+    /// <summary>What a tap holds in the daemon: its ring's memfd, and its wake-up's eventfd and epoll.</summary>
+    public const int Descriptors = 3;
 
     public long Id { get; }
     public string Expression { get; }
@@ -74,7 +74,8 @@ public sealed unsafe class CaptureTap : IDisposable
     /// </summary>
     public bool AtPort { get; }
     public SharedMemory Region { get; }
-    public EventFd Wakeup { get; } = null!;
+    /// <summary>How the dataplane wakes the reader; its epoll descriptor goes with the capture's answer.</summary>
+    public WakeupSender Wakeup { get; } = null!;
 
     /// <summary>Packets the filter kept and the ring took.</summary>
     public long Captured;

@@ -11,7 +11,7 @@ public sealed partial class ControlPlane
     {
         var tap = await StartCaptureAsync(session, request);
         response.Capture = DescribeCapture(tap, !IsAdministrator(session.Identity));
-        return [tap.Region.Fd, tap.Wakeup.Fd];
+        return [tap.Region.Fd, tap.Wakeup.ApplicationFd];
     }
 
     private Task<int[]> OnCaptureStats(ControlSession session, ControlRequest request, ControlResponse response)

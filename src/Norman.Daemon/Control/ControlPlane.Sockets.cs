@@ -22,7 +22,7 @@ public sealed partial class ControlPlane
             SlotSize = socket.SlotSize,
             RegionBytes = socket.Region.Length,
         };
-        return [socket.Region.Fd, socket.Wakeup.Fd];
+        return [socket.Region.Fd, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd];
     }
 
     private async Task<int[]> OnConnect(ControlSession session, ControlRequest request, ControlResponse response)
@@ -45,7 +45,7 @@ public sealed partial class ControlPlane
         return NoDescriptors;
     }
 
-    /// <summary>The daemon's descriptors a socket takes: its memory and eventfd, and its kernel socket when the kernel shares the address.</summary>
+    /// <summary>The daemon's descriptors a socket takes: its memory, wake-up and doorbell, and its kernel socket when the kernel shares the address.</summary>
     private int DescriptorsPerSocket => NormanSocket.Descriptors + (sockets.KernelPorts is null ? 0 : 1);
 
     private async Task<NormanSocket> BindAsync(ControlSession session, ControlRequest request)

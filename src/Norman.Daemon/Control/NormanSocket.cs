@@ -6,7 +6,7 @@ using Norman.Daemon.Dataplane;
 namespace Norman.Daemon.Control;
 
 /// <summary>
-/// The control plane's record of one socket: who owns it, what it is bound to, its shared memory and eventfd,
+/// The control plane's record of one socket: who owns it, what it is bound to, its shared memory, wake-up and doorbell,
 /// and the <see cref="PipeSocket"/> the dataplane serves. Disposed only after the dataplane has let go of it.
 /// </summary>
 /// <remarks>
@@ -32,14 +32,16 @@ public sealed unsafe class NormanSocket : IDisposable
         {
             RingInitializer.Initialize(Region.Address + PipeLayout.RxRingOffset, slotCount, slotSize);
             RingInitializer.Initialize(Region.Address + PipeLayout.TxRingOffset(slotCount, slotSize), slotCount, slotSize);
-            Wakeup = EventFd.Create();
+            Wakeup = WakeupSender.Create();
+            Doorbell = Doorbell.Create();
         }
         catch
         {
+            Wakeup?.Dispose();
             Region.Dispose();
             throw;
         }
-        Pipe = new PipeSocket(id, protocol, localAddress, localPort, Region, Wakeup, slotCount, slotSize)
+        Pipe = new PipeSocket(id, protocol, localAddress, localPort, Region, Wakeup, Doorbell, slotCount, slotSize)
         {
             AppId = appId,
             OwnerUid = owner.Uid,
@@ -51,15 +53,18 @@ public sealed unsafe class NormanSocket : IDisposable
         };
     }
 
-    /// <summary>What a socket holds in the daemon: its memfd and its eventfd.</summary>
-    public const int Descriptors = 2;
+    /// <summary>What a socket holds in the daemon: its memfd, its wake-up's eventfd and epoll, and its doorbell.</summary>
+    public const int Descriptors = 4;
 
     public long Id { get; }
     public PeerIdentity Owner { get; }
     public int SlotCount { get; }
     public int SlotSize { get; }
     public SharedMemory Region { get; }
-    public EventFd Wakeup { get; }
+    /// <summary>How the dataplane wakes the application; its epoll descriptor goes with the bind's answer.</summary>
+    public WakeupSender Wakeup { get; }
+    /// <summary>How the application wakes the dataplane; passed with the bind's answer.</summary>
+    public Doorbell Doorbell { get; }
     public PipeSocket Pipe { get; }
 
     /// <summary>Bound address and port, as the control plane tracks them for bind conflicts.</summary>
@@ -132,6 +137,7 @@ public sealed unsafe class NormanSocket : IDisposable
             }
             _disposed = true;
             Wakeup.Dispose();
+            Doorbell.Dispose();
             Region.Dispose();
         }
     }

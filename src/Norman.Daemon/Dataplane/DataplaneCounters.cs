@@ -29,7 +29,14 @@ public sealed class DataplaneCounters
     /// <summary>ICMP errors and resets not sent: over the rate Linux allows them (icmp_msgs_per_sec, icmp_ratelimit).</summary>
     public long RepliesRateLimited;
     public long Batches;
+    /// <summary>Applications woken by the dataplane (they slept on their doorbell while packets arrived).</summary>
     public long Wakeups;
+    /// <summary>Times the dataplane slept, and what woke it: a frame at the port, an application's doorbell, a control command, or its own timer.</summary>
+    public long Sleeps;
+    public long WokenByPort;
+    public long WokenByApplication;
+    public long WokenByControl;
+    public long WokenByTimer;
 
     public void Drop(DropReason reason) => _drops[(int)reason]++;
 
@@ -66,6 +73,11 @@ public sealed class DataplaneCounters
             ["replies_rate_limited"] = RepliesRateLimited,
             ["batches"] = Batches,
             ["wakeups"] = Wakeups,
+            ["dataplane_sleeps"] = Sleeps,
+            ["dataplane_woken_by_port"] = WokenByPort,
+            ["dataplane_woken_by_application"] = WokenByApplication,
+            ["dataplane_woken_by_control"] = WokenByControl,
+            ["dataplane_woken_by_timer"] = WokenByTimer,
         };
         for (int i = 1; i < DropReasons.Count; i++)
         {

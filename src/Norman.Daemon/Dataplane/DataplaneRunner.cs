@@ -30,7 +30,14 @@ public sealed class DataplaneRunner : IDisposable
     /// <summary>False when pinning to the requested CPU failed (the thread then runs wherever the kernel puts it).</summary>
     public bool Pinned { get; private set; }
 
-    public void Start() => _thread.Start();
+    public void Start()
+    {
+        if (!_busyPoll)
+        {
+            _engine.EnableSleeping();
+        }
+        _thread.Start();
+    }
 
     private void Run()
     {
@@ -38,7 +45,7 @@ public sealed class DataplaneRunner : IDisposable
         {
             Pinned = CpuAffinity.PinCurrentThread(cpu);
         }
-        var idle = new IdleStrategy(_busyPoll);
+        var idle = new IdleStrategy(_engine, _busyPoll);
         long allocatedAtStart = GC.GetAllocatedBytesForCurrentThread();
         try
         {
@@ -62,9 +69,11 @@ public sealed class DataplaneRunner : IDisposable
         _stopping = true;
         if (_thread.IsAlive)
         {
+            _engine.Wake();
             _thread.Join();
         }
         _engine.Halt();
+        _engine.DisableSleeping();
     }
 
     public void Dispose() => Stop();

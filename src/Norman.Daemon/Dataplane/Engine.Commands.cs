@@ -36,6 +36,7 @@ public sealed partial class Engine
             }
             _commands.Enqueue(command);
         }
+        _sleeper?.Nudge();
     }
 
     private void ApplyCommands()
@@ -68,6 +69,7 @@ public sealed partial class Engine
         {
             case AddSocketCommand add:
                 _sockets.Add(add.Socket);
+                _sleeper?.Watch(add.Socket);
                 _scheduler.Reserve(Math.Max(_sockets.Count, add.Socket.Slot + 1)); // a reused slot may be above the count
                 _scheduler.Forget(add.Socket.Slot);
                 _lookup.Add(add.Socket.Key, add.Socket.Slot);
@@ -80,6 +82,7 @@ public sealed partial class Engine
                 return false;
             case RemoveSocketCommand remove when remove.Socket.Slot >= 0:
                 _lookup.Remove(remove.Socket.Key);
+                _sleeper?.Forget(remove.Socket);
                 _sockets.Remove(remove.Socket);
                 break;
             case AddTapCommand add:
@@ -144,6 +147,7 @@ public sealed partial class Engine
             var (command, deadline) = _closing[i];
             if (command.Socket.Tx.Available() == 0 || now > deadline || _halted)
             {
+                _sleeper?.Forget(command.Socket);
                 _sockets.Remove(command.Socket);
                 _closing.RemoveAt(i);
                 command.Complete();

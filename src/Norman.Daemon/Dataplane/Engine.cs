@@ -116,10 +116,18 @@ public sealed partial class Engine
     /// Publishes a new policy with one ordered store; the dataplane takes it at its next batch boundary, so no
     /// packet sees half of one ruleset and half of another, and none is lost by the swap.
     /// </summary>
-    public void Publish(PolicySnapshot policy) => _publishedPolicy = policy;
+    public void Publish(PolicySnapshot policy)
+    {
+        _publishedPolicy = policy;
+        _sleeper?.Nudge();
+    }
 
     /// <summary>Publishes new QoS classes, taken at the next batch boundary as a filter policy is.</summary>
-    public void Publish(QosSnapshot qos) => _publishedQos = qos;
+    public void Publish(QosSnapshot qos)
+    {
+        _publishedQos = qos;
+        _sleeper?.Nudge();
+    }
 
     /// <summary>The QoS classes the dataplane runs now (for display).</summary>
     public QosSnapshot Qos => _qos;

@@ -6,12 +6,12 @@ namespace Norman.Daemon.Dataplane;
 
 /// <summary>
 /// The dataplane's view of one socket: its flow key, its two rings in the application's shared memory, the
-/// eventfd that wakes the application, and its counters. Created by the control plane, then owned by the
+/// wake-up that rouses the application, the doorbell it rings when the dataplane sleeps, and its counters. Created by the control plane, then owned by the
 /// dataplane thread from the moment it is added until it is removed.
 /// </summary>
 public sealed unsafe class PipeSocket
 {
-    public PipeSocket(long id, byte protocol, NetAddress localAddress, ushort localPort, SharedMemory region, EventFd wakeup,
+    public PipeSocket(long id, byte protocol, NetAddress localAddress, ushort localPort, SharedMemory region, WakeupSender wakeup, Doorbell doorbell,
         int slotCount, int slotSize)
     {
         Id = id;
@@ -21,6 +21,7 @@ public sealed unsafe class PipeSocket
         Rx = new RingProducer(region.Address + PipeLayout.RxRingOffset, slotCount, slotSize);
         Tx = new RingConsumer(region.Address + PipeLayout.TxRingOffset(slotCount, slotSize), slotCount, slotSize);
         Wakeup = wakeup;
+        Doorbell = doorbell;
     }
 
     public long Id { get; }
@@ -45,7 +46,9 @@ public sealed unsafe class PipeSocket
 
     public RingProducer Rx { get; }
     public RingConsumer Tx { get; }
-    public EventFd Wakeup { get; }
+    public WakeupSender Wakeup { get; }
+    /// <summary>What the application rings when the dataplane sleeps; watched, never read.</summary>
+    public Doorbell Doorbell { get; }
     public SocketCounters Counters { get; } = new();
 
     /// <summary>The slot in the engine's socket array; the value stored in the flow table.</summary>

@@ -15,6 +15,9 @@ public sealed class SocketSet
 
     public PipeSocket this[int slot] => _bySlot[slot]!;
 
+    /// <summary>The socket in a slot, or null for a slot out of range or free.</summary>
+    public PipeSocket? TryGet(int slot) => (uint)slot < (uint)_bySlot.Length ? _bySlot[slot] : null;
+
     /// <summary>The i-th active socket, 0 ≤ i &lt; <see cref="Count"/>.</summary>
     public PipeSocket Active(int index) => _active[index];
 

@@ -205,6 +205,16 @@ public sealed unsafe class AfPacketPort : IPort
 
     public long TransmitBudget(long now) => _lineRate.Budget(now);
 
+    public IReadOnlyList<int> WakeDescriptors => [_fd];
+
+    /// <summary>
+    /// The socket becomes readable when the kernel hands over a block, full or after <see cref="BlockTimeoutMs"/>: the
+    /// same latency floor as when busy. Not while a block is half read or already handed over.
+    /// </summary>
+    public SleepAllowance PrepareToSleep(long now) =>
+        _packetsLeftInBlock > 0 || (Volatile.Read(ref *(uint*)(_ring + (long)_block * BlockSize + BlockStatusOffset)) & TpStatusUser) != 0
+            ? SleepAllowance.NotNow : SleepAllowance.UntilWoken;
+
     public int Transmit(PacketBatch batch, long now)
     {
         int count = 0;

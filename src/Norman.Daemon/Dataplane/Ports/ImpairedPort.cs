@@ -45,6 +45,12 @@ public sealed class ImpairedPort(IPort inner, WireImpairment outgoing, WireImpai
 
     public long TransmitBudget(long now) => inner.TransmitBudget(now);
 
+    public IReadOnlyList<int> WakeDescriptors => inner.WakeDescriptors;
+
+    /// <summary>A frame held back is released by time, which nothing signals.</summary>
+    public SleepAllowance PrepareToSleep(long now) =>
+        _heldOut.IsHeld || _heldIn.IsHeld ? SleepAllowance.Briefly : inner.PrepareToSleep(now);
+
     public int Transmit(PacketBatch batch, long now)
     {
         _scratch.Clear();

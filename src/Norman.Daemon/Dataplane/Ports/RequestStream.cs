@@ -31,6 +31,9 @@ public sealed class RequestStream
     /// </summary>
     public ushort Port { get; private set; }
 
+    /// <summary>Requests are being sent (a rate above 0).</summary>
+    public bool Active => _perTick > 0;
+
     public void Start(ushort port, string request, double perSecond)
     {
         if (_roundTrips.Length == 0)

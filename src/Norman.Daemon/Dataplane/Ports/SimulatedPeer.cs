@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using Norman.Core.Packets;
+using Norman.Core.Shm;
 
 namespace Norman.Daemon.Dataplane.Ports;
 
@@ -38,6 +39,9 @@ public sealed class SimulatedPeer
     }
 
     public MacAddress Mac { get; }
+
+    /// <summary>Signalled whenever another thread gives the peer something to send: the virtual wire's own wake-up.</summary>
+    internal EventFd Doorbell { get; } = EventFd.Create();
     public NetAddress Address { get; }
 
     /// <summary>Norman's MAC and address as the peer has learned them (from ARP, or from any frame Norman sent).</summary>
@@ -73,11 +77,15 @@ public sealed class SimulatedPeer
     {
         var frame = new byte[EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV4 + payload.Length];
         BuildUdp(frame, sourcePort, destination ?? HostAddress, destinationPort, payload);
-        _injected.Enqueue(frame);
+        SendFrame(frame);
     }
 
-    /// <summary>Queues a raw frame as if it arrived on the wire (malformed ones included).</summary>
-    public void SendFrame(byte[] frame) => _injected.Enqueue(frame);
+    /// <summary>Queues a raw frame as if it arrived on the wire (malformed ones included), waking a sleeping dataplane.</summary>
+    public void SendFrame(byte[] frame)
+    {
+        _injected.Enqueue(frame);
+        Doorbell.Signal();
+    }
 
     /// <summary>Queues an ICMP echo request to Norman's address.</summary>
     public void SendPing(ushort identifier, ushort sequence, ReadOnlySpan<byte> payload)
@@ -94,7 +102,7 @@ public sealed class SimulatedPeer
         header.Sequence = sequence;
         payload.CopyTo(icmp[IcmpHeader.Size..]);
         header.Checksum = InternetChecksum.Compute(icmp);
-        _injected.Enqueue(frame);
+        SendFrame(frame);
     }
 
     /// <summary>Sends <paramref name="count"/> copies of one datagram as fast as the line rate allows (the benchmark's source).</summary>
@@ -117,6 +125,7 @@ public sealed class SimulatedPeer
             UdpHeader.At(_flood.AsSpan(EthernetHeader.Size + Ipv4Header.Size)).Checksum = 0;
         }
         Volatile.Write(ref _floodRemaining, count);
+        Doorbell.Signal();
     }
 
     /// <summary>Packets of the current flood still to send; 0 once it is done.</summary>
@@ -145,7 +154,11 @@ public sealed class SimulatedPeer
     /// Sends <paramref name="perSecond"/> requests a second to <paramref name="port"/> ("#N " then <paramref name="request"/>,
     /// as kvdb answers with the same tag) and times each answer on the wire's clock; 0 stops. See <see cref="TakeRoundTrips"/>.
     /// </summary>
-    public void StartRequests(ushort port, string request, double perSecond) => _requests.Start(port, request, perSecond);
+    public void StartRequests(ushort port, string request, double perSecond)
+    {
+        _requests.Start(port, request, perSecond);
+        Doorbell.Signal();
+    }
 
     /// <summary>Round trips (µs) of the requests answered since the last call, the number of the request each answers, and how many were sent in all.</summary>
     public (double[] Microseconds, long[] Requests, long Sent) TakeRoundTrips() => _requests.Take();
@@ -179,6 +192,17 @@ public sealed class SimulatedPeer
     public PeerDatagram? TakeDatagram(TimeSpan timeout) => _kept.TryTake(out var datagram, timeout) ? datagram : null;
 
     // ---- Dataplane thread ----
+
+    /// <summary>
+    /// Whether the peer has frames to put on the wire now (replies, injected frames, a flood), and whether a request
+    /// stream will have some later (the dataplane may then sleep only briefly). Read after draining <see cref="Doorbell"/>,
+    /// so that anything queued after this look rings it again.
+    /// </summary>
+    internal bool HasWork(out bool later)
+    {
+        later = _requests.Active;
+        return _replies.Count > 0 || !_injected.IsEmpty || Volatile.Read(ref _floodRemaining) > 0;
+    }
 
     /// <summary>Frames the peer puts on the wire: replies first, then injected frames, then the flood.</summary>
     internal int Produce(PacketBatch batch, ref long budget, long now)

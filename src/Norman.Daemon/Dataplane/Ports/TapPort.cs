@@ -122,6 +122,11 @@ public sealed unsafe class TapPort : IPort
         return dropped;
     }
 
+    public IReadOnlyList<int> WakeDescriptors => [_fd];
+
+    /// <summary>The TAP descriptor is readable while a frame waits: nothing to arm.</summary>
+    public SleepAllowance PrepareToSleep(long now) => SleepAllowance.UntilWoken;
+
     public void Dispose()
     {
         if (_disposed)

@@ -103,7 +103,21 @@ public sealed class VirtualPort : IPort
         }
     }
 
-    public void Dispose()
+    public IReadOnlyList<int> WakeDescriptors => [Peer.Doorbell.Fd];
+
+    /// <summary>
+    /// The peer's doorbell is taken first, then its queues looked at: whatever another thread gives it after the look
+    /// rings the doorbell again. Frames on the wire arrive within microseconds: no sleep while there are any.
+    /// </summary>
+    public SleepAllowance PrepareToSleep(long now)
     {
+        Peer.Doorbell.Wait(0);
+        if (_onTheWire is { Count: > 0 } || Peer.HasWork(out bool later))
+        {
+            return SleepAllowance.NotNow;
+        }
+        return later ? SleepAllowance.Briefly : SleepAllowance.UntilWoken;
     }
+
+    public void Dispose() => Peer.Doorbell.Dispose();
 }

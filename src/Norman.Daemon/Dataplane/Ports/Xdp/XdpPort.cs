@@ -81,6 +81,24 @@ public sealed class XdpPort : IPort, IPortStatistics
 
     public long TransmitBudget(long now) => _lineRate.Budget(now);
 
+    public IReadOnlyList<int> WakeDescriptors => [.. _sockets.Select(socket => socket.Fd)];
+
+    /// <summary>
+    /// An XSK is readable while its RX ring holds frames, and the kernel signals it per batch it fills. A driver in
+    /// zero-copy mode that wants a kick to refill (the fill ring's need_wakeup) gets it from the poll itself.
+    /// </summary>
+    public SleepAllowance PrepareToSleep(long now)
+    {
+        foreach (var socket in _sockets)
+        {
+            if (socket.HasReceived)
+            {
+                return SleepAllowance.NotNow;
+            }
+        }
+        return SleepAllowance.UntilWoken;
+    }
+
     public int Transmit(PacketBatch batch, long now)
     {
         var socket = _sockets[0];

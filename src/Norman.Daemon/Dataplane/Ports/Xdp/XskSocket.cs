@@ -146,6 +146,9 @@ public sealed unsafe class XskSocket : IDisposable
     }
 
     /// <summary>Copies received frames into the batch, and gives their chunks straight back to the fill ring.</summary>
+    /// <summary>The RX ring holds frames not yet taken.</summary>
+    public bool HasReceived => Volatile.Read(ref *_rx.Producer) != *_rx.Consumer;
+
     public int Receive(PacketBatch batch)
     {
         uint consumer = *_rx.Consumer;

@@ -1,0 +1,96 @@
+using Norman.Daemon.Dataplane.Ports;
+
+namespace Norman.Daemon.Dataplane;
+
+/// <summary>
+/// The engine's sleep: when breaths keep finding nothing, the runner asks <see cref="PrepareToSleep"/> whether it may
+/// sleep, which arms every wake-up first (each TX pipe's needs-wakeup flag, the port's), and then sleeps in
+/// <see cref="Sleep"/> until one fires. The flags cost a busy dataplane nothing: an application looks at its pipe's
+/// flag after publishing and makes a system call only when the dataplane asked for one, as AF_XDP's need_wakeup does.
+/// </summary>
+public sealed partial class Engine
+{
+    private Sleeper? _sleeper;
+
+    /// <summary>Lets the engine sleep (the runner does, unless busy-polling): an epoll over the port and the sockets.</summary>
+    public void EnableSleeping()
+    {
+        var sleeper = new Sleeper(_port);
+        lock (_postGate)
+        {
+            // Sockets added before now are watched too; the lock keeps out commands applied at once by a halted engine.
+            for (int i = 0; i < _sockets.Count; i++)
+            {
+                sleeper.Watch(_sockets.Active(i));
+            }
+            _sleeper = sleeper;
+        }
+    }
+
+    /// <summary>The dataplane thread sleeps now, waiting for a wake-up (read racily).</summary>
+    public bool IsAsleep => _sleeper?.IsAsleep ?? false;
+
+    /// <summary>Wakes the dataplane thread if it sleeps (it is being stopped). Any thread.</summary>
+    public void Wake() => _sleeper?.Nudge();
+
+    /// <summary>Stops sleeping and lets go of the epoll (after the dataplane thread has stopped).</summary>
+    public void DisableSleeping()
+    {
+        Sleeper? sleeper;
+        lock (_postGate)
+        {
+            sleeper = _sleeper;
+            _sleeper = null;
+        }
+        sleeper?.Dispose();
+    }
+
+    /// <summary>
+    /// Arms the wake-ups and says how long the dataplane may sleep. Not while commands, closes or listings are under
+    /// way, host replies wait to leave, or the port has work; briefly while a frame waits for its next hop or a TX pipe
+    /// holds packets that QoS or the line rate held back (time releases those, and nothing signals time).
+    /// </summary>
+    public SleepAllowance PrepareToSleep(long now)
+    {
+        if (_sleeper is null || !_commands.IsEmpty || _closing.Count > 0 || _listings.Count > 0 || _replies.Outbox.Count > 0
+            || _publishedPolicy is { } policy && !ReferenceEquals(policy, _policy)
+            || _publishedQos is { } qos && !ReferenceEquals(qos, _qos))
+        {
+            return SleepAllowance.NotNow;
+        }
+        var allowance = _port.PrepareToSleep(now);
+        if (allowance == SleepAllowance.NotNow)
+        {
+            return allowance;
+        }
+        if (_neighbour.Waiting > 0)
+        {
+            allowance = SleepAllowance.Briefly;
+        }
+        for (int i = 0; i < _sockets.Count; i++)
+        {
+            if (!_sockets.Active(i).Tx.PrepareToSleep())
+            {
+                allowance = SleepAllowance.Briefly;
+            }
+        }
+        return allowance;
+    }
+
+    /// <summary>
+    /// Sleeps until the port, an application or the control plane wakes the dataplane, or the timeout passes; then
+    /// withdraws every pipe's request to be woken, so that applications make no system call while it is awake.
+    /// </summary>
+    public void Sleep(long timeoutNanoseconds)
+    {
+        if (_sleeper is not { } sleeper)
+        {
+            return;
+        }
+        sleeper.Sleep(timeoutNanoseconds, Counters);
+        for (int i = 0; i < _sockets.Count; i++)
+        {
+            _sockets.Active(i).Tx.CancelSleep();
+        }
+    }
+}
