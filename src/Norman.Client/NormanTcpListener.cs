@@ -14,9 +14,13 @@ public sealed class NormanTcpListener : IDisposable
     private readonly TcpEndpoint _endpoint;
     private int _disposed;
 
-    /// <summary>Binds and listens (port 0 picks a free one) on the host's address or the wildcard.</summary>
-    public NormanTcpListener(IPEndPoint endPoint, string? controlSocketPath = null, int backlog = 4096, int? slotCount = null) =>
-        _endpoint = TcpEndpoint.Listen(controlSocketPath, endPoint, backlog, slotCount);
+    /// <summary>
+    /// Binds and listens (port 0 picks a free one) on the host's address or the wildcard; the accepted connections use
+    /// <paramref name="congestionControl"/>: CUBIC (the default, as Linux's) or NewReno.
+    /// </summary>
+    public NormanTcpListener(IPEndPoint endPoint, string? controlSocketPath = null, int backlog = 4096, int? slotCount = null,
+        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic) =>
+        _endpoint = TcpEndpoint.Listen(controlSocketPath, endPoint, backlog, slotCount, congestionControl);
 
     public NormanTcpListener(int port, string? controlSocketPath = null, int backlog = 4096)
         : this(new IPEndPoint(IPAddress.Any, port), controlSocketPath, backlog)

@@ -23,9 +23,14 @@ public sealed class NormanTcpStream : Stream
     }
 
     /// <summary>Connects to <paramref name="remote"/> from a free port (three-way handshake; SYN retried as Linux does).</summary>
-    public static async Task<NormanTcpStream> ConnectAsync(IPEndPoint remote, string? controlSocketPath = null, CancellationToken cancellation = default)
+    public static Task<NormanTcpStream> ConnectAsync(IPEndPoint remote, string? controlSocketPath = null, CancellationToken cancellation = default) =>
+        ConnectAsync(remote, TcpCongestionControl.Cubic, controlSocketPath, cancellation);
+
+    /// <summary>Connects with the congestion control given (as Linux's TCP_CONGESTION before connect).</summary>
+    public static async Task<NormanTcpStream> ConnectAsync(IPEndPoint remote, TcpCongestionControl congestionControl, string? controlSocketPath = null,
+        CancellationToken cancellation = default)
     {
-        var (endpoint, connection) = TcpEndpoint.Connect(controlSocketPath, remote, slotCount: null);
+        var (endpoint, connection) = TcpEndpoint.Connect(controlSocketPath, remote, slotCount: null, congestionControl);
         var stream = new NormanTcpStream(connection, endpoint);
         try
         {

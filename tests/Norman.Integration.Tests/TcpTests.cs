@@ -65,7 +65,7 @@ public sealed class TcpTests : IAsyncLifetime
         await server.WriteAsync(new byte[100_000], timeout.Token);
         await client.ReadExactlyAsync(new byte[100_000], timeout.Token);
         string table = "";
-        var detail = new System.Text.RegularExpressions.Regex(@"ESTAB\s+0\s+0\s+198\.18\.0\.2:7000\s+198\.18\.0\.1:\d+\s*\n\s+rto:(\d+) rtt:[\d.]+ mss:1460 cwnd:(\d+) retrans:\d+");
+        var detail = new System.Text.RegularExpressions.Regex(@"ESTAB\s+0\s+0\s+198\.18\.0\.2:7000\s+198\.18\.0\.1:\d+\s*\n\s+cubic rto:(\d+) rtt:[\d.]+ mss:1460 cwnd:(\d+) retrans:\d+");
         for (var clock = System.Diagnostics.Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(10) && !detail.IsMatch(table);)
         {
             table = await ApplicationProcessTests.RunNormanAsync("ss", "-tni", "--socket", _hosts.RightSocket);

@@ -167,6 +167,10 @@ public static class SsCommand
         {
             // A connection: what its application's stack reports, in ss -ti's words (cwnd in segments, times in ms).
             int segments = tcp.Mss > 0 ? (int)(tcp.CongestionWindowBytes / tcp.Mss) : 0;
+            if (tcp.CongestionControl is { } algorithm)
+            {
+                detail.Append(algorithm).Append(' ');
+            }
             detail.Append(CultureInfo.InvariantCulture, $"rto:{tcp.RtoMilliseconds} rtt:{tcp.RttMicroseconds / 1000.0:0.###} mss:{tcp.Mss} cwnd:{segments} retrans:{tcp.Retransmits}");
             if (tcp.ChallengeAcks > 0 || tcp.ResetsIgnored > 0)
             {

@@ -11,6 +11,9 @@ internal interface ITcpCarrier
     Norman.Core.Packets.NetAddress LocalAddress { get; }
     ushort LocalPort { get; }
 
+    /// <summary>The congestion control its connections use (the socket's choice, as Linux's TCP_CONGESTION).</summary>
+    TcpCongestionControl CongestionControl { get; }
+
     /// <summary>The most a connection may advertise (the RX pipe's room in full segments).</summary>
     int WindowCap { get; }
 

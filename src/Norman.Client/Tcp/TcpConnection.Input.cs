@@ -147,7 +147,7 @@ internal sealed partial class TcpConnection
     {
         // No MSS option means 536 (RFC 9293 §3.7.1); a tiny one is raised to a floor, as Linux's tcp_min_snd_mss.
         _sendMss = syn.Mss == 0 ? 536 : Math.Clamp((int)syn.Mss, TcpLimits.MinimumSendMss, OurMss);
-        _congestion = new NewReno(_sendMss);
+        _congestion = CongestionControl.Create(_carrier.CongestionControl, _sendMss);
         // Window scaling only if both offered it (RFC 7323 §2.2).
         if (syn.WindowScale >= 0)
         {
@@ -236,7 +236,7 @@ internal sealed partial class TcpConnection
             }
             else
             {
-                _congestion.OnAcknowledged(acked);
+                _congestion.OnAcknowledged(acked, now, _rtt.SmoothedTicks);
             }
             _duplicateAcks = 0;
             _retries = 0;

@@ -8,7 +8,7 @@ namespace Norman.Client.Tcp;
 /// <summary>
 /// One TCP connection (RFC 9293): its control block and state machine. The endpoint's loop thread alone runs the
 /// protocol (segments in, timers, output); application threads only put bytes into the send buffer, take bytes
-/// from the receive buffer and ask the loop for service. Retransmission as RFC 6298, congestion control as NewReno,
+/// from the receive buffer and ask the loop for service. Retransmission as RFC 6298, congestion control CUBIC or NewReno,
 /// MSS and window scaling negotiated on the SYN, delayed acknowledgements, zero-window probes that never count as
 /// retransmissions, TIME-WAIT. Against blind attackers as RFC 5961 and Linux: a reset must hit RCV.NXT exactly (one
 /// elsewhere in the window draws a challenge ACK), an acknowledgement must lie within [SND.UNA − MAX.SND.WND, SND.MAX],
@@ -32,7 +32,7 @@ internal sealed partial class TcpConnection
     private readonly SemaphoreSlim _readable = new(0);
     private readonly SemaphoreSlim _writable = new(0);
     private readonly TaskCompletionSource _established = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private NewReno _congestion = new(OurMss);
+    private CongestionControl _congestion;
 
     // Send sequence space (RFC 9293 §3.3.1).
     private uint _iss, _sendUnacknowledged, _sendNext, _sendWindowUpdateSequence, _sendWindowUpdateAck;
@@ -79,6 +79,7 @@ internal sealed partial class TcpConnection
         _carrier = carrier;
         RemoteAddress = remoteAddress;
         RemotePort = remotePort;
+        _congestion = CongestionControl.Create(carrier.CongestionControl, OurMss);
     }
 
     /// <summary>1 while the connection waits in its endpoint's service queue: it is queued once, however often woken.</summary>
@@ -239,7 +240,8 @@ internal sealed partial class TcpConnection
         var (send, receive) = Queues();
         return new ConnectionTable.Record(RemoteAddress.V4, RemotePort, (byte)State, (uint)send, (uint)receive,
             (uint)(_rtt.SmoothedTicks * 1_000_000 / Stopwatch.Frequency), (ushort)Math.Min(ushort.MaxValue, _rtt.TimeoutTicks * 1000 / Stopwatch.Frequency),
-            (ushort)_sendMss, (uint)Math.Min(uint.MaxValue, _congestion.Window), (uint)_retransmits, (uint)_challengeAcks, (uint)_resetsIgnored);
+            (ushort)_sendMss, (uint)Math.Min(uint.MaxValue, _congestion.Window), (uint)_retransmits, (uint)_challengeAcks, (uint)_resetsIgnored,
+            _congestion.Algorithm == TcpCongestionControl.Cubic ? (byte)1 : (byte)2);
     }
 
     /// <summary>The control block as `ss -ti` shows a kernel's (read racily, for people).</summary>
@@ -247,7 +249,7 @@ internal sealed partial class TcpConnection
     {
         var (buffered, received) = Queues();
         return $"{State} snd_una {_sendUnacknowledged - _iss} snd_nxt {_sendNext - _iss} snd_max {_sendMax - _iss} snd_wnd {_sendWindow} " +
-            $"cwnd {_congestion.Window} ssthresh {_congestion.Threshold} recovery {_congestion.InRecovery} rto {_rtt.TimeoutTicks * 1000 / Stopwatch.Frequency}ms " +
+            $"{(_congestion.Algorithm == TcpCongestionControl.Cubic ? "cubic" : "reno")} cwnd {_congestion.Window} ssthresh {_congestion.Threshold} recovery {_congestion.InRecovery} rto {_rtt.TimeoutTicks * 1000 / Stopwatch.Frequency}ms " +
             $"retries {_retries} dupacks {_duplicateAcks} send_q {buffered} recv_q {received} rcv_nxt {_receiveNext - _irs} rcv_wnd {ReceiveWindowBytes()} " +
             $"ooo {_reassembly.Count} unacceptable {_unacceptable} challenge_acks {_challengeAcks} rst_ignored {_resetsIgnored} " +
             $"probes {_unansweredProbes} fin_sent {_finSent} fin_recv {_finReceived} rto_armed {RetransmitAt != 0}";

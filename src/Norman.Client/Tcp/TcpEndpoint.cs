@@ -46,8 +46,9 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     /// <summary>What connections that are gone had counted, for the socket's totals.</summary>
     private long _closedChallengeAcks, _closedResetsIgnored;
 
-    private TcpEndpoint(ControlChannel control, SocketPipes pipes, int backlog)
+    private TcpEndpoint(ControlChannel control, SocketPipes pipes, int backlog, TcpCongestionControl congestionControl)
     {
+        CongestionControl = congestionControl;
         _control = control;
         _pipes = pipes;
         _backlog = backlog;
@@ -71,15 +72,18 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     /// sender put more in flight than the pipe can take between two turns of this thread, and the daemon drops the
     /// rest (rx_pipe_full) as a NIC's full ring would: a loss for every burst.
     /// </summary>
+    public TcpCongestionControl CongestionControl { get; }
+
     public int WindowCap => Math.Max(TcpConnection.OurMss, _pipes.Rx.SlotCount / 2 * TcpConnection.OurMss);
 
     /// <summary>A listening endpoint: SYNs to <paramref name="endPoint"/> become connections, up to <paramref name="backlog"/> waiting to be accepted.</summary>
-    public static TcpEndpoint Listen(string? controlSocketPath, IPEndPoint endPoint, int backlog, int? slotCount)
+    public static TcpEndpoint Listen(string? controlSocketPath, IPEndPoint endPoint, int backlog, int? slotCount,
+        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic)
     {
         var control = ControlChannel.Connect(controlSocketPath);
         try
         {
-            return new TcpEndpoint(control, SocketPipes.Bind(control, "tcp", endPoint, slotCount), Math.Max(1, backlog));
+            return new TcpEndpoint(control, SocketPipes.Bind(control, "tcp", endPoint, slotCount), Math.Max(1, backlog), congestionControl);
         }
         catch
         {
@@ -89,14 +93,15 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     }
 
     /// <summary>A client endpoint on a free port, connected at the daemon to <paramref name="remote"/>, opening one connection.</summary>
-    public static (TcpEndpoint Endpoint, TcpConnection Connection) Connect(string? controlSocketPath, IPEndPoint remote, int? slotCount)
+    public static (TcpEndpoint Endpoint, TcpConnection Connection) Connect(string? controlSocketPath, IPEndPoint remote, int? slotCount,
+        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic)
     {
         var control = ControlChannel.Connect(controlSocketPath);
         try
         {
             var pipes = SocketPipes.Bind(control, "tcp", new IPEndPoint(IPAddress.Any, 0), slotCount);
             pipes.Connect(control, remote);
-            var endpoint = new TcpEndpoint(control, pipes, 0);
+            var endpoint = new TcpEndpoint(control, pipes, 0, congestionControl);
             var connection = new TcpConnection(endpoint, NetAddress.From(remote.Address), (ushort)remote.Port);
             endpoint._opening.Enqueue(connection);
             endpoint._nudge.Signal();

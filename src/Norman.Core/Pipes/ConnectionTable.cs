@@ -29,10 +29,19 @@ public static unsafe class ConnectionTable
     /// <summary>Where the table starts in a TCP socket's memory: right after its rings.</summary>
     public static long Offset(int slotCount, int slotSize) => PipeLayout.SocketRegionBytes(slotCount, slotSize);
 
-    /// <summary>One connection; the last five are what `ss -ti` shows of a kernel's (0 where not yet known).</summary>
+    /// <summary>
+    /// One connection; the rest are what `ss -ti` shows of a kernel's (0 where not yet known), the congestion control as
+    /// a number (<see cref="CongestionControlNames"/>).
+    /// </summary>
     public readonly record struct Record(uint RemoteAddress, ushort RemotePort, byte State, uint SendQueue, uint ReceiveQueue,
         uint RttMicroseconds = 0, ushort RtoMilliseconds = 0, ushort Mss = 0, uint CongestionWindow = 0, uint Retransmits = 0,
-        uint ChallengeAcks = 0, uint ResetsIgnored = 0);
+        uint ChallengeAcks = 0, uint ResetsIgnored = 0, byte CongestionControl = 0);
+
+    /// <summary>The congestion control a record's number stands for, in `ss -ti`'s words (0: not reported).</summary>
+    public static readonly string?[] CongestionControlNames = [null, "cubic", "reno"];
+
+    /// <summary>The name of a record's congestion control, or null for a number no stack writes.</summary>
+    public static string? CongestionControlName(byte number) => number < CongestionControlNames.Length ? CongestionControlNames[number] : null;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Write(byte* table, int index, in Record record)
@@ -41,7 +50,7 @@ public static unsafe class ConnectionTable
         *(uint*)at = record.RemoteAddress;
         *(ushort*)(at + 4) = record.RemotePort;
         at[6] = record.State;
-        at[7] = 0;
+        at[7] = record.CongestionControl;
         *(uint*)(at + 8) = record.SendQueue;
         *(uint*)(at + 12) = record.ReceiveQueue;
         *(uint*)(at + 16) = record.RttMicroseconds;
@@ -83,7 +92,7 @@ public static unsafe class ConnectionTable
             byte* at = table + HeaderSize + (long)i * RecordSize;
             var record = new Record(*(uint*)at, *(ushort*)(at + 4), at[6], *(uint*)(at + 8), *(uint*)(at + 12),
                 *(uint*)(at + 16), *(ushort*)(at + 20), *(ushort*)(at + 22), *(uint*)(at + 24), *(uint*)(at + 28),
-                *(uint*)(at + 32), *(uint*)(at + 36));
+                *(uint*)(at + 32), *(uint*)(at + 36), at[7]);
             if (record.State <= MaxState && record.RemotePort != 0)
             {
                 records.Add(record);

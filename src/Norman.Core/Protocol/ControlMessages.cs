@@ -260,6 +260,8 @@ public sealed class DaemonInfo
 /// <summary>What the application's TCP stack reports of one connection.</summary>
 public sealed class TcpConnectionInfo
 {
+    /// <summary>"cubic" or "reno", as `ss -ti` names them; null when the stack did not say.</summary>
+    public string? CongestionControl { get; set; }
     public long RttMicroseconds { get; set; }
     public int RtoMilliseconds { get; set; }
     public int Mss { get; set; }

@@ -220,6 +220,7 @@ public sealed partial class ControlPlane
             QosClass = choice.Generation == qos.Generation && choice.Class < qos.Classes.Length ? qos.Classes[choice.Class].Settings.Name : null,
             Tcp = connection is { } t ? new TcpConnectionInfo
             {
+                CongestionControl = ConnectionTable.CongestionControlName(t.CongestionControl),
                 RttMicroseconds = t.RttMicroseconds,
                 RtoMilliseconds = t.RtoMilliseconds,
                 Mss = t.Mss,

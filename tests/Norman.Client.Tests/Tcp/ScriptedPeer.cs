@@ -79,6 +79,8 @@ internal sealed class ScriptedPeer : ITcpCarrier
 
     public bool TakeChallengeAck(long now) => _challengeAcks.Take(now);
 
+    public TcpCongestionControl CongestionControl { get; set; } = TcpCongestionControl.Cubic;
+
     /// <summary>A passive open as a listener makes one, completed: our SYN-ACK acknowledged. Returns the SYN-ACK.</summary>
     public SentSegment Establish(ushort mss = 1460, int windowScale = 7, ushort window = 65535)
     {
