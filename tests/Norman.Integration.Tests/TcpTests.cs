@@ -61,11 +61,13 @@ public sealed class TcpTests : IAsyncLifetime
         Assert.Equal(("tcp", 7000), (row.Protocol, row.LocalPort));
         Assert.True(row.RxPackets >= 2, $"{row.RxPackets} packets in"); // the handshake's SYN and ACK
 
-        // ss -ti: the connection's row, and under it what the server's stack knows of it (its MSS from the client's SYN).
+        // ss -ti: the connection's row, and under it what the server's stack knows of it, as Linux's ss shows a kernel
+        // socket's: timestamps and SACK (both ends offered them), CUBIC, and the MSS from the client's SYN less the 12
+        // bytes of timestamps each segment carries.
         await server.WriteAsync(new byte[100_000], timeout.Token);
         await client.ReadExactlyAsync(new byte[100_000], timeout.Token);
         string table = "";
-        var detail = new System.Text.RegularExpressions.Regex(@"ESTAB\s+0\s+0\s+198\.18\.0\.2:7000\s+198\.18\.0\.1:\d+\s*\n\s+cubic rto:(\d+) rtt:[\d.]+ mss:1460 cwnd:(\d+) retrans:\d+");
+        var detail = new System.Text.RegularExpressions.Regex(@"ESTAB\s+0\s+0\s+198\.18\.0\.2:7000\s+198\.18\.0\.1:\d+\s*\n\s+ts sack cubic rto:(\d+) rtt:[\d.]+ mss:1448 cwnd:(\d+) retrans:\d+");
         for (var clock = System.Diagnostics.Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(10) && !detail.IsMatch(table);)
         {
             table = await ApplicationProcessTests.RunNormanAsync("ss", "-tni", "--socket", _hosts.RightSocket);

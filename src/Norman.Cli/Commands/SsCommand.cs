@@ -167,6 +167,14 @@ public static class SsCommand
         {
             // A connection: what its application's stack reports, in ss -ti's words (cwnd in segments, times in ms).
             int segments = tcp.Mss > 0 ? (int)(tcp.CongestionWindowBytes / tcp.Mss) : 0;
+            if (tcp.Timestamps)
+            {
+                detail.Append("ts ");
+            }
+            if (tcp.Sack)
+            {
+                detail.Append("sack ");
+            }
             if (tcp.CongestionControl is { } algorithm)
             {
                 detail.Append(algorithm).Append(' ');

@@ -11,6 +11,9 @@ internal interface ITcpCarrier
     Norman.Core.Packets.NetAddress LocalAddress { get; }
     ushort LocalPort { get; }
 
+    /// <summary>The stack's clock (Stopwatch ticks): the real one, or the test's.</summary>
+    long Now { get; }
+
     /// <summary>The congestion control its connections use (the socket's choice, as Linux's TCP_CONGESTION).</summary>
     TcpCongestionControl CongestionControl { get; }
 

@@ -11,6 +11,9 @@ internal sealed class ReassemblyQueue
 
     public int Count => _segments.Count;
 
+    /// <summary>Where the segment kept last starts: RFC 2018 wants the block holding it reported first.</summary>
+    private uint _latest;
+
     /// <summary>Keeps a copy of an out-of-order segment's data (a duplicate start keeps the longer one).</summary>
     public void Add(uint sequence, ReadOnlySpan<byte> data)
     {
@@ -23,6 +26,56 @@ internal sealed class ReassemblyQueue
             return;
         }
         _segments[sequence] = data.ToArray();
+        _latest = sequence;
+    }
+
+    /// <summary>
+    /// The kept bytes as SACK blocks (RFC 2018 §4), contiguous segments merged: the block holding the segment kept last
+    /// first, then the others from the highest down, at most <paramref name="blocks"/>' length. Returns how many.
+    /// </summary>
+    public int Blocks(Span<(uint Left, uint Right)> blocks)
+    {
+        if (_segments.Count == 0 || blocks.IsEmpty)
+        {
+            return 0;
+        }
+        // Merge into runs, highest first (at most 256 segments: a stack buffer of runs is not needed, blocks are few).
+        Span<(uint Left, uint Right)> runs = stackalloc (uint, uint)[Math.Min(_segments.Count, 64)];
+        int count = 0;
+        for (int i = _segments.Count - 1; i >= 0 && count < runs.Length; i--)
+        {
+            uint left = _segments.Keys[i];
+            uint right = left + (uint)_segments.Values[i].Length;
+            if (count > 0 && TcpSequence.AtOrAfter(right, runs[count - 1].Left))
+            {
+                runs[count - 1].Left = left; // touches or overlaps the run above it
+                if (TcpSequence.After(right, runs[count - 1].Right))
+                {
+                    runs[count - 1].Right = right;
+                }
+                continue;
+            }
+            runs[count++] = (left, right);
+        }
+        int written = 0;
+        int latest = -1;
+        for (int r = 0; r < count; r++)
+        {
+            if (TcpSequence.AtOrAfter(_latest, runs[r].Left) && TcpSequence.Before(_latest, runs[r].Right))
+            {
+                latest = r;
+                blocks[written++] = runs[r];
+                break;
+            }
+        }
+        for (int r = 0; r < count && written < blocks.Length; r++)
+        {
+            if (r != latest)
+            {
+                blocks[written++] = runs[r];
+            }
+        }
+        return written;
     }
 
     /// <summary>

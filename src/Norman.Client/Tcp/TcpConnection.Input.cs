@@ -25,6 +25,16 @@ internal sealed partial class TcpConnection
             SendSyn(TcpHeader.Syn | TcpHeader.Ack, now);
             return;
         }
+        if (_timestamps && segment.HasTimestamps && !segment.Has(TcpHeader.Rst)
+            && TcpSequence.Before(segment.TimestampValue, _timestampRecent))
+        {
+            // PAWS (RFC 7323 §5.3, R1): an old duplicate from an earlier pass of the sequence space, or a forgery;
+            // acknowledged and dropped, as Linux does.
+            _unacceptable++;
+            _pawsRejected++;
+            SendAck();
+            return;
+        }
         if (!IsAcceptable(segment))
         {
             _unacceptable++;
@@ -41,6 +51,11 @@ internal sealed partial class TcpConnection
                 AnswerOutOfWindow(segment, now); // RFC 9293: answered with an ACK, then dropped
             }
             return;
+        }
+        if (_timestamps && segment.HasTimestamps && TcpSequence.AtOrBefore(segment.Sequence, _lastAcknowledgementSent)
+            && TcpSequence.AtOrAfter(segment.TimestampValue, _timestampRecent))
+        {
+            _timestampRecent = segment.TimestampValue; // R3: the newest TSval of a segment at the left edge
         }
         if (segment.Has(TcpHeader.Rst))
         {
@@ -147,6 +162,16 @@ internal sealed partial class TcpConnection
     {
         // No MSS option means 536 (RFC 9293 §3.7.1); a tiny one is raised to a floor, as Linux's tcp_min_snd_mss.
         _sendMss = syn.Mss == 0 ? 536 : Math.Clamp((int)syn.Mss, TcpLimits.MinimumSendMss, OurMss);
+        // Timestamps only if both offered them (RFC 7323 §3.2); then each segment's 12 bytes of them come out of the MSS.
+        _timestamps = _offerTimestamps && syn.HasTimestamps;
+        _offerTimestamps = _timestamps;
+        _sack = _offerSack && syn.SackPermitted;
+        _offerSack = _sack;
+        if (_timestamps)
+        {
+            _timestampRecent = syn.TimestampValue;
+            _sendMss = Math.Max(TcpLimits.MinimumSendMss, _sendMss - TcpOptions.TimestampsLength);
+        }
         _congestion = CongestionControl.Create(_carrier.CongestionControl, _sendMss);
         // Window scaling only if both offered it (RFC 7323 §2.2).
         if (syn.WindowScale >= 0)

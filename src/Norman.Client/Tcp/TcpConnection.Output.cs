@@ -155,16 +155,25 @@ internal sealed partial class TcpConnection
 
     private void SendSyn(byte flags, long now)
     {
-        Span<byte> options = stackalloc byte[8];
+        Span<byte> options = stackalloc byte[8 + TcpOptions.TimestampsLength];
         TcpSegmentBuilder.WriteSynOptions(options, OurMss, OurWindowScale);
-        if (!_offerWindowScale)
+        int length = _offerWindowScale ? 8 : 4; // or MSS alone
+        if (_offerTimestamps || _offerSack)
         {
-            options = options[..4]; // MSS alone
+            // NOP, NOP, timestamps; SACK-permitted (kind 4, length 2) takes the two NOPs' place when offered too.
+            TcpOptions.WriteTimestamps(options[length..], OurTimestamp(now), (flags & TcpHeader.Ack) != 0 ? _timestampRecent : 0);
+            if (_offerSack)
+            {
+                options[length + (_offerTimestamps ? 0 : 2)] = 4;
+                options[length + (_offerTimestamps ? 1 : 3)] = 2;
+            }
+            length += _offerTimestamps ? TcpOptions.TimestampsLength : 4;
         }
         var fields = new TcpSegmentFields(_iss, (flags & TcpHeader.Ack) != 0 ? _receiveNext : 0, flags, (ushort)Math.Min(ReceiveWindowBytes(), ushort.MaxValue));
-        if (_carrier.Transmit(this, fields, options, 0, 0) && (flags & TcpHeader.Ack) != 0)
+        if (_carrier.Transmit(this, fields, options[..length], 0, 0) && (flags & TcpHeader.Ack) != 0)
         {
             Advertised(fields.Window); // a SYN's window is never scaled
+            _lastAcknowledgementSent = _receiveNext;
         }
         if (!_timing && _retries == 0)
         {
@@ -173,6 +182,9 @@ internal sealed partial class TcpConnection
             _timedAt = now;
         }
     }
+
+    /// <summary>Our TSval: milliseconds on the stack's clock, from the connection's random origin.</summary>
+    private uint OurTimestamp(long now) => unchecked((uint)(now / (Stopwatch.Frequency / 1000)) + _timestampOrigin);
 
     private void SendAck()
     {
@@ -190,10 +202,28 @@ internal sealed partial class TcpConnection
     private bool Transmit(byte flags, uint sequence, int payloadOffset, int payloadLength)
     {
         var fields = new TcpSegmentFields(sequence, _receiveNext, flags, (ushort)Math.Min(ReceiveWindowBytes() >> _receiveWindowScale, ushort.MaxValue));
-        if (!_carrier.Transmit(this, fields, [], payloadOffset, payloadLength))
+        Span<byte> options = stackalloc byte[40];
+        int optionsLength = 0;
+        if (_timestamps)
+        {
+            TcpOptions.WriteTimestamps(options, OurTimestamp(_carrier.Now), _timestampRecent);
+            optionsLength = TcpOptions.TimestampsLength;
+        }
+        if (_sack && _reassembly.Count > 0)
+        {
+            Span<(uint Left, uint Right)> blocks = stackalloc (uint, uint)[TcpOptions.MaxSackBlocks(_timestamps)];
+            int count = _reassembly.Blocks(blocks);
+            // Not on a full-sized data segment: its options would push it past the MTU (an ACK is what carries them).
+            if (count > 0 && payloadLength + 4 + 8 * count <= _sendMss)
+            {
+                optionsLength += TcpOptions.WriteSack(options[optionsLength..], blocks[..count]);
+            }
+        }
+        if (!_carrier.Transmit(this, fields, options[..optionsLength], payloadOffset, payloadLength))
         {
             return false;
         }
+        _lastAcknowledgementSent = _receiveNext;
         _segmentsSinceAck = 0;
         DelayedAckAt = 0;
         _ackPending = false;

@@ -8,7 +8,7 @@ namespace Norman.Client.Tcp;
 /// <summary>
 /// One TCP connection (RFC 9293): its control block and state machine. The endpoint's loop thread alone runs the
 /// protocol (segments in, timers, output); application threads only put bytes into the send buffer, take bytes
-/// from the receive buffer and ask the loop for service. Retransmission as RFC 6298, congestion control CUBIC or NewReno,
+/// from the receive buffer and ask the loop for service. Retransmission as RFC 6298, congestion control CUBIC or NewReno, timestamps and PAWS, SACK blocks (as a receiver),
 /// MSS and window scaling negotiated on the SYN, delayed acknowledgements, zero-window probes that never count as
 /// retransmissions, TIME-WAIT. Against blind attackers as RFC 5961 and Linux: a reset must hit RCV.NXT exactly (one
 /// elsewhere in the window draws a challenge ACK), an acknowledgement must lie within [SND.UNA − MAX.SND.WND, SND.MAX],
@@ -49,6 +49,8 @@ internal sealed partial class TcpConnection
     /// <summary>The right edge of the furthest window we advertised (RCV.NXT + RCV.WND when we sent it).</summary>
     private uint _advertisedEdge;
     private long _unacceptable;
+    /// <summary>Segments PAWS dropped as older than TS.Recent.</summary>
+    private long _pawsRejected;
     private long _retransmits;
     /// <summary>Challenge ACKs sent (RFC 5961) and resets ignored as not exact or out of the window: what `ss -ti` shows.</summary>
     private long _challengeAcks, _resetsIgnored;
@@ -62,6 +64,22 @@ internal sealed partial class TcpConnection
     private int _receiveWindowScale;
     /// <summary>Whether our SYN carries the window scale option: always when we open, only if the peer's did when it does.</summary>
     private bool _offerWindowScale = true;
+    /// <summary>
+    /// Timestamps (RFC 7323): offered on our SYN as on the window scale; in use once both SYNs carried them. Then every
+    /// segment carries our clock (milliseconds from a random origin, so that it tells nothing of the host's uptime) and
+    /// echoes TS.Recent, the peer's latest; a segment whose TSval is older than TS.Recent is an old duplicate (PAWS).
+    /// </summary>
+    private bool _offerTimestamps = true, _timestamps;
+    /// <summary>
+    /// SACK (RFC 2018), as a receiver: offered on our SYN as the rest; in use once both SYNs carried it. Then an ACK sent
+    /// while out-of-order data is kept says which blocks we hold, so that the sender retransmits only what is missing.
+    /// The SACK blocks a peer sends us are not used: we recover as NewReno does (RFC 6582), which SACK permits.
+    /// </summary>
+    private bool _offerSack = true, _sack;
+    private uint _timestampRecent;
+    private readonly uint _timestampOrigin = (uint)RandomNumberGenerator.GetInt32(int.MaxValue);
+    /// <summary>RCV.NXT when we last acknowledged (Last.ACK.sent): only a segment at or before it may move TS.Recent.</summary>
+    private uint _lastAcknowledgementSent;
     private int _lastAdvertisedWindow;
 
     private bool _finRequested, _finSent, _finEverSent, _finReceived, _resetRequested;
@@ -241,7 +259,7 @@ internal sealed partial class TcpConnection
         return new ConnectionTable.Record(RemoteAddress.V4, RemotePort, (byte)State, (uint)send, (uint)receive,
             (uint)(_rtt.SmoothedTicks * 1_000_000 / Stopwatch.Frequency), (ushort)Math.Min(ushort.MaxValue, _rtt.TimeoutTicks * 1000 / Stopwatch.Frequency),
             (ushort)_sendMss, (uint)Math.Min(uint.MaxValue, _congestion.Window), (uint)_retransmits, (uint)_challengeAcks, (uint)_resetsIgnored,
-            _congestion.Algorithm == TcpCongestionControl.Cubic ? (byte)1 : (byte)2);
+            ConnectionTable.Features(_congestion.Algorithm == TcpCongestionControl.Cubic ? (byte)1 : (byte)2, _timestamps, _sack));
     }
 
     /// <summary>The control block as `ss -ti` shows a kernel's (read racily, for people).</summary>
@@ -249,9 +267,9 @@ internal sealed partial class TcpConnection
     {
         var (buffered, received) = Queues();
         return $"{State} snd_una {_sendUnacknowledged - _iss} snd_nxt {_sendNext - _iss} snd_max {_sendMax - _iss} snd_wnd {_sendWindow} " +
-            $"{(_congestion.Algorithm == TcpCongestionControl.Cubic ? "cubic" : "reno")} cwnd {_congestion.Window} ssthresh {_congestion.Threshold} recovery {_congestion.InRecovery} rto {_rtt.TimeoutTicks * 1000 / Stopwatch.Frequency}ms " +
+            $"{(_timestamps ? "ts " : "")}{(_sack ? "sack " : "")}{(_congestion.Algorithm == TcpCongestionControl.Cubic ? "cubic" : "reno")} cwnd {_congestion.Window} ssthresh {_congestion.Threshold} recovery {_congestion.InRecovery} rto {_rtt.TimeoutTicks * 1000 / Stopwatch.Frequency}ms " +
             $"retries {_retries} dupacks {_duplicateAcks} send_q {buffered} recv_q {received} rcv_nxt {_receiveNext - _irs} rcv_wnd {ReceiveWindowBytes()} " +
-            $"ooo {_reassembly.Count} unacceptable {_unacceptable} challenge_acks {_challengeAcks} rst_ignored {_resetsIgnored} " +
+            $"ooo {_reassembly.Count} unacceptable {_unacceptable} paws {_pawsRejected} challenge_acks {_challengeAcks} rst_ignored {_resetsIgnored} " +
             $"probes {_unansweredProbes} fin_sent {_finSent} fin_recv {_finReceived} rto_armed {RetransmitAt != 0}";
     }
 

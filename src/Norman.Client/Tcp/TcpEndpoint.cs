@@ -74,6 +74,8 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     /// </summary>
     public TcpCongestionControl CongestionControl { get; }
 
+    public long Now => Stopwatch.GetTimestamp();
+
     public int WindowCap => Math.Max(TcpConnection.OurMss, _pipes.Rx.SlotCount / 2 * TcpConnection.OurMss);
 
     /// <summary>A listening endpoint: SYNs to <paramref name="endPoint"/> become connections, up to <paramref name="backlog"/> waiting to be accepted.</summary>
@@ -377,14 +379,10 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         var remote = NetAddress.FromV4(ip.Source);
         ushort remotePort = header.SourcePort;
         byte flags = header.Flags;
-        ushort mss = 0;
-        int windowScale = -1;
-        if ((flags & TcpHeader.Syn) != 0)
-        {
-            var offered = TcpSynOptions.Read(tcp[TcpHeader.Size..tcpLength]);
-            mss = offered.Mss ?? 0;
-            windowScale = offered.WindowScale ?? -1;
-        }
+        var offered = tcpLength > TcpHeader.Size ? TcpOptions.Read(tcp[TcpHeader.Size..tcpLength]) : default;
+        bool syn = (flags & TcpHeader.Syn) != 0;
+        ushort mss = syn ? offered.Mss ?? 0 : (ushort)0;
+        int windowScale = syn ? offered.WindowScale ?? -1 : -1;
         var segment = new TcpSegment
         {
             Sequence = header.Sequence,
@@ -394,6 +392,10 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
             Payload = tcp[tcpLength..],
             Mss = mss,
             WindowScale = windowScale,
+            SackPermitted = syn && offered.SackPermitted,
+            HasTimestamps = offered.HasTimestamps,
+            TimestampValue = offered.TimestampValue,
+            TimestampEcho = offered.TimestampEcho,
         };
         if (_connections.TryGetValue((remote.V4, remotePort), out var connection))
         {

@@ -27,6 +27,12 @@ internal readonly ref struct TcpSegment
     public ushort Mss { get; init; }
     /// <summary>The window scale option of a SYN; -1 when absent.</summary>
     public int WindowScale { get; init; }
+    /// <summary>The SACK-permitted option of a SYN (RFC 2018).</summary>
+    public bool SackPermitted { get; init; }
+    /// <summary>The timestamps option (RFC 7323), on any segment: whether present, TSval and TSecr.</summary>
+    public bool HasTimestamps { get; init; }
+    public uint TimestampValue { get; init; }
+    public uint TimestampEcho { get; init; }
 
     public bool Has(byte flag) => (Flags & flag) != 0;
 

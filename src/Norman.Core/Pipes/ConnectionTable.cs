@@ -31,17 +31,31 @@ public static unsafe class ConnectionTable
 
     /// <summary>
     /// One connection; the rest are what `ss -ti` shows of a kernel's (0 where not yet known), the congestion control as
-    /// a number (<see cref="CongestionControlNames"/>).
+    /// a number (<see cref="CongestionControlNames"/>) with a bit for timestamps (see Features).
     /// </summary>
     public readonly record struct Record(uint RemoteAddress, ushort RemotePort, byte State, uint SendQueue, uint ReceiveQueue,
         uint RttMicroseconds = 0, ushort RtoMilliseconds = 0, ushort Mss = 0, uint CongestionWindow = 0, uint Retransmits = 0,
-        uint ChallengeAcks = 0, uint ResetsIgnored = 0, byte CongestionControl = 0);
+        uint ChallengeAcks = 0, uint ResetsIgnored = 0, byte Features = 0);
 
     /// <summary>The congestion control a record's number stands for, in `ss -ti`'s words (0: not reported).</summary>
     public static readonly string?[] CongestionControlNames = [null, "cubic", "reno"];
 
     /// <summary>The name of a record's congestion control, or null for a number no stack writes.</summary>
-    public static string? CongestionControlName(byte number) => number < CongestionControlNames.Length ? CongestionControlNames[number] : null;
+    public static string? CongestionControlName(byte features) =>
+        (features & 0x0F) < CongestionControlNames.Length ? CongestionControlNames[features & 0x0F] : null;
+
+    /// <summary>Whether a record's connection uses timestamps (RFC 7323).</summary>
+    public static bool UsesTimestamps(byte features) => (features & TimestampsBit) != 0;
+
+    /// <summary>Whether a record's connection uses SACK (RFC 2018).</summary>
+    public static bool UsesSack(byte features) => (features & SackBit) != 0;
+
+    private const byte TimestampsBit = 0x10;
+    private const byte SackBit = 0x20;
+
+    /// <summary>The byte a record carries: the congestion control's number, and whether timestamps and SACK are in use.</summary>
+    public static byte Features(byte congestionControl, bool timestamps, bool sack) =>
+        (byte)(congestionControl | (timestamps ? TimestampsBit : 0) | (sack ? SackBit : 0));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Write(byte* table, int index, in Record record)
@@ -50,7 +64,7 @@ public static unsafe class ConnectionTable
         *(uint*)at = record.RemoteAddress;
         *(ushort*)(at + 4) = record.RemotePort;
         at[6] = record.State;
-        at[7] = record.CongestionControl;
+        at[7] = record.Features;
         *(uint*)(at + 8) = record.SendQueue;
         *(uint*)(at + 12) = record.ReceiveQueue;
         *(uint*)(at + 16) = record.RttMicroseconds;

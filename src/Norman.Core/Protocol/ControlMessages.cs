@@ -262,6 +262,10 @@ public sealed class TcpConnectionInfo
 {
     /// <summary>"cubic" or "reno", as `ss -ti` names them; null when the stack did not say.</summary>
     public string? CongestionControl { get; set; }
+    /// <summary>Timestamps (RFC 7323) in use: `ss -ti` shows "ts".</summary>
+    public bool Timestamps { get; set; }
+    /// <summary>SACK (RFC 2018) in use: `ss -ti` shows "sack".</summary>
+    public bool Sack { get; set; }
     public long RttMicroseconds { get; set; }
     public int RtoMilliseconds { get; set; }
     public int Mss { get; set; }

@@ -220,7 +220,9 @@ public sealed partial class ControlPlane
             QosClass = choice.Generation == qos.Generation && choice.Class < qos.Classes.Length ? qos.Classes[choice.Class].Settings.Name : null,
             Tcp = connection is { } t ? new TcpConnectionInfo
             {
-                CongestionControl = ConnectionTable.CongestionControlName(t.CongestionControl),
+                CongestionControl = ConnectionTable.CongestionControlName(t.Features),
+                Timestamps = ConnectionTable.UsesTimestamps(t.Features),
+                Sack = ConnectionTable.UsesSack(t.Features),
                 RttMicroseconds = t.RttMicroseconds,
                 RtoMilliseconds = t.RtoMilliseconds,
                 Mss = t.Mss,

@@ -254,7 +254,7 @@ public static class TcpTracking
     private static void ReadScale(ReadOnlySpan<byte> tcp, ref TcpSide side)
     {
         int headerLength = (tcp[12] >> 4) * 4;
-        var offered = TcpSynOptions.Read(tcp[TcpHeader.Size..Math.Min(headerLength, tcp.Length)]).WindowScale;
+        var offered = TcpOptions.Read(tcp[TcpHeader.Size..Math.Min(headerLength, tcp.Length)]).WindowScale;
         side.Scale = Math.Min(offered ?? 0, (byte)14);
         side.OffersScale = offered is not null;
     }

@@ -121,7 +121,7 @@ public sealed class CongestionControlChoiceTests
     {
         var peer = new ScriptedPeer { CongestionControl = algorithm };
         peer.Establish();
-        Assert.Equal(number, peer.Connection.Report().CongestionControl);
+        Assert.Equal(number, peer.Connection.Report().Features & 0x0F);
         Assert.Equal(name, Norman.Core.Pipes.ConnectionTable.CongestionControlName(number));
         Assert.Contains($" {name} cwnd ", peer.Connection.Describe());
     }

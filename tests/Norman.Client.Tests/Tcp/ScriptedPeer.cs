@@ -5,8 +5,18 @@ using Norman.Core.Packets;
 namespace Norman.Client.Tests.Tcp;
 
 /// <summary>A segment the connection sent, as the peer reads it.</summary>
-internal sealed record SentSegment(uint Sequence, uint Acknowledgement, byte Flags, ushort Window, byte[] Payload, int OptionsLength)
+internal sealed record SentSegment(uint Sequence, uint Acknowledgement, byte Flags, ushort Window, byte[] Payload, int OptionsLength, byte[] Options)
 {
+    /// <summary>The options as a stack reads them (timestamps above all).</summary>
+    public TcpOptions.Offered ReadOptions() => TcpOptions.Read(Options);
+
+    /// <summary>The SACK blocks the segment carries.</summary>
+    public (uint Left, uint Right)[] SackBlocks()
+    {
+        var blocks = new (uint, uint)[4];
+        return blocks[..TcpOptions.ReadSack(Options, blocks)];
+    }
+
     public bool Has(byte flag) => (Flags & flag) != 0;
 
     public override string ToString() =>
@@ -63,7 +73,7 @@ internal sealed class ScriptedPeer : ITcpCarrier
     {
         var payload = new byte[payloadLength];
         connection.CopyPayload(payloadOffset, payload);
-        _sent.Add(new SentSegment(fields.Sequence, fields.Acknowledgement, fields.Flags, fields.Window, payload, options.Length));
+        _sent.Add(new SentSegment(fields.Sequence, fields.Acknowledgement, fields.Flags, fields.Window, payload, options.Length, options.ToArray()));
         return true;
     }
 
@@ -82,20 +92,23 @@ internal sealed class ScriptedPeer : ITcpCarrier
     public TcpCongestionControl CongestionControl { get; set; } = TcpCongestionControl.Cubic;
 
     /// <summary>A passive open as a listener makes one, completed: our SYN-ACK acknowledged. Returns the SYN-ACK.</summary>
-    public SentSegment Establish(ushort mss = 1460, int windowScale = 7, ushort window = 65535)
+    /// <remarks>With <paramref name="timestamp"/>, the SYN (and the ACK after) carries the timestamps option with that TSval.</remarks>
+    public SentSegment Establish(ushort mss = 1460, int windowScale = 7, ushort window = 65535, uint? timestamp = null, bool sackPermitted = false)
     {
-        Connection.Accept(new TcpSegment { Sequence = PeerIss, Flags = TcpHeader.Syn, Window = window, Mss = mss, WindowScale = windowScale }, Now);
+        Connection.Accept(new TcpSegment { Sequence = PeerIss, Flags = TcpHeader.Syn, Window = window, Mss = mss, WindowScale = windowScale,
+            HasTimestamps = timestamp.HasValue, TimestampValue = timestamp ?? 0, SackPermitted = sackPermitted }, Now);
         var synAck = Take().Single();
         Assert.Equal(TcpHeader.Syn | TcpHeader.Ack, synAck.Flags);
         OurNext = synAck.Sequence + 1;
-        Send(TcpHeader.Ack, PeerNext, OurNext, window);
+        Send(TcpHeader.Ack, PeerNext, OurNext, window, timestamp: timestamp, echo: synAck.ReadOptions().TimestampValue);
         Assert.Equal(TcpState.Established, Connection.State);
         Assert.Empty(Take());
         return synAck;
     }
 
     /// <summary>Delivers a segment to the connection.</summary>
-    public void Send(byte flags, uint sequence, uint acknowledgement, ushort window, byte[]? payload = null, ushort mss = 0, int windowScale = -1)
+    public void Send(byte flags, uint sequence, uint acknowledgement, ushort window, byte[]? payload = null, ushort mss = 0, int windowScale = -1,
+        uint? timestamp = null, uint echo = 0)
     {
         Connection.OnSegment(new TcpSegment
         {
@@ -106,6 +119,9 @@ internal sealed class ScriptedPeer : ITcpCarrier
             Payload = payload ?? [],
             Mss = mss,
             WindowScale = windowScale,
+            HasTimestamps = timestamp.HasValue,
+            TimestampValue = timestamp ?? 0,
+            TimestampEcho = echo,
         }, Now);
     }
 
