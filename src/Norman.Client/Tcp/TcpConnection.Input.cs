@@ -224,6 +224,15 @@ internal sealed partial class TcpConnection
             return false;
         }
         _unansweredProbes = 0; // the peer is there: zero-window probing starts its count again
+        if (_sack && !segment.Options.IsEmpty)
+        {
+            Span<(uint Left, uint Right)> blocks = stackalloc (uint, uint)[4];
+            int count = TcpOptions.ReadSack(segment.Options, blocks);
+            for (int b = 0; b < count; b++)
+            {
+                _scoreboard.Add(blocks[b].Left, blocks[b].Right, TcpSequence.After(ack, _sendUnacknowledged) ? ack : _sendUnacknowledged, _sendMax);
+            }
+        }
         if (TcpSequence.After(ack, _sendNext))
         {
             _sendNext = ack; // we went back N, and the peer had it already
@@ -241,6 +250,7 @@ internal sealed partial class TcpConnection
             }
             Release(_writable);
             _sendUnacknowledged = ack;
+            _scoreboard.Prune(ack);
             if (_timing && TcpSequence.AtOrAfter(ack, _timedSequence))
             {
                 _rtt.Sample(now - _timedAt);
@@ -257,6 +267,10 @@ internal sealed partial class TcpConnection
                     _congestion.OnPartialAcknowledgement(acked);
                     _timing = false;
                     RetransmitFirst();
+                    if (TcpSequence.Before(_retransmitNext, _sendUnacknowledged + (uint)_sendMss))
+                    {
+                        _retransmitNext = _sendUnacknowledged + (uint)_sendMss;
+                    }
                 }
             }
             else
@@ -288,10 +302,12 @@ internal sealed partial class TcpConnection
                 _congestion.EnterRecovery(_sendNext - _sendUnacknowledged, _sendNext);
                 _timing = false;
                 RetransmitFirst();
+                _retransmitNext = _sendUnacknowledged + (uint)_sendMss;
             }
             else if (_congestion.InRecovery)
             {
                 _congestion.OnDuplicateInRecovery();
+                RetransmitNextHole();
             }
         }
         UpdateSendWindow(segment);

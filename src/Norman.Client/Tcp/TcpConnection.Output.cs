@@ -133,6 +133,25 @@ internal sealed partial class TcpConnection
         _sendMax = TcpSequence.Max(_sendMax, _sendNext);
     }
 
+    /// <summary>
+    /// In recovery with SACK: sends again the next hole below the highest byte the peer SACKed, one segment a duplicate
+    /// ACK, each hole once (RFC 6675 §5, NextSeg's first rule).
+    /// </summary>
+    private void RetransmitNextHole()
+    {
+        if (!_sack || _scoreboard.Count == 0)
+        {
+            return;
+        }
+        uint from = TcpSequence.After(_retransmitNext, _sendUnacknowledged) ? _retransmitNext : _sendUnacknowledged;
+        if (_scoreboard.NextHole(from, _sendMss, out uint start, out int length)
+            && Transmit(TcpHeader.Ack | TcpHeader.Psh, start, (int)(start - _sendUnacknowledged), length))
+        {
+            _retransmits++;
+            _retransmitNext = start + (uint)length;
+        }
+    }
+
     /// <summary>Sends the oldest unacknowledged segment again (its data, or our FIN).</summary>
     private void RetransmitFirst()
     {

@@ -110,6 +110,7 @@ internal sealed partial class TcpConnection
             return;
         }
         _congestion.OnTimeout(inFlight);
+        _scoreboard.Clear(); // go back N: the peer may have let go of what it SACKed (RFC 2018 §8)
         _duplicateAcks = 0;
         // Go back N: everything after the first unacknowledged byte is sent again, in slow start (RFC 5681 §3.1).
         _sendNext = _sendUnacknowledged;

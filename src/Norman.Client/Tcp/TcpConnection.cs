@@ -8,7 +8,7 @@ namespace Norman.Client.Tcp;
 /// <summary>
 /// One TCP connection (RFC 9293): its control block and state machine. The endpoint's loop thread alone runs the
 /// protocol (segments in, timers, output); application threads only put bytes into the send buffer, take bytes
-/// from the receive buffer and ask the loop for service. Retransmission as RFC 6298, congestion control CUBIC or NewReno, timestamps and PAWS, SACK blocks (as a receiver),
+/// from the receive buffer and ask the loop for service. Retransmission as RFC 6298, congestion control CUBIC or NewReno, timestamps and PAWS, SACK,
 /// MSS and window scaling negotiated on the SYN, delayed acknowledgements, zero-window probes that never count as
 /// retransmissions, TIME-WAIT. Against blind attackers as RFC 5961 and Linux: a reset must hit RCV.NXT exactly (one
 /// elsewhere in the window draws a challenge ACK), an acknowledgement must lie within [SND.UNA − MAX.SND.WND, SND.MAX],
@@ -71,11 +71,15 @@ internal sealed partial class TcpConnection
     /// </summary>
     private bool _offerTimestamps = true, _timestamps;
     /// <summary>
-    /// SACK (RFC 2018), as a receiver: offered on our SYN as the rest; in use once both SYNs carried it. Then an ACK sent
-    /// while out-of-order data is kept says which blocks we hold, so that the sender retransmits only what is missing.
-    /// The SACK blocks a peer sends us are not used: we recover as NewReno does (RFC 6582), which SACK permits.
+    /// SACK (RFC 2018): offered on our SYN as the rest; in use once both SYNs carried it. Then an ACK sent while
+    /// out-of-order data is kept says which blocks we hold, so that the sender retransmits only what is missing; and in
+    /// recovery each duplicate ACK sends again the next hole below what the peer SACKed (RFC 6675's NextSeg), instead of
+    /// waiting a round trip per lost segment for partial acknowledgements as NewReno alone does.
     /// </summary>
     private bool _offerSack = true, _sack;
+    /// <summary>What the peer's SACK blocks say it holds, and where the next hole to send again is looked for in recovery.</summary>
+    private readonly SackScoreboard _scoreboard = new();
+    private uint _retransmitNext;
     private uint _timestampRecent;
     private readonly uint _timestampOrigin = (uint)RandomNumberGenerator.GetInt32(int.MaxValue);
     /// <summary>RCV.NXT when we last acknowledged (Last.ACK.sent): only a segment at or before it may move TS.Recent.</summary>

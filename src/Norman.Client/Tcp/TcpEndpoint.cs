@@ -393,6 +393,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
             Mss = mss,
             WindowScale = windowScale,
             SackPermitted = syn && offered.SackPermitted,
+            Options = tcp[TcpHeader.Size..tcpLength],
             HasTimestamps = offered.HasTimestamps,
             TimestampValue = offered.TimestampValue,
             TimestampEcho = offered.TimestampEcho,

@@ -27,6 +27,8 @@ internal readonly ref struct TcpSegment
     public ushort Mss { get; init; }
     /// <summary>The window scale option of a SYN; -1 when absent.</summary>
     public int WindowScale { get; init; }
+    /// <summary>The segment's option bytes (SACK blocks are read from them when SACK is in use).</summary>
+    public ReadOnlySpan<byte> Options { get; init; }
     /// <summary>The SACK-permitted option of a SYN (RFC 2018).</summary>
     public bool SackPermitted { get; init; }
     /// <summary>The timestamps option (RFC 7323), on any segment: whether present, TSval and TSecr.</summary>

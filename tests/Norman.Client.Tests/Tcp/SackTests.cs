@@ -63,3 +63,85 @@ public sealed class SackTests
         }
     }
 }
+
+/// <summary>SACK as a sender (RFC 6675's NextSeg, rule 1): holes below what the peer SACKed are sent again within the same recovery.</summary>
+public sealed class SackRecoveryTests
+{
+    private const int Segment = 1460 - TcpOptions.TimestampsLength;
+
+    [Fact]
+    public void Two_losses_in_one_window_are_both_sent_again_before_any_partial_acknowledgement()
+    {
+        var sent = LoseSegmentsZeroAndFour(sack: true, out var peer);
+        // The first loss at the third duplicate ACK, the second as soon as the blocks show a hole below them; never the
+        // segments the peer said it holds.
+        Assert.Equal([peer.OurNext, peer.OurNext + 4 * Segment], sent.Where(s => s.Payload.Length > 0).Select(s => s.Sequence).Take(2));
+        Assert.DoesNotContain(sent, s => s.Payload.Length > 0 && s.Sequence is var q && q != peer.OurNext && q != peer.OurNext + 4 * Segment
+            && q - peer.OurNext < 10 * Segment);
+    }
+
+    [Fact]
+    public void Without_sack_the_second_loss_waits_for_the_partial_acknowledgement()
+    {
+        var sent = LoseSegmentsZeroAndFour(sack: false, out var peer);
+        var again = sent.Where(s => s.Payload.Length > 0 && s.Sequence - peer.OurNext < 10 * Segment).Select(s => s.Sequence).ToList();
+        Assert.Equal([peer.OurNext], again); // NewReno: one a round trip
+    }
+
+    /// <summary>
+    /// Ten segments out; the peer gets all but the first and the fifth, answering each with a duplicate ACK (with SACK
+    /// blocks when in use). Returns what the connection sent meanwhile.
+    /// </summary>
+    private static List<SentSegment> LoseSegmentsZeroAndFour(bool sack, out ScriptedPeer peer)
+    {
+        peer = new ScriptedPeer();
+        peer.Establish(timestamp: 10, sackPermitted: sack);
+        peer.Write(new byte[10 * Segment]);
+        var first = peer.Take().Where(s => s.Payload.Length > 0).ToList();
+        Assert.Equal(10, first.Count);
+        Assert.All(first, s => Assert.Equal(Segment, s.Payload.Length));
+        var blocks = new List<(uint Left, uint Right)>();
+        foreach (int arrived in new[] { 1, 2, 3, 5, 6, 7, 8, 9 })
+        {
+            uint left = peer.OurNext + (uint)(arrived * Segment);
+            blocks.Add((left, left + Segment));
+            peer.Connection.OnSegment(DuplicateAck(peer, sack ? Merge(blocks) : []), peer.Now);
+        }
+        return peer.Take();
+    }
+
+    private static (uint Left, uint Right)[] Merge(List<(uint Left, uint Right)> blocks)
+    {
+        var merged = new List<(uint Left, uint Right)>();
+        foreach (var block in blocks.OrderBy(b => b.Left))
+        {
+            if (merged.Count > 0 && merged[^1].Right == block.Left)
+            {
+                merged[^1] = (merged[^1].Left, block.Right);
+            }
+            else
+            {
+                merged.Add(block);
+            }
+        }
+        merged.Reverse(); // the latest (highest) first, as a receiver reports them
+        return [.. merged.Take(3)];
+    }
+
+    private static TcpSegment DuplicateAck(ScriptedPeer peer, (uint Left, uint Right)[] blocks)
+    {
+        var options = new byte[40];
+        TcpOptions.WriteTimestamps(options, 11, 0);
+        int length = TcpOptions.TimestampsLength + (blocks.Length > 0 ? TcpOptions.WriteSack(options.AsSpan(TcpOptions.TimestampsLength), blocks) : 0);
+        return new TcpSegment
+        {
+            Sequence = peer.PeerNext,
+            Acknowledgement = peer.OurNext,
+            Flags = TcpHeader.Ack,
+            Window = 65535,
+            Options = options.AsSpan(0, length),
+            HasTimestamps = true,
+            TimestampValue = 11,
+        };
+    }
+}
