@@ -41,6 +41,26 @@ public sealed partial class SleepingDataplaneTests : DaemonTest
     }
 
     [Fact]
+    public void A_thousand_round_trips_each_begun_after_the_dataplane_fell_asleep_lose_nothing()
+    {
+        Daemon.Peer.EchoOnPort(7);
+        using var socket = new NormanUdpSocket(Daemon.SocketPath);
+        socket.Bind(5000);
+        var buffer = new byte[64];
+        long sleepsBefore = Engine.Counters.Sleeps;
+        for (int round = 0; round < 1_000; round++)
+        {
+            Assert.True(ApplicationProcessTests.WaitFor(() => Engine.IsAsleep), $"round {round}: the dataplane never went to sleep");
+            socket.SendTo(BitConverter.GetBytes(round), DaemonFixture.PeerAddress, 7);
+            // A blocking receive: the application sleeps too, and the dataplane's wake-up brings the echo.
+            int length = socket.Receive(buffer, out _, TimeSpan.FromSeconds(10));
+            Assert.Equal((4, round), (length, BitConverter.ToInt32(buffer, 0)));
+        }
+        Assert.True(Engine.Counters.Sleeps - sleepsBefore >= 1_000);
+        Assert.Equal(0, Engine.Counters.TotalDrops());
+    }
+
+    [Fact]
     public void A_frame_from_the_wire_wakes_the_sleeping_dataplane()
     {
         using var socket = new NormanUdpSocket(Daemon.SocketPath);
