@@ -354,6 +354,7 @@ root.SetAction(result =>
     if (Runs("tcp"))
     {
         figures.AddRange(TcpScenarios.Bulk(runCount, isQuick));
+        figures.AddRange(TcpScenarios.LossyLongPath(runCount, isQuick));
         if (RealWireScenarios.WhyNot() is { } noVeth)
         {
             Console.Error.WriteLine($"skipping TCP to the kernel over veth: {noVeth}");

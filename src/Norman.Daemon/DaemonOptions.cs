@@ -38,6 +38,8 @@ public sealed class DaemonOptions
     public double WireLoss { get; set; }
     public double WireDuplicate { get; set; }
     public double WireReorder { get; set; }
+    /// <summary>How long the cable holds each frame this host sends, in milliseconds (0: none).</summary>
+    public int WireDelayMilliseconds { get; set; }
 
     /// <summary>The wire's line rate in bits per second; 0 for none.</summary>
     public long LineRateBitsPerSecond { get; set; } = 10_000_000_000;

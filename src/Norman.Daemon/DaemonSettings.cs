@@ -39,6 +39,8 @@ public static class DaemonSettings
             (o, v) => o.WireDuplicate = Percent(v)),
         new("wire-reorder", "The share of frames the cable holds back behind the next one, each way, e.g. 2% (for testing; default 0).", false,
             (o, v) => o.WireReorder = Percent(v)),
+        new("wire-delay", "How long this host's cable holds each frame it sends, in milliseconds, e.g. 20 (a long path, as netem's delay; default 0, at most 1000).", false,
+            (o, v) => o.WireDelayMilliseconds = Within(Integer(v), 0, 1000, "(milliseconds)")),
         new("slots", "Slots in each socket's RX and TX pipe, a power of two from 2 to 65536 (default 1024); an application may ask for others.", false,
             (o, v) => o.SlotCount = Norman.Core.Pipes.PipeLayout.IsValidGeometry(Integer(v), Norman.Core.Pipes.PipeLayout.DefaultSlotSize) ? Integer(v)
                 : throw new ArgumentOutOfRangeException(nameof(v), "use a power of two from 2 to 65536")),

@@ -60,10 +60,11 @@ public sealed class NormanDaemon : IAsyncDisposable
             options.Address6 is null ? null : NetAddress.Parse(options.Address6.Split('/')[0]));
         Validate(options, host);
         var (port, peer) = CreatePort(options, host);
-        if (options.WireLoss + options.WireDuplicate + options.WireReorder > 0)
+        if (options.WireLoss + options.WireDuplicate + options.WireReorder > 0 || options.WireDelayMilliseconds > 0)
         {
             port = new ImpairedPort(port, new WireImpairment(options.WireLoss, options.WireDuplicate, options.WireReorder, seed: 1),
-                new WireImpairment(options.WireLoss, options.WireDuplicate, options.WireReorder, seed: 2));
+                new WireImpairment(options.WireLoss, options.WireDuplicate, options.WireReorder, seed: 2),
+                System.Diagnostics.Stopwatch.Frequency * options.WireDelayMilliseconds / 1000);
         }
         // Sharing the kernel's address, Norman's next hops are the kernel's (ARP for that address is the kernel's).
         var kernelResolutions = options.ShareAddress ? new KernelResolutions() : null;

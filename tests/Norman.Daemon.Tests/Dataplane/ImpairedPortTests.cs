@@ -54,4 +54,31 @@ public sealed class ImpairedPortTests
         Assert.Contains(frame, wire.Sent);
         Assert.Equal(Enumerable.Range(1, frame).Select(i => (byte)i).Order(), wire.Sent.Order());
     }
+
+    [Fact]
+    public void With_a_delay_each_frame_leaves_that_long_after_it_was_sent_in_order_and_the_dataplane_only_naps()
+    {
+        var wire = new RecordingPort();
+        const long delay = 20_000;
+        var cable = new ImpairedPort(wire, new WireImpairment(0, 0, 0), new WireImpairment(0, 0, 0), delayTicks: delay);
+        var batch = new PacketBatch();
+        for (byte frame = 1; frame <= 3; frame++)
+        {
+            batch.Clear();
+            batch.NextBuffer()[0] = frame;
+            batch.Append(60);
+            cable.Transmit(batch, now: frame * 1000L);
+        }
+        Assert.Empty(wire.Sent);
+        Assert.Equal(SleepAllowance.Briefly, cable.PrepareToSleep(0)); // frames on the cable: nothing will signal them
+
+        var received = new PacketBatch();
+        cable.Receive(received, now: 1000 + delay - 1);
+        Assert.Empty(wire.Sent);
+        cable.Receive(received, now: 2000 + delay);
+        Assert.Equal([1, 2], wire.Sent);
+        cable.Receive(received, now: 3000 + delay);
+        Assert.Equal([1, 2, 3], wire.Sent);
+        Assert.Equal(SleepAllowance.Briefly, cable.PrepareToSleep(0)); // the recording wire has no descriptor: brief anyway
+    }
 }

@@ -4,11 +4,16 @@ namespace Norman.Daemon.Dataplane.Ports;
 /// Any port behind a bad cable, on purpose: frames going out and coming in are lost, doubled or held back behind the
 /// next one (<see cref="WireImpairment"/>), as netem would do on a kernel that has it. Both ways, so that a transport
 /// talking to a real peer over TAP or AF_PACKET is tested in both directions, not only in the one Norman sends.
+/// With <paramref name="delayTicks"/>, every frame sent is held that long first (a long path, as netem's delay), up
+/// to <see cref="MaxDelayedFrames"/> at once (a frame past them is lost, as a full netem queue drops).
 /// Only built when an impairment is asked for: the frames are copied through a batch of its own.
 /// </summary>
-public sealed class ImpairedPort(IPort inner, WireImpairment outgoing, WireImpairment incoming) : IPort
+public sealed class ImpairedPort(IPort inner, WireImpairment outgoing, WireImpairment incoming, long delayTicks = 0) : IPort
 {
+    public const int MaxDelayedFrames = 16384;
+
     private readonly PacketBatch _scratch = new();
+    private readonly FrameQueue? _delayed = delayTicks > 0 ? new FrameQueue(MaxDelayedFrames) : null;
     private readonly HeldFrame _heldOut = new();
     private readonly HeldFrame _heldIn = new();
 
@@ -35,12 +40,49 @@ public sealed class ImpairedPort(IPort inner, WireImpairment outgoing, WireImpai
         {
             _scratch.Clear();
             _heldOut.AgeOrRelease(_scratch);
-            if (_scratch.Count > 0)
+            Send(_scratch, now);
+        }
+        ReleaseDelayed(now);
+        return count;
+    }
+
+    /// <summary>Frames that have met their fate go to the wire now, or after the delay.</summary>
+    private int Send(PacketBatch frames, long now)
+    {
+        if (frames.Count == 0)
+        {
+            return 0;
+        }
+        if (_delayed is null)
+        {
+            return inner.Transmit(frames, now);
+        }
+        for (int i = 0; i < frames.Count; i++)
+        {
+            var slot = _delayed.Reserve();
+            if (!slot.IsEmpty)
             {
-                inner.Transmit(_scratch, now);
+                frames.Frame(i).CopyTo(slot);
+                _delayed.Commit(frames.Length(i), now + delayTicks);
             }
         }
-        return count;
+        ReleaseDelayed(now);
+        return 0;
+    }
+
+    private void ReleaseDelayed(long now)
+    {
+        while (_delayed is { Count: > 0 } && _delayed.PeekTag() <= now)
+        {
+            _scratch.Clear();
+            while (!_scratch.IsFull && _delayed.Count > 0 && _delayed.PeekTag() <= now)
+            {
+                _delayed.Peek().CopyTo(_scratch.NextBuffer());
+                _scratch.Append(_delayed.Peek().Length);
+                _delayed.Pop();
+            }
+            inner.Transmit(_scratch, now);
+        }
     }
 
     public long TransmitBudget(long now) => inner.TransmitBudget(now);
@@ -49,7 +91,7 @@ public sealed class ImpairedPort(IPort inner, WireImpairment outgoing, WireImpai
 
     /// <summary>A frame held back is released by time, which nothing signals.</summary>
     public SleepAllowance PrepareToSleep(long now) =>
-        _heldOut.IsHeld || _heldIn.IsHeld ? SleepAllowance.Briefly : inner.PrepareToSleep(now);
+        _heldOut.IsHeld || _heldIn.IsHeld || _delayed is { Count: > 0 } ? SleepAllowance.Briefly : inner.PrepareToSleep(now);
 
     public int Transmit(PacketBatch batch, long now)
     {
@@ -62,7 +104,7 @@ public sealed class ImpairedPort(IPort inner, WireImpairment outgoing, WireImpai
             }
         }
         _heldOut.AgeOrRelease(_scratch);
-        return _scratch.Count == 0 ? 0 : inner.Transmit(_scratch, now);
+        return Send(_scratch, now);
     }
 
     public void Dispose() => inner.Dispose();
