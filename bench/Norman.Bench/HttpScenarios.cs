@@ -39,8 +39,9 @@ public static partial class HttpScenarios
             {
                 string who = norman ? "norman" : "kestrel";
                 string on = norman ? $"on Norman (UseNorman, {port} port)" : "on Kestrel's sockets";
-                var (rps, p50, p99) = hosts.Wrk(norman, seconds);
+                var (rps, p50, p99, cpu) = hosts.Wrk(norman, seconds);
                 Figure($"http_{who}_requests_per_s", $"wrk, 64 connections, GET / of the ASP.NET Core example {on}", "requests/s").Add(rps);
+                Figure($"http_{who}_cpu_us_per_request", $"the same, CPU per request: the server's processes (webapp{(norman ? " and daemon" : "")}) and the machine's softirq time {on}", "µs").Add(cpu);
                 Figure($"http_{who}_p50_us", $"the same, latency p50 {on}", "µs").Add(p50);
                 Figure($"http_{who}_p99_us", $"the same, latency p99 {on}", "µs").Add(p99);
             }
@@ -101,7 +102,12 @@ public static partial class HttpScenarios
 
         private string SocketPath => Path.Combine(_directory, "norman.sock");
 
-        public (double RequestsPerSecond, double P50, double P99) Wrk(bool norman, double seconds)
+        /// <summary>
+        /// wrk's requests/s and latency percentiles, and the CPU a request cost: the server's processes (the webapp, and
+        /// for Norman its daemon) from /proc/PID/stat, plus the whole machine's softirq time from /proc/stat (where the
+        /// kernel's network stack runs, for the client's side too, in both cases), over the measured run.
+        /// </summary>
+        public (double RequestsPerSecond, double P50, double P99, double CpuMicrosecondsPerRequest) Wrk(bool norman, double seconds)
         {
             string address = norman ? RealWireScenarios.NormanAddress : RealWireScenarios.ReceiverAddress;
             string webapp = Path.Combine(AppContext.BaseDirectory, "webapp");
@@ -112,19 +118,39 @@ public static partial class HttpScenarios
                 Expect(server, "webapp: listening");
                 string url = $"http://{address}:{HttpPort}/";
                 Run(_client, "wrk", "-t1", "-c64", "-d1s", url); // warm-up: the JIT, the connections' first buffers
+                int[] serverSide = norman ? [server.Id, _daemon.Id] : [server.Id];
+                long cpuBefore = serverSide.Sum(ProcessTicks) + SoftirqTicks();
                 string report = Run(_client, "wrk", "-t1", "-c64", $"-d{seconds.ToString(CultureInfo.InvariantCulture)}s", "--latency", url);
+                long cpuTicks = serverSide.Sum(ProcessTicks) + SoftirqTicks() - cpuBefore;
                 Console.Error.WriteLine($"  wrk against {(norman ? "Norman" : "Kestrel's sockets")}: {RequestsLine().Match(report).Value.Trim()}");
                 if (report.Contains("Socket errors", StringComparison.Ordinal) || report.Contains("Non-2xx", StringComparison.Ordinal))
                 {
                     Console.Error.WriteLine(report);
                 }
-                return (double.Parse(RequestsLine().Match(report).Groups[1].Value, CultureInfo.InvariantCulture), Percentile(report, "50%"), Percentile(report, "99%"));
+                double rps = double.Parse(RequestsLine().Match(report).Groups[1].Value, CultureInfo.InvariantCulture);
+                double cpuMicroseconds = cpuTicks * 1e6 / ClockTicksPerSecond / Math.Max(1, rps * seconds);
+                return (rps, Percentile(report, "50%"), Percentile(report, "99%"), cpuMicroseconds);
             }
             finally
             {
                 Stop(server);
             }
         }
+
+        /// <summary>USER_HZ: the unit of /proc's CPU times (100 on every Linux architecture .NET runs on).</summary>
+        private const double ClockTicksPerSecond = 100;
+
+        /// <summary>A process's user and system time, all its threads, in clock ticks (/proc/PID/stat fields 14 and 15).</summary>
+        private static long ProcessTicks(int pid)
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        }
+
+        /// <summary>The machine's softirq time in clock ticks (/proc/stat's first line, seventh number).</summary>
+        private static long SoftirqTicks() =>
+            long.Parse(File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[7], CultureInfo.InvariantCulture);
 
         /// <summary>Bits per second of one bulk transfer, as the receiving end measured it.</summary>
         public double Bulk(bool norman, bool toServer, long bytes)
