@@ -19,7 +19,7 @@ public static class DaemonSettings
         new("socket", "Control socket path (default: $NORMAN_SOCKET, else /run/norman/norman.sock).", false, (o, v) => o.SocketPath = v),
         new("port", "The wire: 'virtual' (an in-process wire to a simulated peer host; the default), 'wire:NAME' (a wire shared " +
             "with another daemon on this machine: two hosts, no root), 'tap:DEVICE' (a TAP device: the Linux kernel is the peer; " +
-            "needs CAP_NET_ADMIN), 'afpacket:INTERFACE' (an existing interface through TPACKET_V3 rings; needs CAP_NET_RAW) or " +
+            "needs CAP_NET_ADMIN), 'afpacket:INTERFACE' (an existing interface through TPACKET_V2 rings; needs CAP_NET_RAW) or " +
             "'xdp:INTERFACE' (an existing interface bypassed through AF_XDP, shared with the kernel's stack: every queue, or " +
             "'xdp:eth1:0-3' some; needs root, or CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW).", false, (o, v) => o.Port = v),
         new("share-address", "On an xdp port: use the kernel's own address on the interface (--address defaults to it) and take only " +

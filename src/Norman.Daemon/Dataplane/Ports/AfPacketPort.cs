@@ -4,35 +4,34 @@ using System.Runtime.InteropServices;
 namespace Norman.Daemon.Dataplane.Ports;
 
 /// <summary>
-/// An existing interface (a veth into a test namespace, or a real NIC) through an AF_PACKET socket: a TPACKET_V3
-/// memory-mapped RX ring, read block by block with no system call per packet, and sendmmsg for a whole TX batch.
+/// An existing interface (a veth into a test namespace, or a real NIC) through an AF_PACKET socket: a TPACKET_V2
+/// memory-mapped RX ring, read frame by frame with no system call per packet, and sendmmsg for a whole TX batch.
 /// The interface is put in promiscuous mode so that Norman's own MAC reaches it, as a NIC would be told to.
 /// <code>
-///  RX ring: BlockCount blocks of BlockSize bytes, shared with the kernel
-///  block: tpacket_block_desc { u32 version, u32 offset_to_priv, hdr_v1 { u32 block_status, u32 num_pkts,
-///         u32 offset_to_first_pkt, u32 blk_len, u64 seq, ts first, ts last } }
-///         then packets: tpacket3_hdr { u32 next_offset, u32 sec, u32 nsec, u32 snaplen, u32 len, u32 status,
-///         u16 mac, u16 net, … } + frame at mac
-///  a block belongs to us while block_status has TP_STATUS_USER; writing TP_STATUS_KERNEL gives it back.
+///  RX ring: FrameCount frames of FrameSize bytes, shared with the kernel
+///  frame: tpacket2_hdr { u32 status, u32 len, u32 snaplen, u16 mac, u16 net, u32 sec, u32 nsec,
+///         u16 vlan_tci, u16 vlan_tpid, … } + frame at mac
+///  a frame belongs to us while status has TP_STATUS_USER; writing TP_STATUS_KERNEL gives it back.
 /// </code>
+/// Not TPACKET_V3, whose blocks reach user space only when full or after a timeout of at least a millisecond: at the
+/// rates of request and response traffic that added half a millisecond to each packet on average, busy or asleep.
 /// </summary>
 public sealed unsafe class AfPacketPort : IPort
 {
-    public const int BlockSize = 1 << 18;
-    public const int BlockCount = 64;
+    /// <summary>The ring's memory comes in blocks of this size, each holding BlockSize / FrameSize frames.</summary>
+    private const int BlockSize = 1 << 18;
+    private const int BlockCount = 64;
     private const int FrameSize = 2048;
-    /// <summary>A block partly filled is handed over after this many milliseconds: the latency floor when traffic is light.</summary>
-    private const int BlockTimeoutMs = 1;
+    private const int FrameCount = BlockSize / FrameSize * BlockCount;
 
     private const int AfPacket = 17, SockRaw = 3, SockNonblock = 0x800, SockCloexec = 0x80000;
     private const ushort EthPAll = 0x0003;
     private const int SolPacket = 263;
     private const int PacketAddMembership = 1, PacketRxRing = 5, PacketVersion = 10, PacketIgnoreOutgoing = 23;
-    private const int TpacketV3 = 2;
+    private const int TpacketV2 = 1;
     private const ushort PacketMrPromisc = 1;
     private const uint TpStatusKernel = 0, TpStatusUser = 1, TpStatusCsumNotReady = 0x8, TpStatusVlanValid = 0x10,
         TpStatusVlanTpidValid = 0x40, TpStatusCsumValid = 0x80;
-    private const int BlockStatusOffset = 8, NumPacketsOffset = 12, FirstPacketOffset = 16;
     private const int MsgHdrSize = 56, MmsgHdrSize = 64;
 
     private readonly int _fd;
@@ -41,9 +40,8 @@ public sealed unsafe class AfPacketPort : IPort
     private readonly LineRate _lineRate;
     private readonly byte* _messages;
     private readonly byte* _iovecs;
-    private int _block;
-    private int _packetsLeftInBlock = -1;
-    private byte* _nextPacket;
+    /// <summary>The next frame of the ring to look at.</summary>
+    private int _frame;
     private bool _disposed;
     /// <summary>GRO turned off on the interface while the port holds it (see <see cref="ReceiveMerging"/>).</summary>
     private ReceiveMerging? _merging;
@@ -59,17 +57,14 @@ public sealed unsafe class AfPacketPort : IPort
         }
         try
         {
-            SetOption(PacketVersion, TpacketV3, "PACKET_VERSION");
+            SetOption(PacketVersion, TpacketV2, "PACKET_VERSION");
             SetOption(PacketIgnoreOutgoing, 1, "PACKET_IGNORE_OUTGOING");
-            var request = stackalloc uint[7];
+            var request = stackalloc uint[4]; // tpacket_req
             request[0] = BlockSize;
             request[1] = BlockCount;
             request[2] = FrameSize;
-            request[3] = (uint)((long)BlockSize * BlockCount / FrameSize);
-            request[4] = BlockTimeoutMs;
-            request[5] = 0;
-            request[6] = 0;
-            if (Libc.SetSockOpt(_fd, SolPacket, PacketRxRing, request, 7 * sizeof(uint)) != 0)
+            request[3] = FrameCount;
+            if (Libc.SetSockOpt(_fd, SolPacket, PacketRxRing, request, 4 * sizeof(uint)) != 0)
             {
                 throw Failure("setsockopt(PACKET_RX_RING)", "");
             }
@@ -118,21 +113,22 @@ public sealed unsafe class AfPacketPort : IPort
         int received = 0;
         while (!batch.IsFull)
         {
-            if (_packetsLeftInBlock <= 0 && !TakeBlock())
+            byte* header = _ring + (long)_frame * FrameSize;
+            // tpacket2_hdr: status @0, snaplen @8, mac @12, vlan_tci @24, vlan_tpid @26. The kernel wrote it; lengths
+            // are still checked.
+            uint status = Volatile.Read(ref *(uint*)header);
+            if ((status & TpStatusUser) == 0)
             {
                 break;
             }
-            // tpacket3_hdr: next_offset @0, snaplen @12, status @20, mac @24, vlan_tci @32, vlan_tpid @36. The kernel
-            // wrote it; lengths are still checked.
-            uint snapLength = *(uint*)(_nextPacket + 12);
-            uint status = *(uint*)(_nextPacket + 20);
-            ushort macOffset = *(ushort*)(_nextPacket + 24);
-            if (macOffset + snapLength <= BlockSize)
+            uint snapLength = *(uint*)(header + 8);
+            ushort macOffset = *(ushort*)(header + 12);
+            if (macOffset + snapLength <= FrameSize)
             {
-                var frame = new ReadOnlySpan<byte>(_nextPacket + macOffset, (int)snapLength);
+                var frame = new ReadOnlySpan<byte>(header + macOffset, (int)snapLength);
                 int length = (status & TpStatusVlanValid) != 0
-                    ? CopyRetagged(frame, batch.NextBuffer(), *(ushort*)(_nextPacket + 32),
-                        (status & TpStatusVlanTpidValid) != 0 ? *(ushort*)(_nextPacket + 36) : Norman.Core.Packets.EtherTypes.Vlan)
+                    ? CopyRetagged(frame, batch.NextBuffer(), *(ushort*)(header + 24),
+                        (status & TpStatusVlanTpidValid) != 0 ? *(ushort*)(header + 26) : Norman.Core.Packets.EtherTypes.Vlan)
                     : CopyCut(frame, batch.NextBuffer());
                 batch.Append(length);
                 if ((status & (TpStatusCsumNotReady | TpStatusCsumValid)) != 0)
@@ -142,12 +138,8 @@ public sealed unsafe class AfPacketPort : IPort
                 }
                 received++;
             }
-            uint nextOffset = *(uint*)_nextPacket;
-            _nextPacket += nextOffset;
-            if (--_packetsLeftInBlock == 0)
-            {
-                ReleaseBlock();
-            }
+            Volatile.Write(ref *(uint*)header, TpStatusKernel);
+            _frame = _frame + 1 == FrameCount ? 0 : _frame + 1;
         }
         return received;
     }
@@ -178,42 +170,13 @@ public sealed unsafe class AfPacketPort : IPort
         return 16 + CopyCut(frame[12..], buffer[16..]);
     }
 
-    private bool TakeBlock()
-    {
-        byte* block = _ring + (long)_block * BlockSize;
-        if ((Volatile.Read(ref *(uint*)(block + BlockStatusOffset)) & TpStatusUser) == 0)
-        {
-            return false;
-        }
-        _packetsLeftInBlock = (int)*(uint*)(block + NumPacketsOffset);
-        _nextPacket = block + *(uint*)(block + FirstPacketOffset);
-        if (_packetsLeftInBlock == 0)
-        {
-            ReleaseBlock();
-            return false;
-        }
-        return true;
-    }
-
-    private void ReleaseBlock()
-    {
-        byte* block = _ring + (long)_block * BlockSize;
-        Volatile.Write(ref *(uint*)(block + BlockStatusOffset), TpStatusKernel);
-        _block = (_block + 1) % BlockCount;
-        _packetsLeftInBlock = -1;
-    }
-
     public long TransmitBudget(long now) => _lineRate.Budget(now);
 
     public IReadOnlyList<int> WakeDescriptors => [_fd];
 
-    /// <summary>
-    /// The socket becomes readable when the kernel hands over a block, full or after <see cref="BlockTimeoutMs"/>: the
-    /// same latency floor as when busy. Not while a block is half read or already handed over.
-    /// </summary>
+    /// <summary>The socket is readable, and signalled, for each frame the kernel puts in the ring: not while one waits already.</summary>
     public SleepAllowance PrepareToSleep(long now) =>
-        _packetsLeftInBlock > 0 || (Volatile.Read(ref *(uint*)(_ring + (long)_block * BlockSize + BlockStatusOffset)) & TpStatusUser) != 0
-            ? SleepAllowance.NotNow : SleepAllowance.UntilWoken;
+        (Volatile.Read(ref *(uint*)(_ring + (long)_frame * FrameSize)) & TpStatusUser) != 0 ? SleepAllowance.NotNow : SleepAllowance.UntilWoken;
 
     public int Transmit(PacketBatch batch, long now)
     {
