@@ -40,6 +40,8 @@ public static partial class HttpScenarios
                 string who = norman ? "norman" : "kestrel";
                 string on = norman ? $"on Norman (UseNorman, {port} port)" : "on Kestrel's sockets";
                 var (rps, p50, p99, cpu) = hosts.Wrk(norman, seconds);
+                var (_, oneP50, _, _) = hosts.Wrk(norman, seconds, connections: 1);
+                Figure($"http_{who}_c1_p50_us", $"wrk, 1 connection, latency p50 {on}", "µs").Add(oneP50);
                 Figure($"http_{who}_requests_per_s", $"wrk, 64 connections, GET / of the ASP.NET Core example {on}", "requests/s").Add(rps);
                 Figure($"http_{who}_cpu_us_per_request", $"the same, CPU per request: the server's processes (webapp{(norman ? " and daemon" : "")}) and the machine's softirq time {on}", "µs").Add(cpu);
                 Figure($"http_{who}_p50_us", $"the same, latency p50 {on}", "µs").Add(p50);
@@ -107,7 +109,7 @@ public static partial class HttpScenarios
         /// for Norman its daemon) from /proc/PID/stat, plus the whole machine's softirq time from /proc/stat (where the
         /// kernel's network stack runs, for the client's side too, in both cases), over the measured run.
         /// </summary>
-        public (double RequestsPerSecond, double P50, double P99, double CpuMicrosecondsPerRequest) Wrk(bool norman, double seconds)
+        public (double RequestsPerSecond, double P50, double P99, double CpuMicrosecondsPerRequest) Wrk(bool norman, double seconds, int connections = 64)
         {
             string address = norman ? RealWireScenarios.NormanAddress : RealWireScenarios.ReceiverAddress;
             string webapp = Path.Combine(AppContext.BaseDirectory, "webapp");
@@ -120,7 +122,7 @@ public static partial class HttpScenarios
                 Run(_client, "wrk", "-t1", "-c64", "-d1s", url); // warm-up: the JIT, the connections' first buffers
                 int[] serverSide = norman ? [server.Id, _daemon.Id] : [server.Id];
                 long cpuBefore = serverSide.Sum(ProcessTicks) + SoftirqTicks();
-                string report = Run(_client, "wrk", "-t1", "-c64", $"-d{seconds.ToString(CultureInfo.InvariantCulture)}s", "--latency", url);
+                string report = Run(_client, "wrk", "-t1", $"-c{connections}", $"-d{seconds.ToString(CultureInfo.InvariantCulture)}s", "--latency", url);
                 long cpuTicks = serverSide.Sum(ProcessTicks) + SoftirqTicks() - cpuBefore;
                 Console.Error.WriteLine($"  wrk against {(norman ? "Norman" : "Kestrel's sockets")}: {RequestsLine().Match(report).Value.Trim()}");
                 if (report.Contains("Socket errors", StringComparison.Ordinal) || report.Contains("Non-2xx", StringComparison.Ordinal))

@@ -160,12 +160,13 @@ static unsafe int Hostile(int port, int rounds)
     }
 
     // Gives the daemon a moment to take a posted packet before the next scribble buries it (bounded: it may not). The
-    // moment is 3 ms of the clock, not a count of spins, whose length depends on how busy the machine is: on a loaded
-    // one tens of thousands of such waits took past the test's two minutes. Not less: the post rang a dataplane that
-    // may have been asleep, and on a loaded machine its thread can wait a millisecond for a CPU.
-    void AwaitTaken(uint index)
+    // moment is a millisecond of the clock, not a count of spins, whose length depends on how busy the machine is: on a
+    // loaded one tens of thousands of such waits took past the test's two minutes. Three for the forged packets, which
+    // the test needs taken: the post rang a dataplane that may have been asleep, and on a loaded machine its thread
+    // can wait over a millisecond for a CPU.
+    void AwaitTaken(uint index, int milliseconds = 1)
     {
-        long until = System.Diagnostics.Stopwatch.GetTimestamp() + System.Diagnostics.Stopwatch.Frequency * 3 / 1000;
+        long until = System.Diagnostics.Stopwatch.GetTimestamp() + System.Diagnostics.Stopwatch.Frequency * milliseconds / 1000;
         while (Volatile.Read(ref *(uint*)(tx + PipeLayout.ConsumerIndexOffset)) == index && System.Diagnostics.Stopwatch.GetTimestamp() < until)
         {
             Thread.SpinWait(10);
@@ -216,7 +217,7 @@ static unsafe int Hostile(int port, int rounds)
                     from = NetAddress.Parse("198.18.0.99");
                 }
                 ushort destinationPort = lie == 2 ? (ushort)666 : (ushort)9;
-                AwaitTaken(Post(slot => UdpPacketBuilder.WriteHeaders(slot, from, sourcePort, peer, destinationPort, 16), UdpPacketBuilder.HeaderLengthV4 + 16));
+                AwaitTaken(Post(slot => UdpPacketBuilder.WriteHeaders(slot, from, sourcePort, peer, destinationPort, 16), UdpPacketBuilder.HeaderLengthV4 + 16), milliseconds: 3);
                 break;
             }
             case 4:
