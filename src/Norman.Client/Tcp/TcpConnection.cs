@@ -263,15 +263,18 @@ internal sealed partial class TcpConnection
         return new ConnectionTable.Record(RemoteAddress.V4, RemotePort, (byte)State, (uint)send, (uint)receive,
             (uint)(_rtt.SmoothedTicks * 1_000_000 / Stopwatch.Frequency), (ushort)Math.Min(ushort.MaxValue, _rtt.TimeoutTicks * 1000 / Stopwatch.Frequency),
             (ushort)_sendMss, (uint)Math.Min(uint.MaxValue, _congestion.Window), (uint)_retransmits, (uint)_challengeAcks, (uint)_resetsIgnored,
-            ConnectionTable.Features(_congestion.Algorithm == TcpCongestionControl.Cubic ? (byte)1 : (byte)2, _timestamps, _sack));
+            Features);
     }
+
+    /// <summary>What the connection table records of the options in use: the congestion control's number (1 cubic, 2 reno), TS, SACK.</summary>
+    private byte Features => ConnectionTable.Features(_congestion.Algorithm == TcpCongestionControl.Cubic ? (byte)1 : (byte)2, _timestamps, _sack);
 
     /// <summary>The control block as `ss -ti` shows a kernel's (read racily, for people).</summary>
     public string Describe()
     {
         var (buffered, received) = Queues();
         return $"{State} snd_una {_sendUnacknowledged - _iss} snd_nxt {_sendNext - _iss} snd_max {_sendMax - _iss} snd_wnd {_sendWindow} " +
-            $"{(_timestamps ? "ts " : "")}{(_sack ? "sack " : "")}{(_congestion.Algorithm == TcpCongestionControl.Cubic ? "cubic" : "reno")} cwnd {_congestion.Window} ssthresh {_congestion.Threshold} recovery {_congestion.InRecovery} rto {_rtt.TimeoutTicks * 1000 / Stopwatch.Frequency}ms " +
+            $"{(_timestamps ? "ts " : "")}{(_sack ? "sack " : "")}{ConnectionTable.CongestionControlName(Features)} cwnd {_congestion.Window} ssthresh {_congestion.Threshold} recovery {_congestion.InRecovery} rto {_rtt.TimeoutTicks * 1000 / Stopwatch.Frequency}ms " +
             $"retries {_retries} dupacks {_duplicateAcks} send_q {buffered} recv_q {received} rcv_nxt {_receiveNext - _irs} rcv_wnd {ReceiveWindowBytes()} " +
             $"ooo {_reassembly.Count} unacceptable {_unacceptable} paws {_pawsRejected} challenge_acks {_challengeAcks} rst_ignored {_resetsIgnored} " +
             $"probes {_unansweredProbes} fin_sent {_finSent} fin_recv {_finReceived} rto_armed {RetransmitAt != 0}";

@@ -28,43 +28,50 @@ public static class TcpOptions
         byte? scale = null;
         bool timestamps = false, sackPermitted = false;
         uint value = 0, echo = 0;
-        for (int i = 0; i < options.Length;)
+        int at = 0;
+        while (Next(options, ref at, out byte kind, out var body))
         {
-            byte kind = options[i];
-            if (kind == 0)
+            if (kind == 2 && body.Length == 2)
             {
-                break; // end of the list
+                mss = BinaryPrimitives.ReadUInt16BigEndian(body);
             }
-            if (kind == 1)
+            else if (kind == 3 && body.Length == 1)
             {
-                i++; // no-operation, one byte
-                continue;
+                scale = body[0];
             }
-            if (i + 1 >= options.Length || options[i + 1] < 2 || i + options[i + 1] > options.Length)
-            {
-                break;
-            }
-            if (kind == 2 && options[i + 1] == 4)
-            {
-                mss = BinaryPrimitives.ReadUInt16BigEndian(options[(i + 2)..]);
-            }
-            else if (kind == 3 && options[i + 1] == 3)
-            {
-                scale = options[i + 2];
-            }
-            else if (kind == 4 && options[i + 1] == 2)
+            else if (kind == 4 && body.IsEmpty)
             {
                 sackPermitted = true;
             }
-            else if (kind == 8 && options[i + 1] == 10)
+            else if (kind == 8 && body.Length == 8)
             {
                 timestamps = true;
-                value = BinaryPrimitives.ReadUInt32BigEndian(options[(i + 2)..]);
-                echo = BinaryPrimitives.ReadUInt32BigEndian(options[(i + 6)..]);
+                value = BinaryPrimitives.ReadUInt32BigEndian(body);
+                echo = BinaryPrimitives.ReadUInt32BigEndian(body[4..]);
             }
-            i += options[i + 1];
         }
         return new Offered(mss, scale, timestamps, value, echo, sackPermitted);
+    }
+
+    /// <summary>
+    /// The option at <paramref name="at"/> (its kind and the bytes after its length), moving past it; false at the end
+    /// of the list, or at a malformed option (a length under 2, or past the end), which ends the walk.
+    /// </summary>
+    private static bool Next(ReadOnlySpan<byte> options, ref int at, out byte kind, out ReadOnlySpan<byte> body)
+    {
+        while (at < options.Length && options[at] == 1)
+        {
+            at++; // no-operation, one byte
+        }
+        kind = at < options.Length ? options[at] : (byte)0;
+        body = default;
+        if (kind == 0 || at + 1 >= options.Length || options[at + 1] < 2 || at + options[at + 1] > options.Length)
+        {
+            return false;
+        }
+        body = options.Slice(at + 2, options[at + 1] - 2);
+        at += options[at + 1];
+        return true;
     }
 
     /// <summary>
@@ -87,32 +94,18 @@ public static class TcpOptions
     /// <summary>Reads the SACK blocks of a segment's options (none when absent or malformed); at most <paramref name="blocks"/>' length.</summary>
     public static int ReadSack(ReadOnlySpan<byte> options, Span<(uint Left, uint Right)> blocks)
     {
-        for (int i = 0; i < options.Length;)
+        int at = 0;
+        while (Next(options, ref at, out byte kind, out var body))
         {
-            byte kind = options[i];
-            if (kind == 0)
+            if (kind == 5 && body.Length % 8 == 0)
             {
-                break;
-            }
-            if (kind == 1)
-            {
-                i++;
-                continue;
-            }
-            if (i + 1 >= options.Length || options[i + 1] < 2 || i + options[i + 1] > options.Length)
-            {
-                break;
-            }
-            if (kind == 5 && (options[i + 1] - 2) % 8 == 0)
-            {
-                int count = Math.Min((options[i + 1] - 2) / 8, blocks.Length);
+                int count = Math.Min(body.Length / 8, blocks.Length);
                 for (int b = 0; b < count; b++)
                 {
-                    blocks[b] = (BinaryPrimitives.ReadUInt32BigEndian(options[(i + 2 + 8 * b)..]), BinaryPrimitives.ReadUInt32BigEndian(options[(i + 6 + 8 * b)..]));
+                    blocks[b] = (BinaryPrimitives.ReadUInt32BigEndian(body[(8 * b)..]), BinaryPrimitives.ReadUInt32BigEndian(body[(8 * b + 4)..]));
                 }
                 return count;
             }
-            i += options[i + 1];
         }
         return 0;
     }

@@ -22,11 +22,7 @@ public sealed unsafe class Doorbell : IDisposable
     public static Doorbell Adopt(int fd) => new(fd);
 
     /// <summary>Rings the dataplane. A full counter (a doorbell the application filled itself) is ignored.</summary>
-    public void Ring()
-    {
-        ulong one = 1;
-        Libc.Write(_fd, &one, sizeof(ulong));
-    }
+    public void Ring() => EventFd.Signal(_fd);
 
     public void Dispose()
     {

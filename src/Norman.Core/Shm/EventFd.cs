@@ -29,10 +29,20 @@ public sealed unsafe class EventFd : IDisposable
     }
 
     /// <summary>Adds one to the counter; a full counter (never in practice) is ignored: the waiter is awake anyway.</summary>
-    public void Signal()
+    public void Signal() => Signal(_fd);
+
+    /// <summary>Adds one to an eventfd's counter (non-blocking: a full counter is left as it is).</summary>
+    internal static void Signal(int fd)
     {
         ulong one = 1;
-        Libc.Write(_fd, &one, sizeof(ulong));
+        Libc.Write(fd, &one, sizeof(ulong));
+    }
+
+    /// <summary>Takes a signal without waiting (one read; nothing when there was none).</summary>
+    public void Drain()
+    {
+        ulong value;
+        Libc.Read(_fd, &value, sizeof(ulong));
     }
 
     /// <summary>Waits until signalled or the timeout passes; consumes the signal. Returns true if it was signalled.</summary>

@@ -49,11 +49,7 @@ public sealed unsafe class WakeupSender : IDisposable
     }
 
     /// <summary>Wakes the application (never blocks: the eventfd is the daemon's alone, and non-blocking).</summary>
-    public void Signal()
-    {
-        ulong one = 1;
-        Libc.Write(_eventFd, &one, sizeof(ulong));
-    }
+    public void Signal() => EventFd.Signal(_eventFd);
 
     public void Dispose()
     {

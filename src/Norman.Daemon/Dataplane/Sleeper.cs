@@ -71,7 +71,7 @@ public sealed unsafe class Sleeper : IDisposable
             ulong token = _events[i].Data;
             if (token == ControlToken)
             {
-                _control.Wait(0);
+                _control.Drain();
                 counters.WokenByControl++;
             }
             else if (token == PortToken)

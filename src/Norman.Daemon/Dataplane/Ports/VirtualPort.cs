@@ -111,7 +111,7 @@ public sealed class VirtualPort : IPort
     /// </summary>
     public SleepAllowance PrepareToSleep(long now)
     {
-        Peer.Doorbell.Wait(0);
+        Peer.Doorbell.Drain();
         if (_onTheWire is { Count: > 0 } || Peer.HasWork(out bool later))
         {
             return SleepAllowance.NotNow;
