@@ -187,6 +187,7 @@ public sealed class ApplicationProcessTests(Xunit.Abstractions.ITestOutputHelper
         }
         string report = await done;
         Assert.StartsWith("done 4000000", report);
+        Assert.DoesNotContain("never taken", report);
         while (Daemon.Peer.TakeDatagram(TimeSpan.FromMilliseconds(500)) is { } late)
         {
             others.Add(late);

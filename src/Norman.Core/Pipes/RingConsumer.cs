@@ -43,7 +43,10 @@ public sealed unsafe class RingConsumer
     /// <summary>Slots in the ring: how many packets it holds before the producer must drop.</summary>
     public int SlotCount => (int)_capacity;
 
-    /// <summary>Times the producer's index was impossible (ahead of us by more than the ring, or behind us).</summary>
+    /// <summary>
+    /// Times the producer's index was impossible (ahead of us by more than the ring, or behind us); each time our own
+    /// index is published again, for a producer that lost it.
+    /// </summary>
     public long CorruptProducerIndex { get; private set; }
 
     /// <summary>Slots whose length was larger than a slot can hold.</summary>
@@ -69,6 +72,9 @@ public sealed unsafe class RingConsumer
         uint producer = Volatile.Read(ref *(uint*)(_ring + PipeLayout.ProducerIndexOffset));
         if (producer - _consumer > _capacity)
         {
+            // Our index is published again: a producer that overwrote it (the page is the application's) and posted
+            // from there finds where we really are, instead of posting behind us for ever.
+            Volatile.Write(ref *(uint*)(_ring + PipeLayout.ConsumerIndexOffset), _consumer);
             CorruptProducerIndex++;
             corruptIndex = true;
             return 0;

@@ -112,6 +112,26 @@ public sealed unsafe class RingTests : IDisposable
     }
 
     [Fact]
+    public void A_producer_that_overwrote_the_consumer_index_and_posted_behind_it_is_shown_the_real_one()
+    {
+        var producer = new RingProducer(_memory, Slots, SlotSize);
+        var consumer = new RingConsumer(_memory, Slots, SlotSize);
+        producer.TryWrite([1]);
+        producer.TryWrite([2]);
+        producer.Publish();
+        Assert.Equal(2, consumer.Available());
+        consumer.Advance();
+        consumer.Advance();
+        consumer.Publish();
+        *(uint*)(_memory + PipeLayout.ConsumerIndexOffset) = 1;   // the application "restores" a stale copy
+        *(uint*)(_memory + PipeLayout.ProducerIndexOffset) = 1;   // and posts behind the consumer
+
+        Assert.Equal(0, consumer.Available());
+        Assert.Equal(1, consumer.CorruptProducerIndex);
+        Assert.Equal(2u, *(uint*)(_memory + PipeLayout.ConsumerIndexOffset));
+    }
+
+    [Fact]
     public void A_slot_length_larger_than_the_slot_is_counted_and_yields_nothing()
     {
         var producer = new RingProducer(_memory, Slots, SlotSize);
