@@ -1,6 +1,7 @@
 // echo-server: sends back whatever it receives, through Norman's pipes.
-// Usage: echo-server [PORT] [--count N] [--tcp]
-//   UDP (the default): every datagram back to where it came from, N datagrams at most.
+// Usage: echo-server [PORT] [--count N] [--address ADDRESS] [--tcp]
+//   UDP (the default): every datagram back to where it came from, N datagrams at most; bound to ADDRESS (0.0.0.0 by
+//   default; :: for IPv6 and IPv4 both, as a dual-stack socket).
 //   --tcp: every connection's bytes back on it, until the client closes its side; connections served at once.
 // Port 7 by default; a port below 1024 needs root.
 using System.Net;
@@ -9,6 +10,8 @@ using Norman.Client;
 int port = args.Length > 0 && int.TryParse(args[0], out int p) ? p : 7;
 int count = Array.IndexOf(args, "--count");
 long limit = count >= 0 && count + 1 < args.Length ? long.Parse(args[count + 1]) : long.MaxValue;
+int addressAt = Array.IndexOf(args, "--address");
+var address = addressAt >= 0 && addressAt + 1 < args.Length ? IPAddress.Parse(args[addressAt + 1]) : IPAddress.Any;
 
 if (args.Contains("--tcp"))
 {
@@ -30,7 +33,7 @@ if (args.Contains("--tcp"))
 }
 
 using var socket = new NormanUdpSocket();
-socket.Bind(port);
+socket.Bind(port, address);
 Console.WriteLine($"echo-server: listening on udp {socket.LocalEndPoint}");
 Console.Out.Flush();
 

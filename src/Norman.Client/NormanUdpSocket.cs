@@ -19,7 +19,10 @@ namespace Norman.Client;
 public sealed class NormanUdpSocket : IDisposable
 {
     /// <summary>The largest payload: a 1500-byte MTU less the IPv4 and UDP headers; Norman does not fragment.</summary>
-    public const int MaxPayload = 1500 - UdpPacketBuilder.HeaderLengthV4;
+    public const int MaxPayload = Mtu - UdpPacketBuilder.HeaderLengthV4;
+    /// <summary>The largest payload over IPv6, whose header is 20 bytes longer.</summary>
+    public const int MaxPayloadV6 = Mtu - UdpPacketBuilder.HeaderLengthV6;
+    private const int Mtu = 1500;
     private const int ReleaseBatch = 32;
     /// <summary>How often a sender asks whether the daemon is still there: one system call a millisecond, not one a packet.</summary>
     private static readonly long LivenessTicks = Stopwatch.Frequency / 1000;
@@ -31,6 +34,8 @@ public sealed class NormanUdpSocket : IDisposable
     private int? _slotCount;
     private SocketPipes? _pipes;
     private ushort _identification;
+    /// <summary>Where <see cref="GetSendBuffer"/>'s payload starts: behind room for the IPv4 headers, or the IPv6 ones on an IPv6 socket.</summary>
+    private int _headerRoom = UdpPacketBuilder.HeaderLengthV4;
     private int _unreleased;
     /// <summary>Where async receives copy a datagram out of the pipe (one receiver per socket, so one buffer).</summary>
     private readonly byte[] _asyncBuffer = new byte[MaxPayload];
@@ -48,6 +53,17 @@ public sealed class NormanUdpSocket : IDisposable
     public byte TypeOfService { get; set; }
     public IPEndPoint? RemoteEndPoint { get; private set; }
     public bool IsBound => _pipes is not null;
+
+    /// <summary>
+    /// IPV6_V6ONLY, set before binding to ::: the socket takes and sends IPv6 only. Off by default, as on Linux: a socket
+    /// on :: then takes IPv4 too, its senders shown as v4-mapped addresses (::ffff:198.18.0.2).
+    /// </summary>
+    public bool V6Only { get; set; }
+
+    /// <summary>The largest payload <see cref="GetSendBuffer"/> gives: <see cref="MaxPayload"/>, or <see cref="MaxPayloadV6"/> on an IPv6 socket.</summary>
+    public int SendBufferSize => Mtu - _headerRoom;
+
+    private bool IsIpv6 => LocalEndPoint?.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
     public ushort LocalPort => (ushort)(LocalEndPoint?.Port ?? 0);
 
     /// <summary>
@@ -64,8 +80,9 @@ public sealed class NormanUdpSocket : IDisposable
         {
             throw new NormanException("EINVAL", $"This socket is already bound to {LocalEndPoint}.");
         }
-        _pipes = SocketPipes.Bind(_control, "udp", endPoint, slotCount);
+        _pipes = SocketPipes.Bind(_control, "udp", endPoint, slotCount, V6Only);
         LocalEndPoint = _pipes.LocalEndPoint;
+        _headerRoom = IsIpv6 ? UdpPacketBuilder.HeaderLengthV6 : UdpPacketBuilder.HeaderLengthV4;
         _requestedEndPoint = endPoint;
         _slotCount = slotCount;
     }
@@ -115,13 +132,17 @@ public sealed class NormanUdpSocket : IDisposable
         _pipes = null;
     }
 
-    /// <summary>Fixes the remote end: sends go there, and only its datagrams are received. Binds a free port first if needed.</summary>
+    /// <summary>
+    /// Fixes the remote end: sends go there, and only its datagrams are received. Binds a free port first if needed, on
+    /// the wildcard of the remote's family.
+    /// </summary>
     public void Connect(IPEndPoint remote)
     {
         ThrowIfDisposed();
         if (!IsBound)
         {
-            Bind(0);
+            Bind(0, remote.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && !remote.Address.IsIPv4MappedToIPv6
+                ? IPAddress.IPv6Any : IPAddress.Any);
         }
         _pipes!.Connect(_control, remote);
         RemoteEndPoint = remote;
@@ -130,28 +151,44 @@ public sealed class NormanUdpSocket : IDisposable
     // ---------------- Sending ----------------
 
     /// <summary>
-    /// The payload area of the next free TX slot (up to <see cref="MaxPayload"/> bytes), or empty when the pipe is
+    /// The payload area of the next free TX slot (up to <see cref="SendBufferSize"/> bytes), or empty when the pipe is
     /// full. Write the payload there, then <see cref="CommitSendTo"/>; <see cref="Flush"/> publishes the batch.
     /// </summary>
     public Span<byte> GetSendBuffer()
     {
         var slot = Tx.Claim();
-        return slot.IsEmpty ? slot : slot.Slice(UdpPacketBuilder.HeaderLengthV4, MaxPayload);
+        return slot.IsEmpty ? slot : slot.Slice(_headerRoom, SendBufferSize);
     }
 
     /// <summary>Completes the slot from <see cref="GetSendBuffer"/> as a datagram to the given destination (not yet published).</summary>
     public void CommitSendTo(int payloadLength, NetAddress destination, ushort destinationPort)
     {
-        if ((uint)payloadLength > MaxPayload)
-        {
-            throw new ArgumentOutOfRangeException(nameof(payloadLength), $"A datagram carries at most {MaxPayload} bytes (MTU 1500; Norman does not fragment).");
-        }
         var slot = Tx.Claim();
         if (slot.IsEmpty)
         {
             throw new InvalidOperationException("CommitSendTo without a buffer from GetSendBuffer: the TX pipe is full.");
         }
-        int length = UdpPacketBuilder.WriteHeaders(slot, _pipes!.Source, LocalPort, destination, destinationPort, payloadLength, _identification++, TypeOfService);
+        CommitClaimed(slot, _headerRoom, payloadLength, destination, destinationPort);
+    }
+
+    /// <summary>
+    /// Writes the headers in front of a payload that starts at <paramref name="payloadAt"/> in the claimed slot and
+    /// commits it: a dual-stack socket's payload, placed behind IPv6's room, moves up to IPv4's for an IPv4 destination.
+    /// </summary>
+    private void CommitClaimed(Span<byte> slot, int payloadAt, int payloadLength, NetAddress destination, ushort destinationPort)
+    {
+        var source = _pipes!.SourceFor(destination);
+        int headerLength = UdpPacketBuilder.HeaderLength(source);
+        if ((uint)payloadLength > (uint)(Mtu - Math.Max(headerLength, payloadAt)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(payloadLength),
+                $"A datagram to {destination} carries at most {Mtu - headerLength} bytes (MTU 1500; Norman does not fragment).");
+        }
+        if (payloadAt != headerLength)
+        {
+            slot.Slice(payloadAt, payloadLength).CopyTo(slot[headerLength..]);
+        }
+        int length = UdpPacketBuilder.WriteHeaders(slot, source, LocalPort, destination, destinationPort, payloadLength, _identification++, TypeOfService);
         Tx.Commit(length);
     }
 
@@ -175,17 +212,19 @@ public sealed class NormanUdpSocket : IDisposable
     /// <summary>Copies and sends one datagram if the pipe has room; publishes at once.</summary>
     public bool TrySendTo(ReadOnlySpan<byte> payload, NetAddress destination, ushort destinationPort)
     {
-        var buffer = GetSendBuffer();
-        if (buffer.IsEmpty)
+        int headerLength = UdpPacketBuilder.HeaderLength(_pipes?.SourceFor(destination) ?? throw NotBound());
+        if (payload.Length > Mtu - headerLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(payload),
+                $"A datagram to {destination} carries at most {Mtu - headerLength} bytes (MTU 1500; Norman does not fragment).");
+        }
+        var slot = Tx.Claim();
+        if (slot.IsEmpty)
         {
             return false;
         }
-        if (payload.Length > MaxPayload)
-        {
-            throw new ArgumentOutOfRangeException(nameof(payload), $"A datagram carries at most {MaxPayload} bytes (MTU 1500; Norman does not fragment).");
-        }
-        payload.CopyTo(buffer);
-        CommitSendTo(payload.Length, destination, destinationPort);
+        payload.CopyTo(slot[headerLength..]);
+        CommitClaimed(slot, headerLength, payload.Length, destination, destinationPort);
         Flush();
         return true;
     }
@@ -281,7 +320,7 @@ public sealed class NormanUdpSocket : IDisposable
             int length = TryReceive(buffer, out var address, out ushort port);
             if (length >= 0)
             {
-                source = new IPEndPoint(address.ToIPAddress(), port);
+                source = new IPEndPoint(EndPointAddress(address), port);
                 return length;
             }
             long now = Stopwatch.GetTimestamp();
@@ -315,7 +354,7 @@ public sealed class NormanUdpSocket : IDisposable
             int length = TryReceive(buffer, out var address, out ushort port);
             if (length >= 0)
             {
-                return new NormanDatagram(buffer.AsSpan(0, length).ToArray(), new IPEndPoint(address.ToIPAddress(), port));
+                return new NormanDatagram(buffer.AsSpan(0, length).ToArray(), new IPEndPoint(EndPointAddress(address), port));
             }
             if (waiter.Spin(Stopwatch.GetTimestamp()))
             {
@@ -335,13 +374,25 @@ public sealed class NormanUdpSocket : IDisposable
         }
     }
 
-    /// <summary>An IPv4/UDP packet from the RX pipe, as the daemon delivered it; anything else is skipped, not trusted.</summary>
+    /// <summary>A sender's address as this socket's family shows it: an IPv6 socket's IPv4 senders v4-mapped, as Linux's.</summary>
+    private IPAddress EndPointAddress(NetAddress address) => IsIpv6 ? address.ToIPAddress().MapToIPv6() : address.ToIPAddress();
+
+    /// <summary>A UDP packet (IPv4 or IPv6) from the RX pipe, as the daemon delivered it; anything else is skipped, not trusted.</summary>
     private static bool TryParse(ReadOnlySpan<byte> packet, out ReceivedDatagram datagram)
     {
         datagram = default;
         if (packet.Length < UdpPacketBuilder.HeaderLengthV4)
         {
             return false;
+        }
+        if (packet[0] >> 4 == 6)
+        {
+            if (PacketParser.ParseIpPacket(packet, out var parsed) != ParseError.None || parsed.Kind != PacketKind.Udp || parsed.IsFragment)
+            {
+                return false;
+            }
+            datagram = new ReceivedDatagram(packet[parsed.PayloadOffset..parsed.PacketEnd], parsed.Source, parsed.SourcePort);
+            return true;
         }
         ref readonly var ip = ref Ipv4Header.At(packet);
         int headerLength = ip.HeaderLength;

@@ -20,7 +20,8 @@ internal sealed unsafe class SocketPipes : IDisposable
         Rx = new RingConsumer(region.Address + PipeLayout.RxRingOffset, grant.SlotCount, grant.SlotSize);
         Tx = new RingProducer(region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize), grant.SlotCount, grant.SlotSize);
         SocketId = grant.SocketId;
-        Source = NetAddress.Parse(grant.SourceAddress);
+        Source = grant.SourceAddress.Length == 0 ? null : NetAddress.Parse(grant.SourceAddress);
+        Source6 = grant.SourceAddress6 is { } source6 ? NetAddress.Parse(source6) : null;
         LocalEndPoint = new IPEndPoint(IPAddress.Parse(grant.LocalAddress), grant.LocalPort);
         long table = ConnectionTable.Offset(grant.SlotCount, grant.SlotSize);
         ConnectionTableAddress = grant.RegionBytes >= table + ConnectionTable.Bytes ? region.Address + table : null;
@@ -37,12 +38,23 @@ internal sealed unsafe class SocketPipes : IDisposable
     public RingConsumer Rx { get; }
     public RingProducer Tx { get; }
     public long SocketId { get; }
-    /// <summary>The address packets are sent from: the bound one, or the host's for a wildcard bind.</summary>
-    public NetAddress Source { get; }
+    /// <summary>The address IPv4 packets are sent from: the bound one, or the host's for a wildcard bind; null when the socket sends no IPv4.</summary>
+    public NetAddress? Source { get; }
+    /// <summary>The same for IPv6: null when the socket sends no IPv6 (bound to IPv4, or the host has no IPv6 address).</summary>
+    public NetAddress? Source6 { get; }
+
+    /// <summary>The source for a packet to <paramref name="destination"/>; EAFNOSUPPORT when this socket cannot send that family.</summary>
+    public NetAddress SourceFor(NetAddress destination) =>
+        (destination.IsV4 ? Source : Source6) ?? throw new NormanException("EAFNOSUPPORT",
+            $"This socket, bound to {LocalEndPoint}, cannot send to {destination}: " + (destination.IsV4
+                ? "it sends IPv6 only (bound to an IPv6 address, or v6-only). Bind to :: or 0.0.0.0 to send IPv4."
+                : LocalEndPoint.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork
+                    ? "it is an IPv4 socket. Bind to :: for both families."
+                    : "the Norman host has no IPv6 address (the daemon's --address6)."));
     public IPEndPoint LocalEndPoint { get; }
 
     /// <summary>Binds a socket of <paramref name="protocol"/> ("udp" or "tcp") and maps its pipes; null slots: the daemon's default (--slots).</summary>
-    public static SocketPipes Bind(ControlChannel control, string protocol, IPEndPoint endPoint, int? slotCount)
+    public static SocketPipes Bind(ControlChannel control, string protocol, IPEndPoint endPoint, int? slotCount, bool v6Only = false)
     {
         var fds = new List<int>();
         var response = control.Call(new ControlRequest
@@ -52,6 +64,7 @@ internal sealed unsafe class SocketPipes : IDisposable
             Address = endPoint.Address.ToString(),
             Port = endPoint.Port,
             SlotCount = slotCount,
+            V6Only = v6Only ? true : null,
         }, fds);
         var grant = response.Socket!;
         if (fds.Count != 3)

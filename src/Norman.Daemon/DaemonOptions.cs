@@ -28,8 +28,11 @@ public sealed class DaemonOptions
 
     public string? Gateway { get; set; }
 
-    /// <summary>An IPv6 address (with prefix) the host answers neighbour solicitations and ping for; none by default.</summary>
+    /// <summary>An IPv6 address (with prefix, /64 by default) for the host: neighbour discovery, ping and UDP; none by default.</summary>
     public string? Address6 { get; set; }
+
+    /// <summary>The IPv6 next hop for addresses outside --address6's prefix (the global or link-local address of a router).</summary>
+    public string? Gateway6 { get; set; }
 
     /// <summary>This host's MAC; null picks a random locally administered one.</summary>
     public string? Mac { get; set; }

@@ -56,8 +56,9 @@ public sealed class NormanDaemon : IAsyncDisposable
         var mac = XdpHostAddress.Mac(options) ?? (options.Mac is null ? MacAddress.NewLocal() : MacAddress.Parse(options.Mac));
         var gateway = options.Gateway is not null ? NetAddress.Parse(options.Gateway)
             : options.ShareAddress ? KernelNeighbours.DefaultGateway(XdpHostAddress.Device(options)!) : null;
-        var host = new HostInterface(mac, address, prefix, gateway,
-            options.Address6 is null ? null : NetAddress.Parse(options.Address6.Split('/')[0]));
+        var (address6, prefix6) = options.Address6 is null ? ((NetAddress?)null, 64) : HostInterface.ParseCidr6(options.Address6);
+        var host = new HostInterface(mac, address, prefix, gateway, address6, prefix6,
+            options.Gateway6 is null ? null : NetAddress.Parse(options.Gateway6));
         Validate(options, host);
         var (port, peer) = CreatePort(options, host);
         if (options.WireLoss + options.WireDuplicate + options.WireReorder > 0 || options.WireDelayMilliseconds > 0)
@@ -98,6 +99,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         var socketTable = new SocketTable(address, options.MaxSocketsPerUid, options.MaxPipeBytesPerUid)
         {
             KernelPorts = options.ShareAddress && xdp is not null ? new KernelPortReservations(address, xdp.Steering) : null,
+            HostAddress6 = host.Address6,
         };
         var plane = new ControlPlane(engine, socketTable, info, options.SlotCount, log, policy, names, options.AdminGroup)
         {
@@ -153,6 +155,11 @@ public sealed class NormanDaemon : IAsyncDisposable
         if (host.Gateway is { } gateway && (!gateway.IsV4 || !host.IsOnLink(gateway) || gateway == host.Address))
         {
             throw new ArgumentException($"The gateway {gateway} is not on this host's subnet {host}: a next hop must be reachable directly.");
+        }
+        if (host.Gateway6 is { } gateway6 && (host.Address6 is null || gateway6.IsV4 || !host.IsOnLink(gateway6) || gateway6 == host.Address6))
+        {
+            throw new ArgumentException($"The IPv6 gateway {gateway6} is not on this host's IPv6 link: give --address6, and a --gateway6 inside " +
+                "its prefix or link-local (fe80::…).");
         }
     }
 

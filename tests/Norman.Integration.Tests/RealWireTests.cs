@@ -349,6 +349,46 @@ public abstract class RealWireTests : IAsyncLifetime
     }
 
     [NetnsFact]
+    public void The_real_socat_reaches_a_dual_stack_echo_server_over_ipv6_and_ipv4_byte_for_byte()
+    {
+        var peer = Peer();
+        using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000", "--address", "::");
+        Assert.Contains("listening on udp [::]:7000", echo.ReadLine());
+        foreach (string message in new[] { "hello norman over ipv6\n", new string('6', 1400) + "\n" })
+        {
+            var (code, output, errors) = peer.Try(message, "socat", "-t", "2", "-", $"UDP6:[{NormanAddress6}]:7000");
+            Assert.True(code == 0, errors);
+            Assert.Equal(message, output);
+        }
+        var (code4, output4, errors4) = peer.Try("and over ipv4\n", "socat", "-t", "2", "-", $"UDP4:{NormanAddress}:7000");
+        Assert.True(code4 == 0, errors4);
+        Assert.Equal("and over ipv4\n", output4);
+        var socket = Daemon.Control.Sockets.Snapshot().Single(s => s.LocalPort == 7000);
+        Assert.Equal(3, socket.Pipe.Counters.RxPackets);
+        Assert.Equal(3, socket.Pipe.Counters.TxPackets);
+    }
+
+    [NetnsFact]
+    public void A_Norman_application_reaches_a_kernel_udp6_server_by_neighbour_discovery()
+    {
+        var peer = Peer();
+        peer.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP6-RECVFROM:9000,fork", "PIPE");
+        using var client = AppProcess.Start("norman-testapp", SocketPath, null, "request", "2001:db8:1::2", "9000", "20");
+        Assert.Equal("replies 20", client.ReadLine());
+        Assert.True(Daemon.Engine.Counters.NeighbourSolicitationsSent >= 1); // the peer's MAC was asked for, not guessed
+    }
+
+    [NetnsFact]
+    public void A_datagram_over_ipv6_to_a_closed_port_makes_the_client_see_connection_refused()
+    {
+        var peer = Peer();
+        var (code, _, errors) = peer.Try("anyone there?\n", "socat", "-t", "2", "-", $"UDP6:[{NormanAddress6}]:9999");
+        Assert.NotEqual(0, code);
+        Assert.Contains("Connection refused", errors);
+        Assert.True(Daemon.Engine.Counters.PortUnreachableSent >= 1);
+    }
+
+    [NetnsFact]
     public void A_Norman_application_reaches_a_kernel_server_it_never_talked_to()
     {
         var peer = Peer();

@@ -63,7 +63,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
 
     public IPEndPoint LocalEndPoint => _pipes.LocalEndPoint;
 
-    public NetAddress LocalAddress => _pipes.Source;
+    public NetAddress LocalAddress => _pipes.Source!.Value;
 
     public ushort LocalPort => (ushort)_pipes.LocalEndPoint.Port;
 
@@ -196,7 +196,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
             return false;
         }
         payloadFrom?.CopyPayload(payloadOffset, slot.Slice(TcpSegmentBuilder.HeaderLength + options.Length, payloadLength));
-        _pipes.Tx.Commit(TcpSegmentBuilder.Write(slot, _pipes.Source, (ushort)LocalEndPoint.Port, remote, remotePort, fields, options,
+        _pipes.Tx.Commit(TcpSegmentBuilder.Write(slot, _pipes.Source!.Value, (ushort)LocalEndPoint.Port, remote, remotePort, fields, options,
             payloadLength, payloadFrom?.NextIdentification() ?? 0));
         return true;
     }

@@ -64,12 +64,12 @@ public static class ControlFrames
         return Pad(frame, EthernetHeader.Size + Ipv4Header.Size + icmpLength);
     }
 
-    /// <summary>A TCP reset answering a segment, as a closed port answers it (<see cref="TcpSegmentFields.ResetFor"/>).</summary>
-    public static int TcpResetV4(ReadOnlySpan<byte> offending, in ParsedPacket parsed, Span<byte> frame, MacAddress ourMac)
+    /// <summary>A TCP reset answering a segment (IPv4 or IPv6), as a closed port answers it (<see cref="TcpSegmentFields.ResetFor"/>).</summary>
+    public static int TcpReset(ReadOnlySpan<byte> offending, in ParsedPacket parsed, Span<byte> frame, MacAddress ourMac)
     {
         ref readonly var segment = ref TcpHeader.At(offending[parsed.TransportOffset..]);
         var reset = TcpSegmentFields.ResetFor(segment.Sequence, segment.Acknowledgement, segment.Flags, parsed.PacketEnd - parsed.PayloadOffset);
-        EthernetHeader.Write(frame, EthernetHeader.Source(offending), ourMac, EtherTypes.IPv4);
+        EthernetHeader.Write(frame, EthernetHeader.Source(offending), ourMac, parsed.IpVersion == 6 ? EtherTypes.IPv6 : EtherTypes.IPv4);
         int length = TcpSegmentBuilder.Write(frame[EthernetHeader.Size..], parsed.Destination, parsed.DestinationPort, parsed.Source,
             parsed.SourcePort, reset, [], 0);
         return Pad(frame, EthernetHeader.Size + length);

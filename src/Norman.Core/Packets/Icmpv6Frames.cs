@@ -1,17 +1,101 @@
 namespace Norman.Core.Packets;
 
 /// <summary>
-/// The IPv6 host's own messages: neighbour advertisements answering solicitations (RFC 4861) and echo replies.
+/// The IPv6 host's own messages — neighbour solicitations and the advertisements answering them (RFC 4861), echo
+/// replies, destination unreachable (RFC 4443) — and what it reads of its neighbours' (targets, link-layer options).
 /// <code>
-///  NS/NA: type(135/136) code checksum | flags(R S O) reserved (4) | target address (16) | option: type len MAC
+///  NS/NA: type(135/136) code checksum | flags(R S O) reserved (4) | target address (16) | options: type len(×8) …
 /// </code>
 /// </summary>
 public static class Icmpv6Frames
 {
+    public const byte DestinationUnreachable = 1;
+    public const byte PortUnreachableCode = 4;
     public const byte NeighbourSolicitation = 135;
     public const byte NeighbourAdvertisement = 136;
+    private const byte SourceLinkLayerOption = 1, TargetLinkLayerOption = 2;
     private const byte SolicitedFlag = 0x40, OverrideFlag = 0x20;
     private const int NdMessageLength = 24;
+    /// <summary>Options a neighbour-discovery message may carry before the reader gives up on it (a hostile chain is bounded).</summary>
+    private const int MaxOptions = 8;
+    /// <summary>An ICMPv6 error fits the IPv6 minimum MTU, 1280 bytes, quoting as much of the offending packet as that allows.</summary>
+    private const int MinimumMtu = 1280;
+
+    /// <summary>The target of a neighbour advertisement, or null when the message is too short to be one.</summary>
+    public static NetAddress? AdvertisedTarget(ReadOnlySpan<byte> frame, in ParsedPacket packet) =>
+        packet.PacketEnd - packet.TransportOffset >= NdMessageLength && packet.IcmpType == NeighbourAdvertisement && packet.IcmpCode == 0
+            ? NetAddress.ReadV6(frame[(packet.TransportOffset + 8)..])
+            : null;
+
+    /// <summary>Whether an advertisement answers a solicitation (its S flag): as an ARP reply does, against a request.</summary>
+    public static bool IsSolicitedAdvertisement(ReadOnlySpan<byte> frame, in ParsedPacket packet) =>
+        (frame[packet.TransportOffset + 4] & SolicitedFlag) != 0;
+
+    /// <summary>
+    /// The MAC a neighbour-discovery message gives for its sender (a solicitation's source link-layer option) or its
+    /// target (an advertisement's target link-layer option); null when it carries none, or its options are malformed.
+    /// </summary>
+    public static MacAddress? LinkLayerAddress(ReadOnlySpan<byte> frame, in ParsedPacket packet)
+    {
+        byte wanted = packet.IcmpType == NeighbourSolicitation ? SourceLinkLayerOption : TargetLinkLayerOption;
+        int cursor = packet.TransportOffset + NdMessageLength;
+        for (int option = 0; option < MaxOptions && packet.PacketEnd - cursor >= 8; option++)
+        {
+            int length = frame[cursor + 1] * 8;
+            if (length == 0 || packet.PacketEnd - cursor < length)
+            {
+                return null; // RFC 4861 7.1.1: a zero-length option makes the whole message invalid
+            }
+            if (frame[cursor] == wanted && length == 8)
+            {
+                return MacAddress.Read(frame[(cursor + 2)..]);
+            }
+            cursor += length;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Asks for <paramref name="target"/>'s MAC: a solicitation to its solicited-node group (and that group's Ethernet
+    /// address), with our MAC as its source link-layer option, so the answer can come straight back.
+    /// </summary>
+    public static int Solicitation(Span<byte> frame, MacAddress ourMac, NetAddress ourAddress, NetAddress target)
+    {
+        var group = new NetAddress(0xFF02_0000_0000_0000UL, 0x0000_0001_FF00_0000UL | (target.Low & 0xFF_FFFF));
+        const int icmpLength = NdMessageLength + 8;
+        EthernetHeader.Write(frame, new MacAddress(0x3333_0000_0000UL | (group.Low & 0xFFFF_FFFF)), ourMac, EtherTypes.IPv6);
+        var ip = frame[EthernetHeader.Size..];
+        Ipv6Header.Write(ip, IpProtocols.IcmpV6, ourAddress, group, icmpLength, hopLimit: 255);
+        var icmp = ip.Slice(Ipv6Header.Size, icmpLength);
+        icmp.Clear();
+        icmp[0] = NeighbourSolicitation;
+        target.WriteV6(icmp[8..]);
+        icmp[24] = SourceLinkLayerOption;
+        icmp[25] = 1;
+        ourMac.Write(icmp[26..]);
+        WriteChecksum(icmp, ourAddress, group);
+        return EthernetHeader.Size + Ipv6Header.Size + icmpLength;
+    }
+
+    /// <summary>
+    /// ICMPv6 destination unreachable (<paramref name="code"/>: 4 port, 1 administratively prohibited, 3 address) answering
+    /// a packet to us, from the address it was sent to, back to the MAC it came from.
+    /// </summary>
+    public static int Unreachable(ReadOnlySpan<byte> offending, in ParsedPacket packet, Span<byte> frame, MacAddress ourMac, byte code)
+    {
+        int quoted = Math.Min(packet.PacketEnd - packet.NetworkOffset, MinimumMtu - Ipv6Header.Size - IcmpHeader.Size);
+        int icmpLength = IcmpHeader.Size + quoted;
+        EthernetHeader.Write(frame, EthernetHeader.Source(offending), ourMac, EtherTypes.IPv6);
+        var ip = frame[EthernetHeader.Size..];
+        Ipv6Header.Write(ip, IpProtocols.IcmpV6, packet.Destination, packet.Source, icmpLength);
+        var icmp = ip.Slice(Ipv6Header.Size, icmpLength);
+        icmp[..IcmpHeader.Size].Clear();
+        icmp[0] = DestinationUnreachable;
+        icmp[1] = code;
+        offending.Slice(packet.NetworkOffset, quoted).CopyTo(icmp[IcmpHeader.Size..]);
+        WriteChecksum(icmp, packet.Destination, packet.Source);
+        return EthernetHeader.Size + Ipv6Header.Size + icmpLength;
+    }
 
     /// <summary>The target of a neighbour solicitation, or null when the message is too short to be one.</summary>
     public static NetAddress? SolicitedTarget(ReadOnlySpan<byte> frame, in ParsedPacket packet) =>

@@ -50,6 +50,22 @@ public static class PacketParser
         };
     }
 
+    /// <summary>Parses an IP packet without its Ethernet header (as a pipe holds it): offsets count from its first byte.</summary>
+    public static ParseError ParseIpPacket(ReadOnlySpan<byte> ip, out ParsedPacket packet)
+    {
+        packet = default;
+        if (ip.IsEmpty)
+        {
+            return ParseError.TruncatedIp;
+        }
+        return (ip[0] >> 4) switch
+        {
+            4 => ParseIpv4(ip, 0, ref packet),
+            6 => ParseIpv6(ip, 0, ref packet),
+            _ => ParseError.BadIpVersion,
+        };
+    }
+
     private static ParseError ParseArp(ReadOnlySpan<byte> frame, int offset, ref ParsedPacket packet)
     {
         if (frame.Length < offset + ArpPacket.Size)

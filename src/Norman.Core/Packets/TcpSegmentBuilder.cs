@@ -43,14 +43,23 @@ public static class TcpSegmentBuilder
 
     /// <summary>
     /// Writes the headers of a segment whose <paramref name="payloadLength"/> bytes follow the
-    /// <paramref name="options"/>; returns the IP packet's length. Options must be a multiple of 4 bytes.
+    /// <paramref name="options"/>; returns the IP packet's length. Options must be a multiple of 4 bytes. IPv6 when the
+    /// addresses are (a reset answering an IPv6 segment), the payload then starting 20 bytes further on.
     /// </summary>
     public static int Write(Span<byte> packet, NetAddress source, ushort sourcePort, NetAddress destination, ushort destinationPort,
         TcpSegmentFields fields, ReadOnlySpan<byte> options, int payloadLength, ushort identification = 0)
     {
         int tcpLength = TcpHeader.Size + options.Length + payloadLength;
-        Ipv4Header.Write(packet, IpProtocols.Tcp, source.V4, destination.V4, Ipv4Header.Size + tcpLength, identification);
-        var tcp = packet.Slice(Ipv4Header.Size, tcpLength);
+        int ipHeader = source.IsV4 ? Ipv4Header.Size : Ipv6Header.Size;
+        if (source.IsV4)
+        {
+            Ipv4Header.Write(packet, IpProtocols.Tcp, source.V4, destination.V4, Ipv4Header.Size + tcpLength, identification);
+        }
+        else
+        {
+            Ipv6Header.Write(packet, IpProtocols.Tcp, source, destination, tcpLength);
+        }
+        var tcp = packet.Slice(ipHeader, tcpLength);
         BinaryPrimitives.WriteUInt16BigEndian(tcp, sourcePort);
         BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], destinationPort);
         BinaryPrimitives.WriteUInt32BigEndian(tcp[4..], fields.Sequence);
@@ -61,9 +70,10 @@ public static class TcpSegmentBuilder
         tcp[16] = tcp[17] = 0;
         tcp[18] = tcp[19] = 0;
         options.CopyTo(tcp[TcpHeader.Size..]);
-        ushort checksum = InternetChecksum.Transport(
-            InternetChecksum.PseudoHeaderV4(source.V4, destination.V4, IpProtocols.Tcp, tcpLength), tcp, IpProtocols.Tcp);
-        BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], checksum);
-        return Ipv4Header.Size + tcpLength;
+        ulong pseudoHeader = source.IsV4
+            ? InternetChecksum.PseudoHeaderV4(source.V4, destination.V4, IpProtocols.Tcp, tcpLength)
+            : InternetChecksum.PseudoHeaderV6(source, destination, IpProtocols.Tcp, tcpLength);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], InternetChecksum.Transport(pseudoHeader, tcp, IpProtocols.Tcp));
+        return ipHeader + tcpLength;
     }
 }

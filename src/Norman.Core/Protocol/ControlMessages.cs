@@ -20,6 +20,8 @@ public sealed class ControlRequest
     public string? RemoteAddress { get; set; }
     public int? RemotePort { get; set; }
     public int? SlotCount { get; set; }
+    /// <summary>bind to ::: IPV6_V6ONLY, IPv6 only (by default such a socket takes IPv4 too, as v4-mapped addresses).</summary>
+    public bool? V6Only { get; set; }
 
     /// <summary>filter operations: the chain (ingress, egress), a rule's words, a rule's handle, a policy.</summary>
     public string? Chain { get; set; }
@@ -197,8 +199,13 @@ public sealed class SocketGrant
     public long SocketId { get; set; }
     public string LocalAddress { get; set; } = "";
     public int LocalPort { get; set; }
-    /// <summary>The source address the socket's packets must carry: its own, or the host's when bound to the wildcard.</summary>
+    /// <summary>
+    /// The source address the socket's IPv4 packets must carry: its own, or the host's when bound to a wildcard that takes
+    /// IPv4 (0.0.0.0, or :: without v6-only); empty when the socket sends no IPv4.
+    /// </summary>
     public string SourceAddress { get; set; } = "";
+    /// <summary>The same for IPv6 (a socket bound to :: or to the host's IPv6 address); null when the socket sends no IPv6.</summary>
+    public string? SourceAddress6 { get; set; }
     public int SlotCount { get; set; }
     public int SlotSize { get; set; }
     public long RegionBytes { get; set; }

@@ -17,7 +17,8 @@ public sealed partial class ControlPlane
             SocketId = socket.Id,
             LocalAddress = socket.LocalAddress.ToString(),
             LocalPort = socket.LocalPort,
-            SourceAddress = (socket.LocalAddress.IsUnspecified ? engine.Host.Address : socket.LocalAddress).ToString(),
+            SourceAddress = socket.Pipe.SourceFor(4, engine.Host)?.ToString() ?? "",
+            SourceAddress6 = socket.Pipe.SourceFor(6, engine.Host)?.ToString(),
             SlotCount = socket.SlotCount,
             SlotSize = socket.SlotSize,
             RegionBytes = socket.Region.Length,
@@ -57,7 +58,7 @@ public sealed partial class ControlPlane
             "tcp" => IpProtocols.Tcp,
             var other => throw new ControlException(ControlProtocol.Errors.Unsupported, $"Unknown protocol '{other}': use udp or tcp."),
         };
-        var address = ParseV4Address(request.Address ?? "0.0.0.0", "bind to");
+        var address = ParseAddress(request.Address ?? "0.0.0.0", protocol, "bind to");
         int slotCount = request.SlotCount ?? defaultSlotCount;
         if (!PipeLayout.IsValidGeometry(slotCount, PipeLayout.DefaultSlotSize))
         {
@@ -75,9 +76,9 @@ public sealed partial class ControlPlane
         {
             socket = sockets.Bind(identity, !ordinary, protocol, address, request.Port ?? 0,
                 PipeLayout.SocketRegionBytes(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp),
-                (id, port) => new NormanSocket(id, identity, protocol, address.IsUnspecified ? NetAddress.FromV4(0) : address, port, slotCount,
+                (id, port) => new NormanSocket(id, identity, protocol, address, port, slotCount,
                     PipeLayout.DefaultSlotSize, appNames.IdOf(identity.AppName), appNames.IdOf(AppNames.CgroupKey(identity.Cgroup)),
-                    appNames.IdOf(AppNames.ExecutableKey(identity.Executable))));
+                    appNames.IdOf(AppNames.ExecutableKey(identity.Executable)), v6Only: request.V6Only == true && !address.IsV4));
         }
         catch
         {
@@ -95,14 +96,19 @@ public sealed partial class ControlPlane
     private async Task ConnectAsync(ControlSession session, ControlRequest request)
     {
         var socket = OwnedSocket(session, request);
-        var remote = ParseV4Address(request.RemoteAddress ?? throw new ControlException(ControlProtocol.Errors.InvalidArgument, "connect needs remoteAddress."), "connect to");
+        var remote = ParseAddress(request.RemoteAddress ?? throw new ControlException(ControlProtocol.Errors.InvalidArgument, "connect needs remoteAddress."),
+            socket.Pipe.Protocol, "connect to");
         int port = request.RemotePort ?? 0;
         if (port is <= 0 or > 65535 || remote.IsUnspecified)
         {
             throw new ControlException(ControlProtocol.Errors.InvalidArgument, $"Cannot connect to {remote}:{port}: give a real address and a port from 1 to 65535.");
         }
-        // As Linux does, a wildcard-bound socket takes the host's address as its source once connected.
-        var local = socket.LocalAddress.IsUnspecified ? engine.Host.Address : socket.LocalAddress;
+        // As Linux does, a wildcard-bound socket takes the host's address (of the remote's family) as its source once connected.
+        var local = socket.Pipe.SourceFor(remote.IsV4 ? 4 : 6, engine.Host) ?? throw new ControlException(ControlProtocol.Errors.AddressFamilyNotSupported,
+            $"Cannot connect a socket bound to {socket.LocalAddress} to {remote}: " + (remote.IsV4
+                ? "it is an IPv6-only socket (or bound to an IPv6 address). Bind to :: without v6-only, or to an IPv4 address."
+                : socket.LocalAddress.IsV4 ? "it is an IPv4 socket. Bind to :: (or this host's IPv6 address) for IPv6."
+                : "this host has no IPv6 address: start the daemon with --address6."));
         var connect = new ConnectSocketCommand(socket.Pipe, local, remote, (ushort)port);
         engine.Post(connect);
         await connect.Applied;
@@ -130,8 +136,11 @@ public sealed partial class ControlPlane
             $"Socket {id} is not one of this connection's sockets.");
     }
 
-    /// <summary>An IPv4 address for a socket; IPv6 ones are refused as Linux refuses a family it does not carry.</summary>
-    private static NetAddress ParseV4Address(string text, string what)
+    /// <summary>
+    /// An address for a socket of <paramref name="protocol"/>: IPv4 or IPv6 for UDP; IPv4 only for TCP, whose IPv6 is not
+    /// carried yet (refused as Linux refuses a family it does not carry).
+    /// </summary>
+    private static NetAddress ParseAddress(string text, byte protocol, string what)
     {
         NetAddress address;
         try
@@ -142,8 +151,8 @@ public sealed partial class ControlPlane
         {
             throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
         }
-        return address.IsV4 ? address : throw new ControlException(ControlProtocol.Errors.AddressFamilyNotSupported,
-            $"Cannot {what} {text}: Norman carries IPv4 only for applications so far. Use an IPv4 address, or 0.0.0.0 for any.");
+        return address.IsV4 || protocol == IpProtocols.Udp ? address : throw new ControlException(ControlProtocol.Errors.AddressFamilyNotSupported,
+            $"Cannot {what} {text}: Norman carries TCP over IPv4 only so far (UDP over both). Use an IPv4 address, or 0.0.0.0 for any.");
     }
 
     /// <summary>Milliseconds since a Stopwatch timestamp; -1 for one never taken (0).</summary>

@@ -20,7 +20,7 @@ public sealed unsafe class NormanSocket : IDisposable
     private bool _disposed;
 
     public NormanSocket(long id, PeerIdentity owner, byte protocol, NetAddress localAddress, ushort localPort, int slotCount, int slotSize,
-        int appId = -1, int cgroupId = -1, int executableId = -1)
+        int appId = -1, int cgroupId = -1, int executableId = -1, bool v6Only = false)
     {
         Id = id;
         Owner = owner;
@@ -49,6 +49,7 @@ public sealed unsafe class NormanSocket : IDisposable
             OwnerPid = owner.Pid,
             CgroupId = cgroupId,
             ExecutableId = executableId,
+            V6Only = v6Only,
             OwnerName = System.Text.Encoding.ASCII.GetBytes(owner.ProcessName.Length > 16 ? owner.ProcessName[..16] : owner.ProcessName),
         };
     }

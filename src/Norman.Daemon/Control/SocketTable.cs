@@ -50,16 +50,20 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
         }
     }
 
+    /// <summary>The host's IPv6 address, which sockets may bind to as well as its IPv4 one; none without --address6.</summary>
+    public NetAddress? HostAddress6 { get; init; }
+
     /// <summary>
     /// Checks the rules and reserves the port for a socket whose pipes take <paramref name="pipeBytes"/>; the factory
     /// makes the socket under the same lock.
     /// </summary>
     public NormanSocket Bind(PeerIdentity caller, bool mayBindPrivilegedPorts, byte protocol, NetAddress address, int port, long pipeBytes, Func<long, ushort, NormanSocket> create)
     {
-        if (!address.IsUnspecified && address != hostAddress)
+        if (!address.IsUnspecified && address != hostAddress && address != HostAddress6)
         {
             throw new ControlException(ControlProtocol.Errors.AddressNotAvailable,
-                $"Cannot bind to {address}: it is not this host's address. Bind to {hostAddress} or 0.0.0.0.");
+                $"Cannot bind to {address}: it is not this host's address. Bind to {hostAddress} or 0.0.0.0" +
+                (HostAddress6 is { } ours ? $", or {ours} or ::." : " (this host has no IPv6 address: start the daemon with --address6 for IPv6)."));
         }
         if (port is < 0 or > 65535)
         {
@@ -115,7 +119,7 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
             try
             {
                 var created = create(_nextId++, chosen);
-                created.LocalAddress = address.IsUnspecified ? NetAddress.FromV4(0) : address;
+                created.LocalAddress = address;
                 _byId[created.Id] = created;
                 _byPort[(protocol, chosen)] = created;
                 if (kernelHold is not null)

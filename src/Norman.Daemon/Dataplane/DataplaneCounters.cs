@@ -23,6 +23,7 @@ public sealed class DataplaneCounters
     public long ArpRequestsSent;
     public long GratuitousArpSent;
     public long NeighbourAdvertisementsSent;
+    public long NeighbourSolicitationsSent;
     public long EchoRepliesSent;
     public long PortUnreachableSent;
     public long TcpResetsSent;
@@ -67,6 +68,7 @@ public sealed class DataplaneCounters
             ["arp_requests_sent"] = ArpRequestsSent,
             ["gratuitous_arp_sent"] = GratuitousArpSent,
             ["neighbour_advertisements_sent"] = NeighbourAdvertisementsSent,
+            ["neighbour_solicitations_sent"] = NeighbourSolicitationsSent,
             ["echo_replies_sent"] = EchoRepliesSent,
             ["port_unreachable_sent"] = PortUnreachableSent,
             ["tcp_resets_sent"] = TcpResetsSent,

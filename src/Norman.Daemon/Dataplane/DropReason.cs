@@ -56,6 +56,10 @@ public enum DropReason
     /// without that VLAN's interface, it is not the host's traffic.
     /// </summary>
     VlanNotConfigured,
+    /// <summary>A neighbour solicitation or advertisement with a hop limit other than 255 (it crossed a router) or a bad checksum.</summary>
+    MalformedNeighbourDiscovery,
+    /// <summary>Neighbour discovery that would change the MAC of an IPv6 address already resolved, outside an exchange Norman started.</summary>
+    NeighbourMacChange,
 }
 
 public static class DropReasons

@@ -72,16 +72,16 @@ public sealed partial class Engine
                 _sleeper?.Watch(add.Socket);
                 _scheduler.Reserve(Math.Max(_sockets.Count, add.Socket.Slot + 1)); // a reused slot may be above the count
                 _scheduler.Forget(add.Socket.Slot);
-                _lookup.Add(add.Socket.Key, add.Socket.Slot);
+                _lookup.Add(add.Socket.Key, add.Socket.Slot, add.Socket.DualStack);
                 break;
             case RemoveSocketCommand remove when remove.Socket.Slot >= 0 && !_halted:
                 // Nothing more is delivered to it; what it already sent still leaves, as a kernel's send queue
                 // does on close. The command completes once its TX pipe is empty (or the drain time is up).
-                _lookup.Remove(remove.Socket.Key);
+                _lookup.Remove(remove.Socket.Key, remove.Socket.DualStack);
                 _closing.Add((remove, Stopwatch.GetTimestamp() + Stopwatch.Frequency * CloseDrainMilliseconds / 1000));
                 return false;
             case RemoveSocketCommand remove when remove.Socket.Slot >= 0:
-                _lookup.Remove(remove.Socket.Key);
+                _lookup.Remove(remove.Socket.Key, remove.Socket.DualStack);
                 _sleeper?.Forget(remove.Socket);
                 _sockets.Remove(remove.Socket);
                 break;
@@ -101,14 +101,14 @@ public sealed partial class Engine
                 }
                 return false;
             case AddNeighbourCommand neighbour:
-                Neighbours.AddPermanent(neighbour.Address.V4, neighbour.Mac);
+                Neighbours.AddPermanent(neighbour.Address, neighbour.Mac);
                 break;
             case ConnectSocketCommand connect when connect.Socket.Slot >= 0:
-                _lookup.Remove(connect.Socket.Key);
+                _lookup.Remove(connect.Socket.Key, connect.Socket.DualStack);
                 connect.Socket.LocalAddress = connect.LocalAddress;
                 connect.Socket.RemoteAddress = connect.RemoteAddress;
                 connect.Socket.RemotePort = connect.RemotePort;
-                _lookup.Add(connect.Socket.Key, connect.Socket.Slot);
+                _lookup.Add(connect.Socket.Key, connect.Socket.Slot, connect.Socket.DualStack);
                 break;
         }
         return true;

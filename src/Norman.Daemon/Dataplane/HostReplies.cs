@@ -33,10 +33,13 @@ public sealed class HostReplies(DataplaneCounters counters, HostInterface host, 
     /// <summary>When the kernel owns ARP for our address (a shared address): next hops are asked of it, not of the wire.</summary>
     public KernelResolutions? Kernel { get; init; }
 
-    /// <summary>Queues an ICMP destination unreachable (<paramref name="code"/>: 3 port, 1 host, 0 net, 2 protocol, 13 prohibited).</summary>
+    /// <summary>
+    /// Queues an ICMP destination unreachable (<paramref name="code"/>: 3 port, 1 host, 0 net, 2 protocol, 13 prohibited),
+    /// or for an IPv6 packet ICMPv6's with the code meaning the same (port 4, prohibited 1, any other 3).
+    /// </summary>
     public void SendUnreachable(ReadOnlySpan<byte> frame, in ParsedPacket packet, byte code, long now)
     {
-        if (!Routable(packet.Source) || !TakeErrorToken(now) || !TakePeerToken(packet.Source.V4, now))
+        if (!Routable(packet.Source) || !TakeErrorToken(now) || !TakePeerToken(packet.Source, now))
         {
             return;
         }
@@ -45,7 +48,15 @@ public sealed class HostReplies(DataplaneCounters counters, HostInterface host, 
         {
             return;
         }
-        Outbox.Commit(ControlFrames.DestinationUnreachableV4(frame, packet, message, host.Mac, code));
+        Outbox.Commit(packet.IpVersion == 6
+            ? Icmpv6Frames.Unreachable(frame, packet, message, host.Mac, code switch
+            {
+                IcmpHeader.PortUnreachableCode => Icmpv6Frames.PortUnreachableCode,
+                13 => 1, // administratively prohibited
+                0 => 0,  // no route
+                _ => 3,  // address unreachable
+            })
+            : ControlFrames.DestinationUnreachableV4(frame, packet, message, host.Mac, code));
         counters.PortUnreachableSent++;
     }
 
@@ -61,7 +72,7 @@ public sealed class HostReplies(DataplaneCounters counters, HostInterface host, 
         {
             return;
         }
-        Outbox.Commit(ControlFrames.TcpResetV4(frame, packet, reset, host.Mac));
+        Outbox.Commit(ControlFrames.TcpReset(frame, packet, reset, host.Mac));
         counters.TcpResetsSent++;
     }
 
@@ -92,12 +103,19 @@ public sealed class HostReplies(DataplaneCounters counters, HostInterface host, 
         counters.ArpRepliesSent++;
     }
 
-    /// <summary>Queues an ARP request for a next hop (the neighbour stage asks).</summary>
-    public void RequestArp(NetAddress target)
+    /// <summary>Queues an ARP request, or for an IPv6 next hop a neighbour solicitation (the neighbour stage asks).</summary>
+    public void AskForNeighbour(NetAddress target)
     {
         if (Kernel is not null)
         {
-            Kernel.Ask(target.V4);
+            if (target.IsV4)
+            {
+                Kernel.Ask(target.V4);
+            }
+            return;
+        }
+        if (!target.IsV4 && host.Address6 is null)
+        {
             return;
         }
         var request = Reserve();
@@ -105,8 +123,16 @@ public sealed class HostReplies(DataplaneCounters counters, HostInterface host, 
         {
             return;
         }
-        Outbox.Commit(ControlFrames.ArpRequest(request, host.Mac, host.Address, target));
-        counters.ArpRequestsSent++;
+        if (target.IsV4)
+        {
+            Outbox.Commit(ControlFrames.ArpRequest(request, host.Mac, host.Address, target));
+            counters.ArpRequestsSent++;
+        }
+        else
+        {
+            Outbox.Commit(Icmpv6Frames.Solicitation(request, host.Mac, host.Address6!.Value, target));
+            counters.NeighbourSolicitationsSent++;
+        }
     }
 
     /// <summary>
@@ -155,7 +181,7 @@ public sealed class HostReplies(DataplaneCounters counters, HostInterface host, 
     /// </summary>
     private bool Routable(NetAddress destination)
     {
-        if (host.IsOnLink(destination) || host.Gateway is not null)
+        if (host.IsOnLink(destination) || host.GatewayFor(destination) is not null)
         {
             return true;
         }
@@ -187,8 +213,9 @@ public sealed class HostReplies(DataplaneCounters counters, HostInterface host, 
         return true;
     }
 
-    private bool TakePeerToken(uint peer, long now)
+    private bool TakePeerToken(NetAddress address, long now)
     {
+        uint peer = address.IsV4 ? address.V4 : (uint)(address.High ^ (address.High >> 32) ^ address.Low ^ (address.Low >> 32));
         int slot = (int)((peer * 2654435761u) >> 22) & (PeerSlots - 1);
         if (_peerAddress[slot] != peer || _peerRefill[slot] == 0)
         {

@@ -3,7 +3,7 @@ using Norman.Core.Packets;
 namespace Norman.Daemon.Dataplane;
 
 /// <summary>
-/// IPv4 address → MAC, as the kernel's neighbour table, with its states:
+/// IP address → MAC, as the kernel's neighbour table (ARP's for IPv4, neighbour discovery's for IPv6), with its states:
 /// <list type="bullet">
 /// <item>incomplete: asked for (an ARP request at most once a second); packets for it wait; after
 /// <see cref="MaxProbes"/> unanswered requests it has failed, and its packets are dropped, until a fresh round
@@ -23,7 +23,7 @@ public sealed class NeighbourTable
     /// <summary>Linux's base_reachable_time is 30 s (randomised between 15 and 45).</summary>
     public const int ReachableSeconds = 30;
 
-    private readonly Dictionary<uint, Entry> _entries = new(MaxEntries);
+    private readonly Dictionary<NetAddress, Entry> _entries = new(MaxEntries);
     private readonly long _retryTicks;
     private readonly long _reachableTicks;
 
@@ -66,8 +66,8 @@ public sealed class NeighbourTable
         public bool Unsolicited;
     }
 
-    /// <summary>Finds the MAC of <paramref name="address"/>; <paramref name="shouldProbe"/> says to send an ARP request now.</summary>
-    public Lookup Resolve(uint address, long now, out MacAddress mac, out bool shouldProbe)
+    /// <summary>Finds the MAC of <paramref name="address"/>; <paramref name="shouldProbe"/> says to ask for it now (an ARP request, or a neighbour solicitation).</summary>
+    public Lookup Resolve(NetAddress address, long now, out MacAddress mac, out bool shouldProbe)
     {
         shouldProbe = false;
         if (!_entries.TryGetValue(address, out var entry))
@@ -119,7 +119,7 @@ public sealed class NeighbourTable
     /// resolved keeps its MAC unless this is a <paramref name="reply"/> while Norman is re-confirming it (an exchange it
     /// started): anyone else's claim to it is refused, so that a forged ARP cannot divert its traffic. False when refused.
     /// </summary>
-    public Learned Learn(uint address, MacAddress mac, long now, bool reply)
+    public Learned Learn(NetAddress address, MacAddress mac, long now, bool reply)
     {
         bool known = _entries.TryGetValue(address, out var existing);
         if (existing.Permanent)
@@ -159,10 +159,10 @@ public sealed class NeighbourTable
     }
 
     /// <summary>A static entry, as `ip neigh add … nud permanent`: never probed, never replaced by ARP.</summary>
-    public void AddPermanent(uint address, MacAddress mac) =>
+    public void AddPermanent(NetAddress address, MacAddress mac) =>
         _entries[address] = new Entry { Mac = mac, Resolved = true, Permanent = true };
 
-    public bool TryGet(uint address, out MacAddress mac)
+    public bool TryGet(NetAddress address, out MacAddress mac)
     {
         if (_entries.TryGetValue(address, out var entry) && entry.Resolved)
         {

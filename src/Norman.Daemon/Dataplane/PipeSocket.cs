@@ -44,6 +44,31 @@ public sealed unsafe class PipeSocket
     public ushort RemotePort { get; internal set; }
     public bool IsConnected => RemotePort != 0;
 
+    /// <summary>IPV6_V6ONLY: a socket bound to :: that takes IPv6 only (off by default, as Linux's bindv6only=0).</summary>
+    public bool V6Only { get; init; }
+
+    /// <summary>Bound to :: and taking IPv4 too (as v4-mapped addresses): a dual-stack socket.</summary>
+    public bool DualStack => LocalAddress == HostInterface.AnyV6 && !V6Only;
+
+    /// <summary>
+    /// The source address this socket's packets of IP version <paramref name="ipVersion"/> must carry: its own, or on a
+    /// wildcard the host's of that family; null when it may not send that family at all (an IPv4 socket's IPv6, a
+    /// v6-only socket's IPv4, IPv6 on a host without an IPv6 address).
+    /// </summary>
+    public NetAddress? SourceFor(int ipVersion, HostInterface host)
+    {
+        bool v4 = ipVersion == 4;
+        if (!LocalAddress.IsUnspecified)
+        {
+            return LocalAddress.IsV4 == v4 ? LocalAddress : null;
+        }
+        if (LocalAddress.IsV4)
+        {
+            return v4 ? host.Address : null;
+        }
+        return v4 ? (V6Only ? null : host.Address) : host.Address6;
+    }
+
     public RingProducer Rx { get; }
     public RingConsumer Tx { get; }
     public WakeupSender Wakeup { get; }

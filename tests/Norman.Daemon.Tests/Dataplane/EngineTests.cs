@@ -66,7 +66,7 @@ public sealed class EngineTests : IDisposable
 
         Assert.Equal(1, _wire.Engine.Counters.ArpRepliesSent);
         Assert.Equal(1, _wire.Peer.ReceivedEchoReplies);
-        Assert.True(_wire.Engine.Neighbours.TryGet(EngineHarness.PeerAddress.V4, out var learned));
+        Assert.True(_wire.Engine.Neighbours.TryGet(EngineHarness.PeerAddress, out var learned));
         Assert.Equal(_wire.Peer.Mac, learned);
     }
 
@@ -103,7 +103,7 @@ public sealed class EngineTests : IDisposable
         _wire.Breathe();
 
         Assert.Equal(2, _wire.Engine.Counters.Drops(DropReason.ArpMacChange));
-        Assert.True(_wire.Engine.Neighbours.TryGet(EngineHarness.PeerAddress.V4, out var mac));
+        Assert.True(_wire.Engine.Neighbours.TryGet(EngineHarness.PeerAddress, out var mac));
         Assert.Equal(_wire.Peer.Mac, mac);
         app.Send("second"u8, EngineHarness.HostAddress, 5000, EngineHarness.PeerAddress, 9000);
         _wire.Breathe();

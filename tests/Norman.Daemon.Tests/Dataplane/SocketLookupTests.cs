@@ -36,4 +36,34 @@ public sealed class SocketLookupTests
         Assert.Equal(4, Find(lookup, 7));
         Assert.Equal(2, lookup.Count);
     }
+
+    [Fact]
+    public void A_socket_on_the_ipv6_wildcard_takes_ipv4_too_unless_it_is_v6_only_and_an_ipv4_one_never_takes_ipv6()
+    {
+        var ours6 = NetAddress.Parse("fd66::1");
+        var peer6 = NetAddress.Parse("fd66::2");
+        int FindFrom(SocketLookup lookup, NetAddress to, NetAddress from, ushort port) =>
+            lookup.TryFind(IpProtocols.Udp, to, port, from, 7, out int slot) ? slot : -1;
+        var lookup = new SocketLookup(16);
+        var dualStack = FlowKey.Listener(IpProtocols.Udp, HostInterface.AnyV6, 5000);
+        var v6Only = FlowKey.Listener(IpProtocols.Udp, HostInterface.AnyV6, 5001);
+        var v4 = FlowKey.Listener(IpProtocols.Udp, NetAddress.FromV4(0), 5002);
+        lookup.Add(dualStack, 1, dualStack: true);
+        lookup.Add(v6Only, 2);
+        lookup.Add(v4, 3);
+
+        Assert.Equal(1, FindFrom(lookup, ours6, peer6, 5000));
+        Assert.Equal(1, FindFrom(lookup, Ours, Peer, 5000));
+        Assert.Equal(2, FindFrom(lookup, ours6, peer6, 5001));
+        Assert.Equal(-1, FindFrom(lookup, Ours, Peer, 5001));
+        Assert.Equal(3, FindFrom(lookup, Ours, Peer, 5002));
+        Assert.Equal(-1, FindFrom(lookup, ours6, peer6, 5002));
+
+        lookup.Remove(dualStack, dualStack: true);
+        Assert.Equal(-1, FindFrom(lookup, Ours, Peer, 5000));
+        // A v6-only socket on the port the dual-stack one left: IPv4 no longer looks there.
+        lookup.Add(FlowKey.Listener(IpProtocols.Udp, HostInterface.AnyV6, 5000), 5);
+        Assert.Equal(5, FindFrom(lookup, ours6, peer6, 5000));
+        Assert.Equal(-1, FindFrom(lookup, Ours, Peer, 5000));
+    }
 }

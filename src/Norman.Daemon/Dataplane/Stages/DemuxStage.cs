@@ -16,7 +16,7 @@ public sealed class DemuxStage(DataplaneCounters counters, SocketLookup sockets,
         for (int i = 0; i < batch.Count; i++)
         {
             ref var packet = ref batch.Parsed(i);
-            if (batch.IsDone(i) || packet.Kind is not (PacketKind.Udp or PacketKind.Tcp) || packet.IpVersion != 4 || packet.IsFragment
+            if (batch.IsDone(i) || packet.Kind is not (PacketKind.Udp or PacketKind.Tcp) || packet.IsFragment
                 || !host.IsOurs(packet.Destination))
             {
                 continue;

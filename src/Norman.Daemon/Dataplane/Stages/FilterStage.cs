@@ -117,7 +117,7 @@ public sealed class FilterStage(Chain chain, DataplaneCounters counters, SocketS
             socket?.Counters.Drop(_reason);
             // Done, but remembered: a capture placed before the filter still records it, with what decided.
             batch.MarkFiltered(i, verdict == FilterAction.Reject ? (byte)2 : (byte)1, decidedBy, _reason);
-            if (verdict == FilterAction.Reject && chain == Chain.Ingress && packet.IpVersion == 4)
+            if (verdict == FilterAction.Reject && chain == Chain.Ingress)
             {
                 Reject(frame, packet, policy.Find(decidedBy)?.RejectWith ?? RejectWith.PortUnreachable, now);
             }

@@ -5,9 +5,9 @@ namespace Norman.Daemon.Dataplane.Stages;
 
 /// <summary>
 /// Ingress, after the filter: the duties the kernel does on its own behalf. Answers ARP for our address and learns
-/// the asker, answers ping (and IPv6 neighbour discovery), answers a datagram that found no socket with ICMP port
-/// unreachable and a TCP segment with a reset, and drops what is not for this host or not yet carried (other
-/// protocols, fragments), counted. What it sends, <see cref="HostReplies"/> sends (and rate-limits).
+/// the asker, does IPv6 neighbour discovery (answers solicitations, learns from them and from advertisements), answers
+/// ping of either family, answers a datagram that found no socket with ICMP (or ICMPv6) port unreachable and a TCP
+/// segment with a reset, and drops what is not for this host or not yet carried (other protocols, fragments), counted. What it sends, <see cref="HostReplies"/> sends (and rate-limits).
 /// </summary>
 public sealed class HostStage(DataplaneCounters counters, HostInterface host, NeighbourTable neighbours, HostReplies replies)
 {
@@ -25,9 +25,9 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
                 Finish(batch, i, HandleArp(batch.Frame(i), packet, now));
                 continue;
             }
-            if (packet.IpVersion == 6)
+            if (packet.Kind == PacketKind.IcmpV6)
             {
-                Finish(batch, i, HandleIpv6(batch.Frame(i), packet));
+                Finish(batch, i, HandleIcmpv6(batch.Frame(i), packet, now));
                 continue;
             }
             if (!host.IsOurs(packet.Destination))
@@ -55,7 +55,7 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
                     break;
                 case PacketKind.Tcp:
                     break;
-                case PacketKind.Icmp when packet.IcmpType == IcmpHeader.EchoRequestV4:
+                case PacketKind.Icmp when packet.IcmpType == IcmpHeader.EchoRequestV4 && packet.IpVersion == 4:
                     counters.HostFrames++;
                     replies.SendEchoReply(batch.Frame(i), packet);
                     batch.MarkDone(i);
@@ -100,7 +100,7 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         var senderIp = ArpPacket.SenderIp(arp);
         // Learn only from ARP that names us, as Linux does: a stranger's chatter does not fill the table.
         bool request = MemoryMarshal.AsRef<ArpPacket>(arp).Operation == ArpPacket.Request;
-        switch (neighbours.Learn(senderIp.V4, senderMac, now, reply: !request))
+        switch (neighbours.Learn(senderIp, senderMac, now, reply: !request))
         {
             case NeighbourTable.Learned.MacChangeRefused:
                 // A claim to an address we already know, from another MAC and outside an exchange we started: not
@@ -118,24 +118,64 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         return DropReason.None;
     }
 
-    /// <summary>IPv6 is answered, not carried: neighbour solicitations for our address and ping, when one is configured.</summary>
-    private DropReason HandleIpv6(ReadOnlySpan<byte> frame, in ParsedPacket packet)
+    /// <summary>
+    /// ICMPv6 for our --address6: solicitations for it answered (and their sender learned, as an ARP request naming
+    /// us), advertisements learned (as ARP replies: a solicited one may re-confirm a changed MAC, an unsolicited one may
+    /// not), ping answered. Neighbour discovery is believed only with a hop limit of 255 and a good checksum (RFC 4861
+    /// 7.1): a router cannot forward it, so it came from this link.
+    /// </summary>
+    private DropReason HandleIcmpv6(ReadOnlySpan<byte> frame, in ParsedPacket packet, long now)
     {
-        if (host.Address6 is not { } ours || (packet.Destination != ours && packet.Destination != host.SolicitedNode6))
+        if (host.Address6 is not { } ours || !(packet.Destination == ours || packet.Destination == host.SolicitedNode6 || packet.Destination == AllNodes))
         {
             return DropReason.NotForThisHost;
         }
-        if (packet.Kind != PacketKind.IcmpV6)
+        if (packet.IcmpType is Icmpv6Frames.NeighbourSolicitation or Icmpv6Frames.NeighbourAdvertisement
+            && (Ipv6Header.At(frame[packet.NetworkOffset..]).HopLimit != 255 || !InternetChecksum.IsValidTransport(frame, packet)))
         {
-            return DropReason.UnsupportedProtocol;
+            return DropReason.MalformedNeighbourDiscovery;
         }
-        bool solicitation = Icmpv6Frames.SolicitedTarget(frame, packet) == ours;
-        if (!solicitation && !(packet.IcmpType == IcmpHeader.EchoRequestV6 && packet.Destination == ours))
+        if (Icmpv6Frames.SolicitedTarget(frame, packet) is { } target)
         {
-            return DropReason.UnsupportedProtocol;
+            if (target != ours)
+            {
+                counters.HostFrames++; // another host's address resolution on a shared link: read and let be
+                return DropReason.None;
+            }
+            if (!packet.Source.IsUnspecified && Icmpv6Frames.LinkLayerAddress(frame, packet) is { } askerMac)
+            {
+                var learned = neighbours.Learn(packet.Source, askerMac, now, reply: false);
+                if (learned != NeighbourTable.Learned.Yes)
+                {
+                    return learned == NeighbourTable.Learned.TableFull ? DropReason.NeighbourTableFull : DropReason.NeighbourMacChange;
+                }
+            }
+            counters.HostFrames++;
+            replies.SendIpv6Reply(frame, packet, advertisement: true, ours);
+            return DropReason.None;
         }
-        counters.HostFrames++;
-        replies.SendIpv6Reply(frame, packet, solicitation, ours);
-        return DropReason.None;
+        if (Icmpv6Frames.AdvertisedTarget(frame, packet) is { } advertised)
+        {
+            if (Icmpv6Frames.LinkLayerAddress(frame, packet) is { } mac && !host.IsOurs(advertised))
+            {
+                var learned = neighbours.Learn(advertised, mac, now, reply: Icmpv6Frames.IsSolicitedAdvertisement(frame, packet));
+                if (learned != NeighbourTable.Learned.Yes)
+                {
+                    return learned == NeighbourTable.Learned.TableFull ? DropReason.NeighbourTableFull : DropReason.NeighbourMacChange;
+                }
+            }
+            counters.HostFrames++;
+            return DropReason.None;
+        }
+        if (packet.IcmpType == IcmpHeader.EchoRequestV6 && packet.Destination == ours)
+        {
+            counters.HostFrames++;
+            replies.SendIpv6Reply(frame, packet, advertisement: false, ours);
+            return DropReason.None;
+        }
+        return DropReason.UnsupportedProtocol;
     }
+
+    /// <summary>ff02::1, all nodes: where unsolicited advertisements go.</summary>
+    private static readonly NetAddress AllNodes = new(0xFF02_0000_0000_0000UL, 1);
 }

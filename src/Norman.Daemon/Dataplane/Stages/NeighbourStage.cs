@@ -4,8 +4,9 @@ using Norman.Daemon.Dataplane.Ports;
 namespace Norman.Daemon.Dataplane.Stages;
 
 /// <summary>
-/// Egress: layer 2, as the kernel owns it. Picks the next hop (the destination on our subnet, else the gateway),
-/// finds its MAC in the neighbour table and writes the Ethernet header. A packet whose next hop is still being
+/// Egress: layer 2, as the kernel owns it. Picks the next hop (the destination on our subnet or IPv6 link, else the
+/// gateway of its family), finds its MAC in the neighbour table (asked for by ARP or by a neighbour solicitation) and
+/// writes the Ethernet header; IPv6 multicast goes to its 33:33 group. A packet whose next hop is still being
 /// asked for waits in a small queue (Linux keeps a few per neighbour too) and leaves when the answer comes; one
 /// whose neighbour never answers is a counted drop.
 /// </summary>
@@ -37,7 +38,7 @@ public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets
             if (result == NeighbourTable.Lookup.Resolved)
             {
                 frame.CopyTo(batch.NextBuffer());
-                EthernetHeader.Write(batch.NextBuffer(), mac, host.Mac, EtherTypes.IPv4);
+                EthernetHeader.Write(batch.NextBuffer(), mac, host.Mac, EtherTypeOf(packet));
                 batch.Append(frame.Length);
                 batch.SocketSlot(batch.Count - 1) = OwnerSlot(owner);
                 counters.SentPackets++;
@@ -63,7 +64,7 @@ public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets
             var result = Resolve(batch.Parsed(i).Destination, now, out var mac);
             if (result == NeighbourTable.Lookup.Resolved)
             {
-                EthernetHeader.Write(frame, mac, host.Mac, EtherTypes.IPv4);
+                EthernetHeader.Write(frame, mac, host.Mac, EtherTypeOf(batch.Parsed(i)));
                 socket.Counters.TxPackets++;
                 socket.Counters.TxBytes += batch.Parsed(i).PayloadLength;
                 socket.Counters.LastTxTicks = now;
@@ -94,12 +95,17 @@ public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets
             mac = MacAddress.Broadcast;
             return NeighbourTable.Lookup.Resolved;
         }
+        if (HostInterface.IsMulticast6(destination))
+        {
+            mac = new MacAddress(0x3333_0000_0000UL | (destination.Low & 0xFFFF_FFFF)); // RFC 2464: 33:33 and the group's last 32 bits
+            return NeighbourTable.Lookup.Resolved;
+        }
         NetAddress nextHop;
         if (host.IsOnLink(destination))
         {
             nextHop = destination;
         }
-        else if (host.Gateway is { } gateway)
+        else if (host.GatewayFor(destination) is { } gateway)
         {
             nextHop = gateway;
         }
@@ -108,13 +114,15 @@ public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets
             mac = default;
             return NeighbourTable.Lookup.Failed;
         }
-        var result = neighbours.Resolve(nextHop.V4, now, out mac, out bool shouldProbe);
+        var result = neighbours.Resolve(nextHop, now, out mac, out bool shouldProbe);
         if (shouldProbe)
         {
-            replies.RequestArp(nextHop);
+            replies.AskForNeighbour(nextHop);
         }
         return result;
     }
+
+    private static ushort EtherTypeOf(in ParsedPacket packet) => packet.IpVersion == 6 ? EtherTypes.IPv6 : EtherTypes.IPv4;
 
     private int OwnerSlot(long owner)
     {

@@ -3,9 +3,9 @@ using Norman.Core.Packets;
 namespace Norman.Daemon.Dataplane.Stages;
 
 /// <summary>
-/// Egress: checks each packet, in the dataplane's own copy, as a well-formed IPv4 datagram of its socket —
-/// anti-spoofing: its source address, protocol and source port must be the socket's own, so no application can
-/// send as another, or as the host. Anything else is a counted drop against the sending socket.
+/// Egress: checks each packet, in the dataplane's own copy, as a well-formed IPv4 or IPv6 datagram of its socket —
+/// anti-spoofing: its source address, protocol and source port must be the socket's own (of the family the socket
+/// may send: <see cref="PipeSocket.SourceFor"/>), so no application can send as another, or as the host. Anything else is a counted drop against the sending socket.
 /// </summary>
 public sealed class ValidateStage(DataplaneCounters counters, SocketSet sockets, HostInterface host)
 {
@@ -19,7 +19,7 @@ public sealed class ValidateStage(DataplaneCounters counters, SocketSet sockets,
             var socket = sockets[batch.SocketSlot(i)];
             var frame = batch.Frame(i);
             // A provisional Ethernet header lets the one parser check the copy; the neighbour stage writes the real one.
-            EthernetHeader.At(frame).EtherType = EtherTypes.IPv4;
+            EthernetHeader.At(frame).EtherType = frame.Length > EthernetHeader.Size && frame[EthernetHeader.Size] >> 4 == 6 ? EtherTypes.IPv6 : EtherTypes.IPv4;
             var reason = Check(frame, socket, ref batch.Parsed(i));
             if (reason != DropReason.None)
             {
@@ -36,13 +36,14 @@ public sealed class ValidateStage(DataplaneCounters counters, SocketSet sockets,
         {
             return DropReason.TxTooBig;
         }
-        if (PacketParser.Parse(frame, out packet) != ParseError.None || packet.IpVersion != 4 || packet.IsFragment
-            || packet.PacketEnd != frame.Length)
+        // An application's IPv6 carries no extension headers: those an application may set on Linux need privilege.
+        if (PacketParser.Parse(frame, out packet) != ParseError.None || packet.IpVersion == 0 || packet.IsFragment
+            || packet.PacketEnd != frame.Length || (packet.IpVersion == 6 && packet.TransportOffset != packet.NetworkOffset + Ipv6Header.Size))
         {
             return DropReason.TxMalformed;
         }
-        var source = socket.LocalAddress.V4 == 0 ? host.Address : socket.LocalAddress;
-        if (packet.Protocol != socket.Protocol || packet.Source != source || packet.SourcePort != socket.LocalPort)
+        if (packet.Protocol != socket.Protocol || socket.SourceFor(packet.IpVersion, host) is not { } source || packet.Source != source
+            || packet.SourcePort != socket.LocalPort)
         {
             return DropReason.TxSpoofedSource;
         }

@@ -27,7 +27,7 @@ public sealed class HostStageTests : IDisposable
         var reply = Assert.Single(_rig.Outbox());
         Assert.Equal(PacketKind.Arp, reply.Packet.Kind);
         Assert.Equal(StageRig.PeerMac, EthernetHeader.Destination(reply.Frame));
-        Assert.True(_rig.Neighbours.TryGet(StageRig.PeerAddress.V4, out var learnt));
+        Assert.True(_rig.Neighbours.TryGet(StageRig.PeerAddress, out var learnt));
         Assert.Equal(StageRig.PeerMac, learnt);
     }
 

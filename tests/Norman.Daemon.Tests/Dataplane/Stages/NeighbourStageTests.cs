@@ -39,7 +39,7 @@ public sealed class NeighbourStageTests : IDisposable
     [Fact]
     public void A_known_neighbour_gets_its_ethernet_header_at_once()
     {
-        _rig.Neighbours.AddPermanent(StageRig.PeerAddress.V4, StageRig.PeerMac);
+        _rig.Neighbours.AddPermanent(StageRig.PeerAddress, StageRig.PeerMac);
         int index = Sent(StageRig.PeerAddress);
 
         _stage.Run(_rig.Batch, first: 0, _rig.Now);
@@ -67,7 +67,7 @@ public sealed class NeighbourStageTests : IDisposable
         var next = new PacketBatch();
         _stage.Release(next, _rig.Now);
         Assert.Equal(0, next.Count); // still asking
-        _rig.Neighbours.Learn(StageRig.PeerAddress.V4, StageRig.PeerMac, _rig.Now, reply: true);
+        _rig.Neighbours.Learn(StageRig.PeerAddress, StageRig.PeerMac, _rig.Now, reply: true);
         _stage.Release(next, _rig.Now);
 
         Assert.Equal(1, next.Count);
@@ -95,7 +95,7 @@ public sealed class NeighbourStageTests : IDisposable
         var gateway = NetAddress.Parse("198.18.0.254");
         var gatewayMac = MacAddress.Parse("02:00:00:00:00:fe");
         using var routed = new NeighbourStageTests(gateway);
-        routed._rig.Neighbours.AddPermanent(gateway.V4, gatewayMac);
+        routed._rig.Neighbours.AddPermanent(gateway, gatewayMac);
         int index = routed.Sent(StageRig.OffLinkAddress);
 
         routed._stage.Run(routed._rig.Batch, first: 0, routed._rig.Now);

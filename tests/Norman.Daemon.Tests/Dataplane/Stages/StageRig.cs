@@ -19,13 +19,16 @@ public sealed class StageRig : IDisposable
     public static readonly NetAddress HostAddress = NetAddress.Parse("198.18.0.1");
     public static readonly NetAddress PeerAddress = NetAddress.Parse("198.18.0.2");
     public static readonly NetAddress OffLinkAddress = NetAddress.Parse("203.0.113.9");
+    public static readonly NetAddress HostAddress6 = NetAddress.Parse("fd66::1");
+    public static readonly NetAddress PeerAddress6 = NetAddress.Parse("fd66::2");
     private readonly List<NormanSocket> _sockets = new();
 
     /// <param name="names">The names a store compiled its rules against, when the test matches by application.</param>
-    public StageRig(NetAddress? gateway = null, AppNames? names = null)
+    /// <param name="ipv6">Whether the host has an IPv6 address (<see cref="HostAddress6"/>/64) too.</param>
+    public StageRig(NetAddress? gateway = null, AppNames? names = null, bool ipv6 = false)
     {
         Names = names ?? new AppNames();
-        Host = new HostInterface(HostMac, HostAddress, 24, gateway);
+        Host = new HostInterface(HostMac, HostAddress, 24, gateway, ipv6 ? HostAddress6 : null);
         Neighbours = new NeighbourTable(Stopwatch.Frequency);
         Replies = new HostReplies(Counters, Host, Stopwatch.Frequency);
     }
@@ -41,13 +44,14 @@ public sealed class StageRig : IDisposable
     public long Now { get; set; } = Stopwatch.GetTimestamp();
 
     /// <summary>A socket as the control plane hands it to the dataplane (in the set and the lookup), with its application's end.</summary>
+    /// <param name="local">The address bound to (the host's IPv4 one by default; a wildcard, or the IPv6 one).</param>
     public AppSide Bind(ushort port, byte protocol = IpProtocols.Udp, int slotCount = 8, NetAddress? remote = null, ushort remotePort = 0,
-        string app = "stageapp")
+        string app = "stageapp", NetAddress? local = null, bool v6Only = false)
     {
         var owner = new PeerIdentity(Environment.ProcessId, 1000, 1000, app, app, "/user.slice");
-        var socket = new NormanSocket(_sockets.Count + 1, owner, protocol, HostAddress, port, slotCount, PipeLayout.DefaultSlotSize,
-            Names.IdOf(app), Names.IdOf(AppNames.CgroupKey("/user.slice")));
-        socket.LocalAddress = HostAddress;
+        var socket = new NormanSocket(_sockets.Count + 1, owner, protocol, local ?? HostAddress, port, slotCount, PipeLayout.DefaultSlotSize,
+            Names.IdOf(app), Names.IdOf(AppNames.CgroupKey("/user.slice")), v6Only: v6Only);
+        socket.LocalAddress = local ?? HostAddress;
         if (remote is { } address)
         {
             socket.Pipe.RemoteAddress = address;
@@ -55,7 +59,7 @@ public sealed class StageRig : IDisposable
         }
         _sockets.Add(socket);
         Sockets.Add(socket.Pipe);
-        Lookup.Add(socket.Pipe.Key, socket.Pipe.Slot);
+        Lookup.Add(socket.Pipe.Key, socket.Pipe.Slot, socket.Pipe.DualStack);
         return new AppSide(socket, slotCount);
     }
 
@@ -81,6 +85,16 @@ public sealed class StageRig : IDisposable
         var frame = new byte[EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV4 + payloadLength];
         EthernetHeader.Write(frame, to ?? HostMac, PeerMac, EtherTypes.IPv4);
         frame.AsSpan(EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV4).Fill(0x5A);
+        UdpPacketBuilder.WriteHeaders(frame.AsSpan(EthernetHeader.Size), source, sourcePort, destination, destinationPort, payloadLength);
+        return frame;
+    }
+
+    /// <summary>A UDP datagram over IPv6 (no extension headers), as a port receives it.</summary>
+    public static byte[] Udp6(NetAddress source, ushort sourcePort, NetAddress destination, ushort destinationPort, int payloadLength = 16)
+    {
+        var frame = new byte[EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV6 + payloadLength];
+        EthernetHeader.Write(frame, HostMac, PeerMac, EtherTypes.IPv6);
+        frame.AsSpan(EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV6).Fill(0x5A);
         UdpPacketBuilder.WriteHeaders(frame.AsSpan(EthernetHeader.Size), source, sourcePort, destination, destinationPort, payloadLength);
         return frame;
     }
