@@ -404,8 +404,10 @@ public sealed class CaptureTests : DaemonTest
 
     private Process StartCapture(params string[] arguments)
     {
-        var start = new ProcessStartInfo(AppProcess.BesideTests("norman")) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in new[] { "capture", "--timeout", "30" }.Concat(arguments))
+        // Through `env --default-signal=INT`: a suite started in the background by a shell without job control runs with
+        // SIGINT ignored, which every child inherits, and then no Ctrl-C could reach the capture; a terminal's would.
+        var start = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "--default-signal=INT", AppProcess.BesideTests("norman"), "capture", "--timeout", "30" }.Concat(arguments))
         {
             start.ArgumentList.Add(argument);
         }
