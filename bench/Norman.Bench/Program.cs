@@ -88,7 +88,7 @@ var quick = new Option<bool>("--quick") { Description = "Fewer packets and runs:
 var runs = new Option<int>("--runs") { Description = "Runs of each scenario (the median is reported).", DefaultValueFactory = _ => 5 };
 var json = new Option<string>("--json") { Description = "Where to write the flat JSON figures.", DefaultValueFactory = _ => "bench/results/latest.json" };
 var markdown = new Option<string>("--markdown") { Description = "Where to write the markdown table.", DefaultValueFactory = _ => "bench/results/latest.md" };
-var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: ring, dataplane, policy, rules, capture, engine, instructions, qos, set, kernel, xdp, ports, idle, latency, scale, control, isolation, tcp, http. " +
+var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: ring, dataplane, policy, rules, capture, engine, ipv6, instructions, qos, set, kernel, xdp, ports, idle, latency, scale, control, isolation, tcp, http. " +
     "Example: --only engine qos", AllowMultipleArgumentsPerToken = true };
 var root = new RootCommand("Norman's benchmark: packets per second through the dataplane on the virtual wire.") { quick, runs, json, markdown, only };
 root.SetAction(result =>
@@ -204,6 +204,26 @@ root.SetAction(result =>
             methodFloor.Add(EngineOnlyScenario.CompareCapture(packets64, 21, null, tappedFirst: run % 2 == 1).CostPercent);
         }
         figures.AddRange([engineAlone, engineTap, tapCost, methodFloor]);
+    }
+    if (Runs("ipv6"))
+    {
+        // Issue 21's target: IPv6 within 10% of IPv4, with no policy and with connection tracking on every packet.
+        foreach (bool conntrack in new[] { false, true })
+        {
+            string what = conntrack ? "with connection tracking asked about every packet" : "no policy";
+            string key = conntrack ? "conntrack" : "nopolicy";
+            var v4 = new Measurement($"engine_ipv4_{key}_ns_per_packet", $"engine alone, one thread, {what}: ns per packet over IPv4 (64-byte frames' payload)", "ns");
+            var v6 = new Measurement($"engine_ipv6_{key}_ns_per_packet", $"the same over IPv6, to a dual-stack socket on ::", "ns");
+            var ratio = new Measurement($"engine_ipv6_over_ipv4_{key}", $"IPv6's time per packet over IPv4's, {what} (median of 21 alternating trials' ratios)", "×");
+            for (int run = 0; run < runCount; run++)
+            {
+                var (v4Ns, v6Ns, v6OverV4) = EngineOnlyScenario.CompareFamilies(packets64, 21, conntrack);
+                v4.Add(v4Ns);
+                v6.Add(v6Ns);
+                ratio.Add(v6OverV4);
+            }
+            figures.AddRange([v4, v6, ratio]);
+        }
     }
     // Instruction counts: exact where timing on a shared machine is not, but two minutes of valgrind, so
     // not part of --quick unless asked for by name.

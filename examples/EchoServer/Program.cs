@@ -2,7 +2,8 @@
 // Usage: echo-server [PORT] [--count N] [--address ADDRESS] [--tcp]
 //   UDP (the default): every datagram back to where it came from, N datagrams at most; bound to ADDRESS (0.0.0.0 by
 //   default; :: for IPv6 and IPv4 both, as a dual-stack socket).
-//   --tcp: every connection's bytes back on it, until the client closes its side; connections served at once.
+//   --tcp: every connection's bytes back on it, until the client closes its side; connections served at once (on
+//   ADDRESS too).
 // Port 7 by default; a port below 1024 needs root.
 using System.Net;
 using Norman.Client;
@@ -15,7 +16,7 @@ var address = addressAt >= 0 && addressAt + 1 < args.Length ? IPAddress.Parse(ar
 
 if (args.Contains("--tcp"))
 {
-    using var listener = new NormanTcpListener(port);
+    using var listener = new NormanTcpListener(new IPEndPoint(address, port));
     Console.WriteLine($"echo-server: listening on tcp {listener.LocalEndPoint}");
     Console.Out.Flush();
     while (true)

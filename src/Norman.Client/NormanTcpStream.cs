@@ -44,7 +44,9 @@ public sealed class NormanTcpStream : Stream
         return stream;
     }
 
-    public IPEndPoint RemoteEndPoint => new(_connection.RemoteAddress.ToIPAddress(), _connection.RemotePort);
+    /// <summary>The peer; on an IPv6 (dual-stack) socket an IPv4 peer is v4-mapped, as Linux's accept gives it.</summary>
+    public IPEndPoint RemoteEndPoint => new(LocalEndPoint.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+        ? _connection.RemoteAddress.ToIPAddress().MapToIPv6() : _connection.RemoteAddress.ToIPAddress(), _connection.RemotePort);
     public IPEndPoint LocalEndPoint => _endpoint.LocalEndPoint;
     public TcpState State => _connection.State;
 

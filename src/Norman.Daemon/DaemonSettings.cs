@@ -28,7 +28,7 @@ public static class DaemonSettings
         new("netns", "For a TAP port: move the device into this network namespace (the peer's side).", false, (o, v) => o.Namespace = v),
         new("address", "This host's IPv4 address and prefix on the wire (default 198.18.0.1/24).", false, (o, v) => o.Address = v),
         new("address6", "An IPv6 address for this host with its prefix (e.g. fd66::1/64; /64 if none is given): it answers neighbour " +
-            "discovery and ping for it, and carries applications' UDP over IPv6 (TCP over IPv6 is not carried yet).", false, (o, v) => o.Address6 = v),
+            "discovery and ping for it, and carries applications' UDP and TCP over IPv6.", false, (o, v) => o.Address6 = v),
         new("gateway6", "Next hop for IPv6 addresses outside --address6's prefix.", false, (o, v) => o.Gateway6 = v),
         new("peer", "The simulated peer's address on a virtual port (default: the subnet's .2, e.g. 198.18.0.2; .1 when that is this host).", false, (o, v) => o.PeerAddress = v),
         new("gateway", "Next hop for addresses off the subnet.", false, (o, v) => o.Gateway = v),

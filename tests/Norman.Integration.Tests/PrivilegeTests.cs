@@ -196,21 +196,12 @@ public sealed class PrivilegeTests(ITestOutputHelper output) : DaemonTest
     }
 
     [Theory]
-    [InlineData("::")]
-    [InlineData("fd66::1")]
-    public async Task A_tcp_bind_to_an_IPv6_address_is_refused_while_TCP_over_IPv6_is_not_carried(string address)
+    [InlineData("udp")]
+    [InlineData("tcp")]
+    public async Task A_bind_to_an_IPv6_address_the_host_does_not_have_is_refused_and_says_how_to_give_it_one(string protocol)
     {
         var refusal = await Assert.ThrowsAsync<ControlException>(() =>
-            As(Nobody, new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = "tcp", Address = address, Port = 0 }));
-        Assert.Equal(ControlProtocol.Errors.AddressFamilyNotSupported, refusal.Code);
-        Assert.Equal(0, Daemon.Daemon.Control.Sockets.Count);
-    }
-
-    [Fact]
-    public async Task A_udp_bind_to_an_IPv6_address_the_host_does_not_have_is_refused_and_says_how_to_give_it_one()
-    {
-        var refusal = await Assert.ThrowsAsync<ControlException>(() =>
-            As(Nobody, new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = "udp", Address = "fd66::1", Port = 0 }));
+            As(Nobody, new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = protocol, Address = "fd66::1", Port = 0 }));
         Assert.Equal(ControlProtocol.Errors.AddressNotAvailable, refusal.Code);
         Assert.Contains("--address6", refusal.Message);
         Assert.Equal(0, Daemon.Daemon.Control.Sockets.Count);

@@ -295,20 +295,20 @@ public abstract class RealWireTests : IAsyncLifetime
     }
 
     /// <summary>A Norman client downloads a file of random bytes from python's http.server in the test host.</summary>
-    private async Task<(byte[] Sent, byte[] Received)> FetchFromPythonHttpServer(TestNamespace peer, int length)
+    private async Task<(byte[] Sent, byte[] Received)> FetchFromPythonHttpServer(TestNamespace peer, int length, string server = PeerAddress)
     {
         string root = Path.Combine(_directory, "www");
         Directory.CreateDirectory(root);
         var file = System.Security.Cryptography.RandomNumberGenerator.GetBytes(length);
         File.WriteAllBytes(Path.Combine(root, "big.bin"), file);
         // It says it is serving on stdout: send that to stderr, where StartAndWaitFor listens.
-        var server = peer.StartAndWaitFor("Serving HTTP", "sh", "-c", $"exec /usr/bin/python3 -u -m http.server 8000 --bind {PeerAddress} --directory {root} 1>&2");
+        var process = peer.StartAndWaitFor("Serving HTTP", "sh", "-c", $"exec /usr/bin/python3 -u -m http.server 8000 --bind {server} --directory {root} 1>&2");
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             await using var connection = await Norman.Client.NormanTcpStream.ConnectAsync(
-                new System.Net.IPEndPoint(System.Net.IPAddress.Parse(PeerAddress), 8000), SocketPath, timeout.Token);
-            await connection.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"GET /big.bin HTTP/1.0\r\nHost: {PeerAddress}\r\n\r\n"), timeout.Token);
+                new System.Net.IPEndPoint(System.Net.IPAddress.Parse(server), 8000), SocketPath, timeout.Token);
+            await connection.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"GET /big.bin HTTP/1.0\r\nHost: {server}\r\n\r\n"), timeout.Token);
             var response = new MemoryStream();
             try
             {
@@ -326,8 +326,8 @@ public abstract class RealWireTests : IAsyncLifetime
         }
         finally
         {
-            server.Kill(entireProcessTree: true);
-            server.WaitForExit();
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
         }
     }
 
@@ -349,7 +349,7 @@ public abstract class RealWireTests : IAsyncLifetime
     }
 
     [NetnsFact]
-    public void The_real_socat_reaches_a_dual_stack_echo_server_over_ipv6_and_ipv4_byte_for_byte()
+    public async Task The_real_socat_reaches_a_dual_stack_echo_server_over_ipv6_and_ipv4_byte_for_byte()
     {
         var peer = Peer();
         using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000", "--address", "::");
@@ -366,6 +366,64 @@ public abstract class RealWireTests : IAsyncLifetime
         var socket = Daemon.Control.Sockets.Snapshot().Single(s => s.LocalPort == 7000);
         Assert.Equal(3, socket.Pipe.Counters.RxPackets);
         Assert.Equal(3, socket.Pipe.Counters.TxPackets);
+        // norman ss shows it as ss shows a kernel's dual-stack socket, and its filter takes IPv6 as ss writes it.
+        string listed = await ApplicationProcessTests.RunNormanAsync("ss", "-lun", "--socket", SocketPath, "src", "[::]:7000");
+        Assert.Contains("[::]:7000", listed);
+        Assert.DoesNotContain("[::]:7000", await ApplicationProcessTests.RunNormanAsync("ss", "-lun", "--socket", SocketPath, "src", "[fd66::1]"));
+    }
+
+    [NetnsFact]
+    public async Task The_real_socat_talks_tcp6_and_tcp4_to_a_dual_stack_echo_example_and_ss_lists_each_connection()
+    {
+        var peer = Peer();
+        using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000", "--tcp", "--address", "::");
+        Assert.Contains("listening on tcp [::]:7000", echo.ReadLine());
+        string big = string.Concat(Enumerable.Range(0, 40_000).Select(i => $"{i:D7}\n")); // 320 KB: many segments, windows
+        foreach (string message in new[] { "hello norman over tcp6\n", big })
+        {
+            var (code, output, errors) = peer.Try(message, "socat", "-t", "5", "-", $"TCP6:[{NormanAddress6}]:7000");
+            Assert.True(code == 0, errors);
+            Assert.True(message == output, $"socat got {output.Length} bytes back of {message.Length}");
+        }
+        var (code4, output4, errors4) = peer.Try("and over tcp4\n", "socat", "-t", "5", "-", $"TCP4:{NormanAddress}:7000");
+        Assert.True(code4 == 0, errors4);
+        Assert.Equal("and over tcp4\n", output4);
+        // Two connections held open, listed as Linux lists a dual-stack listener's: the IPv6 one plain, the IPv4 one v4-mapped.
+        peer.StartAndWaitFor("starting data transfer loop", "socat", "-d", "-d", $"TCP6:[{NormanAddress6}]:7000", "EXEC:sleep 30");
+        peer.StartAndWaitFor("starting data transfer loop", "socat", "-d", "-d", $"TCP4:{NormanAddress}:7000", "EXEC:sleep 30");
+        string table = "";
+        for (var clock = System.Diagnostics.Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(10) && table.Split('\n').Count(row => row.Contains("ESTAB")) < 2;)
+        {
+            table = await ApplicationProcessTests.RunNormanAsync("ss", "-tanH", "--socket", SocketPath); // the stack reports ten times a second
+        }
+        Assert.Matches(@"LISTEN\s+0\s+\d+\s+\[::\]:7000\s+\[::\]:\*", table);
+        Assert.Matches($@"ESTAB.*\[{NormanAddress6}\]:7000\s+\[2001:db8:1::2\]:\d+", table);
+        Assert.Matches($@"ESTAB.*\[::ffff:{NormanAddress}\]:7000\s+\[::ffff:{PeerAddress}\]:\d+", table);
+    }
+
+    [NetnsFact]
+    public void The_real_curl_gets_answers_over_ipv6_and_ipv4_from_one_dual_stack_ASP_NET_Core_listener_on_Norman()
+    {
+        var peer = Peer();
+        using var web = AppProcess.Start("webapp", SocketPath, null, "--urls", "http://[::]:8080");
+        Assert.StartsWith("webapp: listening on http://[::]:8080", web.ReadLine(60));
+        foreach (string url in new[] { $"http://[{NormanAddress6}]:8080", $"http://{NormanAddress}:8080" })
+        {
+            var (code, output, errors) = peer.Try(null, "curl", "-gsS", "--max-time", "20", url + "/");
+            Assert.True(code == 0, errors);
+            Assert.Equal("Hello from ASP.NET Core on Norman\n", output);
+        }
+        const int Big = 2_000_000;
+        var (bigCode, bigOutput, bigErrors) = peer.Try(null, "curl", "-gsS", "--max-time", "30", $"http://[{NormanAddress6}]:8080/bytes/{Big}");
+        Assert.True(bigCode == 0, bigErrors);
+        Assert.True(string.Concat(Enumerable.Range(0, Big).Select(i => (char)('a' + i % 26))) == bigOutput, $"the download differs ({bigOutput.Length} bytes)");
+    }
+
+    [NetnsFact]
+    public async Task A_Norman_client_fetches_megabytes_over_ipv6_from_the_real_python_http_server()
+    {
+        var page = await FetchFromPythonHttpServer(Peer(), 2 << 20, "2001:db8:1::2");
+        Assert.True(page.Sent.AsSpan().SequenceEqual(page.Received), $"the Norman client got {page.Received.Length} bytes of {page.Sent.Length}, or other bytes");
     }
 
     [NetnsFact]

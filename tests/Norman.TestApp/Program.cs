@@ -350,7 +350,7 @@ static unsafe int Scribble(int port)
     byte* table = region.Address + ConnectionTable.Offset(grant.SlotCount, grant.SlotSize);
     for (int i = 0; i < ConnectionTable.Capacity; i++)
     {
-        ConnectionTable.Write(table, i, new ConnectionTable.Record(NetAddress.Parse("198.18.0.2").V4, (ushort)(i + 1), 3, 0, 0));
+        ConnectionTable.Write(table, i, new ConnectionTable.Record(NetAddress.Parse("198.18.0.2"), (ushort)(i + 1), 3, 0, 0));
     }
     ConnectionTable.Publish(table, -1);
     Console.WriteLine($"bound {grant.LocalPort}");

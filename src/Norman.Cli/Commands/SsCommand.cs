@@ -123,7 +123,7 @@ public static class SsCommand
                 s.Protocol, s.State,
                 s.RecvQ.ToString(CultureInfo.InvariantCulture), s.SendQ.ToString(CultureInfo.InvariantCulture),
                 $"{Bracketed(s.LocalAddress)}:{PortName(s.LocalPort, s.Protocol, numeric)}",
-                s.RemotePort == 0 ? (s.RemoteAddress.Contains(':') ? "[::]:*" : "0.0.0.0:*") : $"{Bracketed(s.RemoteAddress)}:{PortName(s.RemotePort, s.Protocol, numeric)}",
+                s.RemotePort == 0 ? (s.LocalAddress.Contains(':') ? "[::]:*" : "0.0.0.0:*") : $"{Bracketed(s.RemoteAddress)}:{PortName(s.RemotePort, s.Protocol, numeric)}",
                 last.ToString(),
             ]);
         }

@@ -128,13 +128,28 @@ public sealed class SsFilter
         string addressPart = operand;
         int? port = null;
         int colon = operand.LastIndexOf(':');
-        if (colon >= 0 && operand.Count(c => c == ':') == 1)
+        if (operand.StartsWith('['))
+        {
+            // IPv6 as ss writes it: [fd66::1], [fd66::1]:53, [::]:*
+            int close = operand.IndexOf(']');
+            if (close < 0 || (close + 1 < operand.Length && operand[close + 1] != ':'))
+            {
+                throw new FormatException($"ss filter: '{operand}' is not an address; write IPv6 like [fd66::1] or [fd66::1]:53.");
+            }
+            addressPart = operand[1..close];
+            if (close + 1 < operand.Length && operand[(close + 2)..] is not ("" or "*"))
+            {
+                port = ParsePort(operand[(close + 1)..]);
+            }
+        }
+        else if (colon >= 0 && operand.Count(c => c == ':') == 1)
         {
             addressPart = operand[..colon];
             port = ParsePort(operand[colon..]);
         }
         bool anyAddress = addressPart is "" or "*";
-        if (!anyAddress && !IPAddress.TryParse(addressPart, out _))
+        IPAddress? wanted = null;
+        if (!anyAddress && !IPAddress.TryParse(addressPart, out wanted))
         {
             throw new FormatException($"ss filter: '{addressPart}' is not an address.");
         }
@@ -142,7 +157,8 @@ public sealed class SsFilter
         {
             string address = local ? s.LocalAddress : s.RemoteAddress;
             int socketPort = local ? s.LocalPort : s.RemotePort;
-            return (anyAddress || address == addressPart) && (port is null || socketPort == port);
+            // Compared as addresses, not text: fd66:0::1 is fd66::1.
+            return (anyAddress || (IPAddress.TryParse(address, out var actual) && actual.Equals(wanted))) && (port is null || socketPort == port);
         };
     }
 

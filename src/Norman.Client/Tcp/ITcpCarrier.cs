@@ -7,8 +7,8 @@ namespace Norman.Client.Tcp;
 /// </summary>
 internal interface ITcpCarrier
 {
-    /// <summary>The local end of every connection it carries (the host's address, the socket's port).</summary>
-    Norman.Core.Packets.NetAddress LocalAddress { get; }
+    /// <summary>The local address of a connection to <paramref name="remote"/> (the host's of its family), and the socket's port.</summary>
+    Norman.Core.Packets.NetAddress LocalAddressFor(Norman.Core.Packets.NetAddress remote);
     ushort LocalPort { get; }
 
     /// <summary>The stack's clock (Stopwatch ticks): the real one, or the test's.</summary>

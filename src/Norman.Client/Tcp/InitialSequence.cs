@@ -16,11 +16,11 @@ internal static class InitialSequence
 
     public static uint For(NetAddress local, ushort localPort, NetAddress remote, ushort remotePort, long now)
     {
-        Span<byte> tuple = stackalloc byte[12];
-        BinaryPrimitives.WriteUInt32BigEndian(tuple, local.V4);
-        BinaryPrimitives.WriteUInt32BigEndian(tuple[4..], remote.V4);
-        BinaryPrimitives.WriteUInt16BigEndian(tuple[8..], localPort);
-        BinaryPrimitives.WriteUInt16BigEndian(tuple[10..], remotePort);
+        Span<byte> tuple = stackalloc byte[36];
+        local.WriteV6(tuple);
+        remote.WriteV6(tuple[16..]);
+        BinaryPrimitives.WriteUInt16BigEndian(tuple[32..], localPort);
+        BinaryPrimitives.WriteUInt16BigEndian(tuple[34..], remotePort);
         Span<byte> hash = stackalloc byte[32];
         HMACSHA256.HashData(Secret, tuple, hash);
         long nanoseconds = (long)(now * (1_000_000_000.0 / Stopwatch.Frequency));

@@ -161,7 +161,7 @@ internal sealed partial class TcpConnection
     private void TakeSynOptions(in TcpSegment syn)
     {
         // No MSS option means 536 (RFC 9293 §3.7.1); a tiny one is raised to a floor, as Linux's tcp_min_snd_mss.
-        _sendMss = syn.Mss == 0 ? 536 : Math.Clamp((int)syn.Mss, TcpLimits.MinimumSendMss, OurMss);
+        _sendMss = syn.Mss == 0 ? 536 : Math.Clamp((int)syn.Mss, TcpLimits.MinimumSendMss, LocalMss);
         // Timestamps only if both offered them (RFC 7323 §3.2); then each segment's 12 bytes of them come out of the MSS.
         _timestamps = _offerTimestamps && syn.HasTimestamps;
         _offerTimestamps = _timestamps;

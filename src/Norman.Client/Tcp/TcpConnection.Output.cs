@@ -175,7 +175,7 @@ internal sealed partial class TcpConnection
     private void SendSyn(byte flags, long now)
     {
         Span<byte> options = stackalloc byte[8 + TcpOptions.TimestampsLength];
-        TcpSegmentBuilder.WriteSynOptions(options, OurMss, OurWindowScale);
+        TcpSegmentBuilder.WriteSynOptions(options, LocalMss, OurWindowScale);
         int length = _offerWindowScale ? 8 : 4; // or MSS alone
         if (_offerTimestamps || _offerSack)
         {

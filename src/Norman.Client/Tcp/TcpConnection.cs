@@ -17,6 +17,12 @@ namespace Norman.Client.Tcp;
 internal sealed partial class TcpConnection
 {
     public const ushort OurMss = 1460;
+
+    /// <summary>
+    /// The MSS this connection announces and sends at most: <see cref="OurMss"/> over IPv4, 20 bytes less over IPv6,
+    /// whose header is that much longer in the same 1500-byte MTU.
+    /// </summary>
+    private ushort LocalMss => RemoteAddress.IsV4 ? OurMss : (ushort)(OurMss - 20);
     public const byte OurWindowScale = 7;
     public const int BufferLimit = 1 << 20;
     private const int SynRetries = 6;
@@ -101,7 +107,7 @@ internal sealed partial class TcpConnection
         _carrier = carrier;
         RemoteAddress = remoteAddress;
         RemotePort = remotePort;
-        _congestion = CongestionControl.Create(carrier.CongestionControl, OurMss);
+        _congestion = CongestionControl.Create(carrier.CongestionControl, LocalMss);
     }
 
     /// <summary>1 while the connection waits in its endpoint's service queue: it is queued once, however often woken.</summary>
@@ -260,7 +266,7 @@ internal sealed partial class TcpConnection
     public ConnectionTable.Record Report()
     {
         var (send, receive) = Queues();
-        return new ConnectionTable.Record(RemoteAddress.V4, RemotePort, (byte)State, (uint)send, (uint)receive,
+        return new ConnectionTable.Record(RemoteAddress, RemotePort, (byte)State, (uint)send, (uint)receive,
             (uint)(_rtt.SmoothedTicks * 1_000_000 / Stopwatch.Frequency), (ushort)Math.Min(ushort.MaxValue, _rtt.TimeoutTicks * 1000 / Stopwatch.Frequency),
             (ushort)_sendMss, (uint)Math.Min(uint.MaxValue, _congestion.Window), (uint)_retransmits, (uint)_challengeAcks, (uint)_resetsIgnored,
             Features);
@@ -287,7 +293,7 @@ internal sealed partial class TcpConnection
     /// <summary>Active open: SYN with our MSS and window scale.</summary>
     public void Open(long now)
     {
-        _iss = InitialSequence.For(_carrier.LocalAddress, _carrier.LocalPort, RemoteAddress, RemotePort, now);
+        _iss = InitialSequence.For(_carrier.LocalAddressFor(RemoteAddress), _carrier.LocalPort, RemoteAddress, RemotePort, now);
         _sendUnacknowledged = _iss;
         _sendNext = _sendMax = _iss + 1;
         State = TcpState.SynSent;
@@ -304,7 +310,7 @@ internal sealed partial class TcpConnection
         TakeSynOptions(syn);
         _sendWindow = _maxSendWindow = syn.Window; // never scaled in a SYN
         _sendWindowUpdateSequence = syn.Sequence;
-        _iss = InitialSequence.For(_carrier.LocalAddress, _carrier.LocalPort, RemoteAddress, RemotePort, now);
+        _iss = InitialSequence.For(_carrier.LocalAddressFor(RemoteAddress), _carrier.LocalPort, RemoteAddress, RemotePort, now);
         _sendUnacknowledged = _iss;
         _sendNext = _sendMax = _iss + 1;
         State = TcpState.SynReceived;

@@ -25,7 +25,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
 
     private readonly ControlChannel _control;
     private readonly SocketPipes _pipes;
-    private readonly Dictionary<(uint Address, ushort Port), TcpConnection> _connections = new();
+    private readonly Dictionary<(NetAddress Address, ushort Port), TcpConnection> _connections = new();
     private readonly HashSet<TcpConnection> _timed = new();
     private readonly List<TcpConnection> _timedNow = new();
     private readonly ConcurrentQueue<TcpConnection> _ready = new();
@@ -63,7 +63,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
 
     public IPEndPoint LocalEndPoint => _pipes.LocalEndPoint;
 
-    public NetAddress LocalAddress => _pipes.Source!.Value;
+    public NetAddress LocalAddressFor(NetAddress remote) => _pipes.SourceFor(remote);
 
     public ushort LocalPort => (ushort)_pipes.LocalEndPoint.Port;
 
@@ -101,7 +101,9 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         var control = ControlChannel.Connect(controlSocketPath);
         try
         {
-            var pipes = SocketPipes.Bind(control, "tcp", new IPEndPoint(IPAddress.Any, 0), slotCount);
+            var any = remote.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && !remote.Address.IsIPv4MappedToIPv6
+                ? IPAddress.IPv6Any : IPAddress.Any;
+            var pipes = SocketPipes.Bind(control, "tcp", new IPEndPoint(any, 0), slotCount);
             pipes.Connect(control, remote);
             var endpoint = new TcpEndpoint(control, pipes, 0, congestionControl);
             var connection = new TcpConnection(endpoint, NetAddress.From(remote.Address), (ushort)remote.Port);
@@ -163,7 +165,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     {
         _closedChallengeAcks += connection.ChallengeAcks;
         _closedResetsIgnored += connection.ResetsIgnored;
-        if (_connections.Remove((connection.RemoteAddress.V4, connection.RemotePort)) && connection.WasHalfOpen)
+        if (_connections.Remove((connection.RemoteAddress, connection.RemotePort)) && connection.WasHalfOpen)
         {
             _halfOpen--;
             LeaveHalfOpen(connection);
@@ -195,8 +197,10 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
             _pipes.PublishTx(); // full of what this turn wrote: let the daemon have it
             return false;
         }
-        payloadFrom?.CopyPayload(payloadOffset, slot.Slice(TcpSegmentBuilder.HeaderLength + options.Length, payloadLength));
-        _pipes.Tx.Commit(TcpSegmentBuilder.Write(slot, _pipes.Source!.Value, (ushort)LocalEndPoint.Port, remote, remotePort, fields, options,
+        var source = _pipes.SourceFor(remote);
+        int headerLength = source.IsV4 ? TcpSegmentBuilder.HeaderLength : TcpSegmentBuilder.HeaderLengthV6;
+        payloadFrom?.CopyPayload(payloadOffset, slot.Slice(headerLength + options.Length, payloadLength));
+        _pipes.Tx.Commit(TcpSegmentBuilder.Write(slot, source, (ushort)LocalEndPoint.Port, remote, remotePort, fields, options,
             payloadLength, payloadFrom?.NextIdentification() ?? 0));
         return true;
     }
@@ -216,7 +220,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
                 bool worked = ReceiveSegments(now);
                 while (_opening.TryDequeue(out var opening))
                 {
-                    _connections[(opening.RemoteAddress.V4, opening.RemotePort)] = opening;
+                    _connections[(opening.RemoteAddress, opening.RemotePort)] = opening;
                     opening.Open(now);
                     worked = true;
                 }
@@ -355,28 +359,42 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         }
     }
 
-    /// <summary>One IPv4 packet from the RX pipe: the daemon checked it is well formed TCP for us, with a good checksum.</summary>
+    /// <summary>One IP packet from the RX pipe: the daemon checked it is well formed TCP for us, with a good checksum.</summary>
     private void OnPacket(ReadOnlySpan<byte> packet, long now)
     {
         if (packet.Length < TcpSegmentBuilder.HeaderLength)
         {
             return;
         }
-        ref readonly var ip = ref Ipv4Header.At(packet);
-        int ipLength = ip.HeaderLength;
-        int total = Math.Min(ip.TotalLength, packet.Length);
-        if (ip.Version != 4 || ip.Protocol != IpProtocols.Tcp || ipLength < Ipv4Header.Size || total < ipLength + TcpHeader.Size)
+        NetAddress remote;
+        ReadOnlySpan<byte> tcp;
+        if (packet[0] >> 4 == 6)
         {
-            return;
+            if (PacketParser.ParseIpPacket(packet, out var parsed) != ParseError.None || parsed.Kind != PacketKind.Tcp || parsed.IsFragment)
+            {
+                return;
+            }
+            remote = parsed.Source;
+            tcp = packet[parsed.TransportOffset..parsed.PacketEnd];
         }
-        var tcp = packet[ipLength..total];
+        else
+        {
+            ref readonly var ip = ref Ipv4Header.At(packet);
+            int ipLength = ip.HeaderLength;
+            int total = Math.Min(ip.TotalLength, packet.Length);
+            if (ip.Version != 4 || ip.Protocol != IpProtocols.Tcp || ipLength < Ipv4Header.Size || total < ipLength + TcpHeader.Size)
+            {
+                return;
+            }
+            remote = NetAddress.FromV4(ip.Source);
+            tcp = packet[ipLength..total];
+        }
         ref readonly var header = ref TcpHeader.At(tcp);
         int tcpLength = header.HeaderLength;
         if (tcpLength < TcpHeader.Size || tcpLength > tcp.Length)
         {
             return;
         }
-        var remote = NetAddress.FromV4(ip.Source);
         ushort remotePort = header.SourcePort;
         byte flags = header.Flags;
         var offered = tcpLength > TcpHeader.Size ? TcpOptions.Read(tcp[TcpHeader.Size..tcpLength]) : default;
@@ -398,7 +416,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
             TimestampValue = offered.TimestampValue,
             TimestampEcho = offered.TimestampEcho,
         };
-        if (_connections.TryGetValue((remote.V4, remotePort), out var connection))
+        if (_connections.TryGetValue((remote, remotePort), out var connection))
         {
             connection.OnSegment(segment, now);
             return;
@@ -418,7 +436,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
                 _halfOpenOrder.First!.Value.Forget();
             }
             connection = new TcpConnection(this, remote, remotePort) { WasHalfOpen = true };
-            _connections[(remote.V4, remotePort)] = connection;
+            _connections[(remote, remotePort)] = connection;
             connection.HalfOpenNode = _halfOpenOrder.AddLast(connection);
             _halfOpen++;
             connection.Accept(segment, now);

@@ -27,6 +27,8 @@ public readonly record struct TcpSegmentFields(uint Sequence, uint Acknowledgeme
 public static class TcpSegmentBuilder
 {
     public const int HeaderLength = Ipv4Header.Size + TcpHeader.Size;
+    /// <summary>The same over IPv6, whose header is 20 bytes longer.</summary>
+    public const int HeaderLengthV6 = Ipv6Header.Size + TcpHeader.Size;
 
     /// <summary>The MSS option (kind 2) and window scale option (kind 3, after a NOP), as a SYN carries them: 8 bytes.</summary>
     public static int WriteSynOptions(Span<byte> options, ushort mss, byte windowScale)

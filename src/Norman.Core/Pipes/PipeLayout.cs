@@ -25,7 +25,8 @@ namespace Norman.Core.Pipes;
 public static class PipeLayout
 {
     public const uint Magic = 0x504D524E; // "NRMP" read as little-endian bytes
-    public const uint Version = 2;
+    /// <summary>3: a TCP socket's connection records carry IPv6 addresses (56 bytes); 2: the separate wake-up and doorbell.</summary>
+    public const uint Version = 3;
     public const int LineSize = 128;
 
     public const int ProducerIndexOffset = 0;

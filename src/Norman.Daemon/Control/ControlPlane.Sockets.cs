@@ -41,7 +41,7 @@ public sealed partial class ControlPlane
     private Task<int[]> OnSockets(ControlSession session, ControlRequest request, ControlResponse response)
     {
         (response.Sockets, response.NextCursor) = ListingPage.Take(
-            sockets.Snapshot().SelectMany(s => DescribeWithConnections(s, session.Identity, engine.Qos, engine.Host.Address)),
+            sockets.Snapshot().SelectMany(s => DescribeWithConnections(s, session.Identity, engine.Qos, engine.Host)),
             request.Cursor ?? 0, ControlJson.Default.SocketInfo);
         return NoDescriptors;
     }
@@ -58,7 +58,7 @@ public sealed partial class ControlPlane
             "tcp" => IpProtocols.Tcp,
             var other => throw new ControlException(ControlProtocol.Errors.Unsupported, $"Unknown protocol '{other}': use udp or tcp."),
         };
-        var address = ParseAddress(request.Address ?? "0.0.0.0", protocol, "bind to");
+        var address = ParseAddress(request.Address ?? "0.0.0.0");
         int slotCount = request.SlotCount ?? defaultSlotCount;
         if (!PipeLayout.IsValidGeometry(slotCount, PipeLayout.DefaultSlotSize))
         {
@@ -96,8 +96,7 @@ public sealed partial class ControlPlane
     private async Task ConnectAsync(ControlSession session, ControlRequest request)
     {
         var socket = OwnedSocket(session, request);
-        var remote = ParseAddress(request.RemoteAddress ?? throw new ControlException(ControlProtocol.Errors.InvalidArgument, "connect needs remoteAddress."),
-            socket.Pipe.Protocol, "connect to");
+        var remote = ParseAddress(request.RemoteAddress ?? throw new ControlException(ControlProtocol.Errors.InvalidArgument, "connect needs remoteAddress."));
         int port = request.RemotePort ?? 0;
         if (port is <= 0 or > 65535 || remote.IsUnspecified)
         {
@@ -136,11 +135,8 @@ public sealed partial class ControlPlane
             $"Socket {id} is not one of this connection's sockets.");
     }
 
-    /// <summary>
-    /// An address for a socket of <paramref name="protocol"/>: IPv4 or IPv6 for UDP; IPv4 only for TCP, whose IPv6 is not
-    /// carried yet (refused as Linux refuses a family it does not carry).
-    /// </summary>
-    private static NetAddress ParseAddress(string text, byte protocol, string what)
+    /// <summary>An address for a socket, IPv4 or IPv6.</summary>
+    private static NetAddress ParseAddress(string text)
     {
         NetAddress address;
         try
@@ -151,8 +147,7 @@ public sealed partial class ControlPlane
         {
             throw new ControlException(ControlProtocol.Errors.InvalidArgument, error.Message);
         }
-        return address.IsV4 || protocol == IpProtocols.Udp ? address : throw new ControlException(ControlProtocol.Errors.AddressFamilyNotSupported,
-            $"Cannot {what} {text}: Norman carries TCP over IPv4 only so far (UDP over both). Use an IPv4 address, or 0.0.0.0 for any.");
+        return address;
     }
 
     /// <summary>Milliseconds since a Stopwatch timestamp; -1 for one never taken (0).</summary>
@@ -167,19 +162,32 @@ public sealed partial class ControlPlane
     /// (state, queues, remote end), with the socket's own local end and owner.
     /// </summary>
     /// <remarks>A connection's local address is the host's where its socket listens on the wildcard, as ss shows a kernel's.</remarks>
-    private static IEnumerable<SocketInfo> DescribeWithConnections(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos, NetAddress host)
+    private static IEnumerable<SocketInfo> DescribeWithConnections(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos, HostInterface host)
     {
         var connections = socket.Connections();
         if (socket.RemotePort != 0 && connections.Count == 1)
         {
-            yield return Describe(socket, viewer, qos, connections[0], localAddress: host); // a client socket: its one connection is the socket
+            yield return Describe(socket, viewer, qos, connections[0], host: host); // a client socket: its one connection is the socket
             yield break;
         }
         yield return Describe(socket, viewer, qos);
         foreach (var connection in connections)
         {
-            yield return Describe(socket, viewer, qos, connection, socketRow: false, localAddress: host);
+            yield return Describe(socket, viewer, qos, connection, socketRow: false, host: host);
         }
+    }
+
+    /// <summary>
+    /// A connection's two ends as ss shows them: the host's address of the connection's family where the socket listens
+    /// on a wildcard, and on an IPv6 socket the ends of an IPv4 connection v4-mapped (::ffff:198.18.0.2), as Linux shows a
+    /// dual-stack socket's.
+    /// </summary>
+    private static (string Local, string Remote) ConnectionEnds(NormanSocket socket, NetAddress remote, HostInterface? host)
+    {
+        var local = socket.LocalAddress.IsUnspecified && host?.SourceFor(remote) is { } ours ? ours : socket.LocalAddress;
+        bool mapped = !socket.LocalAddress.IsV4 && remote.IsV4;
+        return (Show(local), Show(remote));
+        string Show(NetAddress address) => mapped ? address.ToIPAddress().MapToIPv6().ToString() : address.ToString();
     }
 
     private static string StateName(byte state) => state < TcpStateNames.Length ? TcpStateNames[state] : "UNKNOWN";
@@ -190,8 +198,11 @@ public sealed partial class ControlPlane
     /// connection rows (not the socket's row) carry no traffic counters, which are the socket's alone.
     /// </summary>
     private static SocketInfo Describe(NormanSocket socket, PeerIdentity viewer, Qos.QosSnapshot qos,
-        ConnectionTable.Record? connection = null, bool socketRow = true, NetAddress? localAddress = null)
+        ConnectionTable.Record? connection = null, bool socketRow = true, HostInterface? host = null)
     {
+        var (localAddress, remoteAddress) = connection is { } ends ? ConnectionEnds(socket, ends.RemoteAddress, host)
+            : socket.RemotePort != 0 ? ConnectionEnds(socket, socket.RemoteAddress, null)
+            : (socket.LocalAddress.ToString(), "*");
         // Read racily, for display: the dataplane classifies a socket when it first schedules it under a policy.
         var choice = socket.Pipe.SendingQos;
         bool showProcess = viewer.IsRoot || viewer.Uid == socket.Owner.Uid;
@@ -203,9 +214,9 @@ public sealed partial class ControlPlane
             Protocol = IpProtocols.Name(socket.Pipe.Protocol),
             State = connection is { } c ? StateName(c.State)
                 : socket.RemotePort != 0 ? "ESTAB" : socket.Pipe.Protocol == IpProtocols.Tcp ? "LISTEN" : "UNCONN",
-            LocalAddress = (socket.LocalAddress.IsUnspecified && localAddress is { } local ? local : socket.LocalAddress).ToString(),
+            LocalAddress = localAddress,
             LocalPort = socket.LocalPort,
-            RemoteAddress = connection is { } r ? NetAddress.FromV4(r.RemoteAddress).ToString() : socket.RemotePort != 0 ? socket.RemoteAddress.ToString() : "*",
+            RemoteAddress = remoteAddress,
             RemotePort = connection?.RemotePort ?? socket.RemotePort,
             Pid = showProcess ? socket.Owner.Pid : 0,
             Uid = socket.Owner.Uid,

@@ -61,7 +61,7 @@ internal sealed class ScriptedPeer : ITcpCarrier
     /// <summary>Whether the connection asked to be served (an application thread's Wake).</summary>
     public bool Woken { get; set; }
 
-    public NetAddress LocalAddress => Local;
+    public NetAddress LocalAddressFor(NetAddress remote) => Local;
     public ushort LocalPort => LocalPortNumber;
     public int WindowCap { get; set; } = 128 * TcpConnection.OurMss;
 

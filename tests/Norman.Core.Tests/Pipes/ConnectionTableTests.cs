@@ -1,3 +1,4 @@
+using Norman.Core.Packets;
 using Norman.Core.Pipes;
 
 namespace Norman.Core.Tests.Pipes;
@@ -16,9 +17,9 @@ public sealed unsafe class ConnectionTableTests
                 // Every third record is garbage: a state past TIME-WAIT, or no remote port.
                 var record = (i % 3) switch
                 {
-                    0 => new ConnectionTable.Record(0x0A000001, (ushort)(i + 1), 3, 10, 20),
-                    1 => new ConnectionTable.Record(0x0A000001, (ushort)(i + 1), 0xFF, 0, 0),
-                    _ => new ConnectionTable.Record(0x0A000001, 0, 3, 0, 0),
+                    0 => new ConnectionTable.Record(NetAddress.FromV4(0x0A000001), (ushort)(i + 1), 3, 10, 20),
+                    1 => new ConnectionTable.Record(NetAddress.FromV4(0x0A000001), (ushort)(i + 1), 0xFF, 0, 0),
+                    _ => new ConnectionTable.Record(NetAddress.FromV4(0x0A000001), 0, 3, 0, 0),
                 };
                 ConnectionTable.Write(table, i, record);
             }

@@ -44,6 +44,9 @@ public sealed class SimulatedPeer
     internal EventFd Doorbell { get; } = EventFd.Create();
     public NetAddress Address { get; }
 
+    /// <summary>The peer's IPv6 address, for datagrams it sends over IPv6 (a benchmark's flood); none by default.</summary>
+    public NetAddress? Address6 { get; init; }
+
     /// <summary>Norman's MAC and address as the peer has learned them (from ARP, or from any frame Norman sent).</summary>
     public MacAddress HostMac { get; set; }
     public NetAddress HostAddress { get; set; }
@@ -110,13 +113,19 @@ public sealed class SimulatedPeer
     /// With <paramref name="flows"/> or <paramref name="destinationPorts"/> above 1, packet k comes from flow k mod
     /// flows (a source port and, past 60,000 flows, a source address of its own: <see cref="FloodSource"/>) to port
     /// destinationPort + k mod destinationPorts, without a UDP checksum (optional over IPv4), so that the peer's cost
-    /// per packet stays the same whatever the count.
+    /// per packet stays the same whatever the count. <paramref name="destination"/> is Norman's address to flood: its IPv4
+    /// one by default; an IPv6 one takes a single flow to a single port.
     /// </remarks>
-    public void StartFlood(ushort sourcePort, ushort destinationPort, int payloadLength, long count, int flows = 1, int destinationPorts = 1)
+    public void StartFlood(ushort sourcePort, ushort destinationPort, int payloadLength, long count, int flows = 1, int destinationPorts = 1,
+        NetAddress? destination = null)
     {
         Span<byte> payload = stackalloc byte[payloadLength];
         payload.Fill(0x5A);
-        _floodLength = BuildUdp(_flood, sourcePort, HostAddress, destinationPort, payload);
+        if (destination is { IsV4: false } && (flows > 1 || destinationPorts > 1))
+        {
+            throw new ArgumentException("An IPv6 flood is one flow to one port.");
+        }
+        _floodLength = BuildUdp(_flood, sourcePort, destination ?? HostAddress, destinationPort, payload);
         _floodFlows = Math.Max(1, flows);
         _floodPorts = Math.Max(1, destinationPorts);
         _floodSequence = 0;
@@ -364,10 +373,11 @@ public sealed class SimulatedPeer
 
     internal int BuildUdp(Span<byte> frame, ushort sourcePort, NetAddress destination, ushort destinationPort, ReadOnlySpan<byte> payload)
     {
-        EthernetHeader.Write(frame, HostMac, Mac, EtherTypes.IPv4);
+        var source = destination.IsV4 ? Address : Address6 ?? throw new InvalidOperationException("The simulated peer has no IPv6 address.");
+        EthernetHeader.Write(frame, HostMac, Mac, destination.IsV4 ? EtherTypes.IPv4 : EtherTypes.IPv6);
         var ip = frame[EthernetHeader.Size..];
-        payload.CopyTo(ip[UdpPacketBuilder.HeaderLengthV4..]);
-        int length = UdpPacketBuilder.WriteHeaders(ip, Address, sourcePort, destination, destinationPort, payload.Length, NextIdentification());
+        payload.CopyTo(ip[UdpPacketBuilder.HeaderLength(source)..]);
+        int length = UdpPacketBuilder.WriteHeaders(ip, source, sourcePort, destination, destinationPort, payload.Length, NextIdentification());
         return EthernetHeader.Size + length;
     }
 
