@@ -356,11 +356,11 @@ public abstract class RealWireTests : IAsyncLifetime
         Assert.Contains("listening on udp [::]:7000", echo.ReadLine());
         foreach (string message in new[] { "hello norman over ipv6\n", new string('6', 1400) + "\n" })
         {
-            var (code, output, errors) = peer.Try(message, "socat", "-t", "2", "-", $"UDP6:[{NormanAddress6}]:7000");
+            var (code, output, errors) = peer.Try(message, "socat", "-t", "1", "-", $"UDP6:[{NormanAddress6}]:7000");
             Assert.True(code == 0, errors);
             Assert.Equal(message, output);
         }
-        var (code4, output4, errors4) = peer.Try("and over ipv4\n", "socat", "-t", "2", "-", $"UDP4:{NormanAddress}:7000");
+        var (code4, output4, errors4) = peer.Try("and over ipv4\n", "socat", "-t", "1", "-", $"UDP4:{NormanAddress}:7000");
         Assert.True(code4 == 0, errors4);
         Assert.Equal("and over ipv4\n", output4);
         var socket = Daemon.Control.Sockets.Snapshot().Single(s => s.LocalPort == 7000);
@@ -424,6 +424,60 @@ public abstract class RealWireTests : IAsyncLifetime
     {
         var page = await FetchFromPythonHttpServer(Peer(), 2 << 20, "2001:db8:1::2");
         Assert.True(page.Sent.AsSpan().SequenceEqual(page.Received), $"the Norman client got {page.Received.Length} bytes of {page.Sent.Length}, or other bytes");
+    }
+
+    [NetnsFact]
+    public void A_tcp6_connection_to_a_port_nobody_listens_on_is_refused_by_a_reset()
+    {
+        var peer = Peer();
+        var (code, output, errors) = peer.Try(null, "nc", "-6", "-z", "-v", "-w", "5", NormanAddress6, "9999");
+        Assert.NotEqual(0, code);
+        Assert.Contains("refused", output + errors);
+        Assert.True(Daemon.Engine.Counters.TcpResetsSent >= 1);
+    }
+
+    [NetnsFact]
+    public void A_rule_by_ipv6_prefix_and_a_rule_by_application_each_stop_ipv6_datagrams_and_count_them()
+    {
+        var peer = Peer();
+        using var first = AppProcess.Start("echo-server", SocketPath, null, "7000", "--address", "::");
+        using var second = AppProcess.Start("echo-server", SocketPath, null, "7001", "--address", "::");
+        first.ReadLine();
+        second.ReadLine();
+        string Echo(int port, string message) => peer.Try(message, "socat", "-t", "1", "-", $"UDP6:[{NormanAddress6}]:{port}").Output;
+        var ingress = global::Norman.Daemon.Policy.Chain.Ingress;
+
+        Daemon.Policy.Add(ingress, ["ip6", "saddr", "2001:db8:1::/64", "udp", "dport", "7000", "drop"]);
+        Assert.Equal("", Echo(7000, "stopped by prefix\n"));
+        Assert.Equal("still through\n", Echo(7001, "still through\n"));
+        Daemon.Policy.Add(ingress, ["app", "echo-server", "drop"]);
+        Assert.Equal("", Echo(7001, "stopped by application\n"));
+
+        var rules = Daemon.Policy.List().Rules;
+        Assert.All(rules, rule => Assert.True(rule.Counters.Packets >= 1, $"{rule.Rule}: {rule.Counters.Packets} packets"));
+        Assert.Contains("1 received", peer.Run("ping", "-6", "-c", "1", "-W", "5", NormanAddress6)); // the host's own IPv6 is untouched
+    }
+
+    [NetnsFact]
+    public void A_capture_of_ipv6_traffic_is_read_by_tshark_with_the_application_in_each_packets_comment()
+    {
+        var peer = Peer();
+        using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000", "--address", "::");
+        echo.ReadLine();
+        string file = Path.Combine(_directory, "ipv6.pcapng");
+        using var capture = AppProcess.Start("norman", SocketPath, null, "capture", "--socket", SocketPath, "-c", "2", "-w", file, "--pcapng",
+            "ip6", "and", "udp", "port", "7000");
+        Assert.True(ApplicationProcessTests.WaitFor(() => Daemon.Engine.TapCount > 0), "the capture never started");
+
+        Assert.Equal("seen by the capture\n", peer.Try("seen by the capture\n", "socat", "-t", "1", "-", $"UDP6:[{NormanAddress6}]:7000").Output);
+        Assert.True(capture.Process.WaitForExit(TimeSpan.FromSeconds(20)), "the capture did not end after its two packets");
+
+        var rows = Host.Run("tshark", "-r", file, "-T", "fields", "-E", "separator=|", "-e", "ipv6.src", "-e", "ipv6.dst", "-e", "udp.payload", "-e", "frame.comment")
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, rows.Length);
+        string payload = Convert.ToHexStringLower(System.Text.Encoding.ASCII.GetBytes("seen by the capture\n"));
+        Assert.StartsWith($"2001:db8:1::2|{NormanAddress6}|{payload}|app=echo-server pid={echo.Pid} ", rows[0]);
+        Assert.StartsWith($"{NormanAddress6}|2001:db8:1::2|{payload}|app=echo-server pid={echo.Pid} ", rows[1]);
     }
 
     [NetnsFact]

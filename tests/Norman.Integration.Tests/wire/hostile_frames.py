@@ -12,7 +12,7 @@ import json
 import sys
 
 from scapy.all import ARP, IP, UDP, Dot1Q, Ether, IPv6, Raw, conf, get_if_hwaddr, sendp
-from scapy.layers.inet6 import IPv6ExtHdrDestOpt
+from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment
 
 iface, norman_mac, norman_ip, peer_ip, norman_ip6, peer_ip6, port = sys.argv[1:8]
 port = int(port)
@@ -65,6 +65,8 @@ good = bytes(udp4())
 good_ip_checksum = IP(good[14:]).chksum
 good_udp_checksum = IP(bytes(IP(src=peer_ip, dst=norman_ip) / UDP(sport=2, dport=port) / Raw(b"c" * 8)))[UDP].chksum
 udp_bytes = bytes(UDP(sport=40000, dport=port) / Raw(b"y" * 16))
+good6 = bytes(eth() / IPv6(src=peer_ip6, dst=norman_ip6) / UDP(sport=40000, dport=port) / Raw(b"6" * 16))
+good_udp6_checksum = IPv6(good6[14:])[UDP].chksum
 families = {
     # Cut inside the IPv4 header, at every byte: the header is incomplete.
     "ip cut in its header": ("truncated_ip", [good[:14 + k] for k in range(0, 20)]),
@@ -90,6 +92,23 @@ families = {
     "ipv6 chain of 9 to 12 extension headers": ("too_many_ipv6_extension_headers", [ipv6_chain(n) for n in range(9, 13)]),
     "ipv6 extension header longer than the packet": ("truncated_ipv6_extension_header",
                        [bytes(eth() / IPv6(src=peer_ip6, dst=norman_ip6, nh=0, plen=8) / Raw(bytes([17, n]) + b"\0" * 6)) for n in range(1, 5)]),
+    # IPv6, now that Norman carries it: the same cuts, lengths, versions and fragments as IPv4's.
+    "ipv6 cut in its header": ("truncated_ip", [good6[:14 + k] for k in range(0, 40)]),
+    "ipv6 payload length past the frame": ("bad_ip_total_length",
+                       [bytes(eth() / IPv6(src=peer_ip6, dst=norman_ip6, plen=n) / UDP(sport=1, dport=port) / Raw(b"q" * 8)) for n in (17, 100, 1500, 65535)]),
+    "ipv6 with another version": ("bad_ip_version", [bytes(eth(0x86DD)) + bytes([v << 4]) + good6[15:] for v in (0, 4, 5, 15)]),
+    "udp6 header cut": ("truncated_transport",
+                       [bytes(eth() / IPv6(src=peer_ip6, dst=norman_ip6, nh=17) / Raw(udp_bytes[:k])) for k in range(0, 8)]),
+    "bad udp6 length": ("bad_udp_length", [bytes(eth() / IPv6(src=peer_ip6, dst=norman_ip6) / UDP(sport=1, dport=port, len=n) / Raw(b"z" * 8))
+                                            for n in list(range(0, 8)) + [17, 200, 65535]]),
+    "ipv6 fragments": ("ip_fragment",
+                       [bytes(eth() / IPv6(src=peer_ip6, dst=norman_ip6) / IPv6ExtHdrFragment(id=7, m=1, offset=0) / Raw(udp_bytes[:8]))]
+                       + [bytes(eth() / IPv6(src=peer_ip6, dst=norman_ip6) / IPv6ExtHdrFragment(id=9, m=1 if i < 3 else 0, offset=i, nh=17) / Raw(b"o" * 24))
+                          for i in range(0, 4)]),
+    # A neighbour solicitation for our address that crossed a router (hop limit below 255): not believed, not answered.
+    "neighbour solicitation from off the link": ("malformed_neighbour_discovery",
+                       [bytes(eth() / IPv6(src=peer_ip6, dst=norman_ip6, hlim=h) / ICMPv6ND_NS(tgt=norman_ip6) / ICMPv6NDOptSrcLLAddr(lladdr="02:66:66:66:66:66"))
+                        for h in (1, 64, 254)]),
     "arp cut at every byte": ("truncated_arp", [bytes(eth(0x0806)) + bytes(ARP(hwsrc=peer_mac, psrc=peer_ip, pdst=norman_ip))[:k] for k in range(0, 28)]),
     "arp of odd sizes and kinds": ("malformed_arp",
                        [bytes(eth(0x0806)) + bytes(ARP(hwtype=ht, ptype=pt, hwlen=hl, plen=pl, hwsrc=peer_mac, psrc=peer_ip, pdst=norman_ip)).ljust(28, b"\0")[:28]
@@ -98,6 +117,9 @@ families = {
 if "--bad-udp-checksums" in options:
     families["bad udp checksum"] = ("bad_udp_checksum", [bytes(eth() / IP(src=peer_ip, dst=norman_ip) / UDP(sport=2, dport=port, chksum=c) / Raw(b"c" * 8))
                                                          for c in wrong(good_udp_checksum)])
+    # Over IPv6 a UDP checksum is required: 0 ("none", allowed over IPv4) is as wrong as a flipped bit.
+    families["bad udp6 checksum"] = ("bad_udp_checksum", [bytes(eth() / IPv6(src=peer_ip6, dst=norman_ip6) / UDP(sport=40000, dport=port, chksum=c) / Raw(b"6" * 16))
+                                                          for c in wrong(good_udp6_checksum) + [0]])
 if "--short-vlan" in options:
     families["vlan tag cut"] = ("truncated_vlan", [bytes(eth(0x8100)) + b"\0" * k for k in range(0, 4)])
 if "--jumbo" in options:
