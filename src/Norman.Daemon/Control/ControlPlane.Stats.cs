@@ -61,7 +61,7 @@ public sealed partial class ControlPlane
             Count = list.Flows.Count,
             Max = engine.Conntrack.Capacity,
             TableFull = engine.Conntrack.TableFull,
-            Flows = list.Flows.Select(flow => flow.Key.Protocol == IpProtocols.Icmp
+            Flows = list.Flows.Select(flow => flow.Key.Protocol is IpProtocols.Icmp or IpProtocols.IcmpV6
                 // An ICMP query's key holds its id and its request's type where ports are: id first, whichever side asked.
                 ? flow.OriginLocal
                     ? Flow(flow, flow.Key.LocalAddress, flow.Key.LocalPort, flow.Key.RemoteAddress, flow.Key.RemotePort)
@@ -73,7 +73,7 @@ public sealed partial class ControlPlane
 
         static TrackedFlowInfo Flow(TrackedFlow flow, NetAddress source, ushort sourcePort, NetAddress destination, ushort destinationPort) => new()
         {
-            Protocol = flow.Key.Protocol switch { IpProtocols.Tcp => "tcp", IpProtocols.Icmp => "icmp", _ => "udp" },
+            Protocol = flow.Key.Protocol switch { IpProtocols.Tcp => "tcp", IpProtocols.Icmp => "icmp", IpProtocols.IcmpV6 => "icmpv6", _ => "udp" },
             State = flow.State,
             SecondsLeft = flow.SecondsLeft,
             Source = source.ToString(),

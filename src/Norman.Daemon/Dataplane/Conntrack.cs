@@ -13,7 +13,10 @@ public enum ConnectionState : byte
     Established = 2,
     Related = 4,
     Invalid = 8,
-    /// <summary>Not tracked at all (nft's "untracked"): Norman tracks every IP packet while a ct rule is in force, so none is, today.</summary>
+    /// <summary>
+    /// Not tracked at all (nft's "untracked"): as on Linux, IPv6 neighbour discovery, router discovery and multicast
+    /// listener messages, which belong to no connection; every other IP packet is tracked while a ct rule is in force.
+    /// </summary>
     Untracked = 16,
 }
 
@@ -113,18 +116,20 @@ public sealed class Conntrack
                 return Settled(_entries[flow], outbound);
             case PacketKind.Tcp:
                 return TcpState(frame, packet, outbound, now, key, hash, out flow);
-            case PacketKind.Icmp when IsQuery(packet.IcmpType):
+            case PacketKind.Icmp or PacketKind.IcmpV6 when IsQuery(packet):
                 var icmpKey = IcmpKeyOf(frame, packet, outbound);
                 if (!Live(icmpKey, icmpKey.Hash(), now, out flow))
                 {
-                    return IsRequest(packet.IcmpType) ? ConnectionState.New : ConnectionState.Invalid; // a reply to nothing
+                    return IsRequest(packet) ? ConnectionState.New : ConnectionState.Invalid; // a reply to nothing
                 }
                 ref var query = ref _entries[flow];
                 bool fromReply = query.OriginLocal != outbound;
-                return fromReply == IsRequest(packet.IcmpType) ? ConnectionState.Invalid : Settled(query, outbound);
-            case PacketKind.Icmp when !outbound && IsError(packet.IcmpType):
+                return fromReply == IsRequest(packet) ? ConnectionState.Invalid : Settled(query, outbound);
+            case PacketKind.Icmp or PacketKind.IcmpV6 when !outbound && IsError(packet):
                 return Related(frame, packet, now);
-            case PacketKind.Icmp:
+            case PacketKind.IcmpV6 when packet.IcmpType is >= 130 and <= 137:
+                return ConnectionState.Untracked; // multicast listeners, router and neighbour discovery: Linux leaves them untracked
+            case PacketKind.Icmp or PacketKind.IcmpV6:
                 return ConnectionState.Invalid; // router advertisements, redirects without a flow, extended echo…: no conntrack of Linux's takes them
             default:
                 return ConnectionState.New;
@@ -190,7 +195,7 @@ public sealed class Conntrack
             case PacketKind.Udp or PacketKind.Tcp:
                 key = KeyOf(packet, outbound);
                 break;
-            case PacketKind.Icmp when IsQuery(packet.IcmpType):
+            case PacketKind.Icmp or PacketKind.IcmpV6 when IsQuery(packet):
                 key = IcmpKeyOf(frame, packet, outbound);
                 break;
             default:
@@ -215,7 +220,7 @@ public sealed class Conntrack
         bool opens = packet.Kind switch
         {
             PacketKind.Tcp => TcpTracking.MayOpen(packet.TcpFlags),
-            PacketKind.Icmp => IsRequest(packet.IcmpType),
+            PacketKind.Icmp or PacketKind.IcmpV6 => IsRequest(packet),
             _ => true,
         };
         if (!opens)
@@ -230,7 +235,8 @@ public sealed class Conntrack
         int index = _free.Pop();
         _entries[index] = new Entry { OriginLocal = outbound, Protocol = key.Protocol };
         Refresh(ref _entries[index], frame, packet, outbound, now);
-        if (packet.Kind == PacketKind.Icmp && !outbound && packet.IcmpType == IcmpHeader.EchoRequestV4)
+        if (!outbound && ((packet.Kind == PacketKind.Icmp && packet.IcmpType == IcmpHeader.EchoRequestV4)
+            || (packet.Kind == PacketKind.IcmpV6 && packet.IcmpType == IcmpHeader.EchoRequestV6)))
         {
             // The host answers a ping itself, and its reply does not pass the filter: count it as gone out, as
             // Linux's conntrack sees the kernel's own reply leave.
@@ -304,8 +310,12 @@ public sealed class Conntrack
 
     private ConnectionState Related(ReadOnlySpan<byte> frame, in ParsedPacket packet, long now)
     {
-        // The ICMP error quotes the IP header and the first 8 bytes of the packet we sent.
+        // The ICMP error quotes the IP header and the first 8 bytes of the packet we sent (ICMPv6's as much as fits).
         var quoted = frame[packet.PayloadOffset..packet.PacketEnd];
+        if (packet.Kind == PacketKind.IcmpV6)
+        {
+            return RelatedV6(quoted, now);
+        }
         if (quoted.Length < Ipv4Header.Size + 8 || quoted[0] >> 4 != 4)
         {
             return ConnectionState.Invalid;
@@ -318,6 +328,18 @@ public sealed class Conntrack
         }
         var key = new FlowKey(protocol, NetAddress.ReadV4(quoted[12..]), BinaryPrimitives.ReadUInt16BigEndian(quoted[headerLength..]),
             NetAddress.ReadV4(quoted[16..]), BinaryPrimitives.ReadUInt16BigEndian(quoted[(headerLength + 2)..]));
+        return _flows.TryGet(key, out int index) && !Expired(index, now) ? ConnectionState.Related : ConnectionState.Invalid;
+    }
+
+    /// <summary>An ICMPv6 error's quoted packet: a UDP or TCP one of ours, right behind its fixed header, names a flow.</summary>
+    private ConnectionState RelatedV6(ReadOnlySpan<byte> quoted, long now)
+    {
+        if (quoted.Length < Ipv6Header.Size + 4 || quoted[0] >> 4 != 6 || quoted[6] is not (IpProtocols.Udp or IpProtocols.Tcp))
+        {
+            return ConnectionState.Invalid;
+        }
+        var key = new FlowKey(quoted[6], NetAddress.ReadV6(quoted[8..]), BinaryPrimitives.ReadUInt16BigEndian(quoted[Ipv6Header.Size..]),
+            NetAddress.ReadV6(quoted[24..]), BinaryPrimitives.ReadUInt16BigEndian(quoted[(Ipv6Header.Size + 2)..]));
         return _flows.TryGet(key, out int index) && !Expired(index, now) ? ConnectionState.Related : ConnectionState.Invalid;
     }
 
@@ -344,7 +366,7 @@ public sealed class Conntrack
     private static long Lifetime(in Entry entry) => entry.Protocol switch
     {
         IpProtocols.Tcp => TcpTracking.Timeout(entry.Tcp),
-        IpProtocols.Icmp => IcmpSeconds,
+        IpProtocols.Icmp or IpProtocols.IcmpV6 => IcmpSeconds,
         _ => entry.Replied ? EstablishedSeconds : UnrepliedSeconds,
     };
 
@@ -356,12 +378,24 @@ public sealed class Conntrack
     }
 
     /// <summary>ICMP's queries (echo, timestamp, information, address mask) and their replies: the messages conntrack follows as flows.</summary>
-    private static bool IsQuery(byte type) => type is 0 or 8 or 13 or 14 or 15 or 16 or 17 or 18;
+    /// <summary>An ICMP query or its answer (echo, timestamp, information, address mask); ICMPv6's echo.</summary>
+    private static bool IsQuery(in ParsedPacket packet) => packet.Kind == PacketKind.IcmpV6
+        ? packet.IcmpType is IcmpHeader.EchoRequestV6 or IcmpHeader.EchoReplyV6
+        : packet.IcmpType is 0 or 8 or 13 or 14 or 15 or 16 or 17 or 18;
 
-    private static bool IsRequest(byte type) => type is 8 or 13 or 15 or 17;
+    private static bool IsRequest(in ParsedPacket packet) => packet.Kind == PacketKind.IcmpV6
+        ? packet.IcmpType == IcmpHeader.EchoRequestV6
+        : packet.IcmpType is 8 or 13 or 15 or 17;
 
-    /// <summary>ICMP's errors, which quote the packet they answer (icmp_is_err).</summary>
-    private static bool IsError(byte type) => type is 3 or 4 or 5 or 11 or 12;
+    /// <summary>The request a query's packet belongs to: its own type, or for an answer the request's (ICMP's is one less, echo's 8 for 0).</summary>
+    private static ushort RequestType(in ParsedPacket packet) => IsRequest(packet) ? packet.IcmpType
+        : packet.Kind == PacketKind.IcmpV6 ? IcmpHeader.EchoRequestV6
+        : (ushort)(packet.IcmpType == 0 ? 8 : packet.IcmpType - 1);
+
+    /// <summary>The errors that quote the packet they answer: ICMP's (icmp_is_err), and ICMPv6's 1 to 4 (unreachable, too big, time, parameter).</summary>
+    private static bool IsError(in ParsedPacket packet) => packet.Kind == PacketKind.IcmpV6
+        ? packet.IcmpType is >= 1 and <= 4
+        : packet.IcmpType is 3 or 4 or 5 or 11 or 12;
 
     /// <summary>A flow's key from our side: our address and port first, whichever way the packet goes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -376,10 +410,10 @@ public sealed class Conntrack
     private static FlowKey IcmpKeyOf(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool outbound)
     {
         ushort id = packet.PacketEnd - packet.TransportOffset >= 6 ? BinaryPrimitives.ReadUInt16BigEndian(frame[(packet.TransportOffset + 4)..]) : (ushort)0;
-        ushort query = IsRequest(packet.IcmpType) ? packet.IcmpType : (ushort)(packet.IcmpType == 0 ? 8 : packet.IcmpType - 1);
+        ushort query = RequestType(packet);
         return outbound
-            ? new FlowKey(IpProtocols.Icmp, packet.Source, id, packet.Destination, query)
-            : new FlowKey(IpProtocols.Icmp, packet.Destination, id, packet.Source, query);
+            ? new FlowKey(packet.Protocol, packet.Source, id, packet.Destination, query)
+            : new FlowKey(packet.Protocol, packet.Destination, id, packet.Source, query);
     }
 }
 

@@ -11,6 +11,8 @@ public sealed class ConntrackTests
     private const byte Syn = TcpHeader.Syn, Ack = TcpHeader.Ack, Fin = TcpHeader.Fin, Rst = TcpHeader.Rst, Psh = TcpHeader.Psh;
     private static readonly NetAddress Us = NetAddress.Parse("198.18.0.1");
     private static readonly NetAddress Them = NetAddress.Parse("198.18.0.2");
+    private static readonly NetAddress Us6 = NetAddress.Parse("fd66::1");
+    private static readonly NetAddress Them6 = NetAddress.Parse("fd66::2");
     private readonly Conntrack _conntrack = new(8, Second);
 
     [Theory]
@@ -30,7 +32,8 @@ public sealed class ConntrackTests
     private static Frame Parse(byte[] ip, bool outbound)
     {
         var frame = new byte[EthernetHeader.Size + ip.Length];
-        EthernetHeader.Write(frame, MacAddress.Parse("02:00:00:00:00:02"), MacAddress.Parse("02:00:00:00:00:01"), EtherTypes.IPv4);
+        EthernetHeader.Write(frame, MacAddress.Parse("02:00:00:00:00:02"), MacAddress.Parse("02:00:00:00:00:01"),
+            ip[0] >> 4 == 6 ? EtherTypes.IPv6 : EtherTypes.IPv4);
         ip.CopyTo(frame, EthernetHeader.Size);
         Assert.Equal(ParseError.None, PacketParser.Parse(frame, out var packet));
         return new Frame(frame, packet, outbound);
@@ -60,6 +63,22 @@ public sealed class ConntrackTests
         ip[Ipv4Header.Size] = type;
         BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(Ipv4Header.Size + 4), id);
         BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(Ipv4Header.Size + 2), InternetChecksum.Compute(ip.AsSpan(Ipv4Header.Size)));
+        return Parse(ip, outbound);
+    }
+
+    private static Frame Udp6(bool outbound, ushort ourPort = 5000, ushort theirPort = 53)
+    {
+        var ip = new byte[UdpPacketBuilder.HeaderLengthV6 + 4];
+        UdpPacketBuilder.WriteHeaders(ip, outbound ? Us6 : Them6, outbound ? ourPort : theirPort, outbound ? Them6 : Us6, outbound ? theirPort : ourPort, 4);
+        return Parse(ip, outbound);
+    }
+
+    private static Frame Icmp6(bool outbound, byte type, ushort id = 7)
+    {
+        var ip = new byte[Ipv6Header.Size + 8];
+        Ipv6Header.Write(ip, IpProtocols.IcmpV6, outbound ? Us6 : Them6, outbound ? Them6 : Us6, 8);
+        ip[Ipv6Header.Size] = type;
+        BinaryPrimitives.WriteUInt16BigEndian(ip.AsSpan(Ipv6Header.Size + 4), id);
         return Parse(ip, outbound);
     }
 
@@ -236,6 +255,38 @@ public sealed class ConntrackTests
     [InlineData(42)]
     public void An_icmp_message_conntrack_takes_no_part_of_is_invalid(byte type) =>
         Assert.Equal(ConnectionState.Invalid, Pass(Icmp(false, type)));
+
+    [Fact]
+    public void Pings_over_ipv6_are_a_flow_by_their_id_and_neighbour_discovery_is_untracked_as_on_linux()
+    {
+        Assert.Equal(ConnectionState.New, Pass(Icmp6(true, IcmpHeader.EchoRequestV6)));
+        Assert.Equal(ConnectionState.Established, Pass(Icmp6(false, IcmpHeader.EchoReplyV6)));
+        Assert.Equal(ConnectionState.Invalid, Pass(Icmp6(false, IcmpHeader.EchoReplyV6, id: 42)));
+        Assert.Equal(ConnectionState.New, Pass(Icmp6(false, IcmpHeader.EchoRequestV6, id: 9)));
+        Assert.Equal(ConnectionState.Established, Pass(Icmp6(false, IcmpHeader.EchoRequestV6, id: 9))); // the host answered it
+        foreach (byte discovery in new byte[] { 133, 134, Icmpv6Frames.NeighbourSolicitation, Icmpv6Frames.NeighbourAdvertisement, 137 })
+        {
+            Assert.Equal(ConnectionState.Untracked, Pass(Icmp6(false, discovery)));
+        }
+        Assert.Equal(ConnectionState.Invalid, Pass(Icmp6(false, 200)));
+        Assert.Equal(2, _conntrack.Count); // the two pings' flows: discovery made none
+    }
+
+    [Fact]
+    public void An_icmpv6_error_quoting_a_tracked_ipv6_flow_is_related_and_one_quoting_nothing_is_invalid()
+    {
+        Pass(Udp6(true));
+        ConnectionState Answer(ushort ourPort)
+        {
+            var offending = Udp6(true, ourPort);
+            var icmp = new byte[256];
+            int length = Icmpv6Frames.Unreachable(offending.Bytes, offending.Packet, icmp, MacAddress.Parse("02:00:00:00:00:02"), Icmpv6Frames.PortUnreachableCode);
+            Assert.Equal(ParseError.None, PacketParser.Parse(icmp.AsSpan(0, length), out var packet));
+            return _conntrack.StateOf(icmp.AsSpan(0, length), packet, false, 1);
+        }
+        Assert.Equal(ConnectionState.Related, Answer(5000));
+        Assert.Equal(ConnectionState.Invalid, Answer(5999));
+    }
 
     [Fact]
     public void A_full_table_tracks_no_more_and_says_so()
