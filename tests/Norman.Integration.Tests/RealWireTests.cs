@@ -459,6 +459,22 @@ public abstract class RealWireTests : IAsyncLifetime
     }
 
     [NetnsFact]
+    public async Task Conntrack_lists_ipv6_flows_by_family_a_datagram_exchange_and_a_ping6()
+    {
+        var peer = Peer();
+        using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000", "--address", "::");
+        echo.ReadLine();
+        Daemon.Policy.Add(global::Norman.Daemon.Policy.Chain.Ingress, ["ct", "state", "invalid", "drop"]); // tracking on; discovery is untracked
+        Assert.Equal("tracked\n", peer.Try("tracked\n", "socat", "-t", "1", "-", $"UDP6:[{NormanAddress6}]:7000").Output);
+        Assert.Contains("1 received", peer.Run("ping", "-6", "-c", "1", "-W", "5", NormanAddress6));
+
+        string ipv6 = await ApplicationProcessTests.RunNormanAsync("conntrack", "-L", "-f", "ipv6", "--socket", SocketPath);
+        Assert.Matches(@"(?m)^udp\s+17 \d+ src=2001:db8:1::2 dst=2001:db8:1::1 sport=\d+ dport=7000 src=2001:db8:1::1 dst=2001:db8:1::2 sport=7000 dport=\d+ \[ASSURED\]$", ipv6);
+        Assert.Matches(@"(?m)^icmpv6\s+58 \d+ src=2001:db8:1::2 dst=2001:db8:1::1 type=128 code=0 id=\d+ src=2001:db8:1::1 dst=2001:db8:1::2 type=129 code=0 id=\d+ \[ASSURED\]$", ipv6);
+        Assert.DoesNotContain("src=", await ApplicationProcessTests.RunNormanAsync("conntrack", "-L", "-f", "ipv4", "--socket", SocketPath));
+    }
+
+    [NetnsFact]
     public void A_capture_of_ipv6_traffic_is_read_by_tshark_with_the_application_in_each_packets_comment()
     {
         var peer = Peer();
