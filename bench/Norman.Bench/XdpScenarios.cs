@@ -135,7 +135,7 @@ public static class XdpScenarios
     public static void PortAlone(string direction, string kind, string device, string ourMac, string theirMac, double seconds)
     {
         IPort port = kind == "xdp"
-            ? new XdpPort(device, NetAddress.Parse(RealWireScenarios.NormanAddress), null, sharedAddress: false, lineRateBitsPerSecond: 0)
+            ? new XdpPort(device, NetAddress.Parse(RealWireScenarios.NormanAddress), [], sharedAddress: false, lineRateBitsPerSecond: 0)
             : new AfPacketPort(device, 0);
         using (port)
         {

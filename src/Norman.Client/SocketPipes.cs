@@ -21,7 +21,7 @@ internal sealed unsafe class SocketPipes : IDisposable
         Tx = new RingProducer(region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize), grant.SlotCount, grant.SlotSize);
         SocketId = grant.SocketId;
         Source = grant.SourceAddress.Length == 0 ? null : NetAddress.Parse(grant.SourceAddress);
-        Source6 = grant.SourceAddress6 is { } source6 ? NetAddress.Parse(source6) : null;
+        Sources6 = [.. (grant.SourceAddresses6 ?? []).Select(ParsePrefix)];
         LocalEndPoint = new IPEndPoint(IPAddress.Parse(grant.LocalAddress), grant.LocalPort);
         long table = ConnectionTable.Offset(grant.SlotCount, grant.SlotSize);
         ConnectionTableAddress = grant.RegionBytes >= table + ConnectionTable.Bytes ? region.Address + table : null;
@@ -40,12 +40,23 @@ internal sealed unsafe class SocketPipes : IDisposable
     public long SocketId { get; }
     /// <summary>The address IPv4 packets are sent from: the bound one, or the host's for a wildcard bind; null when the socket sends no IPv4.</summary>
     public NetAddress? Source { get; }
-    /// <summary>The same for IPv6: null when the socket sends no IPv6 (bound to IPv4, or the host has no IPv6 address).</summary>
-    public NetAddress? Source6 { get; }
+    /// <summary>
+    /// The IPv6 addresses packets may be sent from, with their prefixes, the host's main one first; empty when the
+    /// socket sends no IPv6 (bound to IPv4, or the host has no IPv6 address). <see cref="SourceFor"/> chooses.
+    /// </summary>
+    public (NetAddress Address, int PrefixLength)[] Sources6 { get; }
+
+    private static (NetAddress, int) ParsePrefix(string text)
+    {
+        int slash = text.IndexOf('/');
+        return slash < 0 || !int.TryParse(text.AsSpan(slash + 1), out int prefix) || prefix is < 0 or > 128
+            ? throw new NormanException("EPROTO", $"The daemon granted an IPv6 source '{text}' that is not an address with a prefix: a daemon of another release?")
+            : (NetAddress.Parse(text[..slash]), prefix);
+    }
 
     /// <summary>The source for a packet to <paramref name="destination"/>; EAFNOSUPPORT when this socket cannot send that family.</summary>
     public NetAddress SourceFor(NetAddress destination) =>
-        (destination.IsV4 ? Source : Source6) ?? throw new NormanException("EAFNOSUPPORT",
+        (destination.IsV4 ? Source : SourceChoice6.Choose(Sources6, destination)) ?? throw new NormanException("EAFNOSUPPORT",
             $"This socket, bound to {LocalEndPoint}, cannot send to {destination}: " + (destination.IsV4
                 ? "it sends IPv6 only (bound to an IPv6 address, or v6-only). Bind to :: or 0.0.0.0 to send IPv4."
                 : LocalEndPoint.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork

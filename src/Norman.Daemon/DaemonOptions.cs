@@ -28,7 +28,7 @@ public sealed class DaemonOptions
 
     public string? Gateway { get; set; }
 
-    /// <summary>An IPv6 address (with prefix, /64 by default) for the host: neighbour discovery, ping and UDP; none by default.</summary>
+    /// <summary>IPv6 addresses (each with a prefix, /64 by default; comma-separated) for the host; none by default.</summary>
     public string? Address6 { get; set; }
 
     /// <summary>The IPv6 next hop for addresses outside --address6's prefix (the global or link-local address of a router).</summary>

@@ -12,7 +12,8 @@ public static class DaemonSettings
 {
     public const string DefaultConfigPath = "/etc/norman/norman.conf";
 
-    public sealed record Setting(string Name, string Description, bool IsSwitch, Action<DaemonOptions, string> Apply);
+    /// <summary>A setting; <c>Repeatable</c>: the flag may be given several times, its values reaching <c>Apply</c> joined by commas, as the config file writes them.</summary>
+    public sealed record Setting(string Name, string Description, bool IsSwitch, Action<DaemonOptions, string> Apply, bool Repeatable = false);
 
     public static readonly IReadOnlyList<Setting> All =
     [
@@ -27,8 +28,10 @@ public static class DaemonSettings
             "holds is reserved from the kernel's applications, and the reverse.", true, (o, v) => o.ShareAddress = Switch(v)),
         new("netns", "For a TAP port: move the device into this network namespace (the peer's side).", false, (o, v) => o.Namespace = v),
         new("address", "This host's IPv4 address and prefix on the wire (default 198.18.0.1/24).", false, (o, v) => o.Address = v),
-        new("address6", "An IPv6 address for this host with its prefix (e.g. fd66::1/64; /64 if none is given): it answers neighbour " +
-            "discovery and ping for it, and carries applications' UDP and TCP over IPv6.", false, (o, v) => o.Address6 = v),
+        new("address6", "IPv6 addresses for this host with their prefixes (e.g. fd66::1/64; /64 if none is given; several: repeat the flag, " +
+            "or separate them with commas): it does neighbour discovery and ping for each, and carries applications' UDP and TCP over " +
+            "IPv6. A link-local address made from the MAC (fe80::…, as Linux makes one) is added unless one is given.", false,
+            (o, v) => o.Address6 = v, Repeatable: true),
         new("gateway6", "Next hop for IPv6 addresses outside --address6's prefix.", false, (o, v) => o.Gateway6 = v),
         new("peer", "The simulated peer's address on a virtual port (default: the subnet's .2, e.g. 198.18.0.2; .1 when that is this host).", false, (o, v) => o.PeerAddress = v),
         new("gateway", "Next hop for addresses off the subnet.", false, (o, v) => o.Gateway = v),

@@ -56,9 +56,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         var mac = XdpHostAddress.Mac(options) ?? (options.Mac is null ? MacAddress.NewLocal() : MacAddress.Parse(options.Mac));
         var gateway = options.Gateway is not null ? NetAddress.Parse(options.Gateway)
             : options.ShareAddress ? KernelNeighbours.DefaultGateway(XdpHostAddress.Device(options)!) : null;
-        var (address6, prefix6) = options.Address6 is null ? ((NetAddress?)null, 64) : HostInterface.ParseCidr6(options.Address6);
-        var host = new HostInterface(mac, address, prefix, gateway, address6, prefix6,
-            options.Gateway6 is null ? null : NetAddress.Parse(options.Gateway6));
+        var host = CreateHost(options, mac, address, prefix, gateway);
         Validate(options, host);
         var (port, peer) = CreatePort(options, host);
         if (options.WireLoss + options.WireDuplicate + options.WireReorder > 0 || options.WireDelayMilliseconds > 0)
@@ -99,7 +97,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         var socketTable = new SocketTable(address, options.MaxSocketsPerUid, options.MaxPipeBytesPerUid)
         {
             KernelPorts = options.ShareAddress && xdp is not null ? new KernelPortReservations(address, xdp.Steering) : null,
-            HostAddress6 = host.Address6,
+            HostAddresses6 = host.Addresses6,
         };
         var plane = new ControlPlane(engine, socketTable, info, options.SlotCount, log, policy, names, options.AdminGroup)
         {
@@ -138,6 +136,36 @@ public sealed class NormanDaemon : IAsyncDisposable
             port.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The host: its IPv4 address, and the IPv6 ones --address6 lists (comma-separated, the first the main one) with a
+    /// link-local address made from the MAC as Linux makes one (EUI-64), unless a link-local one is given.
+    /// </summary>
+    private static HostInterface CreateHost(DaemonOptions options, MacAddress mac, NetAddress address, int prefix, NetAddress? gateway)
+    {
+        var gateway6 = options.Gateway6 is null ? (NetAddress?)null : NetAddress.Parse(options.Gateway6);
+        var given = (options.Address6 ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(HostInterface.ParseCidr6).ToList();
+        if (given.Count == 0)
+        {
+            return new HostInterface(mac, address, prefix, gateway, Gateway6: gateway6);
+        }
+        if (given.DistinctBy(a => a.Address).Count() != given.Count)
+        {
+            throw new ArgumentException($"--address6 {options.Address6} gives an address twice.");
+        }
+        var first = given.FirstOrDefault(a => !HostInterface.IsLinkLocal(a.Address));
+        if (first.Address == default)
+        {
+            first = given[0];
+        }
+        var more = given.Where(a => a != first).ToList();
+        if (!given.Any(a => HostInterface.IsLinkLocal(a.Address)))
+        {
+            more.Add((HostInterface.LinkLocalFor(mac), 64));
+        }
+        return new HostInterface(mac, address, prefix, gateway, first.Address, first.PrefixLength, gateway6) { MoreAddresses6 = more };
     }
 
     /// <summary>Settings that only make sense together: a simulated peer and a gateway on the host's subnet, none of them the host.</summary>
@@ -200,7 +228,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         }
         if (options.Port.StartsWith("xdp:", StringComparison.Ordinal))
         {
-            return (new Dataplane.Ports.Xdp.XdpPort(options.Port["xdp:".Length..], host.Address, host.Address6, options.ShareAddress,
+            return (new Dataplane.Ports.Xdp.XdpPort(options.Port["xdp:".Length..], host.Address, host.Addresses6, options.ShareAddress,
                 options.LineRateBitsPerSecond), null);
         }
         throw new ArgumentException($"Unknown port '{options.Port}': use virtual, wire:NAME (a wire shared with another daemon), tap:DEVICE, " +

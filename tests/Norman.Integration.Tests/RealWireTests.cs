@@ -426,6 +426,34 @@ public abstract class RealWireTests : IAsyncLifetime
         Assert.True(page.Sent.AsSpan().SequenceEqual(page.Received), $"the Norman client got {page.Received.Length} bytes of {page.Sent.Length}, or other bytes");
     }
 
+    /// <summary>
+    /// Two global addresses and the link-local one Norman makes from its MAC, as Linux does: each answers neighbour
+    /// discovery and ping, and a dual-stack socket answers from the address it was reached at (the kernel's connected
+    /// sockets take nothing else).
+    /// </summary>
+    [NetnsFact]
+    public void Each_of_several_ipv6_addresses_and_the_link_local_one_answers_and_a_socket_answers_from_the_address_it_was_reached_at()
+    {
+        var peer = Peer(configure: o => o.Address6 = $"{NormanAddress6}/64,2001:db8:2::1/64");
+        peer.Run("ip", "addr", "add", "2001:db8:2::2/64", "dev", _device, "nodad");
+        using var udp = AppProcess.Start("echo-server", SocketPath, null, "7000", "--address", "::");
+        using var tcp = AppProcess.Start("echo-server", SocketPath, null, "7001", "--tcp", "--address", "::");
+        udp.ReadLine();
+        tcp.ReadLine();
+        var linkLocal = Daemon.Engine.Host.LinkLocal6 ?? throw new InvalidOperationException("no link-local address");
+        Assert.Equal(HostInterface.LinkLocalFor(Daemon.Engine.Host.Mac), linkLocal);
+
+        foreach (string address in new[] { NormanAddress6, "2001:db8:2::1", $"{linkLocal}%{_device}" })
+        {
+            Assert.Contains("1 received", peer.Run("ping", "-6", "-c", "1", "-W", "5", address));
+            string message = $"to {address}\n";
+            var (code, output, errors) = peer.Try(message, "socat", "-t", "1", "-", $"UDP6:[{address}]:7000");
+            Assert.True(code == 0 && output == message, $"udp to {address}: {errors}");
+            (code, output, errors) = peer.Try(message, "socat", "-t", "5", "-", $"TCP6:[{address}]:7001");
+            Assert.True(code == 0 && output == message, $"tcp to {address}: {errors}");
+        }
+    }
+
     [NetnsFact]
     public void A_tcp6_connection_to_a_port_nobody_listens_on_is_refused_by_a_reset()
     {

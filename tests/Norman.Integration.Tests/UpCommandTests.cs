@@ -25,6 +25,16 @@ public sealed class UpCommandTests : IDisposable
     }
 
     [Fact]
+    public void Address6_given_twice_gives_the_host_both_and_the_link_local_address_its_mac_makes()
+    {
+        string socket = Path.Combine(_directory, "n.sock");
+        using var daemon = AppProcess.Start("norman", socket, null, "up", "--socket", socket, "--mac", "02:00:00:00:00:01",
+            "--address6", "fd66::1/64", "--address6", "fd66:2::1/56");
+        string banner = daemon.ReadLine();
+        Assert.Contains("198.18.0.1/24, fd66::1/64, fd66:2::1/56, fe80::ff:fe00:1/64,", banner);
+    }
+
+    [Fact]
     public async Task A_bad_config_line_is_refused_with_its_file_and_line_number()
     {
         string config = Path.Combine(_directory, "bad.conf");

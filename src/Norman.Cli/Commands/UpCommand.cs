@@ -28,8 +28,8 @@ public static class UpCommand
         var flags = new List<(DaemonSettings.Setting Setting, Option Option)>();
         foreach (var setting in DaemonSettings.All)
         {
-            Option option = setting.IsSwitch
-                ? new Option<bool>("--" + setting.Name) { Description = setting.Description }
+            Option option = setting.IsSwitch ? new Option<bool>("--" + setting.Name) { Description = setting.Description }
+                : setting.Repeatable ? new Option<string[]>("--" + setting.Name) { Description = setting.Description }
                 : new Option<string>("--" + setting.Name) { Description = setting.Description };
             if (setting.Name == "verbose")
             {
@@ -77,7 +77,12 @@ public static class UpCommand
             {
                 continue;
             }
-            string value = option is Option<bool> flag ? (result.GetValue(flag) ? "yes" : "no") : result.GetValue((Option<string>)option)!;
+            string value = option switch
+            {
+                Option<bool> flag => result.GetValue(flag) ? "yes" : "no",
+                Option<string[]> several => string.Join(',', result.GetValue(several)!),
+                _ => result.GetValue((Option<string>)option)!,
+            };
             DaemonSettings.Apply(options, setting.Name, value, $"--{setting.Name}");
         }
         return options;
@@ -100,7 +105,8 @@ public static class UpCommand
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => { context.Cancel = true; stop.TrySetResult(); });
         using var onCancel = cancellation.Register(() => stop.TrySetResult());
         var rate = options.LineRateBitsPerSecond == 0 ? "no line rate" : $"line rate {options.LineRateBitsPerSecond / 1e9:0.###} Gbit/s";
-        Console.WriteLine($"normand: control socket {daemon.SocketPath}; port {daemon.Engine.Port.Name} ({daemon.Engine.Host}, {rate}" +
+        string addresses = string.Concat(daemon.Engine.Host.Prefixes6.Select(a => $", {a.Address}/{a.PrefixLength}"));
+        Console.WriteLine($"normand: control socket {daemon.SocketPath}; port {daemon.Engine.Port.Name} ({daemon.Engine.Host}{addresses}, {rate}" +
             (daemon.Peer is { } peer ? $", peer {peer.Address})" : ")"));
         if (daemon.Metrics is { } metrics)
         {

@@ -102,10 +102,12 @@ internal sealed partial class TcpConnection
     private long _timedAt;
     private volatile Exception? _error;
 
-    public TcpConnection(ITcpCarrier carrier, NetAddress remoteAddress, ushort remotePort)
+    /// <summary>A connection to <paramref name="remoteAddress"/>; <paramref name="localAddress"/> is ours: the address the peer's SYN was sent to, or by default (a connection we open) the carrier's choice for the remote.</summary>
+    public TcpConnection(ITcpCarrier carrier, NetAddress remoteAddress, ushort remotePort, NetAddress? localAddress = null)
     {
         _carrier = carrier;
         RemoteAddress = remoteAddress;
+        LocalAddress = localAddress ?? carrier.LocalAddressFor(remoteAddress);
         RemotePort = remotePort;
         _congestion = CongestionControl.Create(carrier.CongestionControl, LocalMss);
     }
@@ -126,6 +128,9 @@ internal sealed partial class TcpConnection
     public LinkedListNode<TcpConnection>? HalfOpenNode { get; set; }
 
     public NetAddress RemoteAddress { get; }
+
+    /// <summary>Our end's address, fixed when the connection is made: every segment leaves from it.</summary>
+    public NetAddress LocalAddress { get; }
     public ushort RemotePort { get; }
     public TcpState State { get; private set; } = TcpState.Closed;
 
@@ -293,7 +298,7 @@ internal sealed partial class TcpConnection
     /// <summary>Active open: SYN with our MSS and window scale.</summary>
     public void Open(long now)
     {
-        _iss = InitialSequence.For(_carrier.LocalAddressFor(RemoteAddress), _carrier.LocalPort, RemoteAddress, RemotePort, now);
+        _iss = InitialSequence.For(LocalAddress, _carrier.LocalPort, RemoteAddress, RemotePort, now);
         _sendUnacknowledged = _iss;
         _sendNext = _sendMax = _iss + 1;
         State = TcpState.SynSent;
@@ -310,7 +315,7 @@ internal sealed partial class TcpConnection
         TakeSynOptions(syn);
         _sendWindow = _maxSendWindow = syn.Window; // never scaled in a SYN
         _sendWindowUpdateSequence = syn.Sequence;
-        _iss = InitialSequence.For(_carrier.LocalAddressFor(RemoteAddress), _carrier.LocalPort, RemoteAddress, RemotePort, now);
+        _iss = InitialSequence.For(LocalAddress, _carrier.LocalPort, RemoteAddress, RemotePort, now);
         _sendUnacknowledged = _iss;
         _sendNext = _sendMax = _iss + 1;
         State = TcpState.SynReceived;

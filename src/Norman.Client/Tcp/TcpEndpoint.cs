@@ -186,9 +186,9 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
 
     /// <summary>Puts a segment into the TX pipe: headers, options, then payload bytes from the connection's send buffer.</summary>
     public bool Transmit(TcpConnection connection, TcpSegmentFields fields, ReadOnlySpan<byte> options, int payloadOffset, int payloadLength) =>
-        Transmit(connection.RemoteAddress, connection.RemotePort, fields, options, connection, payloadOffset, payloadLength);
+        Transmit(connection.LocalAddress, connection.RemoteAddress, connection.RemotePort, fields, options, connection, payloadOffset, payloadLength);
 
-    private bool Transmit(NetAddress remote, ushort remotePort, TcpSegmentFields fields, ReadOnlySpan<byte> options,
+    private bool Transmit(NetAddress source, NetAddress remote, ushort remotePort, TcpSegmentFields fields, ReadOnlySpan<byte> options,
         TcpConnection? payloadFrom, int payloadOffset, int payloadLength)
     {
         var slot = _pipes.Tx.Claim();
@@ -197,7 +197,6 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
             _pipes.PublishTx(); // full of what this turn wrote: let the daemon have it
             return false;
         }
-        var source = _pipes.SourceFor(remote);
         int headerLength = source.IsV4 ? TcpSegmentBuilder.HeaderLength : TcpSegmentBuilder.HeaderLengthV6;
         payloadFrom?.CopyPayload(payloadOffset, slot.Slice(headerLength + options.Length, payloadLength));
         _pipes.Tx.Commit(TcpSegmentBuilder.Write(slot, source, (ushort)LocalEndPoint.Port, remote, remotePort, fields, options,
@@ -366,7 +365,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         {
             return;
         }
-        NetAddress remote;
+        NetAddress remote, local;
         ReadOnlySpan<byte> tcp;
         if (packet[0] >> 4 == 6)
         {
@@ -375,6 +374,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
                 return;
             }
             remote = parsed.Source;
+            local = parsed.Destination;
             tcp = packet[parsed.TransportOffset..parsed.PacketEnd];
         }
         else
@@ -387,6 +387,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
                 return;
             }
             remote = NetAddress.FromV4(ip.Source);
+            local = NetAddress.FromV4(ip.Destination);
             tcp = packet[ipLength..total];
         }
         ref readonly var header = ref TcpHeader.At(tcp);
@@ -435,7 +436,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
                 }
                 _halfOpenOrder.First!.Value.Forget();
             }
-            connection = new TcpConnection(this, remote, remotePort) { WasHalfOpen = true };
+            connection = new TcpConnection(this, remote, remotePort, local) { WasHalfOpen = true };
             _connections[(remote, remotePort)] = connection;
             connection.HalfOpenNode = _halfOpenOrder.AddLast(connection);
             _halfOpen++;
@@ -445,7 +446,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         if (!segment.Has(TcpHeader.Rst))
         {
             // No connection: answer as a closed port does.
-            Transmit(remote, remotePort, TcpSegmentFields.ResetFor(segment.Sequence, segment.Acknowledgement, flags, segment.Payload.Length),
+            Transmit(local, remote, remotePort, TcpSegmentFields.ResetFor(segment.Sequence, segment.Acknowledgement, flags, segment.Payload.Length),
                 [], null, 0, 0);
         }
     }

@@ -204,8 +204,12 @@ public sealed class SocketGrant
     /// IPv4 (0.0.0.0, or :: without v6-only); empty when the socket sends no IPv4.
     /// </summary>
     public string SourceAddress { get; set; } = "";
-    /// <summary>The same for IPv6 (a socket bound to :: or to the host's IPv6 address); null when the socket sends no IPv6.</summary>
-    public string? SourceAddress6 { get; set; }
+    /// <summary>
+    /// The addresses the socket's IPv6 packets may carry as their source, each with its prefix ("fd66::1/64"): its own
+    /// (/128), or on :: the host's, its main one first; the client chooses among them as the daemon would
+    /// (<c>SourceChoice6</c>). Null when the socket sends no IPv6.
+    /// </summary>
+    public List<string>? SourceAddresses6 { get; set; }
     public int SlotCount { get; set; }
     public int SlotSize { get; set; }
     public long RegionBytes { get; set; }

@@ -17,8 +17,8 @@ public sealed partial class ControlPlane
             SocketId = socket.Id,
             LocalAddress = socket.LocalAddress.ToString(),
             LocalPort = socket.LocalPort,
-            SourceAddress = socket.Pipe.SourceFor(4, engine.Host)?.ToString() ?? "",
-            SourceAddress6 = socket.Pipe.SourceFor(6, engine.Host)?.ToString(),
+            SourceAddress = socket.Pipe.SourceFor(engine.Host.Address, engine.Host)?.ToString() ?? "",
+            SourceAddresses6 = socket.Pipe.Sources6(engine.Host) is { Count: > 0 } sources ? [.. sources.Select(s => $"{s.Address}/{s.PrefixLength}")] : null,
             SlotCount = socket.SlotCount,
             SlotSize = socket.SlotSize,
             RegionBytes = socket.Region.Length,
@@ -103,7 +103,7 @@ public sealed partial class ControlPlane
             throw new ControlException(ControlProtocol.Errors.InvalidArgument, $"Cannot connect to {remote}:{port}: give a real address and a port from 1 to 65535.");
         }
         // As Linux does, a wildcard-bound socket takes the host's address (of the remote's family) as its source once connected.
-        var local = socket.Pipe.SourceFor(remote.IsV4 ? 4 : 6, engine.Host) ?? throw new ControlException(ControlProtocol.Errors.AddressFamilyNotSupported,
+        var local = socket.Pipe.SourceFor(remote, engine.Host) ?? throw new ControlException(ControlProtocol.Errors.AddressFamilyNotSupported,
             $"Cannot connect a socket bound to {socket.LocalAddress} to {remote}: " + (remote.IsV4
                 ? "it is an IPv6-only socket (or bound to an IPv6 address). Bind to :: without v6-only, or to an IPv4 address."
                 : socket.LocalAddress.IsV4 ? "it is an IPv4 socket. Bind to :: (or this host's IPv6 address) for IPv6."
@@ -135,13 +135,18 @@ public sealed partial class ControlPlane
             $"Socket {id} is not one of this connection's sockets.");
     }
 
-    /// <summary>An address for a socket, IPv4 or IPv6.</summary>
+    /// <summary>An address for a socket, IPv4 or IPv6; a link-local one may carry a scope (fe80::1%eth1): Norman has one link.</summary>
     private static NetAddress ParseAddress(string text)
     {
         NetAddress address;
         try
         {
-            address = NetAddress.Parse(text);
+            int scope = text.IndexOf('%');
+            address = NetAddress.Parse(scope >= 0 ? text[..scope] : text);
+            if (scope >= 0 && !SourceChoice6.IsLinkLocal(address))
+            {
+                throw new FormatException($"'{text}': only a link-local address (fe80::…) takes a scope.");
+            }
         }
         catch (FormatException error)
         {

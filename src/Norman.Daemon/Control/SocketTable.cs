@@ -50,8 +50,8 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
         }
     }
 
-    /// <summary>The host's IPv6 address, which sockets may bind to as well as its IPv4 one; none without --address6.</summary>
-    public NetAddress? HostAddress6 { get; init; }
+    /// <summary>The host's IPv6 addresses, which sockets may bind to as well as its IPv4 one; none without --address6.</summary>
+    public IReadOnlyList<NetAddress> HostAddresses6 { get; init; } = [];
 
     /// <summary>
     /// Checks the rules and reserves the port for a socket whose pipes take <paramref name="pipeBytes"/>; the factory
@@ -59,11 +59,11 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
     /// </summary>
     public NormanSocket Bind(PeerIdentity caller, bool mayBindPrivilegedPorts, byte protocol, NetAddress address, int port, long pipeBytes, Func<long, ushort, NormanSocket> create)
     {
-        if (!address.IsUnspecified && address != hostAddress && address != HostAddress6)
+        if (!address.IsUnspecified && address != hostAddress && !HostAddresses6.Contains(address))
         {
             throw new ControlException(ControlProtocol.Errors.AddressNotAvailable,
                 $"Cannot bind to {address}: it is not this host's address. Bind to {hostAddress} or 0.0.0.0" +
-                (HostAddress6 is { } ours ? $", or {ours} or ::." : " (this host has no IPv6 address: start the daemon with --address6 for IPv6)."));
+                (HostAddresses6.Count > 0 ? $", or {string.Join(", ", HostAddresses6)} or ::." : " (this host has no IPv6 address: start the daemon with --address6 for IPv6)."));
         }
         if (port is < 0 or > 65535)
         {

@@ -3,25 +3,80 @@ using Norman.Core.Packets;
 namespace Norman.Daemon.Dataplane;
 
 /// <summary>
-/// The host's own identity on the wire: its MAC, its IPv4 address and prefix, its gateway, and optionally an IPv6
-/// address with its prefix and gateway (for which it answers neighbour discovery and ping, and carries UDP).
+/// The host's own identity on the wire: its MAC, its IPv4 address and prefix, its gateway, and optionally IPv6
+/// addresses — the first (<see cref="Address6"/>) and <see cref="MoreAddresses6"/>, a link-local one among them — with
+/// their prefixes and a gateway, for which it does neighbour discovery and ping and carries UDP and TCP.
 /// </summary>
 public sealed record HostInterface(MacAddress Mac, NetAddress Address, int PrefixLength, NetAddress? Gateway = null, NetAddress? Address6 = null,
     int PrefixLength6 = 64, NetAddress? Gateway6 = null)
 {
+    private readonly (NetAddress Address, int PrefixLength)[] _moreAddresses6 = [];
+    private readonly NetAddress[] _addresses6 = Address6 is { } first ? [first] : [];
+
+    /// <summary>IPv6 addresses beyond <see cref="Address6"/>, each with its prefix (a second --address6, the link-local one).</summary>
+    public IReadOnlyList<(NetAddress Address, int PrefixLength)> MoreAddresses6
+    {
+        get => _moreAddresses6;
+        init
+        {
+            _moreAddresses6 = [.. value];
+            _addresses6 = [.. (Address6 is { } first ? new[] { first } : []), .. value.Select(a => a.Address)];
+        }
+    }
+
+    /// <summary>Every IPv6 address of the host, <see cref="Address6"/> first.</summary>
+    public IReadOnlyList<NetAddress> Addresses6 => _addresses6;
+
+    /// <summary>The link-local address Linux gives an interface from its MAC (RFC 4291's modified EUI-64): fe80::XXff:feXX:XXXX.</summary>
+    public static NetAddress LinkLocalFor(MacAddress mac)
+    {
+        ulong value = mac.Value;
+        ulong eui = ((value >> 24) ^ 0x02_0000UL) << 40 | 0xFF_FEUL << 24 | (value & 0xFF_FFFF);
+        return new NetAddress(0xFE80_0000_0000_0000UL, eui);
+    }
+
+    /// <summary>True for fe80::/10.</summary>
+    public static bool IsLinkLocal(NetAddress address) => SourceChoice6.IsLinkLocal(address);
     /// <summary>The IPv6 wildcard, ::, as a socket bound to any IPv6 address holds it (IPv4's 0.0.0.0 is <c>NetAddress.FromV4(0)</c>).</summary>
     public static readonly NetAddress AnyV6 = default;
 
-    /// <summary>ff02::1:ffXX:XXXX, where neighbours ask for our IPv6 address (RFC 4291).</summary>
-    public NetAddress? SolicitedNode6 => Address6 is { } address ? SolicitedNode(address) : null;
+    /// <summary>Whether <paramref name="destination"/> is the solicited-node group of one of our IPv6 addresses.</summary>
+    public bool IsOurSolicitedNode(NetAddress destination)
+    {
+        foreach (var address in _addresses6)
+        {
+            if (destination == SolicitedNode(address))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 
     /// <summary>The solicited-node multicast group of an IPv6 address: where a neighbour solicitation for it is sent.</summary>
     public static NetAddress SolicitedNode(NetAddress address) =>
         new(0xFF02_0000_0000_0000UL, 0x0000_0001_FF00_0000UL | (address.Low & 0xFF_FFFF));
 
-    /// <summary>True for the Ethernet multicast groups an IPv6 host listens to: all-nodes and our solicited-node group.</summary>
-    public bool ListensTo(MacAddress destination) =>
-        Address6 is { } address && (destination.Value == 0x3333_0000_0001UL || destination.Value == (0x3333_FF00_0000UL | (address.Low & 0xFF_FFFF)));
+    /// <summary>True for the Ethernet multicast groups an IPv6 host listens to: all-nodes and our addresses' solicited-node groups.</summary>
+    public bool ListensTo(MacAddress destination)
+    {
+        if (_addresses6.Length == 0)
+        {
+            return false;
+        }
+        if (destination.Value == 0x3333_0000_0001UL)
+        {
+            return true;
+        }
+        foreach (var address in _addresses6)
+        {
+            if (destination.Value == (0x3333_FF00_0000UL | (address.Low & 0xFF_FFFF)))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 
     public uint Netmask => PrefixLength == 0 ? 0 : uint.MaxValue << (32 - PrefixLength);
 
@@ -35,33 +90,63 @@ public sealed record HostInterface(MacAddress Mac, NetAddress Address, int Prefi
         {
             return (destination.V4 & Netmask) == (Address.V4 & Netmask);
         }
-        if (destination.High >> 54 == 0xFE80 >> 6)
+        if (IsLinkLocal(destination))
         {
             return true;
         }
-        return Address6 is { } ours && SamePrefix(destination, ours, PrefixLength6);
+        if (Address6 is { } ours && SourceChoice6.SamePrefix(destination, ours, PrefixLength6))
+        {
+            return true;
+        }
+        foreach (var (address, prefixLength) in _moreAddresses6)
+        {
+            if (SourceChoice6.SamePrefix(destination, address, prefixLength))
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
-    /// <summary>Our address of the destination's family; null when the host has none (IPv6 without --address6).</summary>
-    public NetAddress? SourceFor(NetAddress destination) => destination.IsV4 ? Address : Address6;
+    /// <summary>
+    /// Our address to send to <paramref name="destination"/> from: the IPv4 one; for IPv6 the link-local one to a
+    /// link-local destination (RFC 6724's scope rule), else the first whose prefix holds the destination, else the first
+    /// global one. Null when the host has none of that family. The client library chooses by the same rule
+    /// (<see cref="SourceChoice6"/>), so that what ss shows is what was sent.
+    /// </summary>
+    public NetAddress? SourceFor(NetAddress destination) => destination.IsV4 ? Address : SourceChoice6.Choose(Prefixes6, destination);
+
+    /// <summary>Every IPv6 address with its prefix, <see cref="Address6"/> first.</summary>
+    public IReadOnlyList<(NetAddress Address, int PrefixLength)> Prefixes6 =>
+        Address6 is { } first ? [(first, PrefixLength6), .. _moreAddresses6] : [];
+
+    /// <summary>The link-local address among ours, if the host has one.</summary>
+    public NetAddress? LinkLocal6 => _addresses6.Where(IsLinkLocal).Select(a => (NetAddress?)a).FirstOrDefault();
 
     /// <summary>The gateway for a destination off the link, of its family.</summary>
     public NetAddress? GatewayFor(NetAddress destination) => destination.IsV4 ? Gateway : Gateway6;
 
-    public bool IsOurs(NetAddress destination) => destination == Address || (Address6 is { } ours && destination == ours);
+    public bool IsOurs(NetAddress destination)
+    {
+        if (destination == Address)
+        {
+            return true;
+        }
+        foreach (var address in _addresses6)
+        {
+            if (destination == address)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 
     public bool IsBroadcast(NetAddress destination) =>
         destination.IsV4 && (destination.V4 == uint.MaxValue || destination.V4 == ((Address.V4 & Netmask) | ~Netmask));
 
     /// <summary>True for an IPv6 multicast address (ff00::/8): it goes to the matching 33:33 Ethernet group, not to a neighbour.</summary>
     public static bool IsMulticast6(NetAddress destination) => !destination.IsV4 && destination.High >> 56 == 0xFF;
-
-    private static bool SamePrefix(NetAddress a, NetAddress b, int prefixLength)
-    {
-        ulong highMask = prefixLength >= 64 ? ulong.MaxValue : prefixLength == 0 ? 0 : ulong.MaxValue << (64 - prefixLength);
-        ulong lowMask = prefixLength <= 64 ? 0 : prefixLength >= 128 ? ulong.MaxValue : ulong.MaxValue << (128 - prefixLength);
-        return ((a.High ^ b.High) & highMask) == 0 && ((a.Low ^ b.Low) & lowMask) == 0;
-    }
 
     /// <summary>Parses "198.18.0.1/24".</summary>
     public static (NetAddress Address, int PrefixLength) ParseCidr(string text)

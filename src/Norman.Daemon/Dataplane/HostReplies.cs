@@ -114,7 +114,7 @@ public sealed class HostReplies(DataplaneCounters counters, HostInterface host, 
             }
             return;
         }
-        if (!target.IsV4 && host.Address6 is null)
+        if (!target.IsV4 && host.SourceFor(target) is null)
         {
             return;
         }
@@ -130,7 +130,7 @@ public sealed class HostReplies(DataplaneCounters counters, HostInterface host, 
         }
         else
         {
-            Outbox.Commit(Icmpv6Frames.Solicitation(request, host.Mac, host.Address6!.Value, target));
+            Outbox.Commit(Icmpv6Frames.Solicitation(request, host.Mac, host.SourceFor(target)!.Value, target));
             counters.NeighbourSolicitationsSent++;
         }
     }

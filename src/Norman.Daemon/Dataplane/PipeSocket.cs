@@ -51,22 +51,42 @@ public sealed unsafe class PipeSocket
     public bool DualStack => LocalAddress == HostInterface.AnyV6 && !V6Only;
 
     /// <summary>
-    /// The source address this socket's packets of IP version <paramref name="ipVersion"/> must carry: its own, or on a
-    /// wildcard the host's of that family; null when it may not send that family at all (an IPv4 socket's IPv6, a
-    /// v6-only socket's IPv4, IPv6 on a host without an IPv6 address).
+    /// The source address this socket's packets to <paramref name="destination"/> leave from: its own, or on a wildcard
+    /// the host's for that destination (<see cref="HostInterface.SourceFor"/>); null when it may not send that family at
+    /// all (an IPv4 socket's IPv6, a v6-only socket's IPv4, IPv6 on a host without an IPv6 address).
     /// </summary>
-    public NetAddress? SourceFor(int ipVersion, HostInterface host)
+    public NetAddress? SourceFor(NetAddress destination, HostInterface host)
     {
-        bool v4 = ipVersion == 4;
         if (!LocalAddress.IsUnspecified)
         {
-            return LocalAddress.IsV4 == v4 ? LocalAddress : null;
+            return LocalAddress.IsV4 == destination.IsV4 ? LocalAddress : null;
         }
         if (LocalAddress.IsV4)
         {
-            return v4 ? host.Address : null;
+            return destination.IsV4 ? host.Address : null;
         }
-        return v4 ? (V6Only ? null : host.Address) : host.Address6;
+        return destination.IsV4 ? (V6Only ? null : host.Address) : host.SourceFor(destination);
+    }
+
+    /// <summary>The IPv6 sources this socket may choose among, with their prefixes: its own address, or on :: the host's; none when it sends no IPv6.</summary>
+    public IReadOnlyList<(NetAddress Address, int PrefixLength)> Sources6(HostInterface host) =>
+        LocalAddress.IsV4 ? [] : LocalAddress.IsUnspecified ? host.Prefixes6 : [(LocalAddress, 128)];
+
+    /// <summary>
+    /// Whether this socket may send from <paramref name="source"/> (anti-spoofing): its own address, or on a wildcard one
+    /// of the host's addresses of a family it sends — any of them, as Linux lets a wildcard socket choose (IPV6_PKTINFO).
+    /// </summary>
+    public bool MaySendFrom(NetAddress source, HostInterface host)
+    {
+        if (!LocalAddress.IsUnspecified)
+        {
+            return source == LocalAddress;
+        }
+        if (source.IsV4)
+        {
+            return (LocalAddress.IsV4 || !V6Only) && source == host.Address;
+        }
+        return !LocalAddress.IsV4 && host.IsOurs(source);
     }
 
     public RingProducer Rx { get; }

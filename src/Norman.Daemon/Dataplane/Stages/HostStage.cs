@@ -126,7 +126,7 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
     /// </summary>
     private DropReason HandleIcmpv6(ReadOnlySpan<byte> frame, in ParsedPacket packet, long now)
     {
-        if (host.Address6 is not { } ours || !(packet.Destination == ours || packet.Destination == host.SolicitedNode6 || packet.Destination == AllNodes))
+        if (host.Addresses6.Count == 0 || !(host.IsOurs(packet.Destination) || host.IsOurSolicitedNode(packet.Destination) || packet.Destination == AllNodes))
         {
             return DropReason.NotForThisHost;
         }
@@ -137,7 +137,7 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         }
         if (Icmpv6Frames.SolicitedTarget(frame, packet) is { } target)
         {
-            if (target != ours)
+            if (target.IsV4 || !host.IsOurs(target))
             {
                 counters.HostFrames++; // another host's address resolution on a shared link: read and let be
                 return DropReason.None;
@@ -151,7 +151,7 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
                 }
             }
             counters.HostFrames++;
-            replies.SendIpv6Reply(frame, packet, advertisement: true, ours);
+            replies.SendIpv6Reply(frame, packet, advertisement: true, target);
             return DropReason.None;
         }
         if (Icmpv6Frames.AdvertisedTarget(frame, packet) is { } advertised)
@@ -167,10 +167,10 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
             counters.HostFrames++;
             return DropReason.None;
         }
-        if (packet.IcmpType == IcmpHeader.EchoRequestV6 && packet.Destination == ours)
+        if (packet.IcmpType == IcmpHeader.EchoRequestV6 && host.IsOurs(packet.Destination))
         {
             counters.HostFrames++;
-            replies.SendIpv6Reply(frame, packet, advertisement: false, ours);
+            replies.SendIpv6Reply(frame, packet, advertisement: false, packet.Destination);
             return DropReason.None;
         }
         return DropReason.UnsupportedProtocol;

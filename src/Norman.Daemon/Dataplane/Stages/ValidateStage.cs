@@ -5,7 +5,7 @@ namespace Norman.Daemon.Dataplane.Stages;
 /// <summary>
 /// Egress: checks each packet, in the dataplane's own copy, as a well-formed IPv4 or IPv6 datagram of its socket —
 /// anti-spoofing: its source address, protocol and source port must be the socket's own (of the family the socket
-/// may send: <see cref="PipeSocket.SourceFor"/>), so no application can send as another, or as the host. Anything else is a counted drop against the sending socket.
+/// may send: <see cref="PipeSocket.MaySendFrom"/>), so no application can send as another, or as the host. Anything else is a counted drop against the sending socket.
 /// </summary>
 public sealed class ValidateStage(DataplaneCounters counters, SocketSet sockets, HostInterface host)
 {
@@ -42,8 +42,7 @@ public sealed class ValidateStage(DataplaneCounters counters, SocketSet sockets,
         {
             return DropReason.TxMalformed;
         }
-        if (packet.Protocol != socket.Protocol || socket.SourceFor(packet.IpVersion, host) is not { } source || packet.Source != source
-            || packet.SourcePort != socket.LocalPort)
+        if (packet.Protocol != socket.Protocol || !socket.MaySendFrom(packet.Source, host) || packet.SourcePort != socket.LocalPort)
         {
             return DropReason.TxSpoofedSource;
         }

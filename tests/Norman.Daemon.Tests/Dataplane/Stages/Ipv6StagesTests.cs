@@ -133,6 +133,31 @@ public sealed class Ipv6StagesTests : IDisposable
         Assert.Equal(refused.Length, _rig.Counters.Drops(DropReason.TxSpoofedSource));
     }
 
+    [Theory]
+    [InlineData("02:00:00:00:00:01", "fe80::ff:fe00:1")]
+    [InlineData("52:54:00:12:34:56", "fe80::5054:ff:fe12:3456")] // as Linux shows a QEMU NIC's
+    public void The_link_local_address_is_made_from_the_mac_as_linux_makes_it(string mac, string linkLocal) =>
+        Assert.Equal(NetAddress.Parse(linkLocal), HostInterface.LinkLocalFor(MacAddress.Parse(mac)));
+
+    [Fact]
+    public void A_solicitation_for_a_second_address_is_answered_from_that_address()
+    {
+        var second = NetAddress.Parse("fd66:2::1");
+        using var rig = new StageRig(ipv6: true, moreAddresses6: [(second, 64)]);
+        var frame = new byte[128];
+        int length = Icmpv6Frames.Solicitation(frame, StageRig.PeerMac, NetAddress.Parse("fd66:2::2"), second);
+        EthernetHeader.Write(frame, new MacAddress(0x3333_FF00_0001UL), StageRig.PeerMac, EtherTypes.IPv6);
+        rig.ReceiveParsed(frame.AsSpan(0, length));
+
+        new HostStage(rig.Counters, rig.Host, rig.Neighbours, rig.Replies).Run(rig.Batch, rig.Now);
+
+        var (advertisement, packet) = Assert.Single(rig.Outbox());
+        Assert.Equal(Icmpv6Frames.NeighbourAdvertisement, packet.IcmpType);
+        Assert.Equal(second, packet.Source);
+        Assert.Equal(second, Icmpv6Frames.AdvertisedTarget(advertisement, packet));
+        Assert.True(rig.Host.ListensTo(new MacAddress(0x3333_FF00_0001UL)));
+    }
+
     /// <summary>A neighbour solicitation from the peer for our address, with its MAC as the source link-layer option.</summary>
     private static byte[] Solicitation(byte hopLimit)
     {

@@ -26,13 +26,13 @@ public static class SteeringProgram
     private const short MdData = 0, MdDataEnd = 4, MdRxQueueIndex = 16;
     public const uint PortUdp = 1, PortTcp = 2;
 
-    /// <summary>The program for an address of Norman's own (and, if it has one, its IPv6 address).</summary>
-    public static ulong[] OwnAddress(int socketsMap, NetAddress address, NetAddress? address6)
+    /// <summary>The program for an address of Norman's own (and its IPv6 addresses, if it has any).</summary>
+    public static ulong[] OwnAddress(int socketsMap, NetAddress address, IReadOnlyList<NetAddress> addresses6)
     {
         var asm = Prologue();
         asm.JumpIfEqualImm(R5, AsRead16(EtherTypes.Arp), "arp");
         asm.JumpIfEqualImm(R5, AsRead16(EtherTypes.IPv4), "ipv4");
-        if (address6 is not null)
+        if (addresses6.Count > 0)
         {
             asm.JumpIfEqualImm(R5, AsRead16(EtherTypes.IPv6), "ipv6");
         }
@@ -50,22 +50,26 @@ public static class SteeringProgram
         asm.JumpIfEqualImm(R5, AsRead32(address), "redirect");
         asm.Jump("pass");
 
-        if (address6 is { } ours)
+        if (addresses6.Count > 0)
         {
             asm.Label("ipv6");
             NeedBytes(asm, EthernetHeader.Size + Ipv6Header.Size);
             Span<byte> bytes = stackalloc byte[16];
-            ours.WriteV6(bytes);
-            JumpIfDestination6(asm, bytes, "redirect", "solicited");
-            asm.Label("solicited");
-            // ff02::1:ffXX:XXXX, the group a neighbour solicitation for our address is sent to.
             Span<byte> group = stackalloc byte[16];
-            group[0] = 0xFF;
-            group[1] = 0x02;
-            group[11] = 0x01;
-            group[12] = 0xFF;
-            bytes[13..].CopyTo(group[13..]);
-            JumpIfDestination6(asm, group, "redirect", "pass");
+            for (int i = 0; i < addresses6.Count; i++)
+            {
+                // Each address, then ff02::1:ffXX:XXXX, the group a neighbour solicitation for it is sent to.
+                string next = i + 1 < addresses6.Count ? $"ipv6 {i + 1}" : "pass";
+                addresses6[i].WriteV6(bytes);
+                JumpIfDestination6(asm, bytes, "redirect", $"solicited {i}");
+                asm.Label($"solicited {i}");
+                HostInterface.SolicitedNode(addresses6[i]).WriteV6(group);
+                JumpIfDestination6(asm, group, "redirect", next);
+                if (i + 1 < addresses6.Count)
+                {
+                    asm.Label(next);
+                }
+            }
         }
         return Epilogue(asm, socketsMap);
     }

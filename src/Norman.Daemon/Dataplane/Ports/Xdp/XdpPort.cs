@@ -21,7 +21,7 @@ public sealed class XdpPort : IPort, IPortStatistics
     private int _nextQueue;
     private bool _disposed;
 
-    public XdpPort(string specification, NetAddress address, NetAddress? address6, bool sharedAddress, long lineRateBitsPerSecond)
+    public XdpPort(string specification, NetAddress address, IReadOnlyList<NetAddress> addresses6, bool sharedAddress, long lineRateBitsPerSecond)
     {
         var (device, queues) = Parse(specification);
         Device = device;
@@ -38,7 +38,7 @@ public sealed class XdpPort : IPort, IPortStatistics
         {
             throw new ArgumentException($"{device} has {queueCount} receive queue{(queueCount == 1 ? "" : "s")} (0–{queueCount - 1}); there is no queue {missing}.");
         }
-        _steering = new XdpSteering(device, ifindex, queueCount, address, address6, sharedAddress);
+        _steering = new XdpSteering(device, ifindex, queueCount, address, addresses6, sharedAddress);
         var sockets = new List<XskSocket>();
         try
         {

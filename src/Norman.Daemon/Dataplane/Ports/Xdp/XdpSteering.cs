@@ -19,7 +19,7 @@ public sealed unsafe class XdpSteering : IDisposable
     private readonly object _gate = new();
     private bool _disposed;
 
-    public XdpSteering(string device, int ifindex, int queues, NetAddress address, NetAddress? address6, bool sharedAddress)
+    public XdpSteering(string device, int ifindex, int queues, NetAddress address, IReadOnlyList<NetAddress> addresses6, bool sharedAddress)
     {
         SharedAddress = sharedAddress;
         try
@@ -33,7 +33,7 @@ public sealed unsafe class XdpSteering : IDisposable
             }
             else
             {
-                program = SteeringProgram.OwnAddress(_socketsMap, address, address6);
+                program = SteeringProgram.OwnAddress(_socketsMap, address, addresses6);
             }
             _program = Bpf.LoadXdpProgram(program, "norman_steer");
             _link = Attach(ifindex, Bpf.XdpFlagsDriverMode);
