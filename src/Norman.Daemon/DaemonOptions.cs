@@ -34,6 +34,9 @@ public sealed class DaemonOptions
     /// <summary>The IPv6 next hop for addresses outside --address6's prefix (the global or link-local address of a router).</summary>
     public string? Gateway6 { get; set; }
 
+    /// <summary>Take the IPv6 default router from router advertisements (Linux's accept_ra) when no --gateway6 is given.</summary>
+    public bool AcceptRouterAdvertisements { get; set; }
+
     /// <summary>This host's MAC; null picks a random locally administered one.</summary>
     public string? Mac { get; set; }
 

@@ -33,6 +33,8 @@ public static class DaemonSettings
             "IPv6. A link-local address made from the MAC (fe80::…, as Linux makes one) is added unless one is given.", false,
             (o, v) => o.Address6 = v, Repeatable: true),
         new("gateway6", "Next hop for IPv6 addresses outside --address6's prefix.", false, (o, v) => o.Gateway6 = v),
+        new("accept-ra", "Take the IPv6 default router from the link's router advertisements (solicited at start), as Linux's " +
+            "accept_ra does, when no --gateway6 is given.", true, (o, v) => o.AcceptRouterAdvertisements = Switch(v)),
         new("peer", "The simulated peer's address on a virtual port (default: the subnet's .2, e.g. 198.18.0.2; .1 when that is this host).", false, (o, v) => o.PeerAddress = v),
         new("gateway", "Next hop for addresses off the subnet.", false, (o, v) => o.Gateway = v),
         new("mac", "This host's MAC (default: the interface's own on an xdp port, else random and locally administered).", false, (o, v) => o.Mac = UnicastMac(v)),

@@ -149,7 +149,9 @@ public sealed class NormanDaemon : IAsyncDisposable
             .Select(HostInterface.ParseCidr6).ToList();
         if (given.Count == 0)
         {
-            return new HostInterface(mac, address, prefix, gateway, Gateway6: gateway6);
+            return options.AcceptRouterAdvertisements
+                ? throw new ArgumentException("--accept-ra needs an IPv6 address: give --address6 too.")
+                : new HostInterface(mac, address, prefix, gateway, Gateway6: gateway6);
         }
         if (given.DistinctBy(a => a.Address).Count() != given.Count)
         {
@@ -165,7 +167,11 @@ public sealed class NormanDaemon : IAsyncDisposable
         {
             more.Add((HostInterface.LinkLocalFor(mac), 64));
         }
-        return new HostInterface(mac, address, prefix, gateway, first.Address, first.PrefixLength, gateway6) { MoreAddresses6 = more };
+        return new HostInterface(mac, address, prefix, gateway, first.Address, first.PrefixLength, gateway6)
+        {
+            MoreAddresses6 = more,
+            AcceptsRouterAdvertisements = options.AcceptRouterAdvertisements && gateway6 is null,
+        };
     }
 
     /// <summary>Settings that only make sense together: a simulated peer and a gateway on the host's subnet, none of them the host.</summary>
@@ -183,6 +189,11 @@ public sealed class NormanDaemon : IAsyncDisposable
         if (host.Gateway is { } gateway && (!gateway.IsV4 || !host.IsOnLink(gateway) || gateway == host.Address))
         {
             throw new ArgumentException($"The gateway {gateway} is not on this host's subnet {host}: a next hop must be reachable directly.");
+        }
+        if (options.AcceptRouterAdvertisements && options.Port.StartsWith("xdp:", StringComparison.Ordinal))
+        {
+            throw new ArgumentException("--accept-ra cannot work on an xdp port: router advertisements go to all nodes (ff02::1), which " +
+                "the kernel keeps on an interface it shares with Norman. Give the router as --gateway6 instead.");
         }
         if (host.Gateway6 is { } gateway6 && (host.Address6 is null || gateway6.IsV4 || !host.IsOnLink(gateway6) || gateway6 == host.Address6))
         {

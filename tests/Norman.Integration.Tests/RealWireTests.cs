@@ -454,6 +454,35 @@ public abstract class RealWireTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// With --accept-ra and no --gateway6, Norman solicits routers at start and takes its default route from the link's
+    /// router advertisement (sent here by scapy for a router fe80::1 at the peer's MAC): a host off the link is reached
+    /// through it.
+    /// </summary>
+    [NetnsFact]
+    public void A_router_advertisement_gives_the_default_route_to_a_host_off_the_link()
+    {
+        if (!AllNodesReachNorman)
+        {
+            var refusal = Assert.Throws<ArgumentException>(() => Peer(configure: o => o.AcceptRouterAdvertisements = true));
+            Assert.Contains("--gateway6", refusal.Message);
+            return;
+        }
+        var peer = Peer(configure: o => o.AcceptRouterAdvertisements = true);
+        Assert.Equal(1, Daemon.Engine.Counters.RouterSolicitationsSent);
+        peer.Run("ip", "link", "set", "lo", "up");
+        peer.Run("ip", "addr", "add", "2001:db8:99::1/128", "dev", "lo");
+        peer.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP6-RECVFROM:9000,bind=[2001:db8:99::1],fork", "PIPE");
+        string advertise = "from scapy.all import *; import sys; mac = get_if_hwaddr(sys.argv[1]); " +
+            "sendp(Ether(src=mac, dst='33:33:00:00:00:01') / IPv6(src='fe80::1', dst='ff02::1', hlim=255) / ICMPv6ND_RA(routerlifetime=1800) " +
+            "/ ICMPv6NDOptSrcLLAddr(lladdr=mac), iface=sys.argv[1], verbose=0)";
+        peer.Run("/usr/bin/python3", "-c", advertise, _device);
+        Assert.True(SpinWait.SpinUntil(() => Daemon.Engine.Counters.RouterAdvertisementsAccepted >= 1, TimeSpan.FromSeconds(10)), "the advertisement was not taken");
+
+        using var client = AppProcess.Start("norman-testapp", SocketPath, null, "request", "2001:db8:99::1", "9000", "5");
+        Assert.Equal("replies 5", client.ReadLine());
+    }
+
     [NetnsFact]
     public void A_tcp6_connection_to_a_port_nobody_listens_on_is_refused_by_a_reset()
     {
@@ -697,6 +726,9 @@ public abstract class RealWireTests : IAsyncLifetime
     /// </summary>
     protected virtual string[] LeftToTheKernel => [];
 
+    /// <summary>Whether frames to all nodes (ff02::1: router advertisements) reach Norman on this port, not only the kernel.</summary>
+    protected virtual bool AllNodesReachNorman => true;
+
     /// <summary>
     /// Item 2 of the hardening issue on a real wire: scapy, in the peer's namespace, sends families of malformed
     /// frames (each cut at every byte, wrong lengths, checksums, versions, fragments, VLAN stacks, IPv6 chains, ARP of
@@ -829,6 +861,8 @@ public sealed class XdpWireTests : RealWireTests
     /// by the steering program, so they are the kernel's (which drops them too); ARP cut or malformed before its target
     /// address likewise. Everything addressed to Norman that it can read still reaches Norman and is counted exactly.
     /// </summary>
+    protected override bool AllNodesReachNorman => false;
+
     protected override string[] LeftToTheKernel => ["truncated_ip", "unknown_ether_type", "too_many_vlan_tags", "truncated_arp", "malformed_arp",
         "truncated_vlan", "truncated_ethernet"];
 }

@@ -11,11 +11,15 @@ public static class Icmpv6Frames
 {
     public const byte DestinationUnreachable = 1;
     public const byte PortUnreachableCode = 4;
+    public const byte RouterSolicitation = 133;
+    public const byte RouterAdvertisement = 134;
     public const byte NeighbourSolicitation = 135;
     public const byte NeighbourAdvertisement = 136;
     private const byte SourceLinkLayerOption = 1, TargetLinkLayerOption = 2;
     private const byte SolicitedFlag = 0x40, OverrideFlag = 0x20;
     private const int NdMessageLength = 24;
+    /// <summary>A router advertisement's fixed part: type, code, checksum, hop limit, flags, router lifetime, two timers.</summary>
+    private const int RaMessageLength = 16;
     /// <summary>Options a neighbour-discovery message may carry before the reader gives up on it (a hostile chain is bounded).</summary>
     private const int MaxOptions = 8;
     /// <summary>An ICMPv6 error fits the IPv6 minimum MTU, 1280 bytes, quoting as much of the offending packet as that allows.</summary>
@@ -32,13 +36,23 @@ public static class Icmpv6Frames
         (frame[packet.TransportOffset + 4] & SolicitedFlag) != 0;
 
     /// <summary>
-    /// The MAC a neighbour-discovery message gives for its sender (a solicitation's source link-layer option) or its
-    /// target (an advertisement's target link-layer option); null when it carries none, or its options are malformed.
+    /// A router advertisement's router lifetime in seconds (0: not a default router), or null when the message is too
+    /// short to be one.
+    /// </summary>
+    public static int? RouterLifetime(ReadOnlySpan<byte> frame, in ParsedPacket packet) =>
+        packet.PacketEnd - packet.TransportOffset >= RaMessageLength && packet.IcmpType == RouterAdvertisement && packet.IcmpCode == 0
+            ? System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(frame[(packet.TransportOffset + 6)..])
+            : null;
+
+    /// <summary>
+    /// The MAC a neighbour-discovery message gives for its sender (a solicitation's or a router advertisement's source
+    /// link-layer option) or its target (an advertisement's target link-layer option); null when it carries none, or
+    /// its options are malformed.
     /// </summary>
     public static MacAddress? LinkLayerAddress(ReadOnlySpan<byte> frame, in ParsedPacket packet)
     {
-        byte wanted = packet.IcmpType == NeighbourSolicitation ? SourceLinkLayerOption : TargetLinkLayerOption;
-        int cursor = packet.TransportOffset + NdMessageLength;
+        byte wanted = packet.IcmpType == NeighbourAdvertisement ? TargetLinkLayerOption : SourceLinkLayerOption;
+        int cursor = packet.TransportOffset + (packet.IcmpType == RouterAdvertisement ? RaMessageLength : NdMessageLength);
         for (int option = 0; option < MaxOptions && packet.PacketEnd - cursor >= 8; option++)
         {
             int length = frame[cursor + 1] * 8;
@@ -74,6 +88,27 @@ public static class Icmpv6Frames
         icmp[25] = 1;
         ourMac.Write(icmp[26..]);
         WriteChecksum(icmp, ourAddress, group);
+        return EthernetHeader.Size + Ipv6Header.Size + icmpLength;
+    }
+
+    /// <summary>
+    /// Asks the link's routers to advertise themselves now (as a host does when its interface comes up), rather than at
+    /// their next periodic advertisement: to all routers, ff02::2, from our link-local address with our MAC.
+    /// </summary>
+    public static int RouterSolicitationFrom(Span<byte> frame, MacAddress ourMac, NetAddress ourLinkLocal)
+    {
+        var allRouters = new NetAddress(0xFF02_0000_0000_0000UL, 2);
+        const int icmpLength = 8 + 8;
+        EthernetHeader.Write(frame, new MacAddress(0x3333_0000_0002UL), ourMac, EtherTypes.IPv6);
+        var ip = frame[EthernetHeader.Size..];
+        Ipv6Header.Write(ip, IpProtocols.IcmpV6, ourLinkLocal, allRouters, icmpLength, hopLimit: 255);
+        var icmp = ip.Slice(Ipv6Header.Size, icmpLength);
+        icmp.Clear();
+        icmp[0] = RouterSolicitation;
+        icmp[8] = SourceLinkLayerOption;
+        icmp[9] = 1;
+        ourMac.Write(icmp[10..]);
+        WriteChecksum(icmp, ourLinkLocal, allRouters);
         return EthernetHeader.Size + Ipv6Header.Size + icmpLength;
     }
 

@@ -24,6 +24,8 @@ public sealed class DataplaneCounters
     public long GratuitousArpSent;
     public long NeighbourAdvertisementsSent;
     public long NeighbourSolicitationsSent;
+    public long RouterSolicitationsSent;
+    public long RouterAdvertisementsAccepted;
     public long EchoRepliesSent;
     public long PortUnreachableSent;
     public long TcpResetsSent;
@@ -69,6 +71,8 @@ public sealed class DataplaneCounters
             ["gratuitous_arp_sent"] = GratuitousArpSent,
             ["neighbour_advertisements_sent"] = NeighbourAdvertisementsSent,
             ["neighbour_solicitations_sent"] = NeighbourSolicitationsSent,
+            ["router_solicitations_sent"] = RouterSolicitationsSent,
+            ["router_advertisements_accepted"] = RouterAdvertisementsAccepted,
             ["echo_replies_sent"] = EchoRepliesSent,
             ["port_unreachable_sent"] = PortUnreachableSent,
             ["tcp_resets_sent"] = TcpResetsSent,

@@ -84,6 +84,10 @@ public sealed partial class Engine
         _ingressFilter = new FilterStage(Chain.Ingress, Counters, _sockets, _replies, Conntrack);
         _egressFilter = new FilterStage(Chain.Egress, Counters, _sockets, _replies, Conntrack);
         _replies.AnnounceAddress();
+        if (host.AcceptsRouterAdvertisements)
+        {
+            _replies.SolicitRouters();
+        }
     }
 
     /// <summary>Bytes allocated on the dataplane thread while applying control commands (not per packet).</summary>

@@ -13,6 +13,15 @@ public sealed record HostInterface(MacAddress Mac, NetAddress Address, int Prefi
     private readonly (NetAddress Address, int PrefixLength)[] _moreAddresses6 = [];
     private readonly NetAddress[] _addresses6 = Address6 is { } first ? [first] : [];
 
+    /// <summary>
+    /// Whether router advertisements set the IPv6 default route (Linux's accept_ra), when no --gateway6 does: the host
+    /// solicits them at start and takes the last router that advertised a lifetime as <see cref="Router6"/>.
+    /// </summary>
+    public bool AcceptsRouterAdvertisements { get; init; }
+
+    /// <summary>The default router learned from advertisements (a link-local address); written and read on the dataplane thread.</summary>
+    public NetAddress? Router6 { get; set; }
+
     /// <summary>IPv6 addresses beyond <see cref="Address6"/>, each with its prefix (a second --address6, the link-local one).</summary>
     public IReadOnlyList<(NetAddress Address, int PrefixLength)> MoreAddresses6
     {
@@ -124,7 +133,7 @@ public sealed record HostInterface(MacAddress Mac, NetAddress Address, int Prefi
     public NetAddress? LinkLocal6 => _addresses6.Where(IsLinkLocal).Select(a => (NetAddress?)a).FirstOrDefault();
 
     /// <summary>The gateway for a destination off the link, of its family.</summary>
-    public NetAddress? GatewayFor(NetAddress destination) => destination.IsV4 ? Gateway : Gateway6;
+    public NetAddress? GatewayFor(NetAddress destination) => destination.IsV4 ? Gateway : Gateway6 ?? Router6;
 
     public bool IsOurs(NetAddress destination)
     {

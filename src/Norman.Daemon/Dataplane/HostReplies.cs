@@ -154,6 +154,22 @@ public sealed class HostReplies(DataplaneCounters counters, HostInterface host, 
         counters.GratuitousArpSent++;
     }
 
+    /// <summary>Asks the link's routers to advertise themselves (at start, when the host accepts router advertisements).</summary>
+    public void SolicitRouters()
+    {
+        if (Kernel is not null || host.LinkLocal6 is not { } linkLocal)
+        {
+            return;
+        }
+        var solicitation = Reserve();
+        if (solicitation.IsEmpty)
+        {
+            return;
+        }
+        Outbox.Commit(Icmpv6Frames.RouterSolicitationFrom(solicitation, host.Mac, linkLocal));
+        counters.RouterSolicitationsSent++;
+    }
+
     /// <summary>An IPv6 neighbour advertisement or echo reply (the host answers these for its --address6).</summary>
     public void SendIpv6Reply(ReadOnlySpan<byte> frame, in ParsedPacket packet, bool advertisement, NetAddress ours)
     {

@@ -130,10 +130,14 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         {
             return DropReason.NotForThisHost;
         }
-        if (packet.IcmpType is Icmpv6Frames.NeighbourSolicitation or Icmpv6Frames.NeighbourAdvertisement
+        if (packet.IcmpType is Icmpv6Frames.NeighbourSolicitation or Icmpv6Frames.NeighbourAdvertisement or Icmpv6Frames.RouterAdvertisement
             && (Ipv6Header.At(frame[packet.NetworkOffset..]).HopLimit != 255 || !InternetChecksum.IsValidTransport(frame, packet)))
         {
             return DropReason.MalformedNeighbourDiscovery;
+        }
+        if (Icmpv6Frames.RouterLifetime(frame, packet) is { } lifetime)
+        {
+            return HandleRouterAdvertisement(frame, packet, lifetime, now);
         }
         if (Icmpv6Frames.SolicitedTarget(frame, packet) is { } target)
         {
@@ -174,6 +178,38 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
             return DropReason.None;
         }
         return DropReason.UnsupportedProtocol;
+    }
+
+    /// <summary>
+    /// A router advertisement, from a link-local address (RFC 4861 6.1.2; anything else is malformed): when the host
+    /// accepts them, a lifetime makes its sender the default router and 0 withdraws it; its MAC is learned either way,
+    /// as a neighbour's unsolicited word (it cannot change a resolved one).
+    /// </summary>
+    private DropReason HandleRouterAdvertisement(ReadOnlySpan<byte> frame, in ParsedPacket packet, int lifetime, long now)
+    {
+        if (!SourceChoice6.IsLinkLocal(packet.Source))
+        {
+            return DropReason.MalformedNeighbourDiscovery;
+        }
+        counters.HostFrames++;
+        if (!host.AcceptsRouterAdvertisements)
+        {
+            return DropReason.None; // read and let be, as Linux with accept_ra off
+        }
+        counters.RouterAdvertisementsAccepted++;
+        if (Icmpv6Frames.LinkLayerAddress(frame, packet) is { } mac)
+        {
+            neighbours.Learn(packet.Source, mac, now, reply: false);
+        }
+        if (lifetime > 0)
+        {
+            host.Router6 = packet.Source;
+        }
+        else if (host.Router6 == packet.Source)
+        {
+            host.Router6 = null;
+        }
+        return DropReason.None;
     }
 
     /// <summary>ff02::1, all nodes: where unsolicited advertisements go.</summary>

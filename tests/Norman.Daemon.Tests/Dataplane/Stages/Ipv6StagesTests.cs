@@ -158,6 +158,49 @@ public sealed class Ipv6StagesTests : IDisposable
         Assert.True(rig.Host.ListensTo(new MacAddress(0x3333_FF00_0001UL)));
     }
 
+    [Fact]
+    public void A_router_advertisement_from_a_link_local_router_sets_the_default_route_only_when_accepted_and_a_zero_lifetime_withdraws_it()
+    {
+        var router = NetAddress.Parse("fe80::1");
+        var offLink = NetAddress.Parse("2001:db8:99::1");
+        Assert.Null(RunAdvertisement(_rig, router, 1800).GatewayFor(offLink)); // accept_ra off: read and let be
+
+        using var accepting = new StageRig(ipv6: true, acceptRouterAdvertisements: true);
+        var host = RunAdvertisement(accepting, router, 1800);
+        Assert.Equal(router, host.GatewayFor(offLink));
+        Assert.True(accepting.Neighbours.TryGet(router, out var mac) && mac == StageRig.PeerMac);
+        RunAdvertisement(accepting, NetAddress.Parse("fd66::9"), 1800); // not link-local: not a router's
+        Assert.Equal(1, accepting.Counters.Drops(DropReason.MalformedNeighbourDiscovery));
+        Assert.Equal(router, host.GatewayFor(offLink));
+        RunAdvertisement(accepting, router, 0);
+        Assert.Null(host.GatewayFor(offLink));
+    }
+
+    /// <summary>Runs the host stage over one router advertisement (with the peer's MAC as its source link-layer option); returns the rig's host.</summary>
+    private static HostInterface RunAdvertisement(StageRig rig, NetAddress router, ushort lifetime)
+    {
+        const int icmpLength = 16 + 8;
+        var allNodes = new NetAddress(0xFF02_0000_0000_0000UL, 1);
+        var frame = new byte[EthernetHeader.Size + Ipv6Header.Size + icmpLength];
+        EthernetHeader.Write(frame, new MacAddress(0x3333_0000_0001UL), StageRig.PeerMac, EtherTypes.IPv6);
+        var ip = frame.AsSpan(EthernetHeader.Size);
+        Ipv6Header.Write(ip, IpProtocols.IcmpV6, router, allNodes, icmpLength, hopLimit: 255);
+        var icmp = ip.Slice(Ipv6Header.Size, icmpLength);
+        icmp[0] = Icmpv6Frames.RouterAdvertisement;
+        icmp[6] = (byte)(lifetime >> 8);
+        icmp[7] = (byte)lifetime;
+        icmp[16] = 1; // source link-layer address
+        icmp[17] = 1;
+        StageRig.PeerMac.Write(icmp[18..]);
+        ushort checksum = InternetChecksum.Transport(InternetChecksum.PseudoHeaderV6(router, allNodes, IpProtocols.IcmpV6, icmpLength), icmp, IpProtocols.IcmpV6);
+        icmp[2] = (byte)(checksum >> 8);
+        icmp[3] = (byte)checksum;
+        rig.Batch.Clear();
+        rig.ReceiveParsed(frame);
+        new HostStage(rig.Counters, rig.Host, rig.Neighbours, rig.Replies).Run(rig.Batch, rig.Now);
+        return rig.Host;
+    }
+
     /// <summary>A neighbour solicitation from the peer for our address, with its MAC as the source link-layer option.</summary>
     private static byte[] Solicitation(byte hopLimit)
     {

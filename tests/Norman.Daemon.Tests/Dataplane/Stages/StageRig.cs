@@ -26,10 +26,16 @@ public sealed class StageRig : IDisposable
     /// <param name="names">The names a store compiled its rules against, when the test matches by application.</param>
     /// <param name="ipv6">Whether the host has an IPv6 address (<see cref="HostAddress6"/>/64) too.</param>
     /// <param name="moreAddresses6">IPv6 addresses beyond the first.</param>
-    public StageRig(NetAddress? gateway = null, AppNames? names = null, bool ipv6 = false, (NetAddress, int)[]? moreAddresses6 = null)
+    /// <param name="acceptRouterAdvertisements">Whether the host takes its IPv6 default route from router advertisements.</param>
+    public StageRig(NetAddress? gateway = null, AppNames? names = null, bool ipv6 = false, (NetAddress, int)[]? moreAddresses6 = null,
+        bool acceptRouterAdvertisements = false)
     {
         Names = names ?? new AppNames();
-        Host = new HostInterface(HostMac, HostAddress, 24, gateway, ipv6 ? HostAddress6 : null) { MoreAddresses6 = moreAddresses6 ?? [] };
+        Host = new HostInterface(HostMac, HostAddress, 24, gateway, ipv6 ? HostAddress6 : null)
+        {
+            MoreAddresses6 = moreAddresses6 ?? [],
+            AcceptsRouterAdvertisements = acceptRouterAdvertisements,
+        };
         Neighbours = new NeighbourTable(Stopwatch.Frequency);
         Replies = new HostReplies(Counters, Host, Stopwatch.Frequency);
     }
