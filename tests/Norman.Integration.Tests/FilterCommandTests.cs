@@ -48,6 +48,21 @@ public sealed class FilterCommandTests : DaemonTest
     }
 
     [Fact]
+    public async Task Trace_builds_an_ipv6_packet_when_its_addresses_are_ipv6_and_ip6_rules_decide_it()
+    {
+        await Norman("filter", "add", "ingress", "ip", "saddr", "198.18.0.0/24", "drop");
+        await Norman("filter", "add", "ingress", "ip6", "saddr", "2001:db8::/32", "tcp", "dport", "443", "drop");
+
+        string trace = await Norman("trace", "ingress", "tcp", "saddr", "2001:db8::2", "daddr", "2001:db8::1", "dport", "443");
+        Assert.Contains("trace ingress tcp 2001:db8::2:40000 > 2001:db8::1:443 len 60", trace);
+        Assert.Matches(@"rule ip saddr 198\.18\.0\.0/24 drop\s+\(handle 1\)\s+no match", trace);
+        Assert.Contains("verdict drop (rule 2)", trace);
+        var (code, refusal) = await Try("trace", "ingress", "udp", "saddr", "2001:db8::2", "daddr", "198.18.0.1");
+        Assert.NotEqual(0, code);
+        Assert.Contains("one family", refusal);
+    }
+
+    [Fact]
     public async Task A_live_trace_shows_the_next_packets_rules_verdicts_and_owner_in_both_directions()
     {
         using var web = Daemon.Start("echo-server", "8080");

@@ -140,7 +140,7 @@ public sealed partial class ControlPlane
         try
         {
             var chain = PolicyStore.ParseChain(request.Chain ?? "");
-            var (frame, packet) = PacketTrace.Build(chain, request.Rule ?? [], engine.Host.Address);
+            var (frame, packet) = PacketTrace.Build(chain, request.Rule ?? [], engine.Host);
             // The owner, as the dataplane would find it: the socket bound to the packet's port on our side.
             ushort ourPort = chain == Chain.Ingress ? packet.DestinationPort : packet.SourcePort;
             var owner = sockets.Snapshot().FirstOrDefault(s => s.LocalPort == ourPort && s.Pipe.Protocol == packet.Protocol);

@@ -5,7 +5,8 @@ using Norman.Daemon.Dataplane;
 namespace Norman.Daemon.Policy;
 
 /// <summary>
-/// `norman trace`: builds the packet an administrator describes — <c>udp saddr 198.18.0.2 sport 40000 dport 80</c> —
+/// `norman trace`: builds the packet an administrator describes — <c>udp saddr 198.18.0.2 sport 40000 dport 80</c>, or
+/// over IPv6 when an address given is IPv6 (the host's side then its IPv6 address) —
 /// and walks a chain of the policy in force over it, rule by rule, saying which matched and what decided, as
 /// `nft monitor trace` does for live packets. Counters and rate limits are left untouched.
 /// </summary>
@@ -15,11 +16,11 @@ public static class PacketTrace
 
     public sealed record Result(string Packet, string Owner, IReadOnlyList<Step> Steps, string Verdict);
 
-    /// <summary>Builds the described packet; addresses default to the peer side and this host.</summary>
     /// <summary>The largest packet a trace describes: the MTU's.</summary>
     public const int MaxTracedIpLength = 1500;
 
-    public static (byte[] Frame, ParsedPacket Packet) Build(Chain chain, IReadOnlyList<string> words, NetAddress hostAddress)
+    /// <summary>Builds the described packet; addresses default to the peer side and this host.</summary>
+    public static (byte[] Frame, ParsedPacket Packet) Build(Chain chain, IReadOnlyList<string> words, HostInterface host)
     {
         byte protocol = IpProtocols.Udp;
         NetAddress? source = null, destination = null;
@@ -41,34 +42,30 @@ public static class PacketTrace
                     throw new FormatException($"'{words[i]}' does not describe a packet: use udp|tcp, saddr, daddr, sport, dport, payload BYTES.");
             }
         }
+        bool v6 = source is { IsV4: false } || destination is { IsV4: false };
+        if (v6 && (source is { IsV4: true } || destination is { IsV4: true }))
+        {
+            throw new FormatException("A packet's two addresses are of one family: give both as IPv4, or both as IPv6.");
+        }
         // As on the wire: the dataplane carries no fragments, so no packet is larger than the MTU.
-        int maxPayload = MaxTracedIpLength - (protocol == IpProtocols.Udp ? UdpPacketBuilder.HeaderLengthV4 : Ipv4Header.Size + TcpHeader.Size);
+        int headers = (v6 ? Ipv6Header.Size : Ipv4Header.Size) + (protocol == IpProtocols.Udp ? UdpHeader.Size : TcpHeader.Size);
+        int maxPayload = MaxTracedIpLength - headers;
         if (payload > maxPayload)
         {
-            throw new FormatException($"A payload of {payload} bytes does not fit one {MaxTracedIpLength}-byte IPv4 {IpProtocols.Name(protocol)} packet: use 0 to {maxPayload}.");
+            throw new FormatException($"A payload of {payload} bytes does not fit one {MaxTracedIpLength}-byte {(v6 ? "IPv6" : "IPv4")} " +
+                $"{IpProtocols.Name(protocol)} packet: use 0 to {maxPayload}.");
         }
-        var remote = NetAddress.Parse("198.18.0.2");
-        var src = source ?? (chain == Chain.Ingress ? remote : hostAddress);
-        var dst = destination ?? (chain == Chain.Ingress ? hostAddress : remote);
-        var frame = new byte[EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV4 + TcpHeader.Size + payload];
-        frame[12] = 0x08;
-        int length;
-        if (protocol == IpProtocols.Udp)
-        {
-            length = UdpPacketBuilder.WriteHeaders(frame.AsSpan(EthernetHeader.Size), src, sourcePort, dst, destinationPort, payload);
-        }
-        else
-        {
-            length = Ipv4Header.Size + TcpHeader.Size + payload;
-            Ipv4Header.Write(frame.AsSpan(EthernetHeader.Size), IpProtocols.Tcp, src.V4, dst.V4, length, 0);
-            var tcp = frame.AsSpan(EthernetHeader.Size + Ipv4Header.Size);
-            tcp[0] = (byte)(sourcePort >> 8);
-            tcp[1] = (byte)sourcePort;
-            tcp[2] = (byte)(destinationPort >> 8);
-            tcp[3] = (byte)destinationPort;
-            tcp[12] = 0x50;
-            tcp[13] = TcpHeader.Syn;
-        }
+        NetAddress Ours() => v6 ? host.Address6 ?? throw new FormatException("This host has no IPv6 address (--address6): give both addresses of an IPv6 packet.")
+            : host.Address;
+        var remote = NetAddress.Parse(v6 ? "2001:db8::2" : "198.18.0.2");
+        var src = source ?? (chain == Chain.Ingress ? remote : Ours());
+        var dst = destination ?? (chain == Chain.Ingress ? Ours() : remote);
+        var frame = new byte[EthernetHeader.Size + headers + payload];
+        EthernetHeader.Write(frame, host.Mac, MacAddress.Zero, v6 ? EtherTypes.IPv6 : EtherTypes.IPv4);
+        int length = protocol == IpProtocols.Udp
+            ? UdpPacketBuilder.WriteHeaders(frame.AsSpan(EthernetHeader.Size), src, sourcePort, dst, destinationPort, payload)
+            : TcpSegmentBuilder.Write(frame.AsSpan(EthernetHeader.Size), src, sourcePort, dst, destinationPort,
+                new TcpSegmentFields(0, 0, TcpHeader.Syn, 0), [], payload);
         frame = frame[..(EthernetHeader.Size + length)];
         if (PacketParser.Parse(frame, out var packet) != ParseError.None)
         {
