@@ -483,6 +483,46 @@ public abstract class RealWireTests : IAsyncLifetime
         Assert.Equal("replies 5", client.ReadLine());
     }
 
+    /// <summary>
+    /// Path MTU discovery (RFC 8201): the server (a second test namespace, MTU 1500) sits behind the peer, now a router,
+    /// whose link toward it carries 1280 bytes. Norman's segments of the server's 1440-byte MSS are too big there: the
+    /// router answers with ICMPv6 packet too big, the daemon hands it to the socket whose segment it quotes, the stack
+    /// lowers its MSS, and a megabyte arrives whole.
+    /// </summary>
+    [NetnsFact]
+    public async Task A_packet_too_big_from_a_router_lowers_the_mss_and_a_megabyte_crosses_the_narrower_link()
+    {
+        var peer = Peer(configure: o => o.Gateway6 = "2001:db8:1::2");
+        using var server = new TestNamespace("srv");
+        string outside = $"nro{Guid.NewGuid().ToString("N")[..8]}", inside = $"nri{Guid.NewGuid().ToString("N")[..8]}";
+        Host.Run("ip", "link", "add", outside, "netns", peer.Name, "type", "veth", "peer", "name", inside, "netns", server.Name);
+        peer.Run("ip", "link", "set", outside, "mtu", "1280", "up");
+        peer.Run("ip", "addr", "add", "2001:db8:5::1/64", "dev", outside, "nodad");
+        peer.Run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1");
+        server.Run("ip", "link", "set", inside, "up");
+        server.Run("ip", "addr", "add", "2001:db8:5::2/64", "dev", inside, "nodad");
+        server.Run("ip", "-6", "route", "add", "default", "via", "2001:db8:5::1");
+        string received = Path.Combine(_directory, "received.bin");
+        var sink = server.StartAndWaitFor("listening on", "socat", "-d", "-d", "-u", "TCP6-LISTEN:9000", $"CREATE:{received}");
+
+        var data = System.Security.Cryptography.RandomNumberGenerator.GetBytes(1 << 20);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        string described;
+        await using (var connection = await Norman.Client.NormanTcpStream.ConnectAsync(
+            new System.Net.IPEndPoint(System.Net.IPAddress.Parse("2001:db8:5::2"), 9000), SocketPath, timeout.Token))
+        {
+            await connection.WriteAsync(data, timeout.Token);
+            await connection.FlushAsync(timeout.Token);
+            // Described once the server has it all (the write returns once the bytes are buffered, not sent).
+            SpinWait.SpinUntil(() => File.Exists(received) && new FileInfo(received).Length == data.Length, TimeSpan.FromSeconds(30));
+            described = connection.Describe();
+        }
+        Assert.True(sink.WaitForExit(TimeSpan.FromSeconds(30)), "the server never saw the end of the stream");
+        Assert.True(data.AsSpan().SequenceEqual(File.ReadAllBytes(received)), $"the server got {new FileInfo(received).Length} bytes of {data.Length}");
+        Assert.Contains("pmtu_reductions 1", described);
+        Assert.Matches(@"mss 12\d\d ", described); // 1280 less IPv6's and TCP's headers (and timestamps)
+    }
+
     [NetnsFact]
     public void A_tcp6_connection_to_a_port_nobody_listens_on_is_refused_by_a_reset()
     {

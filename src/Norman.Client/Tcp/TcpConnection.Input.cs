@@ -158,6 +158,33 @@ internal sealed partial class TcpConnection
         Output(now);
     }
 
+    /// <summary>
+    /// A router said a segment of ours was too big for the path (ICMPv6 packet too big, RFC 8201), quoting its sequence
+    /// number: believed only for a segment in flight (RFC 5927, as Linux checks), and only downward, never below IPv6's
+    /// minimum MTU of 1280. Everything in flight was cut at the old size and dropped on the way: it is sent again from
+    /// the oldest byte at the new size (as Linux's tcp_simple_retransmit), without taking the loss as congestion.
+    /// </summary>
+    public void OnPacketTooBig(int mtu, uint quotedSequence, long now)
+    {
+        if (State is not (TcpState.Established or TcpState.CloseWait) || _finSent
+            || TcpSequence.Before(quotedSequence, _sendUnacknowledged) || !TcpSequence.Before(quotedSequence, _sendNext))
+        {
+            return;
+        }
+        int headers = Ipv6Header.Size + TcpHeader.Size + (_timestamps ? TcpOptions.TimestampsLength : 0);
+        int mss = Math.Clamp(mtu, 1280, 65535) - headers;
+        if (mss >= _sendMss)
+        {
+            return;
+        }
+        _sendMss = mss;
+        PathMtuReductions++;
+        _sendNext = _sendUnacknowledged;
+        _timing = false;
+        _scoreboard.Clear();
+        Service(now);
+    }
+
     private void TakeSynOptions(in TcpSegment syn)
     {
         // No MSS option means 536 (RFC 9293 §3.7.1); a tiny one is raised to a floor, as Linux's tcp_min_snd_mss.

@@ -58,6 +58,12 @@ internal sealed partial class TcpConnection
     /// <summary>Segments PAWS dropped as older than TS.Recent.</summary>
     private long _pawsRejected;
     private long _retransmits;
+
+    /// <summary>Times a packet-too-big lowered the send MSS (<see cref="OnPacketTooBig"/>).</summary>
+    public long PathMtuReductions { get; private set; }
+
+    /// <summary>The most payload a segment of ours carries now (options and all).</summary>
+    public int SendMss => _sendMss;
     /// <summary>Challenge ACKs sent (RFC 5961) and resets ignored as not exact or out of the window: what `ss -ti` shows.</summary>
     private long _challengeAcks, _resetsIgnored;
     /// <summary>When we last answered a segment outside the window (an ACK or a SYN), for the rate limit.</summary>
@@ -288,7 +294,7 @@ internal sealed partial class TcpConnection
             $"{(_timestamps ? "ts " : "")}{(_sack ? "sack " : "")}{ConnectionTable.CongestionControlName(Features)} cwnd {_congestion.Window} ssthresh {_congestion.Threshold} recovery {_congestion.InRecovery} rto {_rtt.TimeoutTicks * 1000 / Stopwatch.Frequency}ms " +
             $"retries {_retries} dupacks {_duplicateAcks} send_q {buffered} recv_q {received} rcv_nxt {_receiveNext - _irs} rcv_wnd {ReceiveWindowBytes()} " +
             $"ooo {_reassembly.Count} unacceptable {_unacceptable} paws {_pawsRejected} challenge_acks {_challengeAcks} rst_ignored {_resetsIgnored} " +
-            $"probes {_unansweredProbes} fin_sent {_finSent} fin_recv {_finReceived} rto_armed {RetransmitAt != 0}";
+            $"probes {_unansweredProbes} fin_sent {_finSent} fin_recv {_finReceived} rto_armed {RetransmitAt != 0} mss {_sendMss} pmtu_reductions {PathMtuReductions}";
     }
 
     // ---------------- Protocol (the endpoint's loop thread): lifecycle here; TcpConnection.Input, .Output and .Timers ----------------

@@ -369,7 +369,16 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         ReadOnlySpan<byte> tcp;
         if (packet[0] >> 4 == 6)
         {
-            if (PacketParser.ParseIpPacket(packet, out var parsed) != ParseError.None || parsed.Kind != PacketKind.Tcp || parsed.IsFragment)
+            if (PacketParser.ParseIpPacket(packet, out var parsed) != ParseError.None || parsed.IsFragment)
+            {
+                return;
+            }
+            if (parsed.Kind == PacketKind.IcmpV6)
+            {
+                OnIcmpv6Error(packet, parsed, now);
+                return;
+            }
+            if (parsed.Kind != PacketKind.Tcp)
             {
                 return;
             }
@@ -448,6 +457,28 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
             // No connection: answer as a closed port does.
             Transmit(local, remote, remotePort, TcpSegmentFields.ResetFor(segment.Sequence, segment.Acknowledgement, flags, segment.Payload.Length),
                 [], null, 0, 0);
+        }
+    }
+
+    /// <summary>
+    /// An ICMPv6 error the daemon found to quote a segment of ours: a packet-too-big (RFC 8201) lowers that connection's
+    /// MSS to what the path carries. Other errors are left to the timers, as Linux's TCP leaves soft errors.
+    /// </summary>
+    private void OnIcmpv6Error(ReadOnlySpan<byte> packet, in ParsedPacket parsed, long now)
+    {
+        const byte PacketTooBig = 2;
+        var quoted = packet[parsed.PayloadOffset..parsed.PacketEnd];
+        if (parsed.IcmpType != PacketTooBig || quoted.Length < Ipv6Header.Size + 8 || quoted[6] != IpProtocols.Tcp)
+        {
+            return;
+        }
+        int mtu = (int)Math.Min(int.MaxValue, System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(packet[(parsed.TransportOffset + 4)..]));
+        var remote = Ipv6Header.Destination(quoted);
+        ushort remotePort = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(quoted[(Ipv6Header.Size + 2)..]);
+        uint sequence = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(quoted[(Ipv6Header.Size + 4)..]);
+        if (_connections.TryGetValue((remote, remotePort), out var connection))
+        {
+            connection.OnPacketTooBig(mtu, sequence, now);
         }
     }
 

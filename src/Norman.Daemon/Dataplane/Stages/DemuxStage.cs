@@ -4,8 +4,10 @@ namespace Norman.Daemon.Dataplane.Stages;
 
 /// <summary>
 /// Ingress: finds the socket of each datagram or TCP segment for this host — a connected socket's 5-tuple first, then a listener
-/// on our address, then a wildcard listener — and checks its UDP or TCP checksum as a kernel does. It only looks up: the
-/// filter then sees the packet with its owner, and the host stage answers datagrams that found no socket.
+/// on our address, then a wildcard listener — and checks its UDP or TCP checksum as a kernel does. An ICMPv6 error to us
+/// belongs to the socket of the packet it quotes (so that a packet-too-big reaches the TCP stack that sent too much, as
+/// the kernel tells its socket). It only looks up: the filter then sees the packet with its owner, and the host stage
+/// answers datagrams that found no socket.
 /// </summary>
 public sealed class DemuxStage(DataplaneCounters counters, SocketLookup sockets, HostInterface host)
 {
@@ -16,8 +18,16 @@ public sealed class DemuxStage(DataplaneCounters counters, SocketLookup sockets,
         for (int i = 0; i < batch.Count; i++)
         {
             ref var packet = ref batch.Parsed(i);
-            if (batch.IsDone(i) || packet.Kind is not (PacketKind.Udp or PacketKind.Tcp) || packet.IsFragment
-                || !host.IsOurs(packet.Destination))
+            if (batch.IsDone(i) || packet.IsFragment || !host.IsOurs(packet.Destination))
+            {
+                continue;
+            }
+            if (packet.Kind == PacketKind.IcmpV6)
+            {
+                FindQuotedSocket(batch, i, packet);
+                continue;
+            }
+            if (packet.Kind is not (PacketKind.Udp or PacketKind.Tcp))
             {
                 continue;
             }
@@ -32,6 +42,27 @@ public sealed class DemuxStage(DataplaneCounters counters, SocketLookup sockets,
             {
                 batch.SocketSlot(i) = slot;
             }
+        }
+    }
+
+    /// <summary>
+    /// An ICMPv6 error (unreachable, packet too big, time exceeded, parameter problem) with a good checksum, quoting a
+    /// UDP or TCP packet one of our sockets sent, from one of our addresses: that socket's.
+    /// </summary>
+    private void FindQuotedSocket(PacketBatch batch, int index, in ParsedPacket packet)
+    {
+        var frame = batch.Frame(index);
+        var quoted = frame[packet.PayloadOffset..packet.PacketEnd];
+        if (packet.IcmpType is < 1 or > 4 || quoted.Length < Ipv6Header.Size + 4 || quoted[0] >> 4 != 6
+            || quoted[6] is not (IpProtocols.Udp or IpProtocols.Tcp) || !InternetChecksum.IsValidTransport(frame, packet))
+        {
+            return;
+        }
+        var ours = Ipv6Header.Source(quoted);
+        if (host.IsOurs(ours) && sockets.TryFind(quoted[6], ours, System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(quoted[Ipv6Header.Size..]),
+            Ipv6Header.Destination(quoted), System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(quoted[(Ipv6Header.Size + 2)..]), out int slot))
+        {
+            batch.SocketSlot(index) = slot;
         }
     }
 }

@@ -25,6 +25,10 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
                 Finish(batch, i, HandleArp(batch.Frame(i), packet, now));
                 continue;
             }
+            if (packet.Kind == PacketKind.IcmpV6 && batch.SocketSlot(i) >= 0)
+            {
+                continue; // an error about a packet a socket sent: the socket's (the demux found it)
+            }
             if (packet.Kind == PacketKind.IcmpV6)
             {
                 Finish(batch, i, HandleIcmpv6(batch.Frame(i), packet, now));
