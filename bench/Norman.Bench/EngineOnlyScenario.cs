@@ -36,10 +36,15 @@ public static unsafe class EngineOnlyScenario
     /// Median ns per packet over IPv4 and over IPv6 (the same 64-byte payload, a dual-stack socket on :: for IPv6), and
     /// the median paired ratio IPv6/IPv4; with <paramref name="conntrack"/>, connection tracking sees every packet.
     /// </summary>
-    public static (double V4Ns, double V6Ns, double Ratio) CompareFamilies(long packets, int trials, bool conntrack)
+    /// <remarks>
+    /// With <paramref name="everyPolicy"/>, scenario C's policy on both: 1,000 ingress rules the flow does not match, a
+    /// rule looking its source up in a 10,000-address set of its family, conntrack asked about every packet, 10 QoS
+    /// classes and a capture matching nothing.
+    /// </remarks>
+    public static (double V4Ns, double V6Ns, double Ratio) CompareFamilies(long packets, int trials, bool conntrack, bool everyPolicy = false)
     {
-        using var v4 = new Rig(null, conntrack);
-        using var v6 = new Rig(null, conntrack, ipv6: true);
+        using var v4 = new Rig(everyPolicy ? "tcp port 9" : null, conntrack, everyPolicy: everyPolicy);
+        using var v6 = new Rig(everyPolicy ? "tcp port 9" : null, conntrack, ipv6: true, everyPolicy: everyPolicy);
         var (v4Ns, v6Ns, costPercent) = Compare(v4, v6, packets, trials);
         return (v4Ns, v6Ns, 1 + costPercent / 100);
     }
@@ -106,17 +111,34 @@ public static unsafe class EngineOnlyScenario
 
         private readonly NetAddress? _destination;
 
-        /// <summary>An engine, a socket and maybe a tap; <paramref name="ipv6"/>: flooded over IPv6, to a dual-stack socket on ::, instead of over IPv4 to one on 0.0.0.0.</summary>
-        public Rig(string? captureFilter, bool conntrack = false, bool ipv6 = false)
+        /// <summary>
+        /// An engine, a socket and maybe a tap; <paramref name="ipv6"/>: flooded over IPv6, to a dual-stack socket on ::,
+        /// instead of over IPv4 to one on 0.0.0.0; <paramref name="everyPolicy"/>: scenario C's rules, set and QoS classes.
+        /// </summary>
+        public Rig(string? captureFilter, bool conntrack = false, bool ipv6 = false, bool everyPolicy = false)
         {
             HostInterface host;
             (_engine, _peer, host) = BenchWire.Create();
             _destination = ipv6 ? host.Address6 : null;
-            if (conntrack)
+            var names = new Norman.Daemon.Policy.AppNames();
+            var policy = new Norman.Daemon.Policy.PolicyStore(_engine, names, null);
+            if (everyPolicy)
+            {
+                policy.Restore(BenchDaemon.RulesNotMatching(1000), "bench");
+                // A set of addresses the peer is not among, of the flow's family, and one rule that looks the source up in it.
+                policy.AddSet("blocked", ipv6 ? "ipv6_addr" : "ipv4_addr", Enumerable.Range(0, 10_000)
+                    .Select(i => ipv6 ? $"2001:db8:{i >> 8 & 255:x}::{i & 255:x}" : $"203.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}").ToList());
+                policy.Add(Norman.Daemon.Policy.Chain.Ingress, [ipv6 ? "ip6" : "ip", "saddr", "@blocked", "drop"]);
+                new Norman.Daemon.Qos.QosStore(_engine, names).Restore(Enumerable.Range(0, 10).SelectMany(c => new[]
+                {
+                    (new List<string> { "class", $"c{c}", "band", $"{c % 3}", "weight", $"{1 + c % 7}" }, "bench"),
+                    (new List<string> { "match", $"c{c}", "udp", "sport", $"{5000 + c}" }, "bench"),
+                }).ToList());
+            }
+            if (conntrack || everyPolicy)
             {
                 // A rule that asks connection tracking about every packet, which this flow never matches.
-                new Norman.Daemon.Policy.PolicyStore(_engine, new Norman.Daemon.Policy.AppNames(), null)
-                    .Add(Norman.Daemon.Policy.Chain.Ingress, ["ct", "state", "invalid", "drop"]);
+                policy.Add(Norman.Daemon.Policy.Chain.Ingress, ["ct", "state", "invalid", "drop"]);
             }
             var owner = new PeerIdentity(Environment.ProcessId, 0, 0, "bench", "bench", "/");
             _socket = new NormanSocket(1, owner, IpProtocols.Udp, ipv6 ? HostInterface.AnyV6 : NetAddress.FromV4(0), 5000, 1024, PipeLayout.DefaultSlotSize);

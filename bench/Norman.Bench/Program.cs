@@ -207,17 +207,19 @@ root.SetAction(result =>
     }
     if (Runs("ipv6"))
     {
-        // Issue 21's target: IPv6 within 10% of IPv4, with no policy and with connection tracking on every packet.
-        foreach (bool conntrack in new[] { false, true })
+        // Issue 21's target: IPv6 within 10% of IPv4, with no policy, with connection tracking on every packet, and with
+        // every policy (scenario C's, a set of the flow's family).
+        foreach (var (conntrack, everyPolicy) in new[] { (false, false), (true, false), (false, true) })
         {
-            string what = conntrack ? "with connection tracking asked about every packet" : "no policy";
-            string key = conntrack ? "conntrack" : "nopolicy";
+            string what = everyPolicy ? "every policy (1,000 rules, a 10,000-address set, conntrack, 10 QoS classes, a capture matching nothing)"
+                : conntrack ? "with connection tracking asked about every packet" : "no policy";
+            string key = everyPolicy ? "everypolicy" : conntrack ? "conntrack" : "nopolicy";
             var v4 = new Measurement($"engine_ipv4_{key}_ns_per_packet", $"engine alone, one thread, {what}: ns per packet over IPv4 (64-byte frames' payload)", "ns");
             var v6 = new Measurement($"engine_ipv6_{key}_ns_per_packet", $"the same over IPv6, to a dual-stack socket on ::", "ns");
             var ratio = new Measurement($"engine_ipv6_over_ipv4_{key}", $"IPv6's time per packet over IPv4's, {what} (median of 21 alternating trials' ratios)", "×");
             for (int run = 0; run < runCount; run++)
             {
-                var (v4Ns, v6Ns, v6OverV4) = EngineOnlyScenario.CompareFamilies(packets64, 21, conntrack);
+                var (v4Ns, v6Ns, v6OverV4) = EngineOnlyScenario.CompareFamilies(packets64, 21, conntrack, everyPolicy);
                 v4.Add(v4Ns);
                 v6.Add(v6Ns);
                 ratio.Add(v6OverV4);

@@ -57,6 +57,13 @@ public sealed class FilterCommandTests : DaemonTest
         Assert.Contains("trace ingress tcp 2001:db8::2:40000 > 2001:db8::1:443 len 60", trace);
         Assert.Matches(@"rule ip saddr 198\.18\.0\.0/24 drop\s+\(handle 1\)\s+no match", trace);
         Assert.Contains("verdict drop (rule 2)", trace);
+        await Norman("filter", "set", "add", "blocked6", "ipv6_addr", "2001:db8:9::/48", "2001:db8::66");
+        await Norman("filter", "add", "ingress", "ip6", "saddr", "@blocked6", "drop");
+        Assert.Contains("verdict drop (rule 3)", await Norman("trace", "ingress", "udp", "saddr", "2001:db8:9::1", "daddr", "2001:db8::1", "dport", "53"));
+        Assert.Contains("verdict drop (rule 3)", await Norman("trace", "ingress", "udp", "saddr", "2001:db8::66", "daddr", "2001:db8::1", "dport", "53"));
+        Assert.Contains("verdict policy accept", await Norman("trace", "ingress", "udp", "saddr", "2001:db8::67", "daddr", "2001:db8::1", "dport", "53"));
+        Assert.Contains("set blocked6 { type ipv6_addr; 2 elements }", await Norman("filter", "list"));
+
         var (code, refusal) = await Try("trace", "ingress", "udp", "saddr", "2001:db8::2", "daddr", "198.18.0.1");
         Assert.NotEqual(0, code);
         Assert.Contains("one family", refusal);

@@ -106,7 +106,7 @@ public static class FilterCommand
     private static Command Sets(Option<string?> socket)
     {
         var name = new Argument<string>("NAME") { Description = "The set's name; rules refer to it as @NAME." };
-        var type = new Argument<string>("TYPE") { Description = "ipv4_addr (addresses) or inet_service (ports)." };
+        var type = new Argument<string>("TYPE") { Description = "ipv4_addr or ipv6_addr (addresses and networks) or inet_service (ports)." };
         var elements = new Argument<string[]>("ELEMENTS") { Description = "Addresses or ports to put in it.", Arity = ArgumentArity.ZeroOrMore };
         var add = new Command("add", "Create a named set (or add to it).\n\nExample:\n  norman filter set add blocked ipv4_addr 203.0.113.7 203.0.113.9\n" +
             "  norman filter add ingress ip saddr @blocked drop") { name, type, elements };

@@ -131,7 +131,7 @@ public sealed partial class ControlPlane
                 Packets = Volatile.Read(ref r.Counters.Packets),
                 Bytes = Volatile.Read(ref r.Counters.Bytes),
             }).ToList(),
-            Sets = policy.Sets().Select(s => new SetInfo { Name = s.Name, Type = s.KindName, Elements = s.Elements.Count }).ToList(),
+            Sets = policy.Sets().Select(s => new SetInfo { Name = s.Name, Type = s.KindName, Elements = s.Count }).ToList(),
         };
     }
 

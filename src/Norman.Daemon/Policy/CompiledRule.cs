@@ -33,13 +33,15 @@ public sealed unsafe class CompiledRule
     private readonly TokenBucket? _logLimit;
     private readonly BpfFunction? _pcap;
 
-    public CompiledRule(FilterRule rule, AppNames names, RuleCounters counters, Func<string, SetKind, IntervalSet>? sets = null)
+    public CompiledRule(FilterRule rule, AppNames names, RuleCounters counters, Func<string, SetKind, IntervalSet>? sets = null,
+        Func<string, Prefix6Set>? sets6 = null)
     {
         IntervalSet Set(string name, SetKind kind) => (sets ?? throw new FormatException($"There is no set '{name}'."))(name, kind);
+        Prefix6Set Set6(string name) => (sets6 ?? throw new FormatException($"There is no set '{name}'."))(name);
         ValueTest? Values(RangeMatch? match, SetKind kind) => match is null ? null
             : new ValueTest(match.SetName is { } name ? Set(name, kind) : new IntervalSet(match.Ranges.Select(r => ((uint)r.Low, (uint)r.High))), match.Negate);
         AddressTest? Addresses(AddressMatch? match) => match is null ? null
-            : match.SetName is { } name ? new AddressTest(Set(name, SetKind.Addresses), null, match.Negate)
+            : match.SetName is { } name ? match.IsV6 ? new AddressTest(null, null, match.Negate, Set6(name)) : new AddressTest(Set(name, SetKind.Addresses), null, match.Negate)
             : match.IsV6 ? new AddressTest(null, match.Networks.Select(n => new Network6(n.Address, n.Prefix)).ToArray(), match.Negate)
             : new AddressTest(new IntervalSet(match.Networks.Select(n => n.V4Interval)), null, match.Negate);
         Rule = rule;
@@ -180,8 +182,11 @@ public sealed unsafe class CompiledRule
         public bool Matches(uint value) => set.Contains(value) != negate;
     }
 
-    /// <summary>A compiled address match: IPv4 networks or a named set, or IPv6 networks; a packet of the other family never matches.</summary>
-    private sealed class AddressTest(IntervalSet? v4, Network6[]? v6, bool negate)
+    /// <summary>
+    /// A compiled address match: IPv4 networks or an ipv4_addr set, or IPv6 networks or an ipv6_addr set; a packet of
+    /// the other family never matches.
+    /// </summary>
+    private sealed class AddressTest(IntervalSet? v4, Network6[]? v6, bool negate, Prefix6Set? set6 = null)
     {
         public bool Matches(NetAddress address)
         {
@@ -192,6 +197,10 @@ public sealed unsafe class CompiledRule
             if (address.IsV4)
             {
                 return false;
+            }
+            if (set6 is not null)
+            {
+                return set6.Contains(address) != negate;
             }
             bool any = false;
             foreach (var network in v6!)

@@ -376,11 +376,7 @@ public static class FilterRuleParser
             string first = Next(v6 ? "an IPv6 address or network" : "an address or network, like 198.18.0.0/24, a set { … } or @SET");
             if (first.StartsWith('@'))
             {
-                if (v6)
-                {
-                    throw Error(first, "an IPv6 network: named sets hold IPv4 addresses");
-                }
-                return new AddressMatch(negate, SetName(first), default);
+                return new AddressMatch(negate, SetName(first), default, SetIsV6: v6);
             }
             var elements = first.StartsWith('{') ? SetElements(first) : [first];
             return new AddressMatch(negate, null, new ValueList<Network>(elements.Select(e => ParseNetwork(e, v6))));

@@ -3,11 +3,12 @@ using Norman.Core.Packets;
 
 namespace Norman.Daemon.Policy;
 
-/// <summary>What a set holds: IPv4 addresses and networks (nft's ipv4_addr) or ports and port ranges (inet_service).</summary>
+/// <summary>What a set holds: IPv4 addresses and networks (nft's ipv4_addr), IPv6 ones (ipv6_addr), or ports and port ranges (inet_service).</summary>
 public enum SetKind
 {
     Addresses,
     Ports,
+    Addresses6,
 }
 
 /// <summary>
@@ -32,17 +33,31 @@ public sealed class NamedSet
 
     public string Name { get; }
     public SetKind Kind { get; }
-    /// <summary>Elements as inclusive intervals; a single address or port is an interval of one.</summary>
+    /// <summary>Elements as inclusive intervals; a single address or port is an interval of one (IPv4 addresses and ports).</summary>
     public HashSet<(uint Start, uint End)> Elements { get; } = new();
+
+    /// <summary>An ipv6_addr set's elements: networks (an address is a /128).</summary>
+    public HashSet<Network> Networks6 { get; } = new();
+
+    /// <summary>How many elements the set holds, of whichever kind.</summary>
+    public int Count => Kind == SetKind.Addresses6 ? Networks6.Count : Elements.Count;
 
     public static SetKind ParseKind(string text) => text switch
     {
         "ipv4_addr" => SetKind.Addresses,
+        "ipv6_addr" => SetKind.Addresses6,
         "inet_service" => SetKind.Ports,
-        _ => throw new FormatException($"'{text}' is not a set type: use ipv4_addr or inet_service."),
+        _ => throw new FormatException($"'{text}' is not a set type: use ipv4_addr, ipv6_addr or inet_service."),
     };
 
-    public string KindName => Kind == SetKind.Addresses ? "ipv4_addr" : "inet_service";
+    public string KindName => KindNameOf(Kind);
+
+    public static string KindNameOf(SetKind kind) => kind switch
+    {
+        SetKind.Addresses => "ipv4_addr",
+        SetKind.Addresses6 => "ipv6_addr",
+        _ => "inet_service",
+    };
 
     /// <summary>Reads one element of this set's kind: "198.18.0.9", "10.0.0.0/8", "53" or "1000-2000".</summary>
     public (uint Start, uint End) ParseElement(string text)
@@ -70,17 +85,70 @@ public sealed class NamedSet
         }
     }
 
+    /// <summary>Reads one element of an ipv6_addr set: "2001:db8::9" or "2001:db8::/32".</summary>
+    public Network ParseNetwork6(string text)
+    {
+        try
+        {
+            return FilterRuleParser.ParseNetwork(text, v6: true);
+        }
+        catch (FormatException)
+        {
+            throw new FormatException($"'{text}' is not an IPv6 address or network, and set {Name} holds IPv6 addresses.");
+        }
+    }
+
     /// <summary>Adds elements written as the administrator writes them; more than <see cref="MaxElements"/> throws.</summary>
     public void Add(IReadOnlyList<string> elements)
     {
         foreach (var element in elements)
         {
-            Elements.Add(ParseElement(element));
+            if (Kind == SetKind.Addresses6)
+            {
+                Networks6.Add(ParseNetwork6(element));
+            }
+            else
+            {
+                Elements.Add(ParseElement(element));
+            }
         }
-        if (Elements.Count > MaxElements)
+        if (Count > MaxElements)
         {
-            throw new FormatException($"Set '{Name}' would hold {Elements.Count} elements; the limit is {MaxElements}.");
+            throw new FormatException($"Set '{Name}' would hold {Count} elements; the limit is {MaxElements}.");
         }
+    }
+
+    /// <summary>Removes elements written as they were added.</summary>
+    public void Remove(IReadOnlyList<string> elements)
+    {
+        foreach (var element in elements)
+        {
+            if (Kind == SetKind.Addresses6)
+            {
+                Networks6.Remove(ParseNetwork6(element));
+            }
+            else
+            {
+                Elements.Remove(ParseElement(element));
+            }
+        }
+    }
+
+    /// <summary>Every element as the administrator writes it, in order.</summary>
+    public IEnumerable<string> FormatElements() => Kind == SetKind.Addresses6
+        ? Networks6.OrderBy(n => n.Address.High).ThenBy(n => n.Address.Low).ThenBy(n => n.Prefix).Select(n => n.ToString())
+        : Elements.Order().Select(FormatElement);
+
+    /// <summary>An ipv6_addr set compiled for lookups.</summary>
+    public Prefix6Set Freeze6() => new(Networks6);
+
+    /// <summary>A copy of the set, to change and swap in.</summary>
+    public NamedSet Copy()
+    {
+        var copy = new NamedSet(Name, Kind);
+        copy.Elements.UnionWith(Elements);
+        copy.Networks6.UnionWith(Networks6);
+        return copy;
     }
 
     public string FormatElement((uint Start, uint End) element)

@@ -126,9 +126,9 @@ public static class PolicyFile
         foreach (var set in sets.Values.OrderBy(s => s.Name, StringComparer.Ordinal))
         {
             lines.Add($"set {set.Name} {set.KindName}");
-            foreach (var chunk in set.Elements.Order().Chunk(64))
+            foreach (var chunk in set.FormatElements().Chunk(64))
             {
-                lines.Add($"element {set.Name} {string.Join(' ', chunk.Select(set.FormatElement))}");
+                lines.Add($"element {set.Name} {string.Join(' ', chunk)}");
             }
         }
         lines.AddRange(rules.Select(r => string.Create(CultureInfo.InvariantCulture, $"add {r.Chain.ToString().ToLowerInvariant()} {r}")));

@@ -83,7 +83,7 @@ public sealed class PolicyStore
         lock (_gate)
         {
             var sets = new Dictionary<string, NamedSet>(_sets);
-            var set = sets.TryGetValue(name, out var existing) ? Copy(existing) : new NamedSet(name, NamedSet.ParseKind(kind));
+            var set = sets.TryGetValue(name, out var existing) ? existing.Copy() : new NamedSet(name, NamedSet.ParseKind(kind));
             if (set.KindName != kind)
             {
                 throw new FormatException($"Set '{name}' exists and holds {set.KindName}.");
@@ -118,13 +118,10 @@ public sealed class PolicyStore
     {
         lock (_gate)
         {
-            var set = Copy(_sets.GetValueOrDefault(name) ?? throw new FormatException($"There is no set '{name}'."));
+            var set = (_sets.GetValueOrDefault(name) ?? throw new FormatException($"There is no set '{name}'.")).Copy();
             if (remove)
             {
-                foreach (var element in elements)
-                {
-                    set.Elements.Remove(set.ParseElement(element));
-                }
+                set.Remove(elements);
             }
             else
             {
@@ -142,12 +139,6 @@ public sealed class PolicyStore
         }
     }
 
-    private static NamedSet Copy(NamedSet set)
-    {
-        var copy = new NamedSet(set.Name, set.Kind);
-        copy.Elements.UnionWith(set.Elements);
-        return copy;
-    }
 
     public bool Delete(long handle)
     {
@@ -213,7 +204,7 @@ public sealed class PolicyStore
     {
         lock (_gate)
         {
-            var draft = new PolicyFile.Draft(new List<FilterRule>(_rules), _sets.ToDictionary(s => s.Key, s => Copy(s.Value)),
+            var draft = new PolicyFile.Draft(new List<FilterRule>(_rules), _sets.ToDictionary(s => s.Key, s => s.Value.Copy()),
                 _ingressPolicy, _egressPolicy, _nextHandle);
             PolicyFile.Read(lines, origin, draft, readsQos: _qos is not null);
             if (!draft.SaidAnything && !allowEmpty)
@@ -252,23 +243,32 @@ public sealed class PolicyStore
     /// <summary>Compiles the policy (a bad expression or set throws here, before anything changes) and, unless <paramref name="dryRun"/>, puts it in force and on disk.</summary>
     private void Commit(List<FilterRule> rules, FilterAction ingress, FilterAction egress, Dictionary<string, NamedSet> sets, bool dryRun = false)
     {
-        var frozen = new Dictionary<string, IntervalSet>();
-        IntervalSet SetOf(string name, SetKind kind)
+        var frozen = new Dictionary<string, object>();
+        NamedSet Named(string name, SetKind kind)
         {
             if (!sets.TryGetValue(name, out var set))
             {
-                throw new FormatException($"There is no set '{name}': create it with `norman filter set add {name} " +
-                    $"{(kind == SetKind.Addresses ? "ipv4_addr" : "inet_service")}`.");
+                throw new FormatException($"There is no set '{name}': create it with `norman filter set add {name} {NamedSet.KindNameOf(kind)}`.");
             }
-            if (set.Kind != kind)
-            {
-                throw new FormatException($"Set '{name}' holds {set.KindName}, which this match cannot use.");
-            }
+            return set.Kind == kind ? set : throw new FormatException($"Set '{name}' holds {set.KindName}, which this match cannot use.");
+        }
+        IntervalSet SetOf(string name, SetKind kind)
+        {
+            var set = Named(name, kind);
             if (!frozen.TryGetValue(name, out var elements))
             {
                 frozen[name] = elements = set.Freeze();
             }
-            return elements;
+            return (IntervalSet)elements;
+        }
+        Prefix6Set Set6Of(string name)
+        {
+            var set = Named(name, SetKind.Addresses6);
+            if (!frozen.TryGetValue(name, out var elements))
+            {
+                frozen[name] = elements = set.Freeze6();
+            }
+            return (Prefix6Set)elements;
         }
         CompiledRule Compile(FilterRule rule)
         {
@@ -276,7 +276,7 @@ public sealed class PolicyStore
             {
                 counters = new RuleCounters();
             }
-            return new CompiledRule(rule, _names, counters, SetOf);
+            return new CompiledRule(rule, _names, counters, SetOf, Set6Of);
         }
         // Compile everything first: a bad expression throws here, and nothing has changed yet.
         var ingressRules = rules.Where(r => r.Chain == Chain.Ingress).Select(Compile).ToArray();

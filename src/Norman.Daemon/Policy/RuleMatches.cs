@@ -47,11 +47,14 @@ public readonly record struct Network(NetAddress Address, int Prefix)
         : string.Create(CultureInfo.InvariantCulture, $"{Address}/{Prefix}");
 }
 
-/// <summary>A match on an address: one network, an anonymous set of them, or a named set; <c>!=</c> negates it.</summary>
-public sealed record AddressMatch(bool Negate, string? SetName, ValueList<Network> Networks)
+/// <summary>
+/// A match on an address: one network, an anonymous set of them, or a named set (<paramref name="SetIsV6"/>: an
+/// ipv6_addr set, named after ip6); <c>!=</c> negates it.
+/// </summary>
+public sealed record AddressMatch(bool Negate, string? SetName, ValueList<Network> Networks, bool SetIsV6 = false)
 {
-    /// <summary>IPv6 networks (an ip6 match), or IPv4 ones and named sets (an ip match).</summary>
-    public bool IsV6 => Networks.Count > 0 && !Networks[0].IsV4;
+    /// <summary>IPv6 networks or an ipv6_addr set (an ip6 match), or IPv4 ones and ipv4_addr sets (an ip match).</summary>
+    public bool IsV6 => SetIsV6 || (Networks.Count > 0 && !Networks[0].IsV4);
 
     public override string ToString()
     {

@@ -222,6 +222,27 @@ public sealed class FilterTests : IDisposable
     }
 
     [Fact]
+    public void An_ipv6_set_holds_addresses_and_networks_of_several_lengths_and_only_ip6_matches_may_use_it()
+    {
+        var set = new NamedSet("blocked6", SetKind.Addresses6);
+        set.Add([.. Enumerable.Range(1, 10_000).Select(i => $"2001:db8::{i:x}"), "2001:db8:7::/48", "fd00::/8"]);
+        var frozen = set.Freeze6();
+        Assert.True(frozen.Contains(NetAddress.Parse("2001:db8::2710")));     // the 10,000th address
+        Assert.False(frozen.Contains(NetAddress.Parse("2001:db8::2711")));
+        Assert.True(frozen.Contains(NetAddress.Parse("2001:db8:7:ffff::1"))); // inside the /48
+        Assert.True(frozen.Contains(NetAddress.Parse("fd12:3456::1")));       // inside fd00::/8
+        Assert.False(frozen.Contains(NetAddress.Parse("2001:db8:8::1")));
+        set.Remove(["fd00::/8"]);
+        Assert.False(set.Freeze6().Contains(NetAddress.Parse("fd12:3456::1")));
+
+        _policy.AddSet("blocked6", "ipv6_addr", ["2001:db8::1"]);
+        Rule("ingress", "ip6 saddr @blocked6 drop");
+        Assert.Contains("holds ipv6_addr", Assert.Throws<FormatException>(() => Rule("ingress", "ip saddr @blocked6 drop")).Message);
+        Assert.Throws<FormatException>(() => _policy.AddSet("blocked6", "ipv6_addr", ["198.18.0.1"]));
+        Assert.Equal(1, _policy.Sets().Single().Count);
+    }
+
+    [Fact]
     public void A_port_set_matches_ports_and_sets_in_use_or_missing_are_refused()
     {
         var app = _wire.Bind(5000);
@@ -421,6 +442,8 @@ public sealed class FilterTests : IDisposable
             first.Add(Chain.Ingress, FilterRuleParser.Words("pcap \"udp port 53\" reject"));
             first.AddSet("blocked", "ipv4_addr", ["203.0.113.7", "203.0.113.9"]);
             first.Add(Chain.Ingress, FilterRuleParser.Words("ip saddr @blocked drop"));
+            first.AddSet("blocked6", "ipv6_addr", ["2001:db8::7", "2001:db8:1::/48"]);
+            first.Add(Chain.Ingress, FilterRuleParser.Words("ip6 saddr @blocked6 drop"));
             first.SetPolicy(Chain.Ingress, FilterAction.Drop);
 
             var restored = new PolicyStore(_wire.Engine, _wire.Names, file);
