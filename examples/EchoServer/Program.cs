@@ -1,7 +1,7 @@
 // echo-server: sends back whatever it receives, through Norman's pipes.
-// Usage: echo-server [PORT] [--count N] [--address ADDRESS] [--tcp]
+// Usage: echo-server [PORT] [--count N] [--address ADDRESS] [--v6only] [--tcp]
 //   UDP (the default): every datagram back to where it came from, N datagrams at most; bound to ADDRESS (0.0.0.0 by
-//   default; :: for IPv6 and IPv4 both, as a dual-stack socket).
+//   default; :: for IPv6 and IPv4 both, as a dual-stack socket, or IPv6 alone with --v6only).
 //   --tcp: every connection's bytes back on it, until the client closes its side; connections served at once (on
 //   ADDRESS too).
 // Port 7 by default; a port below 1024 needs root.
@@ -33,7 +33,7 @@ if (args.Contains("--tcp"))
     }
 }
 
-using var socket = new NormanUdpSocket();
+using var socket = new NormanUdpSocket { V6Only = args.Contains("--v6only") };
 socket.Bind(port, address);
 Console.WriteLine($"echo-server: listening on udp {socket.LocalEndPoint}");
 Console.Out.Flush();

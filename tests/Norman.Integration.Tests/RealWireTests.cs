@@ -524,6 +524,18 @@ public abstract class RealWireTests : IAsyncLifetime
     }
 
     [NetnsFact]
+    public void A_v6_only_socket_answers_ipv6_and_leaves_ipv4_to_be_refused()
+    {
+        var peer = Peer();
+        using var echo = AppProcess.Start("echo-server", SocketPath, null, "7000", "--address", "::", "--v6only");
+        echo.ReadLine();
+        Assert.Equal("six\n", peer.Try("six\n", "socat", "-t", "1", "-", $"UDP6:[{NormanAddress6}]:7000").Output);
+        var (code, _, errors) = peer.Try("four\n", "socat", "-t", "2", "-", $"UDP4:{NormanAddress}:7000");
+        Assert.NotEqual(0, code);
+        Assert.Contains("Connection refused", errors);
+    }
+
+    [NetnsFact]
     public void A_tcp6_connection_to_a_port_nobody_listens_on_is_refused_by_a_reset()
     {
         var peer = Peer();
@@ -598,9 +610,12 @@ public abstract class RealWireTests : IAsyncLifetime
     {
         var peer = Peer();
         peer.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP6-RECVFROM:9000,fork", "PIPE");
+        // A QoS class chosen by the IPv6 peer the socket talks to (filter words: ip6 daddr).
+        Daemon.Qos.AddOrChange("six", ["band", "0", "match", "ip6", "daddr", "2001:db8:1::/64"], change: false);
         using var client = AppProcess.Start("norman-testapp", SocketPath, null, "request", "2001:db8:1::2", "9000", "20");
         Assert.Equal("replies 20", client.ReadLine());
         Assert.True(Daemon.Engine.Counters.NeighbourSolicitationsSent >= 1); // the peer's MAC was asked for, not guessed
+        Assert.Equal(20, Daemon.Qos.Show().Single(c => c.Class.Name == "six").Counters.Packets);
     }
 
     [NetnsFact]
