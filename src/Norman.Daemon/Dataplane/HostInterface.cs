@@ -12,6 +12,7 @@ public sealed record HostInterface(MacAddress Mac, NetAddress Address, int Prefi
 {
     private readonly (NetAddress Address, int PrefixLength)[] _moreAddresses6 = [];
     private readonly NetAddress[] _addresses6 = Address6 is { } first ? [first] : [];
+    private readonly (NetAddress Address, int PrefixLength)[] _prefixes6 = Address6 is { } main ? [(main, PrefixLength6)] : [];
 
     /// <summary>
     /// Whether router advertisements set the IPv6 default route (Linux's accept_ra), when no --gateway6 does: the host
@@ -30,6 +31,7 @@ public sealed record HostInterface(MacAddress Mac, NetAddress Address, int Prefi
         {
             _moreAddresses6 = [.. value];
             _addresses6 = [.. (Address6 is { } first ? new[] { first } : []), .. value.Select(a => a.Address)];
+            _prefixes6 = [.. (Address6 is { } main ? new[] { (main, PrefixLength6) } : []), .. value];
         }
     }
 
@@ -126,11 +128,23 @@ public sealed record HostInterface(MacAddress Mac, NetAddress Address, int Prefi
     public NetAddress? SourceFor(NetAddress destination) => destination.IsV4 ? Address : SourceChoice6.Choose(Prefixes6, destination);
 
     /// <summary>Every IPv6 address with its prefix, <see cref="Address6"/> first.</summary>
-    public IReadOnlyList<(NetAddress Address, int PrefixLength)> Prefixes6 =>
-        Address6 is { } first ? [(first, PrefixLength6), .. _moreAddresses6] : [];
+    public IReadOnlyList<(NetAddress Address, int PrefixLength)> Prefixes6 => _prefixes6;
 
     /// <summary>The link-local address among ours, if the host has one.</summary>
-    public NetAddress? LinkLocal6 => _addresses6.Where(IsLinkLocal).Select(a => (NetAddress?)a).FirstOrDefault();
+    public NetAddress? LinkLocal6
+    {
+        get
+        {
+            foreach (var address in _addresses6)
+            {
+                if (IsLinkLocal(address))
+                {
+                    return address;
+                }
+            }
+            return null;
+        }
+    }
 
     /// <summary>The gateway for a destination off the link, of its family.</summary>
     public NetAddress? GatewayFor(NetAddress destination) => destination.IsV4 ? Gateway : Gateway6 ?? Router6;
