@@ -819,6 +819,8 @@ public abstract class RealWireTests : IAsyncLifetime
         Assert.All(expected.Where(e => LeftToTheKernel.Contains(e.Key)),
             e => Assert.True(Counted(e.Key) <= e.Value, $"{e.Key}: sent {e.Value}, counted {Counted(e.Key)}"));
         Assert.Null(_daemon.DataplaneFailure);
+        // Nothing of it reached the application the frames were addressed to.
+        Assert.Equal(0, _daemon.Control.Sockets.Snapshot().Single(s => s.LocalPort == 7000).Pipe.Counters.RxPackets);
         peer.Run("ping", "-c", "1", "-W", "5", NormanAddress);
         Console.WriteLine($"{families.Sum(f => f.Frames)} malformed frames from scapy, all counted: " +
             string.Join(", ", families.Select(f => $"{f.Family} {f.Frames} ({f.Reason})")));
