@@ -157,13 +157,13 @@ public sealed class NormanDaemon : IAsyncDisposable
         {
             throw new ArgumentException($"--address6 {options.Address6} gives an address twice.");
         }
-        var first = given.FirstOrDefault(a => !HostInterface.IsLinkLocal(a.Address));
+        var first = given.FirstOrDefault(a => !a.Address.IsLinkLocal6);
         if (first.Address == default)
         {
             first = given[0];
         }
         var more = given.Where(a => a != first).ToList();
-        if (!given.Any(a => HostInterface.IsLinkLocal(a.Address)))
+        if (!given.Any(a => a.Address.IsLinkLocal6))
         {
             more.Add((HostInterface.LinkLocalFor(mac), 64));
         }

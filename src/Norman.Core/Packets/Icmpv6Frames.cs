@@ -75,9 +75,9 @@ public static class Icmpv6Frames
     /// </summary>
     public static int Solicitation(Span<byte> frame, MacAddress ourMac, NetAddress ourAddress, NetAddress target)
     {
-        var group = new NetAddress(0xFF02_0000_0000_0000UL, 0x0000_0001_FF00_0000UL | (target.Low & 0xFF_FFFF));
+        var group = Ipv6Multicast.SolicitedNode(target);
         const int icmpLength = NdMessageLength + 8;
-        EthernetHeader.Write(frame, new MacAddress(0x3333_0000_0000UL | (group.Low & 0xFFFF_FFFF)), ourMac, EtherTypes.IPv6);
+        EthernetHeader.Write(frame, Ipv6Multicast.MacOf(group), ourMac, EtherTypes.IPv6);
         var ip = frame[EthernetHeader.Size..];
         Ipv6Header.Write(ip, IpProtocols.IcmpV6, ourAddress, group, icmpLength, hopLimit: 255);
         var icmp = ip.Slice(Ipv6Header.Size, icmpLength);
@@ -97,9 +97,9 @@ public static class Icmpv6Frames
     /// </summary>
     public static int RouterSolicitationFrom(Span<byte> frame, MacAddress ourMac, NetAddress ourLinkLocal)
     {
-        var allRouters = new NetAddress(0xFF02_0000_0000_0000UL, 2);
+        var allRouters = Ipv6Multicast.AllRouters;
         const int icmpLength = 8 + 8;
-        EthernetHeader.Write(frame, new MacAddress(0x3333_0000_0002UL), ourMac, EtherTypes.IPv6);
+        EthernetHeader.Write(frame, Ipv6Multicast.MacOf(allRouters), ourMac, EtherTypes.IPv6);
         var ip = frame[EthernetHeader.Size..];
         Ipv6Header.Write(ip, IpProtocols.IcmpV6, ourLinkLocal, allRouters, icmpLength, hopLimit: 255);
         var icmp = ip.Slice(Ipv6Header.Size, icmpLength);
@@ -142,7 +142,7 @@ public static class Icmpv6Frames
     public static int Advertisement(ReadOnlySpan<byte> solicitation, in ParsedPacket packet, Span<byte> frame, MacAddress ourMac, NetAddress ourAddress)
     {
         // A solicitation from the unspecified address (duplicate address detection) is answered to all nodes.
-        var destination = packet.Source.High == 0 && packet.Source.Low == 0 ? new NetAddress(0xFF02_0000_0000_0000UL, 1) : packet.Source;
+        var destination = packet.Source.High == 0 && packet.Source.Low == 0 ? Ipv6Multicast.AllNodes : packet.Source;
         const int icmpLength = NdMessageLength + 8;
         EthernetHeader.Write(frame, EthernetHeader.Source(solicitation), ourMac, EtherTypes.IPv6);
         var ip = frame[EthernetHeader.Size..];

@@ -16,6 +16,24 @@ public readonly record struct NetAddress(ulong High, ulong Low)
     public bool IsV4 => High == 0 && (Low & 0xFFFF_FFFF_0000_0000UL) == V4MappedLow;
     public bool IsUnspecified => High == 0 && (Low == 0 || Low == V4MappedLow);
 
+    /// <summary>fe80::/10, valid on one link only.</summary>
+    public bool IsLinkLocal6 => !IsV4 && High >> 54 == 0xFE80 >> 6;
+
+    /// <summary>ff00::/8: an IPv6 multicast group.</summary>
+    public bool IsMulticast6 => !IsV4 && High >> 56 == 0xFF;
+
+    /// <summary>The masks of an IPv6 prefix length, for the address's two halves.</summary>
+    public static (ulong High, ulong Low) PrefixMask6(int prefixLength) =>
+        (prefixLength <= 0 ? 0 : prefixLength >= 64 ? ulong.MaxValue : ulong.MaxValue << (64 - prefixLength),
+         prefixLength <= 64 ? 0 : prefixLength >= 128 ? ulong.MaxValue : ulong.MaxValue << (128 - prefixLength));
+
+    /// <summary>Whether this address and <paramref name="other"/> share their first <paramref name="prefixLength"/> bits.</summary>
+    public bool SharesPrefix6(NetAddress other, int prefixLength)
+    {
+        var (maskHigh, maskLow) = PrefixMask6(prefixLength);
+        return ((High ^ other.High) & maskHigh) == 0 && ((Low ^ other.Low) & maskLow) == 0;
+    }
+
     /// <summary>The IPv4 address in host order (a.b.c.d = a&lt;&lt;24 | …).</summary>
     public uint V4 => (uint)Low;
 

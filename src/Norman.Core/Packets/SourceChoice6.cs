@@ -10,11 +10,11 @@ public static class SourceChoice6
 {
     public static NetAddress? Choose(IReadOnlyList<(NetAddress Address, int PrefixLength)> addresses, NetAddress destination)
     {
-        bool linkLocal = IsLinkLocal(destination);
+        bool linkLocal = destination.IsLinkLocal6;
         NetAddress? firstGlobal = null;
         foreach (var (address, prefixLength) in addresses)
         {
-            if (IsLinkLocal(address))
+            if (address.IsLinkLocal6)
             {
                 if (linkLocal)
                 {
@@ -23,22 +23,11 @@ public static class SourceChoice6
                 continue;
             }
             firstGlobal ??= address;
-            if (!linkLocal && SamePrefix(destination, address, prefixLength))
+            if (!linkLocal && destination.SharesPrefix6(address, prefixLength))
             {
                 return address;
             }
         }
         return firstGlobal ?? (addresses.Count > 0 ? addresses[0].Address : null);
-    }
-
-    /// <summary>True for fe80::/10.</summary>
-    public static bool IsLinkLocal(NetAddress address) => !address.IsV4 && address.High >> 54 == 0xFE80 >> 6;
-
-    /// <summary>Whether <paramref name="a"/> and <paramref name="b"/> share their first <paramref name="prefixLength"/> bits.</summary>
-    public static bool SamePrefix(NetAddress a, NetAddress b, int prefixLength)
-    {
-        ulong highMask = prefixLength >= 64 ? ulong.MaxValue : prefixLength <= 0 ? 0 : ulong.MaxValue << (64 - prefixLength);
-        ulong lowMask = prefixLength <= 64 ? 0 : prefixLength >= 128 ? ulong.MaxValue : ulong.MaxValue << (128 - prefixLength);
-        return ((a.High ^ b.High) & highMask) == 0 && ((a.Low ^ b.Low) & lowMask) == 0;
     }
 }

@@ -143,7 +143,7 @@ public sealed partial class ControlPlane
         {
             int scope = text.IndexOf('%');
             address = NetAddress.Parse(scope >= 0 ? text[..scope] : text);
-            if (scope >= 0 && !SourceChoice6.IsLinkLocal(address))
+            if (scope >= 0 && !address.IsLinkLocal6)
             {
                 throw new FormatException($"'{text}': only a link-local address (fe80::…) takes a scope.");
             }

@@ -10,9 +10,9 @@ namespace Norman.Daemon.Dataplane;
 public sealed record HostInterface(MacAddress Mac, NetAddress Address, int PrefixLength, NetAddress? Gateway = null, NetAddress? Address6 = null,
     int PrefixLength6 = 64, NetAddress? Gateway6 = null)
 {
-    private readonly (NetAddress Address, int PrefixLength)[] _moreAddresses6 = [];
-    private readonly NetAddress[] _addresses6 = Address6 is { } first ? [first] : [];
-    private readonly (NetAddress Address, int PrefixLength)[] _prefixes6 = Address6 is { } main ? [(main, PrefixLength6)] : [];
+    /// <summary>Every IPv6 address with its prefix, <see cref="Address6"/> first; and the addresses alone, for the per-packet checks.</summary>
+    private readonly (NetAddress Address, int PrefixLength)[] _prefixes6 = Address6 is { } first ? [(first, PrefixLength6)] : [];
+    private readonly NetAddress[] _addresses6 = Address6 is { } main ? [main] : [];
 
     /// <summary>
     /// Whether router advertisements set the IPv6 default route (Linux's accept_ra), when no --gateway6 does: the host
@@ -26,17 +26,22 @@ public sealed record HostInterface(MacAddress Mac, NetAddress Address, int Prefi
     /// <summary>IPv6 addresses beyond <see cref="Address6"/>, each with its prefix (a second --address6, the link-local one).</summary>
     public IReadOnlyList<(NetAddress Address, int PrefixLength)> MoreAddresses6
     {
-        get => _moreAddresses6;
+        get => _prefixes6[(Address6 is null ? 0 : 1)..];
         init
         {
-            _moreAddresses6 = [.. value];
-            _addresses6 = [.. (Address6 is { } first ? new[] { first } : []), .. value.Select(a => a.Address)];
-            _prefixes6 = [.. (Address6 is { } main ? new[] { (main, PrefixLength6) } : []), .. value];
+            _prefixes6 = [.. _prefixes6, .. value];
+            _addresses6 = [.. _prefixes6.Select(a => a.Address)];
         }
     }
 
     /// <summary>Every IPv6 address of the host, <see cref="Address6"/> first.</summary>
     public IReadOnlyList<NetAddress> Addresses6 => _addresses6;
+
+    /// <summary>Every IPv6 address with its prefix, <see cref="Address6"/> first.</summary>
+    public IReadOnlyList<(NetAddress Address, int PrefixLength)> Prefixes6 => _prefixes6;
+
+    /// <summary>The IPv6 wildcard, ::, as a socket bound to any IPv6 address holds it (IPv4's 0.0.0.0 is <c>NetAddress.FromV4(0)</c>).</summary>
+    public static readonly NetAddress AnyV6 = default;
 
     /// <summary>The link-local address Linux gives an interface from its MAC (RFC 4291's modified EUI-64): fe80::XXff:feXX:XXXX.</summary>
     public static NetAddress LinkLocalFor(MacAddress mac)
@@ -46,27 +51,34 @@ public sealed record HostInterface(MacAddress Mac, NetAddress Address, int Prefi
         return new NetAddress(0xFE80_0000_0000_0000UL, eui);
     }
 
-    /// <summary>True for fe80::/10.</summary>
-    public static bool IsLinkLocal(NetAddress address) => SourceChoice6.IsLinkLocal(address);
-    /// <summary>The IPv6 wildcard, ::, as a socket bound to any IPv6 address holds it (IPv4's 0.0.0.0 is <c>NetAddress.FromV4(0)</c>).</summary>
-    public static readonly NetAddress AnyV6 = default;
+    /// <summary>The link-local address among ours, if the host has one.</summary>
+    public NetAddress? LinkLocal6
+    {
+        get
+        {
+            foreach (var address in _addresses6)
+            {
+                if (address.IsLinkLocal6)
+                {
+                    return address;
+                }
+            }
+            return null;
+        }
+    }
 
     /// <summary>Whether <paramref name="destination"/> is the solicited-node group of one of our IPv6 addresses.</summary>
     public bool IsOurSolicitedNode(NetAddress destination)
     {
         foreach (var address in _addresses6)
         {
-            if (destination == SolicitedNode(address))
+            if (destination == Ipv6Multicast.SolicitedNode(address))
             {
                 return true;
             }
         }
         return false;
     }
-
-    /// <summary>The solicited-node multicast group of an IPv6 address: where a neighbour solicitation for it is sent.</summary>
-    public static NetAddress SolicitedNode(NetAddress address) =>
-        new(0xFF02_0000_0000_0000UL, 0x0000_0001_FF00_0000UL | (address.Low & 0xFF_FFFF));
 
     /// <summary>True for the Ethernet multicast groups an IPv6 host listens to: all-nodes and our addresses' solicited-node groups.</summary>
     public bool ListensTo(MacAddress destination)
@@ -75,13 +87,13 @@ public sealed record HostInterface(MacAddress Mac, NetAddress Address, int Prefi
         {
             return false;
         }
-        if (destination.Value == 0x3333_0000_0001UL)
+        if (destination == Ipv6Multicast.MacOf(Ipv6Multicast.AllNodes))
         {
             return true;
         }
         foreach (var address in _addresses6)
         {
-            if (destination.Value == (0x3333_FF00_0000UL | (address.Low & 0xFF_FFFF)))
+            if (destination == Ipv6Multicast.MacOf(Ipv6Multicast.SolicitedNode(address)))
             {
                 return true;
             }
@@ -92,8 +104,8 @@ public sealed record HostInterface(MacAddress Mac, NetAddress Address, int Prefi
     public uint Netmask => PrefixLength == 0 ? 0 : uint.MaxValue << (32 - PrefixLength);
 
     /// <summary>
-    /// Whether a destination is on our link, reached without a gateway: in our IPv4 subnet, or in our IPv6 prefix or
-    /// link-local (fe80::/10), as the kernel's connected routes say.
+    /// Whether a destination is on our link, reached without a gateway: in our IPv4 subnet, or in one of our IPv6
+    /// prefixes or link-local (fe80::/10), as the kernel's connected routes say.
     /// </summary>
     public bool IsOnLink(NetAddress destination)
     {
@@ -101,17 +113,13 @@ public sealed record HostInterface(MacAddress Mac, NetAddress Address, int Prefi
         {
             return (destination.V4 & Netmask) == (Address.V4 & Netmask);
         }
-        if (IsLinkLocal(destination))
+        if (destination.IsLinkLocal6)
         {
             return true;
         }
-        if (Address6 is { } ours && SourceChoice6.SamePrefix(destination, ours, PrefixLength6))
+        foreach (var (address, prefixLength) in _prefixes6)
         {
-            return true;
-        }
-        foreach (var (address, prefixLength) in _moreAddresses6)
-        {
-            if (SourceChoice6.SamePrefix(destination, address, prefixLength))
+            if (destination.SharesPrefix6(address, prefixLength))
             {
                 return true;
             }
@@ -120,31 +128,11 @@ public sealed record HostInterface(MacAddress Mac, NetAddress Address, int Prefi
     }
 
     /// <summary>
-    /// Our address to send to <paramref name="destination"/> from: the IPv4 one; for IPv6 the link-local one to a
-    /// link-local destination (RFC 6724's scope rule), else the first whose prefix holds the destination, else the first
-    /// global one. Null when the host has none of that family. The client library chooses by the same rule
-    /// (<see cref="SourceChoice6"/>), so that what ss shows is what was sent.
+    /// Our address to send to <paramref name="destination"/> from: the IPv4 one; for IPv6 as <see cref="SourceChoice6"/>
+    /// chooses, the rule the client library follows too, so that what ss shows is what was sent. Null when the host has
+    /// none of that family.
     /// </summary>
-    public NetAddress? SourceFor(NetAddress destination) => destination.IsV4 ? Address : SourceChoice6.Choose(Prefixes6, destination);
-
-    /// <summary>Every IPv6 address with its prefix, <see cref="Address6"/> first.</summary>
-    public IReadOnlyList<(NetAddress Address, int PrefixLength)> Prefixes6 => _prefixes6;
-
-    /// <summary>The link-local address among ours, if the host has one.</summary>
-    public NetAddress? LinkLocal6
-    {
-        get
-        {
-            foreach (var address in _addresses6)
-            {
-                if (IsLinkLocal(address))
-                {
-                    return address;
-                }
-            }
-            return null;
-        }
-    }
+    public NetAddress? SourceFor(NetAddress destination) => destination.IsV4 ? Address : SourceChoice6.Choose(_prefixes6, destination);
 
     /// <summary>The gateway for a destination off the link, of its family.</summary>
     public NetAddress? GatewayFor(NetAddress destination) => destination.IsV4 ? Gateway : Gateway6 ?? Router6;
@@ -168,9 +156,6 @@ public sealed record HostInterface(MacAddress Mac, NetAddress Address, int Prefi
     public bool IsBroadcast(NetAddress destination) =>
         destination.IsV4 && (destination.V4 == uint.MaxValue || destination.V4 == ((Address.V4 & Netmask) | ~Netmask));
 
-    /// <summary>True for an IPv6 multicast address (ff00::/8): it goes to the matching 33:33 Ethernet group, not to a neighbour.</summary>
-    public static bool IsMulticast6(NetAddress destination) => !destination.IsV4 && destination.High >> 56 == 0xFF;
-
     /// <summary>Parses "198.18.0.1/24".</summary>
     public static (NetAddress Address, int PrefixLength) ParseCidr(string text)
     {
@@ -190,7 +175,7 @@ public sealed record HostInterface(MacAddress Mac, NetAddress Address, int Prefi
         var parts = text.Split('/');
         int prefix = 64;
         if (parts.Length > 2 || !NetAddress.TryParse(parts[0], out var address) || address.IsV4 || address.IsUnspecified
-            || (parts.Length == 2 && (!int.TryParse(parts[1], out prefix) || prefix is < 1 or > 128)) || IsMulticast6(address))
+            || (parts.Length == 2 && (!int.TryParse(parts[1], out prefix) || prefix is < 1 or > 128)) || address.IsMulticast6)
         {
             throw new FormatException($"'{text}' is not an IPv6 unicast address with a prefix: write it like fd66::1/64.");
         }

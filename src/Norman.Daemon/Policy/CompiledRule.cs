@@ -41,8 +41,8 @@ public sealed unsafe class CompiledRule
         ValueTest? Values(RangeMatch? match, SetKind kind) => match is null ? null
             : new ValueTest(match.SetName is { } name ? Set(name, kind) : new IntervalSet(match.Ranges.Select(r => ((uint)r.Low, (uint)r.High))), match.Negate);
         AddressTest? Addresses(AddressMatch? match) => match is null ? null
-            : match.SetName is { } name ? match.IsV6 ? new AddressTest(null, null, match.Negate, Set6(name)) : new AddressTest(Set(name, SetKind.Addresses), null, match.Negate)
-            : match.IsV6 ? new AddressTest(null, match.Networks.Select(n => new Network6(n.Address, n.Prefix)).ToArray(), match.Negate)
+            : match.SetName is { } name ? match.IsV6 ? new AddressTest(null, Set6(name), match.Negate) : new AddressTest(Set(name, SetKind.Addresses), null, match.Negate)
+            : match.IsV6 ? new AddressTest(null, new Prefix6Set(match.Networks), match.Negate)
             : new AddressTest(new IntervalSet(match.Networks.Select(n => n.V4Interval)), null, match.Negate);
         Rule = rule;
         Counters = counters;
@@ -183,46 +183,13 @@ public sealed unsafe class CompiledRule
     }
 
     /// <summary>
-    /// A compiled address match: IPv4 networks or an ipv4_addr set, or IPv6 networks or an ipv6_addr set; a packet of
-    /// the other family never matches.
+    /// A compiled address match: IPv4 networks (a rule's own or an ipv4_addr set's), or IPv6 ones (a rule's own or an
+    /// ipv6_addr set's); a packet of the other family never matches.
     /// </summary>
-    private sealed class AddressTest(IntervalSet? v4, Network6[]? v6, bool negate, Prefix6Set? set6 = null)
+    private sealed class AddressTest(IntervalSet? v4, Prefix6Set? v6, bool negate)
     {
-        public bool Matches(NetAddress address)
-        {
-            if (v4 is not null)
-            {
-                return address.IsV4 && v4.Contains(address.V4) != negate;
-            }
-            if (address.IsV4)
-            {
-                return false;
-            }
-            if (set6 is not null)
-            {
-                return set6.Contains(address) != negate;
-            }
-            bool any = false;
-            foreach (var network in v6!)
-            {
-                any |= network.Contains(address);
-            }
-            return any != negate;
-        }
-    }
-
-    /// <summary>An IPv6 network as masked halves.</summary>
-    private sealed class Network6
-    {
-        private readonly ulong _high, _low, _maskHigh, _maskLow;
-
-        public Network6(NetAddress network, int prefix)
-        {
-            (_maskHigh, _maskLow) = FilterRuleParser.Mask6(prefix);
-            _high = network.High & _maskHigh;
-            _low = network.Low & _maskLow;
-        }
-
-        public bool Contains(NetAddress address) => (address.High & _maskHigh) == _high && (address.Low & _maskLow) == _low;
+        public bool Matches(NetAddress address) => v4 is not null
+            ? address.IsV4 && v4.Contains(address.V4) != negate
+            : !address.IsV4 && v6!.Contains(address) != negate;
     }
 }

@@ -101,11 +101,6 @@ public static class FilterRuleParser
         _ => dscp.ToString(CultureInfo.InvariantCulture),
     };
 
-    /// <summary>The 128-bit mask of an IPv6 prefix, as two halves.</summary>
-    public static (ulong High, ulong Low) Mask6(int prefix) =>
-        (prefix == 0 ? 0 : prefix >= 64 ? ulong.MaxValue : ulong.MaxValue << (64 - prefix),
-         prefix <= 64 ? 0 : prefix == 128 ? ulong.MaxValue : ulong.MaxValue << (128 - prefix));
-
     /// <summary>A network, strictly: four decimal parts for IPv4 (never "10.0.0"), a prefix in range; host bits are cleared, as nft does.</summary>
     public static Network ParseNetwork(string text, bool v6)
     {
@@ -125,7 +120,7 @@ public static class FilterRuleParser
             uint mask = prefix == 0 ? 0 : uint.MaxValue << (32 - prefix);
             return new Network(NetAddress.FromV4(address.V4 & mask), prefix);
         }
-        var (maskHigh, maskLow) = Mask6(prefix);
+        var (maskHigh, maskLow) = NetAddress.PrefixMask6(prefix);
         return new Network(new NetAddress(address.High & maskHigh, address.Low & maskLow), prefix);
     }
 

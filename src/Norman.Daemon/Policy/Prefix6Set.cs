@@ -3,9 +3,9 @@ using Norman.Core.Packets;
 namespace Norman.Daemon.Policy;
 
 /// <summary>
-/// An ipv6_addr set compiled for lookups: its networks grouped by prefix length, each group a hash set of masked
-/// addresses, so that a lookup costs one hash probe per distinct prefix length (a set of host addresses: one), whatever
-/// the number of elements. Immutable once built; read by the dataplane without locks.
+/// IPv6 networks compiled for lookups (an ipv6_addr set's, or a rule's own <c>{ … }</c>): grouped by prefix length,
+/// each group a hash set of masked addresses, so that a lookup costs one hash probe per distinct prefix length (a set of
+/// host addresses: one), whatever the number of elements. Immutable once built; read by the dataplane without locks.
 /// </summary>
 public sealed class Prefix6Set
 {
@@ -18,7 +18,7 @@ public sealed class Prefix6Set
             .OrderByDescending(g => g.Key)
             .Select(g =>
             {
-                var (maskHigh, maskLow) = FilterRuleParser.Mask6(g.Key);
+                var (maskHigh, maskLow) = NetAddress.PrefixMask6(g.Key);
                 return (maskHigh, maskLow, g.Select(n => (n.Address.High & maskHigh, n.Address.Low & maskLow)).ToHashSet());
             })
             .ToArray();

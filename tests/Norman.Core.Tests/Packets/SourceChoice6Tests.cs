@@ -34,5 +34,5 @@ public sealed class SourceChoice6Tests
     [InlineData("fd66::1", "fd66::0", 127, true)]
     [InlineData("fd66::1", "2001:db8::1", 0, true)]
     public void Prefixes_compare_the_bits_they_cover(string a, string b, int prefixLength, bool same) =>
-        Assert.Equal(same, SourceChoice6.SamePrefix(NetAddress.Parse(a), NetAddress.Parse(b), prefixLength));
+        Assert.Equal(same, NetAddress.Parse(a).SharesPrefix6(NetAddress.Parse(b), prefixLength));
 }

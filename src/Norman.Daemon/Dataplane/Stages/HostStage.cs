@@ -130,7 +130,7 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
     /// </summary>
     private DropReason HandleIcmpv6(ReadOnlySpan<byte> frame, in ParsedPacket packet, long now)
     {
-        if (host.Addresses6.Count == 0 || !(host.IsOurs(packet.Destination) || host.IsOurSolicitedNode(packet.Destination) || packet.Destination == AllNodes))
+        if (host.Addresses6.Count == 0 || !(host.IsOurs(packet.Destination) || host.IsOurSolicitedNode(packet.Destination) || packet.Destination == Ipv6Multicast.AllNodes))
         {
             return DropReason.NotForThisHost;
         }
@@ -191,7 +191,7 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
     /// </summary>
     private DropReason HandleRouterAdvertisement(ReadOnlySpan<byte> frame, in ParsedPacket packet, int lifetime, long now)
     {
-        if (!SourceChoice6.IsLinkLocal(packet.Source))
+        if (!packet.Source.IsLinkLocal6)
         {
             return DropReason.MalformedNeighbourDiscovery;
         }
@@ -216,6 +216,4 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         return DropReason.None;
     }
 
-    /// <summary>ff02::1, all nodes: where unsolicited advertisements go.</summary>
-    private static readonly NetAddress AllNodes = new(0xFF02_0000_0000_0000UL, 1);
 }

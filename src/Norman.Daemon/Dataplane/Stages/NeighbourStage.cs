@@ -95,9 +95,9 @@ public sealed class NeighbourStage(DataplaneCounters counters, SocketSet sockets
             mac = MacAddress.Broadcast;
             return NeighbourTable.Lookup.Resolved;
         }
-        if (HostInterface.IsMulticast6(destination))
+        if (destination.IsMulticast6)
         {
-            mac = new MacAddress(0x3333_0000_0000UL | (destination.Low & 0xFFFF_FFFF)); // RFC 2464: 33:33 and the group's last 32 bits
+            mac = Ipv6Multicast.MacOf(destination);
             return NeighbourTable.Lookup.Resolved;
         }
         NetAddress nextHop;

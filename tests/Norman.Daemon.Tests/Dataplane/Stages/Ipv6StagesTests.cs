@@ -82,7 +82,7 @@ public sealed class Ipv6StagesTests : IDisposable
         Assert.Equal(1, neighbour.Waiting);
         var (solicitation, asked) = Assert.Single(_rig.Outbox());
         Assert.Equal(Icmpv6Frames.NeighbourSolicitation, asked.IcmpType);
-        Assert.Equal(HostInterface.SolicitedNode(StageRig.PeerAddress6), asked.Destination);
+        Assert.Equal(Ipv6Multicast.SolicitedNode(StageRig.PeerAddress6), asked.Destination);
         Assert.Equal(new MacAddress(0x3333_FF00_0002UL), EthernetHeader.Destination(solicitation));
         Assert.Equal(StageRig.PeerAddress6, Icmpv6Frames.SolicitedTarget(solicitation, asked));
 

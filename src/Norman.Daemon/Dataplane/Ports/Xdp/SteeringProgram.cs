@@ -63,7 +63,7 @@ public static class SteeringProgram
                 addresses6[i].WriteV6(bytes);
                 JumpIfDestination6(asm, bytes, "redirect", $"solicited {i}");
                 asm.Label($"solicited {i}");
-                HostInterface.SolicitedNode(addresses6[i]).WriteV6(group);
+                Ipv6Multicast.SolicitedNode(addresses6[i]).WriteV6(group);
                 JumpIfDestination6(asm, group, "redirect", next);
                 if (i + 1 < addresses6.Count)
                 {
