@@ -467,18 +467,15 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     private void OnIcmpv6Error(ReadOnlySpan<byte> packet, in ParsedPacket parsed, long now)
     {
         const byte PacketTooBig = 2;
-        var quoted = packet[parsed.PayloadOffset..parsed.PacketEnd];
-        if (parsed.IcmpType != PacketTooBig || quoted.Length < Ipv6Header.Size + 8 || quoted[6] != IpProtocols.Tcp)
+        if (parsed.IcmpType != PacketTooBig || !QuotedPacket.TryRead(packet[parsed.PayloadOffset..parsed.PacketEnd], out var quoted)
+            || quoted.Protocol != IpProtocols.Tcp)
         {
             return;
         }
         int mtu = (int)Math.Min(int.MaxValue, System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(packet[(parsed.TransportOffset + 4)..]));
-        var remote = Ipv6Header.Destination(quoted);
-        ushort remotePort = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(quoted[(Ipv6Header.Size + 2)..]);
-        uint sequence = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(quoted[(Ipv6Header.Size + 4)..]);
-        if (_connections.TryGetValue((remote, remotePort), out var connection))
+        if (_connections.TryGetValue((quoted.Destination, quoted.DestinationPort), out var connection))
         {
-            connection.OnPacketTooBig(mtu, sequence, now);
+            connection.OnPacketTooBig(mtu, quoted.Sequence, now);
         }
     }
 

@@ -310,36 +310,12 @@ public sealed class Conntrack
 
     private ConnectionState Related(ReadOnlySpan<byte> frame, in ParsedPacket packet, long now)
     {
-        // The ICMP error quotes the IP header and the first 8 bytes of the packet we sent (ICMPv6's as much as fits).
-        var quoted = frame[packet.PayloadOffset..packet.PacketEnd];
-        if (packet.Kind == PacketKind.IcmpV6)
-        {
-            return RelatedV6(quoted, now);
-        }
-        if (quoted.Length < Ipv4Header.Size + 8 || quoted[0] >> 4 != 4)
+        // The error quotes the packet we sent: its flow, from our side, is the flow the error is related to.
+        if (!QuotedPacket.TryRead(frame[packet.PayloadOffset..packet.PacketEnd], out var quoted))
         {
             return ConnectionState.Invalid;
         }
-        int headerLength = (quoted[0] & 0x0F) * 4;
-        byte protocol = quoted[9];
-        if (headerLength < Ipv4Header.Size || quoted.Length < headerLength + 4 || protocol is not (IpProtocols.Udp or IpProtocols.Tcp))
-        {
-            return ConnectionState.Invalid;
-        }
-        var key = new FlowKey(protocol, NetAddress.ReadV4(quoted[12..]), BinaryPrimitives.ReadUInt16BigEndian(quoted[headerLength..]),
-            NetAddress.ReadV4(quoted[16..]), BinaryPrimitives.ReadUInt16BigEndian(quoted[(headerLength + 2)..]));
-        return _flows.TryGet(key, out int index) && !Expired(index, now) ? ConnectionState.Related : ConnectionState.Invalid;
-    }
-
-    /// <summary>An ICMPv6 error's quoted packet: a UDP or TCP one of ours, right behind its fixed header, names a flow.</summary>
-    private ConnectionState RelatedV6(ReadOnlySpan<byte> quoted, long now)
-    {
-        if (quoted.Length < Ipv6Header.Size + 4 || quoted[0] >> 4 != 6 || quoted[6] is not (IpProtocols.Udp or IpProtocols.Tcp))
-        {
-            return ConnectionState.Invalid;
-        }
-        var key = new FlowKey(quoted[6], NetAddress.ReadV6(quoted[8..]), BinaryPrimitives.ReadUInt16BigEndian(quoted[Ipv6Header.Size..]),
-            NetAddress.ReadV6(quoted[24..]), BinaryPrimitives.ReadUInt16BigEndian(quoted[(Ipv6Header.Size + 2)..]));
+        var key = new FlowKey(quoted.Protocol, quoted.Source, quoted.SourcePort, quoted.Destination, quoted.DestinationPort);
         return _flows.TryGet(key, out int index) && !Expired(index, now) ? ConnectionState.Related : ConnectionState.Invalid;
     }
 

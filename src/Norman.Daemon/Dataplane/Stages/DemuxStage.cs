@@ -52,15 +52,12 @@ public sealed class DemuxStage(DataplaneCounters counters, SocketLookup sockets,
     private void FindQuotedSocket(PacketBatch batch, int index, in ParsedPacket packet)
     {
         var frame = batch.Frame(index);
-        var quoted = frame[packet.PayloadOffset..packet.PacketEnd];
-        if (packet.IcmpType is < 1 or > 4 || quoted.Length < Ipv6Header.Size + 4 || quoted[0] >> 4 != 6
-            || quoted[6] is not (IpProtocols.Udp or IpProtocols.Tcp) || !InternetChecksum.IsValidTransport(frame, packet))
+        if (packet.IcmpType is < 1 or > 4 || !QuotedPacket.TryRead(frame[packet.PayloadOffset..packet.PacketEnd], out var quoted)
+            || quoted.Source.IsV4 || !host.IsOurs(quoted.Source) || !InternetChecksum.IsValidTransport(frame, packet))
         {
             return;
         }
-        var ours = Ipv6Header.Source(quoted);
-        if (host.IsOurs(ours) && sockets.TryFind(quoted[6], ours, System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(quoted[Ipv6Header.Size..]),
-            Ipv6Header.Destination(quoted), System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(quoted[(Ipv6Header.Size + 2)..]), out int slot))
+        if (sockets.TryFind(quoted.Protocol, quoted.Source, quoted.SourcePort, quoted.Destination, quoted.DestinationPort, out int slot))
         {
             batch.SocketSlot(index) = slot;
         }
