@@ -168,22 +168,34 @@ public sealed class NormanUdpSocket : IDisposable
         {
             throw new InvalidOperationException("CommitSendTo without a buffer from GetSendBuffer: the TX pipe is full.");
         }
-        CommitClaimed(slot, _headerRoom, payloadLength, destination, destinationPort);
+        CommitClaimed(slot, _headerRoom, payloadLength, HeadersFor(destination, payloadLength, _headerRoom), destination, destinationPort);
     }
 
     /// <summary>
-    /// Writes the headers in front of a payload that starts at <paramref name="payloadAt"/> in the claimed slot and
-    /// commits it: a dual-stack socket's payload, placed behind IPv6's room, moves up to IPv4's for an IPv4 destination.
+    /// The source of a datagram to <paramref name="destination"/> and the length of its headers, its payload checked
+    /// against what the MTU leaves (the payload starting at <paramref name="payloadAt"/> in its slot, if further on).
     /// </summary>
-    private void CommitClaimed(Span<byte> slot, int payloadAt, int payloadLength, NetAddress destination, ushort destinationPort)
+    private (NetAddress Source, int HeaderLength) HeadersFor(NetAddress destination, int payloadLength, int payloadAt = 0)
     {
-        var source = _pipes!.SourceFor(destination);
+        var source = (_pipes ?? throw NotBound()).SourceFor(destination);
         int headerLength = UdpPacketBuilder.HeaderLength(source);
         if ((uint)payloadLength > (uint)(Mtu - Math.Max(headerLength, payloadAt)))
         {
             throw new ArgumentOutOfRangeException(nameof(payloadLength),
                 $"A datagram to {destination} carries at most {Mtu - headerLength} bytes (MTU 1500; Norman does not fragment).");
         }
+        return (source, headerLength);
+    }
+
+    /// <summary>
+    /// Writes the <paramref name="headers"/> (<see cref="HeadersFor"/>) in front of a payload that starts at
+    /// <paramref name="payloadAt"/> in the claimed slot and commits it: a dual-stack socket's payload, placed behind
+    /// IPv6's room, moves up to IPv4's for an IPv4 destination.
+    /// </summary>
+    private void CommitClaimed(Span<byte> slot, int payloadAt, int payloadLength, (NetAddress Source, int HeaderLength) headers,
+        NetAddress destination, ushort destinationPort)
+    {
+        var (source, headerLength) = headers;
         if (payloadAt != headerLength)
         {
             slot.Slice(payloadAt, payloadLength).CopyTo(slot[headerLength..]);
@@ -212,19 +224,14 @@ public sealed class NormanUdpSocket : IDisposable
     /// <summary>Copies and sends one datagram if the pipe has room; publishes at once.</summary>
     public bool TrySendTo(ReadOnlySpan<byte> payload, NetAddress destination, ushort destinationPort)
     {
-        int headerLength = UdpPacketBuilder.HeaderLength(_pipes?.SourceFor(destination) ?? throw NotBound());
-        if (payload.Length > Mtu - headerLength)
-        {
-            throw new ArgumentOutOfRangeException(nameof(payload),
-                $"A datagram to {destination} carries at most {Mtu - headerLength} bytes (MTU 1500; Norman does not fragment).");
-        }
+        var headers = HeadersFor(destination, payload.Length);
         var slot = Tx.Claim();
         if (slot.IsEmpty)
         {
             return false;
         }
-        payload.CopyTo(slot[headerLength..]);
-        CommitClaimed(slot, headerLength, payload.Length, destination, destinationPort);
+        payload.CopyTo(slot[headers.HeaderLength..]);
+        CommitClaimed(slot, headers.HeaderLength, payload.Length, headers, destination, destinationPort);
         Flush();
         return true;
     }
