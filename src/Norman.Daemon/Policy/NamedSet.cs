@@ -101,17 +101,7 @@ public sealed class NamedSet
     /// <summary>Adds elements written as the administrator writes them; more than <see cref="MaxElements"/> throws.</summary>
     public void Add(IReadOnlyList<string> elements)
     {
-        foreach (var element in elements)
-        {
-            if (Kind == SetKind.Addresses6)
-            {
-                Networks6.Add(ParseNetwork6(element));
-            }
-            else
-            {
-                Elements.Add(ParseElement(element));
-            }
-        }
+        Change(elements, add: true);
         if (Count > MaxElements)
         {
             throw new FormatException($"Set '{Name}' would hold {Count} elements; the limit is {MaxElements}.");
@@ -119,18 +109,15 @@ public sealed class NamedSet
     }
 
     /// <summary>Removes elements written as they were added.</summary>
-    public void Remove(IReadOnlyList<string> elements)
+    public void Remove(IReadOnlyList<string> elements) => Change(elements, add: false);
+
+    private void Change(IReadOnlyList<string> elements, bool add)
     {
         foreach (var element in elements)
         {
-            if (Kind == SetKind.Addresses6)
-            {
-                Networks6.Remove(ParseNetwork6(element));
-            }
-            else
-            {
-                Elements.Remove(ParseElement(element));
-            }
+            _ = Kind == SetKind.Addresses6
+                ? add ? Networks6.Add(ParseNetwork6(element)) : Networks6.Remove(ParseNetwork6(element))
+                : add ? Elements.Add(ParseElement(element)) : Elements.Remove(ParseElement(element));
         }
     }
 
