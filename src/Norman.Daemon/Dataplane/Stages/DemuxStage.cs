@@ -18,17 +18,14 @@ public sealed class DemuxStage(DataplaneCounters counters, SocketLookup sockets,
         for (int i = 0; i < batch.Count; i++)
         {
             ref var packet = ref batch.Parsed(i);
-            if (batch.IsDone(i) || packet.IsFragment || !host.IsOurs(packet.Destination))
+            if (batch.IsDone(i) || packet.Kind is not (PacketKind.Udp or PacketKind.Tcp or PacketKind.IcmpV6) || packet.IsFragment
+                || !host.IsOurs(packet.Destination))
             {
                 continue;
             }
             if (packet.Kind == PacketKind.IcmpV6)
             {
                 FindQuotedSocket(batch, i, packet);
-                continue;
-            }
-            if (packet.Kind is not (PacketKind.Udp or PacketKind.Tcp))
-            {
                 continue;
             }
             if (VerifyChecksums && !batch.IsChecksumTrusted(i) && !InternetChecksum.IsValidTransport(batch.Frame(i), packet))
