@@ -150,13 +150,10 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
                 counters.HostFrames++; // another host's address resolution on a shared link: read and let be
                 return DropReason.None;
             }
-            if (!packet.Source.IsUnspecified && Icmpv6Frames.LinkLayerAddress(frame, packet) is { } askerMac)
+            if (!packet.Source.IsUnspecified && Icmpv6Frames.LinkLayerAddress(frame, packet) is { } askerMac
+                && Refusal(neighbours.Learn(packet.Source, askerMac, now, reply: false)) is var refused and not DropReason.None)
             {
-                var learned = neighbours.Learn(packet.Source, askerMac, now, reply: false);
-                if (learned != NeighbourTable.Learned.Yes)
-                {
-                    return learned == NeighbourTable.Learned.TableFull ? DropReason.NeighbourTableFull : DropReason.NeighbourMacChange;
-                }
+                return refused;
             }
             counters.HostFrames++;
             replies.SendIpv6Reply(frame, packet, advertisement: true, target);
@@ -164,13 +161,11 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         }
         if (Icmpv6Frames.AdvertisedTarget(frame, packet) is { } advertised)
         {
-            if (Icmpv6Frames.LinkLayerAddress(frame, packet) is { } mac && !host.IsOurs(advertised))
+            if (Icmpv6Frames.LinkLayerAddress(frame, packet) is { } mac && !host.IsOurs(advertised)
+                && Refusal(neighbours.Learn(advertised, mac, now, reply: Icmpv6Frames.IsSolicitedAdvertisement(frame, packet))) is var refused
+                and not DropReason.None)
             {
-                var learned = neighbours.Learn(advertised, mac, now, reply: Icmpv6Frames.IsSolicitedAdvertisement(frame, packet));
-                if (learned != NeighbourTable.Learned.Yes)
-                {
-                    return learned == NeighbourTable.Learned.TableFull ? DropReason.NeighbourTableFull : DropReason.NeighbourMacChange;
-                }
+                return refused;
             }
             counters.HostFrames++;
             return DropReason.None;
@@ -183,6 +178,14 @@ public sealed class HostStage(DataplaneCounters counters, HostInterface host, Ne
         }
         return DropReason.UnsupportedProtocol;
     }
+
+    /// <summary>Why neighbour discovery's word was not taken (as ARP's: a changed MAC, a full table); None when it was.</summary>
+    private static DropReason Refusal(NeighbourTable.Learned learned) => learned switch
+    {
+        NeighbourTable.Learned.Yes => DropReason.None,
+        NeighbourTable.Learned.TableFull => DropReason.NeighbourTableFull,
+        _ => DropReason.NeighbourMacChange,
+    };
 
     /// <summary>
     /// A router advertisement, from a link-local address (RFC 4861 6.1.2; anything else is malformed): when the host
