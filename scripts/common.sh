@@ -25,3 +25,9 @@ ensure_dotnet() {
 build() {
   dotnet build "$@" -c Release --nologo -v quiet -clp:ErrorsOnly
 }
+
+# libnorman.so and its header for C and other languages: build/native (Native AOT, linked by the system's cc).
+publish_native() {
+  dotnet publish src/Norman.Native -c Release -r linux-x64 -o build/native --nologo -v quiet -clp:ErrorsOnly
+  cp src/Norman.Native/include/norman.h build/native/
+}

@@ -37,6 +37,17 @@ public sealed class NormanTcpListener : IDisposable
         return new NormanTcpStream(connection, _endpoint);
     }
 
+    /// <summary>The next established connection if one waits, else null: accept on a non-blocking socket.</summary>
+    public NormanTcpStream? TryAccept()
+    {
+        if (!_endpoint.TryAccept(out var connection))
+        {
+            return null;
+        }
+        _endpoint.Hold();
+        return new NormanTcpStream(connection, _endpoint);
+    }
+
     /// <summary>Stops listening; connections already accepted go on until they close.</summary>
     public void Dispose()
     {

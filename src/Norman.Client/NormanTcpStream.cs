@@ -75,6 +75,12 @@ public sealed class NormanTcpStream : Stream
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
         _connection.ReadAsync(buffer, cancellationToken);
 
+    /// <summary>A read that does not wait: the bytes copied, 0 at the peer's FIN, -1 when nothing has arrived (EAGAIN).</summary>
+    public int TryRead(Span<byte> buffer) => _connection.TryRead(buffer);
+
+    /// <summary>A write that does not wait: the bytes taken into the send buffer, 0 when it is full (EAGAIN).</summary>
+    public int TryWrite(ReadOnlySpan<byte> data) => _connection.TryWrite(data);
+
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 

@@ -16,7 +16,7 @@ public abstract class DaemonTest : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync() => await Daemon.DisposeAsync();
+    public virtual async Task DisposeAsync() => await Daemon.DisposeAsync();
 
     /// <summary>Runs `norman ARGUMENTS` against the daemon and returns what it printed; it must exit 0.</summary>
     protected async Task<string> Norman(params string[] arguments)

@@ -166,61 +166,80 @@ internal sealed partial class TcpConnection
     {
         while (true)
         {
-            bool windowWasSmall;
-            int read;
-            lock (_receive)
+            int read = TryRead(buffer.Span);
+            if (read >= 0)
             {
-                windowWasSmall = _receive.Free < 2 * OurMss;
-                read = _receive.Peek(0, buffer.Span);
-                _receive.Discard(read);
-            }
-            if (read > 0)
-            {
-                if (windowWasSmall)
-                {
-                    _carrier.Wake(this); // the window opened: tell the sender
-                }
                 return read;
-            }
-            if (_error is { } error)
-            {
-                throw error;
-            }
-            if (Volatile.Read(ref _finReceived) || buffer.Length == 0)
-            {
-                return 0;
             }
             await _readable.WaitAsync(cancellation).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// What a read finds now, without waiting: the bytes copied, 0 at the peer's FIN (or into an empty buffer), -1 when
+    /// a read would wait (a non-blocking socket's EAGAIN). Throws the connection's error (reset, timeout).
+    /// </summary>
+    public int TryRead(Span<byte> buffer)
+    {
+        bool windowWasSmall;
+        int read;
+        lock (_receive)
+        {
+            windowWasSmall = _receive.Free < 2 * OurMss;
+            read = _receive.Peek(0, buffer);
+            _receive.Discard(read);
+        }
+        if (read > 0)
+        {
+            if (windowWasSmall)
+            {
+                _carrier.Wake(this); // the window opened: tell the sender
+            }
+            return read;
+        }
+        if (_error is { } error)
+        {
+            throw error;
+        }
+        return Volatile.Read(ref _finReceived) || buffer.IsEmpty ? 0 : -1;
     }
 
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellation)
     {
         while (!data.IsEmpty)
         {
-            if (_error is { } error)
-            {
-                throw error;
-            }
-            if (Volatile.Read(ref _finRequested))
-            {
-                throw new InvalidOperationException("The connection's sending side is shut down.");
-            }
-            int written;
-            lock (_send)
-            {
-                written = _send.Write(data.Span);
-            }
-            data = data[written..];
-            if (written > 0)
-            {
-                _carrier.Wake(this);
-            }
+            data = data[TryWrite(data.Span)..];
             if (!data.IsEmpty)
             {
                 await _writable.WaitAsync(cancellation).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// Copies what fits of <paramref name="data"/> into the send buffer now and returns how much (0 when it is full: a
+    /// non-blocking socket's EAGAIN). Throws the connection's error, and EPIPE after the sending side was shut down.
+    /// </summary>
+    public int TryWrite(ReadOnlySpan<byte> data)
+    {
+        if (_error is { } error)
+        {
+            throw error;
+        }
+        if (Volatile.Read(ref _finRequested))
+        {
+            throw new NormanException("EPIPE", "The connection's sending side is shut down (shutdown or close): nothing more can be written.");
+        }
+        int written;
+        lock (_send)
+        {
+            written = _send.Write(data);
+        }
+        if (written > 0)
+        {
+            _carrier.Wake(this);
+        }
+        return written;
     }
 
     /// <summary>Sends FIN once everything written has been sent (shutdown(SHUT_WR)).</summary>

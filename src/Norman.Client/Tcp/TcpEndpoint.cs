@@ -118,8 +118,13 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         }
     }
 
-    public ValueTask<TcpConnection> AcceptAsync(CancellationToken cancellation) =>
-        (_acceptQueue ?? throw new InvalidOperationException("Not a listening endpoint.")).Reader.ReadAsync(cancellation);
+    public ValueTask<TcpConnection> AcceptAsync(CancellationToken cancellation) => AcceptQueue.ReadAsync(cancellation);
+
+    /// <summary>An established connection if one waits, without waiting (a non-blocking accept).</summary>
+    public bool TryAccept([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out TcpConnection? connection) => AcceptQueue.TryRead(out connection);
+
+    private ChannelReader<TcpConnection> AcceptQueue =>
+        (_acceptQueue ?? throw new InvalidOperationException("Not a listening endpoint.")).Reader;
 
     /// <summary>Another holder (an accepted connection's stream) keeps the endpoint alive.</summary>
     public void Hold() => Interlocked.Increment(ref _holders);

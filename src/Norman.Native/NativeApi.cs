@@ -1,0 +1,253 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Norman.Client;
+
+namespace Norman.Native;
+
+/// <summary>
+/// The C API (include/norman.h): each export decodes its arguments, calls <see cref="NativeSocket"/>, and turns any
+/// failure into -1 with errno (<see cref="NativeError"/>). Nothing else happens here.
+/// </summary>
+internal static unsafe class NativeApi
+{
+    private const int AfInet = 2, AfInet6 = 10;
+    private const int SockStream = 1, SockDgram = 2, SockNonBlock = 0x800, SockCloexec = 0x80000;
+    private const int IpProtoTcp = 6, IpProtoUdp = 17;
+    private const int MsgPeek = 0x2, MsgTrunc = 0x20, MsgDontWait = 0x40, MsgNoSignal = 0x4000;
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_socket")]
+    public static int Socket(int domain, int type, int protocol)
+    {
+        try
+        {
+            var family = domain switch
+            {
+                AfInet => AddressFamily.InterNetwork,
+                AfInet6 => AddressFamily.InterNetworkV6,
+                _ => throw new NormanException("EAFNOSUPPORT", $"Address family {domain} is not served by Norman: use AF_INET or AF_INET6."),
+            };
+            bool nonBlocking = (type & SockNonBlock) != 0;
+            // SOCK_CLOEXEC is accepted: a handle is not a descriptor and never crosses exec.
+            var socket = (type & ~(SockNonBlock | SockCloexec)) switch
+            {
+                SockDgram when protocol is 0 or IpProtoUdp => NativeSocket.Udp(family, nonBlocking),
+                SockStream when protocol is 0 or IpProtoTcp => NativeSocket.Tcp(family, nonBlocking),
+                SockDgram or SockStream => throw new NormanException("EPROTONOSUPPORT", $"Protocol {protocol} does not go with this socket type: use 0."),
+                var other => throw new NormanException("ESOCKTNOSUPPORT", $"Socket type {other} is not served by Norman: use SOCK_DGRAM (UDP) or SOCK_STREAM (TCP)."),
+            };
+            return SocketHandles.Add(socket);
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_bind")]
+    public static int Bind(int handle, byte* address, uint length)
+    {
+        try
+        {
+            SocketHandles.Get(handle).Bind(SocketAddresses.Read(address, length));
+            return 0;
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_listen")]
+    public static int Listen(int handle, int backlog)
+    {
+        try
+        {
+            SocketHandles.Get(handle).Listen(backlog);
+            return 0;
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_accept")]
+    public static int Accept(int handle, byte* address, uint* length)
+    {
+        try
+        {
+            var listener = SocketHandles.Get(handle);
+            var accepted = listener.Accept(wait: true);
+            try
+            {
+                SocketAddresses.Write(accepted.RemoteEndPoint, accepted.Family, address, length);
+            }
+            catch
+            {
+                accepted.Dispose();
+                throw;
+            }
+            return SocketHandles.Add(accepted);
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_connect")]
+    public static int Connect(int handle, byte* address, uint length)
+    {
+        try
+        {
+            SocketHandles.Get(handle).Connect(SocketAddresses.Read(address, length));
+            return 0;
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_send")]
+    public static nint Send(int handle, byte* buffer, nuint length, int flags)
+    {
+        try
+        {
+            return SocketHandles.Get(handle).Send(Span(buffer, length), Waits(flags, 0), destination: null);
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_sendto")]
+    public static nint SendTo(int handle, byte* buffer, nuint length, int flags, byte* destination, uint destinationLength)
+    {
+        try
+        {
+            var to = destination is null ? null : SocketAddresses.Read(destination, destinationLength);
+            return SocketHandles.Get(handle).Send(Span(buffer, length), Waits(flags, 0), to);
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_recv")]
+    public static nint Recv(int handle, byte* buffer, nuint length, int flags)
+    {
+        try
+        {
+            bool wait = Waits(flags, MsgPeek | MsgTrunc);
+            return SocketHandles.Get(handle).Receive(Span(buffer, length), wait, (flags & MsgPeek) != 0, (flags & MsgTrunc) != 0, out _);
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_recvfrom")]
+    public static nint RecvFrom(int handle, byte* buffer, nuint length, int flags, byte* source, uint* sourceLength)
+    {
+        try
+        {
+            bool wait = Waits(flags, MsgPeek | MsgTrunc);
+            var socket = SocketHandles.Get(handle);
+            int received = socket.Receive(Span(buffer, length), wait, (flags & MsgPeek) != 0, (flags & MsgTrunc) != 0, out var from);
+            if (from is not null)
+            {
+                SocketAddresses.Write(from, socket.Family, source, sourceLength);
+            }
+            else if (source is not null && sourceLength is not null)
+            {
+                *sourceLength = 0; // a stream socket names no source, as Linux's recvfrom on TCP
+            }
+            return received;
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_shutdown")]
+    public static int Shutdown(int handle, int how)
+    {
+        try
+        {
+            SocketHandles.Get(handle).Shutdown(how);
+            return 0;
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_getsockname")]
+    public static int GetSockName(int handle, byte* address, uint* length)
+    {
+        try
+        {
+            var socket = SocketHandles.Get(handle);
+            SocketAddresses.Write(socket.LocalEndPoint, socket.Family, address, length);
+            return 0;
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_getpeername")]
+    public static int GetPeerName(int handle, byte* address, uint* length)
+    {
+        try
+        {
+            var socket = SocketHandles.Get(handle);
+            SocketAddresses.Write(socket.RemoteEndPoint, socket.Family, address, length);
+            return 0;
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_close")]
+    public static int Close(int handle)
+    {
+        try
+        {
+            SocketHandles.Remove(handle).Dispose();
+            return 0;
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_last_error")]
+    public static byte* LastError() => NativeError.LastMessage();
+
+    /// <summary>Whether a call with <paramref name="flags"/> may wait; flags beyond MSG_DONTWAIT, MSG_NOSIGNAL and <paramref name="alsoAllowed"/> are refused.</summary>
+    private static bool Waits(int flags, int alsoAllowed)
+    {
+        int unsupported = flags & ~(MsgDontWait | MsgNoSignal | alsoAllowed);
+        return unsupported == 0
+            ? (flags & MsgDontWait) == 0
+            : throw new NormanException("EOPNOTSUPP", $"Flags 0x{unsupported:x} are not supported by Norman sockets (MSG_DONTWAIT and MSG_NOSIGNAL are; MSG_PEEK and MSG_TRUNC on receive).");
+    }
+
+    /// <summary>The caller's buffer; lengths beyond what a span holds are refused rather than cut.</summary>
+    private static Span<byte> Span(byte* buffer, nuint length) =>
+        length == 0 ? default
+        : buffer is null ? throw new NormanException("EFAULT", "The buffer is NULL.")
+        : length > int.MaxValue ? throw new NormanException("EMSGSIZE", $"A buffer of {length} bytes is more than one call takes (2 GiB).")
+        : new Span<byte>(buffer, (int)length);
+}

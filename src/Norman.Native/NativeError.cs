@@ -1,0 +1,57 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Norman.Client;
+
+namespace Norman.Native;
+
+/// <summary>
+/// How a failure crosses into C: an errno for programs (set as libc's calls set it) and a sentence for people, kept
+/// per thread for norman_last_error(). No exception may leave an exported call: it would end the program.
+/// </summary>
+internal static unsafe class NativeError
+{
+    [ThreadStatic] private static byte* _message;
+    [ThreadStatic] private static int _capacity;
+
+    /// <summary>Records <paramref name="error"/> as errno and message; returns -1, what every failing call returns.</summary>
+    public static int Fail(Exception error)
+    {
+        var (errno, message) = Translate(error);
+        Marshal.SetLastSystemError(errno);
+        Remember(message);
+        return -1;
+    }
+
+    /// <summary>The last failure's sentence on this thread, NUL-terminated (an empty string when none).</summary>
+    public static byte* LastMessage()
+    {
+        if (_message is null)
+        {
+            Remember("");
+        }
+        return _message;
+    }
+
+    private static (int Errno, string Message) Translate(Exception error) => error switch
+    {
+        NormanException norman => (Errno.Of(norman.Code), norman.Message),
+        OperationCanceledException => (Errno.EAGAIN, "The call would wait (a non-blocking socket, or MSG_DONTWAIT)."),
+        ObjectDisposedException => (Errno.EBADF, "The socket was closed."),
+        TimeoutException => (Errno.ETIMEDOUT, error.Message),
+        IOException => (Errno.EIO, error.Message),
+        _ => (Errno.EIO, $"libnorman failed inside ({error.GetType().Name}: {error.Message}); please report it with what the program was doing."),
+    };
+
+    private static void Remember(string message)
+    {
+        int needed = Encoding.UTF8.GetMaxByteCount(message.Length) + 1;
+        if (needed > _capacity)
+        {
+            // One buffer per thread, grown as needed and kept: norman_last_error's pointer stays valid until the next call.
+            _message = (byte*)NativeMemory.Realloc(_message, (nuint)needed);
+            _capacity = needed;
+        }
+        int length = Encoding.UTF8.GetBytes(message, new Span<byte>(_message, _capacity - 1));
+        _message[length] = 0;
+    }
+}

@@ -1,0 +1,257 @@
+using System.Net;
+using System.Net.Sockets;
+using Norman.Client;
+
+namespace Norman.Native;
+
+/// <summary>
+/// One socket of the C API: a UDP socket (<see cref="NormanUdpSocket"/>) or a TCP one, which becomes a listener at
+/// listen or a stream at connect or accept, as a BSD socket does. Calls and their errors follow Linux's.
+/// </summary>
+internal sealed class NativeSocket : IDisposable
+{
+    private readonly object _gate = new();
+    private readonly NormanUdpSocket? _udp;
+    private IPEndPoint? _tcpBinding;
+    private NormanTcpListener? _listener;
+    private NormanTcpStream? _stream;
+    private bool _readShutDown;
+
+    private NativeSocket(AddressFamily family, bool nonBlocking, NormanUdpSocket? udp, NormanTcpStream? stream = null)
+    {
+        Family = family;
+        NonBlocking = nonBlocking;
+        _udp = udp;
+        _stream = stream;
+    }
+
+    public AddressFamily Family { get; }
+    /// <summary>SOCK_NONBLOCK: every call that would wait fails with EAGAIN instead.</summary>
+    public bool NonBlocking { get; }
+    private bool IsTcp => _udp is null;
+
+    /// <summary>A UDP socket connects to the daemon at once, so that a program hears at socket() that none runs.</summary>
+    public static NativeSocket Udp(AddressFamily family, bool nonBlocking) =>
+        new(family, nonBlocking, new NormanUdpSocket { V6Only = false });
+
+    public static NativeSocket Tcp(AddressFamily family, bool nonBlocking) => new(family, nonBlocking, udp: null);
+
+    public void Bind(IPEndPoint local)
+    {
+        CheckFamily(local);
+        lock (_gate)
+        {
+            if (_udp is not null)
+            {
+                _udp.Bind(Unmapped(local));
+                return;
+            }
+            if (_tcpBinding is not null || _listener is not null || _stream is not null)
+            {
+                throw new NormanException("EINVAL", "This TCP socket is already bound.");
+            }
+            // The port is taken at listen, where the daemon binds it (a TCP socket's bind alone holds nothing yet).
+            _tcpBinding = Unmapped(local);
+        }
+    }
+
+    public void Listen(int backlog)
+    {
+        lock (_gate)
+        {
+            if (!IsTcp)
+            {
+                throw new NormanException("EOPNOTSUPP", "listen is for TCP sockets (SOCK_STREAM); this one is UDP.");
+            }
+            if (_stream is not null)
+            {
+                throw new NormanException("EINVAL", "This socket is connected; listen on a new one.");
+            }
+            // Linux clamps the backlog to somaxconn (4096) and takes 0 or less as the least.
+            _listener ??= new NormanTcpListener(_tcpBinding ?? Wildcard(), backlog: Math.Clamp(backlog, 1, 4096));
+        }
+    }
+
+    public NativeSocket Accept(bool wait)
+    {
+        var listener = _listener ?? throw new NormanException("EINVAL", "accept needs a listening socket: call listen first.");
+        var stream = wait && !NonBlocking
+            ? listener.AcceptAsync().GetAwaiter().GetResult()
+            : listener.TryAccept() ?? throw new OperationCanceledException();
+        // As on Linux, an accepted socket does not inherit O_NONBLOCK.
+        return new NativeSocket(Family, nonBlocking: false, udp: null, stream);
+    }
+
+    public void Connect(IPEndPoint remote)
+    {
+        CheckFamily(remote);
+        if (_udp is not null)
+        {
+            _udp.Connect(Unmapped(remote));
+            return;
+        }
+        lock (_gate)
+        {
+            if (_stream is not null)
+            {
+                throw new NormanException("EISCONN", "This socket is already connected.");
+            }
+            if (_listener is not null)
+            {
+                throw new NormanException("EISCONN", "A listening socket cannot connect: open another socket to connect from.");
+            }
+            if (_tcpBinding is { Port: not 0 })
+            {
+                throw new NormanException("EOPNOTSUPP",
+                    $"Connecting from a chosen port ({_tcpBinding}) is not supported yet: Norman picks a free port for outgoing TCP. Connect without binding first.");
+            }
+            // A non-blocking connect completes here too: readiness for EINPROGRESS comes with `norman run`.
+            _stream = NormanTcpStream.ConnectAsync(Unmapped(remote)).GetAwaiter().GetResult();
+        }
+    }
+
+    public int Send(ReadOnlySpan<byte> data, bool wait, IPEndPoint? destination)
+    {
+        wait &= !NonBlocking;
+        if (_udp is not null)
+        {
+            if (destination is null)
+            {
+                var remote = _udp.RemoteEndPoint ?? throw new NormanException("EDESTADDRREQ", "This UDP socket is not connected: give a destination (sendto), or connect first.");
+                destination = remote;
+            }
+            CheckFamily(destination);
+            if (!_udp.IsBound)
+            {
+                Bind(new IPEndPoint(Family == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0));
+            }
+            var to = Unmapped(destination);
+            if (wait)
+            {
+                _udp.SendTo(data, to);
+            }
+            else if (!_udp.TrySendTo(data, Norman.Core.Packets.NetAddress.From(to.Address), (ushort)to.Port))
+            {
+                throw new OperationCanceledException();
+            }
+            return data.Length;
+        }
+        var stream = Connected();
+        if (destination is not null)
+        {
+            throw new NormanException("EISCONN", "A TCP socket sends to its peer: use send, or sendto without an address.");
+        }
+        if (!wait)
+        {
+            int written = stream.TryWrite(data);
+            return written > 0 || data.IsEmpty ? written : throw new OperationCanceledException();
+        }
+        stream.Write(data);
+        return data.Length;
+    }
+
+    public int Receive(Span<byte> buffer, bool wait, bool peek, bool truncatedLength, out IPEndPoint? source)
+    {
+        wait &= !NonBlocking;
+        if (_udp is not null)
+        {
+            return ReceiveDatagram(buffer, wait, peek, truncatedLength, out source);
+        }
+        if (peek || truncatedLength)
+        {
+            throw new NormanException("EOPNOTSUPP", "MSG_PEEK and MSG_TRUNC are not supported on Norman TCP sockets yet.");
+        }
+        var stream = Connected();
+        source = null;
+        if (_readShutDown)
+        {
+            return 0;
+        }
+        if (wait)
+        {
+            return stream.Read(buffer);
+        }
+        int read = stream.TryRead(buffer);
+        return read >= 0 ? read : throw new OperationCanceledException();
+    }
+
+    private int ReceiveDatagram(Span<byte> buffer, bool wait, bool peek, bool truncatedLength, out IPEndPoint? source)
+    {
+        var udp = _udp!;
+        if (!udp.IsBound)
+        {
+            throw new NormanException("EINVAL", "This UDP socket is not bound: bind it (or send from it) before receiving.");
+        }
+        while (true)
+        {
+            if (udp.TryPeek(out var datagram))
+            {
+                int length = Math.Min(buffer.Length, datagram.Payload.Length);
+                datagram.Payload[..length].CopyTo(buffer);
+                source = new IPEndPoint(datagram.Source.ToIPAddress(), datagram.SourcePort);
+                int whole = datagram.Payload.Length;
+                if (!peek)
+                {
+                    udp.Release();
+                }
+                return truncatedLength ? whole : length;
+            }
+            if (!wait)
+            {
+                throw new OperationCanceledException();
+            }
+            udp.WaitToReceive();
+        }
+    }
+
+    public void Shutdown(int how)
+    {
+        var stream = IsTcp ? Connected() : throw new NormanException("ENOTCONN", "shutdown is for connected TCP sockets.");
+        switch (how)
+        {
+            case 0: // SHUT_RD
+                _readShutDown = true;
+                break;
+            case 1: // SHUT_WR
+                stream.ShutdownSend();
+                break;
+            case 2: // SHUT_RDWR
+                _readShutDown = true;
+                stream.ShutdownSend();
+                break;
+            default:
+                throw new NormanException("EINVAL", $"shutdown's how is SHUT_RD (0), SHUT_WR (1) or SHUT_RDWR (2), not {how}.");
+        }
+    }
+
+    public IPEndPoint LocalEndPoint =>
+        _udp?.LocalEndPoint ?? _stream?.LocalEndPoint ?? _listener?.LocalEndPoint ?? _tcpBinding ?? Wildcard();
+
+    public IPEndPoint RemoteEndPoint =>
+        (_udp is not null ? _udp.RemoteEndPoint : _stream?.RemoteEndPoint)
+        ?? throw new NormanException("ENOTCONN", "This socket is not connected.");
+
+    public void Dispose()
+    {
+        _udp?.Dispose();
+        _listener?.Dispose();
+        _stream?.Dispose();
+    }
+
+    private NormanTcpStream Connected() =>
+        _stream ?? throw new NormanException("ENOTCONN", _listener is null ? "This TCP socket is not connected: connect (or accept) first." : "A listening socket carries no data: accept a connection.");
+
+    private IPEndPoint Wildcard() => new(Family == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
+
+    private void CheckFamily(IPEndPoint endPoint)
+    {
+        if (Family == AddressFamily.InterNetwork && endPoint.AddressFamily != AddressFamily.InterNetwork)
+        {
+            throw new NormanException("EAFNOSUPPORT", $"{endPoint} is an IPv6 address and this is an AF_INET socket: open it as AF_INET6.");
+        }
+    }
+
+    /// <summary>An IPv4 peer given v4-mapped on an IPv6 socket is the IPv4 peer itself to Norman.</summary>
+    private static IPEndPoint Unmapped(IPEndPoint endPoint) =>
+        endPoint.Address.IsIPv4MappedToIPv6 ? new IPEndPoint(endPoint.Address.MapToIPv4(), endPoint.Port) : endPoint;
+}

@@ -1,0 +1,57 @@
+/*
+ * libnorman: kernel-bypass UDP and TCP sockets through a Norman daemon, for programs in any language.
+ *
+ * The calls mirror the BSD socket calls they are named after, with the same arguments, return values and errno
+ * values, so that porting a program is a matter of prefixing its socket calls. A socket here is a Norman handle
+ * (a small positive integer), not a kernel file descriptor: pass it only to norman_* calls.
+ *
+ * The daemon is found at $NORMAN_SOCKET, else /run/norman/norman.sock. Every failing call returns -1, sets errno,
+ * and leaves a sentence for people in norman_last_error() (what happened and what to do), as the norman CLI prints.
+ *
+ * Blocking is the default, as for kernel sockets; SOCK_NONBLOCK in norman_socket's type, or MSG_DONTWAIT on one
+ * call, makes a call that would wait fail with EAGAIN instead. Calls are thread-safe.
+ *
+ * Link with -lnorman (libnorman.so, built by `dotnet publish src/Norman.Native -r linux-x64`).
+ */
+#ifndef NORMAN_H
+#define NORMAN_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* AF_INET or AF_INET6; SOCK_DGRAM (UDP) or SOCK_STREAM (TCP), optionally | SOCK_NONBLOCK; protocol 0 or the
+ * matching IPPROTO_*. An AF_INET6 socket bound to :: also serves IPv4 (v4-mapped), as Linux's default. */
+int norman_socket(int domain, int type, int protocol);
+
+int norman_bind(int socket, const struct sockaddr *address, socklen_t address_length);
+int norman_listen(int socket, int backlog);
+int norman_accept(int socket, struct sockaddr *address, socklen_t *address_length);
+/* UDP: fixes the peer (norman_send goes there, only its datagrams arrive). TCP: the three-way handshake. */
+int norman_connect(int socket, const struct sockaddr *address, socklen_t address_length);
+
+/* flags: 0 or MSG_DONTWAIT; other flags fail with EOPNOTSUPP. */
+ssize_t norman_send(int socket, const void *buffer, size_t length, int flags);
+ssize_t norman_sendto(int socket, const void *buffer, size_t length, int flags,
+                      const struct sockaddr *destination, socklen_t destination_length);
+ssize_t norman_recv(int socket, void *buffer, size_t length, int flags);
+ssize_t norman_recvfrom(int socket, void *buffer, size_t length, int flags,
+                        struct sockaddr *source, socklen_t *source_length);
+
+/* TCP: SHUT_WR sends FIN after what was written; SHUT_RD and SHUT_RDWR as Linux. */
+int norman_shutdown(int socket, int how);
+int norman_getsockname(int socket, struct sockaddr *address, socklen_t *address_length);
+int norman_getpeername(int socket, struct sockaddr *address, socklen_t *address_length);
+int norman_close(int socket);
+
+/* Why the last failing norman_* call on this thread failed, for people; never NULL. Valid until the next call. */
+const char *norman_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,154 @@
+using System.Text;
+using Norman.Daemon;
+
+namespace Norman.Integration.Tests;
+
+/// <summary>
+/// libnorman from C and Python (issue 18's first part): programs built the way a user builds them, against the
+/// published library and its header, on a daemon's virtual wire; the peer is the wire's simulated host.
+/// </summary>
+public sealed class NativeLibraryTests : DaemonTest
+{
+    private readonly string _build = Directory.CreateTempSubdirectory("norman-native-").FullName;
+
+    [Fact]
+    public void Every_call_fails_with_the_errno_linux_gives_and_a_sentence_saying_why()
+    {
+        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/api_errors.c", _build);
+        var (code, output, errors) = RunToEnd(program);
+        Assert.True(code == 0, output + errors);
+        Assert.Contains("checks passed", output);
+        Assert.Contains("EADDRINUSE: Address already in use: udp port 7100 is held by api_errors", output);
+    }
+
+    [Fact]
+    public void A_C_client_connects_sends_peeks_and_receives_as_on_kernel_sockets()
+    {
+        Daemon.Peer.EchoOnPort(7);
+        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/udp_client.c", _build);
+        var (code, output, errors) = Host.Try(null, "env", $"NORMAN_SOCKET={Daemon.SocketPath}", program, DaemonFixture.PeerAddress.ToString());
+        Assert.True(code == 0, output + errors);
+        Assert.Contains("checks passed", output);
+    }
+
+    [Fact]
+    public void A_program_fails_at_socket_when_no_daemon_runs_and_says_how_to_start_one()
+    {
+        string program = NativeArtifacts.Compile("examples/c/echo.c", _build);
+        var (code, _, errors) = Host.Try(null, "env", $"NORMAN_SOCKET={Path.Combine(_build, "absent.sock")}", program, "udp", "7000");
+        Assert.Equal(1, code);
+        Assert.Contains("socket: Connection refused", errors);
+        Assert.Contains("norman up", errors);
+    }
+
+    [Fact]
+    public void The_C_echo_example_answers_every_datagram_byte_for_byte()
+    {
+        using var echo = AppProcess.StartFile(NativeArtifacts.Compile("examples/c/echo.c", _build), Daemon.SocketPath, null, "udp", "7000");
+        Assert.Equal("listening on udp 0.0.0.0 port 7000", echo.ReadLine());
+        AssertEchoes(7000);
+    }
+
+    [Fact]
+    public void The_C_echo_example_on_an_IPv6_socket_serves_IPv4_peers_too()
+    {
+        using var echo = AppProcess.StartFile(NativeArtifacts.Compile("examples/c/echo.c", _build), Daemon.SocketPath, null, "udp", "7000", "6");
+        Assert.Equal("listening on udp :: port 7000", echo.ReadLine());
+        AssertEchoes(7000);
+    }
+
+    [Fact]
+    public void The_Python_ctypes_example_answers_every_datagram_byte_for_byte()
+    {
+        using var echo = AppProcess.StartFile("env", Daemon.SocketPath, null,
+            $"NORMAN_LIB={NativeArtifacts.Library}", "python3", Path.Combine(NativeArtifacts.RepositoryRoot, "examples/python/udp_echo.py"), "7000");
+        Assert.Equal("listening on udp port 7000", echo.ReadLine());
+        AssertEchoes(7000);
+    }
+
+    private void AssertEchoes(ushort port)
+    {
+        var peer = Daemon.Daemon.Peer!;
+        foreach (string message in new[] { "hello from the wire", new string('x', 1400) })
+        {
+            peer.SendUdp(40000, port, Encoding.ASCII.GetBytes(message));
+            var answer = peer.TakeDatagram(TimeSpan.FromSeconds(10));
+            Assert.NotNull(answer);
+            Assert.Equal(port, answer.SourcePort);
+            Assert.Equal(40000, answer.DestinationPort);
+            Assert.Equal(message, Encoding.ASCII.GetString(answer.Payload));
+        }
+    }
+
+    private (int Code, string Output, string Errors) RunToEnd(string program) =>
+        Host.Try(null, "env", $"NORMAN_SOCKET={Daemon.SocketPath}", program);
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Directory.Delete(_build, recursive: true);
+    }
+}
+
+/// <summary>
+/// libnorman's TCP from C, over a TAP whose other side is the kernel of a test namespace (198.18.3.2/24,
+/// 2001:db8:3::2/64; Norman 198.18.3.1 and 2001:db8:3::1), talked to with the real socat.
+/// </summary>
+public sealed class NativeLibraryWireTests : IAsyncLifetime
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("norman-native-wire-").FullName;
+    private TestNamespace? _peer;
+    private NormanDaemon? _daemon;
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    private TestNamespace Peer()
+    {
+        if (_peer is not null)
+        {
+            return _peer;
+        }
+        string device = $"nrm{Guid.NewGuid().ToString("N")[..8]}";
+        _peer = new TestNamespace("native");
+        _daemon = NormanDaemon.Start(new DaemonOptions
+        {
+            SocketPath = Path.Combine(_directory, "norman.sock"),
+            Address = "198.18.3.1/24",
+            Address6 = "2001:db8:3::1/64",
+            Port = $"tap:{device}",
+            Namespace = _peer.Name,
+            LineRateBitsPerSecond = 0,
+        }, Norman.Daemon.Control.NullLog.Instance);
+        _peer.Run("ip", "addr", "add", "198.18.3.2/24", "dev", device);
+        _peer.Run("ip", "addr", "add", "2001:db8:3::2/64", "dev", device, "nodad");
+        _peer.Run("ip", "link", "set", device, "up");
+        return _peer;
+    }
+
+    [NetnsFact]
+    public void The_C_echo_example_serves_the_real_socat_over_tcp_on_both_families_byte_for_byte()
+    {
+        var peer = Peer();
+        using var echo = AppProcess.StartFile(NativeArtifacts.Compile("examples/c/echo.c", _directory),
+            Path.Combine(_directory, "norman.sock"), null, "tcp", "7000", "6");
+        Assert.Equal("listening on tcp :: port 7000", echo.ReadLine());
+        string bulk = string.Concat(Enumerable.Range(0, 20_000).Select(i => $"{i:D6}\n")); // 140 KB: many segments, windows
+        foreach (var (target, message) in new[] { ("TCP4:198.18.3.1:7000", "hello over ipv4\n"), ("TCP6:[2001:db8:3::1]:7000", "hello over ipv6\n"), ("TCP4:198.18.3.1:7000", bulk) })
+        {
+            var (code, output, errors) = peer.Try(message, "socat", "-t", "5", "-", target);
+            Assert.True(code == 0, errors);
+            Assert.Equal(message.Length, output.Length);
+            Assert.Equal(message, output);
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_daemon is not null)
+        {
+            await _daemon.DisposeAsync();
+        }
+        _peer?.Dispose();
+        Directory.Delete(_directory, recursive: true);
+    }
+}
