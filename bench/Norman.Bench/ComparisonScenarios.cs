@@ -60,6 +60,15 @@ public static class ComparisonScenarios
         {
             yield return figure;
         }
+        var native = Percentiles("rtt_libnorman", "E: the same from a C program through libnorman (MSG_DONTWAIT polling)");
+        for (int run = 0; run < runs; run++)
+        {
+            Add(native, DataplaneScenarios.LibnormanRoundTrips(payload, roundTrips));
+        }
+        foreach (var figure in native)
+        {
+            yield return figure;
+        }
         if (RealWireScenarios.WhyNot() is { } why)
         {
             Console.Error.WriteLine($"skipping the kernel's round trips: {why}");

@@ -113,6 +113,29 @@ public static class DataplaneScenarios
     /// back (application → dataplane → wire → peer → wire → dataplane → application), the application busy-polling
     /// for each answer as a kernel-bypass application does.
     /// </summary>
+    public static (double P50, double P99, double P999) LibnormanRoundTrips(int payload, int count)
+    {
+        string program = NativeProgram.Compile("bench/native/udp_pingpong.c");
+        return BenchDaemon.With((daemon, _) =>
+        {
+            const ushort echoPort = 7;
+            daemon.Peer!.EchoOnPort(echoPort);
+            var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var argument in new[] { daemon.Peer.Address.ToString(), echoPort.ToString(), payload.ToString(), count.ToString() })
+            {
+                start.ArgumentList.Add(argument);
+            }
+            start.Environment["NORMAN_SOCKET"] = daemon.SocketPath;
+            using var process = Process.Start(start)!;
+            string output = process.StandardOutput.ReadToEnd();
+            process.WaitForExit();
+            var figures = output.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return process.ExitCode == 0 && figures.Length == 3
+                ? (double.Parse(figures[0]), double.Parse(figures[1]), double.Parse(figures[2]))
+                : throw new InvalidOperationException($"{program} failed: {output}{process.StandardError.ReadToEnd()}");
+        });
+    }
+
     public static RoundTrips NormanRoundTrips(int payload, int count)
     {
         return BenchDaemon.With((daemon, socket) =>

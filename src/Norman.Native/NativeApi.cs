@@ -76,8 +76,10 @@ internal static unsafe class NativeApi
     {
         try
         {
-            var listener = SocketHandles.Get(handle);
-            var accepted = listener.Accept(wait: true);
+            if (SocketHandles.Get(handle).Accept() is not { } accepted)
+            {
+                return NativeError.WouldBlock();
+            }
             try
             {
                 SocketAddresses.Write(accepted.RemoteEndPoint, accepted.Family, address, length);
@@ -114,7 +116,7 @@ internal static unsafe class NativeApi
     {
         try
         {
-            return SocketHandles.Get(handle).Send(Span(buffer, length), Waits(flags, 0), destination: null);
+            return Result(SocketHandles.Get(handle).Send(Span(buffer, length), Waits(flags, 0), destination: null));
         }
         catch (Exception error)
         {
@@ -128,7 +130,7 @@ internal static unsafe class NativeApi
         try
         {
             var to = destination is null ? null : SocketAddresses.Read(destination, destinationLength);
-            return SocketHandles.Get(handle).Send(Span(buffer, length), Waits(flags, 0), to);
+            return Result(SocketHandles.Get(handle).Send(Span(buffer, length), Waits(flags, 0), to));
         }
         catch (Exception error)
         {
@@ -142,7 +144,7 @@ internal static unsafe class NativeApi
         try
         {
             bool wait = Waits(flags, MsgPeek | MsgTrunc);
-            return SocketHandles.Get(handle).Receive(Span(buffer, length), wait, (flags & MsgPeek) != 0, (flags & MsgTrunc) != 0, out _);
+            return Result(SocketHandles.Get(handle).Receive(Span(buffer, length), wait, (flags & MsgPeek) != 0, (flags & MsgTrunc) != 0, out _));
         }
         catch (Exception error)
         {
@@ -158,6 +160,10 @@ internal static unsafe class NativeApi
             bool wait = Waits(flags, MsgPeek | MsgTrunc);
             var socket = SocketHandles.Get(handle);
             int received = socket.Receive(Span(buffer, length), wait, (flags & MsgPeek) != 0, (flags & MsgTrunc) != 0, out var from);
+            if (received == NativeSocket.WouldBlock)
+            {
+                return NativeError.WouldBlock();
+            }
             if (from is not null)
             {
                 SocketAddresses.Write(from, socket.Family, source, sourceLength);
@@ -234,6 +240,8 @@ internal static unsafe class NativeApi
 
     [UnmanagedCallersOnly(EntryPoint = "norman_last_error")]
     public static byte* LastError() => NativeError.LastMessage();
+
+    private static nint Result(int transferred) => transferred == NativeSocket.WouldBlock ? NativeError.WouldBlock() : transferred;
 
     /// <summary>Whether a call with <paramref name="flags"/> may wait; flags beyond MSG_DONTWAIT, MSG_NOSIGNAL and <paramref name="alsoAllowed"/> are refused.</summary>
     private static bool Waits(int flags, int alsoAllowed)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 using Norman.Client;
@@ -12,6 +13,10 @@ internal static unsafe class NativeError
 {
     [ThreadStatic] private static byte* _message;
     [ThreadStatic] private static int _capacity;
+    /// <summary>What norman_last_error() returns: <see cref="_message"/>, or a constant sentence.</summary>
+    [ThreadStatic] private static byte* _last;
+
+    private static ReadOnlySpan<byte> WouldBlockSentence => "The call would wait (a non-blocking socket, or MSG_DONTWAIT).\0"u8;
 
     /// <summary>Records <paramref name="error"/> as errno and message; returns -1, what every failing call returns.</summary>
     public static int Fail(Exception error)
@@ -22,20 +27,31 @@ internal static unsafe class NativeError
         return -1;
     }
 
+    /// <summary>
+    /// EAGAIN for a call that would wait: no exception and no copy, as a program polling a non-blocking socket takes
+    /// this path far more often than any other. Returns -1.
+    /// </summary>
+    public static int WouldBlock()
+    {
+        Marshal.SetLastSystemError(Errno.EAGAIN);
+        // The sentence is a constant in the library's image: it never moves.
+        _last = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(WouldBlockSentence));
+        return -1;
+    }
+
     /// <summary>The last failure's sentence on this thread, NUL-terminated (an empty string when none).</summary>
     public static byte* LastMessage()
     {
-        if (_message is null)
+        if (_last is null)
         {
             Remember("");
         }
-        return _message;
+        return _last;
     }
 
     private static (int Errno, string Message) Translate(Exception error) => error switch
     {
         NormanException norman => (Errno.Of(norman.Code), norman.Message),
-        OperationCanceledException => (Errno.EAGAIN, "The call would wait (a non-blocking socket, or MSG_DONTWAIT)."),
         ObjectDisposedException => (Errno.EBADF, "The socket was closed."),
         TimeoutException => (Errno.ETIMEDOUT, error.Message),
         IOException => (Errno.EIO, error.Message),
@@ -53,5 +69,6 @@ internal static unsafe class NativeError
         }
         int length = Encoding.UTF8.GetBytes(message, new Span<byte>(_message, _capacity - 1));
         _message[length] = 0;
+        _last = _message;
     }
 }

@@ -25,6 +25,9 @@ internal sealed class NativeSocket : IDisposable
         _stream = stream;
     }
 
+    /// <summary>What a send or receive returns when it would wait on a non-blocking call: no exception on that path, which a polling program takes millions of times.</summary>
+    public const int WouldBlock = -1;
+
     public AddressFamily Family { get; }
     /// <summary>SOCK_NONBLOCK: every call that would wait fails with EAGAIN instead.</summary>
     public bool NonBlocking { get; }
@@ -72,14 +75,13 @@ internal sealed class NativeSocket : IDisposable
         }
     }
 
-    public NativeSocket Accept(bool wait)
+    /// <summary>The next connection; null when none waits and the socket is non-blocking.</summary>
+    public NativeSocket? Accept()
     {
         var listener = _listener ?? throw new NormanException("EINVAL", "accept needs a listening socket: call listen first.");
-        var stream = wait && !NonBlocking
-            ? listener.AcceptAsync().GetAwaiter().GetResult()
-            : listener.TryAccept() ?? throw new OperationCanceledException();
+        var stream = NonBlocking ? listener.TryAccept() : listener.AcceptAsync().GetAwaiter().GetResult();
         // As on Linux, an accepted socket does not inherit O_NONBLOCK.
-        return new NativeSocket(Family, nonBlocking: false, udp: null, stream);
+        return stream is null ? null : new NativeSocket(Family, nonBlocking: false, udp: null, stream);
     }
 
     public void Connect(IPEndPoint remote)
@@ -132,7 +134,7 @@ internal sealed class NativeSocket : IDisposable
             }
             else if (!_udp.TrySendTo(data, Norman.Core.Packets.NetAddress.From(to.Address), (ushort)to.Port))
             {
-                throw new OperationCanceledException();
+                return WouldBlock;
             }
             return data.Length;
         }
@@ -144,7 +146,7 @@ internal sealed class NativeSocket : IDisposable
         if (!wait)
         {
             int written = stream.TryWrite(data);
-            return written > 0 || data.IsEmpty ? written : throw new OperationCanceledException();
+            return written > 0 || data.IsEmpty ? written : WouldBlock;
         }
         stream.Write(data);
         return data.Length;
@@ -172,7 +174,7 @@ internal sealed class NativeSocket : IDisposable
             return stream.Read(buffer);
         }
         int read = stream.TryRead(buffer);
-        return read >= 0 ? read : throw new OperationCanceledException();
+        return read >= 0 ? read : WouldBlock;
     }
 
     private int ReceiveDatagram(Span<byte> buffer, bool wait, bool peek, bool truncatedLength, out IPEndPoint? source)
@@ -182,6 +184,7 @@ internal sealed class NativeSocket : IDisposable
         {
             throw new NormanException("EINVAL", "This UDP socket is not bound: bind it (or send from it) before receiving.");
         }
+        source = null;
         while (true)
         {
             if (udp.TryPeek(out var datagram))
@@ -198,7 +201,7 @@ internal sealed class NativeSocket : IDisposable
             }
             if (!wait)
             {
-                throw new OperationCanceledException();
+                return WouldBlock;
             }
             udp.WaitToReceive();
         }
