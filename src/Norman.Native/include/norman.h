@@ -11,6 +11,9 @@
  * Blocking is the default, as for kernel sockets; SOCK_NONBLOCK in norman_socket's type, or MSG_DONTWAIT on one
  * call, makes a call that would wait fail with EAGAIN instead. Calls are thread-safe.
  *
+ * After fork(), only the parent may make norman_* calls: the library runs managed code (Native AOT), whose runtime does
+ * not survive fork in the child (it hangs at its first garbage collection). A child that execs is fine.
+ *
  * Link with -lnorman (libnorman.so, built by `dotnet publish src/Norman.Native -r linux-x64`).
  */
 #ifndef NORMAN_H
