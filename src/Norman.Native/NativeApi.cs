@@ -164,9 +164,9 @@ internal static unsafe class NativeApi
             {
                 return NativeError.WouldBlock();
             }
-            if (from is not null)
+            if (from is { } sender)
             {
-                SocketAddresses.Write(from, socket.Family, source, sourceLength);
+                SocketAddresses.Write(sender.Address, sender.Port, scopeId: 0, socket.Family, source, sourceLength);
             }
             else if (source is not null && sourceLength is not null)
             {

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Norman.Client;
+using Norman.Core.Packets;
 
 namespace Norman.Native;
 
@@ -152,7 +153,8 @@ internal sealed class NativeSocket : IDisposable
         return data.Length;
     }
 
-    public int Receive(Span<byte> buffer, bool wait, bool peek, bool truncatedLength, out IPEndPoint? source)
+    /// <summary>Bytes received, or <see cref="WouldBlock"/>; <paramref name="source"/> is a datagram's sender (null on TCP).</summary>
+    public int Receive(Span<byte> buffer, bool wait, bool peek, bool truncatedLength, out (NetAddress Address, ushort Port)? source)
     {
         wait &= !NonBlocking;
         if (_udp is not null)
@@ -177,7 +179,7 @@ internal sealed class NativeSocket : IDisposable
         return read >= 0 ? read : WouldBlock;
     }
 
-    private int ReceiveDatagram(Span<byte> buffer, bool wait, bool peek, bool truncatedLength, out IPEndPoint? source)
+    private int ReceiveDatagram(Span<byte> buffer, bool wait, bool peek, bool truncatedLength, out (NetAddress Address, ushort Port)? source)
     {
         var udp = _udp!;
         if (!udp.IsBound)
@@ -191,7 +193,7 @@ internal sealed class NativeSocket : IDisposable
             {
                 int length = Math.Min(buffer.Length, datagram.Payload.Length);
                 datagram.Payload[..length].CopyTo(buffer);
-                source = new IPEndPoint(datagram.Source.ToIPAddress(), datagram.SourcePort);
+                source = (datagram.Source, datagram.SourcePort);
                 int whole = datagram.Payload.Length;
                 if (!peek)
                 {

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using Norman.Client;
+using Norman.Core.Packets;
 
 namespace Norman.Native;
 
@@ -43,7 +44,12 @@ internal static unsafe class SocketAddresses
     /// most <c>*length</c> bytes of it, and sets <c>*length</c> to its full size, as getsockname(2) and accept(2) do.
     /// A NULL <paramref name="address"/> asks for nothing.
     /// </summary>
-    public static void Write(IPEndPoint endPoint, AddressFamily family, byte* address, uint* length)
+    public static void Write(IPEndPoint endPoint, AddressFamily family, byte* address, uint* length) =>
+        Write(NetAddress.From(endPoint.Address), (ushort)endPoint.Port,
+            endPoint.AddressFamily == AddressFamily.InterNetworkV6 ? (uint)endPoint.Address.ScopeId : 0, family, address, length);
+
+    /// <summary>As <see cref="Write(IPEndPoint, AddressFamily, byte*, uint*)"/>, without making an endpoint: a datagram's source.</summary>
+    public static void Write(NetAddress ip, ushort port, uint scopeId, AddressFamily family, byte* address, uint* length)
     {
         if (address is null)
         {
@@ -53,22 +59,22 @@ internal static unsafe class SocketAddresses
         {
             throw new NormanException("EFAULT", "The address length pointer is NULL.");
         }
-        var ip = family == AddressFamily.InterNetworkV6 ? endPoint.Address.MapToIPv6() : endPoint.Address;
         Span<byte> bytes = stackalloc byte[SizeV6];
         bytes.Clear();
-        BinaryPrimitives.WriteUInt16BigEndian(bytes[2..], (ushort)endPoint.Port);
+        BinaryPrimitives.WriteUInt16BigEndian(bytes[2..], port);
         int size;
-        if (ip.AddressFamily == AddressFamily.InterNetwork)
+        if (family == AddressFamily.InterNetwork)
         {
             BinaryPrimitives.WriteUInt16LittleEndian(bytes, FamilyV4);
-            ip.TryWriteBytes(bytes.Slice(4, 4), out _);
+            ip.WriteV4(bytes.Slice(4, 4));
             size = SizeV4;
         }
         else
         {
+            // An IPv4 peer of an IPv6 socket is written v4-mapped, as Linux gives it.
             BinaryPrimitives.WriteUInt16LittleEndian(bytes, FamilyV6);
-            ip.TryWriteBytes(bytes.Slice(8, 16), out _);
-            BinaryPrimitives.WriteUInt32LittleEndian(bytes[24..], (uint)ip.ScopeId);
+            ip.WriteV6(bytes.Slice(8, 16));
+            BinaryPrimitives.WriteUInt32LittleEndian(bytes[24..], scopeId);
             size = SizeV6;
         }
         uint room = *length;
