@@ -14,6 +14,7 @@ var root = new RootCommand("Norman: kernel-bypass networking that the administra
     TraceCommand.Create(),
     CaptureCommand.Create(),
     DemoCommand.Create(),
+    RunCommand.Create(),
 };
 // "@name" is a set in a filter rule, not a response file: turn response files off.
 var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });

@@ -48,6 +48,11 @@ public sealed class NormanTcpListener : IDisposable
         return new NormanTcpStream(connection, _endpoint);
     }
 
+    /// <summary>Called on the protocol thread when a connection becomes ready to accept (libnorman's readiness).</summary>
+    internal Action? ConnectionQueued { set => _endpoint.ConnectionQueued = value; }
+
+    internal bool HasConnectionWaiting => _endpoint.HasConnectionWaiting;
+
     /// <summary>Stops listening; connections already accepted go on until they close.</summary>
     public void Dispose()
     {

@@ -81,6 +81,14 @@ public sealed class NormanTcpStream : Stream
     /// <summary>A write that does not wait: the bytes taken into the send buffer, 0 when it is full (EAGAIN).</summary>
     public int TryWrite(ReadOnlySpan<byte> data) => _connection.TryWrite(data);
 
+    /// <summary>Called on the protocol thread when the connection may have become readable or writable (libnorman's readiness).</summary>
+    internal Action? ReadinessChanged { set => _connection.ReadinessChanged = value; }
+
+    internal bool IsReadable => _connection.IsReadable;
+
+    /// <summary>Everything written, and the FIN after it, has been acknowledged (or the connection is gone): a closed stream's process may end.</summary>
+    internal bool HasDeliveredEverything => _connection.State is TcpState.FinWait2 or TcpState.TimeWait or TcpState.Closed;
+
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 

@@ -373,6 +373,15 @@ public sealed class NormanUdpSocket : IDisposable
         return true;
     }
 
+    /// <summary>The descriptor that becomes readable when the daemon wakes this socket (after <see cref="ArmWakeup"/>).</summary>
+    internal int WakeupDescriptor => _pipes?.Wakeup.Fd ?? -1;
+
+    /// <summary>Asks the daemon to wake <see cref="WakeupDescriptor"/> at the next datagram; false when one is already there.</summary>
+    internal bool ArmWakeup() => Rx.PrepareToSleep();
+
+    /// <summary>Takes a wake-up that arrived, so that the descriptor is quiet again.</summary>
+    internal void TakeWakeup() => _pipes?.Wakeup.Take();
+
     /// <summary>Waits asynchronously for the next datagram; no thread is held while it sleeps.</summary>
     public async ValueTask<NormanDatagram> ReceiveAsync(CancellationToken cancellation = default)
     {

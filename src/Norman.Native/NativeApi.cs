@@ -238,6 +238,46 @@ internal static unsafe class NativeApi
         }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "norman_readiness_fd")]
+    public static int ReadinessFd(int handle)
+    {
+        try
+        {
+            return SocketHandles.Get(handle).ReadinessDescriptor();
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_set_nonblocking")]
+    public static int SetNonBlocking(int handle, int nonBlocking)
+    {
+        try
+        {
+            SocketHandles.Get(handle).NonBlocking = nonBlocking != 0;
+            return 0;
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    [UnmanagedCallersOnly(EntryPoint = "norman_flush")]
+    public static int Flush(int timeoutMilliseconds)
+    {
+        try
+        {
+            return NativeSocket.Flush(TimeSpan.FromMilliseconds(Math.Max(0, timeoutMilliseconds)));
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "norman_last_error")]
     public static byte* LastError() => NativeError.LastMessage();
 

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Norman.Client;
 using Norman.Core.Packets;
+using Norman.Core.Shm;
 
 namespace Norman.Native;
 
@@ -17,6 +18,9 @@ internal sealed class NativeSocket : IDisposable
     private NormanTcpListener? _listener;
     private NormanTcpStream? _stream;
     private bool _readShutDown;
+    /// <summary>The descriptor a program polls for this socket (made on first ask: norman_readiness_fd), and the watcher's key for a UDP one.</summary>
+    private EventFd? _readiness;
+    private ulong _watchKey;
 
     private NativeSocket(AddressFamily family, bool nonBlocking, NormanUdpSocket? udp, NormanTcpStream? stream = null)
     {
@@ -29,9 +33,20 @@ internal sealed class NativeSocket : IDisposable
     /// <summary>What a send or receive returns when it would wait on a non-blocking call: no exception on that path, which a polling program takes millions of times.</summary>
     public const int WouldBlock = -1;
 
+    /// <summary>Connections closed by the program whose bytes may still be on their way (see <see cref="Flush"/>).</summary>
+    private static readonly ClosingConnections Closing = new();
+
+    /// <summary>
+    /// Waits (at most <paramref name="timeout"/>) until every connection the program closed has delivered what was
+    /// written to it, FIN included. The kernel keeps sending after close(2) and after the process ends; here the TCP
+    /// stack is the process's, so a program that exits right after closing must wait for it: the interposer does at exit.
+    /// Returns the connections still undelivered.
+    /// </summary>
+    public static int Flush(TimeSpan timeout) => Closing.WaitUntilDelivered(timeout);
+
     public AddressFamily Family { get; }
-    /// <summary>SOCK_NONBLOCK: every call that would wait fails with EAGAIN instead.</summary>
-    public bool NonBlocking { get; }
+    /// <summary>SOCK_NONBLOCK (or O_NONBLOCK set later): every call that would wait fails with EAGAIN instead.</summary>
+    public bool NonBlocking { get; set; }
     private bool IsTcp => _udp is null;
 
     /// <summary>A UDP socket connects to the daemon at once, so that a program hears at socket() that none runs.</summary>
@@ -48,6 +63,7 @@ internal sealed class NativeSocket : IDisposable
             if (_udp is not null)
             {
                 _udp.Bind(Unmapped(local));
+                WatchDatagrams();
                 return;
             }
             if (_tcpBinding is not null || _listener is not null || _stream is not null)
@@ -73,6 +89,7 @@ internal sealed class NativeSocket : IDisposable
             }
             // Linux clamps the backlog to somaxconn (4096) and takes 0 or less as the least.
             _listener ??= new NormanTcpListener(_tcpBinding ?? Wildcard(), backlog: Math.Clamp(backlog, 1, 4096));
+            FollowTcp();
         }
     }
 
@@ -81,6 +98,7 @@ internal sealed class NativeSocket : IDisposable
     {
         var listener = _listener ?? throw new NormanException("EINVAL", "accept needs a listening socket: call listen first.");
         var stream = NonBlocking ? listener.TryAccept() : listener.AcceptAsync().GetAwaiter().GetResult();
+        UpdateReadiness();
         // As on Linux, an accepted socket does not inherit O_NONBLOCK.
         return stream is null ? null : new NativeSocket(Family, nonBlocking: false, udp: null, stream);
     }
@@ -91,6 +109,7 @@ internal sealed class NativeSocket : IDisposable
         if (_udp is not null)
         {
             _udp.Connect(Unmapped(remote));
+            WatchDatagrams();
             return;
         }
         lock (_gate)
@@ -110,6 +129,7 @@ internal sealed class NativeSocket : IDisposable
             }
             // A non-blocking connect completes here too: readiness for EINPROGRESS comes with `norman run`.
             _stream = NormanTcpStream.ConnectAsync(Unmapped(remote)).GetAwaiter().GetResult();
+            FollowTcp();
         }
     }
 
@@ -171,11 +191,8 @@ internal sealed class NativeSocket : IDisposable
         {
             return 0;
         }
-        if (wait)
-        {
-            return stream.Read(buffer);
-        }
-        int read = stream.TryRead(buffer);
+        int read = wait ? stream.Read(buffer) : stream.TryRead(buffer);
+        UpdateReadiness();
         return read >= 0 ? read : WouldBlock;
     }
 
@@ -198,14 +215,24 @@ internal sealed class NativeSocket : IDisposable
                 if (!peek)
                 {
                     udp.Release();
+                    UpdateReadiness();
                 }
                 return truncatedLength ? whole : length;
             }
+            UpdateReadiness();
             if (!wait)
             {
                 return WouldBlock;
             }
-            udp.WaitToReceive();
+            if (_readiness is null)
+            {
+                udp.WaitToReceive();
+            }
+            else
+            {
+                // The watcher thread takes the daemon's wake-ups for this socket: wait where it reports them.
+                WaitReadable(_readiness.Fd);
+            }
         }
     }
 
@@ -236,8 +263,111 @@ internal sealed class NativeSocket : IDisposable
         (_udp is not null ? _udp.RemoteEndPoint : _stream?.RemoteEndPoint)
         ?? throw new NormanException("ENOTCONN", "This socket is not connected.");
 
+    /// <summary>
+    /// The descriptor that is readable exactly while this socket is (a datagram or bytes to read, a connection to accept,
+    /// the peer's FIN, an error), and always writable: what a program polls. Made on first ask, owned by the socket.
+    /// </summary>
+    public int ReadinessDescriptor()
+    {
+        lock (_gate)
+        {
+            if (_readiness is null)
+            {
+                _readiness = EventFd.Create();
+                WatchDatagrams();
+                FollowTcp();
+            }
+            UpdateReadiness();
+            return _readiness.Fd;
+        }
+    }
+
+    /// <summary>The watcher thread saw the daemon wake this UDP socket.</summary>
+    public void OnDaemonWakeup()
+    {
+        _udp?.TakeWakeup();
+        _readiness?.Signal();
+    }
+
+    /// <summary>A bound UDP socket with readiness asked for: the watcher takes the daemon's wake-ups for it.</summary>
+    private void WatchDatagrams()
+    {
+        if (_readiness is not null && _udp is { IsBound: true } udp && _watchKey == 0)
+        {
+            _watchKey = ReadinessWatcher.Watch(this, udp.WakeupDescriptor);
+            UpdateReadiness(); // asks the daemon for the first wake-up
+        }
+    }
+
+    /// <summary>A TCP listener or connection with readiness asked for: its protocol thread marks it readable.</summary>
+    private void FollowTcp()
+    {
+        if (_readiness is not { } readiness)
+        {
+            return;
+        }
+        if (_listener is { } listener)
+        {
+            listener.ConnectionQueued = readiness.Signal;
+        }
+        if (_stream is { } stream)
+        {
+            stream.ReadinessChanged = () =>
+            {
+                if (stream.IsReadable)
+                {
+                    readiness.Signal();
+                }
+            };
+        }
+        UpdateReadiness(); // what arrived before the hooks were set
+    }
+
+    /// <summary>
+    /// After a receive or accept (or when one found nothing): the readiness descriptor is cleared when nothing is left,
+    /// then set again if something came meanwhile. For UDP the daemon is asked to wake the socket at the next datagram;
+    /// a datagram that beat the request is seen by the second look. The protocol thread or the watcher only ever sets it.
+    /// </summary>
+    private void UpdateReadiness()
+    {
+        if (_readiness is not { } readiness)
+        {
+            return;
+        }
+        if (IsReadable())
+        {
+            readiness.Signal();
+            return;
+        }
+        readiness.Drain();
+        if (IsReadable() || _udp is { IsBound: true } udp && !udp.ArmWakeup())
+        {
+            readiness.Signal();
+        }
+    }
+
+    private bool IsReadable() =>
+        _udp is not null ? _udp.IsBound && _udp.TryPeek(out _)
+        : _stream is not null ? _stream.IsReadable || _readShutDown
+        : _listener is not null && _listener.HasConnectionWaiting;
+
+    private static unsafe void WaitReadable(int descriptor)
+    {
+        var poll = new Libc.PollFd { Fd = descriptor, Events = Libc.POLLIN };
+        Libc.Poll(&poll, 1, -1);
+    }
+
     public void Dispose()
     {
+        if (_stream is { } closing)
+        {
+            Closing.Add(closing);
+        }
+        if (_watchKey != 0)
+        {
+            ReadinessWatcher.Unwatch(_watchKey, _udp!.WakeupDescriptor);
+        }
+        _readiness?.Dispose();
         _udp?.Dispose();
         _listener?.Dispose();
         _stream?.Dispose();

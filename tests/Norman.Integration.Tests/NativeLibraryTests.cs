@@ -90,50 +90,21 @@ public sealed class NativeLibraryTests : DaemonTest
     }
 }
 
-/// <summary>
-/// libnorman's TCP from C, over a TAP whose other side is the kernel of a test namespace (198.18.3.2/24,
-/// 2001:db8:3::2/64; Norman 198.18.3.1 and 2001:db8:3::1), talked to with the real socat.
-/// </summary>
+/// <summary>libnorman's TCP from C over a TAP whose other side is the kernel of a test namespace, talked to with the real socat.</summary>
 public sealed class NativeLibraryWireTests : IAsyncLifetime
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("norman-native-wire-").FullName;
-    private TestNamespace? _peer;
-    private NormanDaemon? _daemon;
+    private readonly TapHost _host = new("native", 3);
 
     public Task InitializeAsync() => Task.CompletedTask;
-
-    private TestNamespace Peer()
-    {
-        if (_peer is not null)
-        {
-            return _peer;
-        }
-        string device = $"nrm{Guid.NewGuid().ToString("N")[..8]}";
-        _peer = new TestNamespace("native");
-        _daemon = NormanDaemon.Start(new DaemonOptions
-        {
-            SocketPath = Path.Combine(_directory, "norman.sock"),
-            Address = "198.18.3.1/24",
-            Address6 = "2001:db8:3::1/64",
-            Port = $"tap:{device}",
-            Namespace = _peer.Name,
-            LineRateBitsPerSecond = 0,
-        }, Norman.Daemon.Control.NullLog.Instance);
-        _peer.Run("ip", "addr", "add", "198.18.3.2/24", "dev", device);
-        _peer.Run("ip", "addr", "add", "2001:db8:3::2/64", "dev", device, "nodad");
-        _peer.Run("ip", "link", "set", device, "up");
-        return _peer;
-    }
 
     [NetnsFact]
     public void The_C_echo_example_serves_the_real_socat_over_tcp_on_both_families_byte_for_byte()
     {
-        var peer = Peer();
-        using var echo = AppProcess.StartFile(NativeArtifacts.Compile("examples/c/echo.c", _directory),
-            Path.Combine(_directory, "norman.sock"), null, "tcp", "7000", "6");
+        var peer = _host.Peer();
+        using var echo = AppProcess.StartFile(NativeArtifacts.Compile("examples/c/echo.c", _host.Directory), _host.SocketPath, null, "tcp", "7000", "6");
         Assert.Equal("listening on tcp :: port 7000", echo.ReadLine());
         string bulk = string.Concat(Enumerable.Range(0, 20_000).Select(i => $"{i:D6}\n")); // 140 KB: many segments, windows
-        foreach (var (target, message) in new[] { ("TCP4:198.18.3.1:7000", "hello over ipv4\n"), ("TCP6:[2001:db8:3::1]:7000", "hello over ipv6\n"), ("TCP4:198.18.3.1:7000", bulk) })
+        foreach (var (target, message) in new[] { ($"TCP4:{_host.NormanAddress}:7000", "hello over ipv4\n"), ($"TCP6:[{_host.NormanAddress6}]:7000", "hello over ipv6\n"), ($"TCP4:{_host.NormanAddress}:7000", bulk) })
         {
             var (code, output, errors) = peer.Try(message, "socat", "-t", "5", "-", target);
             Assert.True(code == 0, errors);
@@ -142,13 +113,5 @@ public sealed class NativeLibraryWireTests : IAsyncLifetime
         }
     }
 
-    public async Task DisposeAsync()
-    {
-        if (_daemon is not null)
-        {
-            await _daemon.DisposeAsync();
-        }
-        _peer?.Dispose();
-        Directory.Delete(_directory, recursive: true);
-    }
+    public Task DisposeAsync() => _host.DisposeAsync().AsTask();
 }

@@ -381,11 +381,34 @@ internal sealed partial class TcpConnection
         Close();
     }
 
-    private static void Release(SemaphoreSlim signal)
+    private void Release(SemaphoreSlim signal)
     {
         if (signal.CurrentCount == 0)
         {
             signal.Release();
+        }
+        ReadinessChanged?.Invoke();
+    }
+
+    /// <summary>
+    /// Called (on the protocol thread) whenever the connection may have become readable or writable: libnorman keeps a
+    /// descriptor's readiness with it, for programs that wait in poll or epoll.
+    /// </summary>
+    internal Action? ReadinessChanged { get; set; }
+
+    /// <summary>A read would not wait: bytes are there, or the peer's FIN, or an error, or the connection is closed.</summary>
+    internal bool IsReadable
+    {
+        get
+        {
+            lock (_receive)
+            {
+                if (_receive.Count > 0)
+                {
+                    return true;
+                }
+            }
+            return Volatile.Read(ref _finReceived) || _error is not null || State == TcpState.Closed;
         }
     }
 }

@@ -164,7 +164,14 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         connection.WasHalfOpen = false;
         LeaveHalfOpen(connection);
         _acceptQueue?.Writer.TryWrite(connection);
+        ConnectionQueued?.Invoke();
     }
+
+    /// <summary>Called (on the protocol thread) when a connection joins the accept queue: libnorman's readiness.</summary>
+    internal Action? ConnectionQueued { get; set; }
+
+    /// <summary>An accept would not wait.</summary>
+    internal bool HasConnectionWaiting => _acceptQueue is { } queue && queue.Reader.Count > 0;
 
     public void Forget(TcpConnection connection)
     {

@@ -50,6 +50,21 @@ int norman_getsockname(int socket, struct sockaddr *address, socklen_t *address_
 int norman_getpeername(int socket, struct sockaddr *address, socklen_t *address_length);
 int norman_close(int socket);
 
+/* A kernel descriptor that is readable exactly while the socket is (data, a connection to accept, the peer's FIN, an
+ * error) and always writable, for poll, select and epoll; owned by the socket (do not close it: dup it to keep one).
+ * Asking for it costs a wake-up from the daemon each time a datagram finds the socket idle; sockets nobody polls
+ * should not ask. */
+int norman_readiness_fd(int socket);
+
+/* O_NONBLOCK after the fact (fcntl's F_SETFL for a handle): 1 on, 0 off. */
+int norman_set_nonblocking(int socket, int nonblocking);
+
+/* Waits at most timeout_ms until every TCP connection closed so far has delivered what was written to it (FIN
+ * included); returns how many have not. The kernel keeps sending after close and after the process ends; Norman's TCP
+ * stack lives in the process, so a program that exits right after closing calls this first (norman run does it at
+ * exit). */
+int norman_flush(int timeout_ms);
+
 /* Why the last failing norman_* call on this thread failed, for people; never NULL. Valid until the next call. */
 const char *norman_last_error(void);
 

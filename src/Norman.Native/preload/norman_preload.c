@@ -1,0 +1,687 @@
+/*
+ * The interposer `norman run` preloads (LD_PRELOAD): it gives a program's IPv4 and IPv6 UDP and TCP sockets to Norman
+ * (libnorman, loaded on first use) and hands every other descriptor to libc untouched.
+ *
+ * A socket starts as the kernel's. It becomes Norman's at the first call that names an address that is not loopback:
+ * bind, connect, sendto, or listen (which binds the wildcard). Then the descriptor number the program holds is
+ * replaced (dup3) by a dup of the Norman socket's readiness eventfd, which is readable exactly while the socket is, so
+ * poll, select and epoll work on it unchanged; the socket calls on it go to norman_*. Loopback stays the kernel's, as
+ * Onload leaves it: Norman has no loopback, and a resolver on 127.0.0.53 must keep working.
+ *
+ * Never re-entered: while this thread is inside libnorman (whose runtime makes its own libc calls), every call goes
+ * straight to libc. The table is an array indexed by descriptor, read without locks.
+ *
+ * Not supported yet, each said once on stderr when met: Norman sockets in a child after fork (the library's runtime
+ * does not survive fork: docs/interposer.md), Norman sockets inherited across exec, socket options beyond the common
+ * ones (accepted and ignored).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define MAX_DESCRIPTORS 65536
+#define MAX_HANDLES 65536
+#define BOUNCE_BYTES 65536
+
+/* Per descriptor: the Norman handle (> 0), or a kernel socket that may still become Norman's (CANDIDATE), or 0. */
+#define CANDIDATE (-1)
+static _Atomic int owner[MAX_DESCRIPTORS];
+static int candidate_type[MAX_DESCRIPTORS]; /* the socket(2) type and domain of a candidate, packed */
+static int candidate_domain[MAX_DESCRIPTORS];
+static _Atomic int copies[MAX_HANDLES]; /* descriptors naming each handle (dup) */
+static _Atomic int nonblocking[MAX_HANDLES];
+static int socket_type[MAX_HANDLES]; /* SOCK_STREAM or SOCK_DGRAM, for getsockopt(SO_TYPE) */
+static __thread int inside; /* this thread is inside libnorman: straight to libc */
+static int forked_child;
+
+#define REAL(name) static __typeof__(name) *real_##name
+REAL(socket); REAL(bind); REAL(listen); REAL(accept); REAL(accept4); REAL(connect); REAL(send); REAL(sendto);
+REAL(recv); REAL(recvfrom); REAL(read); REAL(write); REAL(close); REAL(getsockname); REAL(getpeername);
+REAL(setsockopt); REAL(getsockopt); REAL(shutdown); REAL(dup); REAL(dup2); REAL(dup3); REAL(readv); REAL(writev);
+REAL(sendmsg); REAL(recvmsg);
+static int (*real_fcntl)(int, int, ...);
+static int (*real_ioctl)(int, unsigned long, ...);
+
+static int (*n_socket)(int, int, int);
+static int (*n_bind)(int, const struct sockaddr *, socklen_t);
+static int (*n_listen)(int, int);
+static int (*n_accept)(int, struct sockaddr *, socklen_t *);
+static int (*n_connect)(int, const struct sockaddr *, socklen_t);
+static ssize_t (*n_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+static ssize_t (*n_recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+static int (*n_shutdown)(int, int);
+static int (*n_getsockname)(int, struct sockaddr *, socklen_t *);
+static int (*n_getpeername)(int, struct sockaddr *, socklen_t *);
+static int (*n_close)(int);
+static int (*n_readiness_fd)(int);
+static int (*n_set_nonblocking)(int, int);
+static const char *(*n_last_error)(void);
+static int (*n_flush)(int);
+
+static void say_once(_Atomic int *said, const char *format, ...)
+{
+    if (atomic_exchange(said, 1))
+        return;
+    va_list arguments;
+    va_start(arguments, format);
+    fprintf(stderr, "norman run: ");
+    vfprintf(stderr, format, arguments);
+    fprintf(stderr, "\n");
+    va_end(arguments);
+}
+
+static void in_child(void) { forked_child = 1; }
+
+static void *library;
+
+/* At exit, as the kernel closes a process's descriptors: every Norman socket still open is closed (a FIN after what was
+ * written; a reset where data was left unread), and what the program wrote is delivered before the process (and its
+ * TCP stack) ends, as the kernel would deliver it after the process; at most ten seconds. An atexit handler registered
+ * once the library is loaded: it runs before any library's destructor, while the runtime is whole. */
+static void flush_at_exit(void)
+{
+    if (!library || forked_child || !n_flush)
+        return;
+    inside = 1;
+    for (int h = 1; h < MAX_HANDLES; h++) {
+        if (atomic_exchange(&copies[h], 0) > 0)
+            n_close(h);
+    }
+    int left = n_flush(10000);
+    inside = 0;
+    if (left > 0)
+        fprintf(stderr, "norman run: %d closed connection(s) had not delivered everything after 10 s at exit\n", left);
+}
+
+__attribute__((constructor)) static void resolve_libc(void)
+{
+#define RESOLVE(name) real_##name = dlsym(RTLD_NEXT, #name)
+    RESOLVE(socket); RESOLVE(bind); RESOLVE(listen); RESOLVE(accept); RESOLVE(accept4); RESOLVE(connect);
+    RESOLVE(send); RESOLVE(sendto); RESOLVE(recv); RESOLVE(recvfrom); RESOLVE(read); RESOLVE(write); RESOLVE(close);
+    RESOLVE(getsockname); RESOLVE(getpeername); RESOLVE(setsockopt); RESOLVE(getsockopt); RESOLVE(shutdown);
+    RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(readv); RESOLVE(writev); RESOLVE(sendmsg); RESOLVE(recvmsg);
+    RESOLVE(fcntl); RESOLVE(ioctl);
+    pthread_atfork(NULL, NULL, in_child);
+}
+
+static pthread_once_t loaded = PTHREAD_ONCE_INIT;
+
+static void load_norman(void)
+{
+    const char *path = getenv("NORMAN_LIBRARY");
+    library = dlopen(path ? path : "libnorman.so", RTLD_NOW | RTLD_LOCAL);
+    if (!library) {
+        fprintf(stderr, "norman run: cannot load libnorman (%s): %s\n", path ? path : "libnorman.so", dlerror());
+        return;
+    }
+#define NORMAN(name) n_##name = dlsym(library, "norman_" #name)
+    NORMAN(socket); NORMAN(bind); NORMAN(listen); NORMAN(accept); NORMAN(connect); NORMAN(sendto); NORMAN(recvfrom);
+    NORMAN(shutdown); NORMAN(getsockname); NORMAN(getpeername); NORMAN(close); NORMAN(readiness_fd);
+    NORMAN(set_nonblocking); NORMAN(last_error); NORMAN(flush);
+    atexit(flush_at_exit);
+}
+
+static int norman_ready(void)
+{
+    pthread_once(&loaded, load_norman);
+    return library != NULL;
+}
+
+/* The handle behind a descriptor, or 0 (not Norman's, or this thread is inside the library). */
+static int handle_of(int fd)
+{
+    if (inside || fd < 0 || fd >= MAX_DESCRIPTORS)
+        return 0;
+    int h = atomic_load_explicit(&owner[fd], memory_order_acquire);
+    return h > 0 ? h : 0;
+}
+
+static int is_candidate(int fd)
+{
+    return !inside && !forked_child && fd >= 0 && fd < MAX_DESCRIPTORS && atomic_load(&owner[fd]) == CANDIDATE;
+}
+
+static _Atomic int said_fork;
+
+/* A Norman descriptor used in a forked child: refuse clearly (the library cannot run there). */
+static int refuse_in_child(void)
+{
+    say_once(&said_fork, "process %d was forked from a Norman program: the Norman sockets it inherited cannot be used "
+                         "in it (the library's runtime does not survive fork; docs/interposer.md); its new sockets are "
+                         "the kernel's", (int)getpid());
+    errno = EBADF;
+    return -1;
+}
+
+#define ENTER() (inside = 1)
+#define LEAVE(result) (inside = 0, (result))
+
+static int is_loopback(const struct sockaddr *address, socklen_t length)
+{
+    if (address && address->sa_family == AF_INET && length >= sizeof(struct sockaddr_in))
+        return (ntohl(((const struct sockaddr_in *)address)->sin_addr.s_addr) >> 24) == 127;
+    if (address && address->sa_family == AF_INET6 && length >= sizeof(struct sockaddr_in6)) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)address)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
+/*
+ * Makes a candidate Norman's: a Norman socket of the same domain and type, whose readiness descriptor replaces the
+ * kernel socket at the program's descriptor number (keeping its close-on-exec flag). Returns the handle, or 0 with
+ * errno set (then the descriptor is still the kernel's socket).
+ */
+static int adopt(int fd)
+{
+    if (!norman_ready()) {
+        errno = EAFNOSUPPORT;
+        return 0;
+    }
+    ENTER();
+    int h = n_socket(candidate_domain[fd], candidate_type[fd], 0);
+    int readiness = h > 0 ? n_readiness_fd(h) : -1;
+    inside = 0;
+    if (h <= 0 || readiness < 0 || h >= MAX_HANDLES) {
+        int error = errno;
+        fprintf(stderr, "norman run: cannot give descriptor %d to Norman: %s\n", fd, n_last_error());
+        if (h > 0) {
+            ENTER();
+            n_close(h);
+            inside = 0;
+        }
+        errno = error;
+        return 0;
+    }
+    int cloexec = real_fcntl(fd, F_GETFD) & FD_CLOEXEC;
+    if (real_dup3(readiness, fd, cloexec ? O_CLOEXEC : 0) < 0) {
+        int error = errno;
+        ENTER();
+        n_close(h);
+        inside = 0;
+        errno = error;
+        return 0;
+    }
+    atomic_store(&copies[h], 1);
+    atomic_store(&nonblocking[h], (candidate_type[fd] & SOCK_NONBLOCK) != 0);
+    socket_type[h] = candidate_type[fd] & ~SOCK_NONBLOCK;
+    atomic_store_explicit(&owner[fd], h, memory_order_release);
+    return h;
+}
+
+/* A descriptor number the kernel just handed out (socket, accept, dup of a kernel descriptor): not ours. */
+static void forget(int fd)
+{
+    if (fd >= 0 && fd < MAX_DESCRIPTORS)
+        atomic_store(&owner[fd], 0);
+}
+
+static void release(int h)
+{
+    if (atomic_fetch_sub(&copies[h], 1) == 1) {
+        ENTER();
+        n_close(h);
+        inside = 0;
+    }
+}
+
+int socket(int domain, int type, int protocol)
+{
+    int fd = real_socket(domain, type, protocol);
+    if (fd < 0 || fd >= MAX_DESCRIPTORS)
+        return fd;
+    int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int ours = !inside && !forked_child && (domain == AF_INET || domain == AF_INET6)
+        && ((base == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP))
+            || (base == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP)))
+        && getenv("NORMAN_LIBRARY") != NULL;
+    if (ours) {
+        candidate_domain[fd] = domain;
+        candidate_type[fd] = type & ~SOCK_CLOEXEC;
+    }
+    atomic_store(&owner[fd], ours ? CANDIDATE : 0);
+    return fd;
+}
+
+int bind(int fd, const struct sockaddr *address, socklen_t length)
+{
+    if (is_candidate(fd) && is_loopback(address, length))
+        forget(fd); /* the kernel's for good: Norman has no loopback */
+    if (is_candidate(fd)) {
+        int h = adopt(fd);
+        if (!h)
+            return -1;
+        ENTER();
+        return LEAVE(n_bind(h, address, length));
+    }
+    int h = handle_of(fd);
+    if (!h)
+        return real_bind(fd, address, length);
+    if (forked_child)
+        return refuse_in_child();
+    ENTER();
+    return LEAVE(n_bind(h, address, length));
+}
+
+int connect(int fd, const struct sockaddr *address, socklen_t length)
+{
+    if (is_candidate(fd) && is_loopback(address, length))
+        forget(fd);
+    if (is_candidate(fd)) {
+        int h = adopt(fd);
+        if (!h)
+            return -1;
+        ENTER();
+        return LEAVE(n_connect(h, address, length));
+    }
+    int h = handle_of(fd);
+    if (!h)
+        return real_connect(fd, address, length);
+    if (forked_child)
+        return refuse_in_child();
+    ENTER();
+    return LEAVE(n_connect(h, address, length));
+}
+
+int listen(int fd, int backlog)
+{
+    int h = is_candidate(fd) ? adopt(fd) : handle_of(fd);
+    if (!h)
+        return real_listen(fd, backlog);
+    if (forked_child)
+        return refuse_in_child();
+    ENTER();
+    return LEAVE(n_listen(h, backlog));
+}
+
+static int accept_norman(int h, struct sockaddr *address, socklen_t *length, int flags)
+{
+    ENTER();
+    int accepted = n_accept(h, address, length);
+    int readiness = accepted > 0 ? n_readiness_fd(accepted) : -1;
+    inside = 0;
+    if (accepted <= 0)
+        return -1;
+    if (readiness < 0 || accepted >= MAX_HANDLES) {
+        ENTER();
+        n_close(accepted);
+        inside = 0;
+        errno = EMFILE;
+        return -1;
+    }
+    int fd = real_fcntl(readiness, (flags & SOCK_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+    if (fd < 0 || fd >= MAX_DESCRIPTORS) {
+        int error = fd < 0 ? errno : EMFILE;
+        if (fd >= 0)
+            real_close(fd);
+        ENTER();
+        n_close(accepted);
+        inside = 0;
+        errno = error;
+        return -1;
+    }
+    atomic_store(&copies[accepted], 1);
+    atomic_store(&nonblocking[accepted], (flags & SOCK_NONBLOCK) != 0);
+    socket_type[accepted] = SOCK_STREAM;
+    if (flags & SOCK_NONBLOCK) {
+        ENTER();
+        n_set_nonblocking(accepted, 1);
+        inside = 0;
+    }
+    atomic_store_explicit(&owner[fd], accepted, memory_order_release);
+    return fd;
+}
+
+int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags)
+{
+    int h = handle_of(fd);
+    if (!h) {
+        int accepted = real_accept4(fd, address, length, flags);
+        forget(accepted);
+        return accepted;
+    }
+    if (forked_child)
+        return refuse_in_child();
+    return accept_norman(h, address, length, flags);
+}
+
+int accept(int fd, struct sockaddr *address, socklen_t *length) { return accept4(fd, address, length, 0); }
+
+/* Sends and receives: MSG_DONTWAIT added for a non-blocking descriptor. */
+static int flags_for(int h, int flags) { return atomic_load(&nonblocking[h]) ? flags | MSG_DONTWAIT : flags; }
+
+ssize_t sendto(int fd, const void *buffer, size_t length, int flags, const struct sockaddr *to, socklen_t to_length)
+{
+    if (is_candidate(fd) && to && is_loopback(to, to_length))
+        forget(fd);
+    if (is_candidate(fd) && to && !adopt(fd))
+        return -1;
+    int h = handle_of(fd);
+    if (!h)
+        return real_sendto(fd, buffer, length, flags, to, to_length);
+    if (forked_child)
+        return refuse_in_child();
+    ENTER();
+    return LEAVE(n_sendto(h, buffer, length, flags_for(h, flags & ~MSG_NOSIGNAL), to, to_length));
+}
+
+ssize_t send(int fd, const void *buffer, size_t length, int flags)
+{
+    if (!handle_of(fd))
+        return real_send(fd, buffer, length, flags);
+    return sendto(fd, buffer, length, flags, NULL, 0);
+}
+
+ssize_t write(int fd, const void *buffer, size_t length)
+{
+    if (!handle_of(fd))
+        return real_write(fd, buffer, length);
+    return sendto(fd, buffer, length, 0, NULL, 0);
+}
+
+ssize_t recvfrom(int fd, void *buffer, size_t length, int flags, struct sockaddr *from, socklen_t *from_length)
+{
+    int h = handle_of(fd);
+    if (!h)
+        return real_recvfrom(fd, buffer, length, flags, from, from_length);
+    if (forked_child)
+        return refuse_in_child();
+    ENTER();
+    return LEAVE(n_recvfrom(h, buffer, length, flags_for(h, flags), from, from_length));
+}
+
+ssize_t recv(int fd, void *buffer, size_t length, int flags)
+{
+    if (!handle_of(fd))
+        return real_recv(fd, buffer, length, flags);
+    return recvfrom(fd, buffer, length, flags, NULL, NULL);
+}
+
+ssize_t read(int fd, void *buffer, size_t length)
+{
+    if (!handle_of(fd))
+        return real_read(fd, buffer, length);
+    return recvfrom(fd, buffer, length, 0, NULL, NULL);
+}
+
+/* Gathers an iovec into one buffer (the library takes one span a call). */
+static size_t gather(const struct iovec *iov, int count, char *into, size_t room)
+{
+    size_t total = 0;
+    for (int i = 0; i < count && total < room; i++) {
+        size_t take = iov[i].iov_len < room - total ? iov[i].iov_len : room - total;
+        memcpy(into + total, iov[i].iov_base, take);
+        total += take;
+    }
+    return total;
+}
+
+static void scatter(const struct iovec *iov, int count, const char *from, size_t length)
+{
+    for (int i = 0; i < count && length > 0; i++) {
+        size_t take = iov[i].iov_len < length ? iov[i].iov_len : length;
+        memcpy(iov[i].iov_base, from, take);
+        from += take;
+        length -= take;
+    }
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *message, int flags)
+{
+    if (!handle_of(fd) && !is_candidate(fd))
+        return real_sendmsg(fd, message, flags);
+    char *bounce = malloc(BOUNCE_BYTES);
+    if (!bounce) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    size_t length = gather(message->msg_iov, (int)message->msg_iovlen, bounce, BOUNCE_BYTES);
+    ssize_t sent = is_candidate(fd) && (!message->msg_name || is_loopback(message->msg_name, message->msg_namelen))
+        ? real_sendmsg(fd, message, flags)
+        : sendto(fd, bounce, length, flags, message->msg_name, message->msg_namelen);
+    free(bounce);
+    return sent;
+}
+
+ssize_t recvmsg(int fd, struct msghdr *message, int flags)
+{
+    if (!handle_of(fd))
+        return real_recvmsg(fd, message, flags);
+    size_t room = 0;
+    for (size_t i = 0; i < message->msg_iovlen; i++)
+        room += message->msg_iov[i].iov_len;
+    char *bounce = malloc(room ? room : 1);
+    if (!bounce) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    socklen_t name_length = message->msg_name ? message->msg_namelen : 0;
+    ssize_t received = recvfrom(fd, bounce, room, flags, message->msg_name, message->msg_name ? &name_length : NULL);
+    if (received > 0)
+        scatter(message->msg_iov, (int)message->msg_iovlen, bounce, (size_t)received);
+    free(bounce);
+    if (received >= 0) {
+        message->msg_namelen = name_length;
+        message->msg_controllen = 0;
+        message->msg_flags = 0;
+    }
+    return received;
+}
+
+ssize_t readv(int fd, const struct iovec *iov, int count)
+{
+    if (!handle_of(fd))
+        return real_readv(fd, iov, count);
+    struct msghdr message = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)count };
+    return recvmsg(fd, &message, 0);
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int count)
+{
+    if (!handle_of(fd))
+        return real_writev(fd, iov, count);
+    struct msghdr message = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)count };
+    return sendmsg(fd, &message, 0);
+}
+
+int shutdown(int fd, int how)
+{
+    int h = handle_of(fd);
+    if (!h)
+        return real_shutdown(fd, how);
+    if (forked_child)
+        return refuse_in_child();
+    ENTER();
+    return LEAVE(n_shutdown(h, how));
+}
+
+int getsockname(int fd, struct sockaddr *address, socklen_t *length)
+{
+    int h = handle_of(fd);
+    if (!h)
+        return real_getsockname(fd, address, length);
+    if (forked_child)
+        return refuse_in_child();
+    ENTER();
+    return LEAVE(n_getsockname(h, address, length));
+}
+
+int getpeername(int fd, struct sockaddr *address, socklen_t *length)
+{
+    int h = handle_of(fd);
+    if (!h)
+        return real_getpeername(fd, address, length);
+    if (forked_child)
+        return refuse_in_child();
+    ENTER();
+    return LEAVE(n_getpeername(h, address, length));
+}
+
+static _Atomic int said_option;
+
+int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
+{
+    if (!handle_of(fd))
+        return real_setsockopt(fd, level, name, value, length);
+    /* SO_REUSEADDR, TCP_NODELAY (Norman sends at once), buffer sizes and the rest: accepted, as the stack's own. */
+    if (!(level == SOL_SOCKET && (name == SO_REUSEADDR || name == SO_KEEPALIVE)) && !(level == IPPROTO_TCP && name == TCP_NODELAY))
+        say_once(&said_option, "socket options beyond SO_REUSEADDR, SO_KEEPALIVE and TCP_NODELAY are accepted and "
+                               "ignored on Norman sockets (first: level %d, option %d)", level, name);
+    return 0;
+}
+
+int getsockopt(int fd, int level, int name, void *value, socklen_t *length)
+{
+    int h = handle_of(fd);
+    if (!h)
+        return real_getsockopt(fd, level, name, value, length);
+    /* SO_ERROR: errors are returned by the calls themselves (a connect completes before it returns), so 0. */
+    int answer = 0;
+    if (level == SOL_SOCKET && name == SO_TYPE)
+        answer = socket_type[h];
+    if (level == SOL_SOCKET && (name == SO_RCVBUF || name == SO_SNDBUF))
+        answer = 212992; /* Linux's default */
+    if (value && length && *length >= sizeof(int)) {
+        memcpy(value, &answer, sizeof(int));
+        *length = sizeof(int);
+    }
+    return 0;
+}
+
+int close(int fd)
+{
+    int h = handle_of(fd);
+    if (!h) {
+        if (!inside)
+            forget(fd);
+        return real_close(fd);
+    }
+    atomic_store(&owner[fd], 0);
+    int result = real_close(fd);
+    if (!forked_child)
+        release(h);
+    return result;
+}
+
+static int duplicated(int h, int fd)
+{
+    if (fd >= 0 && fd < MAX_DESCRIPTORS) {
+        atomic_fetch_add(&copies[h], 1);
+        atomic_store_explicit(&owner[fd], h, memory_order_release);
+    }
+    return fd;
+}
+
+int dup(int fd)
+{
+    int h = handle_of(fd);
+    int copy = real_dup(fd);
+    if (!h) {
+        if (!inside)
+            forget(copy);
+        return copy;
+    }
+    return copy < 0 ? copy : duplicated(h, copy);
+}
+
+int dup3(int fd, int target, int flags)
+{
+    int h = handle_of(fd);
+    int replaced = handle_of(target);
+    if (fd == target) {
+        errno = EINVAL;
+        return -1;
+    }
+    int copy = real_dup3(fd, target, flags);
+    if (copy < 0)
+        return copy;
+    if (replaced) {
+        atomic_store(&owner[target], 0);
+        release(replaced);
+    }
+    if (!h) {
+        if (!inside)
+            forget(copy);
+        return copy;
+    }
+    return duplicated(h, copy);
+}
+
+int dup2(int fd, int target)
+{
+    if (fd == target)
+        return real_dup2(fd, target);
+    return dup3(fd, target, 0);
+}
+
+int fcntl(int fd, int command, ...)
+{
+    va_list arguments;
+    va_start(arguments, command);
+    long argument = va_arg(arguments, long);
+    va_end(arguments);
+    int h = handle_of(fd);
+    if (!h)
+        return real_fcntl(fd, command, argument);
+    switch (command) {
+    case F_GETFL:
+        return O_RDWR | (atomic_load(&nonblocking[h]) ? O_NONBLOCK : 0);
+    case F_SETFL: {
+        /* Kept here, not given to the eventfd: the library needs its descriptor non-blocking whatever the program asks. */
+        int on = (argument & O_NONBLOCK) != 0;
+        atomic_store(&nonblocking[h], on);
+        ENTER();
+        return LEAVE(n_set_nonblocking(h, on));
+    }
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: {
+        int copy = real_fcntl(fd, command, argument);
+        return copy < 0 ? copy : duplicated(h, copy);
+    }
+    default:
+        return real_fcntl(fd, command, argument);
+    }
+}
+
+int ioctl(int fd, unsigned long request, ...)
+{
+    va_list arguments;
+    va_start(arguments, request);
+    void *argument = va_arg(arguments, void *);
+    va_end(arguments);
+    int h = handle_of(fd);
+    if (!h)
+        return real_ioctl(fd, request, argument);
+    if (request == FIONBIO) {
+        int on = *(int *)argument != 0;
+        atomic_store(&nonblocking[h], on);
+        ENTER();
+        return LEAVE(n_set_nonblocking(h, on));
+    }
+    if (request == FIONREAD) {
+        char peek[65536];
+        ENTER();
+        ssize_t waiting = n_recvfrom(h, peek, sizeof peek, MSG_DONTWAIT | MSG_PEEK, NULL, NULL);
+        inside = 0;
+        *(int *)argument = waiting > 0 ? (int)waiting : 0;
+        return 0;
+    }
+    errno = ENOTTY;
+    return -1;
+}
