@@ -16,11 +16,12 @@ public sealed class NormanTcpListener : IDisposable
 
     /// <summary>
     /// Binds and listens (port 0 picks a free one) on the host's address or the wildcard; the accepted connections use
-    /// <paramref name="congestionControl"/>: CUBIC (the default, as Linux's) or NewReno.
+    /// <paramref name="congestionControl"/>: CUBIC (the default, as Linux's) or NewReno. On <c>::</c>,
+    /// <paramref name="v6Only"/> (IPV6_V6ONLY) leaves IPv4 to another listener on the same port, as Redis and nginx bind them.
     /// </summary>
     public NormanTcpListener(IPEndPoint endPoint, string? controlSocketPath = null, int backlog = 4096, int? slotCount = null,
-        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic) =>
-        _endpoint = TcpEndpoint.Listen(controlSocketPath, endPoint, backlog, slotCount, congestionControl);
+        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic, bool v6Only = false) =>
+        _endpoint = TcpEndpoint.Listen(controlSocketPath, endPoint, backlog, slotCount, congestionControl, v6Only);
 
     public NormanTcpListener(int port, string? controlSocketPath = null, int backlog = 4096)
         : this(new IPEndPoint(IPAddress.Any, port), controlSocketPath, backlog)

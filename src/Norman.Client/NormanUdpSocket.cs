@@ -60,6 +60,12 @@ public sealed class NormanUdpSocket : IDisposable
     /// </summary>
     public bool V6Only { get; set; }
 
+    /// <summary>
+    /// SO_REUSEADDR, set before <see cref="Bind(IPEndPoint, int?)"/>: this socket may share its port with another that set it
+    /// too, when one of them is connected or they are bound to different addresses (as Linux lets UDP sockets).
+    /// </summary>
+    public bool ReuseAddress { get; set; }
+
     /// <summary>The largest payload <see cref="GetSendBuffer"/> gives: <see cref="MaxPayload"/>, or <see cref="MaxPayloadV6"/> on an IPv6 socket.</summary>
     public int SendBufferSize => Mtu - _headerRoom;
 
@@ -80,7 +86,7 @@ public sealed class NormanUdpSocket : IDisposable
         {
             throw new NormanException("EINVAL", $"This socket is already bound to {LocalEndPoint}.");
         }
-        _pipes = SocketPipes.Bind(_control, "udp", endPoint, slotCount, V6Only);
+        _pipes = SocketPipes.Bind(_control, "udp", endPoint, slotCount, V6Only, ReuseAddress);
         LocalEndPoint = _pipes.LocalEndPoint;
         _headerRoom = IsIpv6 ? UdpPacketBuilder.HeaderLengthV6 : UdpPacketBuilder.HeaderLengthV4;
         _requestedEndPoint = endPoint;

@@ -65,7 +65,7 @@ internal sealed unsafe class SocketPipes : IDisposable
     public IPEndPoint LocalEndPoint { get; }
 
     /// <summary>Binds a socket of <paramref name="protocol"/> ("udp" or "tcp") and maps its pipes; null slots: the daemon's default (--slots).</summary>
-    public static SocketPipes Bind(ControlChannel control, string protocol, IPEndPoint endPoint, int? slotCount, bool v6Only = false)
+    public static SocketPipes Bind(ControlChannel control, string protocol, IPEndPoint endPoint, int? slotCount, bool v6Only = false, bool reuseAddress = false)
     {
         var fds = new List<int>();
         var response = control.Call(new ControlRequest
@@ -76,6 +76,7 @@ internal sealed unsafe class SocketPipes : IDisposable
             Port = endPoint.Port,
             SlotCount = slotCount,
             V6Only = v6Only ? true : null,
+            ReuseAddress = reuseAddress ? true : null,
         }, fds);
         var grant = response.Socket!;
         if (fds.Count != 3)

@@ -238,6 +238,33 @@ internal static unsafe class NativeApi
         }
     }
 
+    private const int SolSocket = 1, SoReuseAddr = 2, IpProtoIpv6 = 41, Ipv6V6Only = 26;
+
+    /// <summary>The options Norman keeps (SO_REUSEADDR, IPV6_V6ONLY, before bind); any other is accepted and has no effect.</summary>
+    [UnmanagedCallersOnly(EntryPoint = "norman_setsockopt")]
+    public static int SetSockOpt(int handle, int level, int name, byte* value, uint length)
+    {
+        try
+        {
+            var socket = SocketHandles.Get(handle);
+            bool on = length >= sizeof(int) && value is not null && *(int*)value != 0;
+            switch ((level, name))
+            {
+                case (SolSocket, SoReuseAddr):
+                    socket.ReuseAddress = on;
+                    break;
+                case (IpProtoIpv6, Ipv6V6Only):
+                    socket.V6Only = on;
+                    break;
+            }
+            return 0;
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "norman_readiness_fd")]
     public static int ReadinessFd(int handle)
     {

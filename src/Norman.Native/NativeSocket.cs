@@ -45,6 +45,12 @@ internal sealed class NativeSocket : IDisposable
     public static int Flush(TimeSpan timeout) => Closing.WaitUntilDelivered(timeout);
 
     public AddressFamily Family { get; }
+
+    /// <summary>IPV6_V6ONLY, before bind: an IPv6 socket on :: leaves IPv4 to another socket on the port.</summary>
+    public bool V6Only { get; set; }
+
+    /// <summary>SO_REUSEADDR, before bind: a UDP socket may share its port with another that asked too (Linux's rule).</summary>
+    public bool ReuseAddress { get; set; }
     /// <summary>SOCK_NONBLOCK (or O_NONBLOCK set later): every call that would wait fails with EAGAIN instead.</summary>
     public bool NonBlocking { get; set; }
     private bool IsTcp => _udp is null;
@@ -62,6 +68,8 @@ internal sealed class NativeSocket : IDisposable
         {
             if (_udp is not null)
             {
+                _udp.V6Only = V6Only;
+                _udp.ReuseAddress = ReuseAddress;
                 _udp.Bind(Unmapped(local));
                 WatchDatagrams();
                 return;
@@ -88,7 +96,7 @@ internal sealed class NativeSocket : IDisposable
                 throw new NormanException("EINVAL", "This socket is connected; listen on a new one.");
             }
             // Linux clamps the backlog to somaxconn (4096) and takes 0 or less as the least.
-            _listener ??= new NormanTcpListener(_tcpBinding ?? Wildcard(), backlog: Math.Clamp(backlog, 1, 4096));
+            _listener ??= new NormanTcpListener(_tcpBinding ?? Wildcard(), backlog: Math.Clamp(backlog, 1, 4096), v6Only: V6Only);
             FollowTcp();
         }
     }

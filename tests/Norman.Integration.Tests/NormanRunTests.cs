@@ -55,6 +55,57 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.Equal(file, File.ReadAllBytes(fetched));
     }
 
+    [NetnsFact]
+    public void Redis_on_Norman_serves_redis_benchmark_without_errors_and_a_1_MB_value_intact()
+    {
+        var peer = _host.Peer();
+        // Redis binds 0.0.0.0 and :: (IPv6-only) on one port, sets O_NONBLOCK through fcntl64 and waits in epoll.
+        using var server = NormanRun("redis-server", "--port", "6379", "--save", "", "--appendonly", "no", "--protected-mode", "no");
+        WaitForLine(server, "Ready to accept connections");
+        foreach (string pipeline in new[] { "1", "16" })
+        {
+            var (code, output, errors) = peer.Try(null, "redis-benchmark", "-h", _host.NormanAddress, "-p", "6379", "-c", "50", "-n", "20000",
+                "-P", pipeline, "-t", "get,set", "-q");
+            Assert.True(code == 0, errors);
+            Assert.Contains("SET: ", output);
+            Assert.Contains("GET: ", output);
+            Assert.DoesNotContain("rror", output + errors);
+        }
+        string value = string.Concat(Enumerable.Range(0, 1_048_576 / 8).Select(i => $"{i % 10_000_000:D7}\n"));
+        var (setCode, setOutput, setErrors) = peer.Try(value, "redis-cli", "-h", _host.NormanAddress, "-p", "6379", "-x", "set", "big");
+        Assert.True(setCode == 0 && setOutput.Trim() == "OK", setOutput + setErrors);
+        Assert.Equal(value, peer.Run("redis-cli", "-h", _host.NormanAddress, "-p", "6379", "--raw", "get", "big")[..value.Length]);
+    }
+
+    [NetnsFact]
+    public void Iperf3_on_Norman_runs_tcp_and_udp_both_ways_against_the_kernels_iperf3_without_errors()
+    {
+        var peer = _host.Peer();
+        foreach (var mode in new[] { Array.Empty<string>(), ["-R"], ["-u", "-b", "100M"], ["-u", "-b", "100M", "-R"] })
+        {
+            // One test per server (-1); the UDP tests need a connected socket beside the listening one on the port.
+            using var server = NormanRun("iperf3", "-s", "-1", "-p", "5201", "--forceflush");
+            WaitForLine(server, "Server listening");
+            var (code, output, errors) = peer.Try(null, ["iperf3", "-c", _host.NormanAddress, "-p", "5201", "-t", "5", .. mode]);
+            Assert.True(code == 0, $"iperf3 {string.Join(' ', mode)}: {output}{errors}");
+            Assert.Contains("iperf Done.", output);
+            Assert.True(server.Process.WaitForExit(10_000), $"the iperf3 server on Norman did not end after its test ({string.Join(' ', mode)})");
+            Assert.Equal(0, server.Process.ExitCode);
+        }
+    }
+
+    private static void WaitForLine(AppProcess process, string text)
+    {
+        for (int lines = 0; lines < 200; lines++)
+        {
+            if (process.ReadLine().Contains(text, StringComparison.Ordinal))
+            {
+                return;
+            }
+        }
+        Assert.Fail($"{process.Process.StartInfo.FileName} never printed '{text}'");
+    }
+
     [Fact]
     public void Without_a_daemon_norman_run_refuses_and_says_how_to_start_one_or_fall_back()
     {

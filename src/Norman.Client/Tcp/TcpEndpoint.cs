@@ -80,12 +80,12 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
 
     /// <summary>A listening endpoint: SYNs to <paramref name="endPoint"/> become connections, up to <paramref name="backlog"/> waiting to be accepted.</summary>
     public static TcpEndpoint Listen(string? controlSocketPath, IPEndPoint endPoint, int backlog, int? slotCount,
-        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic)
+        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic, bool v6Only = false)
     {
         var control = ControlChannel.Connect(controlSocketPath);
         try
         {
-            return new TcpEndpoint(control, SocketPipes.Bind(control, "tcp", endPoint, slotCount), Math.Max(1, backlog), congestionControl);
+            return new TcpEndpoint(control, SocketPipes.Bind(control, "tcp", endPoint, slotCount, v6Only), Math.Max(1, backlog), congestionControl);
         }
         catch
         {

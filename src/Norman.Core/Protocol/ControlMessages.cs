@@ -22,6 +22,8 @@ public sealed class ControlRequest
     public int? SlotCount { get; set; }
     /// <summary>bind to ::: IPV6_V6ONLY, IPv6 only (by default such a socket takes IPv4 too, as v4-mapped addresses).</summary>
     public bool? V6Only { get; set; }
+    /// <summary>bind: SO_REUSEADDR; two UDP sockets that both ask may share a port when one is connected or their addresses differ.</summary>
+    public bool? ReuseAddress { get; set; }
 
     /// <summary>filter operations: the chain (ingress, egress), a rule's words, a rule's handle, a policy.</summary>
     public string? Chain { get; set; }

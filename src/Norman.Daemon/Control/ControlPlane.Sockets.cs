@@ -78,7 +78,8 @@ public sealed partial class ControlPlane
                 PipeLayout.SocketRegionBytes(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp),
                 (id, port) => new NormanSocket(id, identity, protocol, address, port, slotCount,
                     PipeLayout.DefaultSlotSize, appNames.IdOf(identity.AppName), appNames.IdOf(AppNames.CgroupKey(identity.Cgroup)),
-                    appNames.IdOf(AppNames.ExecutableKey(identity.Executable)), v6Only: request.V6Only == true && !address.IsV4));
+                    appNames.IdOf(AppNames.ExecutableKey(identity.Executable)), v6Only: request.V6Only == true && !address.IsV4),
+                v6Only: request.V6Only == true && !address.IsV4, reuseAddress: request.ReuseAddress == true);
         }
         catch
         {

@@ -70,6 +70,8 @@ public sealed unsafe class NormanSocket : IDisposable
 
     /// <summary>Bound address and port, as the control plane tracks them for bind conflicts.</summary>
     public NetAddress LocalAddress { get; set; }
+    /// <summary>SO_REUSEADDR at bind: a UDP socket that may share its port with another that asked too (SocketTable.MayShare).</summary>
+    public bool ReuseAddress { get; set; }
     public ushort LocalPort => Pipe.LocalPort;
     public NetAddress RemoteAddress { get; set; }
     public ushort RemotePort { get; set; }

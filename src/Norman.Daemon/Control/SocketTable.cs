@@ -1,4 +1,5 @@
 using Norman.Core.Packets;
+using Norman.Daemon.Dataplane;
 using Norman.Core.Protocol;
 
 namespace Norman.Daemon.Control;
@@ -18,9 +19,11 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
 
     private readonly object _gate = new();
     private readonly Dictionary<long, NormanSocket> _byId = new();
-    private readonly Dictionary<(byte Protocol, ushort Port), NormanSocket> _byPort = new();
+    /// <summary>The sockets on each port: one, or several that Linux would let share it (<see cref="MayShare"/>).</summary>
+    private readonly Dictionary<(byte Protocol, ushort Port), List<NormanSocket>> _byPort = new();
     /// <summary>Each socket's hold on its port in the kernel's stack, when Norman shares the kernel's address.</summary>
-    private readonly Dictionary<long, IDisposable> _kernelHolds = new();
+    /// <summary>The kernel's port held for Norman while any Norman socket holds it (sharing the address with the kernel).</summary>
+    private readonly Dictionary<(byte Protocol, ushort Port), IDisposable> _kernelHolds = new();
 
     /// <summary>The kernel's stack, when it hands out ports from the same space (a shared address); null otherwise.</summary>
     public IKernelPorts? KernelPorts { get; init; }
@@ -57,7 +60,8 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
     /// Checks the rules and reserves the port for a socket whose pipes take <paramref name="pipeBytes"/>; the factory
     /// makes the socket under the same lock.
     /// </summary>
-    public NormanSocket Bind(PeerIdentity caller, bool mayBindPrivilegedPorts, byte protocol, NetAddress address, int port, long pipeBytes, Func<long, ushort, NormanSocket> create)
+    public NormanSocket Bind(PeerIdentity caller, bool mayBindPrivilegedPorts, byte protocol, NetAddress address, int port, long pipeBytes,
+        Func<long, ushort, NormanSocket> create, bool v6Only = false, bool reuseAddress = false)
     {
         if (!address.IsUnspecified && address != hostAddress && !HostAddresses6.Contains(address))
         {
@@ -102,12 +106,16 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
             var (chosen, kernelHold) = port == 0 ? PickEphemeral(protocol) : ((ushort)port, (IDisposable?)null);
             if (port != 0)
             {
-                if (_byPort.TryGetValue((protocol, chosen), out var holder))
+                var holders = _byPort.GetValueOrDefault((protocol, chosen)) ?? [];
+                if (holders.FirstOrDefault(h => !MayShare(h, protocol, address, v6Only, reuseAddress)) is { } holder)
                 {
                     throw new ControlException(ControlProtocol.Errors.AddressInUse,
                         $"Address already in use: {IpProtocols.Name(protocol)} port {chosen} is held by {holder.Owner.ProcessName} (pid {holder.Owner.Pid}). " +
                         "Pick another port, or stop that process (norman ss -lp shows who holds what).");
                 }
+            }
+            if (port != 0 && !_kernelHolds.ContainsKey((protocol, chosen)))
+            {
                 kernelHold = KernelPorts?.TryReserve(protocol, chosen);
                 if (KernelPorts is not null && kernelHold is null)
                 {
@@ -120,11 +128,16 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
             {
                 var created = create(_nextId++, chosen);
                 created.LocalAddress = address;
+                created.ReuseAddress = reuseAddress;
                 _byId[created.Id] = created;
-                _byPort[(protocol, chosen)] = created;
+                if (!_byPort.TryGetValue((protocol, chosen), out var onPort))
+                {
+                    _byPort[(protocol, chosen)] = onPort = [];
+                }
+                onPort.Add(created);
                 if (kernelHold is not null)
                 {
-                    _kernelHolds[created.Id] = kernelHold;
+                    _kernelHolds[(protocol, chosen)] = kernelHold;
                 }
                 return created;
             }
@@ -134,6 +147,26 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
                 throw;
             }
         }
+    }
+
+    /// <summary>
+    /// Whether a new socket may share a port with <paramref name="holder"/>, as Linux allows (the dataplane's lookup tells
+    /// them apart): one takes only IPv4 and the other only IPv6 (bound to an IPv6 address, or to :: with IPV6_V6ONLY),
+    /// or, for UDP, both asked SO_REUSEADDR and they differ in what they receive (one connected, or other local
+    /// addresses): iperf3 answers each client from a connected socket beside the one that listens.
+    /// </summary>
+    private static bool MayShare(NormanSocket holder, byte protocol, NetAddress address, bool v6Only, bool reuseAddress)
+    {
+        bool newTakesV4 = address.IsV4 || address == HostInterface.AnyV6 && !v6Only;
+        bool newTakesV6 = !address.IsV4;
+        bool holderTakesV4 = holder.LocalAddress.IsV4 || holder.Pipe.DualStack;
+        bool holderTakesV6 = !holder.LocalAddress.IsV4;
+        if (!(newTakesV4 && holderTakesV4) && !(newTakesV6 && holderTakesV6))
+        {
+            return true;
+        }
+        return protocol == IpProtocols.Udp && reuseAddress && holder.ReuseAddress
+            && (holder.Pipe.RemotePort != 0 || holder.LocalAddress != address);
     }
 
     /// <summary>A free port of the ephemeral range (and, sharing the kernel's address, one no kernel socket holds, then held).</summary>
@@ -174,13 +207,18 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
     {
         lock (_gate)
         {
-            if (_byId.Remove(socket.Id))
+            var key = (socket.Pipe.Protocol, socket.LocalPort);
+            if (_byId.Remove(socket.Id) && _byPort.TryGetValue(key, out var onPort))
             {
-                _byPort.Remove((socket.Pipe.Protocol, socket.LocalPort));
-            }
-            if (_kernelHolds.Remove(socket.Id, out var hold))
-            {
-                hold.Dispose();
+                onPort.Remove(socket);
+                if (onPort.Count == 0)
+                {
+                    _byPort.Remove(key);
+                    if (_kernelHolds.Remove(key, out var hold))
+                    {
+                        hold.Dispose();
+                    }
+                }
             }
         }
     }

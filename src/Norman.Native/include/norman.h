@@ -50,6 +50,11 @@ int norman_getsockname(int socket, struct sockaddr *address, socklen_t *address_
 int norman_getpeername(int socket, struct sockaddr *address, socklen_t *address_length);
 int norman_close(int socket);
 
+/* SO_REUSEADDR (a UDP socket may share its port with another that set it, when one is connected or their addresses
+ * differ) and IPV6_V6ONLY (an IPv6 socket on :: leaves IPv4 to another socket on its port), before bind. Any other
+ * option is accepted and has no effect. */
+int norman_setsockopt(int socket, int level, int name, const void *value, socklen_t length);
+
 /* A kernel descriptor that is readable exactly while the socket is (data, a connection to accept, the peer's FIN, an
  * error) and always writable, for poll, select and epoll; owned by the socket (do not close it: dup it to keep one).
  * Asking for it costs a wake-up from the daemon each time a datagram finds the socket idle; sockets nobody polls

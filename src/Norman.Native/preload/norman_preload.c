@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -44,6 +45,8 @@
 static _Atomic int owner[MAX_DESCRIPTORS];
 static int candidate_type[MAX_DESCRIPTORS]; /* the socket(2) type and domain of a candidate, packed */
 static int candidate_domain[MAX_DESCRIPTORS];
+static int candidate_v6only[MAX_DESCRIPTORS]; /* IPV6_V6ONLY and SO_REUSEADDR set while still the kernel's */
+static int candidate_reuse[MAX_DESCRIPTORS];
 static _Atomic int copies[MAX_HANDLES]; /* descriptors naming each handle (dup) */
 static _Atomic int nonblocking[MAX_HANDLES];
 static int socket_type[MAX_HANDLES]; /* SOCK_STREAM or SOCK_DGRAM, for getsockopt(SO_TYPE) */
@@ -54,7 +57,7 @@ static int forked_child;
 REAL(socket); REAL(bind); REAL(listen); REAL(accept); REAL(accept4); REAL(connect); REAL(send); REAL(sendto);
 REAL(recv); REAL(recvfrom); REAL(read); REAL(write); REAL(close); REAL(getsockname); REAL(getpeername);
 REAL(setsockopt); REAL(getsockopt); REAL(shutdown); REAL(dup); REAL(dup2); REAL(dup3); REAL(readv); REAL(writev);
-REAL(sendmsg); REAL(recvmsg);
+REAL(sendmsg); REAL(recvmsg); REAL(sendfile);
 static int (*real_fcntl)(int, int, ...);
 static int (*real_ioctl)(int, unsigned long, ...);
 
@@ -73,6 +76,7 @@ static int (*n_readiness_fd)(int);
 static int (*n_set_nonblocking)(int, int);
 static const char *(*n_last_error)(void);
 static int (*n_flush)(int);
+static int (*n_setsockopt)(int, int, int, const void *, socklen_t);
 
 static void say_once(_Atomic int *said, const char *format, ...)
 {
@@ -115,7 +119,7 @@ __attribute__((constructor)) static void resolve_libc(void)
     RESOLVE(socket); RESOLVE(bind); RESOLVE(listen); RESOLVE(accept); RESOLVE(accept4); RESOLVE(connect);
     RESOLVE(send); RESOLVE(sendto); RESOLVE(recv); RESOLVE(recvfrom); RESOLVE(read); RESOLVE(write); RESOLVE(close);
     RESOLVE(getsockname); RESOLVE(getpeername); RESOLVE(setsockopt); RESOLVE(getsockopt); RESOLVE(shutdown);
-    RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(readv); RESOLVE(writev); RESOLVE(sendmsg); RESOLVE(recvmsg);
+    RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(readv); RESOLVE(writev); RESOLVE(sendmsg); RESOLVE(recvmsg); RESOLVE(sendfile);
     RESOLVE(fcntl); RESOLVE(ioctl);
     pthread_atfork(NULL, NULL, in_child);
 }
@@ -133,7 +137,7 @@ static void load_norman(void)
 #define NORMAN(name) n_##name = dlsym(library, "norman_" #name)
     NORMAN(socket); NORMAN(bind); NORMAN(listen); NORMAN(accept); NORMAN(connect); NORMAN(sendto); NORMAN(recvfrom);
     NORMAN(shutdown); NORMAN(getsockname); NORMAN(getpeername); NORMAN(close); NORMAN(readiness_fd);
-    NORMAN(set_nonblocking); NORMAN(last_error); NORMAN(flush);
+    NORMAN(set_nonblocking); NORMAN(last_error); NORMAN(flush); NORMAN(setsockopt);
     atexit(flush_at_exit);
 }
 
@@ -197,6 +201,11 @@ static int adopt(int fd)
     ENTER();
     int h = n_socket(candidate_domain[fd], candidate_type[fd], 0);
     int readiness = h > 0 ? n_readiness_fd(h) : -1;
+    int on = 1;
+    if (h > 0 && candidate_v6only[fd])
+        n_setsockopt(h, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    if (h > 0 && candidate_reuse[fd])
+        n_setsockopt(h, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     inside = 0;
     if (h <= 0 || readiness < 0 || h >= MAX_HANDLES) {
         int error = errno;
@@ -254,6 +263,8 @@ int socket(int domain, int type, int protocol)
     if (ours) {
         candidate_domain[fd] = domain;
         candidate_type[fd] = type & ~SOCK_CLOEXEC;
+        candidate_v6only[fd] = 0;
+        candidate_reuse[fd] = 0;
     }
     atomic_store(&owner[fd], ours ? CANDIDATE : 0);
     return fd;
@@ -535,15 +546,28 @@ int getpeername(int fd, struct sockaddr *address, socklen_t *length)
 
 static _Atomic int said_option;
 
+static int flag(const void *value, socklen_t length) { return value && length >= sizeof(int) && *(const int *)value != 0; }
+
 int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
 {
-    if (!handle_of(fd))
+    if (is_candidate(fd)) {
+        /* Still the kernel's: Norman takes these two at bind, if the socket becomes Norman's. */
+        if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY)
+            candidate_v6only[fd] = flag(value, length);
+        if (level == SOL_SOCKET && name == SO_REUSEADDR)
+            candidate_reuse[fd] = flag(value, length);
+    }
+    int h = handle_of(fd);
+    if (!h)
         return real_setsockopt(fd, level, name, value, length);
-    /* SO_REUSEADDR, TCP_NODELAY (Norman sends at once), buffer sizes and the rest: accepted, as the stack's own. */
-    if (!(level == SOL_SOCKET && (name == SO_REUSEADDR || name == SO_KEEPALIVE)) && !(level == IPPROTO_TCP && name == TCP_NODELAY))
-        say_once(&said_option, "socket options beyond SO_REUSEADDR, SO_KEEPALIVE and TCP_NODELAY are accepted and "
-                               "ignored on Norman sockets (first: level %d, option %d)", level, name);
-    return 0;
+    /* TCP_NODELAY (Norman sends at once), SO_KEEPALIVE: as the stack does anyway. Others: accepted, said once. */
+    int known = (level == SOL_SOCKET && (name == SO_REUSEADDR || name == SO_KEEPALIVE)) || (level == IPPROTO_TCP && name == TCP_NODELAY)
+        || (level == IPPROTO_IPV6 && name == IPV6_V6ONLY);
+    if (!known)
+        say_once(&said_option, "socket options beyond SO_REUSEADDR, IPV6_V6ONLY, SO_KEEPALIVE and TCP_NODELAY are accepted "
+                               "and ignored on Norman sockets (first: level %d, option %d)", level, name);
+    ENTER();
+    return LEAVE(n_setsockopt(h, level, name, value, length));
 }
 
 int getsockopt(int fd, int level, int name, void *value, socklen_t *length)
@@ -557,9 +581,13 @@ int getsockopt(int fd, int level, int name, void *value, socklen_t *length)
         answer = socket_type[h];
     if (level == SOL_SOCKET && (name == SO_RCVBUF || name == SO_SNDBUF))
         answer = 212992; /* Linux's default */
-    if (value && length && *length >= sizeof(int)) {
-        memcpy(value, &answer, sizeof(int));
-        *length = sizeof(int);
+    if (value && length) {
+        /* An option Norman does not keep (TCP_INFO, say) reads as zeros over the length asked, never as stale bytes. */
+        memset(value, 0, *length);
+        if (*length >= sizeof(int))
+            memcpy(value, &answer, sizeof(int));
+        if (!(level == IPPROTO_TCP && name == TCP_INFO))
+            *length = *length < sizeof(int) ? *length : sizeof(int);
     }
     return 0;
 }
@@ -630,12 +658,8 @@ int dup2(int fd, int target)
     return dup3(fd, target, 0);
 }
 
-int fcntl(int fd, int command, ...)
+static int norman_fcntl(int fd, int command, long argument)
 {
-    va_list arguments;
-    va_start(arguments, command);
-    long argument = va_arg(arguments, long);
-    va_end(arguments);
     int h = handle_of(fd);
     if (!h)
         return real_fcntl(fd, command, argument);
@@ -658,6 +682,49 @@ int fcntl(int fd, int command, ...)
         return real_fcntl(fd, command, argument);
     }
 }
+
+int fcntl(int fd, int command, ...)
+{
+    va_list arguments;
+    va_start(arguments, command);
+    long argument = va_arg(arguments, long);
+    va_end(arguments);
+    return norman_fcntl(fd, command, argument);
+}
+
+/* What programs built against glibc 2.28 and later call for fcntl (Redis, Python). */
+int fcntl64(int fd, int command, ...)
+{
+    va_list arguments;
+    va_start(arguments, command);
+    long argument = va_arg(arguments, long);
+    va_end(arguments);
+    return norman_fcntl(fd, command, argument);
+}
+
+/* sendfile to a Norman socket: the file is read here (pread, or read from its offset) and sent; the kernel path where
+ * the target is the kernel's. */
+ssize_t sendfile(int out, int in, off_t *offset, size_t count)
+{
+    if (!handle_of(out))
+        return real_sendfile(out, in, offset, count);
+    char *bounce = malloc(BOUNCE_BYTES);
+    if (!bounce) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    size_t want = count < BOUNCE_BYTES ? count : BOUNCE_BYTES;
+    ssize_t got = offset ? pread(in, bounce, want, *offset) : real_read(in, bounce, want);
+    ssize_t sent = got <= 0 ? got : sendto(out, bounce, (size_t)got, 0, NULL, 0);
+    if (sent > 0 && offset)
+        *offset += sent;
+    else if (sent > 0 && sent < got)
+        lseek(in, sent - got, SEEK_CUR); /* give back what was read and not sent */
+    free(bounce);
+    return sent;
+}
+
+ssize_t sendfile64(int out, int in, off_t *offset, size_t count) { return sendfile(out, in, offset, count); }
 
 int ioctl(int fd, unsigned long request, ...)
 {
