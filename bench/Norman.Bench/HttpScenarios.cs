@@ -82,7 +82,7 @@ public static partial class HttpScenarios
     /// The client namespace (198.18.3.1, wrk and the kernel's TCP) and the server namespace: its kernel at
     /// 198.18.3.2, and a Norman daemon on the same veth end by AF_PACKET at 198.18.3.3.
     /// </summary>
-    private sealed class Hosts : IDisposable
+    private sealed partial class Hosts : IDisposable
     {
         private readonly string _client, _server, _veth, _directory;
         private readonly Process _daemon;

@@ -5,6 +5,17 @@ namespace Norman.Bench;
 /// <summary>A C benchmark program built against libnorman as ./run-bench publishes it (build/native).</summary>
 public static class NativeProgram
 {
+    /// <summary>Where ./run-bench published libnorman.so and the interposer of `norman run` (build/native).</summary>
+    public static string Directory
+    {
+        get
+        {
+            string native = Path.Combine(RepositoryRoot(), "build", "native");
+            return File.Exists(Path.Combine(native, "libnorman-preload.so")) ? native
+                : throw new FileNotFoundException($"{native}/libnorman-preload.so is missing: ./run-bench publishes it (scripts/common.sh: publish_native).");
+        }
+    }
+
     /// <summary>Compiles <paramref name="source"/> (a path under the repository) with -O2 into a temporary directory; returns the program.</summary>
     public static string Compile(string source)
     {

@@ -88,7 +88,7 @@ var quick = new Option<bool>("--quick") { Description = "Fewer packets and runs:
 var runs = new Option<int>("--runs") { Description = "Runs of each scenario (the median is reported).", DefaultValueFactory = _ => 5 };
 var json = new Option<string>("--json") { Description = "Where to write the flat JSON figures.", DefaultValueFactory = _ => "bench/results/latest.json" };
 var markdown = new Option<string>("--markdown") { Description = "Where to write the markdown table.", DefaultValueFactory = _ => "bench/results/latest.md" };
-var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: ring, dataplane, policy, rules, capture, engine, ipv6, instructions, qos, set, kernel, xdp, ports, idle, latency, scale, control, isolation, tcp, http. " +
+var only = new Option<string[]>("--only") { Description = "Run only these groups of scenarios: ring, dataplane, policy, rules, capture, engine, ipv6, instructions, qos, set, kernel, xdp, ports, idle, latency, scale, control, isolation, tcp, http, programs. " +
     "Example: --only engine qos", AllowMultipleArgumentsPerToken = true };
 var root = new RootCommand("Norman's benchmark: packets per second through the dataplane on the virtual wire.") { quick, runs, json, markdown, only };
 root.SetAction(result =>
@@ -393,6 +393,14 @@ root.SetAction(result =>
     else if (Runs("http"))
     {
         figures.AddRange(HttpScenarios.Requests(runCount, isQuick));
+    }
+    if (Runs("programs") && HttpScenarios.WhyNotPrograms() is { } noPrograms)
+    {
+        Console.Error.WriteLine($"skipping unmodified programs under norman run: {noPrograms}");
+    }
+    else if (Runs("programs"))
+    {
+        figures.AddRange(HttpScenarios.Programs(runCount, isQuick));
     }
     if (Runs("isolation"))
     {
