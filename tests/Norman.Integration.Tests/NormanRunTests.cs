@@ -39,6 +39,66 @@ public sealed class NormanRunTests : IAsyncLifetime
     }
 
     [NetnsFact]
+    public void Nc_on_Norman_talks_udp_and_tcp_both_ways_with_the_kernels_socat()
+    {
+        var peer = _host.Peer();
+        // Norman listens, the kernel connects: nc -l for TCP, nc -u -l for UDP (answering where the first datagram came from).
+        using (var tcp = NormanRun("nc", "-l", "7002"))
+        {
+            Assert.True(ApplicationProcessTests.WaitFor(() => NormanSs("-t", "-l").Contains(":7002", StringComparison.Ordinal)), "nc never listened");
+            tcp.Process.StandardInput.WriteLine("from norman over tcp");
+            tcp.Process.StandardInput.Close();
+            var (code, output, errors) = peer.Try("from the kernel over tcp\n", "socat", "-t", "3", "-", $"TCP4:{_host.NormanAddress}:7002");
+            Assert.True(code == 0, errors);
+            Assert.Equal("from norman over tcp\n", output);
+            Assert.Equal("from the kernel over tcp", tcp.ReadLine());
+        }
+        // The kernel listens, Norman connects: nc as the client of a socat server in the namespace.
+        using var server = peer.StartAndWaitFor("listening on", "socat", "-d", "-d", "TCP-LISTEN:7003,reuseaddr", "EXEC:cat");
+        var (clientCode, echoed, clientErrors) = Host.Try("norman connects out\n", "env", $"NORMAN_SOCKET={_host.SocketPath}",
+            AppProcess.BesideTests("norman"), "run", "--", "nc", "-N", "-w", "3", _host.PeerAddress, "7003");
+        Assert.True(clientCode == 0, clientErrors);
+        Assert.Equal("norman connects out\n", echoed);
+        using var udpServer = peer.StartAndWaitFor("listening on", "socat", "-d", "-d", "UDP-LISTEN:7004", "EXEC:cat");
+        (clientCode, echoed, clientErrors) = Host.Try("a datagram out and back\n", "env", $"NORMAN_SOCKET={_host.SocketPath}",
+            AppProcess.BesideTests("norman"), "run", "--", "nc", "-u", "-w", "2", _host.PeerAddress, "7004");
+        Assert.Equal("a datagram out and back\n", echoed);
+    }
+
+    [NetnsFact]
+    public void A_forked_child_is_refused_its_parents_norman_socket_with_a_sentence_and_gets_the_kernels_for_new_ones()
+    {
+        _host.Peer();
+        string program = """
+            import os, socket, sys
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("0.0.0.0", 7005))
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    s.sendto(b"x", (sys.argv[1], 9))
+                    print("child: sent", flush=True)
+                except OSError as error:
+                    print("child:", error.errno, flush=True)
+                fresh = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                fresh.bind(("0.0.0.0", 7006))
+                print("child: new socket", fresh.getsockname(), flush=True)
+                os._exit(0)
+            os.waitpid(pid, 0)
+            print("parent: still", s.getsockname(), flush=True)
+            """;
+        var (code, output, errors) = Host.Try(null, "env", $"NORMAN_SOCKET={_host.SocketPath}", AppProcess.BesideTests("norman"), "run", "--", "python3", "-c", program, _host.PeerAddress);
+        Assert.True(code == 0, output + errors);
+        Assert.Contains("child: 9", output); // EBADF
+        Assert.Contains("forked from a Norman program", errors);
+        Assert.Contains("child: new socket ('0.0.0.0', 7006)", output);
+        Assert.Contains("parent: still ('0.0.0.0', 7005)", output);
+    }
+
+    private string NormanSs(params string[] arguments) =>
+        Host.Run([AppProcess.BesideTests("norman"), "ss", .. arguments, "--socket", _host.SocketPath]);
+
+    [NetnsFact]
     public void Pythons_http_server_on_Norman_serves_curl_a_file_byte_for_byte()
     {
         var peer = _host.Peer();
@@ -86,7 +146,7 @@ public sealed class NormanRunTests : IAsyncLifetime
             // One test per server (-1); the UDP tests need a connected socket beside the listening one on the port.
             using var server = NormanRun("iperf3", "-s", "-1", "-p", "5201", "--forceflush");
             WaitForLine(server, "Server listening");
-            var (code, output, errors) = peer.Try(null, ["iperf3", "-c", _host.NormanAddress, "-p", "5201", "-t", "5", .. mode]);
+            var (code, output, errors) = peer.Try(null, ["iperf3", "-c", _host.NormanAddress, "-p", "5201", "-t", "3", .. mode]);
             Assert.True(code == 0, $"iperf3 {string.Join(' ', mode)}: {output}{errors}");
             Assert.Contains("iperf Done.", output);
             Assert.True(server.Process.WaitForExit(10_000), $"the iperf3 server on Norman did not end after its test ({string.Join(' ', mode)})");

@@ -16,6 +16,7 @@ public sealed class TapHost(string role, int network) : IAsyncDisposable
     public string SocketPath => Path.Combine(Directory, "norman.sock");
     public string NormanAddress => $"198.18.{network}.1";
     public string NormanAddress6 => $"2001:db8:{network}::1";
+    public string PeerAddress => $"198.18.{network}.2";
     public NormanDaemon Daemon => _daemon ?? throw new InvalidOperationException("Call Peer() first.");
 
     public TestNamespace Peer()
@@ -35,7 +36,7 @@ public sealed class TapHost(string role, int network) : IAsyncDisposable
             Namespace = _peer.Name,
             LineRateBitsPerSecond = 0,
         }, Norman.Daemon.Control.NullLog.Instance);
-        _peer.Run("ip", "addr", "add", $"198.18.{network}.2/24", "dev", device);
+        _peer.Run("ip", "addr", "add", $"{PeerAddress}/24", "dev", device);
         _peer.Run("ip", "addr", "add", $"2001:db8:{network}::2/64", "dev", device, "nodad");
         _peer.Run("ip", "link", "set", device, "up");
         return _peer;
