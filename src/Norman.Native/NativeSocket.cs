@@ -13,6 +13,11 @@ namespace Norman.Native;
 internal sealed class NativeSocket : IDisposable
 {
     private readonly object _gate = new();
+    /// <summary>
+    /// A UDP socket's pipes are single-producer, single-consumer rings: threads of a program that share one socket (a
+    /// server's workers, a dup per thread) take turns at each end. Order: <see cref="_gate"/> before <see cref="_receiveGate"/>.
+    /// </summary>
+    private readonly object _sendGate = new(), _receiveGate = new();
     private readonly NormanUdpSocket? _udp;
     private IPEndPoint? _tcpBinding;
     private NormanTcpListener? _listener;
@@ -157,13 +162,16 @@ internal sealed class NativeSocket : IDisposable
                 Bind(new IPEndPoint(Family == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0));
             }
             var to = Unmapped(destination);
-            if (wait)
+            lock (_sendGate)
             {
-                _udp.SendTo(data, to);
-            }
-            else if (!_udp.TrySendTo(data, Norman.Core.Packets.NetAddress.From(to.Address), (ushort)to.Port))
-            {
-                return WouldBlock;
+                if (wait)
+                {
+                    _udp.SendTo(data, to);
+                }
+                else if (!_udp.TrySendTo(data, Norman.Core.Packets.NetAddress.From(to.Address), (ushort)to.Port))
+                {
+                    return WouldBlock;
+                }
             }
             return data.Length;
         }
@@ -214,33 +222,30 @@ internal sealed class NativeSocket : IDisposable
         source = null;
         while (true)
         {
-            if (udp.TryPeek(out var datagram))
+            lock (_receiveGate)
             {
-                int length = Math.Min(buffer.Length, datagram.Payload.Length);
-                datagram.Payload[..length].CopyTo(buffer);
-                source = (datagram.Source, datagram.SourcePort);
-                int whole = datagram.Payload.Length;
-                if (!peek)
+                if (udp.TryPeek(out var datagram))
                 {
-                    udp.Release();
-                    UpdateReadiness();
+                    int length = Math.Min(buffer.Length, datagram.Payload.Length);
+                    datagram.Payload[..length].CopyTo(buffer);
+                    source = (datagram.Source, datagram.SourcePort);
+                    int whole = datagram.Payload.Length;
+                    if (!peek)
+                    {
+                        udp.Release();
+                        UpdateReadiness();
+                    }
+                    return truncatedLength ? whole : length;
                 }
-                return truncatedLength ? whole : length;
+                UpdateReadiness();
             }
-            UpdateReadiness();
             if (!wait)
             {
                 return WouldBlock;
             }
-            if (_readiness is null)
-            {
-                udp.WaitToReceive();
-            }
-            else
-            {
-                // The watcher thread takes the daemon's wake-ups for this socket: wait where it reports them.
-                WaitReadable(_readiness.Fd);
-            }
+            // Waiting is on the readiness descriptor, where the watcher thread reports the daemon's wake-ups: several
+            // threads may wait on one socket, and none of them touches the ring outside the lock.
+            WaitReadable(ReadinessDescriptor());
         }
     }
 
@@ -342,15 +347,18 @@ internal sealed class NativeSocket : IDisposable
         {
             return;
         }
-        if (IsReadable())
+        lock (_receiveGate)
         {
-            readiness.Signal();
-            return;
-        }
-        readiness.Drain();
-        if (IsReadable() || _udp is { IsBound: true } udp && !udp.ArmWakeup())
-        {
-            readiness.Signal();
+            if (IsReadable())
+            {
+                readiness.Signal();
+                return;
+            }
+            readiness.Drain();
+            if (IsReadable() || _udp is { IsBound: true } udp && !udp.ArmWakeup())
+            {
+                readiness.Signal();
+            }
         }
     }
 

@@ -42,6 +42,16 @@ public sealed class NativeLibraryTests : DaemonTest
     }
 
     [Fact]
+    public void Threads_sharing_one_socket_each_get_every_answer_once_and_whole()
+    {
+        Daemon.Peer.EchoOnPort(7);
+        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/udp_threads.c", _build);
+        var (code, output, errors) = Host.Try(null, "timeout", "30", "env", $"NORMAN_SOCKET={Daemon.SocketPath}", program, DaemonFixture.PeerAddress.ToString());
+        Assert.True(code == 0, output + errors);
+        Assert.Contains("800 datagrams each back once from 4 threads", output);
+    }
+
+    [Fact]
     public void The_C_echo_example_answers_every_datagram_byte_for_byte()
     {
         using var echo = AppProcess.StartFile(NativeArtifacts.Compile("examples/c/echo.c", _build), Daemon.SocketPath, null, "udp", "7000");
