@@ -96,7 +96,7 @@ public sealed class NormanRunTests : IAsyncLifetime
     }
 
     private string NormanSs(params string[] arguments) =>
-        Host.Run([AppProcess.BesideTests("norman"), "ss", .. arguments, "--socket", _host.SocketPath]);
+        Host.Run([AppProcess.BesideTests("norman"), "ss", "-n", .. arguments, "--socket", _host.SocketPath]);
 
     [NetnsFact]
     public void Pythons_http_server_on_Norman_serves_curl_a_file_byte_for_byte()
@@ -152,6 +152,31 @@ public sealed class NormanRunTests : IAsyncLifetime
             Assert.True(server.Process.WaitForExit(10_000), $"the iperf3 server on Norman did not end after its test ({string.Join(' ', mode)})");
             Assert.Equal(0, server.Process.ExitCode);
         }
+    }
+
+    [NetnsFact]
+    public void Memcached_on_Norman_answers_over_tcp_and_over_udp_from_its_four_worker_threads()
+    {
+        var peer = _host.Peer();
+        using var server = NormanRun("memcached", "-u", "nobody", "-p", "11211", "-U", "11211", "-l", "0.0.0.0", "-t", "4");
+        Assert.True(ApplicationProcessTests.WaitFor(() => NormanSs("-t", "-l").Contains(":11211", StringComparison.Ordinal)), "memcached never listened");
+        // memcached's UDP frames start with 8 bytes: request id, sequence, datagram count, reserved.
+        string client = """
+            import socket, struct, sys
+            host = sys.argv[1]
+            t = socket.create_connection((host, 11211), timeout=10)
+            t.sendall(b"set greeting 0 0 5\r\nhello\r\n"); assert t.recv(100) == b"STORED\r\n"
+            t.sendall(b"get greeting\r\n"); assert t.recv(100) == b"VALUE greeting 0 5\r\nhello\r\nEND\r\n"
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(10)
+            for i in range(50):
+                u.sendto(struct.pack("!HHHH", i, 0, 1, 0) + b"get greeting\r\n", (host, 11211))
+                data, _ = u.recvfrom(2000)
+                assert struct.unpack("!HHHH", data[:8]) == (i, 0, 1, 0) and data[8:] == b"VALUE greeting 0 5\r\nhello\r\nEND\r\n", data
+            print("memcached: tcp and 50 udp gets answered")
+            """;
+        var (code, output, errors) = peer.Try(null, "python3", "-c", client, _host.NormanAddress);
+        Assert.True(code == 0, output + errors);
+        Assert.Contains("memcached: tcp and 50 udp gets answered", output);
     }
 
     private static void WaitForLine(AppProcess process, string text)

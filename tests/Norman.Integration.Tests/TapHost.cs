@@ -12,7 +12,14 @@ public sealed class TapHost(string role, int network) : IAsyncDisposable
     private TestNamespace? _peer;
     private NormanDaemon? _daemon;
 
-    public string Directory { get; } = System.IO.Directory.CreateTempSubdirectory($"norman-{role}-").FullName;
+    /// <summary>World-searchable, so that a program that drops to nobody (memcached -u) still reaches the control socket.</summary>
+    public string Directory { get; } = WorldSearchable(System.IO.Directory.CreateTempSubdirectory($"norman-{role}-").FullName);
+
+    private static string WorldSearchable(string path)
+    {
+        File.SetUnixFileMode(path, (UnixFileMode)0b111_101_101);
+        return path;
+    }
     public string SocketPath => Path.Combine(Directory, "norman.sock");
     public string NormanAddress => $"198.18.{network}.1";
     public string NormanAddress6 => $"2001:db8:{network}::1";
