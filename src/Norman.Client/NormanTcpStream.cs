@@ -86,6 +86,8 @@ public sealed class NormanTcpStream : Stream
 
     internal bool IsReadable => _connection.IsReadable;
 
+    internal bool IsWritable => _connection.IsWritable;
+
     /// <summary>Everything written, and the FIN after it, has been acknowledged (or the connection is gone): a closed stream's process may end.</summary>
     internal bool HasDeliveredEverything => _connection.State is TcpState.FinWait2 or TcpState.TimeWait or TcpState.Closed;
 

@@ -26,6 +26,8 @@ internal sealed class NativeSocket : IDisposable
     /// <summary>The descriptor a program polls for this socket (made on first ask: norman_readiness_fd), and the watcher's key for a UDP one.</summary>
     private EventFd? _readiness;
     private ulong _watchKey;
+    /// <summary>A non-blocking write found the send buffer full: the next room must be announced (see <see cref="AnnounceWritable"/>).</summary>
+    private volatile bool _writeBlocked;
 
     private NativeSocket(AddressFamily family, bool nonBlocking, NormanUdpSocket? udp, NormanTcpStream? stream = null)
     {
@@ -183,6 +185,14 @@ internal sealed class NativeSocket : IDisposable
         if (!wait)
         {
             int written = stream.TryWrite(data);
+            if (written < data.Length)
+            {
+                _writeBlocked = true;
+                if (stream.IsWritable)
+                {
+                    AnnounceWritable(); // room came between the write and the flag: say so now
+                }
+            }
             return written > 0 || data.IsEmpty ? written : WouldBlock;
         }
         stream.Write(data);
@@ -331,6 +341,10 @@ internal sealed class NativeSocket : IDisposable
                 {
                     readiness.Signal();
                 }
+                if (_writeBlocked && stream.IsWritable)
+                {
+                    AnnounceWritable();
+                }
             };
         }
         UpdateReadiness(); // what arrived before the hooks were set
@@ -356,6 +370,29 @@ internal sealed class NativeSocket : IDisposable
             }
             readiness.Drain();
             if (IsReadable() || _udp is { IsBound: true } udp && !udp.ArmWakeup())
+            {
+                readiness.Signal();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The send buffer has room again after a write found it full. The eventfd is always writable, so an epoll in
+    /// edge-triggered mode (nginx's) would never hear of it: reading a signalled eventfd wakes its EPOLLOUT waiters,
+    /// so the descriptor is signalled and drained, which is that edge, then signalled again if the socket is readable.
+    /// </summary>
+    private void AnnounceWritable()
+    {
+        if (_readiness is not { } readiness)
+        {
+            return;
+        }
+        _writeBlocked = false;
+        lock (_receiveGate)
+        {
+            readiness.Signal();
+            readiness.Drain();
+            if (IsReadable())
             {
                 readiness.Signal();
             }

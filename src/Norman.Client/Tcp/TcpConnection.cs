@@ -396,6 +396,18 @@ internal sealed partial class TcpConnection
     /// </summary>
     internal Action? ReadinessChanged { get; set; }
 
+    /// <summary>A write would take at least a byte: the send buffer has room (or the connection has failed, which a write reports).</summary>
+    internal bool IsWritable
+    {
+        get
+        {
+            lock (_send)
+            {
+                return _send.Free > 0 || _error is not null;
+            }
+        }
+    }
+
     /// <summary>A read would not wait: bytes are there, or the peer's FIN, or an error, or the connection is closed.</summary>
     internal bool IsReadable
     {
