@@ -7,14 +7,14 @@ namespace Norman.Bench;
 /// <summary>
 /// Issue 18's benchmark: unmodified programs from Debian on the kernel's sockets and on Norman (through `norman run`'s
 /// interposer), in one run, over the same veth pair as the HTTP comparison (Norman on the server's end by AF_PACKET):
-/// redis-benchmark against redis-server, and iperf3's TCP both ways.
+/// redis-benchmark against redis-server, wrk against nginx, and iperf3's TCP both ways.
 /// </summary>
 public static partial class HttpScenarios
 {
     public static string? WhyNotPrograms() =>
         RealWireScenarios.WhyNot()
-        ?? (File.Exists("/usr/bin/redis-server") && File.Exists("/usr/bin/redis-benchmark") && File.Exists("/usr/bin/iperf3")
-            ? null : "needs redis-server, redis-tools and iperf3 (apt install redis-server redis-tools iperf3)");
+        ?? (File.Exists("/usr/bin/redis-server") && File.Exists("/usr/bin/redis-benchmark") && File.Exists("/usr/bin/iperf3") && File.Exists("/usr/sbin/nginx")
+            ? null : "needs redis-server, redis-tools, iperf3 and nginx (apt install redis-server redis-tools iperf3 nginx)");
 
     public static IEnumerable<Measurement> Programs(int runs, bool quick)
     {
@@ -49,6 +49,11 @@ public static partial class HttpScenarios
                         }
                     }
                 }
+                var web = hosts.Nginx(norman, seconds);
+                string nginxOn = norman ? "nginx (one process) under norman run" : "nginx (one process) on the kernel's sockets";
+                Add($"nginx_{who}_requests_per_s", $"wrk -c64 {seconds} s, GET / (27 bytes) of {nginxOn}", "requests/s", web.RequestsPerSecond);
+                Add($"nginx_{who}_p50_us", $"the same, latency p50, {nginxOn}", "µs", web.P50);
+                Add($"nginx_{who}_p99_us", $"the same, latency p99, {nginxOn}", "µs", web.P99);
                 foreach (bool reverse in new[] { false, true })
                 {
                     string way = reverse ? "sends" : "receives";
@@ -62,7 +67,7 @@ public static partial class HttpScenarios
 
     private sealed partial class Hosts
     {
-        private const int RedisPort = 6380, IperfPort = 5202;
+        private const int RedisPort = 6380, IperfPort = 5202, NginxPort = 8082;
 
         /// <summary>What `norman run` does: the interposer preloaded, libnorman named, the daemon's socket (set by Start).</summary>
         private static string[] UnderNormanRun(bool norman) => norman
@@ -89,6 +94,41 @@ public static partial class HttpScenarios
                 // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
                 return [.. csv.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(line => line.Split(',').Select(f => f.Trim('"')).ToArray())
                     .Select(f => (f[0].ToLowerInvariant(), Number(f[1]), Number(f[4]) * 1e3, Number(f[6]) * 1e3))];
+            }
+            finally
+            {
+                server.Kill();
+                server.WaitForExit();
+            }
+        }
+
+        /// <summary>wrk's requests/s and latency against nginx in one process (master_process off: its workers fork).</summary>
+        public (double RequestsPerSecond, double P50, double P99) Nginx(bool norman, int seconds)
+        {
+            string address = Address(norman);
+            string root = Path.Combine(_directory, "nginx");
+            Directory.CreateDirectory(Path.Combine(root, "site"));
+            File.WriteAllText(Path.Combine(root, "site", "index.html"), "hello from a benchmark page\n");
+            File.WriteAllText(Path.Combine(root, "nginx.conf"), $"daemon off; master_process off; error_log {root}/error.log; pid {root}/nginx.pid; " +
+                "events { worker_connections 1024; } " +
+                $"http {{ access_log off; sendfile on; client_body_temp_path {root}/body; proxy_temp_path {root}/proxy; fastcgi_temp_path {root}/fastcgi; " +
+                $"uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi; server {{ listen {(norman ? "" : address + ":")}{NginxPort}; root {root}/site; }} }}\n");
+            using var server = Start(_server, [.. UnderNormanRun(norman), "nginx", "-c", Path.Combine(root, "nginx.conf"), "-p", root]);
+            try
+            {
+                string url = $"http://{address}:{NginxPort}/";
+                for (int probe = 0; probe < 400 && !RunQuietly(_client, "curl", "-s", url).Contains("hello", StringComparison.Ordinal); probe++)
+                {
+                    Thread.Sleep(50);
+                }
+                Run(_client, "wrk", "-t1", "-c64", "-d1s", url); // warm-up
+                string report = Run(_client, "wrk", "-t1", "-c64", $"-d{seconds}s", "--latency", url);
+                Console.Error.WriteLine($"  wrk against nginx on {(norman ? "Norman" : "the kernel")}: {RequestsLine().Match(report).Value.Trim()}");
+                if (report.Contains("Socket errors", StringComparison.Ordinal) || report.Contains("Non-2xx", StringComparison.Ordinal))
+                {
+                    Console.Error.WriteLine(report);
+                }
+                return (Number(RequestsLine().Match(report).Groups[1].Value), Percentile(report, "50%"), Percentile(report, "99%"));
             }
             finally
             {
