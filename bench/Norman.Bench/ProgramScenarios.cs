@@ -7,14 +7,15 @@ namespace Norman.Bench;
 /// <summary>
 /// Issue 18's benchmark: unmodified programs from Debian on the kernel's sockets and on Norman (through `norman run`'s
 /// interposer), in one run, over the same veth pair as the HTTP comparison (Norman on the server's end by AF_PACKET):
-/// redis-benchmark against redis-server, wrk against nginx, and iperf3's TCP both ways.
+/// redis-benchmark against redis-server, wrk against nginx, sockperf's UDP ping-pong, and iperf3's TCP both ways.
 /// </summary>
 public static partial class HttpScenarios
 {
     public static string? WhyNotPrograms() =>
         RealWireScenarios.WhyNot()
         ?? (File.Exists("/usr/bin/redis-server") && File.Exists("/usr/bin/redis-benchmark") && File.Exists("/usr/bin/iperf3") && File.Exists("/usr/sbin/nginx")
-            ? null : "needs redis-server, redis-tools, iperf3 and nginx (apt install redis-server redis-tools iperf3 nginx)");
+            && File.Exists("/usr/bin/sockperf")
+            ? null : "needs redis-server, redis-tools, iperf3, nginx and sockperf (apt install redis-server redis-tools iperf3 nginx sockperf)");
 
     public static IEnumerable<Measurement> Programs(int runs, bool quick)
     {
@@ -54,6 +55,10 @@ public static partial class HttpScenarios
                 Add($"nginx_{who}_requests_per_s", $"wrk -c64 {seconds} s, GET / (27 bytes) of {nginxOn}", "requests/s", web.RequestsPerSecond);
                 Add($"nginx_{who}_p50_us", $"the same, latency p50, {nginxOn}", "µs", web.P50);
                 Add($"nginx_{who}_p99_us", $"the same, latency p99, {nginxOn}", "µs", web.P99);
+                var (half50, half99) = hosts.Sockperf(norman, seconds);
+                string sockperfOn = norman ? "sockperf server under norman run" : "sockperf server on the kernel's sockets";
+                Add($"sockperf_{who}_p50_us", $"sockperf ping-pong (UDP, 14 bytes) {seconds} s against a {sockperfOn}, half the round trip, p50", "µs", half50);
+                Add($"sockperf_{who}_p99_us", $"the same, p99", "µs", half99);
                 foreach (bool reverse in new[] { false, true })
                 {
                     string way = reverse ? "sends" : "receives";
@@ -67,7 +72,7 @@ public static partial class HttpScenarios
 
     private sealed partial class Hosts
     {
-        private const int RedisPort = 6380, IperfPort = 5202, NginxPort = 8082;
+        private const int RedisPort = 6380, IperfPort = 5202, NginxPort = 8082, SockperfPort = 11112;
 
         /// <summary>What `norman run` does: the interposer preloaded, libnorman named, the daemon's socket (set by Start).</summary>
         private static string[] UnderNormanRun(bool norman) => norman
@@ -129,6 +134,28 @@ public static partial class HttpScenarios
                     Console.Error.WriteLine(report);
                 }
                 return (Number(RequestsLine().Match(report).Groups[1].Value), Percentile(report, "50%"), Percentile(report, "99%"));
+            }
+            finally
+            {
+                server.Kill();
+                server.WaitForExit();
+            }
+        }
+
+        /// <summary>sockperf's ping-pong latency (it reports half the round trip), p50 and p99 in µs.</summary>
+        public (double P50, double P99) Sockperf(bool norman, int seconds)
+        {
+            string address = Address(norman);
+            using var server = Start(_server, [.. UnderNormanRun(norman), "sockperf", "server", "-i", norman ? "0.0.0.0" : address, "-p", $"{SockperfPort}"]);
+            try
+            {
+                for (int line = 0; line < 20 && server.StandardOutput.ReadLine() is { } said && !said.Contains("block on socket", StringComparison.Ordinal); line++)
+                {
+                }
+                string report = Run(_client, "sockperf", "ping-pong", "-i", address, "-p", $"{SockperfPort}", "-t", seconds.ToString(CultureInfo.InvariantCulture));
+                double Percentile(string which) => Number(System.Text.RegularExpressions.Regex.Match(report, $@"percentile {which} =\s+([\d.]+)").Groups[1].Value);
+                Console.Error.WriteLine($"  sockperf against {(norman ? "Norman" : "the kernel")}: p50 {Percentile("50.000")} µs, p99 {Percentile("99.000")} µs (half round trips)");
+                return (Percentile("50.000"), Percentile("99.000"));
             }
             finally
             {

@@ -253,9 +253,10 @@ internal sealed class NativeSocket : IDisposable
             {
                 return WouldBlock;
             }
-            // Waiting is on the readiness descriptor, where the watcher thread reports the daemon's wake-ups: several
-            // threads may wait on one socket, and none of them touches the ring outside the lock.
-            WaitReadable(ReadinessDescriptor());
+            // Wait for the daemon's wake-up itself (one hand-off: sockperf's blocking server had two through the watcher
+            // thread) or the readiness descriptor (another thread's news); several threads may wait on one socket, and
+            // none touches the ring outside the lock.
+            WaitReadable(ReadinessDescriptor(), udp.WakeupDescriptor);
         }
     }
 
@@ -404,10 +405,12 @@ internal sealed class NativeSocket : IDisposable
         : _stream is not null ? _stream.IsReadable || _readShutDown
         : _listener is not null && _listener.HasConnectionWaiting;
 
-    private static unsafe void WaitReadable(int descriptor)
+    private static unsafe void WaitReadable(int readiness, int daemonWakeup)
     {
-        var poll = new Libc.PollFd { Fd = descriptor, Events = Libc.POLLIN };
-        Libc.Poll(&poll, 1, -1);
+        var polls = stackalloc Libc.PollFd[2];
+        polls[0] = new Libc.PollFd { Fd = readiness, Events = Libc.POLLIN };
+        polls[1] = new Libc.PollFd { Fd = daemonWakeup, Events = Libc.POLLIN };
+        Libc.Poll(polls, 2, -1);
     }
 
     public void Dispose()
