@@ -76,19 +76,10 @@ public static class Icmpv6Frames
     public static int Solicitation(Span<byte> frame, MacAddress ourMac, NetAddress ourAddress, NetAddress target)
     {
         var group = Ipv6Multicast.SolicitedNode(target);
-        const int icmpLength = NdMessageLength + 8;
-        EthernetHeader.Write(frame, Ipv6Multicast.MacOf(group), ourMac, EtherTypes.IPv6);
-        var ip = frame[EthernetHeader.Size..];
-        Ipv6Header.Write(ip, IpProtocols.IcmpV6, ourAddress, group, icmpLength, hopLimit: 255);
-        var icmp = ip.Slice(Ipv6Header.Size, icmpLength);
-        icmp.Clear();
-        icmp[0] = NeighbourSolicitation;
+        var icmp = NdMessage(frame, Ipv6Multicast.MacOf(group), ourMac, ourAddress, group, NeighbourSolicitation, NdMessageLength + 8);
         target.WriteV6(icmp[8..]);
-        icmp[24] = SourceLinkLayerOption;
-        icmp[25] = 1;
-        ourMac.Write(icmp[26..]);
-        WriteChecksum(icmp, ourAddress, group);
-        return EthernetHeader.Size + Ipv6Header.Size + icmpLength;
+        WriteLinkLayerOption(icmp[NdMessageLength..], SourceLinkLayerOption, ourMac);
+        return Finish(icmp, ourAddress, group);
     }
 
     /// <summary>
@@ -98,18 +89,9 @@ public static class Icmpv6Frames
     public static int RouterSolicitationFrom(Span<byte> frame, MacAddress ourMac, NetAddress ourLinkLocal)
     {
         var allRouters = Ipv6Multicast.AllRouters;
-        const int icmpLength = 8 + 8;
-        EthernetHeader.Write(frame, Ipv6Multicast.MacOf(allRouters), ourMac, EtherTypes.IPv6);
-        var ip = frame[EthernetHeader.Size..];
-        Ipv6Header.Write(ip, IpProtocols.IcmpV6, ourLinkLocal, allRouters, icmpLength, hopLimit: 255);
-        var icmp = ip.Slice(Ipv6Header.Size, icmpLength);
-        icmp.Clear();
-        icmp[0] = RouterSolicitation;
-        icmp[8] = SourceLinkLayerOption;
-        icmp[9] = 1;
-        ourMac.Write(icmp[10..]);
-        WriteChecksum(icmp, ourLinkLocal, allRouters);
-        return EthernetHeader.Size + Ipv6Header.Size + icmpLength;
+        var icmp = NdMessage(frame, Ipv6Multicast.MacOf(allRouters), ourMac, ourLinkLocal, allRouters, RouterSolicitation, 8 + 8);
+        WriteLinkLayerOption(icmp[8..], SourceLinkLayerOption, ourMac);
+        return Finish(icmp, ourLinkLocal, allRouters);
     }
 
     /// <summary>
@@ -143,20 +125,42 @@ public static class Icmpv6Frames
     {
         // A solicitation from the unspecified address (duplicate address detection) is answered to all nodes.
         var destination = packet.Source.High == 0 && packet.Source.Low == 0 ? Ipv6Multicast.AllNodes : packet.Source;
-        const int icmpLength = NdMessageLength + 8;
-        EthernetHeader.Write(frame, EthernetHeader.Source(solicitation), ourMac, EtherTypes.IPv6);
-        var ip = frame[EthernetHeader.Size..];
-        Ipv6Header.Write(ip, IpProtocols.IcmpV6, ourAddress, destination, icmpLength, hopLimit: 255);
-        var icmp = ip.Slice(Ipv6Header.Size, icmpLength);
-        icmp.Clear();
-        icmp[0] = NeighbourAdvertisement;
+        var icmp = NdMessage(frame, EthernetHeader.Source(solicitation), ourMac, ourAddress, destination, NeighbourAdvertisement, NdMessageLength + 8);
         icmp[4] = (byte)(SolicitedFlag | OverrideFlag);
         ourAddress.WriteV6(icmp[8..]);
-        icmp[24] = 2; // target link-layer address
-        icmp[25] = 1; // in units of 8 bytes
-        ourMac.Write(icmp[26..]);
-        WriteChecksum(icmp, ourAddress, destination);
-        return EthernetHeader.Size + Ipv6Header.Size + icmpLength;
+        WriteLinkLayerOption(icmp[NdMessageLength..], TargetLinkLayerOption, ourMac);
+        return Finish(icmp, ourAddress, destination);
+    }
+
+    /// <summary>
+    /// The start of a neighbour discovery message: Ethernet to <paramref name="toMac"/>, IPv6 with hop limit 255 (RFC 4861
+    /// requires it, so a router cannot have forwarded it), and an ICMPv6 body of <paramref name="icmpLength"/> zeroed bytes
+    /// with its type. The caller fills the body, then <see cref="Finish"/>.
+    /// </summary>
+    private static Span<byte> NdMessage(Span<byte> frame, MacAddress toMac, MacAddress ourMac, NetAddress source, NetAddress destination, byte type, int icmpLength)
+    {
+        EthernetHeader.Write(frame, toMac, ourMac, EtherTypes.IPv6);
+        var ip = frame[EthernetHeader.Size..];
+        Ipv6Header.Write(ip, IpProtocols.IcmpV6, source, destination, icmpLength, hopLimit: 255);
+        var icmp = ip.Slice(Ipv6Header.Size, icmpLength);
+        icmp.Clear();
+        icmp[0] = type;
+        return icmp;
+    }
+
+    /// <summary>A source or target link-layer address option: kind, length in units of 8 bytes, the MAC.</summary>
+    private static void WriteLinkLayerOption(Span<byte> option, byte kind, MacAddress mac)
+    {
+        option[0] = kind;
+        option[1] = 1;
+        mac.Write(option[2..]);
+    }
+
+    /// <summary>Checksums an ND message and returns the frame's length.</summary>
+    private static int Finish(Span<byte> icmp, NetAddress source, NetAddress destination)
+    {
+        WriteChecksum(icmp, source, destination);
+        return EthernetHeader.Size + Ipv6Header.Size + icmp.Length;
     }
 
     /// <summary>Turns an ICMPv6 echo request into its reply.</summary>
