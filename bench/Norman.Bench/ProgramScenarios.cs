@@ -1,3 +1,4 @@
+using Norman.Soak;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -76,7 +77,7 @@ public static partial class HttpScenarios
 
         /// <summary>What `norman run` does: the interposer preloaded, libnorman named, the daemon's socket (set by Start).</summary>
         private static string[] UnderNormanRun(bool norman) => norman
-            ? ["env", $"LD_PRELOAD={Path.Combine(NativeProgram.Directory, "libnorman-preload.so")}", $"NORMAN_LIBRARY={Path.Combine(NativeProgram.Directory, "libnorman.so")}"]
+            ? ["env", $"LD_PRELOAD={Path.Combine(SourceTree.NativeDirectory, "libnorman-preload.so")}", $"NORMAN_LIBRARY={Path.Combine(SourceTree.NativeDirectory, "libnorman.so")}"]
             : [];
 
         private static string Address(bool norman) => norman ? RealWireScenarios.NormanAddress : RealWireScenarios.ReceiverAddress;

@@ -343,16 +343,9 @@ public sealed class NormanUdpSocket : IDisposable
     }
 
     /// <summary>
-    /// Waits until something is in the RX pipe (then <see cref="TryPeek"/> or <see cref="TryReceive"/> takes it), for at
-    /// most <paramref name="timeout"/> (null: for ever); false when the time ran out. Spins for 50 µs, then sleeps on
-    /// the eventfd so an idle application uses no CPU.
+    /// Waits until something is in the RX pipe or <paramref name="deadline"/> passes (false then). Spins for 50 µs, then
+    /// sleeps on the eventfd so an idle application uses no CPU.
     /// </summary>
-    public bool WaitToReceive(TimeSpan? timeout = null)
-    {
-        ThrowIfDisposed();
-        return WaitToReceive(Deadline(timeout));
-    }
-
     private bool WaitToReceive(long deadline)
     {
         var waiter = new PipeWaiter(Stopwatch.GetTimestamp());

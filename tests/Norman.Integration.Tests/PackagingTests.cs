@@ -8,7 +8,7 @@ public sealed class PackagingTests
     [Fact]
     public void The_unit_leaves_the_policy_file_directory_that_help_suggests_writable()
     {
-        var unit = File.ReadAllLines(Path.Combine(RepositoryRoot(), "packaging", "normand.service"))
+        var unit = File.ReadAllLines(Path.Combine(Norman.Soak.SourceTree.Root, "packaging", "normand.service"))
             .Where(l => l.Contains('=') && !l.TrimStart().StartsWith('#'))
             .Select(l => (Key: l[..l.IndexOf('=')].Trim(), Value: l[(l.IndexOf('=') + 1)..].Trim()))
             .ToList();
@@ -24,17 +24,5 @@ public sealed class PackagingTests
         Assert.Contains(writable, path => suggested.StartsWith(path.TrimEnd('/') + "/", StringComparison.Ordinal));
         string socketDirectory = Path.GetDirectoryName(Norman.Core.Protocol.ControlProtocol.DefaultSocketPath)!;
         Assert.Contains(writable, path => socketDirectory.StartsWith(path, StringComparison.Ordinal));
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "Norman.slnx")))
-            {
-                return directory.FullName;
-            }
-        }
-        throw new InvalidOperationException("The tests run outside the repository: no Norman.slnx above " + AppContext.BaseDirectory);
     }
 }
