@@ -128,19 +128,26 @@ public static class ComparisonScenarios
     /// <summary>G: opening a socket, and a 10,000-rule policy taking effect under traffic.</summary>
     public static IEnumerable<Measurement> Control(int runs, bool quick)
     {
-        var open = new Measurement("socket_open_us", "G: open and bind a socket (median of 200 in a row)", "µs");
+        var open = new Measurement("socket_open_us", "G: open and bind a socket, one every 2 ms (median of 200, kept open; the dataplane busy-polls its core)", "µs");
+        var openBurst = new Measurement("socket_open_burst_us", "G: the same, 200 back to back (past the daemon's memory made ahead)", "µs");
+        var close = new Measurement("socket_close_us", "G: close one of them (the application's wait)", "µs");
+        var openAdaptive = new Measurement("socket_open_adaptive_us", "G: open and bind, one every 2 ms, with the daemon's default dataplane, which sleeps when idle", "µs");
         var apply = new Measurement("policy10k_apply_ms", "G: a 10,000-rule policy, from the restore call until the dataplane runs it (no application busy)", "ms");
         var applyUnderLoad = new Measurement("policy10k_apply_under_load_ms", "G: the same while an application busy-polls 100 Mbit/s of 64-byte frames on the other core", "ms");
         var lost = new Measurement("policy_swap_lost_packets", "G: packets the application did not get while that policy replaced the empty one under 100 Mbit/s of 64-byte frames", "packets");
         for (int run = 0; run < runs; run++)
         {
-            open.Add(ControlScenarios.SocketOpenMicroseconds(200));
+            open.Add(ControlScenarios.SocketOpenAndCloseMicroseconds(200, pauseMilliseconds: 2).OpenP50);
+            var (burst, closed) = ControlScenarios.SocketOpenAndCloseMicroseconds(200);
+            openBurst.Add(burst);
+            close.Add(closed);
+            openAdaptive.Add(ControlScenarios.SocketOpenAndCloseMicroseconds(200, busyPoll: false, pauseMilliseconds: 2).OpenP50);
             apply.Add(ControlScenarios.PolicyApplyMilliseconds(10_000));
             var (ms, missing) = ControlScenarios.PolicySwap(10_000, quick ? 150_000 : 300_000);
             applyUnderLoad.Add(ms);
             lost.Add(missing);
         }
-        return [open, apply, applyUnderLoad, lost];
+        return [open, openBurst, close, openAdaptive, apply, applyUnderLoad, lost];
     }
 
     private static Measurement[] Percentiles(string prefix, string description) =>

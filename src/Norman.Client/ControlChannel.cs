@@ -7,13 +7,20 @@ namespace Norman.Client;
 /// <summary>
 /// A blocking connection to the daemon's control socket: one request, one response, in order. Responses that
 /// grant a socket carry its memfd and eventfd as SCM_RIGHTS, which <see cref="Call"/> hands back.
-/// Closing it tells the daemon to release every socket made over it.
+/// Closing it tells the daemon to release every socket made over it. A process's sockets share one
+/// (<see cref="Share"/>), so that opening a socket is one round trip, not a connection and a round trip.
 /// </summary>
 public sealed class ControlChannel : IDisposable
 {
+    /// <summary>The shared connections, by daemon and by the credentials the daemon saw at connect.</summary>
+    private static readonly Dictionary<(string Path, uint Uid, uint Gid), ControlChannel> Shared = new();
+
     private readonly Socket _socket;
     private readonly object _gate = new();
     private long _nextId = 1;
+    /// <summary>Sockets using this shared connection; changed under the <see cref="Shared"/> lock.</summary>
+    private int _users;
+    private (string Path, uint Uid, uint Gid)? _sharedAs;
 
     private ControlChannel(Socket socket, string path)
     {
@@ -22,6 +29,100 @@ public sealed class ControlChannel : IDisposable
     }
 
     public string Path { get; }
+
+    /// <summary>
+    /// The process's connection to the daemon at <paramref name="path"/> for its sockets, connected on first use; give it
+    /// back with <see cref="Release"/>. One per effective uid and gid: the daemon fixes a caller's identity when it
+    /// connects (SO_PEERCRED), so a process that drops privileges after binding (nginx, memcached -u) opens its later
+    /// sockets as who it is then, and the connection of its privileged past closes with the last socket made over it,
+    /// as a kernel socket keeps no privilege beyond its own. A connection whose daemon is gone is replaced.
+    /// </summary>
+    public static ControlChannel Share(string? path = null)
+    {
+        var key = (ControlProtocol.ResolveSocketPath(path), Libc.Geteuid(), Libc.Getegid());
+        lock (Shared)
+        {
+            if (Shared.TryGetValue(key, out var channel))
+            {
+                if (!channel.IsDaemonGone())
+                {
+                    channel._users++;
+                    return channel;
+                }
+                Shared.Remove(key);
+                channel._sharedAs = null;
+                if (channel._users == 0)
+                {
+                    channel.Dispose();
+                }
+            }
+            PruneIdleDead();
+            var fresh = Connect(key.Item1);
+            fresh._sharedAs = key;
+            fresh._users = 1;
+            Shared[key] = fresh;
+            return fresh;
+        }
+    }
+
+    /// <summary>Closes the kept connections no socket uses whose daemon has gone (a test's, a restarted one's).</summary>
+    private static void PruneIdleDead()
+    {
+        foreach (var (key, channel) in Shared.Where(pair => pair.Value._users == 0 && pair.Value.IsDaemonGone()).ToList())
+        {
+            Shared.Remove(key);
+            channel._sharedAs = null;
+            channel.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A socket lets go of a connection from <see cref="Share"/>. The last one out closes it unless it is still this
+    /// process's current connection (same credentials, daemon there), which stays for the next socket.
+    /// </summary>
+    public void Release()
+    {
+        lock (Shared)
+        {
+            if (--_users > 0)
+            {
+                return;
+            }
+            if (_sharedAs is { } key && key.Uid == Libc.Geteuid() && key.Gid == Libc.Getegid() && !IsDaemonGone())
+            {
+                return;
+            }
+            if (_sharedAs is { } stale)
+            {
+                Shared.Remove(stale);
+                _sharedAs = null;
+            }
+            Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Closes a socket made over this connection without waiting for the daemon (which frees its port and memory in a
+    /// few hundred µs; waiting cost every close that). The daemon handles a connection's requests in order, so this
+    /// process's next bind already finds the port free; another process may find it held for that moment.
+    /// </summary>
+    public void CloseSocket(long socketId)
+    {
+        lock (_gate)
+        {
+            try
+            {
+                _socket.Send(ControlProtocol.Encode(new ControlRequest
+                {
+                    Id = _nextId++, Op = ControlProtocol.Ops.Close, SocketId = socketId, NoReply = true,
+                }));
+            }
+            catch (Exception error) when (error is SocketException or ObjectDisposedException)
+            {
+                // The daemon is gone, and released everything with the connection.
+            }
+        }
+    }
 
     /// <summary>Connects to the daemon at <paramref name="path"/> (default: $NORMAN_SOCKET, else /run/norman/norman.sock).</summary>
     public static ControlChannel Connect(string? path = null)

@@ -42,7 +42,7 @@ public sealed class NormanUdpSocket : IDisposable
     private bool _disposed;
 
     /// <summary>Connects to the daemon (at <paramref name="controlSocketPath"/>, $NORMAN_SOCKET or /run/norman/norman.sock).</summary>
-    public NormanUdpSocket(string? controlSocketPath = null) => _control = ControlChannel.Connect(controlSocketPath);
+    public NormanUdpSocket(string? controlSocketPath = null) => _control = ControlChannel.Share(controlSocketPath);
 
     public IPEndPoint? LocalEndPoint { get; private set; }
 
@@ -110,13 +110,16 @@ public sealed class NormanUdpSocket : IDisposable
         ReleasePipes();
         LocalEndPoint = null;
         RemoteEndPoint = null;
-        _control.Dispose();
+        string path = _control.Path;
         long deadline = Deadline(timeout);
         while (true)
         {
             try
             {
-                _control = ControlChannel.Connect(_control.Path);
+                // The dead connection is let go only for a live one, so that this socket always holds exactly one.
+                var fresh = ControlChannel.Share(path);
+                _control.Release();
+                _control = fresh;
                 break;
             }
             catch (NormanDaemonUnavailableException) when (Stopwatch.GetTimestamp() < deadline)
@@ -493,7 +496,11 @@ public sealed class NormanUdpSocket : IDisposable
             return;
         }
         _disposed = true;
-        _control.Dispose();
+        if (_pipes is { } pipes)
+        {
+            _control.CloseSocket(pipes.SocketId);
+        }
         ReleasePipes();
+        _control.Release();
     }
 }

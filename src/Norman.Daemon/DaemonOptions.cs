@@ -52,6 +52,9 @@ public sealed class DaemonOptions
 
     public int SlotCount { get; set; } = PipeLayout.DefaultSlotCount;
 
+    /// <summary>Sockets' memory of --slots pipes made ahead of binds, per protocol (0: every bind makes its own).</summary>
+    public int PipePoolDepth { get; set; } = 4;
+
     /// <summary>Flows connection tracking holds at most, as nf_conntrack_max; its memory is taken at start.</summary>
     public int MaxTrackedFlows { get; set; } = 65536;
     public int MaxSocketsPerUid { get; set; } = 4096;

@@ -99,8 +99,11 @@ public sealed class NormanDaemon : IAsyncDisposable
             KernelPorts = options.ShareAddress && xdp is not null ? new KernelPortReservations(address, xdp.Steering) : null,
             HostAddresses6 = host.Addresses6,
         };
+        // Before the descriptors are counted: the pool's are the daemon's own.
+        var pool = options.PipePoolDepth > 0 ? new PipeMemoryPool(options.SlotCount, options.PipePoolDepth) : null;
         var plane = new ControlPlane(engine, socketTable, info, options.SlotCount, log, policy, names, options.AdminGroup)
         {
+            Pool = pool,
             Qos = qos,
             Descriptors = DescriptorReserve.ForThisProcess(),
             MaxCapturesPerUid = options.MaxCapturesPerUid,
@@ -131,6 +134,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         }
         catch
         {
+            pool?.Dispose();
             qos.Dispose();
             runner.Stop();
             port.Dispose();
@@ -289,6 +293,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         }
         // Control first, so departing sessions release their sockets through a still-running dataplane.
         await _server.DisposeAsync();
+        Control.Pool?.Dispose();
         _runner.Stop();
         Qos.Dispose();
         Engine.Port.Dispose();

@@ -130,25 +130,27 @@ public sealed class PrivilegeTests(ITestOutputHelper output) : DaemonTest
     [Fact]
     public async Task A_user_is_held_to_the_control_connection_limit_with_a_clear_error()
     {
+        // Connections, not sockets: a process's sockets share one (ControlChannel.Share), so each of these stands for a process.
         await using var daemon = new DaemonFixture(configure: options => options.MaxConnectionsPerUid = 3);
-        var held = Enumerable.Range(0, 3).Select(_ => new Norman.Client.NormanUdpSocket(daemon.SocketPath)).ToList();
-        held.ForEach(socket => socket.Bind(0));
-        using var fourth = new Norman.Client.NormanUdpSocket(daemon.SocketPath);
-        var refusal = Assert.Throws<Norman.Client.NormanException>(() => fourth.Bind(0));
+        var hello = () => new ControlRequest { Op = ControlProtocol.Ops.Hello };
+        var held = Enumerable.Range(0, 3).Select(_ => global::Norman.Client.ControlChannel.Connect(daemon.SocketPath)).ToList();
+        held.ForEach(channel => channel.Call(hello()));
+        using var fourth = global::Norman.Client.ControlChannel.Connect(daemon.SocketPath);
+        var refusal = Assert.Throws<Norman.Client.NormanException>(() => fourth.Call(hello()));
         Assert.Equal(ControlProtocol.Errors.TooManySockets, refusal.Code);
         Assert.Contains("already holds 3 control connections", refusal.Message);
         Assert.Contains("--max-connections-per-uid", refusal.Message);
 
         // A closed connection makes room again (once the daemon has seen it close).
         held[0].Dispose();
-        Norman.Client.NormanUdpSocket? fifth = null;
+        global::Norman.Client.ControlChannel? fifth = null;
         Assert.True(ApplicationProcessTests.WaitFor(() =>
         {
             fifth?.Dispose();
-            fifth = new Norman.Client.NormanUdpSocket(daemon.SocketPath);
+            fifth = global::Norman.Client.ControlChannel.Connect(daemon.SocketPath);
             try
             {
-                fifth.Bind(0);
+                fifth.Call(hello());
                 return true;
             }
             catch (Norman.Client.NormanException error) when (error.Code == ControlProtocol.Errors.TooManySockets)
@@ -157,7 +159,7 @@ public sealed class PrivilegeTests(ITestOutputHelper output) : DaemonTest
             }
         }));
         fifth!.Dispose();
-        held.ForEach(socket => socket.Dispose());
+        held.ForEach(channel => channel.Dispose());
     }
 
     [Fact]

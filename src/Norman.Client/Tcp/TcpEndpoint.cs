@@ -82,14 +82,14 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     public static TcpEndpoint Listen(string? controlSocketPath, IPEndPoint endPoint, int backlog, int? slotCount,
         TcpCongestionControl congestionControl = TcpCongestionControl.Cubic, bool v6Only = false)
     {
-        var control = ControlChannel.Connect(controlSocketPath);
+        var control = ControlChannel.Share(controlSocketPath);
         try
         {
             return new TcpEndpoint(control, SocketPipes.Bind(control, "tcp", endPoint, slotCount, v6Only), Math.Max(1, backlog), congestionControl);
         }
         catch
         {
-            control.Dispose();
+            control.Release();
             throw;
         }
     }
@@ -98,12 +98,13 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     public static (TcpEndpoint Endpoint, TcpConnection Connection) Connect(string? controlSocketPath, IPEndPoint remote, int? slotCount,
         TcpCongestionControl congestionControl = TcpCongestionControl.Cubic)
     {
-        var control = ControlChannel.Connect(controlSocketPath);
+        var control = ControlChannel.Share(controlSocketPath);
+        SocketPipes? pipes = null;
         try
         {
             var any = remote.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && !remote.Address.IsIPv4MappedToIPv6
                 ? IPAddress.IPv6Any : IPAddress.Any;
-            var pipes = SocketPipes.Bind(control, "tcp", new IPEndPoint(any, 0), slotCount);
+            pipes = SocketPipes.Bind(control, "tcp", new IPEndPoint(any, 0), slotCount);
             pipes.Connect(control, remote);
             var endpoint = new TcpEndpoint(control, pipes, 0, congestionControl);
             var connection = new TcpConnection(endpoint, NetAddress.From(remote.Address), (ushort)remote.Port);
@@ -113,7 +114,12 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         }
         catch
         {
-            control.Dispose();
+            if (pipes is not null)
+            {
+                control.CloseSocket(pipes.SocketId);
+                pipes.Dispose();
+            }
+            control.Release();
             throw;
         }
     }
@@ -285,8 +291,9 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
                 connection.Abandon();
             }
             _acceptQueue?.Writer.TryComplete();
+            _control.CloseSocket(_pipes.SocketId);
             _pipes.Dispose();
-            _control.Dispose();
+            _control.Release();
             _nudge.Dispose();
         }
     }

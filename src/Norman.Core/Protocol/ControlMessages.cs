@@ -12,6 +12,8 @@ public sealed class ControlRequest
     public int Version { get; set; } = ControlProtocol.Version;
     public long Id { get; set; }
     public string Op { get; set; } = "";
+    /// <summary>Send no answer (the client library's close: its next request on the connection is handled after it all the same).</summary>
+    public bool? NoReply { get; set; }
 
     public string? Protocol { get; set; }
     public string? Address { get; set; }

@@ -64,6 +64,12 @@ internal static unsafe partial class Libc
         public short ReturnedEvents;
     }
 
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    public static partial uint Geteuid();
+
+    [LibraryImport("libc", EntryPoint = "getegid")]
+    public static partial uint Getegid();
+
     [LibraryImport("libc", EntryPoint = "memfd_create", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int MemfdCreate(string name, int flags);
 

@@ -32,10 +32,19 @@ public sealed partial class ControlPlane
         return [];
     }
 
-    private async Task<int[]> OnClose(ControlSession session, ControlRequest request, ControlResponse response)
+    /// <summary>
+    /// Answers once the port is free; the dataplane's letting go and the unmapping finish behind the answer (the
+    /// connection's next request need not wait for them: a process that closes and opens sockets in turn paid both).
+    /// </summary>
+    private Task<int[]> OnClose(ControlSession session, ControlRequest request, ControlResponse response)
     {
-        await CloseAsync(session, OwnedSocket(session, request));
-        return [];
+        var socket = OwnedSocket(session, request);
+        var closing = CloseAsync(session, socket);
+        if (!closing.IsCompleted)
+        {
+            session.Finishing(closing);
+        }
+        return NoDescriptors;
     }
 
     private Task<int[]> OnSockets(ControlSession session, ControlRequest request, ControlResponse response)
@@ -78,7 +87,8 @@ public sealed partial class ControlPlane
                 PipeLayout.SocketRegionBytes(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp),
                 (id, port) => new NormanSocket(id, identity, protocol, address, port, slotCount,
                     PipeLayout.DefaultSlotSize, appNames.IdOf(identity.AppName), appNames.IdOf(AppNames.CgroupKey(identity.Cgroup)),
-                    appNames.IdOf(AppNames.ExecutableKey(identity.Executable)), v6Only: request.V6Only == true && !address.IsV4),
+                    appNames.IdOf(AppNames.ExecutableKey(identity.Executable)), v6Only: request.V6Only == true && !address.IsV4,
+                    memory: Pool?.Take(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp)),
                 v6Only: request.V6Only == true && !address.IsV4, reuseAddress: request.ReuseAddress == true);
         }
         catch

@@ -18,6 +18,9 @@ public sealed partial class ControlPlane(Engine engine, SocketTable sockets, Dae
     /// <summary>The daemon's descriptors that ordinary users' connections, sockets and captures may hold (the rest are root's).</summary>
     public DescriptorReserve Descriptors { get; init; } = new(int.MaxValue, 0);
 
+    /// <summary>Sockets' memory made ahead of their binds; null: each bind makes its own.</summary>
+    public PipeMemoryPool? Pool { get; init; }
+
     /// <summary>The QoS classes `norman qos` shows and changes.</summary>
     public Qos.QosStore? Qos { get; init; }
 

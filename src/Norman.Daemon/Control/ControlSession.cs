@@ -115,8 +115,11 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
                         pendingRequests?.Return(Identity.Uid, length);
                     }
                 }
-                var (response, fds) = await HandleAsync(body);
-                await SendAsync(response, fds, stopping);
+                var (response, fds, reply) = await HandleAsync(body);
+                if (reply)
+                {
+                    await SendAsync(response, fds, stopping);
+                }
             }
         }
         catch (Exception error) when (error is IOException or SocketException or InvalidDataException or OperationCanceledException)
@@ -156,7 +159,8 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         return refusal;
     }
 
-    private async Task<(ControlResponse, int[])> HandleAsync(byte[] body)
+    /// <summary>Handles one request; the answer, its descriptors, and whether to send it (not when the caller asked for none).</summary>
+    private async Task<(ControlResponse, int[], bool Reply)> HandleAsync(byte[] body)
     {
         ControlRequest request;
         try
@@ -165,23 +169,25 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         }
         catch (JsonException error)
         {
-            return (Refused(0, ControlProtocol.Errors.InvalidArgument, $"Malformed control request: {error.Message}"), []);
+            return (Refused(0, ControlProtocol.Errors.InvalidArgument, $"Malformed control request: {error.Message}"), [], true);
         }
+        bool reply = request.NoReply != true;
         try
         {
-            return await plane.HandleAsync(this, request);
+            var (response, fds) = await plane.HandleAsync(this, request);
+            return (response, fds, reply);
         }
         catch (ControlException refused)
         {
             log.Info($"refused {request.Op} from {Identity.ProcessName} (pid {Identity.Pid}, uid {Identity.Uid}): {refused.Message}");
-            return (Refused(request.Id, refused.Code, refused.Message), []);
+            return (Refused(request.Id, refused.Code, refused.Message), [], reply);
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {
             // A request the daemon should have refused cleanly: the caller is told, the daemon goes on, the log has why.
             log.Warn($"{request.Op} from {Identity.ProcessName} (pid {Identity.Pid}, uid {Identity.Uid}) failed: {error}");
             return (Refused(request.Id, ControlProtocol.Errors.Internal,
-                $"The daemon failed on this {request.Op} request ({error.GetType().Name}: {error.Message}); its log has the details."), []);
+                $"The daemon failed on this {request.Op} request ({error.GetType().Name}: {error.Message}); its log has the details."), [], reply);
         }
     }
 
@@ -233,9 +239,31 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         return true;
     }
 
+    /// <summary>Closes still finishing behind their answers; the session's end waits for them.</summary>
+    private readonly List<Task> _finishing = new();
+
+    /// <summary>A close that finishes after its answer: its failure is logged, and the session's end waits for it.</summary>
+    public void Finishing(Task closing)
+    {
+        lock (_finishing)
+        {
+            _finishing.RemoveAll(task => task.IsCompleted);
+            _finishing.Add(closing);
+        }
+        closing.ContinueWith(task => log.Warn($"close for {Identity.ProcessName} (pid {Identity.Pid}) failed: {task.Exception?.InnerException}"),
+            CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+    }
+
     /// <summary>Releases every socket and capture the session holds, as when its connection closes.</summary>
     public async Task ReleaseAllAsync()
     {
+        Task[] finishing;
+        lock (_finishing)
+        {
+            finishing = [.. _finishing];
+            _finishing.Clear();
+        }
+        await Task.WhenAll(finishing).ContinueWith(_ => { }, TaskScheduler.Default); // their failures are logged already
         List<NormanSocket> owned;
         lock (_owned)
         {

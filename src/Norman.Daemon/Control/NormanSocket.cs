@@ -19,28 +19,18 @@ public sealed unsafe class NormanSocket : IDisposable
     private readonly object _mapping = new();
     private bool _disposed;
 
+    /// <summary>A socket over <paramref name="memory"/>, made for this geometry and protocol (from the pool); null: made here.</summary>
     public NormanSocket(long id, PeerIdentity owner, byte protocol, NetAddress localAddress, ushort localPort, int slotCount, int slotSize,
-        int appId = -1, int cgroupId = -1, int executableId = -1, bool v6Only = false)
+        int appId = -1, int cgroupId = -1, int executableId = -1, bool v6Only = false, PipeMemory? memory = null)
     {
         Id = id;
         Owner = owner;
         SlotCount = slotCount;
         SlotSize = slotSize;
-        Region = SharedMemory.Create($"norman:{IpProtocols.Name(protocol)}:{localPort}",
-            PipeLayout.SocketRegionBytes(slotCount, slotSize, tcp: protocol == IpProtocols.Tcp));
-        try
-        {
-            RingInitializer.Initialize(Region.Address + PipeLayout.RxRingOffset, slotCount, slotSize);
-            RingInitializer.Initialize(Region.Address + PipeLayout.TxRingOffset(slotCount, slotSize), slotCount, slotSize);
-            Wakeup = WakeupSender.Create();
-            Doorbell = Doorbell.Create();
-        }
-        catch
-        {
-            Wakeup?.Dispose();
-            Region.Dispose();
-            throw;
-        }
+        memory ??= PipeMemory.Create(slotCount, slotSize, tcp: protocol == IpProtocols.Tcp);
+        Region = memory.Region;
+        Wakeup = memory.Wakeup;
+        Doorbell = memory.Doorbell;
         Pipe = new PipeSocket(id, protocol, localAddress, localPort, Region, Wakeup, Doorbell, slotCount, slotSize)
         {
             AppId = appId,
@@ -55,7 +45,7 @@ public sealed unsafe class NormanSocket : IDisposable
     }
 
     /// <summary>What a socket holds in the daemon: its memfd, its wake-up's eventfd and epoll, and its doorbell.</summary>
-    public const int Descriptors = 4;
+    public const int Descriptors = PipeMemory.Descriptors;
 
     public long Id { get; }
     public PeerIdentity Owner { get; }

@@ -41,17 +41,31 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
         }
     }
 
+    /// <summary>
+    /// net.ipv4.ip_unprivileged_port_start, read again at most once a second: reading /proc took tens of µs of each
+    /// bind, and an administrator's change is seen within the second.
+    /// </summary>
     public static int UnprivilegedPortStart()
     {
+        long now = Environment.TickCount64;
+        var (value, readAt) = s_portStart;
+        if (readAt != 0 && now - readAt < 1000)
+        {
+            return value;
+        }
         try
         {
-            return int.Parse(File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            value = int.Parse(File.ReadAllText("/proc/sys/net/ipv4/ip_unprivileged_port_start").Trim(), System.Globalization.CultureInfo.InvariantCulture);
         }
         catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException)
         {
-            return 1024;
+            value = 1024;
         }
+        s_portStart = (value, Math.Max(1, now));
+        return value;
     }
+
+    private static (int Value, long ReadAt) s_portStart;
 
     /// <summary>The host's IPv6 addresses, which sockets may bind to as well as its IPv4 one; none without --address6.</summary>
     public IReadOnlyList<NetAddress> HostAddresses6 { get; init; } = [];

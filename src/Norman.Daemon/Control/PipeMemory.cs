@@ -1,0 +1,59 @@
+using Norman.Core.Pipes;
+using Norman.Core.Shm;
+
+namespace Norman.Daemon.Control;
+
+/// <summary>
+/// What a socket's pipes are made of before the socket exists: the sealed memfd with both rings initialised (and, for
+/// TCP, room for its connection table), the wake-up the dataplane signals and the doorbell the application rings.
+/// Made once and given to one socket only: memory an application has mapped is never handed to another.
+/// </summary>
+public sealed unsafe class PipeMemory : IDisposable
+{
+    private PipeMemory(SharedMemory region, WakeupSender wakeup, Doorbell doorbell, int slotCount, int slotSize, bool tcp)
+    {
+        Region = region;
+        Wakeup = wakeup;
+        Doorbell = doorbell;
+        SlotCount = slotCount;
+        SlotSize = slotSize;
+        Tcp = tcp;
+    }
+
+    /// <summary>The descriptors one holds: its memfd, its wake-up's eventfd and epoll, and its doorbell.</summary>
+    public const int Descriptors = 4;
+
+    public SharedMemory Region { get; }
+    public WakeupSender Wakeup { get; }
+    public Doorbell Doorbell { get; }
+    public int SlotCount { get; }
+    public int SlotSize { get; }
+    public bool Tcp { get; }
+
+    /// <summary>Creates, seals, maps and initialises a socket's memory (its pages are backed only as they are touched).</summary>
+    public static PipeMemory Create(int slotCount, int slotSize, bool tcp)
+    {
+        var region = SharedMemory.Create(tcp ? "norman:tcp" : "norman:udp", PipeLayout.SocketRegionBytes(slotCount, slotSize, tcp));
+        WakeupSender? wakeup = null;
+        try
+        {
+            RingInitializer.Initialize(region.Address + PipeLayout.RxRingOffset, slotCount, slotSize);
+            RingInitializer.Initialize(region.Address + PipeLayout.TxRingOffset(slotCount, slotSize), slotCount, slotSize);
+            wakeup = WakeupSender.Create();
+            return new PipeMemory(region, wakeup, Doorbell.Create(), slotCount, slotSize, tcp);
+        }
+        catch
+        {
+            wakeup?.Dispose();
+            region.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        Wakeup.Dispose();
+        Doorbell.Dispose();
+        Region.Dispose();
+    }
+}
