@@ -117,6 +117,15 @@ public static class ComparisonScenarios
             }
             yield return figure;
         }
+        var alone = new Measurement("beside_idle_0_mpps", "F: peer → application, 64-byte frames, no other socket (paired with the next)", "Mpps");
+        var besideIdle = new Measurement("beside_idle_1000_mpps", "F: the same with 1,000 idle sockets bound beside it (64-slot pipes)", "Mpps");
+        for (int run = 0; run < runs; run++)
+        {
+            alone.Add(DataplaneScenarios.PeerToApplication(64, packets).Pps / 1e6);
+            besideIdle.Add(DataplaneScenarios.PeerToApplication(64, packets, beside: daemon => SocketScaleScenario.IdleSockets(daemon, 1000)).Pps / 1e6);
+        }
+        yield return alone;
+        yield return besideIdle;
         var idle = new Measurement("bytes_per_idle_socket", "F: resident memory an idle bound socket adds (daemon and application in one process, 1,000 sockets, 1,024-slot pipes)", "bytes");
         for (int run = 0; run < runs; run++)
         {

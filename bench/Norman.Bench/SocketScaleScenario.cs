@@ -50,6 +50,24 @@ public static class SocketScaleScenario
         }, RoomFor(sockets));
     }
 
+    /// <summary>Binds <paramref name="count"/> sockets with small pipes that do nothing; disposing the result closes them.</summary>
+    public static IDisposable IdleSockets(Norman.Daemon.NormanDaemon daemon, int count)
+    {
+        var sockets = new List<NormanUdpSocket>(count);
+        for (int i = 0; i < count; i++)
+        {
+            var socket = new NormanUdpSocket(daemon.SocketPath);
+            sockets.Add(socket);
+            socket.Bind(20000 + i, slotCount: 64);
+        }
+        return new Closing(sockets);
+    }
+
+    private sealed class Closing(List<NormanUdpSocket> sockets) : IDisposable
+    {
+        public void Dispose() => sockets.ForEach(socket => socket.Dispose());
+    }
+
     /// <summary>Raises the per-user limits so one user (the benchmark) may hold this many default sockets.</summary>
     private static Action<Norman.Daemon.DaemonOptions> RoomFor(int sockets) => options =>
     {

@@ -37,8 +37,8 @@ public sealed class NormanUdpSocket : IDisposable
     /// <summary>Where <see cref="GetSendBuffer"/>'s payload starts: behind room for the IPv4 headers, or the IPv6 ones on an IPv6 socket.</summary>
     private int _headerRoom = UdpPacketBuilder.HeaderLengthV4;
     private int _unreleased;
-    /// <summary>Where async receives copy a datagram out of the pipe (one receiver per socket, so one buffer).</summary>
-    private readonly byte[] _asyncBuffer = new byte[MaxPayload];
+    /// <summary>Where async receives copy a datagram out of the pipe (one receiver per socket, so one buffer), made at the first: an idle socket does not carry it.</summary>
+    private byte[]? _asyncBuffer;
     private bool _disposed;
 
     /// <summary>Connects to the daemon (at <paramref name="controlSocketPath"/>, $NORMAN_SOCKET or /run/norman/norman.sock).</summary>
@@ -388,7 +388,7 @@ public sealed class NormanUdpSocket : IDisposable
     public async ValueTask<NormanDatagram> ReceiveAsync(CancellationToken cancellation = default)
     {
         ThrowIfDisposed();
-        var buffer = _asyncBuffer;
+        var buffer = _asyncBuffer ??= new byte[MaxPayload];
         var waiter = new PipeWaiter(Stopwatch.GetTimestamp());
         while (true)
         {

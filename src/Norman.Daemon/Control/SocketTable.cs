@@ -19,6 +19,8 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
 
     private readonly object _gate = new();
     private readonly Dictionary<long, NormanSocket> _byId = new();
+    /// <summary>Each uid's sockets and pipe bytes, for its limits: a bind need not walk every socket.</summary>
+    private readonly Dictionary<int, (int Sockets, long Bytes)> _heldByUid = new();
     /// <summary>The sockets on each port: one, or several that Linux would let share it (<see cref="MayShare"/>).</summary>
     private readonly Dictionary<(byte Protocol, ushort Port), List<NormanSocket>> _byPort = new();
     /// <summary>Each socket's hold on its port in the kernel's stack, when Norman shares the kernel's address.</summary>
@@ -96,16 +98,7 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
         }
         lock (_gate)
         {
-            int held = 0;
-            long heldBytes = 0;
-            foreach (var socket in _byId.Values)
-            {
-                if (socket.Owner.Uid == caller.Uid)
-                {
-                    held++;
-                    heldBytes += socket.Region.Length;
-                }
-            }
+            var (held, heldBytes) = _heldByUid.GetValueOrDefault(caller.Uid);
             if (held >= maxSocketsPerUid)
             {
                 throw new ControlException(ControlProtocol.Errors.TooManySockets,
@@ -144,6 +137,7 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
                 created.LocalAddress = address;
                 created.ReuseAddress = reuseAddress;
                 _byId[created.Id] = created;
+                _heldByUid[caller.Uid] = (held + 1, heldBytes + created.Region.Length);
                 if (!_byPort.TryGetValue((protocol, chosen), out var onPort))
                 {
                     _byPort[(protocol, chosen)] = onPort = [];
@@ -222,7 +216,20 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
         lock (_gate)
         {
             var key = (socket.Pipe.Protocol, socket.LocalPort);
-            if (_byId.Remove(socket.Id) && _byPort.TryGetValue(key, out var onPort))
+            if (!_byId.Remove(socket.Id))
+            {
+                return;
+            }
+            var (held, heldBytes) = _heldByUid[socket.Owner.Uid];
+            if (held == 1)
+            {
+                _heldByUid.Remove(socket.Owner.Uid);
+            }
+            else
+            {
+                _heldByUid[socket.Owner.Uid] = (held - 1, heldBytes - socket.Region.Length);
+            }
+            if (_byPort.TryGetValue(key, out var onPort))
             {
                 onPort.Remove(socket);
                 if (onPort.Count == 0)

@@ -104,6 +104,8 @@ public sealed partial class Engine
 
     /// <summary>TX pipes the scheduler has looked at, over every breath.</summary>
     public long TxPipeLooks => _scheduler.Looks;
+    /// <summary>TX pipes whose consumer index was published, over every breath.</summary>
+    public long TxPipePublishes => _scheduler.Publishes;
     public NeighbourTable Neighbours { get; }
 
     /// <summary>Verify UDP checksums on receive, as the kernel does (ethtool's rx checksumming, done on this core).</summary>

@@ -85,6 +85,27 @@ public sealed class TxSweepTests : IDisposable
     }
 
     [Fact]
+    public void A_busy_breath_publishes_only_the_pipes_it_could_have_served()
+    {
+        _wire.Peer.StartFlood(40000, 6000, 18, long.MaxValue / 2);
+        var sender = _apps[Sockets / 2];
+        sender.Send("first"u8, EngineHarness.HostAddress, sender.Socket.LocalPort, EngineHarness.PeerAddress, 9);
+        for (int breath = 0; breath < 10 * FullSweep && _wire.Peer.ReceivedUdpPackets == 0; breath++)
+        {
+            _wire.Engine.DoWork(); // until the sweep finds it
+        }
+        long before = _wire.Engine.TxPipePublishes;
+        for (int breath = 0; breath < 100; breath++)
+        {
+            sender.Send("busy"u8, EngineHarness.HostAddress, sender.Socket.LocalPort, EngineHarness.PeerAddress, 9);
+            _wire.Engine.DoWork();
+        }
+        // The one pipe with packets, once a breath: never the thousand idle ones.
+        Assert.Equal(100, _wire.Engine.TxPipePublishes - before);
+        Assert.Equal(101, _wire.Peer.ReceivedUdpPackets);
+    }
+
+    [Fact]
     public void Sockets_closed_in_the_middle_of_a_sweep_leave_it_working()
     {
         _wire.Peer.StartFlood(40000, 6000, 18, long.MaxValue / 2);

@@ -75,6 +75,9 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     /// <summary>TX pipes looked at, over every breath: what the sweep saves shows here.</summary>
     public long Looks { get; private set; }
 
+    /// <summary>TX pipes whose consumer index a breath published (those that had packets), over every breath.</summary>
+    public long Publishes { get; private set; }
+
     /// <summary>
     /// Room for sockets up to this count and slot: the engine calls it as it adds one (cold), so that no breath
     /// allocates.
@@ -464,16 +467,17 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     }
 
     /// <summary>
-    /// Publishes every served pipe's consumer index and empties the per-breath lists (a socket's own link is reset
-    /// when it is next enqueued).
+    /// Publishes the consumer index of every pipe that had packets at this breath's look (only those can have been
+    /// served: a breath beside a thousand idle sockets touches none of them) and empties the per-breath lists (a
+    /// socket's own link is reset when it is next enqueued).
     /// </summary>
     private void Release(QosSnapshot qos)
     {
-        int count = sockets.Count;
-        for (int i = 0; i < count; i++)
+        for (int b = 0; b < _busyCount; b++)
         {
-            sockets.Active(i).Tx.Publish();
+            sockets.Active(_busy[b]).Tx.Publish();
         }
+        Publishes += _busyCount;
         for (int band = 0; band < TrafficClass.Bands; band++)
         {
             var members = _bandClasses[band];
