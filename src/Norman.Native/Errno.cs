@@ -7,7 +7,7 @@ internal static class Errno
         EFAULT = 14, EBUSY = 16, EINVAL = 22, EMFILE = 24, EPIPE = 32, EPROTO = 71, EDESTADDRREQ = 89, EMSGSIZE = 90,
         EPROTOTYPE = 91, EPROTONOSUPPORT = 93, ESOCKTNOSUPPORT = 94, EOPNOTSUPP = 95, EAFNOSUPPORT = 97,
         EADDRINUSE = 98, EADDRNOTAVAIL = 99, ENETUNREACH = 101, ECONNABORTED = 103, ECONNRESET = 104, ENOBUFS = 105,
-        EISCONN = 106, ENOTCONN = 107, ETIMEDOUT = 110, ECONNREFUSED = 111, EHOSTUNREACH = 113;
+        EISCONN = 106, ENOTCONN = 107, ETIMEDOUT = 110, ECONNREFUSED = 111, EHOSTUNREACH = 113, EALREADY = 114, EINPROGRESS = 115;
 
     private static readonly Dictionary<string, int> ByName = new(StringComparer.Ordinal)
     {
@@ -19,6 +19,7 @@ internal static class Errno
         ["EADDRINUSE"] = EADDRINUSE, ["EADDRNOTAVAIL"] = EADDRNOTAVAIL, ["ENETUNREACH"] = ENETUNREACH,
         ["ECONNABORTED"] = ECONNABORTED, ["ECONNRESET"] = ECONNRESET, ["ENOBUFS"] = ENOBUFS, ["EISCONN"] = EISCONN,
         ["ENOTCONN"] = ENOTCONN, ["ETIMEDOUT"] = ETIMEDOUT, ["ECONNREFUSED"] = ECONNREFUSED, ["EHOSTUNREACH"] = EHOSTUNREACH,
+        ["EALREADY"] = EALREADY, ["EINPROGRESS"] = EINPROGRESS,
     };
 
     /// <summary>The number for an errno name; EIO for a name this table does not know (a daemon of a later release).</summary>

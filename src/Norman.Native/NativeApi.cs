@@ -292,6 +292,19 @@ internal static unsafe class NativeApi
         }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "norman_socket_error")]
+    public static int SocketError(int handle)
+    {
+        try
+        {
+            return SocketHandles.Get(handle).TakeSocketError();
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "norman_flush")]
     public static int Flush(int timeoutMilliseconds)
     {

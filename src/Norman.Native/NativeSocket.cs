@@ -28,6 +28,10 @@ internal sealed class NativeSocket : IDisposable
     private ulong _watchKey;
     /// <summary>A non-blocking write found the send buffer full: the next room must be announced (see <see cref="AnnounceWritable"/>).</summary>
     private volatile bool _writeBlocked;
+    /// <summary>A non-blocking connect under way (EINPROGRESS); what the last one failed with, until SO_ERROR or a call takes it.</summary>
+    private Task<NormanTcpStream>? _connecting;
+    private NormanException? _connectError;
+    private bool _disposed;
 
     private NativeSocket(AddressFamily family, bool nonBlocking, NormanUdpSocket? udp, NormanTcpStream? stream = null)
     {
@@ -129,6 +133,14 @@ internal sealed class NativeSocket : IDisposable
         }
         lock (_gate)
         {
+            if (_connecting is not null)
+            {
+                throw new NormanException("EALREADY", "A connect is already under way on this socket: wait until it is writable, then read SO_ERROR.");
+            }
+            if (TakeConnectError() is { } failed)
+            {
+                throw failed;
+            }
             if (_stream is not null)
             {
                 throw new NormanException("EISCONN", "This socket is already connected.");
@@ -142,10 +154,74 @@ internal sealed class NativeSocket : IDisposable
                 throw new NormanException("EOPNOTSUPP",
                     $"Connecting from a chosen port ({_tcpBinding}) is not supported yet: Norman picks a free port for outgoing TCP. Connect without binding first.");
             }
-            // A non-blocking connect completes here too: readiness for EINPROGRESS comes with `norman run`.
-            _stream = NormanTcpStream.ConnectAsync(Unmapped(remote)).GetAwaiter().GetResult();
+            var connecting = NormanTcpStream.ConnectAsync(Unmapped(remote));
+            // A connect that failed already (no daemon, no route, a refusal that beat us) says so now. One whose
+            // handshake beat us is still EINPROGRESS, as Linux's always is: the program's next poll finds it writable.
+            if (!NonBlocking || connecting.IsFaulted)
+            {
+                _stream = connecting.GetAwaiter().GetResult();
+                FollowTcp();
+                return;
+            }
+            // As Linux's: EINPROGRESS now; the socket is not writable until the handshake ends, then writable (and
+            // readable too if it failed), and SO_ERROR says how it went.
+            _connecting = connecting;
+            _readiness?.Block();
+            connecting.ContinueWith(ConnectEnded, TaskScheduler.Default);
+            throw new NormanException("EINPROGRESS", $"Connecting to {remote}: the socket becomes writable when the handshake ends; SO_ERROR then says how it went.");
+        }
+    }
+
+    /// <summary>A non-blocking connect's handshake ended: the stream is the socket's, or the error waits for SO_ERROR.</summary>
+    private void ConnectEnded(Task<NormanTcpStream> connecting)
+    {
+        lock (_gate)
+        {
+            if (!ReferenceEquals(_connecting, connecting))
+            {
+                return; // taken already (a blocking call waited for it)
+            }
+            _connecting = null;
+            if (connecting.IsCompletedSuccessfully)
+            {
+                if (_disposed)
+                {
+                    connecting.Result.Dispose(); // the program closed the socket while it connected
+                    return;
+                }
+                _stream = connecting.Result;
+            }
+            else
+            {
+                _connectError = connecting.Exception?.InnerException as NormanException
+                    ?? new NormanException("ECONNABORTED", $"The connect failed: {connecting.Exception?.InnerException?.Message}");
+            }
+            if (_readiness is { } readiness && !_disposed)
+            {
+                readiness.Drain(); // writable: the edge EPOLLOUT waiters wait for
+                if (_connectError is not null)
+                {
+                    readiness.Signal(); // and readable, as a socket with an error is
+                }
+            }
             FollowTcp();
         }
+    }
+
+    /// <summary>SO_ERROR: what the last non-blocking connect failed with, as an errno, taken (0 when none).</summary>
+    public int TakeSocketError()
+    {
+        lock (_gate)
+        {
+            return TakeConnectError() is { } failed ? Errno.Of(failed.Code) : 0;
+        }
+    }
+
+    private NormanException? TakeConnectError()
+    {
+        var failed = _connectError;
+        _connectError = null;
+        return failed;
     }
 
     public int Send(ReadOnlySpan<byte> data, bool wait, IPEndPoint? destination)
@@ -298,6 +374,10 @@ internal sealed class NativeSocket : IDisposable
             if (_readiness is null)
             {
                 _readiness = EventFd.Create();
+                if (_connecting is not null)
+                {
+                    _readiness.Block();
+                }
                 WatchDatagrams();
                 FollowTcp();
             }
@@ -358,9 +438,9 @@ internal sealed class NativeSocket : IDisposable
     /// </summary>
     private void UpdateReadiness()
     {
-        if (_readiness is not { } readiness)
+        if (_readiness is not { } readiness || _connecting is not null)
         {
-            return;
+            return; // while connecting it stays blocked: not writable until the handshake ends
         }
         lock (_receiveGate)
         {
@@ -415,6 +495,10 @@ internal sealed class NativeSocket : IDisposable
 
     public void Dispose()
     {
+        lock (_gate)
+        {
+            _disposed = true;
+        }
         if (_stream is { } closing)
         {
             Closing.Add(closing);
@@ -429,8 +513,35 @@ internal sealed class NativeSocket : IDisposable
         _stream?.Dispose();
     }
 
-    private NormanTcpStream Connected() =>
-        _stream ?? throw new NormanException("ENOTCONN", _listener is null ? "This TCP socket is not connected: connect (or accept) first." : "A listening socket carries no data: accept a connection.");
+    /// <summary>
+    /// The connection to send or receive on. While a non-blocking connect is under way a non-blocking call would wait
+    /// (EAGAIN) and a blocking one waits for it, as on Linux; after a failed one its error comes once.
+    /// </summary>
+    private NormanTcpStream Connected()
+    {
+        if (_stream is { } stream)
+        {
+            return stream;
+        }
+        if (_connecting is { } connecting)
+        {
+            if (NonBlocking)
+            {
+                throw new NormanException("EAGAIN", "The socket is still connecting: wait until it is writable.");
+            }
+            ((IAsyncResult)connecting).AsyncWaitHandle.WaitOne();
+            ConnectEnded(connecting); // if its continuation has not yet run
+            return Connected();
+        }
+        lock (_gate)
+        {
+            if (TakeConnectError() is { } failed)
+            {
+                throw failed;
+            }
+        }
+        throw new NormanException("ENOTCONN", _listener is null ? "This TCP socket is not connected: connect (or accept) first." : "A listening socket carries no data: accept a connection.");
+    }
 
     private IPEndPoint Wildcard() => new(Family == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
 

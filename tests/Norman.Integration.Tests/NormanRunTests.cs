@@ -95,6 +95,19 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.Contains("parent: still ('0.0.0.0', 7005)", output);
     }
 
+    [NetnsFact]
+    public void A_non_blocking_connect_is_in_progress_then_writable_then_echoes_and_a_refused_one_says_so_in_so_error()
+    {
+        var peer = _host.Peer();
+        using var server = peer.StartAndWaitFor("listening on", "socat", "-d", "-d", "TCP-LISTEN:7007,reuseaddr", "EXEC:cat");
+        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/nonblocking_connect.c", _host.Directory);
+        var (code, output, errors) = Host.Try(null, "env", $"NORMAN_SOCKET={_host.SocketPath}", AppProcess.BesideTests("norman"), "run", "--",
+            program, _host.PeerAddress, "7007", "7008");
+        Assert.True(code == 0, output + errors);
+        Assert.Contains("echoed: hello after EINPROGRESS", output);
+        Assert.Contains("refused: Connection refused", output);
+    }
+
     private string NormanSs(params string[] arguments) =>
         Host.Run([AppProcess.BesideTests("norman"), "ss", "-n", .. arguments, "--socket", _host.SocketPath]);
 

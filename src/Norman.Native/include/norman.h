@@ -33,8 +33,14 @@ int norman_socket(int domain, int type, int protocol);
 int norman_bind(int socket, const struct sockaddr *address, socklen_t address_length);
 int norman_listen(int socket, int backlog);
 int norman_accept(int socket, struct sockaddr *address, socklen_t *address_length);
-/* UDP: fixes the peer (norman_send goes there, only its datagrams arrive). TCP: the three-way handshake. */
+/* UDP: fixes the peer (norman_send goes there, only its datagrams arrive). TCP: the three-way handshake; on a
+ * non-blocking socket it fails with EINPROGRESS at once, the readiness descriptor is not writable until the handshake
+ * ends (then writable, and readable too if it failed), and norman_socket_error says how it went (EALREADY for a
+ * second connect meanwhile; sends and receives fail with EAGAIN until then). */
 int norman_connect(int socket, const struct sockaddr *address, socklen_t address_length);
+
+/* getsockopt's SO_ERROR: the errno a non-blocking connect failed with (ECONNREFUSED, ETIMEDOUT...), taken: 0 after. */
+int norman_socket_error(int socket);
 
 /* flags: 0 or MSG_DONTWAIT; other flags fail with EOPNOTSUPP. */
 ssize_t norman_send(int socket, const void *buffer, size_t length, int flags);
@@ -56,7 +62,7 @@ int norman_close(int socket);
 int norman_setsockopt(int socket, int level, int name, const void *value, socklen_t length);
 
 /* A kernel descriptor that is readable exactly while the socket is (data, a connection to accept, the peer's FIN, an
- * error) and always writable, for poll, select and epoll; owned by the socket (do not close it: dup it to keep one).
+ * error) and writable but while a non-blocking connect is under way, for poll, select and epoll; owned by the socket (do not close it: dup it to keep one).
  * Asking for it costs a wake-up from the daemon each time a datagram finds the socket idle; sockets nobody polls
  * should not ask. */
 int norman_readiness_fd(int socket);

@@ -77,6 +77,7 @@ static int (*n_set_nonblocking)(int, int);
 static const char *(*n_last_error)(void);
 static int (*n_flush)(int);
 static int (*n_setsockopt)(int, int, int, const void *, socklen_t);
+static int (*n_socket_error)(int);
 
 static void say_once(_Atomic int *said, const char *format, ...)
 {
@@ -137,7 +138,7 @@ static void load_norman(void)
 #define NORMAN(name) n_##name = dlsym(library, "norman_" #name)
     NORMAN(socket); NORMAN(bind); NORMAN(listen); NORMAN(accept); NORMAN(connect); NORMAN(sendto); NORMAN(recvfrom);
     NORMAN(shutdown); NORMAN(getsockname); NORMAN(getpeername); NORMAN(close); NORMAN(readiness_fd);
-    NORMAN(set_nonblocking); NORMAN(last_error); NORMAN(flush); NORMAN(setsockopt);
+    NORMAN(set_nonblocking); NORMAN(last_error); NORMAN(flush); NORMAN(setsockopt); NORMAN(socket_error);
     atexit(flush_at_exit);
 }
 
@@ -198,8 +199,11 @@ static int adopt(int fd)
         errno = EAFNOSUPPORT;
         return 0;
     }
+    /* O_NONBLOCK set on the kernel's socket before it became Norman's (fcntl, ioctl FIONBIO) carries over. */
+    int status = real_fcntl(fd, F_GETFL);
+    int type = candidate_type[fd] | (status >= 0 && (status & O_NONBLOCK) ? SOCK_NONBLOCK : 0);
     ENTER();
-    int h = n_socket(candidate_domain[fd], candidate_type[fd], 0);
+    int h = n_socket(candidate_domain[fd], type, 0);
     int readiness = h > 0 ? n_readiness_fd(h) : -1;
     int on = 1;
     if (h > 0 && candidate_v6only[fd])
@@ -228,7 +232,7 @@ static int adopt(int fd)
         return 0;
     }
     atomic_store(&copies[h], 1);
-    atomic_store(&nonblocking[h], (candidate_type[fd] & SOCK_NONBLOCK) != 0);
+    atomic_store(&nonblocking[h], (type & SOCK_NONBLOCK) != 0);
     socket_type[h] = candidate_type[fd] & ~SOCK_NONBLOCK;
     atomic_store_explicit(&owner[fd], h, memory_order_release);
     return h;
@@ -575,8 +579,15 @@ int getsockopt(int fd, int level, int name, void *value, socklen_t *length)
     int h = handle_of(fd);
     if (!h)
         return real_getsockopt(fd, level, name, value, length);
-    /* SO_ERROR: errors are returned by the calls themselves (a connect completes before it returns), so 0. */
+    /* SO_ERROR: how a non-blocking connect ended (taken, as the kernel's); other errors come from the calls themselves. */
     int answer = 0;
+    if (level == SOL_SOCKET && name == SO_ERROR && n_socket_error) {
+        ENTER();
+        answer = n_socket_error(h);
+        inside = 0;
+        if (answer < 0)
+            answer = 0;
+    }
     if (level == SOL_SOCKET && name == SO_TYPE)
         answer = socket_type[h];
     if (level == SOL_SOCKET && (name == SO_RCVBUF || name == SO_SNDBUF))

@@ -1,0 +1,97 @@
+/*
+ * A non-blocking TCP connect as event loops make one (curl, nginx's upstreams, libevent, asyncio), run unmodified
+ * under `norman run`: O_NONBLOCK set by fcntl before connect, EINPROGRESS, the socket writable once the handshake
+ * ends (epoll, edge-triggered), SO_ERROR, then an echo; and a connect to a closed port, whose SO_ERROR is ECONNREFUSED.
+ * Usage: nonblocking_connect ADDRESS OPEN_PORT CLOSED_PORT. Prints what it saw; exits 0 when all was as on Linux.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int failures;
+
+#define CHECK(condition, ...)                                       \
+    do {                                                            \
+        if (!(condition)) {                                         \
+            printf("FAILED %s: ", #condition);                      \
+            printf(__VA_ARGS__);                                    \
+            printf("\n");                                           \
+            failures++;                                             \
+        }                                                           \
+    } while (0)
+
+/* A socket made non-blocking the old way, connecting: returns it, with what connect said in *error. */
+static int start_connect(const char *address, int port, int *error)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+    inet_pton(AF_INET, address, &to.sin_addr);
+    int result = connect(fd, (struct sockaddr *)&to, sizeof to);
+    *error = result == 0 ? 0 : errno;
+    return fd;
+}
+
+static int socket_error(int fd)
+{
+    int error = -1;
+    socklen_t length = sizeof error;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+    return error;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s ADDRESS OPEN_PORT CLOSED_PORT\n", argv[0]);
+        return 2;
+    }
+    int error;
+    int fd = start_connect(argv[1], atoi(argv[2]), &error);
+    CHECK(error == EINPROGRESS, "connect said %s", strerror(error));
+    char byte;
+    CHECK(recv(fd, &byte, 1, 0) < 0 && errno == EAGAIN, "recv while connecting said %s", strerror(errno));
+
+    int poller = epoll_create1(0);
+    struct epoll_event interest = { .events = EPOLLOUT | EPOLLET, .data.fd = fd }, ready;
+    epoll_ctl(poller, EPOLL_CTL_ADD, fd, &interest);
+    int events = epoll_wait(poller, &ready, 1, 5000);
+    CHECK(events == 1 && (ready.events & EPOLLOUT), "epoll_wait gave %d events (%#x)", events, events == 1 ? ready.events : 0);
+    CHECK(socket_error(fd) == 0, "SO_ERROR was %d", socket_error(fd));
+    printf("connected: writable after EINPROGRESS, SO_ERROR 0\n");
+
+    const char hello[] = "hello after EINPROGRESS\n";
+    CHECK(send(fd, hello, sizeof hello - 1, 0) == (ssize_t)(sizeof hello - 1), "send said %s", strerror(errno));
+    char echoed[64] = { 0 };
+    size_t got = 0;
+    struct pollfd readable = { .fd = fd, .events = POLLIN };
+    while (got < sizeof hello - 1 && poll(&readable, 1, 5000) == 1) {
+        ssize_t n = recv(fd, echoed + got, sizeof echoed - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    CHECK(strcmp(echoed, hello) == 0, "echoed '%s'", echoed);
+    printf("echoed: %s", echoed);
+    close(fd);
+
+    int refused = start_connect(argv[1], atoi(argv[3]), &error);
+    CHECK(error == EINPROGRESS || error == ECONNREFUSED, "connect to the closed port said %s", strerror(error));
+    if (error == EINPROGRESS) {
+        struct pollfd writable = { .fd = refused, .events = POLLOUT };
+        CHECK(poll(&writable, 1, 5000) == 1, "the refused socket never became writable");
+        error = socket_error(refused);
+    }
+    CHECK(error == ECONNREFUSED, "SO_ERROR after the closed port was %s", strerror(error));
+    CHECK(socket_error(refused) == 0, "SO_ERROR was not taken by the first read");
+    printf("refused: %s\n", strerror(error));
+    close(refused);
+    return failures == 0 ? 0 : 1;
+}
