@@ -108,6 +108,21 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.Contains("refused: Connection refused", output);
     }
 
+    [NetnsFact]
+    public void Datagrams_go_out_in_one_sendmmsg_and_come_back_through_recvmmsg()
+    {
+        var peer = _host.Peer();
+        // A datagram echo that keeps each datagram whole (socat's EXEC:cat may join two).
+        const string echo = "import socket, sys\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 7009))\n" +
+            "print('listening on 7009', file=sys.stderr, flush=True)\nwhile True:\n    s.sendto(*s.recvfrom(2048))\n";
+        using var server = peer.StartAndWaitFor("listening on", "python3", "-c", echo);
+        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/mmsg_echo.c", _host.Directory);
+        var (code, output, errors) = Host.Try(null, "env", $"NORMAN_SOCKET={_host.SocketPath}", AppProcess.BesideTests("norman"), "run", "--",
+            program, _host.PeerAddress, "7009");
+        Assert.True(code == 0, output + errors);
+        Assert.Contains("3 datagrams out in one sendmmsg", output);
+    }
+
     private string NormanSs(params string[] arguments) =>
         Host.Run([AppProcess.BesideTests("norman"), "ss", "-n", .. arguments, "--socket", _host.SocketPath]);
 

@@ -57,7 +57,7 @@ static int forked_child;
 REAL(socket); REAL(bind); REAL(listen); REAL(accept); REAL(accept4); REAL(connect); REAL(send); REAL(sendto);
 REAL(recv); REAL(recvfrom); REAL(read); REAL(write); REAL(close); REAL(getsockname); REAL(getpeername);
 REAL(setsockopt); REAL(getsockopt); REAL(shutdown); REAL(dup); REAL(dup2); REAL(dup3); REAL(readv); REAL(writev);
-REAL(sendmsg); REAL(recvmsg); REAL(sendfile);
+REAL(sendmsg); REAL(recvmsg); REAL(sendmmsg); REAL(recvmmsg); REAL(sendfile);
 static int (*real_fcntl)(int, int, ...);
 static int (*real_ioctl)(int, unsigned long, ...);
 
@@ -121,6 +121,7 @@ __attribute__((constructor)) static void resolve_libc(void)
     RESOLVE(send); RESOLVE(sendto); RESOLVE(recv); RESOLVE(recvfrom); RESOLVE(read); RESOLVE(write); RESOLVE(close);
     RESOLVE(getsockname); RESOLVE(getpeername); RESOLVE(setsockopt); RESOLVE(getsockopt); RESOLVE(shutdown);
     RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(readv); RESOLVE(writev); RESOLVE(sendmsg); RESOLVE(recvmsg); RESOLVE(sendfile);
+    RESOLVE(sendmmsg); RESOLVE(recvmmsg);
     RESOLVE(fcntl); RESOLVE(ioctl);
     pthread_atfork(NULL, NULL, in_child);
 }
@@ -497,6 +498,49 @@ ssize_t recvmsg(int fd, struct msghdr *message, int flags)
         message->msg_flags = 0;
     }
     return received;
+}
+
+/* Linux's limit on one call's messages (UIO_MAXIOV). */
+#define MAX_MESSAGES 1024
+
+/* Each message through sendmsg (which makes the socket Norman's at its first non-loopback destination, as sendto
+ * does); as Linux, the count sent, and the error only when the first fails. */
+int sendmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags)
+{
+    if (!handle_of(fd) && !is_candidate(fd))
+        return real_sendmmsg(fd, messages, count, flags);
+    unsigned int sent = 0;
+    for (; sent < count && sent < MAX_MESSAGES; sent++) {
+        ssize_t length = sendmsg(fd, &messages[sent].msg_hdr, flags);
+        if (length < 0) {
+            if (sent > 0)
+                break;
+            return -1;
+        }
+        messages[sent].msg_len = (unsigned int)length;
+    }
+    return (int)sent;
+}
+
+/* The first message waits as recvmsg would; the others are taken only if they are there already (Linux waits for
+ * all of them on a blocking socket without MSG_WAITFORONE, a behaviour its own manual calls a bug when a timeout is
+ * given: servers use MSG_WAITFORONE or non-blocking sockets). The count received, or the first's error. */
+int recvmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags, struct timespec *timeout)
+{
+    if (!handle_of(fd))
+        return real_recvmmsg(fd, messages, count, flags, timeout);
+    flags &= ~MSG_WAITFORONE;
+    unsigned int received = 0;
+    for (; received < count && received < MAX_MESSAGES; received++) {
+        ssize_t length = recvmsg(fd, &messages[received].msg_hdr, received == 0 ? flags : flags | MSG_DONTWAIT);
+        if (length < 0) {
+            if (received > 0)
+                break;
+            return -1;
+        }
+        messages[received].msg_len = (unsigned int)length;
+    }
+    return (int)received;
 }
 
 ssize_t readv(int fd, const struct iovec *iov, int count)
