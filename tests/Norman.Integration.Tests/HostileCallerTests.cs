@@ -25,7 +25,7 @@ public sealed class HostileCallerTests(ITestOutputHelper output) : DaemonTest
     [RootFact]
     public async Task Closing_sockets_while_others_list_them_never_reads_memory_that_is_gone()
     {
-        using var racer = AppProcess.Start("norman-testapp", Daemon.SocketPath, Nobody, "close-race", "3000");
+        using var racer = AppProcess.Start("norman-testapp", Daemon.SocketPath, Nobody, "close-race", "1500");
         var done = Task.Run(() => racer.ReadLine(120));
         int sockets = 0, stats = 0;
         var listers = new[]
@@ -50,11 +50,11 @@ public sealed class HostileCallerTests(ITestOutputHelper output) : DaemonTest
             }),
         };
         await Task.WhenAll(listers);
-        Assert.Equal("done 3000", await done);
+        Assert.Equal("done 1500", await done);
         Assert.Null(Daemon.Daemon.DataplaneFailure);
         using var after = ControlChannel.Connect(Daemon.SocketPath);
         Assert.True(after.Call(new ControlRequest { Op = ControlProtocol.Ops.Hello }).Ok);
-        output.WriteLine($"3000 binds and closes raced by {sockets} socket listings and {stats} stats listings");
+        output.WriteLine($"1500 binds and closes raced by {sockets} socket listings and {stats} stats listings");
     }
 
     /// <summary>

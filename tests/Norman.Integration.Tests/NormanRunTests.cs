@@ -174,7 +174,7 @@ public sealed class NormanRunTests : IAsyncLifetime
             // One test per server (-1); the UDP tests need a connected socket beside the listening one on the port.
             using var server = NormanRun("iperf3", "-s", "-1", "-p", "5201", "--forceflush");
             WaitForLine(server, "Server listening");
-            var (code, output, errors) = peer.Try(null, ["iperf3", "-c", _host.NormanAddress, "-p", "5201", "-t", "3", .. mode]);
+            var (code, output, errors) = peer.Try(null, ["iperf3", "-c", _host.NormanAddress, "-p", "5201", "-t", "2", .. mode]);
             Assert.True(code == 0, $"iperf3 {string.Join(' ', mode)}: {output}{errors}");
             Assert.Contains("iperf Done.", output);
             Assert.True(server.Process.WaitForExit(10_000), $"the iperf3 server on Norman did not end after its test ({string.Join(' ', mode)})");

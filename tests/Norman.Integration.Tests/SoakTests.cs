@@ -15,7 +15,7 @@ public sealed class SoakTests(ITestOutputHelper output)
     public async Task A_short_soak_loses_no_packet_and_grows_no_memory()
     {
         var start = new ProcessStartInfo(AppProcess.BesideTests("norman-soak")) { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add("15");
+        start.ArgumentList.Add("10");
         using var soak = Process.Start(start)!;
         var errors = soak.StandardError.ReadToEndAsync();
         string report = await soak.StandardOutput.ReadToEndAsync();
