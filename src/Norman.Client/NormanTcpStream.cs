@@ -78,6 +78,12 @@ public sealed class NormanTcpStream : Stream
     /// <summary>A read that does not wait: the bytes copied, 0 at the peer's FIN, -1 when nothing has arrived (EAGAIN).</summary>
     public int TryRead(Span<byte> buffer) => _connection.TryRead(buffer);
 
+    /// <summary>A <see cref="TryRead"/> that leaves the bytes for the next read (MSG_PEEK).</summary>
+    internal int TryPeek(Span<byte> buffer) => _connection.TryRead(buffer, peek: true);
+
+    /// <summary>Bytes received and not yet read (FIONREAD).</summary>
+    internal int Available => _connection.Available;
+
     /// <summary>A write that does not wait: the bytes taken into the send buffer, 0 when it is full (EAGAIN).</summary>
     public int TryWrite(ReadOnlySpan<byte> data) => _connection.TryWrite(data);
 

@@ -292,6 +292,19 @@ internal static unsafe class NativeApi
         }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "norman_readable_bytes")]
+    public static int ReadableBytes(int handle)
+    {
+        try
+        {
+            return SocketHandles.Get(handle).ReadableBytes();
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "norman_socket_error")]
     public static int SocketError(int handle)
     {

@@ -208,6 +208,19 @@ internal sealed class NativeSocket : IDisposable
         }
     }
 
+    /// <summary>FIONREAD: a TCP socket's bytes received and not read; a UDP socket's next datagram's length (0 when none).</summary>
+    public int ReadableBytes()
+    {
+        if (_udp is not null)
+        {
+            lock (_receiveGate)
+            {
+                return _udp.IsBound && _udp.TryPeek(out var datagram) ? datagram.Payload.Length : 0;
+            }
+        }
+        return _stream?.Available ?? 0;
+    }
+
     /// <summary>SO_ERROR: what the last non-blocking connect failed with, as an errno, taken (0 when none).</summary>
     public int TakeSocketError()
     {
@@ -283,15 +296,24 @@ internal sealed class NativeSocket : IDisposable
         {
             return ReceiveDatagram(buffer, wait, peek, truncatedLength, out source);
         }
-        if (peek || truncatedLength)
+        if (truncatedLength)
         {
-            throw new NormanException("EOPNOTSUPP", "MSG_PEEK and MSG_TRUNC are not supported on Norman TCP sockets yet.");
+            throw new NormanException("EOPNOTSUPP", "MSG_TRUNC (discarding what is read) is not supported on Norman TCP sockets yet.");
         }
         var stream = Connected();
         source = null;
         if (_readShutDown)
         {
             return 0;
+        }
+        if (peek)
+        {
+            int peeked;
+            while ((peeked = stream.TryPeek(buffer)) < 0 && wait)
+            {
+                WaitReadable(ReadinessDescriptor(), -1); // the protocol thread signals it when bytes or the FIN come
+            }
+            return peeked >= 0 ? peeked : WouldBlock;
         }
         int read = wait ? stream.Read(buffer) : stream.TryRead(buffer);
         UpdateReadiness();

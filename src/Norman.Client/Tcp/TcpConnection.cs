@@ -177,9 +177,10 @@ internal sealed partial class TcpConnection
 
     /// <summary>
     /// What a read finds now, without waiting: the bytes copied, 0 at the peer's FIN (or into an empty buffer), -1 when
-    /// a read would wait (a non-blocking socket's EAGAIN). Throws the connection's error (reset, timeout).
+    /// a read would wait (a non-blocking socket's EAGAIN). Throws the connection's error (reset, timeout). With
+    /// <paramref name="peek"/> (MSG_PEEK) the bytes stay for the next read.
     /// </summary>
-    public int TryRead(Span<byte> buffer)
+    public int TryRead(Span<byte> buffer, bool peek = false)
     {
         bool windowWasSmall;
         int read;
@@ -187,7 +188,14 @@ internal sealed partial class TcpConnection
         {
             windowWasSmall = _receive.Free < 2 * OurMss;
             read = _receive.Peek(0, buffer);
-            _receive.Discard(read);
+            if (!peek)
+            {
+                _receive.Discard(read);
+            }
+        }
+        if (read > 0 && peek)
+        {
+            return read;
         }
         if (read > 0)
         {
@@ -202,6 +210,18 @@ internal sealed partial class TcpConnection
             throw error;
         }
         return Volatile.Read(ref _finReceived) || buffer.IsEmpty ? 0 : -1;
+    }
+
+    /// <summary>Bytes received and not yet read (FIONREAD).</summary>
+    public int Available
+    {
+        get
+        {
+            lock (_receive)
+            {
+                return _receive.Count;
+            }
+        }
     }
 
     public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellation)

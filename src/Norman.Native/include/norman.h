@@ -39,10 +39,14 @@ int norman_accept(int socket, struct sockaddr *address, socklen_t *address_lengt
  * second connect meanwhile; sends and receives fail with EAGAIN until then). */
 int norman_connect(int socket, const struct sockaddr *address, socklen_t address_length);
 
+/* ioctl's FIONREAD: a TCP socket's bytes received and not yet read; a UDP socket's next datagram's length (0: none). */
+int norman_readable_bytes(int socket);
+
 /* getsockopt's SO_ERROR: the errno a non-blocking connect failed with (ECONNREFUSED, ETIMEDOUT...), taken: 0 after. */
 int norman_socket_error(int socket);
 
-/* flags: 0 or MSG_DONTWAIT; other flags fail with EOPNOTSUPP. */
+/* flags: 0, MSG_DONTWAIT, MSG_PEEK (the bytes or datagram stay for the next call); on UDP also MSG_TRUNC (the
+ * datagram's whole length is returned); other flags fail with EOPNOTSUPP. */
 ssize_t norman_send(int socket, const void *buffer, size_t length, int flags);
 ssize_t norman_sendto(int socket, const void *buffer, size_t length, int flags,
                       const struct sockaddr *destination, socklen_t destination_length);

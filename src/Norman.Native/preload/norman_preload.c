@@ -78,6 +78,7 @@ static const char *(*n_last_error)(void);
 static int (*n_flush)(int);
 static int (*n_setsockopt)(int, int, int, const void *, socklen_t);
 static int (*n_socket_error)(int);
+static int (*n_readable_bytes)(int);
 
 static void say_once(_Atomic int *said, const char *format, ...)
 {
@@ -139,7 +140,7 @@ static void load_norman(void)
 #define NORMAN(name) n_##name = dlsym(library, "norman_" #name)
     NORMAN(socket); NORMAN(bind); NORMAN(listen); NORMAN(accept); NORMAN(connect); NORMAN(sendto); NORMAN(recvfrom);
     NORMAN(shutdown); NORMAN(getsockname); NORMAN(getpeername); NORMAN(close); NORMAN(readiness_fd);
-    NORMAN(set_nonblocking); NORMAN(last_error); NORMAN(flush); NORMAN(setsockopt); NORMAN(socket_error);
+    NORMAN(set_nonblocking); NORMAN(last_error); NORMAN(flush); NORMAN(setsockopt); NORMAN(socket_error); NORMAN(readable_bytes);
     atexit(flush_at_exit);
 }
 
@@ -797,11 +798,10 @@ int ioctl(int fd, unsigned long request, ...)
         return LEAVE(n_set_nonblocking(h, on));
     }
     if (request == FIONREAD) {
-        char peek[65536];
         ENTER();
-        ssize_t waiting = n_recvfrom(h, peek, sizeof peek, MSG_DONTWAIT | MSG_PEEK, NULL, NULL);
+        int waiting = n_readable_bytes(h);
         inside = 0;
-        *(int *)argument = waiting > 0 ? (int)waiting : 0;
+        *(int *)argument = waiting > 0 ? waiting : 0;
         return 0;
     }
     errno = ENOTTY;

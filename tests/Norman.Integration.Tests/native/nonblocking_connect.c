@@ -1,7 +1,8 @@
 /*
  * A non-blocking TCP connect as event loops make one (curl, nginx's upstreams, libevent, asyncio), run unmodified
  * under `norman run`: O_NONBLOCK set by fcntl before connect, EINPROGRESS, the socket writable once the handshake
- * ends (epoll, edge-triggered), SO_ERROR, then an echo; and a connect to a closed port, whose SO_ERROR is ECONNREFUSED.
+ * ends (epoll, edge-triggered), SO_ERROR, then an echo, read once with MSG_PEEK and FIONREAD leaving it in place; and
+ * a connect to a closed port, whose SO_ERROR is ECONNREFUSED.
  * Usage: nonblocking_connect ADDRESS OPEN_PORT CLOSED_PORT. Prints what it saw; exits 0 when all was as on Linux.
  */
 #include <arpa/inet.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -80,6 +82,25 @@ int main(int argc, char **argv)
     }
     CHECK(strcmp(echoed, hello) == 0, "echoed '%s'", echoed);
     printf("echoed: %s", echoed);
+
+    /* MSG_PEEK and FIONREAD on the connection: the echo stays until it is read. */
+    const char again[] = "peek at me\n";
+    send(fd, again, sizeof again - 1, 0);
+    int pending = 0;
+    for (int tries = 0; tries < 50 && pending < (int)(sizeof again - 1); tries++) {
+        poll(&readable, 1, 100);
+        ioctl(fd, FIONREAD, &pending);
+    }
+    CHECK(pending == (int)(sizeof again - 1), "FIONREAD said %d", pending);
+    char peeked[64] = { 0 };
+    CHECK(recv(fd, peeked, sizeof peeked - 1, MSG_PEEK) == (ssize_t)(sizeof again - 1) && strcmp(peeked, again) == 0, "peeked '%s'", peeked);
+    ioctl(fd, FIONREAD, &pending);
+    CHECK(pending == (int)(sizeof again - 1), "FIONREAD after the peek said %d", pending);
+    char taken[64] = { 0 };
+    CHECK(recv(fd, taken, sizeof taken - 1, 0) == (ssize_t)(sizeof again - 1) && strcmp(taken, again) == 0, "read '%s'", taken);
+    ioctl(fd, FIONREAD, &pending);
+    CHECK(pending == 0, "FIONREAD after the read said %d", pending);
+    printf("peeked: %s", peeked);
     close(fd);
 
     int refused = start_connect(argv[1], atoi(argv[3]), &error);
