@@ -26,11 +26,15 @@ public sealed class NormanTcpStream : Stream
     public static Task<NormanTcpStream> ConnectAsync(IPEndPoint remote, string? controlSocketPath = null, CancellationToken cancellation = default) =>
         ConnectAsync(remote, TcpCongestionControl.Cubic, controlSocketPath, cancellation);
 
-    /// <summary>Connects with the congestion control given (as Linux's TCP_CONGESTION before connect).</summary>
+    /// <summary>
+    /// Connects with the congestion control given (as Linux's TCP_CONGESTION before connect), from
+    /// <paramref name="localEndPoint"/> when given (a bind before connect: its port, or 0 for a free one; the wildcard
+    /// or the host's address).
+    /// </summary>
     public static async Task<NormanTcpStream> ConnectAsync(IPEndPoint remote, TcpCongestionControl congestionControl, string? controlSocketPath = null,
-        CancellationToken cancellation = default)
+        CancellationToken cancellation = default, IPEndPoint? localEndPoint = null)
     {
-        var (endpoint, connection) = TcpEndpoint.Connect(controlSocketPath, remote, slotCount: null, congestionControl);
+        var (endpoint, connection) = TcpEndpoint.Connect(controlSocketPath, remote, slotCount: null, congestionControl, localEndPoint);
         var stream = new NormanTcpStream(connection, endpoint);
         try
         {

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Norman.Client;
+using Norman.Client.Tcp;
 using Norman.Core.Packets;
 using Norman.Core.Shm;
 
@@ -149,12 +150,8 @@ internal sealed class NativeSocket : IDisposable
             {
                 throw new NormanException("EISCONN", "A listening socket cannot connect: open another socket to connect from.");
             }
-            if (_tcpBinding is { Port: not 0 })
-            {
-                throw new NormanException("EOPNOTSUPP",
-                    $"Connecting from a chosen port ({_tcpBinding}) is not supported yet: Norman picks a free port for outgoing TCP. Connect without binding first.");
-            }
-            var connecting = NormanTcpStream.ConnectAsync(Unmapped(remote));
+            // From the address and port a bind chose, if any (the daemon takes the port now, as Linux's bind had).
+            var connecting = NormanTcpStream.ConnectAsync(Unmapped(remote), TcpCongestionControl.Cubic, localEndPoint: _tcpBinding);
             // A connect that failed already (no daemon, no route, a refusal that beat us) says so now. One whose
             // handshake beat us is still EINPROGRESS, as Linux's always is: the program's next poll finds it writable.
             if (!NonBlocking || connecting.IsFaulted)

@@ -99,13 +99,14 @@ public sealed class NormanRunTests : IAsyncLifetime
     public void A_non_blocking_connect_is_in_progress_then_writable_then_echoes_and_peeks_and_a_refused_one_says_so_in_so_error()
     {
         var peer = _host.Peer();
-        using var server = peer.StartAndWaitFor("listening on", "socat", "-d", "-d", "TCP-LISTEN:7007,reuseaddr", "EXEC:cat");
+        using var server = peer.StartAndWaitFor("listening on", "socat", "-d", "-d", "TCP-LISTEN:7007,reuseaddr,fork", "EXEC:cat");
         string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/nonblocking_connect.c", _host.Directory);
         var (code, output, errors) = Host.Try(null, "env", $"NORMAN_SOCKET={_host.SocketPath}", AppProcess.BesideTests("norman"), "run", "--",
             program, _host.PeerAddress, "7007", "7008");
         Assert.True(code == 0, output + errors);
         Assert.Contains("echoed: hello after EINPROGRESS", output);
         Assert.Contains("peeked: peek at me", output);
+        Assert.Contains("bound: from port 7012", output);
         Assert.Contains("refused: Connection refused", output);
     }
 

@@ -94,9 +94,12 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         }
     }
 
-    /// <summary>A client endpoint on a free port, connected at the daemon to <paramref name="remote"/>, opening one connection.</summary>
+    /// <summary>
+    /// A client endpoint on a free port (or on <paramref name="local"/>, bound before connect), connected at the daemon
+    /// to <paramref name="remote"/>, opening one connection.
+    /// </summary>
     public static (TcpEndpoint Endpoint, TcpConnection Connection) Connect(string? controlSocketPath, IPEndPoint remote, int? slotCount,
-        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic)
+        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic, IPEndPoint? local = null)
     {
         var control = ControlChannel.Share(controlSocketPath);
         SocketPipes? pipes = null;
@@ -104,7 +107,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         {
             var any = remote.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && !remote.Address.IsIPv4MappedToIPv6
                 ? IPAddress.IPv6Any : IPAddress.Any;
-            pipes = SocketPipes.Bind(control, "tcp", new IPEndPoint(any, 0), slotCount);
+            pipes = SocketPipes.Bind(control, "tcp", local ?? new IPEndPoint(any, 0), slotCount);
             pipes.Connect(control, remote);
             var endpoint = new TcpEndpoint(control, pipes, 0, congestionControl);
             var connection = new TcpConnection(endpoint, NetAddress.From(remote.Address), (ushort)remote.Port);

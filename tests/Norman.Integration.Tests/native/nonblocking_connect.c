@@ -103,6 +103,31 @@ int main(int argc, char **argv)
     printf("peeked: %s", peeked);
     close(fd);
 
+    /* A blocking connect from a port bound first (as rsh or an active-mode FTP client does). */
+    int bound = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in local = { .sin_family = AF_INET, .sin_port = htons(7012) };
+    CHECK(bind(bound, (struct sockaddr *)&local, sizeof local) == 0, "bind said %s", strerror(errno));
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
+    inet_pton(AF_INET, argv[1], &to.sin_addr);
+    CHECK(connect(bound, (struct sockaddr *)&to, sizeof to) == 0, "connect from a bound port said %s", strerror(errno));
+    struct sockaddr_in name;
+    socklen_t name_length = sizeof name;
+    getsockname(bound, (struct sockaddr *)&name, &name_length);
+    CHECK(ntohs(name.sin_port) == 7012, "getsockname gave port %d", ntohs(name.sin_port));
+    const char from_port[] = "from port 7012\n";
+    send(bound, from_port, sizeof from_port - 1, 0);
+    char back[64] = { 0 };
+    size_t returned = 0;
+    while (returned < sizeof from_port - 1) {
+        ssize_t n = recv(bound, back + returned, sizeof back - 1 - returned, 0);
+        if (n <= 0)
+            break;
+        returned += (size_t)n;
+    }
+    CHECK(strcmp(back, from_port) == 0, "the echo from the bound port was '%s'", back);
+    printf("bound: %s", back);
+    close(bound);
+
     int refused = start_connect(argv[1], atoi(argv[3]), &error);
     CHECK(error == EINPROGRESS || error == ECONNREFUSED, "connect to the closed port said %s", strerror(error));
     if (error == EINPROGRESS) {
