@@ -49,6 +49,20 @@ static int socket_error(int fd)
     return error;
 }
 
+/* Reads until `expected` bytes came (or five quiet seconds, or the end), into a NUL-terminated buffer. */
+static void read_echo(int fd, char *buffer, size_t size, size_t expected)
+{
+    size_t got = 0;
+    struct pollfd readable = { .fd = fd, .events = POLLIN };
+    while (got < expected && poll(&readable, 1, 5000) == 1) {
+        ssize_t n = recv(fd, buffer + got, size - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    buffer[got] = 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4) {
@@ -72,14 +86,8 @@ int main(int argc, char **argv)
     const char hello[] = "hello after EINPROGRESS\n";
     CHECK(send(fd, hello, sizeof hello - 1, 0) == (ssize_t)(sizeof hello - 1), "send said %s", strerror(errno));
     char echoed[64] = { 0 };
-    size_t got = 0;
+    read_echo(fd, echoed, sizeof echoed, sizeof hello - 1);
     struct pollfd readable = { .fd = fd, .events = POLLIN };
-    while (got < sizeof hello - 1 && poll(&readable, 1, 5000) == 1) {
-        ssize_t n = recv(fd, echoed + got, sizeof echoed - 1 - got, 0);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
     CHECK(strcmp(echoed, hello) == 0, "echoed '%s'", echoed);
     printf("echoed: %s", echoed);
 
@@ -117,13 +125,7 @@ int main(int argc, char **argv)
     const char from_port[] = "from port 7012\n";
     send(bound, from_port, sizeof from_port - 1, 0);
     char back[64] = { 0 };
-    size_t returned = 0;
-    while (returned < sizeof from_port - 1) {
-        ssize_t n = recv(bound, back + returned, sizeof back - 1 - returned, 0);
-        if (n <= 0)
-            break;
-        returned += (size_t)n;
-    }
+    read_echo(bound, back, sizeof back, sizeof from_port - 1);
     CHECK(strcmp(back, from_port) == 0, "the echo from the bound port was '%s'", back);
     printf("bound: %s", back);
     close(bound);
