@@ -39,7 +39,7 @@ public sealed class ControlChannel : IDisposable
     /// </summary>
     public static ControlChannel Share(string? path = null)
     {
-        var key = (ControlProtocol.ResolveSocketPath(path), Libc.Geteuid(), Libc.Getegid());
+        (string Path, uint Uid, uint Gid) key = (ControlProtocol.ResolveSocketPath(path), Libc.Geteuid(), Libc.Getegid());
         lock (Shared)
         {
             if (Shared.TryGetValue(key, out var channel))
@@ -57,7 +57,7 @@ public sealed class ControlChannel : IDisposable
                 }
             }
             PruneIdleDead();
-            var fresh = Connect(key.Item1);
+            var fresh = Connect(key.Path);
             fresh._sharedAs = key;
             fresh._users = 1;
             Shared[key] = fresh;
