@@ -59,9 +59,17 @@ public sealed class TestNamespace : IDisposable
             }
             catch (InvalidOperationException)
             {
-                // Already disposed by the test.
+                // Already disposed by the test (`using var server = peer.Start…`): the sweep below ends it.
             }
             process.Dispose();
+        }
+        // Whatever still runs in the namespace was started in it by this test (a server whose Process the test
+        // disposed, a forked child of one): deleting the namespace would leave it running, so it ends here, by pid.
+        var (_, pids, _) = Host.Try(null, "ip", "netns", "pids", Name);
+        var left = pids.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (left.Length > 0)
+        {
+            Host.Try(null, ["kill", "-KILL", .. left]);
         }
         Host.Try(null, "ip", "netns", "del", Name);
     }
