@@ -49,8 +49,7 @@ public sealed class ControlChannel : IDisposable
                     channel._users++;
                     return channel;
                 }
-                Shared.Remove(key);
-                channel._sharedAs = null;
+                channel.Unshare(); // its sockets close it as they go; it has none left already
                 if (channel._users == 0)
                 {
                     channel.Dispose();
@@ -68,11 +67,20 @@ public sealed class ControlChannel : IDisposable
     /// <summary>Closes the kept connections no socket uses whose daemon has gone (a test's, a restarted one's).</summary>
     private static void PruneIdleDead()
     {
-        foreach (var (key, channel) in Shared.Where(pair => pair.Value._users == 0 && pair.Value.IsDaemonGone()).ToList())
+        foreach (var channel in Shared.Values.Where(channel => channel._users == 0 && channel.IsDaemonGone()).ToList())
+        {
+            channel.Unshare();
+            channel.Dispose();
+        }
+    }
+
+    /// <summary>No longer the connection Share hands out (under the <see cref="Shared"/> lock).</summary>
+    private void Unshare()
+    {
+        if (_sharedAs is { } key)
         {
             Shared.Remove(key);
-            channel._sharedAs = null;
-            channel.Dispose();
+            _sharedAs = null;
         }
     }
 
@@ -92,11 +100,7 @@ public sealed class ControlChannel : IDisposable
             {
                 return;
             }
-            if (_sharedAs is { } stale)
-            {
-                Shared.Remove(stale);
-                _sharedAs = null;
-            }
+            Unshare();
             Dispose();
         }
     }

@@ -496,11 +496,8 @@ public sealed class NormanUdpSocket : IDisposable
             return;
         }
         _disposed = true;
-        if (_pipes is { } pipes)
-        {
-            _control.CloseSocket(pipes.SocketId);
-        }
-        ReleasePipes();
+        _pipes?.Close(_control);
+        _pipes = null;
         _control.Release();
     }
 }

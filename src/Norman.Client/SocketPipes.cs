@@ -82,6 +82,7 @@ internal sealed unsafe class SocketPipes : IDisposable
         if (fds.Count != 3)
         {
             FdPassing.CloseAll(fds);
+            control.CloseSocket(grant.SocketId); // the connection outlives this socket: the daemon must hear it is gone
             throw new NormanException("EPROTO", $"The daemon sent {fds.Count} descriptors with the bind, not 3: a daemon of another release?");
         }
         var region = SharedMemory.Map(fds[0], grant.RegionBytes);
@@ -94,6 +95,7 @@ internal sealed unsafe class SocketPipes : IDisposable
             wakeup.Dispose();
             doorbell.Dispose();
             region.Dispose();
+            control.CloseSocket(grant.SocketId);
             throw new NormanException("EPROTO", "The pipe memory does not match the daemon's description: a daemon of another release?");
         }
         return new SocketPipes(region, wakeup, doorbell, grant);
@@ -123,6 +125,17 @@ internal sealed unsafe class SocketPipes : IDisposable
         RemotePort = remote.Port,
     });
 
+    /// <summary>
+    /// Closes the socket: the daemon is told over <paramref name="control"/> (the process's shared connection, which
+    /// outlives it), and the pipes are unmapped here.
+    /// </summary>
+    public void Close(ControlChannel control)
+    {
+        control.CloseSocket(SocketId);
+        Dispose();
+    }
+
+    /// <summary>Unmaps the pipes without telling the daemon (it is gone, and released the socket with the connection).</summary>
     public void Dispose()
     {
         WakeupReactor.ForgetIfStarted(Wakeup.Fd);

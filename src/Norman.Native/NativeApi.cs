@@ -266,17 +266,7 @@ internal static unsafe class NativeApi
     }
 
     [UnmanagedCallersOnly(EntryPoint = "norman_readiness_fd")]
-    public static int ReadinessFd(int handle)
-    {
-        try
-        {
-            return SocketHandles.Get(handle).ReadinessDescriptor();
-        }
-        catch (Exception error)
-        {
-            return NativeError.Fail(error);
-        }
-    }
+    public static int ReadinessFd(int handle) => Ask(handle, static socket => socket.ReadinessDescriptor());
 
     [UnmanagedCallersOnly(EntryPoint = "norman_set_nonblocking")]
     public static int SetNonBlocking(int handle, int nonBlocking)
@@ -293,24 +283,17 @@ internal static unsafe class NativeApi
     }
 
     [UnmanagedCallersOnly(EntryPoint = "norman_readable_bytes")]
-    public static int ReadableBytes(int handle)
-    {
-        try
-        {
-            return SocketHandles.Get(handle).ReadableBytes();
-        }
-        catch (Exception error)
-        {
-            return NativeError.Fail(error);
-        }
-    }
+    public static int ReadableBytes(int handle) => Ask(handle, static socket => socket.ReadableBytes());
 
     [UnmanagedCallersOnly(EntryPoint = "norman_socket_error")]
-    public static int SocketError(int handle)
+    public static int SocketError(int handle) => Ask(handle, static socket => socket.TakeSocketError());
+
+    /// <summary>A question to one socket whose answer is a number: the failure, if any, as errno and -1 (no exception leaves).</summary>
+    private static int Ask(int handle, Func<NativeSocket, int> question)
     {
         try
         {
-            return SocketHandles.Get(handle).TakeSocketError();
+            return question(SocketHandles.Get(handle));
         }
         catch (Exception error)
         {

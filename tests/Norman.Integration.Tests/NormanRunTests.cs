@@ -10,6 +10,10 @@ public sealed class NormanRunTests : IAsyncLifetime
 
     public Task InitializeAsync() => Task.CompletedTask;
 
+    /// <summary>Runs `norman run -- PROGRAM…` against the TAP host's daemon to its end, with <paramref name="input"/> on its stdin.</summary>
+    private (int ExitCode, string Output, string Errors) TryUnderNorman(string? input, params string[] program) =>
+        Host.Try(input, ["env", $"NORMAN_SOCKET={_host.SocketPath}", AppProcess.BesideTests("norman"), "run", "--", .. program]);
+
     /// <summary>Starts `norman run -- PROGRAM…` against the TAP host's daemon; the namespace and AppProcess stop it.</summary>
     private AppProcess NormanRun(params string[] program) =>
         AppProcess.Start("norman", _host.SocketPath, null, ["run", "--", .. program]);
@@ -55,13 +59,11 @@ public sealed class NormanRunTests : IAsyncLifetime
         }
         // The kernel listens, Norman connects: nc as the client of a socat server in the namespace.
         using var server = peer.StartAndWaitFor("listening on", "socat", "-d", "-d", "TCP-LISTEN:7003,reuseaddr", "EXEC:cat");
-        var (clientCode, echoed, clientErrors) = Host.Try("norman connects out\n", "env", $"NORMAN_SOCKET={_host.SocketPath}",
-            AppProcess.BesideTests("norman"), "run", "--", "nc", "-N", "-w", "3", _host.PeerAddress, "7003");
+        var (clientCode, echoed, clientErrors) = TryUnderNorman("norman connects out\n", "nc", "-N", "-w", "3", _host.PeerAddress, "7003");
         Assert.True(clientCode == 0, clientErrors);
         Assert.Equal("norman connects out\n", echoed);
         using var udpServer = peer.StartAndWaitFor("listening on", "socat", "-d", "-d", "UDP-LISTEN:7004", "EXEC:cat");
-        (clientCode, echoed, clientErrors) = Host.Try("a datagram out and back\n", "env", $"NORMAN_SOCKET={_host.SocketPath}",
-            AppProcess.BesideTests("norman"), "run", "--", "nc", "-u", "-w", "2", _host.PeerAddress, "7004");
+        (clientCode, echoed, clientErrors) = TryUnderNorman("a datagram out and back\n", "nc", "-u", "-w", "2", _host.PeerAddress, "7004");
         Assert.Equal("a datagram out and back\n", echoed);
     }
 
@@ -87,7 +89,7 @@ public sealed class NormanRunTests : IAsyncLifetime
             os.waitpid(pid, 0)
             print("parent: still", s.getsockname(), flush=True)
             """;
-        var (code, output, errors) = Host.Try(null, "env", $"NORMAN_SOCKET={_host.SocketPath}", AppProcess.BesideTests("norman"), "run", "--", "python3", "-c", program, _host.PeerAddress);
+        var (code, output, errors) = TryUnderNorman(null, "python3", "-c", program, _host.PeerAddress);
         Assert.True(code == 0, output + errors);
         Assert.Contains("child: 9", output); // EBADF
         Assert.Contains("forked from a Norman program", errors);
@@ -101,8 +103,7 @@ public sealed class NormanRunTests : IAsyncLifetime
         var peer = _host.Peer();
         using var server = peer.StartAndWaitFor("listening on", "socat", "-d", "-d", "TCP-LISTEN:7007,reuseaddr,fork", "EXEC:cat");
         string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/nonblocking_connect.c", _host.Directory);
-        var (code, output, errors) = Host.Try(null, "env", $"NORMAN_SOCKET={_host.SocketPath}", AppProcess.BesideTests("norman"), "run", "--",
-            program, _host.PeerAddress, "7007", "7008");
+        var (code, output, errors) = TryUnderNorman(null, program, _host.PeerAddress, "7007", "7008");
         Assert.True(code == 0, output + errors);
         Assert.Contains("echoed: hello after EINPROGRESS", output);
         Assert.Contains("peeked: peek at me", output);
@@ -119,8 +120,7 @@ public sealed class NormanRunTests : IAsyncLifetime
             "print('listening on 7009', file=sys.stderr, flush=True)\nwhile True:\n    s.sendto(*s.recvfrom(2048))\n";
         using var server = peer.StartAndWaitFor("listening on", "python3", "-c", echo);
         string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/mmsg_echo.c", _host.Directory);
-        var (code, output, errors) = Host.Try(null, "env", $"NORMAN_SOCKET={_host.SocketPath}", AppProcess.BesideTests("norman"), "run", "--",
-            program, _host.PeerAddress, "7009");
+        var (code, output, errors) = TryUnderNorman(null, program, _host.PeerAddress, "7009");
         Assert.True(code == 0, output + errors);
         Assert.Contains("3 datagrams out in one sendmmsg", output);
     }

@@ -193,13 +193,9 @@ internal sealed partial class TcpConnection
                 _receive.Discard(read);
             }
         }
-        if (read > 0 && peek)
-        {
-            return read;
-        }
         if (read > 0)
         {
-            if (windowWasSmall)
+            if (windowWasSmall && !peek)
             {
                 _carrier.Wake(this); // the window opened: tell the sender
             }

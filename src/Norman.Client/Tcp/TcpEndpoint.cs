@@ -83,12 +83,15 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         TcpCongestionControl congestionControl = TcpCongestionControl.Cubic, bool v6Only = false)
     {
         var control = ControlChannel.Share(controlSocketPath);
+        SocketPipes? pipes = null;
         try
         {
-            return new TcpEndpoint(control, SocketPipes.Bind(control, "tcp", endPoint, slotCount, v6Only), Math.Max(1, backlog), congestionControl);
+            pipes = SocketPipes.Bind(control, "tcp", endPoint, slotCount, v6Only);
+            return new TcpEndpoint(control, pipes, Math.Max(1, backlog), congestionControl);
         }
         catch
         {
+            pipes?.Close(control);
             control.Release();
             throw;
         }
@@ -117,11 +120,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         }
         catch
         {
-            if (pipes is not null)
-            {
-                control.CloseSocket(pipes.SocketId);
-                pipes.Dispose();
-            }
+            pipes?.Close(control);
             control.Release();
             throw;
         }
@@ -294,8 +293,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
                 connection.Abandon();
             }
             _acceptQueue?.Writer.TryComplete();
-            _control.CloseSocket(_pipes.SocketId);
-            _pipes.Dispose();
+            _pipes.Close(_control);
             _control.Release();
             _nudge.Dispose();
         }

@@ -10,14 +10,11 @@ namespace Norman.Daemon.Control;
 /// </summary>
 public sealed unsafe class PipeMemory : IDisposable
 {
-    private PipeMemory(SharedMemory region, WakeupSender wakeup, Doorbell doorbell, int slotCount, int slotSize, bool tcp)
+    private PipeMemory(SharedMemory region, WakeupSender wakeup, Doorbell doorbell)
     {
         Region = region;
         Wakeup = wakeup;
         Doorbell = doorbell;
-        SlotCount = slotCount;
-        SlotSize = slotSize;
-        Tcp = tcp;
     }
 
     /// <summary>The descriptors one holds: its memfd, its wake-up's eventfd and epoll, and its doorbell.</summary>
@@ -26,9 +23,6 @@ public sealed unsafe class PipeMemory : IDisposable
     public SharedMemory Region { get; }
     public WakeupSender Wakeup { get; }
     public Doorbell Doorbell { get; }
-    public int SlotCount { get; }
-    public int SlotSize { get; }
-    public bool Tcp { get; }
 
     /// <summary>Creates, seals, maps and initialises a socket's memory (its pages are backed only as they are touched).</summary>
     public static PipeMemory Create(int slotCount, int slotSize, bool tcp)
@@ -40,7 +34,7 @@ public sealed unsafe class PipeMemory : IDisposable
             RingInitializer.Initialize(region.Address + PipeLayout.RxRingOffset, slotCount, slotSize);
             RingInitializer.Initialize(region.Address + PipeLayout.TxRingOffset(slotCount, slotSize), slotCount, slotSize);
             wakeup = WakeupSender.Create();
-            return new PipeMemory(region, wakeup, Doorbell.Create(), slotCount, slotSize, tcp);
+            return new PipeMemory(region, wakeup, Doorbell.Create());
         }
         catch
         {

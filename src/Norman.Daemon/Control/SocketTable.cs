@@ -23,7 +23,6 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
     private readonly Dictionary<int, (int Sockets, long Bytes)> _heldByUid = new();
     /// <summary>The sockets on each port: one, or several that Linux would let share it (<see cref="MayShare"/>).</summary>
     private readonly Dictionary<(byte Protocol, ushort Port), List<NormanSocket>> _byPort = new();
-    /// <summary>Each socket's hold on its port in the kernel's stack, when Norman shares the kernel's address.</summary>
     /// <summary>The kernel's port held for Norman while any Norman socket holds it (sharing the address with the kernel).</summary>
     private readonly Dictionary<(byte Protocol, ushort Port), IDisposable> _kernelHolds = new();
 
