@@ -21,6 +21,9 @@ public sealed class ControlChannel : IDisposable
     /// <summary>Sockets using this shared connection; changed under the <see cref="Shared"/> lock.</summary>
     private int _users;
     private (string Path, uint Uid, uint Gid)? _sharedAs;
+    /// <summary>The ready map the first bind brought, held for the sockets that follow; under <see cref="_gate"/>.</summary>
+    private ReadyMapping? _ready;
+    private bool _disposed;
 
     private ControlChannel(Socket socket, string path)
     {
@@ -259,5 +262,38 @@ public sealed class ControlChannel : IDisposable
         }
     }
 
-    public void Dispose() => _socket.Dispose();
+    /// <summary>
+    /// The ready map a bind's fourth descriptor brings (and takes the descriptor): mapped at this connection's first
+    /// bind, the same one for the rest. The caller holds a reference to the result and releases it.
+    /// </summary>
+    internal ReadyMapping AdoptReadyMap(int fd)
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return ReadyMapping.Adopt(fd); // the socket's alone
+            }
+            if (_ready is null)
+            {
+                _ready = ReadyMapping.Adopt(fd);
+            }
+            else
+            {
+                Libc.Close(fd);
+            }
+            return _ready.Acquire();
+        }
+    }
+
+    public void Dispose()
+    {
+        _socket.Dispose();
+        lock (_gate)
+        {
+            _disposed = true;
+            _ready?.Release();
+            _ready = null;
+        }
+    }
 }

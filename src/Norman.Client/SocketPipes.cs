@@ -12,8 +12,14 @@ namespace Norman.Client;
 /// </summary>
 internal sealed unsafe class SocketPipes : IDisposable
 {
-    private SocketPipes(SharedMemory region, WakeupReceiver wakeup, Doorbell doorbell, SocketGrant grant)
+    /// <summary>This user's ready map and the socket's bit in it, marked after each publish; null: the daemon gave none.</summary>
+    private ReadyMapping? _ready;
+    private readonly int _readyBit;
+
+    private SocketPipes(SharedMemory region, WakeupReceiver wakeup, Doorbell doorbell, SocketGrant grant, ReadyMapping? ready)
     {
+        _ready = ready;
+        _readyBit = grant.ReadyBit ?? -1;
         Region = region;
         Wakeup = wakeup;
         Doorbell = doorbell;
@@ -79,15 +85,18 @@ internal sealed unsafe class SocketPipes : IDisposable
             ReuseAddress = reuseAddress ? true : null,
         }, fds);
         var grant = response.Socket!;
-        if (fds.Count != 3)
+        int expected = grant.ReadyBit is null ? 3 : 4;
+        if (fds.Count != expected || grant.ReadyBit is < 0 or >= ReadyMap.Bits)
         {
             FdPassing.CloseAll(fds);
             control.CloseSocket(grant.SocketId); // the connection outlives this socket: the daemon must hear it is gone
-            throw new NormanException("EPROTO", $"The daemon sent {fds.Count} descriptors with the bind, not 3: a daemon of another release?");
+            throw new NormanException("EPROTO", $"The daemon sent {fds.Count} descriptors with the bind, not {expected}, or ready bit " +
+                $"{grant.ReadyBit}: a daemon of another release?");
         }
         var region = SharedMemory.Map(fds[0], grant.RegionBytes);
         var wakeup = WakeupReceiver.Adopt(fds[1]);
         var doorbell = Doorbell.Adopt(fds[2]);
+        var ready = grant.ReadyBit is null ? null : control.AdoptReadyMap(fds[3]);
         byte* rxRing = region.Address + PipeLayout.RxRingOffset;
         byte* txRing = region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize);
         if (!RingInitializer.Matches(rxRing, grant.SlotCount, grant.SlotSize) || !RingInitializer.Matches(txRing, grant.SlotCount, grant.SlotSize))
@@ -95,19 +104,26 @@ internal sealed unsafe class SocketPipes : IDisposable
             wakeup.Dispose();
             doorbell.Dispose();
             region.Dispose();
+            ready?.Release();
             control.CloseSocket(grant.SocketId);
             throw new NormanException("EPROTO", "The pipe memory does not match the daemon's description: a daemon of another release?");
         }
-        return new SocketPipes(region, wakeup, doorbell, grant);
+        return new SocketPipes(region, wakeup, doorbell, grant, ready);
     }
 
     /// <summary>
-    /// Publishes what was written into the TX pipe, and rings the dataplane if it said it was going to sleep (the
-    /// TX ring's needs-wakeup flag): a busy dataplane costs the application no system call.
+    /// Publishes what was written into the TX pipe, marks the socket's bit in the ready map (so a busy dataplane looks at
+    /// this pipe without sweeping the others), and rings the dataplane if it said it was going to sleep (the TX ring's
+    /// needs-wakeup flag): a busy dataplane costs the application no system call.
     /// </summary>
     public void PublishTx()
     {
-        if (Tx.Publish() && Tx.TakeWakeupRequest())
+        if (!Tx.Publish())
+        {
+            return;
+        }
+        _ready?.Map.Mark(_readyBit);
+        if (Tx.TakeWakeupRequest())
         {
             Doorbell.Ring();
             // The scheduler may have woken the dataplane onto this very CPU (on a machine that shows it no shared
@@ -142,5 +158,6 @@ internal sealed unsafe class SocketPipes : IDisposable
         Wakeup.Dispose();
         Doorbell.Dispose();
         Region.Dispose();
+        Interlocked.Exchange(ref _ready, null)?.Release();
     }
 }

@@ -101,11 +101,13 @@ public sealed class NormanDaemon : IAsyncDisposable
         };
         // Before the descriptors are counted: the pool's are the daemon's own.
         var pool = options.PipePoolDepth > 0 ? new PipeMemoryPool(options.SlotCount, options.PipePoolDepth) : null;
+        var descriptors = DescriptorReserve.ForThisProcess();
         var plane = new ControlPlane(engine, socketTable, info, options.SlotCount, log, policy, names, options.AdminGroup)
         {
             Pool = pool,
+            ReadyMaps = new ReadyBitmaps(descriptors),
             Qos = qos,
-            Descriptors = DescriptorReserve.ForThisProcess(),
+            Descriptors = descriptors,
             MaxCapturesPerUid = options.MaxCapturesPerUid,
         };
         runner.Start();
@@ -137,6 +139,7 @@ public sealed class NormanDaemon : IAsyncDisposable
             pool?.Dispose();
             qos.Dispose();
             runner.Stop();
+            plane.ReadyMaps?.Dispose();
             port.Dispose();
             throw;
         }
@@ -295,6 +298,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         await _server.DisposeAsync();
         Control.Pool?.Dispose();
         _runner.Stop();
+        Control.ReadyMaps?.Dispose(); // the dataplane, which reads them, has stopped
         Qos.Dispose();
         Engine.Port.Dispose();
     }

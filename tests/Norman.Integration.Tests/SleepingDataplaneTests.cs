@@ -101,7 +101,8 @@ public sealed partial class SleepingDataplaneTests : DaemonTest
         using var control = ControlChannel.Connect(Daemon.SocketPath);
         var fds = new List<int>();
         var grant = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = "udp", Port = 6000 }, fds).Socket!;
-        Assert.Equal(3, fds.Count);
+        Assert.Equal(4, fds.Count); // memory, wake-up, doorbell, and the user's ready map
+        using var readyMap = SharedMemory.Map(fds[3], global::Norman.Core.Pipes.ReadyMap.Bytes);
         using var region = SharedMemory.Map(fds[0], grant.RegionBytes);
         using var wakeup = WakeupReceiver.Adopt(fds[1]);
         using var doorbell = Doorbell.Adopt(fds[2]);

@@ -367,5 +367,9 @@ static (ControlChannel Control, SocketGrant Grant, SharedMemory Region, Doorbell
     var grant = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = protocol, Port = port }, fds).Socket!;
     var region = SharedMemory.Map(fds[0], grant.RegionBytes);
     new Microsoft.Win32.SafeHandles.SafeFileHandle(fds[1], ownsHandle: true).Dispose();
+    foreach (int unused in fds.Skip(3))
+    {
+        new Microsoft.Win32.SafeHandles.SafeFileHandle(unused, ownsHandle: true).Dispose(); // the ready map: this program never marks
+    }
     return (control, grant, region, Doorbell.Adopt(fds[2]));
 }

@@ -217,6 +217,11 @@ public sealed class SocketGrant
     public int SlotCount { get; set; }
     public int SlotSize { get; set; }
     public long RegionBytes { get; set; }
+    /// <summary>
+    /// The socket's bit in its user's ready map (<c>ReadyMap</c>), whose memfd comes as the bind's fourth descriptor: the
+    /// application marks it after each publish. Null: no map (the dataplane finds the socket's packets by its sweep).
+    /// </summary>
+    public int? ReadyBit { get; set; }
 }
 
 /// <summary>One socket as <c>norman ss</c> shows it.</summary>

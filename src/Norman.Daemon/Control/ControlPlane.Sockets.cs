@@ -22,8 +22,11 @@ public sealed partial class ControlPlane
             SlotCount = socket.SlotCount,
             SlotSize = socket.SlotSize,
             RegionBytes = socket.Region.Length,
+            ReadyBit = socket.Pipe.Ready is null ? null : socket.Pipe.ReadyBit,
         };
-        return [socket.Region.Fd, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd];
+        return socket.Pipe.Ready is { } ready
+            ? [socket.Region.Fd, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd, ready.Fd]
+            : [socket.Region.Fd, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd];
     }
 
     private async Task<int[]> OnConnect(ControlSession session, ControlRequest request, ControlResponse response)
@@ -85,10 +88,7 @@ public sealed partial class ControlPlane
         {
             socket = sockets.Bind(identity, !ordinary, protocol, address, request.Port ?? 0,
                 PipeLayout.SocketRegionBytes(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp),
-                (id, port) => new NormanSocket(id, identity, protocol, address, port, slotCount,
-                    PipeLayout.DefaultSlotSize, appNames.IdOf(identity.AppName), appNames.IdOf(AppNames.CgroupKey(identity.Cgroup)),
-                    appNames.IdOf(AppNames.ExecutableKey(identity.Executable)), v6Only: request.V6Only == true && !address.IsV4,
-                    memory: Pool?.Take(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp)),
+                (id, port) => MakeSocket(id, port, identity, protocol, address, slotCount, v6Only: request.V6Only == true && !address.IsV4),
                 v6Only: request.V6Only == true && !address.IsV4, reuseAddress: request.ReuseAddress == true);
         }
         catch
@@ -102,6 +102,24 @@ public sealed partial class ControlPlane
         await add.Applied;
         log.Info($"bind {IpProtocols.Name(protocol)} {socket.LocalAddress}:{socket.LocalPort} by {identity.ProcessName} (pid {identity.Pid}, uid {identity.Uid})");
         return socket;
+    }
+
+    /// <summary>A bound socket's record, over pooled memory where the pool has some, with a bit in its user's ready map.</summary>
+    private NormanSocket MakeSocket(long id, ushort port, PeerIdentity identity, byte protocol, NetAddress address, int slotCount, bool v6Only)
+    {
+        var (ready, bit) = ReadyMaps?.Take(identity.Uid) ?? (null, -1);
+        try
+        {
+            return new NormanSocket(id, identity, protocol, address, port, slotCount, PipeLayout.DefaultSlotSize,
+                appNames.IdOf(identity.AppName), appNames.IdOf(AppNames.CgroupKey(identity.Cgroup)),
+                appNames.IdOf(AppNames.ExecutableKey(identity.Executable)), v6Only,
+                memory: Pool?.Take(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp), ready: ready, readyBit: bit);
+        }
+        catch
+        {
+            ready?.ReturnBit(bit);
+            throw;
+        }
     }
 
     private async Task ConnectAsync(ControlSession session, ControlRequest request)

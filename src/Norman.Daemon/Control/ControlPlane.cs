@@ -21,6 +21,9 @@ public sealed partial class ControlPlane(Engine engine, SocketTable sockets, Dae
     /// <summary>Sockets' memory made ahead of their binds; null: each bind makes its own.</summary>
     public PipeMemoryPool? Pool { get; init; }
 
+    /// <summary>The users' ready maps, where applications mark the pipes they publish into; null: no socket gets a bit.</summary>
+    public ReadyBitmaps? ReadyMaps { get; init; }
+
     /// <summary>The QoS classes `norman qos` shows and changes.</summary>
     public Qos.QosStore? Qos { get; init; }
 

@@ -19,9 +19,13 @@ public sealed unsafe class NormanSocket : IDisposable
     private readonly object _mapping = new();
     private bool _disposed;
 
-    /// <summary>A socket over <paramref name="memory"/>, made for this geometry and protocol (from the pool); null: made here.</summary>
+    /// <summary>
+    /// A socket over <paramref name="memory"/>, made for this geometry and protocol (from the pool); null: made here. With
+    /// <paramref name="ready"/>, its application marks <paramref name="readyBit"/> there when it publishes.
+    /// </summary>
     public NormanSocket(long id, PeerIdentity owner, byte protocol, NetAddress localAddress, ushort localPort, int slotCount, int slotSize,
-        int appId = -1, int cgroupId = -1, int executableId = -1, bool v6Only = false, PipeMemory? memory = null)
+        int appId = -1, int cgroupId = -1, int executableId = -1, bool v6Only = false, PipeMemory? memory = null,
+        ReadyBitmap? ready = null, int readyBit = -1)
     {
         Id = id;
         Owner = owner;
@@ -40,6 +44,8 @@ public sealed unsafe class NormanSocket : IDisposable
             CgroupId = cgroupId,
             ExecutableId = executableId,
             V6Only = v6Only,
+            Ready = ready,
+            ReadyBit = ready is null ? -1 : readyBit,
             OwnerName = System.Text.Encoding.ASCII.GetBytes(owner.ProcessName.Length > 16 ? owner.ProcessName[..16] : owner.ProcessName),
         };
     }
@@ -132,6 +138,7 @@ public sealed unsafe class NormanSocket : IDisposable
             Wakeup.Dispose();
             Doorbell.Dispose();
             Region.Dispose();
+            Pipe.Ready?.ReturnBit(Pipe.ReadyBit); // the dataplane has let go of the socket: the bit may serve another
         }
     }
 }

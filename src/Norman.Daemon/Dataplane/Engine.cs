@@ -104,6 +104,8 @@ public sealed partial class Engine
 
     /// <summary>TX pipes the scheduler has looked at, over every breath.</summary>
     public long TxPipeLooks => _scheduler.Looks;
+    /// <summary>Breaths taken (read racily from another thread: for tests and figures).</summary>
+    public long Breaths => Volatile.Read(ref _breaths);
     /// <summary>TX pipes whose consumer index was published, over every breath.</summary>
     public long TxPipePublishes => _scheduler.Publishes;
     public NeighbourTable Neighbours { get; }

@@ -96,8 +96,14 @@ public sealed unsafe class PipeSocket
     public Doorbell Doorbell { get; }
     public SocketCounters Counters { get; } = new();
 
+    /// <summary>Its user's ready map, where its application marks <see cref="ReadyBit"/> after publishing; null: none (found by the sweep).</summary>
+    public ReadyBitmap? Ready { get; init; }
+    public int ReadyBit { get; init; } = -1;
+
     /// <summary>The slot in the engine's socket array; the value stored in the flow table.</summary>
     internal int Slot { get; set; } = -1;
+    /// <summary>Its place in the dense list of active sockets (the TX scheduler's walk); -1 when not served.</summary>
+    internal int ActiveIndex { get; set; } = -1;
     /// <summary>The batch in which this socket last received, so its RX ring is published once per batch.</summary>
     internal long TouchedInBatch { get; set; } = -1;
 

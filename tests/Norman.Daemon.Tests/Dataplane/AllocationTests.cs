@@ -5,10 +5,11 @@ namespace Norman.Daemon.Tests.Dataplane;
 public sealed class AllocationTests
 {
     [Theory]
-    [InlineData(false, false)]
-    [InlineData(true, false)]
-    [InlineData(false, true)]
-    public void The_dataplane_loop_allocates_nothing_over_a_million_packets_each_way(bool withPolicy, bool withQos)
+    [InlineData(false, false, false)]
+    [InlineData(true, false, false)]
+    [InlineData(false, true, false)]
+    [InlineData(false, false, true)]
+    public void The_dataplane_loop_allocates_nothing_over_a_million_packets_each_way(bool withPolicy, bool withQos, bool beside100Marking)
     {
         using var wire = new EngineHarness(slotCount: 1024);
         wire.ResolvePeer();
@@ -42,7 +43,15 @@ public sealed class AllocationTests
             wire.Engine.Post(new Norman.Daemon.Dataplane.AddTapCommand(tap));
         }
         wire.Peer.KeepDatagrams = false;
-        var app = wire.Bind(5000);
+        if (beside100Marking)
+        {
+            // Ready maps: the application marks its publishes, and the scheduler takes marks beside 100 idle sockets.
+            for (int i = 0; i < 100; i++)
+            {
+                wire.Bind((ushort)(6000 + i), ready: true);
+            }
+        }
+        var app = wire.Bind(5000, ready: beside100Marking);
         const int Packets = 1_000_000;
         var payload = new byte[64];
 
@@ -78,6 +87,10 @@ public sealed class AllocationTests
                 app.Tx.Commit(UdpPacketBuilder.WriteHeaders(slot, EngineHarness.HostAddress, 5000, EngineHarness.PeerAddress, 9000, payload.Length));
             }
             app.Tx.Publish();
+            if (app.Socket.Pipe.Ready is { } ready)
+            {
+                ready.Map.Mark(app.Socket.Pipe.ReadyBit);
+            }
             wire.Engine.DoWork();
             int available = app.Rx.Available();
             for (int i = 0; i < available; i++)

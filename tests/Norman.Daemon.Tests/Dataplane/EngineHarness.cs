@@ -34,12 +34,17 @@ public sealed class EngineHarness : IDisposable
 
     public AppNames Names { get; } = new();
 
+    /// <summary>The users' ready maps, for sockets bound with <c>ready</c>.</summary>
+    public ReadyBitmaps ReadyMaps { get; } = new(new DescriptorReserve(int.MaxValue, 0));
+
+    /// <param name="ready">Give the socket a bit in its user's ready map, which its <see cref="AppSide"/> marks as the client library does.</param>
     public AppSide Bind(ushort port, NetAddress? address = null, string app = "testapp", int uid = 1000, string cgroup = "/user.slice",
-        byte protocol = IpProtocols.Udp)
+        byte protocol = IpProtocols.Udp, bool ready = false)
     {
         var owner = new PeerIdentity(Environment.ProcessId, uid, uid, app, app, cgroup);
+        var (map, bit) = ready ? ReadyMaps.Take(uid) : (null, -1);
         var socket = new NormanSocket(_sockets.Count + 1, owner, protocol, address ?? NetAddress.FromV4(0), port, SlotCount,
-            PipeLayout.DefaultSlotSize, Names.IdOf(app), Names.IdOf(AppNames.CgroupKey(cgroup)));
+            PipeLayout.DefaultSlotSize, Names.IdOf(app), Names.IdOf(AppNames.CgroupKey(cgroup)), ready: map, readyBit: bit);
         socket.LocalAddress = address ?? NetAddress.FromV4(0);
         _sockets.Add(socket);
         Engine.Post(new AddSocketCommand(socket.Pipe));
@@ -83,6 +88,7 @@ public sealed class EngineHarness : IDisposable
         {
             socket.Dispose();
         }
+        ReadyMaps.Dispose();
     }
 }
 
@@ -110,6 +116,10 @@ public sealed unsafe class AppSide
         payload.CopyTo(slot[UdpPacketBuilder.HeaderLengthV4..]);
         Tx.Commit(UdpPacketBuilder.WriteHeaders(slot, source, sourcePort, destination, destinationPort, payload.Length));
         Tx.Publish();
+        if (Socket.Pipe.Ready is { } ready)
+        {
+            ready.Map.Mark(Socket.Pipe.ReadyBit);
+        }
     }
 
     /// <summary>Takes every datagram waiting in the RX pipe: (payload, source port).</summary>

@@ -9,9 +9,11 @@ namespace Norman.Daemon.Dataplane.Stages;
 /// With no class configured every socket is in the default class, and this is deficit round robin between pipes,
 /// fair by bytes. Each breath:
 /// <list type="number">
-/// <item>every socket with packets waiting joins its class's list. When the dataplane is busy, a breath looks at the
-/// pipes that had packets at their last look and at <see cref="SweepPerBreath"/> others in turn, so a thousand idle
-/// sockets cost a busy breath 64 looks, not a thousand; an idle dataplane looks at every pipe, every breath;</item>
+/// <item>every socket with packets waiting joins its class's list. A breath looks at the pipes that had packets at
+/// their last look, at those their applications marked in their users' ready maps (<see cref="Norman.Core.Pipes.ReadyMap"/>)
+/// since, and at <see cref="SweepPerBreathMarked"/> others in turn, so a thousand idle sockets cost a breath a few
+/// words read, not a thousand looks. While some socket has no ready bit, a busy breath sweeps
+/// <see cref="SweepPerBreath"/> pipes instead, and an idle one looks at every pipe;</item>
 /// <item>guarantees: band by band (0 first), each class sends while it is under its rate;</item>
 /// <item>sharing: band by band, the classes under their ceiling share what the line has left by deficit round robin
 /// (quantum = weight × one full frame), so a higher band takes all it wants before a lower one sends. What a class
@@ -31,8 +33,14 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     /// <summary>Round-robin passes over a band in one breath, at most (a batch is 32 packets: far fewer are needed).</summary>
     private const int MaxPasses = 2 * PacketBatch.Capacity;
 
-    /// <summary>Pipes without packets at their last look that a busy breath looks at, in turns.</summary>
+    /// <summary>Pipes without packets at their last look that a busy breath looks at, in turns, while some socket has no ready bit.</summary>
     public const int SweepPerBreath = 64;
+
+    /// <summary>
+    /// The sweep when every socket marks its publishes: a safety net, so that a pipe whose mark was lost (its user's
+    /// own hostile process cleared it) still leaves within a sweep of the sockets.
+    /// </summary>
+    public const int SweepPerBreathMarked = 2;
 
     /// <summary>The line's budget could not take the next packet: nothing more leaves this breath.</summary>
     private bool _lineFull;
@@ -42,7 +50,7 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     private int _busyCount;
     private int[] _nextBusy = new int[64];
     /// <summary>The walk positions a busy breath looks at, in walk order (the classes' turns rotate by it).</summary>
-    private int[] _looks = new int[64 + SweepPerBreath];
+    private int[] _looks = new int[2 * 64 + SweepPerBreath];
     private int _sweepCursor;
 
     /// <summary>
@@ -89,7 +97,7 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             int size = Math.Max(sockets, 2 * _busy.Length);
             Array.Resize(ref _busy, size);
             _nextBusy = new int[size];
-            _looks = new int[size + SweepPerBreath];
+            _looks = new int[2 * size + SweepPerBreath]; // the busy, the marked, and a sweep
         }
         if (_turns.Length < sockets)
         {
@@ -160,15 +168,20 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
 
     /// <summary>
     /// Puts every socket with packets waiting on its class's list, and each such class on its band's list; false if
-    /// none has any. With <paramref name="sweep"/> and more sockets than a sweep, only the busy pipes and the next
-    /// sweep of the others are looked at.
+    /// none has any. With more sockets than a sweep, only the busy pipes, the marked ones and the next sweep of the
+    /// others are looked at: always when every socket has a ready bit, else only with <paramref name="sweep"/>.
     /// </summary>
     private bool Gather(QosSnapshot qos, int count, long now, bool sweep)
     {
         bool any = false;
         int nextBusy = 0;
-        if (!sweep || count <= SweepPerBreath + _busyCount)
+        bool marked = sockets.Unmarked == 0;
+        if (count <= SweepPerBreath + _busyCount || !sweep && !marked)
         {
+            if (marked)
+            {
+                DiscardMarks(); // every pipe is looked at now; before the looks, so a publish after them marks again
+            }
             for (int i = 0; i < count; i++)
             {
                 any |= Look(qos, i, now, ref nextBusy);
@@ -184,11 +197,13 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
                     _looks[looks++] = _busy[b];
                 }
             }
+            looks = TakeMarks(looks);
             if (_sweepCursor >= count)
             {
                 _sweepCursor = 0; // sockets were removed since the last sweep
             }
-            for (int k = 0; k < SweepPerBreath; k++)
+            int sweepLength = marked ? SweepPerBreathMarked : SweepPerBreath;
+            for (int k = 0; k < sweepLength; k++)
             {
                 _looks[looks++] = _sweepCursor;
                 _sweepCursor = _sweepCursor + 1 >= count ? 0 : _sweepCursor + 1;
@@ -218,6 +233,43 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             }
         }
         return any;
+    }
+
+    /// <summary>
+    /// Adds to the looks, after <paramref name="looks"/> of them, the walk positions of the pipes marked in the ready maps
+    /// since the last breath, and clears their marks. A word a breath per 64 bits in use: no socket's memory is read.
+    /// </summary>
+    private int TakeMarks(int looks)
+    {
+        for (int m = 0; m < sockets.ReadyMapCount; m++)
+        {
+            var ready = sockets.ReadyMap(m);
+            for (int w = 0; w < ready.WordsInUse; w++)
+            {
+                ulong bits = ready.Map.Take(w);
+                while (bits != 0)
+                {
+                    int bit = (w << 6) + Norman.Core.Pipes.ReadyMap.NextBit(ref bits);
+                    if (ready.At(bit) is { ActiveIndex: >= 0 } socket)
+                    {
+                        _looks[looks++] = socket.ActiveIndex;
+                    }
+                }
+            }
+        }
+        return looks;
+    }
+
+    private void DiscardMarks()
+    {
+        for (int m = 0; m < sockets.ReadyMapCount; m++)
+        {
+            var ready = sockets.ReadyMap(m);
+            for (int w = 0; w < ready.WordsInUse; w++)
+            {
+                ready.Map.Take(w);
+            }
+        }
     }
 
     /// <summary>Looks at the pipe at walk position <paramref name="i"/>: with packets waiting, it joins its class's list and the busy ones.</summary>
