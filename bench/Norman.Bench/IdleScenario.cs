@@ -19,9 +19,11 @@ public static class IdleScenario
     {
         double idleSeconds = quick ? 1 : 3;
         int trips = quick ? 100 : 300;
-        foreach (bool busyPoll in new[] { false, true })
+        foreach (var (busyPoll, idleSockets) in new[] { (false, 0), (true, 0), (false, 1000) })
         {
-            string mode = busyPoll ? "busypoll" : "adaptive";
+            // The last: 1,000 idle sockets bound beside the one that sends, so that arming and withdrawing wake-ups
+            // before and after each sleep shows what it costs per socket.
+            string mode = (busyPoll ? "busypoll" : "adaptive") + (idleSockets > 0 ? $"_beside_{idleSockets}" : "");
             var cpu = new Measurement($"idle_dataplane_cpu_percent_{mode}", $"an idle daemon's dataplane thread, share of a core ({mode})", "%");
             var p50 = new Measurement($"wake_rtt_p50_us_{mode}", $"round trip to the echoing peer after 10 ms of silence, p50 ({mode})", "µs");
             var p99 = new Measurement($"wake_rtt_p99_us_{mode}", $"the same, p99 ({mode})", "µs");
@@ -29,6 +31,7 @@ public static class IdleScenario
             {
                 var (percent, roundTrips) = BenchDaemon.With((daemon, socket) =>
                 {
+                    using var beside = SocketScaleScenario.IdleSockets(daemon, idleSockets);
                     Thread.Sleep(500); // the bind's breaths behind it
                     string thread = DataplaneThread();
                     long before = OnCpuNanoseconds(thread);

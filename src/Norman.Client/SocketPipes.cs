@@ -112,9 +112,9 @@ internal sealed unsafe class SocketPipes : IDisposable
     }
 
     /// <summary>
-    /// Publishes what was written into the TX pipe, marks the socket's bit in the ready map (so a busy dataplane looks at
-    /// this pipe without sweeping the others), and rings the dataplane if it said it was going to sleep (the TX ring's
-    /// needs-wakeup flag): a busy dataplane costs the application no system call.
+    /// Publishes what was written into the TX pipe, marks the socket's bit in the ready map (so the dataplane looks at
+    /// this pipe without sweeping the others), and rings the dataplane if it said it was going to sleep (the map's
+    /// asleep flag; without a map, the TX ring's needs-wakeup flag): a busy dataplane costs the application no system call.
     /// </summary>
     public void PublishTx()
     {
@@ -122,8 +122,7 @@ internal sealed unsafe class SocketPipes : IDisposable
         {
             return;
         }
-        _ready?.Map.Mark(_readyBit);
-        if (Tx.TakeWakeupRequest())
+        if (_ready is { } ready ? ready.Map.Mark(_readyBit) : Tx.TakeWakeupRequest())
         {
             Doorbell.Ring();
             // The scheduler may have woken the dataplane onto this very CPU (on a machine that shows it no shared

@@ -4,9 +4,10 @@ namespace Norman.Daemon.Dataplane;
 
 /// <summary>
 /// The engine's sleep: when breaths keep finding nothing, the runner asks <see cref="PrepareToSleep"/> whether it may
-/// sleep, which arms every wake-up first (each TX pipe's needs-wakeup flag, the port's), and then sleeps in
-/// <see cref="Sleep"/> until one fires. The flags cost a busy dataplane nothing: an application looks at its pipe's
-/// flag after publishing and makes a system call only when the dataplane asked for one, as AF_XDP's need_wakeup does.
+/// sleep, which arms every wake-up first (each user's ready map's asleep flag, the needs-wakeup flag of each TX pipe
+/// without a ready bit, the port's), and then sleeps in <see cref="Sleep"/> until one fires. The flags cost a busy
+/// dataplane nothing: an application looks at the flag after publishing and makes a system call only when the
+/// dataplane asked for one, as AF_XDP's need_wakeup does. Arming costs a flag a user, not a flag a socket.
 /// </summary>
 public sealed partial class Engine
 {
@@ -63,18 +64,39 @@ public sealed partial class Engine
         {
             return allowance;
         }
-        if (_neighbour.Waiting > 0)
+        if (_neighbour.Waiting > 0 || _scheduler.HasBusyPipes)
         {
-            allowance = SleepAllowance.Briefly;
+            allowance = SleepAllowance.Briefly; // a pipe QoS or the line held back: time releases it, nothing signals
         }
-        for (int i = 0; i < _sockets.Count; i++)
+        for (int i = 0; i < _sockets.Count && _sockets.Unmarked > 0; i++)
         {
-            if (!_sockets.Active(i).Tx.PrepareToSleep())
+            var socket = _sockets.Active(i);
+            if (socket.Ready is null && !socket.Tx.PrepareToSleep())
             {
                 allowance = SleepAllowance.Briefly;
             }
         }
+        bool marked = false;
+        for (int m = 0; m < _sockets.ReadyMapCount; m++)
+        {
+            var ready = _sockets.ReadyMap(m);
+            marked |= ready.Map.Sleep(ready.WordsInUse);
+        }
+        if (marked)
+        {
+            // An application published since the last breath took marks: take them, awake.
+            WakeReadyMaps();
+            return SleepAllowance.NotNow;
+        }
         return allowance;
+    }
+
+    private void WakeReadyMaps()
+    {
+        for (int m = 0; m < _sockets.ReadyMapCount; m++)
+        {
+            _sockets.ReadyMap(m).Map.Wake();
+        }
     }
 
     /// <summary>
@@ -88,7 +110,8 @@ public sealed partial class Engine
             return;
         }
         sleeper.Sleep(timeoutNanoseconds, Counters);
-        for (int i = 0; i < _sockets.Count; i++)
+        WakeReadyMaps();
+        for (int i = 0; i < _sockets.Count && _sockets.Unmarked > 0; i++)
         {
             _sockets.Active(i).Tx.CancelSleep();
         }

@@ -1,3 +1,6 @@
+using System.Diagnostics;
+using Norman.Core.Pipes;
+using Norman.Daemon.Dataplane.Ports;
 using Norman.Daemon.Dataplane.Stages;
 
 namespace Norman.Daemon.Tests.Dataplane;
@@ -123,6 +126,36 @@ public sealed class ReadyMapTests : IDisposable
         }
         Assert.Equal(2, _wire.Peer.ReceivedUdpPackets);
         Assert.InRange(breaths, 1, Sockets / QosScheduler.SweepPerBreathMarked + 1);
+    }
+
+    [Fact]
+    public unsafe void Sleeping_arms_one_flag_a_user_not_one_a_pipe_and_a_mark_before_it_keeps_the_dataplane_awake()
+    {
+        _wire.Engine.EnableSleeping();
+        try
+        {
+            _wire.Engine.DoWork();
+            Assert.NotEqual(SleepAllowance.NotNow, _wire.Engine.PrepareToSleep(Stopwatch.GetTimestamp()));
+            // No pipe's own flag was touched: a thousand sockets, two users, two flags.
+            Assert.All(_apps, app => Assert.Equal(0u, *(uint*)(app.RegionAddress + app.TxRingOffset + PipeLayout.NeedsWakeupOffset)));
+            var sender = _apps[Sockets - 1];
+            var map = sender.Socket.Pipe.Ready!.Map;
+            Assert.True(map.Mark(sender.Socket.Pipe.ReadyBit)); // asleep: an application that publishes now rings
+            _wire.Engine.Sleep(0);
+            Assert.False(map.Mark(sender.Socket.Pipe.ReadyBit)); // awake again: no ring
+
+            // Marks not yet taken (the two above) keep it from sleeping, and leave its flags down.
+            Assert.Equal(SleepAllowance.NotNow, _wire.Engine.PrepareToSleep(Stopwatch.GetTimestamp()));
+            Assert.False(map.Mark(sender.Socket.Pipe.ReadyBit));
+
+            Send(sender, "after the sleep"u8);
+            _wire.Engine.DoWork();
+            Assert.Equal(1, _wire.Peer.ReceivedUdpPackets);
+        }
+        finally
+        {
+            _wire.Engine.DisableSleeping();
+        }
     }
 
     [Fact]

@@ -80,6 +80,9 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     /// <summary>The snapshot the lists above are sized and reset for: a new one starts the scheduling afresh.</summary>
     private QosSnapshot? _adopted;
 
+    /// <summary>Some pipe had packets at its last look (QoS or the line held them back, or the breath's batch filled).</summary>
+    public bool HasBusyPipes => _busyCount > 0;
+
     /// <summary>TX pipes looked at, over every breath: what the sweep saves shows here.</summary>
     public long Looks { get; private set; }
 
