@@ -21,8 +21,9 @@ public sealed class ControlChannel : IDisposable
     /// <summary>Sockets using this shared connection; changed under the <see cref="Shared"/> lock.</summary>
     private int _users;
     private (string Path, uint Uid, uint Gid)? _sharedAs;
-    /// <summary>The ready map the first bind brought, held for the sockets that follow; under <see cref="_gate"/>.</summary>
+    /// <summary>The ready map the first bind brought (and which of the daemon's it is), held for the sockets that follow; under <see cref="_gate"/>.</summary>
     private ReadyMapping? _ready;
+    private long _readyId;
     private bool _disposed;
 
     private ControlChannel(Socket socket, string path)
@@ -264,9 +265,10 @@ public sealed class ControlChannel : IDisposable
 
     /// <summary>
     /// The ready map a bind's fourth descriptor brings (and takes the descriptor): mapped at this connection's first
-    /// bind, the same one for the rest. The caller holds a reference to the result and releases it.
+    /// bind, the same one for the rest, until the daemon names another (it made the user's map again after all the
+    /// user's sockets had closed). The caller holds a reference to the result and releases it.
     /// </summary>
-    internal ReadyMapping AdoptReadyMap(int fd)
+    internal ReadyMapping AdoptReadyMap(int fd, long id)
     {
         lock (_gate)
         {
@@ -274,9 +276,12 @@ public sealed class ControlChannel : IDisposable
             {
                 return ReadyMapping.Adopt(fd); // the socket's alone
             }
-            if (_ready is null)
+            if (_ready is null || _readyId != id)
             {
-                _ready = ReadyMapping.Adopt(fd);
+                var adopted = ReadyMapping.Adopt(fd);
+                _ready?.Release(); // the sockets still on the old map keep it mapped until they close
+                _ready = adopted;
+                _readyId = id;
             }
             else
             {

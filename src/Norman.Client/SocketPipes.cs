@@ -96,7 +96,7 @@ internal sealed unsafe class SocketPipes : IDisposable
         var region = SharedMemory.Map(fds[0], grant.RegionBytes);
         var wakeup = WakeupReceiver.Adopt(fds[1]);
         var doorbell = Doorbell.Adopt(fds[2]);
-        var ready = grant.ReadyBit is null ? null : control.AdoptReadyMap(fds[3]);
+        var ready = grant.ReadyBit is null ? null : control.AdoptReadyMap(fds[3], grant.ReadyMapId ?? 0);
         byte* rxRing = region.Address + PipeLayout.RxRingOffset;
         byte* txRing = region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize);
         if (!RingInitializer.Matches(rxRing, grant.SlotCount, grant.SlotSize) || !RingInitializer.Matches(txRing, grant.SlotCount, grant.SlotSize))

@@ -222,6 +222,8 @@ public sealed class SocketGrant
     /// application marks it after each publish. Null: no map (the dataplane finds the socket's packets by its sweep).
     /// </summary>
     public int? ReadyBit { get; set; }
+    /// <summary>Which of the daemon's ready maps the fourth descriptor is: a user's map is made again after all its sockets closed.</summary>
+    public long? ReadyMapId { get; set; }
 }
 
 /// <summary>One socket as <c>norman ss</c> shows it.</summary>

@@ -9,9 +9,9 @@ namespace Norman.Daemon.Control;
 /// <summary>The socket family: bind, connect, close, and the listing ss reads.</summary>
 public sealed partial class ControlPlane
 {
-    private async Task<int[]> OnBind(ControlSession session, ControlRequest request, ControlResponse response)
+    private Task<int[]> OnBind(ControlSession session, ControlRequest request, ControlResponse response)
     {
-        var socket = await BindAsync(session, request);
+        var socket = Bind(session, request);
         response.Socket = new SocketGrant
         {
             SocketId = socket.Id,
@@ -23,10 +23,11 @@ public sealed partial class ControlPlane
             SlotSize = socket.SlotSize,
             RegionBytes = socket.Region.Length,
             ReadyBit = socket.Pipe.Ready is null ? null : socket.Pipe.ReadyBit,
+            ReadyMapId = socket.Pipe.Ready?.Id,
         };
-        return socket.Pipe.Ready is { } ready
+        return Task.FromResult<int[]>(socket.Pipe.Ready is { } ready
             ? [socket.Region.Fd, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd, ready.Fd]
-            : [socket.Region.Fd, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd];
+            : [socket.Region.Fd, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd]);
     }
 
     private async Task<int[]> OnConnect(ControlSession session, ControlRequest request, ControlResponse response)
@@ -61,7 +62,7 @@ public sealed partial class ControlPlane
     /// <summary>The daemon's descriptors a socket takes: its memory, wake-up and doorbell, and its kernel socket when the kernel shares the address.</summary>
     private int DescriptorsPerSocket => NormanSocket.Descriptors + (sockets.KernelPorts is null ? 0 : 1);
 
-    private async Task<NormanSocket> BindAsync(ControlSession session, ControlRequest request)
+    private NormanSocket Bind(ControlSession session, ControlRequest request)
     {
         byte protocol = (request.Protocol ?? "udp").ToLowerInvariant() switch
         {
@@ -97,9 +98,15 @@ public sealed partial class ControlPlane
             throw;
         }
         session.Own(socket);
+        // Answered without waiting for the dataplane (a thread wake-up each way, most of a bind's time): the commands
+        // are applied in order before anything the application sends through the socket, and before any frame the
+        // port receives after this answer (Engine.Receive), so the socket is there for everything that can know of it.
         var add = new AddSocketCommand(socket.Pipe);
         engine.Post(add);
-        await add.Applied;
+        _ = add.Applied.ContinueWith(failed => log.Warn($"socket {socket.Id} ({IpProtocols.Name(protocol)} port {socket.LocalPort} of " +
+            $"{identity.ProcessName}, pid {identity.Pid}) is served, but a sleeping dataplane finds its packets only at its timer: " +
+            $"{failed.Exception?.InnerException?.Message}. Raise fs.epoll.max_user_watches or free memory."),
+            CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         log.Info($"bind {IpProtocols.Name(protocol)} {socket.LocalAddress}:{socket.LocalPort} by {identity.ProcessName} (pid {identity.Pid}, uid {identity.Uid})");
         return socket;
     }
@@ -117,7 +124,7 @@ public sealed partial class ControlPlane
         }
         catch
         {
-            ready?.ReturnBit(bit);
+            ready?.Release(bit);
             throw;
         }
     }

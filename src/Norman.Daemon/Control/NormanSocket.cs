@@ -138,7 +138,7 @@ public sealed unsafe class NormanSocket : IDisposable
             Wakeup.Dispose();
             Doorbell.Dispose();
             Region.Dispose();
-            Pipe.Ready?.ReturnBit(Pipe.ReadyBit); // the dataplane has let go of the socket: the bit may serve another
+            Pipe.Ready?.Release(Pipe.ReadyBit); // the dataplane has let go of the socket: the bit may serve another
         }
     }
 }

@@ -3,8 +3,9 @@ using Norman.Daemon.Dataplane;
 namespace Norman.Daemon.Control;
 
 /// <summary>
-/// The users' ready maps (<see cref="ReadyBitmap"/>), one per uid, made at a user's first socket and kept until the
-/// daemon stops: a user's processes share theirs, and no user's sockets have bits in another's.
+/// The users' ready maps (<see cref="ReadyBitmap"/>), one per uid, made at a user's first socket and let go with its
+/// last (after the dataplane has let go of that socket): a user's processes share theirs, no user's sockets have bits
+/// in another's, and a user who leaves leaves nothing behind.
 /// </summary>
 public sealed class ReadyBitmaps(DescriptorReserve descriptors) : IDisposable
 {
@@ -31,12 +32,27 @@ public sealed class ReadyBitmaps(DescriptorReserve descriptors) : IDisposable
                 {
                     return (null, -1);
                 }
-                map = ReadyBitmap.Create(uid);
+                map = ReadyBitmap.Create(uid, Return);
                 _byUid[uid] = map;
             }
+            // Under the table's lock, so that a bit given back by the user's last socket cannot let the map go between.
+            int bit = map.TakeBit();
+            return bit < 0 ? (null, -1) : (map, bit);
         }
-        int bit = map.TakeBit();
-        return bit < 0 ? (null, -1) : (map, bit);
+    }
+
+    /// <summary>A closed socket's bit comes back (<see cref="ReadyBitmap.Release"/>); the map goes with its last bit.</summary>
+    internal void Return(ReadyBitmap map, int bit)
+    {
+        lock (_byUid)
+        {
+            if (map.ReturnBit(bit) && !_disposed && _byUid.TryGetValue(map.Uid, out var current) && current == map)
+            {
+                _byUid.Remove(map.Uid);
+                map.Dispose();
+                descriptors.Return(1, administrator: true);
+            }
+        }
     }
 
     /// <summary>Users with a map now.</summary>

@@ -69,10 +69,12 @@ public sealed partial class Engine
         {
             case AddSocketCommand add:
                 _sockets.Add(add.Socket);
-                _sleeper?.Watch(add.Socket);
                 _scheduler.Reserve(Math.Max(_sockets.Count, add.Socket.Slot + 1)); // a reused slot may be above the count
                 _scheduler.Forget(add.Socket.Slot);
                 _lookup.Add(add.Socket.Key, add.Socket.Slot, add.Socket.DualStack);
+                // Last: if the kernel refuses to watch its doorbell, the socket is still served (a sleeping dataplane
+                // then finds its packets at its timer), and the failure reaches the control plane's log.
+                _sleeper?.Watch(add.Socket);
                 break;
             case RemoveSocketCommand remove when remove.Socket.Slot >= 0 && !_halted:
                 // Nothing more is delivered to it; what it already sent still leaves, as a kernel's send queue

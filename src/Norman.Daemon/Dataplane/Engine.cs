@@ -189,6 +189,14 @@ public sealed partial class Engine
         {
             return 0;
         }
+        if (!_commands.IsEmpty)
+        {
+            // A bind is answered before the dataplane applies it: a frame read from the port after that answer (sent
+            // by someone who heard of the bind) must find the socket, so what was queued before the frame comes first.
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            ApplyCommands();
+            CommandAllocatedBytes += GC.GetAllocatedBytesForCurrentThread() - before;
+        }
         Counters.PortRxPackets += received;
         for (int i = 0; i < _rx.Count; i++)
         {

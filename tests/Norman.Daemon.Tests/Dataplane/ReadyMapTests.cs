@@ -51,6 +51,24 @@ public sealed class ReadyMapTests : IDisposable
     }
 
     [Fact]
+    public void A_users_map_goes_with_its_last_socket_and_a_new_one_comes_with_its_next()
+    {
+        var only = _wire.Bind(9000, uid: 2000, ready: true);
+        var first = only.Socket.Pipe.Ready!;
+        Assert.Equal(3, _wire.ReadyMaps.Count);
+        _wire.Close(only);
+        only.Socket.Dispose();
+        Assert.Equal(2, _wire.ReadyMaps.Count);
+
+        var next = _wire.Bind(9001, uid: 2000, ready: true);
+        Assert.NotEqual(first.Id, next.Socket.Pipe.Ready!.Id);
+        Assert.Equal(0, next.Socket.Pipe.ReadyBit);
+        Send(next, "on the new map"u8);
+        _wire.Engine.DoWork();
+        Assert.Equal(1, _wire.Peer.ReceivedUdpPackets);
+    }
+
+    [Fact]
     public void An_idle_breath_looks_only_at_a_small_sweep_not_at_every_pipe()
     {
         _wire.Engine.DoWork();
