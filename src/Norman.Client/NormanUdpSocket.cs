@@ -381,6 +381,15 @@ public sealed class NormanUdpSocket : IDisposable
     /// <summary>Asks the daemon to wake <see cref="WakeupDescriptor"/> at the next datagram; false when one is already there.</summary>
     internal bool ArmWakeup() => Rx.PrepareToSleep();
 
+    /// <summary>
+    /// The TX pipe was found full: asks the daemon to wake <see cref="WakeupDescriptor"/> once half of it is free; false
+    /// when half is free already. Called by the one thread that sends.
+    /// </summary>
+    internal bool AskForTxRoom() => Tx.AskForRoom();
+
+    /// <summary>Half the TX pipe is free (a writable socket, as Linux counts a UDP socket's send buffer); under the sender's lock.</summary>
+    internal bool HasTxRoom() => Tx.HasRoom();
+
     /// <summary>Takes a wake-up that arrived, so that the descriptor is quiet again.</summary>
     internal void TakeWakeup() => _pipes?.Wakeup.Take();
 

@@ -250,18 +250,27 @@ internal sealed class NativeSocket : IDisposable
                 Bind(new IPEndPoint(Family == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0));
             }
             var to = Unmapped(destination);
+            bool roomAlready;
             lock (_sendGate)
             {
                 if (wait)
                 {
                     _udp.SendTo(data, to);
+                    return data.Length;
                 }
-                else if (!_udp.TrySendTo(data, Norman.Core.Packets.NetAddress.From(to.Address), (ushort)to.Port))
+                if (_udp.TrySendTo(data, Norman.Core.Packets.NetAddress.From(to.Address), (ushort)to.Port))
                 {
-                    return WouldBlock;
+                    return data.Length;
                 }
+                // Full: the daemon wakes the socket once half the pipe is free, and the watcher announces it (EPOLLOUT).
+                _writeBlocked = true;
+                roomAlready = !_udp.AskForTxRoom();
             }
-            return data.Length;
+            if (roomAlready)
+            {
+                AnnounceWritable(); // the dataplane freed half of it between the send and the request
+            }
+            return WouldBlock;
         }
         var stream = Connected();
         if (destination is not null)
@@ -405,10 +414,26 @@ internal sealed class NativeSocket : IDisposable
         }
     }
 
-    /// <summary>The watcher thread saw the daemon wake this UDP socket.</summary>
+    /// <summary>
+    /// The watcher thread saw the daemon wake this UDP socket: a datagram arrived, or the TX pipe a send found full has
+    /// room again, which is announced as the edge EPOLLOUT waiters wait for (and readable too, if it is).
+    /// </summary>
     public void OnDaemonWakeup()
     {
         _udp?.TakeWakeup();
+        if (_writeBlocked && _udp is { } udp)
+        {
+            bool room;
+            lock (_sendGate)
+            {
+                room = udp.HasTxRoom();
+            }
+            if (room)
+            {
+                AnnounceWritable();
+                return;
+            }
+        }
         _readiness?.Signal();
     }
 

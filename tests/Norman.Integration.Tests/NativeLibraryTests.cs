@@ -1,5 +1,6 @@
 using System.Text;
 using Norman.Daemon;
+using Xunit.Abstractions;
 
 namespace Norman.Integration.Tests;
 
@@ -86,13 +87,37 @@ public sealed class NativeLibraryTests : DaemonTest
     /// Builds a C test program of native/ and runs it against the daemon (at most 30 s: one that hangs fails rather than
     /// holding the suite); it must exit 0 and say that its checks passed. Returns what it printed.
     /// </summary>
-    private string RunTestProgram(string source, params string[] arguments)
+    private string RunTestProgram(string source, params string[] arguments) => RunTestProgram(source, Daemon.SocketPath, _build, arguments);
+
+    /// <summary>The same, against the daemon at <paramref name="socketPath"/>, built in <paramref name="build"/>.</summary>
+    internal static string RunTestProgram(string source, string socketPath, string build, params string[] arguments)
     {
-        string program = NativeArtifacts.Compile($"tests/Norman.Integration.Tests/native/{source}", _build);
-        var (code, output, errors) = Host.Try(null, ["timeout", "30", "env", $"NORMAN_SOCKET={Daemon.SocketPath}", program, .. arguments]);
+        string program = NativeArtifacts.Compile($"tests/Norman.Integration.Tests/native/{source}", build);
+        var (code, output, errors) = Host.Try(null, ["timeout", "30", "env", $"NORMAN_SOCKET={socketPath}", program, .. arguments]);
         Assert.True(code == 0, output + errors);
         Assert.Contains("checks passed", output);
         return output;
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Directory.Delete(_build, recursive: true);
+    }
+}
+
+/// <summary>libnorman on a slow virtual wire (20 Mbit/s), where what a program sends waits in its TX pipe.</summary>
+public sealed class NativeLibrarySlowWireTests(ITestOutputHelper log) : DaemonTest
+{
+    private readonly string _build = Directory.CreateTempSubdirectory("norman-native-").FullName;
+
+    protected override long LineRate => 20_000_000;
+
+    [Fact]
+    public void A_sender_that_finds_its_pipe_full_hears_EPOLLOUT_as_an_edge_once_half_of_it_has_left()
+    {
+        Daemon.Peer.SinkOnPort(9);
+        log.WriteLine(NativeLibraryTests.RunTestProgram("udp_writable_edge.c", Daemon.SocketPath, _build, DaemonFixture.PeerAddress.ToString()));
     }
 
     public override async Task DisposeAsync()

@@ -5,8 +5,10 @@ namespace Norman.Core.Pipes;
 /// Offsets only, no logic. Indices are free-running 32-bit counters, masked only when a slot is addressed.
 /// <code>
 ///  ring (RingBytes(slotCount, slotSize) bytes, 128-byte aligned)
-///  0    ┌─────────────────────────────┐ producer line: written by the producer only
+///  0    ┌─────────────────────────────┐ producer line: written by the producer (the flag cleared by the consumer)
 ///       │ u32 producer index          │
+///       │ u32 wants-room (0/1)        │ set by a producer that found the ring full: the consumer wakes it once
+///       │                             │ half the ring is free again (as Linux reports a UDP socket writable)
 ///  128  ├─────────────────────────────┤ consumer line: written by the consumer only
 ///       │ u32 consumer index          │
 ///       │ u32 needs-wakeup (0/1)      │ set by a consumer about to sleep: the producer rings the doorbell
@@ -25,11 +27,12 @@ namespace Norman.Core.Pipes;
 public static class PipeLayout
 {
     public const uint Magic = 0x504D524E; // "NRMP" read as little-endian bytes
-    /// <summary>3: a TCP socket's connection records carry IPv6 addresses (56 bytes); 2: the separate wake-up and doorbell.</summary>
-    public const uint Version = 3;
+    /// <summary>4: the producer's wants-room flag; 3: a TCP socket's connection records carry IPv6 addresses (56 bytes); 2: the separate wake-up and doorbell.</summary>
+    public const uint Version = 4;
     public const int LineSize = 128;
 
     public const int ProducerIndexOffset = 0;
+    public const int WantsRoomOffset = 4;
     public const int ConsumerIndexOffset = LineSize;
     public const int NeedsWakeupOffset = LineSize + 4;
     public const int MagicOffset = 2 * LineSize;

@@ -152,6 +152,29 @@ public sealed unsafe class RingConsumer
         return false;
     }
 
+    /// <summary>
+    /// After a publish: true when the producer asked for room (<see cref="RingProducer.AskForRoom"/>) and half the
+    /// ring is free; clears the request, and the caller wakes the producer. The fence pairs with the producer's between
+    /// setting its flag and looking again. The producer's index is read afresh (only when it asked): the copy cached
+    /// here may predate the sends that filled the ring, and a wake-up without room is an EPOLLOUT that lies.
+    /// </summary>
+    public bool TakeRoomRequest()
+    {
+        Interlocked.MemoryBarrier();
+        ref uint flag = ref *(uint*)(_ring + PipeLayout.WantsRoomOffset);
+        if (Volatile.Read(ref flag) == 0)
+        {
+            return false;
+        }
+        uint waiting = Volatile.Read(ref *(uint*)(_ring + PipeLayout.ProducerIndexOffset)) - _consumer;
+        if (waiting > _capacity / 2)
+        {
+            return false; // not yet (or an impossible index: the producer's own pipe, it waits)
+        }
+        Volatile.Write(ref flag, 0);
+        return true;
+    }
+
     /// <summary>Withdraws a request to be woken (the consumer is awake again and looks at the ring itself).</summary>
     public void CancelSleep() => Volatile.Write(ref *(uint*)(_ring + PipeLayout.NeedsWakeupOffset), 0);
 }

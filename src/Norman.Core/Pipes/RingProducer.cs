@@ -128,6 +128,32 @@ public sealed unsafe class RingProducer
         return true;
     }
 
+    /// <summary>
+    /// The ring was found full: asks the consumer to wake us (through the socket's wake-up) once half of it is free,
+    /// then looks again (Dekker, with <see cref="RingConsumer.TakeRoomRequest"/>). True to wait for that wake-up; false
+    /// when half is free already (the request is withdrawn).
+    /// </summary>
+    public bool AskForRoom()
+    {
+        ref uint flag = ref *(uint*)(_ring + PipeLayout.WantsRoomOffset);
+        Volatile.Write(ref flag, 1);
+        Interlocked.MemoryBarrier();
+        RefreshConsumer();
+        if (_capacity - (_producer - _cachedConsumer) < _capacity / 2)
+        {
+            return true;
+        }
+        Volatile.Write(ref flag, 0);
+        return false;
+    }
+
+    /// <summary>At least half the ring is free (what a program polling for writability waits for).</summary>
+    public bool HasRoom()
+    {
+        RefreshConsumer();
+        return _capacity - (_producer - _cachedConsumer) >= _capacity / 2;
+    }
+
     private void RefreshConsumer()
     {
         uint consumer = Volatile.Read(ref *(uint*)(_ring + PipeLayout.ConsumerIndexOffset));

@@ -36,6 +36,35 @@ public sealed unsafe class RingTests : IDisposable
     }
 
     [Fact]
+    public void A_producer_that_found_the_ring_full_is_woken_once_half_of_it_is_free_and_only_then()
+    {
+        var producer = new RingProducer(_memory, Slots, SlotSize);
+        var consumer = new RingConsumer(_memory, Slots, SlotSize);
+        while (producer.TryWrite([7]))
+        {
+        }
+        producer.Publish();
+        Assert.True(producer.AskForRoom()); // full: wait for the wake-up
+        Assert.False(producer.HasRoom());
+
+        Assert.Equal(Slots, consumer.Available());
+        for (int i = 0; i < Slots / 2 - 1; i++)
+        {
+            consumer.Advance();
+        }
+        consumer.Publish();
+        Assert.False(consumer.TakeRoomRequest()); // one short of half: not yet
+
+        consumer.Advance();
+        consumer.Publish();
+        Assert.True(consumer.TakeRoomRequest()); // half free: wake the producer, once
+        Assert.False(consumer.TakeRoomRequest());
+        Assert.True(producer.HasRoom());
+        Assert.False(producer.AskForRoom()); // room already: the request is withdrawn at once
+        Assert.False(consumer.TakeRoomRequest());
+    }
+
+    [Fact]
     public void A_full_ring_refuses_until_the_consumer_publishes_what_it_read()
     {
         var producer = new RingProducer(_memory, Slots, SlotSize);

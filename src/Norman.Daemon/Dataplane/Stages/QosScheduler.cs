@@ -530,7 +530,15 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     {
         for (int b = 0; b < _busyCount; b++)
         {
-            sockets.Active(_busy[b]).Tx.Publish();
+            var socket = sockets.Active(_busy[b]);
+            socket.Tx.Publish();
+            if (socket.Tx.TakeRoomRequest())
+            {
+                // Its application found the pipe full and waits for room (a program polling for EPOLLOUT).
+                socket.Wakeup.Signal();
+                socket.Counters.Wakeups++;
+                counters.Wakeups++;
+            }
         }
         Publishes += _busyCount;
         for (int band = 0; band < TrafficClass.Bands; band++)
