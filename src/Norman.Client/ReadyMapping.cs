@@ -23,7 +23,12 @@ internal sealed class ReadyMapping
     }
 
     /// <summary>Maps the descriptor a bind brought (and takes it); one reference, the caller's.</summary>
-    public static ReadyMapping Adopt(int fd) => new(SharedMemory.Map(fd, ReadyMap.Bytes));
+    public static ReadyMapping Adopt(int fd)
+    {
+        var region = SharedMemory.Map(fd, ReadyMap.Bytes);
+        region.CloseDescriptor(); // the mapping is all it takes
+        return new(region);
+    }
 
     public ReadyMap Map { get; }
 

@@ -94,6 +94,7 @@ internal sealed unsafe class SocketPipes : IDisposable
                 $"{grant.ReadyBit}: a daemon of another release?");
         }
         var region = SharedMemory.Map(fds[0], grant.RegionBytes);
+        region.CloseDescriptor(); // mapped: the memory needs no descriptor, and a process's sockets should not cost three each
         var wakeup = WakeupReceiver.Adopt(fds[1]);
         var doorbell = Doorbell.Adopt(fds[2]);
         var ready = grant.ReadyBit is null ? null : control.AdoptReadyMap(fds[3], grant.ReadyMapId ?? 0);

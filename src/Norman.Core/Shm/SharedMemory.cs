@@ -75,6 +75,19 @@ public sealed unsafe class SharedMemory : IDisposable
     private static IOException ShmError(string call, int errno) =>
         new($"{call} failed: {Libc.ErrorText(errno)} (errno {errno}). Check the memory limits (ulimit -l, cgroup memory.max).");
 
+    /// <summary>
+    /// Closes the descriptor and keeps the mapping, which needs none: what is left to pass has been passed, and a
+    /// socket should not cost its process a descriptor for memory it only reads and writes.
+    /// </summary>
+    public void CloseDescriptor()
+    {
+        if (_fd >= 0)
+        {
+            Libc.Close(_fd);
+            _fd = -1;
+        }
+    }
+
     public void Dispose()
     {
         if (_address != null)

@@ -51,13 +51,26 @@ public sealed unsafe class WakeupSender : IDisposable
     /// <summary>Wakes the application (never blocks: the eventfd is the daemon's alone, and non-blocking).</summary>
     public void Signal() => EventFd.Signal(_eventFd);
 
-    public void Dispose()
+    /// <summary>
+    /// Closes the daemon's copy of the epoll once the application has its own: the epoll lives on in the application,
+    /// still watching the eventfd, which the daemon keeps and signals.
+    /// </summary>
+    public void CloseApplicationEnd()
     {
         if (_epoll >= 0)
         {
             Libc.Close(_epoll);
+            _epoll = -1;
+        }
+    }
+
+    public void Dispose()
+    {
+        CloseApplicationEnd();
+        if (_eventFd >= 0)
+        {
             Libc.Close(_eventFd);
-            _epoll = _eventFd = -1;
+            _eventFd = -1;
         }
     }
 }

@@ -12,6 +12,8 @@ public sealed partial class ControlPlane
     private Task<int[]> OnBind(ControlSession session, ControlRequest request, ControlResponse response)
     {
         var socket = Bind(session, request);
+        // Once the application has the memfd and the wake-up's epoll, the daemon's copies go: two descriptors a socket, not four.
+        session.AfterAnswer(() => Descriptors.Return(socket.CloseApplicationEnds(), IsAdministrator(socket.Owner)));
         response.Socket = new SocketGrant
         {
             SocketId = socket.Id,
@@ -59,7 +61,10 @@ public sealed partial class ControlPlane
         return NoDescriptors;
     }
 
-    /// <summary>The daemon's descriptors a socket takes: its memory, wake-up and doorbell, and its kernel socket when the kernel shares the address.</summary>
+    /// <summary>
+    /// The daemon's descriptors a socket takes while it is bound: its memory, wake-up and doorbell, and its kernel socket
+    /// when the kernel shares the address (two of them go once the bind is answered).
+    /// </summary>
     private int DescriptorsPerSocket => NormanSocket.Descriptors + (sockets.KernelPorts is null ? 0 : 1);
 
     private NormanSocket Bind(ControlSession session, ControlRequest request)
@@ -159,8 +164,9 @@ public sealed partial class ControlPlane
         var remove = new RemoveSocketCommand(socket.Pipe);
         engine.Post(remove);
         await remove.Applied;
+        int held = socket.HeldDescriptors + (sockets.KernelPorts is null ? 0 : 1);
         socket.Dispose();
-        Descriptors.Return(DescriptorsPerSocket, IsAdministrator(socket.Owner));
+        Descriptors.Return(held, IsAdministrator(socket.Owner));
         log.Info($"close {IpProtocols.Name(socket.Pipe.Protocol)} {socket.LocalAddress}:{socket.LocalPort} of {socket.Owner.ProcessName} (pid {socket.Owner.Pid})");
     }
 

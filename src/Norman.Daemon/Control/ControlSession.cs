@@ -115,11 +115,13 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
                         pendingRequests?.Return(Identity.Uid, length);
                     }
                 }
+                _afterAnswer = null;
                 var (response, fds, reply) = await HandleAsync(body);
                 if (reply)
                 {
                     await SendAsync(response, fds, stopping);
                 }
+                _afterAnswer?.Invoke(); // the answer and its descriptors are the caller's now
             }
         }
         catch (Exception error) when (error is IOException or SocketException or InvalidDataException or OperationCanceledException)
@@ -238,6 +240,12 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         }
         return true;
     }
+
+    /// <summary>What the request being handled does once its answer has gone out; dropped if it never does.</summary>
+    private Action? _afterAnswer;
+
+    /// <summary>Runs <paramref name="action"/> once this request's answer (and the descriptors it passes) has been sent.</summary>
+    public void AfterAnswer(Action action) => _afterAnswer = action;
 
     /// <summary>Closes still finishing behind their answers; the session's end waits for them.</summary>
     private readonly List<Task> _finishing = new();

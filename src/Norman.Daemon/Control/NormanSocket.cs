@@ -50,8 +50,33 @@ public sealed unsafe class NormanSocket : IDisposable
         };
     }
 
-    /// <summary>What a socket holds in the daemon: its memfd, its wake-up's eventfd and epoll, and its doorbell.</summary>
+    /// <summary>What a socket holds in the daemon until its bind is answered: its memfd, its wake-up's eventfd and epoll, and its doorbell.</summary>
     public const int Descriptors = PipeMemory.Descriptors;
+
+    /// <summary>What it holds once the application has its ends (<see cref="CloseApplicationEnds"/>): the eventfd it signals and the doorbell it watches.</summary>
+    public const int DescriptorsAfterAnswer = 2;
+
+    /// <summary>The descriptors it holds now.</summary>
+    public int HeldDescriptors { get; private set; } = Descriptors;
+
+    /// <summary>
+    /// After the bind's answer went out: closes the daemon's copies of what only the application uses (the memfd, which
+    /// stays mapped, and the wake-up's epoll); returns how many it closed (0 when done before, or the socket is gone).
+    /// </summary>
+    public int CloseApplicationEnds()
+    {
+        lock (_mapping)
+        {
+            if (_disposed || HeldDescriptors == DescriptorsAfterAnswer)
+            {
+                return 0;
+            }
+            Region.CloseDescriptor();
+            Wakeup.CloseApplicationEnd();
+            HeldDescriptors = DescriptorsAfterAnswer;
+            return Descriptors - DescriptorsAfterAnswer;
+        }
+    }
 
     public long Id { get; }
     public PeerIdentity Owner { get; }
