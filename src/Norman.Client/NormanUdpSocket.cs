@@ -66,6 +66,12 @@ public sealed class NormanUdpSocket : IDisposable
     /// </summary>
     public bool ReuseAddress { get; set; }
 
+    /// <summary>
+    /// SO_REUSEPORT, set before binding: this socket may share its address and port with the same user's sockets that
+    /// set it too, and each sender's datagrams go to one of them (as Linux's reuseport groups spread a server's threads).
+    /// </summary>
+    public bool ReusePort { get; set; }
+
     /// <summary>The largest payload <see cref="GetSendBuffer"/> gives: <see cref="MaxPayload"/>, or <see cref="MaxPayloadV6"/> on an IPv6 socket.</summary>
     public int SendBufferSize => Mtu - _headerRoom;
 
@@ -86,7 +92,7 @@ public sealed class NormanUdpSocket : IDisposable
         {
             throw new NormanException("EINVAL", $"This socket is already bound to {LocalEndPoint}.");
         }
-        _pipes = SocketPipes.Bind(_control, "udp", endPoint, slotCount, V6Only, ReuseAddress);
+        _pipes = SocketPipes.Bind(_control, "udp", endPoint, slotCount, V6Only, ReuseAddress, ReusePort);
         LocalEndPoint = _pipes.LocalEndPoint;
         _headerRoom = IsIpv6 ? UdpPacketBuilder.HeaderLengthV6 : UdpPacketBuilder.HeaderLengthV4;
         _requestedEndPoint = endPoint;

@@ -71,7 +71,8 @@ internal sealed unsafe class SocketPipes : IDisposable
     public IPEndPoint LocalEndPoint { get; }
 
     /// <summary>Binds a socket of <paramref name="protocol"/> ("udp" or "tcp") and maps its pipes; null slots: the daemon's default (--slots).</summary>
-    public static SocketPipes Bind(ControlChannel control, string protocol, IPEndPoint endPoint, int? slotCount, bool v6Only = false, bool reuseAddress = false)
+    public static SocketPipes Bind(ControlChannel control, string protocol, IPEndPoint endPoint, int? slotCount, bool v6Only = false, bool reuseAddress = false,
+        bool reusePort = false)
     {
         var fds = new List<int>();
         var response = control.Call(new ControlRequest
@@ -83,6 +84,7 @@ internal sealed unsafe class SocketPipes : IDisposable
             SlotCount = slotCount,
             V6Only = v6Only ? true : null,
             ReuseAddress = reuseAddress ? true : null,
+            ReusePort = reusePort ? true : null,
         }, fds);
         var grant = response.Socket!;
         int expected = grant.ReadyBit is null ? 3 : 4;

@@ -238,7 +238,7 @@ internal static unsafe class NativeApi
         }
     }
 
-    private const int SolSocket = 1, SoReuseAddr = 2, IpProtoIpv6 = 41, Ipv6V6Only = 26;
+    private const int SolSocket = 1, SoReuseAddr = 2, SoReusePort = 15, IpProtoIpv6 = 41, Ipv6V6Only = 26;
 
     /// <summary>The options Norman keeps (SO_REUSEADDR, IPV6_V6ONLY, before bind); any other is accepted and has no effect.</summary>
     [UnmanagedCallersOnly(EntryPoint = "norman_setsockopt")]
@@ -252,6 +252,9 @@ internal static unsafe class NativeApi
             {
                 case (SolSocket, SoReuseAddr):
                     socket.ReuseAddress = on;
+                    break;
+                case (SolSocket, SoReusePort):
+                    socket.ReusePort = on;
                     break;
                 case (IpProtoIpv6, Ipv6V6Only):
                     socket.V6Only = on;

@@ -63,6 +63,9 @@ internal sealed class NativeSocket : IDisposable
 
     /// <summary>SO_REUSEADDR, before bind: a UDP socket may share its port with another that asked too (Linux's rule).</summary>
     public bool ReuseAddress { get; set; }
+
+    /// <summary>SO_REUSEPORT, before bind: UDP sockets of one user share an address and port (a TCP listener's is accepted and ignored).</summary>
+    public bool ReusePort { get; set; }
     /// <summary>SOCK_NONBLOCK (or O_NONBLOCK set later): every call that would wait fails with EAGAIN instead.</summary>
     public bool NonBlocking { get; set; }
     private bool IsTcp => _udp is null;
@@ -82,6 +85,7 @@ internal sealed class NativeSocket : IDisposable
             {
                 _udp.V6Only = V6Only;
                 _udp.ReuseAddress = ReuseAddress;
+                _udp.ReusePort = ReusePort;
                 _udp.Bind(Unmapped(local));
                 WatchDatagrams();
                 return;

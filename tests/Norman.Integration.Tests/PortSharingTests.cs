@@ -53,6 +53,61 @@ public sealed class PortSharingTests : IAsyncLifetime
     }
 
     [Fact]
+    public void A_reuseport_group_shares_a_port_and_each_sender_keeps_to_one_member_while_the_group_stands()
+    {
+        var group = Enumerable.Range(0, 3).Select(_ => new NormanUdpSocket(_daemon.SocketPath) { ReusePort = true }).ToList();
+        try
+        {
+            group.ForEach(socket => socket.Bind(5300));
+            using var rude = new NormanUdpSocket(_daemon.SocketPath);
+            Assert.Equal("EADDRINUSE", Assert.Throws<NormanException>(() => rude.Bind(5300)).Code); // it did not ask
+
+            const int Senders = 200;
+            var sources = Deliver(group, Senders, rounds: 2);
+            Assert.All(sources, received => Assert.InRange(received.Count, 20, Senders)); // spread over all three
+            Assert.Equal(Senders, sources.SelectMany(received => received).Distinct().Count());
+            Assert.All(sources, received => Assert.All(received.GroupBy(port => port), datagrams => Assert.Equal(2, datagrams.Count())));
+
+            // A member leaves: its senders move to the others, and nothing is lost.
+            group[0].Dispose();
+            var rest = group.Skip(1).ToList();
+            Assert.True(ApplicationProcessTests.WaitFor(() => _daemon.Daemon.Engine.SocketCount == 2)); // the dataplane let it go
+            Assert.Equal(Senders, Deliver(rest, Senders, rounds: 1).Sum(received => received.Count));
+        }
+        finally
+        {
+            group.ForEach(socket => socket.Dispose());
+        }
+    }
+
+    /// <summary>Sends <paramref name="rounds"/> datagrams from each of <paramref name="senders"/> source ports to 5300; the source ports each socket received from.</summary>
+    private List<List<int>> Deliver(List<NormanUdpSocket> sockets, int senders, int rounds)
+    {
+        for (int round = 0; round < rounds; round++)
+        {
+            for (int i = 0; i < senders; i++)
+            {
+                _daemon.Peer.SendUdp((ushort)(41000 + i), 5300, "spread"u8);
+            }
+        }
+        var received = sockets.Select(_ => new List<int>()).ToList();
+        var buffer = new byte[64];
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (received.Sum(r => r.Count) < senders * rounds && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            for (int s = 0; s < sockets.Count; s++)
+            {
+                while (sockets[s].TryReceive(buffer, out _, out ushort port) >= 0)
+                {
+                    received[s].Add(port);
+                }
+            }
+        }
+        Assert.Equal(senders * rounds, received.Sum(r => r.Count));
+        return received;
+    }
+
+    [Fact]
     public void A_port_shared_by_two_sockets_is_free_again_only_when_both_are_closed()
     {
         var v4 = new NormanTcpListener(new IPEndPoint(IPAddress.Any, 7000), _daemon.SocketPath);

@@ -26,6 +26,8 @@ public sealed class ControlRequest
     public bool? V6Only { get; set; }
     /// <summary>bind: SO_REUSEADDR; two UDP sockets that both ask may share a port when one is connected or their addresses differ.</summary>
     public bool? ReuseAddress { get; set; }
+    /// <summary>bind: SO_REUSEPORT; UDP sockets of one user that all ask share an address and port, each sender's datagrams going to one of them.</summary>
+    public bool? ReusePort { get; set; }
 
     /// <summary>filter operations: the chain (ingress, egress), a rule's words, a rule's handle, a policy.</summary>
     public string? Chain { get; set; }

@@ -94,8 +94,9 @@ public sealed partial class ControlPlane
         {
             socket = sockets.Bind(identity, !ordinary, protocol, address, request.Port ?? 0,
                 PipeLayout.SocketRegionBytes(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp),
-                (id, port) => MakeSocket(id, port, identity, protocol, address, slotCount, v6Only: request.V6Only == true && !address.IsV4),
-                v6Only: request.V6Only == true && !address.IsV4, reuseAddress: request.ReuseAddress == true);
+                (id, port) => MakeSocket(id, port, identity, protocol, address, slotCount, v6Only: request.V6Only == true && !address.IsV4,
+                    reusePort: request.ReusePort == true),
+                v6Only: request.V6Only == true && !address.IsV4, reuseAddress: request.ReuseAddress == true, reusePort: request.ReusePort == true);
         }
         catch
         {
@@ -117,7 +118,8 @@ public sealed partial class ControlPlane
     }
 
     /// <summary>A bound socket's record, over pooled memory where the pool has some, with a bit in its user's ready map.</summary>
-    private NormanSocket MakeSocket(long id, ushort port, PeerIdentity identity, byte protocol, NetAddress address, int slotCount, bool v6Only)
+    private NormanSocket MakeSocket(long id, ushort port, PeerIdentity identity, byte protocol, NetAddress address, int slotCount, bool v6Only,
+        bool reusePort)
     {
         var (ready, bit) = ReadyMaps?.Take(identity.Uid) ?? (null, -1);
         try
@@ -125,7 +127,8 @@ public sealed partial class ControlPlane
             return new NormanSocket(id, identity, protocol, address, port, slotCount, PipeLayout.DefaultSlotSize,
                 appNames.IdOf(identity.AppName), appNames.IdOf(AppNames.CgroupKey(identity.Cgroup)),
                 appNames.IdOf(AppNames.ExecutableKey(identity.Executable)), v6Only,
-                memory: Pool?.Take(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp), ready: ready, readyBit: bit);
+                memory: Pool?.Take(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp), ready: ready, readyBit: bit,
+                reusePort: reusePort);
         }
         catch
         {

@@ -25,7 +25,7 @@ public sealed unsafe class NormanSocket : IDisposable
     /// </summary>
     public NormanSocket(long id, PeerIdentity owner, byte protocol, NetAddress localAddress, ushort localPort, int slotCount, int slotSize,
         int appId = -1, int cgroupId = -1, int executableId = -1, bool v6Only = false, PipeMemory? memory = null,
-        ReadyBitmap? ready = null, int readyBit = -1)
+        ReadyBitmap? ready = null, int readyBit = -1, bool reusePort = false)
     {
         Id = id;
         Owner = owner;
@@ -45,6 +45,7 @@ public sealed unsafe class NormanSocket : IDisposable
             ExecutableId = executableId,
             V6Only = v6Only,
             Ready = ready,
+            ReusePort = reusePort,
             ReadyBit = ready is null ? -1 : readyBit,
             OwnerName = System.Text.Encoding.ASCII.GetBytes(owner.ProcessName.Length > 16 ? owner.ProcessName[..16] : owner.ProcessName),
         };

@@ -76,7 +76,7 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
     /// makes the socket under the same lock.
     /// </summary>
     public NormanSocket Bind(PeerIdentity caller, bool mayBindPrivilegedPorts, byte protocol, NetAddress address, int port, long pipeBytes,
-        Func<long, ushort, NormanSocket> create, bool v6Only = false, bool reuseAddress = false)
+        Func<long, ushort, NormanSocket> create, bool v6Only = false, bool reuseAddress = false, bool reusePort = false)
     {
         if (!address.IsUnspecified && address != hostAddress && !HostAddresses6.Contains(address))
         {
@@ -113,7 +113,7 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
             if (port != 0)
             {
                 var holders = _byPort.GetValueOrDefault((protocol, chosen)) ?? [];
-                if (holders.FirstOrDefault(h => !MayShare(h, protocol, address, v6Only, reuseAddress)) is { } holder)
+                if (holders.FirstOrDefault(h => !MayShare(h, caller, protocol, address, v6Only, reuseAddress, reusePort)) is { } holder)
                 {
                     throw new ControlException(ControlProtocol.Errors.AddressInUse,
                         $"Address already in use: {IpProtocols.Name(protocol)} port {chosen} is held by {holder.Owner.ProcessName} (pid {holder.Owner.Pid}). " +
@@ -162,7 +162,8 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
     /// or, for UDP, both asked SO_REUSEADDR and they differ in what they receive (one connected, or other local
     /// addresses): iperf3 answers each client from a connected socket beside the one that listens.
     /// </summary>
-    private static bool MayShare(NormanSocket holder, byte protocol, NetAddress address, bool v6Only, bool reuseAddress)
+    private static bool MayShare(NormanSocket holder, PeerIdentity caller, byte protocol, NetAddress address, bool v6Only, bool reuseAddress,
+        bool reusePort)
     {
         bool newTakesV4 = address.IsV4 || address == HostInterface.AnyV6 && !v6Only;
         bool newTakesV6 = !address.IsV4;
@@ -171,6 +172,10 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
         if (!(newTakesV4 && holderTakesV4) && !(newTakesV6 && holderTakesV6))
         {
             return true;
+        }
+        if (protocol == IpProtocols.Udp && reusePort && holder.Pipe.ReusePort && holder.Owner.Uid == caller.Uid)
+        {
+            return true; // SO_REUSEPORT: one user's group, the dataplane spreads the senders over it (TCP's: not yet)
         }
         return protocol == IpProtocols.Udp && reuseAddress && holder.ReuseAddress
             && (holder.Pipe.RemotePort != 0 || holder.LocalAddress != address);

@@ -71,7 +71,7 @@ public sealed partial class Engine
                 _sockets.Add(add.Socket);
                 _scheduler.Reserve(Math.Max(_sockets.Count, add.Socket.Slot + 1)); // a reused slot may be above the count
                 _scheduler.Forget(add.Socket.Slot);
-                _lookup.Add(add.Socket.Key, add.Socket.Slot, add.Socket.DualStack);
+                _lookup.Add(add.Socket.Key, add.Socket.Slot, add.Socket.DualStack, add.Socket.ReusePort);
                 // Last: if the kernel refuses to watch its doorbell, the socket is still served (a sleeping dataplane
                 // then finds its packets at its timer), and the failure reaches the control plane's log.
                 _sleeper?.Watch(add.Socket);
@@ -79,11 +79,11 @@ public sealed partial class Engine
             case RemoveSocketCommand remove when remove.Socket.Slot >= 0 && !_halted:
                 // Nothing more is delivered to it; what it already sent still leaves, as a kernel's send queue
                 // does on close. The command completes once its TX pipe is empty (or the drain time is up).
-                _lookup.Remove(remove.Socket.Key, remove.Socket.DualStack);
+                _lookup.Remove(remove.Socket.Key, remove.Socket.DualStack, remove.Socket.Slot);
                 _closing.Add((remove, Stopwatch.GetTimestamp() + Stopwatch.Frequency * CloseDrainMilliseconds / 1000));
                 return false;
             case RemoveSocketCommand remove when remove.Socket.Slot >= 0:
-                _lookup.Remove(remove.Socket.Key, remove.Socket.DualStack);
+                _lookup.Remove(remove.Socket.Key, remove.Socket.DualStack, remove.Socket.Slot);
                 _sleeper?.Forget(remove.Socket);
                 _sockets.Remove(remove.Socket);
                 break;
@@ -106,7 +106,7 @@ public sealed partial class Engine
                 Neighbours.AddPermanent(neighbour.Address, neighbour.Mac);
                 break;
             case ConnectSocketCommand connect when connect.Socket.Slot >= 0:
-                _lookup.Remove(connect.Socket.Key, connect.Socket.DualStack);
+                _lookup.Remove(connect.Socket.Key, connect.Socket.DualStack, connect.Socket.Slot);
                 connect.Socket.LocalAddress = connect.LocalAddress;
                 connect.Socket.RemoteAddress = connect.RemoteAddress;
                 connect.Socket.RemotePort = connect.RemotePort;

@@ -47,6 +47,9 @@ public sealed unsafe class PipeSocket
     /// <summary>IPV6_V6ONLY: a socket bound to :: that takes IPv6 only (off by default, as Linux's bindv6only=0).</summary>
     public bool V6Only { get; init; }
 
+    /// <summary>SO_REUSEPORT at bind: a UDP socket in a group of its user's that share one address and port.</summary>
+    public bool ReusePort { get; init; }
+
     /// <summary>Bound to :: and taking IPv4 too (as v4-mapped addresses): a dual-stack socket.</summary>
     public bool DualStack => LocalAddress == HostInterface.AnyV6 && !V6Only;
 

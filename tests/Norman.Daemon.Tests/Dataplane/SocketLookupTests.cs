@@ -66,4 +66,33 @@ public sealed class SocketLookupTests
         Assert.Equal(5, FindFrom(lookup, ours6, peer6, 5000));
         Assert.Equal(-1, FindFrom(lookup, Ours, Peer, 5000));
     }
+
+    [Fact]
+    public void A_reuseport_group_spreads_senders_over_its_members_each_sender_to_one_and_shrinks_back_to_a_socket()
+    {
+        var lookup = new SocketLookup(16);
+        var key = FlowKey.Listener(IpProtocols.Udp, NetAddress.FromV4(0), 5000);
+        lookup.Add(key, 1, reusePort: true);
+        lookup.Add(key, 2, reusePort: true);
+        lookup.Add(key, 3, reusePort: true);
+        Assert.Equal(1, lookup.Count); // one key, three members
+
+        var chosen = Enumerable.Range(1000, 3000).Select(port => Find(lookup, (ushort)port)).ToList();
+        foreach (int member in new[] { 1, 2, 3 })
+        {
+            Assert.InRange(chosen.Count(slot => slot == member), 700, 1300); // about a third each
+        }
+        Assert.Equal(chosen, Enumerable.Range(1000, 3000).Select(port => Find(lookup, (ushort)port))); // the same sender, the same member
+
+        lookup.Remove(key, slot: 2);
+        Assert.All(Enumerable.Range(1000, 300), port => Assert.Contains(Find(lookup, (ushort)port), new[] { 1, 3 }));
+        lookup.Remove(key, slot: 1);
+        Assert.All(Enumerable.Range(1000, 300), port => Assert.Equal(3, Find(lookup, (ushort)port))); // a socket again
+        lookup.Add(key, 4, reusePort: true);
+        Assert.Contains(4, Enumerable.Range(1000, 300).Select(port => Find(lookup, (ushort)port))); // a group again
+        lookup.Remove(key, slot: 3);
+        lookup.Remove(key, slot: 4);
+        Assert.Equal(-1, Find(lookup, 1000));
+        Assert.Equal(0, lookup.Count);
+    }
 }

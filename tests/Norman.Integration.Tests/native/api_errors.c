@@ -73,6 +73,17 @@ int main(void)
     EXPECT(norman_bind(again, (struct sockaddr *)&any, sizeof any), EADDRINUSE);
     REQUIRE(norman_close(again) == 0);
 
+    /* SO_REUSEPORT: two sockets that both ask share a port; one that does not is refused, as on Linux. */
+    struct sockaddr_in grouped = ipv4("0.0.0.0", 7102);
+    int on = 1, first = norman_socket(AF_INET, SOCK_DGRAM, 0), second = norman_socket(AF_INET, SOCK_DGRAM, 0);
+    int outsider = norman_socket(AF_INET, SOCK_DGRAM, 0);
+    REQUIRE(norman_setsockopt(first, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) == 0);
+    REQUIRE(norman_setsockopt(second, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) == 0);
+    REQUIRE(norman_bind(first, (struct sockaddr *)&grouped, sizeof grouped) == 0);
+    REQUIRE(norman_bind(second, (struct sockaddr *)&grouped, sizeof grouped) == 0);
+    EXPECT(norman_bind(outsider, (struct sockaddr *)&grouped, sizeof grouped), EADDRINUSE);
+    REQUIRE(norman_close(first) == 0 && norman_close(second) == 0 && norman_close(outsider) == 0);
+
     int nonblocking = norman_socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     struct sockaddr_in other = ipv4("0.0.0.0", 7101);
     REQUIRE(norman_bind(nonblocking, (struct sockaddr *)&other, sizeof other) == 0);
