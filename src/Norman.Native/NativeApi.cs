@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Norman.Client;
+using Norman.Core.Packets;
 
 namespace Norman.Native;
 
@@ -144,7 +145,12 @@ internal static unsafe class NativeApi
         try
         {
             bool wait = Waits(flags, MsgPeek | MsgTrunc);
-            return Result(SocketHandles.Get(handle).Receive(Span(buffer, length), wait, (flags & MsgPeek) != 0, (flags & MsgTrunc) != 0, out _));
+            var socket = SocketHandles.Get(handle);
+            if ((flags & MsgTrunc) != 0 && socket.IsTcp)
+            {
+                return Result(socket.Discard(DiscardLength(length), wait, (flags & MsgPeek) != 0)); // the buffer may be NULL
+            }
+            return Result(socket.Receive(Span(buffer, length), wait, (flags & MsgPeek) != 0, (flags & MsgTrunc) != 0, out _));
         }
         catch (Exception error)
         {
@@ -159,7 +165,10 @@ internal static unsafe class NativeApi
         {
             bool wait = Waits(flags, MsgPeek | MsgTrunc);
             var socket = SocketHandles.Get(handle);
-            int received = socket.Receive(Span(buffer, length), wait, (flags & MsgPeek) != 0, (flags & MsgTrunc) != 0, out var from);
+            (NetAddress Address, ushort Port)? from = null;
+            int received = (flags & MsgTrunc) != 0 && socket.IsTcp
+                ? socket.Discard(DiscardLength(length), wait, (flags & MsgPeek) != 0)
+                : socket.Receive(Span(buffer, length), wait, (flags & MsgPeek) != 0, (flags & MsgTrunc) != 0, out from);
             if (received == NativeSocket.WouldBlock)
             {
                 return NativeError.WouldBlock();
@@ -332,6 +341,8 @@ internal static unsafe class NativeApi
     }
 
     /// <summary>The caller's buffer; lengths beyond what a span holds are refused rather than cut.</summary>
+    private static int DiscardLength(nuint length) => (int)Math.Min(length, int.MaxValue);
+
     private static Span<byte> Span(byte* buffer, nuint length) =>
         length == 0 ? default
         : buffer is null ? throw new NormanException("EFAULT", "The buffer is NULL.")

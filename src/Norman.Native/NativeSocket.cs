@@ -68,7 +68,7 @@ internal sealed class NativeSocket : IDisposable
     public bool ReusePort { get; set; }
     /// <summary>SOCK_NONBLOCK (or O_NONBLOCK set later): every call that would wait fails with EAGAIN instead.</summary>
     public bool NonBlocking { get; set; }
-    private bool IsTcp => _udp is null;
+    public bool IsTcp => _udp is null;
 
     /// <summary>A UDP socket connects to the daemon at once, so that a program hears at socket() that none runs.</summary>
     public static NativeSocket Udp(AddressFamily family, bool nonBlocking) =>
@@ -306,12 +306,12 @@ internal sealed class NativeSocket : IDisposable
         {
             return ReceiveDatagram(buffer, wait, peek, truncatedLength, out source);
         }
+        source = null;
         if (truncatedLength)
         {
-            throw new NormanException("EOPNOTSUPP", "MSG_TRUNC (discarding what is read) is not supported on Norman TCP sockets yet.");
+            return Discard(buffer.Length, wait, peek); // the buffer is not written, as Linux's MSG_TRUNC on TCP
         }
         var stream = Connected();
-        source = null;
         if (_readShutDown)
         {
             return 0;
@@ -328,6 +328,42 @@ internal sealed class NativeSocket : IDisposable
         int read = wait ? stream.Read(buffer) : stream.TryRead(buffer);
         UpdateReadiness();
         return read >= 0 ? read : WouldBlock;
+    }
+
+    /// <summary>
+    /// TCP's MSG_TRUNC: takes up to <paramref name="length"/> bytes (64 KiB a call) and throws them away, or with
+    /// <paramref name="peek"/> says how many there are without taking them; the program's buffer, which may be NULL,
+    /// is never touched.
+    /// </summary>
+    public int Discard(int length, bool wait, bool peek)
+    {
+        wait &= !NonBlocking;
+        var stream = Connected();
+        if (_readShutDown || length == 0)
+        {
+            return 0;
+        }
+        byte[] scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Min(length, 64 * 1024));
+        try
+        {
+            var span = scratch.AsSpan(0, Math.Min(length, scratch.Length));
+            if (peek)
+            {
+                int peeked;
+                while ((peeked = stream.TryPeek(span)) < 0 && wait)
+                {
+                    WaitReadable(ReadinessDescriptor(), -1);
+                }
+                return peeked >= 0 ? peeked : WouldBlock;
+            }
+            int read = wait ? stream.Read(span) : stream.TryRead(span);
+            UpdateReadiness();
+            return read >= 0 ? read : WouldBlock;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
+        }
     }
 
     private int ReceiveDatagram(Span<byte> buffer, bool wait, bool peek, bool truncatedLength, out (NetAddress Address, ushort Port)? source)

@@ -107,6 +107,7 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.True(code == 0, output + errors);
         Assert.Contains("echoed: hello after EINPROGRESS", output);
         Assert.Contains("peeked: peek at me", output);
+        Assert.Contains("after discarding 5: 5 of this", output);
         Assert.Contains("bound: from port 7012", output);
         Assert.Contains("refused: Connection refused", output);
     }

@@ -1,7 +1,8 @@
 /*
  * A non-blocking TCP connect as event loops make one (curl, nginx's upstreams, libevent, asyncio), run unmodified
  * under `norman run`: O_NONBLOCK set by fcntl before connect, EINPROGRESS, the socket writable once the handshake
- * ends (epoll, edge-triggered), SO_ERROR, then an echo, read once with MSG_PEEK and FIONREAD leaving it in place; and
+ * ends (epoll, edge-triggered), SO_ERROR, then an echo, read once with MSG_PEEK and FIONREAD leaving it in place, and
+ * one partly discarded with MSG_TRUNC; and
  * a connect to a closed port, whose SO_ERROR is ECONNREFUSED.
  * Usage: nonblocking_connect ADDRESS OPEN_PORT CLOSED_PORT. Prints what it saw; exits 0 when all was as on Linux.
  */
@@ -109,6 +110,18 @@ int main(int argc, char **argv)
     ioctl(fd, FIONREAD, &pending);
     CHECK(pending == 0, "FIONREAD after the read said %d", pending);
     printf("peeked: %s", peeked);
+
+    /* MSG_TRUNC on TCP discards: the buffer may be NULL, and the rest is read as usual. */
+    const char partly[] = "drop 5 of this\n";
+    send(fd, partly, sizeof partly - 1, 0);
+    for (int tries = 0; tries < 50 && pending < (int)(sizeof partly - 1); tries++) {
+        poll(&readable, 1, 100);
+        ioctl(fd, FIONREAD, &pending);
+    }
+    CHECK(recv(fd, NULL, 5, MSG_TRUNC) == 5, "MSG_TRUNC said %s", strerror(errno));
+    char rest[64] = { 0 };
+    CHECK(recv(fd, rest, sizeof rest - 1, 0) == (ssize_t)(sizeof partly - 1 - 5) && strcmp(rest, partly + 5) == 0, "after the discard: '%s'", rest);
+    printf("after discarding 5: %s", rest);
     close(fd);
 
     /* A blocking connect from a port bound first (as rsh or an active-mode FTP client does). */
