@@ -377,6 +377,7 @@ root.SetAction(result =>
     {
         figures.AddRange(TcpScenarios.Bulk(runCount, isQuick));
         figures.AddRange(TcpScenarios.LossyLongPath(runCount, isQuick));
+        figures.AddRange(TcpScenarios.ConnectRate(runCount, isQuick));
         if (RealWireScenarios.WhyNot() is { } noVeth)
         {
             Console.Error.WriteLine($"skipping TCP to the kernel over veth: {noVeth}");

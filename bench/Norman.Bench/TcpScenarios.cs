@@ -9,7 +9,7 @@ namespace Norman.Bench;
 
 /// <summary>
 /// TCP between two Norman hosts on a shared wire (two daemons in this process, no root): bulk transfer one way, the
-/// client library's stack on both ends. The wire has no line rate: the stacks and the dataplanes are the limit.
+/// client library's stack on both ends, and how fast connections open. The wire has no line rate: the stacks and the dataplanes are the limit.
 /// </summary>
 public static class TcpScenarios
 {
@@ -46,7 +46,76 @@ public static class TcpScenarios
         return [cubic, reno, ratio];
     }
 
-    private static async Task<double> BulkBitsPerSecond(long bytes, TcpCongestionControl algorithm = TcpCongestionControl.Cubic, bool lossy = false)
+    /// <summary>
+    /// Issue 20's `tcp_connect_per_second`: one application opens TCP connections one after another to a listener on the
+    /// other Norman host (each a bind and a connect on the control connection, a handshake, then a close), and beside it,
+    /// in the same run, the kernel's connect-and-close over loopback. Each Norman connection is still a socket of its own
+    /// (memory, a protocol thread): this says what that costs until connections share an endpoint.
+    /// </summary>
+    public static IEnumerable<Measurement> ConnectRate(int runs, bool quick)
+    {
+        int connections = quick ? 200 : 1000;
+        var norman = new Measurement("tcp_connect_per_second", $"TCP: {connections} connections opened and closed one after another between two Norman hosts", "/s");
+        var kernel = new Measurement("kernel_tcp_connect_per_second", "the same with the kernel's sockets over loopback", "/s");
+        var ratio = new Measurement("tcp_connect_vs_kernel", "Norman over the kernel, each pair in one run", "×");
+        for (int run = 0; run < runs; run++)
+        {
+            double n = OnTwoHosts(async (directory, token) =>
+            {
+                using var listener = new NormanTcpListener(7000, Path.Combine(directory, "right.sock"));
+                var accepting = Task.Run(async () =>
+                {
+                    for (int i = 0; i < connections; i++)
+                    {
+                        await using var accepted = await listener.AcceptAsync(token);
+                    }
+                }, token);
+                var clock = Stopwatch.StartNew();
+                for (int i = 0; i < connections; i++)
+                {
+                    await using var client = await NormanTcpStream.ConnectAsync(new IPEndPoint(IPAddress.Parse("198.18.0.2"), 7000),
+                        TcpCongestionControl.Cubic, Path.Combine(directory, "left.sock"), token);
+                }
+                double rate = connections / clock.Elapsed.TotalSeconds;
+                await accepting;
+                return rate;
+            }).GetAwaiter().GetResult();
+            double k = KernelConnectsPerSecond(connections);
+            norman.Add(n);
+            kernel.Add(k);
+            ratio.Add(n / k);
+        }
+        return [norman, kernel, ratio];
+    }
+
+    private static double KernelConnectsPerSecond(int connections)
+    {
+        using var listener = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(connections);
+        var accepting = Task.Run(() =>
+        {
+            for (int i = 0; i < connections; i++)
+            {
+                listener.Accept().Dispose();
+            }
+        });
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < connections; i++)
+        {
+            using var client = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            client.Connect(listener.LocalEndPoint!);
+        }
+        double rate = connections / clock.Elapsed.TotalSeconds;
+        accepting.Wait(TimeSpan.FromSeconds(60));
+        return rate;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="run"/> with two Norman hosts on a shared wire ("left.sock" at 198.18.0.1, "right.sock" at .2),
+    /// the left one as <paramref name="configureLeft"/> changes it (an impaired cable), within two minutes.
+    /// </summary>
+    private static async Task<T> OnTwoHosts<T>(Func<string, CancellationToken, Task<T>> run, Action<DaemonOptions>? configureLeft = null)
     {
         string directory = Path.Combine(Path.GetTempPath(), $"norman-bench-tcp-{Guid.NewGuid():N}");
         Directory.CreateDirectory(directory);
@@ -56,39 +125,13 @@ public static class TcpScenarios
             SocketPath = Path.Combine(directory, $"{name}.sock"), Port = $"wire:{wire}", Address = address, LineRateBitsPerSecond = 0,
         };
         var leftOptions = Host("left", "198.18.0.1/24");
-        if (lossy)
-        {
-            leftOptions.WireLoss = 0.01;
-            leftOptions.WireDelayMilliseconds = 20;
-        }
+        configureLeft?.Invoke(leftOptions);
         var left = NormanDaemon.Start(leftOptions, NullLog.Instance);
         var right = NormanDaemon.Start(Host("right", "198.18.0.2/24"), NullLog.Instance);
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-            using var listener = new NormanTcpListener(7000, Path.Combine(directory, "right.sock"));
-            var accepting = listener.AcceptAsync(timeout.Token);
-            await using var client = await NormanTcpStream.ConnectAsync(new IPEndPoint(IPAddress.Parse("198.18.0.2"), 7000), algorithm,
-                Path.Combine(directory, "left.sock"), timeout.Token);
-            await using var server = await accepting;
-            var chunk = new byte[256 << 10];
-            var clock = Stopwatch.StartNew();
-            var sending = Task.Run(async () =>
-            {
-                for (long sent = 0; sent < bytes; sent += chunk.Length)
-                {
-                    await client.WriteAsync(chunk, timeout.Token);
-                }
-                client.ShutdownSend();
-            });
-            long received = 0;
-            int read;
-            while ((read = await server.ReadAsync(chunk.AsMemory(), timeout.Token)) > 0)
-            {
-                received += read;
-            }
-            await sending;
-            return received * 8 / clock.Elapsed.TotalSeconds;
+            return await run(directory, timeout.Token);
         }
         finally
         {
@@ -97,4 +140,32 @@ public static class TcpScenarios
             Directory.Delete(directory, recursive: true);
         }
     }
+
+    private static Task<double> BulkBitsPerSecond(long bytes, TcpCongestionControl algorithm = TcpCongestionControl.Cubic, bool lossy = false) =>
+        OnTwoHosts(async (directory, token) =>
+        {
+            using var listener = new NormanTcpListener(7000, Path.Combine(directory, "right.sock"));
+            var accepting = listener.AcceptAsync(token);
+            await using var client = await NormanTcpStream.ConnectAsync(new IPEndPoint(IPAddress.Parse("198.18.0.2"), 7000), algorithm,
+                Path.Combine(directory, "left.sock"), token);
+            await using var server = await accepting;
+            var chunk = new byte[256 << 10];
+            var clock = Stopwatch.StartNew();
+            var sending = Task.Run(async () =>
+            {
+                for (long sent = 0; sent < bytes; sent += chunk.Length)
+                {
+                    await client.WriteAsync(chunk, token);
+                }
+                client.ShutdownSend();
+            });
+            long received = 0;
+            int read;
+            while ((read = await server.ReadAsync(chunk.AsMemory(), token)) > 0)
+            {
+                received += read;
+            }
+            await sending;
+            return received * 8 / clock.Elapsed.TotalSeconds;
+        }, lossy ? left => { left.WireLoss = 0.01; left.WireDelayMilliseconds = 20; } : null);
 }
