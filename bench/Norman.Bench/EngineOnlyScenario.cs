@@ -148,7 +148,7 @@ public static unsafe class EngineOnlyScenario
                 _tap = new CaptureTap(1, captureFilter, 96, true, true, -1, -1);
                 _engine.Post(new AddTapCommand(_tap));
             }
-            _rx = new RingConsumer(_socket.Region.Address + PipeLayout.RxRingOffset, 1024, PipeLayout.DefaultSlotSize);
+            _rx = new RingConsumer(_socket.Region.Address + PipeLayout.RxRingOffset, _socket.Region.Address + PipeLayout.RxSlotsOffset, 1024, PipeLayout.DefaultSlotSize);
         }
 
         /// <summary>Floods <paramref name="count"/> 64-byte frames through the engine; returns ns per packet delivered.</summary>

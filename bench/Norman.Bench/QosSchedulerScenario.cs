@@ -74,7 +74,8 @@ public static unsafe class QosSchedulerScenario
             {
                 _sockets[s] = new NormanSocket(s + 1, owner, IpProtocols.Udp, NetAddress.FromV4(0), (ushort)(5000 + s), 256, PipeLayout.DefaultSlotSize);
                 engine.Post(new AddSocketCommand(_sockets[s].Pipe));
-                _tx[s] = new RingProducer(_sockets[s].Region.Address + PipeLayout.TxRingOffset(256, PipeLayout.DefaultSlotSize), 256, PipeLayout.DefaultSlotSize);
+                _tx[s] = new RingProducer(_sockets[s].Region.Address + PipeLayout.TxRingOffset,
+                    _sockets[s].Region.Address + PipeLayout.TxSlotsOffset(256, PipeLayout.DefaultSlotSize), 256, PipeLayout.DefaultSlotSize);
             }
         }
 

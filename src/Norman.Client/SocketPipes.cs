@@ -23,8 +23,9 @@ internal sealed unsafe class SocketPipes : IDisposable
         Region = region;
         Wakeup = wakeup;
         Doorbell = doorbell;
-        Rx = new RingConsumer(region.Address + PipeLayout.RxRingOffset, grant.SlotCount, grant.SlotSize);
-        Tx = new RingProducer(region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize), grant.SlotCount, grant.SlotSize);
+        Rx = new RingConsumer(region.Address + PipeLayout.RxRingOffset, region.Address + PipeLayout.RxSlotsOffset, grant.SlotCount, grant.SlotSize);
+        Tx = new RingProducer(region.Address + PipeLayout.TxRingOffset, region.Address + PipeLayout.TxSlotsOffset(grant.SlotCount, grant.SlotSize),
+            grant.SlotCount, grant.SlotSize);
         SocketId = grant.SocketId;
         Source = grant.SourceAddress.Length == 0 ? null : NetAddress.Parse(grant.SourceAddress);
         Sources6 = [.. (grant.SourceAddresses6 ?? []).Select(ParsePrefix)];
@@ -101,7 +102,7 @@ internal sealed unsafe class SocketPipes : IDisposable
         var doorbell = Doorbell.Adopt(fds[2]);
         var ready = grant.ReadyBit is null ? null : control.AdoptReadyMap(fds[3], grant.ReadyMapId ?? 0);
         byte* rxRing = region.Address + PipeLayout.RxRingOffset;
-        byte* txRing = region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize);
+        byte* txRing = region.Address + PipeLayout.TxRingOffset;
         if (!RingInitializer.Matches(rxRing, grant.SlotCount, grant.SlotSize) || !RingInitializer.Matches(txRing, grant.SlotCount, grant.SlotSize))
         {
             wakeup.Dispose();

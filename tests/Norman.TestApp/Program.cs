@@ -133,16 +133,17 @@ static unsafe int Hostile(int port, int rounds)
     Console.WriteLine($"bound {grant.LocalPort}");
     Console.Out.Flush();
     var random = new Random(port);
-    long ringBytes = PipeLayout.RingBytes(grant.SlotCount, grant.SlotSize);
-    byte* rx = region.Address;
-    byte* tx = region.Address + ringBytes;
+    byte* rx = region.Address + PipeLayout.RxRingOffset;
+    byte* tx = region.Address + PipeLayout.TxRingOffset;
+    byte* rxSlots = region.Address + PipeLayout.RxSlotsOffset;
+    byte* txSlots = region.Address + PipeLayout.TxSlotsOffset(grant.SlotCount, grant.SlotSize);
     uint mask = (uint)grant.SlotCount - 1;
     int capacity = PipeLayout.SlotDataCapacity(grant.SlotSize);
     var source = NetAddress.Parse(grant.SourceAddress);
     var peer = NetAddress.Parse("198.18.0.2");
     string[] acts = ["indices", "lengths", "noise posted", "forged posted", "rewritten after posting", "rx side", "length flipped while taken"];
     var tried = new long[acts.Length];
-    byte* Slot(byte* ring, uint index) => ring + PipeLayout.SlotsOffset + (long)(index & mask) * grant.SlotSize;
+    byte* Slot(byte* ring, uint index) => (ring == rx ? rxSlots : txSlots) + (long)(index & mask) * grant.SlotSize;
     uint[] adversarial = [0, 1, uint.MaxValue, uint.MaxValue - 1, 0x8000_0000, (uint)grant.SlotCount, (uint)grant.SlotCount + 1, (uint)capacity + 1];
     uint Adversarial() => random.Next(2) == 0 ? adversarial[random.Next(adversarial.Length)] : (uint)random.Next() * 2 + (uint)random.Next(2);
 
@@ -296,7 +297,8 @@ static unsafe int Forge(int port, ushort forgedPort)
     using var keep = control;
     using var memory = region;
     using var doorbellEnd = doorbell;
-    var tx = new RingProducer(region.Address + PipeLayout.TxRingOffset(grant.SlotCount, grant.SlotSize), grant.SlotCount, grant.SlotSize);
+    var tx = new RingProducer(region.Address + PipeLayout.TxRingOffset, region.Address + PipeLayout.TxSlotsOffset(grant.SlotCount, grant.SlotSize),
+        grant.SlotCount, grant.SlotSize);
     var source = NetAddress.Parse(grant.SourceAddress);
     var peer = NetAddress.Parse("198.18.0.2");
     foreach (ushort sourcePort in new[] { forgedPort, (ushort)grant.LocalPort })

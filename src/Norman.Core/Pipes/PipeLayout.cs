@@ -18,17 +18,18 @@ namespace Norman.Core.Pipes;
 ///  384  ├─────────────────────────────┤ slots[slot count], slot size bytes each
 ///       │ u32 length │ u32 flags │ u64 reserved │ data (slot size − 16 bytes): one IP packet
 ///       └─────────────────────────────┘
-///  socket region = RX ring (daemon → application) then TX ring (application → daemon); the doorbell is the
-///  application's end of a Unix datagram socketpair, passed with the memory (version 2; version 1 had an eventfd,
-///  and a dataplane that never slept)
+///  socket region (version 5): the RX ring's header (daemon → application) and the TX ring's (application → daemon)
+///  side by side in the first page, then the RX ring's slots from the second page, then the TX ring's, then (TCP) the
+///  connection table. An idle socket touches one page of its memory, not one per ring (versions up to 4 laid the two
+///  rings end to end, each header before its slots). The doorbell and wake-up are descriptors passed with the memory.
 /// </code>
 /// Each line is 128 bytes, not 64, so that the adjacent-line prefetcher does not couple the two sides.
 /// </summary>
 public static class PipeLayout
 {
     public const uint Magic = 0x504D524E; // "NRMP" read as little-endian bytes
-    /// <summary>4: the producer's wants-room flag; 3: a TCP socket's connection records carry IPv6 addresses (56 bytes); 2: the separate wake-up and doorbell.</summary>
-    public const uint Version = 4;
+    /// <summary>5: both ring headers in a socket's first page; 4: the producer's wants-room flag; 3: a TCP socket's connection records carry IPv6 addresses (56 bytes); 2: the separate wake-up and doorbell.</summary>
+    public const uint Version = 5;
     public const int LineSize = 128;
 
     public const int ProducerIndexOffset = 0;
@@ -55,15 +56,22 @@ public static class PipeLayout
 
     public static long RingBytes(int slotCount, int slotSize) => SlotsOffset + (long)slotCount * slotSize;
 
-    public static long SocketRegionBytes(int slotCount, int slotSize) => 2 * RingBytes(slotCount, slotSize);
+    /// <summary>A socket's two ring headers, in one page.</summary>
+    public const int SocketHeaderBytes = 4096;
+
+    public static long SocketRegionBytes(int slotCount, int slotSize) => SocketHeaderBytes + 2L * slotCount * slotSize;
 
     /// <summary>A socket's whole memory: its two rings, and for TCP the table of its connections (<see cref="ConnectionTable"/>).</summary>
     public static long SocketRegionBytes(int slotCount, int slotSize, bool tcp) =>
         SocketRegionBytes(slotCount, slotSize) + (tcp ? ConnectionTable.Bytes : 0);
 
+    /// <summary>In a socket's memory: the RX ring's header, and its slots from the second page.</summary>
     public static long RxRingOffset => 0;
+    public static long RxSlotsOffset => SocketHeaderBytes;
 
-    public static long TxRingOffset(int slotCount, int slotSize) => RingBytes(slotCount, slotSize);
+    /// <summary>In a socket's memory: the TX ring's header, right after the RX ring's, and its slots after the RX ring's.</summary>
+    public const long TxRingOffset = SlotsOffset;
+    public static long TxSlotsOffset(int slotCount, int slotSize) => SocketHeaderBytes + (long)slotCount * slotSize;
 
     public static bool IsValidGeometry(int slotCount, int slotSize) =>
         slotCount is >= MinSlotCount and <= MaxSlotCount && (slotCount & (slotCount - 1)) == 0

@@ -24,9 +24,15 @@ public sealed unsafe class RingConsumer
     /// it, discarding what a previous consumer left unread (a shared wire reclaimed after a restart).
     /// </summary>
     public RingConsumer(byte* ring, int slotCount, int slotSize, bool skipStale = false)
+        : this(ring, ring + PipeLayout.SlotsOffset, slotCount, slotSize, skipStale)
+    {
+    }
+
+    /// <summary>A consumer over a ring whose slots lie apart from its header (a socket's: see <see cref="PipeLayout"/>).</summary>
+    public RingConsumer(byte* ring, byte* slots, int slotCount, int slotSize, bool skipStale = false)
     {
         _ring = ring;
-        _slots = ring + PipeLayout.SlotsOffset;
+        _slots = slots;
         _capacity = (uint)slotCount;
         _mask = (uint)slotCount - 1;
         _slotSize = slotSize;

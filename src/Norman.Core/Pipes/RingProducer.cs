@@ -24,9 +24,15 @@ public sealed unsafe class RingProducer
     /// reclaimed after a restart) from the indices in memory, instead of from zero.
     /// </summary>
     public RingProducer(byte* ring, int slotCount, int slotSize, bool resume = false)
+        : this(ring, ring + PipeLayout.SlotsOffset, slotCount, slotSize, resume)
+    {
+    }
+
+    /// <summary>A producer over a ring whose slots lie apart from its header (a socket's: see <see cref="PipeLayout"/>).</summary>
+    public RingProducer(byte* ring, byte* slots, int slotCount, int slotSize, bool resume = false)
     {
         _ring = ring;
-        _slots = ring + PipeLayout.SlotsOffset;
+        _slots = slots;
         _capacity = (uint)slotCount;
         _mask = (uint)slotCount - 1;
         _slotSize = slotSize;

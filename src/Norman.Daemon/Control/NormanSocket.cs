@@ -100,7 +100,7 @@ public sealed unsafe class NormanSocket : IDisposable
 
     /// <summary>Packets waiting in a ring, read straight from shared memory (for ss; racy by nature, as in the kernel).</summary>
     public int RxQueued => Queued(PipeLayout.RxRingOffset);
-    public int TxQueued => Queued(PipeLayout.TxRingOffset(SlotCount, SlotSize));
+    public int TxQueued => Queued(PipeLayout.TxRingOffset);
 
     /// <summary>
     /// A TCP socket's connections as its application's stack last reported them, the implausible ones left out (see

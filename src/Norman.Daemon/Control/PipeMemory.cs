@@ -32,7 +32,7 @@ public sealed unsafe class PipeMemory : IDisposable
         try
         {
             RingInitializer.Initialize(region.Address + PipeLayout.RxRingOffset, slotCount, slotSize);
-            RingInitializer.Initialize(region.Address + PipeLayout.TxRingOffset(slotCount, slotSize), slotCount, slotSize);
+            RingInitializer.Initialize(region.Address + PipeLayout.TxRingOffset, slotCount, slotSize);
             wakeup = WakeupSender.Create();
             return new PipeMemory(region, wakeup, Doorbell.Create());
         }

@@ -18,8 +18,8 @@ public sealed unsafe class PipeSocket
         Protocol = protocol;
         LocalAddress = localAddress;
         LocalPort = localPort;
-        Rx = new RingProducer(region.Address + PipeLayout.RxRingOffset, slotCount, slotSize);
-        Tx = new RingConsumer(region.Address + PipeLayout.TxRingOffset(slotCount, slotSize), slotCount, slotSize);
+        Rx = new RingProducer(region.Address + PipeLayout.RxRingOffset, region.Address + PipeLayout.RxSlotsOffset, slotCount, slotSize);
+        Tx = new RingConsumer(region.Address + PipeLayout.TxRingOffset, region.Address + PipeLayout.TxSlotsOffset(slotCount, slotSize), slotCount, slotSize);
         Wakeup = wakeup;
         Doorbell = doorbell;
     }

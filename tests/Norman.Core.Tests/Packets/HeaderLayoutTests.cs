@@ -28,7 +28,8 @@ public class HeaderLayoutTests
         Assert.Equal(384, PipeLayout.SlotsOffset);
         Assert.Equal(0, PipeLayout.SlotsOffset % 64);
         Assert.Equal(384 + 1024L * 2048, PipeLayout.RingBytes(1024, 2048));
-        Assert.Equal(2 * PipeLayout.RingBytes(1024, 2048), PipeLayout.SocketRegionBytes(1024, 2048));
+        Assert.Equal(4096 + 2 * 1024L * 2048, PipeLayout.SocketRegionBytes(1024, 2048)); // both headers in the first page
+        Assert.True(PipeLayout.TxRingOffset + PipeLayout.SlotsOffset <= PipeLayout.RxSlotsOffset);
     }
 
     [Theory]

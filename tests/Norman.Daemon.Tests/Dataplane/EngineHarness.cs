@@ -98,15 +98,17 @@ public sealed unsafe class AppSide
     public AppSide(NormanSocket socket, int slotCount)
     {
         Socket = socket;
-        Rx = new RingConsumer(socket.Region.Address + PipeLayout.RxRingOffset, slotCount, PipeLayout.DefaultSlotSize);
-        Tx = new RingProducer(socket.Region.Address + PipeLayout.TxRingOffset(slotCount, PipeLayout.DefaultSlotSize), slotCount, PipeLayout.DefaultSlotSize);
+        Rx = new RingConsumer(socket.Region.Address + PipeLayout.RxRingOffset, socket.Region.Address + PipeLayout.RxSlotsOffset, slotCount, PipeLayout.DefaultSlotSize);
+        Tx = new RingProducer(socket.Region.Address + PipeLayout.TxRingOffset, socket.Region.Address + PipeLayout.TxSlotsOffset(slotCount, PipeLayout.DefaultSlotSize),
+            slotCount, PipeLayout.DefaultSlotSize);
     }
 
     public NormanSocket Socket { get; }
     public RingConsumer Rx { get; }
     public RingProducer Tx { get; }
     public byte* RegionAddress => Socket.Region.Address;
-    public long TxRingOffset => PipeLayout.TxRingOffset(Socket.SlotCount, Socket.SlotSize);
+    public long TxRingOffset => PipeLayout.TxRingOffset;
+    public long TxSlotsOffset => PipeLayout.TxSlotsOffset(Socket.SlotCount, Socket.SlotSize);
 
     /// <summary>Writes and publishes a datagram with the given headers (forged ones included).</summary>
     public void Send(ReadOnlySpan<byte> payload, NetAddress source, ushort sourcePort, NetAddress destination, ushort destinationPort)

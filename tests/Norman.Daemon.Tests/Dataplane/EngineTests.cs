@@ -150,7 +150,7 @@ public sealed class EngineTests : IDisposable
             *(uint*)(tx + PipeLayout.ProducerIndexOffset) = (uint)random.Next();
             for (int slot = 0; slot < 4; slot++)
             {
-                *(uint*)(tx + PipeLayout.SlotsOffset + slot * PipeLayout.DefaultSlotSize) = (uint)random.Next();
+                *(uint*)(hostile.RegionAddress + hostile.TxSlotsOffset + slot * PipeLayout.DefaultSlotSize) = (uint)random.Next();
             }
             *(uint*)(hostile.RegionAddress + PipeLayout.ConsumerIndexOffset) = (uint)random.Next();
             honest.Send(BitConverter.GetBytes(round), EngineHarness.HostAddress, 6000, EngineHarness.PeerAddress, 9000);

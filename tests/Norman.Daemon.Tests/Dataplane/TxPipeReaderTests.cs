@@ -28,7 +28,7 @@ public sealed unsafe class TxPipeReaderTests : IDisposable
         Assert.Equal(EthernetHeader.Size + UdpPacketBuilder.HeaderLengthV4 + 300, frameLength);
 
         // The application shortens the slot between the look and the copy; the batch's buffer holds an older frame.
-        byte* slot = app.RegionAddress + app.TxRingOffset + PipeLayout.SlotsOffset;
+        byte* slot = app.RegionAddress + app.TxSlotsOffset;
         var written = new ReadOnlySpan<byte>(slot + PipeLayout.SlotHeaderSize, UdpPacketBuilder.HeaderLengthV4 + 300).ToArray();
         *(uint*)(slot + PipeLayout.SlotLengthOffset) = UdpPacketBuilder.HeaderLengthV4;
         var batch = new PacketBatch();
@@ -49,7 +49,7 @@ public sealed unsafe class TxPipeReaderTests : IDisposable
         byte* ring = garbage.RegionAddress + garbage.TxRingOffset;
         for (int i = 0; i < 1000; i++)
         {
-            *(uint*)(ring + PipeLayout.SlotsOffset + (long)i * PipeLayout.DefaultSlotSize + PipeLayout.SlotLengthOffset) = uint.MaxValue;
+            *(uint*)(garbage.RegionAddress + garbage.TxSlotsOffset + (long)i * PipeLayout.DefaultSlotSize + PipeLayout.SlotLengthOffset) = uint.MaxValue;
         }
         Volatile.Write(ref *(uint*)(ring + PipeLayout.ProducerIndexOffset), 1000u);
         neighbour.Send("served"u8, EngineHarness.HostAddress, 5002, EngineHarness.PeerAddress, 9);
