@@ -281,25 +281,35 @@ public sealed class NormanDaemon : IAsyncDisposable
         }
         _disposed = true;
         _stopping.Cancel();
-        await _logDrain;
-        if (Metrics is not null)
-        {
-            await Metrics.DisposeAsync();
-        }
-        if (KernelNeighbours is not null)
-        {
-            await KernelNeighbours.DisposeAsync();
-        }
-        if (Link is not null)
-        {
-            await Link.DisposeAsync();
-        }
+        // Every step runs even if one before it failed: the last ones give the interface back (GRO, an XDP program),
+        // which a stop must never skip. What failed is thrown at the end, together.
+        var failures = new List<Exception>();
+        await Step(async () => await _logDrain);
+        await Step(async () => await (Metrics?.DisposeAsync() ?? ValueTask.CompletedTask));
+        await Step(async () => await (KernelNeighbours?.DisposeAsync() ?? ValueTask.CompletedTask));
+        await Step(async () => await (Link?.DisposeAsync() ?? ValueTask.CompletedTask));
         // Control first, so departing sessions release their sockets through a still-running dataplane.
-        await _server.DisposeAsync();
-        Control.Pool?.Dispose();
-        _runner.Stop();
-        Control.ReadyMaps?.Dispose(); // the dataplane, which reads them, has stopped
-        Qos.Dispose();
-        Engine.Port.Dispose();
+        await Step(async () => await _server.DisposeAsync());
+        await Step(() => { Control.Pool?.Dispose(); return Task.CompletedTask; });
+        await Step(() => { _runner.Stop(); return Task.CompletedTask; });
+        await Step(() => { Control.ReadyMaps?.Dispose(); return Task.CompletedTask; }); // the dataplane, which reads them, has stopped
+        await Step(() => { Qos.Dispose(); return Task.CompletedTask; });
+        await Step(() => { Engine.Port.Dispose(); return Task.CompletedTask; });
+        if (failures.Count > 0)
+        {
+            throw new AggregateException("The daemon stopped, but not cleanly: " + string.Join("; ", failures.Select(f => f.Message)), failures);
+        }
+
+        async Task Step(Func<Task> step)
+        {
+            try
+            {
+                await step();
+            }
+            catch (Exception error)
+            {
+                failures.Add(error);
+            }
+        }
     }
 }
