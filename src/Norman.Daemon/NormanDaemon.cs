@@ -290,11 +290,11 @@ public sealed class NormanDaemon : IAsyncDisposable
         await Step(async () => await (Link?.DisposeAsync() ?? ValueTask.CompletedTask));
         // Control first, so departing sessions release their sockets through a still-running dataplane.
         await Step(async () => await _server.DisposeAsync());
-        await Step(() => { Control.Pool?.Dispose(); return Task.CompletedTask; });
-        await Step(() => { _runner.Stop(); return Task.CompletedTask; });
-        await Step(() => { Control.ReadyMaps?.Dispose(); return Task.CompletedTask; }); // the dataplane, which reads them, has stopped
-        await Step(() => { Qos.Dispose(); return Task.CompletedTask; });
-        await Step(() => { Engine.Port.Dispose(); return Task.CompletedTask; });
+        StepNow(() => Control.Pool?.Dispose());
+        StepNow(() => _runner.Stop());
+        StepNow(() => Control.ReadyMaps?.Dispose()); // the dataplane, which reads them, has stopped
+        StepNow(() => Qos.Dispose());
+        StepNow(() => Engine.Port.Dispose());
         if (failures.Count > 0)
         {
             throw new AggregateException("The daemon stopped, but not cleanly: " + string.Join("; ", failures.Select(f => f.Message)), failures);
@@ -305,6 +305,18 @@ public sealed class NormanDaemon : IAsyncDisposable
             try
             {
                 await step();
+            }
+            catch (Exception error)
+            {
+                failures.Add(error);
+            }
+        }
+
+        void StepNow(Action step)
+        {
+            try
+            {
+                step();
             }
             catch (Exception error)
             {

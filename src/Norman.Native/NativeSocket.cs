@@ -311,6 +311,12 @@ internal sealed class NativeSocket : IDisposable
         {
             return Discard(buffer.Length, wait, peek); // the buffer is not written, as Linux's MSG_TRUNC on TCP
         }
+        return ReceiveStream(buffer, wait, peek);
+    }
+
+    /// <summary>A TCP receive (or peek) into <paramref name="buffer"/>; <paramref name="wait"/> already says whether it may.</summary>
+    private int ReceiveStream(Span<byte> buffer, bool wait, bool peek)
+    {
         var stream = Connected();
         if (_readShutDown)
         {
@@ -337,28 +343,15 @@ internal sealed class NativeSocket : IDisposable
     /// </summary>
     public int Discard(int length, bool wait, bool peek)
     {
-        wait &= !NonBlocking;
-        var stream = Connected();
-        if (_readShutDown || length == 0)
+        if (length == 0)
         {
+            Connected();
             return 0;
         }
         byte[] scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Min(length, 64 * 1024));
         try
         {
-            var span = scratch.AsSpan(0, Math.Min(length, scratch.Length));
-            if (peek)
-            {
-                int peeked;
-                while ((peeked = stream.TryPeek(span)) < 0 && wait)
-                {
-                    WaitReadable(ReadinessDescriptor(), -1);
-                }
-                return peeked >= 0 ? peeked : WouldBlock;
-            }
-            int read = wait ? stream.Read(span) : stream.TryRead(span);
-            UpdateReadiness();
-            return read >= 0 ? read : WouldBlock;
+            return ReceiveStream(scratch.AsSpan(0, Math.Min(length, scratch.Length)), wait && !NonBlocking, peek);
         }
         finally
         {

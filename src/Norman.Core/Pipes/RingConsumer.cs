@@ -159,14 +159,14 @@ public sealed unsafe class RingConsumer
     }
 
     /// <summary>
-    /// After a publish: true when the producer asked for room (<see cref="RingProducer.AskForRoom"/>) and half the
-    /// ring is free; clears the request, and the caller wakes the producer. The fence pairs with the producer's between
-    /// setting its flag and looking again. The producer's index is read afresh (only when it asked): the copy cached
-    /// here may predate the sends that filled the ring, and a wake-up without room is an EPOLLOUT that lies.
+    /// After a publish and a full fence (the caller's, one for every ring it published: it pairs with the producer's
+    /// between setting its flag and looking again): true when the producer asked for room
+    /// (<see cref="RingProducer.AskForRoom"/>) and half the ring is free; clears the request, and the caller wakes the
+    /// producer. The producer's index is read afresh (only when it asked): the copy cached here may predate the sends
+    /// that filled the ring, and a wake-up without room is an EPOLLOUT that lies.
     /// </summary>
     public bool TakeRoomRequest()
     {
-        Interlocked.MemoryBarrier();
         ref uint flag = ref *(uint*)(_ring + PipeLayout.WantsRoomOffset);
         if (Volatile.Read(ref flag) == 0)
         {

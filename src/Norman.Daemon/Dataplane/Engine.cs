@@ -164,13 +164,7 @@ public sealed partial class Engine
         }
         if (!_commands.IsEmpty || _closing.Count > 0 || _listings.Count > 0)
         {
-            // Cold work between batches; what it allocates (completing a command wakes its awaiter) is
-            // counted apart, so that what remains is the hot loop's own allocation: none.
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            ApplyCommands();
-            FinishClosing(now);
-            ContinueListings(now);
-            CommandAllocatedBytes += GC.GetAllocatedBytesForCurrentThread() - before;
+            ColdWork(now, closesAndListings: true);
         }
         int received = Receive(now);
         int work = received + Transmit(now, busy: received > 0);
@@ -179,6 +173,23 @@ public sealed partial class Engine
             Conntrack.Sweep(now);
         }
         return work;
+    }
+
+    /// <summary>
+    /// Cold work between batches: the commands, and with <paramref name="closesAndListings"/> the closing sockets and
+    /// the listings. What it allocates (completing a command wakes its awaiter) is counted apart, so that what remains
+    /// is the hot loop's own allocation: none.
+    /// </summary>
+    private void ColdWork(long now, bool closesAndListings)
+    {
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        ApplyCommands();
+        if (closesAndListings)
+        {
+            FinishClosing(now);
+            ContinueListings(now);
+        }
+        CommandAllocatedBytes += GC.GetAllocatedBytesForCurrentThread() - before;
     }
 
     private int Receive(long now)
@@ -193,9 +204,7 @@ public sealed partial class Engine
         {
             // A bind is answered before the dataplane applies it: a frame read from the port after that answer (sent
             // by someone who heard of the bind) must find the socket, so what was queued before the frame comes first.
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            ApplyCommands();
-            CommandAllocatedBytes += GC.GetAllocatedBytesForCurrentThread() - before;
+            ColdWork(now, closesAndListings: false);
         }
         Counters.PortRxPackets += received;
         for (int i = 0; i < _rx.Count; i++)

@@ -183,7 +183,7 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
         {
             if (marked)
             {
-                DiscardMarks(); // every pipe is looked at now; before the looks, so a publish after them marks again
+                TakeMarks(0, keep: false); // every pipe is looked at now; before the looks, so a publish after them marks again
             }
             for (int i = 0; i < count; i++)
             {
@@ -200,7 +200,7 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
                     _looks[looks++] = _busy[b];
                 }
             }
-            looks = TakeMarks(looks);
+            looks = TakeMarks(looks, keep: true);
             if (_sweepCursor >= count)
             {
                 _sweepCursor = 0; // sockets were removed since the last sweep
@@ -239,10 +239,11 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     }
 
     /// <summary>
-    /// Adds to the looks, after <paramref name="looks"/> of them, the walk positions of the pipes marked in the ready maps
-    /// since the last breath, and clears their marks. A word a breath per 64 bits in use: no socket's memory is read.
+    /// Clears the marks made in the ready maps since the last breath and, with <paramref name="keep"/>, adds the walk
+    /// positions of the marked pipes to the looks, after <paramref name="looks"/> of them; returns the looks. A word a
+    /// breath per 64 bits in use: no socket's memory is read.
     /// </summary>
-    private int TakeMarks(int looks)
+    private int TakeMarks(int looks, bool keep)
     {
         for (int m = 0; m < sockets.ReadyMapCount; m++)
         {
@@ -250,7 +251,7 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             for (int w = 0; w < ready.WordsInUse; w++)
             {
                 ulong bits = ready.Map.Take(w);
-                while (bits != 0)
+                while (keep && bits != 0)
                 {
                     int bit = (w << 6) + Norman.Core.Pipes.ReadyMap.NextBit(ref bits);
                     if (ready.At(bit) is { ActiveIndex: >= 0 } socket)
@@ -261,18 +262,6 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
             }
         }
         return looks;
-    }
-
-    private void DiscardMarks()
-    {
-        for (int m = 0; m < sockets.ReadyMapCount; m++)
-        {
-            var ready = sockets.ReadyMap(m);
-            for (int w = 0; w < ready.WordsInUse; w++)
-            {
-                ready.Map.Take(w);
-            }
-        }
     }
 
     /// <summary>Looks at the pipe at walk position <paramref name="i"/>: with packets waiting, it joins its class's list and the busy ones.</summary>
@@ -530,8 +519,13 @@ public sealed class QosScheduler(DataplaneCounters counters, SocketSet sockets, 
     {
         for (int b = 0; b < _busyCount; b++)
         {
+            sockets.Active(_busy[b]).Tx.Publish();
+        }
+        // One fence for the batch, between the publishes and the looks at the producers' wants-room flags.
+        Interlocked.MemoryBarrier();
+        for (int b = 0; b < _busyCount; b++)
+        {
             var socket = sockets.Active(_busy[b]);
-            socket.Tx.Publish();
             if (socket.Tx.TakeRoomRequest())
             {
                 // Its application found the pipe full and waits for room (a program polling for EPOLLOUT).
