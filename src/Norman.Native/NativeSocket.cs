@@ -25,9 +25,9 @@ internal sealed class NativeSocket : IDisposable
     private NormanTcpStream? _stream;
     private bool _readShutDown;
     /// <summary>The descriptor a program polls for this socket (made on first ask: norman_readiness_fd), and the watcher's key for a UDP one.</summary>
-    private EventFd? _readiness;
+    private ReadinessPair? _readiness;
     private ulong _watchKey;
-    /// <summary>A non-blocking write found the send buffer full: the next room must be announced (see <see cref="AnnounceWritable"/>).</summary>
+    /// <summary>A non-blocking write found the send buffer full: not writable until room is announced (<see cref="WritableAgain"/>); under <see cref="_sendGate"/>.</summary>
     private volatile bool _writeBlocked;
     /// <summary>A non-blocking connect under way (EINPROGRESS); what the last one failed with, until SO_ERROR or a call takes it.</summary>
     private Task<NormanTcpStream>? _connecting;
@@ -167,7 +167,7 @@ internal sealed class NativeSocket : IDisposable
             // As Linux's: EINPROGRESS now; the socket is not writable until the handshake ends, then writable (and
             // readable too if it failed), and SO_ERROR says how it went.
             _connecting = connecting;
-            _readiness?.Block();
+            _readiness?.MarkUnwritable();
             connecting.ContinueWith(ConnectEnded, TaskScheduler.Default);
             throw new NormanException("EINPROGRESS", $"Connecting to {remote}: the socket becomes writable when the handshake ends; SO_ERROR then says how it went.");
         }
@@ -199,10 +199,10 @@ internal sealed class NativeSocket : IDisposable
             }
             if (_readiness is { } readiness && !_disposed)
             {
-                readiness.Drain(); // writable: the edge EPOLLOUT waiters wait for
+                readiness.MarkWritable(); // the edge EPOLLOUT waiters wait for
                 if (_connectError is not null)
                 {
-                    readiness.Signal(); // and readable, as a socket with an error is
+                    readiness.MarkReadable(); // and readable, as a socket with an error is
                 }
             }
             FollowTcp();
@@ -254,7 +254,6 @@ internal sealed class NativeSocket : IDisposable
                 Bind(new IPEndPoint(Family == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0));
             }
             var to = Unmapped(destination);
-            bool roomAlready;
             lock (_sendGate)
             {
                 if (wait)
@@ -266,13 +265,13 @@ internal sealed class NativeSocket : IDisposable
                 {
                     return data.Length;
                 }
-                // Full: the daemon wakes the socket once half the pipe is free, and the watcher announces it (EPOLLOUT).
-                _writeBlocked = true;
-                roomAlready = !_udp.AskForTxRoom();
-            }
-            if (roomAlready)
-            {
-                AnnounceWritable(); // the dataplane freed half of it between the send and the request
+                // Full: not writable until the daemon wakes the socket once half the pipe is free, and the watcher
+                // announces it (EPOLLOUT).
+                BlockWrites();
+                if (!_udp.AskForTxRoom())
+                {
+                    WritableAgain(); // the dataplane freed half of it between the send and the request
+                }
             }
             return WouldBlock;
         }
@@ -286,10 +285,13 @@ internal sealed class NativeSocket : IDisposable
             int written = stream.TryWrite(data);
             if (written < data.Length)
             {
-                _writeBlocked = true;
-                if (stream.IsWritable)
+                lock (_sendGate)
                 {
-                    AnnounceWritable(); // room came between the write and the flag: say so now
+                    BlockWrites();
+                    if (stream.IsWritable)
+                    {
+                        WritableAgain(); // room came between the write and the flag: say so now
+                    }
                 }
             }
             return written > 0 || data.IsEmpty ? written : WouldBlock;
@@ -426,7 +428,8 @@ internal sealed class NativeSocket : IDisposable
 
     /// <summary>
     /// The descriptor that is readable exactly while this socket is (a datagram or bytes to read, a connection to accept,
-    /// the peer's FIN, an error), and always writable: what a program polls. Made on first ask, owned by the socket.
+    /// the peer's FIN, an error), and writable exactly while a send would not wait: what a program polls. Made on first
+    /// ask, owned by the socket.
     /// </summary>
     public int ReadinessDescriptor()
     {
@@ -434,10 +437,10 @@ internal sealed class NativeSocket : IDisposable
         {
             if (_readiness is null)
             {
-                _readiness = EventFd.Create();
-                if (_connecting is not null)
+                _readiness = ReadinessPair.Create();
+                if (_connecting is not null || _writeBlocked)
                 {
-                    _readiness.Block();
+                    _readiness.MarkUnwritable();
                 }
                 WatchDatagrams();
                 FollowTcp();
@@ -456,18 +459,20 @@ internal sealed class NativeSocket : IDisposable
         _udp?.TakeWakeup();
         if (_writeBlocked && _udp is { } udp)
         {
-            bool room;
             lock (_sendGate)
             {
-                room = udp.HasTxRoom();
-            }
-            if (room)
-            {
-                AnnounceWritable();
-                return;
+                if (_writeBlocked && udp.HasTxRoom())
+                {
+                    WritableAgain();
+                    if (IsReadable())
+                    {
+                        _readiness?.MarkReadable();
+                    }
+                    return;
+                }
             }
         }
-        _readiness?.Signal();
+        _readiness?.MarkReadable();
     }
 
     /// <summary>A bound UDP socket with readiness asked for: the watcher takes the daemon's wake-ups for it.</summary>
@@ -489,7 +494,7 @@ internal sealed class NativeSocket : IDisposable
         }
         if (_listener is { } listener)
         {
-            listener.ConnectionQueued = readiness.Signal;
+            listener.ConnectionQueued = readiness.MarkReadable;
         }
         if (_stream is { } stream)
         {
@@ -497,11 +502,17 @@ internal sealed class NativeSocket : IDisposable
             {
                 if (stream.IsReadable)
                 {
-                    readiness.Signal();
+                    readiness.MarkReadable();
                 }
                 if (_writeBlocked && stream.IsWritable)
                 {
-                    AnnounceWritable();
+                    lock (_sendGate)
+                    {
+                        if (_writeBlocked && stream.IsWritable)
+                        {
+                            WritableAgain();
+                        }
+                    }
                 }
             };
         }
@@ -523,38 +534,32 @@ internal sealed class NativeSocket : IDisposable
         {
             if (IsReadable())
             {
-                readiness.Signal();
+                readiness.MarkReadable();
                 return;
             }
-            readiness.Drain();
+            readiness.MarkUnreadable();
             if (IsReadable() || _udp is { IsBound: true } udp && !udp.ArmWakeup())
             {
-                readiness.Signal();
+                readiness.MarkReadable();
             }
         }
     }
 
-    /// <summary>
-    /// The send buffer has room again after a write found it full. The eventfd is always writable, so an epoll in
-    /// edge-triggered mode (nginx's) would never hear of it: reading a signalled eventfd wakes its EPOLLOUT waiters,
-    /// so the descriptor is signalled and drained, which is that edge, then signalled again if the socket is readable.
-    /// </summary>
-    private void AnnounceWritable()
+    /// <summary>A non-blocking write found the send buffer full (under <see cref="_sendGate"/>): not writable from now.</summary>
+    private void BlockWrites()
     {
-        if (_readiness is not { } readiness)
-        {
-            return;
-        }
+        _writeBlocked = true;
+        _readiness?.MarkUnwritable();
+    }
+
+    /// <summary>
+    /// The send buffer has room again after a write found it full (under <see cref="_sendGate"/>): writable from now,
+    /// which is the one edge an edge-triggered epoll (nginx's) waits for, and what poll's POLLOUT then says.
+    /// </summary>
+    private void WritableAgain()
+    {
         _writeBlocked = false;
-        lock (_receiveGate)
-        {
-            readiness.Signal();
-            readiness.Drain();
-            if (IsReadable())
-            {
-                readiness.Signal();
-            }
-        }
+        _readiness?.MarkWritable();
     }
 
     private bool IsReadable() =>

@@ -112,6 +112,58 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.Contains("refused: Connection refused", output);
     }
 
+    /// <summary>
+    /// A TCP sender whose peer reads nothing: once a send finds the buffer full (EAGAIN), poll says the socket is not
+    /// writable and an edge-triggered epoll reports nothing; when the peer reads, exactly one EPOLLOUT edge comes and
+    /// poll says writable again, as on Linux (a program that polls for POLLOUT would otherwise spin).
+    /// </summary>
+    [NetnsFact]
+    public void A_tcp_socket_whose_peer_reads_nothing_is_not_writable_until_the_peer_reads_then_one_epollout_edge_comes()
+    {
+        var peer = _host.Peer();
+        const string sink = """
+            import socket, sys
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            listener.bind(("0.0.0.0", 7013))
+            listener.listen(2)
+            print("listening on 7013", file=sys.stderr, flush=True)
+            data, _ = listener.accept()
+            go, _ = listener.accept()  # the sender says it found its buffer full; only now is anything read
+            while data.recv(65536):
+                pass
+            """;
+        using var server = peer.StartAndWaitFor("listening on", "python3", "-c", sink);
+        const string sender = """
+            import select, socket, sys
+            s = socket.create_connection((sys.argv[1], 7013))
+            s.setblocking(False)
+            epoll = select.epoll()
+            epoll.register(s.fileno(), select.EPOLLOUT | select.EPOLLET)
+            print("registered:", epoll.poll(1) == [(s.fileno(), select.EPOLLOUT)], flush=True)
+            level = select.poll()
+            level.register(s, select.POLLOUT)
+            chunk, sent = b"x" * 65536, 0
+            for _ in range(10000):
+                try:
+                    sent += s.send(chunk)
+                except BlockingIOError:
+                    break
+            print("full after", sent > 0, "poll:", level.poll(0), "epoll:", epoll.poll(0), flush=True)
+            go = socket.create_connection((sys.argv[1], 7013))
+            edge = epoll.poll(10)
+            print("room: edge", edge == [(s.fileno(), select.EPOLLOUT)], "poll", level.poll(0) == [(s.fileno(), select.POLLOUT)], "again", epoll.poll(0), flush=True)
+            print("sent again:", s.send(b"y") == 1, flush=True)
+            """;
+        var (code, output, errors) = TryUnderNorman(null, "python3", "-c", sender, _host.PeerAddress);
+        Assert.True(code == 0, output + errors);
+        Assert.Contains("registered: True", output);
+        Assert.Contains("full after True poll: [] epoll: []", output);
+        Assert.Contains("room: edge True poll True again []", output);
+        Assert.Contains("sent again: True", output);
+    }
+
     [NetnsFact]
     public void Datagrams_go_out_in_one_sendmmsg_and_come_back_through_recvmmsg()
     {

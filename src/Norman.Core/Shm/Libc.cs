@@ -101,6 +101,7 @@ internal static unsafe partial class Libc
     public static partial int Poll(PollFd* fds, nuint count, int timeoutMilliseconds);
 
     public const int AF_UNIX = 1;
+    public const int SOCK_STREAM = 1;
     public const int SOCK_DGRAM = 2;
     public const int SOCK_NONBLOCK = 0x800;
     public const int SOCK_CLOEXEC = 0x80000;

@@ -66,7 +66,9 @@ int norman_close(int socket);
 int norman_setsockopt(int socket, int level, int name, const void *value, socklen_t length);
 
 /* A kernel descriptor that is readable exactly while the socket is (data, a connection to accept, the peer's FIN, an
- * error) and writable but while a non-blocking connect is under way, for poll, select and epoll; owned by the socket (do not close it: dup it to keep one).
+ * error) and writable exactly while a send would not wait (not while a non-blocking connect is under way, nor after a
+ * send failed with EAGAIN until room comes), for poll, select and epoll, level- or edge-triggered; owned by the socket
+ * (do not close it: dup it to keep one).
  * Asking for it costs a wake-up from the daemon each time a datagram finds the socket idle; sockets nobody polls
  * should not ask. */
 int norman_readiness_fd(int socket);

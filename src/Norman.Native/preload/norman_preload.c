@@ -4,8 +4,8 @@
  *
  * A socket starts as the kernel's. It becomes Norman's at the first call that names an address that is not loopback:
  * bind, connect, sendto, or listen (which binds the wildcard). Then the descriptor number the program holds is
- * replaced (dup3) by a dup of the Norman socket's readiness eventfd, which is readable exactly while the socket is, so
- * poll, select and epoll work on it unchanged; the socket calls on it go to norman_*. Loopback stays the kernel's, as
+ * replaced (dup3) by a dup of the Norman socket's readiness descriptor, readable and writable exactly while the socket
+ * is, so poll, select and epoll work on it unchanged; the socket calls on it go to norman_*. Loopback stays the kernel's, as
  * Onload leaves it: Norman has no loopback, and a resolver on 127.0.0.53 must keep working.
  *
  * Never re-entered: while this thread is inside libnorman (whose runtime makes its own libc calls), every call goes
@@ -723,7 +723,7 @@ static int norman_fcntl(int fd, int command, long argument)
     case F_GETFL:
         return O_RDWR | (atomic_load(&nonblocking[h]) ? O_NONBLOCK : 0);
     case F_SETFL: {
-        /* Kept here, not given to the eventfd: the library needs its descriptor non-blocking whatever the program asks. */
+        /* Kept here, not set on the readiness descriptor: the library needs its descriptor non-blocking whatever the program asks. */
         int on = (argument & O_NONBLOCK) != 0;
         atomic_store(&nonblocking[h], on);
         ENTER();
