@@ -280,6 +280,9 @@ internal static unsafe class NativeApi
     [UnmanagedCallersOnly(EntryPoint = "norman_readiness_fd")]
     public static int ReadinessFd(int handle) => Ask(handle, static socket => socket.ReadinessDescriptor());
 
+    [UnmanagedCallersOnly(EntryPoint = "norman_wakeup_fd")]
+    public static int WakeupFd(int handle) => Ask(handle, static socket => socket.DaemonWakeupDescriptor);
+
     [UnmanagedCallersOnly(EntryPoint = "norman_set_nonblocking")]
     public static int SetNonBlocking(int handle, int nonBlocking)
     {

@@ -567,6 +567,9 @@ internal sealed class NativeSocket : IDisposable
         : _stream is not null ? _stream.IsReadable || _readShutDown
         : _listener is not null && _listener.HasConnectionWaiting;
 
+    /// <summary>A bound UDP socket's descriptor the daemon signals (a datagram, or room after a full pipe); -1 otherwise.</summary>
+    public int DaemonWakeupDescriptor => _udp is { IsBound: true } udp ? udp.WakeupDescriptor : -1;
+
     private static unsafe void WaitReadable(int readiness, int daemonWakeup)
     {
         var polls = stackalloc Libc.PollFd[2];

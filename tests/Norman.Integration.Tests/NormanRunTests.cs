@@ -164,6 +164,60 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.Contains("sent again: True", output);
     }
 
+    /// <summary>
+    /// A signal interrupts a blocking receive on a Norman socket as it would a kernel socket's (EINTR: Python's handler
+    /// runs and its exception ends the wait), because the program's thread waits in the kernel on its own descriptor,
+    /// not inside the library; and the socket works on after it, blocking as before.
+    /// </summary>
+    [NetnsFact]
+    public void A_signal_interrupts_a_blocking_receive_and_the_socket_works_on_after_it()
+    {
+        var peer = _host.Peer();
+        using var echo = peer.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP4-RECVFROM:7015,fork", "PIPE");
+        const string program = """
+            import os, signal, socket, sys, time
+            class Interrupted(Exception):
+                pass
+            def ring(signum, frame):
+                raise Interrupted()
+            signal.signal(signal.SIGALRM, ring)
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("0.0.0.0", 7014))
+            inode = os.readlink(f"/proc/self/fd/{s.fileno()}")[len("socket:["):-1]
+            print("norman's:", any(line.split()[6] == inode for line in open("/proc/self/net/unix").readlines()[1:]), flush=True)
+            start = time.monotonic()
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            try:
+                s.recvfrom(2048)
+                print("received before the signal", flush=True)
+            except Interrupted:
+                print("interrupted:", 0.2 < time.monotonic() - start < 5, flush=True)
+            s.sendto(b"still here", (sys.argv[1], 7015))
+            print("echoed:", s.recvfrom(2048)[0].decode(), flush=True)
+            """;
+        var (code, output, errors) = TryUnderNorman(null, "python3", "-c", program, _host.PeerAddress);
+        Assert.True(code == 0, output + errors);
+        Assert.Contains("norman's: True", output); // its descriptor is the readiness socketpair's end, not a kernel UDP socket
+        Assert.Contains("interrupted: True", output);
+        Assert.Contains("echoed: still here", output);
+    }
+
+    /// <summary>
+    /// As on Linux, a signal whose handler was installed with SA_RESTART leaves a blocking receive waiting (it returns
+    /// the datagram that comes after), and one without ends it with EINTR (native/signal_restart.c).
+    /// </summary>
+    [NetnsFact]
+    public void A_blocking_receive_is_restarted_after_an_sa_restart_handler_and_fails_with_eintr_after_another()
+    {
+        var peer = _host.Peer();
+        using var echo = peer.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP4-RECVFROM:7017,fork", "PIPE");
+        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/signal_restart.c", _host.Directory);
+        var (code, output, errors) = TryUnderNorman(null, program, _host.PeerAddress, "7017");
+        Assert.True(code == 0, output + errors);
+        Assert.Contains("with SA_RESTART: restarted, then got the datagram", output);
+        Assert.Contains("without SA_RESTART: EINTR", output);
+    }
+
     [NetnsFact]
     public void Datagrams_go_out_in_one_sendmmsg_and_come_back_through_recvmmsg()
     {

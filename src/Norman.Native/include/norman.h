@@ -73,6 +73,11 @@ int norman_setsockopt(int socket, int level, int name, const void *value, sockle
  * should not ask. */
 int norman_readiness_fd(int socket);
 
+/* A bound UDP socket's descriptor the daemon signals when a datagram arrives at an idle socket or a full TX pipe has
+ * room (-1 otherwise; owned by the socket, never read or written by the caller). A thread that waits for the socket
+ * polls it beside the readiness descriptor, which saves the hand-off through the library's watcher thread. */
+int norman_wakeup_fd(int socket);
+
 /* O_NONBLOCK after the fact (fcntl's F_SETFL for a handle): 1 on, 0 off. */
 int norman_set_nonblocking(int socket, int nonblocking);
 
