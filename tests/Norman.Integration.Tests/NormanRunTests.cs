@@ -97,6 +97,49 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.Contains("parent: still ('0.0.0.0', 7005)", output);
     }
 
+    /// <summary>
+    /// A Norman socket passed to a program started by exec (inheritable, pass_fds) is refused there with a sentence
+    /// (EBADF), not read as the Unix socket its descriptor now is; one marked close-on-exec is not inherited at all; the
+    /// parent's socket works on. (A Norman socket lives in the program that opened it: docs/interposer.md.)
+    /// </summary>
+    [NetnsFact]
+    public void A_norman_socket_passed_over_exec_is_refused_with_a_sentence_and_the_parents_works_on()
+    {
+        var peer = _host.Peer();
+        using var echo = peer.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP4-RECVFROM:7019,fork", "PIPE");
+        const string program = """
+            import os, socket, subprocess, sys
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("0.0.0.0", 7018))
+            private = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            private.bind(("0.0.0.0", 7020))
+            child = (
+                "import os, socket, sys\n"
+                "try:\n"
+                "    socket.socket(fileno=int(sys.argv[1])).sendto(b'x', (sys.argv[2], 7019))\n"
+                "    print('child: sent', flush=True)\n"
+                "except OSError as error:\n"
+                "    print('child:', error.errno, flush=True)\n"
+                "try:\n"
+                "    os.fstat(int(sys.argv[3]))\n"
+                "    print('child: close-on-exec one open', flush=True)\n"
+                "except OSError as error:\n"
+                "    print('child: close-on-exec one', error.errno, flush=True)\n")
+            done = subprocess.run([sys.executable, "-c", child, str(s.fileno()), sys.argv[1], str(private.fileno())],
+                                  pass_fds=[s.fileno()], capture_output=True, text=True)
+            print(done.stdout, end="", flush=True)
+            print(done.stderr, end="", file=sys.stderr, flush=True)
+            s.sendto(b"parent still", (sys.argv[1], 7019))
+            print("parent:", s.recvfrom(64)[0].decode(), flush=True)
+            """;
+        var (code, output, errors) = TryUnderNorman(null, "python3", "-c", program, _host.PeerAddress);
+        Assert.True(code == 0, output + errors);
+        Assert.Contains("child: 9", output); // EBADF
+        Assert.Contains("started by exec from a Norman program", errors);
+        Assert.Contains("child: close-on-exec one 9", output);
+        Assert.Contains("parent: parent still", output);
+    }
+
     [NetnsFact]
     public void A_non_blocking_connect_is_in_progress_then_writable_then_echoes_and_peeks_and_a_refused_one_says_so_in_so_error()
     {

@@ -12,8 +12,9 @@
  * straight to libc. The table is an array indexed by descriptor, read without locks.
  *
  * Not supported yet, each said once on stderr when met: Norman sockets in a child after fork (the library's runtime
- * does not survive fork: docs/interposer.md), Norman sockets inherited across exec, socket options beyond the common
- * ones (accepted and ignored).
+ * does not survive fork: docs/interposer.md), Norman sockets inherited across exec (the exec'ing program names them to
+ * the program it becomes, whose interposer refuses them; the exec family and posix_spawn are interposed for that),
+ * socket options beyond the common ones (accepted and ignored).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -24,6 +25,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -39,6 +41,11 @@
 
 #define MAX_DESCRIPTORS 65536
 #define MAX_HANDLES 65536
+/* The handle of a descriptor inherited across exec from a Norman program: never a library handle (the library hands out
+ * handles below it), so every call on it is refused with a sentence (refuse). */
+#define INHERITED_ACROSS_EXEC (MAX_HANDLES - 1)
+/* How the exec'ing program names those descriptors to the program it becomes. */
+#define INHERITED_VARIABLE "NORMAN_EXEC_INHERITED"
 #define BOUNCE_BYTES 65536
 
 /* Per descriptor: the Norman handle (> 0), or a kernel socket that may still become Norman's (CANDIDATE), or 0. */
@@ -59,6 +66,7 @@ REAL(socket); REAL(bind); REAL(listen); REAL(accept); REAL(accept4); REAL(connec
 REAL(recv); REAL(recvfrom); REAL(read); REAL(write); REAL(close); REAL(getsockname); REAL(getpeername);
 REAL(setsockopt); REAL(getsockopt); REAL(shutdown); REAL(dup); REAL(dup2); REAL(dup3); REAL(readv); REAL(writev);
 REAL(sendmsg); REAL(recvmsg); REAL(sendmmsg); REAL(recvmmsg); REAL(sendfile);
+REAL(execve); REAL(execvpe); REAL(fexecve); REAL(posix_spawn); REAL(posix_spawnp);
 static int (*real_fcntl)(int, int, ...);
 static int (*real_ioctl)(int, unsigned long, ...);
 
@@ -107,7 +115,7 @@ static void flush_at_exit(void)
     if (!library || forked_child || !n_flush)
         return;
     inside = 1;
-    for (int h = 1; h < MAX_HANDLES; h++) {
+    for (int h = 1; h < INHERITED_ACROSS_EXEC; h++) {
         if (atomic_exchange(&copies[h], 0) > 0)
             n_close(h);
     }
@@ -115,6 +123,25 @@ static void flush_at_exit(void)
     inside = 0;
     if (left > 0)
         fprintf(stderr, "norman run: %d closed connection(s) had not delivered everything after 10 s at exit\n", left);
+}
+
+/* In a program started by exec from a Norman program: the descriptors that were Norman sockets there (named by the
+ * exec'ing program, and still open here) are refused with a sentence, not read as the Unix sockets they now are. */
+static void mark_inherited_across_exec(void)
+{
+    const char *named = getenv(INHERITED_VARIABLE);
+    if (!named)
+        return;
+    for (const char *at = named; *at;) {
+        char *end;
+        long fd = strtol(at, &end, 10);
+        if (end == at)
+            break;
+        if (fd >= 0 && fd < MAX_DESCRIPTORS && real_fcntl((int)fd, F_GETFD) >= 0)
+            atomic_store(&owner[fd], INHERITED_ACROSS_EXEC);
+        at = *end == ',' ? end + 1 : end;
+    }
+    unsetenv(INHERITED_VARIABLE); /* for this program's own children, it names what this one passes on */
 }
 
 __attribute__((constructor)) static void resolve_libc(void)
@@ -126,7 +153,9 @@ __attribute__((constructor)) static void resolve_libc(void)
     RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(readv); RESOLVE(writev); RESOLVE(sendmsg); RESOLVE(recvmsg); RESOLVE(sendfile);
     RESOLVE(sendmmsg); RESOLVE(recvmmsg);
     RESOLVE(fcntl); RESOLVE(ioctl);
+    RESOLVE(execve); RESOLVE(execvpe); RESOLVE(fexecve); RESOLVE(posix_spawn); RESOLVE(posix_spawnp);
     pthread_atfork(NULL, NULL, in_child);
+    mark_inherited_across_exec();
 }
 
 static pthread_once_t loaded = PTHREAD_ONCE_INIT;
@@ -166,14 +195,24 @@ static int is_candidate(int fd)
     return !inside && !forked_child && fd >= 0 && fd < MAX_DESCRIPTORS && atomic_load(&owner[fd]) == CANDIDATE;
 }
 
-static _Atomic int said_fork;
+static _Atomic int said_fork, said_exec;
 
-/* A Norman descriptor used in a forked child: refuse clearly (the library cannot run there). */
-static int refuse_in_child(void)
+/* Whether a Norman descriptor cannot be used here: in a forked child (the library cannot run there), or inherited
+ * across exec (its socket lived in the program that exec'd this one). */
+static int unusable(int h) { return forked_child || h == INHERITED_ACROSS_EXEC; }
+
+/* A call on an unusable descriptor: refused clearly, EBADF. */
+static int refuse(int h)
 {
-    say_once(&said_fork, "process %d was forked from a Norman program: the Norman sockets it inherited cannot be used "
-                         "in it (the library's runtime does not survive fork; docs/interposer.md); its new sockets are "
-                         "the kernel's", (int)getpid());
+    if (h == INHERITED_ACROSS_EXEC)
+        say_once(&said_exec, "process %d was started by exec from a Norman program, and the Norman sockets it inherited "
+                             "cannot be used in it: a Norman socket lives in the program that opened it (its TCP stack and "
+                             "pipes do not survive exec; docs/interposer.md). Open the socket here, or mark it close-on-exec",
+                 (int)getpid());
+    else
+        say_once(&said_fork, "process %d was forked from a Norman program: the Norman sockets it inherited cannot be used "
+                             "in it (the library's runtime does not survive fork; docs/interposer.md); its new sockets are "
+                             "the kernel's", (int)getpid());
     errno = EBADF;
     return -1;
 }
@@ -256,7 +295,7 @@ static int adopt(int fd)
     if (h > 0 && candidate_reuse[fd])
         n_setsockopt(h, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     inside = 0;
-    if (h <= 0 || readiness < 0 || h >= MAX_HANDLES) {
+    if (h <= 0 || readiness < 0 || h >= INHERITED_ACROSS_EXEC) {
         int error = errno;
         fprintf(stderr, "norman run: cannot give descriptor %d to Norman: %s\n", fd, n_last_error());
         if (h > 0) {
@@ -333,8 +372,8 @@ int bind(int fd, const struct sockaddr *address, socklen_t length)
     int h = handle_of(fd);
     if (!h)
         return real_bind(fd, address, length);
-    if (forked_child)
-        return refuse_in_child();
+    if (unusable(h))
+        return refuse(h);
     ENTER();
     return LEAVE(n_bind(h, address, length));
 }
@@ -371,8 +410,8 @@ int connect(int fd, const struct sockaddr *address, socklen_t length)
     int h = handle_of(fd);
     if (!h)
         return real_connect(fd, address, length);
-    if (forked_child)
-        return refuse_in_child();
+    if (unusable(h))
+        return refuse(h);
     return connect_norman(fd, h, address, length);
 }
 
@@ -381,8 +420,8 @@ int listen(int fd, int backlog)
     int h = is_candidate(fd) ? adopt(fd) : handle_of(fd);
     if (!h)
         return real_listen(fd, backlog);
-    if (forked_child)
-        return refuse_in_child();
+    if (unusable(h))
+        return refuse(h);
     ENTER();
     return LEAVE(n_listen(h, backlog));
 }
@@ -404,7 +443,7 @@ static int accept_norman(int listening, int h, struct sockaddr *address, socklen
     inside = 0;
     if (accepted <= 0)
         return -1;
-    if (readiness < 0 || accepted >= MAX_HANDLES) {
+    if (readiness < 0 || accepted >= INHERITED_ACROSS_EXEC) {
         ENTER();
         n_close(accepted);
         inside = 0;
@@ -440,8 +479,8 @@ int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags)
         forget(accepted);
         return accepted;
     }
-    if (forked_child)
-        return refuse_in_child();
+    if (unusable(h))
+        return refuse(h);
     return accept_norman(fd, h, address, length, flags);
 }
 
@@ -457,8 +496,8 @@ ssize_t sendto(int fd, const void *buffer, size_t length, int flags, const struc
     int h = handle_of(fd);
     if (!h)
         return real_sendto(fd, buffer, length, flags, to, to_length);
-    if (forked_child)
-        return refuse_in_child();
+    if (unusable(h))
+        return refuse(h);
     /* A blocking send of a stream goes on until all of it is taken, as Linux's; interrupted, it says how much was. */
     int wait = waits(h, flags);
     flags = (flags & ~MSG_NOSIGNAL) | MSG_DONTWAIT;
@@ -499,8 +538,8 @@ ssize_t recvfrom(int fd, void *buffer, size_t length, int flags, struct sockaddr
     int h = handle_of(fd);
     if (!h)
         return real_recvfrom(fd, buffer, length, flags, from, from_length);
-    if (forked_child)
-        return refuse_in_child();
+    if (unusable(h))
+        return refuse(h);
     int wait = waits(h, flags);
     for (;;) {
         ENTER();
@@ -655,8 +694,8 @@ int shutdown(int fd, int how)
     int h = handle_of(fd);
     if (!h)
         return real_shutdown(fd, how);
-    if (forked_child)
-        return refuse_in_child();
+    if (unusable(h))
+        return refuse(h);
     ENTER();
     return LEAVE(n_shutdown(h, how));
 }
@@ -666,8 +705,8 @@ int getsockname(int fd, struct sockaddr *address, socklen_t *length)
     int h = handle_of(fd);
     if (!h)
         return real_getsockname(fd, address, length);
-    if (forked_child)
-        return refuse_in_child();
+    if (unusable(h))
+        return refuse(h);
     ENTER();
     return LEAVE(n_getsockname(h, address, length));
 }
@@ -677,8 +716,8 @@ int getpeername(int fd, struct sockaddr *address, socklen_t *length)
     int h = handle_of(fd);
     if (!h)
         return real_getpeername(fd, address, length);
-    if (forked_child)
-        return refuse_in_child();
+    if (unusable(h))
+        return refuse(h);
     ENTER();
     return LEAVE(n_getpeername(h, address, length));
 }
@@ -699,6 +738,8 @@ int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
     int h = handle_of(fd);
     if (!h)
         return real_setsockopt(fd, level, name, value, length);
+    if (unusable(h))
+        return refuse(h);
     /* TCP_NODELAY (Norman sends at once), SO_KEEPALIVE: as the stack does anyway. Others: accepted, said once. */
     int known = (level == SOL_SOCKET && (name == SO_REUSEADDR || name == SO_KEEPALIVE)) || (level == IPPROTO_TCP && name == TCP_NODELAY)
         || (level == IPPROTO_IPV6 && name == IPV6_V6ONLY);
@@ -714,6 +755,8 @@ int getsockopt(int fd, int level, int name, void *value, socklen_t *length)
     int h = handle_of(fd);
     if (!h)
         return real_getsockopt(fd, level, name, value, length);
+    if (unusable(h))
+        return refuse(h);
     /* SO_ERROR: how a non-blocking connect ended (taken, as the kernel's); other errors come from the calls themselves. */
     int answer = 0;
     if (level == SOL_SOCKET && name == SO_ERROR && n_socket_error) {
@@ -748,7 +791,7 @@ int close(int fd)
     }
     atomic_store(&owner[fd], 0);
     int result = real_close(fd);
-    if (!forked_child)
+    if (!unusable(h))
         release(h);
     return result;
 }
@@ -880,6 +923,8 @@ int ioctl(int fd, unsigned long request, ...)
     int h = handle_of(fd);
     if (!h)
         return real_ioctl(fd, request, argument);
+    if (unusable(h))
+        return refuse(h);
     if (request == FIONBIO) {
         atomic_store(&nonblocking[h], *(int *)argument != 0); /* as F_SETFL: kept here */
         return 0;
@@ -893,4 +938,124 @@ int ioctl(int fd, unsigned long request, ...)
     }
     errno = ENOTTY;
     return -1;
+}
+
+/*
+ * exec: a Norman socket cannot follow its program into another (its TCP stack and pipes live in the program that
+ * opened it), so the program exec'd is told which of its inherited descriptors were Norman sockets, in its environment
+ * (INHERITED_VARIABLE, read by this interposer there), and refuses them with a sentence. Descriptors marked
+ * close-on-exec are not inherited, as on Linux. Only the stack is used here: a vfork child may be the caller.
+ */
+
+#define MAX_NAMED 64
+
+/* Writes "NAME=fd,fd…" of the Norman descriptors that survive exec into line; false when there are none. */
+static int name_inherited(char *line, size_t room)
+{
+    size_t used = (size_t)snprintf(line, room, "%s=", INHERITED_VARIABLE);
+    int named = 0;
+    for (int fd = 0; fd < MAX_DESCRIPTORS && named < MAX_NAMED; fd++) {
+        if (atomic_load(&owner[fd]) <= 0)
+            continue;
+        int flags = real_fcntl(fd, F_GETFD);
+        if (flags < 0 || (flags & FD_CLOEXEC))
+            continue;
+        used += (size_t)snprintf(line + used, room - used, named ? ",%d" : "%d", fd);
+        named++;
+    }
+    return named > 0;
+}
+
+/* envp with the line in place of any earlier one, into with (room for count(envp) + 2 pointers). */
+static char *const *with_line(char *const envp[], char *line, char **with)
+{
+    size_t n = 0;
+    size_t prefix = strlen(INHERITED_VARIABLE) + 1;
+    for (size_t i = 0; envp && envp[i]; i++) {
+        if (strncmp(envp[i], line, prefix) != 0)
+            with[n++] = envp[i];
+    }
+    with[n++] = line;
+    with[n] = NULL;
+    return with;
+}
+
+static size_t count(char *const list[])
+{
+    size_t n = 0;
+    while (list && list[n])
+        n++;
+    return n;
+}
+
+/* Runs CALL with ENV standing for the environment to pass: envp, or a copy naming the inherited Norman descriptors. */
+#define WITH_INHERITED(envp, CALL)                                                          \
+    do {                                                                                    \
+        char line_[sizeof INHERITED_VARIABLE + MAX_NAMED * 7];                              \
+        if (!name_inherited(line_, sizeof line_)) {                                         \
+            char *const *ENV = (envp);                                                      \
+            return CALL;                                                                    \
+        }                                                                                   \
+        char *with_[count(envp) + 2];                                                       \
+        char *const *ENV = with_line((envp), line_, with_);                                 \
+        return CALL;                                                                        \
+    } while (0)
+
+extern char **environ;
+
+int execve(const char *path, char *const argv[], char *const envp[]) { WITH_INHERITED(envp, real_execve(path, argv, ENV)); }
+int execvpe(const char *file, char *const argv[], char *const envp[]) { WITH_INHERITED(envp, real_execvpe(file, argv, ENV)); }
+int fexecve(int fd, char *const argv[], char *const envp[]) { WITH_INHERITED(envp, real_fexecve(fd, argv, ENV)); }
+int execv(const char *path, char *const argv[]) { WITH_INHERITED(environ, real_execve(path, argv, ENV)); }
+int execvp(const char *file, char *const argv[]) { WITH_INHERITED(environ, real_execvpe(file, argv, ENV)); }
+
+int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attributes,
+                char *const argv[], char *const envp[])
+{
+    WITH_INHERITED(envp, real_posix_spawn(pid, path, actions, attributes, argv, ENV));
+}
+
+int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attributes,
+                 char *const argv[], char *const envp[])
+{
+    WITH_INHERITED(envp, real_posix_spawnp(pid, file, actions, attributes, argv, ENV));
+}
+
+/* execl, execlp and execle: their arguments gathered into an array on the stack, then as execv, execvp and execve
+ * (glibc declares the first argument non-null). */
+#define GATHER(first, arguments, argv)                                                      \
+    size_t n_ = 1;                                                                          \
+    va_start(arguments, first);                                                             \
+    while (va_arg(arguments, char *))                                                       \
+        n_++;                                                                               \
+    va_end(arguments);                                                                      \
+    char *argv[n_ + 1];                                                                     \
+    argv[0] = (char *)(first);                                                              \
+    va_start(arguments, first);                                                             \
+    for (size_t i_ = 1; i_ <= n_; i_++)                                                     \
+        argv[i_] = va_arg(arguments, char *);
+
+int execl(const char *path, const char *first, ...)
+{
+    va_list arguments;
+    GATHER(first, arguments, argv);
+    va_end(arguments);
+    return execv(path, argv);
+}
+
+int execlp(const char *file, const char *first, ...)
+{
+    va_list arguments;
+    GATHER(first, arguments, argv);
+    va_end(arguments);
+    return execvp(file, argv);
+}
+
+int execle(const char *path, const char *first, ...)
+{
+    va_list arguments;
+    GATHER(first, arguments, argv);
+    char *const *envp = va_arg(arguments, char *const *);
+    va_end(arguments);
+    return execve(path, argv, envp);
 }
