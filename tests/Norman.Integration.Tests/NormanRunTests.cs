@@ -261,6 +261,22 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.Contains("without SA_RESTART: EINTR", output);
     }
 
+    /// <summary>
+    /// SO_RCVTIMEO on a Norman socket as on Linux: a blocking receive gives up with EAGAIN once it passed, getsockopt
+    /// reads it back, a bad tv_usec is EDOM, and a signal during a receive with a timeout is EINTR even with SA_RESTART
+    /// (native/socket_timeouts.c).
+    /// </summary>
+    [NetnsFact]
+    public void A_receive_timeout_gives_up_with_eagain_and_is_read_back_and_a_signal_then_is_eintr()
+    {
+        _host.Peer();
+        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/socket_timeouts.c", _host.Directory);
+        var (code, output, errors) = TryUnderNorman(null, program);
+        Assert.True(code == 0, output + errors);
+        Assert.Contains("interrupted with a timeout set: EINTR", output);
+        Assert.Contains("socket timeouts: all", output);
+    }
+
     [NetnsFact]
     public void Datagrams_go_out_in_one_sendmmsg_and_come_back_through_recvmmsg()
     {

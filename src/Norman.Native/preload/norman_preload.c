@@ -32,9 +32,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -58,6 +60,10 @@ static int candidate_reuse[MAX_DESCRIPTORS];
 static _Atomic int copies[MAX_HANDLES]; /* descriptors naming each handle (dup) */
 static _Atomic int nonblocking[MAX_HANDLES];
 static int socket_type[MAX_HANDLES]; /* SOCK_STREAM or SOCK_DGRAM, for getsockopt(SO_TYPE) */
+/* SO_RCVTIMEO and SO_SNDTIMEO in microseconds (0: wait for ever), kept here where the waiting is done. */
+#define RECEIVING 0
+#define SENDING 1
+static _Atomic long long timeout_us[MAX_HANDLES][2];
 static __thread int inside; /* this thread is inside libnorman: straight to libc */
 static int forked_child;
 
@@ -232,6 +238,33 @@ static int is_loopback(const struct sockaddr *address, socklen_t length)
 }
 
 /*
+ * When a call on handle h that may wait for direction (RECEIVING, SENDING) must give up: its SO_RCVTIMEO or SO_SNDTIMEO
+ * from now, in until; NULL when it waits for ever.
+ */
+static struct timespec *deadline(int h, int direction, struct timespec *until)
+{
+    long long us = atomic_load(&timeout_us[h][direction]);
+    if (us <= 0)
+        return NULL;
+    clock_gettime(CLOCK_MONOTONIC, until);
+    long long ns = until->tv_nsec + (us % 1000000) * 1000;
+    until->tv_sec += us / 1000000 + ns / 1000000000;
+    until->tv_nsec = ns % 1000000000;
+    return until;
+}
+
+/* The time left until a deadline (none left: zero). */
+static struct timespec left_until(const struct timespec *until)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long ns = (long long)(until->tv_sec - now.tv_sec) * 1000000000 + (until->tv_nsec - now.tv_nsec);
+    if (ns < 0)
+        ns = 0;
+    return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+}
+
+/*
  * After a signal ended a wait: Linux restarts a socket call whose signal's handler was installed with SA_RESTART (and no
  * timeout set). Which signal came is not known here, so the call restarts only if every handler installed asks for it;
  * otherwise it fails with EINTR, as Python's handlers (never SA_RESTART) expect.
@@ -253,20 +286,28 @@ static int restarts_after_signal(void)
  * Norman socket is, so every blocking call is a non-blocking one into the library and this wait, on the program's
  * thread. A signal ends the wait with EINTR, as it ends a kernel socket's (the library never waits: its runtime would
  * hold the thread past a signal). A UDP socket's wait also watches the daemon's own wake-up (one hand-off, not two
- * through the library's watcher thread: sockperf's p50 was 28.3 µs through it, 21.4 without). Returns 0, or -1 with
- * errno EINTR.
+ * through the library's watcher thread: sockperf's p50 was 28.3 µs through it, 21.4 without). With a deadline (the
+ * socket's SO_RCVTIMEO or SO_SNDTIMEO) it gives up then with EAGAIN, and a signal is never restarted past it, as on
+ * Linux. Returns 0, or -1 with errno EINTR or EAGAIN.
  */
-static int wait_for(int fd, int h, short events)
+static int wait_for(int fd, int h, short events, const struct timespec *until)
 {
     ENTER();
     int wakeup = socket_type[h] == SOCK_DGRAM ? n_wakeup_fd(h) : -1;
     inside = 0;
     struct pollfd ready[2] = { { .fd = fd, .events = events }, { .fd = wakeup, .events = POLLIN } };
-    while (poll(ready, wakeup >= 0 ? 2 : 1, -1) < 0) {
-        if (errno != EINTR || !restarts_after_signal())
+    for (;;) {
+        struct timespec left = until ? left_until(until) : (struct timespec){ 0 };
+        int n = ppoll(ready, wakeup >= 0 ? 2 : 1, until ? &left : NULL, NULL);
+        if (n > 0)
+            return 0;
+        if (n == 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (errno != EINTR || until || !restarts_after_signal())
             return -1;
     }
-    return 0;
 }
 
 /* Whether a call on handle h with these flags waits: the program's O_NONBLOCK, or MSG_DONTWAIT, says it may not. */
@@ -307,6 +348,13 @@ static int adopt(int fd)
         return 0;
     }
     int cloexec = real_fcntl(fd, F_GETFD) & FD_CLOEXEC;
+    long long kernel_timeout[2]; /* SO_RCVTIMEO and SO_SNDTIMEO set while it was the kernel's carry over */
+    for (int direction = RECEIVING; direction <= SENDING; direction++) {
+        struct timeval set = { 0 };
+        socklen_t size = sizeof set;
+        real_getsockopt(fd, SOL_SOCKET, direction == RECEIVING ? SO_RCVTIMEO_OLD : SO_SNDTIMEO_OLD, &set, &size);
+        kernel_timeout[direction] = (long long)set.tv_sec * 1000000 + set.tv_usec;
+    }
     if (real_dup3(readiness, fd, cloexec ? O_CLOEXEC : 0) < 0) {
         int error = errno;
         ENTER();
@@ -317,6 +365,8 @@ static int adopt(int fd)
     }
     atomic_store(&copies[h], 1);
     atomic_store(&nonblocking[h], (type & SOCK_NONBLOCK) != 0);
+    atomic_store(&timeout_us[h][RECEIVING], kernel_timeout[RECEIVING]);
+    atomic_store(&timeout_us[h][SENDING], kernel_timeout[SENDING]);
     socket_type[h] = candidate_type[fd] & ~SOCK_NONBLOCK;
     atomic_store_explicit(&owner[fd], h, memory_order_release);
     return h;
@@ -387,8 +437,12 @@ static int connect_norman(int fd, int h, const struct sockaddr *address, socklen
     inside = 0;
     if (result == 0 || errno != EINPROGRESS || atomic_load(&nonblocking[h]))
         return result;
-    if (wait_for(fd, h, POLLOUT) < 0)
+    struct timespec until;
+    if (wait_for(fd, h, POLLOUT, deadline(h, SENDING, &until)) < 0) {
+        if (errno == EAGAIN)
+            errno = EINPROGRESS; /* SO_SNDTIMEO passed: the handshake goes on, as Linux's */
         return -1;
+    }
     ENTER();
     int error = n_socket_error(h);
     inside = 0;
@@ -429,13 +483,15 @@ int listen(int fd, int backlog)
 static int accept_norman(int listening, int h, struct sockaddr *address, socklen_t *length, int flags)
 {
     int accepted;
+    struct timespec until;
+    const struct timespec *give_up = deadline(h, RECEIVING, &until);
     for (;;) {
         ENTER();
         accepted = n_accept(h, address, length);
         inside = 0;
         if (accepted > 0 || errno != EAGAIN || !waits(h, 0))
             break;
-        if (wait_for(listening, h, POLLIN) < 0)
+        if (wait_for(listening, h, POLLIN, give_up) < 0)
             return -1;
     }
     ENTER();
@@ -463,6 +519,8 @@ static int accept_norman(int listening, int h, struct sockaddr *address, socklen
     }
     atomic_store(&copies[accepted], 1);
     atomic_store(&nonblocking[accepted], (flags & SOCK_NONBLOCK) != 0);
+    atomic_store(&timeout_us[accepted][RECEIVING], atomic_load(&timeout_us[h][RECEIVING])); /* as Linux's clone of the listener */
+    atomic_store(&timeout_us[accepted][SENDING], atomic_load(&timeout_us[h][SENDING]));
     socket_type[accepted] = SOCK_STREAM;
     ENTER();
     n_set_nonblocking(accepted, 1); /* the waiting is done here */
@@ -502,6 +560,8 @@ ssize_t sendto(int fd, const void *buffer, size_t length, int flags, const struc
     int wait = waits(h, flags);
     flags = (flags & ~MSG_NOSIGNAL) | MSG_DONTWAIT;
     size_t done = 0;
+    struct timespec until;
+    const struct timespec *give_up = wait ? deadline(h, SENDING, &until) : NULL;
     for (;;) {
         ENTER();
         ssize_t sent = n_sendto(h, (const char *)buffer + done, length - done, flags, to, to_length);
@@ -514,7 +574,7 @@ ssize_t sendto(int fd, const void *buffer, size_t length, int flags, const struc
             return done > 0 ? (ssize_t)done : -1;
         if (done == length || (sent > 0 && !wait))
             return (ssize_t)done;
-        if (wait_for(fd, h, POLLOUT) < 0)
+        if (wait_for(fd, h, POLLOUT, give_up) < 0)
             return done > 0 ? (ssize_t)done : -1;
     }
 }
@@ -541,13 +601,15 @@ ssize_t recvfrom(int fd, void *buffer, size_t length, int flags, struct sockaddr
     if (unusable(h))
         return refuse(h);
     int wait = waits(h, flags);
+    struct timespec until;
+    const struct timespec *give_up = wait ? deadline(h, RECEIVING, &until) : NULL;
     for (;;) {
         ENTER();
         ssize_t received = n_recvfrom(h, buffer, length, flags | MSG_DONTWAIT, from, from_length);
         inside = 0;
         if (received >= 0 || errno != EAGAIN || !wait)
             return received;
-        if (wait_for(fd, h, POLLIN) < 0)
+        if (wait_for(fd, h, POLLIN, give_up) < 0)
             return -1;
     }
 }
@@ -724,6 +786,33 @@ int getpeername(int fd, struct sockaddr *address, socklen_t *length)
 
 static _Atomic int said_option;
 
+static int is_timeout(int level, int name, int *direction)
+{
+    if (level != SOL_SOCKET)
+        return 0;
+    *direction = name == SO_RCVTIMEO_OLD || name == SO_RCVTIMEO_NEW ? RECEIVING : SENDING;
+    return name == SO_RCVTIMEO_OLD || name == SO_RCVTIMEO_NEW || name == SO_SNDTIMEO_OLD || name == SO_SNDTIMEO_NEW;
+}
+
+/* SO_RCVTIMEO and SO_SNDTIMEO, checked as Linux checks them: EINVAL when short, EDOM when tv_usec is out of range; a
+ * negative time gives up at once; zero waits for ever. */
+static int set_timeout(int h, int direction, const void *value, socklen_t length)
+{
+    struct timeval asked;
+    if (!value || length < sizeof asked) {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(&asked, value, sizeof asked);
+    if (asked.tv_usec < 0 || asked.tv_usec >= 1000000) {
+        errno = EDOM;
+        return -1;
+    }
+    long long us = asked.tv_sec < 0 ? 1 : asked.tv_sec > 1000000000 ? 1000000000LL * 1000000 : (long long)asked.tv_sec * 1000000 + asked.tv_usec;
+    atomic_store(&timeout_us[h][direction], us);
+    return 0;
+}
+
 static int flag(const void *value, socklen_t length) { return value && length >= sizeof(int) && *(const int *)value != 0; }
 
 int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
@@ -740,6 +829,9 @@ int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
         return real_setsockopt(fd, level, name, value, length);
     if (unusable(h))
         return refuse(h);
+    int direction;
+    if (is_timeout(level, name, &direction))
+        return set_timeout(h, direction, value, length);
     /* TCP_NODELAY (Norman sends at once), SO_KEEPALIVE: as the stack does anyway. Others: accepted, said once. */
     int known = (level == SOL_SOCKET && (name == SO_REUSEADDR || name == SO_KEEPALIVE)) || (level == IPPROTO_TCP && name == TCP_NODELAY)
         || (level == IPPROTO_IPV6 && name == IPV6_V6ONLY);
@@ -757,6 +849,14 @@ int getsockopt(int fd, int level, int name, void *value, socklen_t *length)
         return real_getsockopt(fd, level, name, value, length);
     if (unusable(h))
         return refuse(h);
+    int direction;
+    if (is_timeout(level, name, &direction) && value && length && *length >= sizeof(struct timeval)) {
+        long long us = atomic_load(&timeout_us[h][direction]);
+        struct timeval set = { .tv_sec = us / 1000000, .tv_usec = us % 1000000 };
+        memcpy(value, &set, sizeof set);
+        *length = sizeof set;
+        return 0;
+    }
     /* SO_ERROR: how a non-blocking connect ended (taken, as the kernel's); other errors come from the calls themselves. */
     int answer = 0;
     if (level == SOL_SOCKET && name == SO_ERROR && n_socket_error) {

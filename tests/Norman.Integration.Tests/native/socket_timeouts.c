@@ -1,0 +1,90 @@
+/*
+ * SO_RCVTIMEO and SO_SNDTIMEO under `norman run`, as on Linux: a blocking receive with a receive timeout gives up with
+ * EAGAIN once it has passed (not before, not much after), getsockopt reads back what was set, a tv_usec out of range is
+ * EDOM, and a signal during a receive with a timeout is EINTR even for an SA_RESTART handler (Linux restarts only calls
+ * without one). Usage: socket_timeouts (its socket is bound to the wildcard address, so it is Norman's).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+
+static double seconds(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+static void ring(int signal) { (void)signal; }
+
+/* Whether fd is Norman's: under `norman run` its descriptor is one end of a Unix socketpair, listed in /proc/net/unix. */
+static int is_norman(int fd)
+{
+    char link[64], target[64], line[512];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t length = readlink(link, target, sizeof target - 1);
+    if (length <= 0)
+        return 0;
+    target[length] = 0;
+    unsigned long inode;
+    if (sscanf(target, "socket:[%lu]", &inode) != 1)
+        return 0;
+    FILE *unix_sockets = fopen("/proc/self/net/unix", "r");
+    int found = 0;
+    while (unix_sockets && !found && fgets(line, sizeof line, unix_sockets)) {
+        unsigned long listed;
+        found = sscanf(line, "%*s %*s %*s %*s %*s %*s %lu", &listed) == 1 && listed == inode;
+    }
+    if (unix_sockets)
+        fclose(unix_sockets);
+    return found;
+}
+
+int main(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in any = { .sin_family = AF_INET, .sin_port = htons(7021) };
+    REQUIRE(bind(fd, (struct sockaddr *)&any, sizeof any) == 0);
+    REQUIRE(is_norman(fd));
+
+    struct timeval wanted = { .tv_sec = 0, .tv_usec = 300000 }, read_back = { 0 };
+    REQUIRE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wanted, sizeof wanted) == 0);
+    socklen_t size = sizeof read_back;
+    REQUIRE(getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &read_back, &size) == 0 && size == sizeof read_back);
+    REQUIRE(read_back.tv_sec == 0 && read_back.tv_usec == 300000);
+    struct timeval bad = { .tv_sec = 0, .tv_usec = 1000000 };
+    REQUIRE(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bad, sizeof bad) == -1 && errno == EDOM);
+
+    char buffer[64];
+    double start = seconds();
+    REQUIRE(recv(fd, buffer, sizeof buffer, 0) == -1 && errno == EAGAIN);
+    double waited = seconds() - start;
+    REQUIRE(waited >= 0.29 && waited < 3);
+    printf("gave up after %.0f ms with EAGAIN\n", waited * 1000);
+
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = ring;
+    action.sa_flags = SA_RESTART;
+    REQUIRE(sigaction(SIGALRM, &action, NULL) == 0);
+    wanted.tv_sec = 5;
+    wanted.tv_usec = 0;
+    REQUIRE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wanted, sizeof wanted) == 0);
+    struct itimerval once = { .it_value = { .tv_usec = 100000 } };
+    REQUIRE(setitimer(ITIMER_REAL, &once, NULL) == 0);
+    start = seconds();
+    REQUIRE(recv(fd, buffer, sizeof buffer, 0) == -1 && errno == EINTR);
+    REQUIRE(seconds() - start < 3);
+    printf("interrupted with a timeout set: EINTR\n");
+    printf("socket timeouts: all %d checks passed\n", checks);
+    return 0;
+}
