@@ -7,7 +7,7 @@ using Norman.Daemon.Dataplane.Ports;
 namespace Norman.Integration.Tests;
 
 /// <summary>The acceptance of the foundation: real application processes on a daemon's virtual wire.</summary>
-[Collection(ProcessWideCounts.Name)]
+[Collection(RunsAlone.Name)]
 public sealed class ApplicationProcessTests(Xunit.Abstractions.ITestOutputHelper output) : DaemonTest
 {
     /// <summary>nobody and nogroup on Debian (65534): numeric, since setpriv does not look a group up by a user name.</summary>

@@ -3,7 +3,7 @@ using Xunit.Abstractions;
 namespace Norman.Integration.Tests;
 
 /// <summary>Item 3 of the hardening issue: applications that die at any point leave nothing in the daemon.</summary>
-[Collection(ProcessWideCounts.Name)]
+[Collection(RunsAlone.Name)]
 public sealed class CrashTests(ITestOutputHelper output) : DaemonTest
 {
     private const int Kills = 25;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 
 namespace Norman.Integration.Tests;
 
+[Collection(RunsAlone.Name)]
 public sealed class DemoTests
 {
     [Fact]

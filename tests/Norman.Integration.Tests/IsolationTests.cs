@@ -6,7 +6,7 @@ using Xunit.Abstractions;
 namespace Norman.Integration.Tests;
 
 /// <summary>Item 5 of the hardening issue: one application's trouble stays its own.</summary>
-[Collection(ProcessWideCounts.Name)]
+[Collection(RunsAlone.Name)]
 public sealed class IsolationTests(ITestOutputHelper output) : DaemonTest
 {
     [Fact]

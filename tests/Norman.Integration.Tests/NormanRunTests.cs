@@ -262,19 +262,21 @@ public sealed class NormanRunTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// SO_RCVTIMEO on a Norman socket as on Linux: a blocking receive gives up with EAGAIN once it passed, getsockopt
-    /// reads it back, a bad tv_usec is EDOM, and a signal during a receive with a timeout is EINTR even with SA_RESTART
-    /// (native/socket_timeouts.c).
+    /// Socket options on a Norman socket as on Linux (native/socket_options.c): SO_RCVBUF and SO_SNDBUF read back what
+    /// a kernel socket given the same values reports; a blocking receive with SO_RCVTIMEO gives up with EAGAIN once it
+    /// passed, getsockopt reads it back, a bad tv_usec is EDOM, and a signal during a receive with a timeout is EINTR
+    /// even with SA_RESTART.
     /// </summary>
     [NetnsFact]
-    public void A_receive_timeout_gives_up_with_eagain_and_is_read_back_and_a_signal_then_is_eintr()
+    public void Buffer_sizes_read_back_as_the_kernels_and_a_receive_timeout_gives_up_with_eagain_and_a_signal_then_is_eintr()
     {
         _host.Peer();
-        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/socket_timeouts.c", _host.Directory);
+        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/socket_options.c", _host.Directory);
         var (code, output, errors) = TryUnderNorman(null, program);
         Assert.True(code == 0, output + errors);
+        Assert.Contains("buffer sizes read back as the kernel's", output);
         Assert.Contains("interrupted with a timeout set: EINTR", output);
-        Assert.Contains("socket timeouts: all", output);
+        Assert.Contains("socket options: all", output);
     }
 
     [NetnsFact]

@@ -10,6 +10,7 @@ namespace Norman.Integration.Tests;
 /// the real ping, socat and tshark. Norman is 198.18.1.1/24; every address lives inside the namespaces.
 /// The same tests run over a TAP device and over a veth pair through AF_PACKET.
 /// </summary>
+[RunsLong]
 public abstract class RealWireTests : IAsyncLifetime
 {
     protected const string NormanAddress = "198.18.1.1";

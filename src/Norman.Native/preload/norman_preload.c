@@ -64,6 +64,8 @@ static int socket_type[MAX_HANDLES]; /* SOCK_STREAM or SOCK_DGRAM, for getsockop
 #define RECEIVING 0
 #define SENDING 1
 static _Atomic long long timeout_us[MAX_HANDLES][2];
+/* SO_RCVBUF and SO_SNDBUF as the kernel would report them for such a socket (they do not size Norman's pipes). */
+static _Atomic int buffer_bytes[MAX_HANDLES][2];
 static __thread int inside; /* this thread is inside libnorman: straight to libc */
 static int forked_child;
 
@@ -348,12 +350,17 @@ static int adopt(int fd)
         return 0;
     }
     int cloexec = real_fcntl(fd, F_GETFD) & FD_CLOEXEC;
-    long long kernel_timeout[2]; /* SO_RCVTIMEO and SO_SNDTIMEO set while it was the kernel's carry over */
+    /* SO_RCVTIMEO, SO_SNDTIMEO, SO_RCVBUF and SO_SNDBUF set while it was the kernel's carry over. */
+    long long kernel_timeout[2];
+    int kernel_buffer[2];
     for (int direction = RECEIVING; direction <= SENDING; direction++) {
         struct timeval set = { 0 };
         socklen_t size = sizeof set;
         real_getsockopt(fd, SOL_SOCKET, direction == RECEIVING ? SO_RCVTIMEO_OLD : SO_SNDTIMEO_OLD, &set, &size);
         kernel_timeout[direction] = (long long)set.tv_sec * 1000000 + set.tv_usec;
+        size = sizeof kernel_buffer[direction];
+        kernel_buffer[direction] = 0;
+        real_getsockopt(fd, SOL_SOCKET, direction == RECEIVING ? SO_RCVBUF : SO_SNDBUF, &kernel_buffer[direction], &size);
     }
     if (real_dup3(readiness, fd, cloexec ? O_CLOEXEC : 0) < 0) {
         int error = errno;
@@ -367,6 +374,8 @@ static int adopt(int fd)
     atomic_store(&nonblocking[h], (type & SOCK_NONBLOCK) != 0);
     atomic_store(&timeout_us[h][RECEIVING], kernel_timeout[RECEIVING]);
     atomic_store(&timeout_us[h][SENDING], kernel_timeout[SENDING]);
+    atomic_store(&buffer_bytes[h][RECEIVING], kernel_buffer[RECEIVING]);
+    atomic_store(&buffer_bytes[h][SENDING], kernel_buffer[SENDING]);
     socket_type[h] = candidate_type[fd] & ~SOCK_NONBLOCK;
     atomic_store_explicit(&owner[fd], h, memory_order_release);
     return h;
@@ -521,6 +530,8 @@ static int accept_norman(int listening, int h, struct sockaddr *address, socklen
     atomic_store(&nonblocking[accepted], (flags & SOCK_NONBLOCK) != 0);
     atomic_store(&timeout_us[accepted][RECEIVING], atomic_load(&timeout_us[h][RECEIVING])); /* as Linux's clone of the listener */
     atomic_store(&timeout_us[accepted][SENDING], atomic_load(&timeout_us[h][SENDING]));
+    atomic_store(&buffer_bytes[accepted][RECEIVING], atomic_load(&buffer_bytes[h][RECEIVING]));
+    atomic_store(&buffer_bytes[accepted][SENDING], atomic_load(&buffer_bytes[h][SENDING]));
     socket_type[accepted] = SOCK_STREAM;
     ENTER();
     n_set_nonblocking(accepted, 1); /* the waiting is done here */
@@ -794,6 +805,31 @@ static int is_timeout(int level, int name, int *direction)
     return name == SO_RCVTIMEO_OLD || name == SO_RCVTIMEO_NEW || name == SO_SNDTIMEO_OLD || name == SO_SNDTIMEO_NEW;
 }
 
+/*
+ * SO_RCVBUF and SO_SNDBUF (and their FORCE forms): what the kernel makes of the value (doubled, clamped to its
+ * net.core limits and minimum; FORCE needs CAP_NET_ADMIN) is asked of a kernel socket of the same type made for the
+ * purpose, and kept to be read back. Norman's pipes keep their size.
+ */
+static int set_buffer(int h, int name, const void *value, socklen_t length)
+{
+    int probe = real_socket(AF_INET, socket_type[h], 0);
+    if (probe < 0)
+        return -1;
+    int bytes = 0;
+    socklen_t size = sizeof bytes;
+    int result = real_setsockopt(probe, SOL_SOCKET, name, value, length);
+    if (result == 0)
+        result = real_getsockopt(probe, SOL_SOCKET, name == SO_RCVBUF || name == SO_RCVBUFFORCE ? SO_RCVBUF : SO_SNDBUF, &bytes, &size);
+    int error = errno;
+    real_close(probe);
+    if (result != 0) {
+        errno = error;
+        return -1;
+    }
+    atomic_store(&buffer_bytes[h][name == SO_RCVBUF || name == SO_RCVBUFFORCE ? RECEIVING : SENDING], bytes);
+    return 0;
+}
+
 /* SO_RCVTIMEO and SO_SNDTIMEO, checked as Linux checks them: EINVAL when short, EDOM when tv_usec is out of range; a
  * negative time gives up at once; zero waits for ever. */
 static int set_timeout(int h, int direction, const void *value, socklen_t length)
@@ -832,12 +868,15 @@ int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
     int direction;
     if (is_timeout(level, name, &direction))
         return set_timeout(h, direction, value, length);
+    if (level == SOL_SOCKET && (name == SO_RCVBUF || name == SO_SNDBUF || name == SO_RCVBUFFORCE || name == SO_SNDBUFFORCE))
+        return set_buffer(h, name, value, length);
     /* TCP_NODELAY (Norman sends at once), SO_KEEPALIVE: as the stack does anyway. Others: accepted, said once. */
     int known = (level == SOL_SOCKET && (name == SO_REUSEADDR || name == SO_KEEPALIVE)) || (level == IPPROTO_TCP && name == TCP_NODELAY)
         || (level == IPPROTO_IPV6 && name == IPV6_V6ONLY);
     if (!known)
-        say_once(&said_option, "socket options beyond SO_REUSEADDR, IPV6_V6ONLY, SO_KEEPALIVE and TCP_NODELAY are accepted "
-                               "and ignored on Norman sockets (first: level %d, option %d)", level, name);
+        say_once(&said_option, "socket options beyond SO_REUSEADDR, IPV6_V6ONLY, SO_KEEPALIVE, TCP_NODELAY, the timeouts and "
+                               "the buffer sizes (read back as Linux would) are accepted and ignored on Norman sockets "
+                               "(first: level %d, option %d)", level, name);
     ENTER();
     return LEAVE(n_setsockopt(h, level, name, value, length));
 }
@@ -869,7 +908,7 @@ int getsockopt(int fd, int level, int name, void *value, socklen_t *length)
     if (level == SOL_SOCKET && name == SO_TYPE)
         answer = socket_type[h];
     if (level == SOL_SOCKET && (name == SO_RCVBUF || name == SO_SNDBUF))
-        answer = 212992; /* Linux's default */
+        answer = atomic_load(&buffer_bytes[h][name == SO_RCVBUF ? RECEIVING : SENDING]);
     if (value && length) {
         /* An option Norman does not keep (TCP_INFO, say) reads as zeros over the length asked, never as stale bytes. */
         memset(value, 0, *length);

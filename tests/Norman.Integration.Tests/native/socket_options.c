@@ -1,8 +1,9 @@
 /*
- * SO_RCVTIMEO and SO_SNDTIMEO under `norman run`, as on Linux: a blocking receive with a receive timeout gives up with
+ * Socket options under `norman run`, as on Linux. SO_RCVBUF and SO_SNDBUF read back what the kernel reports for a
+ * kernel socket given the same values (its default, doubled, capped by net.core.rmem_max). SO_RCVTIMEO and SO_SNDTIMEO: a blocking receive with a receive timeout gives up with
  * EAGAIN once it has passed (not before, not much after), getsockopt reads back what was set, a tv_usec out of range is
  * EDOM, and a signal during a receive with a timeout is EINTR even for an SA_RESTART handler (Linux restarts only calls
- * without one). Usage: socket_timeouts (its socket is bound to the wildcard address, so it is Norman's).
+ * without one). Usage: socket_options (its socket is bound to the wildcard address, so it is Norman's).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -56,6 +57,25 @@ int main(void)
     REQUIRE(bind(fd, (struct sockaddr *)&any, sizeof any) == 0);
     REQUIRE(is_norman(fd));
 
+    int kernel = socket(AF_INET, SOCK_DGRAM, 0); /* never bound: the kernel's, the reference */
+    REQUIRE(kernel >= 0 && !is_norman(kernel));
+    int asked[] = { -1, 4096, 65536, 64 << 20 }; /* -1: the default, not set */
+    for (unsigned i = 0; i < sizeof asked / sizeof asked[0]; i++) {
+        for (int name = SO_SNDBUF; name <= SO_RCVBUF; name++) {
+            if (asked[i] >= 0) {
+                REQUIRE(setsockopt(fd, SOL_SOCKET, name, &asked[i], sizeof asked[i]) == 0);
+                REQUIRE(setsockopt(kernel, SOL_SOCKET, name, &asked[i], sizeof asked[i]) == 0);
+            }
+            int norman = 0, reference = 0;
+            socklen_t size = sizeof norman;
+            REQUIRE(getsockopt(fd, SOL_SOCKET, name, &norman, &size) == 0);
+            size = sizeof reference;
+            REQUIRE(getsockopt(kernel, SOL_SOCKET, name, &reference, &size) == 0);
+            REQUIRE(norman == reference);
+        }
+    }
+    printf("buffer sizes read back as the kernel's\n");
+
     struct timeval wanted = { .tv_sec = 0, .tv_usec = 300000 }, read_back = { 0 };
     REQUIRE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wanted, sizeof wanted) == 0);
     socklen_t size = sizeof read_back;
@@ -85,6 +105,6 @@ int main(void)
     REQUIRE(recv(fd, buffer, sizeof buffer, 0) == -1 && errno == EINTR);
     REQUIRE(seconds() - start < 3);
     printf("interrupted with a timeout set: EINTR\n");
-    printf("socket timeouts: all %d checks passed\n", checks);
+    printf("socket options: all %d checks passed\n", checks);
     return 0;
 }
