@@ -50,6 +50,35 @@ public sealed class SharedWireTests : IAsyncLifetime
         Assert.Equal(0, _right.Engine.Counters.TotalDrops());
     }
 
+    /// <summary>
+    /// A datagram that crosses the wire to a sleeping dataplane wakes it through its FIFO, rung by the other side (the
+    /// default dataplane sleeps when idle): each side is let fall asleep before the frame for it leaves, and each wakes
+    /// by the port, not by a timer.
+    /// </summary>
+    [Fact]
+    public void A_sleeping_dataplane_is_woken_by_the_other_side_of_the_wire()
+    {
+        using var server = new NormanUdpSocket(_hosts.RightSocket);
+        server.Bind(6001);
+        using var client = new NormanUdpSocket(_hosts.LeftSocket);
+        client.Connect(new IPEndPoint(IPAddress.Parse("198.18.0.2"), 6001));
+        var buffer = new byte[64];
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.True(ApplicationProcessTests.WaitFor(() => _right.Engine.IsAsleep), $"round {i}: the right dataplane never went to sleep");
+            long rightWokenByPort = _right.Engine.Counters.WokenByPort;
+            client.Send(BitConverter.GetBytes(i));
+            int length = server.Receive(buffer, out var from, TimeSpan.FromSeconds(10));
+            Assert.True(_right.Engine.Counters.WokenByPort > rightWokenByPort, $"round {i}: the right dataplane was not woken by the wire");
+
+            Assert.True(ApplicationProcessTests.WaitFor(() => _left.Engine.IsAsleep), $"round {i}: the left dataplane never went to sleep");
+            long leftWokenByPort = _left.Engine.Counters.WokenByPort;
+            server.SendTo(buffer.AsSpan(0, length), from);
+            Assert.Equal(BitConverter.GetBytes(i), buffer[..client.Receive(buffer, out _, TimeSpan.FromSeconds(10))]);
+            Assert.True(_left.Engine.Counters.WokenByPort > leftWokenByPort, $"round {i}: the left dataplane was not woken by the wire");
+        }
+    }
+
     [RootFact]
     public void Two_norman_up_processes_run_as_nobody_share_a_wire_that_carries_an_echo()
     {
@@ -74,6 +103,8 @@ public sealed class SharedWireTests : IAsyncLifetime
         {
             Directory.Delete(directory, recursive: true);
             File.Delete($"/dev/shm/norman-wire-{wire}");
+            File.Delete($"/dev/shm/norman-wire-{wire}.wake-a"); // the daemons were killed: their FIFOs stay, as the wire's file does
+            File.Delete($"/dev/shm/norman-wire-{wire}.wake-b");
         }
     }
 

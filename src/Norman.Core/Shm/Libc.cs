@@ -189,6 +189,11 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags);
 
+    public const int O_WRONLY = 0x1, O_RDWR = 0x2, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
+
+    [LibraryImport("libc", EntryPoint = "mkfifo", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Mkfifo(string path, uint mode);
+
     [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
     public static partial int Ioctl(int fd, nuint request, void* argument);
 

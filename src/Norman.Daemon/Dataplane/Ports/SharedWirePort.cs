@@ -7,7 +7,9 @@ namespace Norman.Daemon.Dataplane.Ports;
 /// <summary>
 /// A virtual wire between two daemons on one machine, as two hosts on a cable, with no privileges: a file in
 /// /dev/shm (mode 0600, so only the same user can reach the cable) holding one frame ring each way. The first
-/// daemon to open it takes side A, the second side B; a side whose daemon died is taken over.
+/// daemon to open it takes side A, the second side B; a side whose daemon died is taken over. A sleeping dataplane is
+/// woken through its side's FIFO beside the file (<see cref="WireDoorbell"/>), rung by the other side when the ring's
+/// needs-wakeup flag asks.
 /// <code>
 ///  0     header: u32 magic 'NRMW', u32 version, u32 slot count, u32 slot size
 ///  64    side A claim: u64 token, u32 pid        128  side B claim: u64 token, u32 pid
@@ -31,6 +33,7 @@ public sealed unsafe class SharedWirePort : IPort
     private readonly RingProducer _tx;
     private readonly RingConsumer _rx;
     private readonly LineRate _lineRate;
+    private readonly WireDoorbell _doorbell;
     private readonly string _path;
     private bool _disposed;
 
@@ -76,6 +79,16 @@ public sealed unsafe class SharedWirePort : IPort
         _tx = new RingProducer(IsSideA ? ringAtoB : ringBtoA, SlotCount, SlotSize, resume: true);
         _rx = new RingConsumer(IsSideA ? ringBtoA : ringAtoB, SlotCount, SlotSize, skipStale: true);
         _lineRate = new LineRate(lineRateBitsPerSecond);
+        try
+        {
+            _doorbell = new WireDoorbell(_path, IsSideA);
+        }
+        catch
+        {
+            Interlocked.CompareExchange(ref *_claim, 0, _token);
+            Release();
+            throw;
+        }
     }
 
     public string Name { get; }
@@ -130,8 +143,23 @@ public sealed unsafe class SharedWirePort : IPort
             _lineRate.Charge(frame.Length);
             dropped += _tx.TryWrite(frame) ? 0 : 1;
         }
-        _tx.Publish();
+        if (_tx.Publish() && _tx.TakeWakeupRequest())
+        {
+            _doorbell.RingPeer(); // the other side's dataplane said it was going to sleep
+        }
         return dropped;
+    }
+
+    public IReadOnlyList<int> WakeDescriptors => [_doorbell.Fd];
+
+    /// <summary>
+    /// The rings waiting are taken first, then the ring from the other side is asked to ring (its needs-wakeup flag)
+    /// and looked at once more (Dekker, with the other side's publish): a frame published after the look rings.
+    /// </summary>
+    public SleepAllowance PrepareToSleep(long now)
+    {
+        _doorbell.Drain();
+        return _rx.PrepareToSleep() ? SleepAllowance.UntilWoken : SleepAllowance.NotNow;
     }
 
     public void Dispose()
@@ -143,6 +171,7 @@ public sealed unsafe class SharedWirePort : IPort
         _disposed = true;
         Interlocked.CompareExchange(ref *_claim, 0, _token);
         bool otherSideEmpty = *(long*)(_base + (IsSideA ? ClaimBOffset : ClaimAOffset)) == 0;
+        _doorbell.Dispose();
         Release();
         if (otherSideEmpty)
         {
