@@ -32,7 +32,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     private readonly ConcurrentQueue<TcpConnection> _opening = new();
     private readonly Channel<TcpConnection>? _acceptQueue;
     private readonly int _backlog;
-    private readonly Thread _loop;
+    private readonly ProtocolThreads.Loop _loop;
     private int _halfOpen;
     /// <summary>Half-open connections, oldest first: the first to go when a SYN flood fills the backlog.</summary>
     private readonly LinkedList<TcpConnection> _halfOpenOrder = new();
@@ -57,8 +57,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
             _acceptQueue = Channel.CreateUnbounded<TcpConnection>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = true });
             _listening = true;
         }
-        _loop = new Thread(Run) { IsBackground = true, Name = $"norman tcp :{pipes.LocalEndPoint.Port}" };
-        _loop.Start();
+        _loop = ProtocolThreads.Start(Run, $"norman tcp :{pipes.LocalEndPoint.Port}");
     }
 
     public IPEndPoint LocalEndPoint => _pipes.LocalEndPoint;
@@ -503,7 +502,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     {
         _stopping = true;
         _nudge.Signal();
-        if (Thread.CurrentThread != _loop)
+        if (!_loop.IsCurrentThread)
         {
             _loop.Join();
         }
