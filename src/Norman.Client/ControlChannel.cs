@@ -114,16 +114,21 @@ public sealed class ControlChannel : IDisposable
     /// few hundred µs; waiting cost every close that). The daemon handles a connection's requests in order, so this
     /// process's next bind already finds the port free; another process may find it held for that moment.
     /// </summary>
-    public void CloseSocket(long socketId)
+    public void CloseSocket(long socketId) => Post(new ControlRequest { Op = ControlProtocol.Ops.Close, SocketId = socketId });
+
+    /// <summary>
+    /// Sends a request the daemon answers with nothing (it logs a refusal): for what this process's later requests,
+    /// handled in order after it, may rely on without waiting for it (a close, a TCP connect's peer).
+    /// </summary>
+    public void Post(ControlRequest request)
     {
         lock (_gate)
         {
+            request.Id = _nextId++;
+            request.NoReply = true;
             try
             {
-                _socket.Send(ControlProtocol.Encode(new ControlRequest
-                {
-                    Id = _nextId++, Op = ControlProtocol.Ops.Close, SocketId = socketId, NoReply = true,
-                }));
+                _socket.Send(ControlProtocol.Encode(request));
             }
             catch (Exception error) when (error is SocketException or ObjectDisposedException)
             {

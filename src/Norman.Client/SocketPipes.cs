@@ -136,13 +136,21 @@ internal sealed unsafe class SocketPipes : IDisposable
     }
 
     /// <summary>Fixes the socket's remote end at the daemon: only its packets come in.</summary>
-    public void Connect(ControlChannel control, IPEndPoint remote) => control.Call(new ControlRequest
+    public void Connect(ControlChannel control, IPEndPoint remote) => control.Call(ConnectRequest(remote));
+
+    /// <summary>
+    /// <see cref="Connect"/> without waiting for the daemon, for a TCP client: its peer's answer reaches the socket by
+    /// its port whether or not the peer is fixed yet, and the daemon fixes it before this process's next request.
+    /// </summary>
+    public void ConnectWithoutWaiting(ControlChannel control, IPEndPoint remote) => control.Post(ConnectRequest(remote));
+
+    private ControlRequest ConnectRequest(IPEndPoint remote) => new()
     {
         Op = ControlProtocol.Ops.Connect,
         SocketId = SocketId,
         RemoteAddress = remote.Address.ToString(),
         RemotePort = remote.Port,
-    });
+    };
 
     /// <summary>
     /// Closes the socket: the daemon is told over <paramref name="control"/> (the process's shared connection, which

@@ -110,7 +110,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
             var any = remote.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && !remote.Address.IsIPv4MappedToIPv6
                 ? IPAddress.IPv6Any : IPAddress.Any;
             pipes = SocketPipes.Bind(control, "tcp", local ?? new IPEndPoint(any, 0), slotCount);
-            pipes.Connect(control, remote);
+            pipes.ConnectWithoutWaiting(control, remote); // a control round trip less (a tenth of a connect)
             var endpoint = new TcpEndpoint(control, pipes, 0, congestionControl);
             var connection = new TcpConnection(endpoint, NetAddress.From(remote.Address), (ushort)remote.Port);
             endpoint._opening.Enqueue(connection);
