@@ -279,6 +279,18 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.Contains("socket options: all", output);
     }
 
+    /// <summary>EPOLLONESHOT on a Norman socket: reported once, then not until re-armed (native/epoll_oneshot.c).</summary>
+    [NetnsFact]
+    public void Epolloneshot_reports_a_norman_socket_once_until_it_is_rearmed()
+    {
+        var peer = _host.Peer();
+        using var echo = peer.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP4-RECVFROM:7023,fork", "PIPE");
+        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/epoll_oneshot.c", _host.Directory);
+        var (code, output, errors) = TryUnderNorman(null, program, _host.PeerAddress, "7023");
+        Assert.True(code == 0, output + errors);
+        Assert.Contains("epoll oneshot: all", output);
+    }
+
     [NetnsFact]
     public void Datagrams_go_out_in_one_sendmmsg_and_come_back_through_recvmmsg()
     {
