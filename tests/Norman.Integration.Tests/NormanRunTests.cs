@@ -145,9 +145,7 @@ public sealed class NormanRunTests : IAsyncLifetime
     {
         var peer = _host.Peer();
         using var server = peer.StartAndWaitFor("listening on", "socat", "-d", "-d", "TCP-LISTEN:7007,reuseaddr,fork", "EXEC:cat");
-        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/nonblocking_connect.c", _host.Directory);
-        var (code, output, errors) = TryUnderNorman(null, program, _host.PeerAddress, "7007", "7008");
-        Assert.True(code == 0, output + errors);
+        string output = RunCompiled("tests/Norman.Integration.Tests/native/nonblocking_connect.c", _host.PeerAddress, "7007", "7008");
         Assert.Contains("echoed: hello after EINPROGRESS", output);
         Assert.Contains("peeked: peek at me", output);
         Assert.Contains("after discarding 5: 5 of this", output);
@@ -254,9 +252,7 @@ public sealed class NormanRunTests : IAsyncLifetime
     {
         var peer = _host.Peer();
         using var echo = peer.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP4-RECVFROM:7017,fork", "PIPE");
-        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/signal_restart.c", _host.Directory);
-        var (code, output, errors) = TryUnderNorman(null, program, _host.PeerAddress, "7017");
-        Assert.True(code == 0, output + errors);
+        string output = RunCompiled("tests/Norman.Integration.Tests/native/signal_restart.c", _host.PeerAddress, "7017");
         Assert.Contains("with SA_RESTART: restarted, then got the datagram", output);
         Assert.Contains("without SA_RESTART: EINTR", output);
     }
@@ -271,9 +267,7 @@ public sealed class NormanRunTests : IAsyncLifetime
     public void Buffer_sizes_read_back_as_the_kernels_and_a_receive_timeout_gives_up_with_eagain_and_a_signal_then_is_eintr()
     {
         _host.Peer();
-        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/socket_options.c", _host.Directory);
-        var (code, output, errors) = TryUnderNorman(null, program);
-        Assert.True(code == 0, output + errors);
+        string output = RunCompiled("tests/Norman.Integration.Tests/native/socket_options.c");
         Assert.Contains("buffer sizes read back as the kernel's", output);
         Assert.Contains("interrupted with a timeout set: EINTR", output);
         Assert.Contains("socket options: all", output);
@@ -285,9 +279,7 @@ public sealed class NormanRunTests : IAsyncLifetime
     {
         var peer = _host.Peer();
         using var echo = peer.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP4-RECVFROM:7023,fork", "PIPE");
-        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/epoll_oneshot.c", _host.Directory);
-        var (code, output, errors) = TryUnderNorman(null, program, _host.PeerAddress, "7023");
-        Assert.True(code == 0, output + errors);
+        string output = RunCompiled("tests/Norman.Integration.Tests/native/epoll_oneshot.c", _host.PeerAddress, "7023");
         Assert.Contains("epoll oneshot: all", output);
     }
 
@@ -299,10 +291,17 @@ public sealed class NormanRunTests : IAsyncLifetime
         const string echo = "import socket, sys\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 7009))\n" +
             "print('listening on 7009', file=sys.stderr, flush=True)\nwhile True:\n    s.sendto(*s.recvfrom(2048))\n";
         using var server = peer.StartAndWaitFor("listening on", "python3", "-c", echo);
-        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/mmsg_echo.c", _host.Directory);
-        var (code, output, errors) = TryUnderNorman(null, program, _host.PeerAddress, "7009");
-        Assert.True(code == 0, output + errors);
+        string output = RunCompiled("tests/Norman.Integration.Tests/native/mmsg_echo.c", _host.PeerAddress, "7009");
         Assert.Contains("3 datagrams out in one sendmmsg", output);
+    }
+
+    /// <summary>Compiles a C test program and runs it under `norman run` with <paramref name="arguments"/>; it must exit 0.</summary>
+    private string RunCompiled(string source, params string[] arguments)
+    {
+        string program = NativeArtifacts.Compile(source, _host.Directory);
+        var (code, output, errors) = TryUnderNorman(null, [program, .. arguments]);
+        Assert.True(code == 0, output + errors);
+        return output;
     }
 
     private string NormanSs(params string[] arguments) =>
