@@ -31,5 +31,6 @@ publish_native() {
   dotnet publish src/Norman.Native -c Release -r linux-x64 -o build/native --nologo -v quiet -clp:ErrorsOnly
   cp src/Norman.Native/include/norman.h build/native/
   # The interposer `norman run` preloads: plain C, so that nothing of the runtime runs for a descriptor not Norman's.
-  cc -O2 -Wall -Wextra -Werror -shared -fPIC src/Norman.Native/preload/norman_preload.c -o build/native/libnorman-preload.so -ldl -lpthread
+  cc -O2 -Wall -Wextra -Werror -shared -fPIC src/Norman.Native/preload/norman_preload.c src/Norman.Native/preload/exec.c \
+    -o build/native/libnorman-preload.so -ldl -lpthread
 }

@@ -14,7 +14,7 @@
  * Not supported yet, each said once on stderr when met: Norman sockets in a child after fork (the library's runtime
  * does not survive fork: docs/interposer.md), Norman sockets inherited across exec (the exec'ing program names them to
  * the program it becomes, whose interposer refuses them; the exec family and posix_spawn are interposed for that),
- * socket options beyond the common ones (accepted and ignored).
+ * socket options beyond the common ones (accepted and ignored). The exec family is exec.c's.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -25,7 +25,6 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -41,18 +40,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define MAX_DESCRIPTORS 65536
-#define MAX_HANDLES 65536
-/* The handle of a descriptor inherited across exec from a Norman program: never a library handle (the library hands out
- * handles below it), so every call on it is refused with a sentence (refuse). */
-#define INHERITED_ACROSS_EXEC (MAX_HANDLES - 1)
-/* How the exec'ing program names those descriptors to the program it becomes. */
-#define INHERITED_VARIABLE "NORMAN_EXEC_INHERITED"
+#include "interposer.h"
+
 #define BOUNCE_BYTES 65536
 
-/* Per descriptor: the Norman handle (> 0), or a kernel socket that may still become Norman's (CANDIDATE), or 0. */
+/* owner[fd] (interposer.h): a kernel socket that may still become Norman's. */
 #define CANDIDATE (-1)
-static _Atomic int owner[MAX_DESCRIPTORS];
+_Atomic int owner[MAX_DESCRIPTORS];
 static int candidate_type[MAX_DESCRIPTORS]; /* the socket(2) type and domain of a candidate, packed */
 static int candidate_domain[MAX_DESCRIPTORS];
 static int candidate_v6only[MAX_DESCRIPTORS]; /* IPV6_V6ONLY and SO_REUSEADDR set while still the kernel's */
@@ -74,8 +68,7 @@ REAL(socket); REAL(bind); REAL(listen); REAL(accept); REAL(accept4); REAL(connec
 REAL(recv); REAL(recvfrom); REAL(read); REAL(write); REAL(close); REAL(getsockname); REAL(getpeername);
 REAL(setsockopt); REAL(getsockopt); REAL(shutdown); REAL(dup); REAL(dup2); REAL(dup3); REAL(readv); REAL(writev);
 REAL(sendmsg); REAL(recvmsg); REAL(sendmmsg); REAL(recvmmsg); REAL(sendfile);
-REAL(execve); REAL(execvpe); REAL(fexecve); REAL(posix_spawn); REAL(posix_spawnp);
-static int (*real_fcntl)(int, int, ...);
+int (*real_fcntl)(int, int, ...);
 static int (*real_ioctl)(int, unsigned long, ...);
 
 static int (*n_socket)(int, int, int);
@@ -133,26 +126,7 @@ static void flush_at_exit(void)
         fprintf(stderr, "norman run: %d closed connection(s) had not delivered everything after 10 s at exit\n", left);
 }
 
-/* In a program started by exec from a Norman program: the descriptors that were Norman sockets there (named by the
- * exec'ing program, and still open here) are refused with a sentence, not read as the Unix sockets they now are. */
-static void mark_inherited_across_exec(void)
-{
-    const char *named = getenv(INHERITED_VARIABLE);
-    if (!named)
-        return;
-    for (const char *at = named; *at;) {
-        char *end;
-        long fd = strtol(at, &end, 10);
-        if (end == at)
-            break;
-        if (fd >= 0 && fd < MAX_DESCRIPTORS && real_fcntl((int)fd, F_GETFD) >= 0)
-            atomic_store(&owner[fd], INHERITED_ACROSS_EXEC);
-        at = *end == ',' ? end + 1 : end;
-    }
-    unsetenv(INHERITED_VARIABLE); /* for this program's own children, it names what this one passes on */
-}
-
-__attribute__((constructor)) static void resolve_libc(void)
+__attribute__((constructor(101))) static void resolve_libc(void)
 {
 #define RESOLVE(name) real_##name = dlsym(RTLD_NEXT, #name)
     RESOLVE(socket); RESOLVE(bind); RESOLVE(listen); RESOLVE(accept); RESOLVE(accept4); RESOLVE(connect);
@@ -161,9 +135,7 @@ __attribute__((constructor)) static void resolve_libc(void)
     RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(readv); RESOLVE(writev); RESOLVE(sendmsg); RESOLVE(recvmsg); RESOLVE(sendfile);
     RESOLVE(sendmmsg); RESOLVE(recvmmsg);
     RESOLVE(fcntl); RESOLVE(ioctl);
-    RESOLVE(execve); RESOLVE(execvpe); RESOLVE(fexecve); RESOLVE(posix_spawn); RESOLVE(posix_spawnp);
     pthread_atfork(NULL, NULL, in_child);
-    mark_inherited_across_exec();
 }
 
 static pthread_once_t loaded = PTHREAD_ONCE_INIT;
@@ -1077,124 +1049,4 @@ int ioctl(int fd, unsigned long request, ...)
     }
     errno = ENOTTY;
     return -1;
-}
-
-/*
- * exec: a Norman socket cannot follow its program into another (its TCP stack and pipes live in the program that
- * opened it), so the program exec'd is told which of its inherited descriptors were Norman sockets, in its environment
- * (INHERITED_VARIABLE, read by this interposer there), and refuses them with a sentence. Descriptors marked
- * close-on-exec are not inherited, as on Linux. Only the stack is used here: a vfork child may be the caller.
- */
-
-#define MAX_NAMED 64
-
-/* Writes "NAME=fd,fd…" of the Norman descriptors that survive exec into line; false when there are none. */
-static int name_inherited(char *line, size_t room)
-{
-    size_t used = (size_t)snprintf(line, room, "%s=", INHERITED_VARIABLE);
-    int named = 0;
-    for (int fd = 0; fd < MAX_DESCRIPTORS && named < MAX_NAMED; fd++) {
-        if (atomic_load(&owner[fd]) <= 0)
-            continue;
-        int flags = real_fcntl(fd, F_GETFD);
-        if (flags < 0 || (flags & FD_CLOEXEC))
-            continue;
-        used += (size_t)snprintf(line + used, room - used, named ? ",%d" : "%d", fd);
-        named++;
-    }
-    return named > 0;
-}
-
-/* envp with the line in place of any earlier one, into with (room for count(envp) + 2 pointers). */
-static char *const *with_line(char *const envp[], char *line, char **with)
-{
-    size_t n = 0;
-    size_t prefix = strlen(INHERITED_VARIABLE) + 1;
-    for (size_t i = 0; envp && envp[i]; i++) {
-        if (strncmp(envp[i], line, prefix) != 0)
-            with[n++] = envp[i];
-    }
-    with[n++] = line;
-    with[n] = NULL;
-    return with;
-}
-
-static size_t count(char *const list[])
-{
-    size_t n = 0;
-    while (list && list[n])
-        n++;
-    return n;
-}
-
-/* Runs CALL with ENV standing for the environment to pass: envp, or a copy naming the inherited Norman descriptors. */
-#define WITH_INHERITED(envp, CALL)                                                          \
-    do {                                                                                    \
-        char line_[sizeof INHERITED_VARIABLE + MAX_NAMED * 7];                              \
-        if (!name_inherited(line_, sizeof line_)) {                                         \
-            char *const *ENV = (envp);                                                      \
-            return CALL;                                                                    \
-        }                                                                                   \
-        char *with_[count(envp) + 2];                                                       \
-        char *const *ENV = with_line((envp), line_, with_);                                 \
-        return CALL;                                                                        \
-    } while (0)
-
-extern char **environ;
-
-int execve(const char *path, char *const argv[], char *const envp[]) { WITH_INHERITED(envp, real_execve(path, argv, ENV)); }
-int execvpe(const char *file, char *const argv[], char *const envp[]) { WITH_INHERITED(envp, real_execvpe(file, argv, ENV)); }
-int fexecve(int fd, char *const argv[], char *const envp[]) { WITH_INHERITED(envp, real_fexecve(fd, argv, ENV)); }
-int execv(const char *path, char *const argv[]) { WITH_INHERITED(environ, real_execve(path, argv, ENV)); }
-int execvp(const char *file, char *const argv[]) { WITH_INHERITED(environ, real_execvpe(file, argv, ENV)); }
-
-int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attributes,
-                char *const argv[], char *const envp[])
-{
-    WITH_INHERITED(envp, real_posix_spawn(pid, path, actions, attributes, argv, ENV));
-}
-
-int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attributes,
-                 char *const argv[], char *const envp[])
-{
-    WITH_INHERITED(envp, real_posix_spawnp(pid, file, actions, attributes, argv, ENV));
-}
-
-/* execl, execlp and execle: their arguments gathered into an array on the stack, then as execv, execvp and execve
- * (glibc declares the first argument non-null). */
-#define GATHER(first, arguments, argv)                                                      \
-    size_t n_ = 1;                                                                          \
-    va_start(arguments, first);                                                             \
-    while (va_arg(arguments, char *))                                                       \
-        n_++;                                                                               \
-    va_end(arguments);                                                                      \
-    char *argv[n_ + 1];                                                                     \
-    argv[0] = (char *)(first);                                                              \
-    va_start(arguments, first);                                                             \
-    for (size_t i_ = 1; i_ <= n_; i_++)                                                     \
-        argv[i_] = va_arg(arguments, char *);
-
-int execl(const char *path, const char *first, ...)
-{
-    va_list arguments;
-    GATHER(first, arguments, argv);
-    va_end(arguments);
-    return execv(path, argv);
-}
-
-int execlp(const char *file, const char *first, ...)
-{
-    va_list arguments;
-    GATHER(first, arguments, argv);
-    va_end(arguments);
-    return execvp(file, argv);
-}
-
-int execle(const char *path, const char *first, ...)
-{
-    va_list arguments;
-    GATHER(first, arguments, argv);
-    char *const *envp = va_arg(arguments, char *const *);
-    va_end(arguments);
-    return execve(path, argv, envp);
 }
