@@ -89,8 +89,7 @@ public sealed class NormanRunTests : IAsyncLifetime
             os.waitpid(pid, 0)
             print("parent: still", s.getsockname(), flush=True)
             """;
-        var (code, output, errors) = TryUnderNorman(null, "python3", "-c", program, _host.PeerAddress);
-        Assert.True(code == 0, output + errors);
+        var (output, errors) = RunUnderNorman("python3", "-c", program, _host.PeerAddress);
         Assert.Contains("child: 9", output); // EBADF
         Assert.Contains("forked from a Norman program", errors);
         Assert.Contains("child: new socket ('0.0.0.0', 7006)", output);
@@ -105,8 +104,7 @@ public sealed class NormanRunTests : IAsyncLifetime
     [NetnsFact]
     public void A_norman_socket_passed_over_exec_is_refused_with_a_sentence_and_the_parents_works_on()
     {
-        var peer = _host.Peer();
-        using var echo = peer.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP4-RECVFROM:7019,fork", "PIPE");
+        using var echo = UdpEcho(7019);
         const string program = """
             import os, socket, subprocess, sys
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -132,8 +130,7 @@ public sealed class NormanRunTests : IAsyncLifetime
             s.sendto(b"parent still", (sys.argv[1], 7019))
             print("parent:", s.recvfrom(64)[0].decode(), flush=True)
             """;
-        var (code, output, errors) = TryUnderNorman(null, "python3", "-c", program, _host.PeerAddress);
-        Assert.True(code == 0, output + errors);
+        var (output, errors) = RunUnderNorman("python3", "-c", program, _host.PeerAddress);
         Assert.Contains("child: 9", output); // EBADF
         Assert.Contains("started by exec from a Norman program", errors);
         Assert.Contains("child: close-on-exec one 9", output);
@@ -197,8 +194,7 @@ public sealed class NormanRunTests : IAsyncLifetime
             print("room: edge", edge == [(s.fileno(), select.EPOLLOUT)], "poll", level.poll(0) == [(s.fileno(), select.POLLOUT)], "again", epoll.poll(0), flush=True)
             print("sent again:", s.send(b"y") == 1, flush=True)
             """;
-        var (code, output, errors) = TryUnderNorman(null, "python3", "-c", sender, _host.PeerAddress);
-        Assert.True(code == 0, output + errors);
+        var (output, _) = RunUnderNorman("python3", "-c", sender, _host.PeerAddress);
         Assert.Contains("registered: True", output);
         Assert.Contains("full after True poll: [] epoll: []", output);
         Assert.Contains("room: edge True poll True again []", output);
@@ -213,8 +209,7 @@ public sealed class NormanRunTests : IAsyncLifetime
     [NetnsFact]
     public void A_signal_interrupts_a_blocking_receive_and_the_socket_works_on_after_it()
     {
-        var peer = _host.Peer();
-        using var echo = peer.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP4-RECVFROM:7015,fork", "PIPE");
+        using var echo = UdpEcho(7015);
         const string program = """
             import os, signal, socket, sys, time
             class Interrupted(Exception):
@@ -236,8 +231,7 @@ public sealed class NormanRunTests : IAsyncLifetime
             s.sendto(b"still here", (sys.argv[1], 7015))
             print("echoed:", s.recvfrom(2048)[0].decode(), flush=True)
             """;
-        var (code, output, errors) = TryUnderNorman(null, "python3", "-c", program, _host.PeerAddress);
-        Assert.True(code == 0, output + errors);
+        var (output, _) = RunUnderNorman("python3", "-c", program, _host.PeerAddress);
         Assert.Contains("norman's: True", output); // its descriptor is the readiness socketpair's end, not a kernel UDP socket
         Assert.Contains("interrupted: True", output);
         Assert.Contains("echoed: still here", output);
@@ -250,8 +244,7 @@ public sealed class NormanRunTests : IAsyncLifetime
     [NetnsFact]
     public void A_blocking_receive_is_restarted_after_an_sa_restart_handler_and_fails_with_eintr_after_another()
     {
-        var peer = _host.Peer();
-        using var echo = peer.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP4-RECVFROM:7017,fork", "PIPE");
+        using var echo = UdpEcho(7017);
         string output = RunCompiled("tests/Norman.Integration.Tests/native/signal_restart.c", _host.PeerAddress, "7017");
         Assert.Contains("with SA_RESTART: restarted, then got the datagram", output);
         Assert.Contains("without SA_RESTART: EINTR", output);
@@ -277,8 +270,7 @@ public sealed class NormanRunTests : IAsyncLifetime
     [NetnsFact]
     public void Epolloneshot_reports_a_norman_socket_once_until_it_is_rearmed()
     {
-        var peer = _host.Peer();
-        using var echo = peer.StartAndWaitFor("receiving on", "socat", "-d", "-d", "UDP4-RECVFROM:7023,fork", "PIPE");
+        using var echo = UdpEcho(7023);
         string output = RunCompiled("tests/Norman.Integration.Tests/native/epoll_oneshot.c", _host.PeerAddress, "7023");
         Assert.Contains("epoll oneshot: all", output);
     }
@@ -295,14 +287,21 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.Contains("3 datagrams out in one sendmmsg", output);
     }
 
-    /// <summary>Compiles a C test program and runs it under `norman run` with <paramref name="arguments"/>; it must exit 0.</summary>
-    private string RunCompiled(string source, params string[] arguments)
+    /// <summary>Runs `norman run -- PROGRAM…` to its end; it must exit 0. Its output and its errors.</summary>
+    private (string Output, string Errors) RunUnderNorman(params string[] program)
     {
-        string program = NativeArtifacts.Compile(source, _host.Directory);
-        var (code, output, errors) = TryUnderNorman(null, [program, .. arguments]);
+        var (code, output, errors) = TryUnderNorman(null, program);
         Assert.True(code == 0, output + errors);
-        return output;
+        return (output, errors);
     }
+
+    /// <summary>Compiles a C test program and runs it under `norman run` with <paramref name="arguments"/>; its output.</summary>
+    private string RunCompiled(string source, params string[] arguments) =>
+        RunUnderNorman([NativeArtifacts.Compile(source, _host.Directory), .. arguments]).Output;
+
+    /// <summary>A UDP echo server on the test namespace's kernel (socat), listening when this returns.</summary>
+    private System.Diagnostics.Process UdpEcho(int port) =>
+        _host.Peer().StartAndWaitFor("receiving on", "socat", "-d", "-d", $"UDP4-RECVFROM:{port},fork", "PIPE");
 
     private string NormanSs(params string[] arguments) =>
         Host.Run([AppProcess.BesideTests("norman"), "ss", "-n", .. arguments, "--socket", _host.SocketPath]);
