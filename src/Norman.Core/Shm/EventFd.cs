@@ -38,17 +38,6 @@ public sealed unsafe class EventFd : IDisposable
         Libc.Write(fd, &one, sizeof(ulong));
     }
 
-    /// <summary>
-    /// Fills the counter to its top: readable, and not writable until it is drained. A descriptor a program polls for
-    /// POLLOUT then waits (a connect under way), where an eventfd is otherwise always writable.
-    /// </summary>
-    public void Block()
-    {
-        Drain();
-        ulong top = 0xFFFF_FFFF_FFFF_FFFE;
-        Libc.Write(_fd, &top, sizeof(ulong));
-    }
-
     /// <summary>Takes a signal without waiting (one read; nothing when there was none).</summary>
     public void Drain()
     {
