@@ -137,6 +137,7 @@ public static class ComparisonScenarios
     /// <summary>G: opening a socket, and a 10,000-rule policy taking effect under traffic.</summary>
     public static IEnumerable<Measurement> Control(int runs, bool quick)
     {
+        var hello = new Measurement("control_round_trip_us", "G: a control request that does nothing (hello), one every 2 ms (median of 200)", "µs");
         var open = new Measurement("socket_open_us", "G: open and bind a socket, one every 2 ms (median of 200, kept open; the dataplane busy-polls its core)", "µs");
         var openBurst = new Measurement("socket_open_burst_us", "G: the same, 200 back to back (past the daemon's memory made ahead)", "µs");
         var close = new Measurement("socket_close_us", "G: close one of them (the application's wait)", "µs");
@@ -146,6 +147,7 @@ public static class ComparisonScenarios
         var lost = new Measurement("policy_swap_lost_packets", "G: packets the application did not get while that policy replaced the empty one under 100 Mbit/s of 64-byte frames", "packets");
         for (int run = 0; run < runs; run++)
         {
+            hello.Add(ControlScenarios.ControlRoundTripMicroseconds(200, pauseMilliseconds: 2));
             open.Add(ControlScenarios.SocketOpenAndCloseMicroseconds(200, pauseMilliseconds: 2).OpenP50);
             var (burst, closed) = ControlScenarios.SocketOpenAndCloseMicroseconds(200);
             openBurst.Add(burst);
@@ -156,7 +158,7 @@ public static class ComparisonScenarios
             applyUnderLoad.Add(ms);
             lost.Add(missing);
         }
-        return [open, openBurst, close, openAdaptive, apply, applyUnderLoad, lost];
+        return [hello, open, openBurst, close, openAdaptive, apply, applyUnderLoad, lost];
     }
 
     private static Measurement[] Percentiles(string prefix, string description) =>

@@ -1,6 +1,7 @@
 using Norman.Soak;
 using System.Diagnostics;
 using Norman.Client;
+using Norman.Core.Protocol;
 
 namespace Norman.Bench;
 
@@ -38,6 +39,30 @@ public static class ControlScenarios
             }
             return (new RoundTrips(opens).Percentile(50), new RoundTrips(closes).Percentile(50));
         }, options => options.BusyPoll = busyPoll);
+    }
+
+    /// <summary>
+    /// Median µs of a control round trip that does nothing (hello), one every <paramref name="pauseMilliseconds"/> ms (0:
+    /// back to back): the part of every bind, connect and listing that is the daemon's threads waking and answering.
+    /// </summary>
+    public static double ControlRoundTripMicroseconds(int count, int pauseMilliseconds)
+    {
+        return BenchDaemon.With((daemon, _) =>
+        {
+            using var control = ControlChannel.Connect(daemon.SocketPath);
+            var trips = new double[count];
+            for (int i = 0; i < count; i++)
+            {
+                if (pauseMilliseconds > 0)
+                {
+                    Thread.Sleep(pauseMilliseconds);
+                }
+                long start = Stopwatch.GetTimestamp();
+                control.Call(new ControlRequest { Op = ControlProtocol.Ops.Hello });
+                trips[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            }
+            return new RoundTrips(trips).Percentile(50);
+        });
     }
 
     /// <summary>

@@ -7,6 +7,12 @@ public sealed record ControlOperation(string Name, Privilege Needs, string What)
 {
     /// <summary>Fills the answer and returns the descriptors to pass with it.</summary>
     internal Func<ControlPlane, ControlSession, ControlRequest, ControlResponse, Task<int[]>> Handle { get; init; } = null!;
+
+    /// <summary>
+    /// Handled on the control reactor's thread, where it was read (<see cref="ControlReactor"/>): bounded work that an
+    /// application waits for on every socket it opens. The rest (listings, policy, captures) runs on the pool.
+    /// </summary>
+    public bool Quick { get; init; }
 }
 
 public sealed partial class ControlPlane
@@ -18,10 +24,10 @@ public sealed partial class ControlPlane
     /// </summary>
     public static readonly IReadOnlyDictionary<string, ControlOperation> Operations = new ControlOperation[]
     {
-        new(ControlProtocol.Ops.Hello, Privilege.Anyone, "asking who the daemon is") { Handle = (p, s, q, a) => p.OnHello(s, q, a) },
-        new(ControlProtocol.Ops.Bind, Privilege.Anyone, "opening a socket") { Handle = (p, s, q, a) => p.OnBind(s, q, a) },
-        new(ControlProtocol.Ops.Connect, Privilege.Anyone, "connecting one's own socket") { Handle = (p, s, q, a) => p.OnConnect(s, q, a) },
-        new(ControlProtocol.Ops.Close, Privilege.Anyone, "closing one's own socket") { Handle = (p, s, q, a) => p.OnClose(s, q, a) },
+        new(ControlProtocol.Ops.Hello, Privilege.Anyone, "asking who the daemon is") { Handle = (p, s, q, a) => p.OnHello(s, q, a), Quick = true },
+        new(ControlProtocol.Ops.Bind, Privilege.Anyone, "opening a socket") { Handle = (p, s, q, a) => p.OnBind(s, q, a), Quick = true },
+        new(ControlProtocol.Ops.Connect, Privilege.Anyone, "connecting one's own socket") { Handle = (p, s, q, a) => p.OnConnect(s, q, a), Quick = true },
+        new(ControlProtocol.Ops.Close, Privilege.Anyone, "closing one's own socket") { Handle = (p, s, q, a) => p.OnClose(s, q, a), Quick = true },
         new(ControlProtocol.Ops.Sockets, Privilege.Anyone, "listing sockets") { Handle = (p, s, q, a) => p.OnSockets(s, q, a) },
         new(ControlProtocol.Ops.Counters, Privilege.Anyone, "reading counters") { Handle = (p, s, q, a) => p.OnCounters(s, q, a) },
         new(ControlProtocol.Ops.Stats, Privilege.Anyone, "reading statistics") { Handle = (p, s, q, a) => p.OnStats(s, q, a) },

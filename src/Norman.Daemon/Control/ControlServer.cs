@@ -14,7 +14,7 @@ public sealed class ControlServer : IAsyncDisposable
     private readonly ControlPlane _plane;
     private readonly ILogSink _log;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly List<Task> _sessions = new();
+    private readonly ControlReactor _reactor;
     /// <summary>Open control connections by uid: a user may hold only so many (each is a descriptor in the daemon).</summary>
     private readonly UserBudget _connections;
     /// <summary>Bytes of requests still arriving, by uid (see <see cref="ControlSession"/>).</summary>
@@ -28,6 +28,7 @@ public sealed class ControlServer : IAsyncDisposable
         _plane = plane;
         _log = log;
         _connections = new UserBudget(maxConnectionsPerUid);
+        _reactor = new ControlReactor(ReleaseAsync, log);
     }
 
     public const int DefaultMaxConnectionsPerUid = 8192;
@@ -157,12 +158,7 @@ public sealed class ControlServer : IAsyncDisposable
             Refuse(connection, identity, refusal);
             return;
         }
-        var session = new ControlSession(connection, identity, _plane, _log, _pendingRequests);
-        lock (_sessions)
-        {
-            _sessions.RemoveAll(t => t.IsCompleted);
-            _sessions.Add(Task.Run(() => RunAsync(session)));
-        }
+        _reactor.Add(new ControlSession(connection, identity, _plane, _log, _pendingRequests));
     }
 
     /// <summary>
@@ -203,11 +199,12 @@ public sealed class ControlServer : IAsyncDisposable
         _log.Info($"refused a control connection of {identity.ProcessName} (pid {identity.Pid}, uid {identity.Uid}): {refusal}");
     }
 
-    private async Task RunAsync(ControlSession session)
+    /// <summary>The end of a connection: what it held released, and its place under the user's and the daemon's limits.</summary>
+    private async Task ReleaseAsync(ControlSession session)
     {
         try
         {
-            await session.RunAsync(_stopping.Token);
+            await session.EndAsync();
         }
         finally
         {
@@ -224,12 +221,7 @@ public sealed class ControlServer : IAsyncDisposable
         {
             await _acceptLoop;
         }
-        Task[] sessions;
-        lock (_sessions)
-        {
-            sessions = _sessions.ToArray();
-        }
-        await Task.WhenAll(sessions);
+        await _reactor.DisposeAsync();
         try
         {
             File.Delete(Path);

@@ -81,56 +81,208 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         }
     }
 
-    public async Task RunAsync(CancellationToken stopping)
+    /// <summary>The connection's descriptor, which the <see cref="ControlReactor"/> watches.</summary>
+    public int Fd { get; } = (int)connection.Handle;
+
+    /// <summary>The reactor's name for this connection in its epoll.</summary>
+    internal ulong ReactorToken { get; set; }
+
+    /// <summary>The caller, as the log names it.</summary>
+    public string Who { get; } = $"{identity.ProcessName} (pid {identity.Pid}, uid {identity.Uid})";
+
+    /// <summary>What the reactor does with the connection after a turn.</summary>
+    public enum Turn
     {
-        var prefix = new byte[4];
-        string who = $"{Identity.ProcessName} (pid {Identity.Pid}, uid {Identity.Uid})";
-        try
+        /// <summary>Watch it again: everything it sent is answered.</summary>
+        Watch,
+        /// <summary>A request went to the pool, which resumes or ends the connection once it is answered.</summary>
+        HandedOff,
+        /// <summary>The caller closed it, or broke a limit: release what it held.</summary>
+        Ended,
+    }
+
+    private readonly byte[] _prefix = new byte[4];
+    private int _prefixRead;
+    private byte[]? _body;
+    private int _bodyRead;
+    /// <summary>Bytes of the request being read taken from the user's budget, returned once it is read or the connection ends.</summary>
+    private int _pendingTaken;
+
+    /// <summary>
+    /// On the reactor's thread, when the connection is readable: reads what has arrived and answers each complete
+    /// request, up to <see cref="ControlReactor.RequestsPerTurn"/>. A request that must wait or may take long goes to
+    /// the pool with the rest of the connection's turn.
+    /// </summary>
+    public Turn Serve(ControlReactor reactor)
+    {
+        for (int served = 0; served < ControlReactor.RequestsPerTurn; served++)
         {
-            while (!stopping.IsCancellationRequested)
+            var (request, ended) = ReadRequest();
+            if (ended)
             {
-                if (!await ReadExactlyAsync(prefix, stopping))
-                {
-                    break;
-                }
-                int length = ControlProtocol.ReadLength(prefix);
-                if (await RefuseSizeAsync(length, stopping) is { } refusal)
-                {
-                    log.Info($"closed the control connection of {who}: {refusal}");
-                    break;
-                }
-                byte[] body;
-                try
-                {
-                    body = new byte[length];
-                    if (!await ReadExactlyAsync(body, stopping))
-                    {
-                        break;
-                    }
-                }
-                finally
-                {
-                    if (!_administrator)
-                    {
-                        pendingRequests?.Return(Identity.Uid, length);
-                    }
-                }
-                _afterAnswer = null;
-                var (response, fds, reply) = await HandleAsync(body);
-                if (reply)
-                {
-                    await SendAsync(response, fds, stopping);
-                }
-                _afterAnswer?.Invoke(); // the answer and its descriptors are the caller's now
+                return Turn.Ended;
+            }
+            if (request is null)
+            {
+                return Turn.Watch;
+            }
+            if (!AnswerAtOnce(request, reactor))
+            {
+                return Turn.HandedOff;
             }
         }
-        catch (Exception error) when (error is IOException or SocketException or InvalidDataException or OperationCanceledException)
+        return Turn.Watch;
+    }
+
+    /// <summary>
+    /// Reads without waiting: a whole request's body when it has all arrived (null while it has not), or ended when the
+    /// caller closed the connection or sent a request over its limits (answered with why).
+    /// </summary>
+    private (byte[]? Body, bool Ended) ReadRequest()
+    {
+        while (_prefixRead < _prefix.Length)
         {
-            log.Info($"control connection of {who} ended: {error.Message}");
+            int got = ReceiveSome(_prefix.AsSpan(_prefixRead));
+            if (got <= 0)
+            {
+                return (null, got == 0);
+            }
+            _prefixRead += got;
+        }
+        if (_body is null)
+        {
+            int length = ControlProtocol.ReadLength(_prefix);
+            if (RefuseSize(length) is { } refusal)
+            {
+                log.Info($"closed the control connection of {Who}: {refusal}");
+                return (null, true);
+            }
+            _body = new byte[length];
+        }
+        while (_bodyRead < _body.Length)
+        {
+            int got = ReceiveSome(_body.AsSpan(_bodyRead));
+            if (got <= 0)
+            {
+                return (null, got == 0);
+            }
+            _bodyRead += got;
+        }
+        var body = _body;
+        _body = null;
+        _bodyRead = 0;
+        _prefixRead = 0;
+        ReturnPending();
+        return (body, false);
+    }
+
+    /// <summary>One recv that never waits: the bytes it got, 0 at the end of the stream, -1 when nothing has arrived.</summary>
+    private unsafe int ReceiveSome(Span<byte> buffer)
+    {
+        fixed (byte* bytes = buffer)
+        {
+            while (true)
+            {
+                nint got = Libc.Recv(Fd, bytes, (nuint)buffer.Length, Libc.MSG_DONTWAIT);
+                if (got >= 0)
+                {
+                    return (int)got;
+                }
+                int errno = Libc.LastError;
+                if (errno == Libc.EINTR)
+                {
+                    continue;
+                }
+                if (errno == Libc.EAGAIN)
+                {
+                    return -1;
+                }
+                throw new IOException($"recv failed: {Libc.ErrorText(errno)} (errno {errno})");
+            }
+        }
+    }
+
+    private void ReturnPending()
+    {
+        if (_pendingTaken > 0)
+        {
+            pendingRequests?.Return(Identity.Uid, _pendingTaken);
+            _pendingTaken = 0;
+        }
+    }
+
+    /// <summary>
+    /// Answers a request on the reactor's thread when its operation is quick and its handler finished at once, and
+    /// returns true; otherwise hands it, its answer and the connection's next turn to the pool and returns false.
+    /// </summary>
+    private bool AnswerAtOnce(byte[] body, ControlReactor reactor)
+    {
+        var request = Decode(body, out var malformed);
+        _afterAnswer = null;
+        if (malformed is null && !(ControlPlane.Operations.TryGetValue(request!.Op ?? "", out var operation) && operation.Quick))
+        {
+            reactor.HandOff(() => AnswerLaterAsync(HandleAsync(request), reactor));
+            return false;
+        }
+        var handling = malformed is null ? HandleAsync(request!) : Task.FromResult((malformed, Array.Empty<int>(), true));
+        if (!handling.IsCompleted)
+        {
+            reactor.HandOff(() => AnswerLaterAsync(handling, reactor));
+            return false;
+        }
+        var (response, fds, reply) = handling.Result;
+        if (!reply)
+        {
+            _afterAnswer?.Invoke();
+            return true;
+        }
+        byte[] message = Encode(response, ref fds);
+        int sent = FdPassing.TrySend(Fd, message, fds);
+        if (sent < message.Length)
+        {
+            reactor.HandOff(async () =>
+            {
+                await SendRestAsync(message, sent, fds);
+                _afterAnswer?.Invoke();
+                reactor.Resume(this);
+            });
+            return false;
+        }
+        _afterAnswer?.Invoke(); // the answer and its descriptors are the caller's now
+        return true;
+    }
+
+    /// <summary>On the pool: waits for a request's handling, sends its answer, then lets the reactor watch the connection again.</summary>
+    private async Task AnswerLaterAsync(Task<(ControlResponse Response, int[] Fds, bool Reply)> handling, ControlReactor reactor)
+    {
+        try
+        {
+            var (response, fds, reply) = await handling;
+            if (reply)
+            {
+                byte[] message = Encode(response, ref fds);
+                await SendRestAsync(message, 0, fds);
+            }
+            _afterAnswer?.Invoke();
+        }
+        catch (Exception error) when (error is IOException or OperationCanceledException)
+        {
+            reactor.End(this, error.Message);
+            return;
+        }
+        reactor.Resume(this);
+    }
+
+    /// <summary>Releases the connection: its sockets and captures, the request bytes it was still sending, the connection itself.</summary>
+    public async Task EndAsync()
+    {
+        try
+        {
+            ReturnPending();
+            await ReleaseAllAsync();
         }
         finally
         {
-            await ReleaseAllAsync();
             connection.Dispose();
         }
     }
@@ -139,7 +291,7 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
     /// Answers a request the connection may not send (too large for this caller, or over the user's bytes under way)
     /// and returns why; null when it may be read, its length then taken from the user's budget.
     /// </summary>
-    private async Task<string?> RefuseSizeAsync(int length, CancellationToken stopping)
+    private string? RefuseSize(int length)
     {
         int limit = _administrator ? ControlProtocol.MaxMessageBytes : MaxOrdinaryRequestBytes;
         string? refusal = null;
@@ -148,31 +300,43 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
             refusal = $"A request of {length} bytes is over the {limit}-byte limit for uid {Identity.Uid}" +
                 (_administrator ? "." : " (only an administrator's policy needs more).");
         }
-        else if (pendingRequests is not null && !_administrator && !pendingRequests.TryTake(Identity.Uid, length))
+        else if (pendingRequests is not null && !_administrator)
         {
-            refusal = $"uid {Identity.Uid} already has {pendingRequests.Held(Identity.Uid)} bytes of requests under way on its connections, " +
-                $"and {pendingRequests.LimitPerUid} is the limit. Finish sending them first.";
+            if (pendingRequests.TryTake(Identity.Uid, length))
+            {
+                _pendingTaken = length;
+            }
+            else
+            {
+                refusal = $"uid {Identity.Uid} already has {pendingRequests.Held(Identity.Uid)} bytes of requests under way on its connections, " +
+                    $"and {pendingRequests.LimitPerUid} is the limit. Finish sending them first.";
+            }
         }
-        if (refusal is null)
+        if (refusal is not null)
         {
-            return null;
+            // Best effort, as the connection closes next: a caller that does not read never learns why, as before.
+            FdPassing.TrySend(Fd, ControlProtocol.Encode(Refused(0, ControlProtocol.Errors.MessageTooLong, refusal)), []);
         }
-        await SendAsync(Refused(0, ControlProtocol.Errors.MessageTooLong, refusal), [], stopping);
         return refusal;
     }
 
-    /// <summary>Handles one request; the answer, its descriptors, and whether to send it (not when the caller asked for none).</summary>
-    private async Task<(ControlResponse, int[], bool Reply)> HandleAsync(byte[] body)
+    private static ControlRequest? Decode(byte[] body, out ControlResponse? malformed)
     {
-        ControlRequest request;
         try
         {
-            request = ControlProtocol.DecodeRequest(body);
+            malformed = null;
+            return ControlProtocol.DecodeRequest(body);
         }
         catch (JsonException error)
         {
-            return (Refused(0, ControlProtocol.Errors.InvalidArgument, $"Malformed control request: {error.Message}"), [], true);
+            malformed = Refused(0, ControlProtocol.Errors.InvalidArgument, $"Malformed control request: {error.Message}");
+            return null;
         }
+    }
+
+    /// <summary>Handles one request; the answer, its descriptors, and whether to send it (not when the caller asked for none).</summary>
+    private async Task<(ControlResponse, int[], bool Reply)> HandleAsync(ControlRequest request)
+    {
         bool reply = request.NoReply != true;
         try
         {
@@ -181,24 +345,23 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         }
         catch (ControlException refused)
         {
-            log.Info($"refused {request.Op} from {Identity.ProcessName} (pid {Identity.Pid}, uid {Identity.Uid}): {refused.Message}");
+            log.Info($"refused {request.Op} from {Who}: {refused.Message}");
             return (Refused(request.Id, refused.Code, refused.Message), [], reply);
         }
         catch (Exception error) when (error is not OperationCanceledException)
         {
             // A request the daemon should have refused cleanly: the caller is told, the daemon goes on, the log has why.
-            log.Warn($"{request.Op} from {Identity.ProcessName} (pid {Identity.Pid}, uid {Identity.Uid}) failed: {error}");
+            log.Warn($"{request.Op} from {Who} failed: {error}");
             return (Refused(request.Id, ControlProtocol.Errors.Internal,
                 $"The daemon failed on this {request.Op} request ({error.GetType().Name}: {error.Message}); its log has the details."), [], reply);
         }
     }
 
     /// <summary>
-    /// Sends an answer (its fds on the first byte), without holding a thread while a slow caller reads; a caller that
-    /// has not taken it within <see cref="SendTimeout"/> loses the connection. An answer over the protocol's size
-    /// bound is replaced by a refusal saying so: the daemon never sends what a client must reject.
+    /// The answer's bytes; one over the protocol's size bound is replaced by a refusal saying so (and passes no
+    /// descriptors): the daemon never sends what a client must reject.
     /// </summary>
-    private async Task SendAsync(ControlResponse response, int[] fds, CancellationToken stopping)
+    private byte[] Encode(ControlResponse response, ref int[] fds)
     {
         byte[] message = ControlProtocol.Encode(response);
         if (message.Length - 4 > ControlProtocol.MaxMessageBytes)
@@ -208,38 +371,34 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
                 $"The answer would be {message.Length} bytes, over the protocol's {ControlProtocol.MaxMessageBytes}-byte limit."));
             fds = [];
         }
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
-        deadline.CancelAfter(SendTimeout);
-        int sent = FdPassing.TrySend((int)connection.Handle, message, fds);
-        while (sent == 0)
+        return message;
+    }
+
+    /// <summary>
+    /// Sends what is left of an answer from <paramref name="sent"/> (its fds with its first byte, if none went yet),
+    /// without holding a thread while a slow caller reads: a caller that has not taken it within
+    /// <see cref="SendTimeout"/> loses the connection (an IOException, which ends it).
+    /// </summary>
+    private async Task SendRestAsync(byte[] message, int sent, int[] fds)
+    {
+        long deadline = Environment.TickCount64 + (long)SendTimeout.TotalMilliseconds;
+        while (sent < message.Length)
         {
-            // Not even the first byte fits: the caller has left earlier answers unread. Wait, but not on a thread.
-            await Task.Delay(TimeSpan.FromMilliseconds(5), deadline.Token);
-            sent = FdPassing.TrySend((int)connection.Handle, message, fds);
-        }
-        if (sent < message.Length)
-        {
-            await connection.SendAsync(message.AsMemory(sent), SocketFlags.None, deadline.Token);
+            int went = FdPassing.TrySend(Fd, message.AsSpan(sent), sent == 0 ? fds : []);
+            sent += went;
+            if (went == 0)
+            {
+                if (Environment.TickCount64 > deadline)
+                {
+                    throw new IOException($"the caller left its answer unread for {SendTimeout.TotalSeconds:0} s");
+                }
+                await Task.Delay(TimeSpan.FromMilliseconds(5)); // the caller has left earlier answers unread: wait, but not on a thread
+            }
         }
     }
 
     private static ControlResponse Refused(long id, string code, string message) =>
         new() { Id = id, Ok = false, Error = new ControlError(code, message) };
-
-    private async Task<bool> ReadExactlyAsync(Memory<byte> buffer, CancellationToken stopping)
-    {
-        int read = 0;
-        while (read < buffer.Length)
-        {
-            int got = await connection.ReceiveAsync(buffer[read..], SocketFlags.None, stopping);
-            if (got == 0)
-            {
-                return false;
-            }
-            read += got;
-        }
-        return true;
-    }
 
     /// <summary>What the request being handled does once its answer has gone out; dropped if it never does.</summary>
     private Action? _afterAnswer;
