@@ -13,7 +13,12 @@ public sealed partial class ControlPlane
     {
         var socket = Bind(session, request);
         // Once the application has the memfd and the wake-up's epoll, the daemon's copies go: two descriptors a socket, not four.
-        session.AfterAnswer(() => Descriptors.Return(socket.CloseApplicationEnds(), IsAdministrator(socket.Owner)));
+        // The pool makes the next sockets' memory after the answer, not while this caller waits for it.
+        session.AfterAnswer(() =>
+        {
+            Descriptors.Return(socket.CloseApplicationEnds(), IsAdministrator(socket.Owner));
+            Pool?.TopUp();
+        });
         response.Socket = new SocketGrant
         {
             SocketId = socket.Id,

@@ -7,7 +7,8 @@ namespace Norman.Daemon.Control;
 /// Sockets' memory made ahead of the binds that will need it: a few <see cref="PipeMemory"/> of the default geometry,
 /// UDP and TCP, so that a bind takes one instead of making a memfd, mapping it and initialising its rings while the
 /// application waits (about 200 µs of the bind's 700 on the project's machine). A thread-pool item makes the next ones
-/// after each take. Never recycled: a closed socket's memory may still be mapped by its application (a hostile one
+/// when <see cref="TopUp"/> is called, once the bind's answer is out: made during the bind, on a machine whose other core
+/// the dataplane spins on, it took the core from the thread sending the answer. Never recycled: a closed socket's memory may still be mapped by its application (a hostile one
 /// keeps the descriptor), so it is never given to anyone else. A bind of another geometry makes its own.
 /// </summary>
 public sealed class PipeMemoryPool : IDisposable
@@ -52,10 +53,18 @@ public sealed class PipeMemoryPool : IDisposable
         if (slotCount == _slotCount && slotSize == PipeLayout.DefaultSlotSize && (tcp ? _tcp : _udp).TryDequeue(out var made))
         {
             Interlocked.Increment(ref _hits);
-            ScheduleRefill();
             return made;
         }
         return PipeMemory.Create(slotCount, slotSize, tcp);
+    }
+
+    /// <summary>Makes memory for the pool's next takes on the thread pool, if it is short and not already making some.</summary>
+    public void TopUp()
+    {
+        if (IsShort)
+        {
+            ScheduleRefill();
+        }
     }
 
     private void ScheduleRefill()
