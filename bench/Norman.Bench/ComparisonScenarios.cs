@@ -139,6 +139,7 @@ public static class ComparisonScenarios
     {
         var hello = new Measurement("control_round_trip_us", "G: a control request that does nothing (hello), one every 2 ms (median of 200)", "µs");
         var open = new Measurement("socket_open_us", "G: open and bind a socket, one every 2 ms (median of 200, kept open; the dataplane busy-polls its core)", "µs");
+        var reopen = new Measurement("socket_reopen_us", "G: open and bind a socket, one every 2 ms, the one before closed first (median of 200; a connection keeps closed sockets' memory)", "µs");
         var openBurst = new Measurement("socket_open_burst_us", "G: the same, 200 back to back (past the daemon's memory made ahead)", "µs");
         var close = new Measurement("socket_close_us", "G: close one of them (the application's wait)", "µs");
         var openAdaptive = new Measurement("socket_open_adaptive_us", "G: open and bind, one every 2 ms, with the daemon's default dataplane, which sleeps when idle", "µs");
@@ -149,6 +150,7 @@ public static class ComparisonScenarios
         {
             hello.Add(ControlScenarios.ControlRoundTripMicroseconds(200, pauseMilliseconds: 2));
             open.Add(ControlScenarios.SocketOpenAndCloseMicroseconds(200, pauseMilliseconds: 2).OpenP50);
+            reopen.Add(ControlScenarios.SocketReopenMicroseconds(200, pauseMilliseconds: 2));
             var (burst, closed) = ControlScenarios.SocketOpenAndCloseMicroseconds(200);
             openBurst.Add(burst);
             close.Add(closed);
@@ -158,7 +160,7 @@ public static class ComparisonScenarios
             applyUnderLoad.Add(ms);
             lost.Add(missing);
         }
-        return [hello, open, openBurst, close, openAdaptive, apply, applyUnderLoad, lost];
+        return [hello, open, reopen, openBurst, close, openAdaptive, apply, applyUnderLoad, lost];
     }
 
     private static Measurement[] Percentiles(string prefix, string description) =>

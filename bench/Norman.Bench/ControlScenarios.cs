@@ -42,6 +42,27 @@ public static class ControlScenarios
     }
 
     /// <summary>
+    /// Median µs to open and bind a socket, one every <paramref name="pauseMilliseconds"/> ms, each closed before the
+    /// next opens: a process that opens and closes sockets as it works, whose memory its connection keeps for the next.
+    /// </summary>
+    public static double SocketReopenMicroseconds(int count, int pauseMilliseconds)
+    {
+        return BenchDaemon.With((daemon, first) =>
+        {
+            var opens = new double[count];
+            for (int i = 0; i < count; i++)
+            {
+                Thread.Sleep(pauseMilliseconds);
+                long start = Stopwatch.GetTimestamp();
+                using var socket = new NormanUdpSocket(daemon.SocketPath);
+                socket.Bind(first.LocalPort + 1 + i);
+                opens[i] = Stopwatch.GetElapsedTime(start).TotalMicroseconds;
+            }
+            return new RoundTrips(opens).Percentile(50);
+        });
+    }
+
+    /// <summary>
     /// Median µs of a control round trip that does nothing (hello), one every <paramref name="pauseMilliseconds"/> ms (0:
     /// back to back): the part of every bind, connect and listing that is the daemon's threads waking and answering.
     /// </summary>

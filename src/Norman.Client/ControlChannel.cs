@@ -25,6 +25,8 @@ public sealed class ControlChannel : IDisposable
     private ReadyMapping? _ready;
     private long _readyId;
     private bool _disposed;
+    /// <summary>Closed sockets' memory kept mapped for the next binds, by the closed socket's id; under <see cref="_gate"/>.</summary>
+    private readonly Dictionary<long, SharedMemory> _kept = new();
 
     private ControlChannel(Socket socket, string path)
     {
@@ -114,7 +116,8 @@ public sealed class ControlChannel : IDisposable
     /// few hundred µs; waiting cost every close that). The daemon handles a connection's requests in order, so this
     /// process's next bind already finds the port free; another process may find it held for that moment.
     /// </summary>
-    public void CloseSocket(long socketId) => Post(new ControlRequest { Op = ControlProtocol.Ops.Close, SocketId = socketId });
+    public void CloseSocket(long socketId, bool keepMemory = false) =>
+        Post(new ControlRequest { Op = ControlProtocol.Ops.Close, SocketId = socketId, KeepMemory = keepMemory ? true : null });
 
     /// <summary>
     /// Sends a request the daemon answers with nothing (it logs a refusal): for what this process's later requests,
@@ -296,6 +299,54 @@ public sealed class ControlChannel : IDisposable
         }
     }
 
+    /// <summary>
+    /// Keeps a closing socket's memory mapped for a later bind over this connection (the daemon empties it and keeps it
+    /// too, if the close says so); false when the connection keeps its most already or is closed: unmap it then.
+    /// </summary>
+    internal bool TryKeep(long socketId, SharedMemory region)
+    {
+        lock (_gate)
+        {
+            if (_disposed || _kept.Count >= ControlProtocol.MaxKeptMemory)
+            {
+                return false;
+            }
+            _kept[socketId] = region;
+            return true;
+        }
+    }
+
+    /// <summary>The closed sockets whose memory is kept, for a bind to name; null when none.</summary>
+    internal List<long>? KeptMemory()
+    {
+        lock (_gate)
+        {
+            return _kept.Count == 0 ? null : [.. _kept.Keys];
+        }
+    }
+
+    /// <summary>The kept memory a bind's answer reuses, no longer kept; null if this connection does not keep it (a daemon's error).</summary>
+    internal SharedMemory? TakeKept(long socketId)
+    {
+        lock (_gate)
+        {
+            return _kept.Remove(socketId, out var region) ? region : null;
+        }
+    }
+
+    /// <summary>Unmaps all kept memory: after a refused bind the daemon has let go of what it took, so both sides start again.</summary>
+    internal void ForgetKept()
+    {
+        lock (_gate)
+        {
+            foreach (var region in _kept.Values)
+            {
+                region.Dispose();
+            }
+            _kept.Clear();
+        }
+    }
+
     public void Dispose()
     {
         _socket.Dispose();
@@ -305,5 +356,6 @@ public sealed class ControlChannel : IDisposable
             _ready?.Release();
             _ready = null;
         }
+        ForgetKept();
     }
 }

@@ -76,31 +76,54 @@ internal sealed unsafe class SocketPipes : IDisposable
         bool reusePort = false)
     {
         var fds = new List<int>();
-        var response = control.Call(new ControlRequest
+        ControlResponse response;
+        try
         {
-            Op = ControlProtocol.Ops.Bind,
-            Protocol = protocol,
-            Address = endPoint.Address.ToString(),
-            Port = endPoint.Port,
-            SlotCount = slotCount,
-            V6Only = v6Only ? true : null,
-            ReuseAddress = reuseAddress ? true : null,
-            ReusePort = reusePort ? true : null,
-        }, fds);
+            response = control.Call(new ControlRequest
+            {
+                Op = ControlProtocol.Ops.Bind,
+                Protocol = protocol,
+                Address = endPoint.Address.ToString(),
+                Port = endPoint.Port,
+                SlotCount = slotCount,
+                V6Only = v6Only ? true : null,
+                ReuseAddress = reuseAddress ? true : null,
+                ReusePort = reusePort ? true : null,
+                KeptMemory = control.KeptMemory(),
+            }, fds);
+        }
+        catch (NormanException)
+        {
+            control.ForgetKept(); // the daemon let go of any kept memory it took for this bind
+            throw;
+        }
         var grant = response.Socket!;
-        int expected = grant.ReadyBit is null ? 3 : 4;
-        if (fds.Count != expected || grant.ReadyBit is < 0 or >= ReadyMap.Bits)
+        // Reused memory comes without its memfd: the rest are one place earlier.
+        var kept = grant.ReusedMemory is { } reused ? control.TakeKept(reused) : null;
+        int first = grant.ReusedMemory is null ? 1 : 0;
+        int expected = first + (grant.ReadyBit is null ? 2 : 3);
+        if (fds.Count != expected || grant.ReadyBit is < 0 or >= ReadyMap.Bits || (grant.ReusedMemory is not null && kept is null)
+            || (kept is not null && kept.Length != grant.RegionBytes))
         {
             FdPassing.CloseAll(fds);
+            kept?.Dispose();
             control.CloseSocket(grant.SocketId); // the connection outlives this socket: the daemon must hear it is gone
-            throw new NormanException("EPROTO", $"The daemon sent {fds.Count} descriptors with the bind, not {expected}, or ready bit " +
-                $"{grant.ReadyBit}: a daemon of another release?");
+            throw new NormanException("EPROTO", $"The daemon sent {fds.Count} descriptors with the bind, not {expected}, ready bit " +
+                $"{grant.ReadyBit}, or memory {grant.ReusedMemory} this process does not keep: a daemon of another release?");
         }
-        var region = SharedMemory.Map(fds[0], grant.RegionBytes);
-        region.CloseDescriptor(); // mapped: the memory needs no descriptor, and a process's sockets should not cost three each
-        var wakeup = WakeupReceiver.Adopt(fds[1]);
-        var doorbell = Doorbell.Adopt(fds[2]);
-        var ready = grant.ReadyBit is null ? null : control.AdoptReadyMap(fds[3], grant.ReadyMapId ?? 0);
+        SharedMemory region;
+        if (kept is not null)
+        {
+            region = kept;
+        }
+        else
+        {
+            region = SharedMemory.Map(fds[0], grant.RegionBytes);
+            region.CloseDescriptor(); // mapped: the memory needs no descriptor, and a process's sockets should not cost three each
+        }
+        var wakeup = WakeupReceiver.Adopt(fds[first]);
+        var doorbell = Doorbell.Adopt(fds[first + 1]);
+        var ready = grant.ReadyBit is null ? null : control.AdoptReadyMap(fds[first + 2], grant.ReadyMapId ?? 0);
         byte* rxRing = region.Address + PipeLayout.RxRingOffset;
         byte* txRing = region.Address + PipeLayout.TxRingOffset;
         if (!RingInitializer.Matches(rxRing, grant.SlotCount, grant.SlotSize) || !RingInitializer.Matches(txRing, grant.SlotCount, grant.SlotSize))
@@ -154,21 +177,41 @@ internal sealed unsafe class SocketPipes : IDisposable
 
     /// <summary>
     /// Closes the socket: the daemon is told over <paramref name="control"/> (the process's shared connection, which
-    /// outlives it), and the pipes are unmapped here.
+    /// outlives it). The memory stays mapped for this process's next bind over that connection when it keeps few
+    /// enough (<see cref="ControlChannel.TryKeep"/>), and is unmapped here otherwise.
     /// </summary>
     public void Close(ControlChannel control)
     {
-        control.CloseSocket(SocketId);
-        Dispose();
+        if (Interlocked.Exchange(ref _released, 1) != 0)
+        {
+            return;
+        }
+        bool keep = control.TryKeep(SocketId, Region);
+        control.CloseSocket(SocketId, keepMemory: keep);
+        Release(unmap: !keep);
     }
 
     /// <summary>Unmaps the pipes without telling the daemon (it is gone, and released the socket with the connection).</summary>
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _released, 1) == 0)
+        {
+            Release(unmap: true);
+        }
+    }
+
+    /// <summary>1 once closed or disposed: the memory may be kept for another socket by then, and must not be unmapped twice.</summary>
+    private int _released;
+
+    private void Release(bool unmap)
+    {
         WakeupReactor.ForgetIfStarted(Wakeup.Fd);
         Wakeup.Dispose();
         Doorbell.Dispose();
-        Region.Dispose();
+        if (unmap)
+        {
+            Region.Dispose();
+        }
         Interlocked.Exchange(ref _ready, null)?.Release();
     }
 }

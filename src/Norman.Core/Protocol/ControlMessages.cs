@@ -28,6 +28,16 @@ public sealed class ControlRequest
     public bool? ReuseAddress { get; set; }
     /// <summary>bind: SO_REUSEPORT; UDP sockets of one user that all ask share an address and port, each sender's datagrams going to one of them.</summary>
     public bool? ReusePort { get; set; }
+    /// <summary>
+    /// close: the caller keeps its mapping of the socket's memory for a later bind on this connection (at most
+    /// <see cref="ControlProtocol.MaxKeptMemory"/>), so the daemon keeps the memory too, its slots emptied, instead of freeing it.
+    /// </summary>
+    public bool? KeepMemory { get; set; }
+    /// <summary>
+    /// bind: the sockets whose memory the caller still keeps mapped (closed with <see cref="KeepMemory"/>); the daemon
+    /// may grant one of them again (<see cref="SocketGrant.ReusedMemory"/>) and frees those the caller no longer names.
+    /// </summary>
+    public List<long>? KeptMemory { get; set; }
 
     /// <summary>filter operations: the chain (ingress, egress), a rule's words, a rule's handle, a policy.</summary>
     public string? Chain { get; set; }
@@ -226,6 +236,12 @@ public sealed class SocketGrant
     public int? ReadyBit { get; set; }
     /// <summary>Which of the daemon's ready maps the fourth descriptor is: a user's map is made again after all its sockets closed.</summary>
     public long? ReadyMapId { get; set; }
+    /// <summary>
+    /// The socket's memory is the one the caller kept from this closed socket (named in the bind's
+    /// <see cref="ControlRequest.KeptMemory"/>), its rings made new: no memfd travels, so every other descriptor
+    /// comes one place earlier.
+    /// </summary>
+    public long? ReusedMemory { get; set; }
 }
 
 /// <summary>One socket as <c>norman ss</c> shows it.</summary>

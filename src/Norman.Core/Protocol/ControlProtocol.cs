@@ -10,6 +10,12 @@ namespace Norman.Core.Protocol;
 public static class ControlProtocol
 {
     public const int Version = 1;
+
+    /// <summary>
+    /// Closed sockets' memory a connection may keep for its next binds (<see cref="ControlRequest.KeepMemory"/>): a bind
+    /// that reuses one maps nothing and touches no new page, the dear part of opening a socket on a virtual machine.
+    /// </summary>
+    public const int MaxKeptMemory = 4;
     /// <summary>The largest message either side sends or accepts, the daemon's answers included.</summary>
     public const int MaxMessageBytes = 16 << 20;
     /// <summary>How much of a listing one answer carries; the rest comes on request (<see cref="ControlRequest.Cursor"/>).</summary>

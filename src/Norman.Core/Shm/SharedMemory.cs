@@ -88,6 +88,18 @@ public sealed unsafe class SharedMemory : IDisposable
         }
     }
 
+    /// <summary>
+    /// Frees the pages from <paramref name="offset"/> (page-aligned) to the end, in every process that maps them: they
+    /// read as zero again and cost nothing until touched (MADV_REMOVE punches them out of the memfd).
+    /// </summary>
+    public void Discard(long offset)
+    {
+        if (offset < Length && Libc.Madvise(Address + offset, (nuint)(Length - offset), Libc.MADV_REMOVE) != 0)
+        {
+            throw ShmError("madvise(MADV_REMOVE)", Libc.LastError);
+        }
+    }
+
     public void Dispose()
     {
         if (_address != null)

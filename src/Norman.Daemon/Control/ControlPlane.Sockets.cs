@@ -31,10 +31,12 @@ public sealed partial class ControlPlane
             RegionBytes = socket.Region.Length,
             ReadyBit = socket.Pipe.Ready is null ? null : socket.Pipe.ReadyBit,
             ReadyMapId = socket.Pipe.Ready?.Id,
+            ReusedMemory = socket.ReusedMemory,
         };
+        int[] memory = socket.ReusedMemory is null ? [socket.Region.Fd] : [];
         return Task.FromResult<int[]>(socket.Pipe.Ready is { } ready
-            ? [socket.Region.Fd, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd, ready.Fd]
-            : [socket.Region.Fd, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd]);
+            ? [.. memory, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd, ready.Fd]
+            : [.. memory, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd]);
     }
 
     private async Task<int[]> OnConnect(ControlSession session, ControlRequest request, ControlResponse response)
@@ -50,7 +52,7 @@ public sealed partial class ControlPlane
     private Task<int[]> OnClose(ControlSession session, ControlRequest request, ControlResponse response)
     {
         var socket = OwnedSocket(session, request);
-        var closing = CloseAsync(session, socket);
+        var closing = CloseAsync(session, socket, keepMemory: request.KeepMemory == true);
         if (!closing.IsCompleted)
         {
             session.Finishing(closing);
@@ -95,18 +97,29 @@ public sealed partial class ControlPlane
             throw new ControlException(ControlProtocol.Errors.TooManySockets, "Cannot open a socket: " + Descriptors.Refusal(identity.Uid, !ordinary));
         }
         NormanSocket socket;
+        // Memory this connection's application kept mapped from a socket it closed: nothing to map or touch for it.
+        var kept = session.Kept.Take(request.KeptMemory, slotCount, tcp: protocol == IpProtocols.Tcp);
         try
         {
             socket = sockets.Bind(identity, !ordinary, protocol, address, request.Port ?? 0,
                 PipeLayout.SocketRegionBytes(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp),
                 (id, port) => MakeSocket(id, port, identity, protocol, address, slotCount, v6Only: request.V6Only == true && !address.IsV4,
-                    reusePort: request.ReusePort == true),
+                    reusePort: request.ReusePort == true, kept?.Region),
                 v6Only: request.V6Only == true && !address.IsV4, reuseAddress: request.ReuseAddress == true, reusePort: request.ReusePort == true);
         }
         catch
         {
             Descriptors.Return(DescriptorsPerSocket, administrator: !ordinary);
+            kept?.Region.Dispose(); // the caller forgets what it kept when a bind fails, so the daemon does too
             throw;
+        }
+        if (socket.HeldDescriptors < NormanSocket.Descriptors)
+        {
+            Descriptors.Return(NormanSocket.Descriptors - socket.HeldDescriptors, administrator: !ordinary); // no memfd: the memory was kept
+        }
+        if (kept is { } reused)
+        {
+            socket.ReusedMemory = reused.Id;
         }
         session.Own(socket);
         // Answered without waiting for the dataplane (a thread wake-up each way, most of a bind's time): the commands
@@ -124,7 +137,7 @@ public sealed partial class ControlPlane
 
     /// <summary>A bound socket's record, over pooled memory where the pool has some, with a bit in its user's ready map.</summary>
     private NormanSocket MakeSocket(long id, ushort port, PeerIdentity identity, byte protocol, NetAddress address, int slotCount, bool v6Only,
-        bool reusePort)
+        bool reusePort, Norman.Core.Shm.SharedMemory? kept)
     {
         var (ready, bit) = ReadyMaps?.Take(identity.Uid) ?? (null, -1);
         try
@@ -132,7 +145,8 @@ public sealed partial class ControlPlane
             return new NormanSocket(id, identity, protocol, address, port, slotCount, PipeLayout.DefaultSlotSize,
                 appNames.IdOf(identity.AppName), appNames.IdOf(AppNames.CgroupKey(identity.Cgroup)),
                 appNames.IdOf(AppNames.ExecutableKey(identity.Executable)), v6Only,
-                memory: Pool?.Take(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp), ready: ready, readyBit: bit,
+                memory: kept is not null ? PipeMemory.Reuse(kept, slotCount, PipeLayout.DefaultSlotSize)
+                    : Pool?.Take(slotCount, PipeLayout.DefaultSlotSize, tcp: protocol == IpProtocols.Tcp), ready: ready, readyBit: bit,
                 reusePort: reusePort);
         }
         catch
@@ -164,8 +178,12 @@ public sealed partial class ControlPlane
         socket.RemotePort = (ushort)port;
     }
 
-    /// <summary>Releases a socket: its port at once, its memory once the dataplane has stopped serving it.</summary>
-    public async Task CloseAsync(ControlSession session, NormanSocket socket)
+    /// <summary>
+    /// Releases a socket: its port at once, its memory once the dataplane has stopped serving it. With
+    /// <paramref name="keepMemory"/> (the application keeps its mapping) the memory is emptied and kept for the
+    /// connection's next bind instead, within its user's limits.
+    /// </summary>
+    public async Task CloseAsync(ControlSession session, NormanSocket socket, bool keepMemory = false)
     {
         sockets.Remove(socket);
         session.Disown(socket);
@@ -173,7 +191,17 @@ public sealed partial class ControlPlane
         engine.Post(remove);
         await remove.Applied;
         int held = socket.HeldDescriptors + (sockets.KernelPorts is null ? 0 : 1);
-        socket.Dispose();
+        if (keepMemory && socket.DisposeKeepingMemory() is { } memory)
+        {
+            if (!session.Kept.TryKeep(socket.Id, memory, socket.SlotCount, tcp: socket.Pipe.Protocol == IpProtocols.Tcp))
+            {
+                memory.Dispose();
+            }
+        }
+        else
+        {
+            socket.Dispose();
+        }
         Descriptors.Return(held, IsAdministrator(socket.Owner));
         log.Info($"close {IpProtocols.Name(socket.Pipe.Protocol)} {socket.LocalAddress}:{socket.LocalPort} of {socket.Owner.ProcessName} (pid {socket.Owner.Pid})");
     }

@@ -28,6 +28,9 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
     public static readonly TimeSpan SendTimeout = TimeSpan.FromSeconds(5);
 
     private readonly Dictionary<long, NormanSocket> _owned = new();
+
+    /// <summary>Closed sockets' memory the application keeps mapped for its next binds on this connection.</summary>
+    public KeptMemory Kept { get; } = new(plane.Sockets, identity.Uid);
     private readonly List<Capture.CaptureTap> _taps = new();
     private readonly bool _administrator = plane.IsAdministrator(identity);
 
@@ -431,6 +434,7 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
             _finishing.Clear();
         }
         await Task.WhenAll(finishing).ContinueWith(_ => { }, TaskScheduler.Default); // their failures are logged already
+        Kept.EndAll();
         List<NormanSocket> owned;
         lock (_owned)
         {

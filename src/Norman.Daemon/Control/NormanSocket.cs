@@ -33,6 +33,7 @@ public sealed unsafe class NormanSocket : IDisposable
         SlotSize = slotSize;
         memory ??= PipeMemory.Create(slotCount, slotSize, tcp: protocol == IpProtocols.Tcp);
         Region = memory.Region;
+        HeldDescriptors = Region.Fd >= 0 ? Descriptors : Descriptors - 1; // reused memory comes without its memfd
         Wakeup = memory.Wakeup;
         Doorbell = memory.Doorbell;
         Pipe = new PipeSocket(id, protocol, localAddress, localPort, Region, Wakeup, Doorbell, slotCount, slotSize)
@@ -58,7 +59,7 @@ public sealed unsafe class NormanSocket : IDisposable
     public const int DescriptorsAfterAnswer = 2;
 
     /// <summary>The descriptors it holds now.</summary>
-    public int HeldDescriptors { get; private set; } = Descriptors;
+    public int HeldDescriptors { get; private set; }
 
     /// <summary>
     /// After the bind's answer went out: closes the daemon's copies of what only the application uses (the memfd, which
@@ -72,14 +73,17 @@ public sealed unsafe class NormanSocket : IDisposable
             {
                 return 0;
             }
+            int closed = HeldDescriptors - DescriptorsAfterAnswer;
             Region.CloseDescriptor();
             Wakeup.CloseApplicationEnd();
             HeldDescriptors = DescriptorsAfterAnswer;
-            return Descriptors - DescriptorsAfterAnswer;
+            return closed;
         }
     }
 
     public long Id { get; }
+    /// <summary>The closed socket whose kept memory this one was given (<see cref="PipeMemory.Reuse"/>), if it was.</summary>
+    public long? ReusedMemory { get; set; }
     public PeerIdentity Owner { get; }
     public int SlotCount { get; }
     public int SlotSize { get; }
@@ -152,19 +156,36 @@ public sealed unsafe class NormanSocket : IDisposable
         }
     }
 
-    public void Dispose()
+    public void Dispose() => Release(keepRegion: false);
+
+    /// <summary>
+    /// Disposes the socket but not its memory, which is returned, emptied (<see cref="PipeMemory.Empty"/>), for its
+    /// application's next bind on the same connection; null if the socket was disposed already.
+    /// </summary>
+    public SharedMemory? DisposeKeepingMemory() => Release(keepRegion: true) ? Region : null;
+
+    private bool Release(bool keepRegion)
     {
         lock (_mapping)
         {
             if (_disposed)
             {
-                return;
+                return false;
             }
             _disposed = true;
             Wakeup.Dispose();
             Doorbell.Dispose();
-            Region.Dispose();
+            if (keepRegion)
+            {
+                Region.CloseDescriptor();
+                PipeMemory.Empty(Region);
+            }
+            else
+            {
+                Region.Dispose();
+            }
             Pipe.Ready?.Release(Pipe.ReadyBit); // the dataplane has let go of the socket: the bit may serve another
+            return true;
         }
     }
 }

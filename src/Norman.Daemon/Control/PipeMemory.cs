@@ -44,6 +44,34 @@ public sealed unsafe class PipeMemory : IDisposable
         }
     }
 
+    /// <summary>
+    /// A socket's memory again, over a region its application kept mapped from one of its closed sockets
+    /// (<see cref="Empty"/> emptied it then): the rings made new in the header page, a new wake-up and doorbell. The
+    /// region has no descriptor left: the application maps it already.
+    /// </summary>
+    public static PipeMemory Reuse(SharedMemory region, int slotCount, int slotSize)
+    {
+        new Span<byte>(region.Address, PipeLayout.SocketHeaderBytes).Clear();
+        RingInitializer.Initialize(region.Address + PipeLayout.RxRingOffset, slotCount, slotSize);
+        RingInitializer.Initialize(region.Address + PipeLayout.TxRingOffset, slotCount, slotSize);
+        var wakeup = WakeupSender.Create();
+        try
+        {
+            return new PipeMemory(region, wakeup, Doorbell.Create());
+        }
+        catch
+        {
+            wakeup.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Frees what a closed socket's memory holds beyond its header page (slots, a TCP socket's connection table), in the
+    /// daemon and in the application that keeps it mapped, before it is kept for that application's next bind.
+    /// </summary>
+    public static void Empty(SharedMemory region) => region.Discard(PipeLayout.SocketHeaderBytes);
+
     public void Dispose()
     {
         Wakeup.Dispose();

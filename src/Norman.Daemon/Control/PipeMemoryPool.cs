@@ -8,8 +8,9 @@ namespace Norman.Daemon.Control;
 /// UDP and TCP, so that a bind takes one instead of making a memfd, mapping it and initialising its rings while the
 /// application waits (about 200 µs of the bind's 700 on the project's machine). A thread-pool item makes the next ones
 /// when <see cref="TopUp"/> is called, once the bind's answer is out: made during the bind, on a machine whose other core
-/// the dataplane spins on, it took the core from the thread sending the answer. Never recycled: a closed socket's memory may still be mapped by its application (a hostile one
-/// keeps the descriptor), so it is never given to anyone else. A bind of another geometry makes its own.
+/// the dataplane spins on, it took the core from the thread sending the answer. The pool never takes memory back: a closed socket's memory may still be mapped by its
+/// application (a hostile one keeps the descriptor), so it goes to no one else; only that connection's own next bind
+/// may get it again (<see cref="KeptMemory"/>). A bind of another geometry makes its own.
 /// </summary>
 public sealed class PipeMemoryPool : IDisposable
 {

@@ -214,6 +214,42 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
         }
     }
 
+    /// <summary>
+    /// Counts memory a connection keeps from a closed socket, for its next bind, as one of its user's sockets: kept
+    /// memory is still memory and a mapping, so closing and keeping never takes a user past its limits. False when it
+    /// would (the memory is then freed).
+    /// </summary>
+    public bool TryHoldKept(int uid, long bytes)
+    {
+        lock (_gate)
+        {
+            var (held, heldBytes) = _heldByUid.GetValueOrDefault(uid);
+            if (held >= maxSocketsPerUid || heldBytes + bytes > maxPipeBytesPerUid)
+            {
+                return false;
+            }
+            _heldByUid[uid] = (held + 1, heldBytes + bytes);
+            return true;
+        }
+    }
+
+    /// <summary>Kept memory given to a bind, or freed: no longer counted (<see cref="TryHoldKept"/>).</summary>
+    public void ReleaseKept(int uid, long bytes)
+    {
+        lock (_gate)
+        {
+            var (held, heldBytes) = _heldByUid[uid];
+            if (held == 1)
+            {
+                _heldByUid.Remove(uid);
+            }
+            else
+            {
+                _heldByUid[uid] = (held - 1, heldBytes - bytes);
+            }
+        }
+    }
+
     /// <summary>Forgets a socket: its port is free again at once. The caller releases its memory once the dataplane lets go.</summary>
     public void Remove(NormanSocket socket)
     {
