@@ -18,10 +18,12 @@ public sealed class NormanTcpListener : IDisposable
     /// Binds and listens (port 0 picks a free one) on the host's address or the wildcard; the accepted connections use
     /// <paramref name="congestionControl"/>: CUBIC (the default, as Linux's) or NewReno. On <c>::</c>,
     /// <paramref name="v6Only"/> (IPV6_V6ONLY) leaves IPv4 to another listener on the same port, as Redis and nginx bind them.
+    /// With <paramref name="reusePort"/> (SO_REUSEPORT) it shares the port with this user's other listeners that set it
+    /// too; each new connection goes to one of them and stays with it while it lives, whoever joins or leaves.
     /// </summary>
     public NormanTcpListener(IPEndPoint endPoint, string? controlSocketPath = null, int backlog = 4096, int? slotCount = null,
-        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic, bool v6Only = false) =>
-        _endpoint = TcpEndpoint.Listen(controlSocketPath, endPoint, backlog, slotCount, congestionControl, v6Only);
+        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic, bool v6Only = false, bool reusePort = false) =>
+        _endpoint = TcpEndpoint.Listen(controlSocketPath, endPoint, backlog, slotCount, congestionControl, v6Only, reusePort);
 
     public NormanTcpListener(int port, string? controlSocketPath = null, int backlog = 4096)
         : this(new IPEndPoint(IPAddress.Any, port), controlSocketPath, backlog)

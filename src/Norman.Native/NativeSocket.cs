@@ -112,7 +112,7 @@ internal sealed class NativeSocket : IDisposable
                 throw new NormanException("EINVAL", "This socket is connected; listen on a new one.");
             }
             // Linux clamps the backlog to somaxconn (4096) and takes 0 or less as the least.
-            _listener ??= new NormanTcpListener(_tcpBinding ?? Wildcard(), backlog: Math.Clamp(backlog, 1, 4096), v6Only: V6Only);
+            _listener ??= new NormanTcpListener(_tcpBinding ?? Wildcard(), backlog: Math.Clamp(backlog, 1, 4096), v6Only: V6Only, reusePort: ReusePort);
             FollowTcp();
         }
     }

@@ -1,3 +1,5 @@
+using System.Text.RegularExpressions;
+
 namespace Norman.Integration.Tests;
 
 /// <summary>
@@ -425,6 +427,46 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.DoesNotContain("Socket errors", report);
         Assert.DoesNotContain("Non-2xx", report);
         Assert.Matches(@"Requests/sec:\s+[1-9]", report);
+    }
+
+    /// <summary>
+    /// Two server processes started apart share a TCP port with SO_REUSEPORT (a second instance beside the first, as
+    /// for a restart without downtime): connections from the kernel reach both; with the first gone, the second takes
+    /// every new one, none refused.
+    /// </summary>
+    [NetnsFact]
+    public void Two_servers_share_a_tcp_port_with_so_reuseport_and_the_second_takes_over_when_the_first_ends()
+    {
+        string server = """
+            import socket, sys
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.bind(("0.0.0.0", 8100)); s.listen(64); print("listening", flush=True)
+            while True:
+                c, _ = s.accept(); c.sendall(f"server {sys.argv[1]}\n".encode()); c.close()
+            """;
+        string client = """
+            import socket, sys
+            seen = set()
+            for i in range(32):
+                c = socket.create_connection((sys.argv[1], 8100), timeout=10)
+                seen.add(c.makefile().readline().strip()); c.close()
+            print(" ".join(sorted(seen)))
+            """;
+        var peer = _host.Peer();
+        using var first = NormanRun("python3", "-u", "-c", server, "0");
+        WaitForLine(first, "listening");
+        using var second = NormanRun("python3", "-u", "-c", server, "1");
+        WaitForLine(second, "listening");
+        var (code, output, errors) = peer.Try(null, "python3", "-c", client, _host.NormanAddress);
+        Assert.True(code == 0, output + errors);
+        Assert.Equal("server 0 server 1", output.Trim());
+
+        first.Dispose(); // norman run and its program
+        Assert.True(ApplicationProcessTests.WaitFor(() => Regex.Matches(NormanSs("-t", "-l"), ":8100").Count == 1), NormanSs("-t", "-l"));
+        (code, output, errors) = peer.Try(null, "python3", "-c", client, _host.NormanAddress);
+        Assert.True(code == 0, output + errors);
+        Assert.Equal("server 1", output.Trim());
     }
 
     private static void WaitForLine(AppProcess process, string text)

@@ -212,6 +212,82 @@ public sealed class TcpTests : IAsyncLifetime
     }
 
     /// <summary>A client on the left host connected to a listener on the right one (port 7000), and the time the test has.</summary>
+    /// <summary>
+    /// SO_REUSEPORT: one user's listeners share a port, a listener that did not ask is refused it, new connections
+    /// spread over the listeners, and each connection stays with its listener while another joins and one leaves.
+    /// </summary>
+    [Fact]
+    public async Task Listeners_sharing_a_port_spread_connections_and_keep_each_while_others_join_and_leave()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        var any = new IPEndPoint(IPAddress.Any, 7000);
+        var listeners = new List<NormanTcpListener>
+        {
+            new(any, _hosts.RightSocket, reusePort: true),
+            new(any, _hosts.RightSocket, reusePort: true),
+        };
+        Assert.Equal("EADDRINUSE", Assert.Throws<NormanException>(() => new NormanTcpListener(any, _hosts.RightSocket)).Code);
+        // Accepted connections by the client's port, with the listener that took each.
+        var accepted = new System.Collections.Concurrent.ConcurrentDictionary<int, (int Listener, NormanTcpStream Stream)>();
+        var accepting = new List<Task>();
+        void Accept(int index) => accepting.Add(Task.Run(async () =>
+        {
+            while (true)
+            {
+                var stream = await listeners[index].AcceptAsync(timeout.Token);
+                accepted[stream.RemoteEndPoint.Port] = (index, stream);
+            }
+        }));
+        Accept(0);
+        Accept(1);
+        var clients = new List<NormanTcpStream>();
+        async Task ConnectAsync(int count)
+        {
+            for (int i = 0; i < count; i++)
+            {
+                clients.Add(await NormanTcpStream.ConnectAsync(Server, _hosts.LeftSocket, timeout.Token));
+            }
+            Assert.True(SpinWait.SpinUntil(() => accepted.Count == clients.Count, TimeSpan.FromSeconds(30)), $"{accepted.Count} of {clients.Count} accepted");
+        }
+        try
+        {
+            await ConnectAsync(16);
+            Assert.Equal([0, 1], accepted.Values.Select(a => a.Listener).Distinct().Order());
+
+            // A third listener joins and the first leaves: every connection of the second still talks both ways.
+            listeners.Add(new NormanTcpListener(any, _hosts.RightSocket, reusePort: true));
+            Accept(2);
+            listeners[0].Dispose();
+            var buffer = new byte[16];
+            foreach (var client in clients.Where(c => accepted[c.LocalEndPoint.Port].Listener == 1))
+            {
+                var server = accepted[client.LocalEndPoint.Port].Stream;
+                await client.WriteAsync("ping"u8.ToArray(), timeout.Token);
+                Assert.Equal(4, await ReadExactlyAsync(server, buffer, 4, timeout.Token));
+                await server.WriteAsync("pong"u8.ToArray(), timeout.Token);
+                Assert.Equal(4, await ReadExactlyAsync(client, buffer, 4, timeout.Token));
+            }
+            // New connections reach the newcomer too.
+            int before = clients.Count;
+            await ConnectAsync(16);
+            Assert.Contains(clients.Skip(before), client => accepted[client.LocalEndPoint.Port].Listener == 2);
+        }
+        finally
+        {
+            timeout.Cancel();
+            foreach (var (_, stream) in accepted.Values)
+            {
+                await stream.DisposeAsync();
+            }
+            foreach (var client in clients)
+            {
+                await client.DisposeAsync();
+            }
+            listeners.ForEach(listener => listener.Dispose());
+            await Task.WhenAll(accepting).ContinueWith(_ => { }, TaskScheduler.Default); // cancelled, as meant
+        }
+    }
+
     private async Task<Connected> ConnectAsync(int seconds)
     {
         var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));

@@ -4,6 +4,7 @@ using System.Net;
 using System.Threading.Channels;
 using Norman.Core.Packets;
 using Norman.Core.Pipes;
+using Norman.Core.Protocol;
 using Norman.Core.Shm;
 
 namespace Norman.Client.Tcp;
@@ -77,15 +78,19 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
 
     public int WindowCap => Math.Max(TcpConnection.OurMss, _pipes.Rx.SlotCount / 2 * TcpConnection.OurMss);
 
-    /// <summary>A listening endpoint: SYNs to <paramref name="endPoint"/> become connections, up to <paramref name="backlog"/> waiting to be accepted.</summary>
+    /// <summary>
+    /// A listening endpoint: SYNs to <paramref name="endPoint"/> become connections, up to <paramref name="backlog"/>
+    /// waiting to be accepted. With <paramref name="reusePort"/> it may share the port with its user's other listeners
+    /// that asked too, the connections spread over them (SO_REUSEPORT).
+    /// </summary>
     public static TcpEndpoint Listen(string? controlSocketPath, IPEndPoint endPoint, int backlog, int? slotCount,
-        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic, bool v6Only = false)
+        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic, bool v6Only = false, bool reusePort = false)
     {
         var control = ControlChannel.Share(controlSocketPath);
         SocketPipes? pipes = null;
         try
         {
-            pipes = SocketPipes.Bind(control, "tcp", endPoint, slotCount, v6Only);
+            pipes = SocketPipes.Bind(control, "tcp", endPoint, slotCount, v6Only, reusePort: reusePort);
             return new TcpEndpoint(control, pipes, Math.Max(1, backlog), congestionControl);
         }
         catch
@@ -143,10 +148,14 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         _nudge.Signal();
     }
 
-    /// <summary>Stops accepting: later SYNs are answered with a reset; connections already made go on.</summary>
+    /// <summary>
+    /// Stops accepting: later SYNs are answered with a reset; connections already made go on. The daemon is told, so
+    /// that in a reuseport group the other listeners take the new connections.
+    /// </summary>
     public void StopListening()
     {
         _listening = false;
+        _control.Post(new ControlRequest { Op = ControlProtocol.Ops.StopListening, SocketId = _pipes.SocketId });
         _acceptQueue?.Writer.TryComplete();
         Release();
     }

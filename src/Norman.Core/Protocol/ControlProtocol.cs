@@ -29,6 +29,8 @@ public static class ControlProtocol
         public const string Bind = "bind";
         public const string Connect = "connect";
         public const string Close = "close";
+        /// <summary>A TCP listener stops taking connections; those it has go on (in a reuseport group, new ones go to the others).</summary>
+        public const string StopListening = "stop-listening";
         public const string Sockets = "sockets";
         public const string Counters = "counters";
         public const string Stats = "stats";

@@ -28,6 +28,7 @@ public sealed partial class ControlPlane
         new(ControlProtocol.Ops.Bind, Privilege.Anyone, "opening a socket") { Handle = (p, s, q, a) => p.OnBind(s, q, a), Quick = true },
         new(ControlProtocol.Ops.Connect, Privilege.Anyone, "connecting one's own socket") { Handle = (p, s, q, a) => p.OnConnect(s, q, a), Quick = true },
         new(ControlProtocol.Ops.Close, Privilege.Anyone, "closing one's own socket") { Handle = (p, s, q, a) => p.OnClose(s, q, a), Quick = true },
+        new(ControlProtocol.Ops.StopListening, Privilege.Anyone, "stopping one's own listener") { Handle = (p, s, q, a) => p.OnStopListening(s, q, a), Quick = true },
         new(ControlProtocol.Ops.Sockets, Privilege.Anyone, "listing sockets") { Handle = (p, s, q, a) => p.OnSockets(s, q, a) },
         new(ControlProtocol.Ops.Counters, Privilege.Anyone, "reading counters") { Handle = (p, s, q, a) => p.OnCounters(s, q, a) },
         new(ControlProtocol.Ops.Stats, Privilege.Anyone, "reading statistics") { Handle = (p, s, q, a) => p.OnStats(s, q, a) },

@@ -60,6 +60,18 @@ public sealed partial class ControlPlane
         return NoDescriptors;
     }
 
+    /// <summary>A TCP listener stops listening, its connections going on: in a reuseport group the others take the new ones.</summary>
+    private Task<int[]> OnStopListening(ControlSession session, ControlRequest request, ControlResponse response)
+    {
+        var socket = OwnedSocket(session, request);
+        if (socket.Pipe.Protocol != IpProtocols.Tcp)
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument, $"Socket {socket.Id} is not a TCP socket: only a listener stops listening.");
+        }
+        engine.Post(new StopListeningCommand(socket.Pipe));
+        return NoDescriptors;
+    }
+
     private Task<int[]> OnSockets(ControlSession session, ControlRequest request, ControlResponse response)
     {
         (response.Sockets, response.NextCursor) = ListingPage.Take(

@@ -160,7 +160,8 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
     /// Whether a new socket may share a port with <paramref name="holder"/>, as Linux allows (the dataplane's lookup tells
     /// them apart): one takes only IPv4 and the other only IPv6 (bound to an IPv6 address, or to :: with IPV6_V6ONLY),
     /// or, for UDP, both asked SO_REUSEADDR and they differ in what they receive (one connected, or other local
-    /// addresses): iperf3 answers each client from a connected socket beside the one that listens.
+    /// addresses): iperf3 answers each client from a connected socket beside the one that listens; or both asked
+    /// SO_REUSEPORT and are one user's (for TCP: listeners), as Linux's reuseport groups.
     /// </summary>
     private static bool MayShare(NormanSocket holder, PeerIdentity caller, byte protocol, NetAddress address, bool v6Only, bool reuseAddress,
         bool reusePort)
@@ -173,9 +174,9 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
         {
             return true;
         }
-        if (protocol == IpProtocols.Udp && reusePort && holder.Pipe.ReusePort && holder.Owner.Uid == caller.Uid)
+        if (reusePort && holder.Pipe.ReusePort && holder.Owner.Uid == caller.Uid && (protocol == IpProtocols.Udp || holder.Pipe.RemotePort == 0))
         {
-            return true; // SO_REUSEPORT: one user's group, the dataplane spreads the senders over it (TCP's: not yet)
+            return true; // SO_REUSEPORT: one user's group, the dataplane spreads the senders (TCP: the connections) over it
         }
         return protocol == IpProtocols.Udp && reuseAddress && holder.ReuseAddress
             && (holder.Pipe.RemotePort != 0 || holder.LocalAddress != address);

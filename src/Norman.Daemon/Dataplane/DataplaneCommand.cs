@@ -29,6 +29,12 @@ public sealed class RemoveSocketCommand(PipeSocket socket) : DataplaneCommand
     public PipeSocket Socket { get; } = socket;
 }
 
+/// <summary>A TCP listener stops listening: in a reuseport group, no new connections go to it; its own stay with it.</summary>
+public sealed class StopListeningCommand(PipeSocket socket) : DataplaneCommand
+{
+    public PipeSocket Socket { get; } = socket;
+}
+
 /// <summary>Connect a UDP socket: it now receives only from the remote, under its 5-tuple.</summary>
 public sealed class ConnectSocketCommand(PipeSocket socket, NetAddress localAddress, NetAddress remoteAddress, ushort remotePort) : DataplaneCommand
 {

@@ -76,6 +76,9 @@ public sealed partial class Engine
                 // then finds its packets at its timer), and the failure reaches the control plane's log.
                 _sleeper?.Watch(add.Socket);
                 break;
+            case StopListeningCommand stop when stop.Socket.Slot >= 0:
+                _lookup.StopAccepting(stop.Socket.Key, stop.Socket.Slot);
+                break;
             case RemoveSocketCommand remove when remove.Socket.Slot >= 0 && !_halted:
                 // Nothing more is delivered to it; what it already sent still leaves, as a kernel's send queue
                 // does on close. The command completes once its TX pipe is empty (or the drain time is up).

@@ -11,7 +11,10 @@ namespace Norman.Daemon.Dataplane;
 /// wildcard listener (the common server) costs one table lookup instead of three. Sockets bound with SO_REUSEPORT to
 /// the same address and port form a group that shares one key; a datagram goes to the member its source chooses (a
 /// hash of address and port, so one sender's datagrams keep to one member while the group stands), as Linux's
-/// reuseport groups spread a server's load over its threads. Owned by the dataplane thread.
+/// reuseport groups spread a server's load over its threads. A TCP connection must keep to its member even when the
+/// group changes (a server's second instance starting beside the first): Linux finds it by its own established
+/// socket first; here the opening SYN pins the connection's 4-tuple to the member it chose, until a FIN or RST from
+/// the peer, or the member leaves. Owned by the dataplane thread.
 /// </summary>
 public sealed class SocketLookup(int initialCapacity)
 {
@@ -20,11 +23,36 @@ public sealed class SocketLookup(int initialCapacity)
     private readonly int[] _connectedOnPort = new int[ushort.MaxValue + 1];
     private readonly int[] _addressBoundOnPort = new int[ushort.MaxValue + 1];
     private readonly int[] _dualStackOnPort = new int[ushort.MaxValue + 1];
-    /// <summary>The reuseport groups' members (socket slots); a group's key holds <see cref="GroupFlag"/> + its index in the table.</summary>
-    private readonly List<int[]> _groups = new();
+    /// <summary>The reuseport groups (their sockets' slots); a group's key holds <see cref="GroupFlag"/> + its index in the table.</summary>
+    private readonly List<Group> _groups = new();
+
+    /// <summary>
+    /// A reuseport group: its members, and those that take new connections (a TCP listener that stopped listening keeps
+    /// its connections, so stays a member, but takes no new ones). Arrays replaced whole, never changed in place.
+    /// </summary>
+    private sealed class Group(int[] members)
+    {
+        public int[] Members = members;
+        public int[] Accepting = members;
+    }
     private readonly Stack<int> _freeGroups = new();
     /// <summary>Above every socket slot: a value at or over it names a group.</summary>
     private const int GroupFlag = 1 << 30;
+
+    /// <summary>
+    /// TCP connections pinned to the reuseport member their SYN chose: made with the first TCP group (5 MB, by a
+    /// command, never while forwarding) and sized once, so it never grows on the dataplane.
+    /// </summary>
+    private FlowTable? _pins;
+
+    /// <summary>Connections to reuseport groups that can be pinned at once; past it new ones follow the hash alone (<see cref="PinsFull"/>).</summary>
+    public const int MaxPins = 1 << 16;
+
+    /// <summary>TCP connections pinned to their reuseport member now.</summary>
+    public int Pins => _pins?.Count ?? 0;
+
+    /// <summary>SYNs to a reuseport group that found the pins full: such a connection moves if the group changes.</summary>
+    public long PinsFull { get; private set; }
 
     public int Count => _flows.Count;
 
@@ -46,12 +74,28 @@ public sealed class SocketLookup(int initialCapacity)
             _flows.Set(key, slot);
             return;
         }
+        if (key.Protocol == IpProtocols.Tcp)
+        {
+            _pins ??= new FlowTable(16, MaxPins);
+        }
         if (held < GroupFlag)
         {
             _flows.Set(key, GroupFlag + NewGroup([held, slot]));
             return;
         }
-        _groups[held - GroupFlag] = [.. _groups[held - GroupFlag], slot];
+        var group = _groups[held - GroupFlag];
+        group.Members = [.. group.Members, slot];
+        group.Accepting = [.. group.Accepting, slot];
+    }
+
+    /// <summary>A TCP listener of a reuseport group stops listening: no new connections go to it, its own stay with it.</summary>
+    public void StopAccepting(in FlowKey key, int slot)
+    {
+        if (_flows.TryGet(key, out int held) && held >= GroupFlag)
+        {
+            var group = _groups[held - GroupFlag];
+            group.Accepting = Array.FindAll(group.Accepting, member => member != slot);
+        }
     }
 
     /// <summary>Removes a socket's key, or with <paramref name="slot"/> only that socket from the key's group.</summary>
@@ -60,13 +104,14 @@ public sealed class SocketLookup(int initialCapacity)
         if (slot >= 0 && _flows.TryGet(key, out int held) && held >= GroupFlag)
         {
             int group = held - GroupFlag;
-            var members = Array.FindAll(_groups[group], member => member != slot);
+            var members = Array.FindAll(_groups[group].Members, member => member != slot);
             if (members.Length > 1)
             {
-                _groups[group] = members;
+                _groups[group].Members = members;
+                _groups[group].Accepting = Array.FindAll(_groups[group].Accepting, member => member != slot);
                 return;
             }
-            _groups[group] = [];
+            _groups[group] = new Group([]);
             _freeGroups.Push(group);
             if (members.Length == 1)
             {
@@ -84,24 +129,29 @@ public sealed class SocketLookup(int initialCapacity)
     {
         if (_freeGroups.TryPop(out int group))
         {
-            _groups[group] = members;
+            _groups[group] = new Group(members);
             return group;
         }
-        _groups.Add(members);
+        _groups.Add(new Group(members));
         return _groups.Count - 1;
     }
 
-    /// <summary>The member of a group a datagram from this source goes to.</summary>
+    /// <summary>The member of a group a datagram (a new connection) from this source goes to: one that takes new ones, if any does.</summary>
     private int Member(int held, NetAddress source, ushort sourcePort)
     {
-        var members = _groups[held - GroupFlag];
+        var group = _groups[held - GroupFlag];
+        var members = group.Accepting.Length > 0 ? group.Accepting : group.Members;
         ulong hash = ((source.High ^ source.Low) * 0x9E3779B97F4A7C15UL) ^ (sourcePort * 0xC2B2AE3D27D4EB4FUL);
         return members[(int)((hash >> 32) % (ulong)members.Length)];
     }
 
-    /// <summary>The socket slot for a datagram from source to destination; false when no socket takes it.</summary>
+    /// <summary>
+    /// The socket slot for a packet from source to destination; false when no socket takes it. <paramref name="tcpFlags"/>:
+    /// a TCP segment's flags, which pin its connection to a reuseport member (SYN) or let go of it (FIN, RST).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool TryFind(byte protocol, NetAddress destination, ushort destinationPort, NetAddress source, ushort sourcePort, out int slot)
+    public bool TryFind(byte protocol, NetAddress destination, ushort destinationPort, NetAddress source, ushort sourcePort, out int slot,
+        byte tcpFlags = 0)
     {
         slot = -1;
         bool v4 = destination.IsV4;
@@ -111,9 +161,43 @@ public sealed class SocketLookup(int initialCapacity)
             || (v4 && _dualStackOnPort[destinationPort] > 0 && _flows.TryGet(FlowKey.Listener(protocol, HostInterface.AnyV6, destinationPort), out slot));
         if (found && slot >= GroupFlag)
         {
-            slot = Member(slot, source, sourcePort);
+            slot = protocol == IpProtocols.Tcp
+                ? PinnedMember(slot, new FlowKey(protocol, destination, destinationPort, source, sourcePort), tcpFlags)
+                : Member(slot, source, sourcePort);
         }
         return found;
+    }
+
+    /// <summary>
+    /// The member of a TCP reuseport group a segment goes to: its connection's pin while that member is in the group,
+    /// else the hash's choice, pinned by a SYN that opens a connection; a FIN or RST from the peer lets go of the pin
+    /// (what follows, at most the last ACK, goes where the hash says: the same member while the group stands).
+    /// </summary>
+    private int PinnedMember(int held, in FlowKey connection, byte tcpFlags)
+    {
+        var pins = _pins!; // made with the first TCP group
+        bool pinned = pins.TryGet(connection, out int member) && Array.IndexOf(_groups[held - GroupFlag].Members, member) >= 0;
+        if (!pinned)
+        {
+            member = Member(held, connection.RemoteAddress, connection.RemotePort);
+        }
+        if ((tcpFlags & (TcpHeader.Fin | TcpHeader.Rst)) != 0)
+        {
+            pins.Remove(connection);
+        }
+        else if (!pinned && (tcpFlags & (TcpHeader.Syn | TcpHeader.Ack)) == TcpHeader.Syn)
+        {
+            pins.Remove(connection); // a stale pin to a member that left
+            if (!pins.TryAdd(connection, member))
+            {
+                // Full: pins of connections that ended without a FIN or RST from their peer stay until then. Start
+                // over (once per 65,536 connections at worst); the live ones follow the hash, the same member while the group stands.
+                PinsFull++;
+                pins.Clear();
+                pins.TryAdd(connection, member);
+            }
+        }
+        return member;
     }
 
     private void Tally(in FlowKey key, int change, bool dualStack)

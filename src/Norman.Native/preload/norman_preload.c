@@ -49,8 +49,9 @@
 _Atomic int owner[MAX_DESCRIPTORS];
 static int candidate_type[MAX_DESCRIPTORS]; /* the socket(2) type and domain of a candidate, packed */
 static int candidate_domain[MAX_DESCRIPTORS];
-static int candidate_v6only[MAX_DESCRIPTORS]; /* IPV6_V6ONLY and SO_REUSEADDR set while still the kernel's */
+static int candidate_v6only[MAX_DESCRIPTORS]; /* IPV6_V6ONLY, SO_REUSEADDR, SO_REUSEPORT set while still the kernel's */
 static int candidate_reuse[MAX_DESCRIPTORS];
+static int candidate_reuseport[MAX_DESCRIPTORS];
 static _Atomic int copies[MAX_HANDLES]; /* descriptors naming each handle (dup) */
 static _Atomic int nonblocking[MAX_HANDLES];
 static int socket_type[MAX_HANDLES]; /* SOCK_STREAM or SOCK_DGRAM, for getsockopt(SO_TYPE) */
@@ -309,6 +310,8 @@ static int adopt(int fd)
         n_setsockopt(h, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
     if (h > 0 && candidate_reuse[fd])
         n_setsockopt(h, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (h > 0 && candidate_reuseport[fd])
+        n_setsockopt(h, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
     inside = 0;
     if (h <= 0 || readiness < 0 || h >= INHERITED_ACROSS_EXEC) {
         int error = errno;
@@ -384,6 +387,7 @@ int socket(int domain, int type, int protocol)
         candidate_type[fd] = type & ~SOCK_CLOEXEC;
         candidate_v6only[fd] = 0;
         candidate_reuse[fd] = 0;
+        candidate_reuseport[fd] = 0;
     }
     atomic_store(&owner[fd], ours ? CANDIDATE : 0);
     return fd;
@@ -826,11 +830,13 @@ static int flag(const void *value, socklen_t length) { return value && length >=
 int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
 {
     if (is_candidate(fd)) {
-        /* Still the kernel's: Norman takes these two at bind, if the socket becomes Norman's. */
+        /* Still the kernel's: Norman takes these three at bind, if the socket becomes Norman's. */
         if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY)
             candidate_v6only[fd] = flag(value, length);
         if (level == SOL_SOCKET && name == SO_REUSEADDR)
             candidate_reuse[fd] = flag(value, length);
+        if (level == SOL_SOCKET && name == SO_REUSEPORT)
+            candidate_reuseport[fd] = flag(value, length);
     }
     int h = handle_of(fd);
     if (!h)
@@ -843,10 +849,10 @@ int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
     if (level == SOL_SOCKET && (name == SO_RCVBUF || name == SO_SNDBUF || name == SO_RCVBUFFORCE || name == SO_SNDBUFFORCE))
         return set_buffer(h, name, value, length);
     /* TCP_NODELAY (Norman sends at once), SO_KEEPALIVE: as the stack does anyway. Others: accepted, said once. */
-    int known = (level == SOL_SOCKET && (name == SO_REUSEADDR || name == SO_KEEPALIVE)) || (level == IPPROTO_TCP && name == TCP_NODELAY)
+    int known = (level == SOL_SOCKET && (name == SO_REUSEADDR || name == SO_REUSEPORT || name == SO_KEEPALIVE)) || (level == IPPROTO_TCP && name == TCP_NODELAY)
         || (level == IPPROTO_IPV6 && name == IPV6_V6ONLY);
     if (!known)
-        say_once(&said_option, "socket options beyond SO_REUSEADDR, IPV6_V6ONLY, SO_KEEPALIVE, TCP_NODELAY, the timeouts and "
+        say_once(&said_option, "socket options beyond SO_REUSEADDR, SO_REUSEPORT, IPV6_V6ONLY, SO_KEEPALIVE, TCP_NODELAY, the timeouts and "
                                "the buffer sizes (read back as Linux would) are accepted and ignored on Norman sockets "
                                "(first: level %d, option %d)", level, name);
     ENTER();

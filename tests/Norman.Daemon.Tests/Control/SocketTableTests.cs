@@ -27,15 +27,17 @@ public sealed class SocketTableTests : IDisposable
         Assert.Throws<ControlException>(() => Bind(uid, protocol, reusePort)).Code;
 
     [Fact]
-    public void Udp_sockets_that_ask_for_reuseport_share_a_port_within_one_user_and_no_one_else_joins()
+    public void Sockets_that_ask_for_reuseport_share_a_port_within_one_user_and_no_one_else_joins()
     {
         Bind(1000, IpProtocols.Udp, reusePort: true);
         Bind(1000, IpProtocols.Udp, reusePort: true);
         Assert.Equal(ControlProtocol.Errors.AddressInUse, Refusal(1001, IpProtocols.Udp, reusePort: true)); // another user
         Assert.Equal(ControlProtocol.Errors.AddressInUse, Refusal(1000, IpProtocols.Udp, reusePort: false)); // it did not ask
 
-        // TCP's groups are not built: a second listener is refused, not silently given half the connections.
+        // TCP listeners the same (the dataplane pins each connection to the listener its SYN reached).
         Bind(1000, IpProtocols.Tcp, reusePort: true);
-        Assert.Equal(ControlProtocol.Errors.AddressInUse, Refusal(1000, IpProtocols.Tcp, reusePort: true));
+        Bind(1000, IpProtocols.Tcp, reusePort: true);
+        Assert.Equal(ControlProtocol.Errors.AddressInUse, Refusal(1001, IpProtocols.Tcp, reusePort: true));
+        Assert.Equal(ControlProtocol.Errors.AddressInUse, Refusal(1000, IpProtocols.Tcp, reusePort: false));
     }
 }

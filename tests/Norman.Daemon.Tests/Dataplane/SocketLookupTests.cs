@@ -95,4 +95,42 @@ public sealed class SocketLookupTests
         Assert.Equal(-1, Find(lookup, 1000));
         Assert.Equal(0, lookup.Count);
     }
+
+    private static int Segment(SocketLookup lookup, ushort sourcePort, byte flags) =>
+        lookup.TryFind(IpProtocols.Tcp, Ours, 5000, Peer, sourcePort, out int slot, flags) ? slot : -1;
+
+    [Fact]
+    public void A_tcp_connection_keeps_to_the_reuseport_member_its_syn_chose_while_others_join_and_leave()
+    {
+        var lookup = new SocketLookup(16);
+        var key = FlowKey.Listener(IpProtocols.Tcp, NetAddress.FromV4(0), 5000);
+        lookup.Add(key, 1, reusePort: true);
+        lookup.Add(key, 2, reusePort: true);
+        var ports = Enumerable.Range(1000, 400).Select(port => (ushort)port).ToList();
+        var chosen = ports.ToDictionary(port => port, port => Segment(lookup, port, TcpHeader.Syn));
+        Assert.InRange(chosen.Values.Count(slot => slot == 1), 120, 280); // spread over both
+        Assert.Equal(400, lookup.Pins);
+
+        // A third listener joins: the hash would now send a third of these connections elsewhere; their pins keep them.
+        lookup.Add(key, 3, reusePort: true);
+        Assert.All(ports, port => Assert.Equal(chosen[port], Segment(lookup, port, TcpHeader.Ack)));
+        Assert.Contains(3, Enumerable.Range(2000, 300).Select(port => Segment(lookup, (ushort)port, TcpHeader.Syn))); // new ones reach it
+
+        // Member 1 leaves: its connections are gone with it; member 2's stay where they are.
+        lookup.Remove(key, slot: 1);
+        Assert.All(ports.Where(port => chosen[port] == 2), port => Assert.Equal(2, Segment(lookup, port, TcpHeader.Ack)));
+        Assert.All(ports.Where(port => chosen[port] == 1), port => Assert.Contains(Segment(lookup, port, TcpHeader.Ack), new[] { 2, 3 }));
+
+        // Member 2 stops listening (its connections go on): new connections go to 3 alone, its own stay with it.
+        lookup.StopAccepting(key, 2);
+        Assert.All(Enumerable.Range(3000, 100), port => Assert.Equal(3, Segment(lookup, (ushort)port, TcpHeader.Syn)));
+        Assert.All(ports.Where(port => chosen[port] == 2), port => Assert.Equal(2, Segment(lookup, port, TcpHeader.Ack)));
+
+        // A FIN or RST from the peer lets go of the pin (what follows goes by the hash); a SYN-ACK pins nothing.
+        int before = lookup.Pins;
+        Segment(lookup, ports[0], TcpHeader.Fin | TcpHeader.Ack);
+        Segment(lookup, ports[1], TcpHeader.Rst);
+        Segment(lookup, 9000, TcpHeader.Syn | TcpHeader.Ack);
+        Assert.Equal(before - 2, lookup.Pins);
+    }
 }

@@ -35,7 +35,8 @@ public sealed class DemuxStage(DataplaneCounters counters, SocketLookup sockets,
                 batch.MarkDropped(i, reason);
                 continue;
             }
-            if (sockets.TryFind(packet.Protocol, packet.Destination, packet.DestinationPort, packet.Source, packet.SourcePort, out int slot))
+            if (sockets.TryFind(packet.Protocol, packet.Destination, packet.DestinationPort, packet.Source, packet.SourcePort, out int slot,
+                packet.Kind == PacketKind.Tcp ? packet.TcpFlags : (byte)0))
             {
                 batch.SocketSlot(i) = slot;
             }
