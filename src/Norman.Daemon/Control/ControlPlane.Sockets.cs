@@ -39,10 +39,10 @@ public sealed partial class ControlPlane
             : [.. memory, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd]);
     }
 
-    private async Task<int[]> OnConnect(ControlSession session, ControlRequest request, ControlResponse response)
+    private Task<int[]> OnConnect(ControlSession session, ControlRequest request, ControlResponse response)
     {
-        await ConnectAsync(session, request);
-        return [];
+        Connect(session, request);
+        return NoDescriptors;
     }
 
     /// <summary>
@@ -168,7 +168,11 @@ public sealed partial class ControlPlane
         }
     }
 
-    private async Task ConnectAsync(ControlSession session, ControlRequest request)
+    /// <summary>
+    /// Fixes a socket's remote end, answered without waiting for the dataplane, as a bind is: the command is applied
+    /// before anything the application sends after the answer, and before the demultiplexing of any frame read after it.
+    /// </summary>
+    private void Connect(ControlSession session, ControlRequest request)
     {
         var socket = OwnedSocket(session, request);
         var remote = ParseAddress(request.RemoteAddress ?? throw new ControlException(ControlProtocol.Errors.InvalidArgument, "connect needs remoteAddress."));
@@ -185,7 +189,8 @@ public sealed partial class ControlPlane
                 : "this host has no IPv6 address: start the daemon with --address6."));
         var connect = new ConnectSocketCommand(socket.Pipe, local, remote, (ushort)port);
         engine.Post(connect);
-        await connect.Applied;
+        _ = connect.Applied.ContinueWith(failed => log.Warn($"connecting socket {socket.Id} of {session.Who} to {remote}:{port} failed in the dataplane: " +
+            $"{failed.Exception?.InnerException?.Message}"), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         socket.RemoteAddress = remote;
         socket.RemotePort = (ushort)port;
     }

@@ -4,11 +4,11 @@ using Norman.Core.Shm;
 namespace Norman.Daemon.Control;
 
 /// <summary>
-/// The thread that reads every control connection and answers the quick requests (hello, bind, close) where it read
+/// The thread that reads every control connection and answers the quick requests (hello, bind, connect, close) where it read
 /// them. A request read by .NET's socket engine woke its epoll thread, which woke a thread-pool thread to handle it:
 /// two thread wake-ups before the daemon even looked, most of a bind's round trip on a machine where a wake-up costs
 /// 20–150 µs. Here one epoll thread wakes, reads the request and, if its handler finishes at once, sends the answer
-/// before it sleeps again. A request that waits (a connect waits for the dataplane) or may take long (a policy of
+/// before it sleeps again. A request whose handler waits (none of the quick ones does now) or may take long (a policy of
 /// 10,000 rules, a listing) is handed to the thread pool, and its connection is not watched until its answer is out,
 /// so each connection's requests are still handled one at a time, in order (EPOLLONESHOT does that).
 /// </summary>
