@@ -173,10 +173,10 @@ public sealed class ControlReactor : IAsyncDisposable
         _thread.Join();
         foreach (var session in _watched.Values)
         {
-            End(session, null); // a handed-off one ends itself when its request is answered, as Resume finds the reactor stopped
+            End(session, null); // handed-off ones too: the daemon is stopping; their answer, when done, finds them gone
         }
-        // A handed-off connection ends itself once its answer is out (Resume finds the reactor stopped), adding its
-        // release here before its own task completes: waiting until nothing is pending waits for every release.
+        // A release may still be added by a handed-off request finishing (End is then a no-op), before its own task
+        // completes: waiting until nothing is pending waits for every release.
         while (true)
         {
             Task[] pending;

@@ -243,28 +243,28 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         int sent = FdPassing.TrySend(Fd, message, fds);
         if (sent < message.Length)
         {
-            reactor.HandOff(async () =>
-            {
-                await SendRestAsync(message, sent, fds);
-                _afterAnswer?.Invoke();
-                reactor.Resume(this);
-            });
+            // The caller has left answers unread: the pool finishes this one (or gives up on the caller).
+            reactor.HandOff(() => AnswerLaterAsync(Task.FromResult((response, sent == 0 ? fds : [], true)), reactor, message, sent));
             return false;
         }
         _afterAnswer?.Invoke(); // the answer and its descriptors are the caller's now
         return true;
     }
 
-    /// <summary>On the pool: waits for a request's handling, sends its answer, then lets the reactor watch the connection again.</summary>
-    private async Task AnswerLaterAsync(Task<(ControlResponse Response, int[] Fds, bool Reply)> handling, ControlReactor reactor)
+    /// <summary>
+    /// On the pool: waits for a request's handling, sends its answer (or what is left of it from <paramref name="sent"/>
+    /// of <paramref name="message"/>), then lets the reactor watch the connection again; a caller that does not take it
+    /// in time loses the connection.
+    /// </summary>
+    private async Task AnswerLaterAsync(Task<(ControlResponse Response, int[] Fds, bool Reply)> handling, ControlReactor reactor,
+        byte[]? message = null, int sent = 0)
     {
         try
         {
             var (response, fds, reply) = await handling;
             if (reply)
             {
-                byte[] message = Encode(response, ref fds);
-                await SendRestAsync(message, 0, fds);
+                await SendRestAsync(message ?? Encode(response, ref fds), sent, fds);
             }
             _afterAnswer?.Invoke();
         }

@@ -8,8 +8,8 @@
                                                daemon's error code, or "none" if it answered nothing
     hostile_client.py pending PATH N BYTES     N connections, each declaring BYTES and sending 10 of them;
                                                print "refused R" (how many the daemon refused), wait for stdin
-    hostile_client.py no-read PATH N           send N 'sockets' requests without reading an answer, then read
-                                               until the daemon closes; print "closed after B bytes"
+    hostile_client.py no-read PATH N [OP]      send N requests (OP, default 'sockets') without reading an answer,
+                                               then read until the daemon closes; print "closed after B bytes"
     hostile_client.py connect-then-root PATH   (started as root) connect as uid 65534 with root kept as the
                                                saved uid, take root back, print "ready", wait for stdin
 
@@ -88,7 +88,7 @@ def main():
         sys.stdin.read()
     elif mode == 'no-read':
         connection = connect(path)
-        request = frame({'version': 1, 'id': 1, 'op': 'sockets'})
+        request = frame({'version': 1, 'id': 1, 'op': sys.argv[4] if len(sys.argv) > 4 else 'sockets'})
         connection.settimeout(30)
         sent = 0
         try:
