@@ -167,8 +167,11 @@ public sealed class ControlChannel : IDisposable
         }
     }
 
-    /// <summary>Sends a request and waits for its response; a refusal becomes a <see cref="NormanException"/>.</summary>
-    public ControlResponse Call(ControlRequest request, List<int>? receivedFds = null)
+    /// <summary>
+    /// Sends a request (with <paramref name="sentFds"/> on its first byte, as SCM_RIGHTS) and waits for its response; a
+    /// refusal becomes a <see cref="NormanException"/>.
+    /// </summary>
+    public ControlResponse Call(ControlRequest request, List<int>? receivedFds = null, int[]? sentFds = null)
     {
         lock (_gate)
         {
@@ -179,7 +182,13 @@ public sealed class ControlChannel : IDisposable
             {
                 try
                 {
-                    _socket.Send(ControlProtocol.Encode(request));
+                    byte[] message = ControlProtocol.Encode(request);
+                    int sent = sentFds is { Length: > 0 } ? FdPassing.TrySend((int)_socket.Handle, message, sentFds) : 0;
+                    if (sentFds is { Length: > 0 } && sent == 0)
+                    {
+                        throw new NormanException("EAGAIN", "The control connection's send buffer is full: answers were left unread.");
+                    }
+                    _socket.Send(message.AsSpan(sent));
                 }
                 catch (SocketException)
                 {

@@ -30,6 +30,21 @@ public sealed class NormanTcpListener : IDisposable
     {
     }
 
+    private NormanTcpListener(TcpEndpoint endpoint) => _endpoint = endpoint;
+
+    /// <summary>
+    /// In a process that inherited a listener across fork (a server's worker), a listener of its own on the same port:
+    /// <paramref name="inheritedDoorbell"/> is the inherited listener's <see cref="DoorbellDescriptor"/>, which proves to
+    /// the daemon that this process holds it. New connections come to this listener (and to other workers' that did the
+    /// same), none to the inherited one, whose own connections stay with it.
+    /// </summary>
+    public static NormanTcpListener Inherit(int inheritedDoorbell, string? controlSocketPath = null, int backlog = 4096,
+        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic) =>
+        new(TcpEndpoint.Inherit(controlSocketPath, inheritedDoorbell, backlog, congestionControl));
+
+    /// <summary>The listener's doorbell descriptor, which a forked child that inherits it passes to <see cref="Inherit"/>.</summary>
+    public int DoorbellDescriptor => _endpoint.DoorbellDescriptor;
+
     public IPEndPoint LocalEndPoint => _endpoint.LocalEndPoint;
 
     /// <summary>The next established connection.</summary>

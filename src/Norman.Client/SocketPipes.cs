@@ -97,6 +97,24 @@ internal sealed unsafe class SocketPipes : IDisposable
             control.ForgetKept(); // the daemon let go of any kept memory it took for this bind
             throw;
         }
+        return Granted(control, response, fds);
+    }
+
+    /// <summary>
+    /// Joins a TCP listener this process inherited (a forked worker): <paramref name="listenerDoorbell"/>, the
+    /// listener's doorbell descriptor, proves it holds it; the daemon answers with a listener of this process's own on
+    /// the same port, in a group with the inherited one, which takes no new connections from then on.
+    /// </summary>
+    public static SocketPipes Inherit(ControlChannel control, int listenerDoorbell)
+    {
+        var fds = new List<int>();
+        var response = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Inherit }, fds, sentFds: [listenerDoorbell]);
+        return Granted(control, response, fds);
+    }
+
+    /// <summary>Maps what a bind's (or an inherit's) answer grants and checks it against what the answer says.</summary>
+    private static SocketPipes Granted(ControlChannel control, ControlResponse response, List<int> fds)
+    {
         var grant = response.Socket!;
         // Reused memory comes without its memfd: the rest are one place earlier.
         var kept = grant.ReusedMemory is { } reused ? control.TakeKept(reused) : null;

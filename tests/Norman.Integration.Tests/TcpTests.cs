@@ -288,6 +288,52 @@ public sealed class TcpTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A server's worker that inherited the listener across fork joins it with the listener's doorbell as proof: new
+    /// connections go to the worker's listener, none to the inherited one, whose own connection stays with it; a
+    /// descriptor that is no listener's doorbell proves nothing.
+    /// </summary>
+    [Fact]
+    public async Task A_worker_that_inherited_a_listener_takes_the_new_connections_and_the_old_one_stays()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var master = new NormanTcpListener(7000, _hosts.RightSocket);
+        var connecting = NormanTcpStream.ConnectAsync(Server, _hosts.LeftSocket, timeout.Token);
+        await using var early = await master.AcceptAsync(timeout.Token);
+        await using var earlyClient = await connecting;
+
+        using (var forged = Norman.Core.Shm.EventFd.Create())
+        {
+            var refused = Assert.Throws<NormanException>(() => NormanTcpListener.Inherit(forged.Fd, _hosts.RightSocket));
+            Assert.Equal(Norman.Core.Protocol.ControlProtocol.Errors.NotPermitted, refused.Code);
+        }
+
+        using var worker = NormanTcpListener.Inherit(master.DoorbellDescriptor, _hosts.RightSocket);
+        var clients = new List<NormanTcpStream>();
+        var accepted = new List<NormanTcpStream>();
+        try
+        {
+            for (int i = 0; i < 8; i++)
+            {
+                clients.Add(await NormanTcpStream.ConnectAsync(Server, _hosts.LeftSocket, timeout.Token));
+                accepted.Add(await worker.AcceptAsync(timeout.Token));
+            }
+            Assert.Null(master.TryAccept()); // none went to the inherited listener
+            var buffer = new byte[16];
+            await earlyClient.WriteAsync("still here"u8.ToArray(), timeout.Token);
+            Assert.Equal(10, await ReadExactlyAsync(early, buffer, 10, timeout.Token));
+            await accepted[^1].WriteAsync("worker"u8.ToArray(), timeout.Token);
+            Assert.Equal(6, await ReadExactlyAsync(clients[^1], buffer, 6, timeout.Token));
+        }
+        finally
+        {
+            foreach (var stream in clients.Concat(accepted))
+            {
+                await stream.DisposeAsync();
+            }
+        }
+    }
+
     private async Task<Connected> ConnectAsync(int seconds)
     {
         var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));

@@ -102,6 +102,31 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     }
 
     /// <summary>
+    /// A listening endpoint of this process's own on the port of a TCP listener it inherited across fork (whose doorbell
+    /// is <paramref name="listenerDoorbell"/>): new connections come here, the inherited listener's stay with it.
+    /// </summary>
+    public static TcpEndpoint Inherit(string? controlSocketPath, int listenerDoorbell, int backlog,
+        TcpCongestionControl congestionControl = TcpCongestionControl.Cubic)
+    {
+        var control = ControlChannel.Share(controlSocketPath);
+        SocketPipes? pipes = null;
+        try
+        {
+            pipes = SocketPipes.Inherit(control, listenerDoorbell);
+            return new TcpEndpoint(control, pipes, Math.Max(1, backlog), congestionControl);
+        }
+        catch
+        {
+            pipes?.Close(control);
+            control.Release();
+            throw;
+        }
+    }
+
+    /// <summary>The doorbell descriptor of this endpoint's socket: what a forked child passes to <see cref="Inherit"/>.</summary>
+    public int DoorbellDescriptor => _pipes.Doorbell.Fd;
+
+    /// <summary>
     /// A client endpoint on a free port (or on <paramref name="local"/>, bound before connect), connected at the daemon
     /// to <paramref name="remote"/>, opening one connection.
     /// </summary>

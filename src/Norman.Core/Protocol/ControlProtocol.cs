@@ -27,6 +27,11 @@ public static class ControlProtocol
     {
         public const string Hello = "hello";
         public const string Bind = "bind";
+        /// <summary>
+        /// A process joins a TCP listener it inherited (a forked worker): the listener's doorbell travels with the
+        /// request as proof; the answer is a listener of the caller's own on the same port, in a group with it.
+        /// </summary>
+        public const string Inherit = "inherit";
         public const string Connect = "connect";
         public const string Close = "close";
         /// <summary>A TCP listener stops taking connections; those it has go on (in a reuseport group, new ones go to the others).</summary>

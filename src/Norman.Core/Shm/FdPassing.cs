@@ -64,7 +64,15 @@ public static unsafe class FdPassing
     /// Receives up to <paramref name="buffer"/>.Length bytes; descriptors that arrive are added to <paramref name="fds"/>
     /// (close-on-exec). Returns the byte count, 0 at end of stream.
     /// </summary>
-    public static int Receive(int socket, Span<byte> buffer, List<int> fds)
+    public static int Receive(int socket, Span<byte> buffer, List<int> fds) => Receive(socket, buffer, fds, 0);
+
+    /// <summary>
+    /// <see cref="Receive(int, Span{byte}, List{int})"/> without waiting: -1 when nothing has arrived. Descriptors past
+    /// <see cref="MaxFds"/> in one message are closed by the kernel, so a sender cannot make the receiver hold more.
+    /// </summary>
+    public static int TryReceive(int socket, Span<byte> buffer, List<int> fds) => Receive(socket, buffer, fds, Libc.MSG_DONTWAIT);
+
+    private static int Receive(int socket, Span<byte> buffer, List<int> fds, int flags)
     {
         byte* control = stackalloc byte[CMsgHeaderSize + Align8(MaxFds * sizeof(int))];
         int controlCapacity = CMsgHeaderSize + Align8(MaxFds * sizeof(int));
@@ -74,13 +82,17 @@ public static unsafe class FdPassing
             {
                 var iov = new Libc.IoVec { Base = bytes, Length = (nuint)buffer.Length };
                 var message = new Libc.MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = (nuint)controlCapacity };
-                nint result = Libc.RecvMsg(socket, &message, Libc.MSG_CMSG_CLOEXEC);
+                nint result = Libc.RecvMsg(socket, &message, Libc.MSG_CMSG_CLOEXEC | flags);
                 if (result < 0)
                 {
                     int errno = Libc.LastError;
                     if (errno == Libc.EINTR)
                     {
                         continue;
+                    }
+                    if (errno == Libc.EAGAIN && (flags & Libc.MSG_DONTWAIT) != 0)
+                    {
+                        return -1;
                     }
                     throw new IOException($"recvmsg failed: {Libc.ErrorText(errno)} (errno {errno}).");
                 }

@@ -188,6 +188,20 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
     private static partial nint Syscall(nint number, nint first, nint second, nint third);
 
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial nint Syscall(nint number, nint first, nint second, nint third, nint fourth, nint fifth);
+
+    /// <summary>
+    /// Whether two of this process's descriptors are the same open file (kcmp(2), KCMP_FILE): a descriptor someone
+    /// passed is compared with one of the daemon's own, so only a holder of the same file can name it.
+    /// </summary>
+    public static bool SameFile(int first, int second)
+    {
+        const int KcmpFile = 0;
+        int pid = Environment.ProcessId;
+        return Syscall(RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 272 : 312, pid, pid, KcmpFile, first, second) == 0;
+    }
+
     [LibraryImport("libc", EntryPoint = "sendmmsg", SetLastError = true)]
     public static partial int SendMmsg(int fd, void* messages, uint count, int flags);
 

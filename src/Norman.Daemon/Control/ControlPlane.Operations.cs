@@ -26,6 +26,7 @@ public sealed partial class ControlPlane
     {
         new(ControlProtocol.Ops.Hello, Privilege.Anyone, "asking who the daemon is") { Handle = (p, s, q, a) => p.OnHello(s, q, a), Quick = true },
         new(ControlProtocol.Ops.Bind, Privilege.Anyone, "opening a socket") { Handle = (p, s, q, a) => p.OnBind(s, q, a), Quick = true },
+        new(ControlProtocol.Ops.Inherit, Privilege.Anyone, "joining a listener one inherited (its descriptor is the proof)") { Handle = (p, s, q, a) => p.OnInherit(s, q, a), Quick = true },
         new(ControlProtocol.Ops.Connect, Privilege.Anyone, "connecting one's own socket") { Handle = (p, s, q, a) => p.OnConnect(s, q, a), Quick = true },
         new(ControlProtocol.Ops.Close, Privilege.Anyone, "closing one's own socket") { Handle = (p, s, q, a) => p.OnClose(s, q, a), Quick = true },
         new(ControlProtocol.Ops.StopListening, Privilege.Anyone, "stopping one's own listener") { Handle = (p, s, q, a) => p.OnStopListening(s, q, a), Quick = true },

@@ -9,9 +9,12 @@ namespace Norman.Daemon.Control;
 /// <summary>The socket family: bind, connect, close, and the listing ss reads.</summary>
 public sealed partial class ControlPlane
 {
-    private Task<int[]> OnBind(ControlSession session, ControlRequest request, ControlResponse response)
+    private Task<int[]> OnBind(ControlSession session, ControlRequest request, ControlResponse response) =>
+        Task.FromResult(Granted(session, Bind(session, request), response));
+
+    /// <summary>A new socket's answer (<see cref="SocketGrant"/>) and the descriptors that go with it.</summary>
+    private int[] Granted(ControlSession session, NormanSocket socket, ControlResponse response)
     {
-        var socket = Bind(session, request);
         // Once the application has the memfd and the wake-up's epoll, the daemon's copies go: two descriptors a socket, not four.
         // The pool makes the next sockets' memory after the answer, not while this caller waits for it.
         session.AfterAnswer(() =>
@@ -34,9 +37,9 @@ public sealed partial class ControlPlane
             ReusedMemory = socket.ReusedMemory,
         };
         int[] memory = socket.ReusedMemory is null ? [socket.Region.Fd] : [];
-        return Task.FromResult<int[]>(socket.Pipe.Ready is { } ready
+        return socket.Pipe.Ready is { } ready
             ? [.. memory, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd, ready.Fd]
-            : [.. memory, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd]);
+            : [.. memory, socket.Wakeup.ApplicationFd, socket.Doorbell.Fd];
     }
 
     private Task<int[]> OnConnect(ControlSession session, ControlRequest request, ControlResponse response)
@@ -133,10 +136,21 @@ public sealed partial class ControlPlane
         {
             socket.ReusedMemory = reused.Id;
         }
+        Serve(session, socket);
+        return socket;
+    }
+
+    /// <summary>
+    /// A bound socket becomes its session's and the dataplane's. Answered without waiting for the dataplane (a thread
+    /// wake-up each way, most of a bind's time): the commands are applied in order before anything the application
+    /// sends through the socket, and before any frame the port receives after this answer (Engine.Receive), so the
+    /// socket is there for everything that can know of it.
+    /// </summary>
+    private void Serve(ControlSession session, NormanSocket socket)
+    {
+        var identity = session.Identity;
+        byte protocol = socket.Pipe.Protocol;
         session.Own(socket);
-        // Answered without waiting for the dataplane (a thread wake-up each way, most of a bind's time): the commands
-        // are applied in order before anything the application sends through the socket, and before any frame the
-        // port receives after this answer (Engine.Receive), so the socket is there for everything that can know of it.
         var add = new AddSocketCommand(socket.Pipe);
         engine.Post(add);
         _ = add.Applied.ContinueWith(failed => log.Warn($"socket {socket.Id} ({IpProtocols.Name(protocol)} port {socket.LocalPort} of " +
@@ -144,7 +158,6 @@ public sealed partial class ControlPlane
             $"{failed.Exception?.InnerException?.Message}. Raise fs.epoll.max_user_watches or free memory."),
             CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         log.Info($"bind {IpProtocols.Name(protocol)} {socket.LocalAddress}:{socket.LocalPort} by {identity.ProcessName} (pid {identity.Pid}, uid {identity.Uid})");
-        return socket;
     }
 
     /// <summary>A bound socket's record, over pooled memory where the pool has some, with a bit in its user's ready map.</summary>

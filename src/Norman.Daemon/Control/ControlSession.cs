@@ -176,33 +176,47 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         _bodyRead = 0;
         _prefixRead = 0;
         ReturnPending();
+        (_requestFds, _arrivingFds) = (_arrivingFds, _requestFds);
         return (body, false);
     }
 
-    /// <summary>One recv that never waits: the bytes it got, 0 at the end of the stream, -1 when nothing has arrived.</summary>
-    private unsafe int ReceiveSome(Span<byte> buffer)
+    /// <summary>
+    /// One recvmsg that never waits: the bytes it got, 0 at the end of the stream, -1 when nothing has arrived.
+    /// Descriptors passed with the bytes belong to the request being read (an inherit's proof); past
+    /// <see cref="FdPassing.MaxFds"/> a request they are closed at once.
+    /// </summary>
+    private int ReceiveSome(Span<byte> buffer)
     {
-        fixed (byte* bytes = buffer)
+        int got = FdPassing.TryReceive(Fd, buffer, _arrivingFds);
+        while (_arrivingFds.Count > FdPassing.MaxFds)
         {
-            while (true)
-            {
-                nint got = Libc.Recv(Fd, bytes, (nuint)buffer.Length, Libc.MSG_DONTWAIT);
-                if (got >= 0)
-                {
-                    return (int)got;
-                }
-                int errno = Libc.LastError;
-                if (errno == Libc.EINTR)
-                {
-                    continue;
-                }
-                if (errno == Libc.EAGAIN)
-                {
-                    return -1;
-                }
-                throw new IOException($"recv failed: {Libc.ErrorText(errno)} (errno {errno})");
-            }
+            Libc.Close(_arrivingFds[^1]);
+            _arrivingFds.RemoveAt(_arrivingFds.Count - 1);
         }
+        return got;
+    }
+
+    /// <summary>Descriptors that came with the request being read, then with the one being handled (<see cref="TakeDescriptor"/>).</summary>
+    private List<int> _arrivingFds = new();
+    private List<int> _requestFds = new();
+
+    /// <summary>The first descriptor the request being handled brought, now the caller's to close; -1 if it brought none.</summary>
+    public int TakeDescriptor()
+    {
+        if (_requestFds.Count == 0)
+        {
+            return -1;
+        }
+        int fd = _requestFds[0];
+        _requestFds.RemoveAt(0);
+        return fd;
+    }
+
+    /// <summary>Closes what a handled request brought and no handler took.</summary>
+    private void CloseRequestDescriptors()
+    {
+        FdPassing.CloseAll(_requestFds);
+        _requestFds.Clear();
     }
 
     private void ReturnPending()
@@ -234,6 +248,7 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
             return false;
         }
         var (response, fds, reply) = handling.Result;
+        CloseRequestDescriptors();
         if (!reply)
         {
             _afterAnswer?.Invoke();
@@ -262,6 +277,7 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         try
         {
             var (response, fds, reply) = await handling;
+            CloseRequestDescriptors();
             if (reply)
             {
                 await SendRestAsync(message ?? Encode(response, ref fds), sent, fds);
@@ -282,6 +298,9 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         try
         {
             ReturnPending();
+            CloseRequestDescriptors();
+            FdPassing.CloseAll(_arrivingFds);
+            _arrivingFds.Clear();
             await ReleaseAllAsync();
         }
         finally

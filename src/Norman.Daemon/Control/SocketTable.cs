@@ -76,8 +76,10 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
     /// makes the socket under the same lock.
     /// </summary>
     public NormanSocket Bind(PeerIdentity caller, bool mayBindPrivilegedPorts, byte protocol, NetAddress address, int port, long pipeBytes,
-        Func<long, ushort, NormanSocket> create, bool v6Only = false, bool reuseAddress = false, bool reusePort = false)
+        Func<long, ushort, NormanSocket> create, bool v6Only = false, bool reuseAddress = false, bool reusePort = false, NormanSocket? joining = null)
     {
+        // Joining an inherited listener's port (the caller proved it holds that listener): its port is the group's already.
+        mayBindPrivilegedPorts |= joining is not null;
         if (!address.IsUnspecified && address != hostAddress && !HostAddresses6.Contains(address))
         {
             throw new ControlException(ControlProtocol.Errors.AddressNotAvailable,
@@ -113,7 +115,7 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
             if (port != 0)
             {
                 var holders = _byPort.GetValueOrDefault((protocol, chosen)) ?? [];
-                if (holders.FirstOrDefault(h => !MayShare(h, caller, protocol, address, v6Only, reuseAddress, reusePort)) is { } holder)
+                if (joining is null && holders.FirstOrDefault(h => !MayShare(h, caller, protocol, address, v6Only, reuseAddress, reusePort)) is { } holder)
                 {
                     throw new ControlException(ControlProtocol.Errors.AddressInUse,
                         $"Address already in use: {IpProtocols.Name(protocol)} port {chosen} is held by {holder.Owner.ProcessName} (pid {holder.Owner.Pid}). " +
@@ -174,12 +176,12 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
         {
             return true;
         }
-        if (reusePort && holder.Pipe.ReusePort && holder.Owner.Uid == caller.Uid && (protocol == IpProtocols.Udp || holder.Pipe.RemotePort == 0))
+        if (reusePort && holder.Pipe.ReusePort && holder.Owner.Uid == caller.Uid && (protocol == IpProtocols.Udp || holder.RemotePort == 0))
         {
             return true; // SO_REUSEPORT: one user's group, the dataplane spreads the senders (TCP: the connections) over it
         }
         return protocol == IpProtocols.Udp && reuseAddress && holder.ReuseAddress
-            && (holder.Pipe.RemotePort != 0 || holder.LocalAddress != address);
+            && (holder.RemotePort != 0 || holder.LocalAddress != address);
     }
 
     /// <summary>A free port of the ephemeral range (and, sharing the kernel's address, one no kernel socket holds, then held).</summary>

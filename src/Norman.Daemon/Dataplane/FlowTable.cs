@@ -175,13 +175,6 @@ public sealed class FlowTable
         return true;
     }
 
-    /// <summary>Empties the table, keeping its size (allocates nothing).</summary>
-    public void Clear()
-    {
-        _slots.AsSpan().Fill(new Slot { Value = Empty });
-        Count = 0;
-    }
-
     private static Slot[] NewSlots(int capacity)
     {
         var slots = new Slot[capacity];

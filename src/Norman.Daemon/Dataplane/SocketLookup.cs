@@ -13,8 +13,8 @@ namespace Norman.Daemon.Dataplane;
 /// hash of address and port, so one sender's datagrams keep to one member while the group stands), as Linux's
 /// reuseport groups spread a server's load over its threads. A TCP connection must keep to its member even when the
 /// group changes (a server's second instance starting beside the first): Linux finds it by its own established
-/// socket first; here the opening SYN pins the connection's 4-tuple to the member it chose, until a FIN or RST from
-/// the peer, or the member leaves. Owned by the dataplane thread.
+/// socket first; here the opening SYN pins the connection's 4-tuple to the member it chose (see PinnedMember), and a
+/// connection made before the group was stays with the group's first member. Owned by the dataplane thread.
 /// </summary>
 public sealed class SocketLookup(int initialCapacity)
 {
@@ -51,7 +51,7 @@ public sealed class SocketLookup(int initialCapacity)
     /// <summary>TCP connections pinned to their reuseport member now.</summary>
     public int Pins => _pins?.Count ?? 0;
 
-    /// <summary>SYNs to a reuseport group that found the pins full: such a connection moves if the group changes.</summary>
+    /// <summary>SYNs to a reuseport group that found the pins full of live connections: such a connection is not pinned.</summary>
     public long PinsFull { get; private set; }
 
     public int Count => _flows.Count;
@@ -169,35 +169,62 @@ public sealed class SocketLookup(int initialCapacity)
     }
 
     /// <summary>
-    /// The member of a TCP reuseport group a segment goes to: its connection's pin while that member is in the group,
-    /// else the hash's choice, pinned by a SYN that opens a connection; a FIN or RST from the peer lets go of the pin
-    /// (what follows, at most the last ACK, goes where the hash says: the same member while the group stands).
+    /// The member of a TCP reuseport group a segment goes to: its connection's pin while that member is in the group;
+    /// else, for a SYN that opens a connection, the hash's choice among the members taking new ones, pinned; else the
+    /// group's first member, the listener that held every connection made before the group was (those have no pin).
+    /// A FIN from the peer marks the pin closing (the last ACK still needs it); an RST removes it; closing pins are
+    /// swept when the table fills.
     /// </summary>
     private int PinnedMember(int held, in FlowKey connection, byte tcpFlags)
     {
         var pins = _pins!; // made with the first TCP group
-        bool pinned = pins.TryGet(connection, out int member) && Array.IndexOf(_groups[held - GroupFlag].Members, member) >= 0;
-        if (!pinned)
+        var group = _groups[held - GroupFlag];
+        bool pinned = pins.TryGet(connection, out int value) && Array.IndexOf(group.Members, value & ~ClosingPin) >= 0;
+        if (pinned)
         {
-            member = Member(held, connection.RemoteAddress, connection.RemotePort);
+            if ((tcpFlags & TcpHeader.Rst) != 0)
+            {
+                pins.Remove(connection);
+            }
+            else if ((tcpFlags & TcpHeader.Fin) != 0 && (value & ClosingPin) == 0)
+            {
+                pins.Set(connection, value | ClosingPin);
+            }
+            return value & ~ClosingPin;
         }
-        if ((tcpFlags & (TcpHeader.Fin | TcpHeader.Rst)) != 0)
+        if ((tcpFlags & (TcpHeader.Syn | TcpHeader.Ack | TcpHeader.Rst)) != TcpHeader.Syn)
         {
-            pins.Remove(connection);
+            return group.Members[0];
         }
-        else if (!pinned && (tcpFlags & (TcpHeader.Syn | TcpHeader.Ack)) == TcpHeader.Syn)
+        int member = Member(held, connection.RemoteAddress, connection.RemotePort);
+        pins.Remove(connection); // a stale pin to a member that left
+        if (!pins.TryAdd(connection, member))
         {
-            pins.Remove(connection); // a stale pin to a member that left
+            SweepClosing(pins);
             if (!pins.TryAdd(connection, member))
             {
-                // Full: pins of connections that ended without a FIN or RST from their peer stay until then. Start
-                // over (once per 65,536 connections at worst); the live ones follow the hash, the same member while the group stands.
-                PinsFull++;
-                pins.Clear();
-                pins.TryAdd(connection, member);
+                PinsFull++; // 65,536 live connections pinned: this one follows the group's first member when not a SYN
             }
         }
         return member;
+    }
+
+    /// <summary>A pin whose connection's peer sent its FIN: kept for the last ACK, dropped when the table fills.</summary>
+    private const int ClosingPin = 1 << 29;
+
+    /// <summary>Removes the closing pins, in place (a removal may shift a later entry into the slot just looked at).</summary>
+    private static void SweepClosing(FlowTable pins)
+    {
+        int slot = 0;
+        while (slot < pins.Capacity)
+        {
+            if (pins.TryGetSlot(slot, out var key, out int value) && (value & ClosingPin) != 0)
+            {
+                pins.Remove(key);
+                continue;
+            }
+            slot++;
+        }
     }
 
     private void Tally(in FlowKey key, int change, bool dualStack)

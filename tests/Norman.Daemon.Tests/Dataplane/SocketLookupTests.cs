@@ -126,11 +126,28 @@ public sealed class SocketLookupTests
         Assert.All(Enumerable.Range(3000, 100), port => Assert.Equal(3, Segment(lookup, (ushort)port, TcpHeader.Syn)));
         Assert.All(ports.Where(port => chosen[port] == 2), port => Assert.Equal(2, Segment(lookup, port, TcpHeader.Ack)));
 
-        // A FIN or RST from the peer lets go of the pin (what follows goes by the hash); a SYN-ACK pins nothing.
+        // A FIN from the peer keeps the pin (the last ACK needs it); an RST lets go; a SYN-ACK pins nothing.
         int before = lookup.Pins;
-        Segment(lookup, ports[0], TcpHeader.Fin | TcpHeader.Ack);
-        Segment(lookup, ports[1], TcpHeader.Rst);
+        var closing = ports.First(port => chosen[port] == 2);
+        Segment(lookup, closing, TcpHeader.Fin | TcpHeader.Ack);
+        Assert.Equal(2, Segment(lookup, closing, TcpHeader.Ack));
+        Segment(lookup, ports.First(port => chosen[port] == 2 && port != closing), TcpHeader.Rst);
         Segment(lookup, 9000, TcpHeader.Syn | TcpHeader.Ack);
-        Assert.Equal(before - 2, lookup.Pins);
+        Assert.Equal(before - 1, lookup.Pins);
+    }
+
+    [Fact]
+    public void Connections_made_before_a_tcp_group_was_stay_with_its_first_listener()
+    {
+        var lookup = new SocketLookup(16);
+        var key = FlowKey.Listener(IpProtocols.Tcp, NetAddress.FromV4(0), 5000);
+        lookup.Add(key, 1);
+        var early = Enumerable.Range(1000, 100).Select(port => (ushort)port).ToList();
+        Assert.All(early, port => Assert.Equal(1, Segment(lookup, port, TcpHeader.Syn))); // a listener alone: nothing pinned
+        lookup.Add(key, 2, reusePort: true);
+        lookup.StopAccepting(key, 1); // an inherited listener, say: the worker takes the new ones
+        Assert.All(early, port => Assert.Equal(1, Segment(lookup, port, TcpHeader.Ack)));
+        Assert.All(Enumerable.Range(2000, 100), port => Assert.Equal(2, Segment(lookup, (ushort)port, TcpHeader.Syn)));
+        Assert.All(Enumerable.Range(2000, 100), port => Assert.Equal(2, Segment(lookup, (ushort)port, TcpHeader.Ack)));
     }
 }

@@ -1,0 +1,64 @@
+using Norman.Core.Packets;
+using Norman.Core.Pipes;
+using Norman.Core.Protocol;
+using Norman.Core.Shm;
+using Norman.Daemon.Dataplane;
+
+namespace Norman.Daemon.Control;
+
+/// <summary>
+/// A TCP listener inherited across fork: the child's own stack cannot serve the parent's listener (its state is in the
+/// parent's runtime), so the child asks for a listener of its own on the same port, in a group with the parent's, as
+/// SO_REUSEPORT listeners are; the parent's then takes no new connections (a server's master forks workers that
+/// accept), those it has staying with it. Possession is the authority, as on Linux, where an inherited descriptor works
+/// whoever the child has become (nginx's workers drop root): the request carries the listener's doorbell, which only
+/// holders of the listener have, and the daemon checks it is the same open file as its own (kcmp).
+/// </summary>
+public sealed partial class ControlPlane
+{
+    private Task<int[]> OnInherit(ControlSession session, ControlRequest request, ControlResponse response)
+    {
+        int proof = session.TakeDescriptor();
+        if (proof < 0)
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument,
+                "inherit needs the inherited listener's doorbell passed with the request (SCM_RIGHTS).");
+        }
+        NormanSocket parent;
+        try
+        {
+            parent = sockets.Snapshot().FirstOrDefault(s => s.Pipe.Protocol == IpProtocols.Tcp && s.Pipe.RemotePort == 0 && Libc.SameFile(s.Doorbell.Fd, proof))
+                ?? throw new ControlException(ControlProtocol.Errors.NotPermitted,
+                    "The descriptor passed is no Norman TCP listener's doorbell: only a process that holds a listener (it inherited it) may join it.");
+        }
+        finally
+        {
+            Libc.Close(proof);
+        }
+        var identity = session.Identity;
+        bool ordinary = !IsAdministrator(identity);
+        if (!Descriptors.TryTake(DescriptorsPerSocket, administrator: !ordinary))
+        {
+            throw new ControlException(ControlProtocol.Errors.TooManySockets, "Cannot join the listener: " + Descriptors.Refusal(identity.Uid, !ordinary));
+        }
+        NormanSocket socket;
+        try
+        {
+            socket = sockets.Bind(identity, !ordinary, IpProtocols.Tcp, parent.LocalAddress, parent.LocalPort,
+                PipeLayout.SocketRegionBytes(parent.SlotCount, PipeLayout.DefaultSlotSize, tcp: true),
+                (id, port) => MakeSocket(id, port, identity, IpProtocols.Tcp, parent.LocalAddress, parent.SlotCount, parent.Pipe.V6Only,
+                    reusePort: true, kept: null),
+                v6Only: parent.Pipe.V6Only, reusePort: true, joining: parent);
+        }
+        catch
+        {
+            Descriptors.Return(DescriptorsPerSocket, administrator: !ordinary);
+            throw;
+        }
+        Serve(session, socket); // joins the port's group: the lookup makes one with the parent's listener
+        engine.Post(new StopListeningCommand(parent.Pipe));
+        log.Info($"{identity.ProcessName} (pid {identity.Pid}) joined the TCP listener on port {parent.LocalPort} of " +
+            $"{parent.Owner.ProcessName} (pid {parent.Owner.Pid}), which takes no new connections now");
+        return Task.FromResult(Granted(session, socket, response));
+    }
+}
