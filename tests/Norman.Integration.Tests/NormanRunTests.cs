@@ -185,11 +185,20 @@ public sealed class NormanRunTests : IAsyncLifetime
             level = select.poll()
             level.register(s, select.POLLOUT)
             chunk, sent = b"x" * 65536, 0
-            for _ in range(10000):
-                try:
-                    sent += s.send(chunk)
-                except BlockingIOError:
+            def fill():
+                global sent
+                for _ in range(10000):
+                    try:
+                        sent += s.send(chunk)
+                    except BlockingIOError:
+                        return
+            # Full once the peer's window is shut: ACKs still in flight at the first EAGAIN free room (an edge each),
+            # so send again after each until half a second brings none.
+            fill()
+            for _ in range(100):
+                if not epoll.poll(0.5):
                     break
+                fill()
             print("full after", sent > 0, "poll:", level.poll(0), "epoll:", epoll.poll(0), flush=True)
             go = socket.create_connection((sys.argv[1], 7013))
             edge = epoll.poll(10)
