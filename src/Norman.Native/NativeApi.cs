@@ -72,6 +72,38 @@ internal static unsafe class NativeApi
         }
     }
 
+    /// <summary>A listening socket's doorbell descriptor: what a forked child passes to norman_inherit_listener.</summary>
+    [UnmanagedCallersOnly(EntryPoint = "norman_listener_doorbell")]
+    public static int ListenerDoorbell(int handle)
+    {
+        try
+        {
+            return SocketHandles.Get(handle).ListenerDoorbell;
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    /// <summary>
+    /// In a forked child, through its own copy of this library: a listener on the port of the TCP listener it inherited
+    /// (whose doorbell the parent's norman_listener_doorbell gave); new connections come to it, none to the inherited one.
+    /// </summary>
+    [UnmanagedCallersOnly(EntryPoint = "norman_inherit_listener")]
+    public static int InheritListener(int domain, int inheritedDoorbell, int nonBlocking)
+    {
+        try
+        {
+            var family = domain == AfInet6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
+            return SocketHandles.Add(NativeSocket.InheritListener(family, inheritedDoorbell, nonBlocking != 0));
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "norman_accept")]
     public static int Accept(int handle, byte* address, uint* length)
     {

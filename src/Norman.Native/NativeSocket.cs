@@ -76,6 +76,25 @@ internal sealed class NativeSocket : IDisposable
 
     public static NativeSocket Tcp(AddressFamily family, bool nonBlocking) => new(family, nonBlocking, udp: null);
 
+    /// <summary>
+    /// In a forked child, a listener of its own on the port of the TCP listener it inherited, whose doorbell is
+    /// <paramref name="inheritedDoorbell"/> (<see cref="ListenerDoorbell"/> in the parent): the new connections come here.
+    /// </summary>
+    public static NativeSocket InheritListener(AddressFamily family, int inheritedDoorbell, bool nonBlocking)
+    {
+        var socket = new NativeSocket(family, nonBlocking, udp: null);
+        lock (socket._gate)
+        {
+            socket._listener = NormanTcpListener.Inherit(inheritedDoorbell);
+            socket.FollowTcp();
+        }
+        return socket;
+    }
+
+    /// <summary>A listening socket's doorbell descriptor, which a forked child passes to <see cref="InheritListener"/>.</summary>
+    public int ListenerDoorbell =>
+        (_listener ?? throw new NormanException("EINVAL", "Only a listening TCP socket has a listener to inherit: call listen first.")).DoorbellDescriptor;
+
     public void Bind(IPEndPoint local)
     {
         CheckFamily(local);

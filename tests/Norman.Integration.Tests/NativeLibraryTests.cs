@@ -150,5 +150,22 @@ public sealed class NativeLibraryWireTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A C server listens and forks a worker; the worker, through its own copy of libnorman, joins the listener and
+    /// answers the connection the kernel of the test namespace opens (the parent takes none from then on).
+    /// </summary>
+    [NetnsFact]
+    public void A_forked_worker_joins_its_parents_listener_through_its_own_copy_of_the_library_and_answers()
+    {
+        var peer = _host.Peer();
+        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/fork_listener.c", _host.Directory);
+        using var server = AppProcess.StartFile("timeout", _host.SocketPath, null, "30", program, "7300");
+        Assert.Equal(["listening", "worker joined"], new[] { server.ReadLine(), server.ReadLine() }.Order()); // two processes print them
+        var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:7300");
+        Assert.True(code == 0, errors);
+        Assert.Equal("from the worker\n", output);
+        Assert.Matches(@"\d+ checks passed", server.ReadLine());
+    }
+
     public Task DisposeAsync() => _host.DisposeAsync().AsTask();
 }

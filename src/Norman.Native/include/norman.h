@@ -33,6 +33,13 @@ int norman_socket(int domain, int type, int protocol);
 int norman_bind(int socket, const struct sockaddr *address, socklen_t address_length);
 int norman_listen(int socket, int backlog);
 int norman_accept(int socket, struct sockaddr *address, socklen_t *address_length);
+/* fork: this library's runtime does not survive in a forked child, but a second copy of it does (load it there with
+ * dlmopen(LM_ID_NEWLM, ...)). A child that inherited a listening TCP socket calls norman_inherit_listener through its
+ * own copy with the doorbell the parent's norman_listener_doorbell gave (the descriptor the child inherited): it gets
+ * a listener of its own on the same port, which takes the new connections (other children that do the same share
+ * them); the inherited listener takes none from then on, and keeps those it has. */
+int norman_listener_doorbell(int socket);
+int norman_inherit_listener(int domain, int inherited_doorbell, int nonblocking);
 /* UDP: fixes the peer (norman_send goes there, only its datagrams arrive). TCP: the three-way handshake; on a
  * non-blocking socket it fails with EINPROGRESS at once, the readiness descriptor is not writable until the handshake
  * ends (then writable, and readable too if it failed), and norman_socket_error says how it went (EALREADY for a
