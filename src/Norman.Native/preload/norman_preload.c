@@ -11,8 +11,9 @@
  * Never re-entered: while this thread is inside libnorman (whose runtime makes its own libc calls), every call goes
  * straight to libc. The table is an array indexed by descriptor, read without locks.
  *
- * Not supported yet, each said once on stderr when met: Norman sockets in a child after fork (the library's runtime
- * does not survive fork: docs/interposer.md), Norman sockets inherited across exec (the exec'ing program names them to
+ * Not supported yet, each said once on stderr when met: Norman sockets in a child after fork but for listeners, which
+ * the child joins through a copy of the library of its own (the first copy's runtime does not survive fork:
+ * docs/interposer.md), Norman sockets inherited across exec (the exec'ing program names them to
  * the program it becomes, whose interposer refuses them; the exec family and posix_spawn are interposed for that),
  * socket options beyond the common ones (accepted and ignored). The exec family is exec.c's.
  */
@@ -32,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -63,12 +65,20 @@ static _Atomic long long timeout_us[MAX_HANDLES][2];
 static _Atomic int buffer_bytes[MAX_HANDLES][2];
 static __thread int inside; /* this thread is inside libnorman: straight to libc */
 static int forked_child;
+/* A forked child that loaded its own copy of the library (to serve a listener it inherited): its handles are that
+ * copy's; the parent's, at the descriptors that still name them, are FORKED_AWAY. */
+static int child_copy;
+#define FORKED_AWAY (MAX_HANDLES - 2)
+/* A listener's doorbell descriptor + 1 and its family, recorded at listen: what a forked child proves it holds the
+ * listener with. In the child, by descriptor once its own copy is loaded (the parent's handles mean nothing to it). */
+static int listener_doorbell[MAX_HANDLES], listener_domain[MAX_HANDLES];
+static int inherited_doorbell[MAX_DESCRIPTORS], inherited_domain[MAX_DESCRIPTORS], inherited_nonblocking[MAX_DESCRIPTORS];
 
 #define REAL(name) static __typeof__(name) *real_##name
 REAL(socket); REAL(bind); REAL(listen); REAL(accept); REAL(accept4); REAL(connect); REAL(send); REAL(sendto);
 REAL(recv); REAL(recvfrom); REAL(read); REAL(write); REAL(close); REAL(getsockname); REAL(getpeername);
 REAL(setsockopt); REAL(getsockopt); REAL(shutdown); REAL(dup); REAL(dup2); REAL(dup3); REAL(readv); REAL(writev);
-REAL(sendmsg); REAL(recvmsg); REAL(sendmmsg); REAL(recvmmsg); REAL(sendfile);
+REAL(sendmsg); REAL(recvmsg); REAL(sendmmsg); REAL(recvmmsg); REAL(sendfile); REAL(epoll_ctl);
 int (*real_fcntl)(int, int, ...);
 static int (*real_ioctl)(int, unsigned long, ...);
 
@@ -91,6 +101,8 @@ static int (*n_flush)(int);
 static int (*n_setsockopt)(int, int, int, const void *, socklen_t);
 static int (*n_socket_error)(int);
 static int (*n_readable_bytes)(int);
+static int (*n_listener_doorbell)(int);
+static int (*n_inherit_listener)(int, int, int);
 
 static void say_once(_Atomic int *said, const char *format, ...)
 {
@@ -114,7 +126,7 @@ static void *library;
  * once the library is loaded: it runs before any library's destructor, while the runtime is whole. */
 static void flush_at_exit(void)
 {
-    if (!library || forked_child || !n_flush)
+    if (!library || (forked_child && !child_copy) || !n_flush)
         return;
     inside = 1;
     for (int h = 1; h < INHERITED_ACROSS_EXEC; h++) {
@@ -134,12 +146,22 @@ __attribute__((constructor(101))) static void resolve_libc(void)
     RESOLVE(send); RESOLVE(sendto); RESOLVE(recv); RESOLVE(recvfrom); RESOLVE(read); RESOLVE(write); RESOLVE(close);
     RESOLVE(getsockname); RESOLVE(getpeername); RESOLVE(setsockopt); RESOLVE(getsockopt); RESOLVE(shutdown);
     RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(readv); RESOLVE(writev); RESOLVE(sendmsg); RESOLVE(recvmsg); RESOLVE(sendfile);
-    RESOLVE(sendmmsg); RESOLVE(recvmmsg);
+    RESOLVE(sendmmsg); RESOLVE(recvmmsg); RESOLVE(epoll_ctl);
     RESOLVE(fcntl); RESOLVE(ioctl);
     pthread_atfork(NULL, NULL, in_child);
 }
 
 static pthread_once_t loaded = PTHREAD_ONCE_INIT;
+
+/* The library's entry points, from the copy loaded now (the program's, or a forked child's own). */
+static void resolve_norman(void)
+{
+#define NORMAN(name) n_##name = dlsym(library, "norman_" #name)
+    NORMAN(socket); NORMAN(bind); NORMAN(listen); NORMAN(accept); NORMAN(connect); NORMAN(sendto); NORMAN(recvfrom);
+    NORMAN(shutdown); NORMAN(getsockname); NORMAN(getpeername); NORMAN(close); NORMAN(readiness_fd); NORMAN(wakeup_fd);
+    NORMAN(set_nonblocking); NORMAN(last_error); NORMAN(flush); NORMAN(setsockopt); NORMAN(socket_error); NORMAN(readable_bytes);
+    NORMAN(listener_doorbell); NORMAN(inherit_listener);
+}
 
 static void load_norman(void)
 {
@@ -149,10 +171,7 @@ static void load_norman(void)
         fprintf(stderr, "norman run: cannot load libnorman (%s): %s\n", path ? path : "libnorman.so", dlerror());
         return;
     }
-#define NORMAN(name) n_##name = dlsym(library, "norman_" #name)
-    NORMAN(socket); NORMAN(bind); NORMAN(listen); NORMAN(accept); NORMAN(connect); NORMAN(sendto); NORMAN(recvfrom);
-    NORMAN(shutdown); NORMAN(getsockname); NORMAN(getpeername); NORMAN(close); NORMAN(readiness_fd); NORMAN(wakeup_fd);
-    NORMAN(set_nonblocking); NORMAN(last_error); NORMAN(flush); NORMAN(setsockopt); NORMAN(socket_error); NORMAN(readable_bytes);
+    resolve_norman();
     atexit(flush_at_exit);
 }
 
@@ -180,7 +199,7 @@ static _Atomic int said_fork, said_exec;
 
 /* Whether a Norman descriptor cannot be used here: in a forked child (the library cannot run there), or inherited
  * across exec (its socket lived in the program that exec'd this one). */
-static int unusable(int h) { return forked_child || h == INHERITED_ACROSS_EXEC; }
+static int unusable(int h) { return (forked_child && !child_copy) || h == INHERITED_ACROSS_EXEC || h == FORKED_AWAY; }
 
 /* A call on an unusable descriptor: refused clearly, EBADF. */
 static int refuse(int h)
@@ -192,8 +211,8 @@ static int refuse(int h)
                  (int)getpid());
     else
         say_once(&said_fork, "process %d was forked from a Norman program: the Norman sockets it inherited cannot be used "
-                             "in it (the library's runtime does not survive fork; docs/interposer.md); its new sockets are "
-                             "the kernel's", (int)getpid());
+                             "in it, but for a listening TCP socket, which it joins (the library's runtime does not survive "
+                             "fork; docs/interposer.md); its new sockets are the kernel's", (int)getpid());
     errno = EBADF;
     return -1;
 }
@@ -313,7 +332,7 @@ static int adopt(int fd)
     if (h > 0 && candidate_reuseport[fd])
         n_setsockopt(h, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
     inside = 0;
-    if (h <= 0 || readiness < 0 || h >= INHERITED_ACROSS_EXEC) {
+    if (h <= 0 || readiness < 0 || h >= FORKED_AWAY) {
         int error = errno;
         fprintf(stderr, "norman run: cannot give descriptor %d to Norman: %s\n", fd, n_last_error());
         if (h > 0) {
@@ -370,6 +389,101 @@ static void release(int h)
         n_close(h);
         inside = 0;
     }
+}
+
+/*
+ * fork: the library's runtime does not survive in a forked child, but a second copy of the library does (dlmopen, a
+ * namespace of its own). A child's first accept on, or epoll registration of, a listener it inherited loads that copy
+ * and joins the listener through it (norman_inherit_listener, the listener's doorbell as proof): a listener of the
+ * child's own on the same port, whose readiness descriptor takes the inherited number; the parent's listener takes no
+ * new connections from then on. Every other Norman descriptor the child inherited stays refused.
+ */
+static pthread_mutex_t taking_over = PTHREAD_MUTEX_INITIALIZER;
+
+/* The daemon's socket as the program started with it: a server may clear its workers' environment (nginx keeps only TZ),
+ * and the child's copy of the library reads the environment the process has when the copy is loaded. */
+static char started_socket[4096];
+
+__attribute__((constructor(103))) static void remember_socket(void)
+{
+    const char *path = getenv("NORMAN_SOCKET");
+    if (path && strlen(path) < sizeof started_socket)
+        strcpy(started_socket, path);
+}
+
+/* Loads the child's own copy, once; the parent's handles become FORKED_AWAY (listeners remembered by descriptor). */
+static int load_child_copy(void)
+{
+    if (child_copy)
+        return 1;
+    Dl_info self;
+    if (!dladdr((void *)n_socket, &self) || !self.dli_fname)
+        return 0;
+    if (started_socket[0] && !getenv("NORMAN_SOCKET"))
+        setenv("NORMAN_SOCKET", started_socket, 1);
+    void *copy = dlmopen(LM_ID_NEWLM, self.dli_fname, RTLD_NOW | RTLD_LOCAL);
+    if (!copy) {
+        fprintf(stderr, "norman run: process %d cannot load a copy of libnorman of its own: %s\n", (int)getpid(), dlerror());
+        return 0;
+    }
+    for (int fd = 0; fd < MAX_DESCRIPTORS; fd++) {
+        int h = atomic_load(&owner[fd]);
+        if (h <= 0 || h == INHERITED_ACROSS_EXEC)
+            continue;
+        inherited_doorbell[fd] = listener_doorbell[h];
+        inherited_domain[fd] = listener_domain[h];
+        inherited_nonblocking[fd] = atomic_load(&nonblocking[h]);
+        atomic_store(&owner[fd], FORKED_AWAY);
+    }
+    memset((void *)copies, 0, sizeof copies);
+    memset((void *)nonblocking, 0, sizeof nonblocking);
+    memset((void *)timeout_us, 0, sizeof timeout_us);
+    memset((void *)buffer_bytes, 0, sizeof buffer_bytes);
+    memset(listener_doorbell, 0, sizeof listener_doorbell);
+    library = copy;
+    resolve_norman();
+    child_copy = 1;
+    return 1;
+}
+
+/* In a forked child: the handle of descriptor fd, a listener of the child's own if fd is an inherited listener. */
+static int joined(int fd, int h)
+{
+    if (!forked_child || fd < 0 || fd >= MAX_DESCRIPTORS || (child_copy ? h != FORKED_AWAY || !inherited_doorbell[fd] : !listener_doorbell[h]))
+        return h;
+    pthread_mutex_lock(&taking_over);
+    if (!load_child_copy() || atomic_load(&owner[fd]) != FORKED_AWAY || !inherited_doorbell[fd]) {
+        int now = atomic_load(&owner[fd]);
+        pthread_mutex_unlock(&taking_over);
+        return now;
+    }
+    ENTER();
+    int listener = n_inherit_listener(inherited_domain[fd], inherited_doorbell[fd] - 1, 1); /* the waiting is done here */
+    int readiness = listener > 0 ? n_readiness_fd(listener) : -1;
+    inside = 0;
+    int cloexec = real_fcntl(fd, F_GETFD) & FD_CLOEXEC;
+    if (listener <= 0 || readiness < 0 || listener >= FORKED_AWAY || real_dup3(readiness, fd, cloexec ? O_CLOEXEC : 0) < 0) {
+        fprintf(stderr, "norman run: process %d cannot join the listener it inherited at descriptor %d: %s\n", (int)getpid(), fd,
+                listener > 0 ? strerror(errno) : n_last_error());
+        pthread_mutex_unlock(&taking_over);
+        return FORKED_AWAY;
+    }
+    inherited_doorbell[fd] = 0;
+    atomic_store(&copies[listener], 1);
+    atomic_store(&nonblocking[listener], inherited_nonblocking[fd]);
+    socket_type[listener] = SOCK_STREAM;
+    atomic_store_explicit(&owner[fd], listener, memory_order_release);
+    pthread_mutex_unlock(&taking_over);
+    return listener;
+}
+
+/* A forked worker registers a listener it inherited (nginx's do, in each worker): joined first, so that its epoll
+ * watches the worker's own listener, not the parent's. */
+int epoll_ctl(int epoll, int operation, int fd, struct epoll_event *event)
+{
+    if (operation != EPOLL_CTL_DEL && forked_child)
+        joined(fd, handle_of(fd));
+    return real_epoll_ctl(epoll, operation, fd, event);
 }
 
 int socket(int domain, int type, int protocol)
@@ -462,7 +576,15 @@ int listen(int fd, int backlog)
     if (unusable(h))
         return refuse(h);
     ENTER();
-    return LEAVE(n_listen(h, backlog));
+    int result = n_listen(h, backlog);
+    if (result == 0 && n_listener_doorbell) {
+        struct sockaddr_storage local;
+        socklen_t size = sizeof local;
+        int doorbell = n_listener_doorbell(h);
+        listener_doorbell[h] = doorbell >= 0 ? doorbell + 1 : 0;
+        listener_domain[h] = n_getsockname(h, (struct sockaddr *)&local, &size) == 0 ? local.ss_family : AF_INET;
+    }
+    return LEAVE(result);
 }
 
 static int accept_norman(int listening, int h, struct sockaddr *address, socklen_t *length, int flags)
@@ -484,7 +606,7 @@ static int accept_norman(int listening, int h, struct sockaddr *address, socklen
     inside = 0;
     if (accepted <= 0)
         return -1;
-    if (readiness < 0 || accepted >= INHERITED_ACROSS_EXEC) {
+    if (readiness < 0 || accepted >= FORKED_AWAY) {
         ENTER();
         n_close(accepted);
         inside = 0;
@@ -518,7 +640,7 @@ static int accept_norman(int listening, int h, struct sockaddr *address, socklen
 
 int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags)
 {
-    int h = handle_of(fd);
+    int h = joined(fd, handle_of(fd));
     if (!h) {
         int accepted = real_accept4(fd, address, length, flags);
         forget(accepted);
