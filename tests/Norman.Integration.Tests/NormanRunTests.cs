@@ -401,41 +401,12 @@ public sealed class NormanRunTests : IAsyncLifetime
     [NetnsFact]
     public void Nginx_on_Norman_serves_wrk_without_socket_errors_and_curl_10_MB_by_sendfile_byte_for_byte()
     {
-        var peer = _host.Peer();
         // One process (master_process off; the master and its workers are the next test). Edge-triggered epoll and
         // sendfile, as nginx always uses them.
-        string root = Path.Combine(_host.Directory, "nginx");
-        Directory.CreateDirectory(Path.Combine(root, "site"));
-        var file = new byte[10 << 20];
-        new Random(12).NextBytes(file);
-        File.WriteAllBytes(Path.Combine(root, "site", "big.bin"), file);
-        File.WriteAllText(Path.Combine(root, "site", "index.html"), "hello from nginx on norman\n");
-        File.WriteAllText(Path.Combine(root, "nginx.conf"), $$"""
-            daemon off;
-            master_process off;
-            error_log {{root}}/error.log;
-            pid {{root}}/nginx.pid;
-            events { worker_connections 1024; }
-            http {
-                access_log off;
-                sendfile on;
-                client_body_temp_path {{root}}/body;
-                proxy_temp_path {{root}}/proxy;
-                fastcgi_temp_path {{root}}/fastcgi;
-                uwsgi_temp_path {{root}}/uwsgi;
-                scgi_temp_path {{root}}/scgi;
-                server { listen 8081; listen [::]:8081; root {{root}}/site; }
-            }
-            """);
-        using var server = NormanRun("nginx", "-c", Path.Combine(root, "nginx.conf"), "-p", root);
+        var (config, file) = NginxSite("nginx", 8081, "master_process off;");
+        using var server = NormanRun("nginx", "-c", config, "-p", Path.GetDirectoryName(config)!);
         Assert.True(ApplicationProcessTests.WaitFor(() => NormanSs("-t", "-l").Contains(":8081", StringComparison.Ordinal)), "nginx never listened");
-        string fetched = Path.Combine(root, "fetched.bin");
-        peer.Run("curl", "-sS", "--max-time", "30", "-o", fetched, $"http://{_host.NormanAddress}:8081/big.bin");
-        Assert.Equal(file, File.ReadAllBytes(fetched));
-        string report = peer.Run("wrk", "-t1", "-c64", "-d3s", $"http://{_host.NormanAddress}:8081/");
-        Assert.DoesNotContain("Socket errors", report);
-        Assert.DoesNotContain("Non-2xx", report);
-        Assert.Matches(@"Requests/sec:\s+[1-9]", report);
+        AssertNginxServes(8081, file);
     }
 
     /// <summary>
@@ -446,16 +417,27 @@ public sealed class NormanRunTests : IAsyncLifetime
     [NetnsFact]
     public void Nginx_with_its_master_and_two_workers_serves_curl_and_wrk()
     {
-        var peer = _host.Peer();
-        string root = Path.Combine(_host.Directory, "nginx-workers");
+        var (config, file) = NginxSite("nginx-workers", 8082, "worker_processes 2;");
+        using var server = NormanRun("nginx", "-c", config, "-p", Path.GetDirectoryName(config)!);
+        // The master's two listeners and each worker's own, once the workers have joined them.
+        Assert.True(ApplicationProcessTests.WaitFor(() => Regex.Matches(NormanSs("-t", "-l"), ":8082").Count == 6), NormanSs("-t", "-l", "-p"));
+        AssertNginxServes(8082, file);
+    }
+
+    /// <summary>An nginx site in the host's directory: a 10 MB file and an index, served on <paramref name="port"/> (both families); its config's path and the file.</summary>
+    private (string Config, byte[] File) NginxSite(string name, int port, string processes)
+    {
+        _host.Peer(); // the daemon and the test namespace, up before nginx starts
+        string root = Path.Combine(_host.Directory, name);
         Directory.CreateDirectory(Path.Combine(root, "site"));
         var file = new byte[10 << 20];
-        new Random(13).NextBytes(file);
+        new Random(port).NextBytes(file);
         File.WriteAllBytes(Path.Combine(root, "site", "big.bin"), file);
-        File.WriteAllText(Path.Combine(root, "site", "index.html"), "hello from nginx's workers on norman\n");
-        File.WriteAllText(Path.Combine(root, "nginx.conf"), $$"""
+        File.WriteAllText(Path.Combine(root, "site", "index.html"), "hello from nginx on norman\n");
+        string config = Path.Combine(root, "nginx.conf");
+        File.WriteAllText(config, $$"""
             daemon off;
-            worker_processes 2;
+            {{processes}}
             error_log {{root}}/error.log;
             pid {{root}}/nginx.pid;
             events { worker_connections 1024; }
@@ -467,16 +449,20 @@ public sealed class NormanRunTests : IAsyncLifetime
                 fastcgi_temp_path {{root}}/fastcgi;
                 uwsgi_temp_path {{root}}/uwsgi;
                 scgi_temp_path {{root}}/scgi;
-                server { listen 8082; listen [::]:8082; root {{root}}/site; }
+                server { listen {{port}}; listen [::]:{{port}}; root {{root}}/site; }
             }
             """);
-        using var server = NormanRun("nginx", "-c", Path.Combine(root, "nginx.conf"), "-p", root);
-        // The master's two listeners and each worker's own, once the workers have joined them.
-        Assert.True(ApplicationProcessTests.WaitFor(() => Regex.Matches(NormanSs("-t", "-l"), ":8082").Count == 6), NormanSs("-t", "-l", "-p"));
-        string fetched = Path.Combine(root, "fetched.bin");
-        peer.Run("curl", "-sS", "--max-time", "30", "-o", fetched, $"http://{_host.NormanAddress}:8082/big.bin");
+        return (config, file);
+    }
+
+    /// <summary>curl from the test namespace gets the 10 MB file byte for byte; wrk's 64 connections get no socket error.</summary>
+    private void AssertNginxServes(int port, byte[] file)
+    {
+        var peer = _host.Peer();
+        string fetched = Path.Combine(_host.Directory, $"fetched-{port}.bin");
+        peer.Run("curl", "-sS", "--max-time", "30", "-o", fetched, $"http://{_host.NormanAddress}:{port}/big.bin");
         Assert.Equal(file, File.ReadAllBytes(fetched));
-        string report = peer.Run("wrk", "-t1", "-c64", "-d3s", $"http://{_host.NormanAddress}:8082/");
+        string report = peer.Run("wrk", "-t1", "-c64", "-d3s", $"http://{_host.NormanAddress}:{port}/");
         Assert.DoesNotContain("Socket errors", report);
         Assert.DoesNotContain("Non-2xx", report);
         Assert.Matches(@"Requests/sec:\s+[1-9]", report);
