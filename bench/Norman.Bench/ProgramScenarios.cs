@@ -51,11 +51,16 @@ public static partial class HttpScenarios
                         }
                     }
                 }
-                var web = hosts.Nginx(norman, seconds);
-                string nginxOn = norman ? "nginx (one process) under norman run" : "nginx (one process) on the kernel's sockets";
-                Add($"nginx_{who}_requests_per_s", $"wrk -c64 {seconds} s, GET / (27 bytes) of {nginxOn}", "requests/s", web.RequestsPerSecond);
-                Add($"nginx_{who}_p50_us", $"the same, latency p50, {nginxOn}", "µs", web.P50);
-                Add($"nginx_{who}_p99_us", $"the same, latency p99, {nginxOn}", "µs", web.P99);
+                foreach (int workers in new[] { 0, 2 })
+                {
+                    var web = hosts.Nginx(norman, seconds, workers);
+                    string shape = workers == 0 ? "one process" : $"a master and {workers} workers";
+                    string nginxOn = norman ? $"nginx ({shape}) under norman run" : $"nginx ({shape}) on the kernel's sockets";
+                    string key = workers == 0 ? "nginx" : $"nginx_{workers}workers";
+                    Add($"{key}_{who}_requests_per_s", $"wrk -c64 {seconds} s, GET / (27 bytes) of {nginxOn}", "requests/s", web.RequestsPerSecond);
+                    Add($"{key}_{who}_p50_us", $"the same, latency p50, {nginxOn}", "µs", web.P50);
+                    Add($"{key}_{who}_p99_us", $"the same, latency p99, {nginxOn}", "µs", web.P99);
+                }
                 var (half50, half99) = hosts.Sockperf(norman, seconds);
                 string sockperfOn = norman ? "sockperf server under norman run" : "sockperf server on the kernel's sockets";
                 Add($"sockperf_{who}_p50_us", $"sockperf ping-pong (UDP, 14 bytes) {seconds} s against a {sockperfOn}, half the round trip, p50", "µs", half50);
@@ -108,14 +113,14 @@ public static partial class HttpScenarios
             }
         }
 
-        /// <summary>wrk's requests/s and latency against nginx in one process (master_process off: its workers fork).</summary>
-        public (double RequestsPerSecond, double P50, double P99) Nginx(bool norman, int seconds)
+        /// <summary>wrk's requests/s and latency against nginx in one process (<paramref name="workers"/> 0), or a master and that many workers.</summary>
+        public (double RequestsPerSecond, double P50, double P99) Nginx(bool norman, int seconds, int workers)
         {
             string address = Address(norman);
             string root = Path.Combine(_directory, "nginx");
             Directory.CreateDirectory(Path.Combine(root, "site"));
             File.WriteAllText(Path.Combine(root, "site", "index.html"), "hello from a benchmark page\n");
-            File.WriteAllText(Path.Combine(root, "nginx.conf"), $"daemon off; master_process off; error_log {root}/error.log; pid {root}/nginx.pid; " +
+            File.WriteAllText(Path.Combine(root, "nginx.conf"), $"daemon off; {(workers == 0 ? "master_process off;" : $"worker_processes {workers};")} error_log {root}/error.log; pid {root}/nginx.pid; " +
                 "events { worker_connections 1024; } " +
                 $"http {{ access_log off; sendfile on; client_body_temp_path {root}/body; proxy_temp_path {root}/proxy; fastcgi_temp_path {root}/fastcgi; " +
                 $"uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi; server {{ listen {(norman ? "" : address + ":")}{NginxPort}; root {root}/site; }} }}\n");
@@ -138,7 +143,7 @@ public static partial class HttpScenarios
             }
             finally
             {
-                server.Kill();
+                server.Kill(entireProcessTree: true); // the master and its workers
                 server.WaitForExit();
             }
         }
