@@ -511,7 +511,8 @@ public sealed class NormanRunTests : IAsyncLifetime
     /// <summary>
     /// A Python server listens and forks a worker, which watches the listener with epoll (as nginx's workers do) and
     /// accepts: the worker joins the listener through a copy of the library of its own and answers the connection the
-    /// namespace's kernel opens; the parent, which takes no new connections from then on, waits for it.
+    /// namespace's kernel opens; the parent, which takes no new connections from then on, waits for it. The worker's
+    /// own child then joins in turn (a third copy) and answers the next.
     /// </summary>
     [NetnsFact]
     public void A_forked_worker_joins_the_listener_it_inherited_and_answers_the_kernels_connection()
@@ -522,21 +523,31 @@ public sealed class NormanRunTests : IAsyncLifetime
             s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("0.0.0.0", 8200)); s.listen(16)
+            def serve(who):
+                e = select.epoll(); e.register(s.fileno(), select.EPOLLIN)
+                print(who, "ready", flush=True)
+                e.poll(30)
+                c, _ = s.accept(); c.sendall(f"from the {who}\n".encode()); c.close()
             pid = os.fork()
             if pid == 0:
-                e = select.epoll(); e.register(s.fileno(), select.EPOLLIN)
-                print("worker ready", flush=True)
-                e.poll(30)
-                c, _ = s.accept(); c.sendall(b"from the worker\n"); c.close()
-                sys.exit(0)
+                serve("worker")
+                grandchild = os.fork()  # and its own child joins in turn
+                if grandchild == 0:
+                    serve("grandchild")
+                    sys.exit(0)
+                _, status = os.waitpid(grandchild, 0)
+                sys.exit(status >> 8)
             _, status = os.waitpid(pid, 0)
             print("worker done", status, flush=True)
             """;
         using var run = NormanRun("python3", "-u", "-c", server);
-        WaitForLine(run, "worker ready");
-        var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:8200");
-        Assert.True(code == 0, errors);
-        Assert.Equal("from the worker\n", output);
+        foreach (string who in new[] { "worker", "grandchild" })
+        {
+            WaitForLine(run, $"{who} ready");
+            var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:8200");
+            Assert.True(code == 0, errors);
+            Assert.Equal($"from the {who}\n", output);
+        }
         WaitForLine(run, "worker done 0");
     }
 

@@ -116,7 +116,12 @@ static void say_once(_Atomic int *said, const char *format, ...)
     va_end(arguments);
 }
 
-static void in_child(void) { forked_child = 1; }
+/* In a forked child, no copy of the library runs yet: the parent's (or, in a grandchild, its parent's own copy) is dead here. */
+static void in_child(void)
+{
+    forked_child = 1;
+    child_copy = 0;
+}
 
 static void *library;
 
@@ -469,6 +474,11 @@ static int joined(int fd, int h)
         return FORKED_AWAY;
     }
     inherited_doorbell[fd] = 0;
+    ENTER();
+    int doorbell = n_listener_doorbell(listener); /* a grandchild may join it in turn */
+    inside = 0;
+    listener_doorbell[listener] = doorbell >= 0 ? doorbell + 1 : 0;
+    listener_domain[listener] = inherited_domain[fd];
     atomic_store(&copies[listener], 1);
     atomic_store(&nonblocking[listener], inherited_nonblocking[fd]);
     socket_type[listener] = SOCK_STREAM;
