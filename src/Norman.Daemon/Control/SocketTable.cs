@@ -236,6 +236,15 @@ public sealed class SocketTable(NetAddress hostAddress, int maxSocketsPerUid = 4
         }
     }
 
+    /// <summary>Sockets (and kept memory, <see cref="TryHoldKept"/>) counted against <paramref name="uid"/>'s limit now.</summary>
+    public int HeldBy(int uid)
+    {
+        lock (_gate)
+        {
+            return _heldByUid.GetValueOrDefault(uid).Sockets;
+        }
+    }
+
     /// <summary>Kept memory given to a bind, or freed: no longer counted (<see cref="TryHoldKept"/>).</summary>
     public void ReleaseKept(int uid, long bytes)
     {
