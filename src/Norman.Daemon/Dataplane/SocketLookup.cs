@@ -27,14 +27,20 @@ public sealed class SocketLookup(int initialCapacity)
     private readonly List<Group> _groups = new();
 
     /// <summary>
-    /// A reuseport group: its members, and those that take new connections (a TCP listener that stopped listening keeps
-    /// its connections, so stays a member, but takes no new ones). Arrays replaced whole, never changed in place.
+    /// A reuseport group: its members, and those that take new connections (<see cref="Accepting"/>, made from the
+    /// members and <see cref="_stoppedListening"/> whenever either changes). Arrays replaced whole, never changed in place.
     /// </summary>
     private sealed class Group(int[] members)
     {
         public int[] Members = members;
         public int[] Accepting = members;
     }
+
+    /// <summary>
+    /// TCP listeners (by slot) that stopped listening but still hold connections: in a group, or in one formed later
+    /// (a server's second instance started after the first stopped), they take no new connections.
+    /// </summary>
+    private readonly HashSet<int> _stoppedListening = new();
     private readonly Stack<int> _freeGroups = new();
     /// <summary>Above every socket slot: a value at or over it names a group.</summary>
     private const int GroupFlag = 1 << 30;
@@ -83,32 +89,36 @@ public sealed class SocketLookup(int initialCapacity)
             _flows.Set(key, GroupFlag + NewGroup([held, slot]));
             return;
         }
-        var group = _groups[held - GroupFlag];
-        group.Members = [.. group.Members, slot];
-        group.Accepting = [.. group.Accepting, slot];
+        SetMembers(_groups[held - GroupFlag], [.. _groups[held - GroupFlag].Members, slot]);
     }
 
-    /// <summary>A TCP listener of a reuseport group stops listening: no new connections go to it, its own stay with it.</summary>
+    /// <summary>A TCP listener stops listening: no new connections go to it in its group (now or later), its own stay with it.</summary>
     public void StopAccepting(in FlowKey key, int slot)
     {
+        _stoppedListening.Add(slot);
         if (_flows.TryGet(key, out int held) && held >= GroupFlag)
         {
-            var group = _groups[held - GroupFlag];
-            group.Accepting = Array.FindAll(group.Accepting, member => member != slot);
+            SetMembers(_groups[held - GroupFlag], _groups[held - GroupFlag].Members);
         }
+    }
+
+    private void SetMembers(Group group, int[] members)
+    {
+        group.Members = members;
+        group.Accepting = Array.FindAll(members, member => !_stoppedListening.Contains(member));
     }
 
     /// <summary>Removes a socket's key, or with <paramref name="slot"/> only that socket from the key's group.</summary>
     public void Remove(in FlowKey key, bool dualStack = false, int slot = -1)
     {
+        _stoppedListening.Remove(slot); // the slot may serve another socket next
         if (slot >= 0 && _flows.TryGet(key, out int held) && held >= GroupFlag)
         {
             int group = held - GroupFlag;
             var members = Array.FindAll(_groups[group].Members, member => member != slot);
             if (members.Length > 1)
             {
-                _groups[group].Members = members;
-                _groups[group].Accepting = Array.FindAll(_groups[group].Accepting, member => member != slot);
+                SetMembers(_groups[group], members);
                 return;
             }
             _groups[group] = new Group([]);
@@ -127,12 +137,14 @@ public sealed class SocketLookup(int initialCapacity)
 
     private int NewGroup(int[] members)
     {
+        var made = new Group(members);
+        SetMembers(made, members);
         if (_freeGroups.TryPop(out int group))
         {
-            _groups[group] = new Group(members);
+            _groups[group] = made;
             return group;
         }
-        _groups.Add(new Group(members));
+        _groups.Add(made);
         return _groups.Count - 1;
     }
 

@@ -149,5 +149,14 @@ public sealed class SocketLookupTests
         Assert.All(early, port => Assert.Equal(1, Segment(lookup, port, TcpHeader.Ack)));
         Assert.All(Enumerable.Range(2000, 100), port => Assert.Equal(2, Segment(lookup, (ushort)port, TcpHeader.Syn)));
         Assert.All(Enumerable.Range(2000, 100), port => Assert.Equal(2, Segment(lookup, (ushort)port, TcpHeader.Ack)));
+
+        // A listener that stopped listening before a group formed takes no new connections in it either (a server's
+        // second instance started after the first one stopped listening).
+        var later = FlowKey.Listener(IpProtocols.Tcp, NetAddress.FromV4(0), 6000);
+        lookup.Add(later, 3);
+        lookup.StopAccepting(later, 3);
+        lookup.Add(later, 4, reusePort: true);
+        Assert.All(Enumerable.Range(3000, 100), port =>
+            Assert.Equal(4, lookup.TryFind(IpProtocols.Tcp, Ours, 6000, Peer, (ushort)port, out int slot, TcpHeader.Syn) ? slot : -1));
     }
 }
