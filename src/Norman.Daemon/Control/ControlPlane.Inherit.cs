@@ -27,7 +27,7 @@ public sealed partial class ControlPlane
         NormanSocket parent;
         try
         {
-            parent = sockets.Snapshot().FirstOrDefault(s => s.Pipe.Protocol == IpProtocols.Tcp && s.Pipe.RemotePort == 0 && Libc.SameFile(s.Doorbell.Fd, proof))
+            parent = sockets.Snapshot().FirstOrDefault(s => s.Pipe.Protocol == IpProtocols.Tcp && s.RemotePort == 0 && Libc.SameFile(s.Doorbell.Fd, proof))
                 ?? throw new ControlException(ControlProtocol.Errors.NotPermitted,
                     "The descriptor passed is no Norman TCP listener's doorbell: only a process that holds a listener (it inherited it) may join it.");
         }
