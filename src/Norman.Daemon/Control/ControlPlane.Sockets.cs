@@ -107,13 +107,16 @@ public sealed partial class ControlPlane
         }
         var identity = session.Identity;
         bool ordinary = !IsAdministrator(identity);
-        if (!Descriptors.TryTake(DescriptorsPerSocket, administrator: !ordinary))
+        // Memory this connection's application kept mapped from a socket it closed: nothing to map or touch for it, and
+        // no memfd for the daemon to hold.
+        var kept = session.Kept.Take(request.KeptMemory, slotCount, tcp: protocol == IpProtocols.Tcp);
+        int descriptors = DescriptorsPerSocket - (kept is null ? 0 : 1);
+        if (!Descriptors.TryTake(descriptors, administrator: !ordinary))
         {
+            kept?.Region.Dispose(); // the caller forgets what it kept when a bind fails, so the daemon does too
             throw new ControlException(ControlProtocol.Errors.TooManySockets, "Cannot open a socket: " + Descriptors.Refusal(identity.Uid, !ordinary));
         }
         NormanSocket socket;
-        // Memory this connection's application kept mapped from a socket it closed: nothing to map or touch for it.
-        var kept = session.Kept.Take(request.KeptMemory, slotCount, tcp: protocol == IpProtocols.Tcp);
         try
         {
             socket = sockets.Bind(identity, !ordinary, protocol, address, request.Port ?? 0,
@@ -124,18 +127,11 @@ public sealed partial class ControlPlane
         }
         catch
         {
-            Descriptors.Return(DescriptorsPerSocket, administrator: !ordinary);
-            kept?.Region.Dispose(); // the caller forgets what it kept when a bind fails, so the daemon does too
+            Descriptors.Return(descriptors, administrator: !ordinary);
+            kept?.Region.Dispose();
             throw;
         }
-        if (socket.HeldDescriptors < NormanSocket.Descriptors)
-        {
-            Descriptors.Return(NormanSocket.Descriptors - socket.HeldDescriptors, administrator: !ordinary); // no memfd: the memory was kept
-        }
-        if (kept is { } reused)
-        {
-            socket.ReusedMemory = reused.Id;
-        }
+        socket.ReusedMemory = kept?.Id;
         Serve(session, socket);
         return socket;
     }
