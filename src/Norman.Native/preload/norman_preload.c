@@ -451,6 +451,14 @@ static int load_child_copy(void)
     return 1;
 }
 
+/* What a forked child joins listener h with: its doorbell and family (called inside the library). */
+static void remember_listener(int h, int domain)
+{
+    int doorbell = n_listener_doorbell ? n_listener_doorbell(h) : -1;
+    listener_doorbell[h] = doorbell >= 0 ? doorbell + 1 : 0;
+    listener_domain[h] = domain;
+}
+
 /* In a forked child: the handle of descriptor fd, a listener of the child's own if fd is an inherited listener. */
 static int joined(int fd, int h)
 {
@@ -470,15 +478,18 @@ static int joined(int fd, int h)
     if (listener <= 0 || readiness < 0 || listener >= FORKED_AWAY || real_dup3(readiness, fd, cloexec ? O_CLOEXEC : 0) < 0) {
         fprintf(stderr, "norman run: process %d cannot join the listener it inherited at descriptor %d: %s\n", (int)getpid(), fd,
                 listener > 0 ? strerror(errno) : n_last_error());
+        if (listener > 0) {
+            ENTER(); /* a listener nobody serves would take the connections the others could */
+            n_close(listener);
+            inside = 0;
+        }
         pthread_mutex_unlock(&taking_over);
         return FORKED_AWAY;
     }
     inherited_doorbell[fd] = 0;
     ENTER();
-    int doorbell = n_listener_doorbell(listener); /* a grandchild may join it in turn */
+    remember_listener(listener, inherited_domain[fd]); /* a grandchild may join it in turn */
     inside = 0;
-    listener_doorbell[listener] = doorbell >= 0 ? doorbell + 1 : 0;
-    listener_domain[listener] = inherited_domain[fd];
     atomic_store(&copies[listener], 1);
     atomic_store(&nonblocking[listener], inherited_nonblocking[fd]);
     socket_type[listener] = SOCK_STREAM;
@@ -587,12 +598,10 @@ int listen(int fd, int backlog)
         return refuse(h);
     ENTER();
     int result = n_listen(h, backlog);
-    if (result == 0 && n_listener_doorbell) {
+    if (result == 0) {
         struct sockaddr_storage local;
         socklen_t size = sizeof local;
-        int doorbell = n_listener_doorbell(h);
-        listener_doorbell[h] = doorbell >= 0 ? doorbell + 1 : 0;
-        listener_domain[h] = n_getsockname(h, (struct sockaddr *)&local, &size) == 0 ? local.ss_family : AF_INET;
+        remember_listener(h, n_getsockname(h, (struct sockaddr *)&local, &size) == 0 ? local.ss_family : AF_INET);
     }
     return LEAVE(result);
 }
