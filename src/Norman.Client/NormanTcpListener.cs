@@ -45,6 +45,18 @@ public sealed class NormanTcpListener : IDisposable
     /// <summary>The listener's doorbell descriptor, which a forked child that inherits it passes to <see cref="Inherit"/>.</summary>
     public int DoorbellDescriptor => _endpoint.DoorbellDescriptor;
 
+    /// <summary>
+    /// Keeps this listener for the program the process execs (pass it <see cref="DoorbellDescriptor"/>, not close-on-exec,
+    /// to join with <see cref="Inherit"/>); false takes that back when the exec failed. It stays while the process lives.
+    /// </summary>
+    public void KeepAcrossExec(bool keep = true) => _endpoint.KeepAcrossExec(keep);
+
+    /// <summary>
+    /// Names the descriptor the program holds this listener by (a copy of it may be inherited, by fork or across exec):
+    /// a process that inherits it may pass it to <see cref="Inherit"/> as its proof, as well as <see cref="DoorbellDescriptor"/>.
+    /// </summary>
+    public void NameHolder(int descriptor) => _endpoint.NameHolder(descriptor);
+
     public IPEndPoint LocalEndPoint => _endpoint.LocalEndPoint;
 
     /// <summary>The next established connection.</summary>

@@ -290,6 +290,7 @@ public sealed class NormanDaemon : IAsyncDisposable
         await Step(async () => await (Link?.DisposeAsync() ?? ValueTask.CompletedTask));
         // Control first, so departing sessions release their sockets through a still-running dataplane.
         await Step(async () => await _server.DisposeAsync());
+        await Step(() => Control.SweepWaitingForExecAsync(all: true));
         StepNow(() => Control.Pool?.Dispose());
         StepNow(() => _runner.Stop());
         StepNow(() => Control.ReadyMaps?.Dispose()); // the dataplane, which reads them, has stopped

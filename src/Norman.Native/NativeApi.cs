@@ -87,6 +87,24 @@ internal static unsafe class NativeApi
     }
 
     /// <summary>
+    /// Before exec: keeps a listening socket (keep 1) for the program the process becomes, which joins it with
+    /// norman_inherit_listener and a copy of its doorbell that survives exec; keep 0 takes that back (the exec failed).
+    /// </summary>
+    [UnmanagedCallersOnly(EntryPoint = "norman_keep_across_exec")]
+    public static int KeepAcrossExec(int handle, int keep)
+    {
+        try
+        {
+            SocketHandles.Get(handle).KeepAcrossExec(keep != 0);
+            return 0;
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    /// <summary>
     /// In a forked child, through its own copy of this library: a listener on the port of the TCP listener it inherited
     /// (whose doorbell the parent's norman_listener_doorbell gave); new connections come to it, none to the inherited one.
     /// </summary>

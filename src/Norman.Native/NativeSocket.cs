@@ -95,6 +95,10 @@ internal sealed class NativeSocket : IDisposable
     public int ListenerDoorbell =>
         (_listener ?? throw new NormanException("EINVAL", "Only a listening TCP socket has a listener to inherit: call listen first.")).DoorbellDescriptor;
 
+    /// <summary>Keeps a listening socket for the program the process execs (false: the exec failed); see NormanTcpListener.KeepAcrossExec.</summary>
+    public void KeepAcrossExec(bool keep) =>
+        (_listener ?? throw new NormanException("EINVAL", "Only a listening TCP socket is kept across exec.")).KeepAcrossExec(keep);
+
     public void Bind(IPEndPoint local)
     {
         CheckFamily(local);
@@ -133,6 +137,23 @@ internal sealed class NativeSocket : IDisposable
             // Linux clamps the backlog to somaxconn (4096) and takes 0 or less as the least.
             _listener ??= new NormanTcpListener(_tcpBinding ?? Wildcard(), backlog: Math.Clamp(backlog, 1, 4096), v6Only: V6Only, reusePort: ReusePort);
             FollowTcp();
+            NameHolder();
+        }
+    }
+
+    private bool _holderNamed;
+
+    /// <summary>
+    /// Once a listener has its readiness descriptor, the descriptor the program holds (a dup of it): the daemon is told,
+    /// so that a process that inherits the program's descriptor (fork, exec) may join the listener with it, even where
+    /// this library's own descriptors are gone (closed before exec, as subprocess's close_fds does). Called under the gate.
+    /// </summary>
+    private void NameHolder()
+    {
+        if (_listener is { } listener && _readiness is { } readiness && !_holderNamed)
+        {
+            listener.NameHolder(readiness.Fd);
+            _holderNamed = true;
         }
     }
 
@@ -463,6 +484,7 @@ internal sealed class NativeSocket : IDisposable
                 }
                 WatchDatagrams();
                 FollowTcp();
+                NameHolder();
             }
             UpdateReadiness();
             return _readiness.Fd;

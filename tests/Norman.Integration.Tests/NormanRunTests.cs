@@ -551,6 +551,90 @@ public sealed class NormanRunTests : IAsyncLifetime
         WaitForLine(run, "worker done 0");
     }
 
+    /// <summary>
+    /// A server that re-executes itself with its listener (os.execv, the descriptor inheritable): the program it becomes
+    /// serves the namespace kernel's connection on that listener, joining it at its first call on it; the daemon kept
+    /// the listener while the connection of the program before exec closed. When the process ends, nothing of the
+    /// listener is left (`norman ss -t -l`).
+    /// </summary>
+    [NetnsFact]
+    public void A_listener_passed_over_exec_is_served_by_the_program_the_process_becomes()
+    {
+        var peer = _host.Peer();
+        string server = """
+            import os, socket, sys
+            if len(sys.argv) > 1:  # the program exec'd
+                s = socket.socket(fileno=int(sys.argv[1]))
+                print("exec'd ready", s.getsockname()[1], flush=True)
+                c, _ = s.accept(); c.sendall(f"from the program exec'd, pid {os.getpid()}\n".encode()); c.close()
+                print("exec'd done", flush=True)
+                sys.exit(0)
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", 8210)); s.listen(16)
+            s.set_inheritable(True)
+            print("exec'ing", os.getpid(), flush=True)
+            os.execv(sys.executable, [sys.executable, "-u", sys.argv[0], str(s.fileno())])
+            """;
+        string script = Path.Combine(_host.Directory, "reexec.py");
+        File.WriteAllText(script, server);
+        using var run = NormanRun("python3", "-u", script);
+        string pid = run.ReadLine().Split(' ')[1];
+        WaitForLine(run, "exec'd ready 8210");
+        var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:8210");
+        Assert.True(code == 0, errors);
+        Assert.Equal($"from the program exec'd, pid {pid}\n", output);
+        WaitForLine(run, "exec'd done");
+        Assert.True(run.Process.WaitForExit(20_000), "the program exec'd never ended");
+        Assert.True(ApplicationProcessTests.WaitFor(() => !NormanSs("-t", "-l").Contains(":8210", StringComparison.Ordinal)),
+            "the listener kept across exec outlived its process: " + NormanSs("-t", "-l"));
+    }
+
+    /// <summary>
+    /// A server that spawns a worker with its listener (subprocess with pass_fds: vfork or fork, then exec, the parent
+    /// living on): the worker joins the listener and serves the namespace kernel's connection; the parent, which takes
+    /// no new connections from then on, waits for it.
+    /// </summary>
+    [NetnsFact]
+    public void A_listener_passed_to_a_spawned_program_is_served_by_it_while_the_parent_lives_on()
+    {
+        var peer = _host.Peer();
+        string program = """
+            import os, socket, subprocess, sys
+            if len(sys.argv) > 1:  # the spawned worker
+                s = socket.socket(fileno=int(sys.argv[1]))
+                print("worker ready", flush=True)
+                c, _ = s.accept(); c.sendall(b"from the spawned worker\n"); c.close()
+                sys.exit(0)
+            s = socket.socket()
+            s.bind(("0.0.0.0", 8211)); s.listen(16)
+            worker = subprocess.Popen([sys.executable, "-u", sys.argv[0], str(s.fileno())], pass_fds=[s.fileno()])
+            print("worker exit", worker.wait(), flush=True)
+            """;
+        string script = Path.Combine(_host.Directory, "spawner.py");
+        File.WriteAllText(script, program);
+        using var run = NormanRun("python3", "-u", script);
+        WaitForLine(run, "worker ready");
+        var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:8211");
+        Assert.True(code == 0, errors);
+        Assert.Equal("from the spawned worker\n", output);
+        WaitForLine(run, "worker exit 0");
+    }
+
+    /// <summary>
+    /// A program linked with a library whose constructor reads a file before the interposer's constructor has run
+    /// (systemd-socket-activate, through libcap-ng): the interposer resolves libc then, where it called a null pointer.
+    /// </summary>
+    [Fact]
+    public async Task A_program_whose_libraries_read_files_before_the_interposer_starts_runs()
+    {
+        await using var daemon = new DaemonFixture();
+        var (code, output, errors) = Host.Try(null, "env", $"NORMAN_SOCKET={daemon.SocketPath}", AppProcess.BesideTests("norman"), "run", "--",
+            "systemd-socket-activate", "--version");
+        Assert.True(code == 0, $"exit {code}: {errors}");
+        Assert.Contains("systemd", output);
+    }
+
     private static void WaitForLine(AppProcess process, string text)
     {
         for (int lines = 0; lines < 200; lines++)

@@ -174,6 +174,20 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     }
 
     /// <summary>
+    /// Tells the daemon which descriptor the program holds this listener by (one that may be inherited, where this
+    /// endpoint's own are close-on-exec): a process that inherits it proves with it that it holds the listener (<see cref="Inherit"/>).
+    /// </summary>
+    public void NameHolder(int descriptor) =>
+        _control.Call(new ControlRequest { Op = ControlProtocol.Ops.ListenerHolder, SocketId = _pipes.SocketId }, sentFds: [descriptor]);
+
+    /// <summary>
+    /// Marks this listener to stay when the process execs (and its connection to the daemon closes), for the program it
+    /// becomes to join (<see cref="Inherit"/>); <paramref name="keep"/> false takes the mark back (the exec failed).
+    /// </summary>
+    public void KeepAcrossExec(bool keep) =>
+        _control.Call(new ControlRequest { Op = ControlProtocol.Ops.KeepAcrossExec, SocketId = _pipes.SocketId, Keep = keep });
+
+    /// <summary>
     /// Stops accepting: later SYNs are answered with a reset; connections already made go on. The daemon is told, so
     /// that in a reuseport group the other listeners take the new connections.
     /// </summary>

@@ -33,6 +33,8 @@ public sealed class ControlRequest
     /// <see cref="ControlProtocol.MaxKeptMemory"/>), so the daemon keeps the memory too, its slots emptied, instead of freeing it.
     /// </summary>
     public bool? KeepMemory { get; set; }
+    /// <summary>keep-across-exec: mark (true) or unmark (false, the exec failed) the listener.</summary>
+    public bool? Keep { get; set; }
     /// <summary>
     /// bind: the sockets whose memory the caller still keeps mapped (closed with <see cref="KeepMemory"/>); the daemon
     /// may grant one of them again (<see cref="SocketGrant.ReusedMemory"/>) and frees those the caller no longer names.

@@ -36,6 +36,16 @@ public static class ControlProtocol
         public const string Close = "close";
         /// <summary>A TCP listener stops taking connections; those it has go on (in a reuseport group, new ones go to the others).</summary>
         public const string StopListening = "stop-listening";
+        /// <summary>
+        /// A process about to exec marks a TCP listener it passes to the program it becomes (<see cref="ControlRequest.Keep"/>):
+        /// when its connection closes at exec, the listener stays while the process lives, for that program to join (inherit).
+        /// </summary>
+        public const string KeepAcrossExec = "keep-across-exec";
+        /// <summary>
+        /// A listener's application passes the descriptor its program holds for the listener (SCM_RIGHTS): a process
+        /// that inherits that descriptor (fork, exec) may join the listener with it (inherit).
+        /// </summary>
+        public const string ListenerHolder = "listener-holder";
         public const string Sockets = "sockets";
         public const string Counters = "counters";
         public const string Stats = "stats";

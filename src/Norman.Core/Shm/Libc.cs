@@ -202,6 +202,9 @@ internal static unsafe partial class Libc
         return Syscall(RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 272 : 312, pid, pid, KcmpFile, first, second) == 0;
     }
 
+    /// <summary>pidfd_open(2): a descriptor that reads as readable once process <paramref name="pid"/> has ended (same number on x86-64 and arm64).</summary>
+    public static int PidFdOpen(int pid) => (int)Syscall(434, pid, 0, 0);
+
     [LibraryImport("libc", EntryPoint = "sendmmsg", SetLastError = true)]
     public static partial int SendMmsg(int fd, void* messages, uint count, int flags);
 

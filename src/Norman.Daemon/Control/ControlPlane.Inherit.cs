@@ -16,6 +16,42 @@ namespace Norman.Daemon.Control;
 /// </summary>
 public sealed partial class ControlPlane
 {
+    /// <summary>A listener's application names the descriptor its program holds for it (<see cref="NormanSocket.Holder"/>).</summary>
+    private Task<int[]> OnListenerHolder(ControlSession session, ControlRequest request, ControlResponse response)
+    {
+        int fd = session.TakeDescriptor();
+        if (fd < 0)
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument, "listener-holder needs the listener's descriptor passed with the request (SCM_RIGHTS).");
+        }
+        NormanSocket socket;
+        try
+        {
+            socket = OwnedSocket(session, request);
+            if (socket.Pipe.Protocol != IpProtocols.Tcp || socket.RemotePort != 0)
+            {
+                throw new ControlException(ControlProtocol.Errors.InvalidArgument, $"Socket {socket.Id} is not a TCP listener.");
+            }
+        }
+        catch
+        {
+            Libc.Close(fd);
+            throw;
+        }
+        bool administrator = IsAdministrator(session.Identity);
+        bool replacing = socket.Holder >= 0;
+        if (!replacing && !Descriptors.TryTake(1, administrator))
+        {
+            Libc.Close(fd);
+            throw new ControlException(ControlProtocol.Errors.TooManySockets, "Cannot keep the listener's descriptor: " + Descriptors.Refusal(session.Identity.Uid, administrator));
+        }
+        if (!socket.NameHolder(fd) && !replacing)
+        {
+            Descriptors.Return(1, administrator);
+        }
+        return NoDescriptors;
+    }
+
     private Task<int[]> OnInherit(ControlSession session, ControlRequest request, ControlResponse response)
     {
         int proof = session.TakeDescriptor();
@@ -27,9 +63,10 @@ public sealed partial class ControlPlane
         NormanSocket parent;
         try
         {
-            parent = sockets.Snapshot().FirstOrDefault(s => s.Pipe.Protocol == IpProtocols.Tcp && s.RemotePort == 0 && Libc.SameFile(s.Doorbell.Fd, proof))
+            parent = sockets.Snapshot().FirstOrDefault(s => s.Pipe.Protocol == IpProtocols.Tcp && s.RemotePort == 0
+                    && ((s.Holder >= 0 && Libc.SameFile(s.Holder, proof)) || Libc.SameFile(s.Doorbell.Fd, proof)))
                 ?? throw new ControlException(ControlProtocol.Errors.NotPermitted,
-                    "The descriptor passed is no Norman TCP listener's doorbell: only a process that holds a listener (it inherited it) may join it.");
+                    "The descriptor passed is no Norman TCP listener's: only a process that holds a listener (it inherited it) may join it.");
         }
         finally
         {
@@ -57,6 +94,10 @@ public sealed partial class ControlPlane
         }
         Serve(session, socket); // joins the port's group: the lookup makes one with the parent's listener
         engine.Post(new StopListeningCommand(parent.Pipe));
+        if (parent.Owner.Pid == identity.Pid && StopWaitingForExec(parent))
+        {
+            session.Finishing(CloseAsync(null, parent)); // the program its process exec'd holds it now, as its own
+        }
         log.Info($"{identity.ProcessName} (pid {identity.Pid}) joined the TCP listener on port {parent.LocalPort} of " +
             $"{parent.Owner.ProcessName} (pid {parent.Owner.Pid}), which takes no new connections now");
         return Task.FromResult(Granted(session, socket, response));

@@ -209,15 +209,15 @@ public sealed partial class ControlPlane
     /// <paramref name="keepMemory"/> (the application keeps its mapping) the memory is emptied and kept for the
     /// connection's next bind instead, within its user's limits.
     /// </summary>
-    public async Task CloseAsync(ControlSession session, NormanSocket socket, bool keepMemory = false)
+    public async Task CloseAsync(ControlSession? session, NormanSocket socket, bool keepMemory = false)
     {
         sockets.Remove(socket);
-        session.Disown(socket);
+        session?.Disown(socket);
         var remove = new RemoveSocketCommand(socket.Pipe);
         engine.Post(remove);
         await remove.Applied;
-        int held = socket.HeldDescriptors + (sockets.KernelPorts is null ? 0 : 1);
-        if (keepMemory && socket.DisposeKeepingMemory() is { } memory)
+        int held = socket.HeldDescriptors + (socket.Holder >= 0 ? 1 : 0) + (sockets.KernelPorts is null ? 0 : 1);
+        if (keepMemory && session is not null && socket.DisposeKeepingMemory() is { } memory)
         {
             if (!session.Kept.TryKeep(socket.Id, memory, socket.SlotCount, tcp: socket.Pipe.Protocol == IpProtocols.Tcp))
             {

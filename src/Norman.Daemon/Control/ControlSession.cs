@@ -461,6 +461,10 @@ public sealed class ControlSession(Socket connection, PeerIdentity identity, Con
         }
         foreach (var socket in owned)
         {
+            if (socket.KeptAcrossExec && plane.WaitForExec(this, socket))
+            {
+                continue;
+            }
             await plane.CloseAsync(this, socket);
         }
         List<Capture.CaptureTap> taps;

@@ -101,6 +101,8 @@ public sealed unsafe class NormanSocket : IDisposable
     public ushort LocalPort => Pipe.LocalPort;
     public NetAddress RemoteAddress { get; set; }
     public ushort RemotePort { get; set; }
+    /// <summary>A TCP listener its process passes to the program it execs (ControlPlane.Exec.cs): kept when its connection closes.</summary>
+    public bool KeptAcrossExec { get; set; }
 
     /// <summary>Packets waiting in a ring, read straight from shared memory (for ss; racy by nature, as in the kernel).</summary>
     public int RxQueued => Queued(PipeLayout.RxRingOffset);
@@ -156,6 +158,31 @@ public sealed unsafe class NormanSocket : IDisposable
         }
     }
 
+    /// <summary>
+    /// A listener's descriptor as its program holds it (the application's readiness descriptor, passed at listen), or
+    /// -1: a process that inherited it (fork, exec) proves with its own copy that it holds the listener (inherit).
+    /// </summary>
+    public int Holder { get; private set; } = -1;
+
+    /// <summary>Keeps <paramref name="fd"/> as <see cref="Holder"/>, closing an earlier one; false (and closed) when the socket is gone.</summary>
+    public bool NameHolder(int fd)
+    {
+        lock (_mapping)
+        {
+            if (_disposed)
+            {
+                Libc.Close(fd);
+                return false;
+            }
+            if (Holder >= 0)
+            {
+                Libc.Close(Holder);
+            }
+            Holder = fd;
+            return true;
+        }
+    }
+
     public void Dispose() => Release(keepRegion: false);
 
     /// <summary>
@@ -173,6 +200,10 @@ public sealed unsafe class NormanSocket : IDisposable
                 return false;
             }
             _disposed = true;
+            if (Holder >= 0)
+            {
+                Libc.Close(Holder);
+            }
             Wakeup.Dispose();
             Doorbell.Dispose();
             if (keepRegion)

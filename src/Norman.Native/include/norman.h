@@ -40,6 +40,11 @@ int norman_accept(int socket, struct sockaddr *address, socklen_t *address_lengt
  * them); the inherited listener takes none from then on, and keeps those it has. */
 int norman_listener_doorbell(int socket);
 int norman_inherit_listener(int domain, int inherited_doorbell, int nonblocking);
+/* exec: a listening socket survives into the program the process execs if, before exec, it is kept (keep 1) and a copy
+ * of its doorbell without close-on-exec goes along; that program (loading this library afresh) joins it with
+ * norman_inherit_listener as a forked child does. The kept listener takes no new connections once joined and ends with
+ * the process. keep 0 takes it back when the exec failed. */
+int norman_keep_across_exec(int socket, int keep);
 /* UDP: fixes the peer (norman_send goes there, only its datagrams arrive). TCP: the three-way handshake; on a
  * non-blocking socket it fails with EINPROGRESS at once, the readiness descriptor is not writable until the handshake
  * ends (then writable, and readable too if it failed), and norman_socket_error says how it went (EALREADY for a

@@ -1,12 +1,16 @@
 /*
- * exec, for the interposer `norman run` preloads: a Norman socket cannot follow its program into another (its TCP stack
- * and pipes live in the program that opened it), so the program exec'd is told which of its inherited descriptors were
- * Norman sockets, in its environment (INHERITED_VARIABLE, read by this interposer there), and refuses them with a
- * sentence. Descriptors marked close-on-exec are not inherited, as on Linux. Only the stack is used on the way out: a
- * vfork child may be the caller.
+ * exec, for the interposer `norman run` preloads. A listening TCP socket without close-on-exec goes across: the program
+ * exec'd is told (LISTENERS_VARIABLE) which descriptor it is, and joins it at its first use as a forked child does (the
+ * descriptor is its proof: the daemon was given the same file at listen); where the process itself is replaced (exec, not posix_spawn), the daemon is asked first to
+ * keep the listener when the process's connection closes at exec. Any other Norman socket cannot follow its program
+ * (its TCP stack and pipes live in the program that opened it): the program exec'd is told which of its inherited
+ * descriptors were Norman sockets (INHERITED_VARIABLE), and refuses them with a sentence. Descriptors marked
+ * close-on-exec are not inherited, as on Linux. A vfork child may be the caller: it only makes system calls
+ * (listener_across_exec leaves the library alone there).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -20,26 +24,55 @@
 #define REAL(name) static __typeof__(name) *real_##name
 REAL(execve); REAL(execvpe); REAL(fexecve); REAL(posix_spawn); REAL(posix_spawnp);
 
-/* In a program started by exec from a Norman program: the descriptors that were Norman sockets there (named by the
- * exec'ing program, and still open here) are refused with a sentence, not read as the Unix sockets they now are. */
+/* A list "a,b,c" of numbers separated by ':' within an entry: up to count of them from at; the end of what was read. */
+static const char *numbers(const char *at, long *into, int count)
+{
+    for (int i = 0; i < count; i++) {
+        char *end;
+        into[i] = strtol(at, &end, 10);
+        if (end == at)
+            return NULL;
+        at = end;
+        if (i + 1 < count) {
+            if (*at != ':')
+                return NULL;
+            at++;
+        }
+    }
+    return at;
+}
+
+/* In a program started by exec from a Norman program: the listeners it passed are joined at their first use; the
+ * descriptors that were other Norman sockets there (and are still open here) are refused with a sentence, not read as
+ * the Unix sockets they now are. */
 static void mark_inherited_across_exec(void)
 {
     const char *named = getenv(INHERITED_VARIABLE);
-    if (!named)
-        return;
-    for (const char *at = named; *at;) {
-        char *end;
-        long fd = strtol(at, &end, 10);
-        if (end == at)
+    for (const char *at = named; at && *at;) {
+        long fd;
+        const char *end = numbers(at, &fd, 1);
+        if (!end)
             break;
-        if (fd >= 0 && fd < MAX_DESCRIPTORS && real_fcntl((int)fd, F_GETFD) >= 0)
+        if (fd >= 0 && fd < MAX_DESCRIPTORS && LIBC(fcntl)((int)fd, F_GETFD) >= 0)
             atomic_store(&owner[fd], INHERITED_ACROSS_EXEC);
         at = *end == ',' ? end + 1 : end;
     }
-    unsetenv(INHERITED_VARIABLE); /* for this program's own children, it names what this one passes on */
+    const char *listeners = getenv(LISTENERS_VARIABLE);
+    for (const char *at = listeners; at && *at;) {
+        long entry[3]; /* fd, domain, non-blocking */
+        const char *end = numbers(at, entry, 3);
+        if (!end)
+            break;
+        expect_listener((int)entry[0], (int)entry[1], (int)entry[2]);
+        at = *end == ',' ? end + 1 : end;
+    }
+    /* For this program's own children, they name what this one passes on. */
+    unsetenv(INHERITED_VARIABLE);
+    unsetenv(LISTENERS_VARIABLE);
 }
 
-/* After norman_preload.c's constructor (101), which resolved real_fcntl. */
+/* After norman_preload.c's constructor (101), which resolved real_fcntl: the exec family, which no other library's
+ * constructor calls before this one runs. */
 __attribute__((constructor(102))) static void resolve_exec(void)
 {
 #define RESOLVE(name) real_##name = dlsym(RTLD_NEXT, #name)
@@ -49,33 +82,63 @@ __attribute__((constructor(102))) static void resolve_exec(void)
 
 #define MAX_NAMED 64
 
-/* Writes "NAME=fd,fd…" of the Norman descriptors that survive exec into line; false when there are none. */
-static int name_inherited(char *line, size_t room)
+/* What an exec passes of the Norman descriptors that survive it: two environment lines, and the listeners kept. */
+struct passing {
+    char refused[sizeof INHERITED_VARIABLE + MAX_NAMED * 7];
+    char listeners[sizeof LISTENERS_VARIABLE + MAX_NAMED * 16];
+    int kept[MAX_NAMED];
+    int listener_count, refused_count;
+};
+
+/* Fills passing from the Norman descriptors without close-on-exec; replacing: an exec (this process becomes another
+ * program), not a spawn. Returns how many descriptors it names. */
+static int prepare(struct passing *passing, int replacing)
 {
-    size_t used = (size_t)snprintf(line, room, "%s=", INHERITED_VARIABLE);
-    int named = 0;
-    for (int fd = 0; fd < MAX_DESCRIPTORS && named < MAX_NAMED; fd++) {
+    size_t refused_used = (size_t)snprintf(passing->refused, sizeof passing->refused, "%s=", INHERITED_VARIABLE);
+    size_t listeners_used = (size_t)snprintf(passing->listeners, sizeof passing->listeners, "%s=", LISTENERS_VARIABLE);
+    passing->listener_count = passing->refused_count = 0;
+    for (int fd = 0; fd < MAX_DESCRIPTORS && passing->listener_count + passing->refused_count < MAX_NAMED; fd++) {
         if (atomic_load(&owner[fd]) <= 0)
             continue;
-        int flags = real_fcntl(fd, F_GETFD);
+        int flags = LIBC(fcntl)(fd, F_GETFD);
         if (flags < 0 || (flags & FD_CLOEXEC))
             continue;
-        used += (size_t)snprintf(line + used, room - used, named ? ",%d" : "%d", fd);
-        named++;
+        int domain, nonblocking, kept;
+        if (listener_across_exec(fd, replacing, &domain, &nonblocking, &kept)) {
+            int n = passing->listener_count++;
+            passing->kept[n] = kept;
+            listeners_used += (size_t)snprintf(passing->listeners + listeners_used, sizeof passing->listeners - listeners_used,
+                                               "%s%d:%d:%d", n ? "," : "", fd, domain, nonblocking);
+        } else {
+            refused_used += (size_t)snprintf(passing->refused + refused_used, sizeof passing->refused - refused_used,
+                                             passing->refused_count++ ? ",%d" : "%d", fd);
+        }
     }
-    return named > 0;
+    return passing->listener_count + passing->refused_count;
 }
 
-/* envp with the line in place of any earlier one, into with (room for count(envp) + 2 pointers). */
-static char *const *with_line(char *const envp[], char *line, char **with)
+/* After a spawn, or an exec that failed: the listeners no longer kept (exec_failed keeps errno). */
+static void unwind(struct passing *passing)
+{
+    for (int i = 0; i < passing->listener_count; i++) {
+        if (passing->kept[i])
+            exec_failed(passing->kept[i]);
+    }
+}
+
+/* envp with passing's lines in place of any earlier ones, into with (room for count(envp) + 3 pointers). */
+static char *const *with_lines(char *const envp[], struct passing *passing, char **with)
 {
     size_t n = 0;
-    size_t prefix = strlen(INHERITED_VARIABLE) + 1;
+    size_t refused_prefix = strlen(INHERITED_VARIABLE) + 1, listeners_prefix = strlen(LISTENERS_VARIABLE) + 1;
     for (size_t i = 0; envp && envp[i]; i++) {
-        if (strncmp(envp[i], line, prefix) != 0)
+        if (strncmp(envp[i], passing->refused, refused_prefix) != 0 && strncmp(envp[i], passing->listeners, listeners_prefix) != 0)
             with[n++] = envp[i];
     }
-    with[n++] = line;
+    if (passing->refused_count)
+        with[n++] = passing->refused;
+    if (passing->listener_count)
+        with[n++] = passing->listeners;
     with[n] = NULL;
     return with;
 }
@@ -88,37 +151,40 @@ static size_t count(char *const list[])
     return n;
 }
 
-/* Runs CALL with ENV standing for the environment to pass: envp, or a copy naming the inherited Norman descriptors. */
-#define WITH_INHERITED(envp, CALL)                                                          \
+/* Runs CALL with ENV standing for the environment to pass: envp, or a copy naming the Norman descriptors it inherits;
+ * REPLACING: an exec, whose return means it failed. */
+#define PASSING(envp, REPLACING, CALL)                                                      \
     do {                                                                                    \
-        char line_[sizeof INHERITED_VARIABLE + MAX_NAMED * 7];                              \
-        if (!name_inherited(line_, sizeof line_)) {                                         \
+        struct passing passing_;                                                            \
+        if (!prepare(&passing_, (REPLACING))) {                                             \
             char *const *ENV = (envp);                                                      \
             return CALL;                                                                    \
         }                                                                                   \
-        char *with_[count(envp) + 2];                                                       \
-        char *const *ENV = with_line((envp), line_, with_);                                 \
-        return CALL;                                                                        \
+        char *with_[count(envp) + 3];                                                       \
+        char *const *ENV = with_lines((envp), &passing_, with_);                            \
+        int result_ = CALL;                                                                 \
+        unwind(&passing_);                                                                  \
+        return result_;                                                                     \
     } while (0)
 
 extern char **environ;
 
-int execve(const char *path, char *const argv[], char *const envp[]) { WITH_INHERITED(envp, real_execve(path, argv, ENV)); }
-int execvpe(const char *file, char *const argv[], char *const envp[]) { WITH_INHERITED(envp, real_execvpe(file, argv, ENV)); }
-int fexecve(int fd, char *const argv[], char *const envp[]) { WITH_INHERITED(envp, real_fexecve(fd, argv, ENV)); }
-int execv(const char *path, char *const argv[]) { WITH_INHERITED(environ, real_execve(path, argv, ENV)); }
-int execvp(const char *file, char *const argv[]) { WITH_INHERITED(environ, real_execvpe(file, argv, ENV)); }
+int execve(const char *path, char *const argv[], char *const envp[]) { PASSING(envp, 1, real_execve(path, argv, ENV)); }
+int execvpe(const char *file, char *const argv[], char *const envp[]) { PASSING(envp, 1, real_execvpe(file, argv, ENV)); }
+int fexecve(int fd, char *const argv[], char *const envp[]) { PASSING(envp, 1, real_fexecve(fd, argv, ENV)); }
+int execv(const char *path, char *const argv[]) { PASSING(environ, 1, real_execve(path, argv, ENV)); }
+int execvp(const char *file, char *const argv[]) { PASSING(environ, 1, real_execvpe(file, argv, ENV)); }
 
 int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attributes,
                 char *const argv[], char *const envp[])
 {
-    WITH_INHERITED(envp, real_posix_spawn(pid, path, actions, attributes, argv, ENV));
+    PASSING(envp, 0, real_posix_spawn(pid, path, actions, attributes, argv, ENV));
 }
 
 int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions, const posix_spawnattr_t *attributes,
                  char *const argv[], char *const envp[])
 {
-    WITH_INHERITED(envp, real_posix_spawnp(pid, file, actions, attributes, argv, ENV));
+    PASSING(envp, 0, real_posix_spawnp(pid, file, actions, attributes, argv, ENV));
 }
 
 /* execl, execlp and execle: their arguments gathered into an array on the stack, then as execv, execvp and execve

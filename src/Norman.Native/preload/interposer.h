@@ -14,12 +14,30 @@
 #define INHERITED_ACROSS_EXEC (MAX_HANDLES - 1)
 /* How the exec'ing program names those descriptors to the program it becomes (exec.c). */
 #define INHERITED_VARIABLE "NORMAN_EXEC_INHERITED"
+/* And the TCP listeners it passes, which that program joins: "fd:domain:nonblocking,..." (exec.c). */
+#define LISTENERS_VARIABLE "NORMAN_EXEC_LISTENERS"
 
 #define HIDDEN __attribute__((visibility("hidden")))
 
 /* Per descriptor: the Norman handle (> 0), or a kernel socket that may still become Norman's (-1), or 0. */
 extern HIDDEN _Atomic int owner[MAX_DESCRIPTORS];
-/* libc's fcntl, resolved by norman_preload.c's constructor (priority 101) before any other runs. */
+/* libc's fcntl, resolved by resolve_libc. */
 extern HIDDEN int (*real_fcntl)(int, int, ...);
+
+/* Resolves libc's functions, once: a constructor, and on the first call that finds one unresolved, since another
+ * library's constructor may call into the interposer before this one's runs (libcap-ng's reads a file). */
+HIDDEN void resolve_libc(void);
+/* libc's NAME, resolved first if no constructor has yet. */
+#define LIBC(name) (real_##name ? real_##name : (resolve_libc(), real_##name))
+
+/* Before exec (norman_preload.c): whether descriptor fd is a TCP listener that goes across (the program exec'd proves
+ * with fd itself that it holds the listener: the daemon knows the file), and if so its family and whether it is
+ * non-blocking. With replacing (an exec, not posix_spawn) the daemon is asked to keep the listener when this process's
+ * connection closes at exec; *kept is then its handle, to take that back if the exec fails (else 0). */
+HIDDEN int listener_across_exec(int fd, int replacing, int *domain, int *nonblocking, int *kept);
+/* The exec failed: the daemon need not keep listener h (from listener_across_exec's *kept). */
+HIDDEN void exec_failed(int h);
+/* In the program exec'd: descriptor fd is a listener to join (from LISTENERS_VARIABLE). */
+HIDDEN void expect_listener(int fd, int domain, int nonblocking);
 
 #endif

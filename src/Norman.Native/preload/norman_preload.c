@@ -13,9 +13,10 @@
  *
  * Not supported yet, each said once on stderr when met: Norman sockets in a child after fork but for listeners, which
  * the child joins through a copy of the library of its own (the first copy's runtime does not survive fork:
- * docs/interposer.md), Norman sockets inherited across exec (the exec'ing program names them to
- * the program it becomes, whose interposer refuses them; the exec family and posix_spawn are interposed for that),
- * socket options beyond the common ones (accepted and ignored). The exec family is exec.c's.
+ * docs/interposer.md), Norman sockets inherited across exec but for listeners, which the program exec'd joins as a
+ * forked child does (the exec'ing program names them to the program it becomes, whose interposer refuses the others;
+ * the exec family and posix_spawn are interposed for that), socket options beyond the common ones (accepted and
+ * ignored). The exec family is exec.c's.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -65,12 +66,14 @@ static _Atomic long long timeout_us[MAX_HANDLES][2];
 static _Atomic int buffer_bytes[MAX_HANDLES][2];
 static __thread int inside; /* this thread is inside libnorman: straight to libc */
 static int forked_child;
+static pid_t process_pid; /* this process's, set at start and in a forked child: a vfork child, whose memory is its parent's, differs */
 /* A forked child that loaded its own copy of the library (to serve a listener it inherited): its handles are that
  * copy's; the parent's, at the descriptors that still name them, are FORKED_AWAY. */
 static int child_copy;
 #define FORKED_AWAY (MAX_HANDLES - 2)
 /* A listener's doorbell descriptor + 1 and its family, recorded at listen: what a forked child proves it holds the
- * listener with. In the child, by descriptor once its own copy is loaded (the parent's handles mean nothing to it). */
+ * listener with. In the child, by descriptor once its own copy is loaded (the parent's handles mean nothing to it); in
+ * a program exec'd with a listener, the descriptor itself + 1 (the daemon knows that file as the listener's too). */
 static int listener_doorbell[MAX_HANDLES], listener_domain[MAX_HANDLES];
 static int inherited_doorbell[MAX_DESCRIPTORS], inherited_domain[MAX_DESCRIPTORS], inherited_nonblocking[MAX_DESCRIPTORS];
 
@@ -103,6 +106,7 @@ static int (*n_socket_error)(int);
 static int (*n_readable_bytes)(int);
 static int (*n_listener_doorbell)(int);
 static int (*n_inherit_listener)(int, int, int);
+static int (*n_keep_across_exec)(int, int);
 
 static void say_once(_Atomic int *said, const char *format, ...)
 {
@@ -121,6 +125,7 @@ static void in_child(void)
 {
     forked_child = 1;
     child_copy = 0;
+    process_pid = getpid();
 }
 
 static void *library;
@@ -144,8 +149,11 @@ static void flush_at_exit(void)
         fprintf(stderr, "norman run: %d closed connection(s) had not delivered everything after 10 s at exit\n", left);
 }
 
-__attribute__((constructor(101))) static void resolve_libc(void)
+__attribute__((constructor(101))) void resolve_libc(void)
 {
+    static _Atomic int resolved;
+    if (atomic_exchange(&resolved, 1))
+        return;
 #define RESOLVE(name) real_##name = dlsym(RTLD_NEXT, #name)
     RESOLVE(socket); RESOLVE(bind); RESOLVE(listen); RESOLVE(accept); RESOLVE(accept4); RESOLVE(connect);
     RESOLVE(send); RESOLVE(sendto); RESOLVE(recv); RESOLVE(recvfrom); RESOLVE(read); RESOLVE(write); RESOLVE(close);
@@ -153,6 +161,7 @@ __attribute__((constructor(101))) static void resolve_libc(void)
     RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(readv); RESOLVE(writev); RESOLVE(sendmsg); RESOLVE(recvmsg); RESOLVE(sendfile);
     RESOLVE(sendmmsg); RESOLVE(recvmmsg); RESOLVE(epoll_ctl);
     RESOLVE(fcntl); RESOLVE(ioctl);
+    process_pid = getpid();
     pthread_atfork(NULL, NULL, in_child);
 }
 
@@ -165,7 +174,7 @@ static void resolve_norman(void)
     NORMAN(socket); NORMAN(bind); NORMAN(listen); NORMAN(accept); NORMAN(connect); NORMAN(sendto); NORMAN(recvfrom);
     NORMAN(shutdown); NORMAN(getsockname); NORMAN(getpeername); NORMAN(close); NORMAN(readiness_fd); NORMAN(wakeup_fd);
     NORMAN(set_nonblocking); NORMAN(last_error); NORMAN(flush); NORMAN(setsockopt); NORMAN(socket_error); NORMAN(readable_bytes);
-    NORMAN(listener_doorbell); NORMAN(inherit_listener);
+    NORMAN(listener_doorbell); NORMAN(inherit_listener); NORMAN(keep_across_exec);
 }
 
 static void load_norman(void)
@@ -211,8 +220,9 @@ static int refuse(int h)
 {
     if (h == INHERITED_ACROSS_EXEC)
         say_once(&said_exec, "process %d was started by exec from a Norman program, and the Norman sockets it inherited "
-                             "cannot be used in it: a Norman socket lives in the program that opened it (its TCP stack and "
-                             "pipes do not survive exec; docs/interposer.md). Open the socket here, or mark it close-on-exec",
+                             "cannot be used in it but for listening TCP sockets: a Norman socket lives in the program that opened it "
+                             "(its TCP stack and pipes do not survive exec; docs/interposer.md). Open the socket here, or "
+                             "mark it close-on-exec",
                  (int)getpid());
     else
         say_once(&said_fork, "process %d was forked from a Norman program: the Norman sockets it inherited cannot be used "
@@ -324,7 +334,7 @@ static int adopt(int fd)
         return 0;
     }
     /* O_NONBLOCK set on the kernel's socket before it became Norman's (fcntl, ioctl FIONBIO) carries over. */
-    int status = real_fcntl(fd, F_GETFL);
+    int status = LIBC(fcntl)(fd, F_GETFL);
     int type = candidate_type[fd] | (status >= 0 && (status & O_NONBLOCK) ? SOCK_NONBLOCK : 0);
     ENTER();
     int h = n_socket(candidate_domain[fd], candidate_type[fd] | SOCK_NONBLOCK, 0); /* the waiting is done here */
@@ -348,20 +358,20 @@ static int adopt(int fd)
         errno = error;
         return 0;
     }
-    int cloexec = real_fcntl(fd, F_GETFD) & FD_CLOEXEC;
+    int cloexec = LIBC(fcntl)(fd, F_GETFD) & FD_CLOEXEC;
     /* SO_RCVTIMEO, SO_SNDTIMEO, SO_RCVBUF and SO_SNDBUF set while it was the kernel's carry over. */
     long long kernel_timeout[2];
     int kernel_buffer[2];
     for (int direction = RECEIVING; direction <= SENDING; direction++) {
         struct timeval set = { 0 };
         socklen_t size = sizeof set;
-        real_getsockopt(fd, SOL_SOCKET, direction == RECEIVING ? SO_RCVTIMEO_OLD : SO_SNDTIMEO_OLD, &set, &size);
+        LIBC(getsockopt)(fd, SOL_SOCKET, direction == RECEIVING ? SO_RCVTIMEO_OLD : SO_SNDTIMEO_OLD, &set, &size);
         kernel_timeout[direction] = (long long)set.tv_sec * 1000000 + set.tv_usec;
         size = sizeof kernel_buffer[direction];
         kernel_buffer[direction] = 0;
-        real_getsockopt(fd, SOL_SOCKET, direction == RECEIVING ? SO_RCVBUF : SO_SNDBUF, &kernel_buffer[direction], &size);
+        LIBC(getsockopt)(fd, SOL_SOCKET, direction == RECEIVING ? SO_RCVBUF : SO_SNDBUF, &kernel_buffer[direction], &size);
     }
-    if (real_dup3(readiness, fd, cloexec ? O_CLOEXEC : 0) < 0) {
+    if (LIBC(dup3)(readiness, fd, cloexec ? O_CLOEXEC : 0) < 0) {
         int error = errno;
         ENTER();
         n_close(h);
@@ -433,8 +443,8 @@ static int load_child_copy(void)
     }
     for (int fd = 0; fd < MAX_DESCRIPTORS; fd++) {
         int h = atomic_load(&owner[fd]);
-        if (h <= 0 || h == INHERITED_ACROSS_EXEC)
-            continue;
+        if (h <= 0 || h == INHERITED_ACROSS_EXEC || h == FORKED_AWAY)
+            continue; /* FORKED_AWAY: a listener still to join (this child's parent was exec'd with it) */
         inherited_doorbell[fd] = listener_doorbell[h];
         inherited_domain[fd] = listener_domain[h];
         inherited_nonblocking[fd] = atomic_load(&nonblocking[h]);
@@ -459,13 +469,37 @@ static void remember_listener(int h, int domain)
     listener_domain[h] = domain;
 }
 
-/* In a forked child: the handle of descriptor fd, a listener of the child's own if fd is an inherited listener. */
+/* The library this process's calls go to, loaded once: a forked child's own copy where its parent had loaded one
+ * (whose runtime is dead here), else the process's first. */
+static int load_own_library(void)
+{
+    if (child_copy || (library && !forked_child))
+        return 1;
+    if (forked_child && library)
+        return load_child_copy();
+    if (!norman_ready())
+        return 0;
+    if (forked_child)
+        child_copy = 1; /* its parent never loaded one: this copy is the child's own */
+    return 1;
+}
+
+/* Forgets that fd was a listener to join. */
+static void forget_inherited(int fd) { inherited_doorbell[fd] = 0; }
+
+/*
+ * The handle of descriptor fd for a call that uses it: where fd is a listener this process inherited (a forked child's
+ * from its parent, or the program exec'd with it), a listener of the process's own on its port, joined now.
+ */
 static int joined(int fd, int h)
 {
-    if (!forked_child || fd < 0 || fd >= MAX_DESCRIPTORS || (child_copy ? h != FORKED_AWAY || !inherited_doorbell[fd] : !listener_doorbell[h]))
+    if (inside || fd < 0 || fd >= MAX_DESCRIPTORS)
+        return h;
+    int parents = forked_child && !child_copy && h > 0 && h < FORKED_AWAY && listener_doorbell[h];
+    if (!parents && !(h == FORKED_AWAY && inherited_doorbell[fd]))
         return h;
     pthread_mutex_lock(&taking_over);
-    if (!load_child_copy() || atomic_load(&owner[fd]) != FORKED_AWAY || !inherited_doorbell[fd]) {
+    if (!load_own_library() || atomic_load(&owner[fd]) != FORKED_AWAY || !inherited_doorbell[fd]) {
         int now = atomic_load(&owner[fd]);
         pthread_mutex_unlock(&taking_over);
         return now;
@@ -474,8 +508,8 @@ static int joined(int fd, int h)
     int listener = n_inherit_listener(inherited_domain[fd], inherited_doorbell[fd] - 1, 1); /* the waiting is done here */
     int readiness = listener > 0 ? n_readiness_fd(listener) : -1;
     inside = 0;
-    int cloexec = real_fcntl(fd, F_GETFD) & FD_CLOEXEC;
-    if (listener <= 0 || readiness < 0 || listener >= FORKED_AWAY || real_dup3(readiness, fd, cloexec ? O_CLOEXEC : 0) < 0) {
+    int cloexec = LIBC(fcntl)(fd, F_GETFD) & FD_CLOEXEC;
+    if (listener <= 0 || readiness < 0 || listener >= FORKED_AWAY || LIBC(dup3)(readiness, fd, cloexec ? O_CLOEXEC : 0) < 0) {
         fprintf(stderr, "norman run: process %d cannot join the listener it inherited at descriptor %d: %s\n", (int)getpid(), fd,
                 listener > 0 ? strerror(errno) : n_last_error());
         if (listener > 0) {
@@ -483,12 +517,13 @@ static int joined(int fd, int h)
             n_close(listener);
             inside = 0;
         }
+        forget_inherited(fd);
         pthread_mutex_unlock(&taking_over);
         return FORKED_AWAY;
     }
-    inherited_doorbell[fd] = 0;
+    forget_inherited(fd);
     ENTER();
-    remember_listener(listener, inherited_domain[fd]); /* a grandchild may join it in turn */
+    remember_listener(listener, inherited_domain[fd]); /* a child may join it in turn */
     inside = 0;
     atomic_store(&copies[listener], 1);
     atomic_store(&nonblocking[listener], inherited_nonblocking[fd]);
@@ -498,18 +533,65 @@ static int joined(int fd, int h)
     return listener;
 }
 
+/* The handle of fd for a call that uses the socket (joined first where it is an inherited listener). */
+static int in_use(int fd) { return joined(fd, handle_of(fd)); }
+
+int listener_across_exec(int fd, int replacing, int *domain, int *nonblocking_out, int *kept)
+{
+    *kept = 0;
+    int h = atomic_load(&owner[fd]);
+    if (h == FORKED_AWAY && inherited_doorbell[fd]) { /* still to join: passed on as it came */
+        *domain = inherited_domain[fd];
+        *nonblocking_out = inherited_nonblocking[fd];
+        return 1;
+    }
+    if (h <= 0 || h >= FORKED_AWAY || !listener_doorbell[h])
+        return 0;
+    *domain = listener_domain[h];
+    *nonblocking_out = atomic_load(&nonblocking[h]);
+    /* The library is this process's to call: not a vfork child's (its parent's memory), nor a forked child's without a
+     * copy of its own (then its parent still holds the listener, which needs no keeping). */
+    if (replacing && library && !(forked_child && !child_copy) && getpid() == process_pid) {
+        ENTER();
+        int marked = n_keep_across_exec(h, 1);
+        inside = 0;
+        if (marked == 0)
+            *kept = h;
+    }
+    return 1;
+}
+
+void exec_failed(int h)
+{
+    int error = errno;
+    ENTER();
+    n_keep_across_exec(h, 0);
+    inside = 0;
+    errno = error;
+}
+
+void expect_listener(int fd, int domain, int nonblocking_flag)
+{
+    if (fd < 0 || fd >= MAX_DESCRIPTORS || LIBC(fcntl)(fd, F_GETFD) < 0)
+        return;
+    inherited_doorbell[fd] = fd + 1; /* the proof: the listener's own descriptor */
+    inherited_domain[fd] = domain == AF_INET6 ? AF_INET6 : AF_INET;
+    inherited_nonblocking[fd] = nonblocking_flag != 0;
+    atomic_store(&owner[fd], FORKED_AWAY);
+}
+
 /* A forked worker registers a listener it inherited (nginx's do, in each worker): joined first, so that its epoll
- * watches the worker's own listener, not the parent's. */
+ * watches the worker's own listener, not the parent's (or, after exec, one nobody serves). */
 int epoll_ctl(int epoll, int operation, int fd, struct epoll_event *event)
 {
-    if (operation != EPOLL_CTL_DEL && forked_child)
-        joined(fd, handle_of(fd));
-    return real_epoll_ctl(epoll, operation, fd, event);
+    if (operation != EPOLL_CTL_DEL)
+        in_use(fd);
+    return LIBC(epoll_ctl)(epoll, operation, fd, event);
 }
 
 int socket(int domain, int type, int protocol)
 {
-    int fd = real_socket(domain, type, protocol);
+    int fd = LIBC(socket)(domain, type, protocol);
     if (fd < 0 || fd >= MAX_DESCRIPTORS)
         return fd;
     int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -541,7 +623,7 @@ int bind(int fd, const struct sockaddr *address, socklen_t length)
     }
     int h = handle_of(fd);
     if (!h)
-        return real_bind(fd, address, length);
+        return LIBC(bind)(fd, address, length);
     if (unusable(h))
         return refuse(h);
     ENTER();
@@ -583,7 +665,7 @@ int connect(int fd, const struct sockaddr *address, socklen_t length)
     }
     int h = handle_of(fd);
     if (!h)
-        return real_connect(fd, address, length);
+        return LIBC(connect)(fd, address, length);
     if (unusable(h))
         return refuse(h);
     return connect_norman(fd, h, address, length);
@@ -591,9 +673,9 @@ int connect(int fd, const struct sockaddr *address, socklen_t length)
 
 int listen(int fd, int backlog)
 {
-    int h = is_candidate(fd) ? adopt(fd) : handle_of(fd);
+    int h = is_candidate(fd) ? adopt(fd) : in_use(fd);
     if (!h)
-        return real_listen(fd, backlog);
+        return LIBC(listen)(fd, backlog);
     if (unusable(h))
         return refuse(h);
     ENTER();
@@ -632,11 +714,11 @@ static int accept_norman(int listening, int h, struct sockaddr *address, socklen
         errno = EMFILE;
         return -1;
     }
-    int fd = real_fcntl(readiness, (flags & SOCK_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+    int fd = LIBC(fcntl)(readiness, (flags & SOCK_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
     if (fd < 0 || fd >= MAX_DESCRIPTORS) {
         int error = fd < 0 ? errno : EMFILE;
         if (fd >= 0)
-            real_close(fd);
+            LIBC(close)(fd);
         ENTER();
         n_close(accepted);
         inside = 0;
@@ -659,9 +741,9 @@ static int accept_norman(int listening, int h, struct sockaddr *address, socklen
 
 int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags)
 {
-    int h = joined(fd, handle_of(fd));
+    int h = in_use(fd);
     if (!h) {
-        int accepted = real_accept4(fd, address, length, flags);
+        int accepted = LIBC(accept4)(fd, address, length, flags);
         forget(accepted);
         return accepted;
     }
@@ -681,7 +763,7 @@ ssize_t sendto(int fd, const void *buffer, size_t length, int flags, const struc
         return -1;
     int h = handle_of(fd);
     if (!h)
-        return real_sendto(fd, buffer, length, flags, to, to_length);
+        return LIBC(sendto)(fd, buffer, length, flags, to, to_length);
     if (unusable(h))
         return refuse(h);
     /* A blocking send of a stream goes on until all of it is taken, as Linux's; interrupted, it says how much was. */
@@ -710,14 +792,14 @@ ssize_t sendto(int fd, const void *buffer, size_t length, int flags, const struc
 ssize_t send(int fd, const void *buffer, size_t length, int flags)
 {
     if (!handle_of(fd))
-        return real_send(fd, buffer, length, flags);
+        return LIBC(send)(fd, buffer, length, flags);
     return sendto(fd, buffer, length, flags, NULL, 0);
 }
 
 ssize_t write(int fd, const void *buffer, size_t length)
 {
     if (!handle_of(fd))
-        return real_write(fd, buffer, length);
+        return LIBC(write)(fd, buffer, length);
     return sendto(fd, buffer, length, 0, NULL, 0);
 }
 
@@ -725,7 +807,7 @@ ssize_t recvfrom(int fd, void *buffer, size_t length, int flags, struct sockaddr
 {
     int h = handle_of(fd);
     if (!h)
-        return real_recvfrom(fd, buffer, length, flags, from, from_length);
+        return LIBC(recvfrom)(fd, buffer, length, flags, from, from_length);
     if (unusable(h))
         return refuse(h);
     int wait = waits(h, flags);
@@ -745,14 +827,14 @@ ssize_t recvfrom(int fd, void *buffer, size_t length, int flags, struct sockaddr
 ssize_t recv(int fd, void *buffer, size_t length, int flags)
 {
     if (!handle_of(fd))
-        return real_recv(fd, buffer, length, flags);
+        return LIBC(recv)(fd, buffer, length, flags);
     return recvfrom(fd, buffer, length, flags, NULL, NULL);
 }
 
 ssize_t read(int fd, void *buffer, size_t length)
 {
     if (!handle_of(fd))
-        return real_read(fd, buffer, length);
+        return LIBC(read)(fd, buffer, length);
     return recvfrom(fd, buffer, length, 0, NULL, NULL);
 }
 
@@ -781,7 +863,7 @@ static void scatter(const struct iovec *iov, int count, const char *from, size_t
 ssize_t sendmsg(int fd, const struct msghdr *message, int flags)
 {
     if (!handle_of(fd) && !is_candidate(fd))
-        return real_sendmsg(fd, message, flags);
+        return LIBC(sendmsg)(fd, message, flags);
     char *bounce = malloc(BOUNCE_BYTES);
     if (!bounce) {
         errno = ENOBUFS;
@@ -789,7 +871,7 @@ ssize_t sendmsg(int fd, const struct msghdr *message, int flags)
     }
     size_t length = gather(message->msg_iov, (int)message->msg_iovlen, bounce, BOUNCE_BYTES);
     ssize_t sent = is_candidate(fd) && (!message->msg_name || is_loopback(message->msg_name, message->msg_namelen))
-        ? real_sendmsg(fd, message, flags)
+        ? LIBC(sendmsg)(fd, message, flags)
         : sendto(fd, bounce, length, flags, message->msg_name, message->msg_namelen);
     free(bounce);
     return sent;
@@ -798,7 +880,7 @@ ssize_t sendmsg(int fd, const struct msghdr *message, int flags)
 ssize_t recvmsg(int fd, struct msghdr *message, int flags)
 {
     if (!handle_of(fd))
-        return real_recvmsg(fd, message, flags);
+        return LIBC(recvmsg)(fd, message, flags);
     size_t room = 0;
     for (size_t i = 0; i < message->msg_iovlen; i++)
         room += message->msg_iov[i].iov_len;
@@ -828,7 +910,7 @@ ssize_t recvmsg(int fd, struct msghdr *message, int flags)
 int sendmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags)
 {
     if (!handle_of(fd) && !is_candidate(fd))
-        return real_sendmmsg(fd, messages, count, flags);
+        return LIBC(sendmmsg)(fd, messages, count, flags);
     unsigned int sent = 0;
     for (; sent < count && sent < MAX_MESSAGES; sent++) {
         ssize_t length = sendmsg(fd, &messages[sent].msg_hdr, flags);
@@ -848,7 +930,7 @@ int sendmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags)
 int recvmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags, struct timespec *timeout)
 {
     if (!handle_of(fd))
-        return real_recvmmsg(fd, messages, count, flags, timeout);
+        return LIBC(recvmmsg)(fd, messages, count, flags, timeout);
     flags &= ~MSG_WAITFORONE;
     unsigned int received = 0;
     for (; received < count && received < MAX_MESSAGES; received++) {
@@ -866,7 +948,7 @@ int recvmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags, st
 ssize_t readv(int fd, const struct iovec *iov, int count)
 {
     if (!handle_of(fd))
-        return real_readv(fd, iov, count);
+        return LIBC(readv)(fd, iov, count);
     struct msghdr message = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)count };
     return recvmsg(fd, &message, 0);
 }
@@ -874,7 +956,7 @@ ssize_t readv(int fd, const struct iovec *iov, int count)
 ssize_t writev(int fd, const struct iovec *iov, int count)
 {
     if (!handle_of(fd))
-        return real_writev(fd, iov, count);
+        return LIBC(writev)(fd, iov, count);
     struct msghdr message = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)count };
     return sendmsg(fd, &message, 0);
 }
@@ -883,7 +965,7 @@ int shutdown(int fd, int how)
 {
     int h = handle_of(fd);
     if (!h)
-        return real_shutdown(fd, how);
+        return LIBC(shutdown)(fd, how);
     if (unusable(h))
         return refuse(h);
     ENTER();
@@ -892,9 +974,9 @@ int shutdown(int fd, int how)
 
 int getsockname(int fd, struct sockaddr *address, socklen_t *length)
 {
-    int h = handle_of(fd);
+    int h = in_use(fd);
     if (!h)
-        return real_getsockname(fd, address, length);
+        return LIBC(getsockname)(fd, address, length);
     if (unusable(h))
         return refuse(h);
     ENTER();
@@ -905,7 +987,7 @@ int getpeername(int fd, struct sockaddr *address, socklen_t *length)
 {
     int h = handle_of(fd);
     if (!h)
-        return real_getpeername(fd, address, length);
+        return LIBC(getpeername)(fd, address, length);
     if (unusable(h))
         return refuse(h);
     ENTER();
@@ -929,16 +1011,16 @@ static int is_timeout(int level, int name, int *direction)
  */
 static int set_buffer(int h, int name, const void *value, socklen_t length)
 {
-    int probe = real_socket(AF_INET, socket_type[h], 0);
+    int probe = LIBC(socket)(AF_INET, socket_type[h], 0);
     if (probe < 0)
         return -1;
     int bytes = 0;
     socklen_t size = sizeof bytes;
-    int result = real_setsockopt(probe, SOL_SOCKET, name, value, length);
+    int result = LIBC(setsockopt)(probe, SOL_SOCKET, name, value, length);
     if (result == 0)
-        result = real_getsockopt(probe, SOL_SOCKET, name == SO_RCVBUF || name == SO_RCVBUFFORCE ? SO_RCVBUF : SO_SNDBUF, &bytes, &size);
+        result = LIBC(getsockopt)(probe, SOL_SOCKET, name == SO_RCVBUF || name == SO_RCVBUFFORCE ? SO_RCVBUF : SO_SNDBUF, &bytes, &size);
     int error = errno;
-    real_close(probe);
+    LIBC(close)(probe);
     if (result != 0) {
         errno = error;
         return -1;
@@ -979,9 +1061,9 @@ int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
         if (level == SOL_SOCKET && name == SO_REUSEPORT)
             candidate_reuseport[fd] = flag(value, length);
     }
-    int h = handle_of(fd);
+    int h = in_use(fd);
     if (!h)
-        return real_setsockopt(fd, level, name, value, length);
+        return LIBC(setsockopt)(fd, level, name, value, length);
     if (unusable(h))
         return refuse(h);
     int direction;
@@ -1002,9 +1084,9 @@ int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
 
 int getsockopt(int fd, int level, int name, void *value, socklen_t *length)
 {
-    int h = handle_of(fd);
+    int h = in_use(fd);
     if (!h)
-        return real_getsockopt(fd, level, name, value, length);
+        return LIBC(getsockopt)(fd, level, name, value, length);
     if (unusable(h))
         return refuse(h);
     int direction;
@@ -1045,10 +1127,12 @@ int close(int fd)
     if (!h) {
         if (!inside)
             forget(fd);
-        return real_close(fd);
+        return LIBC(close)(fd);
     }
     atomic_store(&owner[fd], 0);
-    int result = real_close(fd);
+    if (h == FORKED_AWAY)
+        forget_inherited(fd);
+    int result = LIBC(close)(fd);
     if (!unusable(h))
         release(h);
     return result;
@@ -1066,7 +1150,7 @@ static int duplicated(int h, int fd)
 int dup(int fd)
 {
     int h = handle_of(fd);
-    int copy = real_dup(fd);
+    int copy = LIBC(dup)(fd);
     if (!h) {
         if (!inside)
             forget(copy);
@@ -1083,7 +1167,7 @@ int dup3(int fd, int target, int flags)
         errno = EINVAL;
         return -1;
     }
-    int copy = real_dup3(fd, target, flags);
+    int copy = LIBC(dup3)(fd, target, flags);
     if (copy < 0)
         return copy;
     if (replaced) {
@@ -1101,15 +1185,15 @@ int dup3(int fd, int target, int flags)
 int dup2(int fd, int target)
 {
     if (fd == target)
-        return real_dup2(fd, target);
+        return LIBC(dup2)(fd, target);
     return dup3(fd, target, 0);
 }
 
 static int norman_fcntl(int fd, int command, long argument)
 {
-    int h = handle_of(fd);
+    int h = command == F_GETFL || command == F_SETFL ? in_use(fd) : handle_of(fd);
     if (!h)
-        return real_fcntl(fd, command, argument);
+        return LIBC(fcntl)(fd, command, argument);
     switch (command) {
     case F_GETFL:
         return O_RDWR | (atomic_load(&nonblocking[h]) ? O_NONBLOCK : 0);
@@ -1121,11 +1205,11 @@ static int norman_fcntl(int fd, int command, long argument)
     }
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {
-        int copy = real_fcntl(fd, command, argument);
+        int copy = LIBC(fcntl)(fd, command, argument);
         return copy < 0 ? copy : duplicated(h, copy);
     }
     default:
-        return real_fcntl(fd, command, argument);
+        return LIBC(fcntl)(fd, command, argument);
     }
 }
 
@@ -1153,14 +1237,14 @@ int fcntl64(int fd, int command, ...)
 ssize_t sendfile(int out, int in, off_t *offset, size_t count)
 {
     if (!handle_of(out))
-        return real_sendfile(out, in, offset, count);
+        return LIBC(sendfile)(out, in, offset, count);
     char *bounce = malloc(BOUNCE_BYTES);
     if (!bounce) {
         errno = ENOBUFS;
         return -1;
     }
     size_t want = count < BOUNCE_BYTES ? count : BOUNCE_BYTES;
-    ssize_t got = offset ? pread(in, bounce, want, *offset) : real_read(in, bounce, want);
+    ssize_t got = offset ? pread(in, bounce, want, *offset) : LIBC(read)(in, bounce, want);
     ssize_t sent = got <= 0 ? got : sendto(out, bounce, (size_t)got, 0, NULL, 0);
     if (sent > 0 && offset)
         *offset += sent;
@@ -1178,9 +1262,9 @@ int ioctl(int fd, unsigned long request, ...)
     va_start(arguments, request);
     void *argument = va_arg(arguments, void *);
     va_end(arguments);
-    int h = handle_of(fd);
+    int h = request == FIONBIO || request == FIONREAD ? in_use(fd) : handle_of(fd);
     if (!h)
-        return real_ioctl(fd, request, argument);
+        return LIBC(ioctl)(fd, request, argument);
     if (unusable(h))
         return refuse(h);
     if (request == FIONBIO) {
