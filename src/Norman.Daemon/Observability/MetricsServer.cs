@@ -80,7 +80,8 @@ public sealed class MetricsServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _listener.Stop();
+        // Close alone: after Stop, .NET's managed HttpListener removes its prefixes again at Close by binding the port
+        // afresh, which failed ("Address already in use") when another process had taken the port in between.
         _listener.Close();
         await _serving;
     }
