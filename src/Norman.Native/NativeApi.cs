@@ -87,6 +87,13 @@ internal static unsafe class NativeApi
     }
 
     /// <summary>
+    /// Where this copy of the library runs in a namespace of its own (dlmopen), the program's libc's __errno_location:
+    /// failures set errno there too, where the program reads it.
+    /// </summary>
+    [UnmanagedCallersOnly(EntryPoint = "norman_use_errno")]
+    public static void UseErrno(delegate* unmanaged<int*> location) => NativeError.UseProgramErrno(location);
+
+    /// <summary>
     /// Before exec: keeps a listening socket (keep 1) for the program the process becomes, which joins it with
     /// norman_inherit_listener and a copy of its doorbell that survives exec; keep 0 takes that back (the exec failed).
     /// </summary>

@@ -18,11 +18,30 @@ internal static unsafe class NativeError
 
     private static ReadOnlySpan<byte> WouldBlockSentence => "The call would wait (a non-blocking socket, or MSG_DONTWAIT).\0"u8;
 
+    /// <summary>
+    /// The program's own libc's errno, where this copy of the library runs beside it in a namespace of its own (a forked
+    /// child's copy, loaded by dlmopen, has its own libc and so its own errno, which the program never reads); null: the
+    /// program's libc is this library's.
+    /// </summary>
+    private static delegate* unmanaged<int*> _programErrno;
+
+    /// <summary>Sets errno in the program's libc too (<see cref="_programErrno"/>): the interposer hands over its __errno_location.</summary>
+    public static void UseProgramErrno(delegate* unmanaged<int*> location) => _programErrno = location;
+
+    private static void SetErrno(int errno)
+    {
+        Marshal.SetLastSystemError(errno);
+        if (_programErrno != null)
+        {
+            *_programErrno() = errno;
+        }
+    }
+
     /// <summary>Records <paramref name="error"/> as errno and message; returns -1, what every failing call returns.</summary>
     public static int Fail(Exception error)
     {
         var (errno, message) = Translate(error);
-        Marshal.SetLastSystemError(errno);
+        SetErrno(errno);
         Remember(message);
         return -1;
     }
@@ -33,7 +52,7 @@ internal static unsafe class NativeError
     /// </summary>
     public static int WouldBlock()
     {
-        Marshal.SetLastSystemError(Errno.EAGAIN);
+        SetErrno(Errno.EAGAIN);
         // The sentence is a constant in the library's image: it never moves.
         _last = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(WouldBlockSentence));
         return -1;

@@ -69,10 +69,17 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.Equal("a datagram out and back\n", echoed);
     }
 
+    /// <summary>
+    /// A forked child is refused its parent's UDP socket with a sentence (EBADF), and its own new sockets are Norman's,
+    /// through a copy of the library of its own: a UDP one echoed by the namespace's socat, and a TCP connection to the
+    /// namespace's socat (the namespace is reachable through Norman's TAP only); the parent's socket works on.
+    /// </summary>
     [NetnsFact]
-    public void A_forked_child_is_refused_its_parents_norman_socket_with_a_sentence_and_gets_the_kernels_for_new_ones()
+    public void A_forked_child_is_refused_its_parents_norman_socket_with_a_sentence_and_its_new_sockets_are_normans()
     {
-        _host.Peer();
+        var peer = _host.Peer();
+        using var echo = UdpEcho(7007);
+        using var tcpEcho = peer.StartAndWaitFor("listening on", "socat", "-d", "-d", "TCP-LISTEN:7008,reuseaddr", "EXEC:cat");
         string program = """
             import os, socket, sys
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -86,16 +93,24 @@ public sealed class NormanRunTests : IAsyncLifetime
                     print("child:", error.errno, flush=True)
                 fresh = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 fresh.bind(("0.0.0.0", 7006))
-                print("child: new socket", fresh.getsockname(), flush=True)
+                fresh.settimeout(10)
+                fresh.sendto(b"from the child over udp", (sys.argv[1], 7007))
+                print("child: echoed", fresh.recvfrom(64)[0].decode(), flush=True)
+                stream = socket.create_connection((sys.argv[1], 7008), timeout=10)
+                stream.sendall(b"from the child over tcp\n")
+                print("child: echoed", stream.makefile().readline().strip(), flush=True)
+                stream.close()
                 os._exit(0)
             os.waitpid(pid, 0)
-            print("parent: still", s.getsockname(), flush=True)
+            s.sendto(b"parent still", (sys.argv[1], 7007))
+            print("parent:", s.recvfrom(64)[0].decode(), flush=True)
             """;
         var (output, errors) = RunUnderNorman("python3", "-c", program, _host.PeerAddress);
         Assert.Contains("child: 9", output); // EBADF
         Assert.Contains("forked from a Norman program", errors);
-        Assert.Contains("child: new socket ('0.0.0.0', 7006)", output);
-        Assert.Contains("parent: still ('0.0.0.0', 7005)", output);
+        Assert.True(output.Contains("child: echoed from the child over udp", StringComparison.Ordinal), output + errors);
+        Assert.True(output.Contains("child: echoed from the child over tcp", StringComparison.Ordinal), output + errors);
+        Assert.Contains("parent: parent still", output);
     }
 
     /// <summary>

@@ -39,6 +39,9 @@ int norman_accept(int socket, struct sockaddr *address, socklen_t *address_lengt
  * a listener of its own on the same port, which takes the new connections (other children that do the same share
  * them); the inherited listener takes none from then on, and keeps those it has. */
 int norman_listener_doorbell(int socket);
+/* A copy loaded by dlmopen has a libc of its own, whose errno the program does not read: pass it the program's
+ * __errno_location, and failures set errno there too. */
+void norman_use_errno(int *(*errno_location)(void));
 int norman_inherit_listener(int domain, int inherited_doorbell, int nonblocking);
 /* exec: a listening socket survives into the program the process execs if, before exec, it is kept (keep 1) and a copy
  * of its doorbell without close-on-exec goes along; that program (loading this library afresh) joins it with

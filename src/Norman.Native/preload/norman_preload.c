@@ -177,9 +177,26 @@ static void resolve_norman(void)
     NORMAN(listener_doorbell); NORMAN(inherit_listener); NORMAN(keep_across_exec);
 }
 
+/* The daemon's socket and the library as the program started with them (`norman run` sets both): a server may clear
+ * its workers' environment (nginx keeps only TZ), and a child loads the library, which reads the environment the
+ * process has then, later. Without NORMAN_LIBRARY the interposer takes no socket. */
+static char started_socket[4096], started_library[4096];
+
+__attribute__((constructor(103))) static void remember_environment(void)
+{
+    const char *path = getenv("NORMAN_SOCKET");
+    if (path && strlen(path) < sizeof started_socket)
+        strcpy(started_socket, path);
+    path = getenv("NORMAN_LIBRARY");
+    if (path && strlen(path) < sizeof started_library)
+        strcpy(started_library, path);
+}
+
 static void load_norman(void)
 {
-    const char *path = getenv("NORMAN_LIBRARY");
+    const char *path = started_library[0] ? started_library : getenv("NORMAN_LIBRARY");
+    if (started_socket[0] && !getenv("NORMAN_SOCKET"))
+        setenv("NORMAN_SOCKET", started_socket, 1);
     library = dlopen(path ? path : "libnorman.so", RTLD_NOW | RTLD_LOCAL);
     if (!library) {
         fprintf(stderr, "norman run: cannot load libnorman (%s): %s\n", path ? path : "libnorman.so", dlerror());
@@ -206,7 +223,7 @@ static int handle_of(int fd)
 
 static int is_candidate(int fd)
 {
-    return !inside && !forked_child && fd >= 0 && fd < MAX_DESCRIPTORS && atomic_load(&owner[fd]) == CANDIDATE;
+    return !inside && fd >= 0 && fd < MAX_DESCRIPTORS && atomic_load(&owner[fd]) == CANDIDATE;
 }
 
 static _Atomic int said_fork, said_exec;
@@ -227,7 +244,8 @@ static int refuse(int h)
     else
         say_once(&said_fork, "process %d was forked from a Norman program: the Norman sockets it inherited cannot be used "
                              "in it, but for a listening TCP socket, which it joins (the library's runtime does not survive "
-                             "fork; docs/interposer.md); its new sockets are the kernel's", (int)getpid());
+                             "fork; docs/interposer.md); its new sockets are Norman's, through a copy of the library of its own",
+                 (int)getpid());
     errno = EBADF;
     return -1;
 }
@@ -327,9 +345,11 @@ static int waits(int h, int flags) { return !atomic_load(&nonblocking[h]) && !(f
  * kernel socket at the program's descriptor number (keeping its close-on-exec flag). Returns the handle, or 0 with
  * errno set (then the descriptor is still the kernel's socket).
  */
+static int library_for_this_process(void);
+
 static int adopt(int fd)
 {
-    if (!norman_ready()) {
+    if (!library_for_this_process()) {
         errno = EAFNOSUPPORT;
         return 0;
     }
@@ -415,16 +435,6 @@ static void release(int h)
  */
 static pthread_mutex_t taking_over = PTHREAD_MUTEX_INITIALIZER;
 
-/* The daemon's socket as the program started with it: a server may clear its workers' environment (nginx keeps only TZ),
- * and the child's copy of the library reads the environment the process has when the copy is loaded. */
-static char started_socket[4096];
-
-__attribute__((constructor(103))) static void remember_socket(void)
-{
-    const char *path = getenv("NORMAN_SOCKET");
-    if (path && strlen(path) < sizeof started_socket)
-        strcpy(started_socket, path);
-}
 
 /* Loads the child's own copy, once; the parent's handles become FORKED_AWAY (listeners remembered by descriptor). */
 static int load_child_copy(void)
@@ -457,6 +467,13 @@ static int load_child_copy(void)
     memset(listener_doorbell, 0, sizeof listener_doorbell);
     library = copy;
     resolve_norman();
+    /* The copy has a libc of its own, and so an errno of its own: it is told where the program reads errno. */
+    void (*use_errno)(int *(*)(void)) = (void (*)(int *(*)(void)))dlsym(copy, "norman_use_errno");
+    if (use_errno) {
+        ENTER();
+        use_errno(__errno_location);
+        inside = 0;
+    }
     child_copy = 1;
     return 1;
 }
@@ -482,6 +499,17 @@ static int load_own_library(void)
     if (forked_child)
         child_copy = 1; /* its parent never loaded one: this copy is the child's own */
     return 1;
+}
+
+/* The library this process's new sockets are made in (a forked child's own copy, loaded now if need be). */
+static int library_for_this_process(void)
+{
+    if (!forked_child)
+        return norman_ready();
+    pthread_mutex_lock(&taking_over);
+    int loaded_here = load_own_library();
+    pthread_mutex_unlock(&taking_over);
+    return loaded_here;
 }
 
 /* Forgets that fd was a listener to join. */
@@ -595,10 +623,10 @@ int socket(int domain, int type, int protocol)
     if (fd < 0 || fd >= MAX_DESCRIPTORS)
         return fd;
     int base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    int ours = !inside && !forked_child && (domain == AF_INET || domain == AF_INET6)
+    int ours = !inside && (domain == AF_INET || domain == AF_INET6)
         && ((base == SOCK_DGRAM && (protocol == 0 || protocol == IPPROTO_UDP))
             || (base == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP)))
-        && getenv("NORMAN_LIBRARY") != NULL;
+        && (started_library[0] || getenv("NORMAN_LIBRARY") != NULL);
     if (ours) {
         candidate_domain[fd] = domain;
         candidate_type[fd] = type & ~SOCK_CLOEXEC;
