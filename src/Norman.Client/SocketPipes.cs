@@ -105,10 +105,11 @@ internal sealed unsafe class SocketPipes : IDisposable
     /// listener's doorbell descriptor, proves it holds it; the daemon answers with a listener of this process's own on
     /// the same port, in a group with the inherited one, which takes no new connections from then on.
     /// </summary>
-    public static SocketPipes Inherit(ControlChannel control, int listenerDoorbell)
+    public static SocketPipes Inherit(ControlChannel control, int listenerDoorbell, out List<HandedOverConnection>? handedOver)
     {
         var fds = new List<int>();
         var response = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Inherit }, fds, sentFds: [listenerDoorbell]);
+        handedOver = response.HandedOver;
         return Granted(control, response, fds);
     }
 

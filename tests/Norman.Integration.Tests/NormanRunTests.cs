@@ -637,6 +637,58 @@ public sealed class NormanRunTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Socket activation as systemd does it (Debian's systemd-socket-activate: it listens, waits for the first
+    /// connection, then execs the program with the listener at descriptor 3 and LISTEN_FDS=1): the program answers that
+    /// first connection, which the activator's stack had made and handed over across exec, with the line the namespace's
+    /// socat sent before the exec, and the next connection too.
+    /// </summary>
+    [NetnsFact]
+    public void Socket_activation_hands_the_program_it_execs_the_listener_and_the_connection_that_woke_it()
+    {
+        var peer = _host.Peer();
+        string program = """
+            import os, socket
+            assert os.environ["LISTEN_FDS"] == "1", os.environ.get("LISTEN_FDS")
+            s = socket.socket(fileno=3)
+            for n in range(2):
+                c, _ = s.accept()
+                line = c.makefile().readline().strip()
+                c.sendall(f"connection {n}: {line}\n".encode()); c.close()
+            """;
+        string script = Path.Combine(_host.Directory, "activated.py");
+        File.WriteAllText(script, program);
+        using var run = NormanRun("systemd-socket-activate", "-l", "0.0.0.0:8212", "python3", "-u", script);
+        Host.WaitForError(run.Process, "Listening on", TimeSpan.FromSeconds(20));
+        foreach (int n in new[] { 0, 1 })
+        {
+            var (code, output, errors) = peer.Try($"hello {n}\n", "socat", "-t", "10", "-", $"TCP4:{_host.NormanAddress}:8212");
+            Assert.True(code == 0, errors);
+            Assert.Equal($"connection {n}: hello {n}\n", output);
+        }
+    }
+
+    /// <summary>
+    /// A program that execs another with an environment made from nothing (env -i) still has it run on Norman, as
+    /// `norman run`'s preload is kept across exec: the child's UDP socket reaches the namespace's echo (through Norman's
+    /// TAP, the only way there).
+    /// </summary>
+    [NetnsFact]
+    public void A_program_execd_with_an_empty_environment_is_still_under_norman_run()
+    {
+        using var echo = UdpEcho(7009);
+        string program = """
+            import socket, sys
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(10)
+            s.sendto(b"through norman", (sys.argv[1], 7009))
+            print(s.recvfrom(64)[0].decode(), flush=True)
+            """;
+        var (code, output, errors) = TryUnderNorman(null, "env", "-i", "/usr/bin/python3", "-c", program, _host.PeerAddress);
+        Assert.True(code == 0, errors);
+        Assert.Equal("through norman\n", output);
+    }
+
+    /// <summary>
     /// A program linked with a library whose constructor reads a file before the interposer's constructor has run
     /// (systemd-socket-activate, through libcap-ng): the interposer resolves libc then, where it called a null pointer.
     /// </summary>

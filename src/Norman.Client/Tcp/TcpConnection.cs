@@ -93,7 +93,7 @@ internal sealed partial class TcpConnection
     private readonly SackScoreboard _scoreboard = new();
     private uint _retransmitNext;
     private uint _timestampRecent;
-    private readonly uint _timestampOrigin = (uint)RandomNumberGenerator.GetInt32(int.MaxValue);
+    private uint _timestampOrigin = (uint)RandomNumberGenerator.GetInt32(int.MaxValue);
     /// <summary>RCV.NXT when we last acknowledged (Last.ACK.sent): only a segment at or before it may move TS.Recent.</summary>
     private uint _lastAcknowledgementSent;
     private int _lastAdvertisedWindow;

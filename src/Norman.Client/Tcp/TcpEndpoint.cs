@@ -16,7 +16,7 @@ namespace Norman.Client.Tcp;
 /// socket's eventfd when idle, which both the daemon (a segment arrived) and application threads (bytes to send)
 /// signal. It ends once nothing holds it and its connections are done.
 /// </summary>
-internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
+internal sealed unsafe partial class TcpEndpoint : ITcpCarrier, IDisposable
 {
     /// <summary>How often the connections are reported to the daemon for `norman ss`.</summary>
     private static readonly long ReportTicks = Stopwatch.Frequency / 10;
@@ -31,6 +31,8 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     private readonly List<TcpConnection> _timedNow = new();
     private readonly ConcurrentQueue<TcpConnection> _ready = new();
     private readonly ConcurrentQueue<TcpConnection> _opening = new();
+    /// <summary>Work an application thread asks of the loop thread (<see cref="RunOnLoop"/>).</summary>
+    private readonly ConcurrentQueue<Action> _chores = new();
     private readonly Channel<TcpConnection>? _acceptQueue;
     private readonly int _backlog;
     private readonly ProtocolThreads.Loop _loop;
@@ -47,7 +49,8 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     /// <summary>What connections that are gone had counted, for the socket's totals.</summary>
     private long _closedChallengeAcks, _closedResetsIgnored;
 
-    private TcpEndpoint(ControlChannel control, SocketPipes pipes, int backlog, TcpCongestionControl congestionControl)
+    private TcpEndpoint(ControlChannel control, SocketPipes pipes, int backlog, TcpCongestionControl congestionControl,
+        List<HandedOverConnection>? handedOver = null)
     {
         CongestionControl = congestionControl;
         _control = control;
@@ -57,6 +60,10 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         {
             _acceptQueue = Channel.CreateUnbounded<TcpConnection>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = true });
             _listening = true;
+            foreach (var handed in (IEnumerable<HandedOverConnection>?)handedOver?.Take(HandedOverConnection.MaxConnections) ?? [])
+            {
+                TakeUp(handed);
+            }
         }
         _loop = ProtocolThreads.Start(Run, $"norman tcp :{pipes.LocalEndPoint.Port}");
     }
@@ -112,8 +119,8 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         SocketPipes? pipes = null;
         try
         {
-            pipes = SocketPipes.Inherit(control, listenerDoorbell);
-            return new TcpEndpoint(control, pipes, Math.Max(1, backlog), congestionControl);
+            pipes = SocketPipes.Inherit(control, listenerDoorbell, out var handedOver);
+            return new TcpEndpoint(control, pipes, Math.Max(1, backlog), congestionControl, handedOver);
         }
         catch
         {
@@ -184,8 +191,25 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
     /// Marks this listener to stay when the process execs (and its connection to the daemon closes), for the program it
     /// becomes to join (<see cref="Inherit"/>); <paramref name="keep"/> false takes the mark back (the exec failed).
     /// </summary>
-    public void KeepAcrossExec(bool keep) =>
-        _control.Call(new ControlRequest { Op = ControlProtocol.Ops.KeepAcrossExec, SocketId = _pipes.SocketId, Keep = keep });
+    public void KeepAcrossExec(bool keep)
+    {
+        if (!keep)
+        {
+            RunOnLoop(TakeBack);
+            _control.Call(new ControlRequest { Op = ControlProtocol.Ops.KeepAcrossExec, SocketId = _pipes.SocketId, Keep = false });
+            return;
+        }
+        var handedOver = _acceptQueue is null ? null : RunOnLoop(HandOver);
+        try
+        {
+            _control.Call(new ControlRequest { Op = ControlProtocol.Ops.KeepAcrossExec, SocketId = _pipes.SocketId, Keep = true, HandedOver = handedOver });
+        }
+        catch
+        {
+            RunOnLoop(TakeBack);
+            throw;
+        }
+    }
 
     /// <summary>
     /// Stops accepting: later SYNs are answered with a reset; connections already made go on. The daemon is told, so
@@ -284,6 +308,11 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
             {
                 long now = Stopwatch.GetTimestamp();
                 bool worked = ReceiveSegments(now);
+                while (_chores.TryDequeue(out var chore))
+                {
+                    chore();
+                    worked = true;
+                }
                 while (_opening.TryDequeue(out var opening))
                 {
                     _connections[(opening.RemoteAddress, opening.RemotePort)] = opening;
@@ -323,7 +352,7 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
                     continue;
                 }
                 // Idle: sleep until a segment or an application's request, or the next timer.
-                if (_pipes.Rx.PrepareToSleep() && _ready.IsEmpty && _opening.IsEmpty)
+                if (_pipes.Rx.PrepareToSleep() && _ready.IsEmpty && _opening.IsEmpty && _chores.IsEmpty)
                 {
                     _pipes.Wakeup.Wait(_nudge, _timed.Count > 0 ? 1 : 100);
                 }
@@ -497,6 +526,10 @@ internal sealed unsafe class TcpEndpoint : ITcpCarrier, IDisposable
         {
             connection.OnSegment(segment, now);
             return;
+        }
+        if (_handingOver)
+        {
+            return; // about to exec: a new SYN comes again to the next program's listener, the handed-over connections' segments too
         }
         if (segment.Has(TcpHeader.Syn) && !segment.Has(TcpHeader.Ack) && !segment.Has(TcpHeader.Rst) && _listening)
         {

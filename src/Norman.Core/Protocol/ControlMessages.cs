@@ -40,6 +40,11 @@ public sealed class ControlRequest
     /// may grant one of them again (<see cref="SocketGrant.ReusedMemory"/>) and frees those the caller no longer names.
     /// </summary>
     public List<long>? KeptMemory { get; set; }
+    /// <summary>
+    /// keep-across-exec: the connections the listener's stack had made and the program not yet accepted, for the program
+    /// the process execs (Linux keeps them in the listener's queue; here they lived in the program's stack).
+    /// </summary>
+    public List<HandedOverConnection>? HandedOver { get; set; }
 
     /// <summary>filter operations: the chain (ingress, egress), a rule's words, a rule's handle, a policy.</summary>
     public string? Chain { get; set; }
@@ -76,6 +81,8 @@ public sealed class ControlResponse
     public long Id { get; set; }
     public bool Ok { get; set; }
     public ControlError? Error { get; set; }
+    /// <summary>inherit, by the program its process exec'd: the connections the listener's program handed over (<see cref="ControlRequest.HandedOver"/>).</summary>
+    public List<HandedOverConnection>? HandedOver { get; set; }
     public SocketGrant? Socket { get; set; }
     public List<SocketInfo>? Sockets { get; set; }
     public DaemonInfo? Daemon { get; set; }
@@ -212,6 +219,40 @@ public sealed record ControlError(string Code, string Message);
 /// What a successful bind gives the application. The memfd holding both rings and the RX eventfd travel with this
 /// message as SCM_RIGHTS, in that order.
 /// </summary>
+/// <summary>
+/// A TCP connection made and not yet accepted, as its stack hands it to the program its process execs: what resumes it
+/// there (sequence spaces, the options the handshake agreed, the bytes received and not read). Nothing of it was sent
+/// beyond the handshake: the program never had it.
+/// </summary>
+public sealed class HandedOverConnection
+{
+    /// <summary>The most a connection may carry of bytes received and not read; one with more is not handed over.</summary>
+    public const int MaxReceivedBytes = 16 << 10;
+    /// <summary>The most a listener hands over, and their received bytes together: the request stays within an ordinary caller's 64 KB.</summary>
+    public const int MaxConnections = 32;
+    public const int MaxReceivedBytesInAll = 24 << 10;
+
+    public string LocalAddress { get; set; } = "";
+    public string RemoteAddress { get; set; } = "";
+    public int RemotePort { get; set; }
+    public uint SendNext { get; set; }
+    public long SendWindow { get; set; }
+    public long MaxSendWindow { get; set; }
+    public uint SendWindowUpdateSequence { get; set; }
+    public uint SendWindowUpdateAck { get; set; }
+    public int SendWindowScale { get; set; }
+    public int SendMss { get; set; }
+    public uint ReceiveNext { get; set; }
+    public uint AdvertisedEdge { get; set; }
+    public int ReceiveWindowScale { get; set; }
+    public bool Timestamps { get; set; }
+    public uint TimestampRecent { get; set; }
+    public uint TimestampOrigin { get; set; }
+    public bool Sack { get; set; }
+    public bool FinReceived { get; set; }
+    public byte[] Received { get; set; } = [];
+}
+
 public sealed class SocketGrant
 {
     public long SocketId { get; set; }
@@ -347,6 +388,7 @@ public sealed class TrackedFlowInfo
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, WriteIndented = false)]
 [JsonSerializable(typeof(ControlRequest))]
+[JsonSerializable(typeof(HandedOverConnection))]
 [JsonSerializable(typeof(ControlResponse))]
 [JsonSerializable(typeof(List<SocketInfo>))]
 [JsonSerializable(typeof(SocketInfo))]

@@ -42,7 +42,13 @@ public sealed partial class ControlPlane
             throw new ControlException(ControlProtocol.Errors.InvalidArgument,
                 $"Socket {socket.Id} is not a TCP listener: only a listener is kept across exec (a connection's state lives in the program's stack).");
         }
+        if (request.HandedOver is { Count: > HandedOverConnection.MaxConnections })
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument,
+                $"At most {HandedOverConnection.MaxConnections} connections are handed over across exec, not {request.HandedOver.Count}.");
+        }
         socket.KeptAcrossExec = request.Keep != false;
+        socket.HandedOver = socket.KeptAcrossExec ? request.HandedOver : null;
         return NoDescriptors;
     }
 

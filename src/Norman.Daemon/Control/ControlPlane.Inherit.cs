@@ -96,7 +96,9 @@ public sealed partial class ControlPlane
         engine.Post(new StopListeningCommand(parent.Pipe));
         if (parent.Owner.Pid == identity.Pid && StopWaitingForExec(parent))
         {
-            session.Finishing(CloseAsync(null, parent)); // the program its process exec'd holds it now, as its own
+            // The program its process exec'd holds it now, as its own, with the connections made and not accepted before.
+            response.HandedOver = parent.HandedOver;
+            session.Finishing(CloseAsync(null, parent));
         }
         log.Info($"{identity.ProcessName} (pid {identity.Pid}) joined the TCP listener on port {parent.LocalPort} of " +
             $"{parent.Owner.ProcessName} (pid {parent.Owner.Pid}), which takes no new connections now");

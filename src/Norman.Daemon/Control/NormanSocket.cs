@@ -103,6 +103,8 @@ public sealed unsafe class NormanSocket : IDisposable
     public ushort RemotePort { get; set; }
     /// <summary>A TCP listener its process passes to the program it execs (ControlPlane.Exec.cs): kept when its connection closes.</summary>
     public bool KeptAcrossExec { get; set; }
+    /// <summary>The connections its program had made and not accepted when it exec'd, for the next program (ControlPlane.Exec.cs).</summary>
+    public List<Norman.Core.Protocol.HandedOverConnection>? HandedOver { get; set; }
 
     /// <summary>Packets waiting in a ring, read straight from shared memory (for ss; racy by nature, as in the kernel).</summary>
     public int RxQueued => Queued(PipeLayout.RxRingOffset);

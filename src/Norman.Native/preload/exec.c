@@ -82,17 +82,55 @@ __attribute__((constructor(102))) static void resolve_exec(void)
 
 #define MAX_NAMED 64
 
-/* What an exec passes of the Norman descriptors that survive it: two environment lines, and the listeners kept. */
+/* What an exec passes: the environment lines naming the Norman descriptors that survive it, the listeners kept, and
+ * the lines that keep the program exec'd under `norman run`. */
 struct passing {
     char refused[sizeof INHERITED_VARIABLE + MAX_NAMED * 7];
     char listeners[sizeof LISTENERS_VARIABLE + MAX_NAMED * 16];
     int kept[MAX_NAMED];
     int listener_count, refused_count;
+    char running[3][STARTED_BYTES + 256]; /* a longer LD_PRELOAD is cut: paths are shorter than PATH_MAX */
+    int running_count;
 };
 
-/* Fills passing from the Norman descriptors without close-on-exec; replacing: an exec (this process becomes another
- * program), not a spawn. Returns how many descriptors it names. */
-static int prepare(struct passing *passing, int replacing)
+/* NAME's value in envp, or NULL. */
+static const char *value_in(char *const envp[], const char *name)
+{
+    size_t length = strlen(name);
+    for (size_t i = 0; envp && envp[i]; i++) {
+        if (strncmp(envp[i], name, length) == 0 && envp[i][length] == '=')
+            return envp[i] + length + 1;
+    }
+    return NULL;
+}
+
+/*
+ * `norman run` applies to the programs its program execs, as the preload does on Linux as long as LD_PRELOAD is passed
+ * on: a program that builds its child's environment from nothing (systemd-socket-activate, env -i) dropped it, and
+ * its child ran on the kernel's sockets with the Norman listener it was given unreadable. Where envp lacks them, the
+ * lines that put it back: LD_PRELOAD naming this interposer (before any the program names), NORMAN_LIBRARY and
+ * NORMAN_SOCKET as the program started with them. Returns how many.
+ */
+static int keep_running_under_norman(struct passing *passing, char *const envp[])
+{
+    passing->running_count = 0;
+    Dl_info self;
+    if (!started_library[0] || !dladdr((void *)keep_running_under_norman, &self) || !self.dli_fname)
+        return 0; /* not started by `norman run` */
+    const char *preload = value_in(envp, "LD_PRELOAD");
+    if (!preload || !strstr(preload, self.dli_fname))
+        snprintf(passing->running[passing->running_count++], sizeof passing->running[0], "LD_PRELOAD=%s%s%s", self.dli_fname,
+                 preload && *preload ? ":" : "", preload ? preload : "");
+    if (!value_in(envp, "NORMAN_LIBRARY"))
+        snprintf(passing->running[passing->running_count++], sizeof passing->running[0], "NORMAN_LIBRARY=%s", started_library);
+    if (started_socket[0] && !value_in(envp, "NORMAN_SOCKET"))
+        snprintf(passing->running[passing->running_count++], sizeof passing->running[0], "NORMAN_SOCKET=%s", started_socket);
+    return passing->running_count;
+}
+
+/* Fills passing for envp from the Norman descriptors without close-on-exec; replacing: an exec (this process becomes
+ * another program), not a spawn. Returns how many lines the environment needs. */
+static int prepare(struct passing *passing, char *const envp[], int replacing)
 {
     size_t refused_used = (size_t)snprintf(passing->refused, sizeof passing->refused, "%s=", INHERITED_VARIABLE);
     size_t listeners_used = (size_t)snprintf(passing->listeners, sizeof passing->listeners, "%s=", LISTENERS_VARIABLE);
@@ -114,7 +152,7 @@ static int prepare(struct passing *passing, int replacing)
                                              passing->refused_count++ ? ",%d" : "%d", fd);
         }
     }
-    return passing->listener_count + passing->refused_count;
+    return passing->listener_count + passing->refused_count + keep_running_under_norman(passing, envp);
 }
 
 /* After a spawn, or an exec that failed: the listeners no longer kept (exec_failed keeps errno). */
@@ -126,19 +164,34 @@ static void unwind(struct passing *passing)
     }
 }
 
-/* envp with passing's lines in place of any earlier ones, into with (room for count(envp) + 3 pointers). */
+/* Whether environment line entry sets the variable line sets. */
+static int same_name(const char *entry, const char *line)
+{
+    size_t length = (size_t)(strchr(line, '=') - line) + 1;
+    return strncmp(entry, line, length) == 0;
+}
+
+/* envp with passing's lines in place of any earlier ones, into with (room for count(envp) + 6 pointers). */
 static char *const *with_lines(char *const envp[], struct passing *passing, char **with)
 {
+    const char *lines[5];
+    size_t count_ = 0;
+    if (passing->refused_count)
+        lines[count_++] = passing->refused;
+    if (passing->listener_count)
+        lines[count_++] = passing->listeners;
+    for (int i = 0; i < passing->running_count; i++)
+        lines[count_++] = passing->running[i];
     size_t n = 0;
-    size_t refused_prefix = strlen(INHERITED_VARIABLE) + 1, listeners_prefix = strlen(LISTENERS_VARIABLE) + 1;
     for (size_t i = 0; envp && envp[i]; i++) {
-        if (strncmp(envp[i], passing->refused, refused_prefix) != 0 && strncmp(envp[i], passing->listeners, listeners_prefix) != 0)
+        int replaced = same_name(envp[i], passing->refused) || same_name(envp[i], passing->listeners);
+        for (size_t j = 0; j < count_ && !replaced; j++)
+            replaced = same_name(envp[i], lines[j]);
+        if (!replaced)
             with[n++] = envp[i];
     }
-    if (passing->refused_count)
-        with[n++] = passing->refused;
-    if (passing->listener_count)
-        with[n++] = passing->listeners;
+    for (size_t j = 0; j < count_; j++)
+        with[n++] = (char *)lines[j];
     with[n] = NULL;
     return with;
 }
@@ -156,11 +209,11 @@ static size_t count(char *const list[])
 #define PASSING(envp, REPLACING, CALL)                                                      \
     do {                                                                                    \
         struct passing passing_;                                                            \
-        if (!prepare(&passing_, (REPLACING))) {                                             \
+        if (!prepare(&passing_, (envp), (REPLACING))) {                                     \
             char *const *ENV = (envp);                                                      \
             return CALL;                                                                    \
         }                                                                                   \
-        char *with_[count(envp) + 3];                                                       \
+        char *with_[count(envp) + 6];                                                       \
         char *const *ENV = with_lines((envp), &passing_, with_);                            \
         int result_ = CALL;                                                                 \
         unwind(&passing_);                                                                  \

@@ -24,6 +24,10 @@ extern HIDDEN _Atomic int owner[MAX_DESCRIPTORS];
 /* libc's fcntl, resolved by resolve_libc. */
 extern HIDDEN int (*real_fcntl)(int, int, ...);
 
+/* NORMAN_SOCKET and NORMAN_LIBRARY as the program started with them (norman_preload.c), empty when not set then. */
+#define STARTED_BYTES 4096
+extern HIDDEN char started_socket[STARTED_BYTES], started_library[STARTED_BYTES];
+
 /* Resolves libc's functions, once: a constructor, and on the first call that finds one unresolved, since another
  * library's constructor may call into the interposer before this one's runs (libcap-ng's reads a file). */
 HIDDEN void resolve_libc(void);

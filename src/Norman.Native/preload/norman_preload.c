@@ -180,7 +180,7 @@ static void resolve_norman(void)
 /* The daemon's socket and the library as the program started with them (`norman run` sets both): a server may clear
  * its workers' environment (nginx keeps only TZ), and a child loads the library, which reads the environment the
  * process has then, later. Without NORMAN_LIBRARY the interposer takes no socket. */
-static char started_socket[4096], started_library[4096];
+char started_socket[STARTED_BYTES], started_library[STARTED_BYTES];
 
 __attribute__((constructor(103))) static void remember_environment(void)
 {

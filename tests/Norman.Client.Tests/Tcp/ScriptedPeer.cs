@@ -49,6 +49,13 @@ internal sealed class ScriptedPeer : ITcpCarrier
         Connection = new TcpConnection(this, Remote, RemotePort);
     }
 
+    /// <summary>The other end of a connection made by <paramref name="make"/> (one resumed from a handover), the clock at <paramref name="now"/>.</summary>
+    public ScriptedPeer(Func<ScriptedPeer, TcpConnection> make, long now)
+    {
+        Now = now;
+        Connection = make(this);
+    }
+
     public TcpConnection Connection { get; }
 
     /// <summary>The fake clock, in Stopwatch ticks; it starts at an arbitrary second.</summary>

@@ -1,0 +1,111 @@
+using Norman.Core.Packets;
+using Norman.Core.Protocol;
+
+namespace Norman.Client.Tcp;
+
+/// <summary>
+/// A listener's connections made and not yet accepted, handed to the program the process execs (ControlPlane.Exec.cs in
+/// the daemon): this stack writes them down and stops serving them and new SYNs, which come again to the next
+/// program's listener (segments dropped here are not acknowledged, so their senders send them again); the next
+/// program's stack takes them up into its accept queue. If the exec fails, they are taken back.
+/// </summary>
+internal sealed unsafe partial class TcpEndpoint
+{
+    /// <summary>About to exec: no segment is answered here any more (<see cref="OnPacket"/>), not even with a reset.</summary>
+    private volatile bool _handingOver;
+    private readonly List<TcpConnection> _handedOver = new();
+    private bool _listeningBeforeHandOver;
+
+    /// <summary>Runs <paramref name="chore"/> on the loop thread, which alone touches connections, and returns what it returns.</summary>
+    private T RunOnLoop<T>(Func<T> chore)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _chores.Enqueue(() =>
+        {
+            try
+            {
+                done.SetResult(chore());
+            }
+            catch (Exception error)
+            {
+                done.SetException(error);
+            }
+        });
+        _nudge.Signal();
+        if (!done.Task.Wait(TimeSpan.FromSeconds(5)))
+        {
+            throw new NormanException("ETIMEDOUT", "The listener's protocol thread did not answer within 5 s.");
+        }
+        return done.Task.Result;
+    }
+
+    private void RunOnLoop(Action chore) => RunOnLoop(() => { chore(); return 0; });
+
+    /// <summary>On the loop: the accept queue's connections written down and set aside (those that cannot be stay set aside, unserved).</summary>
+    private List<HandedOverConnection> HandOver()
+    {
+        var handed = new List<HandedOverConnection>();
+        if (_handingOver)
+        {
+            return handed;
+        }
+        _handingOver = true;
+        _listeningBeforeHandOver = _listening;
+        _listening = false;
+        int bytes = 0;
+        while (_acceptQueue!.Reader.TryRead(out var connection))
+        {
+            _handedOver.Add(connection);
+            _connections.Remove((connection.RemoteAddress, connection.RemotePort));
+            _timed.Remove(connection);
+            if (handed.Count < HandedOverConnection.MaxConnections && connection.HandOver() is { } written
+                && bytes + written.Received.Length <= HandedOverConnection.MaxReceivedBytesInAll)
+            {
+                bytes += written.Received.Length;
+                handed.Add(written);
+            }
+        }
+        return handed;
+    }
+
+    /// <summary>On the loop: the exec failed, so the connections set aside are served and queued again.</summary>
+    private void TakeBack()
+    {
+        if (!_handingOver)
+        {
+            return;
+        }
+        foreach (var connection in _handedOver)
+        {
+            _connections[(connection.RemoteAddress, connection.RemotePort)] = connection;
+            if (connection.HasTimers)
+            {
+                _timed.Add(connection);
+            }
+            _acceptQueue!.Writer.TryWrite(connection);
+        }
+        _handedOver.Clear();
+        _listening = _listeningBeforeHandOver;
+        _handingOver = false;
+        ConnectionQueued?.Invoke();
+    }
+
+    /// <summary>Before the loop starts: a connection the program before exec handed over joins the accept queue, as it was there.</summary>
+    private void TakeUp(HandedOverConnection handed)
+    {
+        TcpConnection connection;
+        try
+        {
+            connection = TcpConnection.Resume(this, handed);
+        }
+        catch (FormatException)
+        {
+            return; // the daemon only passes on what the program before exec wrote: a stack of another release, most likely
+        }
+        var key = (connection.RemoteAddress, connection.RemotePort);
+        if (_connections.TryAdd(key, connection))
+        {
+            _acceptQueue!.Writer.TryWrite(connection);
+        }
+    }
+}
