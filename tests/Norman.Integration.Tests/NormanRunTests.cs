@@ -567,10 +567,10 @@ public sealed class NormanRunTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// A server that re-executes itself with its listener (os.execv, the descriptor inheritable): the program it becomes
-    /// serves the namespace kernel's connection on that listener, joining it at its first call on it; the daemon kept
-    /// the listener while the connection of the program before exec closed. When the process ends, nothing of the
-    /// listener is left (`norman ss -t -l`).
+    /// A server that re-executes itself with its listener at two descriptors (os.execv, a dup, both inheritable): the
+    /// program it becomes serves the namespace kernel's connections on both, joining the listener at its first call on
+    /// one of them; the daemon kept the listener while the connection of the program before exec closed. When the
+    /// process ends, nothing of the listener is left (`norman ss -t -l`).
     /// </summary>
     [NetnsFact]
     public void A_listener_passed_over_exec_is_served_by_the_program_the_process_becomes()
@@ -579,26 +579,31 @@ public sealed class NormanRunTests : IAsyncLifetime
         string server = """
             import os, socket, sys
             if len(sys.argv) > 1:  # the program exec'd
-                s = socket.socket(fileno=int(sys.argv[1]))
-                print("exec'd ready", s.getsockname()[1], flush=True)
-                c, _ = s.accept(); c.sendall(f"from the program exec'd, pid {os.getpid()}\n".encode()); c.close()
+                for n, fd in enumerate(sys.argv[1:]):
+                    s = socket.socket(fileno=int(fd))
+                    print("exec'd ready", s.getsockname()[1], flush=True)
+                    c, _ = s.accept(); c.sendall(f"from the program exec'd, pid {os.getpid()}, descriptor {n}\n".encode()); c.close()
                 print("exec'd done", flush=True)
                 sys.exit(0)
             s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("0.0.0.0", 8210)); s.listen(16)
             s.set_inheritable(True)
+            copy = os.dup(s.fileno()); os.set_inheritable(copy, True)
             print("exec'ing", os.getpid(), flush=True)
-            os.execv(sys.executable, [sys.executable, "-u", sys.argv[0], str(s.fileno())])
+            os.execv(sys.executable, [sys.executable, "-u", sys.argv[0], str(s.fileno()), str(copy)])
             """;
         string script = Path.Combine(_host.Directory, "reexec.py");
         File.WriteAllText(script, server);
         using var run = NormanRun("python3", "-u", script);
         string pid = run.ReadLine().Split(' ')[1];
-        WaitForLine(run, "exec'd ready 8210");
-        var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:8210");
-        Assert.True(code == 0, errors);
-        Assert.Equal($"from the program exec'd, pid {pid}\n", output);
+        foreach (int n in new[] { 0, 1 })
+        {
+            WaitForLine(run, "exec'd ready 8210");
+            var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:8210");
+            Assert.True(code == 0, errors);
+            Assert.Equal($"from the program exec'd, pid {pid}, descriptor {n}\n", output);
+        }
         WaitForLine(run, "exec'd done");
         Assert.True(run.Process.WaitForExit(20_000), "the program exec'd never ended");
         Assert.True(ApplicationProcessTests.WaitFor(() => !NormanSs("-t", "-l").Contains(":8210", StringComparison.Ordinal)),

@@ -14,6 +14,8 @@ internal sealed unsafe partial class TcpEndpoint
     /// <summary>About to exec: no segment is answered here any more (<see cref="OnPacket"/>), not even with a reset.</summary>
     private volatile bool _handingOver;
     private readonly List<TcpConnection> _handedOver = new();
+    /// <summary>What was written down, given again when asked again (the program holds the listener at two descriptors).</summary>
+    private List<HandedOverConnection> _written = new();
     private bool _listeningBeforeHandOver;
 
     /// <summary>Runs <paramref name="chore"/> on the loop thread, which alone touches connections, and returns what it returns.</summary>
@@ -44,11 +46,11 @@ internal sealed unsafe partial class TcpEndpoint
     /// <summary>On the loop: the accept queue's connections written down and set aside (those that cannot be stay set aside, unserved).</summary>
     private List<HandedOverConnection> HandOver()
     {
-        var handed = new List<HandedOverConnection>();
         if (_handingOver)
         {
-            return handed;
+            return _written;
         }
+        var handed = new List<HandedOverConnection>();
         _handingOver = true;
         _listeningBeforeHandOver = _listening;
         _listening = false;
@@ -65,6 +67,7 @@ internal sealed unsafe partial class TcpEndpoint
                 handed.Add(written);
             }
         }
+        _written = handed;
         return handed;
     }
 
@@ -85,6 +88,7 @@ internal sealed unsafe partial class TcpEndpoint
             _acceptQueue!.Writer.TryWrite(connection);
         }
         _handedOver.Clear();
+        _written = new();
         _listening = _listeningBeforeHandOver;
         _handingOver = false;
         ConnectionQueued?.Invoke();

@@ -38,6 +38,7 @@
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -532,6 +533,15 @@ static int joined(int fd, int h)
         pthread_mutex_unlock(&taking_over);
         return now;
     }
+    /* Other descriptors for the same inherited listener (dup'd before fork or exec) join with this one: the daemon
+     * knows the listener by one file, and the first join ends the exec'd one's wait. */
+    static int same[64];
+    int sames = 0;
+    for (int other = 0; other < MAX_DESCRIPTORS && sames < 64; other++) {
+        if (other != fd && inherited_doorbell[other] && atomic_load(&owner[other]) == FORKED_AWAY
+            && syscall(SYS_kcmp, getpid(), getpid(), 0 /* KCMP_FILE */, fd, other) == 0)
+            same[sames++] = other;
+    }
     ENTER();
     int listener = n_inherit_listener(inherited_domain[fd], inherited_doorbell[fd] - 1, 1); /* the waiting is done here */
     int readiness = listener > 0 ? n_readiness_fd(listener) : -1;
@@ -553,7 +563,16 @@ static int joined(int fd, int h)
     ENTER();
     remember_listener(listener, inherited_domain[fd]); /* a child may join it in turn */
     inside = 0;
-    atomic_store(&copies[listener], 1);
+    int copies_now = 1;
+    for (int i = 0; i < sames; i++) {
+        int other_cloexec = LIBC(fcntl)(same[i], F_GETFD) & FD_CLOEXEC;
+        if (LIBC(dup3)(readiness, same[i], other_cloexec ? O_CLOEXEC : 0) == same[i]) {
+            forget_inherited(same[i]);
+            atomic_store_explicit(&owner[same[i]], listener, memory_order_release);
+            copies_now++;
+        }
+    }
+    atomic_store(&copies[listener], copies_now);
     atomic_store(&nonblocking[listener], inherited_nonblocking[fd]);
     socket_type[listener] = SOCK_STREAM;
     atomic_store_explicit(&owner[fd], listener, memory_order_release);
