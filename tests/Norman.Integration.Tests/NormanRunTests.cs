@@ -733,6 +733,34 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.Contains("warning", errors);
     }
 
+    /// <summary>
+    /// A bind the daemon refuses for a limit (here its user's pipe memory) fails with ENOMEM, as the program expects, and
+    /// the daemon's sentence (which limit, what raises it) is said once on stderr, where the program says only "Cannot
+    /// allocate memory".
+    /// </summary>
+    [Fact]
+    public async Task A_bind_over_a_users_limit_fails_with_enomem_and_the_daemons_sentence_says_what_raises_it()
+    {
+        await using var daemon = new DaemonFixture(configure: options => options.MaxPipeBytesPerUid = 10 << 20);
+        string program = """
+            import socket
+            held, refused = [], set()
+            for port in range(7400, 7410):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    s.bind(("0.0.0.0", port)); held.append(s)
+                except OSError as error:
+                    refused.add(error.errno)
+            print("held", len(held), "refused", sorted(refused), flush=True)
+            """;
+        var (code, output, errors) = Host.Try(null, "env", $"NORMAN_SOCKET={daemon.SocketPath}", AppProcess.BesideTests("norman"), "run", "--",
+            "python3", "-c", program);
+        Assert.True(code == 0, errors);
+        Assert.Matches(@"^held [1-8] refused \[12\]\n$", output); // ENOMEM, for each of the others
+        Assert.Contains("--max-pipe-memory-per-uid", errors);
+        Assert.Single(Regex.Matches(errors, "max-pipe-memory-per-uid"));
+    }
+
     [Fact]
     public async Task Norman_run_passes_on_the_programs_exit_code_and_a_missing_program_is_127()
     {

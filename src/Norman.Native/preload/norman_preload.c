@@ -254,6 +254,27 @@ static int refuse(int h)
 #define ENTER() (inside = 1)
 #define LEAVE(result) (inside = 0, (result))
 
+static _Atomic int said_limit;
+
+/*
+ * A bind or connect the daemon refused for a limit (its user's sockets or pipe memory, the daemon's descriptors): the
+ * program says only "Cannot allocate memory", so the daemon's sentence (which limit, and the daemon's option that
+ * raises it) is said once on stderr. Returns result, errno kept.
+ */
+static int said_if_limit(int result)
+{
+    if (result < 0 && (errno == ENOMEM || errno == EMFILE) && n_last_error) {
+        int error = errno;
+        int was_inside = inside;
+        inside = 1;
+        const char *why = n_last_error();
+        inside = was_inside;
+        say_once(&said_limit, "process %d: %s", (int)getpid(), why && *why ? why : strerror(error));
+        errno = error;
+    }
+    return result;
+}
+
 static int is_loopback(const struct sockaddr *address, socklen_t length)
 {
     if (address && address->sa_family == AF_INET && length >= sizeof(struct sockaddr_in))
@@ -666,7 +687,7 @@ int bind(int fd, const struct sockaddr *address, socklen_t length)
         if (!h)
             return -1;
         ENTER();
-        return LEAVE(n_bind(h, address, length));
+        return said_if_limit(LEAVE(n_bind(h, address, length)));
     }
     int h = handle_of(fd);
     if (!h)
@@ -674,7 +695,7 @@ int bind(int fd, const struct sockaddr *address, socklen_t length)
     if (unusable(h))
         return refuse(h);
     ENTER();
-    return LEAVE(n_bind(h, address, length));
+    return said_if_limit(LEAVE(n_bind(h, address, length)));
 }
 
 /* A blocking connect waits here for the handshake (writable), then reads how it went; a signal ends the wait with
@@ -682,7 +703,7 @@ int bind(int fd, const struct sockaddr *address, socklen_t length)
 static int connect_norman(int fd, int h, const struct sockaddr *address, socklen_t length)
 {
     ENTER();
-    int result = n_connect(h, address, length);
+    int result = said_if_limit(n_connect(h, address, length));
     inside = 0;
     if (result == 0 || errno != EINPROGRESS || atomic_load(&nonblocking[h]))
         return result;
