@@ -707,6 +707,39 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.Contains("systemd", output);
     }
 
+    /// <summary>
+    /// A prefork server whose worker waits on the listener it inherited with select before accepting (gunicorn's sync
+    /// workers do): the worker joins the listener at its select, so the namespace kernel's connection comes to it, not
+    /// to its parent's listener, which never accepts.
+    /// </summary>
+    [NetnsFact]
+    public void A_forked_worker_that_selects_on_the_listener_it_inherited_gets_the_connections()
+    {
+        var peer = _host.Peer();
+        string server = """
+            import os, select, socket, sys
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", 8213)); s.listen(16)
+            s.setblocking(False)
+            pid = os.fork()
+            if pid == 0:
+                select.select([s], [], [], 0)  # a worker's loop waits with a timeout, again and again
+                print("worker ready", flush=True)
+                ready, _, _ = select.select([s], [], [], 30)
+                c, _ = s.accept(); c.setblocking(True); c.sendall(b"from the selecting worker\n"); c.close()
+                sys.exit(0)
+            _, status = os.waitpid(pid, 0)
+            print("worker done", status, flush=True)
+            """;
+        using var run = NormanRun("python3", "-u", "-c", server);
+        WaitForLine(run, "worker ready");
+        var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:8213");
+        Assert.True(code == 0, errors);
+        Assert.Equal("from the selecting worker\n", output);
+        WaitForLine(run, "worker done 0");
+    }
+
     private static void WaitForLine(AppProcess process, string text)
     {
         for (int lines = 0; lines < 200; lines++)

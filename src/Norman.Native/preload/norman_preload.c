@@ -35,6 +35,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/epoll.h>
+#include <sys/select.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -76,13 +77,16 @@ static int child_copy;
  * listener with. In the child, by descriptor once its own copy is loaded (the parent's handles mean nothing to it); in
  * a program exec'd with a listener, the descriptor itself + 1 (the daemon knows that file as the listener's too). */
 static int listener_doorbell[MAX_HANDLES], listener_domain[MAX_HANDLES];
+/* Whether this process has had a listener (or was exec'd with one): then a forked child may wait on one it inherited. */
+static _Atomic int had_listener;
 static int inherited_doorbell[MAX_DESCRIPTORS], inherited_domain[MAX_DESCRIPTORS], inherited_nonblocking[MAX_DESCRIPTORS];
 
 #define REAL(name) static __typeof__(name) *real_##name
 REAL(socket); REAL(bind); REAL(listen); REAL(accept); REAL(accept4); REAL(connect); REAL(send); REAL(sendto);
 REAL(recv); REAL(recvfrom); REAL(read); REAL(write); REAL(close); REAL(getsockname); REAL(getpeername);
 REAL(setsockopt); REAL(getsockopt); REAL(shutdown); REAL(dup); REAL(dup2); REAL(dup3); REAL(readv); REAL(writev);
-REAL(sendmsg); REAL(recvmsg); REAL(sendmmsg); REAL(recvmmsg); REAL(sendfile); REAL(epoll_ctl);
+REAL(sendmsg); REAL(recvmsg); REAL(sendmmsg); REAL(recvmmsg); REAL(sendfile); REAL(epoll_ctl); REAL(poll); REAL(ppoll);
+REAL(select); REAL(pselect);
 int (*real_fcntl)(int, int, ...);
 static int (*real_ioctl)(int, unsigned long, ...);
 
@@ -160,7 +164,7 @@ __attribute__((constructor(101))) void resolve_libc(void)
     RESOLVE(send); RESOLVE(sendto); RESOLVE(recv); RESOLVE(recvfrom); RESOLVE(read); RESOLVE(write); RESOLVE(close);
     RESOLVE(getsockname); RESOLVE(getpeername); RESOLVE(setsockopt); RESOLVE(getsockopt); RESOLVE(shutdown);
     RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(readv); RESOLVE(writev); RESOLVE(sendmsg); RESOLVE(recvmsg); RESOLVE(sendfile);
-    RESOLVE(sendmmsg); RESOLVE(recvmmsg); RESOLVE(epoll_ctl);
+    RESOLVE(sendmmsg); RESOLVE(recvmmsg); RESOLVE(epoll_ctl); RESOLVE(poll); RESOLVE(ppoll); RESOLVE(select); RESOLVE(pselect);
     RESOLVE(fcntl); RESOLVE(ioctl);
     process_pid = getpid();
     pthread_atfork(NULL, NULL, in_child);
@@ -347,7 +351,7 @@ static int wait_for(int fd, int h, short events, const struct timespec *until)
     struct pollfd ready[2] = { { .fd = fd, .events = events }, { .fd = wakeup, .events = POLLIN } };
     for (;;) {
         struct timespec left = until ? left_until(until) : (struct timespec){ 0 };
-        int n = ppoll(ready, wakeup >= 0 ? 2 : 1, until ? &left : NULL, NULL);
+        int n = LIBC(ppoll)(ready, wakeup >= 0 ? 2 : 1, until ? &left : NULL, NULL);
         if (n > 0)
             return 0;
         if (n == 0) {
@@ -506,6 +510,7 @@ static void remember_listener(int h, int domain)
     int doorbell = n_listener_doorbell ? n_listener_doorbell(h) : -1;
     listener_doorbell[h] = doorbell >= 0 ? doorbell + 1 : 0;
     listener_domain[h] = domain;
+    atomic_store(&had_listener, 1);
 }
 
 /* The library this process's calls go to, loaded once: a forked child's own copy where its parent had loaded one
@@ -646,6 +651,52 @@ void expect_listener(int fd, int domain, int nonblocking_flag)
     inherited_domain[fd] = domain == AF_INET6 ? AF_INET6 : AF_INET;
     inherited_nonblocking[fd] = nonblocking_flag != 0;
     atomic_store(&owner[fd], FORKED_AWAY);
+    atomic_store(&had_listener, 1);
+}
+
+/*
+ * A worker that waits on a listener it inherited with poll or select before any call on it (gunicorn's workers select,
+ * then accept) joins it first, as at accept: else it would watch its parent's listener, which keeps taking the new
+ * connections (no child has joined) and never hands them over. Nothing is looked at in a process that never had a
+ * listener.
+ */
+static int joins_on_wait(void) { return atomic_load_explicit(&had_listener, memory_order_relaxed) && (forked_child || child_copy || !library); }
+
+int poll(struct pollfd *fds, nfds_t count, int timeout)
+{
+    if (joins_on_wait() && !inside)
+        for (nfds_t i = 0; i < count; i++)
+            in_use(fds[i].fd);
+    return LIBC(poll)(fds, count, timeout);
+}
+
+int ppoll(struct pollfd *fds, nfds_t count, const struct timespec *timeout, const sigset_t *mask)
+{
+    if (joins_on_wait() && !inside)
+        for (nfds_t i = 0; i < count; i++)
+            in_use(fds[i].fd);
+    return LIBC(ppoll)(fds, count, timeout, mask);
+}
+
+static void join_selected(int count, fd_set *sets[3])
+{
+    for (int fd = 0; fd < count && fd < FD_SETSIZE; fd++)
+        if ((sets[0] && FD_ISSET(fd, sets[0])) || (sets[1] && FD_ISSET(fd, sets[1])) || (sets[2] && FD_ISSET(fd, sets[2])))
+            in_use(fd);
+}
+
+int select(int count, fd_set *readable, fd_set *writable, fd_set *failed, struct timeval *timeout)
+{
+    if (joins_on_wait() && !inside)
+        join_selected(count, (fd_set *[3]){ readable, writable, failed });
+    return LIBC(select)(count, readable, writable, failed, timeout);
+}
+
+int pselect(int count, fd_set *readable, fd_set *writable, fd_set *failed, const struct timespec *timeout, const sigset_t *mask)
+{
+    if (joins_on_wait() && !inside)
+        join_selected(count, (fd_set *[3]){ readable, writable, failed });
+    return LIBC(pselect)(count, readable, writable, failed, timeout, mask);
 }
 
 /* A forked worker registers a listener it inherited (nginx's do, in each worker): joined first, so that its epoll
