@@ -740,6 +740,33 @@ public sealed class NormanRunTests : IAsyncLifetime
         WaitForLine(run, "worker done 0");
     }
 
+    /// <summary>
+    /// gunicorn as it is run (Debian's): a master that binds, then forks two sync workers, each of which selects on the
+    /// listener it inherited, then accepts. Once the workers have joined (ss lists their listeners beside the master's),
+    /// curl's requests are each answered by a worker.
+    /// </summary>
+    [NetnsFact]
+    public void Gunicorn_with_two_sync_workers_answers_curl()
+    {
+        var peer = _host.Peer();
+        File.WriteAllText(Path.Combine(_host.Directory, "hello.py"), """
+            import os
+            def app(environ, start_response):
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [f"from worker {os.getpid()}\n".encode()]
+            """);
+        using var server = NormanRun("gunicorn", "--workers", "2", "--bind", "0.0.0.0:8214", "--chdir", _host.Directory, "hello:app");
+        // The master's listener and each worker's own: a connection made before a worker joined would wait in the
+        // master's queue, which it never accepts (docs/interposer.md).
+        Assert.True(ApplicationProcessTests.WaitFor(() => Regex.Matches(NormanSs("-t", "-l"), ":8214").Count == 3), NormanSs("-t", "-l", "-p"));
+        for (int i = 0; i < 10; i++)
+        {
+            var (code, output, errors) = peer.Try(null, "curl", "-sS", "--max-time", "10", $"http://{_host.NormanAddress}:8214/");
+            Assert.True(code == 0, errors);
+            Assert.Matches(@"^from worker \d+\n$", output);
+        }
+    }
+
     private static void WaitForLine(AppProcess process, string text)
     {
         for (int lines = 0; lines < 200; lines++)
