@@ -11,12 +11,12 @@ public static class NativeArtifacts
     public static string Library => Path.Combine(SourceTree.NativeDirectory, "libnorman.so");
 
     /// <summary>Compiles <paramref name="source"/> (a path under the repository) into <paramref name="directory"/>, linked with libnorman; returns the program's path.</summary>
-    public static string Compile(string source, string directory)
+    public static string Compile(string source, string directory, params string[] flags)
     {
         string native = SourceTree.NativeDirectory;
         string output = Path.Combine(directory, Path.GetFileNameWithoutExtension(source));
-        Host.Run("cc", "-Wall", "-Wextra", "-Werror", "-I", native, Path.Combine(SourceTree.Root, source), "-o", output,
-            "-L", native, "-l:libnorman.so", $"-Wl,-rpath,{native}");
+        Host.Run(["cc", "-Wall", "-Wextra", "-Werror", .. flags, "-I", native, Path.Combine(SourceTree.Root, source), "-o", output,
+            "-L", native, "-l:libnorman.so", $"-Wl,-rpath,{native}"]);
         return output;
     }
 }

@@ -741,6 +741,24 @@ public sealed class NormanRunTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// The same in C as distributions build it (-O2 -D_FORTIFY_SOURCE=2: the worker's poll is glibc's __poll_chk, which
+    /// the interposer wraps too): the worker polls the listener it inherited, joins it there, and answers.
+    /// </summary>
+    [NetnsFact]
+    public void A_forked_c_worker_built_fortified_that_polls_the_listener_it_inherited_gets_the_connection()
+    {
+        var peer = _host.Peer();
+        string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/poll_worker.c", _host.Directory, "-O2", "-D_FORTIFY_SOURCE=2");
+        Assert.Contains("__poll_chk", Host.Run("nm", "-D", program)); // the path under test
+        using var run = NormanRun(program, "8215");
+        WaitForLine(run, "worker ready");
+        var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:8215");
+        Assert.True(code == 0, errors);
+        Assert.Equal("from the polling worker\n", output);
+        WaitForLine(run, "worker done 0");
+    }
+
+    /// <summary>
     /// gunicorn as it is run (Debian's): a master that binds, then forks two sync workers, each of which selects on the
     /// listener it inherited, then accepts. Once the workers have joined (ss lists their listeners beside the master's),
     /// curl's requests are each answered by a worker.

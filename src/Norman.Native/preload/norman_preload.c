@@ -87,6 +87,8 @@ REAL(recv); REAL(recvfrom); REAL(read); REAL(write); REAL(close); REAL(getsockna
 REAL(setsockopt); REAL(getsockopt); REAL(shutdown); REAL(dup); REAL(dup2); REAL(dup3); REAL(readv); REAL(writev);
 REAL(sendmsg); REAL(recvmsg); REAL(sendmmsg); REAL(recvmmsg); REAL(sendfile); REAL(epoll_ctl); REAL(poll); REAL(ppoll);
 REAL(select); REAL(pselect);
+static int (*real_poll_chk)(struct pollfd *, nfds_t, int, size_t);
+static int (*real_ppoll_chk)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *, size_t);
 int (*real_fcntl)(int, int, ...);
 static int (*real_ioctl)(int, unsigned long, ...);
 
@@ -165,6 +167,8 @@ __attribute__((constructor(101))) void resolve_libc(void)
     RESOLVE(getsockname); RESOLVE(getpeername); RESOLVE(setsockopt); RESOLVE(getsockopt); RESOLVE(shutdown);
     RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3); RESOLVE(readv); RESOLVE(writev); RESOLVE(sendmsg); RESOLVE(recvmsg); RESOLVE(sendfile);
     RESOLVE(sendmmsg); RESOLVE(recvmmsg); RESOLVE(epoll_ctl); RESOLVE(poll); RESOLVE(ppoll); RESOLVE(select); RESOLVE(pselect);
+    real_poll_chk = dlsym(RTLD_NEXT, "__poll_chk");
+    real_ppoll_chk = dlsym(RTLD_NEXT, "__ppoll_chk");
     RESOLVE(fcntl); RESOLVE(ioctl);
     process_pid = getpid();
     pthread_atfork(NULL, NULL, in_child);
@@ -676,6 +680,23 @@ int ppoll(struct pollfd *fds, nfds_t count, const struct timespec *timeout, cons
         for (nfds_t i = 0; i < count; i++)
             in_use(fds[i].fd);
     return LIBC(ppoll)(fds, count, timeout, mask);
+}
+
+/* poll and ppoll as a program built with _FORTIFY_SOURCE calls them, where the array's size is known. */
+int __poll_chk(struct pollfd *fds, nfds_t count, int timeout, size_t size)
+{
+    if (joins_on_wait() && !inside)
+        for (nfds_t i = 0; i < count && (i + 1) * sizeof *fds <= size; i++)
+            in_use(fds[i].fd);
+    return LIBC(poll_chk)(fds, count, timeout, size);
+}
+
+int __ppoll_chk(struct pollfd *fds, nfds_t count, const struct timespec *timeout, const sigset_t *mask, size_t size)
+{
+    if (joins_on_wait() && !inside)
+        for (nfds_t i = 0; i < count && (i + 1) * sizeof *fds <= size; i++)
+            in_use(fds[i].fd);
+    return LIBC(ppoll_chk)(fds, count, timeout, mask, size);
 }
 
 static void join_selected(int count, fd_set *sets[3])
