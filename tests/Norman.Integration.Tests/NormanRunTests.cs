@@ -785,6 +785,45 @@ public sealed class NormanRunTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A connection the master's stack made before it forked its worker (a client that came while the server started):
+    /// the master never accepts, so when the worker joins, the master's stack hands the connection over, the worker
+    /// accepts it with the line and the FIN the client had sent, and answers.
+    /// </summary>
+    [NetnsFact]
+    public void A_connection_made_before_the_master_forked_its_worker_is_answered_by_the_worker()
+    {
+        var peer = _host.Peer();
+        string server = """
+            import os, socket, sys
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", 8216)); s.listen(16)
+            print("listening", flush=True)
+            sys.stdin.readline()  # a connection waits in the listener's queue by then
+            pid = os.fork()
+            if pid == 0:
+                c, _ = s.accept()
+                line = c.makefile().readline().strip()
+                c.sendall(f"worker got: {line}\n".encode()); c.close()
+                sys.exit(0)
+            _, status = os.waitpid(pid, 0)
+            print("worker done", status >> 8, flush=True)
+            """;
+        using var run = NormanRun("python3", "-u", "-c", server);
+        WaitForLine(run, "listening");
+        var client = peer.Start(redirectInput: true, "socat", "-t", "10", "-", $"TCP4:{_host.NormanAddress}:8216");
+        client.StandardInput.Write("hello\n");
+        client.StandardInput.Close(); // the line, then the FIN
+        Assert.True(ApplicationProcessTests.WaitFor(() => Regex.IsMatch(NormanSs("-t", "-a"), @"(ESTAB|CLOSE-WAIT)\s.*:8216\s")),
+            NormanSs("-t", "-a"));
+        run.Process.StandardInput.WriteLine("fork");
+        run.Process.StandardInput.Flush();
+        Assert.True(client.WaitForExit(20_000), "the client never had its answer");
+        Assert.Equal("worker got: hello\n", client.StandardOutput.ReadToEnd());
+        WaitForLine(run, "worker done 0");
+    }
+
     private static void WaitForLine(AppProcess process, string text)
     {
         for (int lines = 0; lines < 200; lines++)

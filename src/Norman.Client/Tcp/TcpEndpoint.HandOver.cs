@@ -1,4 +1,5 @@
 using Norman.Core.Packets;
+using Norman.Core.Pipes;
 using Norman.Core.Protocol;
 
 namespace Norman.Client.Tcp;
@@ -17,6 +18,51 @@ internal sealed unsafe partial class TcpEndpoint
     /// <summary>What was written down, given again when asked again (the program holds the listener at two descriptors).</summary>
     private List<HandedOverConnection> _written = new();
     private bool _listeningBeforeHandOver;
+
+    /// <summary>
+    /// The count of processes that joined this listener, as last seen (<see cref="PipeLayout.JoinedOffset"/>, which the
+    /// daemon raises): at each rise the queue is handed over to the joiner (a master whose workers accept).
+    /// </summary>
+    private int _joinedSeen;
+    /// <summary>Connections handed to a joiner: their segments, until the daemon sends them on, are dropped here, not reset.</summary>
+    private readonly HashSet<(NetAddress, ushort)> _handedAway = new();
+
+    private int* JoinedWord => (int*)(_pipes.Region.Address + PipeLayout.JoinedOffset);
+
+    /// <summary>On the loop, each turn of a listener's: a process joined it, so its queue goes to that process.</summary>
+    private void HandOverQueueIfJoined()
+    {
+        int joined = Volatile.Read(ref *JoinedWord);
+        if (joined == _joinedSeen)
+        {
+            return;
+        }
+        _joinedSeen = joined;
+        var handed = new List<HandedOverConnection>();
+        int bytes = 0;
+        while (handed.Count < HandedOverConnection.MaxConnections && _acceptQueue!.Reader.TryRead(out var connection))
+        {
+            if (connection.HandOver() is { } written && bytes + written.Received.Length <= HandedOverConnection.MaxReceivedBytesInAll)
+            {
+                bytes += written.Received.Length;
+                handed.Add(written);
+                var key = (connection.RemoteAddress, connection.RemotePort);
+                _connections.Remove(key);
+                _timed.Remove(connection);
+                if (_handedAway.Count >= 4096)
+                {
+                    _handedAway.Clear();
+                }
+                _handedAway.Add(key);
+            }
+            else
+            {
+                _acceptQueue.Writer.TryWrite(connection); // stays here, behind the rest
+                break;
+            }
+        }
+        _control.Post(new ControlRequest { Op = ControlProtocol.Ops.QueueHandOver, SocketId = _pipes.SocketId, HandedOver = handed });
+    }
 
     /// <summary>Runs <paramref name="chore"/> on the loop thread, which alone touches connections, and returns what it returns.</summary>
     private T RunOnLoop<T>(Func<T> chore)

@@ -60,6 +60,7 @@ internal sealed unsafe partial class TcpEndpoint : ITcpCarrier, IDisposable
         {
             _acceptQueue = Channel.CreateUnbounded<TcpConnection>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = true });
             _listening = true;
+            _joinedSeen = Volatile.Read(ref *JoinedWord); // memory kept from a closed socket keeps its header page
             foreach (var handed in (IEnumerable<HandedOverConnection>?)handedOver?.Take(HandedOverConnection.MaxConnections) ?? [])
             {
                 TakeUp(handed);
@@ -308,6 +309,10 @@ internal sealed unsafe partial class TcpEndpoint : ITcpCarrier, IDisposable
             {
                 long now = Stopwatch.GetTimestamp();
                 bool worked = ReceiveSegments(now);
+                if (_acceptQueue is not null)
+                {
+                    HandOverQueueIfJoined();
+                }
                 while (_chores.TryDequeue(out var chore))
                 {
                     chore();
@@ -527,9 +532,9 @@ internal sealed unsafe partial class TcpEndpoint : ITcpCarrier, IDisposable
             connection.OnSegment(segment, now);
             return;
         }
-        if (_handingOver)
+        if (_handingOver || _handedAway.Contains((remote, remotePort)))
         {
-            return; // about to exec: a new SYN comes again to the next program's listener, the handed-over connections' segments too
+            return; // handed over (about to exec, or to a joiner): a new SYN comes again to the next listener, the connections' segments too
         }
         if (segment.Has(TcpHeader.Syn) && !segment.Has(TcpHeader.Ack) && !segment.Has(TcpHeader.Rst) && _listening)
         {

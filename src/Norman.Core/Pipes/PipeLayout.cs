@@ -59,6 +59,13 @@ public static class PipeLayout
     /// <summary>A socket's two ring headers, in one page.</summary>
     public const int SocketHeaderBytes = 4096;
 
+    /// <summary>
+    /// In a TCP listener's header page, after the two ring headers: a u32 the daemon adds one to when another process
+    /// joins the listener (a forked worker); the listener's stack then hands over the connections it made and its
+    /// application has not accepted (a master that never accepts would leave them waiting), with queue-handover.
+    /// </summary>
+    public const int JoinedOffset = 2 * SlotsOffset;
+
     public static long SocketRegionBytes(int slotCount, int slotSize) => SocketHeaderBytes + 2L * slotCount * slotSize;
 
     /// <summary>A socket's whole memory: its two rings, and for TCP the table of its connections (<see cref="ConnectionTable"/>).</summary>

@@ -46,6 +46,11 @@ public static class ControlProtocol
         /// that inherits that descriptor (fork, exec) may join the listener with it (inherit).
         /// </summary>
         public const string ListenerHolder = "listener-holder";
+        /// <summary>
+        /// A listener another process joined (<see cref="Pipes.PipeLayout.JoinedOffset"/>) hands over the connections it
+        /// made and its application has not accepted (<see cref="ControlRequest.HandedOver"/>); the joiner's inherit gets them.
+        /// </summary>
+        public const string QueueHandOver = "queue-handover";
         public const string Sockets = "sockets";
         public const string Counters = "counters";
         public const string Stats = "stats";

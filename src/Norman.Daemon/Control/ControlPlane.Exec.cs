@@ -77,6 +77,15 @@ public sealed partial class ControlPlane
         return true;
     }
 
+    /// <summary>Whether <paramref name="socket"/> waits across exec (its program is gone: no stack answers for it).</summary>
+    private bool IsWaitingForExec(NormanSocket socket)
+    {
+        lock (_waitingForExec)
+        {
+            return _waitingForExec.ContainsKey(socket);
+        }
+    }
+
     /// <summary>Whether <paramref name="socket"/> waited across exec; it no longer does (its process's new program joined it).</summary>
     private bool StopWaitingForExec(NormanSocket socket)
     {

@@ -52,7 +52,7 @@ public sealed partial class ControlPlane
         return NoDescriptors;
     }
 
-    private Task<int[]> OnInherit(ControlSession session, ControlRequest request, ControlResponse response)
+    private async Task<int[]> OnInherit(ControlSession session, ControlRequest request, ControlResponse response)
     {
         int proof = session.TakeDescriptor();
         if (proof < 0)
@@ -100,8 +100,66 @@ public sealed partial class ControlPlane
             response.HandedOver = parent.HandedOver;
             session.Finishing(CloseAsync(null, parent));
         }
+        else if (!IsWaitingForExec(parent) && await QueueOfAsync(parent) is { Count: > 0 } handed)
+        {
+            // A master's stack had made connections nobody accepted (its workers do): the joiner takes them up, and
+            // their segments go to it.
+            response.HandedOver = handed;
+            engine.Post(new PinConnectionsCommand(socket.Pipe, [.. handed.Select(c => new FlowKey(IpProtocols.Tcp, ParseAddress(c.LocalAddress),
+                parent.LocalPort, ParseAddress(c.RemoteAddress), (ushort)c.RemotePort))]));
+        }
         log.Info($"{identity.ProcessName} (pid {identity.Pid}) joined the TCP listener on port {parent.LocalPort} of " +
-            $"{parent.Owner.ProcessName} (pid {parent.Owner.Pid}), which takes no new connections now");
-        return Task.FromResult(Granted(session, socket, response));
+            $"{parent.Owner.ProcessName} (pid {parent.Owner.Pid}), which takes no new connections now" +
+            (response.HandedOver is { Count: > 0 } given ? $" and handed over {given.Count} it had not accepted" : ""));
+        return Granted(session, socket, response);
+    }
+
+    /// <summary>How long a joiner waits for the listener's stack to hand over its queue (it looks at least every 100 ms).</summary>
+    public static readonly TimeSpan QueueHandOverWait = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
+    /// The connections <paramref name="parent"/>'s stack made and its application did not accept, which it hands over
+    /// when told that a process joined it (queue-handover); null if it does not within <see cref="QueueHandOverWait"/>.
+    /// </summary>
+    private async Task<List<HandedOverConnection>?> QueueOfAsync(NormanSocket parent)
+    {
+        await parent.JoinGate.WaitAsync();
+        try
+        {
+            var wanted = new TaskCompletionSource<List<HandedOverConnection>?>(TaskCreationOptions.RunContinuationsAsynchronously);
+            parent.QueueWanted = wanted;
+            if (!parent.AddJoined())
+            {
+                return null;
+            }
+            parent.Wakeup.Signal();
+            bool answered = await Task.WhenAny(wanted.Task, Task.Delay(QueueHandOverWait)) == wanted.Task;
+            parent.QueueWanted = null;
+            return answered ? wanted.Task.Result : null;
+        }
+        finally
+        {
+            parent.JoinGate.Release();
+        }
+    }
+
+    /// <summary>A listener's stack hands over its queue to the process that joined it (<see cref="QueueOfAsync"/>).</summary>
+    private Task<int[]> OnQueueHandOver(ControlSession session, ControlRequest request, ControlResponse response)
+    {
+        var socket = OwnedSocket(session, request);
+        if (request.HandedOver is { Count: > HandedOverConnection.MaxConnections })
+        {
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument,
+                $"At most {HandedOverConnection.MaxConnections} connections are handed over, not {request.HandedOver.Count}.");
+        }
+        if (request.HandedOver is { Count: > 0 } handed && socket.QueueWanted?.TrySetResult(handed) != true)
+        {
+            log.Warn($"{session.Who} handed over {handed.Count} connection(s) of port {socket.LocalPort} after its joiner stopped waiting: they are lost");
+        }
+        else
+        {
+            socket.QueueWanted?.TrySetResult(null);
+        }
+        return NoDescriptors;
     }
 }

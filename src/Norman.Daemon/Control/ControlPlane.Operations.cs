@@ -30,6 +30,7 @@ public sealed partial class ControlPlane
         new(ControlProtocol.Ops.Connect, Privilege.Anyone, "connecting one's own socket") { Handle = (p, s, q, a) => p.OnConnect(s, q, a), Quick = true },
         new(ControlProtocol.Ops.Close, Privilege.Anyone, "closing one's own socket") { Handle = (p, s, q, a) => p.OnClose(s, q, a), Quick = true },
         new(ControlProtocol.Ops.ListenerHolder, Privilege.Anyone, "naming the descriptor one holds one's own listener by") { Handle = (p, s, q, a) => p.OnListenerHolder(s, q, a), Quick = true },
+        new(ControlProtocol.Ops.QueueHandOver, Privilege.Anyone, "handing one's listener's queue to the process that joined it") { Handle = (p, s, q, a) => p.OnQueueHandOver(s, q, a), Quick = true },
         new(ControlProtocol.Ops.KeepAcrossExec, Privilege.Anyone, "keeping one's own listener for the program one execs") { Handle = (p, s, q, a) => p.OnKeepAcrossExec(s, q, a), Quick = true },
         new(ControlProtocol.Ops.StopListening, Privilege.Anyone, "stopping one's own listener") { Handle = (p, s, q, a) => p.OnStopListening(s, q, a), Quick = true },
         new(ControlProtocol.Ops.Sockets, Privilege.Anyone, "listing sockets") { Handle = (p, s, q, a) => p.OnSockets(s, q, a) },

@@ -103,6 +103,25 @@ public sealed unsafe class NormanSocket : IDisposable
     public ushort RemotePort { get; set; }
     /// <summary>A TCP listener its process passes to the program it execs (ControlPlane.Exec.cs): kept when its connection closes.</summary>
     public bool KeptAcrossExec { get; set; }
+    /// <summary>One process joins this listener at a time (ControlPlane.Inherit.cs), each waiting for the queue it hands over.</summary>
+    public SemaphoreSlim JoinGate { get; } = new(1, 1);
+    /// <summary>The joiner waiting for this listener's queue-handover, while one does.</summary>
+    public TaskCompletionSource<List<Norman.Core.Protocol.HandedOverConnection>?>? QueueWanted { get; set; }
+
+    /// <summary>Tells the listener's stack that a process joined it (<see cref="PipeLayout.JoinedOffset"/>); false once disposed.</summary>
+    public bool AddJoined()
+    {
+        lock (_mapping)
+        {
+            if (_disposed)
+            {
+                return false;
+            }
+            Interlocked.Increment(ref *(int*)(Region.Address + PipeLayout.JoinedOffset));
+            return true;
+        }
+    }
+
     /// <summary>The connections its program had made and not accepted when it exec'd, for the next program (ControlPlane.Exec.cs).</summary>
     public List<Norman.Core.Protocol.HandedOverConnection>? HandedOver { get; set; }
 

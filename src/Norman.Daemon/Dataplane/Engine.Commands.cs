@@ -79,6 +79,12 @@ public sealed partial class Engine
             case StopListeningCommand stop when stop.Socket.Slot >= 0:
                 _lookup.StopAccepting(stop.Socket.Key, stop.Socket.Slot);
                 break;
+            case PinConnectionsCommand pin when pin.Socket.Slot >= 0:
+                foreach (var connection in pin.Connections)
+                {
+                    _lookup.Pin(connection, pin.Socket.Slot);
+                }
+                break;
             case RemoveSocketCommand remove when remove.Socket.Slot >= 0 && !_halted:
                 // Nothing more is delivered to it; what it already sent still leaves, as a kernel's send queue
                 // does on close. The command completes once its TX pipe is empty (or the drain time is up).

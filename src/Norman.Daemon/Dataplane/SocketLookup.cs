@@ -221,6 +221,27 @@ public sealed class SocketLookup(int initialCapacity)
         return member;
     }
 
+    /// <summary>
+    /// Pins a TCP connection of a reuseport group to the member at <paramref name="slot"/> (one that took it over from
+    /// another member); nothing before the port has a group (its pins table is made with the first).
+    /// </summary>
+    public void Pin(in FlowKey connection, int slot)
+    {
+        if (_pins is not { } pins)
+        {
+            return;
+        }
+        pins.Remove(connection);
+        if (!pins.TryAdd(connection, slot))
+        {
+            SweepClosing(pins);
+            if (!pins.TryAdd(connection, slot))
+            {
+                PinsFull++;
+            }
+        }
+    }
+
     /// <summary>A pin whose connection's peer sent its FIN: kept for the last ACK, dropped when the table fills.</summary>
     private const int ClosingPin = 1 << 29;
 

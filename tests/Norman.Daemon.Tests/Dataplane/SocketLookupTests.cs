@@ -159,4 +159,23 @@ public sealed class SocketLookupTests
         Assert.All(Enumerable.Range(3000, 100), port =>
             Assert.Equal(4, lookup.TryFind(IpProtocols.Tcp, Ours, 6000, Peer, (ushort)port, out int slot, TcpHeader.Syn) ? slot : -1));
     }
+
+    [Fact]
+    public void Connections_a_listener_handed_to_the_member_that_joined_it_go_to_that_member()
+    {
+        var lookup = new SocketLookup(16);
+        var key = FlowKey.Listener(IpProtocols.Tcp, NetAddress.FromV4(0), 5000);
+        var connection = new FlowKey(IpProtocols.Tcp, Ours, 5000, Peer, 1234);
+        lookup.Pin(connection, 2); // no group yet: nothing to pin in
+        lookup.Add(key, 1);
+        Assert.Equal(1, Segment(lookup, 1234, TcpHeader.Syn)); // made by the first listener, alone: not pinned
+        lookup.Add(key, 2, reusePort: true);
+        lookup.StopAccepting(key, 1);
+        Assert.Equal(1, Segment(lookup, 1234, TcpHeader.Ack)); // the group's first member, as before the hand-over
+
+        lookup.Pin(connection, 2); // the first handed it to the second
+        Assert.Equal(2, Segment(lookup, 1234, TcpHeader.Ack));
+        Assert.Equal(2, Segment(lookup, 1234, TcpHeader.Fin | TcpHeader.Ack));
+        Assert.Equal(1, Segment(lookup, 1235, TcpHeader.Ack)); // only that connection
+    }
 }
