@@ -774,8 +774,7 @@ public sealed class NormanRunTests : IAsyncLifetime
                 return [f"from worker {os.getpid()}\n".encode()]
             """);
         using var server = NormanRun("gunicorn", "--workers", "2", "--bind", "0.0.0.0:8214", "--chdir", _host.Directory, "hello:app");
-        // The master's listener and each worker's own: a connection made before a worker joined would wait in the
-        // master's queue, which it never accepts (docs/interposer.md).
+        // The master's listener and each worker's own, once both workers have joined at their first select.
         Assert.True(ApplicationProcessTests.WaitFor(() => Regex.Matches(NormanSs("-t", "-l"), ":8214").Count == 3), NormanSs("-t", "-l", "-p"));
         for (int i = 0; i < 10; i++)
         {

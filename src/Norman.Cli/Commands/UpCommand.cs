@@ -100,9 +100,10 @@ public static class UpCommand
             Console.Error.WriteLine($"norman up: {error.Message}");
             return 1;
         }
-        var stop = new TaskCompletionSource();
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; stop.TrySetResult(); });
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => { context.Cancel = true; stop.TrySetResult(); });
+        // SIGTERM and SIGINT reach us as the invocation's cancellation (System.CommandLine's handler, which gives the stop
+        // ten seconds): a handler of our own as well let the command end while that one was still running, and it then
+        // cancelled a disposed token and the process aborted (exit 134) on a clean stop.
+        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var onCancel = cancellation.Register(() => stop.TrySetResult());
         var rate = options.LineRateBitsPerSecond == 0 ? "no line rate" : $"line rate {options.LineRateBitsPerSecond / 1e9:0.###} Gbit/s";
         string addresses = string.Concat(daemon.Engine.Host.Prefixes6.Select(a => $", {a.Address}/{a.PrefixLength}"));
