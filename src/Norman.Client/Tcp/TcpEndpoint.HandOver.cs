@@ -5,10 +5,11 @@ using Norman.Core.Protocol;
 namespace Norman.Client.Tcp;
 
 /// <summary>
-/// A listener's connections made and not yet accepted, handed to the program the process execs (ControlPlane.Exec.cs in
-/// the daemon): this stack writes them down and stops serving them and new SYNs, which come again to the next
-/// program's listener (segments dropped here are not acknowledged, so their senders send them again); the next
-/// program's stack takes them up into its accept queue. If the exec fails, they are taken back.
+/// A listener's connections made and not yet accepted, handed to another stack: the program the process execs
+/// (ControlPlane.Exec.cs in the daemon), or a process that joined the listener (a forked worker, whose master never
+/// accepts). This stack writes them down and stops serving them, dropping their segments (not acknowledged, so their
+/// senders send them again; at exec new SYNs too, which come again to the next program's listener); the other stack
+/// takes them up into its accept queue. If the exec fails, they are taken back.
 /// </summary>
 internal sealed unsafe partial class TcpEndpoint
 {
@@ -40,26 +41,19 @@ internal sealed unsafe partial class TcpEndpoint
         _joinedSeen = joined;
         var handed = new List<HandedOverConnection>();
         int bytes = 0;
-        while (handed.Count < HandedOverConnection.MaxConnections && _acceptQueue!.Reader.TryRead(out var connection))
+        while (_acceptQueue!.Reader.TryRead(out var connection))
         {
-            if (connection.HandOver() is { } written && bytes + written.Received.Length <= HandedOverConnection.MaxReceivedBytesInAll)
-            {
-                bytes += written.Received.Length;
-                handed.Add(written);
-                var key = (connection.RemoteAddress, connection.RemotePort);
-                _connections.Remove(key);
-                _timed.Remove(connection);
-                if (_handedAway.Count >= 4096)
-                {
-                    _handedAway.Clear();
-                }
-                _handedAway.Add(key);
-            }
-            else
+            if (!TryWriteDown(connection, handed, ref bytes))
             {
                 _acceptQueue.Writer.TryWrite(connection); // stays here, behind the rest
                 break;
             }
+            SetAside(connection);
+            if (_handedAway.Count >= 4096)
+            {
+                _handedAway.Clear();
+            }
+            _handedAway.Add((connection.RemoteAddress, connection.RemotePort));
         }
         _control.Post(new ControlRequest { Op = ControlProtocol.Ops.QueueHandOver, SocketId = _pipes.SocketId, HandedOver = handed });
     }
@@ -104,17 +98,31 @@ internal sealed unsafe partial class TcpEndpoint
         while (_acceptQueue!.Reader.TryRead(out var connection))
         {
             _handedOver.Add(connection);
-            _connections.Remove((connection.RemoteAddress, connection.RemotePort));
-            _timed.Remove(connection);
-            if (handed.Count < HandedOverConnection.MaxConnections && connection.HandOver() is { } written
-                && bytes + written.Received.Length <= HandedOverConnection.MaxReceivedBytesInAll)
-            {
-                bytes += written.Received.Length;
-                handed.Add(written);
-            }
+            SetAside(connection);
+            TryWriteDown(connection, handed, ref bytes);
         }
         _written = handed;
         return handed;
+    }
+
+    /// <summary>Writes a connection down into <paramref name="handed"/>, if it can be and the hand-over has room left (count, bytes).</summary>
+    private static bool TryWriteDown(TcpConnection connection, List<HandedOverConnection> handed, ref int bytes)
+    {
+        if (handed.Count >= HandedOverConnection.MaxConnections || connection.HandOver() is not { } written
+            || bytes + written.Received.Length > HandedOverConnection.MaxReceivedBytesInAll)
+        {
+            return false;
+        }
+        bytes += written.Received.Length;
+        handed.Add(written);
+        return true;
+    }
+
+    /// <summary>This stack no longer serves the connection: not its segments, not its timers.</summary>
+    private void SetAside(TcpConnection connection)
+    {
+        _connections.Remove((connection.RemoteAddress, connection.RemotePort));
+        _timed.Remove(connection);
     }
 
     /// <summary>On the loop: the exec failed, so the connections set aside are served and queued again.</summary>
