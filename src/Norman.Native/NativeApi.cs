@@ -95,7 +95,7 @@ internal static unsafe class NativeApi
 
     /// <summary>
     /// Before exec: keeps a listening socket (keep 1) for the program the process becomes, which joins it with
-    /// norman_inherit_listener and a copy of its doorbell that survives exec; keep 0 takes that back (the exec failed).
+    /// norman_inherit_listener and its readiness descriptor, passed on without close-on-exec; keep 0 takes that back (the exec failed).
     /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "norman_keep_across_exec")]
     public static int KeepAcrossExec(int handle, int keep)
@@ -113,7 +113,7 @@ internal static unsafe class NativeApi
 
     /// <summary>
     /// In a forked child, through its own copy of this library: a listener on the port of the TCP listener it inherited
-    /// (whose doorbell the parent's norman_listener_doorbell gave); new connections come to it, none to the inherited one.
+    /// (proved by its doorbell or its readiness descriptor); new connections come to it, none to the inherited one.
     /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "norman_inherit_listener")]
     public static int InheritListener(int domain, int inheritedDoorbell, int nonBlocking)

@@ -35,17 +35,19 @@ int norman_listen(int socket, int backlog);
 int norman_accept(int socket, struct sockaddr *address, socklen_t *address_length);
 /* fork: this library's runtime does not survive in a forked child, but a second copy of it does (load it there with
  * dlmopen(LM_ID_NEWLM, ...)). A child that inherited a listening TCP socket calls norman_inherit_listener through its
- * own copy with the doorbell the parent's norman_listener_doorbell gave (the descriptor the child inherited): it gets
- * a listener of its own on the same port, which takes the new connections (other children that do the same share
- * them); the inherited listener takes none from then on, and keeps those it has. */
+ * own copy with a descriptor that proves it holds the listener: the doorbell the parent's norman_listener_doorbell
+ * gave, or the listener's readiness descriptor (norman_readiness_fd, or any dup of it; the daemon is told of it at
+ * listen). It gets a listener of its own on the same port, which takes the new connections (other children that do
+ * the same share them) and those the inherited listener had made and not accepted; the inherited one takes none from
+ * then on. */
 int norman_listener_doorbell(int socket);
 /* A copy loaded by dlmopen has a libc of its own, whose errno the program does not read: pass it the program's
  * __errno_location, and failures set errno there too. */
 void norman_use_errno(int *(*errno_location)(void));
 int norman_inherit_listener(int domain, int inherited_doorbell, int nonblocking);
-/* exec: a listening socket survives into the program the process execs if, before exec, it is kept (keep 1) and a copy
- * of its doorbell without close-on-exec goes along; that program (loading this library afresh) joins it with
- * norman_inherit_listener as a forked child does. The kept listener takes no new connections once joined and ends with
+/* exec: a listening socket survives into the program the process execs if, before exec, it is kept (keep 1) and its
+ * readiness descriptor goes along without close-on-exec; that program (loading this library afresh) joins it with
+ * norman_inherit_listener and that descriptor as a forked child does, and gets the connections not yet accepted. The kept listener takes no new connections once joined and ends with
  * the process. keep 0 takes it back when the exec failed. */
 int norman_keep_across_exec(int socket, int keep);
 /* UDP: fixes the peer (norman_send goes there, only its datagrams arrive). TCP: the three-way handshake; on a

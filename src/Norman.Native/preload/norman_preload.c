@@ -73,13 +73,14 @@ static pid_t process_pid; /* this process's, set at start and in a forked child:
  * copy's; the parent's, at the descriptors that still name them, are FORKED_AWAY. */
 static int child_copy;
 #define FORKED_AWAY (MAX_HANDLES - 2)
-/* A listener's doorbell descriptor + 1 and its family, recorded at listen: what a forked child proves it holds the
- * listener with. In the child, by descriptor once its own copy is loaded (the parent's handles mean nothing to it); in
- * a program exec'd with a listener, the descriptor itself + 1 (the daemon knows that file as the listener's too). */
-static int listener_doorbell[MAX_HANDLES], listener_domain[MAX_HANDLES];
+/* A listener's family, recorded at listen (0: not a listener). A process that inherits the listener's descriptor, by
+ * fork or across exec, proves with that descriptor that it holds the listener: the library named the same file to the
+ * daemon at listen (listener-holder). */
+static int listener_domain[MAX_HANDLES];
 /* Whether this process has had a listener (or was exec'd with one): then a forked child may wait on one it inherited. */
 static _Atomic int had_listener;
-static int inherited_doorbell[MAX_DESCRIPTORS], inherited_domain[MAX_DESCRIPTORS], inherited_nonblocking[MAX_DESCRIPTORS];
+/* By descriptor, a listener this process inherited and has still to join: its family (0: none) and O_NONBLOCK. */
+static int inherited_domain[MAX_DESCRIPTORS], inherited_nonblocking[MAX_DESCRIPTORS];
 
 #define REAL(name) static __typeof__(name) *real_##name
 REAL(socket); REAL(bind); REAL(listen); REAL(accept); REAL(accept4); REAL(connect); REAL(send); REAL(sendto);
@@ -111,7 +112,6 @@ static int (*n_flush)(int);
 static int (*n_setsockopt)(int, int, int, const void *, socklen_t);
 static int (*n_socket_error)(int);
 static int (*n_readable_bytes)(int);
-static int (*n_listener_doorbell)(int);
 static int (*n_inherit_listener)(int, int, int);
 static int (*n_keep_across_exec)(int, int);
 
@@ -183,7 +183,7 @@ static void resolve_norman(void)
     NORMAN(socket); NORMAN(bind); NORMAN(listen); NORMAN(accept); NORMAN(connect); NORMAN(sendto); NORMAN(recvfrom);
     NORMAN(shutdown); NORMAN(getsockname); NORMAN(getpeername); NORMAN(close); NORMAN(readiness_fd); NORMAN(wakeup_fd);
     NORMAN(set_nonblocking); NORMAN(last_error); NORMAN(flush); NORMAN(setsockopt); NORMAN(socket_error); NORMAN(readable_bytes);
-    NORMAN(listener_doorbell); NORMAN(inherit_listener); NORMAN(keep_across_exec);
+    NORMAN(inherit_listener); NORMAN(keep_across_exec);
 }
 
 /* The daemon's socket and the library as the program started with them (`norman run` sets both): a server may clear
@@ -458,13 +458,13 @@ static void release(int h)
 
 /*
  * fork: the library's runtime does not survive in a forked child, but a second copy of the library does (dlmopen, a
- * namespace of its own). A child's first accept on, or epoll registration of, a listener it inherited loads that copy
- * and joins the listener through it (norman_inherit_listener, the listener's doorbell as proof): a listener of the
- * child's own on the same port, whose readiness descriptor takes the inherited number; the parent's listener takes no
- * new connections from then on. Every other Norman descriptor the child inherited stays refused.
+ * namespace of its own). A child's first call on a listener it inherited (accept, epoll registration, a poll on it…)
+ * loads that copy and joins the listener through it (norman_inherit_listener, the inherited descriptor as proof): a
+ * listener of the child's own on the same port, whose readiness descriptor takes the inherited number; the parent's
+ * listener takes no new connections from then on. A program exec'd with a listener joins it the same way. Every other
+ * Norman descriptor the child inherited stays refused.
  */
 static pthread_mutex_t taking_over = PTHREAD_MUTEX_INITIALIZER;
-
 
 /* Loads the child's own copy, once; the parent's handles become FORKED_AWAY (listeners remembered by descriptor). */
 static int load_child_copy(void)
@@ -485,7 +485,6 @@ static int load_child_copy(void)
         int h = atomic_load(&owner[fd]);
         if (h <= 0 || h == INHERITED_ACROSS_EXEC || h == FORKED_AWAY)
             continue; /* FORKED_AWAY: a listener still to join (this child's parent was exec'd with it) */
-        inherited_doorbell[fd] = listener_doorbell[h];
         inherited_domain[fd] = listener_domain[h];
         inherited_nonblocking[fd] = atomic_load(&nonblocking[h]);
         atomic_store(&owner[fd], FORKED_AWAY);
@@ -494,7 +493,7 @@ static int load_child_copy(void)
     memset((void *)nonblocking, 0, sizeof nonblocking);
     memset((void *)timeout_us, 0, sizeof timeout_us);
     memset((void *)buffer_bytes, 0, sizeof buffer_bytes);
-    memset(listener_doorbell, 0, sizeof listener_doorbell);
+    memset(listener_domain, 0, sizeof listener_domain);
     library = copy;
     resolve_norman();
     /* The copy has a libc of its own, and so an errno of its own: it is told where the program reads errno. */
@@ -508,11 +507,9 @@ static int load_child_copy(void)
     return 1;
 }
 
-/* What a forked child joins listener h with: its doorbell and family (called inside the library). */
+/* Handle h listens, in this family: a process that inherits its descriptor may join it. */
 static void remember_listener(int h, int domain)
 {
-    int doorbell = n_listener_doorbell ? n_listener_doorbell(h) : -1;
-    listener_doorbell[h] = doorbell >= 0 ? doorbell + 1 : 0;
     listener_domain[h] = domain;
     atomic_store(&had_listener, 1);
 }
@@ -544,7 +541,7 @@ static int library_for_this_process(void)
 }
 
 /* Forgets that fd was a listener to join. */
-static void forget_inherited(int fd) { inherited_doorbell[fd] = 0; }
+static void forget_inherited(int fd) { inherited_domain[fd] = 0; }
 
 /*
  * The handle of descriptor fd for a call that uses it: where fd is a listener this process inherited (a forked child's
@@ -554,11 +551,11 @@ static int joined(int fd, int h)
 {
     if (inside || fd < 0 || fd >= MAX_DESCRIPTORS)
         return h;
-    int parents = forked_child && !child_copy && h > 0 && h < FORKED_AWAY && listener_doorbell[h];
-    if (!parents && !(h == FORKED_AWAY && inherited_doorbell[fd]))
+    int parents = forked_child && !child_copy && h > 0 && h < FORKED_AWAY && listener_domain[h];
+    if (!parents && !(h == FORKED_AWAY && inherited_domain[fd]))
         return h;
     pthread_mutex_lock(&taking_over);
-    if (!load_own_library() || atomic_load(&owner[fd]) != FORKED_AWAY || !inherited_doorbell[fd]) {
+    if (!load_own_library() || atomic_load(&owner[fd]) != FORKED_AWAY || !inherited_domain[fd]) {
         int now = atomic_load(&owner[fd]);
         pthread_mutex_unlock(&taking_over);
         return now;
@@ -568,12 +565,12 @@ static int joined(int fd, int h)
     static int same[64];
     int sames = 0;
     for (int other = 0; other < MAX_DESCRIPTORS && sames < 64; other++) {
-        if (other != fd && inherited_doorbell[other] && atomic_load(&owner[other]) == FORKED_AWAY
+        if (other != fd && inherited_domain[other] && atomic_load(&owner[other]) == FORKED_AWAY
             && syscall(SYS_kcmp, getpid(), getpid(), 0 /* KCMP_FILE */, fd, other) == 0)
             same[sames++] = other;
     }
     ENTER();
-    int listener = n_inherit_listener(inherited_domain[fd], inherited_doorbell[fd] - 1, 1); /* the waiting is done here */
+    int listener = n_inherit_listener(inherited_domain[fd], fd, 1); /* fd is the proof; the waiting is done here */
     int readiness = listener > 0 ? n_readiness_fd(listener) : -1;
     inside = 0;
     int cloexec = LIBC(fcntl)(fd, F_GETFD) & FD_CLOEXEC;
@@ -589,10 +586,8 @@ static int joined(int fd, int h)
         pthread_mutex_unlock(&taking_over);
         return FORKED_AWAY;
     }
-    forget_inherited(fd);
-    ENTER();
     remember_listener(listener, inherited_domain[fd]); /* a child may join it in turn */
-    inside = 0;
+    forget_inherited(fd);
     int copies_now = 1;
     for (int i = 0; i < sames; i++) {
         int other_cloexec = LIBC(fcntl)(same[i], F_GETFD) & FD_CLOEXEC;
@@ -617,12 +612,12 @@ int listener_across_exec(int fd, int replacing, int *domain, int *nonblocking_ou
 {
     *kept = 0;
     int h = atomic_load(&owner[fd]);
-    if (h == FORKED_AWAY && inherited_doorbell[fd]) { /* still to join: passed on as it came */
+    if (h == FORKED_AWAY && inherited_domain[fd]) { /* still to join: passed on as it came */
         *domain = inherited_domain[fd];
         *nonblocking_out = inherited_nonblocking[fd];
         return 1;
     }
-    if (h <= 0 || h >= FORKED_AWAY || !listener_doorbell[h])
+    if (h <= 0 || h >= FORKED_AWAY || !listener_domain[h])
         return 0;
     *domain = listener_domain[h];
     *nonblocking_out = atomic_load(&nonblocking[h]);
@@ -651,7 +646,6 @@ void expect_listener(int fd, int domain, int nonblocking_flag)
 {
     if (fd < 0 || fd >= MAX_DESCRIPTORS || LIBC(fcntl)(fd, F_GETFD) < 0)
         return;
-    inherited_doorbell[fd] = fd + 1; /* the proof: the listener's own descriptor */
     inherited_domain[fd] = domain == AF_INET6 ? AF_INET6 : AF_INET;
     inherited_nonblocking[fd] = nonblocking_flag != 0;
     atomic_store(&owner[fd], FORKED_AWAY);
