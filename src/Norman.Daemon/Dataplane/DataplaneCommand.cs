@@ -29,7 +29,6 @@ public sealed class RemoveSocketCommand(PipeSocket socket) : DataplaneCommand
     public PipeSocket Socket { get; } = socket;
 }
 
-/// <summary>A TCP listener stops listening: in a reuseport group, no new connections go to it; its own stay with it.</summary>
 /// <summary>
 /// Connections another listener of the group handed over to <paramref name="socket"/> (a worker that joined its
 /// master's): their segments go to it from now on, whatever member they were pinned to, or the group's first.
@@ -40,6 +39,7 @@ public sealed class PinConnectionsCommand(PipeSocket socket, IReadOnlyList<FlowK
     public IReadOnlyList<FlowKey> Connections { get; } = connections;
 }
 
+/// <summary>A TCP listener stops listening: in a reuseport group, no new connections go to it; its own stay with it.</summary>
 public sealed class StopListeningCommand(PipeSocket socket) : DataplaneCommand
 {
     public PipeSocket Socket { get; } = socket;

@@ -209,21 +209,15 @@ public sealed class SocketLookup(int initialCapacity)
             return group.Members[0];
         }
         int member = Member(held, connection.RemoteAddress, connection.RemotePort);
-        pins.Remove(connection); // a stale pin to a member that left
-        if (!pins.TryAdd(connection, member))
-        {
-            SweepClosing(pins);
-            if (!pins.TryAdd(connection, member))
-            {
-                PinsFull++; // 65,536 live connections pinned: this one follows the group's first member when not a SYN
-            }
-        }
+        Pin(connection, member);
         return member;
     }
 
     /// <summary>
-    /// Pins a TCP connection of a reuseport group to the member at <paramref name="slot"/> (one that took it over from
-    /// another member); nothing before the port has a group (its pins table is made with the first).
+    /// Pins a TCP connection of a reuseport group to the member at <paramref name="slot"/>, in place of any earlier pin
+    /// (one to a member that left, or that handed the connection over); nothing before the port has a group (its pins
+    /// table is made with the first). Past <see cref="MaxPins"/> live connections the pin is not made (<see cref="PinsFull"/>):
+    /// the connection follows the group's first member when not a SYN.
     /// </summary>
     public void Pin(in FlowKey connection, int slot)
     {
