@@ -33,14 +33,15 @@ public sealed class NormanTcpListener : IDisposable
     private NormanTcpListener(TcpEndpoint endpoint) => _endpoint = endpoint;
 
     /// <summary>
-    /// In a process that inherited a listener across fork (a server's worker), a listener of its own on the same port:
-    /// <paramref name="inheritedDoorbell"/> is the inherited listener's <see cref="DoorbellDescriptor"/>, which proves to
-    /// the daemon that this process holds it. New connections come to this listener (and to other workers' that did the
-    /// same), none to the inherited one, whose own connections stay with it.
+    /// In a process that inherited a listener (a server's forked worker, a program exec'd), a listener of its own on the
+    /// same port: <paramref name="inheritedDescriptor"/> is the inherited listener's <see cref="DoorbellDescriptor"/> or the
+    /// descriptor given to <see cref="NameHolder"/>, which proves to the daemon that this process holds it. New
+    /// connections come to this listener (and to other workers' that did the same), with those the inherited one had
+    /// made and not accepted; none go to the inherited one any more.
     /// </summary>
-    public static NormanTcpListener Inherit(int inheritedDoorbell, string? controlSocketPath = null, int backlog = 4096,
+    public static NormanTcpListener Inherit(int inheritedDescriptor, string? controlSocketPath = null, int backlog = 4096,
         TcpCongestionControl congestionControl = TcpCongestionControl.Cubic) =>
-        new(TcpEndpoint.Inherit(controlSocketPath, inheritedDoorbell, backlog, congestionControl));
+        new(TcpEndpoint.Inherit(controlSocketPath, inheritedDescriptor, backlog, congestionControl));
 
     /// <summary>The listener's doorbell descriptor, which a forked child that inherits it passes to <see cref="Inherit"/>.</summary>
     public int DoorbellDescriptor => _endpoint.DoorbellDescriptor;

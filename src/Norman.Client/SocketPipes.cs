@@ -101,14 +101,14 @@ internal sealed unsafe class SocketPipes : IDisposable
     }
 
     /// <summary>
-    /// Joins a TCP listener this process inherited (a forked worker): <paramref name="listenerDoorbell"/>, the
-    /// listener's doorbell descriptor, proves it holds it; the daemon answers with a listener of this process's own on
+    /// Joins a TCP listener this process inherited (a forked worker, a program exec'd): <paramref name="proof"/>, a
+    /// descriptor of the listener (its doorbell, or the one its program holds it by), proves it holds it; the daemon answers with a listener of this process's own on
     /// the same port, in a group with the inherited one, which takes no new connections from then on.
     /// </summary>
-    public static SocketPipes Inherit(ControlChannel control, int listenerDoorbell, out List<HandedOverConnection>? handedOver)
+    public static SocketPipes Inherit(ControlChannel control, int proof, out List<HandedOverConnection>? handedOver)
     {
         var fds = new List<int>();
-        var response = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Inherit }, fds, sentFds: [listenerDoorbell]);
+        var response = control.Call(new ControlRequest { Op = ControlProtocol.Ops.Inherit }, fds, sentFds: [proof]);
         handedOver = response.HandedOver;
         return Granted(control, response, fds);
     }

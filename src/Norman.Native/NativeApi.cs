@@ -116,12 +116,12 @@ internal static unsafe class NativeApi
     /// (proved by its doorbell or its readiness descriptor); new connections come to it, none to the inherited one.
     /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "norman_inherit_listener")]
-    public static int InheritListener(int domain, int inheritedDoorbell, int nonBlocking)
+    public static int InheritListener(int domain, int proof, int nonBlocking)
     {
         try
         {
             var family = domain == AfInet6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
-            return SocketHandles.Add(NativeSocket.InheritListener(family, inheritedDoorbell, nonBlocking != 0));
+            return SocketHandles.Add(NativeSocket.InheritListener(family, proof, nonBlocking != 0));
         }
         catch (Exception error)
         {

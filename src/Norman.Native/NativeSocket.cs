@@ -77,15 +77,16 @@ internal sealed class NativeSocket : IDisposable
     public static NativeSocket Tcp(AddressFamily family, bool nonBlocking) => new(family, nonBlocking, udp: null);
 
     /// <summary>
-    /// In a forked child, a listener of its own on the port of the TCP listener it inherited, whose doorbell is
-    /// <paramref name="inheritedDoorbell"/> (<see cref="ListenerDoorbell"/> in the parent): the new connections come here.
+    /// In a process that inherited a TCP listener (fork, exec), a listener of its own on its port; <paramref name="proof"/>
+    /// is a descriptor of the inherited listener (<see cref="ListenerDoorbell"/>, or its readiness descriptor): the new
+    /// connections come here.
     /// </summary>
-    public static NativeSocket InheritListener(AddressFamily family, int inheritedDoorbell, bool nonBlocking)
+    public static NativeSocket InheritListener(AddressFamily family, int proof, bool nonBlocking)
     {
         var socket = new NativeSocket(family, nonBlocking, udp: null);
         lock (socket._gate)
         {
-            socket._listener = NormanTcpListener.Inherit(inheritedDoorbell);
+            socket._listener = NormanTcpListener.Inherit(proof);
             socket.FollowTcp();
         }
         return socket;

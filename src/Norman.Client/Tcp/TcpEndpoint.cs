@@ -61,7 +61,7 @@ internal sealed unsafe partial class TcpEndpoint : ITcpCarrier, IDisposable
             _acceptQueue = Channel.CreateUnbounded<TcpConnection>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = true });
             _listening = true;
             _joinedSeen = Volatile.Read(ref *JoinedWord); // memory kept from a closed socket keeps its header page
-            foreach (var handed in (IEnumerable<HandedOverConnection>?)handedOver?.Take(HandedOverConnection.MaxConnections) ?? [])
+            foreach (var handed in (handedOver ?? []).Take(HandedOverConnection.MaxConnections))
             {
                 TakeUp(handed);
             }
@@ -110,17 +110,18 @@ internal sealed unsafe partial class TcpEndpoint : ITcpCarrier, IDisposable
     }
 
     /// <summary>
-    /// A listening endpoint of this process's own on the port of a TCP listener it inherited across fork (whose doorbell
-    /// is <paramref name="listenerDoorbell"/>): new connections come here, the inherited listener's stay with it.
+    /// A listening endpoint of this process's own on the port of a TCP listener it inherited (fork, exec; proved by
+    /// <paramref name="proof"/>, see <see cref="SocketPipes.Inherit"/>): new connections come here, with those the
+    /// inherited listener had made and not accepted.
     /// </summary>
-    public static TcpEndpoint Inherit(string? controlSocketPath, int listenerDoorbell, int backlog,
+    public static TcpEndpoint Inherit(string? controlSocketPath, int proof, int backlog,
         TcpCongestionControl congestionControl = TcpCongestionControl.Cubic)
     {
         var control = ControlChannel.Share(controlSocketPath);
         SocketPipes? pipes = null;
         try
         {
-            pipes = SocketPipes.Inherit(control, listenerDoorbell, out var handedOver);
+            pipes = SocketPipes.Inherit(control, proof, out var handedOver);
             return new TcpEndpoint(control, pipes, Math.Max(1, backlog), congestionControl, handedOver);
         }
         catch

@@ -8,8 +8,8 @@ namespace Norman.Daemon.Control;
 /// A TCP listener passed across exec: on Linux a listening socket without close-on-exec survives into the program a
 /// process becomes (a supervisor that execs its server, socket activation, a server re-executing its new binary). Here
 /// the connection closes at exec, and with it every socket it holds; a listener its process marked before exec
-/// (keep-across-exec) waits instead, while that process lives, for the new program to join it (inherit, the doorbell
-/// passed across exec as the proof). Waiting, it is a member of its port's group that takes no new connections, as a
+/// (keep-across-exec) waits instead, while that process lives, for the new program to join it (inherit, with the
+/// listener's descriptor it inherited as the proof), and the connections its stack made and did not accept go to it. Waiting, it is a member of its port's group that takes no new connections, as a
 /// forked worker's parent's is once the worker joins; it closes when its process ends, as the process's last
 /// descriptor for it would. Its memory and descriptors still count as its user's.
 /// </summary>

@@ -11,8 +11,10 @@ namespace Norman.Daemon.Control;
 /// parent's runtime), so the child asks for a listener of its own on the same port, in a group with the parent's, as
 /// SO_REUSEPORT listeners are; the parent's then takes no new connections (a server's master forks workers that
 /// accept), those it has staying with it. Possession is the authority, as on Linux, where an inherited descriptor works
-/// whoever the child has become (nginx's workers drop root): the request carries the listener's doorbell, which only
-/// holders of the listener have, and the daemon checks it is the same open file as its own (kcmp).
+/// whoever the child has become (nginx's workers drop root): the request carries a descriptor only holders of the
+/// listener have (its doorbell, or the descriptor its program holds it by, named at listen: listener-holder), and the
+/// daemon checks it is the same open file as its own copy (kcmp). The connections the listener's stack made and did
+/// not accept go to the joiner (queue-handover), so a master that never accepts leaves none waiting.
 /// </summary>
 public sealed partial class ControlPlane
 {
@@ -58,7 +60,7 @@ public sealed partial class ControlPlane
         if (proof < 0)
         {
             throw new ControlException(ControlProtocol.Errors.InvalidArgument,
-                "inherit needs the inherited listener's doorbell passed with the request (SCM_RIGHTS).");
+                "inherit needs the inherited listener's descriptor (its doorbell, or the one its program holds) passed with the request (SCM_RIGHTS).");
         }
         NormanSocket parent;
         try
@@ -152,13 +154,10 @@ public sealed partial class ControlPlane
             throw new ControlException(ControlProtocol.Errors.InvalidArgument,
                 $"At most {HandedOverConnection.MaxConnections} connections are handed over, not {request.HandedOver.Count}.");
         }
-        if (request.HandedOver is { Count: > 0 } handed && socket.QueueWanted?.TrySetResult(handed) != true)
+        bool taken = socket.QueueWanted?.TrySetResult(request.HandedOver) == true;
+        if (!taken && request.HandedOver is { Count: > 0 } lost)
         {
-            log.Warn($"{session.Who} handed over {handed.Count} connection(s) of port {socket.LocalPort} after its joiner stopped waiting: they are lost");
-        }
-        else
-        {
-            socket.QueueWanted?.TrySetResult(null);
+            log.Warn($"{session.Who} handed over {lost.Count} connection(s) of port {socket.LocalPort} after its joiner stopped waiting: they are lost");
         }
         return NoDescriptors;
     }
