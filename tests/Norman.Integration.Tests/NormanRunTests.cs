@@ -559,9 +559,7 @@ public sealed class NormanRunTests : IAsyncLifetime
         foreach (string who in new[] { "worker", "grandchild" })
         {
             WaitForLine(run, $"{who} ready");
-            var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:8200");
-            Assert.True(code == 0, errors);
-            Assert.Equal($"from the {who}\n", output);
+            AssertAnswers(peer, 8200, $"from the {who}\n");
         }
         WaitForLine(run, "worker done 0");
     }
@@ -600,9 +598,7 @@ public sealed class NormanRunTests : IAsyncLifetime
         foreach (int n in new[] { 0, 1 })
         {
             WaitForLine(run, "exec'd ready 8210");
-            var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:8210");
-            Assert.True(code == 0, errors);
-            Assert.Equal($"from the program exec'd, pid {pid}, descriptor {n}\n", output);
+            AssertAnswers(peer, 8210, $"from the program exec'd, pid {pid}, descriptor {n}\n");
         }
         WaitForLine(run, "exec'd done");
         Assert.True(run.Process.WaitForExit(20_000), "the program exec'd never ended");
@@ -635,9 +631,7 @@ public sealed class NormanRunTests : IAsyncLifetime
         File.WriteAllText(script, program);
         using var run = NormanRun("python3", "-u", script);
         WaitForLine(run, "worker ready");
-        var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:8211");
-        Assert.True(code == 0, errors);
-        Assert.Equal("from the spawned worker\n", output);
+        AssertAnswers(peer, 8211, "from the spawned worker\n");
         WaitForLine(run, "worker exit 0");
     }
 
@@ -734,9 +728,7 @@ public sealed class NormanRunTests : IAsyncLifetime
             """;
         using var run = NormanRun("python3", "-u", "-c", server);
         WaitForLine(run, "worker ready");
-        var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:8213");
-        Assert.True(code == 0, errors);
-        Assert.Equal("from the selecting worker\n", output);
+        AssertAnswers(peer, 8213, "from the selecting worker\n");
         WaitForLine(run, "worker done 0");
     }
 
@@ -752,9 +744,7 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.Contains("__poll_chk", Host.Run("nm", "-D", program)); // the path under test
         using var run = NormanRun(program, "8215");
         WaitForLine(run, "worker ready");
-        var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:8215");
-        Assert.True(code == 0, errors);
-        Assert.Equal("from the polling worker\n", output);
+        AssertAnswers(peer, 8215, "from the polling worker\n");
         WaitForLine(run, "worker done 0");
     }
 
@@ -821,6 +811,14 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.True(client.WaitForExit(20_000), "the client never had its answer");
         Assert.Equal("worker got: hello\n", client.StandardOutput.ReadToEnd());
         WaitForLine(run, "worker done 0");
+    }
+
+    /// <summary>The namespace's socat connects to Norman's <paramref name="port"/>, sends nothing, and reads <paramref name="expected"/> to the end.</summary>
+    private void AssertAnswers(TestNamespace peer, int port, string expected)
+    {
+        var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:{port}");
+        Assert.True(code == 0, errors);
+        Assert.Equal(expected, output);
     }
 
     private static void WaitForLine(AppProcess process, string text)
