@@ -134,6 +134,39 @@ public abstract class RealWireTests : IAsyncLifetime
         Assert.Equal("through nc\n", ncOutput);
     }
 
+    /// <summary>
+    /// Programs that know nothing of Norman, under `norman run` on this wire: Python's http.server serves the kernel's
+    /// curl a file byte for byte, and socat as a client reaches the kernel's socat over TCP and UDP.
+    /// </summary>
+    [NetnsFact]
+    public void Unmodified_programs_under_norman_run_serve_curl_and_reach_the_kernels_socat()
+    {
+        var peer = Peer();
+        string site = Path.Combine(_directory, "site");
+        Directory.CreateDirectory(site);
+        var file = new byte[2_000_000];
+        new Random(11).NextBytes(file);
+        File.WriteAllBytes(Path.Combine(site, "file.bin"), file);
+        using (var server = AppProcess.Start("norman", SocketPath, null, "run", "--", "python3", "-u", "-m", "http.server", "8000", "--directory", site))
+        {
+            Assert.StartsWith("Serving HTTP on", server.ReadLine());
+            string fetched = Path.Combine(_directory, "fetched.bin"); // the peer's namespace shares the host's files
+            peer.Run("curl", "-sS", "--max-time", "20", "-o", fetched, $"http://{NormanAddress}:8000/file.bin");
+            Assert.Equal(file, File.ReadAllBytes(fetched));
+        }
+
+        using var tcpEcho = peer.StartAndWaitFor("listening on", "socat", "-d", "-d", "TCP-LISTEN:7010,reuseaddr", "EXEC:cat");
+        using var udpEcho = peer.StartAndWaitFor("listening on", "socat", "-d", "-d", "UDP-LISTEN:7011", "EXEC:cat");
+        string bulk = string.Concat(Enumerable.Range(0, 20_000).Select(i => $"{i:D6}\n"));
+        foreach (var (address, input) in new[] { ($"TCP4:{PeerAddress}:7010", bulk), ($"UDP4:{PeerAddress}:7011", "one datagram, out and back\n") })
+        {
+            var (code, output, errors) = Host.Try(input, ["env", $"NORMAN_SOCKET={SocketPath}", AppProcess.BesideTests("norman"), "run", "--",
+                "socat", "-t", "3", "-", address]);
+            Assert.True(code == 0, errors);
+            Assert.True(input == output, $"{address}: {output.Length} bytes came back of {input.Length}: {errors}");
+        }
+    }
+
     /// <summary>Ten thousand kernel TCP connections from the test host to the Norman echo server, all served, all in ss.</summary>
     [NetnsFact]
     public async Task Ten_thousand_connections_to_the_echo_example_are_accepted_served_and_listed_by_ss()
