@@ -169,6 +169,55 @@ public sealed class NormanRunTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// The stream calls beyond send and recv, in C as servers make them (native/stream_calls.c): TCP_NODELAY, writev and
+    /// readv, sendmsg and recvmsg, dup/dup2/dup3 copies closed in any order, shutdown(SHUT_WR) with the echo still
+    /// coming, EPIPE after it with SIGPIPE unless MSG_NOSIGNAL; then accept4's SOCK_NONBLOCK and SOCK_CLOEXEC,
+    /// getpeername and an EPOLLEXCLUSIVE listener, for the kernel's socat connecting in.
+    /// </summary>
+    [NetnsFact]
+    public void Stream_calls_beyond_send_and_recv_behave_as_on_linux()
+    {
+        var peer = _host.Peer();
+        using var echo = peer.StartAndWaitFor("listening on", "socat", "-d", "-d", "TCP-LISTEN:7013,reuseaddr,fork", "EXEC:cat");
+        using var program = NormanRun(NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/stream_calls.c", _host.Directory),
+            _host.PeerAddress, "7013", "7014");
+        var seen = new List<string>();
+        void ReadUntil(params string[] ends)
+        {
+            for (int lines = 0; lines < 50; lines++)
+            {
+                string line;
+                try
+                {
+                    line = program.ReadLine();
+                }
+                catch (TimeoutException ended)
+                {
+                    Assert.Fail($"{ended.Message}\nafter:\n{string.Join('\n', seen)}");
+                    return;
+                }
+                seen.Add(line);
+                if (ends.Any(end => line.StartsWith(end, StringComparison.Ordinal)))
+                {
+                    return;
+                }
+            }
+        }
+        ReadUntil("listening");
+        var (code, _, errors) = peer.Try("hello from the kernel\n", "socat", "-t", "3", "-", $"TCP4:{_host.NormanAddress}:7014");
+        Assert.True(code == 0, errors);
+        ReadUntil("all as on Linux", "some differ");
+        string output = string.Join('\n', seen);
+        Assert.False(output.Contains("FAILED", StringComparison.Ordinal), output);
+        Assert.Contains("readv: gather in three pieces", output);
+        Assert.Contains("recvmsg: message in two", output);
+        Assert.Contains("copies: through the last copy", output);
+        Assert.Contains("after shutdown: the last line", output);
+        Assert.Contains("sigpipe: 0 with MSG_NOSIGNAL, 1 without", output);
+        Assert.Contains($"accepted from {_host.PeerAddress}: hello from the kernel", output);
+    }
+
+    /// <summary>
     /// A TCP sender whose peer reads nothing: once a send finds the buffer full (EAGAIN), poll says the socket is not
     /// writable and an edge-triggered epoll reports nothing; when the peer reads, exactly one EPOLLOUT edge comes and
     /// poll says writable again, as on Linux (a program that polls for POLLOUT would otherwise spin).

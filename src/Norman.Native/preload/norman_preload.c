@@ -54,12 +54,21 @@
 _Atomic int owner[MAX_DESCRIPTORS];
 static int candidate_type[MAX_DESCRIPTORS]; /* the socket(2) type and domain of a candidate, packed */
 static int candidate_domain[MAX_DESCRIPTORS];
-static int candidate_v6only[MAX_DESCRIPTORS]; /* IPV6_V6ONLY, SO_REUSEADDR, SO_REUSEPORT set while still the kernel's */
-static int candidate_reuse[MAX_DESCRIPTORS];
-static int candidate_reuseport[MAX_DESCRIPTORS];
 static _Atomic int copies[MAX_HANDLES]; /* descriptors naming each handle (dup) */
 static _Atomic int nonblocking[MAX_HANDLES];
 static int socket_type[MAX_HANDLES]; /* SOCK_STREAM or SOCK_DGRAM, for getsockopt(SO_TYPE) */
+/*
+ * The on/off options a program sets and may read back, which Linux keeps as set: kept per handle, a bit each, so that
+ * getsockopt says what was set. The library takes the first three (they change what bind does); Norman's stack sends
+ * at once and keeps connections alive whatever the last two say.
+ */
+static const struct { int level, name; } on_off[] = {
+    { SOL_SOCKET, SO_REUSEADDR }, { SOL_SOCKET, SO_REUSEPORT }, { IPPROTO_IPV6, IPV6_V6ONLY },
+    { SOL_SOCKET, SO_KEEPALIVE }, { IPPROTO_TCP, TCP_NODELAY },
+};
+#define ON_OFF_OPTIONS ((int)(sizeof on_off / sizeof on_off[0]))
+#define LIBRARY_TAKES 3
+static _Atomic unsigned on_off_set[MAX_HANDLES];
 /* SO_RCVTIMEO and SO_SNDTIMEO in microseconds (0: wait for ever), kept here where the waiting is done. */
 #define RECEIVING 0
 #define SENDING 1
@@ -377,6 +386,27 @@ static int waits(int h, int flags) { return !atomic_load(&nonblocking[h]) && !(f
  */
 static int library_for_this_process(void);
 
+/* The on/off options (on_off) set on a kernel socket, a bit each; one the socket does not have (IPV6_V6ONLY on IPv4) is off. */
+static unsigned on_off_of_kernel_socket(int fd)
+{
+    unsigned set = 0;
+    for (int i = 0; i < ON_OFF_OPTIONS; i++) {
+        int value = 0;
+        socklen_t size = sizeof value;
+        if (LIBC(getsockopt)(fd, on_off[i].level, on_off[i].name, &value, &size) == 0 && value)
+            set |= 1u << i;
+    }
+    return set;
+}
+
+static int on_off_index(int level, int name)
+{
+    for (int i = 0; i < ON_OFF_OPTIONS; i++)
+        if (on_off[i].level == level && on_off[i].name == name)
+            return i;
+    return -1;
+}
+
 static int adopt(int fd)
 {
     if (!library_for_this_process()) {
@@ -386,16 +416,14 @@ static int adopt(int fd)
     /* O_NONBLOCK set on the kernel's socket before it became Norman's (fcntl, ioctl FIONBIO) carries over. */
     int status = LIBC(fcntl)(fd, F_GETFL);
     int type = candidate_type[fd] | (status >= 0 && (status & O_NONBLOCK) ? SOCK_NONBLOCK : 0);
+    unsigned options = on_off_of_kernel_socket(fd); /* set while it was the kernel's: they carry over */
     ENTER();
     int h = n_socket(candidate_domain[fd], candidate_type[fd] | SOCK_NONBLOCK, 0); /* the waiting is done here */
     int readiness = h > 0 ? n_readiness_fd(h) : -1;
     int on = 1;
-    if (h > 0 && candidate_v6only[fd])
-        n_setsockopt(h, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
-    if (h > 0 && candidate_reuse[fd])
-        n_setsockopt(h, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    if (h > 0 && candidate_reuseport[fd])
-        n_setsockopt(h, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
+    for (int i = 0; i < LIBRARY_TAKES && h > 0; i++)
+        if (options & 1u << i)
+            n_setsockopt(h, on_off[i].level, on_off[i].name, &on, sizeof on);
     inside = 0;
     if (h <= 0 || readiness < 0 || h >= FORKED_AWAY) {
         int error = errno;
@@ -436,6 +464,7 @@ static int adopt(int fd)
     atomic_store(&buffer_bytes[h][RECEIVING], kernel_buffer[RECEIVING]);
     atomic_store(&buffer_bytes[h][SENDING], kernel_buffer[SENDING]);
     socket_type[h] = candidate_type[fd] & ~SOCK_NONBLOCK;
+    atomic_store(&on_off_set[h], options);
     atomic_store_explicit(&owner[fd], h, memory_order_release);
     return h;
 }
@@ -736,9 +765,6 @@ int socket(int domain, int type, int protocol)
     if (ours) {
         candidate_domain[fd] = domain;
         candidate_type[fd] = type & ~SOCK_CLOEXEC;
-        candidate_v6only[fd] = 0;
-        candidate_reuse[fd] = 0;
-        candidate_reuseport[fd] = 0;
     }
     atomic_store(&owner[fd], ours ? CANDIDATE : 0);
     return fd;
@@ -866,6 +892,7 @@ static int accept_norman(int listening, int h, struct sockaddr *address, socklen
     atomic_store(&buffer_bytes[accepted][RECEIVING], atomic_load(&buffer_bytes[h][RECEIVING]));
     atomic_store(&buffer_bytes[accepted][SENDING], atomic_load(&buffer_bytes[h][SENDING]));
     socket_type[accepted] = SOCK_STREAM;
+    atomic_store(&on_off_set[accepted], atomic_load(&on_off_set[h]));
     ENTER();
     n_set_nonblocking(accepted, 1); /* the waiting is done here */
     inside = 0;
@@ -889,6 +916,15 @@ int accept4(int fd, struct sockaddr *address, socklen_t *length, int flags)
 int accept(int fd, struct sockaddr *address, socklen_t *length) { return accept4(fd, address, length, 0); }
 
 
+/* A write to a stream whose sending side is shut down: Linux signals the thread that wrote (SIGPIPE, which ends a
+ * program that did not ask otherwise) unless it sent with MSG_NOSIGNAL, and the call fails with EPIPE. */
+static ssize_t broken_pipe(void)
+{
+    raise(SIGPIPE);
+    errno = EPIPE;
+    return -1;
+}
+
 ssize_t sendto(int fd, const void *buffer, size_t length, int flags, const struct sockaddr *to, socklen_t to_length)
 {
     if (is_candidate(fd) && to && is_loopback(to, to_length))
@@ -902,6 +938,7 @@ ssize_t sendto(int fd, const void *buffer, size_t length, int flags, const struc
         return refuse(h);
     /* A blocking send of a stream goes on until all of it is taken, as Linux's; interrupted, it says how much was. */
     int wait = waits(h, flags);
+    int signal_broken_pipe = socket_type[h] == SOCK_STREAM && !(flags & MSG_NOSIGNAL);
     flags = (flags & ~MSG_NOSIGNAL) | MSG_DONTWAIT;
     size_t done = 0;
     struct timespec until;
@@ -914,6 +951,8 @@ ssize_t sendto(int fd, const void *buffer, size_t length, int flags, const struc
             return sent;
         if (sent >= 0)
             done += (size_t)sent;
+        else if (errno == EPIPE && done == 0 && signal_broken_pipe)
+            return broken_pipe();
         else if (errno != EAGAIN || !wait)
             return done > 0 ? (ssize_t)done : -1;
         if (done == length || (sent > 0 && !wait))
@@ -1186,15 +1225,6 @@ static int flag(const void *value, socklen_t length) { return value && length >=
 
 int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
 {
-    if (is_candidate(fd)) {
-        /* Still the kernel's: Norman takes these three at bind, if the socket becomes Norman's. */
-        if (level == IPPROTO_IPV6 && name == IPV6_V6ONLY)
-            candidate_v6only[fd] = flag(value, length);
-        if (level == SOL_SOCKET && name == SO_REUSEADDR)
-            candidate_reuse[fd] = flag(value, length);
-        if (level == SOL_SOCKET && name == SO_REUSEPORT)
-            candidate_reuseport[fd] = flag(value, length);
-    }
     int h = in_use(fd);
     if (!h)
         return LIBC(setsockopt)(fd, level, name, value, length);
@@ -1205,10 +1235,16 @@ int setsockopt(int fd, int level, int name, const void *value, socklen_t length)
         return set_timeout(h, direction, value, length);
     if (level == SOL_SOCKET && (name == SO_RCVBUF || name == SO_SNDBUF || name == SO_RCVBUFFORCE || name == SO_SNDBUFFORCE))
         return set_buffer(h, name, value, length);
-    /* TCP_NODELAY (Norman sends at once), SO_KEEPALIVE: as the stack does anyway. Others: accepted, said once. */
-    int known = (level == SOL_SOCKET && (name == SO_REUSEADDR || name == SO_REUSEPORT || name == SO_KEEPALIVE)) || (level == IPPROTO_TCP && name == TCP_NODELAY)
-        || (level == IPPROTO_IPV6 && name == IPV6_V6ONLY);
-    if (!known)
+    int i = on_off_index(level, name);
+    if (i >= 0 && (!value || length < (socklen_t)sizeof(int))) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (i >= 0 && flag(value, length))
+        atomic_fetch_or(&on_off_set[h], 1u << i);
+    else if (i >= 0)
+        atomic_fetch_and(&on_off_set[h], ~(1u << i));
+    else
         say_once(&said_option, "socket options beyond SO_REUSEADDR, SO_REUSEPORT, IPV6_V6ONLY, SO_KEEPALIVE, TCP_NODELAY, the timeouts and "
                                "the buffer sizes (read back as Linux would) are accepted and ignored on Norman sockets "
                                "(first: level %d, option %d)", level, name);
@@ -1242,6 +1278,8 @@ int getsockopt(int fd, int level, int name, void *value, socklen_t *length)
     }
     if (level == SOL_SOCKET && name == SO_TYPE)
         answer = socket_type[h];
+    if (on_off_index(level, name) >= 0)
+        answer = (atomic_load(&on_off_set[h]) >> on_off_index(level, name)) & 1;
     if (level == SOL_SOCKET && (name == SO_RCVBUF || name == SO_SNDBUF))
         answer = atomic_load(&buffer_bytes[h][name == SO_RCVBUF ? RECEIVING : SENDING]);
     if (value && length) {
