@@ -382,6 +382,48 @@ public sealed class NormanRunTests : IAsyncLifetime
     private string NormanSs(params string[] arguments) =>
         Host.Run([AppProcess.BesideTests("norman"), "ss", "-n", .. arguments, "--socket", _host.SocketPath]);
 
+    /// <summary>
+    /// The administrator's tools over a program under `norman run`, as over any application: a capture of its port
+    /// names it and shows both directions, a QoS class matched by its name marks what it sends (the namespace's
+    /// tcpdump sees the DSCP), and a filter rule stops what comes to it, counted.
+    /// </summary>
+    [NetnsFact]
+    public void Capture_qos_and_filter_see_a_program_under_norman_run_as_any_application()
+    {
+        var peer = _host.Peer();
+        string echo = """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 7015)); print("ready", flush=True)
+            while True:
+                data, sender = s.recvfrom(2048); s.sendto(data, sender)
+            """;
+        using var server = NormanRun("python3", "-c", echo);
+        Assert.Equal("ready", server.ReadLine());
+        string norman = AppProcess.BesideTests("norman");
+        // `app NAME` is the executable's file name (python3.11), which the process cannot change; ss shows its comm.
+        string app = Path.GetFileName(Host.Run("readlink", "-f", "/usr/bin/python3").Trim());
+        Host.Run(norman, "qos", "add", "marked", "dscp", "ef", "match", "app", app, "--socket", _host.SocketPath);
+        using var capture = AppProcess.Start("norman", _host.SocketPath, null, "capture", "--timeout", "30", "-c", "2", "-p", $"app={app}", "udp", "port", "7015");
+        Assert.True(ApplicationProcessTests.WaitFor(() => _host.Daemon.Engine.TapCount == 1), "the capture never started");
+        using var tcpdump = peer.StartAndWaitFor("listening on", "tcpdump", "-c", "1", "-v", "-n", "-i", "any", "udp", "and", "src", "port", "7015");
+
+        var (code, output, errors) = peer.Try("through capture and qos\n", "socat", "-T", "3", "-", $"UDP:{_host.NormanAddress}:7015");
+        Assert.True(code == 0 && output == "through capture and qos\n", errors);
+
+        string captured = capture.Process.StandardOutput.ReadToEnd();
+        Assert.True(captured.Contains($"{_host.PeerAddress}.", StringComparison.Ordinal), $"captured: {captured}{capture.Process.StandardError.ReadToEnd()}");
+        Assert.Contains($"> {_host.NormanAddress}.7015: UDP, length 24", captured);
+        Assert.Contains($"{_host.NormanAddress}.7015 > {_host.PeerAddress}.", captured);
+        Assert.True(tcpdump.WaitForExit(10_000), "the namespace's tcpdump saw no answer");
+        Assert.Contains("tos 0xb8", tcpdump.StandardOutput.ReadToEnd()); // EF, set by the class the program's name matched
+
+        Host.Run(norman, "filter", "add", "ingress", "udp", "dport", "7015", "drop", "--socket", _host.SocketPath);
+        var (_, dropped, _) = peer.Try("stopped by the filter\n", "socat", "-T", "1", "-", $"UDP:{_host.NormanAddress}:7015");
+        Assert.Equal("", dropped);
+        Assert.Matches(@"udp dport 7015 drop\s", Host.Run(norman, "filter", "list", "--socket", _host.SocketPath));
+        Assert.True(_host.Daemon.Policy.List().Rules[0].Counters.Packets >= 1, "the rule counted nothing");
+    }
+
     [NetnsFact]
     public void Pythons_http_server_on_Norman_serves_curl_a_file_byte_for_byte()
     {
