@@ -402,6 +402,11 @@ public sealed class NormanRunTests : IAsyncLifetime
         string norman = AppProcess.BesideTests("norman");
         // `app NAME` is the executable's file name (python3.11), which the process cannot change; ss shows its comm.
         string app = Path.GetFileName(Host.Run("readlink", "-f", "/usr/bin/python3").Trim());
+        // The name ss shows, copied into a match, would match nothing: the answer says so and what to write.
+        var (_, _, note) = Host.Try(null, norman, "qos", "add", "byname", "match", "app", "python3", "--socket", _host.SocketPath);
+        Assert.Matches($@"note: no Norman socket's program is named python3, but process \d+ \(python3, as ss shows it\) runs {Regex.Escape(app)}", note);
+        Assert.Contains($"write 'app {app}'", note);
+        Host.Run(norman, "qos", "delete", "byname", "--socket", _host.SocketPath);
         Host.Run(norman, "qos", "add", "marked", "dscp", "ef", "match", "app", app, "--socket", _host.SocketPath);
         using var capture = AppProcess.Start("norman", _host.SocketPath, null, "capture", "--timeout", "30", "-c", "2", "-p", $"app={app}", "udp", "port", "7015");
         Assert.True(ApplicationProcessTests.WaitFor(() => _host.Daemon.Engine.TapCount == 1), "the capture never started");

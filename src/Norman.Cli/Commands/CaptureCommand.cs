@@ -74,7 +74,12 @@ public static class CaptureCommand
         using var output = CaptureOutput.Open(file, pcapng, text);
         using var control = ControlChannel.Connect(socketPath);
         var fds = new List<int>();
-        var capture = control.Call(request, fds).Capture!;
+        var answer = control.Call(request, fds);
+        var capture = answer.Capture!;
+        foreach (string note in answer.Notes ?? [])
+        {
+            Console.Error.WriteLine($"norman capture: note: {note}");
+        }
         using var region = SharedMemory.Map(fds[0], capture.RegionBytes);
         using var wakeup = WakeupReceiver.Adopt(fds[1]);
         var ring = CreateConsumer(region, capture);

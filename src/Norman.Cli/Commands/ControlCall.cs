@@ -15,7 +15,12 @@ public static class ControlCall
         try
         {
             using var control = ControlChannel.Connect(result.GetValue(socket));
-            show(control.Call(request));
+            var response = control.Call(request);
+            show(response);
+            foreach (string note in response.Notes ?? [])
+            {
+                Console.Error.WriteLine($"{command}: note: {note}");
+            }
             return 0;
         }
         catch (NormanException error)

@@ -95,6 +95,8 @@ public sealed class ControlResponse
     public ConntrackInfo? Conntrack { get; set; }
     /// <summary>A listing that did not fit one answer: ask again with this <see cref="ControlRequest.Cursor"/> for the rest.</summary>
     public int? NextCursor { get; set; }
+    /// <summary>What the caller should know about a change that was made (a rule naming a program no socket runs, say), to show on stderr.</summary>
+    public List<string>? Notes { get; set; }
 }
 
 /// <summary>Every counter at once, for `norman stats` and the Prometheus endpoint: the dataplane's (drops by reason

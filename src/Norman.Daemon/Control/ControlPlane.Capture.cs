@@ -11,6 +11,7 @@ public sealed partial class ControlPlane
     {
         var tap = await StartCaptureAsync(session, request);
         response.Capture = DescribeCapture(tap, !IsAdministrator(session.Identity));
+        response.Notes = AppNameNotes(null, request.App);
         return [tap.Region.Fd, tap.Wakeup.ApplicationFd];
     }
 

@@ -26,6 +26,7 @@ public sealed partial class ControlPlane
             TaskCreationOptions.LongRunning, TaskScheduler.Default);
         response.Filter = DescribeFilter();
         response.Filter.Lines = wouldBe?.ToList();
+        response.Notes = request.Op == ControlProtocol.Ops.FilterAdd ? AppNameNotes(request.Rule) : null;
         return [];
     }
 

@@ -15,6 +15,7 @@ public sealed partial class ControlPlane
     {
         ChangeQos(session.Identity, request);
         response.Qos = DescribeQos();
+        response.Notes = request.Op is ControlProtocol.Ops.QosAdd or ControlProtocol.Ops.QosChange or ControlProtocol.Ops.QosMatchAdd ? AppNameNotes(request.Rule) : null;
         return NoDescriptors;
     }
 
