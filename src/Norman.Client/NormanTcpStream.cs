@@ -131,6 +131,34 @@ public sealed class NormanTcpStream : Stream
         Dispose();
     }
 
+    /// <summary>
+    /// Closes this stream without closing the connection, which forked children (<paramref name="children"/>: pidfds,
+    /// taken) may hold: kept by the listener's stack until one takes it up or they have all ended (TcpEndpoint's
+    /// KeepForChildren; <paramref name="holder"/> is the descriptor the program held it by). False: close it instead.
+    /// </summary>
+    internal bool KeepForChildren(int[] children, int holder)
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            Array.ForEach(children, child => Core.Shm.Libc.Close(child));
+            return false;
+        }
+        _connection.ReadinessChanged = null;
+        if (!_endpoint.KeepForChildren(_connection, children, holder))
+        {
+            return false;
+        }
+        Interlocked.Exchange(ref _disposed, 1); // the endpoint holds what this stream held
+        return true;
+    }
+
+    /// <summary>A connection this process inherited across fork (<paramref name="proof"/>: its descriptor), taken up as its own.</summary>
+    internal static NormanTcpStream Claim(int proof, string? controlSocketPath = null)
+    {
+        var (endpoint, connection) = TcpEndpoint.Claim(controlSocketPath, proof);
+        return new NormanTcpStream(connection, endpoint);
+    }
+
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
 

@@ -113,6 +113,24 @@ internal sealed unsafe class SocketPipes : IDisposable
         return Granted(control, response, fds);
     }
 
+    /// <summary>
+    /// A socket of this process's own for a connection it inherited across fork (<paramref name="proof"/>: its descriptor),
+    /// on its listener's port, with the connection as the listener's stack wrote it down.
+    /// </summary>
+    public static SocketPipes Claim(ControlChannel control, int proof, out HandedOverConnection handedOver)
+    {
+        var fds = new List<int>();
+        var response = control.Call(new ControlRequest { Op = ControlProtocol.Ops.ClaimConnection }, fds, sentFds: [proof]);
+        var pipes = Granted(control, response, fds);
+        if (response.HandedOver is not [var connection])
+        {
+            pipes.Close(control);
+            throw new NormanException("EPROTO", "The daemon granted a socket for an inherited connection without the connection: a daemon of another release?");
+        }
+        handedOver = connection;
+        return pipes;
+    }
+
     /// <summary>Maps what a bind's (or an inherit's) answer grants and checks it against what the answer says.</summary>
     private static SocketPipes Granted(ControlChannel control, ControlResponse response, List<int> fds)
     {

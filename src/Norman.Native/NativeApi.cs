@@ -129,6 +129,53 @@ internal static unsafe class NativeApi
         }
     }
 
+    /// <summary>
+    /// In a forked child, through its own copy of this library: the TCP connection it inherited at descriptor
+    /// <paramref name="proof"/>, which its parent closed (norman_close_for_children), taken up as its own.
+    /// </summary>
+    [UnmanagedCallersOnly(EntryPoint = "norman_claim_connection")]
+    public static int ClaimConnection(int proof)
+    {
+        try
+        {
+            return SocketHandles.Add(NativeSocket.ClaimConnection(proof));
+        }
+        catch (Exception error)
+        {
+            return NativeError.Fail(error);
+        }
+    }
+
+    /// <summary>
+    /// Closes a TCP connection the process forked with while children that may hold it live (<paramref name="children"/>:
+    /// <paramref name="count"/> pidfds, which the library takes and closes): kept for them, as Linux keeps a connection
+    /// while any descriptor for it is open, until one claims it or they have all ended. 0: kept and the handle closed;
+    /// -1: not kept (not an accepted connection, or the daemon refused) and the handle still open: close it with norman_close.
+    /// </summary>
+    [UnmanagedCallersOnly(EntryPoint = "norman_close_for_children")]
+    public static int CloseForChildren(int handle, int* children, int count)
+    {
+        var pidfds = new int[Math.Clamp(count, 0, 64)];
+        for (int i = 0; i < pidfds.Length; i++)
+        {
+            pidfds[i] = children[i];
+        }
+        try
+        {
+            if (!SocketHandles.Get(handle).CloseForChildren(pidfds))
+            {
+                return -1;
+            }
+            SocketHandles.Remove(handle);
+            return 0;
+        }
+        catch (Exception error)
+        {
+            Array.ForEach(pidfds, child => Core.Shm.Libc.Close(child));
+            return NativeError.Fail(error);
+        }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "norman_accept")]
     public static int Accept(int handle, byte* address, uint* length)
     {

@@ -92,6 +92,41 @@ internal sealed class NativeSocket : IDisposable
         return socket;
     }
 
+    /// <summary>In a process that inherited a TCP connection across fork (<paramref name="proof"/>: its descriptor), the connection as its own.</summary>
+    public static NativeSocket ClaimConnection(int proof)
+    {
+        var stream = NormanTcpStream.Claim(proof);
+        var family = stream.LocalEndPoint.AddressFamily;
+        return new NativeSocket(family, nonBlocking: false, udp: null, stream);
+    }
+
+    /// <summary>
+    /// The program closes this TCP connection after forking while it was open: children (<paramref name="children"/>:
+    /// pidfds, taken) may hold it still, so it is kept for them rather than closed (NormanTcpStream.KeepForChildren),
+    /// its descriptor named as the proof a child claims it with. False: not kept (not an accepted connection, or the
+    /// daemon refused); the caller closes it as usual.
+    /// </summary>
+    public bool CloseForChildren(int[] children)
+    {
+        ReadinessPair readiness;
+        lock (_gate)
+        {
+            if (_stream is not { } stream || _readiness is null)
+            {
+                Array.ForEach(children, child => Core.Shm.Libc.Close(child));
+                return false;
+            }
+            readiness = _readiness;
+            if (!stream.KeepForChildren(children, readiness.Fd)) // it took the pidfds either way
+            {
+                return false;
+            }
+            _disposed = true;
+        }
+        readiness.Dispose();
+        return true;
+    }
+
     /// <summary>A listening socket's doorbell descriptor, which a forked child passes to <see cref="InheritListener"/>.</summary>
     public int ListenerDoorbell =>
         (_listener ?? throw new NormanException("EINVAL", "Only a listening TCP socket has a listener to inherit: call listen first.")).DoorbellDescriptor;

@@ -429,6 +429,93 @@ public sealed class NormanRunTests : IAsyncLifetime
         Assert.True(_host.Daemon.Policy.List().Rules[0].Counters.Packets >= 1, "the rule counted nothing");
     }
 
+    /// <summary>
+    /// A forking server, as Python's socketserver and socat make one: the parent accepts, forks, closes its copy of the
+    /// connection and accepts the next; the child serves the connection it inherited. Each of three clients in turn
+    /// is answered by a child of its own, line by line, and its end reaches the client.
+    /// </summary>
+    [NetnsFact]
+    public void A_forking_server_s_children_serve_the_connections_their_parent_accepted()
+    {
+        var peer = _host.Peer();
+        string server = """
+            import os, socketserver
+            class Echo(socketserver.StreamRequestHandler):
+                def handle(self):
+                    for line in self.rfile:
+                        self.wfile.write(b"child %d: " % os.getpid() + line)
+            class Server(socketserver.ForkingTCPServer):
+                allow_reuse_address = True
+            with Server(("0.0.0.0", 7020), Echo) as s:
+                print("serving", os.getpid(), flush=True)
+                s.serve_forever()
+            """;
+        using var python = NormanRun("python3", "-c", server);
+        string parent = python.ReadLine().Split(' ')[1];
+        var answeredBy = new HashSet<string>();
+        for (int client = 0; client < 3; client++)
+        {
+            string lines = $"client {client} line 1\nclient {client} line 2\n";
+            var (code, output, errors) = peer.Try(lines, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:7020");
+            Assert.True(code == 0, $"client {client}: {errors}");
+            var answer = Regex.Matches(output, @"child (\d+): (client \d line \d)");
+            Assert.True(answer.Count == 2, $"client {client} got: {output} {errors}");
+            Assert.Equal([$"client {client} line 1", $"client {client} line 2"], answer.Select(m => m.Groups[2].Value));
+            answeredBy.Add(answer[0].Groups[1].Value);
+        }
+        Assert.Equal(3, answeredBy.Count);
+        Assert.DoesNotContain(parent, answeredBy);
+
+        // socat's own fork: a child per connection, the parent listening on.
+        using var socat = NormanRun("socat", "-d", "-d", "TCP-LISTEN:7021,reuseaddr,fork", "EXEC:cat");
+        Host.WaitForError(socat.Process, "listening on", TimeSpan.FromSeconds(20));
+        for (int client = 0; client < 2; client++)
+        {
+            string bulk = string.Concat(Enumerable.Range(0, 5_000).Select(i => $"{client}:{i:D6}\n"));
+            var (code, output, errors) = peer.Try(bulk, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:7021");
+            Assert.True(code == 0, errors);
+            Assert.True(bulk == output, $"socat's child {client} echoed {output.Length} bytes of {bulk.Length}: {errors}");
+        }
+    }
+
+    /// <summary>
+    /// A connection open when its server forked a child that never touches it (it forked to do something else): the
+    /// server's close does not end the connection while the child lives, as on Linux, where the child holds a copy;
+    /// once the child has ended, the client gets the end (the server's FIN), not a connection left open for good.
+    /// </summary>
+    [NetnsFact]
+    public void A_connection_closed_by_a_parent_whose_child_never_uses_it_ends_when_the_child_does()
+    {
+        var peer = _host.Peer();
+        string marker = Path.Combine(_host.Directory, "child-ended");
+        string server = $$"""
+            import os, socket, time
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", 7022)); s.listen(8); print("listening", flush=True)
+            c, _ = s.accept()
+            c.sendall(b"from the parent\n")
+            if os.fork() == 0:
+                time.sleep(0.5); open("{{marker}}", "w").close(); os._exit(0)
+            c.close()
+            time.sleep(30)
+            """;
+        using var python = NormanRun("python3", "-c", server);
+        Assert.Equal("listening", python.ReadLine());
+        string client = """
+            import os, socket, sys
+            c = socket.create_connection((sys.argv[1], 7022), timeout=10)
+            data = b""
+            while True:
+                chunk = c.recv(100)
+                if not chunk: break
+                data += chunk
+            print(data.decode().strip(), "| the end came after the child ended:", os.path.exists(sys.argv[2]))
+            """;
+        var (code, output, errors) = peer.Try(null, "python3", "-c", client, _host.NormanAddress, marker);
+        Assert.True(code == 0, errors);
+        Assert.Equal("from the parent | the end came after the child ended: True", output.Trim());
+    }
+
     [NetnsFact]
     public void Pythons_http_server_on_Norman_serves_curl_a_file_byte_for_byte()
     {

@@ -12,10 +12,10 @@ internal sealed partial class TcpConnection
 {
     /// <summary>
     /// What resumes this connection elsewhere, or null when it cannot be: not established (or past the peer's FIN), data
-    /// in flight or written, more received than <see cref="HandedOverConnection.MaxReceivedBytes"/>. On the loop thread.
+    /// in flight or written, more received than <paramref name="maxReceived"/>. On the loop thread.
     /// Out-of-order segments held are left behind: they were not acknowledged, and come again.
     /// </summary>
-    public HandedOverConnection? HandOver()
+    public HandedOverConnection? HandOver(int maxReceived = HandedOverConnection.MaxReceivedBytes)
     {
         if (State is not (TcpState.Established or TcpState.CloseWait) || _sendUnacknowledged != _sendNext || _finRequested || _error is not null)
         {
@@ -31,7 +31,7 @@ internal sealed partial class TcpConnection
         }
         lock (_receive)
         {
-            if (_receive.Count > HandedOverConnection.MaxReceivedBytes)
+            if (_receive.Count > maxReceived)
             {
                 return null;
             }
@@ -70,7 +70,7 @@ internal sealed partial class TcpConnection
     {
         if (handed.RemotePort is <= 0 or > ushort.MaxValue || handed.SendMss is < 64 or > ushort.MaxValue
             || handed.SendWindowScale is < 0 or > 14 || handed.ReceiveWindowScale is < 0 or > 14
-            || handed.Received.Length > HandedOverConnection.MaxReceivedBytes || handed.SendWindow < 0 || handed.MaxSendWindow < handed.SendWindow)
+            || handed.Received.Length > HandedOverConnection.MaxClaimedBytes || handed.SendWindow < 0 || handed.MaxSendWindow < handed.SendWindow)
         {
             throw new FormatException("A handed-over connection out of range.");
         }

@@ -61,6 +61,7 @@ internal sealed unsafe partial class TcpEndpoint : ITcpCarrier, IDisposable
             _acceptQueue = Channel.CreateUnbounded<TcpConnection>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = true });
             _listening = true;
             _joinedSeen = Volatile.Read(ref *JoinedWord); // memory kept from a closed socket keeps its header page
+            _connectionWantedSeen = Volatile.Read(ref *ConnectionWantedWord);
             foreach (var handed in (handedOver ?? []).Take(HandedOverConnection.MaxConnections))
             {
                 TakeUp(handed);
@@ -313,6 +314,7 @@ internal sealed unsafe partial class TcpEndpoint : ITcpCarrier, IDisposable
                 if (_acceptQueue is not null)
                 {
                     HandOverQueueIfJoined();
+                    HandOverConnectionIfWanted();
                 }
                 while (_chores.TryDequeue(out var chore))
                 {
@@ -340,6 +342,10 @@ internal sealed unsafe partial class TcpEndpoint : ITcpCarrier, IDisposable
                 }
                 if (now >= nextReport)
                 {
+                    if (_keptForChildren.Count > 0)
+                    {
+                        CloseConnectionsNoChildHolds();
+                    }
                     ReportConnections();
                     nextReport = now + ReportTicks;
                 }

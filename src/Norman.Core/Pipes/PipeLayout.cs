@@ -66,6 +66,16 @@ public static class PipeLayout
     /// </summary>
     public const int JoinedOffset = 2 * SlotsOffset;
 
+    /// <summary>
+    /// In a TCP listener's header page, a line after <see cref="JoinedOffset"/>: the daemon asks the listener's stack for
+    /// one of its connections, which a forked child that inherited its descriptor claims (claim-connection). It writes
+    /// the remote port (u32, at <see cref="ConnectionWantedPortOffset"/>) and address (16 bytes, IPv4 as v4-mapped, at
+    /// <see cref="ConnectionWantedAddressOffset"/>), then adds one to the u32 here; the stack answers with connection-handover.
+    /// </summary>
+    public const int ConnectionWantedOffset = JoinedOffset + LineSize;
+    public const int ConnectionWantedPortOffset = ConnectionWantedOffset + 4;
+    public const int ConnectionWantedAddressOffset = ConnectionWantedOffset + 8;
+
     public static long SocketRegionBytes(int slotCount, int slotSize) => SocketHeaderBytes + 2L * slotCount * slotSize;
 
     /// <summary>A socket's whole memory: its two rings, and for TCP the table of its connections (<see cref="ConnectionTable"/>).</summary>

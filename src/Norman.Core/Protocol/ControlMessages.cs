@@ -45,6 +45,9 @@ public sealed class ControlRequest
     /// the process execs (Linux keeps them in the listener's queue; here they lived in the program's stack).
     /// </summary>
     public List<HandedOverConnection>? HandedOver { get; set; }
+    /// <summary>connection-handover: the ask this answers (<see cref="Pipes.PipeLayout.ConnectionWantedOffset"/>'s count), and whether more of the connection's received bytes follow in the next request.</summary>
+    public int? Sequence { get; set; }
+    public bool? More { get; set; }
 
     /// <summary>filter operations: the chain (ingress, egress), a rule's words, a rule's handle, a policy.</summary>
     public string? Chain { get; set; }
@@ -233,6 +236,9 @@ public sealed class HandedOverConnection
     /// <summary>The most a listener hands over, and their received bytes together: the request stays within an ordinary caller's 64 KB.</summary>
     public const int MaxConnections = 32;
     public const int MaxReceivedBytesInAll = 24 << 10;
+    /// <summary>A connection a forked child takes up carries up to its whole receive buffer, in parts of at most <see cref="PartBytes"/> (connection-handover's more).</summary>
+    public const int MaxClaimedBytes = 1 << 20;
+    public const int PartBytes = 32 << 10;
 
     public string LocalAddress { get; set; } = "";
     public string RemoteAddress { get; set; } = "";

@@ -51,6 +51,19 @@ public static class ControlProtocol
         /// made and its application has not accepted (<see cref="ControlRequest.HandedOver"/>); the joiner's inherit gets them.
         /// </summary>
         public const string QueueHandOver = "queue-handover";
+        /// <summary>
+        /// A listener's application closed a connection its process had forked with (a child may hold it still): it
+        /// names the connection (<see cref="ControlRequest.RemoteAddress"/>, <see cref="ControlRequest.RemotePort"/>) and
+        /// passes the descriptor its program held it by (SCM_RIGHTS), and keeps it while those children live.
+        /// </summary>
+        public const string ConnectionHolder = "connection-holder";
+        /// <summary>
+        /// A forked child takes up a connection it inherited, the descriptor as proof (SCM_RIGHTS): the answer is a
+        /// socket of its own on the listener's port with the connection (<see cref="ControlResponse.HandedOver"/>).
+        /// </summary>
+        public const string ClaimConnection = "claim-connection";
+        /// <summary>A listener's stack answers the daemon's ask for one connection (<see cref="Pipes.PipeLayout.ConnectionWantedOffset"/>): written down, or none.</summary>
+        public const string ConnectionHandOver = "connection-handover";
         public const string Sockets = "sockets";
         public const string Counters = "counters";
         public const string Stats = "stats";

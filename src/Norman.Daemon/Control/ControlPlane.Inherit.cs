@@ -75,25 +75,7 @@ public sealed partial class ControlPlane
             Libc.Close(proof);
         }
         var identity = session.Identity;
-        bool ordinary = !IsAdministrator(identity);
-        if (!Descriptors.TryTake(DescriptorsPerSocket, administrator: !ordinary))
-        {
-            throw new ControlException(ControlProtocol.Errors.TooManySockets, "Cannot join the listener: " + Descriptors.Refusal(identity.Uid, !ordinary));
-        }
-        NormanSocket socket;
-        try
-        {
-            socket = sockets.Bind(identity, !ordinary, IpProtocols.Tcp, parent.LocalAddress, parent.LocalPort,
-                PipeLayout.SocketRegionBytes(parent.SlotCount, PipeLayout.DefaultSlotSize, tcp: true),
-                (id, port) => MakeSocket(id, port, identity, IpProtocols.Tcp, parent.LocalAddress, parent.SlotCount, parent.Pipe.V6Only,
-                    reusePort: true, kept: null),
-                v6Only: parent.Pipe.V6Only, reusePort: true, joining: parent);
-        }
-        catch
-        {
-            Descriptors.Return(DescriptorsPerSocket, administrator: !ordinary);
-            throw;
-        }
+        var socket = JoinPort(session, parent, "Cannot join the listener: ");
         Serve(session, socket); // joins the port's group: the lookup makes one with the parent's listener
         engine.Post(new StopListeningCommand(parent.Pipe));
         if (parent.Owner.Pid == identity.Pid && StopWaitingForExec(parent))
@@ -114,6 +96,33 @@ public sealed partial class ControlPlane
             $"{parent.Owner.ProcessName} (pid {parent.Owner.Pid}), which takes no new connections now" +
             (response.HandedOver is { Count: > 0 } given ? $" and handed over {given.Count} it had not accepted" : ""));
         return Granted(session, socket, response);
+    }
+
+    /// <summary>
+    /// A TCP socket of the caller's on <paramref name="parent"/>'s port, in its reuseport group (made with it if need
+    /// be), of its geometry: what a process that inherited the listener or one of its connections gets. Not yet served.
+    /// </summary>
+    private NormanSocket JoinPort(ControlSession session, NormanSocket parent, string refusal)
+    {
+        var identity = session.Identity;
+        bool ordinary = !IsAdministrator(identity);
+        if (!Descriptors.TryTake(DescriptorsPerSocket, administrator: !ordinary))
+        {
+            throw new ControlException(ControlProtocol.Errors.TooManySockets, refusal + Descriptors.Refusal(identity.Uid, !ordinary));
+        }
+        try
+        {
+            return sockets.Bind(identity, !ordinary, IpProtocols.Tcp, parent.LocalAddress, parent.LocalPort,
+                PipeLayout.SocketRegionBytes(parent.SlotCount, PipeLayout.DefaultSlotSize, tcp: true),
+                (id, port) => MakeSocket(id, port, identity, IpProtocols.Tcp, parent.LocalAddress, parent.SlotCount, parent.Pipe.V6Only,
+                    reusePort: true, kept: null),
+                v6Only: parent.Pipe.V6Only, reusePort: true, joining: parent);
+        }
+        catch
+        {
+            Descriptors.Return(DescriptorsPerSocket, administrator: !ordinary);
+            throw;
+        }
     }
 
     /// <summary>How long a joiner waits for the listener's stack to hand over its queue (it looks at least every 100 ms).</summary>

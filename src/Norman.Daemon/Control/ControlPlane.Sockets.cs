@@ -228,6 +228,7 @@ public sealed partial class ControlPlane
         {
             socket.Dispose();
         }
+        held += socket.ConnectionHoldersClosed;
         Descriptors.Return(held, IsAdministrator(socket.Owner));
         log.Info($"close {IpProtocols.Name(socket.Pipe.Protocol)} {socket.LocalAddress}:{socket.LocalPort} of {socket.Owner.ProcessName} (pid {socket.Owner.Pid})");
     }

@@ -204,6 +204,94 @@ public sealed unsafe class NormanSocket : IDisposable
         }
     }
 
+    /// <summary>
+    /// Connections this listener's program closed after its process forked (a child may hold them still), each with the
+    /// descriptor the program held it by: a child proves with its copy which one it takes up (claim-connection).
+    /// </summary>
+    private readonly List<(int Fd, NetAddress Remote, ushort Port)> _connectionHolders = new();
+
+    /// <summary>The most connections a listener keeps named for its children at once.</summary>
+    public const int MaxConnectionHolders = 64;
+
+    public int ConnectionHolderCount
+    {
+        get
+        {
+            lock (_mapping)
+            {
+                return _connectionHolders.Count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Keeps <paramref name="fd"/> as the descriptor of the connection to remote:port (in place of one named before for
+    /// it: <paramref name="replaced"/>); false (and closed) when the socket is gone or holds the most.
+    /// </summary>
+    public bool NameConnectionHolder(int fd, NetAddress remote, ushort port, out bool replaced)
+    {
+        lock (_mapping)
+        {
+            int before = _connectionHolders.FindIndex(holder => holder.Remote == remote && holder.Port == port);
+            replaced = before >= 0;
+            if (_disposed || (!replaced && _connectionHolders.Count >= MaxConnectionHolders))
+            {
+                Libc.Close(fd);
+                return false;
+            }
+            if (replaced)
+            {
+                Libc.Close(_connectionHolders[before].Fd);
+                _connectionHolders.RemoveAt(before);
+            }
+            _connectionHolders.Add((fd, remote, port));
+            return true;
+        }
+    }
+
+    /// <summary>The connection whose named descriptor is the same open file as <paramref name="proof"/>, no longer named (its descriptor closed); null if none.</summary>
+    public (NetAddress Remote, ushort Port)? TakeConnectionHolder(int proof)
+    {
+        lock (_mapping)
+        {
+            int at = _connectionHolders.FindIndex(holder => Libc.SameFile(holder.Fd, proof));
+            if (at < 0)
+            {
+                return null;
+            }
+            var (fd, remote, port) = _connectionHolders[at];
+            _connectionHolders.RemoveAt(at);
+            Libc.Close(fd);
+            return (remote, port);
+        }
+    }
+
+    /// <summary>How many named connections' descriptors the socket closed when it was disposed (for its user's count of the daemon's descriptors).</summary>
+    public int ConnectionHoldersClosed { get; private set; }
+
+    /// <summary>The claimer waiting for this listener's connection-handover, while one does (under <see cref="JoinGate"/>).</summary>
+    public TaskCompletionSource<Norman.Core.Protocol.HandedOverConnection?>? ConnectionWanted { get; set; }
+    /// <summary>The ask the claimer waits on (<see cref="AskForConnection"/>'s count).</summary>
+    public int ConnectionSequence { get; set; }
+    /// <summary>The connection being handed over in parts (connection-handover's more), and its received bytes so far.</summary>
+    public (Norman.Core.Protocol.HandedOverConnection Connection, List<byte[]> Parts, int Bytes)? ConnectionArriving { get; set; }
+
+    /// <summary>Asks the listener's stack for its connection to remote:port (<see cref="PipeLayout.ConnectionWantedOffset"/>): the ask's count, or -1 once disposed.</summary>
+    public int AskForConnection(NetAddress remote, ushort port)
+    {
+        lock (_mapping)
+        {
+            if (_disposed)
+            {
+                return -1;
+            }
+            byte* header = Region.Address;
+            *(uint*)(header + PipeLayout.ConnectionWantedPortOffset) = port;
+            remote.WriteV6(new Span<byte>(header + PipeLayout.ConnectionWantedAddressOffset, 16));
+            return Interlocked.Increment(ref *(int*)(header + PipeLayout.ConnectionWantedOffset));
+        }
+    }
+
     public void Dispose() => Release(keepRegion: false);
 
     /// <summary>
@@ -225,6 +313,9 @@ public sealed unsafe class NormanSocket : IDisposable
             {
                 Libc.Close(Holder);
             }
+            _connectionHolders.ForEach(holder => Libc.Close(holder.Fd));
+            ConnectionHoldersClosed = _connectionHolders.Count;
+            _connectionHolders.Clear();
             Wakeup.Dispose();
             Doorbell.Dispose();
             if (keepRegion)

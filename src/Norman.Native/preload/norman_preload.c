@@ -90,13 +90,27 @@ static int listener_domain[MAX_HANDLES];
 static _Atomic int had_listener;
 /* By descriptor, a listener this process inherited and has still to join: its family (0: none) and O_NONBLOCK. */
 static int inherited_domain[MAX_DESCRIPTORS], inherited_nonblocking[MAX_DESCRIPTORS];
+/* By descriptor, a TCP connection a forked child inherited and has still to take up (claim): its parent keeps it when
+ * it closes its copy, while the children forked since live. */
+static int inherited_connection[MAX_DESCRIPTORS];
+
+/*
+ * Children forked while this process had the library: their pidfds and the fork's number. A TCP connection open at a
+ * fork may be held by such a child, so the program's close of it keeps it for them while any lives (norman_close_for_
+ * children), as Linux keeps a connection while any descriptor for it is open.
+ */
+#define MAX_CHILDREN 64
+static struct { int pidfd; unsigned fork; } children[MAX_CHILDREN]; /* fork 0: an empty place */
+static unsigned forks;                                             /* forks so far */
+static unsigned opened_at[MAX_HANDLES];                            /* forks when each handle opened */
+static pthread_mutex_t children_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define REAL(name) static __typeof__(name) *real_##name
 REAL(socket); REAL(bind); REAL(listen); REAL(accept); REAL(accept4); REAL(connect); REAL(send); REAL(sendto);
 REAL(recv); REAL(recvfrom); REAL(read); REAL(write); REAL(close); REAL(getsockname); REAL(getpeername);
 REAL(setsockopt); REAL(getsockopt); REAL(shutdown); REAL(dup); REAL(dup2); REAL(dup3); REAL(readv); REAL(writev);
 REAL(sendmsg); REAL(recvmsg); REAL(sendmmsg); REAL(recvmmsg); REAL(sendfile); REAL(epoll_ctl); REAL(poll); REAL(ppoll);
-REAL(select); REAL(pselect);
+REAL(select); REAL(pselect); REAL(fork);
 static int (*real_poll_chk)(struct pollfd *, nfds_t, int, size_t);
 static int (*real_ppoll_chk)(struct pollfd *, nfds_t, const struct timespec *, const sigset_t *, size_t);
 int (*real_fcntl)(int, int, ...);
@@ -123,6 +137,8 @@ static int (*n_socket_error)(int);
 static int (*n_readable_bytes)(int);
 static int (*n_inherit_listener)(int, int, int);
 static int (*n_keep_across_exec)(int, int);
+static int (*n_claim_connection)(int);
+static int (*n_close_for_children)(int, int *, int);
 
 static void say_once(_Atomic int *said, const char *format, ...)
 {
@@ -142,6 +158,11 @@ static void in_child(void)
     forked_child = 1;
     child_copy = 0;
     process_pid = getpid();
+    for (int i = 0; i < MAX_CHILDREN; i++) /* its parent's children are not its own */
+        if (children[i].fork) {
+            LIBC(close)(children[i].pidfd);
+            children[i].fork = 0;
+        }
 }
 
 static void *library;
@@ -152,7 +173,8 @@ static void *library;
  * once the library is loaded: it runs before any library's destructor, while the runtime is whole. */
 static void flush_at_exit(void)
 {
-    if (!library || (forked_child && !child_copy) || !n_flush)
+    /* Not in a vfork child (its parent's memory, its parent's library) nor in a forked child without a copy of its own. */
+    if (!library || (forked_child && !child_copy) || !n_flush || getpid() != process_pid)
         return;
     inside = 1;
     for (int h = 1; h < INHERITED_ACROSS_EXEC; h++) {
@@ -164,6 +186,17 @@ static void flush_at_exit(void)
     if (left > 0)
         fprintf(stderr, "norman run: %d closed connection(s) had not delivered everything after 10 s at exit\n", left);
 }
+
+/* _exit skips atexit: a forked child ends with it after serving (Python's ForkingMixIn, os._exit), and what it wrote
+ * would die with its stack unsent. The same flush as at exit first. */
+void _exit(int status)
+{
+    flush_at_exit();
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}
+
+void _Exit(int status) { _exit(status); }
 
 __attribute__((constructor(101))) void resolve_libc(void)
 {
@@ -178,7 +211,7 @@ __attribute__((constructor(101))) void resolve_libc(void)
     RESOLVE(sendmmsg); RESOLVE(recvmmsg); RESOLVE(epoll_ctl); RESOLVE(poll); RESOLVE(ppoll); RESOLVE(select); RESOLVE(pselect);
     real_poll_chk = dlsym(RTLD_NEXT, "__poll_chk");
     real_ppoll_chk = dlsym(RTLD_NEXT, "__ppoll_chk");
-    RESOLVE(fcntl); RESOLVE(ioctl);
+    RESOLVE(fcntl); RESOLVE(ioctl); RESOLVE(fork);
     process_pid = getpid();
     pthread_atfork(NULL, NULL, in_child);
 }
@@ -192,7 +225,7 @@ static void resolve_norman(void)
     NORMAN(socket); NORMAN(bind); NORMAN(listen); NORMAN(accept); NORMAN(connect); NORMAN(sendto); NORMAN(recvfrom);
     NORMAN(shutdown); NORMAN(getsockname); NORMAN(getpeername); NORMAN(close); NORMAN(readiness_fd); NORMAN(wakeup_fd);
     NORMAN(set_nonblocking); NORMAN(last_error); NORMAN(flush); NORMAN(setsockopt); NORMAN(socket_error); NORMAN(readable_bytes);
-    NORMAN(inherit_listener); NORMAN(keep_across_exec);
+    NORMAN(inherit_listener); NORMAN(keep_across_exec); NORMAN(claim_connection); NORMAN(close_for_children);
 }
 
 /* The daemon's socket and the library as the program started with them (`norman run` sets both): a server may clear
@@ -260,8 +293,9 @@ static int refuse(int h)
                              "mark it close-on-exec",
                  (int)getpid());
     else
-        say_once(&said_fork, "process %d was forked from a Norman program: the Norman sockets it inherited cannot be used "
-                             "in it, but for a listening TCP socket, which it joins (the library's runtime does not survive "
+        say_once(&said_fork, "process %d was forked from a Norman program: of the Norman sockets it inherited it may use a "
+                             "listening TCP socket, which it joins, and a TCP connection its parent has closed, which it takes up; "
+                             "not a UDP socket, nor a connection its parent still uses (the library's runtime does not survive "
                              "fork; docs/interposer.md); its new sockets are Norman's, through a copy of the library of its own",
                  (int)getpid());
     errno = EBADF;
@@ -464,6 +498,7 @@ static int adopt(int fd)
     atomic_store(&buffer_bytes[h][RECEIVING], kernel_buffer[RECEIVING]);
     atomic_store(&buffer_bytes[h][SENDING], kernel_buffer[SENDING]);
     socket_type[h] = candidate_type[fd] & ~SOCK_NONBLOCK;
+    opened_at[h] = forks;
     atomic_store(&on_off_set[h], options);
     atomic_store_explicit(&owner[fd], h, memory_order_release);
     return h;
@@ -476,13 +511,71 @@ static void forget(int fd)
         atomic_store(&owner[fd], 0);
 }
 
+static int child_ended(int pidfd)
+{
+    struct pollfd ended = { .fd = pidfd, .events = POLLIN }; /* a pidfd is readable once its process has ended */
+    return LIBC(poll)(&ended, 1, 0) != 0;
+}
+
+/* A child was forked: remembered while it lives (the oldest forgotten when MAX_CHILDREN live). */
+static void remember_child(pid_t pid)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    pthread_mutex_lock(&children_lock);
+    unsigned fork_number = ++forks;
+    if (pidfd >= 0) {
+        int place = 0;
+        for (int i = 0; i < MAX_CHILDREN; i++) {
+            if (!children[i].fork || child_ended(children[i].pidfd)) {
+                place = i;
+                break;
+            }
+            if (children[i].fork < children[place].fork)
+                place = i;
+        }
+        if (children[place].fork)
+            LIBC(close)(children[place].pidfd);
+        children[place].pidfd = pidfd;
+        children[place].fork = fork_number;
+    }
+    pthread_mutex_unlock(&children_lock);
+}
+
+pid_t fork(void)
+{
+    pid_t pid = LIBC(fork)();
+    if (pid > 0 && library)
+        remember_child(pid);
+    return pid;
+}
+
+/* Into held_by, copies of the pidfds of the children forked since handle h opened that live: how many. */
+static int children_since(int h, int *held_by)
+{
+    int count = 0;
+    pthread_mutex_lock(&children_lock);
+    for (int i = 0; i < MAX_CHILDREN; i++)
+        if (children[i].fork > opened_at[h] && !child_ended(children[i].pidfd)) {
+            int copy = LIBC(fcntl)(children[i].pidfd, F_DUPFD_CLOEXEC, 0);
+            if (copy >= 0)
+                held_by[count++] = copy;
+        }
+    pthread_mutex_unlock(&children_lock);
+    return count;
+}
+
+/* The program's last descriptor for handle h is closed. A TCP connection that children forked since it opened may
+ * hold is kept for them (until one takes it up or they have all ended); anything else closes. */
 static void release(int h)
 {
-    if (atomic_fetch_sub(&copies[h], 1) == 1) {
-        ENTER();
+    if (atomic_fetch_sub(&copies[h], 1) != 1)
+        return;
+    int held_by[MAX_CHILDREN];
+    int holders = socket_type[h] == SOCK_STREAM && !listener_domain[h] && n_close_for_children ? children_since(h, held_by) : 0;
+    ENTER();
+    if (holders == 0 || n_close_for_children(h, held_by, holders) != 0)
         n_close(h);
-        inside = 0;
-    }
+    inside = 0;
 }
 
 /*
@@ -515,6 +608,7 @@ static int load_child_copy(void)
         if (h <= 0 || h == INHERITED_ACROSS_EXEC || h == FORKED_AWAY)
             continue; /* FORKED_AWAY: a listener still to join (this child's parent was exec'd with it) */
         inherited_domain[fd] = listener_domain[h];
+        inherited_connection[fd] = socket_type[h] == SOCK_STREAM && !listener_domain[h];
         inherited_nonblocking[fd] = atomic_load(&nonblocking[h]);
         atomic_store(&owner[fd], FORKED_AWAY);
     }
@@ -570,7 +664,79 @@ static int library_for_this_process(void)
 }
 
 /* Forgets that fd was a listener to join. */
-static void forget_inherited(int fd) { inherited_domain[fd] = 0; }
+static void forget_inherited(int fd) { inherited_domain[fd] = inherited_connection[fd] = 0; }
+
+/* Other descriptors this process inherited for the same socket as fd (dup'd before fork or exec), still to join or
+ * take up as fd is: into same (at most 64), how many. */
+static int inherited_copies(int fd, int *same, int connection)
+{
+    int count = 0;
+    for (int other = 0; other < MAX_DESCRIPTORS && count < 64; other++) {
+        if (other != fd && (connection ? inherited_connection[other] : inherited_domain[other]) && atomic_load(&owner[other]) == FORKED_AWAY
+            && syscall(SYS_kcmp, getpid(), getpid(), 0 /* KCMP_FILE */, fd, other) == 0)
+            same[count++] = other;
+    }
+    return count;
+}
+
+/* The copies of fd (same) become handle h's too, readiness dup'd over each: how many descriptors name h now. */
+static int adopt_copies(int h, int readiness, const int *same, int count)
+{
+    int copies_now = 1;
+    for (int i = 0; i < count; i++) {
+        int other_cloexec = LIBC(fcntl)(same[i], F_GETFD) & FD_CLOEXEC;
+        if (LIBC(dup3)(readiness, same[i], other_cloexec ? O_CLOEXEC : 0) == same[i]) {
+            forget_inherited(same[i]);
+            atomic_store_explicit(&owner[same[i]], h, memory_order_release);
+            copies_now++;
+        }
+    }
+    return copies_now;
+}
+
+/*
+ * Takes up, in a forked child, the TCP connection it inherited at fd (its first call on it): the parent's stack hands
+ * it over once the parent has closed its copy (norman_claim_connection, fd as proof; the waiting is done there), and
+ * a socket of the child's own carries it, its readiness descriptor taking the inherited number. Returns the handle,
+ * or FORKED_AWAY (refused) when it cannot be: the parent still uses it, or its state could not be handed over.
+ */
+static int claimed(int fd)
+{
+    pthread_mutex_lock(&taking_over);
+    if (!load_own_library() || atomic_load(&owner[fd]) != FORKED_AWAY || !inherited_connection[fd]) {
+        int now = atomic_load(&owner[fd]);
+        pthread_mutex_unlock(&taking_over);
+        return now;
+    }
+    static int same[64];
+    int sames = inherited_copies(fd, same, 1);
+    ENTER();
+    int connection = n_claim_connection ? n_claim_connection(fd) : -1;
+    int readiness = connection > 0 ? n_readiness_fd(connection) : -1;
+    inside = 0;
+    forget_inherited(fd);
+    int cloexec = LIBC(fcntl)(fd, F_GETFD) & FD_CLOEXEC;
+    if (connection <= 0 || readiness < 0 || connection >= FORKED_AWAY || LIBC(dup3)(readiness, fd, cloexec ? O_CLOEXEC : 0) < 0) {
+        fprintf(stderr, "norman run: process %d cannot take up the TCP connection it inherited at descriptor %d: %s\n", (int)getpid(), fd,
+                connection > 0 ? strerror(errno) : n_last_error());
+        if (connection > 0) {
+            ENTER();
+            n_close(connection);
+            inside = 0;
+        }
+        for (int i = 0; i < sames; i++)
+            forget_inherited(same[i]);
+        pthread_mutex_unlock(&taking_over);
+        return FORKED_AWAY;
+    }
+    atomic_store(&copies[connection], adopt_copies(connection, readiness, same, sames));
+    atomic_store(&nonblocking[connection], inherited_nonblocking[fd]);
+    socket_type[connection] = SOCK_STREAM;
+    opened_at[connection] = forks;
+    atomic_store_explicit(&owner[fd], connection, memory_order_release);
+    pthread_mutex_unlock(&taking_over);
+    return connection;
+}
 
 /*
  * The handle of descriptor fd for a call that uses it: where fd is a listener this process inherited (a forked child's
@@ -580,6 +746,9 @@ static int joined(int fd, int h)
 {
     if (inside || fd < 0 || fd >= MAX_DESCRIPTORS)
         return h;
+    int parents_connection = forked_child && !child_copy && h > 0 && h < FORKED_AWAY && socket_type[h] == SOCK_STREAM && !listener_domain[h];
+    if (parents_connection || (h == FORKED_AWAY && inherited_connection[fd]))
+        return claimed(fd);
     int parents = forked_child && !child_copy && h > 0 && h < FORKED_AWAY && listener_domain[h];
     if (!parents && !(h == FORKED_AWAY && inherited_domain[fd]))
         return h;
@@ -592,12 +761,7 @@ static int joined(int fd, int h)
     /* Other descriptors for the same inherited listener (dup'd before fork or exec) join with this one: the daemon
      * knows the listener by one file, and the first join ends the exec'd one's wait. */
     static int same[64];
-    int sames = 0;
-    for (int other = 0; other < MAX_DESCRIPTORS && sames < 64; other++) {
-        if (other != fd && inherited_domain[other] && atomic_load(&owner[other]) == FORKED_AWAY
-            && syscall(SYS_kcmp, getpid(), getpid(), 0 /* KCMP_FILE */, fd, other) == 0)
-            same[sames++] = other;
-    }
+    int sames = inherited_copies(fd, same, 0);
     ENTER();
     int listener = n_inherit_listener(inherited_domain[fd], fd, 1); /* fd is the proof; the waiting is done here */
     int readiness = listener > 0 ? n_readiness_fd(listener) : -1;
@@ -617,16 +781,7 @@ static int joined(int fd, int h)
     }
     remember_listener(listener, inherited_domain[fd]); /* a child may join it in turn */
     forget_inherited(fd);
-    int copies_now = 1;
-    for (int i = 0; i < sames; i++) {
-        int other_cloexec = LIBC(fcntl)(same[i], F_GETFD) & FD_CLOEXEC;
-        if (LIBC(dup3)(readiness, same[i], other_cloexec ? O_CLOEXEC : 0) == same[i]) {
-            forget_inherited(same[i]);
-            atomic_store_explicit(&owner[same[i]], listener, memory_order_release);
-            copies_now++;
-        }
-    }
-    atomic_store(&copies[listener], copies_now);
+    atomic_store(&copies[listener], adopt_copies(listener, readiness, same, sames));
     atomic_store(&nonblocking[listener], inherited_nonblocking[fd]);
     socket_type[listener] = SOCK_STREAM;
     atomic_store_explicit(&owner[fd], listener, memory_order_release);
@@ -892,6 +1047,7 @@ static int accept_norman(int listening, int h, struct sockaddr *address, socklen
     atomic_store(&buffer_bytes[accepted][RECEIVING], atomic_load(&buffer_bytes[h][RECEIVING]));
     atomic_store(&buffer_bytes[accepted][SENDING], atomic_load(&buffer_bytes[h][SENDING]));
     socket_type[accepted] = SOCK_STREAM;
+    opened_at[accepted] = forks;
     atomic_store(&on_off_set[accepted], atomic_load(&on_off_set[h]));
     ENTER();
     n_set_nonblocking(accepted, 1); /* the waiting is done here */
@@ -931,7 +1087,7 @@ ssize_t sendto(int fd, const void *buffer, size_t length, int flags, const struc
         forget(fd);
     if (is_candidate(fd) && to && !adopt(fd))
         return -1;
-    int h = handle_of(fd);
+    int h = in_use(fd);
     if (!h)
         return LIBC(sendto)(fd, buffer, length, flags, to, to_length);
     if (unusable(h))
@@ -978,7 +1134,7 @@ ssize_t write(int fd, const void *buffer, size_t length)
 
 ssize_t recvfrom(int fd, void *buffer, size_t length, int flags, struct sockaddr *from, socklen_t *from_length)
 {
-    int h = handle_of(fd);
+    int h = in_use(fd);
     if (!h)
         return LIBC(recvfrom)(fd, buffer, length, flags, from, from_length);
     if (unusable(h))
@@ -1136,7 +1292,7 @@ ssize_t writev(int fd, const struct iovec *iov, int count)
 
 int shutdown(int fd, int how)
 {
-    int h = handle_of(fd);
+    int h = in_use(fd);
     if (!h)
         return LIBC(shutdown)(fd, how);
     if (unusable(h))
@@ -1158,7 +1314,7 @@ int getsockname(int fd, struct sockaddr *address, socklen_t *length)
 
 int getpeername(int fd, struct sockaddr *address, socklen_t *length)
 {
-    int h = handle_of(fd);
+    int h = in_use(fd);
     if (!h)
         return LIBC(getpeername)(fd, address, length);
     if (unusable(h))
@@ -1321,7 +1477,7 @@ static int duplicated(int h, int fd)
 
 int dup(int fd)
 {
-    int h = handle_of(fd);
+    int h = in_use(fd);
     int copy = LIBC(dup)(fd);
     if (!h) {
         if (!inside)
@@ -1333,7 +1489,7 @@ int dup(int fd)
 
 int dup3(int fd, int target, int flags)
 {
-    int h = handle_of(fd);
+    int h = in_use(fd);
     int replaced = handle_of(target);
     if (fd == target) {
         errno = EINVAL;
