@@ -432,7 +432,8 @@ public sealed class NormanRunTests : IAsyncLifetime
     /// <summary>
     /// A forking server, as Python's socketserver and socat make one: the parent accepts, forks, closes its copy of the
     /// connection and accepts the next; the child serves the connection it inherited. Each of three clients in turn
-    /// is answered by a child of its own, line by line, and its end reaches the client.
+    /// is answered by a child of its own, line by line, and its end reaches the client. And inetd's way
+    /// (systemd-socket-activate --accept --inetd): the child execs the service with the connection as stdin and stdout.
     /// </summary>
     [NetnsFact]
     public void A_forking_server_s_children_serve_the_connections_their_parent_accepted()
@@ -475,6 +476,15 @@ public sealed class NormanRunTests : IAsyncLifetime
             var (code, output, errors) = peer.Try(bulk, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:7021");
             Assert.True(code == 0, errors);
             Assert.True(bulk == output, $"socat's child {client} echoed {output.Length} bytes of {bulk.Length}: {errors}");
+        }
+
+        // inetd's way: a child per connection, which makes it its stdin and stdout and execs the service (cat).
+        using var inetd = NormanRun("systemd-socket-activate", "-l", "7023", "--accept", "--inetd", "cat");
+        Host.WaitForError(inetd.Process, "Listening on", TimeSpan.FromSeconds(20));
+        for (int client = 0; client < 2; client++)
+        {
+            var (code, output, errors) = peer.Try($"to cat {client}\n", "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:7023");
+            Assert.True(code == 0 && output == $"to cat {client}\n", $"inetd's cat {client}: {output} {errors}");
         }
     }
 

@@ -57,6 +57,15 @@ static void mark_inherited_across_exec(void)
             atomic_store(&owner[fd], INHERITED_ACROSS_EXEC);
         at = *end == ',' ? end + 1 : end;
     }
+    const char *connections = getenv(CONNECTIONS_VARIABLE);
+    for (const char *at = connections; at && *at;) {
+        long entry[2]; /* fd, non-blocking */
+        const char *end = numbers(at, entry, 2);
+        if (!end)
+            break;
+        expect_connection((int)entry[0], (int)entry[1]);
+        at = *end == ',' ? end + 1 : end;
+    }
     const char *listeners = getenv(LISTENERS_VARIABLE);
     for (const char *at = listeners; at && *at;) {
         long entry[3]; /* fd, domain, non-blocking */
@@ -69,6 +78,7 @@ static void mark_inherited_across_exec(void)
     /* For this program's own children, they name what this one passes on. */
     unsetenv(INHERITED_VARIABLE);
     unsetenv(LISTENERS_VARIABLE);
+    unsetenv(CONNECTIONS_VARIABLE);
 }
 
 /* After norman_preload.c's constructor (101), which resolved real_fcntl: the exec family, which no other library's
@@ -87,8 +97,9 @@ __attribute__((constructor(102))) static void resolve_exec(void)
 struct passing {
     char refused[sizeof INHERITED_VARIABLE + MAX_NAMED * 7];
     char listeners[sizeof LISTENERS_VARIABLE + MAX_NAMED * 16];
+    char connections[sizeof CONNECTIONS_VARIABLE + MAX_NAMED * 10];
     int kept[MAX_NAMED];
-    int listener_count, refused_count;
+    int listener_count, refused_count, connection_count;
     char running[3][STARTED_BYTES + 256]; /* a longer LD_PRELOAD is cut: paths are shorter than PATH_MAX */
     int running_count;
 };
@@ -134,8 +145,9 @@ static int prepare(struct passing *passing, char *const envp[], int replacing)
 {
     size_t refused_used = (size_t)snprintf(passing->refused, sizeof passing->refused, "%s=", INHERITED_VARIABLE);
     size_t listeners_used = (size_t)snprintf(passing->listeners, sizeof passing->listeners, "%s=", LISTENERS_VARIABLE);
-    passing->listener_count = passing->refused_count = 0;
-    for (int fd = 0; fd < MAX_DESCRIPTORS && passing->listener_count + passing->refused_count < MAX_NAMED; fd++) {
+    size_t connections_used = (size_t)snprintf(passing->connections, sizeof passing->connections, "%s=", CONNECTIONS_VARIABLE);
+    passing->listener_count = passing->refused_count = passing->connection_count = 0;
+    for (int fd = 0; fd < MAX_DESCRIPTORS && passing->listener_count + passing->refused_count + passing->connection_count < MAX_NAMED; fd++) {
         if (atomic_load(&owner[fd]) <= 0)
             continue;
         int flags = LIBC(fcntl)(fd, F_GETFD);
@@ -147,12 +159,15 @@ static int prepare(struct passing *passing, char *const envp[], int replacing)
             passing->kept[n] = kept;
             listeners_used += (size_t)snprintf(passing->listeners + listeners_used, sizeof passing->listeners - listeners_used,
                                                "%s%d:%d:%d", n ? "," : "", fd, domain, nonblocking);
+        } else if (replacing && connection_across_exec(fd, &nonblocking)) {
+            connections_used += (size_t)snprintf(passing->connections + connections_used, sizeof passing->connections - connections_used,
+                                                 "%s%d:%d", passing->connection_count++ ? "," : "", fd, nonblocking);
         } else {
             refused_used += (size_t)snprintf(passing->refused + refused_used, sizeof passing->refused - refused_used,
                                              passing->refused_count++ ? ",%d" : "%d", fd);
         }
     }
-    return passing->listener_count + passing->refused_count + keep_running_under_norman(passing, envp);
+    return passing->listener_count + passing->refused_count + passing->connection_count + keep_running_under_norman(passing, envp);
 }
 
 /* After a spawn, or an exec that failed: the listeners no longer kept (exec_failed keeps errno). */
@@ -171,20 +186,22 @@ static int same_name(const char *entry, const char *line)
     return strncmp(entry, line, length) == 0;
 }
 
-/* envp with passing's lines in place of any earlier ones, into with (room for count(envp) + 6 pointers). */
+/* envp with passing's lines in place of any earlier ones, into with (room for count(envp) + 7 pointers). */
 static char *const *with_lines(char *const envp[], struct passing *passing, char **with)
 {
-    const char *lines[5];
+    const char *lines[6];
     size_t count_ = 0;
     if (passing->refused_count)
         lines[count_++] = passing->refused;
     if (passing->listener_count)
         lines[count_++] = passing->listeners;
+    if (passing->connection_count)
+        lines[count_++] = passing->connections;
     for (int i = 0; i < passing->running_count; i++)
         lines[count_++] = passing->running[i];
     size_t n = 0;
     for (size_t i = 0; envp && envp[i]; i++) {
-        int replaced = same_name(envp[i], passing->refused) || same_name(envp[i], passing->listeners);
+        int replaced = same_name(envp[i], passing->refused) || same_name(envp[i], passing->listeners) || same_name(envp[i], passing->connections);
         for (size_t j = 0; j < count_ && !replaced; j++)
             replaced = same_name(envp[i], lines[j]);
         if (!replaced)
@@ -213,7 +230,7 @@ static size_t count(char *const list[])
             char *const *ENV = (envp);                                                      \
             return CALL;                                                                    \
         }                                                                                   \
-        char *with_[count(envp) + 6];                                                       \
+        char *with_[count(envp) + 7];                                                       \
         char *const *ENV = with_lines((envp), &passing_, with_);                            \
         int result_ = CALL;                                                                 \
         unwind(&passing_);                                                                  \

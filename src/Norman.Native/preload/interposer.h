@@ -16,6 +16,9 @@
 #define INHERITED_VARIABLE "NORMAN_EXEC_INHERITED"
 /* And the TCP listeners it passes, which that program joins: "fd:domain:nonblocking,..." (exec.c). */
 #define LISTENERS_VARIABLE "NORMAN_EXEC_LISTENERS"
+/* And the TCP connections a forked child passes to the program it becomes (inetd's way), which that program takes up:
+ * "fd:nonblocking,..." (exec.c). */
+#define CONNECTIONS_VARIABLE "NORMAN_EXEC_CONNECTIONS"
 
 #define HIDDEN __attribute__((visibility("hidden")))
 
@@ -43,5 +46,11 @@ HIDDEN int listener_across_exec(int fd, int replacing, int *domain, int *nonbloc
 HIDDEN void exec_failed(int h);
 /* In the program exec'd: descriptor fd is a listener to join (from LISTENERS_VARIABLE). */
 HIDDEN void expect_listener(int fd, int domain, int nonblocking);
+/* Before exec: whether descriptor fd is a TCP connection this process inherited across fork and has not taken up,
+ * which the program it becomes may take up as it would have (its parent keeps it while this process lives); and if so
+ * whether it is non-blocking. */
+HIDDEN int connection_across_exec(int fd, int *nonblocking);
+/* In the program exec'd: descriptor fd is a connection to take up (from CONNECTIONS_VARIABLE). */
+HIDDEN void expect_connection(int fd, int nonblocking);
 
 #endif

@@ -288,7 +288,8 @@ static int refuse(int h)
 {
     if (h == INHERITED_ACROSS_EXEC)
         say_once(&said_exec, "process %d was started by exec from a Norman program, and the Norman sockets it inherited "
-                             "cannot be used in it but for listening TCP sockets: a Norman socket lives in the program that opened it "
+                             "cannot be used in it but for listening TCP sockets and the TCP connections a forked child passes on "
+                             "(inetd's way): a Norman socket lives in the program that opened it "
                              "(its TCP stack and pipes do not survive exec; docs/interposer.md). Open the socket here, or "
                              "mark it close-on-exec",
                  (int)getpid());
@@ -815,6 +816,29 @@ int listener_across_exec(int fd, int replacing, int *domain, int *nonblocking_ou
             *kept = h;
     }
     return 1;
+}
+
+int connection_across_exec(int fd, int *nonblocking_out)
+{
+    int h = atomic_load(&owner[fd]);
+    if (h == FORKED_AWAY && inherited_connection[fd]) { /* still to take up: passed on as it came */
+        *nonblocking_out = inherited_nonblocking[fd];
+        return 1;
+    }
+    /* A forked child that never loaded a copy of its own: the handle is its parent's, which keeps the connection. */
+    if (!(forked_child && !child_copy) || h <= 0 || h >= FORKED_AWAY || socket_type[h] != SOCK_STREAM || listener_domain[h])
+        return 0;
+    *nonblocking_out = atomic_load(&nonblocking[h]);
+    return 1;
+}
+
+void expect_connection(int fd, int nonblocking_flag)
+{
+    if (fd < 0 || fd >= MAX_DESCRIPTORS || LIBC(fcntl)(fd, F_GETFD) < 0)
+        return;
+    inherited_connection[fd] = 1;
+    inherited_nonblocking[fd] = nonblocking_flag != 0;
+    atomic_store(&owner[fd], FORKED_AWAY);
 }
 
 void exec_failed(int h)
@@ -1466,10 +1490,16 @@ int close(int fd)
     return result;
 }
 
-static int duplicated(int h, int fd)
+/* fd is a copy of from, whose handle is h: so is fd's, and a socket still to join or take up stays one. */
+static int duplicated(int h, int from, int fd)
 {
     if (fd >= 0 && fd < MAX_DESCRIPTORS) {
         atomic_fetch_add(&copies[h], 1);
+        if (h == FORKED_AWAY && from >= 0 && from < MAX_DESCRIPTORS) {
+            inherited_domain[fd] = inherited_domain[from];
+            inherited_connection[fd] = inherited_connection[from];
+            inherited_nonblocking[fd] = inherited_nonblocking[from];
+        }
         atomic_store_explicit(&owner[fd], h, memory_order_release);
     }
     return fd;
@@ -1477,19 +1507,19 @@ static int duplicated(int h, int fd)
 
 int dup(int fd)
 {
-    int h = in_use(fd);
+    int h = handle_of(fd); /* not taken up here: a forked child dup's an inherited connection onto 0 and 1, then execs */
     int copy = LIBC(dup)(fd);
     if (!h) {
         if (!inside)
             forget(copy);
         return copy;
     }
-    return copy < 0 ? copy : duplicated(h, copy);
+    return copy < 0 ? copy : duplicated(h, fd, copy);
 }
 
 int dup3(int fd, int target, int flags)
 {
-    int h = in_use(fd);
+    int h = handle_of(fd);
     int replaced = handle_of(target);
     if (fd == target) {
         errno = EINVAL;
@@ -1500,14 +1530,15 @@ int dup3(int fd, int target, int flags)
         return copy;
     if (replaced) {
         atomic_store(&owner[target], 0);
-        release(replaced);
+        if (!unusable(replaced))
+            release(replaced);
     }
     if (!h) {
         if (!inside)
             forget(copy);
         return copy;
     }
-    return duplicated(h, copy);
+    return duplicated(h, fd, copy);
 }
 
 int dup2(int fd, int target)
@@ -1534,7 +1565,7 @@ static int norman_fcntl(int fd, int command, long argument)
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {
         int copy = LIBC(fcntl)(fd, command, argument);
-        return copy < 0 ? copy : duplicated(h, copy);
+        return copy < 0 ? copy : duplicated(h, fd, copy);
     }
     default:
         return LIBC(fcntl)(fd, command, argument);
