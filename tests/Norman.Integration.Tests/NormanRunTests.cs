@@ -491,39 +491,51 @@ public sealed class NormanRunTests : IAsyncLifetime
     /// <summary>
     /// A connection open when its server forked a child that never touches it (it forked to do something else): the
     /// server's close does not end the connection while the child lives, as on Linux, where the child holds a copy;
-    /// once the child has ended, the client gets the end (the server's FIN), not a connection left open for good.
+    /// once the child has ended, the client gets the end (the server's FIN), not a connection left open for good. A
+    /// child that execs (the copy closed on exec) holds nothing: the server's close ends the connection at once.
     /// </summary>
     [NetnsFact]
     public void A_connection_closed_by_a_parent_whose_child_never_uses_it_ends_when_the_child_does()
     {
         var peer = _host.Peer();
-        string marker = Path.Combine(_host.Directory, "child-ended");
-        string server = $$"""
+        // A server that accepts one connection, writes a line, forks a child that runs `child`, and closes its copy.
+        static string Server(int port, string child) => $$"""
             import os, socket, time
             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("0.0.0.0", 7022)); s.listen(8); print("listening", flush=True)
+            s.bind(("0.0.0.0", {{port}})); s.listen(8); print("listening", flush=True)
             c, _ = s.accept()
             c.sendall(b"from the parent\n")
             if os.fork() == 0:
-                time.sleep(0.5); open("{{marker}}", "w").close(); os._exit(0)
+                {{child}}
             c.close()
             time.sleep(30)
             """;
-        using var python = NormanRun("python3", "-c", server);
-        Assert.Equal("listening", python.ReadLine());
+        // Reads to the end, then says whether the child had ended by then (it leaves a file when it ends).
         string client = """
             import os, socket, sys
-            c = socket.create_connection((sys.argv[1], 7022), timeout=10)
+            c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
             data = b""
             while True:
                 chunk = c.recv(100)
                 if not chunk: break
                 data += chunk
-            print(data.decode().strip(), "| the end came after the child ended:", os.path.exists(sys.argv[2]))
+            print(data.decode().strip(), "| the end came after the child ended:", os.path.exists(sys.argv[3]))
             """;
-        var (code, output, errors) = peer.Try(null, "python3", "-c", client, _host.NormanAddress, marker);
+        string marker = Path.Combine(_host.Directory, "child-ended");
+        using var python = NormanRun("python3", "-c", Server(7022, $"time.sleep(0.5); open(\"{marker}\", \"w\").close(); os._exit(0)"));
+        Assert.Equal("listening", python.ReadLine());
+        var (code, output, errors) = peer.Try(null, "python3", "-c", client, _host.NormanAddress, "7022", marker);
         Assert.True(code == 0, errors);
         Assert.Equal("from the parent | the end came after the child ended: True", output.Trim());
+
+        // A child that execs closes its copy (Python's sockets are close-on-exec): the parent's close ends the
+        // connection at once, while the program the child became still runs.
+        string execMarker = Path.Combine(_host.Directory, "exec-child-ended");
+        using var execing = NormanRun("python3", "-c", Server(7024, $"os.execvp(\"sh\", [\"sh\", \"-c\", \"sleep 2; touch {execMarker}\"])"));
+        Assert.Equal("listening", execing.ReadLine());
+        (code, output, errors) = peer.Try(null, "python3", "-c", client, _host.NormanAddress, "7024", execMarker);
+        Assert.True(code == 0, errors);
+        Assert.Equal("from the parent | the end came after the child ended: False", output.Trim());
     }
 
     [NetnsFact]

@@ -7,17 +7,18 @@ namespace Norman.Client.Tcp;
 
 /// <summary>
 /// A listener's connection that its process forked with: the program closes its copy and a child serves it (a forking
-/// server), or the child never touches it (it forked to do something else). On Linux the connection lives while any
-/// descriptor for it does. Here this stack keeps it, unserved by the program, while a child forked since it opened
-/// lives (<see cref="KeepForChildren"/>); the daemon, asked by a child that uses its copy (claim-connection), raises a
+/// server), or the child never touches it (it forked to do something else, or exec'd and the copy closed). On Linux
+/// the connection lives while any descriptor for it does. Here this stack keeps it, unserved by the program, while a
+/// child forked since it opened still has a descriptor for it (<see cref="KeepForChildren"/>; its /proc/PID/fd, looked
+/// at on close and about every 100 ms); the daemon, asked by a child that uses its copy (claim-connection), raises a
 /// word in this socket's header page, and this stack writes the connection down and lets go of it for the child's
-/// stack to take up (<see cref="Claim"/>). When the children have all ended without it, it is closed as the program's
-/// close would have closed it.
+/// stack to take up (<see cref="Claim"/>). When no child holds it any more, it is closed as the program's close would
+/// have closed it.
 /// </summary>
 internal sealed unsafe partial class TcpEndpoint
 {
     /// <summary>Connections the program closed after forking, each with descriptors of the children (pidfds) that may hold it. Loop thread only.</summary>
-    private readonly List<(TcpConnection Connection, int[] Children)> _keptForChildren = new();
+    private readonly List<(TcpConnection Connection, int[] Children, string Socket)> _keptForChildren = new();
     private int _connectionWantedSeen;
 
     private int* ConnectionWantedWord => (int*)(_pipes.Region.Address + PipeLayout.ConnectionWantedOffset);
@@ -29,11 +30,16 @@ internal sealed unsafe partial class TcpEndpoint
     /// </summary>
     public bool KeepForChildren(TcpConnection connection, int[] children, int holder)
     {
+        string socket = SocketOf(Environment.ProcessId, holder) ?? "";
         try
         {
             if (_acceptQueue is null)
             {
                 throw new NormanException("EINVAL", "Only a listener's connections are kept for forked children.");
+            }
+            if (socket.Length == 0 || !AnyHolds(children, socket))
+            {
+                throw new NormanException("ENOENT", "No child holds the connection: it closes.");
             }
             _control.Call(new ControlRequest
             {
@@ -46,7 +52,7 @@ internal sealed unsafe partial class TcpEndpoint
             Array.ForEach(children, child => Libc.Close(child));
             return false;
         }
-        _chores.Enqueue(() => _keptForChildren.Add((connection, children)));
+        _chores.Enqueue(() => _keptForChildren.Add((connection, children, socket)));
         _nudge.Signal();
         return true;
     }
@@ -67,7 +73,7 @@ internal sealed unsafe partial class TcpEndpoint
         var written = at < 0 ? null : _keptForChildren[at].Connection.HandOver(HandedOverConnection.MaxClaimedBytes);
         if (written is not null)
         {
-            var (connection, children) = _keptForChildren[at];
+            var (connection, children, _) = _keptForChildren[at];
             _keptForChildren.RemoveAt(at);
             SetAside(connection);
             if (_handedAway.Count >= 4096)
@@ -99,13 +105,13 @@ internal sealed unsafe partial class TcpEndpoint
         while (sent < received.Length);
     }
 
-    /// <summary>On the loop, now and then: a kept connection whose children have all ended is closed as the program's close would have.</summary>
+    /// <summary>On the loop, now and then: a kept connection no child holds any more is closed as the program's close would have.</summary>
     private void CloseConnectionsNoChildHolds()
     {
         for (int i = _keptForChildren.Count - 1; i >= 0; i--)
         {
-            var (connection, children) = _keptForChildren[i];
-            if (!children.All(Ended))
+            var (connection, children, socket) = _keptForChildren[i];
+            if (AnyHolds(children, socket))
             {
                 continue;
             }
@@ -124,10 +130,67 @@ internal sealed unsafe partial class TcpEndpoint
         }
     }
 
-    private static bool Ended(int pidfd)
+    /// <summary>
+    /// Whether a process behind <paramref name="children"/> (pidfds) that still runs has a descriptor for
+    /// <paramref name="socket"/> (as /proc shows it: "socket:[inode]"); one whose descriptors cannot be read is taken to.
+    /// </summary>
+    private static bool AnyHolds(int[] children, string socket)
     {
-        var ready = new Libc.PollFd { Fd = pidfd, Events = 1 }; // POLLIN: the process has ended
-        return Libc.Poll(&ready, 1, 0) != 0;
+        foreach (int child in children)
+        {
+            var ready = new Libc.PollFd { Fd = child, Events = 1 }; // POLLIN: the process has ended
+            if (Libc.Poll(&ready, 1, 0) != 0 || PidOf(child) is not { } pid)
+            {
+                continue;
+            }
+            try
+            {
+                foreach (var descriptor in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
+                {
+                    if (new FileInfo(descriptor).LinkTarget == socket)
+                    {
+                        return true;
+                    }
+                }
+            }
+            catch (Exception error) when (error is IOException or UnauthorizedAccessException)
+            {
+                return Directory.Exists($"/proc/{pid}"); // gone meanwhile, or not ours to read: then it may hold it
+            }
+        }
+        return false;
+    }
+
+    /// <summary>The process a pidfd stands for (its fdinfo's Pid line); null when it has ended or cannot be read.</summary>
+    private static int? PidOf(int pidfd)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/self/fdinfo/{pidfd}"))
+            {
+                if (line.StartsWith("Pid:", StringComparison.Ordinal) && int.TryParse(line.AsSpan(4).Trim(), out int pid) && pid > 0)
+                {
+                    return pid;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return null;
+    }
+
+    /// <summary>What /proc shows descriptor <paramref name="fd"/> of process <paramref name="pid"/> to be ("socket:[inode]"), or null.</summary>
+    private static string? SocketOf(int pid, int fd)
+    {
+        try
+        {
+            return new FileInfo($"/proc/{pid}/fd/{fd}").LinkTarget;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     /// <summary>
