@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using Norman.Core.Packets;
 using Norman.Core.Pipes;
+using Norman.Core.Shm;
 
 namespace Norman.Client.Tcp;
 
@@ -72,7 +72,7 @@ internal sealed partial class TcpConnection
     private int _unansweredProbes, _probeBackoff;
     /// <summary>The application has let go of the connection (closed its stream): an orphan's FIN-WAIT-2 does not last.</summary>
     private bool _orphaned;
-    private ushort _identification = (ushort)RandomNumberGenerator.GetInt32(ushort.MaxValue + 1);
+    private ushort _identification = (ushort)Libc.RandomUInt32();
     private int _receiveWindowScale;
     /// <summary>Whether our SYN carries the window scale option: always when we open, only if the peer's did when it does.</summary>
     private bool _offerWindowScale = true;
@@ -93,7 +93,7 @@ internal sealed partial class TcpConnection
     private readonly SackScoreboard _scoreboard = new();
     private uint _retransmitNext;
     private uint _timestampRecent;
-    private uint _timestampOrigin = (uint)RandomNumberGenerator.GetInt32(int.MaxValue);
+    private uint _timestampOrigin = Libc.RandomUInt32() & int.MaxValue;
     /// <summary>RCV.NXT when we last acknowledged (Last.ACK.sent): only a segment at or before it may move TS.Recent.</summary>
     private uint _lastAcknowledgementSent;
     private int _lastAdvertisedWindow;

@@ -93,6 +93,23 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
 
+    [LibraryImport("libc", EntryPoint = "getrandom", SetLastError = true)]
+    private static partial nint GetRandom(void* buffer, nuint length, uint flags);
+
+    /// <summary>
+    /// Four random bytes from the kernel (getrandom). The BCL's generator loads OpenSSL on Linux, 10–15 ms and megabytes
+    /// once a process: paid by every forked child that takes up a connection through a copy of the library of its own.
+    /// </summary>
+    public static uint RandomUInt32()
+    {
+        uint value = 0;
+        while (GetRandom(&value, sizeof(uint), 0) != sizeof(uint))
+        {
+            // interrupted by a signal before the entropy pool was ready: only at boot, and it returns soon
+        }
+        return value;
+    }
+
     [LibraryImport("libc", EntryPoint = "eventfd", SetLastError = true)]
     public static partial int EventFd(uint initial, int flags);
 
