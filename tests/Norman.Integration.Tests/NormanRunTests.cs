@@ -431,8 +431,8 @@ public sealed class NormanRunTests : IAsyncLifetime
 
     /// <summary>
     /// A forking server, as Python's socketserver and socat make one: the parent accepts, forks, closes its copy of the
-    /// connection and accepts the next; the child serves the connection it inherited. Each of three clients in turn
-    /// is answered by a child of its own, line by line, and its end reaches the client. And inetd's way
+    /// connection and accepts the next; the child serves the connection it inherited. Each of three clients in turn is
+    /// welcomed by the parent, then answered by a child of its own, line by line, and its end reaches the client. And inetd's way
     /// (systemd-socket-activate --accept --inetd): the child execs the service with the connection as stdin and stdout.
     /// </summary>
     [NetnsFact]
@@ -447,6 +447,9 @@ public sealed class NormanRunTests : IAsyncLifetime
                         self.wfile.write(b"child %d: " % os.getpid() + line)
             class Server(socketserver.ForkingTCPServer):
                 allow_reuse_address = True
+                def process_request(self, request, address):
+                    request.sendall(b"welcome from %d\n" % os.getpid()) # the parent writes first: its child goes on from there
+                    super().process_request(request, address)
             with Server(("0.0.0.0", 7020), Echo) as s:
                 print("serving", os.getpid(), flush=True)
                 s.serve_forever()
@@ -460,7 +463,7 @@ public sealed class NormanRunTests : IAsyncLifetime
             var (code, output, errors) = peer.Try(lines, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:7020");
             Assert.True(code == 0, $"client {client}: {errors}");
             var answer = Regex.Matches(output, @"child (\d+): (client \d line \d)");
-            Assert.True(answer.Count == 2, $"client {client} got: {output} {errors}");
+            Assert.True(answer.Count == 2 && output.StartsWith($"welcome from {parent}\n", StringComparison.Ordinal), $"client {client} got: {output} {errors}");
             Assert.Equal([$"client {client} line 1", $"client {client} line 2"], answer.Select(m => m.Groups[2].Value));
             answeredBy.Add(answer[0].Groups[1].Value);
         }

@@ -62,6 +62,18 @@ internal sealed partial class TcpConnection
         };
     }
 
+    /// <summary>Bytes written and not yet acknowledged by the peer (or not yet sent): the connection cannot be handed over until they are.</summary>
+    public bool HasUnacknowledgedBytes
+    {
+        get
+        {
+            lock (_send)
+            {
+                return _sendUnacknowledged != _sendNext || _send.Count > 0;
+            }
+        }
+    }
+
     /// <summary>
     /// A connection another program's stack handed over (<see cref="HandOver"/>), established (or in CLOSE-WAIT) and
     /// waiting to be accepted, as it was there. Throws FormatException for a handover that does not hold together.

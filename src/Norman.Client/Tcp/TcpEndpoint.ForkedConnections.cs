@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Norman.Core.Packets;
 using Norman.Core.Pipes;
 using Norman.Core.Protocol;
@@ -20,6 +21,8 @@ internal sealed unsafe partial class TcpEndpoint
     /// <summary>Connections the program closed after forking, each with descriptors of the children (pidfds) that may hold it. Loop thread only.</summary>
     private readonly List<(TcpConnection Connection, int[] Children, string Socket)> _keptForChildren = new();
     private int _connectionWantedSeen;
+    /// <summary>An ask for a kept connection with bytes the peer has not acknowledged: tried each turn until it has (a round trip), answered empty after a second.</summary>
+    private (int Asked, NetAddress Remote, ushort Port, long Until)? _askPending;
 
     private int* ConnectionWantedWord => (int*)(_pipes.Region.Address + PipeLayout.ConnectionWantedOffset);
 
@@ -60,17 +63,25 @@ internal sealed unsafe partial class TcpEndpoint
     /// <summary>On the loop, each turn of a listener's: the daemon asked for a connection (a child claims it), which is written down and let go of, or not there.</summary>
     private void HandOverConnectionIfWanted()
     {
-        int asked = Volatile.Read(ref *ConnectionWantedWord);
-        if (asked == _connectionWantedSeen)
+        int newest = Volatile.Read(ref *ConnectionWantedWord);
+        if (newest != _connectionWantedSeen)
+        {
+            _connectionWantedSeen = newest;
+            byte* header = _pipes.Region.Address;
+            _askPending = (newest, NetAddress.ReadV6(new ReadOnlySpan<byte>(header + PipeLayout.ConnectionWantedAddressOffset, 16)),
+                (ushort)*(uint*)(header + PipeLayout.ConnectionWantedPortOffset), Stopwatch.GetTimestamp() + Stopwatch.Frequency);
+        }
+        if (_askPending is not var (asked, remote, port, until))
         {
             return;
         }
-        _connectionWantedSeen = asked;
-        byte* header = _pipes.Region.Address;
-        ushort port = (ushort)*(uint*)(header + PipeLayout.ConnectionWantedPortOffset);
-        var remote = NetAddress.ReadV6(new ReadOnlySpan<byte>(header + PipeLayout.ConnectionWantedAddressOffset, 16));
         int at = _keptForChildren.FindIndex(kept => kept.Connection.RemotePort == port && kept.Connection.RemoteAddress == remote);
         var written = at < 0 ? null : _keptForChildren[at].Connection.HandOver(HandedOverConnection.MaxClaimedBytes);
+        if (written is null && at >= 0 && _keptForChildren[at].Connection.HasUnacknowledgedBytes && Stopwatch.GetTimestamp() < until)
+        {
+            return; // what the program wrote before it closed is on its way: once acknowledged, the connection can go
+        }
+        _askPending = null;
         if (written is not null)
         {
             var (connection, children, _) = _keptForChildren[at];
