@@ -27,9 +27,11 @@ public static class IdleScenario
             var cpu = new Measurement($"idle_dataplane_cpu_percent_{mode}", $"an idle daemon's dataplane thread, share of a core ({mode})", "%");
             var p50 = new Measurement($"wake_rtt_p50_us_{mode}", $"round trip to the echoing peer after 10 ms of silence, p50 ({mode})", "µs");
             var p99 = new Measurement($"wake_rtt_p99_us_{mode}", $"the same, p99 ({mode})", "µs");
+            var woken = new Measurement($"dataplane_wake_p50_us_{mode}",
+                $"of that round trip, the sleeping dataplane woken by the application's doorbell: from the send to its thread running, p50 ({mode})", "µs");
             for (int run = 0; run < runs; run++)
             {
-                var (percent, roundTrips) = BenchDaemon.With((daemon, socket) =>
+                var (percent, roundTrips, wakes) = BenchDaemon.With((daemon, socket) =>
                 {
                     using var beside = SocketScaleScenario.IdleSockets(daemon, idleSockets);
                     Thread.Sleep(500); // the bind's breaths behind it
@@ -43,6 +45,7 @@ public static class IdleScenario
                     daemon.Peer!.EchoOnPort(echoPort);
                     var peer = daemon.Peer.Address;
                     var times = new List<double>(trips);
+                    var wakeTimes = new List<double>(trips);
                     Span<byte> request = stackalloc byte[BenchDaemon.PayloadFor(64)];
                     for (int i = 0; i < trips; i++)
                     {
@@ -57,19 +60,31 @@ public static class IdleScenario
                             {
                                 socket.Release();
                                 times.Add(Stopwatch.GetElapsedTime(start).TotalMicroseconds);
+                                if (daemon.Engine.WokenAt is var wokeAt && wokeAt > start)
+                                {
+                                    wakeTimes.Add((wokeAt - start) * 1e6 / Stopwatch.Frequency);
+                                }
                                 break;
                             }
                         }
                     }
-                    return (share, new RoundTrips([.. times]));
+                    return (share, new RoundTrips([.. times]), wakeTimes);
                 }, options => options.BusyPoll = busyPoll);
                 cpu.Add(percent);
                 p50.Add(roundTrips.Percentile(50));
                 p99.Add(roundTrips.Percentile(99));
+                if (wakes.Count > 0)
+                {
+                    woken.Add(new RoundTrips([.. wakes]).Percentile(50));
+                }
             }
             yield return cpu;
             yield return p50;
             yield return p99;
+            if (!busyPoll)
+            {
+                yield return woken; // a busy-polling dataplane never sleeps
+            }
         }
         var floor = new Measurement("wake_floor_p50_us", "this machine's floor: an eventfd wakes a thread asleep in poll after 10 ms of silence, p50", "µs");
         var kernel = new Measurement("kernel_wake_rtt_p50_us", "the kernel's UDP echo over loopback after 10 ms of silence, p50 (the echoing thread asleep in recvfrom)", "µs");

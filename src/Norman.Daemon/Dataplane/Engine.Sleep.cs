@@ -31,6 +31,9 @@ public sealed partial class Engine
     /// <summary>The dataplane thread sleeps now, waiting for a wake-up (read racily).</summary>
     public bool IsAsleep => _sleeper?.IsAsleep ?? false;
 
+    /// <summary>When something last woke the dataplane thread from its sleep (a Stopwatch timestamp; 0 if it never slept).</summary>
+    public long WokenAt => _sleeper?.WokenAt ?? 0;
+
     /// <summary>Wakes the dataplane thread if it sleeps (it is being stopped). Any thread.</summary>
     public void Wake() => _sleeper?.Nudge();
 

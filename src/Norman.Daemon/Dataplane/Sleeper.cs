@@ -42,6 +42,10 @@ public sealed unsafe class Sleeper : IDisposable
     public bool IsAsleep { get => Volatile.Read(ref _asleep); private set => Volatile.Write(ref _asleep, value); }
     private bool _asleep;
 
+    /// <summary>When something last woke the dataplane thread from its sleep (a Stopwatch timestamp; a timeout does not count): what wake-up latency is measured against.</summary>
+    public long WokenAt => Volatile.Read(ref _wokenAt);
+    private long _wokenAt;
+
     /// <summary>Wakes the dataplane if it sleeps, or makes its next sleep return at once (a command is queued). Any thread.</summary>
     public void Nudge() => _control.Signal();
 
@@ -59,6 +63,10 @@ public sealed unsafe class Sleeper : IDisposable
     {
         IsAsleep = true;
         int ready = Wait(timeoutNanoseconds);
+        if (ready > 0)
+        {
+            Volatile.Write(ref _wokenAt, System.Diagnostics.Stopwatch.GetTimestamp());
+        }
         IsAsleep = false;
         counters.Sleeps++;
         if (ready <= 0)
