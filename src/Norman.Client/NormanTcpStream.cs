@@ -133,7 +133,7 @@ public sealed class NormanTcpStream : Stream
 
     /// <summary>
     /// Closes this stream without closing the connection, which forked children (<paramref name="children"/>: pidfds,
-    /// taken) may hold: kept by the listener's stack until one takes it up or they have all ended (TcpEndpoint's
+    /// taken) may hold: kept by the listener's stack until one takes it up or none holds it any more (TcpEndpoint's
     /// KeepForChildren; <paramref name="holder"/> is the descriptor the program held it by). False: close it instead.
     /// </summary>
     internal bool KeepForChildren(int[] children, int holder)

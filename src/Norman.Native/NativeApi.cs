@@ -149,7 +149,7 @@ internal static unsafe class NativeApi
     /// <summary>
     /// Closes a TCP connection the process forked with while children that may hold it live (<paramref name="children"/>:
     /// <paramref name="count"/> pidfds, which the library takes and closes): kept for them, as Linux keeps a connection
-    /// while any descriptor for it is open, until one claims it or they have all ended. 0: kept and the handle closed;
+    /// while any descriptor for it is open, until one claims it or none holds it any more. 0: kept and the handle closed;
     /// -1: not kept (not an accepted connection, or the daemon refused) and the handle still open: close it with norman_close.
     /// </summary>
     [UnmanagedCallersOnly(EntryPoint = "norman_close_for_children")]

@@ -2,9 +2,12 @@
  * exec, for the interposer `norman run` preloads. A listening TCP socket without close-on-exec goes across: the program
  * exec'd is told (LISTENERS_VARIABLE) which descriptor it is, and joins it at its first use as a forked child does (the
  * descriptor is its proof: the daemon was given the same file at listen); where the process itself is replaced (exec, not posix_spawn), the daemon is asked first to
- * keep the listener when the process's connection closes at exec. Any other Norman socket cannot follow its program
- * (its TCP stack and pipes live in the program that opened it): the program exec'd is told which of its inherited
- * descriptors were Norman sockets (INHERITED_VARIABLE), and refuses them with a sentence. Descriptors marked
+ * keep the listener when the process's connection closes at exec. A TCP connection a forked child inherited goes
+ * across too (inetd's way: the child execs the service with it as stdin and stdout): its parent keeps it, and the
+ * program exec'd is told which descriptors they are (CONNECTIONS_VARIABLE) and takes them up at their first use. Any
+ * other Norman socket cannot follow its program (its TCP stack and pipes live in the program that opened it): the
+ * program exec'd is told which of its inherited descriptors were Norman sockets (INHERITED_VARIABLE), and refuses them
+ * with a sentence. Descriptors marked
  * close-on-exec are not inherited, as on Linux. A vfork child may be the caller: it only makes system calls
  * (listener_across_exec leaves the library alone there).
  */

@@ -12,11 +12,12 @@
  * straight to libc. The table is an array indexed by descriptor, read without locks.
  *
  * Not supported yet, each said once on stderr when met: Norman sockets in a child after fork but for listeners, which
- * the child joins through a copy of the library of its own (the first copy's runtime does not survive fork:
- * docs/interposer.md), Norman sockets inherited across exec but for listeners, which the program exec'd joins as a
- * forked child does (the exec'ing program names them to the program it becomes, whose interposer refuses the others;
- * the exec family and posix_spawn are interposed for that), socket options beyond the common ones (accepted and
- * ignored). The exec family is exec.c's.
+ * the child joins, and TCP connections its parent closed, which it takes up, both through a copy of the library of its
+ * own (the first copy's runtime does not survive fork: docs/interposer.md); Norman sockets inherited across exec but
+ * for listeners and a forked child's connections, which the program exec'd joins or takes up as a forked child does
+ * (the exec'ing program names them to the program it becomes, whose interposer refuses the others; the exec family
+ * and posix_spawn are interposed for that); socket options beyond the common ones (accepted and ignored). The exec
+ * family is exec.c's.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -566,7 +567,7 @@ static int children_since(int h, int *held_by)
 }
 
 /* The program's last descriptor for handle h is closed. A TCP connection that children forked since it opened may
- * hold is kept for them (until one takes it up or they have all ended); anything else closes. */
+ * hold is kept for them (until one takes it up or none holds it any more); anything else closes. */
 static void release(int h)
 {
     if (atomic_fetch_sub(&copies[h], 1) != 1)
