@@ -50,6 +50,14 @@ int norman_inherit_listener(int domain, int inherited_doorbell, int nonblocking)
  * norman_inherit_listener and that descriptor as a forked child does, and gets the connections not yet accepted. The kept listener takes no new connections once joined and ends with
  * the process. keep 0 takes it back when the exec failed. */
 int norman_keep_across_exec(int socket, int keep);
+/* fork and a TCP connection (a forking server): the parent's close of a connection that children forked since it
+ * opened may hold is norman_close_for_children, with pidfds of those children (taken and closed by the library); it
+ * keeps the connection while one still has a descriptor for it, and returns 0 (the handle is closed), or -1 when it
+ * cannot (not an accepted connection, the daemon refused): close it with norman_close then. A child takes it up through
+ * its own copy with norman_claim_connection and its inherited descriptor as proof, once the parent has closed its copy
+ * (it waits up to 2 s): a socket of its own carries the connection, as it was in the parent. */
+int norman_close_for_children(int socket, int *children, int count);
+int norman_claim_connection(int inherited);
 /* UDP: fixes the peer (norman_send goes there, only its datagrams arrive). TCP: the three-way handshake; on a
  * non-blocking socket it fails with EINPROGRESS at once, the readiness descriptor is not writable until the handshake
  * ends (then writable, and readable too if it failed), and norman_socket_error says how it went (EALREADY for a
