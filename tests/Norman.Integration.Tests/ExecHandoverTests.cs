@@ -58,4 +58,46 @@ public sealed class ExecHandoverTests
             FdPassing.CloseAll(received);
         }
     }
+
+    /// <summary>
+    /// The program exec'd can join before the daemon has seen the old program's connection close (its release runs on
+    /// the pool, late on a loaded machine): it still gets the connections the old one handed over, and the kept
+    /// listener closes with the old connection instead of waiting for a next program.
+    /// </summary>
+    [Fact]
+    public async Task The_next_program_joining_before_the_old_connection_closes_still_gets_the_connections_handed_over()
+    {
+        await using var daemon = new DaemonFixture();
+        var control = daemon.Daemon.Control;
+        using SafeFileHandle heldFile = File.OpenHandle("/dev/null");
+        int held = (int)heldFile.DangerousGetHandle();
+        var received = new List<int>();
+        try
+        {
+            var before = ControlChannel.Connect(daemon.SocketPath); // the program before exec, its connection not yet closed
+            var bound = before.Call(new ControlRequest { Op = ControlProtocol.Ops.Bind, Protocol = "tcp", Port = 0 }, received);
+            long listener = bound.Socket!.SocketId;
+            before.Call(new ControlRequest { Op = ControlProtocol.Ops.ListenerHolder, SocketId = listener }, sentFds: [held]);
+            var waiting = new HandedOverConnection
+            {
+                LocalAddress = "198.18.0.1", RemoteAddress = "198.18.0.2", RemotePort = 40001, SendNext = 7, SendWindow = 1000,
+                MaxSendWindow = 1000, SendMss = 1460, ReceiveNext = 9, Received = "GET /\n"u8.ToArray(),
+            };
+            before.Call(new ControlRequest { Op = ControlProtocol.Ops.KeepAcrossExec, SocketId = listener, Keep = true, HandedOver = [waiting] });
+
+            using var after = ControlChannel.Connect(daemon.SocketPath);
+            var joined = after.Call(new ControlRequest { Op = ControlProtocol.Ops.Inherit }, received, sentFds: [held]);
+            Assert.Equal("GET /\n"u8.ToArray(), joined.HandedOver!.Single().Received);
+
+            before.Dispose(); // the exec's close, seen only now
+            Assert.True(ApplicationProcessTests.WaitFor(() => control.Sockets.Find(listener) is null),
+                "the kept listener outlived its old program's connection, though the next program had joined");
+            Assert.Equal(0, control.WaitingForExec);
+            Assert.NotNull(control.Sockets.Find(joined.Socket!.SocketId));
+        }
+        finally
+        {
+            FdPassing.CloseAll(received);
+        }
+    }
 }

@@ -78,18 +78,30 @@ public sealed partial class ControlPlane
         var socket = JoinPort(session, parent, "Cannot join the listener: ");
         Serve(session, socket); // joins the port's group: the lookup makes one with the parent's listener
         engine.Post(new StopListeningCommand(parent.Pipe));
-        if (parent.Owner.Pid == identity.Pid && StopWaitingForExec(parent))
+        // The program its process exec'd may join before the daemon has seen the old program's connection close (that
+        // release runs on the pool, and a loaded machine runs it late): a listener marked to be kept is its all the same.
+        bool waited = parent.Owner.Pid == identity.Pid && StopWaitingForExec(parent);
+        bool execing = !waited && parent.Owner.Pid == identity.Pid && parent.KeptAcrossExec;
+        if (waited || execing)
         {
             // The program its process exec'd holds it now, as its own, with the connections made and not accepted before.
             response.HandedOver = parent.HandedOver;
-            session.Finishing(CloseAsync(null, parent));
+            parent.HandedOver = null;
+            parent.KeptAcrossExec = false; // not yet released: its old connection's release closes it, as any of its sockets
+            if (waited || StopWaitingForExec(parent)) // (or that release ran meanwhile and kept it)
+            {
+                session.Finishing(CloseAsync(null, parent));
+            }
         }
         else if (!IsWaitingForExec(parent) && await QueueOfAsync(parent) is { Count: > 0 } handed)
         {
-            // A master's stack had made connections nobody accepted (its workers do): the joiner takes them up, and
-            // their segments go to it.
+            // A master's stack had made connections nobody accepted (its workers do): the joiner takes them up.
             response.HandedOver = handed;
-            engine.Post(new PinConnectionsCommand(socket.Pipe, [.. handed.Select(c => new FlowKey(IpProtocols.Tcp, ParseAddress(c.LocalAddress),
+        }
+        if (response.HandedOver is { Count: > 0 } taken)
+        {
+            // Their segments go to the joiner, not to the group's first member (the listener they were made on).
+            engine.Post(new PinConnectionsCommand(socket.Pipe, [.. taken.Select(c => new FlowKey(IpProtocols.Tcp, ParseAddress(c.LocalAddress),
                 parent.LocalPort, ParseAddress(c.RemoteAddress), (ushort)c.RemotePort))]));
         }
         log.Info($"{identity.ProcessName} (pid {identity.Pid}) joined the TCP listener on port {parent.LocalPort} of " +
