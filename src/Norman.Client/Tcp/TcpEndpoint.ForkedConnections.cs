@@ -21,7 +21,7 @@ internal sealed unsafe partial class TcpEndpoint
     /// <summary>Connections the program closed after forking, each with descriptors of the children (pidfds) that may hold it. Loop thread only.</summary>
     private readonly List<(TcpConnection Connection, int[] Children, string Socket)> _keptForChildren = new();
     private int _connectionWantedSeen;
-    /// <summary>An ask for a kept connection with bytes the peer has not acknowledged: tried each turn until it has (a round trip), answered empty after a second.</summary>
+    /// <summary>An ask for a kept connection not yet kept here, or with bytes the peer has not acknowledged: tried each turn until it can go, answered empty after a second.</summary>
     private (int Asked, NetAddress Remote, ushort Port, long Until)? _askPending;
 
     private int* ConnectionWantedWord => (int*)(_pipes.Region.Address + PipeLayout.ConnectionWantedOffset);
@@ -77,9 +77,11 @@ internal sealed unsafe partial class TcpEndpoint
         }
         int at = _keptForChildren.FindIndex(kept => kept.Connection.RemotePort == port && kept.Connection.RemoteAddress == remote);
         var written = at < 0 ? null : _keptForChildren[at].Connection.HandOver(HandedOverConnection.MaxClaimedBytes);
-        if (written is null && at >= 0 && _keptForChildren[at].Connection.HasUnacknowledgedBytes && Stopwatch.GetTimestamp() < until)
+        if (written is null && (at < 0 || _keptForChildren[at].Connection.HasUnacknowledgedBytes) && Stopwatch.GetTimestamp() < until)
         {
-            return; // what the program wrote before it closed is on its way: once acknowledged, the connection can go
+            // Not kept yet (the close that keeps it named it to the daemon first, and its chore runs after this in the
+            // turn), or what the program wrote before it closed is on its way: asked again next turn.
+            return;
         }
         _askPending = null;
         if (written is not null)
