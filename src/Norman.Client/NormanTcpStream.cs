@@ -166,15 +166,7 @@ public sealed class NormanTcpStream : Stream
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
-            if (_connection.HasUnreadData)
-            {
-                _connection.Abort();
-            }
-            else
-            {
-                _connection.ShutdownSend();
-            }
-            _connection.Orphan();
+            _connection.CloseAsLastDescriptor();
             _endpoint.Release();
         }
         base.Dispose(disposing);

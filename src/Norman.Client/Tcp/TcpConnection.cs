@@ -266,6 +266,23 @@ internal sealed partial class TcpConnection
     }
 
     /// <summary>
+    /// Closes the connection as the close of a program's last descriptor does: a reset if bytes were left unread, else a
+    /// FIN after what was written; then it is let go of (<see cref="Orphan"/>).
+    /// </summary>
+    public void CloseAsLastDescriptor()
+    {
+        if (HasUnreadData)
+        {
+            Abort();
+        }
+        else
+        {
+            ShutdownSend();
+        }
+        Orphan();
+    }
+
+    /// <summary>
     /// The application let go of the connection (its stream closed, after <see cref="ShutdownSend"/> or
     /// <see cref="Abort"/>): from FIN-WAIT-2 it waits at most <see cref="TcpLimits.FinWait2Ticks"/> for the peer's FIN.
     /// </summary>

@@ -21,43 +21,42 @@ internal sealed unsafe partial class TcpEndpoint
     /// <summary>Connections the program closed after forking, each with descriptors of the children (pidfds) that may hold it. Loop thread only.</summary>
     private readonly List<(TcpConnection Connection, int[] Children, string Socket)> _keptForChildren = new();
     private int _connectionWantedSeen;
-    /// <summary>An ask for a kept connection not yet kept here, or with bytes the peer has not acknowledged: tried each turn until it can go, answered empty after a second.</summary>
+    /// <summary>An ask for a kept connection with bytes the peer has not acknowledged: tried each turn until it has (a round trip), answered empty after a second.</summary>
     private (int Asked, NetAddress Remote, ushort Port, long Until)? _askPending;
 
     private int* ConnectionWantedWord => (int*)(_pipes.Region.Address + PipeLayout.ConnectionWantedOffset);
 
     /// <summary>
     /// The program closed <paramref name="connection"/>, which the children behind <paramref name="children"/> (pidfds,
-    /// now this endpoint's) may hold: it is named to the daemon with <paramref name="holder"/>, the descriptor the program
-    /// held it by, and kept. False (pidfds closed) where it cannot be (not a listener's, or the daemon refused): close it.
+    /// now this endpoint's) may hold: it is kept, then named to the daemon with <paramref name="holder"/>, the descriptor
+    /// the program held it by (kept first: a child's claim may come as soon as it is named). False (pidfds closed) where
+    /// it cannot be (not a listener's, no child holds it, or the daemon refused): close it.
     /// </summary>
     public bool KeepForChildren(TcpConnection connection, int[] children, int holder)
     {
-        string socket = SocketOf(Environment.ProcessId, holder) ?? "";
+        string? socket = SocketOf(Environment.ProcessId, holder);
+        if (_acceptQueue is null || socket is null || !AnyHolds(children, socket))
+        {
+            Array.ForEach(children, child => Libc.Close(child));
+            return false;
+        }
+        var kept = (connection, children, socket);
+        RunOnLoop(() => _keptForChildren.Add(kept));
         try
         {
-            if (_acceptQueue is null)
-            {
-                throw new NormanException("EINVAL", "Only a listener's connections are kept for forked children.");
-            }
-            if (socket.Length == 0 || !AnyHolds(children, socket))
-            {
-                throw new NormanException("ENOENT", "No child holds the connection: it closes.");
-            }
             _control.Call(new ControlRequest
             {
                 Op = ControlProtocol.Ops.ConnectionHolder, SocketId = _pipes.SocketId,
                 RemoteAddress = connection.RemoteAddress.ToString(), RemotePort = connection.RemotePort,
             }, sentFds: [holder]);
+            return true;
         }
         catch (NormanException)
         {
+            RunOnLoop(() => _keptForChildren.Remove(kept));
             Array.ForEach(children, child => Libc.Close(child));
             return false;
         }
-        _chores.Enqueue(() => _keptForChildren.Add((connection, children, socket)));
-        _nudge.Signal();
-        return true;
     }
 
     /// <summary>On the loop, each turn of a listener's: the daemon asked for a connection (a child claims it), which is written down and let go of, or not there.</summary>
@@ -77,23 +76,16 @@ internal sealed unsafe partial class TcpEndpoint
         }
         int at = _keptForChildren.FindIndex(kept => kept.Connection.RemotePort == port && kept.Connection.RemoteAddress == remote);
         var written = at < 0 ? null : _keptForChildren[at].Connection.HandOver(HandedOverConnection.MaxClaimedBytes);
-        if (written is null && (at < 0 || _keptForChildren[at].Connection.HasUnacknowledgedBytes) && Stopwatch.GetTimestamp() < until)
+        if (written is null && at >= 0 && _keptForChildren[at].Connection.HasUnacknowledgedBytes && Stopwatch.GetTimestamp() < until)
         {
-            // Not kept yet (the close that keeps it named it to the daemon first, and its chore runs after this in the
-            // turn), or what the program wrote before it closed is on its way: asked again next turn.
-            return;
+            return; // what the program wrote before it closed is on its way: once acknowledged, the connection can go
         }
         _askPending = null;
         if (written is not null)
         {
             var (connection, children, _) = _keptForChildren[at];
             _keptForChildren.RemoveAt(at);
-            SetAside(connection);
-            if (_handedAway.Count >= 4096)
-            {
-                _handedAway.Clear();
-            }
-            _handedAway.Add((connection.RemoteAddress, connection.RemotePort));
+            HandAway(connection);
             Array.ForEach(children, child => Libc.Close(child));
             Release(); // the program's hold, which the kept connection carried
         }
@@ -130,15 +122,7 @@ internal sealed unsafe partial class TcpEndpoint
             }
             _keptForChildren.RemoveAt(i);
             Array.ForEach(children, child => Libc.Close(child));
-            if (connection.HasUnreadData)
-            {
-                connection.Abort();
-            }
-            else
-            {
-                connection.ShutdownSend();
-            }
-            connection.Orphan();
+            connection.CloseAsLastDescriptor();
             Release();
         }
     }

@@ -48,12 +48,7 @@ internal sealed unsafe partial class TcpEndpoint
                 _acceptQueue.Writer.TryWrite(connection); // stays here, behind the rest
                 break;
             }
-            SetAside(connection);
-            if (_handedAway.Count >= 4096)
-            {
-                _handedAway.Clear();
-            }
-            _handedAway.Add((connection.RemoteAddress, connection.RemotePort));
+            HandAway(connection);
         }
         _control.Post(new ControlRequest { Op = ControlProtocol.Ops.QueueHandOver, SocketId = _pipes.SocketId, HandedOver = handed });
     }
@@ -123,6 +118,17 @@ internal sealed unsafe partial class TcpEndpoint
     {
         _connections.Remove((connection.RemoteAddress, connection.RemotePort));
         _timed.Remove(connection);
+    }
+
+    /// <summary>Set aside for another process's stack: its segments, until the daemon sends them there, are dropped here, not reset.</summary>
+    private void HandAway(TcpConnection connection)
+    {
+        SetAside(connection);
+        if (_handedAway.Count >= 4096)
+        {
+            _handedAway.Clear();
+        }
+        _handedAway.Add((connection.RemoteAddress, connection.RemotePort));
     }
 
     /// <summary>On the loop: the exec failed, so the connections set aside are served and queued again.</summary>
