@@ -136,18 +136,14 @@ public sealed partial class ControlPlane
         await listener.JoinGate.WaitAsync();
         try
         {
-            var wanted = new TaskCompletionSource<HandedOverConnection?>(TaskCreationOptions.RunContinuationsAsynchronously);
-            listener.ConnectionArriving = null;
-            listener.ConnectionWanted = wanted;
-            int sequence = listener.AskForConnection(remote, remotePort);
-            listener.ConnectionSequence = sequence;
-            if (sequence >= 0)
+            var claim = listener.AskForConnection(remote, remotePort);
+            if (claim is not null)
             {
                 listener.Wakeup.Signal();
             }
-            bool answered = sequence >= 0 && await Task.WhenAny(wanted.Task, Task.Delay(ClaimWait)) == wanted.Task;
-            listener.ConnectionWanted = null;
-            if (answered && wanted.Task.Result is { } handed)
+            bool answered = claim is not null && await Task.WhenAny(claim.Answer.Task, Task.Delay(ClaimWait)) == claim.Answer.Task;
+            listener.Claim = null;
+            if (answered && claim!.Answer.Task.Result is { } handed)
             {
                 return handed;
             }
@@ -169,7 +165,7 @@ public sealed partial class ControlPlane
         {
             throw new ControlException(ControlProtocol.Errors.InvalidArgument, "A connection-handover carries one connection at most.");
         }
-        if (socket.ConnectionWanted is not { } wanted || request.Sequence != socket.ConnectionSequence)
+        if (socket.Claim is not { } claim || request.Sequence != claim.Sequence)
         {
             if (request.HandedOver is [var lost])
             {
@@ -177,28 +173,14 @@ public sealed partial class ControlPlane
             }
             return NoDescriptors;
         }
-        if (request.HandedOver is [var part])
+        if (request.HandedOver is [var part] && !claim.Add(part))
         {
-            var (connection, parts, bytes) = socket.ConnectionArriving ?? (part, new List<byte[]>(), 0);
-            if (bytes + part.Received.Length > HandedOverConnection.MaxClaimedBytes)
-            {
-                socket.ConnectionArriving = null;
-                wanted.TrySetResult(null);
-                throw new ControlException(ControlProtocol.Errors.InvalidArgument,
-                    $"A connection handed over carries at most {HandedOverConnection.MaxClaimedBytes} bytes received.");
-            }
-            parts.Add(part.Received);
-            socket.ConnectionArriving = (connection, parts, bytes + part.Received.Length);
+            throw new ControlException(ControlProtocol.Errors.InvalidArgument,
+                $"A connection handed over carries at most {HandedOverConnection.MaxClaimedBytes} bytes received.");
         }
         if (request.More != true)
         {
-            var arrived = socket.ConnectionArriving;
-            socket.ConnectionArriving = null;
-            if (arrived is { } whole)
-            {
-                whole.Connection.Received = [.. whole.Parts.SelectMany(bytes => bytes)];
-            }
-            wanted.TrySetResult(arrived?.Connection);
+            claim.Finish();
         }
         return NoDescriptors;
     }

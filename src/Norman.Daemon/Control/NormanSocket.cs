@@ -269,26 +269,29 @@ public sealed unsafe class NormanSocket : IDisposable
     /// <summary>How many named connections' descriptors the socket closed when it was disposed (for its user's count of the daemon's descriptors).</summary>
     public int ConnectionHoldersClosed { get; private set; }
 
-    /// <summary>The claimer waiting for this listener's connection-handover, while one does (under <see cref="JoinGate"/>).</summary>
-    public TaskCompletionSource<Norman.Core.Protocol.HandedOverConnection?>? ConnectionWanted { get; set; }
-    /// <summary>The ask the claimer waits on (<see cref="AskForConnection"/>'s count).</summary>
-    public int ConnectionSequence { get; set; }
-    /// <summary>The connection being handed over in parts (connection-handover's more), and its received bytes so far.</summary>
-    public (Norman.Core.Protocol.HandedOverConnection Connection, List<byte[]> Parts, int Bytes)? ConnectionArriving { get; set; }
+    /// <summary>The child's claim waiting for this listener's connection-handover, while one does (under <see cref="JoinGate"/>).</summary>
+    public ConnectionClaim? Claim { get; set; }
 
-    /// <summary>Asks the listener's stack for its connection to remote:port (<see cref="PipeLayout.ConnectionWantedOffset"/>): the ask's count, or -1 once disposed.</summary>
-    public int AskForConnection(NetAddress remote, ushort port)
+    /// <summary>
+    /// Asks the listener's stack for its connection to remote:port (<see cref="PipeLayout.ConnectionWantedOffset"/>),
+    /// the claim made <see cref="Claim"/> before the ask is raised (the stack may answer at once); null once disposed.
+    /// </summary>
+    public ConnectionClaim? AskForConnection(NetAddress remote, ushort port)
     {
         lock (_mapping)
         {
             if (_disposed)
             {
-                return -1;
+                return null;
             }
             byte* header = Region.Address;
             *(uint*)(header + PipeLayout.ConnectionWantedPortOffset) = port;
             remote.WriteV6(new Span<byte>(header + PipeLayout.ConnectionWantedAddressOffset, 16));
-            return Interlocked.Increment(ref *(int*)(header + PipeLayout.ConnectionWantedOffset));
+            int* asked = (int*)(header + PipeLayout.ConnectionWantedOffset);
+            var claim = new ConnectionClaim(unchecked(Volatile.Read(ref *asked) + 1));
+            Claim = claim;
+            Volatile.Write(ref *asked, claim.Sequence);
+            return claim;
         }
     }
 
