@@ -697,101 +697,73 @@ static int adopt_copies(int h, int readiness, const int *same, int count)
 }
 
 /*
- * Takes up, in a forked child, the TCP connection it inherited at fd (its first call on it): the parent's stack hands
- * it over once the parent has closed its copy (norman_claim_connection, fd as proof; the waiting is done there), and
- * a socket of the child's own carries it, its readiness descriptor taking the inherited number. Returns the handle,
- * or FORKED_AWAY (refused) when it cannot be: the parent still uses it, or its state could not be handed over.
+ * Makes fd, a socket this process inherited (a forked child's from its parent, or the program exec'd with it), the
+ * process's own at its first use, through its own copy of the library with fd as the proof (the waiting is done
+ * there): a listener, joined (norman_inherit_listener: a listener of its own on the port, in a group with the
+ * inherited one), or a TCP connection, taken up once its parent has closed its copy (norman_claim_connection). The
+ * new socket's readiness descriptor takes fd's number, and the other inherited copies of the same file (dup'd before
+ * fork or exec: the daemon knows the socket by one file) take it too. Returns the handle, or FORKED_AWAY (refused, the
+ * reason said on stderr) when it cannot be.
  */
-static int claimed(int fd)
+static int take_over(int fd, int connection)
 {
     pthread_mutex_lock(&taking_over);
-    if (!load_own_library() || atomic_load(&owner[fd]) != FORKED_AWAY || !inherited_connection[fd]) {
+    if (!load_own_library() || atomic_load(&owner[fd]) != FORKED_AWAY || !(connection ? inherited_connection[fd] : inherited_domain[fd])) {
         int now = atomic_load(&owner[fd]);
         pthread_mutex_unlock(&taking_over);
         return now;
     }
     static int same[64];
-    int sames = inherited_copies(fd, same, 1);
+    int sames = inherited_copies(fd, same, connection);
+    int domain = inherited_domain[fd];
     ENTER();
-    int connection = n_claim_connection ? n_claim_connection(fd) : -1;
-    int readiness = connection > 0 ? n_readiness_fd(connection) : -1;
+    int h = connection ? (n_claim_connection ? n_claim_connection(fd) : -1) : n_inherit_listener(domain, fd, 1);
+    int readiness = h > 0 ? n_readiness_fd(h) : -1;
     inside = 0;
     forget_inherited(fd);
     int cloexec = LIBC(fcntl)(fd, F_GETFD) & FD_CLOEXEC;
-    if (connection <= 0 || readiness < 0 || connection >= FORKED_AWAY || LIBC(dup3)(readiness, fd, cloexec ? O_CLOEXEC : 0) < 0) {
-        fprintf(stderr, "norman run: process %d cannot take up the TCP connection it inherited at descriptor %d: %s\n", (int)getpid(), fd,
-                connection > 0 ? strerror(errno) : n_last_error());
-        if (connection > 0) {
-            ENTER();
-            n_close(connection);
+    if (h <= 0 || readiness < 0 || h >= FORKED_AWAY || LIBC(dup3)(readiness, fd, cloexec ? O_CLOEXEC : 0) < 0) {
+        fprintf(stderr, "norman run: process %d cannot %s it inherited at descriptor %d: %s\n", (int)getpid(),
+                connection ? "take up the TCP connection" : "join the listener", fd, h > 0 ? strerror(errno) : n_last_error());
+        if (h > 0) {
+            ENTER(); /* a listener nobody serves would take the connections the others could */
+            n_close(h);
             inside = 0;
         }
-        for (int i = 0; i < sames; i++)
+        for (int i = 0; i < sames; i++) /* the same file: refused as this one is */
             forget_inherited(same[i]);
         pthread_mutex_unlock(&taking_over);
         return FORKED_AWAY;
     }
-    atomic_store(&copies[connection], adopt_copies(connection, readiness, same, sames));
-    atomic_store(&nonblocking[connection], inherited_nonblocking[fd]);
-    socket_type[connection] = SOCK_STREAM;
-    opened_at[connection] = forks;
-    atomic_store_explicit(&owner[fd], connection, memory_order_release);
+    if (!connection)
+        remember_listener(h, domain); /* a child may join it in turn */
+    atomic_store(&copies[h], adopt_copies(h, readiness, same, sames));
+    atomic_store(&nonblocking[h], inherited_nonblocking[fd]);
+    socket_type[h] = SOCK_STREAM;
+    opened_at[h] = forks;
+    atomic_store_explicit(&owner[fd], h, memory_order_release);
     pthread_mutex_unlock(&taking_over);
-    return connection;
+    return h;
 }
 
 /*
- * The handle of descriptor fd for a call that uses it: where fd is a listener this process inherited (a forked child's
- * from its parent, or the program exec'd with it), a listener of the process's own on its port, joined now.
+ * The handle of descriptor fd for a call that uses it: where fd is a TCP listener or connection this process inherited
+ * and has not yet made its own, made its own now (take_over). In a forked child that has not loaded its own copy of
+ * the library, the handle is still its parent's.
  */
 static int joined(int fd, int h)
 {
     if (inside || fd < 0 || fd >= MAX_DESCRIPTORS)
         return h;
-    int parents_connection = forked_child && !child_copy && h > 0 && h < FORKED_AWAY && socket_type[h] == SOCK_STREAM && !listener_domain[h];
-    if (parents_connection || (h == FORKED_AWAY && inherited_connection[fd]))
-        return claimed(fd);
-    int parents = forked_child && !child_copy && h > 0 && h < FORKED_AWAY && listener_domain[h];
-    if (!parents && !(h == FORKED_AWAY && inherited_domain[fd]))
-        return h;
-    pthread_mutex_lock(&taking_over);
-    if (!load_own_library() || atomic_load(&owner[fd]) != FORKED_AWAY || !inherited_domain[fd]) {
-        int now = atomic_load(&owner[fd]);
-        pthread_mutex_unlock(&taking_over);
-        return now;
-    }
-    /* Other descriptors for the same inherited listener (dup'd before fork or exec) join with this one: the daemon
-     * knows the listener by one file, and the first join ends the exec'd one's wait. */
-    static int same[64];
-    int sames = inherited_copies(fd, same, 0);
-    ENTER();
-    int listener = n_inherit_listener(inherited_domain[fd], fd, 1); /* fd is the proof; the waiting is done here */
-    int readiness = listener > 0 ? n_readiness_fd(listener) : -1;
-    inside = 0;
-    int cloexec = LIBC(fcntl)(fd, F_GETFD) & FD_CLOEXEC;
-    if (listener <= 0 || readiness < 0 || listener >= FORKED_AWAY || LIBC(dup3)(readiness, fd, cloexec ? O_CLOEXEC : 0) < 0) {
-        fprintf(stderr, "norman run: process %d cannot join the listener it inherited at descriptor %d: %s\n", (int)getpid(), fd,
-                listener > 0 ? strerror(errno) : n_last_error());
-        if (listener > 0) {
-            ENTER(); /* a listener nobody serves would take the connections the others could */
-            n_close(listener);
-            inside = 0;
-        }
-        forget_inherited(fd);
-        pthread_mutex_unlock(&taking_over);
-        return FORKED_AWAY;
-    }
-    remember_listener(listener, inherited_domain[fd]); /* a child may join it in turn */
-    forget_inherited(fd);
-    atomic_store(&copies[listener], adopt_copies(listener, readiness, same, sames));
-    atomic_store(&nonblocking[listener], inherited_nonblocking[fd]);
-    socket_type[listener] = SOCK_STREAM;
-    atomic_store_explicit(&owner[fd], listener, memory_order_release);
-    pthread_mutex_unlock(&taking_over);
-    return listener;
+    int parents = forked_child && !child_copy && h > 0 && h < FORKED_AWAY && socket_type[h] == SOCK_STREAM;
+    if ((parents && !listener_domain[h]) || (h == FORKED_AWAY && inherited_connection[fd]))
+        return take_over(fd, 1);
+    if ((parents && listener_domain[h]) || (h == FORKED_AWAY && inherited_domain[fd]))
+        return take_over(fd, 0);
+    return h;
 }
 
-/* The handle of fd for a call that uses the socket (joined first where it is an inherited listener). */
+/* The handle of fd for a call that uses the socket (made the process's own first where it was inherited). */
 static int in_use(int fd) { return joined(fd, handle_of(fd)); }
 
 int listener_across_exec(int fd, int replacing, int *domain, int *nonblocking_out, int *kept)
