@@ -852,7 +852,7 @@ public sealed class NormanRunTests : IAsyncLifetime
     [NetnsFact]
     public void A_listener_passed_to_a_spawned_program_is_served_by_it_while_the_parent_lives_on()
     {
-        var peer = _host.Peer();
+        _host.Peer(); // the namespace and the daemon, before the program starts
         string program = """
             import os, socket, subprocess, sys
             if len(sys.argv) > 1:  # the spawned worker
@@ -868,9 +868,7 @@ public sealed class NormanRunTests : IAsyncLifetime
         string script = Path.Combine(_host.Directory, "spawner.py");
         File.WriteAllText(script, program);
         using var run = NormanRun("python3", "-u", script);
-        WaitForLine(run, "worker ready");
-        AssertAnswers(peer, 8211, "from the spawned worker\n");
-        WaitForLine(run, "worker exit 0");
+        AssertWorkerAnswers(run, 8211, "from the spawned worker\n", "worker exit 0");
     }
 
     /// <summary>
@@ -947,7 +945,7 @@ public sealed class NormanRunTests : IAsyncLifetime
     [NetnsFact]
     public void A_forked_worker_that_selects_on_the_listener_it_inherited_gets_the_connections()
     {
-        var peer = _host.Peer();
+        _host.Peer(); // the namespace and the daemon, before the program starts
         string server = """
             import os, select, socket, sys
             s = socket.socket()
@@ -965,9 +963,7 @@ public sealed class NormanRunTests : IAsyncLifetime
             print("worker done", status, flush=True)
             """;
         using var run = NormanRun("python3", "-u", "-c", server);
-        WaitForLine(run, "worker ready");
-        AssertAnswers(peer, 8213, "from the selecting worker\n");
-        WaitForLine(run, "worker done 0");
+        AssertWorkerAnswers(run, 8213, "from the selecting worker\n");
     }
 
     /// <summary>
@@ -977,13 +973,11 @@ public sealed class NormanRunTests : IAsyncLifetime
     [NetnsFact]
     public void A_forked_c_worker_built_fortified_that_polls_the_listener_it_inherited_gets_the_connection()
     {
-        var peer = _host.Peer();
+        _host.Peer(); // the namespace and the daemon, before the program starts
         string program = NativeArtifacts.Compile("tests/Norman.Integration.Tests/native/poll_worker.c", _host.Directory, "-O2", "-D_FORTIFY_SOURCE=2");
         Assert.Contains("__poll_chk", Host.Run("nm", "-D", program)); // the path under test
         using var run = NormanRun(program, "8215");
-        WaitForLine(run, "worker ready");
-        AssertAnswers(peer, 8215, "from the polling worker\n");
-        WaitForLine(run, "worker done 0");
+        AssertWorkerAnswers(run, 8215, "from the polling worker\n");
     }
 
     /// <summary>
@@ -1057,6 +1051,14 @@ public sealed class NormanRunTests : IAsyncLifetime
         var (code, output, errors) = peer.Try(null, "socat", "-t", "5", "-", $"TCP4:{_host.NormanAddress}:{port}");
         Assert.True(code == 0, errors);
         Assert.Equal(expected, output);
+    }
+
+    /// <summary>A worker that says "worker ready", answers the namespace's connection to <paramref name="port"/> with <paramref name="expected"/>, then says <paramref name="end"/>.</summary>
+    private void AssertWorkerAnswers(AppProcess run, int port, string expected, string end = "worker done 0")
+    {
+        WaitForLine(run, "worker ready");
+        AssertAnswers(_host.Peer(), port, expected);
+        WaitForLine(run, end);
     }
 
     private static void WaitForLine(AppProcess process, string text)
