@@ -103,11 +103,15 @@ internal static unsafe partial class Libc
     public static uint RandomUInt32()
     {
         uint value = 0;
-        while (GetRandom(&value, sizeof(uint), 0) != sizeof(uint))
+        for (int attempt = 0; attempt < 100; attempt++)
         {
-            // interrupted by a signal before the entropy pool was ready: only at boot, and it returns soon
+            if (GetRandom(&value, sizeof(uint), 0) == sizeof(uint))
+            {
+                return value;
+            }
+            // interrupted by a signal while the entropy pool was not yet ready (at boot): again, a bounded number of times
         }
-        return value;
+        return (uint)Random.Shared.NextInt64(); // getrandom refused (a seccomp filter): these values need not be secret
     }
 
     [LibraryImport("libc", EntryPoint = "eventfd", SetLastError = true)]
